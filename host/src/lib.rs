@@ -1,1 +1,12 @@
-//! (being written)
+//! qcnn's host harness: evaluates int8 models on FashionMNIST and keeps the results in a
+//! database. The binary `qcnn` (src/main.rs) is a thin CLI over these modules.
+
+pub mod cli;
+pub mod commands;
+pub mod db;
+pub mod evaluate;
+pub mod inference;
+pub mod model_file;
+pub mod predict;
+pub mod report;
+pub mod scores;

@@ -1,1 +1,6 @@
-//! (being written)
+//! qcnn-quantize: a float PyTorch checkpoint to a calibrated int8 `.qcnn` blob.
+
+pub mod architecture;
+pub mod checkpoint;
+pub mod config;
+pub mod float_model;

@@ -1,0 +1,239 @@
+//! Running a validated model: integers only, inside the caller's arena.
+
+use core::fmt;
+
+use micromath::F32Ext;
+
+use crate::arena::{self, End};
+use crate::format::QuantParams;
+use crate::model::Model;
+
+/// Why `infer` (or a `Logits` helper) refused to run. A validated model never fails
+/// otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InferError {
+    /// The image is not `model.input_len()` bytes.
+    WrongImageLength { expected: usize, found: usize },
+    /// The arena is shorter than `model.arena_len()`.
+    ArenaTooSmall { needed: usize, found: usize },
+    /// The buffer for per-class results is shorter than the number of classes.
+    OutputTooShort { needed: usize, found: usize },
+}
+
+impl fmt::Display for InferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::WrongImageLength { expected, found } => {
+                write!(f, "image has {found} bytes, the model takes {expected}")
+            }
+            Self::ArenaTooSmall { needed, found } => write!(f, "arena has {found} bytes, the model needs {needed}"),
+            Self::OutputTooShort { needed, found } => write!(f, "output buffer has {found} slots, needs {needed}"),
+        }
+    }
+}
+
+impl core::error::Error for InferError {}
+
+impl Model<'_> {
+    /// Classifies one u8 image (C,H,W order, `input_len()` bytes) using `arena`
+    /// (at least `arena_len()` bytes), and returns the int8 logits, which live in the arena.
+    pub fn infer<'b>(&self, image: &[u8], arena: &'b mut [u8]) -> Result<Logits<'b>, InferError> {
+        let expected = self.input_len();
+        if image.len() != expected {
+            return Err(InferError::WrongImageLength { expected, found: image.len() });
+        }
+        let needed = self.arena_len();
+        let too_small = InferError::ArenaTooSmall { needed, found: arena.len() };
+        let arena: &mut [i8] = bytemuck::must_cast_slice_mut(arena.get_mut(..needed).ok_or(too_small)?);
+        // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
+        for (dst, &pixel) in arena.iter_mut().zip(image) {
+            *dst = (pixel ^ 0x80) as i8;
+        }
+        let (mut end, mut len) = (End::Front, expected);
+        for layer in self.layers() {
+            let op = layer.op();
+            if !op.computes() {
+                continue;
+            }
+            let out_len = layer.output().len();
+            // Validation sized the arena for every layer, so this split always succeeds.
+            let (input, output) = arena::split(arena, end, len, out_len).ok_or(too_small)?;
+            op.run(input, output);
+            (end, len) = (end.other(), out_len);
+        }
+        let arena: &'b [i8] = arena;
+        let values = arena::tensor(arena, end, len).ok_or(too_small)?;
+        Ok(Logits { values, quant: self.output_quant() })
+    }
+}
+
+/// The int8 class scores of one inference, borrowed from the arena.
+#[derive(Clone, Copy, Debug)]
+pub struct Logits<'a> {
+    values: &'a [i8],
+    quant: QuantParams,
+}
+
+impl<'a> Logits<'a> {
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Never true for a validated model's output; here for API completeness.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The int8 logit of class `i`.
+    pub fn get(&self, i: usize) -> Option<i8> {
+        self.values.get(i).copied()
+    }
+
+    pub fn as_slice(&self) -> &'a [i8] {
+        self.values
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i8> + 'a {
+        self.values.iter().copied()
+    }
+
+    /// Scale and zero point of the logits.
+    pub fn quant(&self) -> QuantParams {
+        self.quant
+    }
+
+    /// The predicted class: the index of the largest logit, the first one on ties.
+    pub fn argmax(&self) -> usize {
+        let first_max = |(best, max), (i, &v)| if v > max { (i, v) } else { (best, max) };
+        self.values.iter().enumerate().fold((0, i8::MIN), first_max).0
+    }
+
+    /// The real value of logit `i`: `scale · (q − zero_point)`.
+    pub fn dequantize(&self, i: usize) -> Option<f32> {
+        self.get(i).map(|q| self.dequantize_value(q))
+    }
+
+    /// Class probabilities into `out[..len()]`. Floating point, off the integer hot path.
+    pub fn softmax(&self, out: &mut [f32]) -> Result<(), InferError> {
+        let too_short = InferError::OutputTooShort { needed: self.len(), found: out.len() };
+        let out = out.get_mut(..self.len()).ok_or(too_short)?;
+        // Subtracting the largest logit keeps exp() in range.
+        let max = self.iter().max().map_or(0.0, |q| self.dequantize_value(q));
+        let mut sum = 0.0;
+        for (p, q) in out.iter_mut().zip(self.iter()) {
+            // micromath on every target, so host and microcontroller agree.
+            *p = F32Ext::exp(self.dequantize_value(q) - max);
+            sum += *p;
+        }
+        // sum ≥ 1: the largest logit contributes exp(0).
+        for p in out.iter_mut() {
+            *p /= sum;
+        }
+        Ok(())
+    }
+
+    fn dequantize_value(&self, q: i8) -> f32 {
+        self.quant.scale * (f32::from(q) - f32::from(self.quant.zero_point))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_blob::Spec;
+    use crate::test_util::SplitMix;
+
+    #[test]
+    fn random_models_match_the_reference() {
+        let mut rng = SplitMix(21);
+        let mut classes_seen = [false; 2];
+        for _ in 0..300 {
+            let spec = Spec::random(&mut rng);
+            let blob = spec.to_blob();
+            let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{e}: {spec:?}"));
+            let mut arena = vec![0x5A; model.arena_len()];
+            for _ in 0..3 {
+                let image = rng.u8s(model.input_len());
+                let logits = model.infer(&image, &mut arena).unwrap();
+                let expected = spec.reference(&image);
+                assert_eq!(logits.as_slice(), &expected[..], "{spec:?}");
+                classes_seen[usize::from(logits.argmax() > 0)] = true;
+            }
+        }
+        // Predictions vary, so the comparison covered more than constant outputs.
+        assert_eq!(classes_seen, [true, true]);
+    }
+
+    /// The seed model's layout: conv 1→8 3×3 pad 1 + ReLU; conv 8→16 3×3 pad 1 + ReLU +
+    /// MaxPool 2; Flatten; Linear 3136→256 + ReLU; Linear 256→10.
+    #[test]
+    fn seed_model_round_trip_and_arena() {
+        let spec = Spec::seed(&mut SplitMix(1));
+        let blob = spec.to_blob();
+        let model = Model::from_bytes(&blob).unwrap();
+        // Conv2 reads 8×28×28 and writes 16×14×14: 6272 + 3136.
+        assert_eq!(model.arena_len(), 9408);
+        assert_eq!(model.input_len(), 784);
+        assert_eq!(model.num_classes(), 10);
+        assert_eq!(model.layers().len(), 5);
+        assert_eq!(model.macs(), 8 * 784 * 9 + 16 * 784 * 72 + 3136 * 256 + 256 * 10);
+        println!("seed-shaped blob: {} bytes, arena: {} bytes", blob.len(), model.arena_len());
+        let mut arena = [0_u8; 9408];
+        let mut rng = SplitMix(2);
+        for _ in 0..3 {
+            let image = rng.u8s(784);
+            let logits = model.infer(&image, &mut arena).unwrap();
+            assert_eq!(logits.as_slice(), &spec.reference(&image)[..]);
+        }
+    }
+
+    #[test]
+    fn bad_image_or_arena_is_refused() {
+        let spec = Spec::seed(&mut SplitMix(1));
+        let blob = spec.to_blob();
+        let model = Model::from_bytes(&blob).unwrap();
+        let mut arena = vec![0; 9408];
+        assert_eq!(
+            model.infer(&[0; 783], &mut arena).unwrap_err(),
+            InferError::WrongImageLength { expected: 784, found: 783 }
+        );
+        assert_eq!(
+            model.infer(&[0; 784], &mut arena[..9407]).unwrap_err(),
+            InferError::ArenaTooSmall { needed: 9408, found: 9407 }
+        );
+        // A larger arena works and gives the same answer.
+        let image = SplitMix(5).u8s(784);
+        let exact = model.infer(&image, &mut arena).unwrap().as_slice().to_vec();
+        let mut big = vec![0; 20_000];
+        assert_eq!(model.infer(&image, &mut big).unwrap().as_slice(), &exact[..]);
+    }
+
+    fn logits(values: &[i8], scale: f32, zero_point: i8) -> Logits<'_> {
+        Logits { values, quant: QuantParams { scale, zero_point } }
+    }
+
+    #[test]
+    fn logits_helpers() {
+        let l = logits(&[-3, 7, 7, -128], 0.5, -1);
+        assert_eq!(l.len(), 4);
+        assert_eq!(l.argmax(), 1, "first max wins");
+        assert_eq!(logits(&[-128, -128], 1.0, 0).argmax(), 0);
+        assert_eq!(l.get(1), Some(7));
+        assert_eq!(l.get(4), None);
+        assert_eq!(l.dequantize(0), Some(-1.0));
+        assert_eq!(l.dequantize(3), Some(-63.5));
+        assert_eq!(l.iter().collect::<Vec<_>>(), [-3, 7, 7, -128]);
+
+        let mut p = [0.0; 4];
+        l.softmax(&mut p).unwrap();
+        approx::assert_abs_diff_eq!(p.iter().sum::<f32>(), 1.0, epsilon = 1e-4);
+        // exp(0.5·(−3 − 7)) / (2 + exp(−5) + ...) relative to the maxima.
+        approx::assert_abs_diff_eq!(p[1], p[2]);
+        approx::assert_relative_eq!(p[0] / p[1], (-5.0_f32).exp(), max_relative = 1e-3);
+        assert!(p[3] < 1e-20);
+        assert_eq!(
+            l.softmax(&mut [0.0; 3]).unwrap_err(),
+            InferError::OutputTooShort { needed: 4, found: 3 }
+        );
+    }
+}

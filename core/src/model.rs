@@ -1,0 +1,509 @@
+//! A validated model. [`Model::from_bytes`] checks the whole blob once (integrity, every
+//! shape, every section, every parameter range), keeping borrowed views of the weights, so
+//! inference never checks or copies anything and cannot fail on a model it was given.
+
+use core::fmt;
+
+use crate::arena;
+use crate::format::{self, CRC, Header, Layer, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section, VERSION};
+use crate::ops::conv2d::Conv2dOp;
+use crate::ops::dot::MAX_DOT_LEN;
+use crate::ops::linear::LinearOp;
+use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
+use crate::ops::{Channels, Op};
+use crate::quant::SHIFT_RANGE;
+use crate::shape::{MAX_TENSOR_LEN, MapShape, TensorShape};
+
+/// The data-section arrays of a layer, to say which one is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SectionKind {
+    Weights,
+    Bias,
+    Multiplier,
+    Shift,
+    WeightScales,
+}
+
+/// Why a blob was rejected. `layer` is the 0-based index in the header's layer list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelError {
+    /// Shorter than the prefix plus the CRC.
+    TooShort { len: usize },
+    BadMagic,
+    UnsupportedVersion { found: u16 },
+    UnknownFlags { found: u16 },
+    CrcMismatch { stored: u32, computed: u32 },
+    /// The header length runs past the end of the blob.
+    HeaderOutOfBounds { header_len: u32 },
+    /// postcard could not decode the header (this includes more than `MAX_LAYERS` layers).
+    HeaderDecode,
+    /// The header decoded without using all of its declared length.
+    HeaderTrailingBytes,
+    /// The alignment padding after the header is not zero.
+    NonZeroPadding,
+    /// The header's `data_len` is not the number of bytes between header and CRC.
+    DataLength { header: u32, actual: usize },
+    /// The input shape has a zero dimension.
+    EmptyInput,
+    /// The input holds more than `shape::MAX_TENSOR_LEN` bytes.
+    InputTooLarge,
+    NoLayers,
+    /// Conv2d, MaxPool2d or Flatten got a vector (e.g. after Flatten or Linear).
+    NeedsMap { layer: usize },
+    /// Linear got a C×H×W map: a Flatten is missing.
+    NeedsVector { layer: usize },
+    /// Conv2d's `in_channels` differs from the incoming channels.
+    ChannelMismatch { layer: usize, expected: usize, found: u16 },
+    /// Linear's `in_features` differs from the incoming vector length.
+    FeatureMismatch { layer: usize, expected: usize, found: u32 },
+    /// Conv2d kernel is even (or 0).
+    BadKernel { layer: usize },
+    /// Conv2d stride is not 1 or 2.
+    BadStride { layer: usize },
+    /// A pool's kernel or stride is 0.
+    BadPool { layer: usize },
+    /// The layer's output would have a zero dimension (kernel or window larger than the
+    /// input, or no output channels).
+    EmptyOutput { layer: usize },
+    /// The layer's output holds more than `shape::MAX_TENSOR_LEN` bytes, or another size
+    /// computed for it overflows `usize`.
+    TooLarge { layer: usize },
+    /// One output needs a dot product longer than `ops::dot::MAX_DOT_LEN`, which could
+    /// overflow the i32 accumulator.
+    DotTooLong { layer: usize },
+    SectionLength { layer: usize, section: SectionKind },
+    SectionOutOfBounds { layer: usize, section: SectionKind },
+    /// An i32 or f32 section does not start at a multiple of 4 from the data section.
+    SectionMisaligned { layer: usize, section: SectionKind },
+    /// A weight is −128 (weights are symmetric, −127..=127).
+    WeightOutOfRange { layer: usize },
+    NegativeMultiplier { layer: usize },
+    /// A shift is outside −31..=30.
+    ShiftOutOfRange { layer: usize },
+    /// The output scale is not finite and positive.
+    BadOutputScale { layer: usize },
+    /// A weight scale is not finite and positive.
+    BadWeightScale { layer: usize },
+    /// The last layer yields a map, not a vector of class scores.
+    OutputNotVector,
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ModelError::*;
+        match *self {
+            TooShort { len } => write!(f, "blob of {len} bytes is too short to be a model"),
+            BadMagic => f.write_str("not a qcnn model (bad magic)"),
+            UnsupportedVersion { found } => write!(f, "unsupported format version {found} (expected {VERSION})"),
+            UnknownFlags { found } => write!(f, "unknown flags {found:#06x}"),
+            CrcMismatch { stored, computed } => {
+                write!(f, "CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt blob)")
+            }
+            HeaderOutOfBounds { header_len } => write!(f, "header length {header_len} runs past the end"),
+            HeaderDecode => f.write_str("header cannot be decoded (or has too many layers)"),
+            HeaderTrailingBytes => f.write_str("header has trailing bytes"),
+            NonZeroPadding => f.write_str("padding after the header is not zero"),
+            DataLength { header, actual } => write!(f, "header says {header} data bytes, blob has {actual}"),
+            EmptyInput => f.write_str("input shape has a zero dimension"),
+            InputTooLarge => write!(f, "input is larger than {MAX_TENSOR_LEN} bytes"),
+            NoLayers => f.write_str("model has no layers"),
+            NeedsMap { layer } => write!(f, "layer {layer} needs a C×H×W map but gets a vector"),
+            NeedsVector { layer } => write!(f, "layer {layer} is Linear but gets a map (missing Flatten)"),
+            ChannelMismatch { layer, expected, found } => {
+                write!(f, "layer {layer} takes {found} channels but gets {expected}")
+            }
+            FeatureMismatch { layer, expected, found } => {
+                write!(f, "layer {layer} takes {found} features but gets {expected}")
+            }
+            BadKernel { layer } => write!(f, "layer {layer}: conv kernel must be odd"),
+            BadStride { layer } => write!(f, "layer {layer}: conv stride must be 1 or 2"),
+            BadPool { layer } => write!(f, "layer {layer}: pool kernel and stride must be at least 1"),
+            EmptyOutput { layer } => write!(f, "layer {layer} would produce an empty output"),
+            TooLarge { layer } => write!(f, "layer {layer}: output larger than {MAX_TENSOR_LEN} bytes"),
+            DotTooLong { layer } => write!(f, "layer {layer}: more than {MAX_DOT_LEN} inputs per output"),
+            SectionLength { layer, section } => write!(f, "layer {layer}: {section:?} section has the wrong length"),
+            SectionOutOfBounds { layer, section } => {
+                write!(f, "layer {layer}: {section:?} section lies outside the data")
+            }
+            SectionMisaligned { layer, section } => {
+                write!(f, "layer {layer}: {section:?} section is not 4-byte aligned")
+            }
+            WeightOutOfRange { layer } => write!(f, "layer {layer}: a weight is -128 (allowed: -127..=127)"),
+            NegativeMultiplier { layer } => write!(f, "layer {layer}: a requantization multiplier is negative"),
+            ShiftOutOfRange { layer } => write!(f, "layer {layer}: a requantization shift is outside -31..=30"),
+            BadOutputScale { layer } => write!(f, "layer {layer}: output scale is not finite and positive"),
+            BadWeightScale { layer } => write!(f, "layer {layer}: a weight scale is not finite and positive"),
+            OutputNotVector => f.write_str("the last layer does not produce a vector"),
+        }
+    }
+}
+
+impl core::error::Error for ModelError {}
+
+/// What a layer computes, for reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    Conv2d { kernel: u8, stride: u8, padding: u8, relu: bool, pool: Option<Pool> },
+    MaxPool2d(Pool),
+    Flatten,
+    Linear { relu: bool },
+}
+
+/// One validated layer.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckedLayer<'a> {
+    op: Op<'a>,
+    kind: LayerKind,
+    input: TensorShape,
+    output: TensorShape,
+    output_quant: QuantParams,
+    macs: u64,
+}
+
+impl<'a> CheckedLayer<'a> {
+    pub fn kind(&self) -> LayerKind {
+        self.kind
+    }
+
+    pub fn input(&self) -> TensorShape {
+        self.input
+    }
+
+    pub fn output(&self) -> TensorShape {
+        self.output
+    }
+
+    /// Scale and zero point of this layer's int8 output.
+    pub fn output_quant(&self) -> QuantParams {
+        self.output_quant
+    }
+
+    /// Multiply-accumulates per inference (a fused pool's window counted once per conv output).
+    pub fn macs(&self) -> u64 {
+        self.macs
+    }
+
+    pub(crate) fn op(&self) -> &Op<'a> {
+        &self.op
+    }
+}
+
+/// A model ready to run, borrowing its weights from the blob.
+#[derive(Clone, Debug)]
+pub struct Model<'a> {
+    input: MapShape,
+    layers: heapless::Vec<CheckedLayer<'a>, { format::MAX_LAYERS }>,
+    arena_len: usize,
+    num_classes: usize,
+    output_quant: QuantParams,
+}
+
+impl<'a> Model<'a> {
+    /// Validates `blob` completely and keeps views into it; nothing is copied.
+    pub fn from_bytes(blob: &'a [u8]) -> Result<Self, ModelError> {
+        let (header, data) = parse(blob)?;
+        let input = MapShape { c: header.input.c.into(), h: header.input.h.into(), w: header.input.w.into() };
+        if input.c == 0 || input.h == 0 || input.w == 0 {
+            return Err(ModelError::EmptyInput);
+        }
+        let input_len = input.checked_len().ok_or(ModelError::InputTooLarge)?;
+        if header.layers.is_empty() {
+            return Err(ModelError::NoLayers);
+        }
+        let mut builder = Builder {
+            data,
+            index: 0,
+            shape: TensorShape::Map(input),
+            quant: QuantParams { scale: format::INPUT_SCALE, zero_point: format::INPUT_ZERO_POINT },
+        };
+        let mut layers = heapless::Vec::new();
+        let mut arena_len = input_len;
+        for (index, layer) in header.layers.iter().enumerate() {
+            builder.index = index;
+            let checked = builder.layer(layer)?;
+            if checked.op.computes() {
+                let need = arena::layer_need(checked.input.len(), checked.output.len())
+                    .ok_or(ModelError::TooLarge { layer: index })?;
+                arena_len = arena_len.max(need);
+            }
+            // Cannot fail: the header's list has the same capacity.
+            layers.push(checked).map_err(|_| ModelError::HeaderDecode)?;
+        }
+        let TensorShape::Vector(num_classes) = builder.shape else {
+            return Err(ModelError::OutputNotVector);
+        };
+        Ok(Self { input, layers, arena_len, num_classes, output_quant: builder.quant })
+    }
+
+    /// Bytes of arena `infer` needs.
+    pub fn arena_len(&self) -> usize {
+        self.arena_len
+    }
+
+    /// The input image's shape; the image is `c·h·w` u8 pixels in C,H,W order.
+    pub fn input_shape(&self) -> MapShape {
+        self.input
+    }
+
+    /// Bytes in one input image.
+    pub fn input_len(&self) -> usize {
+        TensorShape::Map(self.input).len()
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    pub fn layers(&self) -> &[CheckedLayer<'a>] {
+        &self.layers
+    }
+
+    /// Scale and zero point of the int8 logits.
+    pub fn output_quant(&self) -> QuantParams {
+        self.output_quant
+    }
+
+    /// Multiply-accumulates per inference.
+    pub fn macs(&self) -> u64 {
+        self.layers.iter().fold(0, |sum, l| sum.saturating_add(l.macs))
+    }
+
+}
+
+/// Checks the framing (prefix, CRC, header, padding, data length) and decodes the header.
+fn parse(blob: &[u8]) -> Result<(Header, &[u8]), ModelError> {
+    let too_short = ModelError::TooShort { len: blob.len() };
+    let (body, crc) = blob.split_last_chunk::<{ format::CRC_LEN }>().ok_or(too_short)?;
+    let (prefix, rest) = body.split_first_chunk::<PREFIX_LEN>().ok_or(too_short)?;
+    let [m0, m1, m2, m3, v0, v1, f0, f1, h0, h1, h2, h3] = *prefix;
+    if [m0, m1, m2, m3] != MAGIC {
+        return Err(ModelError::BadMagic);
+    }
+    let version = u16::from_le_bytes([v0, v1]);
+    if version != VERSION {
+        return Err(ModelError::UnsupportedVersion { found: version });
+    }
+    let flags = u16::from_le_bytes([f0, f1]);
+    if flags != 0 {
+        return Err(ModelError::UnknownFlags { found: flags });
+    }
+    let stored = u32::from_le_bytes(*crc);
+    let computed = CRC.checksum(body);
+    if stored != computed {
+        return Err(ModelError::CrcMismatch { stored, computed });
+    }
+    let header_len = u32::from_le_bytes([h0, h1, h2, h3]);
+    let out_of_bounds = ModelError::HeaderOutOfBounds { header_len };
+    let (header_bytes, _) = rest.split_at_checked(to_usize(header_len)).ok_or(out_of_bounds)?;
+    let (header, unused) =
+        postcard::take_from_bytes::<Header>(header_bytes).map_err(|_| ModelError::HeaderDecode)?;
+    if !unused.is_empty() {
+        return Err(ModelError::HeaderTrailingBytes);
+    }
+    let data_start = format::data_offset(header_bytes.len());
+    let data = body.get(data_start..).unwrap_or_default();
+    if data.len() != to_usize(header.data_len) {
+        return Err(ModelError::DataLength { header: header.data_len, actual: data.len() });
+    }
+    let padding = body.get(PREFIX_LEN + header_bytes.len()..data_start).unwrap_or_default();
+    if padding.iter().any(|&b| b != 0) {
+        return Err(ModelError::NonZeroPadding);
+    }
+    Ok((header, data))
+}
+
+/// Lossless on the 32- and 64-bit targets we build for; saturates elsewhere so that bounds
+/// checks fail instead of wrapping.
+fn to_usize(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn valid_scale(scale: f32) -> bool {
+    scale.is_finite() && scale > 0.0
+}
+
+/// Walks the layer list, tracking the tensor between layers.
+struct Builder<'a> {
+    data: &'a [u8],
+    index: usize,
+    shape: TensorShape,
+    quant: QuantParams,
+}
+
+impl<'a> Builder<'a> {
+    fn layer(&mut self, layer: &Layer) -> Result<CheckedLayer<'a>, ModelError> {
+        let input = self.shape;
+        let (op, kind, output, macs) = match layer {
+            Layer::Conv2d(conv) => self.conv2d(conv)?,
+            Layer::MaxPool2d(pool) => self.maxpool2d(*pool)?,
+            Layer::Flatten => {
+                let map = self.map()?;
+                (Op::Flatten, LayerKind::Flatten, TensorShape::Vector(TensorShape::Map(map).len()), 0)
+            }
+            Layer::Linear(linear) => self.linear(linear)?,
+        };
+        self.shape = output;
+        Ok(CheckedLayer { op, kind, input, output, output_quant: self.quant, macs })
+    }
+
+    fn conv2d(&mut self, conv: &format::Conv2d) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+        let layer = self.index;
+        let input = self.map()?;
+        if usize::from(conv.in_channels) != input.c {
+            return Err(ModelError::ChannelMismatch { layer, expected: input.c, found: conv.in_channels });
+        }
+        if conv.kernel % 2 == 0 {
+            return Err(ModelError::BadKernel { layer });
+        }
+        if !(1..=2).contains(&conv.stride) {
+            return Err(ModelError::BadStride { layer });
+        }
+        let pool = match conv.pool {
+            Some(pool) => self.window(pool)?,
+            None => PoolWindow::IDENTITY,
+        };
+        let (kernel, stride, padding) = (usize::from(conv.kernel), usize::from(conv.stride), usize::from(conv.padding));
+        let empty = ModelError::EmptyOutput { layer };
+        let conv_len = |n: usize| Some((n + 2 * padding).checked_sub(kernel)? / stride + 1);
+        let (conv_h, conv_w) = (conv_len(input.h).ok_or(empty)?, conv_len(input.w).ok_or(empty)?);
+        let output = MapShape {
+            c: usize::from(conv.out_channels),
+            h: pool.output_len(conv_h).ok_or(empty)?,
+            w: pool.output_len(conv_w).ok_or(empty)?,
+        };
+        if output.c == 0 {
+            return Err(empty);
+        }
+        let too_large = ModelError::TooLarge { layer };
+        output.checked_len().ok_or(too_large)?;
+        let per_output = input.c.checked_mul(kernel * kernel).ok_or(too_large)?;
+        if per_output > MAX_DOT_LEN {
+            return Err(ModelError::DotTooLong { layer });
+        }
+        let weights = self.weights(conv.weights, output.c.checked_mul(per_output).ok_or(too_large)?)?;
+        let channels = self.channels(&conv.requant, output.c, conv.relu)?;
+        let op = Conv2dOp {
+            input,
+            output,
+            kernel,
+            stride,
+            padding,
+            pool,
+            weights,
+            channels,
+            input_zero_point: self.quant.zero_point,
+        };
+        self.quant = conv.requant.output;
+        let macs = [output.c, conv_h, conv_w, per_output].iter().fold(1_u64, |p, &n| p.saturating_mul(n as u64));
+        let kind = LayerKind::Conv2d {
+            kernel: conv.kernel,
+            stride: conv.stride,
+            padding: conv.padding,
+            relu: conv.relu,
+            pool: conv.pool,
+        };
+        Ok((Op::Conv2d(op), kind, TensorShape::Map(output), macs))
+    }
+
+    fn maxpool2d(&mut self, pool: Pool) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+        let input = self.map()?;
+        let window = self.window(pool)?;
+        let empty = ModelError::EmptyOutput { layer: self.index };
+        let output = MapShape {
+            c: input.c,
+            h: window.output_len(input.h).ok_or(empty)?,
+            w: window.output_len(input.w).ok_or(empty)?,
+        };
+        let op = MaxPool2dOp { input, output, window };
+        Ok((Op::MaxPool2d(op), LayerKind::MaxPool2d(pool), TensorShape::Map(output), 0))
+    }
+
+    fn linear(&mut self, linear: &format::Linear) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+        let layer = self.index;
+        let TensorShape::Vector(in_features) = self.shape else {
+            return Err(ModelError::NeedsVector { layer });
+        };
+        if to_usize(linear.in_features) != in_features {
+            return Err(ModelError::FeatureMismatch { layer, expected: in_features, found: linear.in_features });
+        }
+        let out_features = to_usize(linear.out_features);
+        if out_features == 0 {
+            return Err(ModelError::EmptyOutput { layer });
+        }
+        if out_features > MAX_TENSOR_LEN {
+            return Err(ModelError::TooLarge { layer });
+        }
+        if in_features > MAX_DOT_LEN {
+            return Err(ModelError::DotTooLong { layer });
+        }
+        let count = out_features.checked_mul(in_features).ok_or(ModelError::TooLarge { layer })?;
+        let weights = self.weights(linear.weights, count)?;
+        let channels = self.channels(&linear.requant, out_features, linear.relu)?;
+        self.quant = linear.requant.output;
+        let op = LinearOp { in_features, weights, channels };
+        let kind = LayerKind::Linear { relu: linear.relu };
+        Ok((Op::Linear(op), kind, TensorShape::Vector(out_features), count as u64))
+    }
+
+    fn map(&self) -> Result<MapShape, ModelError> {
+        match self.shape {
+            TensorShape::Map(map) => Ok(map),
+            TensorShape::Vector(_) => Err(ModelError::NeedsMap { layer: self.index }),
+        }
+    }
+
+    fn window(&self, pool: Pool) -> Result<PoolWindow, ModelError> {
+        if pool.kernel == 0 || pool.stride == 0 {
+            return Err(ModelError::BadPool { layer: self.index });
+        }
+        Ok(PoolWindow { kernel: pool.kernel.into(), stride: pool.stride.into() })
+    }
+
+    fn weights(&self, section: Section, count: usize) -> Result<&'a [i8], ModelError> {
+        let weights: &[i8] = bytemuck::must_cast_slice(self.section(section, count, 1, SectionKind::Weights)?);
+        if weights.contains(&i8::MIN) {
+            return Err(ModelError::WeightOutOfRange { layer: self.index });
+        }
+        Ok(weights)
+    }
+
+    fn channels(&self, requant: &Requant, count: usize, relu: bool) -> Result<Channels<'a>, ModelError> {
+        let layer = self.index;
+        let words = |section, kind| Ok(self.section(section, count, 4, kind)?.as_chunks::<4>().0);
+        let bias = words(requant.bias, SectionKind::Bias)?;
+        let multiplier = words(requant.multiplier, SectionKind::Multiplier)?;
+        if multiplier.iter().any(|m| i32::from_le_bytes(*m) < 0) {
+            return Err(ModelError::NegativeMultiplier { layer });
+        }
+        let shift: &[i8] = bytemuck::must_cast_slice(self.section(requant.shift, count, 1, SectionKind::Shift)?);
+        if shift.iter().any(|s| !SHIFT_RANGE.contains(s)) {
+            return Err(ModelError::ShiftOutOfRange { layer });
+        }
+        let weight_scales = words(requant.weight_scales, SectionKind::WeightScales)?;
+        if !weight_scales.iter().all(|s| valid_scale(f32::from_le_bytes(*s))) {
+            return Err(ModelError::BadWeightScale { layer });
+        }
+        if !valid_scale(requant.output.scale) {
+            return Err(ModelError::BadOutputScale { layer });
+        }
+        Ok(Channels { bias, multiplier, shift, zero_point: requant.output.zero_point, relu })
+    }
+
+    /// The bytes of `section`, which must hold `count` elements of `size` bytes, lie inside
+    /// the data, and (for 4-byte elements) start 4-aligned.
+    fn section(&self, section: Section, count: usize, size: usize, kind: SectionKind) -> Result<&'a [u8], ModelError> {
+        let layer = self.index;
+        if count.checked_mul(size) != Some(to_usize(section.len)) {
+            return Err(ModelError::SectionLength { layer, section: kind });
+        }
+        let start = to_usize(section.offset);
+        let bytes = start
+            .checked_add(to_usize(section.len))
+            .and_then(|end| self.data.get(start..end))
+            .ok_or(ModelError::SectionOutOfBounds { layer, section: kind })?;
+        if start % size != 0 {
+            return Err(ModelError::SectionMisaligned { layer, section: kind });
+        }
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,217 @@
+//! Conv2d: any channel counts, odd square kernels, zero-point padding, stride 1 or 2, with
+//! ReLU and MaxPool optionally fused.
+//!
+//! With a fused pool, each pooled output is the max of the requantized conv outputs in its
+//! window, computed on the spot, so the unpooled map is never stored. Requantize-then-max is
+//! kept (rather than max of accumulators) because the requantizer's pre-shift may wrap, so it
+//! is not guaranteed monotone.
+
+use super::dot::{dot, dot_constant};
+use super::maxpool2d::PoolWindow;
+use super::{Channels, rows, rows_mut};
+use crate::shape::MapShape;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conv2dOp<'a> {
+    pub input: MapShape,
+    /// After the fused pool, if any.
+    pub output: MapShape,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    /// [`PoolWindow::IDENTITY`] when no pool is fused.
+    pub pool: PoolWindow,
+    /// OIHW, PyTorch's layout.
+    pub weights: &'a [i8],
+    pub channels: Channels<'a>,
+    /// Padding holds this value: the real 0 of the input.
+    pub input_zero_point: i8,
+}
+
+impl Conv2dOp<'_> {
+    pub fn run(&self, input: &[i8], output: &mut [i8]) {
+        let per_output = self.input.c * self.kernel * self.kernel;
+        let outputs = rows(self.weights, per_output)
+            .zip(self.channels.iter())
+            .zip(rows_mut(output, self.output.plane()));
+        for ((weights, (bias, requant)), out_plane) in outputs {
+            for (py, out_row) in rows_mut(out_plane, self.output.w).enumerate() {
+                for (px, out) in out_row.iter_mut().enumerate() {
+                    *out = self
+                        .pool
+                        .positions(py, px)
+                        .map(|(y, x)| requant.apply(bias.wrapping_add(self.accumulate(weights, input, y, x))))
+                        .max()
+                        .unwrap_or(i8::MIN);
+                }
+            }
+        }
+    }
+
+    /// `Σ w·x` for the conv output at `(y, x)` of one output channel, whose weights are
+    /// `weights` (C×K×K).
+    #[inline]
+    fn accumulate(&self, weights: &[i8], input: &[i8], y: usize, x: usize) -> i32 {
+        let k = self.kernel;
+        let MapShape { h, w, .. } = self.input;
+        // Input coordinates of the window's top-left corner; negative inside the padding.
+        let top = (y * self.stride) as isize - self.padding as isize;
+        let left = (x * self.stride) as isize - self.padding as isize;
+        let mut acc = 0_i32;
+        for (w_channel, x_channel) in rows(weights, k * k).zip(rows(input, self.input.plane())) {
+            for (ky, w_row) in rows(w_channel, k).enumerate() {
+                let x_row = usize::try_from(top + ky as isize)
+                    .ok()
+                    .filter(|&iy| iy < h)
+                    .and_then(|iy| rows(x_channel, w).nth(iy));
+                let row_sum = match x_row {
+                    Some(x_row) => self.row_dot(w_row, x_row, left),
+                    None => dot_constant(w_row, self.input_zero_point),
+                };
+                acc = acc.wrapping_add(row_sum);
+            }
+        }
+        acc
+    }
+
+    /// One kernel row against one input row starting at column `left`.
+    #[inline]
+    fn row_dot(&self, w_row: &[i8], x_row: &[i8], left: isize) -> i32 {
+        let inside = usize::try_from(left).ok().and_then(|l| x_row.get(l..l + w_row.len()));
+        match inside {
+            Some(x) => dot(w_row, x),
+            // The row overlaps the left or right padding.
+            None => w_row.iter().enumerate().fold(0_i32, |acc, (kx, &wv)| {
+                let xv = usize::try_from(left + kx as isize)
+                    .ok()
+                    .and_then(|ix| x_row.get(ix).copied())
+                    .unwrap_or(self.input_zero_point);
+                acc.wrapping_add(i32::from(wv) * i32::from(xv))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::{self, ChannelData};
+    use crate::test_util::SplitMix;
+
+    struct Case {
+        input: MapShape,
+        conv: reference::Conv,
+        weights: Vec<i8>,
+        data: ChannelData,
+    }
+
+    impl Case {
+        fn op(&self) -> Conv2dOp<'_> {
+            let pool = PoolWindow { kernel: self.conv.pool.0, stride: self.conv.pool.1 };
+            let output = MapShape {
+                c: self.data.len(),
+                h: pool.output_len(self.conv.conv_len(self.input.h)).unwrap(),
+                w: pool.output_len(self.conv.conv_len(self.input.w)).unwrap(),
+            };
+            Conv2dOp {
+                input: self.input,
+                output,
+                kernel: self.conv.kernel,
+                stride: self.conv.stride,
+                padding: self.conv.padding,
+                pool,
+                weights: &self.weights,
+                channels: self.data.channels(),
+                input_zero_point: self.conv.input_zero_point,
+            }
+        }
+
+        fn run(&self, input: &[i8]) -> Vec<i8> {
+            let op = self.op();
+            let mut out = vec![0x55; op.output.c * op.output.plane()];
+            op.run(input, &mut out);
+            out
+        }
+
+        fn reference(&self, input: &[i8]) -> Vec<i8> {
+            let (shape, out) = reference::conv2d(self.input, input, &self.conv, &self.weights, &self.data);
+            assert_eq!(shape, self.op().output);
+            out
+        }
+    }
+
+    fn identity_channels(n: usize, zero_point: i8, relu: bool) -> ChannelData {
+        // Multiplier 2^30 with shift 1 is exactly ×1.
+        ChannelData::new(vec![0; n], vec![1 << 30; n], vec![1; n], zero_point, relu)
+    }
+
+    #[test]
+    fn hand_worked_3x3_padding_uses_zero_point() {
+        // 1×2×2 input, one 3×3 all-ones kernel, padding 1, input zero point −1: every output
+        // sums the whole input plus (9 − 4) padding cells of −1.
+        let case = Case {
+            input: MapShape { c: 1, h: 2, w: 2 },
+            conv: reference::Conv { kernel: 3, stride: 1, padding: 1, pool: (1, 1), input_zero_point: -1 },
+            weights: vec![1; 9],
+            data: identity_channels(1, 0, false),
+        };
+        let out = case.run(&[1, 2, 3, 4]);
+        assert_eq!(out, [10 - 5; 4]);
+        assert_eq!(out, case.reference(&[1, 2, 3, 4]));
+    }
+
+    #[test]
+    fn hand_worked_two_channels_relu_pool_and_stride2() {
+        // 2×3×3 input, a 1×1 kernel mixing channels as (a − b), then ReLU with output zero
+        // point 0 and a 2×2 max pool.
+        #[rustfmt::skip]
+        let input = [
+            5, 1, 0,   2, 9, 3,   0, 0, 7,
+            1, 1, 1,   1, 1, 1,   1, 1, 1,
+        ];
+        let conv = reference::Conv { kernel: 1, stride: 1, padding: 0, pool: (2, 2), input_zero_point: 0 };
+        let case = Case {
+            input: MapShape { c: 2, h: 3, w: 3 },
+            conv,
+            weights: vec![1, -1],
+            data: identity_channels(1, 0, true),
+        };
+        // a − b = [4, 0, −1, 1, 8, 2, −1, −1, 6]; ReLU; max of the top-left 2×2 = 8.
+        assert_eq!(case.run(&input), [8]);
+        // Stride 2 without pooling samples the four corners.
+        let case = Case { conv: reference::Conv { stride: 2, pool: (1, 1), ..conv }, ..case };
+        assert_eq!(case.run(&input), [4, 0, 0, 6]);
+    }
+
+    #[test]
+    fn randomized_against_reference() {
+        let mut rng = SplitMix(3);
+        let mut nonsaturated = 0;
+        for _ in 0..400 {
+            let kernel = [1, 3, 5][rng.below(3)];
+            let padding = rng.below(3);
+            let stride = rng.below(2) + 1;
+            let pool = match rng.below(3) {
+                0 => (2, 2),
+                1 => (rng.below(3) + 1, rng.below(3) + 1),
+                _ => (1, 1),
+            };
+            // Big enough for the kernel and the pool window.
+            let min = (kernel + pool.0 * stride).saturating_sub(2 * padding).max(1);
+            let input = MapShape { c: rng.below(4) + 1, h: min + rng.below(6), w: min + rng.below(6) };
+            let out_channels = rng.below(5) + 1;
+            let case = Case {
+                input,
+                conv: reference::Conv { kernel, stride, padding, pool, input_zero_point: rng.next() as i8 },
+                weights: rng.weights(out_channels * input.c * kernel * kernel),
+                data: ChannelData::random(&mut rng, out_channels),
+            };
+            let x = rng.i8s(input.c * input.plane());
+            let out = case.run(&x);
+            assert_eq!(out, case.reference(&x), "{:?} {input:?}", case.conv);
+            nonsaturated += out.iter().filter(|&&v| v != 127 && v != -128).count();
+        }
+        // The data must exercise the arithmetic, not only the clamps.
+        assert!(nonsaturated > 1000, "{nonsaturated}");
+    }
+}

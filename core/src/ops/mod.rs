@@ -1,0 +1,80 @@
+//! The operators, one file each. They run on a validated model only: every shape, slice
+//! length and parameter was checked by `Model::from_bytes`, and the kernels are written with
+//! iterators and checked slicing so that even inconsistent parameters yield wrong numbers,
+//! never a panic.
+//!
+//! Flatten has no kernel: activations are stored C,H,W-contiguous, which is exactly
+//! PyTorch's `flatten(1)` order, so flattening a map only relabels its shape.
+
+pub mod conv2d;
+pub mod dot;
+pub mod linear;
+pub mod maxpool2d;
+
+use core::slice::{ChunksExact, ChunksExactMut};
+
+use crate::quant::Requantizer;
+
+/// Per-output-channel bias and requantization, read straight from the blob.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Channels<'a> {
+    pub bias: &'a [[u8; 4]],
+    pub multiplier: &'a [[u8; 4]],
+    pub shift: &'a [i8],
+    pub zero_point: i8,
+    pub relu: bool,
+}
+
+impl<'a> Channels<'a> {
+    /// `(bias, requantizer)` for every output channel, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (i32, Requantizer)> + 'a {
+        let (zero_point, relu) = (self.zero_point, self.relu);
+        self.bias
+            .iter()
+            .zip(self.multiplier)
+            .zip(self.shift)
+            .map(move |((bias, multiplier), &shift)| {
+                let requant = Requantizer::new(i32::from_le_bytes(*multiplier), shift, zero_point, relu);
+                (i32::from_le_bytes(*bias), requant)
+            })
+    }
+}
+
+/// `chunks_exact` with a size that is never 0 (validated models have no empty
+/// dimension), so the compiler can drop the zero-size panic.
+#[inline]
+fn rows(s: &[i8], n: usize) -> ChunksExact<'_, i8> {
+    s.chunks_exact(n.max(1))
+}
+
+#[inline]
+fn rows_mut(s: &mut [i8], n: usize) -> ChunksExactMut<'_, i8> {
+    s.chunks_exact_mut(n.max(1))
+}
+
+/// One validated layer's computation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op<'a> {
+    Conv2d(conv2d::Conv2dOp<'a>),
+    MaxPool2d(maxpool2d::MaxPool2dOp),
+    /// No data movement; see the module docs.
+    Flatten,
+    Linear(linear::LinearOp<'a>),
+}
+
+impl Op<'_> {
+    /// Whether the layer produces a new tensor (Flatten does not).
+    pub fn computes(&self) -> bool {
+        !matches!(self, Self::Flatten)
+    }
+
+    pub fn run(&self, input: &[i8], output: &mut [i8]) {
+        match self {
+            Self::Conv2d(op) => op.run(input, output),
+            Self::MaxPool2d(op) => op.run(input, output),
+            Self::Flatten => {}
+            Self::Linear(op) => op.run(input, output),
+        }
+    }
+}
+

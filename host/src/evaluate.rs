@@ -1,0 +1,163 @@
+//! `qcnn evaluate`: score a model on the test set, record the result, apply the gate.
+
+use std::io::IsTerminal;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use qcnn_core::Model;
+use qcnn_dataset::FashionMnist;
+use qcnn_dataset::metrics::argmax;
+use qcnn_quantize::config::{Config, EvaluateConfig};
+use serde::Serialize;
+
+use crate::cli::{Cli, EvaluateArgs};
+use crate::commands::{open_db, path_text};
+use crate::db::{Db, NewResult};
+use crate::inference;
+use crate::model_file::{self, LoadedModel};
+use crate::report;
+use crate::scores::{Scores, Tally};
+
+/// What `qcnn evaluate --json` prints.
+#[derive(Debug, Serialize)]
+pub struct Evaluation {
+    pub model_path: String,
+    pub model_sha256: String,
+    pub samples: usize,
+    pub threads: usize,
+    /// Images per second of the int8 engine alone.
+    pub images_per_s: f64,
+    pub int8: Scores,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float: Option<Scores>,
+    /// Fraction of images where the float reference and the int8 model predict the same class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement: Option<f64>,
+    pub result_id: i64,
+    /// Where the result was recorded (no password).
+    pub database: String,
+    pub gate: Gate,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Gate {
+    pub min_accuracy: f64,
+    pub min_f1_macro: f64,
+    pub passed: bool,
+}
+
+impl Gate {
+    fn check(thresholds: &EvaluateConfig, int8: &Scores) -> Gate {
+        Gate {
+            min_accuracy: thresholds.min_accuracy,
+            min_f1_macro: thresholds.min_f1_macro,
+            passed: int8.accuracy >= thresholds.min_accuracy && int8.f1_macro >= thresholds.min_f1_macro,
+        }
+    }
+}
+
+pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> {
+    let mut db = open_db(cli, config)?;
+    let (model_path, model_id) = choose_model(&mut db, args)?;
+    let dataset = FashionMnist::load(&config.data.search_dirs(args.data_dir.as_deref()))?;
+    let LoadedModel { blob, float } = model_file::load(&model_path, config, &dataset)?;
+    let model = Model::from_bytes(&blob).with_context(|| format!("loading model {}", model_path.display()))?;
+
+    let test = &dataset.test;
+    let samples = args.limit.map_or(test.len(), |limit| limit.get().min(test.len()));
+    let threads = args
+        .threads
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+    let int8_logits = inference::run_int8(&model, test, samples, threads, &progress_bar(samples))?;
+
+    let mut int8_tally = Tally::new(model.num_classes());
+    for i in 0..samples {
+        int8_tally.add(int8_logits.dequantized(i), usize::from(test.label(i)));
+    }
+    let (float, agreement) = match float {
+        Some(float) => {
+            let images: Vec<&[u8]> = (0..samples).map(|i| test.image(i)).collect();
+            let mut tally = Tally::new(model.num_classes());
+            let mut agreeing = 0usize;
+            for (i, logits) in float.forward_all(&images).iter().enumerate() {
+                let predicted = tally.add(logits, usize::from(test.label(i)));
+                agreeing += usize::from(predicted == argmax(int8_logits.image(i)));
+            }
+            (Some(tally.scores()), Some(agreeing as f64 / samples as f64))
+        }
+        None => (None, None),
+    };
+
+    let int8 = int8_tally.scores();
+    let model_path = path_text(&model_path)?;
+    let model_sha256 = qcnn_dataset::checksum::sha256_hex(&blob);
+    let result_id = db.record(&NewResult {
+        model_id,
+        model_path: &model_path,
+        model_sha256: &model_sha256,
+        samples: samples as u64,
+        threads: threads as u64,
+        images_per_s: int8_logits.images_per_s(),
+        int8: &int8,
+        float: float.as_ref(),
+        agreement,
+    })?;
+    let evaluation = Evaluation {
+        model_path,
+        model_sha256,
+        samples,
+        threads,
+        images_per_s: int8_logits.images_per_s(),
+        gate: Gate::check(&config.evaluate, &int8),
+        int8,
+        float,
+        agreement,
+        result_id,
+        database: db.description().to_owned(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+    } else {
+        print!("{}", report::evaluation(&evaluation));
+    }
+    if evaluation.gate.passed {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("qcnn: {}", report::gate_failure(&evaluation));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `--model PATH` (linked to its model_weights row if it has one), `--model-id N`, or the
+/// newest model_weights row.
+fn choose_model(db: &mut Db, args: &EvaluateArgs) -> Result<(PathBuf, Option<i64>)> {
+    Ok(match (&args.model, args.model_id) {
+        (Some(path), _) => (path.clone(), db.model_id_for_path(&path_text(path)?)?),
+        (None, Some(id)) => {
+            let row = db.model(id)?;
+            (PathBuf::from(row.path), Some(row.id))
+        }
+        (None, None) => {
+            let row = db.newest_model()?;
+            (PathBuf::from(row.path), Some(row.id))
+        }
+    })
+}
+
+/// A bar on stderr when it is a terminal; nothing otherwise (logs, pipes, tests).
+fn progress_bar(images: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(images as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} images {per_sec}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar
+}

@@ -1,0 +1,32 @@
+//! `qcnn predict`: the int8 predictions and logits of the first test images, in the format
+//! the firmware prints, so that the two outputs can be diffed line by line.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use indicatif::ProgressBar;
+use qcnn_core::Model;
+use qcnn_dataset::FashionMnist;
+use qcnn_dataset::metrics::argmax;
+use qcnn_quantize::config::Config;
+
+use crate::cli::PredictArgs;
+use crate::inference;
+use crate::model_file;
+
+pub fn run(args: &PredictArgs, config: &Config) -> Result<()> {
+    let dataset = FashionMnist::load(&config.data.search_dirs(args.data_dir.as_deref()))?;
+    let loaded = model_file::load(&args.model, config, &dataset)?;
+    let model = Model::from_bytes(&loaded.blob)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let count = args.first.min(dataset.test.len());
+    let logits = inference::run_int8(&model, &dataset.test, count, 1, &ProgressBar::hidden())?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for i in 0..count {
+        let values = logits.image(i);
+        let text: Vec<String> = values.iter().map(i8::to_string).collect();
+        writeln!(out, "img {i} pred {} logits {}", argmax(values), text.join(" "))?;
+    }
+    out.flush()?;
+    Ok(())
+}

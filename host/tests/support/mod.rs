@@ -1,0 +1,4 @@
+//! Shared by the integration tests; each test binary uses only part of it.
+#![allow(dead_code)]
+
+pub mod postgres;

@@ -1,0 +1,451 @@
+//! The configured layer sequence with every tensor shape worked out, the parameters it expects
+//! from a checkpoint, and its grouping into the fused int8 layers the engine runs.
+
+use crate::config::{Conv2dSpec, LayerSpec, LinearSpec, ModelConfig, PoolSpec};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArchitectureError {
+    #[error("the model has no layers")]
+    Empty,
+    #[error("model.input: every dimension must be at least 1")]
+    EmptyInput,
+    #[error("layer {index} ({layer}): {message}")]
+    Layer {
+        index: usize,
+        layer: &'static str,
+        message: String,
+    },
+    #[error("the model ends with {actual}, expected a vector of {classes} class scores")]
+    Output { actual: Shape, classes: usize },
+    #[error("{fused} fused layers, the engine holds at most {max}")]
+    TooManyLayers { fused: usize, max: usize },
+}
+
+/// An activation: a C×H×W feature map, or a flat vector after Flatten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Map { c: usize, h: usize, w: usize },
+    Vector(usize),
+}
+
+impl Shape {
+    pub fn len(&self) -> usize {
+        match *self {
+            Shape::Map { c, h, w } => c * h * w,
+            Shape::Vector(n) => n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shape::Map { c, h, w } => write!(f, "a {c}x{h}x{w} map"),
+            Shape::Vector(n) => write!(f, "a vector of {n}"),
+        }
+    }
+}
+
+/// One layer of the sequence with its input and output shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The position in the `nn.Sequential`, which numbers its state_dict keys.
+    pub index: usize,
+    pub layer: LayerSpec,
+    pub input: Shape,
+    pub output: Shape,
+}
+
+/// A tensor the checkpoint must hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterSpec {
+    pub key: String,
+    pub shape: Vec<usize>,
+}
+
+/// A layer as the int8 engine runs it: Conv2d(+ReLU)(+MaxPool2d) and Linear(+ReLU) fused,
+/// Dropout gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FusedLayer {
+    Conv2d {
+        /// The Conv2d's step index (its parameters' key).
+        index: usize,
+        spec: Conv2dSpec,
+        relu: bool,
+        pool: Option<PoolSpec>,
+        /// The step whose output is requantized: the ReLU if fused, else the Conv2d itself.
+        /// Pooling comes after requantization, as max commutes with the monotone rounding.
+        requantized: usize,
+    },
+    MaxPool2d(PoolSpec),
+    Flatten,
+    Linear {
+        index: usize,
+        spec: LinearSpec,
+        relu: bool,
+        requantized: usize,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Architecture {
+    pub key_prefix: String,
+    pub input: Shape,
+    pub steps: Vec<Step>,
+}
+
+/// The most layers the engine's blob holds.
+pub const MAX_FUSED_LAYERS: usize = qcnn_core::format::MAX_LAYERS;
+
+impl Architecture {
+    pub fn new(model: &ModelConfig) -> Result<Architecture, ArchitectureError> {
+        let i = model.input;
+        if i.channels == 0 || i.height == 0 || i.width == 0 {
+            return Err(ArchitectureError::EmptyInput);
+        }
+        if model.layers.is_empty() {
+            return Err(ArchitectureError::Empty);
+        }
+        let input = Shape::Map {
+            c: i.channels,
+            h: i.height,
+            w: i.width,
+        };
+        let mut shape = input;
+        let mut steps = Vec::with_capacity(model.layers.len());
+        for (index, &layer) in model.layers.iter().enumerate() {
+            let output = output_shape(&layer, shape, previous_compute(&steps)).map_err(|message| {
+                ArchitectureError::Layer {
+                    index,
+                    layer: layer_name(&layer),
+                    message,
+                }
+            })?;
+            steps.push(Step {
+                index,
+                layer,
+                input: shape,
+                output,
+            });
+            shape = output;
+        }
+        if shape != Shape::Vector(model.classes) {
+            return Err(ArchitectureError::Output {
+                actual: shape,
+                classes: model.classes,
+            });
+        }
+        let architecture = Architecture {
+            key_prefix: model.key_prefix.clone(),
+            input,
+            steps,
+        };
+        let fused = architecture.fused().len();
+        if fused > MAX_FUSED_LAYERS {
+            return Err(ArchitectureError::TooManyLayers {
+                fused,
+                max: MAX_FUSED_LAYERS,
+            });
+        }
+        Ok(architecture)
+    }
+
+    pub fn output(&self) -> Shape {
+        self.steps.last().map_or(self.input, |s| s.output)
+    }
+
+    pub fn weight_key(&self, index: usize) -> String {
+        format!("{}.{index}.weight", self.key_prefix)
+    }
+
+    pub fn bias_key(&self, index: usize) -> String {
+        format!("{}.{index}.bias", self.key_prefix)
+    }
+
+    /// Every weight and bias, in layer order, with PyTorch's shapes (OIHW, `[out][in]`).
+    pub fn parameters(&self) -> Vec<ParameterSpec> {
+        let mut out = Vec::new();
+        for step in &self.steps {
+            let (weight, outputs) = match step.layer {
+                LayerSpec::Conv2d(c) => (vec![c.out_channels, c.in_channels, c.kernel, c.kernel], c.out_channels),
+                LayerSpec::Linear(l) => (vec![l.out_features, l.in_features], l.out_features),
+                _ => continue,
+            };
+            out.push(ParameterSpec {
+                key: self.weight_key(step.index),
+                shape: weight,
+            });
+            out.push(ParameterSpec {
+                key: self.bias_key(step.index),
+                shape: vec![outputs],
+            });
+        }
+        out
+    }
+
+    /// The int8 layers; every ReLU follows a Conv2d or Linear (checked in `new`), so each is fused.
+    pub fn fused(&self) -> Vec<FusedLayer> {
+        let mut fused: Vec<FusedLayer> = Vec::new();
+        for step in &self.steps {
+            match step.layer {
+                LayerSpec::Conv2d(spec) => fused.push(FusedLayer::Conv2d {
+                    index: step.index,
+                    spec,
+                    relu: false,
+                    pool: None,
+                    requantized: step.index,
+                }),
+                LayerSpec::Linear(spec) => fused.push(FusedLayer::Linear {
+                    index: step.index,
+                    spec,
+                    relu: false,
+                    requantized: step.index,
+                }),
+                LayerSpec::Relu => match fused.last_mut() {
+                    Some(
+                        FusedLayer::Conv2d {
+                            relu,
+                            pool: None,
+                            requantized,
+                            ..
+                        }
+                        | FusedLayer::Linear { relu, requantized, .. },
+                    ) => {
+                        *relu = true;
+                        *requantized = step.index;
+                    }
+                    _ => unreachable!("Architecture::new accepts ReLU only right after Conv2d or Linear"),
+                },
+                LayerSpec::MaxPool2d(spec) => match fused.last_mut() {
+                    Some(FusedLayer::Conv2d { pool: pool @ None, .. }) => *pool = Some(spec),
+                    _ => fused.push(FusedLayer::MaxPool2d(spec)),
+                },
+                LayerSpec::Flatten => fused.push(FusedLayer::Flatten),
+                LayerSpec::Dropout => {}
+            }
+        }
+        fused
+    }
+}
+
+/// The last layer that is not a Dropout (Dropout is the identity at inference).
+fn previous_compute(steps: &[Step]) -> Option<LayerSpec> {
+    steps.iter().rev().map(|s| s.layer).find(|l| *l != LayerSpec::Dropout)
+}
+
+pub fn layer_name(layer: &LayerSpec) -> &'static str {
+    match layer {
+        LayerSpec::Conv2d(_) => "conv2d",
+        LayerSpec::Relu => "relu",
+        LayerSpec::MaxPool2d(_) => "maxpool2d",
+        LayerSpec::Dropout => "dropout",
+        LayerSpec::Flatten => "flatten",
+        LayerSpec::Linear(_) => "linear",
+    }
+}
+
+/// Window positions along one axis, or an error when the window does not fit.
+fn windows(size: usize, kernel: usize, stride: usize, padding: usize) -> Result<usize, String> {
+    if kernel == 0 || stride == 0 {
+        return Err("kernel and stride must be at least 1".into());
+    }
+    let padded = size + 2 * padding;
+    if padded < kernel {
+        return Err(format!("kernel {kernel} is larger than the padded input {padded}"));
+    }
+    Ok((padded - kernel) / stride + 1)
+}
+
+fn output_shape(layer: &LayerSpec, input: Shape, previous: Option<LayerSpec>) -> Result<Shape, String> {
+    let map = |what: &str| match input {
+        Shape::Map { c, h, w } => Ok((c, h, w)),
+        Shape::Vector(_) => Err(format!("{what} needs a feature map, but gets {input} (after flatten)")),
+    };
+    match *layer {
+        LayerSpec::Conv2d(spec) => {
+            let (c, h, w) = map("conv2d")?;
+            if spec.in_channels != c {
+                return Err(format!("in {} does not match the {c} channels it gets", spec.in_channels));
+            }
+            if spec.out_channels == 0 {
+                return Err("out must be at least 1".into());
+            }
+            // The engine's kernels centre the window, which needs an odd size.
+            if spec.kernel % 2 == 0 {
+                return Err(format!("kernel {} must be odd", spec.kernel));
+            }
+            if spec.padding > spec.kernel / 2 {
+                return Err(format!("padding {} exceeds kernel/2 = {}", spec.padding, spec.kernel / 2));
+            }
+            Ok(Shape::Map {
+                c: spec.out_channels,
+                h: windows(h, spec.kernel, spec.stride, spec.padding)?,
+                w: windows(w, spec.kernel, spec.stride, spec.padding)?,
+            })
+        }
+        LayerSpec::MaxPool2d(spec) => {
+            let (c, h, w) = map("maxpool2d")?;
+            Ok(Shape::Map {
+                c,
+                h: windows(h, spec.kernel, spec.stride(), 0)?,
+                w: windows(w, spec.kernel, spec.stride(), 0)?,
+            })
+        }
+        LayerSpec::Relu => match previous {
+            Some(LayerSpec::Conv2d(_) | LayerSpec::Linear(_)) => Ok(input),
+            _ => Err("relu must follow a conv2d or linear layer (dropout between is fine), so it can be fused".into()),
+        },
+        LayerSpec::Dropout => Ok(input),
+        LayerSpec::Flatten => {
+            map("flatten")?;
+            Ok(Shape::Vector(input.len()))
+        }
+        LayerSpec::Linear(spec) => {
+            let Shape::Vector(n) = input else {
+                return Err(format!("linear needs a flat input, but gets {input}; add a flatten before it"));
+            };
+            if spec.in_features != n {
+                return Err(format!("in {} does not match the {n} features it gets", spec.in_features));
+            }
+            if spec.out_features == 0 {
+                return Err("out must be at least 1".into());
+            }
+            Ok(Shape::Vector(spec.out_features))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::InputShape;
+
+    fn model(layers: Vec<LayerSpec>, classes: usize) -> ModelConfig {
+        ModelConfig {
+            name: "t".into(),
+            input: InputShape {
+                channels: 1,
+                height: 28,
+                width: 28,
+            },
+            classes,
+            key_prefix: "layers".into(),
+            layers,
+        }
+    }
+
+    fn conv(i: usize, o: usize, k: usize, s: usize, p: usize) -> LayerSpec {
+        LayerSpec::Conv2d(Conv2dSpec {
+            in_channels: i,
+            out_channels: o,
+            kernel: k,
+            stride: s,
+            padding: p,
+        })
+    }
+
+    fn linear(i: usize, o: usize) -> LayerSpec {
+        LayerSpec::Linear(LinearSpec {
+            in_features: i,
+            out_features: o,
+        })
+    }
+
+    fn pool(k: usize) -> LayerSpec {
+        LayerSpec::MaxPool2d(PoolSpec { kernel: k, stride: None })
+    }
+
+    fn seed_model() -> ModelConfig {
+        use LayerSpec::*;
+        model(
+            vec![
+                conv(1, 8, 3, 1, 1),
+                Relu,
+                conv(8, 16, 3, 1, 1),
+                Relu,
+                pool(2),
+                Dropout,
+                Flatten,
+                linear(3136, 256),
+                Relu,
+                Dropout,
+                linear(256, 10),
+            ],
+            10,
+        )
+    }
+
+    #[test]
+    fn seed_model_shapes_parameters_and_fusion() {
+        let a = Architecture::new(&seed_model()).unwrap();
+        assert_eq!(a.steps[4].output, Shape::Map { c: 16, h: 14, w: 14 });
+        assert_eq!(a.steps[6].output, Shape::Vector(3136));
+        let p = a.parameters();
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.shape.clone())).collect();
+        assert_eq!(
+            keys,
+            [
+                ("layers.0.weight", vec![8, 1, 3, 3]),
+                ("layers.0.bias", vec![8]),
+                ("layers.2.weight", vec![16, 8, 3, 3]),
+                ("layers.2.bias", vec![16]),
+                ("layers.7.weight", vec![256, 3136]),
+                ("layers.7.bias", vec![256]),
+                ("layers.10.weight", vec![10, 256]),
+                ("layers.10.bias", vec![10]),
+            ]
+        );
+        let fused = a.fused();
+        assert_eq!(fused.len(), 5);
+        assert!(matches!(fused[0], FusedLayer::Conv2d { index: 0, relu: true, pool: None, requantized: 1, .. }));
+        assert!(matches!(fused[1], FusedLayer::Conv2d { index: 2, relu: true, pool: Some(_), requantized: 3, .. }));
+        assert_eq!(fused[2], FusedLayer::Flatten);
+        assert!(matches!(fused[3], FusedLayer::Linear { index: 7, relu: true, requantized: 8, .. }));
+        assert!(matches!(fused[4], FusedLayer::Linear { index: 10, relu: false, requantized: 10, .. }));
+    }
+
+    #[test]
+    fn strided_conv_and_standalone_pool() {
+        use LayerSpec::*;
+        let m = model(
+            vec![conv(1, 4, 5, 2, 2), Relu, pool(2), pool(1), Flatten, linear(4 * 7 * 7, 10)],
+            10,
+        );
+        let a = Architecture::new(&m).unwrap();
+        assert_eq!(a.steps[0].output, Shape::Map { c: 4, h: 14, w: 14 });
+        let fused = a.fused();
+        // The second pool cannot fuse into a conv that already pools.
+        assert!(matches!(fused[0], FusedLayer::Conv2d { pool: Some(_), .. }));
+        assert_eq!(fused[1], FusedLayer::MaxPool2d(PoolSpec { kernel: 1, stride: None }));
+    }
+
+    fn layer_error(layers: Vec<LayerSpec>) -> String {
+        Architecture::new(&model(layers, 10)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn malformed_sequences_are_explained() {
+        use LayerSpec::*;
+        assert!(layer_error(vec![conv(3, 8, 3, 1, 1)]).contains("layer 0 (conv2d): in 3 does not match the 1 channels"));
+        assert!(layer_error(vec![linear(784, 10)]).contains("add a flatten"));
+        assert!(layer_error(vec![Flatten, linear(700, 10)]).contains("in 700 does not match the 784"));
+        assert!(layer_error(vec![Relu]).contains("layer 0 (relu): relu must follow"));
+        assert!(layer_error(vec![conv(1, 2, 4, 1, 1)]).contains("must be odd"));
+        assert!(layer_error(vec![pool(29)]).contains("larger than"));
+        assert!(layer_error(vec![Flatten, pool(2)]).contains("needs a feature map"));
+        assert!(layer_error(vec![Flatten, linear(784, 9)]).contains("expected a vector of 10"));
+        assert_eq!(Architecture::new(&model(vec![], 10)).unwrap_err(), ArchitectureError::Empty);
+        let many: Vec<_> = std::iter::once(Flatten)
+            .chain(std::iter::once(linear(784, 10)))
+            .chain((0..16).map(|_| linear(10, 10)))
+            .collect();
+        assert!(matches!(
+            Architecture::new(&model(many, 10)),
+            Err(ArchitectureError::TooManyLayers { fused: 18, .. })
+        ));
+    }
+}

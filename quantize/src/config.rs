@@ -1,0 +1,348 @@
+//! `config.yaml`: the model's architecture, the data, quantization and the evaluation gate.
+//!
+//! Unknown keys are errors, so a misspelt setting never silently falls back to a default.
+//! Relative paths are resolved against the config file's directory when it is loaded.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::architecture::{Architecture, ArchitectureError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Yaml { path: PathBuf, message: String },
+    #[error("{}: {key}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+    #[error("{}: model.layers", path.display())]
+    Architecture {
+        path: PathBuf,
+        #[source]
+        source: ArchitectureError,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub checkpoint: CheckpointConfig,
+    pub data: DataConfig,
+    pub quantize: QuantizeConfig,
+    pub evaluate: EvaluateConfig,
+    pub database: DatabaseConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub name: String,
+    pub input: InputShape,
+    pub classes: usize,
+    /// state_dict keys are `<key_prefix>.<index>.weight|bias`.
+    pub key_prefix: String,
+    /// The `nn.Sequential`, in order and numbering.
+    pub layers: Vec<LayerSpec>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InputShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerSpec {
+    Conv2d(Conv2dSpec),
+    Relu,
+    MaxPool2d(PoolSpec),
+    Dropout,
+    Flatten,
+    Linear(LinearSpec),
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Conv2dSpec {
+    #[serde(rename = "in")]
+    pub in_channels: usize,
+    #[serde(rename = "out")]
+    pub out_channels: usize,
+    pub kernel: usize,
+    #[serde(default = "one")]
+    pub stride: usize,
+    #[serde(default)]
+    pub padding: usize,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    pub kernel: usize,
+    /// PyTorch's default: the kernel size.
+    pub stride: Option<usize>,
+}
+
+impl PoolSpec {
+    pub fn stride(&self) -> usize {
+        self.stride.unwrap_or(self.kernel)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LinearSpec {
+    #[serde(rename = "in")]
+    pub in_features: usize,
+    #[serde(rename = "out")]
+    pub out_features: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// The release checkpoint (resolved against the config's directory).
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Searched in order for the four FashionMNIST files (resolved against the config's directory).
+    pub dirs: Vec<PathBuf>,
+    pub split: SplitConfig,
+}
+
+impl DataConfig {
+    /// The directories to search: only `override_dir` when given (e.g. `--data-dir`), else `dirs`.
+    pub fn search_dirs(&self, override_dir: Option<&Path>) -> Vec<PathBuf> {
+        match override_dir {
+            Some(dir) => vec![dir.to_owned()],
+            None => self.dirs.clone(),
+        }
+    }
+}
+
+/// `train + validation` must equal the 60,000 training images (checked when the split is
+/// made), so that the split covers the whole training set.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    pub train: usize,
+    pub validation: usize,
+    pub seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizeConfig {
+    /// Drawn from the start of the (shuffled) training split.
+    pub calibration_images: usize,
+    pub method: CalibrationMethod,
+    /// For `percentile`: the two-sided percentile of activation values kept, in (50, 100].
+    #[serde(default = "default_percentile")]
+    pub percentile: f64,
+}
+
+fn default_percentile() -> f64 {
+    99.999
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CalibrationMethod {
+    /// The observed minimum and maximum.
+    MinMax,
+    /// Clip outliers beyond the configured percentile.
+    Percentile,
+    /// The clipping range that minimises the quantization's mean squared error.
+    Mse,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateConfig {
+    pub min_accuracy: f64,
+    pub min_f1_macro: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// The name of the environment variable holding a `postgres://` URL.
+    pub url_env: String,
+    /// The embedded SQLite file (resolved against the config's directory).
+    pub sqlite_path: PathBuf,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`, resolving relative paths against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Self::parse(&text, path, base)
+    }
+
+    /// Parses YAML `text`; `path` names it in errors, relative paths are resolved against `base`.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = serde_saphyr::from_str(text).map_err(|err| ConfigError::Yaml {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+        config.validate(path)?;
+        config.checkpoint.path = base.join(&config.checkpoint.path);
+        for dir in &mut config.data.dirs {
+            *dir = base.join(&*dir);
+        }
+        config.database.sqlite_path = base.join(&config.database.sqlite_path);
+        Ok(config)
+    }
+
+    /// The layer sequence with every shape worked out (validated when the config loaded).
+    pub fn architecture(&self) -> Architecture {
+        Architecture::new(&self.model).expect("validated when the config was loaded")
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        Architecture::new(&self.model).map_err(|source| ConfigError::Architecture {
+            path: path.to_owned(),
+            source,
+        })?;
+        let split = &self.data.split;
+        if split.validation == 0 {
+            return Err(invalid("data.split.validation", "must be at least 1".into()));
+        }
+        let q = &self.quantize;
+        if q.calibration_images == 0 || q.calibration_images > split.train {
+            return Err(invalid(
+                "quantize.calibration_images",
+                format!(
+                    "{} is not within 1..={}, the training split's size",
+                    q.calibration_images, split.train
+                ),
+            ));
+        }
+        if !(q.percentile > 50.0 && q.percentile <= 100.0) {
+            return Err(invalid(
+                "quantize.percentile",
+                format!("{} is not within (50, 100]", q.percentile),
+            ));
+        }
+        for (key, value) in [
+            ("evaluate.min_accuracy", self.evaluate.min_accuracy),
+            ("evaluate.min_f1_macro", self.evaluate.min_f1_macro),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(invalid(key, format!("{value} is not within [0, 1]")));
+            }
+        }
+        if self.data.dirs.is_empty() {
+            return Err(invalid("data.dirs", "lists no directory".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPO_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.yaml");
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.yaml"), Path::new("/base"))
+    }
+
+    fn repo_text() -> String {
+        std::fs::read_to_string(REPO_CONFIG).unwrap()
+    }
+
+    #[test]
+    fn loads_the_repository_config_with_resolved_paths() {
+        let config = Config::load(Path::new(REPO_CONFIG)).unwrap();
+        assert_eq!(config.model.layers.len(), 11);
+        assert_eq!(
+            config.model.layers[0],
+            LayerSpec::Conv2d(Conv2dSpec {
+                in_channels: 1,
+                out_channels: 8,
+                kernel: 3,
+                stride: 1,
+                padding: 1
+            })
+        );
+        assert_eq!(config.model.layers[1], LayerSpec::Relu);
+        assert_eq!(config.model.layers[4], LayerSpec::MaxPool2d(PoolSpec { kernel: 2, stride: Some(2) }));
+        assert_eq!(config.data.split.train + config.data.split.validation, 60_000);
+        let base = Path::new(REPO_CONFIG).parent().unwrap();
+        assert_eq!(config.checkpoint.path, base.join("checkpoints/CNNModel_FashionMNIST_best_metric_model.pth"));
+        assert_eq!(config.data.dirs[0], base.join("data/FashionMNIST/raw"));
+        // Absolute paths stay as they are.
+        assert_eq!(config.data.dirs[1], Path::new("/usr/share/datasets/fashion-mnist"));
+        assert_eq!(
+            config.data.search_dirs(Some(Path::new("/x"))),
+            [PathBuf::from("/x")]
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = repo_text().replace("calibration_images:", "calibration_imgs:");
+        let err = parse(&text).unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("test.yaml: "), "{message}");
+        assert!(message.contains("calibration_imgs"), "{message}");
+    }
+
+    #[test]
+    fn unknown_layer_and_method_are_rejected() {
+        let err = parse(&repo_text().replace("- flatten", "- flattn")).unwrap_err();
+        assert!(err.to_string().contains("flattn"), "{err}");
+        let err = parse(&repo_text().replace("method: percentile", "method: entropy")).unwrap_err();
+        assert!(err.to_string().contains("entropy"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_settings_name_their_key() {
+        let err = parse(&repo_text().replace("calibration_images: 1000", "calibration_images: 0")).unwrap_err();
+        assert!(err.to_string().contains("quantize.calibration_images"), "{err}");
+        let err = parse(&repo_text().replace("percentile: 99.999", "percentile: 101")).unwrap_err();
+        assert!(err.to_string().contains("quantize.percentile"), "{err}");
+        let err = parse(&repo_text().replace("min_accuracy: 0.92", "min_accuracy: 92")).unwrap_err();
+        assert!(err.to_string().contains("evaluate.min_accuracy"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_layer_list_is_explained() {
+        let err = parse(&repo_text().replace("linear: { in: 3136, out: 256 }", "linear: { in: 3000, out: 256 }")).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(err));
+        assert!(chain.contains("model.layers"), "{chain}");
+        assert!(chain.contains("3000") && chain.contains("3136"), "{chain}");
+    }
+}

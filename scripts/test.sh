@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# README command #2: the whole test suite, on a fresh machine or a used one.
+#
+#   bash scripts/test.sh            # set up, then every step below
+#   bash scripts/test.sh STEP...    # set up, then only the named steps (CI runs them one by one)
+#
+# Steps run in order; a failing step does not stop the later ones, so one run shows every
+# failure. The exit status is non-zero if any step failed.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/test-postgres.sh
+source "$QCNN_ROOT/scripts/test-postgres.sh"
+cd "$QCNN_ROOT"
+
+ALL_STEPS=(dvc-status fmt shellcheck clippy test cross-core firmware workflows containers)
+SKIPPED=200 # a step's exit status meaning "nothing to run here"
+
+step_dvc_status() {
+    # `dvc status` after the pull must report nothing: data/ and checkpoints/ are exactly
+    # what data.dvc and checkpoints.dvc name.
+    local status
+    status="$(dvc status --json)"
+    dvc status
+    [ "$status" = "{}" ] || { echo "dvc status is not clean: $status" >&2; return 1; }
+}
+
+step_fmt() {
+    cargo fmt --all --check
+    # The firmware is its own workspace (thumb targets only), so the command above misses it.
+    if [ -f firmware/Cargo.toml ]; then cargo fmt --manifest-path firmware/Cargo.toml --all --check; fi
+}
+
+step_shellcheck() {
+    shellcheck --external-sources scripts/*.sh .ci/run
+}
+
+step_clippy() {
+    cargo clippy --workspace --all-targets -- -D warnings
+}
+
+step_test() {
+    # The PostgreSQL tests connect through QCNN_TEST_DATABASE_URL. CI's GitHub workflow passes
+    # its service container's URL; otherwise a server of our own runs for the duration.
+    if [ -z "${QCNN_TEST_DATABASE_URL:-}" ]; then
+        trap test_postgres_stop EXIT
+        test_postgres_start
+    fi
+    # Release, so the tests that evaluate all 10,000 test images finish in seconds.
+    cargo test --workspace --release
+}
+
+step_cross_core() {
+    # core is no_std and allocation-free: it must build for Cortex-M0+ and Cortex-M4F.
+    cargo build -p qcnn-core --release --target thumbv6m-none-eabi
+    cargo build -p qcnn-core --release --target thumbv7em-none-eabihf
+}
+
+step_firmware() {
+    # ---- firmware hook ------------------------------------------------------------------
+    # firmware/run-tests.sh (owned by the firmware crate) builds the Cortex-M4 firmware, runs it
+    # under qemu-system-arm and diffs its output against `qcnn predict`.
+    if [ -f firmware/run-tests.sh ]; then
+        bash firmware/run-tests.sh
+    else
+        echo "firmware/run-tests.sh does not exist: no firmware test to run"
+        return "$SKIPPED"
+    fi
+}
+
+step_workflows() {
+    check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+    # actionlint also runs shellcheck on every `run:` block.
+    actionlint -verbose .github/workflows/*.yml
+}
+
+step_containers() {
+    # Static only: no Docker engine runs here, so the image is never built in this suite.
+    hadolint Dockerfile
+    echo "hadolint: Dockerfile ok"
+    check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+    python scripts/check_containers.py "$QCNN_ROOT"
+}
+
+usage() {
+    echo "usage: bash scripts/test.sh [STEP...]; steps: ${ALL_STEPS[*]}" >&2
+    exit 2
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=("${ALL_STEPS[@]}")
+for step in "${steps[@]}"; do
+    [[ " ${ALL_STEPS[*]} " == *" $step "* ]] || usage
+done
+
+summary=()
+failed=0
+passed=0
+skipped=0
+record() { summary+=("$(printf '%-5s %-12s %5ss' "$1" "$2" "$3")"); }
+
+start=$SECONDS
+log "[setup] scripts/setup.sh"
+bash "$QCNN_ROOT/scripts/setup.sh"
+record PASS setup $((SECONDS - start))
+
+for step in "${steps[@]}"; do
+    start=$SECONDS
+    log "[$step]"
+    # errexit is off around the subshell so its status can be read; inside it, set -e holds
+    # (a subshell in an `if` would silently ignore failures of its inner commands).
+    set +e
+    (
+        set -e
+        "step_${step//-/_}"
+    )
+    status=$?
+    set -e
+    elapsed=$((SECONDS - start))
+    case $status in
+    0) record PASS "$step" "$elapsed" && passed=$((passed + 1)) ;;
+    "$SKIPPED") record SKIP "$step" "$elapsed" && skipped=$((skipped + 1)) ;;
+    *) record FAIL "$step" "$elapsed" && failed=$((failed + 1)) && log "[$step] FAILED (exit $status)" ;;
+    esac
+done
+
+echo
+echo "qcnn test summary (steps, wall seconds):"
+printf '  %s\n' "${summary[@]}"
+echo "Summary: steps ok=$passed failed=$failed skipped=$skipped"
+[ "$failed" -eq 0 ]
