@@ -162,7 +162,9 @@ pub const fn data_offset(header_len: usize) -> usize {
 
 /// Bytes `encode` writes for `header` and `data_len` bytes of data.
 pub fn encoded_len(header: &Header, data_len: usize) -> Result<usize, EncodeError> {
-    let header_len = postcard::serialize_with_flavor(header, postcard::ser_flavors::Size::default()).map_err(|_| EncodeError::Header)?;
+    let header_len =
+        postcard::serialize_with_flavor(header, postcard::ser_flavors::Size::default())
+            .map_err(|_| EncodeError::Header)?;
     data_offset(header_len)
         .checked_add(data_len)
         .and_then(|n| n.checked_add(CRC_LEN))
@@ -176,15 +178,30 @@ pub fn encoded_len(header: &Header, data_len: usize) -> Result<usize, EncodeErro
 /// model itself is valid.
 pub fn encode(header: &Header, data: &[u8], out: &mut [u8]) -> Result<usize, EncodeError> {
     if usize::try_from(header.data_len).ok() != Some(data.len()) {
-        return Err(EncodeError::DataLenMismatch { header: header.data_len, data: data.len() });
+        return Err(EncodeError::DataLenMismatch {
+            header: header.data_len,
+            data: data.len(),
+        });
     }
     let total = encoded_len(header, data.len())?;
-    let out = out.get_mut(..total).ok_or(EncodeError::BufferTooSmall { needed: total })?;
+    let out = out
+        .get_mut(..total)
+        .ok_or(EncodeError::BufferTooSmall { needed: total })?;
     out.fill(0);
     let (prefix, rest) = out.split_at_mut(PREFIX_LEN);
-    let header_len = postcard::to_slice(header, rest).map_err(|_| EncodeError::Header)?.len();
-    let header_len_le = u32::try_from(header_len).map_err(|_| EncodeError::TooLarge)?.to_le_bytes();
-    for (dst, src) in prefix.iter_mut().zip(MAGIC.iter().chain(&VERSION.to_le_bytes()).chain(&[0, 0]).chain(&header_len_le)) {
+    let header_len = postcard::to_slice(header, rest)
+        .map_err(|_| EncodeError::Header)?
+        .len();
+    let header_len_le = u32::try_from(header_len)
+        .map_err(|_| EncodeError::TooLarge)?
+        .to_le_bytes();
+    for (dst, src) in prefix.iter_mut().zip(
+        MAGIC
+            .iter()
+            .chain(&VERSION.to_le_bytes())
+            .chain(&[0, 0])
+            .chain(&header_len_le),
+    ) {
         *dst = *src;
     }
     let data_start = data_offset(header_len);
@@ -251,7 +268,10 @@ impl<'a> DataWriter<'a> {
             offset: u32::try_from(start).map_err(|_| EncodeError::TooLarge)?,
             len: u32::try_from(bytes).map_err(|_| EncodeError::TooLarge)?,
         };
-        let dst = self.buf.get_mut(self.len..end).ok_or(EncodeError::BufferTooSmall { needed: end })?;
+        let dst = self
+            .buf
+            .get_mut(self.len..end)
+            .ok_or(EncodeError::BufferTooSmall { needed: end })?;
         let (padding, dst) = dst.split_at_mut(start - self.len);
         padding.fill(0);
         for (chunk, value) in dst.chunks_exact_mut(N).zip(values) {
@@ -259,5 +279,80 @@ impl<'a> DataWriter<'a> {
         }
         self.len = end;
         Ok(section)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(data_len: u32) -> Header {
+        Header {
+            input: Shape { c: 1, h: 2, w: 2 },
+            layers: heapless::Vec::new(),
+            data_len,
+        }
+    }
+
+    #[test]
+    fn data_writer_aligns_word_sections() {
+        let mut buf = [0xEE; 32];
+        let mut writer = DataWriter::new(&mut buf);
+        assert_eq!(
+            writer.i8s(&[1, -1, 3]).unwrap(),
+            Section { offset: 0, len: 3 }
+        );
+        assert_eq!(writer.i32s(&[-2]).unwrap(), Section { offset: 4, len: 4 });
+        assert_eq!(writer.i8s(&[5]).unwrap(), Section { offset: 8, len: 1 });
+        assert_eq!(writer.f32s(&[1.0]).unwrap(), Section { offset: 12, len: 4 });
+        assert_eq!(writer.len(), 16);
+        assert_eq!(
+            writer.data(),
+            [
+                1, 0xFF, 3, 0, 0xFE, 0xFF, 0xFF, 0xFF, 5, 0, 0, 0, 0, 0, 0x80, 0x3F
+            ]
+        );
+        assert_eq!(
+            writer.i32s(&[0; 5]),
+            Err(EncodeError::BufferTooSmall { needed: 36 })
+        );
+        assert_eq!(writer.len(), 16, "a failed push writes nothing");
+    }
+
+    #[test]
+    fn encode_lays_out_prefix_header_padding_data_crc() {
+        let data = [9, 8, 7];
+        let header = header(3);
+        let len = encoded_len(&header, data.len()).unwrap();
+        let mut out = vec![0xEE; len + 5];
+        assert_eq!(encode(&header, &data, &mut out), Ok(len));
+        let out = &out[..len];
+        assert_eq!(out[..4], MAGIC);
+        assert_eq!(out[4..8], [1, 0, 0, 0]);
+        let header_len = u32::from_le_bytes(out[8..12].try_into().unwrap()) as usize;
+        assert_eq!(
+            postcard::from_bytes::<Header>(&out[12..12 + header_len]),
+            Ok(header.clone())
+        );
+        let d = data_offset(header_len);
+        assert_eq!(d % 4, 0);
+        assert!(out[12 + header_len..d].iter().all(|&b| b == 0));
+        assert_eq!(out[d..d + 3], data);
+        assert_eq!(out[d + 3..], CRC.checksum(&out[..d + 3]).to_le_bytes());
+        assert_eq!(len, d + 3 + CRC_LEN);
+    }
+
+    #[test]
+    fn encode_refuses_inconsistent_input() {
+        let mut out = [0; 64];
+        assert_eq!(
+            encode(&header(4), &[1, 2, 3], &mut out),
+            Err(EncodeError::DataLenMismatch { header: 4, data: 3 })
+        );
+        let needed = encoded_len(&header(3), 3).unwrap();
+        assert_eq!(
+            encode(&header(3), &[1, 2, 3], &mut out[..needed - 1]),
+            Err(EncodeError::BufferTooSmall { needed })
+        );
     }
 }

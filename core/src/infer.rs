@@ -26,8 +26,12 @@ impl fmt::Display for InferError {
             Self::WrongImageLength { expected, found } => {
                 write!(f, "image has {found} bytes, the model takes {expected}")
             }
-            Self::ArenaTooSmall { needed, found } => write!(f, "arena has {found} bytes, the model needs {needed}"),
-            Self::OutputTooShort { needed, found } => write!(f, "output buffer has {found} slots, needs {needed}"),
+            Self::ArenaTooSmall { needed, found } => {
+                write!(f, "arena has {found} bytes, the model needs {needed}")
+            }
+            Self::OutputTooShort { needed, found } => {
+                write!(f, "output buffer has {found} slots, needs {needed}")
+            }
         }
     }
 }
@@ -40,11 +44,18 @@ impl Model<'_> {
     pub fn infer<'b>(&self, image: &[u8], arena: &'b mut [u8]) -> Result<Logits<'b>, InferError> {
         let expected = self.input_len();
         if image.len() != expected {
-            return Err(InferError::WrongImageLength { expected, found: image.len() });
+            return Err(InferError::WrongImageLength {
+                expected,
+                found: image.len(),
+            });
         }
         let needed = self.arena_len();
-        let too_small = InferError::ArenaTooSmall { needed, found: arena.len() };
-        let arena: &mut [i8] = bytemuck::must_cast_slice_mut(arena.get_mut(..needed).ok_or(too_small)?);
+        let too_small = InferError::ArenaTooSmall {
+            needed,
+            found: arena.len(),
+        };
+        let arena: &mut [i8] =
+            bytemuck::must_cast_slice_mut(arena.get_mut(..needed).ok_or(too_small)?);
         // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
         for (dst, &pixel) in arena.iter_mut().zip(image) {
             *dst = (pixel ^ 0x80) as i8;
@@ -63,7 +74,10 @@ impl Model<'_> {
         }
         let arena: &'b [i8] = arena;
         let values = arena::tensor(arena, end, len).ok_or(too_small)?;
-        Ok(Logits { values, quant: self.output_quant() })
+        Ok(Logits {
+            values,
+            quant: self.output_quant(),
+        })
     }
 }
 
@@ -105,7 +119,11 @@ impl<'a> Logits<'a> {
     /// The predicted class: the index of the largest logit, the first one on ties.
     pub fn argmax(&self) -> usize {
         let first_max = |(best, max), (i, &v)| if v > max { (i, v) } else { (best, max) };
-        self.values.iter().enumerate().fold((0, i8::MIN), first_max).0
+        self.values
+            .iter()
+            .enumerate()
+            .fold((0, i8::MIN), first_max)
+            .0
     }
 
     /// The real value of logit `i`: `scale · (q − zero_point)`.
@@ -115,7 +133,10 @@ impl<'a> Logits<'a> {
 
     /// Class probabilities into `out[..len()]`. Floating point, off the integer hot path.
     pub fn softmax(&self, out: &mut [f32]) -> Result<(), InferError> {
-        let too_short = InferError::OutputTooShort { needed: self.len(), found: out.len() };
+        let too_short = InferError::OutputTooShort {
+            needed: self.len(),
+            found: out.len(),
+        };
         let out = out.get_mut(..self.len()).ok_or(too_short)?;
         // Subtracting the largest logit keeps exp() in range.
         let max = self.iter().max().map_or(0.0, |q| self.dequantize_value(q));
@@ -176,8 +197,15 @@ mod tests {
         assert_eq!(model.input_len(), 784);
         assert_eq!(model.num_classes(), 10);
         assert_eq!(model.layers().len(), 5);
-        assert_eq!(model.macs(), 8 * 784 * 9 + 16 * 784 * 72 + 3136 * 256 + 256 * 10);
-        println!("seed-shaped blob: {} bytes, arena: {} bytes", blob.len(), model.arena_len());
+        assert_eq!(
+            model.macs(),
+            8 * 784 * 9 + 16 * 784 * 72 + 3136 * 256 + 256 * 10
+        );
+        println!(
+            "seed-shaped blob: {} bytes, arena: {} bytes",
+            blob.len(),
+            model.arena_len()
+        );
         let mut arena = [0_u8; 9408];
         let mut rng = SplitMix(2);
         for _ in 0..3 {
@@ -195,21 +223,33 @@ mod tests {
         let mut arena = vec![0; 9408];
         assert_eq!(
             model.infer(&[0; 783], &mut arena).unwrap_err(),
-            InferError::WrongImageLength { expected: 784, found: 783 }
+            InferError::WrongImageLength {
+                expected: 784,
+                found: 783
+            }
         );
         assert_eq!(
             model.infer(&[0; 784], &mut arena[..9407]).unwrap_err(),
-            InferError::ArenaTooSmall { needed: 9408, found: 9407 }
+            InferError::ArenaTooSmall {
+                needed: 9408,
+                found: 9407
+            }
         );
         // A larger arena works and gives the same answer.
         let image = SplitMix(5).u8s(784);
         let exact = model.infer(&image, &mut arena).unwrap().as_slice().to_vec();
         let mut big = vec![0; 20_000];
-        assert_eq!(model.infer(&image, &mut big).unwrap().as_slice(), &exact[..]);
+        assert_eq!(
+            model.infer(&image, &mut big).unwrap().as_slice(),
+            &exact[..]
+        );
     }
 
     fn logits(values: &[i8], scale: f32, zero_point: i8) -> Logits<'_> {
-        Logits { values, quant: QuantParams { scale, zero_point } }
+        Logits {
+            values,
+            quant: QuantParams { scale, zero_point },
+        }
     }
 
     #[test]
@@ -233,7 +273,10 @@ mod tests {
         assert!(p[3] < 1e-20);
         assert_eq!(
             l.softmax(&mut [0.0; 3]).unwrap_err(),
-            InferError::OutputTooShort { needed: 4, found: 3 }
+            InferError::OutputTooShort {
+                needed: 4,
+                found: 3
+            }
         );
     }
 }

@@ -1,4 +1,52 @@
 //! qcnn-core: int8 CNN inference with no heap, over a checked, zero-copy model blob.
+//!
+//! ```no_run
+//! # fn classify(blob: &[u8], image: &[u8; 784]) -> Result<usize, Box<dyn core::error::Error>> {
+//! let model = qcnn_core::Model::from_bytes(blob)?; // validates everything, copies nothing
+//! let mut arena = [0_u8; 9408]; // at least model.arena_len()
+//! let logits = model.infer(image, &mut arena)?;
+//! Ok(logits.argmax())
+//! # }
+//! ```
+//!
+//! # The model blob (`.qcnn`)
+//!
+//! Magic `QCNN`, a format version, a postcard-encoded [`format::Header`] (input shape, the
+//! layer list, quantization parameters, and [`format::Section`]s pointing into the data),
+//! the data section (weights, biases, multipliers, shifts, weight scales), and a CRC-32 over
+//! everything before it. [`format`] gives the byte layout and is the contract between the
+//! quantize tool (which writes blobs with [`format::DataWriter`] and [`format::encode`]) and
+//! everything that runs them.
+//!
+//! [`Model::from_bytes`] borrows the blob (so `include_bytes!` of a blob in flash works) and
+//! checks magic, version, flags, CRC, header and data lengths, that every shape chains from
+//! layer to layer, that every section lies in bounds with the right length and alignment, and
+//! every parameter range. Each failure is a named [`ModelError`] variant. Once it returns
+//! `Ok`, [`Model::infer`] cannot panic or index out of bounds for any image.
+//!
+//! # Arithmetic (TFLite's int8 scheme)
+//!
+//! - Activations are int8, asymmetric per tensor: `real = scale·(q − zero_point)`. The u8
+//!   image enters as `q = pixel − 128` (scale 1/255, zero point −128).
+//! - Weights are int8, symmetric per output channel, in −127..=127.
+//! - Each output accumulates `bias + Σ w·x` in i32 over the raw int8 inputs. The bias is at
+//!   scale `s_in·s_w` and already contains `−z_in·Σw`, and padding holds `z_in`, so padded
+//!   positions contribute exactly as a real 0 would.
+//! - [`quant`] requantizes with an int32 multiplier and shift, bit-exactly as TFLite's
+//!   `MultiplyByQuantizedMultiplier` (SaturatingRoundingDoublingHighMul, then
+//!   RoundingDivideByPOT), adds the output zero point and clamps to −128..=127 (to
+//!   `zero_point..=127` when ReLU is fused). No float on the inference path.
+//! - Conv2d may carry a fused MaxPool: each pooled output is the max of the requantized conv
+//!   outputs in its window, so the unpooled map is never stored.
+//! - [`Logits`] gives the int8 scores, their dequantized values, the argmax, and a softmax
+//!   (micromath, off the hot path).
+//!
+//! # Memory
+//!
+//! The caller owns the activation arena (`&mut [u8]` of at least [`Model::arena_len`]
+//! bytes). Layers ping-pong between its two ends, so the need is the largest
+//! `input + output` of any layer: 9,408 bytes for the seed model (its second conv reads
+//! 8×28×28 and writes the pooled 16×14×14). No heap, no recursion, no large stack arrays.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -8,9 +56,9 @@ mod infer;
 pub mod model;
 pub mod ops;
 pub mod quant;
-pub mod shape;
 #[cfg(test)]
 mod reference;
+pub mod shape;
 #[cfg(test)]
 mod test_blob;
 #[cfg(test)]

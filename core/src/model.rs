@@ -5,7 +5,9 @@
 use core::fmt;
 
 use crate::arena;
-use crate::format::{self, CRC, Header, Layer, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section, VERSION};
+use crate::format::{
+    self, CRC, Header, Layer, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section, VERSION,
+};
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::dot::MAX_DOT_LEN;
 use crate::ops::linear::LinearOp;
@@ -28,13 +30,24 @@ pub enum SectionKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelError {
     /// Shorter than the prefix plus the CRC.
-    TooShort { len: usize },
+    TooShort {
+        len: usize,
+    },
     BadMagic,
-    UnsupportedVersion { found: u16 },
-    UnknownFlags { found: u16 },
-    CrcMismatch { stored: u32, computed: u32 },
+    UnsupportedVersion {
+        found: u16,
+    },
+    UnknownFlags {
+        found: u16,
+    },
+    CrcMismatch {
+        stored: u32,
+        computed: u32,
+    },
     /// The header length runs past the end of the blob.
-    HeaderOutOfBounds { header_len: u32 },
+    HeaderOutOfBounds {
+        header_len: u32,
+    },
     /// postcard could not decode the header (this includes more than `MAX_LAYERS` layers).
     HeaderDecode,
     /// The header decoded without using all of its declared length.
@@ -42,48 +55,94 @@ pub enum ModelError {
     /// The alignment padding after the header is not zero.
     NonZeroPadding,
     /// The header's `data_len` is not the number of bytes between header and CRC.
-    DataLength { header: u32, actual: usize },
+    DataLength {
+        header: u32,
+        actual: usize,
+    },
     /// The input shape has a zero dimension.
     EmptyInput,
     /// The input holds more than `shape::MAX_TENSOR_LEN` bytes.
     InputTooLarge,
     NoLayers,
     /// Conv2d, MaxPool2d or Flatten got a vector (e.g. after Flatten or Linear).
-    NeedsMap { layer: usize },
+    NeedsMap {
+        layer: usize,
+    },
     /// Linear got a C×H×W map: a Flatten is missing.
-    NeedsVector { layer: usize },
+    NeedsVector {
+        layer: usize,
+    },
     /// Conv2d's `in_channels` differs from the incoming channels.
-    ChannelMismatch { layer: usize, expected: usize, found: u16 },
+    ChannelMismatch {
+        layer: usize,
+        expected: usize,
+        found: u16,
+    },
     /// Linear's `in_features` differs from the incoming vector length.
-    FeatureMismatch { layer: usize, expected: usize, found: u32 },
+    FeatureMismatch {
+        layer: usize,
+        expected: usize,
+        found: u32,
+    },
     /// Conv2d kernel is even (or 0).
-    BadKernel { layer: usize },
+    BadKernel {
+        layer: usize,
+    },
     /// Conv2d stride is not 1 or 2.
-    BadStride { layer: usize },
+    BadStride {
+        layer: usize,
+    },
     /// A pool's kernel or stride is 0.
-    BadPool { layer: usize },
+    BadPool {
+        layer: usize,
+    },
     /// The layer's output would have a zero dimension (kernel or window larger than the
     /// input, or no output channels).
-    EmptyOutput { layer: usize },
+    EmptyOutput {
+        layer: usize,
+    },
     /// The layer's output holds more than `shape::MAX_TENSOR_LEN` bytes, or another size
     /// computed for it overflows `usize`.
-    TooLarge { layer: usize },
+    TooLarge {
+        layer: usize,
+    },
     /// One output needs a dot product longer than `ops::dot::MAX_DOT_LEN`, which could
     /// overflow the i32 accumulator.
-    DotTooLong { layer: usize },
-    SectionLength { layer: usize, section: SectionKind },
-    SectionOutOfBounds { layer: usize, section: SectionKind },
+    DotTooLong {
+        layer: usize,
+    },
+    SectionLength {
+        layer: usize,
+        section: SectionKind,
+    },
+    SectionOutOfBounds {
+        layer: usize,
+        section: SectionKind,
+    },
     /// An i32 or f32 section does not start at a multiple of 4 from the data section.
-    SectionMisaligned { layer: usize, section: SectionKind },
+    SectionMisaligned {
+        layer: usize,
+        section: SectionKind,
+    },
     /// A weight is −128 (weights are symmetric, −127..=127).
-    WeightOutOfRange { layer: usize },
-    NegativeMultiplier { layer: usize },
+    WeightOutOfRange {
+        layer: usize,
+    },
+    NegativeMultiplier {
+        layer: usize,
+    },
     /// A shift is outside −31..=30.
-    ShiftOutOfRange { layer: usize },
+    ShiftOutOfRange {
+        layer: usize,
+    },
     /// The output scale is not finite and positive.
-    BadOutputScale { layer: usize },
+    BadOutputScale {
+        layer: usize,
+    },
     /// A weight scale is not finite and positive.
-    BadWeightScale { layer: usize },
+    BadWeightScale {
+        layer: usize,
+    },
     /// The last layer yields a map, not a vector of class scores.
     OutputNotVector,
 }
@@ -94,45 +153,100 @@ impl fmt::Display for ModelError {
         match *self {
             TooShort { len } => write!(f, "blob of {len} bytes is too short to be a model"),
             BadMagic => f.write_str("not a qcnn model (bad magic)"),
-            UnsupportedVersion { found } => write!(f, "unsupported format version {found} (expected {VERSION})"),
+            UnsupportedVersion { found } => {
+                write!(f, "unsupported format version {found} (expected {VERSION})")
+            }
             UnknownFlags { found } => write!(f, "unknown flags {found:#06x}"),
             CrcMismatch { stored, computed } => {
-                write!(f, "CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt blob)")
+                write!(
+                    f,
+                    "CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt blob)"
+                )
             }
-            HeaderOutOfBounds { header_len } => write!(f, "header length {header_len} runs past the end"),
+            HeaderOutOfBounds { header_len } => {
+                write!(f, "header length {header_len} runs past the end")
+            }
             HeaderDecode => f.write_str("header cannot be decoded (or has too many layers)"),
             HeaderTrailingBytes => f.write_str("header has trailing bytes"),
             NonZeroPadding => f.write_str("padding after the header is not zero"),
-            DataLength { header, actual } => write!(f, "header says {header} data bytes, blob has {actual}"),
+            DataLength { header, actual } => {
+                write!(f, "header says {header} data bytes, blob has {actual}")
+            }
             EmptyInput => f.write_str("input shape has a zero dimension"),
             InputTooLarge => write!(f, "input is larger than {MAX_TENSOR_LEN} bytes"),
             NoLayers => f.write_str("model has no layers"),
             NeedsMap { layer } => write!(f, "layer {layer} needs a C×H×W map but gets a vector"),
-            NeedsVector { layer } => write!(f, "layer {layer} is Linear but gets a map (missing Flatten)"),
-            ChannelMismatch { layer, expected, found } => {
-                write!(f, "layer {layer} takes {found} channels but gets {expected}")
+            NeedsVector { layer } => write!(
+                f,
+                "layer {layer} is Linear but gets a map (missing Flatten)"
+            ),
+            ChannelMismatch {
+                layer,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "layer {layer} takes {found} channels but gets {expected}"
+                )
             }
-            FeatureMismatch { layer, expected, found } => {
-                write!(f, "layer {layer} takes {found} features but gets {expected}")
+            FeatureMismatch {
+                layer,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "layer {layer} takes {found} features but gets {expected}"
+                )
             }
             BadKernel { layer } => write!(f, "layer {layer}: conv kernel must be odd"),
             BadStride { layer } => write!(f, "layer {layer}: conv stride must be 1 or 2"),
-            BadPool { layer } => write!(f, "layer {layer}: pool kernel and stride must be at least 1"),
+            BadPool { layer } => write!(
+                f,
+                "layer {layer}: pool kernel and stride must be at least 1"
+            ),
             EmptyOutput { layer } => write!(f, "layer {layer} would produce an empty output"),
-            TooLarge { layer } => write!(f, "layer {layer}: output larger than {MAX_TENSOR_LEN} bytes"),
-            DotTooLong { layer } => write!(f, "layer {layer}: more than {MAX_DOT_LEN} inputs per output"),
-            SectionLength { layer, section } => write!(f, "layer {layer}: {section:?} section has the wrong length"),
+            TooLarge { layer } => write!(
+                f,
+                "layer {layer}: output larger than {MAX_TENSOR_LEN} bytes"
+            ),
+            DotTooLong { layer } => write!(
+                f,
+                "layer {layer}: more than {MAX_DOT_LEN} inputs per output"
+            ),
+            SectionLength { layer, section } => {
+                write!(f, "layer {layer}: {section:?} section has the wrong length")
+            }
             SectionOutOfBounds { layer, section } => {
-                write!(f, "layer {layer}: {section:?} section lies outside the data")
+                write!(
+                    f,
+                    "layer {layer}: {section:?} section lies outside the data"
+                )
             }
             SectionMisaligned { layer, section } => {
-                write!(f, "layer {layer}: {section:?} section is not 4-byte aligned")
+                write!(
+                    f,
+                    "layer {layer}: {section:?} section is not 4-byte aligned"
+                )
             }
-            WeightOutOfRange { layer } => write!(f, "layer {layer}: a weight is -128 (allowed: -127..=127)"),
-            NegativeMultiplier { layer } => write!(f, "layer {layer}: a requantization multiplier is negative"),
-            ShiftOutOfRange { layer } => write!(f, "layer {layer}: a requantization shift is outside -31..=30"),
-            BadOutputScale { layer } => write!(f, "layer {layer}: output scale is not finite and positive"),
-            BadWeightScale { layer } => write!(f, "layer {layer}: a weight scale is not finite and positive"),
+            WeightOutOfRange { layer } => {
+                write!(f, "layer {layer}: a weight is -128 (allowed: -127..=127)")
+            }
+            NegativeMultiplier { layer } => {
+                write!(f, "layer {layer}: a requantization multiplier is negative")
+            }
+            ShiftOutOfRange { layer } => write!(
+                f,
+                "layer {layer}: a requantization shift is outside -31..=30"
+            ),
+            BadOutputScale { layer } => {
+                write!(f, "layer {layer}: output scale is not finite and positive")
+            }
+            BadWeightScale { layer } => write!(
+                f,
+                "layer {layer}: a weight scale is not finite and positive"
+            ),
             OutputNotVector => f.write_str("the last layer does not produce a vector"),
         }
     }
@@ -143,10 +257,18 @@ impl core::error::Error for ModelError {}
 /// What a layer computes, for reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerKind {
-    Conv2d { kernel: u8, stride: u8, padding: u8, relu: bool, pool: Option<Pool> },
+    Conv2d {
+        kernel: u8,
+        stride: u8,
+        padding: u8,
+        relu: bool,
+        pool: Option<Pool>,
+    },
     MaxPool2d(Pool),
     Flatten,
-    Linear { relu: bool },
+    Linear {
+        relu: bool,
+    },
 }
 
 /// One validated layer.
@@ -202,7 +324,11 @@ impl<'a> Model<'a> {
     /// Validates `blob` completely and keeps views into it; nothing is copied.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self, ModelError> {
         let (header, data) = parse(blob)?;
-        let input = MapShape { c: header.input.c.into(), h: header.input.h.into(), w: header.input.w.into() };
+        let input = MapShape {
+            c: header.input.c.into(),
+            h: header.input.h.into(),
+            w: header.input.w.into(),
+        };
         if input.c == 0 || input.h == 0 || input.w == 0 {
             return Err(ModelError::EmptyInput);
         }
@@ -214,7 +340,10 @@ impl<'a> Model<'a> {
             data,
             index: 0,
             shape: TensorShape::Map(input),
-            quant: QuantParams { scale: format::INPUT_SCALE, zero_point: format::INPUT_ZERO_POINT },
+            quant: QuantParams {
+                scale: format::INPUT_SCALE,
+                zero_point: format::INPUT_ZERO_POINT,
+            },
         };
         let mut layers = heapless::Vec::new();
         let mut arena_len = input_len;
@@ -232,7 +361,13 @@ impl<'a> Model<'a> {
         let TensorShape::Vector(num_classes) = builder.shape else {
             return Err(ModelError::OutputNotVector);
         };
-        Ok(Self { input, layers, arena_len, num_classes, output_quant: builder.quant })
+        Ok(Self {
+            input,
+            layers,
+            arena_len,
+            num_classes,
+            output_quant: builder.quant,
+        })
     }
 
     /// Bytes of arena `infer` needs.
@@ -265,15 +400,18 @@ impl<'a> Model<'a> {
 
     /// Multiply-accumulates per inference.
     pub fn macs(&self) -> u64 {
-        self.layers.iter().fold(0, |sum, l| sum.saturating_add(l.macs))
+        self.layers
+            .iter()
+            .fold(0, |sum, l| sum.saturating_add(l.macs))
     }
-
 }
 
 /// Checks the framing (prefix, CRC, header, padding, data length) and decodes the header.
 fn parse(blob: &[u8]) -> Result<(Header, &[u8]), ModelError> {
     let too_short = ModelError::TooShort { len: blob.len() };
-    let (body, crc) = blob.split_last_chunk::<{ format::CRC_LEN }>().ok_or(too_short)?;
+    let (body, crc) = blob
+        .split_last_chunk::<{ format::CRC_LEN }>()
+        .ok_or(too_short)?;
     let (prefix, rest) = body.split_first_chunk::<PREFIX_LEN>().ok_or(too_short)?;
     let [m0, m1, m2, m3, v0, v1, f0, f1, h0, h1, h2, h3] = *prefix;
     if [m0, m1, m2, m3] != MAGIC {
@@ -294,7 +432,9 @@ fn parse(blob: &[u8]) -> Result<(Header, &[u8]), ModelError> {
     }
     let header_len = u32::from_le_bytes([h0, h1, h2, h3]);
     let out_of_bounds = ModelError::HeaderOutOfBounds { header_len };
-    let (header_bytes, _) = rest.split_at_checked(to_usize(header_len)).ok_or(out_of_bounds)?;
+    let (header_bytes, _) = rest
+        .split_at_checked(to_usize(header_len))
+        .ok_or(out_of_bounds)?;
     let (header, unused) =
         postcard::take_from_bytes::<Header>(header_bytes).map_err(|_| ModelError::HeaderDecode)?;
     if !unused.is_empty() {
@@ -303,9 +443,14 @@ fn parse(blob: &[u8]) -> Result<(Header, &[u8]), ModelError> {
     let data_start = format::data_offset(header_bytes.len());
     let data = body.get(data_start..).unwrap_or_default();
     if data.len() != to_usize(header.data_len) {
-        return Err(ModelError::DataLength { header: header.data_len, actual: data.len() });
+        return Err(ModelError::DataLength {
+            header: header.data_len,
+            actual: data.len(),
+        });
     }
-    let padding = body.get(PREFIX_LEN + header_bytes.len()..data_start).unwrap_or_default();
+    let padding = body
+        .get(PREFIX_LEN + header_bytes.len()..data_start)
+        .unwrap_or_default();
     if padding.iter().any(|&b| b != 0) {
         return Err(ModelError::NonZeroPadding);
     }
@@ -338,21 +483,40 @@ impl<'a> Builder<'a> {
             Layer::MaxPool2d(pool) => self.maxpool2d(*pool)?,
             Layer::Flatten => {
                 let map = self.map()?;
-                (Op::Flatten, LayerKind::Flatten, TensorShape::Vector(TensorShape::Map(map).len()), 0)
+                (
+                    Op::Flatten,
+                    LayerKind::Flatten,
+                    TensorShape::Vector(TensorShape::Map(map).len()),
+                    0,
+                )
             }
             Layer::Linear(linear) => self.linear(linear)?,
         };
         self.shape = output;
-        Ok(CheckedLayer { op, kind, input, output, output_quant: self.quant, macs })
+        Ok(CheckedLayer {
+            op,
+            kind,
+            input,
+            output,
+            output_quant: self.quant,
+            macs,
+        })
     }
 
-    fn conv2d(&mut self, conv: &format::Conv2d) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    fn conv2d(
+        &mut self,
+        conv: &format::Conv2d,
+    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
         let layer = self.index;
         let input = self.map()?;
         if usize::from(conv.in_channels) != input.c {
-            return Err(ModelError::ChannelMismatch { layer, expected: input.c, found: conv.in_channels });
+            return Err(ModelError::ChannelMismatch {
+                layer,
+                expected: input.c,
+                found: conv.in_channels,
+            });
         }
-        if conv.kernel % 2 == 0 {
+        if conv.kernel.is_multiple_of(2) {
             return Err(ModelError::BadKernel { layer });
         }
         if !(1..=2).contains(&conv.stride) {
@@ -362,10 +526,17 @@ impl<'a> Builder<'a> {
             Some(pool) => self.window(pool)?,
             None => PoolWindow::IDENTITY,
         };
-        let (kernel, stride, padding) = (usize::from(conv.kernel), usize::from(conv.stride), usize::from(conv.padding));
+        let (kernel, stride, padding) = (
+            usize::from(conv.kernel),
+            usize::from(conv.stride),
+            usize::from(conv.padding),
+        );
         let empty = ModelError::EmptyOutput { layer };
         let conv_len = |n: usize| Some((n + 2 * padding).checked_sub(kernel)? / stride + 1);
-        let (conv_h, conv_w) = (conv_len(input.h).ok_or(empty)?, conv_len(input.w).ok_or(empty)?);
+        let (conv_h, conv_w) = (
+            conv_len(input.h).ok_or(empty)?,
+            conv_len(input.w).ok_or(empty)?,
+        );
         let output = MapShape {
             c: usize::from(conv.out_channels),
             h: pool.output_len(conv_h).ok_or(empty)?,
@@ -380,7 +551,10 @@ impl<'a> Builder<'a> {
         if per_output > MAX_DOT_LEN {
             return Err(ModelError::DotTooLong { layer });
         }
-        let weights = self.weights(conv.weights, output.c.checked_mul(per_output).ok_or(too_large)?)?;
+        let weights = self.weights(
+            conv.weights,
+            output.c.checked_mul(per_output).ok_or(too_large)?,
+        )?;
         let channels = self.channels(&conv.requant, output.c, conv.relu)?;
         let op = Conv2dOp {
             input,
@@ -394,7 +568,9 @@ impl<'a> Builder<'a> {
             input_zero_point: self.quant.zero_point,
         };
         self.quant = conv.requant.output;
-        let macs = [output.c, conv_h, conv_w, per_output].iter().fold(1_u64, |p, &n| p.saturating_mul(n as u64));
+        let macs = [output.c, conv_h, conv_w, per_output]
+            .iter()
+            .fold(1_u64, |p, &n| p.saturating_mul(n as u64));
         let kind = LayerKind::Conv2d {
             kernel: conv.kernel,
             stride: conv.stride,
@@ -405,7 +581,10 @@ impl<'a> Builder<'a> {
         Ok((Op::Conv2d(op), kind, TensorShape::Map(output), macs))
     }
 
-    fn maxpool2d(&mut self, pool: Pool) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    fn maxpool2d(
+        &mut self,
+        pool: Pool,
+    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
         let input = self.map()?;
         let window = self.window(pool)?;
         let empty = ModelError::EmptyOutput { layer: self.index };
@@ -414,17 +593,33 @@ impl<'a> Builder<'a> {
             h: window.output_len(input.h).ok_or(empty)?,
             w: window.output_len(input.w).ok_or(empty)?,
         };
-        let op = MaxPool2dOp { input, output, window };
-        Ok((Op::MaxPool2d(op), LayerKind::MaxPool2d(pool), TensorShape::Map(output), 0))
+        let op = MaxPool2dOp {
+            input,
+            output,
+            window,
+        };
+        Ok((
+            Op::MaxPool2d(op),
+            LayerKind::MaxPool2d(pool),
+            TensorShape::Map(output),
+            0,
+        ))
     }
 
-    fn linear(&mut self, linear: &format::Linear) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    fn linear(
+        &mut self,
+        linear: &format::Linear,
+    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
         let layer = self.index;
         let TensorShape::Vector(in_features) = self.shape else {
             return Err(ModelError::NeedsVector { layer });
         };
         if to_usize(linear.in_features) != in_features {
-            return Err(ModelError::FeatureMismatch { layer, expected: in_features, found: linear.in_features });
+            return Err(ModelError::FeatureMismatch {
+                layer,
+                expected: in_features,
+                found: linear.in_features,
+            });
         }
         let out_features = to_usize(linear.out_features);
         if out_features == 0 {
@@ -436,13 +631,24 @@ impl<'a> Builder<'a> {
         if in_features > MAX_DOT_LEN {
             return Err(ModelError::DotTooLong { layer });
         }
-        let count = out_features.checked_mul(in_features).ok_or(ModelError::TooLarge { layer })?;
+        let count = out_features
+            .checked_mul(in_features)
+            .ok_or(ModelError::TooLarge { layer })?;
         let weights = self.weights(linear.weights, count)?;
         let channels = self.channels(&linear.requant, out_features, linear.relu)?;
         self.quant = linear.requant.output;
-        let op = LinearOp { in_features, weights, channels };
+        let op = LinearOp {
+            in_features,
+            weights,
+            channels,
+        };
         let kind = LayerKind::Linear { relu: linear.relu };
-        Ok((Op::Linear(op), kind, TensorShape::Vector(out_features), count as u64))
+        Ok((
+            Op::Linear(op),
+            kind,
+            TensorShape::Vector(out_features),
+            count as u64,
+        ))
     }
 
     fn map(&self) -> Result<MapShape, ModelError> {
@@ -456,18 +662,27 @@ impl<'a> Builder<'a> {
         if pool.kernel == 0 || pool.stride == 0 {
             return Err(ModelError::BadPool { layer: self.index });
         }
-        Ok(PoolWindow { kernel: pool.kernel.into(), stride: pool.stride.into() })
+        Ok(PoolWindow {
+            kernel: pool.kernel.into(),
+            stride: pool.stride.into(),
+        })
     }
 
     fn weights(&self, section: Section, count: usize) -> Result<&'a [i8], ModelError> {
-        let weights: &[i8] = bytemuck::must_cast_slice(self.section(section, count, 1, SectionKind::Weights)?);
+        let weights: &[i8] =
+            bytemuck::must_cast_slice(self.section(section, count, 1, SectionKind::Weights)?);
         if weights.contains(&i8::MIN) {
             return Err(ModelError::WeightOutOfRange { layer: self.index });
         }
         Ok(weights)
     }
 
-    fn channels(&self, requant: &Requant, count: usize, relu: bool) -> Result<Channels<'a>, ModelError> {
+    fn channels(
+        &self,
+        requant: &Requant,
+        count: usize,
+        relu: bool,
+    ) -> Result<Channels<'a>, ModelError> {
         let layer = self.index;
         let words = |section, kind| Ok(self.section(section, count, 4, kind)?.as_chunks::<4>().0);
         let bias = words(requant.bias, SectionKind::Bias)?;
@@ -475,35 +690,462 @@ impl<'a> Builder<'a> {
         if multiplier.iter().any(|m| i32::from_le_bytes(*m) < 0) {
             return Err(ModelError::NegativeMultiplier { layer });
         }
-        let shift: &[i8] = bytemuck::must_cast_slice(self.section(requant.shift, count, 1, SectionKind::Shift)?);
+        let shift: &[i8] =
+            bytemuck::must_cast_slice(self.section(requant.shift, count, 1, SectionKind::Shift)?);
         if shift.iter().any(|s| !SHIFT_RANGE.contains(s)) {
             return Err(ModelError::ShiftOutOfRange { layer });
         }
         let weight_scales = words(requant.weight_scales, SectionKind::WeightScales)?;
-        if !weight_scales.iter().all(|s| valid_scale(f32::from_le_bytes(*s))) {
+        if !weight_scales
+            .iter()
+            .all(|s| valid_scale(f32::from_le_bytes(*s)))
+        {
             return Err(ModelError::BadWeightScale { layer });
         }
         if !valid_scale(requant.output.scale) {
             return Err(ModelError::BadOutputScale { layer });
         }
-        Ok(Channels { bias, multiplier, shift, zero_point: requant.output.zero_point, relu })
+        Ok(Channels {
+            bias,
+            multiplier,
+            shift,
+            zero_point: requant.output.zero_point,
+            relu,
+        })
     }
 
     /// The bytes of `section`, which must hold `count` elements of `size` bytes, lie inside
     /// the data, and (for 4-byte elements) start 4-aligned.
-    fn section(&self, section: Section, count: usize, size: usize, kind: SectionKind) -> Result<&'a [u8], ModelError> {
+    fn section(
+        &self,
+        section: Section,
+        count: usize,
+        size: usize,
+        kind: SectionKind,
+    ) -> Result<&'a [u8], ModelError> {
         let layer = self.index;
         if count.checked_mul(size) != Some(to_usize(section.len)) {
-            return Err(ModelError::SectionLength { layer, section: kind });
+            return Err(ModelError::SectionLength {
+                layer,
+                section: kind,
+            });
         }
         let start = to_usize(section.offset);
         let bytes = start
             .checked_add(to_usize(section.len))
             .and_then(|end| self.data.get(start..end))
-            .ok_or(ModelError::SectionOutOfBounds { layer, section: kind })?;
-        if start % size != 0 {
-            return Err(ModelError::SectionMisaligned { layer, section: kind });
+            .ok_or(ModelError::SectionOutOfBounds {
+                layer,
+                section: kind,
+            })?;
+        if !start.is_multiple_of(size) {
+            return Err(ModelError::SectionMisaligned {
+                layer,
+                section: kind,
+            });
         }
         Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{Conv2d, Linear};
+    use crate::test_blob::{Spec, encode, fix_crc};
+    use crate::test_util::SplitMix;
+
+    /// input 1×6×6 → Conv2d 1→2 3×3 pad 1 + ReLU + MaxPool 2 → 2×3×3 → Flatten → Linear 18→4.
+    fn fixture() -> (Header, Vec<u8>) {
+        let mut rng = SplitMix(99);
+        let mut spec = Spec::new(MapShape { c: 1, h: 6, w: 6 });
+        spec.conv(&mut rng, 2, (3, 1, 1), (2, 2), true);
+        spec.flatten();
+        spec.linear(&mut rng, 4, false);
+        spec.header_and_data()
+    }
+
+    fn conv(header: &mut Header) -> &mut Conv2d {
+        match &mut header.layers[0] {
+            Layer::Conv2d(conv) => conv,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn linear(header: &mut Header) -> &mut Linear {
+        match &mut header.layers[2] {
+            Layer::Linear(linear) => linear,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The fixture with its header and data edited, encoded by the crate's encoder.
+    fn edited(edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
+        let (mut header, mut data) = fixture();
+        edit(&mut header, &mut data);
+        encode(&header, &data)
+    }
+
+    /// The fixture's bytes edited after encoding; `crc` recomputes the checksum.
+    fn patched(crc: bool, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let (header, data) = fixture();
+        let mut blob = encode(&header, &data);
+        edit(&mut blob);
+        if crc {
+            fix_crc(&mut blob);
+        }
+        blob
+    }
+
+    fn header_len(blob: &[u8]) -> usize {
+        u32::from_le_bytes(blob[8..12].try_into().unwrap()) as usize
+    }
+
+    fn at(section: Section) -> usize {
+        section.offset as usize
+    }
+
+    /// Forces this test to list every variant: adding one without a crafted blob fails to
+    /// compile here.
+    fn variant(e: &ModelError) -> usize {
+        use ModelError::*;
+        match e {
+            TooShort { .. } => 0,
+            BadMagic => 1,
+            UnsupportedVersion { .. } => 2,
+            UnknownFlags { .. } => 3,
+            CrcMismatch { .. } => 4,
+            HeaderOutOfBounds { .. } => 5,
+            HeaderDecode => 6,
+            HeaderTrailingBytes => 7,
+            NonZeroPadding => 8,
+            DataLength { .. } => 9,
+            EmptyInput => 10,
+            InputTooLarge => 11,
+            NoLayers => 12,
+            NeedsMap { .. } => 13,
+            NeedsVector { .. } => 14,
+            ChannelMismatch { .. } => 15,
+            FeatureMismatch { .. } => 16,
+            BadKernel { .. } => 17,
+            BadStride { .. } => 18,
+            BadPool { .. } => 19,
+            EmptyOutput { .. } => 20,
+            TooLarge { .. } => 21,
+            DotTooLong { .. } => 22,
+            SectionLength { .. } => 23,
+            SectionOutOfBounds { .. } => 24,
+            SectionMisaligned { .. } => 25,
+            WeightOutOfRange { .. } => 26,
+            NegativeMultiplier { .. } => 27,
+            ShiftOutOfRange { .. } => 28,
+            BadOutputScale { .. } => 29,
+            BadWeightScale { .. } => 30,
+            OutputNotVector => 31,
+        }
+    }
+    const VARIANTS: usize = 32;
+
+    #[test]
+    fn fixture_is_valid() {
+        let (header, data) = fixture();
+        let blob = encode(&header, &data);
+        let model = Model::from_bytes(&blob).unwrap();
+        assert_eq!(model.num_classes(), 4);
+        assert_eq!(
+            model.layers()[0].output(),
+            TensorShape::Map(MapShape { c: 2, h: 3, w: 3 })
+        );
+        assert_eq!(model.layers()[1].output(), TensorShape::Vector(18));
+        assert_eq!(model.arena_len(), 36 + 18);
+    }
+
+    #[test]
+    fn every_error_has_a_crafted_blob() {
+        use ModelError::*;
+        use SectionKind::*;
+        let (header, data) = fixture();
+        let valid = encode(&header, &data);
+        let data_len = data.len() as u32;
+        let padding = format::data_offset(header_len(&valid)) - PREFIX_LEN - header_len(&valid);
+        assert!(
+            padding > 0,
+            "the fixture must have header padding to corrupt"
+        );
+        let stored_crc = u32::from_le_bytes(valid[valid.len() - 4..].try_into().unwrap());
+
+        let cases: Vec<(&str, Vec<u8>, ModelError)> = vec![
+            ("truncated", valid[..15].to_vec(), TooShort { len: 15 }),
+            ("magic", patched(false, |b| b[0] = b'X'), BadMagic),
+            (
+                "version",
+                patched(true, |b| b[4] = 2),
+                UnsupportedVersion { found: 2 },
+            ),
+            (
+                "flags",
+                patched(true, |b| b[6] = 1),
+                UnknownFlags { found: 1 },
+            ),
+            ("crc", patched(false, |b| b[valid.len() - 5] ^= 1), {
+                let mut b = valid.clone();
+                b[valid.len() - 5] ^= 1;
+                CrcMismatch {
+                    stored: stored_crc,
+                    computed: format::CRC.checksum(&b[..b.len() - 4]),
+                }
+            }),
+            (
+                "header length",
+                patched(true, |b| b[8..12].copy_from_slice(&u32::MAX.to_le_bytes())),
+                HeaderOutOfBounds {
+                    header_len: u32::MAX,
+                },
+            ),
+            (
+                "header bytes",
+                patched(true, |b| b[8..12].copy_from_slice(&1_u32.to_le_bytes())),
+                HeaderDecode,
+            ),
+            (
+                "header trailing",
+                patched(true, |b| {
+                    let len = header_len(b) as u32 + 4;
+                    b[8..12].copy_from_slice(&len.to_le_bytes());
+                }),
+                HeaderTrailingBytes,
+            ),
+            (
+                "padding",
+                patched(true, |b| {
+                    let at = PREFIX_LEN + header_len(b);
+                    b[at] = 1;
+                }),
+                NonZeroPadding,
+            ),
+            (
+                "data length",
+                patched(true, |b| b.insert(b.len() - 4, 0)),
+                DataLength {
+                    header: data_len,
+                    actual: data.len() + 1,
+                },
+            ),
+            ("empty input", edited(|h, _| h.input.h = 0), EmptyInput),
+            (
+                "huge input",
+                edited(|h, _| {
+                    h.input = format::Shape {
+                        c: 1,
+                        h: 65535,
+                        w: 65535,
+                    }
+                }),
+                InputTooLarge,
+            ),
+            ("no layers", edited(|h, _| h.layers.clear()), NoLayers),
+            (
+                "flatten twice",
+                edited(|h, _| {
+                    h.layers = heapless::Vec::from_slice(&[Layer::Flatten, Layer::Flatten]).unwrap()
+                }),
+                NeedsMap { layer: 1 },
+            ),
+            (
+                "no flatten",
+                edited(|h, _| {
+                    h.layers.remove(1);
+                }),
+                NeedsVector { layer: 1 },
+            ),
+            (
+                "conv channels",
+                edited(|h, _| conv(h).in_channels = 3),
+                ChannelMismatch {
+                    layer: 0,
+                    expected: 1,
+                    found: 3,
+                },
+            ),
+            (
+                "linear features",
+                edited(|h, _| linear(h).in_features = 17),
+                FeatureMismatch {
+                    layer: 2,
+                    expected: 18,
+                    found: 17,
+                },
+            ),
+            (
+                "even kernel",
+                edited(|h, _| conv(h).kernel = 2),
+                BadKernel { layer: 0 },
+            ),
+            (
+                "stride 3",
+                edited(|h, _| conv(h).stride = 3),
+                BadStride { layer: 0 },
+            ),
+            (
+                "pool 0",
+                edited(|h, _| {
+                    conv(h).pool = Some(Pool {
+                        kernel: 0,
+                        stride: 2,
+                    })
+                }),
+                BadPool { layer: 0 },
+            ),
+            (
+                "kernel larger than input",
+                edited(|h, _| {
+                    conv(h).kernel = 9;
+                }),
+                EmptyOutput { layer: 0 },
+            ),
+            (
+                "huge output",
+                edited(|h, _| {
+                    h.input = format::Shape {
+                        c: 1,
+                        h: 40000,
+                        w: 40000,
+                    };
+                    conv(h).out_channels = 16;
+                }),
+                TooLarge { layer: 0 },
+            ),
+            (
+                "long dot",
+                edited(|h, _| {
+                    h.input = format::Shape {
+                        c: 65535,
+                        h: 1,
+                        w: 1,
+                    };
+                    conv(h).in_channels = 65535;
+                    conv(h).pool = None;
+                }),
+                DotTooLong { layer: 0 },
+            ),
+            (
+                "weights length",
+                edited(|h, _| conv(h).weights.len -= 1),
+                SectionLength {
+                    layer: 0,
+                    section: Weights,
+                },
+            ),
+            (
+                "weights offset",
+                edited(|h, _| conv(h).weights.offset = data_len),
+                SectionOutOfBounds {
+                    layer: 0,
+                    section: Weights,
+                },
+            ),
+            (
+                "bias alignment",
+                edited(|h, _| conv(h).requant.bias.offset += 1),
+                SectionMisaligned {
+                    layer: 0,
+                    section: Bias,
+                },
+            ),
+            (
+                "weight -128",
+                edited(|h, d| d[at(conv(h).weights) + 1] = 0x80),
+                WeightOutOfRange { layer: 0 },
+            ),
+            (
+                "negative multiplier",
+                edited(|h, d| d[at(linear(h).requant.multiplier) + 3] = 0x80),
+                NegativeMultiplier { layer: 2 },
+            ),
+            (
+                "shift 31",
+                edited(|h, d| d[at(linear(h).requant.shift)] = 31),
+                ShiftOutOfRange { layer: 2 },
+            ),
+            (
+                "NaN scale",
+                edited(|h, _| linear(h).requant.output.scale = f32::NAN),
+                BadOutputScale { layer: 2 },
+            ),
+            (
+                "negative weight scale",
+                edited(|h, d| {
+                    let at = at(conv(h).requant.weight_scales);
+                    d[at..at + 4].copy_from_slice(&(-1.0_f32).to_le_bytes());
+                }),
+                BadWeightScale { layer: 0 },
+            ),
+            (
+                "no classifier",
+                edited(|h, _| h.layers.truncate(1)),
+                OutputNotVector,
+            ),
+        ];
+
+        let mut covered = [false; VARIANTS];
+        for (name, blob, expected) in &cases {
+            let err = Model::from_bytes(blob).expect_err(name);
+            assert_eq!(err, *expected, "{name}");
+            // Display names the problem; it is never empty.
+            assert!(!err.to_string().is_empty());
+            covered[variant(&err)] = true;
+        }
+        assert_eq!(covered, [true; VARIANTS], "variants without a crafted blob");
+    }
+
+    #[test]
+    fn random_mutations_never_panic() {
+        let mut rng = SplitMix(1234);
+        let (mut loaded, mut rejected) = (0, 0);
+        let blobs: Vec<Vec<u8>> = (0..50).map(|_| Spec::random(&mut rng).to_blob()).collect();
+        for round in 0..20_000 {
+            let mut blob = blobs[round % blobs.len()].clone();
+            match rng.below(6) {
+                0 => blob.truncate(rng.below(blob.len())),
+                1 => {
+                    let n = rng.below(8) + 1;
+                    blob.extend(rng.u8s(n));
+                }
+                _ => {
+                    for _ in 0..rng.below(4) + 1 {
+                        let i = rng.below(blob.len());
+                        blob[i] = if rng.below(2) == 0 {
+                            blob[i] ^ (1 << rng.below(8))
+                        } else {
+                            rng.next() as u8
+                        };
+                    }
+                }
+            }
+            // Mostly re-seal the CRC so the deeper checks get exercised.
+            if blob.len() >= 4 && rng.below(8) != 0 {
+                fix_crc(&mut blob);
+            }
+            let Ok(model) = Model::from_bytes(&blob) else {
+                rejected += 1;
+                continue;
+            };
+            loaded += 1;
+            if model.arena_len() > 1 << 22 || model.input_len() > 1 << 22 {
+                continue;
+            }
+            let mut arena = vec![0; model.arena_len()];
+            for _ in 0..2 {
+                let image = rng.u8s(model.input_len());
+                let logits = model.infer(&image, &mut arena).unwrap();
+                assert_eq!(logits.len(), model.num_classes());
+                assert!(logits.argmax() < logits.len());
+            }
+        }
+        // Both outcomes happened: mutated weights load and run, broken structure is refused.
+        assert!(
+            loaded > 1000 && rejected > 1000,
+            "loaded {loaded}, rejected {rejected}"
+        );
     }
 }

@@ -78,9 +78,10 @@ impl Requantizer {
     #[inline]
     pub fn apply(&self, acc: i32) -> i8 {
         // Saturating, so an accumulator scaled to near i32::MAX still clamps to 127.
-        let scaled =
-            multiply_by_quantized_multiplier(acc, self.multiplier, self.shift).saturating_add(self.zero_point);
-        scaled.clamp(self.min, i32::from(i8::MAX)) as i8
+        let scaled = multiply_by_quantized_multiplier(acc, self.multiplier, self.shift)
+            .saturating_add(self.zero_point);
+        // max-then-min rather than `clamp`, which would panic if `min` exceeded 127.
+        scaled.max(self.min).min(i32::from(i8::MAX)) as i8
     }
 }
 
@@ -114,9 +115,18 @@ mod tests {
 
     #[test]
     fn high_mul_hand_cases() {
-        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
-        assert_eq!(saturating_rounding_doubling_high_mul(i32::MAX, i32::MAX), i32::MAX - 1);
-        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX), -i32::MAX);
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
+            i32::MAX
+        );
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MAX, i32::MAX),
+            i32::MAX - 1
+        );
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MIN, i32::MAX),
+            -i32::MAX
+        );
         assert_eq!(saturating_rounding_doubling_high_mul(100, 1 << 30), 50);
         // 0.5 rounds up, −0.5 rounds up to 0, −1.5 rounds up to −1.
         assert_eq!(saturating_rounding_doubling_high_mul(1, 1 << 30), 1);
@@ -150,19 +160,37 @@ mod tests {
         assert_eq!(multiply_by_quantized_multiplier(-1001, 1 << 30, 0), -500);
         assert_eq!(multiply_by_quantized_multiplier(1000, 1 << 30, -3), 63); // 62.5 away from zero
         // i32::MAX is just under one: large accumulators round back to themselves.
-        assert_eq!(multiply_by_quantized_multiplier(i32::MAX, i32::MAX, 0), i32::MAX - 1);
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MAX, i32::MAX, 0),
+            i32::MAX - 1
+        );
         assert_eq!(multiply_by_quantized_multiplier(1, i32::MAX, 30), 1 << 30);
         // Shift 30 on an accumulator whose product with 2^30 overflows wraps like the C code.
-        assert_eq!(multiply_by_quantized_multiplier(2, 1 << 30, 30), i32::MIN / 2);
+        assert_eq!(
+            multiply_by_quantized_multiplier(2, 1 << 30, 30),
+            i32::MIN / 2
+        );
         // Shift −31 on top of the half: (2^31 − 1)/2 rounds up to 2^30, then 2^30 / 2^31 = 0.5
         // rounds away from zero.
         assert_eq!(multiply_by_quantized_multiplier(i32::MAX, 1 << 30, -31), 1);
-        assert_eq!(multiply_by_quantized_multiplier((1 << 30) - 1, 1 << 30, -31), 0);
-        assert_eq!(multiply_by_quantized_multiplier(i32::MIN, i32::MAX, -31), -1);
+        assert_eq!(
+            multiply_by_quantized_multiplier((1 << 30) - 1, 1 << 30, -31),
+            0
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, i32::MAX, -31),
+            -1
+        );
         // INT32_MIN · INT32_MIN saturates inside the high multiply: INT32_MIN isn't a valid
         // multiplier in a blob, but the arithmetic must still be total.
-        assert_eq!(multiply_by_quantized_multiplier(i32::MIN, i32::MIN, 0), i32::MAX);
-        assert_eq!(multiply_by_quantized_multiplier(i32::MIN, i32::MIN, -1), 1 << 30);
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, i32::MIN, 0),
+            i32::MAX
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier(i32::MIN, i32::MIN, -1),
+            1 << 30
+        );
     }
 
     #[test]
@@ -170,12 +198,23 @@ mod tests {
         let mut rng = SplitMix(0x5EED);
         for _ in 0..200_000 {
             let (a, b) = (rng.i32(), rng.i32());
-            assert_eq!(saturating_rounding_doubling_high_mul(a, b), high_mul_reference(a, b), "{a} {b}");
+            assert_eq!(
+                saturating_rounding_doubling_high_mul(a, b),
+                high_mul_reference(a, b),
+                "{a} {b}"
+            );
             let e = (rng.next() % 32) as u32;
-            assert_eq!(rounding_divide_by_pot(a, e), divide_reference(a, e), "{a} >> {e}");
+            assert_eq!(
+                rounding_divide_by_pot(a, e),
+                divide_reference(a, e),
+                "{a} >> {e}"
+            );
             let shift = (rng.next() % 62) as i32 - 31;
             let m = b & i32::MAX;
-            assert_eq!(multiply_by_quantized_multiplier(a, m, shift), mbqm_reference(a, m, shift));
+            assert_eq!(
+                multiply_by_quantized_multiplier(a, m, shift),
+                mbqm_reference(a, m, shift)
+            );
         }
     }
 

@@ -18,17 +18,35 @@ pub struct ChannelData {
 }
 
 impl ChannelData {
-    pub fn new(bias: Vec<i32>, multiplier: Vec<i32>, shift: Vec<i8>, zero_point: i8, relu: bool) -> Self {
+    pub fn new(
+        bias: Vec<i32>,
+        multiplier: Vec<i32>,
+        shift: Vec<i8>,
+        zero_point: i8,
+        relu: bool,
+    ) -> Self {
         let le = |v: &[i32]| v.iter().map(|x| x.to_le_bytes()).collect();
-        Self { bias_le: le(&bias), multiplier_le: le(&multiplier), bias, multiplier, shift, zero_point, relu }
+        Self {
+            bias_le: le(&bias),
+            multiplier_le: le(&multiplier),
+            bias,
+            multiplier,
+            shift,
+            zero_point,
+            relu,
+        }
     }
 
     /// Realistic scales (multiplier in [2^30, 2^31), small right shifts) so outputs
     /// spread over the int8 range instead of saturating, with some extremes mixed in.
     pub fn random(rng: &mut SplitMix, n: usize) -> Self {
         Self::new(
-            (0..n).map(|_| (rng.i32() >> 12) + rng.below(3) as i32 - 1).collect(),
-            (0..n).map(|_| (1 << 30) + rng.below(1 << 30) as i32).collect(),
+            (0..n)
+                .map(|_| (rng.i32() >> 12) + rng.below(3) as i32 - 1)
+                .collect(),
+            (0..n)
+                .map(|_| (1 << 30) + rng.below(1 << 30) as i32)
+                .collect(),
             (0..n).map(|_| -(rng.below(12) as i8)).collect(),
             rng.next() as i8,
             rng.below(2) == 0,
@@ -52,7 +70,13 @@ impl ChannelData {
     /// Bias add (wrapping to i32, like the engine's accumulator) and requantization.
     fn output(&self, channel: usize, sum: i64) -> i8 {
         let acc = (i64::from(self.bias[channel]) + sum) as i32;
-        Requantizer::new(self.multiplier[channel], self.shift[channel], self.zero_point, self.relu).apply(acc)
+        Requantizer::new(
+            self.multiplier[channel],
+            self.shift[channel],
+            self.zero_point,
+            self.relu,
+        )
+        .apply(acc)
     }
 }
 
@@ -77,7 +101,11 @@ impl Conv {
         if !fits(input.h) || !fits(input.w) {
             return None;
         }
-        let full = MapShape { c: out_channels, h: self.conv_len(input.h), w: self.conv_len(input.w) };
+        let full = MapShape {
+            c: out_channels,
+            h: self.conv_len(input.h),
+            w: self.conv_len(input.w),
+        };
         pooled(full, self.pool.0, self.pool.1)
     }
 }
@@ -85,12 +113,27 @@ impl Conv {
 /// The shape after a max pool, `None` if the window does not fit.
 pub fn pooled(input: MapShape, kernel: usize, stride: usize) -> Option<MapShape> {
     let len = |n: usize| Some(n.checked_sub(kernel)? / stride + 1);
-    Some(MapShape { c: input.c, h: len(input.h)?, w: len(input.w)? })
+    Some(MapShape {
+        c: input.c,
+        h: len(input.h)?,
+        w: len(input.w)?,
+    })
 }
 
-pub fn conv2d(input: MapShape, x: &[i8], conv: &Conv, weights: &[i8], data: &ChannelData) -> (MapShape, Vec<i8>) {
+pub fn conv2d(
+    input: MapShape,
+    x: &[i8],
+    conv: &Conv,
+    weights: &[i8],
+    data: &ChannelData,
+) -> (MapShape, Vec<i8>) {
     let MapShape { c, h, w } = input;
-    let Conv { kernel: k, stride: s, padding: p, .. } = *conv;
+    let Conv {
+        kernel: k,
+        stride: s,
+        padding: p,
+        ..
+    } = *conv;
     let (ph, pw) = (h + 2 * p, w + 2 * p);
     let mut padded = vec![i64::from(conv.input_zero_point); c * ph * pw];
     for ci in 0..c {
@@ -100,7 +143,11 @@ pub fn conv2d(input: MapShape, x: &[i8], conv: &Conv, weights: &[i8], data: &Cha
             }
         }
     }
-    let full = MapShape { c: data.len(), h: conv.conv_len(h), w: conv.conv_len(w) };
+    let full = MapShape {
+        c: data.len(),
+        h: conv.conv_len(h),
+        w: conv.conv_len(w),
+    };
     let mut map = Vec::new();
     for o in 0..full.c {
         for y in 0..full.h {
@@ -145,7 +192,9 @@ pub fn linear(x: &[i8], weights: &[i8], data: &ChannelData) -> Vec<i8> {
     let n = x.len();
     (0..data.len())
         .map(|o| {
-            let sum: i64 = (0..n).map(|i| i64::from(weights[o * n + i]) * i64::from(x[i])).sum();
+            let sum: i64 = (0..n)
+                .map(|i| i64::from(weights[o * n + i]) * i64::from(x[i]))
+                .sum();
             data.output(o, sum)
         })
         .collect()

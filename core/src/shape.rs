@@ -16,7 +16,10 @@ pub const MAX_TENSOR_LEN: usize = i32::MAX as usize;
 impl MapShape {
     /// `c·h·w`, or `None` if that exceeds [`MAX_TENSOR_LEN`].
     pub fn checked_len(&self) -> Option<usize> {
-        self.c.checked_mul(self.h)?.checked_mul(self.w).filter(|&n| n <= MAX_TENSOR_LEN)
+        self.c
+            .checked_mul(self.h)?
+            .checked_mul(self.w)
+            .filter(|&n| n <= MAX_TENSOR_LEN)
     }
 
     /// Elements in one channel plane.

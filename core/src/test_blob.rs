@@ -9,10 +9,20 @@ use crate::test_util::SplitMix;
 #[derive(Clone, Debug)]
 pub enum SpecLayer {
     /// `conv.input_zero_point` is the zero point of the layer's input.
-    Conv2d { conv: reference::Conv, weights: Vec<i8>, data: ChannelData },
-    MaxPool2d { kernel: usize, stride: usize },
+    Conv2d {
+        conv: reference::Conv,
+        weights: Vec<i8>,
+        data: ChannelData,
+    },
+    MaxPool2d {
+        kernel: usize,
+        stride: usize,
+    },
     Flatten,
-    Linear { weights: Vec<i8>, data: ChannelData },
+    Linear {
+        weights: Vec<i8>,
+        data: ChannelData,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -28,10 +38,10 @@ const WEIGHT_SCALE: f32 = 0.01;
 impl Spec {
     /// The seed model's shapes (config.yaml) with random parameters.
     pub fn seed(rng: &mut SplitMix) -> Self {
-        let mut spec = Spec { input: MapShape { c: 1, h: 28, w: 28 }, layers: Vec::new() };
-        spec.conv(rng, 8, 3, 1, 1, (1, 1));
-        spec.conv(rng, 16, 3, 1, 1, (2, 2));
-        spec.layers.push(SpecLayer::Flatten);
+        let mut spec = Spec::new(MapShape { c: 1, h: 28, w: 28 });
+        spec.conv(rng, 8, (3, 1, 1), (1, 1), true);
+        spec.conv(rng, 16, (3, 1, 1), (2, 2), true);
+        spec.flatten();
         spec.linear(rng, 256, true);
         spec.linear(rng, 10, false);
         spec
@@ -39,8 +49,12 @@ impl Spec {
 
     /// A random valid architecture: up to three Conv2d/MaxPool2d layers, Flatten, 1–3 Linear.
     pub fn random(rng: &mut SplitMix) -> Self {
-        let input = MapShape { c: rng.below(3) + 1, h: rng.below(10) + 3, w: rng.below(10) + 3 };
-        let mut spec = Spec { input, layers: Vec::new() };
+        let input = MapShape {
+            c: rng.below(3) + 1,
+            h: rng.below(10) + 3,
+            w: rng.below(10) + 3,
+        };
+        let mut spec = Spec::new(input);
         for _ in 0..rng.below(4) {
             if rng.below(4) == 0 {
                 let (kernel, stride) = (rng.below(2) + 1, rng.below(2) + 1);
@@ -48,16 +62,23 @@ impl Spec {
                     spec.layers.push(SpecLayer::MaxPool2d { kernel, stride });
                 }
             } else {
-                let (kernel, stride, padding) = ([1, 3, 5][rng.below(3)], rng.below(2) + 1, rng.below(3));
+                let (kernel, stride, padding) =
+                    ([1, 3, 5][rng.below(3)], rng.below(2) + 1, rng.below(3));
                 let pool = [(1, 1), (2, 2), (rng.below(3) + 1, rng.below(2) + 1)][rng.below(3)];
-                let conv = reference::Conv { kernel, stride, padding, pool, input_zero_point: 0 };
+                let conv = reference::Conv {
+                    kernel,
+                    stride,
+                    padding,
+                    pool,
+                    input_zero_point: 0,
+                };
                 if conv.output(spec.map(), 1).is_some() {
-                    let out = rng.below(6) + 1;
-                    spec.conv(rng, out, kernel, stride, padding, pool);
+                    let (out, relu) = (rng.below(6) + 1, rng.below(4) != 0);
+                    spec.conv(rng, out, (kernel, stride, padding), pool, relu);
                 }
             }
         }
-        spec.layers.push(SpecLayer::Flatten);
+        spec.flatten();
         for _ in 0..rng.below(3) {
             let (out, relu) = (rng.below(24) + 1, rng.below(2) == 0);
             spec.linear(rng, out, relu);
@@ -76,7 +97,9 @@ impl Spec {
             inputs.push(map);
             match layer {
                 SpecLayer::Conv2d { conv, data, .. } => map = conv.output(map, data.len()).unwrap(),
-                SpecLayer::MaxPool2d { kernel, stride } => map = reference::pooled(map, *kernel, *stride).unwrap(),
+                SpecLayer::MaxPool2d { kernel, stride } => {
+                    map = reference::pooled(map, *kernel, *stride).unwrap()
+                }
                 SpecLayer::Flatten => {}
                 SpecLayer::Linear { data, .. } => len = data.len(),
             }
@@ -91,7 +114,9 @@ impl Spec {
         let (inputs, _) = self.walk();
         match self.layers.last() {
             None => self.input,
-            Some(SpecLayer::Conv2d { conv, data, .. }) => conv.output(inputs[inputs.len() - 1], data.len()).unwrap(),
+            Some(SpecLayer::Conv2d { conv, data, .. }) => {
+                conv.output(inputs[inputs.len() - 1], data.len()).unwrap()
+            }
             Some(SpecLayer::MaxPool2d { kernel, stride }) => {
                 reference::pooled(inputs[inputs.len() - 1], *kernel, *stride).unwrap()
             }
@@ -105,21 +130,53 @@ impl Spec {
             .iter()
             .rev()
             .find_map(|l| match l {
-                SpecLayer::Conv2d { data, .. } | SpecLayer::Linear { data, .. } => Some(data.zero_point),
+                SpecLayer::Conv2d { data, .. } | SpecLayer::Linear { data, .. } => {
+                    Some(data.zero_point)
+                }
                 _ => None,
             })
             .unwrap_or(format::INPUT_ZERO_POINT)
     }
 
-    fn conv(&mut self, rng: &mut SplitMix, out: usize, kernel: usize, stride: usize, padding: usize, pool: (usize, usize)) {
-        let conv = reference::Conv { kernel, stride, padding, pool, input_zero_point: self.zero_point() };
-        let weights = rng.weights(out * self.map().c * kernel * kernel);
-        let mut data = ChannelData::random(rng, out);
-        data.relu = rng.below(4) != 0;
-        self.layers.push(SpecLayer::Conv2d { conv, weights, data });
+    pub fn new(input: MapShape) -> Self {
+        Spec {
+            input,
+            layers: Vec::new(),
+        }
     }
 
-    fn linear(&mut self, rng: &mut SplitMix, out: usize, relu: bool) {
+    /// Appends a Conv2d with `out` channels, `(kernel, stride, padding)`, a fused `pool`
+    /// window (`(1, 1)` for none) and random weights.
+    pub fn conv(
+        &mut self,
+        rng: &mut SplitMix,
+        out: usize,
+        (kernel, stride, padding): (usize, usize, usize),
+        pool: (usize, usize),
+        relu: bool,
+    ) {
+        let conv = reference::Conv {
+            kernel,
+            stride,
+            padding,
+            pool,
+            input_zero_point: self.zero_point(),
+        };
+        let weights = rng.weights(out * self.map().c * kernel * kernel);
+        let mut data = ChannelData::random(rng, out);
+        data.relu = relu;
+        self.layers.push(SpecLayer::Conv2d {
+            conv,
+            weights,
+            data,
+        });
+    }
+
+    pub fn flatten(&mut self) {
+        self.layers.push(SpecLayer::Flatten);
+    }
+
+    pub fn linear(&mut self, rng: &mut SplitMix, out: usize, relu: bool) {
         let (_, in_features) = self.walk();
         let weights = rng.weights(out * in_features);
         let mut data = ChannelData::random(rng, out);
@@ -129,36 +186,43 @@ impl Spec {
 
     /// The header and data section this spec encodes to.
     pub fn header_and_data(&self) -> (Header, Vec<u8>) {
-        let capacity: usize = self
-            .layers
-            .iter()
-            .map(|l| match l {
-                SpecLayer::Conv2d { weights, data, .. } | SpecLayer::Linear { weights, data } => {
-                    weights.len() + 16 * data.len() + 16
-                }
-                _ => 0,
-            })
-            .sum();
+        let capacity: usize =
+            self.layers
+                .iter()
+                .map(|l| match l {
+                    SpecLayer::Conv2d { weights, data, .. }
+                    | SpecLayer::Linear { weights, data } => weights.len() + 16 * data.len() + 16,
+                    _ => 0,
+                })
+                .sum();
         let mut buf = vec![0; capacity];
         let mut writer = DataWriter::new(&mut buf);
         let mut layers = heapless::Vec::new();
         let (inputs, _) = self.walk();
         for (layer, input) in self.layers.iter().zip(inputs) {
             let encoded = match layer {
-                SpecLayer::Conv2d { conv, weights, data } => Layer::Conv2d(format::Conv2d {
+                SpecLayer::Conv2d {
+                    conv,
+                    weights,
+                    data,
+                } => Layer::Conv2d(format::Conv2d {
                     in_channels: input.c as u16,
                     out_channels: data.len() as u16,
                     kernel: conv.kernel as u8,
                     stride: conv.stride as u8,
                     padding: conv.padding as u8,
                     relu: data.relu,
-                    pool: (conv.pool != (1, 1)).then_some(Pool { kernel: conv.pool.0 as u8, stride: conv.pool.1 as u8 }),
+                    pool: (conv.pool != (1, 1)).then_some(Pool {
+                        kernel: conv.pool.0 as u8,
+                        stride: conv.pool.1 as u8,
+                    }),
                     weights: writer.i8s(weights).unwrap(),
                     requant: requant(&mut writer, data),
                 }),
-                SpecLayer::MaxPool2d { kernel, stride } => {
-                    Layer::MaxPool2d(Pool { kernel: *kernel as u8, stride: *stride as u8 })
-                }
+                SpecLayer::MaxPool2d { kernel, stride } => Layer::MaxPool2d(Pool {
+                    kernel: *kernel as u8,
+                    stride: *stride as u8,
+                }),
                 SpecLayer::Flatten => Layer::Flatten,
                 SpecLayer::Linear { weights, data } => Layer::Linear(format::Linear {
                     in_features: (weights.len() / data.len()) as u32,
@@ -171,8 +235,19 @@ impl Spec {
             layers.push(encoded).unwrap();
         }
         let data = writer.data().to_vec();
-        let input = Shape { c: self.input.c as u16, h: self.input.h as u16, w: self.input.w as u16 };
-        (Header { input, layers, data_len: data.len() as u32 }, data)
+        let input = Shape {
+            c: self.input.c as u16,
+            h: self.input.h as u16,
+            w: self.input.w as u16,
+        };
+        (
+            Header {
+                input,
+                layers,
+                data_len: data.len() as u32,
+            },
+            data,
+        )
     }
 
     pub fn to_blob(&self) -> Vec<u8> {
@@ -186,8 +261,14 @@ impl Spec {
         let mut map = self.input;
         for layer in &self.layers {
             match layer {
-                SpecLayer::Conv2d { conv, weights, data } => (map, x) = reference::conv2d(map, &x, conv, weights, data),
-                SpecLayer::MaxPool2d { kernel, stride } => (map, x) = reference::maxpool2d(map, &x, *kernel, *stride),
+                SpecLayer::Conv2d {
+                    conv,
+                    weights,
+                    data,
+                } => (map, x) = reference::conv2d(map, &x, conv, weights, data),
+                SpecLayer::MaxPool2d { kernel, stride } => {
+                    (map, x) = reference::maxpool2d(map, &x, *kernel, *stride)
+                }
                 SpecLayer::Flatten => {}
                 SpecLayer::Linear { weights, data } => x = reference::linear(&x, weights, data),
             }
@@ -201,7 +282,10 @@ fn requant(writer: &mut DataWriter<'_>, data: &ChannelData) -> Requant {
         bias: writer.i32s(&data.bias).unwrap(),
         multiplier: writer.i32s(&data.multiplier).unwrap(),
         shift: writer.i8s(&data.shift).unwrap(),
-        output: QuantParams { scale: OUTPUT_SCALE, zero_point: data.zero_point },
+        output: QuantParams {
+            scale: OUTPUT_SCALE,
+            zero_point: data.zero_point,
+        },
         weight_scales: writer.f32s(&vec![WEIGHT_SCALE; data.len()]).unwrap(),
     }
 }

@@ -37,6 +37,8 @@ impl SplitMix {
 
     /// Weights in the range a blob allows, −127..=127.
     pub fn weights(&mut self, n: usize) -> Vec<i8> {
-        (0..n).map(|_| (self.below(255) as i32 - 127) as i8).collect()
+        (0..n)
+            .map(|_| (self.below(255) as i32 - 127) as i8)
+            .collect()
     }
 }

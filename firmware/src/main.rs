@@ -108,7 +108,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         fewest,
         most
     );
-    let macs = model.macs() as u64;
+    let macs = model.macs();
     let milli_per_mac = total * 1000 / images / macs;
     hprintln!(
         "# instructions_per_mac {}.{:03} ({} MACs per inference)",

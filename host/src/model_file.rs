@@ -35,8 +35,10 @@ pub fn load(path: &Path, config: &Config, dataset: &FashionMnist) -> Result<Load
     let architecture = config.architecture();
     let checkpoint = Checkpoint::read_checked(path, &architecture)
         .with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let blob = qcnn_quantize::quantize(config, &checkpoint, dataset)
-        .with_context(|| format!("quantizing {}", path.display()))?;
+    let blob: Vec<u8> = {
+        let _ = dataset;
+        anyhow::bail!("TEMPORARY: quantize library entry point not landed yet")
+    };
     let float = FloatModel::new(&architecture, &checkpoint);
     Ok(LoadedModel {
         blob,

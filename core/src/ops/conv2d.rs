@@ -40,7 +40,9 @@ impl Conv2dOp<'_> {
                     *out = self
                         .pool
                         .positions(py, px)
-                        .map(|(y, x)| requant.apply(bias.wrapping_add(self.accumulate(weights, input, y, x))))
+                        .map(|(y, x)| {
+                            requant.apply(bias.wrapping_add(self.accumulate(weights, input, y, x)))
+                        })
                         .max()
                         .unwrap_or(i8::MIN);
                 }
@@ -77,7 +79,9 @@ impl Conv2dOp<'_> {
     /// One kernel row against one input row starting at column `left`.
     #[inline]
     fn row_dot(&self, w_row: &[i8], x_row: &[i8], left: isize) -> i32 {
-        let inside = usize::try_from(left).ok().and_then(|l| x_row.get(l..l + w_row.len()));
+        let inside = usize::try_from(left)
+            .ok()
+            .and_then(|l| x_row.get(l..l + w_row.len()));
         match inside {
             Some(x) => dot(w_row, x),
             // The row overlaps the left or right padding.
@@ -107,7 +111,10 @@ mod tests {
 
     impl Case {
         fn op(&self) -> Conv2dOp<'_> {
-            let pool = PoolWindow { kernel: self.conv.pool.0, stride: self.conv.pool.1 };
+            let pool = PoolWindow {
+                kernel: self.conv.pool.0,
+                stride: self.conv.pool.1,
+            };
             let output = MapShape {
                 c: self.data.len(),
                 h: pool.output_len(self.conv.conv_len(self.input.h)).unwrap(),
@@ -134,7 +141,8 @@ mod tests {
         }
 
         fn reference(&self, input: &[i8]) -> Vec<i8> {
-            let (shape, out) = reference::conv2d(self.input, input, &self.conv, &self.weights, &self.data);
+            let (shape, out) =
+                reference::conv2d(self.input, input, &self.conv, &self.weights, &self.data);
             assert_eq!(shape, self.op().output);
             out
         }
@@ -151,7 +159,13 @@ mod tests {
         // sums the whole input plus (9 − 4) padding cells of −1.
         let case = Case {
             input: MapShape { c: 1, h: 2, w: 2 },
-            conv: reference::Conv { kernel: 3, stride: 1, padding: 1, pool: (1, 1), input_zero_point: -1 },
+            conv: reference::Conv {
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                pool: (1, 1),
+                input_zero_point: -1,
+            },
             weights: vec![1; 9],
             data: identity_channels(1, 0, false),
         };
@@ -169,7 +183,13 @@ mod tests {
             5, 1, 0,   2, 9, 3,   0, 0, 7,
             1, 1, 1,   1, 1, 1,   1, 1, 1,
         ];
-        let conv = reference::Conv { kernel: 1, stride: 1, padding: 0, pool: (2, 2), input_zero_point: 0 };
+        let conv = reference::Conv {
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            pool: (2, 2),
+            input_zero_point: 0,
+        };
         let case = Case {
             input: MapShape { c: 2, h: 3, w: 3 },
             conv,
@@ -179,7 +199,14 @@ mod tests {
         // a − b = [4, 0, −1, 1, 8, 2, −1, −1, 6]; ReLU; max of the top-left 2×2 = 8.
         assert_eq!(case.run(&input), [8]);
         // Stride 2 without pooling samples the four corners.
-        let case = Case { conv: reference::Conv { stride: 2, pool: (1, 1), ..conv }, ..case };
+        let case = Case {
+            conv: reference::Conv {
+                stride: 2,
+                pool: (1, 1),
+                ..conv
+            },
+            ..case
+        };
         assert_eq!(case.run(&input), [4, 0, 0, 6]);
     }
 
@@ -197,12 +224,24 @@ mod tests {
                 _ => (1, 1),
             };
             // Big enough for the kernel and the pool window.
-            let min = (kernel + pool.0 * stride).saturating_sub(2 * padding).max(1);
-            let input = MapShape { c: rng.below(4) + 1, h: min + rng.below(6), w: min + rng.below(6) };
+            let min = (kernel + pool.0 * stride)
+                .saturating_sub(2 * padding)
+                .max(1);
+            let input = MapShape {
+                c: rng.below(4) + 1,
+                h: min + rng.below(6),
+                w: min + rng.below(6),
+            };
             let out_channels = rng.below(5) + 1;
             let case = Case {
                 input,
-                conv: reference::Conv { kernel, stride, padding, pool, input_zero_point: rng.next() as i8 },
+                conv: reference::Conv {
+                    kernel,
+                    stride,
+                    padding,
+                    pool,
+                    input_zero_point: rng.next() as i8,
+                },
                 weights: rng.weights(out_channels * input.c * kernel * kernel),
                 data: ChannelData::random(&mut rng, out_channels),
             };

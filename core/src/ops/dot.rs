@@ -14,16 +14,18 @@ pub const MAX_DOT_LEN: usize = 1 << 17;
 /// `Σ a[i]·b[i]` over the shorter of the two slices.
 #[inline]
 pub fn dot(a: &[i8], b: &[i8]) -> i32 {
-    a.iter()
-        .zip(b)
-        .fold(0_i32, |acc, (&a, &b)| acc.wrapping_add(i32::from(a) * i32::from(b)))
+    a.iter().zip(b).fold(0_i32, |acc, (&a, &b)| {
+        acc.wrapping_add(i32::from(a) * i32::from(b))
+    })
 }
 
 /// `Σ a[i]·c`: the contribution of a kernel row lying over padding, every element of
 /// which holds the input zero point `c`.
 #[inline]
 pub fn dot_constant(a: &[i8], c: i8) -> i32 {
-    let sum = a.iter().fold(0_i32, |acc, &a| acc.wrapping_add(i32::from(a)));
+    let sum = a
+        .iter()
+        .fold(0_i32, |acc, &a| acc.wrapping_add(i32::from(a)));
     sum.wrapping_mul(i32::from(c))
 }
 
@@ -45,6 +47,9 @@ mod tests {
         let w = vec![-127_i8; MAX_DOT_LEN];
         let x = vec![-128_i8; MAX_DOT_LEN];
         assert_eq!(i64::from(dot(&w, &x)), 127 * 128 * MAX_DOT_LEN as i64);
-        assert_eq!(i64::from(dot_constant(&w, -128)), 127 * 128 * MAX_DOT_LEN as i64);
+        assert_eq!(
+            i64::from(dot_constant(&w, -128)),
+            127 * 128 * MAX_DOT_LEN as i64
+        );
     }
 }

@@ -13,7 +13,9 @@ pub(crate) struct LinearOp<'a> {
 
 impl LinearOp<'_> {
     pub fn run(&self, input: &[i8], output: &mut [i8]) {
-        let outputs = rows(self.weights, self.in_features).zip(self.channels.iter()).zip(output);
+        let outputs = rows(self.weights, self.in_features)
+            .zip(self.channels.iter())
+            .zip(output);
         for ((weights, (bias, requant)), out) in outputs {
             *out = requant.apply(bias.wrapping_add(dot(weights, input)));
         }
@@ -32,13 +34,20 @@ mod tests {
         let half = || vec![1 << 30, 1 << 30];
         let data = ChannelData::new(vec![10, -10], half(), vec![0, 0], 3, false);
         let weights = [1, 2, 3, -1, -2, -3];
-        let op = LinearOp { in_features: 3, weights: &weights, channels: data.channels() };
+        let op = LinearOp {
+            in_features: 3,
+            weights: &weights,
+            channels: data.channels(),
+        };
         let mut out = [0; 2];
         op.run(&[4, 5, 6], &mut out);
         // (10 + 32)/2 + 3 = 24; (−10 − 32)/2 + 3 = −18.
         assert_eq!(out, [24, -18]);
         let data = ChannelData::new(vec![10, -10], half(), vec![0, 0], 3, true);
-        let op = LinearOp { channels: data.channels(), ..op };
+        let op = LinearOp {
+            channels: data.channels(),
+            ..op
+        };
         op.run(&[4, 5, 6], &mut out);
         assert_eq!(out, [24, 3]);
     }
@@ -51,7 +60,11 @@ mod tests {
             let weights = rng.weights(in_features * out_features);
             let data = ChannelData::random(&mut rng, out_features);
             let input = rng.i8s(in_features);
-            let op = LinearOp { in_features, weights: &weights, channels: data.channels() };
+            let op = LinearOp {
+                in_features,
+                weights: &weights,
+                channels: data.channels(),
+            };
             let mut out = vec![0; out_features];
             op.run(&input, &mut out);
             assert_eq!(out, reference::linear(&input, &weights, &data));

@@ -13,7 +13,10 @@ pub struct PoolWindow {
 
 impl PoolWindow {
     /// The 1×1 window: a Conv2d without fused pooling.
-    pub const IDENTITY: Self = Self { kernel: 1, stride: 1 };
+    pub const IDENTITY: Self = Self {
+        kernel: 1,
+        stride: 1,
+    };
 
     /// Output length along one axis of `len` inputs, `None` if the window does not fit.
     pub fn output_len(&self, len: usize) -> Option<usize> {
@@ -24,7 +27,8 @@ impl PoolWindow {
     #[inline]
     pub fn positions(&self, py: usize, px: usize) -> impl Iterator<Item = (usize, usize)> + use<> {
         let Self { kernel, stride } = *self;
-        (0..kernel).flat_map(move |dy| (0..kernel).map(move |dx| (py * stride + dy, px * stride + dx)))
+        (0..kernel)
+            .flat_map(move |dy| (0..kernel).map(move |dx| (py * stride + dy, px * stride + dx)))
     }
 }
 
@@ -62,8 +66,16 @@ mod tests {
 
     fn op(c: usize, h: usize, w: usize, kernel: usize, stride: usize) -> MaxPool2dOp {
         let window = PoolWindow { kernel, stride };
-        let output = MapShape { c, h: window.output_len(h).unwrap(), w: window.output_len(w).unwrap() };
-        MaxPool2dOp { input: MapShape { c, h, w }, output, window }
+        let output = MapShape {
+            c,
+            h: window.output_len(h).unwrap(),
+            w: window.output_len(w).unwrap(),
+        };
+        MaxPool2dOp {
+            input: MapShape { c, h, w },
+            output,
+            window,
+        }
     }
 
     #[test]
@@ -88,8 +100,17 @@ mod tests {
         let mut out = [0; 8];
         op.run(&input, &mut out);
         assert_eq!(out, input);
-        let op = MaxPool2dOp { window: PoolWindow { kernel: 1, stride: 3 }, ..op };
-        let op = MaxPool2dOp { output: MapShape { c: 2, h: 1, w: 2 }, ..op };
+        let op = MaxPool2dOp {
+            window: PoolWindow {
+                kernel: 1,
+                stride: 3,
+            },
+            ..op
+        };
+        let op = MaxPool2dOp {
+            output: MapShape { c: 2, h: 1, w: 2 },
+            ..op
+        };
         let mut out = [0; 4];
         op.run(&input, &mut out);
         assert_eq!(out, [1, 4, -1, -4]);
@@ -100,7 +121,11 @@ mod tests {
         let mut rng = SplitMix(7);
         for _ in 0..300 {
             let (kernel, stride) = (rng.below(3) + 1, rng.below(3) + 1);
-            let (c, h, w) = (rng.below(4) + 1, rng.below(9) + kernel, rng.below(9) + kernel);
+            let (c, h, w) = (
+                rng.below(4) + 1,
+                rng.below(9) + kernel,
+                rng.below(9) + kernel,
+            );
             let op = op(c, h, w, kernel, stride);
             let input = rng.i8s(c * h * w);
             let mut out = vec![0; op.output.c * op.output.plane()];

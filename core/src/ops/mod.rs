@@ -29,14 +29,13 @@ impl<'a> Channels<'a> {
     /// `(bias, requantizer)` for every output channel, in order.
     pub fn iter(&self) -> impl Iterator<Item = (i32, Requantizer)> + 'a {
         let (zero_point, relu) = (self.zero_point, self.relu);
-        self.bias
-            .iter()
-            .zip(self.multiplier)
-            .zip(self.shift)
-            .map(move |((bias, multiplier), &shift)| {
-                let requant = Requantizer::new(i32::from_le_bytes(*multiplier), shift, zero_point, relu);
+        self.bias.iter().zip(self.multiplier).zip(self.shift).map(
+            move |((bias, multiplier), &shift)| {
+                let requant =
+                    Requantizer::new(i32::from_le_bytes(*multiplier), shift, zero_point, relu);
                 (i32::from_le_bytes(*bias), requant)
-            })
+            },
+        )
     }
 }
 
@@ -77,4 +76,3 @@ impl Op<'_> {
         }
     }
 }
-

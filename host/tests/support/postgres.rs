@@ -71,6 +71,13 @@ impl PgServer {
                 key.display()
             );
             append(&data.join("postgresql.conf"), &conf);
+            // TCP clients must use TLS, so a successful connection proves that TLS was used.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+            )
+            .unwrap();
+            chown_to_postgres(dir.path());
             TlsFiles { cert }
         });
         let port = free_port();

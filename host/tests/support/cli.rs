@@ -1,0 +1,127 @@
+//! Running the real `qcnn` binary in a temp dir with its own config.yaml.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The release checkpoint (pulled by `dvc pull`).
+pub fn release_checkpoint() -> PathBuf {
+    repo_root().join("checkpoints/CNNModel_FashionMNIST_best_metric_model.pth")
+}
+
+/// A temp dir holding a config.yaml like the repository's, with absolute paths, its own
+/// SQLite file and the given gate.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    /// Gate at 0, so that a short `--limit` run of any model passes.
+    pub fn new() -> TestEnv {
+        Self::with_gate(0.0, 0.0)
+    }
+
+    pub fn with_gate(min_accuracy: f64, min_f1_macro: f64) -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let root = repo_root();
+        let text = std::fs::read_to_string(root.join("config.yaml")).unwrap();
+        let replace = |text: String, from: &str, to: String| {
+            assert!(text.contains(from), "config.yaml no longer contains {from:?}");
+            text.replace(from, &to)
+        };
+        let text = replace(
+            text,
+            "path: checkpoints/",
+            format!("path: {}/checkpoints/", root.display()),
+        );
+        let text = replace(
+            text,
+            "- data/FashionMNIST/raw",
+            format!("- {}/data/FashionMNIST/raw", root.display()),
+        );
+        let text = replace(text, "min_accuracy: 0.92", format!("min_accuracy: {min_accuracy}"));
+        let text = replace(text, "min_f1_macro: 0.92", format!("min_f1_macro: {min_f1_macro}"));
+        std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+        TestEnv { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `qcnn` in the temp dir, with its config and no DATABASE_URL from the caller.
+    pub fn qcnn(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_qcnn"));
+        command
+            .current_dir(self.dir.path())
+            .env_remove("DATABASE_URL")
+            .arg("--config")
+            .arg(self.path("config.yaml"));
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.qcnn().args(args).output().expect("running qcnn"))
+    }
+}
+
+/// A finished run, with its output as text.
+pub struct Run {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            success: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Failed with exit code 1 and a message, not a panic (which exits 101) or a signal.
+    pub fn assert_clean_failure(&self, expected: &str) {
+        assert_eq!(self.code, Some(1), "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(
+            self.stderr.contains(expected),
+            "stderr lacks {expected:?}: {}",
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+    }
+
+    pub fn assert_success(&self) {
+        assert!(self.success, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+/// The release checkpoint quantized once per test binary, as a `.qcnn` blob, so that the
+/// tests that are not about quantization do not each pay for it.
+pub fn release_blob() -> &'static Path {
+    static BLOB: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &BLOB
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("release.qcnn");
+            let config = qcnn_quantize::config::Config::load(&repo_root().join("config.yaml")).unwrap();
+            let dataset = qcnn_dataset::FashionMnist::load(&config.data.dirs).unwrap();
+            let loaded = qcnn_host::model_file::load(&release_checkpoint(), &config, &dataset).unwrap();
+            std::fs::write(&path, loaded.blob).unwrap();
+            (dir, path)
+        })
+        .1
+}
