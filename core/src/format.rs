@@ -23,9 +23,12 @@
 //!   mantissa, normally in `[2^30, 2^31)`).
 //! - `shift`: i8 per output channel, in `-31..=30`; positive shifts left.
 //!
-//! i32 sections start at a multiple of 4 from `D`, and `D` itself is a multiple of 4,
+//! - `weight_scales`: f32 LE per output channel (reports only).
+//!
+//! i32 and f32 sections start at a multiple of 4 from `D`, and `D` itself is a multiple of 4,
 //! so a blob placed on a 4-byte boundary (e.g. `include_bytes!` into an aligned static)
-//! has naturally aligned i32 sections.
+//! has naturally aligned word sections. Writers should use [`DataWriter`] and [`encode`],
+//! which apply these rules, and then `Model::from_bytes` to check what they wrote.
 //!
 //! Activations are int8 in C,H,W order, so Flatten is PyTorch's flatten.
 

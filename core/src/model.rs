@@ -1099,6 +1099,52 @@ mod tests {
     }
 
     #[test]
+    fn layer_count_limit() {
+        let pool = Layer::MaxPool2d(Pool {
+            kernel: 1,
+            stride: 1,
+        });
+        let mut layers = heapless::Vec::new();
+        while layers.len() < format::MAX_LAYERS - 1 {
+            layers.push(pool.clone()).unwrap();
+        }
+        layers.push(Layer::Flatten).unwrap();
+        let header = Header {
+            input: format::Shape { c: 1, h: 2, w: 2 },
+            layers,
+            data_len: 0,
+        };
+        let blob = encode(&header, &[]);
+        let model = Model::from_bytes(&blob).unwrap();
+        assert_eq!(model.layers().len(), format::MAX_LAYERS);
+        assert_eq!(model.num_classes(), 4);
+        assert_eq!(
+            model
+                .infer(&[0, 1, 254, 255], &mut [0; 8])
+                .unwrap()
+                .as_slice(),
+            [-128, -127, 126, 127]
+        );
+
+        // One more layer: splice a 17th pool into the postcard header (layer count is the
+        // varint after the three one-byte shape fields; a pool is tag 1, kernel, stride).
+        let header_len = header_len(&blob);
+        let mut header_bytes = blob[PREFIX_LEN..PREFIX_LEN + header_len].to_vec();
+        assert_eq!(header_bytes[3] as usize, format::MAX_LAYERS);
+        header_bytes[3] += 1;
+        header_bytes.splice(4..4, [1, 1, 1]);
+        let mut long = blob[..8].to_vec();
+        long.extend((header_bytes.len() as u32).to_le_bytes());
+        long.extend(&header_bytes);
+        long.resize(format::data_offset(header_bytes.len()) + format::CRC_LEN, 0);
+        fix_crc(&mut long);
+        assert_eq!(
+            Model::from_bytes(&long).unwrap_err(),
+            ModelError::HeaderDecode
+        );
+    }
+
+    #[test]
     fn random_mutations_never_panic() {
         let mut rng = SplitMix(1234);
         let (mut loaded, mut rejected) = (0, 0);

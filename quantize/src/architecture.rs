@@ -7,8 +7,8 @@ use crate::config::{Conv2dSpec, LayerSpec, LinearSpec, ModelConfig, PoolSpec};
 pub enum ArchitectureError {
     #[error("the model has no layers")]
     Empty,
-    #[error("model.input: every dimension must be at least 1")]
-    EmptyInput,
+    #[error("model.input: every dimension must be within 1..=65535")]
+    InputShape,
     #[error("layer {index} ({layer}): {message}")]
     Layer {
         index: usize,
@@ -104,8 +104,8 @@ pub const MAX_FUSED_LAYERS: usize = qcnn_core::format::MAX_LAYERS;
 impl Architecture {
     pub fn new(model: &ModelConfig) -> Result<Architecture, ArchitectureError> {
         let i = model.input;
-        if i.channels == 0 || i.height == 0 || i.width == 0 {
-            return Err(ArchitectureError::EmptyInput);
+        if [i.channels, i.height, i.width].iter().any(|&d| d == 0 || d > usize::from(u16::MAX)) {
+            return Err(ArchitectureError::InputShape);
         }
         if model.layers.is_empty() {
             return Err(ArchitectureError::Empty);
@@ -188,24 +188,29 @@ impl Architecture {
     }
 
     /// The int8 layers; every ReLU follows a Conv2d or Linear (checked in `new`), so each is fused.
-    pub fn fused(&self) -> Vec<FusedLayer> {
-        let mut fused: Vec<FusedLayer> = Vec::new();
+    pub fn fused(&self) -> Vec<Fused> {
+        let mut fused: Vec<Fused> = Vec::new();
         for step in &self.steps {
+            let new = |layer| Fused {
+                layer,
+                steps: Vec::new(),
+            };
+            let last = fused.last_mut().map(|f| &mut f.layer);
             match step.layer {
-                LayerSpec::Conv2d(spec) => fused.push(FusedLayer::Conv2d {
+                LayerSpec::Conv2d(spec) => fused.push(new(FusedLayer::Conv2d {
                     index: step.index,
                     spec,
                     relu: false,
                     pool: None,
                     requantized: step.index,
-                }),
-                LayerSpec::Linear(spec) => fused.push(FusedLayer::Linear {
+                })),
+                LayerSpec::Linear(spec) => fused.push(new(FusedLayer::Linear {
                     index: step.index,
                     spec,
                     relu: false,
                     requantized: step.index,
-                }),
-                LayerSpec::Relu => match fused.last_mut() {
+                })),
+                LayerSpec::Relu => match last {
                     Some(
                         FusedLayer::Conv2d {
                             relu,
@@ -220,16 +225,26 @@ impl Architecture {
                     }
                     _ => unreachable!("Architecture::new accepts ReLU only right after Conv2d or Linear"),
                 },
-                LayerSpec::MaxPool2d(spec) => match fused.last_mut() {
+                LayerSpec::MaxPool2d(spec) => match last {
                     Some(FusedLayer::Conv2d { pool: pool @ None, .. }) => *pool = Some(spec),
-                    _ => fused.push(FusedLayer::MaxPool2d(spec)),
+                    _ => fused.push(new(FusedLayer::MaxPool2d(spec))),
                 },
-                LayerSpec::Flatten => fused.push(FusedLayer::Flatten),
+                LayerSpec::Flatten => fused.push(new(FusedLayer::Flatten)),
                 LayerSpec::Dropout => {}
+            }
+            if let Some(last) = fused.last_mut() {
+                last.steps.push(step.index);
             }
         }
         fused
     }
+}
+
+/// A fused layer and the sequence indices it covers (a Dropout goes with the layer before it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fused {
+    pub layer: FusedLayer,
+    pub steps: Vec<usize>,
 }
 
 /// The last layer that is not a Dropout (Dropout is the identity at inference).
@@ -278,8 +293,11 @@ fn output_shape(layer: &LayerSpec, input: Shape, previous: Option<LayerSpec>) ->
             if spec.kernel % 2 == 0 {
                 return Err(format!("kernel {} must be odd", spec.kernel));
             }
-            if spec.padding > spec.kernel / 2 {
-                return Err(format!("padding {} exceeds kernel/2 = {}", spec.padding, spec.kernel / 2));
+            if !(1..=2).contains(&spec.stride) {
+                return Err(format!("stride {} is not supported; the engine's kernels take 1 or 2", spec.stride));
+            }
+            if spec.kernel > 255 || spec.padding > 255 || spec.out_channels > usize::from(u16::MAX) {
+                return Err("kernel and padding must fit a byte, out 16 bits (the blob's fields)".into());
             }
             Ok(Shape::Map {
                 c: spec.out_channels,
@@ -289,6 +307,9 @@ fn output_shape(layer: &LayerSpec, input: Shape, previous: Option<LayerSpec>) ->
         }
         LayerSpec::MaxPool2d(spec) => {
             let (c, h, w) = map("maxpool2d")?;
+            if spec.kernel > 255 || spec.stride() > 255 {
+                return Err("kernel and stride must fit a byte (the blob's fields)".into());
+            }
             Ok(Shape::Map {
                 c,
                 h: windows(h, spec.kernel, spec.stride(), 0)?,
@@ -400,6 +421,9 @@ mod tests {
             ]
         );
         let fused = a.fused();
+        assert_eq!(fused[1].steps, [2, 3, 4, 5]);
+        assert_eq!(fused[4].steps, [10]);
+        let fused: Vec<_> = fused.into_iter().map(|f| f.layer).collect();
         assert_eq!(fused.len(), 5);
         assert!(matches!(fused[0], FusedLayer::Conv2d { index: 0, relu: true, pool: None, requantized: 1, .. }));
         assert!(matches!(fused[1], FusedLayer::Conv2d { index: 2, relu: true, pool: Some(_), requantized: 3, .. }));
@@ -417,7 +441,7 @@ mod tests {
         );
         let a = Architecture::new(&m).unwrap();
         assert_eq!(a.steps[0].output, Shape::Map { c: 4, h: 14, w: 14 });
-        let fused = a.fused();
+        let fused: Vec<_> = a.fused().into_iter().map(|f| f.layer).collect();
         // The second pool cannot fuse into a conv that already pools.
         assert!(matches!(fused[0], FusedLayer::Conv2d { pool: Some(_), .. }));
         assert_eq!(fused[1], FusedLayer::MaxPool2d(PoolSpec { kernel: 1, stride: None }));
@@ -435,6 +459,7 @@ mod tests {
         assert!(layer_error(vec![Flatten, linear(700, 10)]).contains("in 700 does not match the 784"));
         assert!(layer_error(vec![Relu]).contains("layer 0 (relu): relu must follow"));
         assert!(layer_error(vec![conv(1, 2, 4, 1, 1)]).contains("must be odd"));
+        assert!(layer_error(vec![conv(1, 2, 3, 3, 1)]).contains("stride 3 is not supported"));
         assert!(layer_error(vec![pool(29)]).contains("larger than"));
         assert!(layer_error(vec![Flatten, pool(2)]).contains("needs a feature map"));
         assert!(layer_error(vec![Flatten, linear(784, 9)]).contains("expected a vector of 10"));

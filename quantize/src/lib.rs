@@ -4,3 +4,6 @@ pub mod architecture;
 pub mod checkpoint;
 pub mod config;
 pub mod float_model;
+pub mod calibrate;
+pub mod scales;
+pub mod export;
