@@ -67,7 +67,7 @@ run_qemu() {
 diff_with_host() {
     local blob="$1" out="$2" name="$3"
     grep '^img ' "$out" >"$work/$name.firmware.txt" || true
-    "$qcnn" predict --model "$blob" --first "$images" >"$work/$name.host.txt"
+    "$qcnn" --config "$root/config.yaml" predict --model "$blob" --first "$images" >"$work/$name.host.txt"
     local lines
     lines="$(wc -l <"$work/$name.firmware.txt")"
     [[ "$lines" -eq "$images" ]] || fail "$name: the firmware printed $lines img lines, expected $images"

@@ -47,7 +47,7 @@
 //! bytes). Layers ping-pong between its two ends, so the need is the largest
 //! `input + output` of any layer: 9,408 bytes for the seed model (its second conv reads
 //! 8×28×28 and writes the pooled 16×14×14). No heap, no recursion, no large stack arrays.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 
 mod arena;

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
-use qcnn_dataset::metrics::argmax;
 use qcnn_quantize::config::{Config, EvaluateConfig};
+use qcnn_quantize::validate;
 use serde::Serialize;
 
 use crate::cli::{Cli, EvaluateArgs};
@@ -81,13 +81,13 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
     let (float, agreement) = match float {
         Some(float) => {
             let images: Vec<&[u8]> = (0..samples).map(|i| test.image(i)).collect();
+            let float_logits = float.forward_all(&images);
             let mut tally = Tally::new(model.num_classes());
-            let mut agreeing = 0usize;
-            for (i, logits) in float.forward_all(&images).iter().enumerate() {
-                let predicted = tally.add(logits, usize::from(test.label(i)));
-                agreeing += usize::from(predicted == argmax(int8_logits.image(i)));
+            for (i, logits) in float_logits.iter().enumerate() {
+                tally.add(logits, usize::from(test.label(i)));
             }
-            (Some(tally.scores()), Some(agreeing as f64 / samples as f64))
+            let int8_rows: Vec<Vec<i8>> = (0..samples).map(|i| int8_logits.image(i).to_vec()).collect();
+            (Some(tally.scores()), Some(validate::agreement(&float_logits, &int8_rows)))
         }
         None => (None, None),
     };

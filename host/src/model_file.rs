@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
-use qcnn_quantize::checkpoint::Checkpoint;
 use qcnn_quantize::config::Config;
 use qcnn_quantize::float_model::FloatModel;
 
@@ -32,17 +31,11 @@ pub fn load(path: &Path, config: &Config, dataset: &FashionMnist) -> Result<Load
         let blob = std::fs::read(path).with_context(|| format!("reading model file {}", path.display()))?;
         return Ok(LoadedModel { blob, float: None });
     }
-    let architecture = config.architecture();
-    let checkpoint = Checkpoint::read_checked(path, &architecture)
-        .with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let blob: Vec<u8> = {
-        let _ = dataset;
-        anyhow::bail!("TEMPORARY: quantize library entry point not landed yet")
-    };
-    let float = FloatModel::new(&architecture, &checkpoint);
+    let quantized = qcnn_quantize::pipeline::quantize_checkpoint(config, path, dataset)
+        .with_context(|| format!("quantizing checkpoint {}", path.display()))?;
     Ok(LoadedModel {
-        blob,
-        float: Some(float),
+        blob: quantized.blob,
+        float: Some(quantized.float_model),
     })
 }
 

@@ -7,3 +7,6 @@ pub mod float_model;
 pub mod calibrate;
 pub mod scales;
 pub mod export;
+pub mod pipeline;
+pub mod report;
+pub mod validate;

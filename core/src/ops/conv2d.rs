@@ -5,11 +5,25 @@
 //! window, computed on the spot, so the unpooled map is never stored. Requantize-then-max is
 //! kept (rather than max of accumulators) because the requantizer's pre-shift may wrap, so it
 //! is not guaranteed monotone.
+//!
+//! Two paths compute the same numbers:
+//! - im2col (the fast one): the C×K×K input patch under each conv output position is copied
+//!   into a small stack buffer (padding cells hold the input zero point), and up to
+//!   [`MAX_COLUMNS`] patches at a time go through [`gemm`] against all output channels, so the
+//!   inner loop is one long contiguous dot product per channel and each weight is reused
+//!   across the patches. It needs `C·K·K ≤ PATCH_BYTES`.
+//! - direct (the fallback for larger patches, and the reference the im2col path is tested
+//!   against): kernel-row dot products straight out of the input map.
 
 use super::dot::{dot, dot_constant};
+use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
 use super::maxpool2d::PoolWindow;
 use super::{Channels, rows, rows_mut};
 use crate::shape::MapShape;
+
+/// Stack bytes for im2col patches: the bound on `C·K·K` for the im2col path (the seed
+/// model's second conv has 8·3·3 = 72, so four patches fit).
+pub const PATCH_BYTES: usize = 512;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Conv2dOp<'a> {
@@ -30,6 +44,109 @@ pub(crate) struct Conv2dOp<'a> {
 
 impl Conv2dOp<'_> {
     pub fn run(&self, input: &[i8], output: &mut [i8]) {
+        if self.patch_len() <= PATCH_BYTES {
+            self.run_im2col(input, output);
+        } else {
+            self.run_direct(input, output);
+        }
+    }
+
+    /// `C·K·K`: the length of one patch, and of one output channel's weights.
+    fn patch_len(&self) -> usize {
+        self.input.c * self.kernel * self.kernel
+    }
+
+    fn run_im2col(&self, input: &[i8], output: &mut [i8]) {
+        let k = self.patch_len().max(1);
+        let columns = (PATCH_BYTES / k).clamp(1, MAX_COLUMNS);
+        let mut patches = [0_i8; PATCH_BYTES];
+        // Which output pixel (index within a channel plane) each patch pools into.
+        let mut targets = [0_usize; MAX_COLUMNS];
+        let mut n = 0;
+        // Outputs start at the minimum and take the max over their pool window's positions.
+        output.fill(i8::MIN);
+        for py in 0..self.output.h {
+            for px in 0..self.output.w {
+                let pixel = py * self.output.w + px;
+                for (y, x) in self.pool.positions(py, px) {
+                    if let (Some(patch), Some(target)) = (
+                        patches.get_mut(n * k..(n + 1) * k),
+                        targets.get_mut(n),
+                    ) {
+                        self.fill_patch(input, y, x, patch);
+                        *target = pixel;
+                    }
+                    n += 1;
+                    if n == columns {
+                        self.pool_patches(&patches, &targets, n, output);
+                        n = 0;
+                    }
+                }
+            }
+        }
+        if n > 0 {
+            self.pool_patches(&patches, &targets, n, output);
+        }
+    }
+
+    /// The C×K×K input patch under conv output `(y, x)`, padding cells set to the input zero
+    /// point.
+    #[inline]
+    fn fill_patch(&self, input: &[i8], y: usize, x: usize, patch: &mut [i8]) {
+        let k = self.kernel;
+        let MapShape { h, w, .. } = self.input;
+        let top = (y * self.stride) as isize - self.padding as isize;
+        let left = (x * self.stride) as isize - self.padding as isize;
+        for (x_channel, p_channel) in rows(input, self.input.plane()).zip(rows_mut(patch, k * k)) {
+            for (ky, p_row) in rows_mut(p_channel, k).enumerate() {
+                let x_row = usize::try_from(top + ky as isize)
+                    .ok()
+                    .filter(|&iy| iy < h)
+                    .and_then(|iy| rows(x_channel, w).nth(iy));
+                let Some(x_row) = x_row else {
+                    p_row.fill(self.input_zero_point);
+                    continue;
+                };
+                for (kx, p) in p_row.iter_mut().enumerate() {
+                    *p = usize::try_from(left + kx as isize)
+                        .ok()
+                        .and_then(|ix| x_row.get(ix).copied())
+                        .unwrap_or(self.input_zero_point);
+                }
+            }
+        }
+    }
+
+    /// Runs the first `n` patches against every output channel and folds the requantized
+    /// results into their output pixels with max.
+    fn pool_patches(&self, patches: &[i8], targets: &[usize], n: usize, output: &mut [i8]) {
+        let k = self.patch_len().max(1);
+        let (Some(patches), Some(targets)) = (patches.get(..n * k), targets.get(..n)) else {
+            return;
+        };
+        let blocks = self
+            .weights
+            .chunks(k * MAX_ROWS)
+            .zip(self.channels.chunks(MAX_ROWS))
+            .zip(output.chunks_mut(self.output.plane().max(1) * MAX_ROWS));
+        for ((weights, channels), out_planes) in blocks {
+            let mut acc = [0_i32; MAX_ACC];
+            gemm(weights, patches, k, &mut acc);
+            let per_channel = channels
+                .iter()
+                .zip(acc.chunks_exact(n.max(1)))
+                .zip(rows_mut(out_planes, self.output.plane()));
+            for (((bias, requant), sums), out_plane) in per_channel {
+                for (&sum, &target) in sums.iter().zip(targets) {
+                    if let Some(out) = out_plane.get_mut(target) {
+                        *out = (*out).max(requant.apply(bias.wrapping_add(sum)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn run_direct(&self, input: &[i8], output: &mut [i8]) {
         let per_output = self.input.c * self.kernel * self.kernel;
         let outputs = rows(self.weights, per_output)
             .zip(self.channels.iter())

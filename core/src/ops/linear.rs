@@ -1,7 +1,8 @@
-//! Linear (fully connected) layer with optional fused ReLU.
+//! Linear (fully connected) layer with optional fused ReLU: the weight matrix times the input
+//! as a single [`gemm`] column, [`MAX_ROWS`] output features per call.
 
-use super::dot::dot;
-use super::{Channels, rows};
+use super::Channels;
+use super::gemm::{MAX_ROWS, gemm};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LinearOp<'a> {
@@ -13,11 +14,20 @@ pub(crate) struct LinearOp<'a> {
 
 impl LinearOp<'_> {
     pub fn run(&self, input: &[i8], output: &mut [i8]) {
-        let outputs = rows(self.weights, self.in_features)
-            .zip(self.channels.iter())
-            .zip(output);
-        for ((weights, (bias, requant)), out) in outputs {
-            *out = requant.apply(bias.wrapping_add(dot(weights, input)));
+        let k = self.in_features.max(1);
+        // Exactly one column, even if a caller passed a longer slice.
+        let column = input.get(..k).unwrap_or(input);
+        let blocks = self
+            .weights
+            .chunks(k * MAX_ROWS)
+            .zip(self.channels.chunks(MAX_ROWS))
+            .zip(output.chunks_mut(MAX_ROWS));
+        for ((weights, channels), out) in blocks {
+            let mut acc = [0_i32; MAX_ROWS];
+            gemm(weights, column, k, &mut acc);
+            for ((out, (bias, requant)), &sum) in out.iter_mut().zip(channels.iter()).zip(&acc) {
+                *out = requant.apply(bias.wrapping_add(sum));
+            }
         }
     }
 }

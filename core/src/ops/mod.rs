@@ -6,10 +6,15 @@
 //! Flatten has no kernel: activations are stored C,H,W-contiguous, which is exactly
 //! PyTorch's `flatten(1)` order, so flattening a map only relabels its shape.
 
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+pub mod arm_dsp;
 pub mod conv2d;
 pub mod dot;
+pub mod gemm;
 pub mod linear;
 pub mod maxpool2d;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use core::slice::{ChunksExact, ChunksExactMut};
 
@@ -36,6 +41,24 @@ impl<'a> Channels<'a> {
                 (i32::from_le_bytes(*bias), requant)
             },
         )
+    }
+
+    /// The channels in consecutive blocks of `n` (the last one may be shorter), matching
+    /// `weights.chunks(n · row_len)`.
+    pub fn chunks(&self, n: usize) -> impl Iterator<Item = Channels<'a>> + 'a {
+        let (zero_point, relu) = (self.zero_point, self.relu);
+        let n = n.max(1);
+        self.bias
+            .chunks(n)
+            .zip(self.multiplier.chunks(n))
+            .zip(self.shift.chunks(n))
+            .map(move |((bias, multiplier), shift)| Channels {
+                bias,
+                multiplier,
+                shift,
+                zero_point,
+                relu,
+            })
     }
 }
 

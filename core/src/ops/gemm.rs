@@ -1,0 +1,144 @@
+//! The one primitive Conv2d and Linear spend their time in: a block of int8 weight rows times
+//! a few int8 input columns, into i32 accumulators.
+//!
+//! ```text
+//! acc[r·n + j] = Σ_i weights[r·k + i] · columns[j·k + i]      (wrapping i32)
+//! rows = weights.len() / k,   n = columns.len() / k
+//! ```
+//!
+//! Linear passes its input vector as the single column; Conv2d passes im2col patches (see
+//! [`super::patches`]), one per conv output position. Several columns per call let a kernel
+//! reuse each weight it loads (and unpacks) across them.
+//!
+//! # The kernel interface
+//!
+//! [`gemm`] dispatches at compile time to the fastest kernel for the target; every kernel has
+//! exactly [`gemm_portable`]'s signature and results, bit for bit:
+//! - `arm_dsp`: Cortex-M4/M7 (`target_feature = "dsp"`), SMLAD dual 16-bit MACs;
+//! - otherwise [`gemm_portable`], the reference.
+//!
+//! A new kernel adds its own module and one `cfg` branch in [`gemm`], and is tested against
+//! [`gemm_portable`]. Contract for a kernel:
+//! - `k ≥ 1`; `weights` holds whole rows and `columns` whole columns (trailing partial ones are
+//!   ignored); `acc` holds at least `rows · n` values: results beyond `acc.len()` are dropped,
+//!   values beyond `rows · n` are left untouched;
+//! - callers pass at most [`MAX_ROWS`] rows and [`MAX_COLUMNS`] columns per call, and `k` is at
+//!   most [`super::dot::MAX_DOT_LEN`], so no sum of products overflows;
+//! - it never panics, whatever the lengths (a validated model's never disagree).
+
+use super::dot::dot;
+use super::rows;
+
+/// Most weight rows per call: callers block longer layers, so that the accumulators are a
+/// small, fixed stack array (`MAX_ROWS · MAX_COLUMNS` i32, 256 bytes).
+pub const MAX_ROWS: usize = 16;
+/// Most columns per call.
+pub const MAX_COLUMNS: usize = 4;
+/// Accumulators one call may need.
+pub const MAX_ACC: usize = MAX_ROWS * MAX_COLUMNS;
+
+/// `weights (rows × k) · columnsᵀ (k × n) → acc (rows × n)`, with the target's fastest kernel.
+#[inline]
+pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    super::arm_dsp::gemm(weights, columns, k, acc);
+    #[cfg(target_arch = "x86_64")]
+    super::x86::gemm(weights, columns, k, acc);
+    #[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
+    gemm_portable(weights, columns, k, acc);
+}
+
+/// The reference kernel: one plain dot product per (row, column).
+pub fn gemm_portable(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
+    let n = columns.len() / k.max(1);
+    for (w_row, acc_row) in rows(weights, k).zip(rows_mut_i32(acc, n)) {
+        for (column, out) in rows(columns, k).zip(acc_row) {
+            *out = dot(w_row, column);
+        }
+    }
+}
+
+/// `acc` split into rows of `n` accumulators (`n` ≥ 1).
+#[inline]
+pub(crate) fn rows_mut_i32(acc: &mut [i32], n: usize) -> core::slice::ChunksExactMut<'_, i32> {
+    acc.chunks_exact_mut(n.max(1))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::test_util::SplitMix;
+
+    /// `Σ w·x` in i64, the most obvious way.
+    fn reference(weights: &[i8], columns: &[i8], k: usize) -> Vec<i64> {
+        let (rows, n) = (weights.len() / k, columns.len() / k);
+        let mut out = Vec::new();
+        for r in 0..rows {
+            for j in 0..n {
+                out.push(
+                    (0..k)
+                        .map(|i| i64::from(weights[r * k + i]) * i64::from(columns[j * k + i]))
+                        .sum(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Random shapes up to the call limits, `k` covering every remainder modulo 16.
+    pub(crate) fn random_case(rng: &mut SplitMix) -> (Vec<i8>, Vec<i8>, usize) {
+        let k = if rng.below(4) == 0 {
+            rng.below(3200) + 1
+        } else {
+            rng.below(80) + 1
+        };
+        let (rows, n) = (rng.below(MAX_ROWS) + 1, rng.below(MAX_COLUMNS) + 1);
+        (rng.weights(rows * k), rng.i8s(n * k), k)
+    }
+
+    #[test]
+    fn portable_against_reference() {
+        let mut rng = SplitMix(21);
+        for _ in 0..300 {
+            let (weights, columns, k) = random_case(&mut rng);
+            let expected = reference(&weights, &columns, k);
+            let mut acc = vec![0x5555; expected.len() + 1];
+            gemm_portable(&weights, &columns, k, &mut acc);
+            let got: Vec<i64> = acc[..expected.len()].iter().map(|&a| i64::from(a)).collect();
+            assert_eq!(got, expected, "k {k}");
+            assert_eq!(acc[expected.len()], 0x5555, "wrote past rows · n");
+        }
+    }
+
+    #[test]
+    fn dispatched_kernel_matches_portable() {
+        let mut rng = SplitMix(22);
+        for _ in 0..300 {
+            let (weights, columns, k) = random_case(&mut rng);
+            let n = columns.len() / k;
+            let len = weights.len() / k * n;
+            let (mut fast, mut portable) = (vec![7; len + 1], vec![7; len + 1]);
+            gemm(&weights, &columns, k, &mut fast);
+            gemm_portable(&weights, &columns, k, &mut portable);
+            assert_eq!(fast, portable, "k {k}");
+        }
+    }
+
+    #[test]
+    fn extremes_and_short_buffers() {
+        // Every product at its extreme, over the longest allowed dot.
+        let k = crate::ops::dot::MAX_DOT_LEN;
+        let (weights, columns) = (vec![-127_i8; 2 * k], vec![-128_i8; k]);
+        let mut acc = [0; 2];
+        gemm(&weights, &columns, k, &mut acc);
+        assert_eq!(acc, [127 * 128 * k as i32; 2]);
+        // A short `acc` drops results instead of panicking; partial rows are ignored.
+        let mut short = [0; 1];
+        gemm(&[1, 2, 3, 4, 5], &[1, 1, 2, 2], 2, &mut short);
+        assert_eq!(short, [3]);
+        let mut acc = [9; 4];
+        gemm(&[1, 2, 3, 4, 5], &[1, 1, 2, 2, 7], 2, &mut acc);
+        assert_eq!(acc, [3, 6, 7, 14]);
+        gemm(&[1], &[1], 0, &mut acc);
+    }
+}

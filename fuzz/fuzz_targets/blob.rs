@@ -1,0 +1,76 @@
+//! Any bytes given to `Model::from_bytes` yield `Ok` or a `ModelError`, never a panic; a model
+//! that loads runs on any image without panicking or failing.
+//!
+//! Input layout: byte 0 is a control byte, the rest is the blob. When bit 0 of the control
+//! byte is set, the blob's trailing CRC-32 is recomputed before loading, so that mutations
+//! reach the header, shape and section checks instead of all stopping at the CRC.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use qcnn_core::format::{CRC, CRC_LEN};
+use qcnn_core::{InferError, Model};
+
+/// Models that need more arena or input than this are only loaded, not run, so that the
+/// fuzzer neither exhausts memory nor spends seconds on one legitimately huge model.
+const MAX_BUFFER: usize = 4 << 20;
+/// Likewise for compute: multiply-accumulates per inference.
+const MAX_MACS: u64 = 20_000_000;
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&control, blob)) = input.split_first() else {
+        return;
+    };
+    let mut blob = blob.to_vec();
+    if control & 1 == 1 && blob.len() >= CRC_LEN {
+        let body = blob.len() - CRC_LEN;
+        let crc = CRC.checksum(&blob[..body]);
+        blob[body..].copy_from_slice(&crc.to_le_bytes());
+    }
+    let Ok(model) = Model::from_bytes(&blob) else {
+        return;
+    };
+    run(&model, &blob);
+});
+
+fn run(model: &Model, blob: &[u8]) {
+    let (input_len, arena_len) = (model.input_len(), model.arena_len());
+    if input_len > MAX_BUFFER || arena_len > MAX_BUFFER || model.macs() > MAX_MACS {
+        return;
+    }
+    let mut arena = vec![0_u8; arena_len];
+
+    // Wrong sizes are refused by name, not by a panic.
+    let image = vec![0_u8; input_len];
+    if arena_len > 0 {
+        assert!(matches!(
+            model.infer(&image, &mut arena[..arena_len - 1]),
+            Err(InferError::ArenaTooSmall { .. })
+        ));
+    }
+    assert!(matches!(
+        model.infer(&image[..input_len - 1], &mut arena),
+        Err(InferError::WrongImageLength { .. })
+    ));
+
+    // Extreme images, and images drawn from the fuzzer's bytes.
+    let images = [
+        vec![0_u8; input_len],
+        vec![255_u8; input_len],
+        blob.iter().copied().cycle().take(input_len).collect(),
+        blob.iter().rev().copied().cycle().take(input_len).collect(),
+    ];
+    let mut probabilities = vec![0_f32; model.num_classes()];
+    for image in &images {
+        let logits = model
+            .infer(image, &mut arena)
+            .expect("a validated model runs on any image of its input size");
+        assert_eq!(logits.len(), model.num_classes());
+        assert!(logits.argmax() < logits.len());
+        logits
+            .softmax(&mut probabilities)
+            .expect("the buffer has one slot per class");
+        for p in &probabilities {
+            assert!(!p.is_nan(), "softmax of int8 logits is a number");
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The side-by-side speed table of issue 7: qcnn's int8 engine (1 and 2 threads), tract on
+//! the float32 ONNX export, and onnxruntime (int8 and float32, batch 1 and 256), all over the
+//! 10,000 test images, in one run, as ratios to onnxruntime's int8 batch-1 figure.
+//!
+//! The machine is shared and noisy, so every engine is measured once per round, the rounds
+//! interleave the engines, and each engine's best round counts. Run it through
+//! `bash bench/compare.sh`, which builds the blob and the onnxruntime venv first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Parser;
+use indicatif::ProgressBar;
+use qcnn_core::Model;
+use qcnn_dataset::{FashionMnist, LabeledImages};
+use qcnn_host::inference::run_int8;
+use qcnn_quantize::config::Config;
+use tract_onnx::prelude::*;
+
+/// Print the side-by-side images/s table.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The int8 blob qcnn runs (`qcnn-quantize ... -o out/model.qcnn`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The float32 ONNX export, run by tract and onnxruntime.
+    #[arg(long)]
+    onnx: PathBuf,
+    /// onnxruntime's own int8 quantization of the same model.
+    #[arg(long)]
+    onnx_int8: PathBuf,
+    /// The Python interpreter of a venv with onnxruntime and numpy.
+    #[arg(long)]
+    python: PathBuf,
+    /// bench/onnxruntime_peer.py.
+    #[arg(long)]
+    peer_script: PathBuf,
+    #[arg(long, default_value = "config.yaml")]
+    config: PathBuf,
+    /// Rounds; each engine's best round is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+/// One measured engine and configuration.
+struct Row {
+    engine: &'static str,
+    batch: usize,
+    threads: usize,
+    images_per_s: f64,
+}
+
+fn main() -> ExitCode {
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("compare: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let config = Config::load(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
+    let dataset = FashionMnist::load(&config.data.search_dirs(None))?;
+    let test = &dataset.test;
+    let blob = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let model = Model::from_bytes(&blob).with_context(|| format!("loading {}", args.model.display()))?;
+    let tract = TractFloat::load(&args.onnx)?;
+    let images_gz = dataset.dir.join("t10k-images-idx3-ubyte.gz");
+
+    let mut best: Vec<Row> = Vec::new();
+    for round in 0..args.rounds.max(1) {
+        eprintln!("compare: round {}/{}", round + 1, args.rounds.max(1));
+        let mut rows = Vec::new();
+        for threads in [1, 2] {
+            let logits = run_int8(&model, test, test.len(), threads, &ProgressBar::hidden())?;
+            rows.push(Row::new("qcnn int8", 1, threads, logits.images_per_s()));
+        }
+        rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));
+        rows.extend(onnxruntime(args, &images_gz)?);
+        for row in rows {
+            match best
+                .iter_mut()
+                .find(|b| (b.engine, b.batch, b.threads) == (row.engine, row.batch, row.threads))
+            {
+                Some(b) => b.images_per_s = b.images_per_s.max(row.images_per_s),
+                None => best.push(row),
+            }
+        }
+    }
+    print!("{}", table(&best)?);
+    Ok(())
+}
+
+impl Row {
+    fn new(engine: &'static str, batch: usize, threads: usize, images_per_s: f64) -> Row {
+        Row {
+            engine,
+            batch,
+            threads,
+            images_per_s,
+        }
+    }
+}
+
+/// tract's optimized plan of the float32 export, batch 1.
+struct TractFloat {
+    plan: TypedRunnableModel,
+}
+
+impl TractFloat {
+    fn load(path: &Path) -> Result<TractFloat> {
+        let plan = tract_onnx::onnx()
+            .model_for_path(path)
+            .and_then(|m| m.with_input_fact(0, f32::fact([1, 1, 28, 28]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .with_context(|| format!("loading {} into tract", path.display()))?;
+        Ok(TractFloat { plan })
+    }
+
+    fn images_per_s(&self, images: &LabeledImages) -> Result<f64> {
+        let inputs: Vec<Tensor> = (0..images.len())
+            .map(|i| {
+                let pixels: Vec<f32> = images.image(i).iter().map(|&p| f32::from(p) / 255.0).collect();
+                Tensor::from_shape(&[1, 1, 28, 28], &pixels)
+            })
+            .collect::<TractResult<_>>()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let start = Instant::now();
+        for input in inputs {
+            self.plan
+                .run(tvec!(input.into()))
+                .map_err(|e| anyhow::anyhow!("tract: {e:#}"))?;
+        }
+        Ok(images.len() as f64 / start.elapsed().as_secs_f64())
+    }
+}
+
+/// One run of the onnxruntime peer script: int8 and float32, batch 1 and 256.
+fn onnxruntime(args: &Args, images_gz: &Path) -> Result<Vec<Row>> {
+    let output = Command::new(&args.python)
+        .arg(&args.peer_script)
+        .arg("--images")
+        .arg(images_gz)
+        .arg("--float-model")
+        .arg(&args.onnx)
+        .arg("--int8-model")
+        .arg(&args.onnx_int8)
+        .args(["--repeats", "1"])
+        .output()
+        .with_context(|| format!("running {}", args.python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} {} failed: {}",
+            args.python.display(),
+            args.peer_script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let figures: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("parsing the onnxruntime peer's JSON")?;
+    let figure = |key: &str| {
+        figures[key]
+            .as_f64()
+            .with_context(|| format!("the onnxruntime peer printed no {key}"))
+    };
+    Ok(vec![
+        Row::new("onnxruntime int8", 1, 1, figure("int8_batch1")?),
+        Row::new("onnxruntime int8", 256, 1, figure("int8_batch256")?),
+        Row::new("onnxruntime float32", 1, 1, figure("float32_batch1")?),
+        Row::new("onnxruntime float32", 256, 1, figure("float32_batch256")?),
+    ])
+}
+
+/// The table, the ratios to onnxruntime int8 batch 1, and the machine it ran on.
+fn table(rows: &[Row]) -> Result<String> {
+    let find = |engine: &str, batch: usize, threads: usize| {
+        rows.iter()
+            .find(|r| (r.engine, r.batch, r.threads) == (engine, batch, threads))
+            .map(|r| r.images_per_s)
+            .with_context(|| format!("no figure for {engine} batch {batch} threads {threads}"))
+    };
+    let baseline = find("onnxruntime int8", 1, 1)?;
+    ensure!(baseline > 0.0, "onnxruntime int8 batch 1 measured 0 images/s");
+    let mut out = format!("machine: {}\n\n", machine());
+    out += &format!(
+        "{:<22} {:>5} {:>7} {:>10} {:>22}\n",
+        "engine", "batch", "threads", "images/s", "vs onnxruntime int8 b1"
+    );
+    for r in rows {
+        out += &format!(
+            "{:<22} {:>5} {:>7} {:>10.0} {:>21.2}x\n",
+            r.engine,
+            r.batch,
+            r.threads,
+            r.images_per_s,
+            r.images_per_s / baseline
+        );
+    }
+    out += &format!(
+        "\nqcnn 2 threads / 1 thread: {:.2}x\n",
+        find("qcnn int8", 1, 2)? / find("qcnn int8", 1, 1)?
+    );
+    Ok(out)
+}
+
+/// CPU model and logical CPU count, from /proc/cpuinfo.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+        .map_or("unknown CPU", |(_, name)| name.trim());
+    let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    format!("{model}, {cpus} logical CPUs, {}", std::env::consts::ARCH)
+}

@@ -1,0 +1,48 @@
+//! Quantizes a checkpoint with a config (default: the repository's, release checkpoint) and
+//! measures float and int8 accuracy and macro-F1 on the 10,000-image TEST set, with the time
+//! each engine takes. The official figures come from `qcnn evaluate`; this is the tuning loop.
+//!
+//! cargo run --release -p qcnn-quantize --example test_accuracy [-- CONFIG [CHECKPOINT]]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use qcnn_core::Model;
+use qcnn_dataset::FashionMnist;
+use qcnn_quantize::config::Config;
+use qcnn_quantize::pipeline::quantize_checkpoint;
+use qcnn_quantize::validate;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let config_path = args
+        .next()
+        .map_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.yaml")), PathBuf::from);
+    let config = Config::load(&config_path)?;
+    let checkpoint = args.next().map_or_else(|| config.checkpoint.path.clone(), PathBuf::from);
+    let data = FashionMnist::load(&config.data.dirs)?;
+    let quantized = quantize_checkpoint(&config, &checkpoint, &data)?;
+    print!("{}", quantized.report.summary());
+
+    let images = validate::images(&data.test);
+    let clock = Instant::now();
+    let float = quantized.float_model.forward_all(&images);
+    let float_s = clock.elapsed().as_secs_f64();
+    let model = Model::from_bytes(&quantized.blob)?;
+    let clock = Instant::now();
+    let int8 = validate::int8_logits(&model, &images)?;
+    let int8_s = clock.elapsed().as_secs_f64();
+    for (name, confusion, seconds) in [
+        ("float", validate::confusion(&float, data.test.labels()), float_s),
+        ("int8", validate::confusion(&int8, data.test.labels()), int8_s),
+    ] {
+        println!(
+            "test {name:<5} accuracy {:.2}%  macro-F1 {:.2}%  ({seconds:.2}s for {} images)",
+            100.0 * confusion.accuracy(),
+            100.0 * confusion.f1_macro(),
+            images.len()
+        );
+    }
+    println!("test agreement {:.2}%", 100.0 * validate::agreement(&float, &int8));
+    Ok(())
+}

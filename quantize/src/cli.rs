@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Quantize a float PyTorch checkpoint into an int8 `.qcnn` model blob.
+///
+/// The architecture, calibration settings and data split come from the config file.
+/// Calibration uses training images only; the report's accuracy is on the validation split.
+#[derive(Debug, Parser)]
+#[command(name = "qcnn-quantize", version)]
+pub struct Cli {
+    /// The float checkpoint: a PyTorch `state_dict` (.pth, zip format) or a .safetensors file.
+    pub checkpoint: PathBuf,
+
+    /// Where to write the int8 model blob.
+    #[arg(short, long, value_name = "MODEL.qcnn")]
+    pub output: PathBuf,
+
+    /// The configuration file; relative paths in it are resolved against its directory.
+    #[arg(long, value_name = "FILE", default_value = "config.yaml")]
+    pub config: PathBuf,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "REPORT.json")]
+    pub report: Option<PathBuf>,
+
+    /// Read FashionMNIST from this directory instead of the config's `data.dirs`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}

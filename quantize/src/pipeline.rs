@@ -1,0 +1,115 @@
+//! The whole quantization: checkpoint → float model → calibration on training images →
+//! int8 blob → validation of the blob in the engine against the float model.
+
+use std::path::Path;
+use std::time::Instant;
+
+use qcnn_core::Model;
+use qcnn_dataset::FashionMnist;
+use qcnn_dataset::checksum::sha256_hex;
+
+use crate::calibrate::calibrate;
+use crate::checkpoint::{Checkpoint, CheckpointError};
+use crate::config::{CalibrationMethod, Config};
+use crate::export::{ExportError, export};
+use crate::float_model::FloatModel;
+use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
+use crate::validate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("the train/validation split")]
+    Split(#[from] qcnn_dataset::DatasetError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("the engine rejects the blob just written: {0}")]
+    Model(qcnn_core::ModelError),
+    #[error("the engine failed on a validation image: {0}")]
+    Infer(qcnn_core::InferError),
+}
+
+/// A quantized checkpoint: the blob, its report, and the float model it came from.
+pub struct Quantized {
+    pub blob: Vec<u8>,
+    pub report: Report,
+    pub float_model: FloatModel,
+}
+
+/// Quantizes the float checkpoint at `checkpoint_path` with `config`'s architecture and
+/// settings. Calibration uses the first `calibration_images` of the training split; the
+/// report's figures come from the validation split. The test set is not touched.
+pub fn quantize_checkpoint(config: &Config, checkpoint_path: &Path, data: &FashionMnist) -> Result<Quantized, QuantizeError> {
+    let mut seconds = Timings::default();
+    let clock = Instant::now();
+    let architecture = config.architecture();
+    let checkpoint = Checkpoint::read_checked(checkpoint_path, &architecture)?;
+    let checkpoint_sha256 = sha256_hex(&std::fs::read(checkpoint_path).map_err(|source| CheckpointError::Io {
+        path: checkpoint_path.to_owned(),
+        source,
+    })?);
+    let float_model = FloatModel::new(&architecture, &checkpoint);
+    seconds.read_checkpoint = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    let s = config.data.split;
+    let split = data.split(s.train, s.validation, s.seed)?;
+    let settings = config.quantize;
+    let calibration_images: Vec<&[u8]> = split.train[..settings.calibration_images]
+        .iter()
+        .map(|&i| data.train.image(i))
+        .collect();
+    let calibration = calibrate(&float_model, &calibration_images, &settings);
+    seconds.calibrate = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    let exported = export(&architecture, &checkpoint, &calibration)?;
+    seconds.export = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    let validation = data.train.select(&split.validation);
+    let images = validate::images(&validation);
+    let float_logits = float_model.forward_all(&images);
+    // The engine checks the blob exactly as a device would, then runs it.
+    let (int8_logits, arena_bytes, macs) = {
+        let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
+        let logits = validate::int8_logits(&model, &images).map_err(QuantizeError::Infer)?;
+        (logits, model.arena_len(), model.macs())
+    };
+    let float_scores = validate::scores(&validate::confusion(&float_logits, validation.labels()));
+    let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));
+    seconds.validate = clock.elapsed().as_secs_f64();
+    let blob_report = BlobReport {
+        bytes: exported.blob.len(),
+        sha256: sha256_hex(&exported.blob),
+        arena_bytes,
+        macs,
+    };
+
+    let report = Report {
+        model: config.model.name.clone(),
+        checkpoint: checkpoint_path.to_owned(),
+        checkpoint_sha256,
+        calibration: CalibrationReport {
+            method: settings.method,
+            percentile: (settings.method == CalibrationMethod::Percentile).then_some(settings.percentile),
+            images: calibration_images.len(),
+            outputs: calibration,
+        },
+        validation: ValidationReport {
+            samples: validation.len(),
+            float: float_scores,
+            int8: int8_scores,
+            agreement: validate::agreement(&float_logits, &int8_logits),
+        },
+        layers: exported.layers,
+        blob: blob_report,
+        seconds,
+    };
+    Ok(Quantized {
+        blob: exported.blob,
+        report,
+        float_model,
+    })
+}

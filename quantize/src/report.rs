@@ -1,0 +1,116 @@
+//! What a quantization run produced, as JSON and as a readable summary.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::calibrate::CalibratedOutput;
+use crate::config::CalibrationMethod;
+use crate::export::QuantizedLayer;
+use crate::validate::Scores;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub checkpoint: PathBuf,
+    pub checkpoint_sha256: String,
+    pub calibration: CalibrationReport,
+    pub validation: ValidationReport,
+    pub layers: Vec<QuantizedLayer>,
+    pub blob: BlobReport,
+    pub seconds: Timings,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibrationReport {
+    pub method: CalibrationMethod,
+    pub percentile: Option<f64>,
+    /// Drawn from the training split only.
+    pub images: usize,
+    pub outputs: Vec<CalibratedOutput>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ValidationReport {
+    pub samples: usize,
+    pub float: Scores,
+    pub int8: Scores,
+    /// Fraction of validation images where float and int8 predict the same class.
+    pub agreement: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BlobReport {
+    pub bytes: usize,
+    pub sha256: String,
+    /// Scratch memory the engine needs for one inference.
+    pub arena_bytes: usize,
+    pub macs: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    /// Reading the dataset, when the caller timed it (the CLI does).
+    pub load_data: Option<f64>,
+    pub read_checkpoint: f64,
+    pub calibrate: f64,
+    pub export: f64,
+    pub validate: f64,
+    /// The whole run, when the caller timed it.
+    pub total: Option<f64>,
+}
+
+impl Report {
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let v = &self.validation;
+        let c = &self.calibration;
+        let _ = writeln!(s, "model       {} <- {}", self.model, self.checkpoint.display());
+        let percentile = c.percentile.map(|p| format!(" {p}%")).unwrap_or_default();
+        let _ = writeln!(s, "calibration {:?}{percentile} on {} training images", c.method, c.images);
+        let _ = writeln!(s, "validation  {} images        accuracy   macro-F1", v.samples);
+        for (name, scores) in [("float", v.float), ("int8", v.int8)] {
+            let _ = writeln!(
+                s,
+                "            {name:<5}              {:>7.2}%   {:>7.2}%",
+                100.0 * scores.accuracy,
+                100.0 * scores.f1_macro
+            );
+        }
+        let _ = writeln!(s, "            agreement          {:>7.2}%", 100.0 * v.agreement);
+        let _ = writeln!(s, "layers      kind                    steps          in scale/zp        out scale/zp    weight scales");
+        for l in &self.layers {
+            let steps = l.steps.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+            let weights = if l.weight_scales.is_empty() {
+                String::from("-")
+            } else {
+                let min = l.weight_scales.iter().copied().fold(f32::INFINITY, f32::min);
+                let max = l.weight_scales.iter().copied().fold(0.0, f32::max);
+                format!("{min:.3e}..{max:.3e}")
+            };
+            let _ = writeln!(
+                s,
+                "            {:<23} {:<14} {:.3e}/{:<5} {:.3e}/{:<5} {weights}",
+                l.kind, steps, l.input.scale, l.input.zero_point, l.output.scale, l.output.zero_point
+            );
+        }
+        let b = &self.blob;
+        let _ = writeln!(s, "blob        {} bytes, arena {} bytes, {} MACs", b.bytes, b.arena_bytes, b.macs);
+        let _ = writeln!(s, "            sha256 {}", b.sha256);
+        let t = &self.seconds;
+        let _ = write!(
+            s,
+            "time        checkpoint {:.2}s, calibrate {:.2}s, export {:.2}s, validate {:.2}s",
+            t.read_checkpoint, t.calibrate, t.export, t.validate
+        );
+        if let Some(load) = t.load_data {
+            let _ = write!(s, ", data {load:.2}s");
+        }
+        if let Some(total) = t.total {
+            let _ = write!(s, ", total {total:.2}s");
+        }
+        s.push('\n');
+        s
+    }
+}
