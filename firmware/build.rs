@@ -14,7 +14,10 @@ use qcnn_dataset::checksum::TEST_IMAGES;
 use qcnn_dataset::{IMAGE_BYTES, idx};
 
 /// The `data.dirs` of config.yaml, relative to this crate.
-const DATA_DIRS: [&str; 2] = ["../data/FashionMNIST/raw", "/usr/share/datasets/fashion-mnist"];
+const DATA_DIRS: [&str; 2] = [
+    "../data/FashionMNIST/raw",
+    "/usr/share/datasets/fashion-mnist",
+];
 const DEFAULT_IMAGE_COUNT: usize = 100;
 
 fn main() -> ExitCode {
@@ -47,7 +50,11 @@ fn run() -> Result<(), String> {
 /// The board follows the target: the thumbv6m build is for the 256 KiB micro:bit.
 fn write_memory_x(out_dir: &Path) -> Result<(), String> {
     let target = env::var("TARGET").map_err(|e| format!("TARGET: {e}"))?;
-    let board = if target.starts_with("thumbv6m") { "boards/microbit.x" } else { "boards/mps2-an386.x" };
+    let board = if target.starts_with("thumbv6m") {
+        "boards/microbit.x"
+    } else {
+        "boards/mps2-an386.x"
+    };
     println!("cargo::rerun-if-changed={board}");
     let layout = fs::read(board).map_err(|e| format!("reading {board}: {e}"))?;
     write(&out_dir.join("memory.x"), &layout)?;
@@ -65,7 +72,8 @@ fn embed_blob(out_dir: &Path) -> Result<usize, String> {
     })?;
     println!("cargo::rerun-if-changed={path}");
     let blob = fs::read(&path).map_err(|e| format!("reading QCNN_BLOB {path}: {e}"))?;
-    let model = qcnn_core::Model::from_bytes(&blob).map_err(|e| format!("QCNN_BLOB {path}: {e}"))?;
+    let model =
+        qcnn_core::Model::from_bytes(&blob).map_err(|e| format!("QCNN_BLOB {path}: {e}"))?;
     let arena_len = model.arena_len();
     write(&out_dir.join("model.qcnn"), &blob)?;
     Ok(arena_len)
@@ -75,7 +83,9 @@ fn embed_images(out_dir: &Path) -> Result<usize, String> {
     println!("cargo::rerun-if-env-changed=QCNN_IMAGES");
     println!("cargo::rerun-if-env-changed=QCNN_IMAGE_COUNT");
     let count = match env::var("QCNN_IMAGE_COUNT") {
-        Ok(text) => text.parse::<usize>().map_err(|e| format!("QCNN_IMAGE_COUNT={text}: {e}"))?,
+        Ok(text) => text
+            .parse::<usize>()
+            .map_err(|e| format!("QCNN_IMAGE_COUNT={text}: {e}"))?,
         Err(_) => DEFAULT_IMAGE_COUNT,
     };
     let path = images_path()?;
@@ -84,11 +94,17 @@ fn embed_images(out_dir: &Path) -> Result<usize, String> {
     TEST_IMAGES
         .verify(&path, &bytes, idx::is_gzip(&bytes))
         .map_err(|e| e.to_string())?;
-    let pixels = idx::parse_images(&path, &idx::decompress(&path, bytes).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let pixels = idx::parse_images(
+        &path,
+        &idx::decompress(&path, bytes).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     let available = pixels.len() / IMAGE_BYTES;
     if count == 0 || count > available {
-        return Err(format!("QCNN_IMAGE_COUNT={count}: {} holds {available} images", path.display()));
+        return Err(format!(
+            "QCNN_IMAGE_COUNT={count}: {} holds {available} images",
+            path.display()
+        ));
     }
     write(&out_dir.join("images.bin"), &pixels[..count * IMAGE_BYTES])?;
     Ok(count)
@@ -101,10 +117,21 @@ fn images_path() -> Result<PathBuf, String> {
     }
     DATA_DIRS
         .iter()
-        .flat_map(|dir| [format!("{dir}/{}.gz", TEST_IMAGES.name), format!("{dir}/{}", TEST_IMAGES.name)])
+        .flat_map(|dir| {
+            [
+                format!("{dir}/{}.gz", TEST_IMAGES.name),
+                format!("{dir}/{}", TEST_IMAGES.name),
+            ]
+        })
         .map(PathBuf::from)
         .find(|path| path.is_file())
-        .ok_or_else(|| format!("no {} in {}; set QCNN_IMAGES", TEST_IMAGES.name, DATA_DIRS.join(", ")))
+        .ok_or_else(|| {
+            format!(
+                "no {} in {}; set QCNN_IMAGES",
+                TEST_IMAGES.name,
+                DATA_DIRS.join(", ")
+            )
+        })
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {

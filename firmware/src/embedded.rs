@@ -7,13 +7,15 @@ include!(concat!(env!("OUT_DIR"), "/embedded_facts.rs"));
 #[repr(C, align(4))]
 struct Aligned<T: ?Sized>(T);
 
-static ALIGNED_BLOB: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.qcnn")));
+static ALIGNED_BLOB: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.qcnn")));
 
 /// The `.qcnn` model, as qcnn-quantize wrote it.
 pub static BLOB: &[u8] = &ALIGNED_BLOB.0;
 
 /// Test images `0..IMAGE_COUNT`, `IMAGE_BYTES` u8 pixels each.
-pub static IMAGES: &[u8; IMAGE_COUNT * IMAGE_BYTES] = include_bytes!(concat!(env!("OUT_DIR"), "/images.bin"));
+pub static IMAGES: &[u8; IMAGE_COUNT * IMAGE_BYTES] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/images.bin"));
 
 /// The embedded test images in order; the index of each is its index in the test set.
 pub fn images() -> impl Iterator<Item = &'static [u8]> {

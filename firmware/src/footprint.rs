@@ -38,7 +38,10 @@ pub fn ram_static() -> usize {
 
 /// The stack region: everything between the statics and the top of RAM.
 fn stack_region() -> (usize, usize) {
-    (address(&raw const _stack_end), address(&raw const _stack_start))
+    (
+        address(&raw const _stack_end),
+        address(&raw const _stack_start),
+    )
 }
 
 pub fn stack_size() -> usize {

@@ -33,7 +33,9 @@ impl core::fmt::Display for CounterError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CounterError::NotCounting => f.write_str("SysTick does not count on this machine"),
-            CounterError::Overflow => f.write_str("the measured code outran one SysTick period (2^24 ticks)"),
+            CounterError::Overflow => {
+                f.write_str("the measured code outran one SysTick period (2^24 ticks)")
+            }
         }
     }
 }
@@ -87,7 +89,10 @@ impl InstructionCounter {
     /// Runs `f`; returns its result and the instructions it took, to within one tick's worth.
     pub fn count<R>(&mut self, f: impl FnOnce() -> R) -> Result<(R, u64), CounterError> {
         let (result, ticks) = ticks(&mut self.syst, f)?;
-        Ok((result, ticks * self.calibration.instructions / self.calibration.ticks))
+        Ok((
+            result,
+            ticks * self.calibration.instructions / self.calibration.ticks,
+        ))
     }
 }
 

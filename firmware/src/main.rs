@@ -30,11 +30,16 @@ impl fmt::Display for FirmwareError {
         match self {
             FirmwareError::Model(err) => write!(f, "loading the embedded model: {err}"),
             FirmwareError::ArenaTooSmall { needed, available } => {
-                write!(f, "the model needs a {needed}-byte arena, the firmware has {available}")
+                write!(
+                    f,
+                    "the model needs a {needed}-byte arena, the firmware has {available}"
+                )
             }
             FirmwareError::Infer { image, source } => write!(f, "image {image}: {source}"),
             FirmwareError::Counter(err) => write!(f, "counting instructions: {err}"),
-            FirmwareError::PeripheralsTaken => f.write_str("the core peripherals were already taken"),
+            FirmwareError::PeripheralsTaken => {
+                f.write_str("the core peripherals were already taken")
+            }
         }
     }
 }
@@ -61,12 +66,16 @@ fn main() -> ! {
 
 fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     let peripherals = cortex_m::Peripherals::take().ok_or(FirmwareError::PeripheralsTaken)?;
-    let mut counter = InstructionCounter::calibrate(peripherals.SYST).map_err(FirmwareError::Counter)?;
+    let mut counter =
+        InstructionCounter::calibrate(peripherals.SYST).map_err(FirmwareError::Counter)?;
 
     let model = Model::from_bytes(BLOB).map_err(FirmwareError::Model)?;
     let needed = model.arena_len();
     if needed > arena.len() {
-        return Err(FirmwareError::ArenaTooSmall { needed, available: arena.len() });
+        return Err(FirmwareError::ArenaTooSmall {
+            needed,
+            available: arena.len(),
+        });
     }
 
     let mut stack_at_first_inference = 0;
@@ -76,7 +85,10 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         let (result, instructions) = counter
             .count(|| model.infer(image, arena))
             .map_err(FirmwareError::Counter)?;
-        let logits = result.map_err(|source| FirmwareError::Infer { image: index, source })?;
+        let logits = result.map_err(|source| FirmwareError::Infer {
+            image: index,
+            source,
+        })?;
         if index == 0 {
             // Before anything is printed: only loading, calibration and inference used the stack.
             stack_at_first_inference = footprint::stack_peak();
@@ -119,12 +131,25 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     let flash = footprint::flash_used();
     let data = BLOB.len() + IMAGES.len();
     hprintln!("# flash_total_bytes {}", flash);
-    hprintln!("# flash_code_bytes {} (flash without the blob and the test images)", flash - data);
+    hprintln!(
+        "# flash_code_bytes {} (flash without the blob and the test images)",
+        flash - data
+    );
     hprintln!("# flash_blob_bytes {}", BLOB.len());
     hprintln!("# flash_images_bytes {} ({} images)", IMAGES.len(), images);
-    hprintln!("# ram_static_bytes {} (.data + .bss, arena included)", footprint::ram_static());
-    hprintln!("# ram_arena_bytes {} (model.arena_len() {})", arena.len(), needed);
-    hprintln!("# stack_peak_inference_bytes {} (reset to first inference)", stack_at_first_inference);
+    hprintln!(
+        "# ram_static_bytes {} (.data + .bss, arena included)",
+        footprint::ram_static()
+    );
+    hprintln!(
+        "# ram_arena_bytes {} (model.arena_len() {})",
+        arena.len(),
+        needed
+    );
+    hprintln!(
+        "# stack_peak_inference_bytes {} (reset to first inference)",
+        stack_at_first_inference
+    );
     hprintln!(
         "# stack_peak_total_bytes {} (whole run, semihosting output included; stack region {})",
         footprint::stack_peak(),

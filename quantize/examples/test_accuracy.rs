@@ -13,6 +13,14 @@ use qcnn_quantize::config::Config;
 use qcnn_quantize::pipeline::quantize_checkpoint;
 use qcnn_quantize::validate;
 
+/// CPU seconds this process has used (user + system), which a busy machine does not inflate.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let config_path = args
@@ -25,19 +33,19 @@ fn main() -> anyhow::Result<()> {
     print!("{}", quantized.report.summary());
 
     let images = validate::images(&data.test);
-    let clock = Instant::now();
+    let (clock, cpu) = (Instant::now(), cpu_seconds());
     let float = quantized.float_model.forward_all(&images);
-    let float_s = clock.elapsed().as_secs_f64();
+    let float_s = (clock.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     let model = Model::from_bytes(&quantized.blob)?;
-    let clock = Instant::now();
+    let (clock, cpu) = (Instant::now(), cpu_seconds());
     let int8 = validate::int8_logits(&model, &images)?;
-    let int8_s = clock.elapsed().as_secs_f64();
-    for (name, confusion, seconds) in [
+    let int8_s = (clock.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    for (name, confusion, (wall, cpu)) in [
         ("float", validate::confusion(&float, data.test.labels()), float_s),
         ("int8", validate::confusion(&int8, data.test.labels()), int8_s),
     ] {
         println!(
-            "test {name:<5} accuracy {:.2}%  macro-F1 {:.2}%  ({seconds:.2}s for {} images)",
+            "test {name:<5} accuracy {:.2}%  macro-F1 {:.2}%  ({wall:.2}s wall, {cpu:.2}s CPU for {} images)",
             100.0 * confusion.accuracy(),
             100.0 * confusion.f1_macro(),
             images.len()

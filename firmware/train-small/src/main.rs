@@ -30,8 +30,12 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let config = Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
-    let output = cli.output.clone().unwrap_or_else(|| config.checkpoint.path.clone());
+    let config =
+        Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
+    let output = cli
+        .output
+        .clone()
+        .unwrap_or_else(|| config.checkpoint.path.clone());
     let data = FashionMnist::load(&config.data.dirs).context("loading FashionMNIST")?;
     let s = config.data.split;
     let split = data.split(s.train, s.validation, s.seed)?;
@@ -51,7 +55,13 @@ fn run() -> anyhow::Result<ExitCode> {
     let batch = cli.batch as usize;
     for epoch in 0..cli.epochs {
         // A fresh permutation per epoch, from the dataset crate's seeded shuffle.
-        let order = Split::new(train.len(), train.len(), 0, cli.seed.wrapping_add(u64::from(epoch)))?.train;
+        let order = Split::new(
+            train.len(),
+            train.len(),
+            0,
+            cli.seed.wrapping_add(u64::from(epoch)),
+        )?
+        .train;
         let mut loss_sum = 0.0;
         for chunk in order.chunks(batch) {
             let (images, labels) = batch_tensors(&train, chunk, &device)?;
@@ -73,7 +83,11 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 /// Images as `N×1×H×W` f32 of pixel/255 (PyTorch's `ToTensor()`), labels as u32.
-fn batch_tensors(set: &LabeledImages, indices: &[usize], device: &Device) -> anyhow::Result<(Tensor, Tensor)> {
+fn batch_tensors(
+    set: &LabeledImages,
+    indices: &[usize],
+    device: &Device,
+) -> anyhow::Result<(Tensor, Tensor)> {
     let pixels: Vec<f32> = indices
         .iter()
         .flat_map(|&i| set.image(i).iter().map(|&p| f32::from(p) / 255.0))
@@ -90,7 +104,11 @@ fn accuracy(network: &Network, set: &LabeledImages, device: &Device) -> anyhow::
     for chunk in all.chunks(1000) {
         let (images, labels) = batch_tensors(set, chunk, device)?;
         let predicted = network.forward(&images)?.argmax(1)?;
-        correct += predicted.eq(&labels)?.to_dtype(DType::U32)?.sum_all()?.to_scalar::<u32>()? as usize;
+        correct += predicted
+            .eq(&labels)?
+            .to_dtype(DType::U32)?
+            .sum_all()?
+            .to_scalar::<u32>()? as usize;
     }
     Ok(correct as f64 / set.len() as f64)
 }

@@ -30,7 +30,9 @@ impl Network {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut uniform = |shape: &[usize], fan_in: usize| -> anyhow::Result<Var> {
             let bound = 1.0 / (fan_in as f32).sqrt();
-            let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(-bound..bound)).collect();
+            let values: Vec<f32> = (0..shape.iter().product())
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
             Ok(Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?)
         };
         let mut parameters = Vec::new();
@@ -41,7 +43,11 @@ impl Network {
                     c.out_channels,
                     c.in_channels * c.kernel * c.kernel,
                 )),
-                LayerSpec::Linear(l) => Some((vec![l.out_features, l.in_features], l.out_features, l.in_features)),
+                LayerSpec::Linear(l) => Some((
+                    vec![l.out_features, l.in_features],
+                    l.out_features,
+                    l.in_features,
+                )),
                 _ => None,
             };
             parameters.push(match shapes {
@@ -77,7 +83,9 @@ impl Network {
                 (LayerSpec::Conv2d(c), Some(p)) => x
                     .conv2d(&p.weight, c.padding, c.stride, 1, 1)?
                     .broadcast_add(&p.bias.reshape((1, c.out_channels, 1, 1))?)?,
-                (LayerSpec::Linear(_), Some(p)) => x.matmul(&p.weight.t()?)?.broadcast_add(&p.bias)?,
+                (LayerSpec::Linear(_), Some(p)) => {
+                    x.matmul(&p.weight.t()?)?.broadcast_add(&p.bias)?
+                }
                 (LayerSpec::Relu, _) => x.relu()?,
                 (LayerSpec::MaxPool2d(p), _) => x.max_pool2d_with_stride(p.kernel, p.stride())?,
                 (LayerSpec::Flatten, _) => x.flatten_from(1)?,
@@ -104,6 +112,7 @@ impl Network {
         let temporary = path.with_extension("safetensors.tmp");
         candle_core::safetensors::save(&tensors, &temporary)
             .with_context(|| format!("writing {}", temporary.display()))?;
-        std::fs::rename(&temporary, path).with_context(|| format!("renaming {} to {}", temporary.display(), path.display()))
+        std::fs::rename(&temporary, path)
+            .with_context(|| format!("renaming {} to {}", temporary.display(), path.display()))
     }
 }

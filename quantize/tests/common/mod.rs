@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // Each test binary uses a different part.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use qcnn_quantize::checkpoint::{Checkpoint, Tensor};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn repo_config() -> PathBuf {
+    repo().join("config.yaml")
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("../shared/fixtures/torch").join(name)
+}
+
+/// Writes `tensors` as a safetensors file, the format PyTorch users export with
+/// `safetensors.torch.save_file`.
+pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(name, t)| (name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            (
+                name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+pub fn random_init_tensors() -> BTreeMap<String, Tensor> {
+    Checkpoint::read(&fixture("random_init.safetensors")).unwrap().tensors
+}
+
+/// Runs the real `qcnn-quantize` binary.
+pub fn quantize_cli(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_qcnn-quantize"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Files in `dir`, to check that a failed run left nothing behind.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
