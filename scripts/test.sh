@@ -9,8 +9,6 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-# shellcheck source=scripts/test-postgres.sh
-source "$QCNN_ROOT/scripts/test-postgres.sh"
 cd "$QCNN_ROOT"
 
 ALL_STEPS=(dvc-status fmt shellcheck clippy test cross-core firmware workflows containers)
@@ -40,12 +38,8 @@ step_clippy() {
 }
 
 step_test() {
-    # The PostgreSQL tests connect through QCNN_TEST_DATABASE_URL. CI's GitHub workflow passes
-    # its service container's URL; otherwise a server of our own runs for the duration.
-    if [ -z "${QCNN_TEST_DATABASE_URL:-}" ]; then
-        trap test_postgres_stop EXIT
-        test_postgres_start
-    fi
+    # The PostgreSQL tests (host/tests) start their own throwaway servers with initdb/pg_ctl as
+    # the `postgres` user on loopback; setup.sh put those binaries on PATH.
     # Release, so the tests that evaluate all 10,000 test images finish in seconds.
     cargo test --workspace --release
 }
@@ -87,45 +81,48 @@ usage() {
     exit 2
 }
 
-steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=("${ALL_STEPS[@]}")
-for step in "${steps[@]}"; do
-    [[ " ${ALL_STEPS[*]} " == *" $step "* ]] || usage
-done
+# Everything runs from main(), so bash has read the whole file before the first step: editing
+# (or pulling) this script during a long run cannot change what the run executes.
+main() {
+    local -a steps=("$@") summary=()
+    local step start status elapsed failed=0 passed=0 skipped=0
+    [ ${#steps[@]} -gt 0 ] || steps=("${ALL_STEPS[@]}")
+    for step in "${steps[@]}"; do
+        [[ " ${ALL_STEPS[*]} " == *" $step "* ]] || usage
+    done
 
-summary=()
-failed=0
-passed=0
-skipped=0
-record() { summary+=("$(printf '%-5s %-12s %5ss' "$1" "$2" "$3")"); }
+    record() { summary+=("$(printf '%-5s %-12s %5ss' "$1" "$2" "$3")"); }
 
-start=$SECONDS
-log "[setup] scripts/setup.sh"
-bash "$QCNN_ROOT/scripts/setup.sh"
-record PASS setup $((SECONDS - start))
-
-for step in "${steps[@]}"; do
     start=$SECONDS
-    log "[$step]"
-    # errexit is off around the subshell so its status can be read; inside it, set -e holds
-    # (a subshell in an `if` would silently ignore failures of its inner commands).
-    set +e
-    (
-        set -e
-        "step_${step//-/_}"
-    )
-    status=$?
-    set -e
-    elapsed=$((SECONDS - start))
-    case $status in
-    0) record PASS "$step" "$elapsed" && passed=$((passed + 1)) ;;
-    "$SKIPPED") record SKIP "$step" "$elapsed" && skipped=$((skipped + 1)) ;;
-    *) record FAIL "$step" "$elapsed" && failed=$((failed + 1)) && log "[$step] FAILED (exit $status)" ;;
-    esac
-done
+    log "[setup] scripts/setup.sh"
+    bash "$QCNN_ROOT/scripts/setup.sh"
+    record PASS setup $((SECONDS - start))
 
-echo
-echo "qcnn test summary (steps, wall seconds):"
-printf '  %s\n' "${summary[@]}"
-echo "Summary: steps ok=$passed failed=$failed skipped=$skipped"
-[ "$failed" -eq 0 ]
+    for step in "${steps[@]}"; do
+        start=$SECONDS
+        log "[$step]"
+        # errexit is off around the subshell so its status can be read; inside it, set -e holds
+        # (a subshell in an `if` would silently ignore failures of its inner commands).
+        set +e
+        (
+            set -e
+            "step_${step//-/_}"
+        )
+        status=$?
+        set -e
+        elapsed=$((SECONDS - start))
+        case $status in
+        0) record PASS "$step" "$elapsed" && passed=$((passed + 1)) ;;
+        "$SKIPPED") record SKIP "$step" "$elapsed" && skipped=$((skipped + 1)) ;;
+        *) record FAIL "$step" "$elapsed" && failed=$((failed + 1)) && log "[$step] FAILED (exit $status)" ;;
+        esac
+    done
+
+    echo
+    echo "qcnn test summary (steps, wall seconds):"
+    printf '  %s\n' "${summary[@]}"
+    echo "Summary: steps ok=$passed failed=$failed skipped=$skipped"
+    [ "$failed" -eq 0 ]
+}
+
+main "$@"

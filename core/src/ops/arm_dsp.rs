@@ -5,21 +5,34 @@
 //! a pair to an i32 accumulator in one instruction. Weights and inputs are unpacked the same
 //! way, so the pairs line up without reordering the weights in the blob.
 //!
-//! A block of rows × columns accumulators stays in registers, so each unpacked input word
-//! serves every row of the block and each unpacked weight word every column: four rows for a
-//! single column (Linear), two rows × two columns otherwise (Conv2d's patches). `k mod 4` tail
-//! bytes go through the portable dot product.
+//! The inner loops are whole `asm!` blocks, because they need every one of the 12 registers
+//! an `asm!` block may use and the compiler's version of them spilled accumulators:
+//! - one column (Linear): four weight rows share each unpacked input word, 16 bytes per
+//!   iteration: 23 instructions per 16 MACs;
+//! - two or more columns (Conv2d's patches): each pair of columns is first unpacked into a
+//!   stack buffer of int16 pairs, then two rows × two columns run from it: each unpacked
+//!   weight word serves both columns and each input pair both rows: 18 instructions per 16 MACs.
+//!
+//! Rows or columns left over from those blocks, and the `k mod 16` (one column) or `k mod 8`
+//! (pairs) tail bytes, go through the portable dot product.
 //!
 //! SMLAD and SXTB16 are unstable in `core::arch::arm`, so they are written with `asm!`: this
-//! module opts out of the crate's `deny(unsafe_code)`. Every other line is safe Rust, and the
-//! results are bit-identical to [`super::gemm::gemm_portable`] (the firmware's `dsp_check`
-//! binary proves it on a Cortex-M4 under qemu).
+//! module opts out of the crate's `deny(unsafe_code)`. The results are bit-identical to
+//! [`super::gemm::gemm_portable`] (the firmware's `dsp_check` binary proves it on a
+//! Cortex-M4 under qemu): SMLAD wraps exactly like the portable `wrapping_add`.
 #![allow(unsafe_code)]
 
 use core::arch::asm;
 
 use super::dot::dot;
 use super::gemm::gemm_portable;
+
+/// Input bytes of one column unpacked per pass: the int16 buffer holds two columns of this,
+/// 512 bytes of stack.
+const CHUNK: usize = 128;
+/// Byte distance between the two columns in the unpacked buffer (hard-coded in the asm).
+const PAIR_STRIDE: usize = 2 * CHUNK;
+const _: () = assert!(PAIR_STRIDE == 256, "two_columns_step! hard-codes the offsets");
 
 /// The Cortex-M4 [`super::gemm`]: same contract, same results.
 pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
@@ -34,121 +47,251 @@ pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
             *out = sum;
         }
     };
+    let mut done_rows = 0;
+    let mut done_columns = 0;
     if n == 1 {
-        let x = [column(0)];
-        let mut r = 0;
-        while r + 4 <= rows {
-            let sums = block::<4, 1>([row(r), row(r + 1), row(r + 2), row(r + 3)], x);
-            for (i, s) in sums.iter().enumerate() {
-                store(r + i, 0, s[0]);
+        let x = column(0);
+        while let Some(block) = weights.get(done_rows * k..(done_rows + 4) * k) {
+            for (i, sum) in four_rows(block, k, x).into_iter().enumerate() {
+                store(done_rows + i, 0, sum);
             }
-            r += 4;
+            done_rows += 4;
         }
-        while r < rows {
-            store(r, 0, block::<1, 1>([row(r)], x)[0][0]);
-            r += 1;
+    } else {
+        done_rows = rows - rows % 2;
+        let weights = weights.get(..done_rows * k).unwrap_or(&[]);
+        while let Some(pair) = columns.get(done_columns * k..(done_columns + 2) * k) {
+            two_columns(weights, pair, k, |r, c, sum| store(r, done_columns + c, sum));
+            done_columns += 2;
         }
-        return;
     }
-    let mut j = 0;
-    while j < n {
-        let two = j + 2 <= n;
-        let mut r = 0;
-        while r < rows {
-            match (r + 2 <= rows, two) {
-                (true, true) => {
-                    let s = block::<2, 2>([row(r), row(r + 1)], [column(j), column(j + 1)]);
-                    (store(r, j, s[0][0]), store(r, j + 1, s[0][1]));
-                    (store(r + 1, j, s[1][0]), store(r + 1, j + 1, s[1][1]));
-                    r += 2;
-                }
-                (true, false) => {
-                    let s = block::<2, 1>([row(r), row(r + 1)], [column(j)]);
-                    (store(r, j, s[0][0]), store(r + 1, j, s[1][0]));
-                    r += 2;
-                }
-                (false, true) => {
-                    let s = block::<1, 2>([row(r)], [column(j), column(j + 1)]);
-                    (store(r, j, s[0][0]), store(r, j + 1, s[0][1]));
-                    r += 1;
-                }
-                (false, false) => {
-                    store(r, j, block::<1, 1>([row(r)], [column(j)])[0][0]);
-                    r += 1;
-                }
-            }
+    // What the blocks left: the last rows (all columns), then the last column (all rows).
+    for r in done_rows..rows {
+        for j in 0..n {
+            store(r, j, dot(row(r), column(j)));
         }
-        j += if two { 2 } else { 1 };
+    }
+    for j in done_columns..n {
+        for r in 0..done_rows {
+            store(r, j, dot(row(r), column(j)));
+        }
     }
 }
 
-/// `Σ w[r]·x[c]` for every row and column; all slices have the same length `k`.
+/// `Σ w[r]·x` for the four rows of `block` (4 × `k` bytes); `x` has `k` bytes.
 #[inline(always)]
-fn block<const R: usize, const C: usize>(w: [&[i8]; R], x: [&[i8]; C]) -> [[i32; C]; R] {
-    let mut acc = [[0_i32; C]; R];
-    let Some(k) = w.first().map(|w| w.len()) else {
-        return acc;
+fn four_rows(block: &[i8], k: usize, x: &[i8]) -> [i32; 4] {
+    let mut acc = [0_i32; 4];
+    let iterations = k / 16;
+    let body = iterations * 16;
+    if iterations > 0 && block.len() >= 4 * k && x.len() >= body {
+        let w = block.as_ptr();
+        // SAFETY: the loop reads bytes `[0, body)` of `x` and of each row `r·k..r·k + k` of
+        // `block` (rows 0 and 1 from `w`, rows 2 and 3 from `w + 2k`), all checked in bounds
+        // just above. It runs `iterations ≥ 1` times, until `x` reaches `x + body`, which it
+        // keeps on the stack and pops before the block ends.
+        unsafe {
+            asm!(
+                "push {{{t}}}",
+                "2:",
+                four_rows_step!(),
+                four_rows_step!(),
+                four_rows_step!(),
+                four_rows_step!(),
+                "ldr {t}, [sp]",
+                "cmp {xp}, {t}",
+                "bne 2b",
+                "add sp, #4",
+                a0 = inout(reg) acc[0],
+                a1 = inout(reg) acc[1],
+                a2 = inout(reg) acc[2],
+                a3 = inout(reg) acc[3],
+                p0 = inout(reg) w => _,
+                p2 = inout(reg) w.add(2 * k) => _,
+                k = in(reg) k,
+                xp = inout(reg) x.as_ptr() => _,
+                t = inout(reg) x.as_ptr().add(body) => _,
+                x = out(reg) _,
+                xo = out(reg) _,
+                w = out(reg) _,
+                options(readonly),
+            );
+        }
+    } else {
+        return four_rows_portable(block, k, x, 0);
+    }
+    let mut tail = four_rows_portable(block, k, x, body);
+    for (a, t) in acc.iter_mut().zip(&mut tail) {
+        *t = a.wrapping_add(*t);
+    }
+    tail
+}
+
+/// 4 bytes of `x` against 4 bytes of each of the four rows; all pointers advance by 4.
+macro_rules! four_rows_step {
+    () => {
+        concat!(
+            "ldr {x}, [{xp}], #4\n",
+            "sxtb16 {xo}, {x}, ror #8\n",
+            "sxtb16 {x}, {x}\n",
+            "ldr {w}, [{p0}, {k}]\n",
+            "sxtb16 {t}, {w}, ror #8\n",
+            "sxtb16 {w}, {w}\n",
+            "smlad {a1}, {w}, {x}, {a1}\n",
+            "smlad {a1}, {t}, {xo}, {a1}\n",
+            "ldr {w}, [{p2}, {k}]\n",
+            "sxtb16 {t}, {w}, ror #8\n",
+            "sxtb16 {w}, {w}\n",
+            "smlad {a3}, {w}, {x}, {a3}\n",
+            "smlad {a3}, {t}, {xo}, {a3}\n",
+            "ldr {w}, [{p2}], #4\n",
+            "sxtb16 {t}, {w}, ror #8\n",
+            "sxtb16 {w}, {w}\n",
+            "smlad {a2}, {w}, {x}, {a2}\n",
+            "smlad {a2}, {t}, {xo}, {a2}\n",
+            "ldr {w}, [{p0}], #4\n",
+            "sxtb16 {t}, {w}, ror #8\n",
+            "sxtb16 {w}, {w}\n",
+            "smlad {a0}, {w}, {x}, {a0}\n",
+            "smlad {a0}, {t}, {xo}, {a0}\n",
+        )
     };
-    let words = k / 4;
-    // Each operand as exactly `words` 4-byte groups, so the loop needs no bounds checks.
-    let w_words = w.map(|w| w.as_chunks::<4>().0.get(..words).unwrap_or(&[]));
-    let x_words = x.map(|x| x.as_chunks::<4>().0.get(..words).unwrap_or(&[]));
-    if w_words.iter().chain(&x_words).any(|s| s.len() != words) {
-        return acc;
-    }
-    for i in 0..words {
-        let xs = x_words.map(|x| unpack(x[i]));
-        for (w, acc) in w_words.iter().zip(&mut acc) {
-            let (even, odd) = unpack(w[i]);
-            for (a, &(x_even, x_odd)) in acc.iter_mut().zip(&xs) {
-                *a = smlad(even, x_even, *a);
-                *a = smlad(odd, x_odd, *a);
+}
+use four_rows_step;
+
+/// The four rows' dot products with `x` from byte `from` on.
+#[inline(always)]
+fn four_rows_portable(block: &[i8], k: usize, x: &[i8], from: usize) -> [i32; 4] {
+    let mut rows = block
+        .chunks_exact(k.max(1))
+        .map(|row| dot(range(row, from, row.len()), range(x, from, x.len())));
+    core::array::from_fn(|_| rows.next().unwrap_or(0))
+}
+
+/// Every row of `weights` (an even number of `k`-byte rows) against the two columns of
+/// `pair` (2 × `k` bytes), two rows at a time; gives each sum to `store(row, column, sum)`.
+#[inline(always)]
+fn two_columns(weights: &[i8], pair: &[i8], k: usize, mut store: impl FnMut(usize, usize, i32)) {
+    let (col0, col1) = pair.split_at(k.min(pair.len()));
+    // Unpacked int16 pairs: column 0 from byte 0, column 1 from byte PAIR_STRIDE.
+    let mut unpacked = [0_u32; 2 * PAIR_STRIDE / 4];
+    for (r, rows) in weights.chunks_exact(2 * k).enumerate() {
+        let (r0, r1) = rows.split_at(k);
+        let mut sums = [[0_i32; 2]; 2];
+        let mut start = 0;
+        while start < k {
+            let len = CHUNK.min(k - start);
+            let (x0, x1) = (
+                col0.get(start..start + len).unwrap_or(&[]),
+                col1.get(start..start + len).unwrap_or(&[]),
+            );
+            // A chunk is unpacked once and serves every row pair; with k > CHUNK (never the
+            // case for Conv2d's patches) it is unpacked again for each pair.
+            if r == 0 || k > CHUNK {
+                let (u0, u1) = unpacked.split_at_mut(PAIR_STRIDE / 4);
+                unpack_into(x0, u0);
+                unpack_into(x1, u1);
+            }
+            let iterations = len / 8;
+            if iterations > 0 && r0.len() >= start + 8 * iterations && r1.len() == r0.len() {
+                let w = r0.as_ptr().wrapping_add(start);
+                let [[a00, a01], [a10, a11]] = &mut sums;
+                // SAFETY: the loop reads `8·iterations ≤ len` bytes of row 0 from `start` (and
+                // the same of row 1, `k` bytes further), in bounds as checked above, and
+                // `16·iterations ≤ 2·len ≤ PAIR_STRIDE` bytes of each half of `unpacked`.
+                // It runs `iterations ≥ 1` times, until row 0's pointer reaches its end, which
+                // it keeps on the stack and pops before the block ends.
+                unsafe {
+                    asm!(
+                        "push {{{x}}}",
+                        "2:",
+                        two_columns_step!(),
+                        two_columns_step!(),
+                        "ldr {x}, [sp]",
+                        "cmp {p0}, {x}",
+                        "bne 2b",
+                        "add sp, #4",
+                        a00 = inout(reg) *a00,
+                        a01 = inout(reg) *a01,
+                        a10 = inout(reg) *a10,
+                        a11 = inout(reg) *a11,
+                        p0 = inout(reg) w => _,
+                        k = in(reg) k,
+                        xp = inout(reg) unpacked.as_ptr() => _,
+                        x = inout(reg) w.add(8 * iterations) => _,
+                        w = out(reg) _,
+                        we1 = out(reg) _,
+                        wo0 = out(reg) _,
+                        wo1 = out(reg) _,
+                        options(readonly),
+                    );
+                }
+            }
+            // The odd word and the tail bytes of this chunk.
+            let (from, to) = (start + 8 * iterations, start + len);
+            for (row_sums, w) in sums.iter_mut().zip([r0, r1]) {
+                for (sum, x) in row_sums.iter_mut().zip([col0, col1]) {
+                    *sum = sum.wrapping_add(dot(range(w, from, to), range(x, from, to)));
+                }
+            }
+            start += len;
+        }
+        for (i, row_sums) in sums.iter().enumerate() {
+            for (c, &sum) in row_sums.iter().enumerate() {
+                store(2 * r + i, c, sum);
             }
         }
     }
-    let tail = |s: &[i8]| s.get(words * 4..).unwrap_or(&[]);
-    for (w, acc) in w.iter().zip(&mut acc) {
-        for (a, x) in acc.iter_mut().zip(&x) {
-            *a = a.wrapping_add(dot(tail(w), tail(x)));
+}
+
+/// Two words of both rows against the two unpacked columns; the pointers advance by 8 and 16.
+macro_rules! two_columns_step {
+    () => {
+        concat!(
+            "ldr {w}, [{p0}, {k}]\n",
+            "sxtb16 {wo1}, {w}, ror #8\n",
+            "sxtb16 {we1}, {w}\n",
+            "ldr {w}, [{p0}], #4\n",
+            "sxtb16 {wo0}, {w}, ror #8\n",
+            "sxtb16 {w}, {w}\n",
+            "ldr {x}, [{xp}, #4]\n",
+            "smlad {a00}, {wo0}, {x}, {a00}\n",
+            "smlad {a10}, {wo1}, {x}, {a10}\n",
+            "ldr {x}, [{xp}, #256]\n",
+            "smlad {a01}, {w}, {x}, {a01}\n",
+            "smlad {a11}, {we1}, {x}, {a11}\n",
+            "ldr {x}, [{xp}, #260]\n",
+            "smlad {a01}, {wo0}, {x}, {a01}\n",
+            "smlad {a11}, {wo1}, {x}, {a11}\n",
+            "ldr {x}, [{xp}], #8\n",
+            "smlad {a00}, {w}, {x}, {a00}\n",
+            "smlad {a10}, {we1}, {x}, {a10}\n",
+        )
+    };
+}
+use two_columns_step;
+
+/// `s[from..to]`, empty when out of bounds.
+#[inline(always)]
+fn range(s: &[i8], from: usize, to: usize) -> &[i8] {
+    s.get(from..to).unwrap_or(&[])
+}
+
+/// Unpacks the whole words of `x` into `(even, odd)` int16 pairs: `out[2i]`, `out[2i + 1]`.
+#[inline(always)]
+fn unpack_into(x: &[i8], out: &mut [u32]) {
+    for (bytes, out) in x.as_chunks::<4>().0.iter().zip(out.as_chunks_mut::<2>().0) {
+        let word = u32::from_le_bytes(bytes.map(|b| b as u8));
+        // SAFETY: pure register arithmetic: no memory, no stack, no flags.
+        unsafe {
+            asm!(
+                "sxtb16 {even}, {word}",
+                "sxtb16 {odd}, {word}, ror #8",
+                word = in(reg) word,
+                even = lateout(reg) out[0],
+                odd = lateout(reg) out[1],
+                options(pure, nomem, nostack, preserves_flags),
+            );
         }
     }
-    acc
-}
-
-/// Four int8 as the int16 pairs `(b0, b2)` and `(b1, b3)`.
-#[inline(always)]
-fn unpack(bytes: [i8; 4]) -> (u32, u32) {
-    let word = u32::from_le_bytes(bytes.map(|b| b as u8));
-    let (even, odd): (u32, u32);
-    // SAFETY: pure register arithmetic: no memory, no stack, no flags.
-    unsafe {
-        asm!(
-            "sxtb16 {even}, {word}",
-            "sxtb16 {odd}, {word}, ror #8",
-            word = in(reg) word,
-            even = lateout(reg) even,
-            odd = lateout(reg) odd,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    (even, odd)
-}
-
-/// `acc + a.lo·b.lo + a.hi·b.hi` over int16 halves, wrapping.
-#[inline(always)]
-fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-    let out: i32;
-    // SAFETY: pure register arithmetic: no memory, no stack. SMLAD may set the sticky Q flag
-    // on overflow, which nothing reads; the result itself wraps.
-    unsafe {
-        asm!(
-            "smlad {out}, {a}, {b}, {acc}",
-            a = in(reg) a,
-            b = in(reg) b,
-            acc = in(reg) acc,
-            out = lateout(reg) out,
-            options(pure, nomem, nostack),
-        );
-    }
-    out
 }

@@ -14,7 +14,7 @@
 //!
 //! [`gemm`] dispatches at compile time to the fastest kernel for the target; every kernel has
 //! exactly [`gemm_portable`]'s signature and results, bit for bit:
-//! - `arm_dsp`: Cortex-M4/M7 (`target_feature = "dsp"`), SMLAD dual 16-bit MACs;
+//! - `arm_dsp`: Cortex-M4/M7 (`cfg(qcnn_arm_dsp)`, set by `build.rs`), SMLAD dual 16-bit MACs;
 //! - otherwise [`gemm_portable`], the reference.
 //!
 //! A new kernel adds its own module and one `cfg` branch in [`gemm`], and is tested against
@@ -40,11 +40,11 @@ pub const MAX_ACC: usize = MAX_ROWS * MAX_COLUMNS;
 /// `weights (rows × k) · columnsᵀ (k × n) → acc (rows × n)`, with the target's fastest kernel.
 #[inline]
 pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
-    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    #[cfg(qcnn_arm_dsp)]
     super::arm_dsp::gemm(weights, columns, k, acc);
     #[cfg(target_arch = "x86_64")]
     super::x86::gemm(weights, columns, k, acc);
-    #[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
+    #[cfg(not(any(qcnn_arm_dsp, target_arch = "x86_64")))]
     gemm_portable(weights, columns, k, acc);
 }
 

@@ -6,7 +6,7 @@
 //! Flatten has no kernel: activations are stored C,H,W-contiguous, which is exactly
 //! PyTorch's `flatten(1)` order, so flattening a map only relabels its shape.
 
-#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[cfg(qcnn_arm_dsp)]
 pub mod arm_dsp;
 pub mod conv2d;
 pub mod dot;

@@ -103,7 +103,7 @@ fn store_block<const R: usize, const C: usize>(
 /// The CPU must support AVX-512 F, BW and VNNI; `k ≥ 1`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn gemm_avx512_vnni(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
-    let (rows, n) = (weights.len() / k, columns.len() / k);
+    let n = columns.len() / k;
     // Four columns at a time; a single column gets more rows instead, so that several
     // independent accumulation chains stay in flight.
     for c0 in (0..n).step_by(4) {
@@ -213,7 +213,7 @@ fn reduce4_512(a: __m512i, b: __m512i, c: __m512i, d: __m512i) -> __m128i {
 /// The CPU must support AVX2; `k ≥ 1`.
 #[target_feature(enable = "avx2")]
 unsafe fn gemm_avx2(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
-    let (rows, n) = (weights.len() / k, columns.len() / k);
+    let n = columns.len() / k;
     // Sixteen ymm registers: accumulators, columns and one weight vector must fit.
     for c0 in (0..n).step_by(4) {
         // SAFETY (all four): AVX2, as this function; `c0 + C ≤ n` and `k ≥ 1`.
@@ -268,8 +268,8 @@ unsafe fn blocks_avx2<const R: usize, const C: usize>(
         if body < k {
             for (i, sum) in sums.iter_mut().take(R * C).enumerate() {
                 let (r, j) = ((r0 + i / C).min(rows - 1), c0 + i % C);
-                let tail = |m: &[i8], at: usize| m.get(at * k + body..(at + 1) * k).unwrap_or(&[]);
-                *sum = sum.wrapping_add(dot(tail(weights, r), tail(columns, j)));
+                let (w, x) = (&weights[r * k..][body..k], &columns[j * k..][body..k]);
+                *sum = sum.wrapping_add(dot(w, x));
             }
         }
         store_block::<R, C>(&sums, &[0; C], (r0, c0), (rows, n), acc);
@@ -309,14 +309,16 @@ mod tests {
             let (mut weights, mut columns, k) = random_case(&mut rng);
             if case % 10 == 0 {
                 // Beyond the callers' limits, and saturating values: still identical.
-                columns.extend(rng.i8s(k * rng.below(6)));
+                let extra = k * rng.below(6);
+                columns.extend(rng.i8s(extra));
                 weights.fill(-127);
                 columns.fill(if case % 20 == 0 { -128 } else { 127 });
             }
             let (rows, n) = (weights.len() / k, columns.len() / k);
             // Sometimes a partial trailing row or column, or a short or long `acc`.
-            weights.extend(rng.weights(rng.below(2) * rng.below(k)));
-            columns.extend(rng.i8s(rng.below(2) * rng.below(k)));
+            let partial = [rng.below(2) * rng.below(k), rng.below(2) * rng.below(k)];
+            weights.extend(rng.weights(partial[0]));
+            columns.extend(rng.i8s(partial[1]));
             let len = match rng.below(4) {
                 0 => rng.below(rows * n + 1),
                 _ => rows * n + rng.below(3),
