@@ -25,8 +25,15 @@ step_dvc_status() {
 
 step_fmt() {
     cargo fmt --all --check
-    # The firmware is its own workspace (thumb targets only), so the command above misses it.
-    if [ -f firmware/Cargo.toml ]; then cargo fmt --manifest-path firmware/Cargo.toml --all --check; fi
+    # The firmware, fuzz and firmware/train-small crates are workspaces of their own (thumb
+    # targets, nightly), which the command above does not reach.
+    local manifest
+    for manifest in $(git ls-files '*/Cargo.toml'); do
+        if grep -q '^\[workspace\]' "$manifest"; then
+            echo "cargo fmt --check: $manifest"
+            cargo fmt --manifest-path "$manifest" --all --check
+        fi
+    done
 }
 
 step_shellcheck() {

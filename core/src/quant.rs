@@ -75,6 +75,13 @@ impl Requantizer {
         }
     }
 
+    /// Whether `apply` is non-decreasing in `acc`, so that the max of requantized values is
+    /// the requantized max: true unless the multiplier is negative (validated blobs never have
+    /// one) or a left shift may wrap the accumulator.
+    pub fn is_monotone(&self) -> bool {
+        self.multiplier >= 0 && self.shift <= 0
+    }
+
     #[inline]
     pub fn apply(&self, acc: i32) -> i8 {
         // Saturating, so an accumulator scaled to near i32::MAX still clamps to 127.

@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the tiny checkpoint seeds for the `checkpoint` fuzz target, with the standard library
-only (no torch): the same four tensors as a safetensors file and as a torch.save zip/pickle
+"""Writes the seeds for the `idx` and `checkpoint` fuzz targets, with the standard library only.
+
+IDX: the first two test images and their labels, cut from the real FashionMNIST test files,
+raw and gzipped.
+
+Checkpoints (no torch needed): the same four tensors as a safetensors file and as a torch.save zip/pickle
 file, laid out as PyTorch writes them (archive/data.pkl with persistent storage ids,
 archive/data/<n> raw little-endian storages, archive/version). The tensors fit
 fuzz/seeds/tiny.yaml, so `qcnn-quantize` turns the checkpoint into the `blob` seed.
@@ -9,6 +13,7 @@ Usage: python3 fuzz/seeds/make_seeds.py   (from the repository root; rewrites th
 """
 
 import collections
+import gzip
 import io
 import json
 import pickle
@@ -119,16 +124,38 @@ def pth(data):
     path = FUZZ / "corpus" / "checkpoint" / "tiny.pth"
     pickled = io.BytesIO()
     Pickler(pickled, protocol=2).dump(state_dict)
+    entries = [("archive/data.pkl", pickled.getvalue()), ("archive/byteorder", b"little")]
+    entries += [(f"archive/data/{n}", f32_bytes(data[key])) for n, key in enumerate(SHAPES)]
+    entries += [("archive/version", b"3\n")]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("archive/data.pkl", pickled.getvalue())
-        archive.writestr("archive/byteorder", "little")
-        for n, key in enumerate(SHAPES):
-            archive.writestr(f"archive/data/{n}", f32_bytes(data[key]))
-        archive.writestr("archive/version", "3\n")
+        for name, content in entries:
+            # A fixed timestamp keeps the file's bytes reproducible.
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
     return path
 
 
+DATASET_DIRS = [FUZZ.parent / "data" / "FashionMNIST" / "raw", Path("/usr/share/datasets/fashion-mnist")]
+
+
+def idx_seeds(count=2):
+    """IDX files holding the first `count` real test images and labels."""
+    out = FUZZ / "corpus" / "idx"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, magic, item in [("t10k-images-idx3-ubyte", 2051, 28 * 28), ("t10k-labels-idx1-ubyte", 2049, 1)]:
+        source = next(d / f"{name}.gz" for d in DATASET_DIRS if (d / f"{name}.gz").is_file())
+        content = gzip.decompress(source.read_bytes())
+        assert struct.unpack(">I", content[:4])[0] == magic
+        header_len = 8 if magic == 2049 else 16
+        dims = struct.pack(">I", count) + content[8:header_len]
+        cut = content[:4] + dims + content[header_len : header_len + count * item]
+        (out / name).write_bytes(cut)
+        # mtime=0 keeps the gzip bytes reproducible.
+        (out / f"{name}.gz").write_bytes(gzip.compress(cut, mtime=0))
+        print(out / name, len(cut), "bytes, and .gz")
+
+
 def main():
+    idx_seeds()
     data = tensors()
     (FUZZ / "corpus" / "checkpoint").mkdir(parents=True, exist_ok=True)
     st = FUZZ / "corpus" / "checkpoint" / "tiny.safetensors"

@@ -23,6 +23,7 @@
 #![allow(unsafe_code)]
 
 use core::arch::asm;
+use core::mem::MaybeUninit;
 
 use super::dot::dot;
 use super::gemm::gemm_portable;
@@ -33,6 +34,8 @@ const CHUNK: usize = 128;
 /// Byte distance between the two columns in the unpacked buffer (hard-coded in the asm).
 const PAIR_STRIDE: usize = 2 * CHUNK;
 const _: () = assert!(PAIR_STRIDE == 256, "two_columns_step! hard-codes the offsets");
+/// Row pairs whose sums one `asm!` call of the whole-patch loop collects.
+const GROUP_PAIRS: usize = 8;
 
 /// The Cortex-M4 [`super::gemm`]: same contract, same results.
 pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
@@ -50,6 +53,7 @@ pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
     let mut done_rows = 0;
     let mut done_columns = 0;
     if n == 1 {
+        done_columns = 1;
         let x = column(0);
         while let Some(block) = weights.get(done_rows * k..(done_rows + 4) * k) {
             for (i, sum) in four_rows(block, k, x).into_iter().enumerate() {
@@ -173,8 +177,80 @@ fn four_rows_portable(block: &[i8], k: usize, x: &[i8], from: usize) -> [i32; 4]
 #[inline(always)]
 fn two_columns(weights: &[i8], pair: &[i8], k: usize, mut store: impl FnMut(usize, usize, i32)) {
     let (col0, col1) = pair.split_at(k.min(pair.len()));
-    // Unpacked int16 pairs: column 0 from byte 0, column 1 from byte PAIR_STRIDE.
-    let mut unpacked = [0_u32; 2 * PAIR_STRIDE / 4];
+    // Unpacked int16 pairs: column 0 from byte 0, column 1 from byte PAIR_STRIDE. Left
+    // uninitialized (zeroing it cost more than the unpacking): the asm only reads what
+    // `unpack_into` wrote.
+    let mut unpacked = [const { MaybeUninit::<u32>::uninit() }; 2 * PAIR_STRIDE / 4];
+    if k % 8 == 0 && k <= CHUNK && col1.len() == k {
+        let (u0, u1) = unpacked.split_at_mut(PAIR_STRIDE / 4);
+        unpack_into(col0, u0);
+        unpack_into(col1, u1);
+        for (group, weights) in weights.chunks(2 * k * GROUP_PAIRS).enumerate() {
+            let pairs = weights.len() / (2 * k);
+            let mut sums = [[0_i32; 4]; GROUP_PAIRS];
+            if pairs > 0 {
+                // SAFETY: for each of the `pairs ≤ GROUP_PAIRS` row pairs the loop reads the
+                // `k` bytes of both rows (all inside `weights`) and `2k ≤ PAIR_STRIDE` bytes of
+                // each half of `unpacked`, all written by `unpack_into` (k is a multiple of 8,
+                // so every iteration covers two whole words), and writes the pair's 4 sums to
+                // `sums[pair]`. Its own three stack words are released before it ends.
+                unsafe {
+                    asm!(
+                        "sub sp, sp, #12",
+                        "str {x}, [sp]",
+                        "str {w}, [sp, #4]",
+                        "str {we1}, [sp, #8]",
+                        "3:",
+                        "movs {a00}, #0",
+                        "movs {a01}, #0",
+                        "movs {a10}, #0",
+                        "movs {a11}, #0",
+                        "2:",
+                        two_columns_step!(),
+                        two_columns_step!(),
+                        "ldr {x}, [sp]",
+                        "cmp {p0}, {x}",
+                        "bne 2b",
+                        // Row pair done: store its sums, move to the next pair.
+                        "ldr {x}, [sp, #4]",
+                        "str {a00}, [{x}], #4",
+                        "str {a01}, [{x}], #4",
+                        "str {a10}, [{x}], #4",
+                        "str {a11}, [{x}], #4",
+                        "str {x}, [sp, #4]",
+                        "add {p0}, {p0}, {k}",
+                        "sub {xp}, {xp}, {k}, lsl #1",
+                        "ldr {x}, [sp]",
+                        "add {x}, {x}, {k}, lsl #1",
+                        "str {x}, [sp]",
+                        "ldr {x}, [sp, #8]",
+                        "subs {x}, {x}, #1",
+                        "str {x}, [sp, #8]",
+                        "bne 3b",
+                        "add sp, sp, #12",
+                        a00 = out(reg) _,
+                        a01 = out(reg) _,
+                        a10 = out(reg) _,
+                        a11 = out(reg) _,
+                        p0 = inout(reg) weights.as_ptr() => _,
+                        k = in(reg) k,
+                        xp = inout(reg) unpacked.as_ptr() => _,
+                        x = inout(reg) weights.as_ptr().add(k) => _,
+                        w = inout(reg) sums.as_mut_ptr() => _,
+                        we1 = inout(reg) pairs => _,
+                        wo0 = out(reg) _,
+                        wo1 = out(reg) _,
+                    );
+                }
+            }
+            for (p, [s00, s01, s10, s11]) in sums.into_iter().take(pairs).enumerate() {
+                let r = 2 * (group * GROUP_PAIRS + p);
+                (store(r, 0, s00), store(r, 1, s01));
+                (store(r + 1, 0, s10), store(r + 1, 1, s11));
+            }
+        }
+        return;
+    }
     for (r, rows) in weights.chunks_exact(2 * k).enumerate() {
         let (r0, r1) = rows.split_at(k);
         let mut sums = [[0_i32; 2]; 2];
@@ -279,19 +355,22 @@ fn range(s: &[i8], from: usize, to: usize) -> &[i8] {
 
 /// Unpacks the whole words of `x` into `(even, odd)` int16 pairs: `out[2i]`, `out[2i + 1]`.
 #[inline(always)]
-fn unpack_into(x: &[i8], out: &mut [u32]) {
+fn unpack_into(x: &[i8], out: &mut [MaybeUninit<u32>]) {
     for (bytes, out) in x.as_chunks::<4>().0.iter().zip(out.as_chunks_mut::<2>().0) {
         let word = u32::from_le_bytes(bytes.map(|b| b as u8));
+        let (even, odd): (u32, u32);
         // SAFETY: pure register arithmetic: no memory, no stack, no flags.
         unsafe {
             asm!(
                 "sxtb16 {even}, {word}",
                 "sxtb16 {odd}, {word}, ror #8",
                 word = in(reg) word,
-                even = lateout(reg) out[0],
-                odd = lateout(reg) out[1],
+                even = lateout(reg) even,
+                odd = lateout(reg) odd,
                 options(pure, nomem, nostack, preserves_flags),
             );
         }
+        out[0].write(even);
+        out[1].write(odd);
     }
 }

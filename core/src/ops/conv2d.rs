@@ -2,9 +2,11 @@
 //! ReLU and MaxPool optionally fused.
 //!
 //! With a fused pool, each pooled output is the max of the requantized conv outputs in its
-//! window, computed on the spot, so the unpooled map is never stored. Requantize-then-max is
-//! kept (rather than max of accumulators) because the requantizer's pre-shift may wrap, so it
-//! is not guaranteed monotone.
+//! window, computed on the spot, so the unpooled map is never stored. Requantization is
+//! monotone for every validated channel without a left shift
+//! ([`crate::quant::Requantizer::is_monotone`]); there the im2col path takes the max of the
+//! accumulators and requantizes once per pooled output, which gives the same int8 value.
+//! Otherwise (a left pre-shift may wrap) it requantizes every position, then takes the max.
 //!
 //! Two paths compute the same numbers:
 //! - im2col (the fast one): the C×K×K input patch under each conv output position is copied
@@ -97,7 +99,21 @@ impl Conv2dOp<'_> {
         let MapShape { h, w, .. } = self.input;
         let top = (y * self.stride) as isize - self.padding as isize;
         let left = (x * self.stride) as isize - self.padding as isize;
-        for (x_channel, p_channel) in rows(input, self.input.plane()).zip(rows_mut(patch, k * k)) {
+        let channels = rows(input, self.input.plane()).zip(rows_mut(patch, k * k));
+        if let (Ok(top), Ok(left)) = (usize::try_from(top), usize::try_from(left))
+            && top + k <= h
+            && left + k <= w
+        {
+            // Inside the map: plain row copies, no padding checks.
+            for (x_channel, p_channel) in channels {
+                let x_rows = rows(x_channel.get(top * w..).unwrap_or(&[]), w);
+                for (p_row, x_row) in rows_mut(p_channel, k).zip(x_rows) {
+                    copy_row(p_row, x_row.get(left..left + k).unwrap_or(&[]));
+                }
+            }
+            return;
+        }
+        for (x_channel, p_channel) in channels {
             for (ky, p_row) in rows_mut(p_channel, k).enumerate() {
                 let x_row = usize::try_from(top + ky as isize)
                     .ok()
@@ -137,10 +153,32 @@ impl Conv2dOp<'_> {
                 .zip(acc.chunks_exact(n.max(1)))
                 .zip(rows_mut(out_planes, self.output.plane()));
             for (((bias, requant), sums), out_plane) in per_channel {
-                for (&sum, &target) in sums.iter().zip(targets) {
+                let mut fold = |target: usize, value: i8| {
                     if let Some(out) = out_plane.get_mut(target) {
-                        *out = (*out).max(requant.apply(bias.wrapping_add(sum)));
+                        *out = (*out).max(value);
                     }
+                };
+                if !requant.is_monotone() {
+                    for (&sum, &target) in sums.iter().zip(targets) {
+                        fold(target, requant.apply(bias.wrapping_add(sum)));
+                    }
+                    continue;
+                }
+                // Consecutive patches of the same output pixel: max first, one requantization.
+                let mut pending: Option<(usize, i32)> = None;
+                for (&sum, &target) in sums.iter().zip(targets) {
+                    let acc = bias.wrapping_add(sum);
+                    pending = match pending {
+                        Some((pixel, best)) if pixel == target => Some((pixel, best.max(acc))),
+                        Some((pixel, best)) => {
+                            fold(pixel, requant.apply(best));
+                            Some((target, acc))
+                        }
+                        None => Some((target, acc)),
+                    };
+                }
+                if let Some((pixel, best)) = pending {
+                    fold(pixel, requant.apply(best));
                 }
             }
         }
@@ -210,6 +248,17 @@ impl Conv2dOp<'_> {
                 acc.wrapping_add(i32::from(wv) * i32::from(xv))
             }),
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` when the lengths agree, with the 3×3 kernel's 3-byte rows
+/// copied inline instead of through a `memcpy` call.
+#[inline(always)]
+fn copy_row(dst: &mut [i8], src: &[i8]) {
+    match (dst, src) {
+        ([d0, d1, d2], [s0, s1, s2]) => (*d0, *d1, *d2) = (*s0, *s1, *s2),
+        (dst, src) if dst.len() == src.len() => dst.copy_from_slice(src),
+        _ => {}
     }
 }
 

@@ -1,0 +1,193 @@
+//! Bad inputs to the `qcnn-quantize` binary: each one is named on stderr, exits 1 (not a
+//! panic's 101), and leaves no output file behind. These back docs/bad-inputs.md.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use safetensors::{Dtype, tensor::TensorView};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/torch");
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// What a failed run printed.
+struct Failure {
+    stderr: String,
+}
+
+/// Runs `qcnn-quantize CHECKPOINT -o OUT [extra]` with the repository's config and asserts a
+/// clean failure (exit 1, no panic, no output file).
+fn fails(checkpoint: &Path, extra: &[&str]) -> Failure {
+    fails_with_config(checkpoint, &repo_root().join("config.yaml"), extra)
+}
+
+fn fails_with_config(checkpoint: &Path, config: &Path, extra: &[&str]) -> Failure {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.qcnn");
+    let output = Command::new(env!("CARGO_BIN_EXE_qcnn-quantize"))
+        .arg(checkpoint)
+        .arg("-o")
+        .arg(&out)
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .output()
+        .expect("running qcnn-quantize");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.starts_with("qcnn-quantize: error: "), "{stderr}");
+    assert!(!out.exists(), "no model is written on failure");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(leftovers.is_empty(), "no temporary file is left: {leftovers:?}");
+    Failure { stderr }
+}
+
+impl Failure {
+    fn says(&self, expected: &str) -> &Self {
+        assert!(self.stderr.contains(expected), "stderr lacks {expected:?}: {}", self.stderr);
+        self
+    }
+}
+
+/// The fixture's tensors: name to (dtype, shape, bytes).
+type Tensors = BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)>;
+
+/// The random_init safetensors fixture after `edit`, written into `dir`.
+fn edited_fixture(dir: &Path, name: &str, edit: impl FnOnce(&mut Tensors)) -> PathBuf {
+    let bytes = std::fs::read(Path::new(FIXTURES).join("random_init.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Tensors = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, (view.dtype(), view.shape().to_vec(), view.data().to_vec())))
+        .collect();
+    edit(&mut tensors);
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, (dtype, shape, data))| (name.clone(), TensorView::new(*dtype, shape.clone(), data).unwrap()))
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn missing_checkpoint_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.pth");
+    fails(&missing, &[])
+        .says(&format!("quantizing {0}: reading {0}: No such file or directory", missing.display()));
+}
+
+#[test]
+fn file_that_is_no_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.pth");
+    std::fs::write(&path, "just some text, not a state_dict").unwrap();
+    fails(&path, &[]).says(&format!(
+        "{}: neither a PyTorch zip checkpoint nor a safetensors file",
+        path.display()
+    ));
+}
+
+#[test]
+fn truncated_pth_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("truncated.pth");
+    let whole = std::fs::read(Path::new(FIXTURES).join("random_init.pth")).unwrap();
+    std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+    fails(&path, &[]).says(&format!("{}: not a readable PyTorch checkpoint: ", path.display()));
+}
+
+#[test]
+fn truncated_safetensors_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("truncated.safetensors");
+    let whole = std::fs::read(Path::new(FIXTURES).join("random_init.safetensors")).unwrap();
+    std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
+    fails(&path, &[]).says(&format!("{}: not a readable safetensors file: ", path.display()));
+}
+
+#[test]
+fn checkpoint_missing_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_fixture(dir.path(), "no_bias.safetensors", |t| {
+        t.remove("layers.2.bias");
+    });
+    fails(&path, &[]).says(&format!(
+        "{}: missing key layers.2.bias (expected shape [16])",
+        path.display()
+    ));
+}
+
+#[test]
+fn checkpoint_with_an_extra_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_fixture(dir.path(), "extra.safetensors", |t| {
+        t.insert("layers.11.weight".into(), (Dtype::F32, vec![1], vec![0; 4]));
+    });
+    fails(&path, &[]).says(&format!(
+        "{}: unexpected key layers.11.weight (shape [1]); the config's model has no such parameter",
+        path.display()
+    ));
+}
+
+#[test]
+fn checkpoint_with_a_wrong_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_fixture(dir.path(), "shape.safetensors", |t| {
+        t.get_mut("layers.10.weight").unwrap().1 = vec![10, 128, 2];
+    });
+    fails(&path, &[]).says(&format!(
+        "{}: layers.10.weight has shape [10, 128, 2], expected [10, 256]",
+        path.display()
+    ));
+}
+
+#[test]
+fn checkpoint_with_a_nan_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_fixture(dir.path(), "nan.safetensors", |t| {
+        let data = &mut t.get_mut("layers.7.weight").unwrap().2;
+        data[12..16].copy_from_slice(&f32::NAN.to_le_bytes());
+    });
+    fails(&path, &[]).says(&format!(
+        "{}: layers.7.weight (shape [256, 3136]) holds NaN at flat index 3",
+        path.display()
+    ));
+}
+
+#[test]
+fn checkpoint_with_integer_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_fixture(dir.path(), "int.safetensors", |t| {
+        let (dtype, _, data) = t.get_mut("layers.0.bias").unwrap();
+        *dtype = Dtype::I32;
+        data.fill(0);
+    });
+    fails(&path, &[]).says(&format!(
+        "{}: layers.0.bias has dtype I32, expected a float type",
+        path.display()
+    ));
+}
+
+#[test]
+fn missing_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("absent.yaml");
+    fails_with_config(&Path::new(FIXTURES).join("random_init.safetensors"), &config, &[])
+        .says(&config.display().to_string());
+}
+
+#[test]
+fn dataset_directory_without_fashion_mnist() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    fails(&Path::new(FIXTURES).join("random_init.safetensors"), &["--data-dir", data])
+        .says("loading FashionMNIST: no FashionMNIST directory found: none of [")
+        .says(data);
+}
