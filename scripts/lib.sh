@@ -10,14 +10,18 @@ export QCNN_TARGET_DIR="${CARGO_TARGET_DIR:-$QCNN_ROOT/target}"
 export QCNN_CHECKPOINT="$QCNN_ROOT/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth"
 export QCNN_CONFIG="$QCNN_ROOT/config.yaml"
 
+# Sourcing this file twice (scripts do, after setup.sh) must not grow PATH.
+path_prepend() {
+    case ":$PATH:" in *":$1:"*) ;; *) PATH="$1:$PATH" ;; esac
+}
 # Debian's postgresql-NN packages put initdb/pg_ctl outside PATH; tests need them on it.
 if ! command -v initdb >/dev/null 2>&1; then
     for pg_bin in /usr/lib/postgresql/*/bin; do
-        [ -x "$pg_bin/initdb" ] && PATH="$pg_bin:$PATH"
+        if [ -x "$pg_bin/initdb" ]; then path_prepend "$pg_bin"; fi
     done
 fi
-[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
-PATH="$QCNN_VENV/bin:$PATH"
+if [ -d "$HOME/.cargo/bin" ]; then path_prepend "$HOME/.cargo/bin"; fi
+path_prepend "$QCNN_VENV/bin"
 export PATH
 
 # DVC must not phone home: the machine only reaches package registries.

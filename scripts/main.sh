@@ -11,6 +11,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$QCNN_ROOT"
 
 bash scripts/setup.sh
+# Again, now that setup may have installed what lib.sh puts on PATH (PostgreSQL's bin/).
+# shellcheck source=scripts/lib.sh
+source "$QCNN_ROOT/scripts/lib.sh"
 
 log "build: cargo build --release"
 cargo build --release --bin qcnn --bin qcnn-quantize

@@ -103,6 +103,9 @@ main() {
     start=$SECONDS
     log "[setup] scripts/setup.sh"
     bash "$QCNN_ROOT/scripts/setup.sh"
+    # Again, now that setup may have installed what lib.sh puts on PATH (PostgreSQL's bin/).
+    # shellcheck source=scripts/lib.sh
+    source "$QCNN_ROOT/scripts/lib.sh"
     record PASS setup $((SECONDS - start))
 
     for step in "${steps[@]}"; do

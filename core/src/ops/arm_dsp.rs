@@ -365,7 +365,8 @@ fn unpack_into(x: &[i8], out: &mut [MaybeUninit<u32>]) {
                 "sxtb16 {even}, {word}",
                 "sxtb16 {odd}, {word}, ror #8",
                 word = in(reg) word,
-                even = lateout(reg) even,
+                // `out`, not `lateout`: `even` is written while `word` is still to be read.
+                even = out(reg) even,
                 odd = lateout(reg) odd,
                 options(pure, nomem, nostack, preserves_flags),
             );

@@ -46,6 +46,11 @@ pub(crate) struct Conv2dOp<'a> {
 
 impl Conv2dOp<'_> {
     pub fn run(&self, input: &[i8], output: &mut [i8]) {
+        // The host's direct AVX-512 kernel, when the CPU and the layer suit it.
+        #[cfg(target_arch = "x86_64")]
+        if super::x86::conv2d(self, input, output) {
+            return;
+        }
         if self.patch_len() <= PATCH_BYTES {
             self.run_im2col(input, output);
         } else {

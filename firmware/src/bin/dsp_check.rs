@@ -71,10 +71,10 @@ fn check(weights: &mut [i8], columns: &mut [i8]) -> Result<u64, Mismatch> {
             // The largest products, all of one sign, over the whole dot product.
             0 => (w.fill(-128), x.fill(-128)),
             1 => (w.fill(127), x.fill(-128)),
-            _ => {
-                w.iter_mut().for_each(|v| *v = rng.next() as i8);
-                x.iter_mut().for_each(|v| *v = rng.next() as i8);
-            }
+            _ => (
+                w.iter_mut().for_each(|v| *v = rng.next() as i8),
+                x.iter_mut().for_each(|v| *v = rng.next() as i8),
+            ),
         };
         let mut fast = [0x5a5a_5a5a_i32; MAX_ROWS * MAX_COLUMNS + 1];
         let mut portable = fast;

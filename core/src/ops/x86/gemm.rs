@@ -1,4 +1,4 @@
-//! x86-64 kernels for [`super::gemm`]: the host's fast path.
+//! The [`super::super::gemm`] primitive on x86-64.
 //!
 //! - AVX-512 VNNI: `vpdpbusd` does 64 int8 multiply-adds per instruction into i32 lanes,
 //!   without intermediate saturation. It multiplies *unsigned* by signed bytes, so the weights
@@ -11,19 +11,14 @@
 //! Each kernel holds a block of rows × columns accumulators in registers, so every weight it
 //! loads serves all the columns of the call, then reduces the block horizontally, four sums
 //! at a time.
-//!
-//! Selection: with the `std` feature (the host enables it) by run-time CPU detection, so one
-//! binary runs on any x86-64 and uses what the CPU has; without it (`no_std`) by the target
-//! features the crate is compiled with (e.g. `-C target-cpu=native`), else the portable
-//! kernel.
-#![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
 
-use super::dot::dot;
-use super::gemm::gemm_portable;
+use super::{has_avx2, has_avx512_vnni};
+use crate::ops::dot::dot;
+use crate::ops::gemm::gemm_portable;
 
-/// The x86-64 [`super::gemm`]: same contract, same results, bit for bit.
+/// The x86-64 [`crate::ops::gemm::gemm`]: same contract, same results, bit for bit.
 #[inline]
 pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
     if k == 0 {
@@ -37,33 +32,6 @@ pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
     } else {
         gemm_portable(weights, columns, k, acc);
     }
-}
-
-// `is_x86_feature_detected!` caches its answer, so each check is a load and a bit test.
-#[cfg(any(test, feature = "std"))]
-fn has_avx512_vnni() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512vnni")
-}
-
-#[cfg(not(any(test, feature = "std")))]
-fn has_avx512_vnni() -> bool {
-    cfg!(all(
-        target_feature = "avx512f",
-        target_feature = "avx512bw",
-        target_feature = "avx512vnni"
-    ))
-}
-
-#[cfg(any(test, feature = "std"))]
-fn has_avx2() -> bool {
-    std::is_x86_feature_detected!("avx2")
-}
-
-#[cfg(not(any(test, feature = "std")))]
-fn has_avx2() -> bool {
-    cfg!(target_feature = "avx2")
 }
 
 /// Most accumulators in one register block (rows × columns).
