@@ -240,4 +240,26 @@ mod tests {
         let big = Requantizer::new(i32::MAX, 30, 127, false);
         assert_eq!(big.apply(1), 127);
     }
+
+    #[test]
+    fn monotone_requantizers_preserve_order() {
+        let mut rng = SplitMix(12);
+        for _ in 0..20_000 {
+            let shift = -(rng.below(32) as i8);
+            let requant =
+                Requantizer::new(rng.i32().max(0), shift, rng.next() as i8, rng.below(2) == 0);
+            assert!(requant.is_monotone());
+            let (a, b) = (rng.i32(), rng.i32());
+            let (lo, hi) = (a.min(b), a.max(b));
+            assert!(
+                requant.apply(lo) <= requant.apply(hi),
+                "{requant:?} {lo} {hi}"
+            );
+        }
+        // A left shift can wrap the accumulator, breaking the order: the reason pooling
+        // requantizes every position for such channels.
+        let left = Requantizer::new(1 << 30, 1, 0, false);
+        assert!(!left.is_monotone());
+        assert!(left.apply(1 << 30) < left.apply(1));
+    }
 }

@@ -15,7 +15,7 @@ pub const BATCH: usize = 16;
 
 pub struct FloatModel {
     architecture: Architecture,
-    /// Per step: (weights, bias) for Conv2d and Linear, empty otherwise.
+    /// Per step: (weights, bias) for Conv2d (packed by `pack_conv`) and Linear, empty otherwise.
     parameters: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
@@ -26,7 +26,12 @@ impl FloatModel {
             .steps
             .iter()
             .map(|step| match step.layer {
-                LayerSpec::Conv2d(_) | LayerSpec::Linear(_) => (
+                LayerSpec::Conv2d(spec) => pack_conv(
+                    &spec,
+                    &checkpoint.get(&architecture.weight_key(step.index)).data,
+                    &checkpoint.get(&architecture.bias_key(step.index)).data,
+                ),
+                LayerSpec::Linear(_) => (
                     checkpoint.get(&architecture.weight_key(step.index)).data.clone(),
                     checkpoint.get(&architecture.bias_key(step.index)).data.clone(),
                 ),
@@ -131,49 +136,73 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Direct convolution: the input is copied into a zero-padded buffer, then every output row
-/// accumulates `weight × input row` for each input channel and kernel tap.
+/// Output channels computed together, in registers.
+const LANES: usize = 8;
+
+/// Rearranges OIHW weights to `[output chunk][ky][kx][input channel][LANES]`, and the bias to
+/// whole chunks, zero-padding the output channels to a multiple of `LANES`.
+fn pack_conv(spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (o, c, k) = (spec.out_channels, spec.in_channels, spec.kernel);
+    let chunks = o.div_ceil(LANES);
+    let mut packed = vec![0.0; chunks * k * k * c * LANES];
+    for oc in 0..o {
+        for i in 0..c {
+            for tap in 0..k * k {
+                let (chunk, lane) = (oc / LANES, oc % LANES);
+                packed[((chunk * k * k + tap) * c + i) * LANES + lane] = weights[(oc * c + i) * k * k + tap];
+            }
+        }
+    }
+    let mut padded_bias = bias.to_vec();
+    padded_bias.resize(chunks * LANES, 0.0);
+    (packed, padded_bias)
+}
+
+/// Direct convolution over a zero-padded H×W×C copy of the input: each output pixel
+/// accumulates `LANES` output channels in registers over every tap and input channel.
 #[allow(clippy::too_many_arguments)]
 fn conv2d(
     spec: &Conv2dSpec,
     input_shape: Shape,
     output_shape: Shape,
-    weights: &[f32],
+    packed: &[f32],
     bias: &[f32],
     input: &[f32],
     output: &mut [f32],
     padded: &mut Vec<f32>,
 ) {
     let (c, h, w) = map_dims(input_shape);
-    let (_, oh, ow) = map_dims(output_shape);
+    let (o, oh, ow) = map_dims(output_shape);
     let (k, s, p) = (spec.kernel, spec.stride, spec.padding);
-    let (ph, pw) = (h + 2 * p, w + 2 * p);
+    let pw = w + 2 * p;
     padded.clear();
-    padded.resize(c * ph * pw, 0.0);
-    for (plane, padded_plane) in input.chunks(h * w).zip(padded.chunks_mut(ph * pw)) {
-        for (row, padded_row) in plane.chunks(w).zip(padded_plane.chunks_mut(pw).skip(p)) {
-            padded_row[p..p + w].copy_from_slice(row);
+    padded.resize((h + 2 * p) * pw * c, 0.0);
+    for (i, plane) in input.chunks(h * w).enumerate() {
+        for (y, row) in plane.chunks(w).enumerate() {
+            for (x, &v) in row.iter().enumerate() {
+                padded[((y + p) * pw + x + p) * c + i] = v;
+            }
         }
     }
-    for (o, out_plane) in output.chunks_mut(oh * ow).enumerate() {
-        for (oy, out_row) in out_plane.chunks_mut(ow).enumerate() {
-            out_row.fill(bias[o]);
-            for i in 0..c {
-                let kernel = &weights[(o * c + i) * k * k..][..k * k];
+    let chunk_len = k * k * c * LANES;
+    for (chunk, (weights, bias)) in packed.chunks(chunk_len).zip(bias.chunks(LANES)).enumerate() {
+        let lanes = LANES.min(o - chunk * LANES);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = [0.0f32; LANES];
+                acc.copy_from_slice(bias);
                 for ky in 0..k {
-                    let in_row = &padded[(i * ph + oy * s + ky) * pw..][..pw];
-                    for kx in 0..k {
-                        let wv = kernel[ky * k + kx];
-                        if s == 1 {
-                            for (acc, &v) in out_row.iter_mut().zip(&in_row[kx..kx + ow]) {
-                                *acc += wv * v;
-                            }
-                        } else {
-                            for (acc, &v) in out_row.iter_mut().zip(in_row[kx..].iter().step_by(s)) {
-                                *acc += wv * v;
-                            }
+                    let row = (oy * s + ky) * pw + ox * s;
+                    let pixels = &padded[row * c..(row + k) * c];
+                    let taps = &weights[ky * k * c * LANES..(ky + 1) * k * c * LANES];
+                    for (&v, tap) in pixels.iter().zip(taps.chunks_exact(LANES)) {
+                        for l in 0..LANES {
+                            acc[l] += v * tap[l];
                         }
                     }
+                }
+                for (l, &a) in acc[..lanes].iter().enumerate() {
+                    output[((chunk * LANES + l) * oh + oy) * ow + ox] = a;
                 }
             }
         }
@@ -222,13 +251,14 @@ mod tests {
         };
         let input: Vec<f32> = (1..=16).map(|v| v as f32).collect();
         let weights = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]; // centre, right, below
+        let (packed, bias) = pack_conv(&spec, &weights, &[0.5]);
         let mut out = [0.0; 4];
         conv2d(
             &spec,
             Shape::Map { c: 1, h: 4, w: 4 },
             Shape::Map { c: 1, h: 2, w: 2 },
-            &weights,
-            &[0.5],
+            &packed,
+            &bias,
             &input,
             &mut out,
             &mut Vec::new(),
@@ -236,6 +266,55 @@ mod tests {
         // Output (0,0) centres on input (0,0)=1: 1 + 2 + 5; (0,1) on (0,2)=3: 3 + 4 + 7;
         // (1,0) on (2,0)=9: 9 + 10 + 13; (1,1) on (2,2)=11: 11 + 12 + 15.
         assert_eq!(out, [8.5, 14.5, 32.5, 38.5]);
+    }
+
+    /// The textbook loop nest over OIHW weights.
+    fn naive_conv(spec: &Conv2dSpec, (c, h, w): (usize, usize, usize), weights: &[f32], bias: &[f32], input: &[f32]) -> Vec<f32> {
+        let (k, s, p) = (spec.kernel, spec.stride, spec.padding);
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        let mut out = vec![0.0; spec.out_channels * oh * ow];
+        for o in 0..spec.out_channels {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = bias[o];
+                    for i in 0..c {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (y, x) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
+                                if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
+                                    acc += weights[((o * c + i) * k + ky) * k + kx] * input[(i * h + y as usize) * w + x as usize];
+                                }
+                            }
+                        }
+                    }
+                    out[(o * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn packed_conv_matches_the_naive_loop_over_shapes() {
+        let mut seed = 1u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+        };
+        for (c, o, k, s, p, h, w) in [(1, 8, 3, 1, 1, 6, 5), (3, 5, 5, 2, 2, 9, 7), (2, 17, 1, 1, 0, 4, 4), (4, 3, 3, 2, 0, 7, 8)] {
+            let spec = Conv2dSpec { in_channels: c, out_channels: o, kernel: k, stride: s, padding: p };
+            let weights: Vec<f32> = (0..o * c * k * k).map(|_| next()).collect();
+            let bias: Vec<f32> = (0..o).map(|_| next()).collect();
+            let input: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
+            let expected = naive_conv(&spec, (c, h, w), &weights, &bias, &input);
+            let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+            let (packed, padded_bias) = pack_conv(&spec, &weights, &bias);
+            let mut out = vec![0.0; expected.len()];
+            conv2d(&spec, Shape::Map { c, h, w }, Shape::Map { c: o, h: oh, w: ow }, &packed, &padded_bias, &input, &mut out, &mut Vec::new());
+            for (a, b) in out.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-5, "{c} {o} {k} {s} {p}: {a} vs {b}");
+            }
+        }
     }
 
     #[test]

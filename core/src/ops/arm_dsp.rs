@@ -33,7 +33,10 @@ use super::gemm::gemm_portable;
 const CHUNK: usize = 128;
 /// Byte distance between the two columns in the unpacked buffer (hard-coded in the asm).
 const PAIR_STRIDE: usize = 2 * CHUNK;
-const _: () = assert!(PAIR_STRIDE == 256, "two_columns_step! hard-codes the offsets");
+const _: () = assert!(
+    PAIR_STRIDE == 256,
+    "two_columns_step! hard-codes the offsets"
+);
 /// Row pairs whose sums one `asm!` call of the whole-patch loop collects.
 const GROUP_PAIRS: usize = 8;
 
@@ -65,7 +68,9 @@ pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
         done_rows = rows - rows % 2;
         let weights = weights.get(..done_rows * k).unwrap_or(&[]);
         while let Some(pair) = columns.get(done_columns * k..(done_columns + 2) * k) {
-            two_columns(weights, pair, k, |r, c, sum| store(r, done_columns + c, sum));
+            two_columns(weights, pair, k, |r, c, sum| {
+                store(r, done_columns + c, sum)
+            });
             done_columns += 2;
         }
     }

@@ -76,10 +76,9 @@ impl Conv2dOp<'_> {
             for px in 0..self.output.w {
                 let pixel = py * self.output.w + px;
                 for (y, x) in self.pool.positions(py, px) {
-                    if let (Some(patch), Some(target)) = (
-                        patches.get_mut(n * k..(n + 1) * k),
-                        targets.get_mut(n),
-                    ) {
+                    if let (Some(patch), Some(target)) =
+                        (patches.get_mut(n * k..(n + 1) * k), targets.get_mut(n))
+                    {
                         self.fill_patch(input, y, x, patch);
                         *target = pixel;
                     }
@@ -381,47 +380,147 @@ mod tests {
         assert_eq!(case.run(&input), [4, 0, 0, 6]);
     }
 
+    /// A random conv (any kernel, padding, stride and fused pool that fit) with up to
+    /// `max_channels` input and `max_outputs` output channels, and its input.
+    fn random_case(rng: &mut SplitMix, max_channels: usize, max_outputs: usize) -> (Case, Vec<i8>) {
+        let kernel = [1, 3, 5][rng.below(3)];
+        let padding = rng.below(3);
+        let stride = rng.below(2) + 1;
+        let pool = match rng.below(3) {
+            0 => (2, 2),
+            1 => (rng.below(3) + 1, rng.below(3) + 1),
+            _ => (1, 1),
+        };
+        // Big enough for the kernel and the pool window.
+        let min = (kernel + pool.0 * stride)
+            .saturating_sub(2 * padding)
+            .max(1);
+        let input = MapShape {
+            c: rng.below(max_channels) + 1,
+            h: min + rng.below(6),
+            w: min + rng.below(6),
+        };
+        let out_channels = rng.below(max_outputs) + 1;
+        let case = Case {
+            input,
+            conv: reference::Conv {
+                kernel,
+                stride,
+                padding,
+                pool,
+                input_zero_point: rng.next() as i8,
+            },
+            weights: rng.weights(out_channels * input.c * kernel * kernel),
+            data: ChannelData::random(rng, out_channels),
+        };
+        let x = rng.i8s(input.c * input.plane());
+        (case, x)
+    }
+
     #[test]
     fn randomized_against_reference() {
         let mut rng = SplitMix(3);
         let mut nonsaturated = 0;
         for _ in 0..400 {
-            let kernel = [1, 3, 5][rng.below(3)];
-            let padding = rng.below(3);
-            let stride = rng.below(2) + 1;
-            let pool = match rng.below(3) {
-                0 => (2, 2),
-                1 => (rng.below(3) + 1, rng.below(3) + 1),
-                _ => (1, 1),
-            };
-            // Big enough for the kernel and the pool window.
-            let min = (kernel + pool.0 * stride)
-                .saturating_sub(2 * padding)
-                .max(1);
-            let input = MapShape {
-                c: rng.below(4) + 1,
-                h: min + rng.below(6),
-                w: min + rng.below(6),
-            };
-            let out_channels = rng.below(5) + 1;
-            let case = Case {
-                input,
-                conv: reference::Conv {
-                    kernel,
-                    stride,
-                    padding,
-                    pool,
-                    input_zero_point: rng.next() as i8,
-                },
-                weights: rng.weights(out_channels * input.c * kernel * kernel),
-                data: ChannelData::random(&mut rng, out_channels),
-            };
-            let x = rng.i8s(input.c * input.plane());
+            let (case, x) = random_case(&mut rng, 4, 5);
             let out = case.run(&x);
-            assert_eq!(out, case.reference(&x), "{:?} {input:?}", case.conv);
+            assert_eq!(out, case.reference(&x), "{:?} {:?}", case.conv, case.input);
             nonsaturated += out.iter().filter(|&&v| v != 127 && v != -128).count();
         }
         // The data must exercise the arithmetic, not only the clamps.
         assert!(nonsaturated > 1000, "{nonsaturated}");
+    }
+
+    /// The im2col path (whatever `gemm` kernel the target dispatches to) against the direct
+    /// path and the reference, including left shifts, where requantization is not monotone
+    /// and pooling must requantize every position, and more than `MAX_ROWS` output channels.
+    #[test]
+    fn im2col_path_matches_direct_path() {
+        let mut rng = SplitMix(4);
+        let mut non_monotone = 0;
+        for i in 0..300 {
+            let (mut case, x) = random_case(&mut rng, 8, 20);
+            if i % 3 == 0 {
+                // Small multipliers with left shifts: outputs still spread, some wrap.
+                let n = case.data.len();
+                case.data = ChannelData::new(
+                    (0..n).map(|_| rng.i32() >> 8).collect(),
+                    (0..n).map(|_| rng.below(1 << 24) as i32).collect(),
+                    (0..n).map(|_| rng.below(8) as i8).collect(),
+                    case.data.zero_point,
+                    case.data.relu,
+                );
+                non_monotone += n;
+            }
+            let op = case.op();
+            assert!(op.patch_len() <= PATCH_BYTES);
+            let len = op.output.c * op.output.plane();
+            let (mut im2col, mut direct) = (vec![0x55; len], vec![0x55; len]);
+            op.run_im2col(&x, &mut im2col);
+            op.run_direct(&x, &mut direct);
+            assert_eq!(im2col, direct, "{:?} {:?}", case.conv, case.input);
+            assert_eq!(
+                im2col,
+                case.reference(&x),
+                "{:?} {:?}",
+                case.conv,
+                case.input
+            );
+        }
+        assert!(non_monotone > 100);
+    }
+
+    #[test]
+    fn patches_beyond_the_stack_buffer_take_the_direct_path() {
+        let mut rng = SplitMix(5);
+        for i in 0..20 {
+            // 24 channels × 5×5 = 600 bytes per patch > PATCH_BYTES.
+            let input = MapShape {
+                c: 24,
+                h: 4 + rng.below(6),
+                w: 4 + rng.below(6),
+            };
+            let out_channels = rng.below(3) + 1;
+            let case = Case {
+                input,
+                conv: reference::Conv {
+                    kernel: 5,
+                    stride: rng.below(2) + 1,
+                    padding: 2,
+                    pool: [(1, 1), (2, 2)][i % 2],
+                    input_zero_point: rng.next() as i8,
+                },
+                weights: rng.weights(out_channels * 24 * 25),
+                data: ChannelData::random(&mut rng, out_channels),
+            };
+            let x = rng.i8s(input.c * input.plane());
+            assert!(case.op().patch_len() > PATCH_BYTES);
+            assert_eq!(case.run(&x), case.reference(&x), "{:?}", case.conv);
+        }
+    }
+
+    #[test]
+    fn seed_model_second_conv_shape() {
+        // 8×28×28 → 16 channels, 3×3 padding 1, ReLU, 2×2 pool: four 72-byte patches a call.
+        let mut rng = SplitMix(6);
+        let mut data = ChannelData::random(&mut rng, 16);
+        data.relu = true;
+        let case = Case {
+            input: MapShape { c: 8, h: 28, w: 28 },
+            conv: reference::Conv {
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                pool: (2, 2),
+                input_zero_point: -128,
+            },
+            weights: rng.weights(16 * 72),
+            data,
+        };
+        let x = rng.i8s(8 * 28 * 28);
+        let op = case.op();
+        let mut out = vec![0; 16 * 14 * 14];
+        op.run_im2col(&x, &mut out);
+        assert_eq!(out, case.reference(&x));
     }
 }

@@ -105,7 +105,10 @@ pub(crate) mod tests {
             let expected = reference(&weights, &columns, k);
             let mut acc = vec![0x5555; expected.len() + 1];
             gemm_portable(&weights, &columns, k, &mut acc);
-            let got: Vec<i64> = acc[..expected.len()].iter().map(|&a| i64::from(a)).collect();
+            let got: Vec<i64> = acc[..expected.len()]
+                .iter()
+                .map(|&a| i64::from(a))
+                .collect();
             assert_eq!(got, expected, "k {k}");
             assert_eq!(acc[expected.len()], 0x5555, "wrote past rows · n");
         }

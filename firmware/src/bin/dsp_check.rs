@@ -41,7 +41,11 @@ fn main() -> ! {
 
     let status = match check(WEIGHTS, COLUMNS) {
         Ok(macs) => {
-            hprintln!("dsp_check: {} random cases ({} MACs): DSP gemm identical to gemm_portable", CASES, macs);
+            hprintln!(
+                "dsp_check: {} random cases ({} MACs): DSP gemm identical to gemm_portable",
+                CASES,
+                macs
+            );
             EXIT_SUCCESS
         }
         Err(case) => {
@@ -81,8 +85,20 @@ fn check(weights: &mut [i8], columns: &mut [i8]) -> Result<u64, Mismatch> {
         gemm(w, x, k, &mut fast);
         gemm_portable(w, x, k, &mut portable);
         if fast != portable {
-            let at = fast.iter().zip(&portable).position(|(a, b)| a != b).unwrap_or(0);
-            return Err(Mismatch { case, rows, n, k, at, fast: fast[at], portable: portable[at] });
+            let at = fast
+                .iter()
+                .zip(&portable)
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            return Err(Mismatch {
+                case,
+                rows,
+                n,
+                k,
+                at,
+                fast: fast[at],
+                portable: portable[at],
+            });
         }
         macs += (rows * n * k) as u64;
     }

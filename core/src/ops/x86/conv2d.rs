@@ -100,7 +100,11 @@ impl Layer {
         let padded_w = input.w.checked_add(2 * padding)?;
         let conv_h = padded_h.checked_sub(kernel)? / stride + 1;
         let conv_w = padded_w.checked_sub(kernel)? / stride + 1;
-        let pool = if pooled { POOL_2X2 } else { PoolWindow::IDENTITY };
+        let pool = if pooled {
+            POOL_2X2
+        } else {
+            PoolWindow::IDENTITY
+        };
         let (out_h, out_w) = (pool.output_len(conv_h)?, pool.output_len(conv_w)?);
         let out_channels = op.output.c;
         let groups = input.c.checked_mul(kernel)?;
@@ -112,7 +116,11 @@ impl Layer {
             && input_len >= input.c * input.h * input.w
             && output_len >= out_channels * out_h * out_w
             && op.weights.len() >= out_channels * groups * kernel
-            && channels.bias.len().min(channels.multiplier.len()).min(channels.shift.len())
+            && channels
+                .bias
+                .len()
+                .min(channels.multiplier.len())
+                .min(channels.shift.len())
                 >= out_channels;
         fits.then_some(Layer {
             input,
@@ -134,7 +142,9 @@ impl Layer {
     fn pad_and_bias(&self, input: &[i8], zero_point: i8, padded: &mut [u8]) {
         let (p, w) = (self.padding, self.input.w);
         let border = zero_point as u8 ^ 0x80;
-        let rows = padded.chunks_exact_mut(self.padded_w).take(self.input.c * self.padded_h);
+        let rows = padded
+            .chunks_exact_mut(self.padded_w)
+            .take(self.input.c * self.padded_h);
         for (i, row) in rows.enumerate() {
             let y = (i % self.padded_h).wrapping_sub(p);
             let source = (y < self.input.h).then(|| {
@@ -177,25 +187,37 @@ impl Layer {
         // SAFETY: `index` holds 64 bytes.
         let gather = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
         // Conv pixels computed per row: all of them, or those the pool reads.
-        let conv_w = if self.pooled { 2 * self.out_w } else { self.conv_w };
+        let conv_w = if self.pooled {
+            2 * self.out_w
+        } else {
+            self.conv_w
+        };
         for oy in 0..self.out_h {
             for x0 in (0..conv_w).step_by(LANES) {
                 // SAFETY (all the kernel calls below): as this function; `oy` and `x0` are in
                 // range.
-                let acc = unsafe { self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 0), x0) };
+                let acc = unsafe {
+                    self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 0), x0)
+                };
                 let mut bytes = [_mm_setzero_si128(); CB];
                 for c in 0..CB {
                     bytes[c] = unsafe { weights.requant[c].apply(acc[c]) };
                 }
                 let (start, len) = if self.pooled {
-                    let acc = unsafe { self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 1), x0) };
+                    let acc = unsafe {
+                        self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 1), x0)
+                    };
                     for c in 0..CB {
                         // Vertical max, then the max of each horizontal pair into its even
                         // byte, then the even bytes (the low byte of each i16).
-                        let rows = _mm_max_epi8(bytes[c], unsafe { weights.requant[c].apply(acc[c]) });
+                        let rows =
+                            _mm_max_epi8(bytes[c], unsafe { weights.requant[c].apply(acc[c]) });
                         bytes[c] = _mm_cvtepi16_epi8(_mm_max_epi8(rows, _mm_srli_si128::<1>(rows)));
                     }
-                    (oy * self.out_w + x0 / 2, (self.out_w - x0 / 2).min(LANES / 2))
+                    (
+                        oy * self.out_w + x0 / 2,
+                        (self.out_w - x0 / 2).min(LANES / 2),
+                    )
                 } else {
                     (oy * self.out_w + x0, (self.out_w - x0).min(LANES))
                 };
@@ -244,7 +266,9 @@ impl Layer {
             // compiler's bounds check panic-free.
             let bytes = padded.get(at..at + 64).unwrap_or(&padded[..64]);
             // SAFETY: `bytes` holds 64 readable bytes.
-            let pixels = _mm512_permutexvar_epi8(gather, unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) });
+            let pixels = _mm512_permutexvar_epi8(gather, unsafe {
+                _mm512_loadu_si512(bytes.as_ptr().cast())
+            });
             for (acc, &w) in acc.iter_mut().zip(group) {
                 *acc = _mm512_dpbusd_epi32(*acc, pixels, _mm512_set1_epi32(w));
             }
@@ -365,7 +389,11 @@ mod tests {
             taken += 1;
             let (expected_shape, expected) = reference::conv2d(input, &x, &conv, &weights, &data);
             assert_eq!(expected_shape, shape);
-            assert_eq!(out[..expected.len()], expected, "case {case}: {conv:?} {input:?}");
+            assert_eq!(
+                out[..expected.len()],
+                expected,
+                "case {case}: {conv:?} {input:?}"
+            );
             assert_eq!(out[expected.len()], 0x55, "wrote past the output");
             nonsaturated += expected.iter().filter(|&&v| v != 127 && v != -128).count();
         }
@@ -397,10 +425,18 @@ mod tests {
         let square = |h| MapShape { c: 2, h, w: h };
         assert!(!conv2d(&op(3, 12, pool3, square(4)), &x, &mut out));
         // 4 × 66 × 66 padded bytes do not fit the buffer.
-        assert!(!conv2d(&op(4, 64, PoolWindow::IDENTITY, square(64)), &x, &mut out));
+        assert!(!conv2d(
+            &op(4, 64, PoolWindow::IDENTITY, square(64)),
+            &x,
+            &mut out
+        ));
         // An output shape that disagrees with the layer, or short buffers.
         assert!(!conv2d(&op(3, 12, POOL_2X2, square(7)), &x, &mut out));
-        assert!(!conv2d(&op(3, 12, POOL_2X2, square(6)), &x[..100], &mut out));
+        assert!(!conv2d(
+            &op(3, 12, POOL_2X2, square(6)),
+            &x[..100],
+            &mut out
+        ));
         if has_avx512_vnni_vbmi() {
             assert!(conv2d(&op(3, 12, POOL_2X2, square(6)), &x, &mut out));
         }

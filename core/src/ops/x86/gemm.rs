@@ -113,8 +113,9 @@ unsafe fn blocks_avx512<const R: usize, const C: usize>(
             let mask = tail_mask(k - c);
             // SAFETY: every row and column start has `k` readable bytes, and the mask keeps
             // the loads to bytes `c..min(c + 64, k)` of them.
-            let x: [__m512i; C] =
-                core::array::from_fn(|j| unsafe { _mm512_maskz_loadu_epi8(mask, x_start[j].add(c)) });
+            let x: [__m512i; C] = core::array::from_fn(|j| unsafe {
+                _mm512_maskz_loadu_epi8(mask, x_start[j].add(c))
+            });
             for (w_row, a_row) in w_start.iter().zip(&mut a) {
                 // SAFETY: as for the columns.
                 let w = unsafe { _mm512_maskz_loadu_epi8(mask, w_row.add(c)) };
@@ -171,7 +172,10 @@ fn reduce4_512(a: __m512i, b: __m512i, c: __m512i, d: __m512i) -> __m128i {
         _mm512_castsi512_si256(abcd),
         _mm512_extracti64x4_epi64::<1>(abcd),
     );
-    _mm_add_epi32(_mm256_castsi256_si128(half), _mm256_extracti128_si256::<1>(half))
+    _mm_add_epi32(
+        _mm256_castsi256_si128(half),
+        _mm256_extracti128_si256::<1>(half),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,7 +221,8 @@ unsafe fn blocks_avx2<const R: usize, const C: usize>(
         let mut a = [[_mm256_setzero_si256(); C]; R];
         for c in (0..body).step_by(16) {
             // SAFETY: every row and column start has `k ≥ c + 16` readable bytes.
-            let x: [__m256i; C] = core::array::from_fn(|j| unsafe { load_i16x16(x_start[j].add(c)) });
+            let x: [__m256i; C] =
+                core::array::from_fn(|j| unsafe { load_i16x16(x_start[j].add(c)) });
             for (w_row, a_row) in w_start.iter().zip(&mut a) {
                 // SAFETY: as for the columns.
                 let w = unsafe { load_i16x16(w_row.add(c)) };
@@ -260,7 +265,10 @@ unsafe fn load_i16x16(p: *const i8) -> __m256i {
 #[inline]
 fn reduce4_256(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m128i {
     let abcd = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
-    _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256::<1>(abcd))
+    _mm_add_epi32(
+        _mm256_castsi256_si128(abcd),
+        _mm256_extracti128_si256::<1>(abcd),
+    )
 }
 
 #[cfg(test)]

@@ -35,7 +35,13 @@ fn has_avx512_vnni() -> bool {
 
 /// What the direct convolution needs: VNNI, byte permutes (VBMI), 128-bit masked stores (VL).
 fn has_avx512_vnni_vbmi() -> bool {
-    has!("avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512vbmi")
+    has!(
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512vnni",
+        "avx512vbmi"
+    )
 }
 
 fn has_avx2() -> bool {

@@ -69,7 +69,10 @@ impl Requant16 {
             _mm512_mask_add_epi32(shifted, round_up, shifted, _mm512_set1_epi32(1))
         };
         let bound = _mm512_set1_epi32(1 << 24);
-        let x = _mm512_min_epi32(_mm512_max_epi32(x, _mm512_sub_epi32(_mm512_setzero_si512(), bound)), bound);
+        let x = _mm512_min_epi32(
+            _mm512_max_epi32(x, _mm512_sub_epi32(_mm512_setzero_si512(), bound)),
+            bound,
+        );
         let x = _mm512_add_epi32(x, _mm512_set1_epi32(self.zero_point));
         let x = _mm512_max_epi32(x, _mm512_set1_epi32(self.min));
         let x = _mm512_min_epi32(x, _mm512_set1_epi32(i32::from(i8::MAX)));
