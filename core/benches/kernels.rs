@@ -23,7 +23,9 @@ fn bytes(n: usize, seed: u64) -> Vec<i8> {
     let mut state = seed;
     (0..n)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) % 255) as i8 - 127
         })
         .collect()

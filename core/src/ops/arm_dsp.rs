@@ -25,6 +25,7 @@
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
+use super::chunk_len;
 use super::dot::dot;
 use super::gemm::gemm_portable;
 
@@ -186,12 +187,12 @@ fn two_columns(weights: &[i8], pair: &[i8], k: usize, mut store: impl FnMut(usiz
     // uninitialized (zeroing it cost more than the unpacking): the asm only reads what
     // `unpack_into` wrote.
     let mut unpacked = [const { MaybeUninit::<u32>::uninit() }; 2 * PAIR_STRIDE / 4];
-    if k % 8 == 0 && k <= CHUNK && col1.len() == k {
+    if k.is_multiple_of(8) && k <= CHUNK && col1.len() == k {
         let (u0, u1) = unpacked.split_at_mut(PAIR_STRIDE / 4);
         unpack_into(col0, u0);
         unpack_into(col1, u1);
-        for (group, weights) in weights.chunks(2 * k * GROUP_PAIRS).enumerate() {
-            let pairs = weights.len() / (2 * k);
+        for (group, weights) in weights.chunks(chunk_len(k, 2 * GROUP_PAIRS)).enumerate() {
+            let pairs = weights.len() / chunk_len(k, 2);
             let mut sums = [[0_i32; 4]; GROUP_PAIRS];
             if pairs > 0 {
                 // SAFETY: for each of the `pairs ≤ GROUP_PAIRS` row pairs the loop reads the
@@ -250,14 +251,18 @@ fn two_columns(weights: &[i8], pair: &[i8], k: usize, mut store: impl FnMut(usiz
             }
             for (p, [s00, s01, s10, s11]) in sums.into_iter().take(pairs).enumerate() {
                 let r = 2 * (group * GROUP_PAIRS + p);
-                (store(r, 0, s00), store(r, 1, s01));
-                (store(r + 1, 0, s10), store(r + 1, 1, s11));
+                store(r, 0, s00);
+                store(r, 1, s01);
+                store(r + 1, 0, s10);
+                store(r + 1, 1, s11);
             }
         }
         return;
     }
-    for (r, rows) in weights.chunks_exact(2 * k).enumerate() {
-        let (r0, r1) = rows.split_at(k);
+    for (r, rows) in weights.chunks_exact(chunk_len(k, 2)).enumerate() {
+        let Some((r0, r1)) = rows.split_at_checked(k) else {
+            break;
+        };
         let mut sums = [[0_i32; 2]; 2];
         let mut start = 0;
         while start < k {

@@ -20,7 +20,7 @@
 use super::dot::{dot, dot_constant};
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
 use super::maxpool2d::PoolWindow;
-use super::{Channels, rows, rows_mut};
+use super::{Channels, chunk_len, rows, rows_mut};
 use crate::shape::MapShape;
 
 /// Stack bytes for im2col patches: the bound on `C·K·K` for the im2col path (the seed
@@ -146,9 +146,9 @@ impl Conv2dOp<'_> {
         };
         let blocks = self
             .weights
-            .chunks(k * MAX_ROWS)
+            .chunks(chunk_len(k, MAX_ROWS))
             .zip(self.channels.chunks(MAX_ROWS))
-            .zip(output.chunks_mut(self.output.plane().max(1) * MAX_ROWS));
+            .zip(output.chunks_mut(chunk_len(self.output.plane(), MAX_ROWS)));
         for ((weights, channels), out_planes) in blocks {
             let mut acc = [0_i32; MAX_ACC];
             gemm(weights, patches, k, &mut acc);

@@ -1,7 +1,7 @@
 //! Linear (fully connected) layer with optional fused ReLU: the weight matrix times the input
 //! as a single [`gemm`] column, [`MAX_ROWS`] output features per call.
 
-use super::Channels;
+use super::{Channels, chunk_len};
 use super::gemm::{MAX_ROWS, gemm};
 
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +19,7 @@ impl LinearOp<'_> {
         let column = input.get(..k).unwrap_or(input);
         let blocks = self
             .weights
-            .chunks(k * MAX_ROWS)
+            .chunks(chunk_len(k, MAX_ROWS))
             .zip(self.channels.chunks(MAX_ROWS))
             .zip(output.chunks_mut(MAX_ROWS));
         for ((weights, channels), out) in blocks {

@@ -69,6 +69,13 @@ fn rows(s: &[i8], n: usize) -> ChunksExact<'_, i8> {
     s.chunks_exact(n.max(1))
 }
 
+/// `a·b` as a chunk length: saturating and at least 1, so that `chunks` and divisions by it
+/// provably cannot panic (the panic-never check links only if the optimizer sees that).
+#[inline]
+pub(crate) fn chunk_len(a: usize, b: usize) -> usize {
+    a.saturating_mul(b).max(1)
+}
+
 #[inline]
 fn rows_mut(s: &mut [i8], n: usize) -> ChunksExactMut<'_, i8> {
     s.chunks_exact_mut(n.max(1))

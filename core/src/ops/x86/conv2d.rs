@@ -200,19 +200,18 @@ impl Layer {
                     self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 0), x0)
                 };
                 let mut bytes = [_mm_setzero_si128(); CB];
-                for c in 0..CB {
-                    bytes[c] = unsafe { weights.requant[c].apply(acc[c]) };
+                for ((b, acc), requant) in bytes.iter_mut().zip(acc).zip(&weights.requant) {
+                    *b = unsafe { requant.apply(acc) };
                 }
                 let (start, len) = if self.pooled {
                     let acc = unsafe {
                         self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 1), x0)
                     };
-                    for c in 0..CB {
+                    for ((b, acc), requant) in bytes.iter_mut().zip(acc).zip(&weights.requant) {
                         // Vertical max, then the max of each horizontal pair into its even
                         // byte, then the even bytes (the low byte of each i16).
-                        let rows =
-                            _mm_max_epi8(bytes[c], unsafe { weights.requant[c].apply(acc[c]) });
-                        bytes[c] = _mm_cvtepi16_epi8(_mm_max_epi8(rows, _mm_srli_si128::<1>(rows)));
+                        let rows = _mm_max_epi8(*b, unsafe { requant.apply(acc) });
+                        *b = _mm_cvtepi16_epi8(_mm_max_epi8(rows, _mm_srli_si128::<1>(rows)));
                     }
                     (
                         oy * self.out_w + x0 / 2,
@@ -253,8 +252,8 @@ impl Layer {
         x0: usize,
     ) -> [__m512i; CB] {
         let mut acc = [_mm512_setzero_si512(); CB];
-        for c in 0..CB {
-            acc[c] = _mm512_set1_epi32(weights.bias[c]);
+        for (acc, &bias) in acc.iter_mut().zip(&weights.bias) {
+            *acc = _mm512_set1_epi32(bias);
         }
         let row_len = self.padded_w;
         let channel_len = self.padded_h * row_len;

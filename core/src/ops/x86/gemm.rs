@@ -56,10 +56,10 @@ fn store_block<const R: usize, const C: usize>(
 ) {
     for (i, &sum) in sums.iter().take(R * C).enumerate() {
         let (r, j) = (r0 + i / C, i % C);
-        if r < rows {
-            if let Some(out) = acc.get_mut(r * n + c0 + j) {
-                *out = sum.wrapping_sub(correction[j]);
-            }
+        if r < rows
+            && let Some(out) = acc.get_mut(r * n + c0 + j)
+        {
+            *out = sum.wrapping_sub(correction[j]);
         }
     }
 }
