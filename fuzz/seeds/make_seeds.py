@@ -127,10 +127,7 @@ def pth(data):
     entries = [("archive/data.pkl", pickled.getvalue()), ("archive/byteorder", b"little")]
     entries += [(f"archive/data/{n}", f32_bytes(data[key])) for n, key in enumerate(SHAPES)]
     entries += [("archive/version", b"3\n")]
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for name, content in entries:
-            # A fixed timestamp keeps the file's bytes reproducible.
-            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
+    write_zip(path, entries)
     return path
 
 
@@ -154,8 +151,31 @@ def idx_seeds(count=2):
         print(out / name, len(cut), "bytes, and .gz")
 
 
+def write_zip(path, entries):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, content in entries:
+            # A fixed timestamp keeps the file's bytes reproducible.
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
+
+
+def hostile_pths():
+    """Two .pth files that once broke the reader (quantize/tests/bad_inputs.rs replays them):
+    a tensor rebuilt from a 1-tuple (candle indexed past its end and panicked), and a tensor
+    whose shape claims 2^40 floats (candle would allocate them before reading)."""
+    head = b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00kctorch._utils\n_rebuild_tensor_v2\n"
+    short = head + b"K\x01\x85Ru."
+    storage = b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01tQ"
+    # (storage, offset 0, size (2^40,), stride (1,), False, OrderedDict())
+    huge = head + b"(" + storage + b"K\x00\x8a\x06\x00\x00\x00\x00\x00\x01\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRu."
+    out = FUZZ / "corpus" / "checkpoint"
+    for name, pickled in [("short_rebuild_args.pth", short), ("huge_shape.pth", huge)]:
+        write_zip(out / name, [("archive/data.pkl", pickled), ("archive/data/0", b"\0" * 4), ("archive/version", b"3\n")])
+        print(out / name)
+
+
 def main():
     idx_seeds()
+    hostile_pths()
     data = tensors()
     (FUZZ / "corpus" / "checkpoint").mkdir(parents=True, exist_ok=True)
     st = FUZZ / "corpus" / "checkpoint" / "tiny.safetensors"

@@ -22,6 +22,11 @@ pub enum CheckpointError {
         #[source]
         source: candle_core::Error,
     },
+    /// candle's pickle reader panicked on a malformed file; the panic is caught at this boundary.
+    #[error("{}: not a readable PyTorch checkpoint: the pickle reader failed: {message}", path.display())]
+    PickleCrash { path: PathBuf, message: String },
+    #[error("{}: {key} has shape {shape:?}, more data than the whole file holds", path.display())]
+    TensorTooLarge { path: PathBuf, key: String, shape: Vec<usize> },
     #[error("{}: not a readable safetensors file", path.display())]
     Safetensors {
         path: PathBuf,
@@ -83,7 +88,7 @@ impl Checkpoint {
             source,
         })?;
         let tensors = if bytes.starts_with(ZIP_MAGIC) {
-            read_pth(path)?
+            read_pth(path, bytes.len())?
         } else if looks_like_safetensors(&bytes) {
             read_safetensors(path, &bytes)?
         } else {
@@ -157,29 +162,85 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
     bytes.len() > 8 && bytes[8] == b'{'
 }
 
-fn read_pth(path: &Path) -> Result<BTreeMap<String, Tensor>, CheckpointError> {
+/// Reads a `.pth` through candle, which opens the file itself. candle trusts the pickle: it
+/// panics on some malformed files and allocates whatever a tensor's shape claims, so panics
+/// become `PickleCrash` and each shape is checked against the file's size before any tensor is
+/// read (torch stores tensors uncompressed, so a real one never holds more bytes than the file).
+fn read_pth(path: &Path, file_len: usize) -> Result<BTreeMap<String, Tensor>, CheckpointError> {
     let pickle_error = |source| CheckpointError::Pickle {
         path: path.to_owned(),
         source,
     };
-    let mut tensors = BTreeMap::new();
-    for (name, tensor) in candle_core::pickle::read_all(path).map_err(pickle_error)? {
-        if !tensor.dtype().is_float() {
-            return Err(CheckpointError::Dtype {
-                path: path.to_owned(),
-                key: name,
-                dtype: tensor.dtype().as_str().to_owned(),
-            });
+    let read = || {
+        let pth = candle_core::pickle::PthTensors::new(path, None).map_err(pickle_error)?;
+        for (name, info) in pth.tensor_infos() {
+            let dims = info.layout.dims();
+            let bytes = dims.iter().try_fold(info.dtype.size_in_bytes(), |n, &d| n.checked_mul(d));
+            if bytes.is_none_or(|bytes| bytes > file_len) {
+                return Err(CheckpointError::TensorTooLarge {
+                    path: path.to_owned(),
+                    key: name.clone(),
+                    shape: dims.to_vec(),
+                });
+            }
         }
-        let shape = tensor.dims().to_vec();
-        let data = tensor
-            .to_dtype(candle_core::DType::F32)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(pickle_error)?;
-        tensors.insert(name, Tensor { shape, data });
-    }
-    Ok(tensors)
+        let mut tensors = BTreeMap::new();
+        for name in pth.tensor_infos().keys() {
+            let Some(tensor) = pth.get(name).map_err(pickle_error)? else {
+                continue;
+            };
+            if !tensor.dtype().is_float() {
+                return Err(CheckpointError::Dtype {
+                    path: path.to_owned(),
+                    key: name.clone(),
+                    dtype: tensor.dtype().as_str().to_owned(),
+                });
+            }
+            let shape = tensor.dims().to_vec();
+            let data = tensor
+                .to_dtype(candle_core::DType::F32)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(pickle_error)?;
+            tensors.insert(name.clone(), Tensor { shape, data });
+        }
+        Ok(tensors)
+    };
+    catch_panic(read).unwrap_or_else(|message| {
+        Err(CheckpointError::PickleCrash {
+            path: path.to_owned(),
+            message,
+        })
+    })
+}
+
+thread_local! {
+    /// Set while `catch_panic` runs on this thread, so the panic hook stays quiet.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into its message. The panic hook (which would print the panic to
+/// stderr, or abort under a fuzzer) is skipped for panics caught here, and only here.
+fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.get() {
+                previous(info);
+            }
+        }));
+    });
+    CATCHING.set(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.set(false);
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned())
+    })
 }
 
 fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, CheckpointError> {

@@ -1,8 +1,8 @@
 //! Linear (fully connected) layer with optional fused ReLU: the weight matrix times the input
 //! as a single [`gemm`] column, [`MAX_ROWS`] output features per call.
 
-use super::{Channels, chunk_len};
 use super::gemm::{MAX_ROWS, gemm};
+use super::{Channels, chunk_len};
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LinearOp<'a> {
