@@ -18,11 +18,11 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = i64::from(a) * i64::from(b);
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // C++ division truncates toward zero, as Rust's does; the quotient fits in i32 because
-    // the only product reaching 2^62 is the saturated one.
-    ((ab + nudge) / (1_i64 << 31)) as i32
+    // gemmlowp adds a sign-dependent nudge (2^30 or 1 − 2^30) and divides truncating toward
+    // zero; for a negative product that equals flooring with the nudge 2^30, so one add and
+    // an arithmetic shift give the same result without a branch or a 64-bit division. It
+    // fits in i32 because the only product reaching 2^62 is the saturated one.
+    ((i64::from(a) * i64::from(b) + (1 << 30)) >> 31) as i32
 }
 
 /// `x / 2^exponent` rounded to nearest, ties away from zero (gemmlowp's `RoundingDivideByPOT`).
@@ -30,7 +30,8 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
 #[inline]
 pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
     let exponent = exponent & 31;
-    let mask = ((1_i64 << exponent) - 1) as i32;
+    // In u32, not i64: a 64-bit shift is a call-sized sequence on 32-bit cores.
+    let mask = ((1_u32 << exponent) - 1) as i32;
     let remainder = x & mask;
     let threshold = (mask >> 1) + i32::from(x < 0);
     (x >> exponent) + i32::from(remainder > threshold)

@@ -29,7 +29,10 @@ fuzz_target!(|bytes: &[u8]| {
     file.write_all(bytes).expect("writing the temporary file");
     if let Ok(checkpoint) = Checkpoint::read(file.path()) {
         for tensor in checkpoint.tensors.values() {
-            let elements = tensor.shape.iter().try_fold(1_usize, |n, &d| n.checked_mul(d));
+            let elements = tensor
+                .shape
+                .iter()
+                .try_fold(1_usize, |n, &d| n.checked_mul(d));
             assert_eq!(elements, Some(tensor.data.len()), "shape and data agree");
         }
         let _ = checkpoint.check(&ARCHITECTURE);

@@ -161,12 +161,13 @@ def write_zip(path, entries):
 def hostile_pths():
     """Two .pth files that once broke the reader (quantize/tests/bad_inputs.rs replays them):
     a tensor rebuilt from a 1-tuple (candle indexed past its end and panicked), and a tensor
-    whose shape claims 2^40 floats (candle would allocate them before reading)."""
+    whose shape claims 2^32 floats (candle would allocate them before reading)."""
     head = b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00kctorch._utils\n_rebuild_tensor_v2\n"
     short = head + b"K\x01\x85Ru."
     storage = b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01tQ"
-    # (storage, offset 0, size (2^40,), stride (1,), False, OrderedDict())
-    huge = head + b"(" + storage + b"K\x00\x8a\x06\x00\x00\x00\x00\x00\x01\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRu."
+    # (storage, offset 0, size (65536, 65536), stride (65536, 1), False, OrderedDict()): 16 GiB
+    big = b"J\x00\x00\x01\x00"
+    huge = head + b"(" + storage + b"K\x00" + big + big + b"\x86" + big + b"K\x01\x86\x89ccollections\nOrderedDict\n)RtRu."
     out = FUZZ / "corpus" / "checkpoint"
     for name, pickled in [("short_rebuild_args.pth", short), ("huge_shape.pth", huge)]:
         write_zip(out / name, [("archive/data.pkl", pickled), ("archive/data/0", b"\0" * 4), ("archive/version", b"3\n")])

@@ -39,17 +39,25 @@ fn patched(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 }
 
 fn linear_layers(header: &mut Header) -> impl Iterator<Item = (usize, &mut format::Linear)> {
-    header.layers.iter_mut().enumerate().filter_map(|(i, layer)| match layer {
-        Layer::Linear(linear) => Some((i, linear)),
-        _ => None,
-    })
+    header
+        .layers
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, layer)| match layer {
+            Layer::Linear(linear) => Some((i, linear)),
+            _ => None,
+        })
 }
 
 fn conv_layers(header: &mut Header) -> impl Iterator<Item = (usize, &mut format::Conv2d)> {
-    header.layers.iter_mut().enumerate().filter_map(|(i, layer)| match layer {
-        Layer::Conv2d(conv) => Some((i, conv)),
-        _ => None,
-    })
+    header
+        .layers
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, layer)| match layer {
+            Layer::Conv2d(conv) => Some((i, conv)),
+            _ => None,
+        })
 }
 
 /// `qcnn predict` on `bytes` as a model file; asserts a clean failure naming the file.
@@ -59,7 +67,10 @@ fn predict_fails(bytes: &[u8], expected: &str) -> Run {
     std::fs::write(&path, bytes).unwrap();
     let run = env.run(&["predict", "--first", "1", "--model", path.to_str().unwrap()]);
     eprintln!("{}", run.stderr.trim_end());
-    run.assert_clean_failure(&format!("qcnn: error: loading model {}: {expected}", path.display()));
+    run.assert_clean_failure(&format!(
+        "qcnn: error: loading model {}: {expected}",
+        path.display()
+    ));
     run
 }
 
@@ -70,7 +81,10 @@ fn empty_model_file() {
 
 #[test]
 fn file_that_is_not_a_blob() {
-    predict_fails(b"just some text, long enough", "not a qcnn model (bad magic)");
+    predict_fails(
+        b"just some text, long enough",
+        "not a qcnn model (bad magic)",
+    );
 }
 
 #[test]
@@ -90,14 +104,20 @@ fn flipped_bit_fails_the_crc() {
 #[test]
 fn future_format_version() {
     let blob = patched(|b| b[4..6].copy_from_slice(&(format::VERSION + 1).to_le_bytes()));
-    let expected = format!("unsupported format version {} (expected {})", format::VERSION + 1, format::VERSION);
+    let expected = format!(
+        "unsupported format version {} (expected {})",
+        format::VERSION + 1,
+        format::VERSION
+    );
     predict_fails(&blob, &expected);
 }
 
 #[test]
 fn conv_channels_that_do_not_chain() {
     let blob = edited(|h, _| {
-        let (_, conv) = conv_layers(h).nth(1).expect("the release model has two convolutions");
+        let (_, conv) = conv_layers(h)
+            .nth(1)
+            .expect("the release model has two convolutions");
         assert_eq!(conv.in_channels, 8);
         conv.in_channels = 4;
     });
@@ -108,12 +128,17 @@ fn conv_channels_that_do_not_chain() {
 fn linear_features_that_do_not_chain() {
     let mut index = 0;
     let blob = edited(|h, _| {
-        let (i, linear) = linear_layers(h).next().expect("the release model has a linear layer");
+        let (i, linear) = linear_layers(h)
+            .next()
+            .expect("the release model has a linear layer");
         assert_eq!(linear.in_features, 3136);
         linear.in_features = 3135;
         index = i;
     });
-    predict_fails(&blob, &format!("layer {index} takes 3135 features but gets 3136"));
+    predict_fails(
+        &blob,
+        &format!("layer {index} takes 3135 features but gets 3136"),
+    );
 }
 
 #[test]
@@ -124,7 +149,10 @@ fn nan_output_scale() {
         linear.requant.output.scale = f32::NAN;
         index = i;
     });
-    predict_fails(&blob, &format!("layer {index}: output scale is not finite and positive"));
+    predict_fails(
+        &blob,
+        &format!("layer {index}: output scale is not finite and positive"),
+    );
 }
 
 #[test]
@@ -157,10 +185,13 @@ fn weights_section_outside_the_data() {
 
 /// The installed FashionMNIST directory that the repository's config finds first.
 fn dataset_dir() -> PathBuf {
-    [repo_root().join("data/FashionMNIST/raw"), PathBuf::from("/usr/share/datasets/fashion-mnist")]
-        .into_iter()
-        .find(|d| d.join("t10k-labels-idx1-ubyte.gz").is_file())
-        .expect("FashionMNIST is installed")
+    [
+        repo_root().join("data/FashionMNIST/raw"),
+        PathBuf::from("/usr/share/datasets/fashion-mnist"),
+    ]
+    .into_iter()
+    .find(|d| d.join("t10k-labels-idx1-ubyte.gz").is_file())
+    .expect("FashionMNIST is installed")
 }
 
 /// A dataset directory: the real files, except `name` holding `content`.

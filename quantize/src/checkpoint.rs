@@ -24,9 +24,16 @@ pub enum CheckpointError {
     },
     /// candle's pickle reader panicked on a malformed file; the panic is caught at this boundary.
     #[error("{}: not a readable PyTorch checkpoint: the pickle reader failed: {message}", path.display())]
-    PickleCrash { path: PathBuf, message: String },
+    PickleCrash {
+        path: PathBuf,
+        message: String,
+    },
     #[error("{}: {key} has shape {shape:?}, more data than the whole file holds", path.display())]
-    TensorTooLarge { path: PathBuf, key: String, shape: Vec<usize> },
+    TensorTooLarge {
+        path: PathBuf,
+        key: String,
+        shape: Vec<usize>,
+    },
     #[error("{}: not a readable safetensors file", path.display())]
     Safetensors {
         path: PathBuf,

@@ -10,7 +10,10 @@ use safetensors::{Dtype, tensor::TensorView};
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/torch");
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// What a failed run printed.
@@ -42,13 +45,20 @@ fn fails_with_config(checkpoint: &Path, config: &Path, extra: &[&str]) -> Failur
     assert!(stderr.starts_with("qcnn-quantize: error: "), "{stderr}");
     assert!(!out.exists(), "no model is written on failure");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert!(leftovers.is_empty(), "no temporary file is left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no temporary file is left: {leftovers:?}"
+    );
     Failure { stderr }
 }
 
 impl Failure {
     fn says(&self, expected: &str) -> &Self {
-        assert!(self.stderr.contains(expected), "stderr lacks {expected:?}: {}", self.stderr);
+        assert!(
+            self.stderr.contains(expected),
+            "stderr lacks {expected:?}: {}",
+            self.stderr
+        );
         self
     }
 }
@@ -63,12 +73,22 @@ fn edited_fixture(dir: &Path, name: &str, edit: impl FnOnce(&mut Tensors)) -> Pa
     let mut tensors: Tensors = file
         .tensors()
         .into_iter()
-        .map(|(name, view)| (name, (view.dtype(), view.shape().to_vec(), view.data().to_vec())))
+        .map(|(name, view)| {
+            (
+                name,
+                (view.dtype(), view.shape().to_vec(), view.data().to_vec()),
+            )
+        })
         .collect();
     edit(&mut tensors);
     let views: Vec<(String, TensorView)> = tensors
         .iter()
-        .map(|(name, (dtype, shape, data))| (name.clone(), TensorView::new(*dtype, shape.clone(), data).unwrap()))
+        .map(|(name, (dtype, shape, data))| {
+            (
+                name.clone(),
+                TensorView::new(*dtype, shape.clone(), data).unwrap(),
+            )
+        })
         .collect();
     let path = dir.join(name);
     std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
@@ -79,8 +99,10 @@ fn edited_fixture(dir: &Path, name: &str, edit: impl FnOnce(&mut Tensors)) -> Pa
 fn missing_checkpoint_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("absent.pth");
-    fails(&missing, &[])
-        .says(&format!("quantizing {0}: reading {0}: No such file or directory", missing.display()));
+    fails(&missing, &[]).says(&format!(
+        "quantizing {0}: reading {0}: No such file or directory",
+        missing.display()
+    ));
 }
 
 #[test]
@@ -100,7 +122,10 @@ fn truncated_pth_checkpoint() {
     let path = dir.path().join("truncated.pth");
     let whole = std::fs::read(Path::new(FIXTURES).join("random_init.pth")).unwrap();
     std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
-    fails(&path, &[]).says(&format!("{}: not a readable PyTorch checkpoint: ", path.display()));
+    fails(&path, &[]).says(&format!(
+        "{}: not a readable PyTorch checkpoint: ",
+        path.display()
+    ));
 }
 
 #[test]
@@ -109,7 +134,10 @@ fn truncated_safetensors_checkpoint() {
     let path = dir.path().join("truncated.safetensors");
     let whole = std::fs::read(Path::new(FIXTURES).join("random_init.safetensors")).unwrap();
     std::fs::write(&path, &whole[..whole.len() / 2]).unwrap();
-    fails(&path, &[]).says(&format!("{}: not a readable safetensors file: ", path.display()));
+    fails(&path, &[]).says(&format!(
+        "{}: not a readable safetensors file: ",
+        path.display()
+    ));
 }
 
 #[test]
@@ -179,15 +207,48 @@ fn checkpoint_with_integer_weights() {
 fn missing_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("absent.yaml");
-    fails_with_config(&Path::new(FIXTURES).join("random_init.safetensors"), &config, &[])
-        .says(&config.display().to_string());
+    fails_with_config(
+        &Path::new(FIXTURES).join("random_init.safetensors"),
+        &config,
+        &[],
+    )
+    .says(&config.display().to_string());
 }
 
 #[test]
 fn dataset_directory_without_fashion_mnist() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    fails(&Path::new(FIXTURES).join("random_init.safetensors"), &["--data-dir", data])
-        .says("loading FashionMNIST: no FashionMNIST directory found: none of [")
-        .says(data);
+    fails(
+        &Path::new(FIXTURES).join("random_init.safetensors"),
+        &["--data-dir", data],
+    )
+    .says("loading FashionMNIST: no FashionMNIST directory found: none of [")
+    .says(data);
+}
+
+/// Hostile `.pth` files, written by fuzz/seeds/make_seeds.py into the fuzz seed corpus.
+fn hostile_pth(name: &str) -> PathBuf {
+    repo_root().join("fuzz/corpus/checkpoint").join(name)
+}
+
+/// Regression: candle's pickle reader panicked (exit 101) on a tensor rebuilt from a 1-tuple.
+/// The panic is caught at the checkpoint reader and named, and no panic message leaks.
+#[test]
+fn pth_whose_pickle_crashes_candle() {
+    let path = hostile_pth("short_rebuild_args.pth");
+    fails(&path, &[]).says(&format!(
+        "{}: not a readable PyTorch checkpoint: the pickle reader failed: removal index (is 3) should be < len (is 1)",
+        path.display()
+    ));
+}
+
+/// Regression: candle allocated a tensor's claimed size (here 16 GiB) before reading it.
+#[test]
+fn pth_tensor_larger_than_the_file() {
+    let path = hostile_pth("huge_shape.pth");
+    fails(&path, &[]).says(&format!(
+        "{}: k has shape [65536, 65536], more data than the whole file holds",
+        path.display()
+    ));
 }

@@ -26,6 +26,9 @@ use crate::shape::MapShape;
 /// Stack bytes for im2col patches: the bound on `C·K·K` for the im2col path (the seed
 /// model's second conv has 8·3·3 = 72, so four patches fit).
 pub const PATCH_BYTES: usize = 512;
+/// Stack bytes for the zero-padded copy of a small conv's weights (the seed model's first
+/// conv: 8 channels × 16).
+const PADDED_WEIGHT_BYTES: usize = 256;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Conv2dOp<'a> {
@@ -65,7 +68,23 @@ impl Conv2dOp<'_> {
 
     fn run_im2col(&self, input: &[i8], output: &mut [i8]) {
         let k = self.patch_len().max(1);
-        let columns = (PATCH_BYTES / k).clamp(1, MAX_COLUMNS);
+        // Small patches of an odd length (the first conv's 1·3·3) are laid out with a stride
+        // rounded up to whole 8-byte steps, and the weights copied once with zero padding to
+        // match, so the gemm takes its unrolled path; the zero weights add nothing.
+        let mut padded_weights = [0_i8; PADDED_WEIGHT_BYTES];
+        let padded = k.next_multiple_of(8);
+        let (weights, stride) = match padded_weights.get_mut(..self.output.c * padded) {
+            Some(buffer) if padded != k && padded <= PATCH_BYTES => {
+                for (dst, src) in rows_mut(buffer, padded).zip(rows(self.weights, k)) {
+                    if let Some(dst) = dst.get_mut(..k) {
+                        dst.copy_from_slice(src);
+                    }
+                }
+                (&buffer[..], padded)
+            }
+            _ => (self.weights, k),
+        };
+        let columns = (PATCH_BYTES / stride).clamp(1, MAX_COLUMNS);
         let mut patches = [0_i8; PATCH_BYTES];
         // Which output pixel (index within a channel plane) each patch pools into.
         let mut targets = [0_usize; MAX_COLUMNS];
@@ -77,21 +96,21 @@ impl Conv2dOp<'_> {
                 let pixel = py * self.output.w + px;
                 for (y, x) in self.pool.positions(py, px) {
                     if let (Some(patch), Some(target)) =
-                        (patches.get_mut(n * k..(n + 1) * k), targets.get_mut(n))
+                        (patches.get_mut(n * stride..n * stride + k), targets.get_mut(n))
                     {
                         self.fill_patch(input, y, x, patch);
                         *target = pixel;
                     }
                     n += 1;
                     if n == columns {
-                        self.pool_patches(&patches, &targets, n, output);
+                        self.pool_patches(weights, stride, &patches, &targets, n, output);
                         n = 0;
                     }
                 }
             }
         }
         if n > 0 {
-            self.pool_patches(&patches, &targets, n, output);
+            self.pool_patches(weights, stride, &patches, &targets, n, output);
         }
     }
 
@@ -137,15 +156,22 @@ impl Conv2dOp<'_> {
         }
     }
 
-    /// Runs the first `n` patches against every output channel and folds the requantized
-    /// results into their output pixels with max.
-    fn pool_patches(&self, patches: &[i8], targets: &[usize], n: usize, output: &mut [i8]) {
-        let k = self.patch_len().max(1);
+    /// Runs the first `n` patches (each `k` bytes apart, as are the rows of `weights`)
+    /// against every output channel and folds the requantized results into their output
+    /// pixels with max.
+    fn pool_patches(
+        &self,
+        weights: &[i8],
+        k: usize,
+        patches: &[i8],
+        targets: &[usize],
+        n: usize,
+        output: &mut [i8],
+    ) {
         let (Some(patches), Some(targets)) = (patches.get(..n * k), targets.get(..n)) else {
             return;
         };
-        let blocks = self
-            .weights
+        let blocks = weights
             .chunks(chunk_len(k, MAX_ROWS))
             .zip(self.channels.chunks(MAX_ROWS))
             .zip(output.chunks_mut(chunk_len(self.output.plane(), MAX_ROWS)));

@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// The release checkpoint (pulled by `dvc pull`).
@@ -30,7 +33,10 @@ impl TestEnv {
         let root = repo_root();
         let text = std::fs::read_to_string(root.join("config.yaml")).unwrap();
         let replace = |text: String, from: &str, to: String| {
-            assert!(text.contains(from), "config.yaml no longer contains {from:?}");
+            assert!(
+                text.contains(from),
+                "config.yaml no longer contains {from:?}"
+            );
             text.replace(from, &to)
         };
         let text = replace(
@@ -43,8 +49,16 @@ impl TestEnv {
             "- data/FashionMNIST/raw",
             format!("- {}/data/FashionMNIST/raw", root.display()),
         );
-        let text = replace(text, "min_accuracy: 0.92", format!("min_accuracy: {min_accuracy}"));
-        let text = replace(text, "min_f1_macro: 0.92", format!("min_f1_macro: {min_f1_macro}"));
+        let text = replace(
+            text,
+            "min_accuracy: 0.92",
+            format!("min_accuracy: {min_accuracy}"),
+        );
+        let text = replace(
+            text,
+            "min_f1_macro: 0.92",
+            format!("min_f1_macro: {min_f1_macro}"),
+        );
         std::fs::write(dir.path().join("config.yaml"), text).unwrap();
         TestEnv { dir }
     }
@@ -91,7 +105,13 @@ impl From<Output> for Run {
 impl Run {
     /// Failed with exit code 1 and a message, not a panic (which exits 101) or a signal.
     pub fn assert_clean_failure(&self, expected: &str) {
-        assert_eq!(self.code, Some(1), "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(1),
+            "stdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
         assert!(
             self.stderr.contains(expected),
             "stderr lacks {expected:?}: {}",
@@ -101,7 +121,11 @@ impl Run {
     }
 
     pub fn assert_success(&self) {
-        assert!(self.success, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(
+            self.success,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -117,9 +141,11 @@ pub fn release_blob() -> &'static Path {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("release.qcnn");
-            let config = qcnn_quantize::config::Config::load(&repo_root().join("config.yaml")).unwrap();
+            let config =
+                qcnn_quantize::config::Config::load(&repo_root().join("config.yaml")).unwrap();
             let dataset = qcnn_dataset::FashionMnist::load(&config.data.dirs).unwrap();
-            let loaded = qcnn_host::model_file::load(&release_checkpoint(), &config, &dataset).unwrap();
+            let loaded =
+                qcnn_host::model_file::load(&release_checkpoint(), &config, &dataset).unwrap();
             std::fs::write(&path, loaded.blob).unwrap();
             (dir, path)
         })

@@ -46,7 +46,12 @@ impl PgServer {
             Command::new(pg_binary("initdb"))
                 .arg("-D")
                 .arg(&data)
-                .args(["-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"])
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                ])
                 .args(["--encoding=UTF8", "--no-locale", "--no-sync"])
                 .arg(format!("--pwfile={}", pwfile.display())),
         );
@@ -54,15 +59,26 @@ impl PgServer {
             let cert = dir.path().join("server.crt");
             let key = dir.path().join("server.key");
             let out = Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-                .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost",
+                ])
                 .arg("-keyout")
                 .arg(&key)
                 .arg("-out")
                 .arg(&cert)
                 .output()
                 .expect("running openssl (package openssl)");
-            assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "openssl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             chown_to_postgres(dir.path());
             set_mode(&key, 0o600);
             let conf = format!(
@@ -139,7 +155,16 @@ impl PgServer {
     pub fn psql_superuser(&self, sql: &str) -> String {
         let out = as_postgres(
             Command::new("psql")
-                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres"])
+                .args([
+                    "-X",
+                    "-q",
+                    "-A",
+                    "-t",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-U",
+                    "postgres",
+                ])
                 .arg("-h")
                 .arg(self.dir.path())
                 .args(["-p", &self.port.to_string(), "-d", "postgres", "-c", sql]),
@@ -149,7 +174,8 @@ impl PgServer {
 
     /// A client for assertions, as the test user.
     pub fn client(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url(), postgres::NoTls).expect("connecting as the test user")
+        postgres::Client::connect(&self.url(), postgres::NoTls)
+            .expect("connecting as the test user")
     }
 }
 

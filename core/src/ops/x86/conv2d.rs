@@ -7,7 +7,9 @@
 //! input bytes under that kernel row (`K ≤ 4`; the weights of columns past `K` are 0), and one
 //! `vpdpbusd` per output channel multiplies them by that channel's kernel row, broadcast. So
 //! there is no im2col copy, and the requantization (16 lanes at a time, [`Requant16`]) and the
-//! pooling (byte max of two rows, then of lane pairs) stay in vectors.
+//! pooling stay in vectors. With non-decreasing requantizers (every real model's) the pool takes
+//! the max of the sums and requantizes once per pooled pixel; otherwise it requantizes every
+//! conv output first, as the portable code does.
 //!
 //! `vpdpbusd` multiplies unsigned by signed bytes: the input map is copied once per call into a
 //! padded buffer with `x ^ 0x80 = x + 128` (padding holds the biased input zero point), and
@@ -196,28 +198,26 @@ impl Layer {
             for x0 in (0..conv_w).step_by(LANES) {
                 // SAFETY (all the kernel calls below): as this function; `oy` and `x0` are in
                 // range.
-                let acc = unsafe {
+                let top = unsafe {
                     self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 0), x0)
                 };
                 let mut bytes = [_mm_setzero_si128(); CB];
-                for ((b, acc), requant) in bytes.iter_mut().zip(acc).zip(&weights.requant) {
-                    *b = unsafe { requant.apply(acc) };
-                }
                 let (start, len) = if self.pooled {
-                    let acc = unsafe {
+                    let bottom = unsafe {
                         self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 1), x0)
                     };
-                    for ((b, acc), requant) in bytes.iter_mut().zip(acc).zip(&weights.requant) {
-                        // Vertical max, then the max of each horizontal pair into its even
-                        // byte, then the even bytes (the low byte of each i16).
-                        let rows = _mm_max_epi8(*b, unsafe { requant.apply(acc) });
-                        *b = _mm_cvtepi16_epi8(_mm_max_epi8(rows, _mm_srli_si128::<1>(rows)));
+                    let rows = top.into_iter().zip(bottom).zip(&weights.requant);
+                    for (b, ((top, bottom), requant)) in bytes.iter_mut().zip(rows) {
+                        *b = unsafe { pool_2x2(top, bottom, requant, weights.monotone) };
                     }
                     (
                         oy * self.out_w + x0 / 2,
                         (self.out_w - x0 / 2).min(LANES / 2),
                     )
                 } else {
+                    for ((b, acc), requant) in bytes.iter_mut().zip(top).zip(&weights.requant) {
+                        *b = unsafe { requant.apply(acc) };
+                    }
                     (oy * self.out_w + x0, (self.out_w - x0).min(LANES))
                 };
                 let mask = ((1_u32 << len) - 1) as __mmask16;
@@ -276,6 +276,29 @@ impl Layer {
     }
 }
 
+/// The 2×2 max pool of two conv rows' sums (lanes `2i`, `2i + 1` of both), requantized, in
+/// byte `i`.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn pool_2x2(top: __m512i, bottom: __m512i, requant: &Requant16, monotone: bool) -> __m128i {
+    // SAFETY: the features `apply` needs are enabled here.
+    let even_bytes = unsafe {
+        if monotone {
+            // A non-decreasing requantizer commutes with max: requantize once per pooled pixel.
+            let rows = _mm512_max_epi32(top, bottom);
+            requant.apply(_mm512_max_epi32(rows, _mm512_srli_epi64::<32>(rows)))
+        } else {
+            let rows = _mm_max_epi8(requant.apply(top), requant.apply(bottom));
+            _mm_max_epi8(rows, _mm_srli_si128::<1>(rows))
+        }
+    };
+    // The low byte of each 16-bit pair: the even bytes.
+    _mm_cvtepi16_epi8(even_bytes)
+}
+
 /// `vpermb` index of byte `i` of the gathered vector: lane `i / 4` (pixel), byte `i % 4`
 /// (kernel column) reads column `pixel·stride + column` of the chunk.
 const fn gather_index(i: usize, stride: usize) -> u8 {
@@ -290,6 +313,8 @@ struct Weights {
     /// `bias − 128·Σw` per channel: undoes the +128 on the inputs.
     bias: [i32; BLOCK],
     requant: [Requant16; BLOCK],
+    /// Every requantizer of the block is non-decreasing ([`crate::quant::Requantizer::is_monotone`]).
+    monotone: bool,
 }
 
 impl Weights {
@@ -300,6 +325,7 @@ impl Weights {
             groups: [[0; BLOCK]; MAX_GROUPS],
             bias: [0; BLOCK],
             requant: [Requant16::default(); BLOCK],
+            monotone: true,
         };
         let channels = op
             .weights
@@ -318,6 +344,7 @@ impl Weights {
             let sum = w.iter().fold(0_i32, |s, &v| s.wrapping_add(i32::from(v)));
             packed.bias[c] = bias.wrapping_sub(sum.wrapping_mul(128));
             packed.requant[c] = Requant16::new(&requant);
+            packed.monotone &= requant.is_monotone();
         }
         packed
     }
@@ -362,7 +389,20 @@ mod tests {
                 continue;
             };
             let weights = rng.weights(out_channels * input.c * kernel * kernel);
-            let data = ChannelData::random(&mut rng, out_channels);
+            let mut data = ChannelData::random(&mut rng, out_channels);
+            if case % 3 == 0 {
+                // A left shift that may wrap makes the requantizer non-monotone: the pool must
+                // then requantize before taking the max.
+                let mut shift = data.shift.clone();
+                shift[rng.below(out_channels)] = rng.below(3) as i8 + 1;
+                data = ChannelData::new(
+                    data.bias.clone(),
+                    data.multiplier.clone(),
+                    shift,
+                    data.zero_point,
+                    data.relu,
+                );
+            }
             let x = rng.i8s(input.c * input.plane());
             let op = Conv2dOp {
                 input,

@@ -8,9 +8,8 @@
 //!   and the odd lanes; the single overflowing case (`a = m = i32::MIN`) is patched to
 //!   `i32::MAX`;
 //! - `RoundingDivideByPOT` is the same mask, remainder and threshold, lane-wise;
-//! - the saturating zero-point add only matters far outside the clamp range, so the value is
-//!   first clamped to ±2^24, where a plain add cannot overflow and the final clamp decides
-//!   the same.
+//! - the saturating zero-point add then the clamp to `[min, 127]` equal a clamp to
+//!   `[min − zp, 127 − zp]` then a plain add, which cannot overflow.
 
 use core::arch::x86_64::*;
 
@@ -23,7 +22,10 @@ pub(super) struct Requant16 {
     left: i32,
     right: i32,
     zero_point: i32,
-    min: i32,
+    /// The clamp range minus the zero point: clamping before the add gives the same result
+    /// as the saturating add then the clamp, and the add cannot overflow.
+    low: i32,
+    high: i32,
 }
 
 impl Requant16 {
@@ -34,7 +36,8 @@ impl Requant16 {
             left: shift.max(0),
             right: (-shift).max(0),
             zero_point: r.zero_point,
-            min: r.min,
+            low: r.min.saturating_sub(r.zero_point),
+            high: i32::from(i8::MAX).saturating_sub(r.zero_point),
         }
     }
 
@@ -45,7 +48,11 @@ impl Requant16 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     pub unsafe fn apply(&self, acc: __m512i) -> __m128i {
-        let a = _mm512_sll_epi32(acc, _mm_cvtsi32_si128(self.left));
+        let a = if self.left == 0 {
+            acc
+        } else {
+            _mm512_sll_epi32(acc, _mm_cvtsi32_si128(self.left))
+        };
         let m = _mm512_set1_epi32(self.multiplier);
         let half = _mm512_set1_epi64(1 << 30);
         let even = _mm512_srai_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(a, m), half));
@@ -68,15 +75,9 @@ impl Requant16 {
             let round_up = _mm512_cmpgt_epi32_mask(remainder, threshold);
             _mm512_mask_add_epi32(shifted, round_up, shifted, _mm512_set1_epi32(1))
         };
-        let bound = _mm512_set1_epi32(1 << 24);
-        let x = _mm512_min_epi32(
-            _mm512_max_epi32(x, _mm512_sub_epi32(_mm512_setzero_si512(), bound)),
-            bound,
-        );
-        let x = _mm512_add_epi32(x, _mm512_set1_epi32(self.zero_point));
-        let x = _mm512_max_epi32(x, _mm512_set1_epi32(self.min));
-        let x = _mm512_min_epi32(x, _mm512_set1_epi32(i32::from(i8::MAX)));
-        _mm512_cvtepi32_epi8(x)
+        let x = _mm512_max_epi32(x, _mm512_set1_epi32(self.low));
+        let x = _mm512_min_epi32(x, _mm512_set1_epi32(self.high));
+        _mm512_cvtepi32_epi8(_mm512_add_epi32(x, _mm512_set1_epi32(self.zero_point)))
     }
 }
 
