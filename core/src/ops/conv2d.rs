@@ -95,9 +95,10 @@ impl Conv2dOp<'_> {
             for px in 0..self.output.w {
                 let pixel = py * self.output.w + px;
                 for (y, x) in self.pool.positions(py, px) {
-                    if let (Some(patch), Some(target)) =
-                        (patches.get_mut(n * stride..n * stride + k), targets.get_mut(n))
-                    {
+                    if let (Some(patch), Some(target)) = (
+                        patches.get_mut(n * stride..n * stride + k),
+                        targets.get_mut(n),
+                    ) {
                         self.fill_patch(input, y, x, patch);
                         *target = pixel;
                     }
@@ -128,6 +129,23 @@ impl Conv2dOp<'_> {
             && left + k <= w
         {
             // Inside the map: plain row copies, no padding checks.
+            if k == 3 {
+                // The common 3×3 kernel: three fixed-size row reads and one 9-byte store per
+                // channel, without the general loop's iterators.
+                let start = top * w + left;
+                for (x_channel, p_channel) in channels {
+                    let row = |from: usize| x_channel.get(from..from + 3);
+                    if let (Some(&[a0, a1, a2]), Some(&[b0, b1, b2]), Some(&[c0, c1, c2]), Ok(p)) = (
+                        row(start),
+                        row(start + w),
+                        row(start + 2 * w),
+                        <&mut [i8; 9]>::try_from(p_channel),
+                    ) {
+                        *p = [a0, a1, a2, b0, b1, b2, c0, c1, c2];
+                    }
+                }
+                return;
+            }
             for (x_channel, p_channel) in channels {
                 let x_rows = rows(x_channel.get(top * w..).unwrap_or(&[]), w);
                 for (p_row, x_row) in rows_mut(p_channel, k).zip(x_rows) {
@@ -142,15 +160,19 @@ impl Conv2dOp<'_> {
                     .ok()
                     .filter(|&iy| iy < h)
                     .and_then(|iy| rows(x_channel, w).nth(iy));
+                p_row.fill(self.input_zero_point);
                 let Some(x_row) = x_row else {
-                    p_row.fill(self.input_zero_point);
                     continue;
                 };
-                for (kx, p) in p_row.iter_mut().enumerate() {
-                    *p = usize::try_from(left + kx as isize)
-                        .ok()
-                        .and_then(|ix| x_row.get(ix).copied())
-                        .unwrap_or(self.input_zero_point);
+                // The kernel columns `lo..hi` fall inside the row: one copy, not a check per
+                // cell.
+                let lo = (-left).clamp(0, k as isize) as usize;
+                let hi = (w as isize - left).clamp(0, k as isize) as usize;
+                let src = x_row.get((left + lo as isize) as usize..(left + hi as isize) as usize);
+                if let (Some(dst), Some(src)) = (p_row.get_mut(lo..hi), src)
+                    && dst.len() == src.len()
+                {
+                    dst.copy_from_slice(src);
                 }
             }
         }

@@ -258,18 +258,23 @@ impl Layer {
         let row_len = self.padded_w;
         let channel_len = self.padded_h * row_len;
         let (k, s) = (self.kernel, self.stride);
-        for (g, group) in weights.groups.iter().take(self.input.c * k).enumerate() {
-            let (ci, ky) = (g / k, g % k);
-            let at = ci * channel_len + (y * s + ky) * row_len + x0 * s;
-            // `Layer::new` guarantees `at + 64 ≤ PADDED_BYTES`; the fallback only keeps the
-            // compiler's bounds check panic-free.
-            let bytes = padded.get(at..at + 64).unwrap_or(&padded[..64]);
-            // SAFETY: `bytes` holds 64 readable bytes.
-            let pixels = _mm512_permutexvar_epi8(gather, unsafe {
-                _mm512_loadu_si512(bytes.as_ptr().cast())
-            });
-            for (acc, &w) in acc.iter_mut().zip(group) {
-                *acc = _mm512_dpbusd_epi32(*acc, pixels, _mm512_set1_epi32(w));
+        // Group g = ci·K + ky reads the padded map from this offset plus ci·channel_len +
+        // ky·row_len. (Nested plain loops: LLVM keeps the accumulators in registers.)
+        let corner = y * s * row_len + x0 * s;
+        let per_channel = weights.groups.chunks_exact(k).take(self.input.c);
+        for (ci, groups) in per_channel.enumerate() {
+            for (ky, group) in groups.iter().enumerate() {
+                let at = corner + ci * channel_len + ky * row_len;
+                // `Layer::new` guarantees `at + 64 ≤ PADDED_BYTES`; the fallback only keeps
+                // the compiler's bounds check panic-free.
+                let bytes = padded.get(at..at + 64).unwrap_or(&padded[..64]);
+                // SAFETY: `bytes` holds 64 readable bytes.
+                let pixels = _mm512_permutexvar_epi8(gather, unsafe {
+                    _mm512_loadu_si512(bytes.as_ptr().cast())
+                });
+                for (acc, &w) in acc.iter_mut().zip(group) {
+                    *acc = _mm512_dpbusd_epi32(*acc, pixels, _mm512_set1_epi32(w));
+                }
             }
         }
         acc

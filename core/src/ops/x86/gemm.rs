@@ -105,26 +105,21 @@ unsafe fn blocks_avx512<const R: usize, const C: usize>(
     // SAFETY: each column start has `k` readable bytes.
     let correction: [i32; C] =
         core::array::from_fn(|j| unsafe { column_sum_avx512(x_start[j], k) }.wrapping_mul(128));
-    let bias = _mm512_set1_epi8(i8::MIN);
     for r0 in (0..rows).step_by(R) {
         let w_start = row_starts::<R>(weights, rows, r0, k);
         let mut a = [[_mm512_setzero_si512(); C]; R];
-        for c in (0..k).step_by(64) {
-            let mask = tail_mask(k - c);
-            // SAFETY: every row and column start has `k` readable bytes, and the mask keeps
-            // the loads to bytes `c..min(c + 64, k)` of them.
-            let x: [__m512i; C] = core::array::from_fn(|j| unsafe {
-                _mm512_maskz_loadu_epi8(mask, x_start[j].add(c))
-            });
-            for (w_row, a_row) in w_start.iter().zip(&mut a) {
-                // SAFETY: as for the columns.
-                let w = unsafe { _mm512_maskz_loadu_epi8(mask, w_row.add(c)) };
-                // Masked-off weight bytes become 0x80, but meet x = 0 there.
-                let w = _mm512_xor_si512(w, bias);
-                for (a, &x) in a_row.iter_mut().zip(&x) {
-                    *a = _mm512_dpbusd_epi32(*a, w, x);
-                }
-            }
+        // Whole 64-byte chunks with plain loads (which fold into the xor), then the tail with
+        // masked ones.
+        let body = k - k % 64;
+        for c in (0..body).step_by(64) {
+            // SAFETY: every row and column start has `k ≥ c + 64` readable bytes.
+            unsafe { step_avx512::<R, C, false>(&mut a, &w_start, &x_start, c, !0) };
+        }
+        if body < k {
+            // SAFETY: the mask keeps the loads to bytes `body..k`.
+            unsafe {
+                step_avx512::<R, C, true>(&mut a, &w_start, &x_start, body, tail_mask(k - body))
+            };
         }
         let mut sums = [0_i32; BLOCK];
         for (f, out) in sums.chunks_exact_mut(4).take(R * C / 4).enumerate() {
@@ -134,6 +129,39 @@ unsafe fn blocks_avx512<const R: usize, const C: usize>(
             unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), four) };
         }
         store_block::<R, C>(&sums, &correction, (r0, c0), (rows, n), acc);
+    }
+}
+
+/// One 64-byte chunk at offset `c` of every row and column into the accumulators; `MASKED`
+/// loads only the bytes in `mask` (the rest read as 0).
+///
+/// # Safety
+/// As [`gemm_avx512_vnni`]; the loaded bytes of every row and column start are readable.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+unsafe fn step_avx512<const R: usize, const C: usize, const MASKED: bool>(
+    a: &mut [[__m512i; C]; R],
+    w_start: &[*const i8; R],
+    x_start: &[*const i8; C],
+    c: usize,
+    mask: __mmask64,
+) {
+    // SAFETY (the loads): as the caller guarantees.
+    let load = |p: *const i8| unsafe {
+        if MASKED {
+            _mm512_maskz_loadu_epi8(mask, p.add(c))
+        } else {
+            _mm512_loadu_si512(p.add(c).cast())
+        }
+    };
+    let x: [__m512i; C] = core::array::from_fn(|j| load(x_start[j]));
+    let bias = _mm512_set1_epi8(i8::MIN);
+    for (&w_row, a_row) in w_start.iter().zip(a) {
+        // Masked-off weight bytes become 0x80, but meet x = 0 there.
+        let w = _mm512_xor_si512(load(w_row), bias);
+        for (a, &x) in a_row.iter_mut().zip(&x) {
+            *a = _mm512_dpbusd_epi32(*a, w, x);
+        }
     }
 }
 
