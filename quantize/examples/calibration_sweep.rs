@@ -31,8 +31,11 @@ fn main() -> anyhow::Result<()> {
         (CalibrationMethod::Percentile, 99.99, 1000),
         (CalibrationMethod::Percentile, 99.9, 1000),
         (CalibrationMethod::Mse, 100.0, 1000),
+        (CalibrationMethod::Percentile, 99.9, 2000),
+        (CalibrationMethod::Mse, 100.0, 2000),
+        (CalibrationMethod::Mse, 100.0, 3000),
         (CalibrationMethod::Percentile, 99.999, 5000),
-        (CalibrationMethod::Percentile, 99.99, 5000),
+        (CalibrationMethod::Percentile, 99.9, 5000),
         (CalibrationMethod::Mse, 100.0, 5000),
     ];
     for (method, percentile, images) in settings {

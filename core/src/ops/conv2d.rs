@@ -160,19 +160,15 @@ impl Conv2dOp<'_> {
                     .ok()
                     .filter(|&iy| iy < h)
                     .and_then(|iy| rows(x_channel, w).nth(iy));
-                p_row.fill(self.input_zero_point);
                 let Some(x_row) = x_row else {
+                    p_row.fill(self.input_zero_point);
                     continue;
                 };
-                // The kernel columns `lo..hi` fall inside the row: one copy, not a check per
-                // cell.
-                let lo = (-left).clamp(0, k as isize) as usize;
-                let hi = (w as isize - left).clamp(0, k as isize) as usize;
-                let src = x_row.get((left + lo as isize) as usize..(left + hi as isize) as usize);
-                if let (Some(dst), Some(src)) = (p_row.get_mut(lo..hi), src)
-                    && dst.len() == src.len()
-                {
-                    dst.copy_from_slice(src);
+                for (kx, p) in p_row.iter_mut().enumerate() {
+                    *p = usize::try_from(left + kx as isize)
+                        .ok()
+                        .and_then(|ix| x_row.get(ix).copied())
+                        .unwrap_or(self.input_zero_point);
                 }
             }
         }
