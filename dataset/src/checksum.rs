@@ -40,13 +40,20 @@ pub const TEST_LABELS: CanonicalFile = CanonicalFile {
 pub const ALL: [&CanonicalFile; 4] = [&TRAIN_IMAGES, &TRAIN_LABELS, &TEST_IMAGES, &TEST_LABELS];
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl CanonicalFile {
     /// Checks `bytes`, read from `path`, compressed or not.
     pub fn verify(&self, path: &Path, bytes: &[u8], compressed: bool) -> Result<(), DatasetError> {
-        let expected = if compressed { self.gz_sha256 } else { self.raw_sha256 };
+        let expected = if compressed {
+            self.gz_sha256
+        } else {
+            self.raw_sha256
+        };
         let actual = sha256_hex(bytes);
         if actual == expected {
             Ok(())

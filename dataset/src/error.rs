@@ -3,7 +3,9 @@ use std::path::PathBuf;
 /// Everything that can be wrong with the FashionMNIST files; each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("no FashionMNIST directory found: none of [{searched}] holds all four IDX files (.gz or raw)")]
+    #[error(
+        "no FashionMNIST directory found: none of [{searched}] holds all four IDX files (.gz or raw)"
+    )]
     NotFound { searched: String },
     #[error("reading {}", path.display())]
     Io {

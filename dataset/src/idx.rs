@@ -49,7 +49,14 @@ fn parse<'a>(
     if content.len() < 4 {
         return Err(length_error(header_len));
     }
-    let be_u32 = |at: usize| u32::from_be_bytes([content[at], content[at + 1], content[at + 2], content[at + 3]]);
+    let be_u32 = |at: usize| {
+        u32::from_be_bytes([
+            content[at],
+            content[at + 1],
+            content[at + 2],
+            content[at + 3],
+        ])
+    };
     let actual = be_u32(0);
     if actual != magic {
         return Err(DatasetError::Magic {
@@ -124,41 +131,88 @@ mod tests {
         let pixels = parse_images(p, &images_file(2, 28, 28, 2 * 784)).unwrap();
         assert_eq!(pixels.len(), 2 * 784);
         assert!(pixels.iter().all(|&b| b == 7));
-        assert_eq!(parse_labels(p, &labels_file(LABELS_MAGIC, &[0, 9, 3]), 10).unwrap(), [0, 9, 3]);
+        assert_eq!(
+            parse_labels(p, &labels_file(LABELS_MAGIC, &[0, 9, 3]), 10).unwrap(),
+            [0, 9, 3]
+        );
     }
 
     #[test]
     fn rejects_wrong_magic_naming_the_file() {
         let err = parse_labels(Path::new("dir/lbl"), &labels_file(2051, &[1]), 10).unwrap_err();
-        assert!(matches!(err, DatasetError::Magic { expected: 2049, actual: 2051, .. }));
+        assert!(matches!(
+            err,
+            DatasetError::Magic {
+                expected: 2049,
+                actual: 2051,
+                ..
+            }
+        ));
         assert!(err.to_string().contains("dir/lbl"), "{err}");
         let mut images = images_file(1, 28, 28, 784);
         images[3] = 0x01; // 2049
         let err = parse_images(Path::new("img"), &images).unwrap_err();
-        assert!(matches!(err, DatasetError::Magic { expected: 2051, actual: 2049, .. }));
+        assert!(matches!(
+            err,
+            DatasetError::Magic {
+                expected: 2051,
+                actual: 2049,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn rejects_truncated_and_overlong_data() {
         let p = Path::new("img");
         let err = parse_images(p, &images_file(2, 28, 28, 784)).unwrap_err();
-        assert!(matches!(err, DatasetError::Length { expected, actual, .. } if expected == 16 + 2 * 784 && actual == 16 + 784));
-        assert!(matches!(parse_images(p, &images_file(1, 28, 28, 785)), Err(DatasetError::Length { .. })));
+        assert!(
+            matches!(err, DatasetError::Length { expected, actual, .. } if expected == 16 + 2 * 784 && actual == 16 + 784)
+        );
+        assert!(matches!(
+            parse_images(p, &images_file(1, 28, 28, 785)),
+            Err(DatasetError::Length { .. })
+        ));
         // Cut inside the header.
-        assert!(matches!(parse_images(p, &images_file(1, 28, 28, 0)[..10]), Err(DatasetError::Length { .. })));
-        assert!(matches!(parse_images(p, &[0x00, 0x00]), Err(DatasetError::Length { .. })));
+        assert!(matches!(
+            parse_images(p, &images_file(1, 28, 28, 0)[..10]),
+            Err(DatasetError::Length { .. })
+        ));
+        assert!(matches!(
+            parse_images(p, &[0x00, 0x00]),
+            Err(DatasetError::Length { .. })
+        ));
     }
 
     #[test]
     fn rejects_other_image_sizes() {
         let err = parse_images(Path::new("img"), &images_file(1, 32, 32, 1024)).unwrap_err();
-        assert!(matches!(err, DatasetError::Dims { rows: 32, cols: 32, .. }));
+        assert!(matches!(
+            err,
+            DatasetError::Dims {
+                rows: 32,
+                cols: 32,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn rejects_label_ten_with_its_index() {
-        let err = parse_labels(Path::new("lbl"), &labels_file(LABELS_MAGIC, &[0, 9, 10, 3]), 10).unwrap_err();
-        assert!(matches!(err, DatasetError::Label { index: 2, label: 10, .. }));
+        let err = parse_labels(
+            Path::new("lbl"),
+            &labels_file(LABELS_MAGIC, &[0, 9, 10, 3]),
+            10,
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            DatasetError::Label {
+                index: 2,
+                label: 10,
+                ..
+            }
+        ));
         assert!(err.to_string().contains("label 10 at index 2"), "{err}");
     }
 

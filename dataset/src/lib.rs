@@ -60,7 +60,12 @@ impl LabeledImages {
 
     /// Reads any pair of IDX image and label files (`.gz` or raw) without checksums.
     pub fn read(images_path: &Path, labels_path: &Path) -> Result<LabeledImages, DatasetError> {
-        Self::parse(images_path, read(images_path)?, labels_path, read(labels_path)?)
+        Self::parse(
+            images_path,
+            read(images_path)?,
+            labels_path,
+            read(labels_path)?,
+        )
     }
 
     /// Parses the bytes of an images file and a labels file, checking that their counts agree.
@@ -71,7 +76,11 @@ impl LabeledImages {
         labels_bytes: Vec<u8>,
     ) -> Result<LabeledImages, DatasetError> {
         let pixels = idx::parse_images(images_path, &idx::decompress(images_path, images_bytes)?)?;
-        let labels = idx::parse_labels(labels_path, &idx::decompress(labels_path, labels_bytes)?, CLASSES as u8)?;
+        let labels = idx::parse_labels(
+            labels_path,
+            &idx::decompress(labels_path, labels_bytes)?,
+            CLASSES as u8,
+        )?;
         if pixels.len() / IMAGE_BYTES != labels.len() {
             return Err(DatasetError::CountMismatch {
                 images_path: images_path.to_owned(),
@@ -86,7 +95,11 @@ impl LabeledImages {
     /// The images at `indices`, in that order (e.g. one side of a [`Split`]).
     pub fn select(&self, indices: &[usize]) -> LabeledImages {
         LabeledImages {
-            pixels: indices.iter().flat_map(|&i| self.image(i)).copied().collect(),
+            pixels: indices
+                .iter()
+                .flat_map(|&i| self.image(i))
+                .copied()
+                .collect(),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
         }
     }
@@ -107,7 +120,11 @@ impl FashionMnist {
         let dir = dirs
             .iter()
             .map(AsRef::as_ref)
-            .find(|dir| checksum::ALL.iter().all(|file| find_file(dir, file).is_some()))
+            .find(|dir| {
+                checksum::ALL
+                    .iter()
+                    .all(|file| find_file(dir, file).is_some())
+            })
             .ok_or_else(|| DatasetError::NotFound {
                 searched: dirs
                     .iter()
@@ -122,9 +139,13 @@ impl FashionMnist {
     pub fn load_dir(dir: &Path) -> Result<FashionMnist, DatasetError> {
         // The training images dominate the time (26 MB of gzip), so the sets load in parallel.
         let (train, test) = std::thread::scope(|s| {
-            let train = s.spawn(|| load_pair(dir, &checksum::TRAIN_IMAGES, &checksum::TRAIN_LABELS));
+            let train =
+                s.spawn(|| load_pair(dir, &checksum::TRAIN_IMAGES, &checksum::TRAIN_LABELS));
             let test = load_pair(dir, &checksum::TEST_IMAGES, &checksum::TEST_LABELS);
-            (train.join().expect("the loading thread does not panic"), test)
+            (
+                train.join().expect("the loading thread does not panic"),
+                test,
+            )
         });
         Ok(FashionMnist {
             dir: dir.to_owned(),
@@ -147,7 +168,11 @@ fn find_file(dir: &Path, file: &CanonicalFile) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-fn load_pair(dir: &Path, images: &CanonicalFile, labels: &CanonicalFile) -> Result<LabeledImages, DatasetError> {
+fn load_pair(
+    dir: &Path,
+    images: &CanonicalFile,
+    labels: &CanonicalFile,
+) -> Result<LabeledImages, DatasetError> {
     let (images_path, images_bytes) = read_verified(dir, images)?;
     let (labels_path, labels_bytes) = read_verified(dir, labels)?;
     LabeledImages::parse(&images_path, images_bytes, &labels_path, labels_bytes)

@@ -17,7 +17,9 @@ pub fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
 
 /// `-log softmax(logits)[label]`, computed stably in f64.
 pub fn cross_entropy(logits: &[f32], label: usize) -> f64 {
-    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
     let sum: f64 = logits.iter().map(|&x| (f64::from(x) - max).exp()).sum();
     max + sum.ln() - f64::from(logits[label])
 }
@@ -109,7 +111,11 @@ impl Confusion {
 }
 
 fn ratio(num: u64, den: u64) -> f64 {
-    if den == 0 { 0.0 } else { num as f64 / den as f64 }
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,12 @@ pub struct Split {
 
 impl Split {
     /// Requires `train + validation == total`: a split that drops images would silently waste them.
-    pub fn new(total: usize, train: usize, validation: usize, seed: u64) -> Result<Split, DatasetError> {
+    pub fn new(
+        total: usize,
+        train: usize,
+        validation: usize,
+        seed: u64,
+    ) -> Result<Split, DatasetError> {
         if train.checked_add(validation) != Some(total) {
             return Err(DatasetError::SplitSizes {
                 train,
@@ -30,7 +35,10 @@ impl Split {
             order.swap(i, j);
         }
         let validation = order.split_off(train);
-        Ok(Split { train: order, validation })
+        Ok(Split {
+            train: order,
+            validation,
+        })
     }
 }
 
@@ -105,7 +113,14 @@ mod tests {
     #[test]
     fn split_sizes_must_add_up() {
         let err = Split::new(1000, 800, 100, 1).unwrap_err();
-        assert!(matches!(err, DatasetError::SplitSizes { train: 800, validation: 100, total: 1000 }));
+        assert!(matches!(
+            err,
+            DatasetError::SplitSizes {
+                train: 800,
+                validation: 100,
+                total: 1000
+            }
+        ));
         assert!(Split::new(10, usize::MAX, 11, 1).is_err());
     }
 }

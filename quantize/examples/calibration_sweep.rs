@@ -16,7 +16,10 @@ use qcnn_quantize::float_model::FloatModel;
 use qcnn_quantize::validate;
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.yaml")))?;
+    let config = Config::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config.yaml"
+    )))?;
     let architecture = config.architecture();
     let checkpoint = Checkpoint::read_checked(&config.checkpoint.path, &architecture)?;
     let float = FloatModel::new(&architecture, &checkpoint);
@@ -41,11 +44,17 @@ fn main() -> anyhow::Result<()> {
     for (method, percentile, images) in settings {
         let mut q = config.quantize;
         (q.method, q.percentile, q.calibration_images) = (method, percentile, images);
-        let calibration_images: Vec<&[u8]> = split.train[..images].iter().map(|&i| data.train.image(i)).collect();
+        let calibration_images: Vec<&[u8]> = split.train[..images]
+            .iter()
+            .map(|&i| data.train.image(i))
+            .collect();
         let ranges = calibrate(&float, &calibration_images, &q);
         let blob = export(&architecture, &checkpoint, &ranges)?.blob;
         let model = Model::from_bytes(&blob)?;
-        let confusion = validate::confusion(&validate::int8_logits(&model, &test_images)?, data.test.labels());
+        let confusion = validate::confusion(
+            &validate::int8_logits(&model, &test_images)?,
+            data.test.labels(),
+        );
         println!(
             "{method:?} {percentile} on {images}: test int8 accuracy {:.2}%  macro-F1 {:.2}%",
             100.0 * confusion.accuracy(),

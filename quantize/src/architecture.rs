@@ -104,7 +104,10 @@ pub const MAX_FUSED_LAYERS: usize = qcnn_core::format::MAX_LAYERS;
 impl Architecture {
     pub fn new(model: &ModelConfig) -> Result<Architecture, ArchitectureError> {
         let i = model.input;
-        if [i.channels, i.height, i.width].iter().any(|&d| d == 0 || d > usize::from(u16::MAX)) {
+        if [i.channels, i.height, i.width]
+            .iter()
+            .any(|&d| d == 0 || d > usize::from(u16::MAX))
+        {
             return Err(ArchitectureError::InputShape);
         }
         if model.layers.is_empty() {
@@ -118,13 +121,14 @@ impl Architecture {
         let mut shape = input;
         let mut steps = Vec::with_capacity(model.layers.len());
         for (index, &layer) in model.layers.iter().enumerate() {
-            let output = output_shape(&layer, shape, previous_compute(&steps)).map_err(|message| {
-                ArchitectureError::Layer {
-                    index,
-                    layer: layer_name(&layer),
-                    message,
-                }
-            })?;
+            let output =
+                output_shape(&layer, shape, previous_compute(&steps)).map_err(|message| {
+                    ArchitectureError::Layer {
+                        index,
+                        layer: layer_name(&layer),
+                        message,
+                    }
+                })?;
             steps.push(Step {
                 index,
                 layer,
@@ -171,7 +175,10 @@ impl Architecture {
         let mut out = Vec::new();
         for step in &self.steps {
             let (weight, outputs) = match step.layer {
-                LayerSpec::Conv2d(c) => (vec![c.out_channels, c.in_channels, c.kernel, c.kernel], c.out_channels),
+                LayerSpec::Conv2d(c) => (
+                    vec![c.out_channels, c.in_channels, c.kernel, c.kernel],
+                    c.out_channels,
+                ),
                 LayerSpec::Linear(l) => (vec![l.out_features, l.in_features], l.out_features),
                 _ => continue,
             };
@@ -218,15 +225,21 @@ impl Architecture {
                             requantized,
                             ..
                         }
-                        | FusedLayer::Linear { relu, requantized, .. },
+                        | FusedLayer::Linear {
+                            relu, requantized, ..
+                        },
                     ) => {
                         *relu = true;
                         *requantized = step.index;
                     }
-                    _ => unreachable!("Architecture::new accepts ReLU only right after Conv2d or Linear"),
+                    _ => unreachable!(
+                        "Architecture::new accepts ReLU only right after Conv2d or Linear"
+                    ),
                 },
                 LayerSpec::MaxPool2d(spec) => match last {
-                    Some(FusedLayer::Conv2d { pool: pool @ None, .. }) => *pool = Some(spec),
+                    Some(FusedLayer::Conv2d {
+                        pool: pool @ None, ..
+                    }) => *pool = Some(spec),
                     _ => fused.push(new(FusedLayer::MaxPool2d(spec))),
                 },
                 LayerSpec::Flatten => fused.push(new(FusedLayer::Flatten)),
@@ -249,7 +262,11 @@ pub struct Fused {
 
 /// The last layer that is not a Dropout (Dropout is the identity at inference).
 fn previous_compute(steps: &[Step]) -> Option<LayerSpec> {
-    steps.iter().rev().map(|s| s.layer).find(|l| *l != LayerSpec::Dropout)
+    steps
+        .iter()
+        .rev()
+        .map(|s| s.layer)
+        .find(|l| *l != LayerSpec::Dropout)
 }
 
 pub fn layer_name(layer: &LayerSpec) -> &'static str {
@@ -270,15 +287,23 @@ fn windows(size: usize, kernel: usize, stride: usize, padding: usize) -> Result<
     }
     let padded = size + 2 * padding;
     if padded < kernel {
-        return Err(format!("kernel {kernel} is larger than the padded input {padded}"));
+        return Err(format!(
+            "kernel {kernel} is larger than the padded input {padded}"
+        ));
     }
     Ok((padded - kernel) / stride + 1)
 }
 
-fn output_shape(layer: &LayerSpec, input: Shape, previous: Option<LayerSpec>) -> Result<Shape, String> {
+fn output_shape(
+    layer: &LayerSpec,
+    input: Shape,
+    previous: Option<LayerSpec>,
+) -> Result<Shape, String> {
     let map = |what: &str| match input {
         Shape::Map { c, h, w } => Ok((c, h, w)),
-        Shape::Vector(_) => Err(format!("{what} needs a feature map, but gets {input} (after flatten)")),
+        Shape::Vector(_) => Err(format!(
+            "{what} needs a feature map, but gets {input} (after flatten)"
+        )),
     };
     match *layer {
         LayerSpec::Conv2d(spec) => {
@@ -377,7 +402,10 @@ mod tests {
     }
 
     fn pool(k: usize) -> LayerSpec {
-        LayerSpec::MaxPool2d(PoolSpec { kernel: k, stride: None })
+        LayerSpec::MaxPool2d(PoolSpec {
+            kernel: k,
+            stride: None,
+        })
     }
 
     fn seed_model() -> ModelConfig {
@@ -403,10 +431,20 @@ mod tests {
     #[test]
     fn seed_model_shapes_parameters_and_fusion() {
         let a = Architecture::new(&seed_model()).unwrap();
-        assert_eq!(a.steps[4].output, Shape::Map { c: 16, h: 14, w: 14 });
+        assert_eq!(
+            a.steps[4].output,
+            Shape::Map {
+                c: 16,
+                h: 14,
+                w: 14
+            }
+        );
         assert_eq!(a.steps[6].output, Shape::Vector(3136));
         let p = a.parameters();
-        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.shape.clone())).collect();
+        let keys: Vec<_> = p
+            .iter()
+            .map(|p| (p.key.as_str(), p.shape.clone()))
+            .collect();
         assert_eq!(
             keys,
             [
@@ -425,18 +463,59 @@ mod tests {
         assert_eq!(fused[4].steps, [10]);
         let fused: Vec<_> = fused.into_iter().map(|f| f.layer).collect();
         assert_eq!(fused.len(), 5);
-        assert!(matches!(fused[0], FusedLayer::Conv2d { index: 0, relu: true, pool: None, requantized: 1, .. }));
-        assert!(matches!(fused[1], FusedLayer::Conv2d { index: 2, relu: true, pool: Some(_), requantized: 3, .. }));
+        assert!(matches!(
+            fused[0],
+            FusedLayer::Conv2d {
+                index: 0,
+                relu: true,
+                pool: None,
+                requantized: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            fused[1],
+            FusedLayer::Conv2d {
+                index: 2,
+                relu: true,
+                pool: Some(_),
+                requantized: 3,
+                ..
+            }
+        ));
         assert_eq!(fused[2], FusedLayer::Flatten);
-        assert!(matches!(fused[3], FusedLayer::Linear { index: 7, relu: true, requantized: 8, .. }));
-        assert!(matches!(fused[4], FusedLayer::Linear { index: 10, relu: false, requantized: 10, .. }));
+        assert!(matches!(
+            fused[3],
+            FusedLayer::Linear {
+                index: 7,
+                relu: true,
+                requantized: 8,
+                ..
+            }
+        ));
+        assert!(matches!(
+            fused[4],
+            FusedLayer::Linear {
+                index: 10,
+                relu: false,
+                requantized: 10,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn strided_conv_and_standalone_pool() {
         use LayerSpec::*;
         let m = model(
-            vec![conv(1, 4, 5, 2, 2), Relu, pool(2), pool(1), Flatten, linear(4 * 7 * 7, 10)],
+            vec![
+                conv(1, 4, 5, 2, 2),
+                Relu,
+                pool(2),
+                pool(1),
+                Flatten,
+                linear(4 * 7 * 7, 10),
+            ],
             10,
         );
         let a = Architecture::new(&m).unwrap();
@@ -444,26 +523,42 @@ mod tests {
         let fused: Vec<_> = a.fused().into_iter().map(|f| f.layer).collect();
         // The second pool cannot fuse into a conv that already pools.
         assert!(matches!(fused[0], FusedLayer::Conv2d { pool: Some(_), .. }));
-        assert_eq!(fused[1], FusedLayer::MaxPool2d(PoolSpec { kernel: 1, stride: None }));
+        assert_eq!(
+            fused[1],
+            FusedLayer::MaxPool2d(PoolSpec {
+                kernel: 1,
+                stride: None
+            })
+        );
     }
 
     fn layer_error(layers: Vec<LayerSpec>) -> String {
-        Architecture::new(&model(layers, 10)).unwrap_err().to_string()
+        Architecture::new(&model(layers, 10))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn malformed_sequences_are_explained() {
         use LayerSpec::*;
-        assert!(layer_error(vec![conv(3, 8, 3, 1, 1)]).contains("layer 0 (conv2d): in 3 does not match the 1 channels"));
+        assert!(
+            layer_error(vec![conv(3, 8, 3, 1, 1)])
+                .contains("layer 0 (conv2d): in 3 does not match the 1 channels")
+        );
         assert!(layer_error(vec![linear(784, 10)]).contains("add a flatten"));
-        assert!(layer_error(vec![Flatten, linear(700, 10)]).contains("in 700 does not match the 784"));
+        assert!(
+            layer_error(vec![Flatten, linear(700, 10)]).contains("in 700 does not match the 784")
+        );
         assert!(layer_error(vec![Relu]).contains("layer 0 (relu): relu must follow"));
         assert!(layer_error(vec![conv(1, 2, 4, 1, 1)]).contains("must be odd"));
         assert!(layer_error(vec![conv(1, 2, 3, 3, 1)]).contains("stride 3 is not supported"));
         assert!(layer_error(vec![pool(29)]).contains("larger than"));
         assert!(layer_error(vec![Flatten, pool(2)]).contains("needs a feature map"));
         assert!(layer_error(vec![Flatten, linear(784, 9)]).contains("expected a vector of 10"));
-        assert_eq!(Architecture::new(&model(vec![], 10)).unwrap_err(), ArchitectureError::Empty);
+        assert_eq!(
+            Architecture::new(&model(vec![], 10)).unwrap_err(),
+            ArchitectureError::Empty
+        );
         let many: Vec<_> = std::iter::once(Flatten)
             .chain(std::iter::once(linear(784, 10)))
             .chain((0..16).map(|_| linear(10, 10)))

@@ -34,20 +34,32 @@ pub struct CalibratedOutput {
 }
 
 /// Calibrated ranges, in layer order.
-pub fn calibrate(model: &FloatModel, images: &[&[u8]], settings: &QuantizeConfig) -> Vec<CalibratedOutput> {
+pub fn calibrate(
+    model: &FloatModel,
+    images: &[&[u8]],
+    settings: &QuantizeConfig,
+) -> Vec<CalibratedOutput> {
     let fused = model.architecture().fused();
     let points: Vec<(usize, bool)> = fused
         .iter()
         .filter_map(|fused| match fused.layer {
-            FusedLayer::Conv2d { relu, requantized, .. } | FusedLayer::Linear { relu, requantized, .. } => {
-                Some((requantized, relu))
+            FusedLayer::Conv2d {
+                relu, requantized, ..
             }
+            | FusedLayer::Linear {
+                relu, requantized, ..
+            } => Some((requantized, relu)),
             FusedLayer::MaxPool2d(_) | FusedLayer::Flatten => None,
         })
         .collect();
     let steps: Vec<usize> = points.iter().map(|&(step, _)| step).collect();
 
-    let observed = observe(model, images, &steps, |_| Observer::MinMax(Range { min: f32::INFINITY, max: f32::NEG_INFINITY }));
+    let observed = observe(model, images, &steps, |_| {
+        Observer::MinMax(Range {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+        })
+    });
     let observed: Vec<Range> = observed
         .into_iter()
         .map(|o| match o {
@@ -57,9 +69,11 @@ pub fn calibrate(model: &FloatModel, images: &[&[u8]], settings: &QuantizeConfig
         .collect();
     let histograms = match settings.method {
         CalibrationMethod::MinMax => None,
-        CalibrationMethod::Percentile | CalibrationMethod::Mse => Some(observe(model, images, &steps, |i| {
-            Observer::Histogram(Histogram::new(observed[i], points[i].1))
-        })),
+        CalibrationMethod::Percentile | CalibrationMethod::Mse => {
+            Some(observe(model, images, &steps, |i| {
+                Observer::Histogram(Histogram::new(observed[i], points[i].1))
+            }))
+        }
     };
     points
         .iter()
@@ -68,7 +82,9 @@ pub fn calibrate(model: &FloatModel, images: &[&[u8]], settings: &QuantizeConfig
             let is_output = i + 1 == points.len();
             let chosen = match (&histograms, is_output) {
                 (Some(h), false) => {
-                    let Observer::Histogram(h) = &h[i] else { unreachable!("pass two builds histograms") };
+                    let Observer::Histogram(h) = &h[i] else {
+                        unreachable!("pass two builds histograms")
+                    };
                     match settings.method {
                         CalibrationMethod::Percentile => h.percentile_range(settings.percentile),
                         _ => h.mse_range(),
@@ -114,7 +130,10 @@ impl Observer {
             }
             (Observer::Histogram(a), Observer::Histogram(b)) => {
                 a.zeros += b.zeros;
-                a.counts.iter_mut().zip(&b.counts).for_each(|(x, y)| *x += y);
+                a.counts
+                    .iter_mut()
+                    .zip(&b.counts)
+                    .for_each(|(x, y)| *x += y);
             }
             _ => unreachable!("observers of one pass are of one kind"),
         }
@@ -122,7 +141,12 @@ impl Observer {
 }
 
 /// Runs every image, feeding the outputs of `steps` to one observer each (made by `new`).
-fn observe(model: &FloatModel, images: &[&[u8]], steps: &[usize], new: impl Fn(usize) -> Observer + Sync) -> Vec<Observer> {
+fn observe(
+    model: &FloatModel,
+    images: &[&[u8]],
+    steps: &[usize],
+    new: impl Fn(usize) -> Observer + Sync,
+) -> Vec<Observer> {
     let fresh = || (0..steps.len()).map(&new).collect::<Vec<_>>();
     images
         .par_chunks(BATCH)
@@ -200,7 +224,11 @@ impl Histogram {
     /// Two-sided: `percentile`% of values are at most the top, and as many at least the bottom.
     fn percentile_range(&self, percentile: f64) -> Range {
         let max = self.quantile(percentile / 100.0);
-        let min = if self.relu { 0.0 } else { self.quantile(1.0 - percentile / 100.0) };
+        let min = if self.relu {
+            0.0
+        } else {
+            self.quantile(1.0 - percentile / 100.0)
+        };
         Range { min, max }
     }
 
@@ -222,12 +250,26 @@ impl Histogram {
                 .zip(&self.counts)
                 .filter(|&(_, &c)| c > 0)
                 .map(|(&x, &c)| {
-                    let clipped = if x > hi { x - hi } else if x < lo { lo - x } else { 0.0 };
-                    c as f64 * if clipped > 0.0 { clipped * clipped } else { rounding }
+                    let clipped = if x > hi {
+                        x - hi
+                    } else if x < lo {
+                        lo - x
+                    } else {
+                        0.0
+                    };
+                    c as f64
+                        * if clipped > 0.0 {
+                            clipped * clipped
+                        } else {
+                            rounding
+                        }
                 })
                 .sum()
         };
-        let (min, max) = (f64::from(self.range.min.min(0.0)), f64::from(self.range.max.max(0.0)));
+        let (min, max) = (
+            f64::from(self.range.min.min(0.0)),
+            f64::from(self.range.max.max(0.0)),
+        );
         let best = (1..=BINS)
             .map(|i| i as f64 / BINS as f64)
             .map(|alpha| (error(alpha * min, alpha * max), alpha))
@@ -271,7 +313,10 @@ mod tests {
     fn two_sided_percentile() {
         let values: Vec<f32> = (-5_000..5_000).map(|i| i as f32 / 1_000.0).collect();
         let r = histogram(&values, false).percentile_range(99.0);
-        assert!((r.min - -4.9).abs() < 0.02 && (r.max - 4.9).abs() < 0.02, "{r:?}");
+        assert!(
+            (r.min - -4.9).abs() < 0.02 && (r.max - 4.9).abs() < 0.02,
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -282,10 +327,15 @@ mod tests {
         // Exponentially distributed (quantiles of Exp(1)): the sparse tail up to ~11.5 is
         // clipped, the bulk is kept.
         let n = 100_000;
-        let exponential: Vec<f32> = (0..n).map(|i| -((1.0 - (i as f64 + 0.5) / n as f64).ln()) as f32).collect();
+        let exponential: Vec<f32> = (0..n)
+            .map(|i| -((1.0 - (i as f64 + 0.5) / n as f64).ln()) as f32)
+            .collect();
         let observed_max = exponential.iter().copied().fold(0.0, f32::max);
         let r = histogram(&exponential, true).mse_range();
-        assert!(r.max > 5.0 && r.max < 0.95 * observed_max, "{r:?}, max {observed_max}");
+        assert!(
+            r.max > 5.0 && r.max < 0.95 * observed_max,
+            "{r:?}, max {observed_max}"
+        );
     }
 
     #[test]

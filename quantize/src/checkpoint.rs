@@ -24,10 +24,7 @@ pub enum CheckpointError {
     },
     /// candle's pickle reader panicked on a malformed file; the panic is caught at this boundary.
     #[error("{}: not a readable PyTorch checkpoint: the pickle reader failed: {message}", path.display())]
-    PickleCrash {
-        path: PathBuf,
-        message: String,
-    },
+    PickleCrash { path: PathBuf, message: String },
     #[error("{}: {key} has shape {shape:?}, more data than the whole file holds", path.display())]
     TensorTooLarge {
         path: PathBuf,
@@ -41,7 +38,11 @@ pub enum CheckpointError {
         source: safetensors::SafeTensorError,
     },
     #[error("{}: {key} has dtype {dtype}, expected a float type", path.display())]
-    Dtype { path: PathBuf, key: String, dtype: String },
+    Dtype {
+        path: PathBuf,
+        key: String,
+        dtype: String,
+    },
     #[error("{}: missing key {key} (expected shape {expected:?})", path.display())]
     Missing {
         path: PathBuf,
@@ -99,7 +100,9 @@ impl Checkpoint {
         } else if looks_like_safetensors(&bytes) {
             read_safetensors(path, &bytes)?
         } else {
-            return Err(CheckpointError::UnknownFormat { path: path.to_owned() });
+            return Err(CheckpointError::UnknownFormat {
+                path: path.to_owned(),
+            });
         };
         Ok(Checkpoint {
             path: path.to_owned(),
@@ -108,7 +111,10 @@ impl Checkpoint {
     }
 
     /// Reads `path` and checks it against `architecture`.
-    pub fn read_checked(path: &Path, architecture: &Architecture) -> Result<Checkpoint, CheckpointError> {
+    pub fn read_checked(
+        path: &Path,
+        architecture: &Architecture,
+    ) -> Result<Checkpoint, CheckpointError> {
         let checkpoint = Self::read(path)?;
         checkpoint.check(architecture)?;
         Ok(checkpoint)
@@ -119,11 +125,14 @@ impl Checkpoint {
         let path = || self.path.clone();
         let expected = architecture.parameters();
         for spec in &expected {
-            let tensor = self.tensors.get(&spec.key).ok_or_else(|| CheckpointError::Missing {
-                path: path(),
-                key: spec.key.clone(),
-                expected: spec.shape.clone(),
-            })?;
+            let tensor = self
+                .tensors
+                .get(&spec.key)
+                .ok_or_else(|| CheckpointError::Missing {
+                    path: path(),
+                    key: spec.key.clone(),
+                    expected: spec.shape.clone(),
+                })?;
             if tensor.shape != spec.shape {
                 return Err(CheckpointError::Shape {
                     path: path(),
@@ -145,7 +154,9 @@ impl Checkpoint {
             });
         }
         for (key, tensor) in &self.tensors {
-            if let Some((index, &value)) = tensor.data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            if let Some((index, &value)) =
+                tensor.data.iter().enumerate().find(|(_, v)| !v.is_finite())
+            {
                 return Err(CheckpointError::NonFinite {
                     path: path(),
                     key: key.clone(),
@@ -182,7 +193,9 @@ fn read_pth(path: &Path, file_len: usize) -> Result<BTreeMap<String, Tensor>, Ch
         let pth = candle_core::pickle::PthTensors::new(path, None).map_err(pickle_error)?;
         for (name, info) in pth.tensor_infos() {
             let dims = info.layout.dims();
-            let bytes = dims.iter().try_fold(info.dtype.size_in_bytes(), |n, &d| n.checked_mul(d));
+            let bytes = dims
+                .iter()
+                .try_fold(info.dtype.size_in_bytes(), |n, &d| n.checked_mul(d));
             if bytes.is_none_or(|bytes| bytes > file_len) {
                 return Err(CheckpointError::TensorTooLarge {
                     path: path.to_owned(),
@@ -250,11 +263,16 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, CheckpointError> {
+fn read_safetensors(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<BTreeMap<String, Tensor>, CheckpointError> {
     use safetensors::Dtype;
-    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|source| CheckpointError::Safetensors {
-        path: path.to_owned(),
-        source,
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|source| {
+        CheckpointError::Safetensors {
+            path: path.to_owned(),
+            source,
+        }
     })?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
@@ -296,16 +314,21 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/torch");
 
     fn architecture() -> Architecture {
-        Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.yaml")))
-            .unwrap()
-            .architecture()
+        Config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config.yaml"
+        )))
+        .unwrap()
+        .architecture()
     }
 
     #[test]
     fn pth_and_safetensors_fixtures_hold_the_same_checked_tensors() {
         let a = architecture();
-        let pth = Checkpoint::read_checked(&Path::new(FIXTURES).join("random_init.pth"), &a).unwrap();
-        let st = Checkpoint::read_checked(&Path::new(FIXTURES).join("random_init.safetensors"), &a).unwrap();
+        let pth =
+            Checkpoint::read_checked(&Path::new(FIXTURES).join("random_init.pth"), &a).unwrap();
+        let st = Checkpoint::read_checked(&Path::new(FIXTURES).join("random_init.safetensors"), &a)
+            .unwrap();
         assert_eq!(pth.tensors, st.tensors);
         assert_eq!(pth.tensors.len(), 8);
         let w = pth.get("layers.7.weight");
@@ -327,22 +350,40 @@ mod tests {
         let mut c = fixture();
         c.tensors.remove("layers.2.bias");
         let err = c.check(&a).unwrap_err().to_string();
-        assert!(err.contains("missing key layers.2.bias (expected shape [16])"), "{err}");
+        assert!(
+            err.contains("missing key layers.2.bias (expected shape [16])"),
+            "{err}"
+        );
 
         let mut c = fixture();
-        c.tensors.insert("layers.11.weight".into(), Tensor { shape: vec![2], data: vec![0.0; 2] });
+        c.tensors.insert(
+            "layers.11.weight".into(),
+            Tensor {
+                shape: vec![2],
+                data: vec![0.0; 2],
+            },
+        );
         let err = c.check(&a).unwrap_err().to_string();
-        assert!(err.contains("unexpected key layers.11.weight (shape [2])"), "{err}");
+        assert!(
+            err.contains("unexpected key layers.11.weight (shape [2])"),
+            "{err}"
+        );
 
         let mut c = fixture();
         c.tensors.get_mut("layers.10.weight").unwrap().shape = vec![10, 128, 2];
         let err = c.check(&a).unwrap_err().to_string();
-        assert!(err.contains("layers.10.weight has shape [10, 128, 2], expected [10, 256]"), "{err}");
+        assert!(
+            err.contains("layers.10.weight has shape [10, 128, 2], expected [10, 256]"),
+            "{err}"
+        );
 
         let mut c = fixture();
         c.tensors.get_mut("layers.0.weight").unwrap().data[5] = f32::NEG_INFINITY;
         let err = c.check(&a).unwrap_err().to_string();
-        assert!(err.contains("layers.0.weight (shape [8, 1, 3, 3]) holds -inf at flat index 5"), "{err}");
+        assert!(
+            err.contains("layers.0.weight (shape [8, 1, 3, 3]) holds -inf at flat index 5"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -350,7 +391,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.pth");
         std::fs::write(&path, b"not a checkpoint at all").unwrap();
-        assert!(matches!(Checkpoint::read(&path), Err(CheckpointError::UnknownFormat { .. })));
+        assert!(matches!(
+            Checkpoint::read(&path),
+            Err(CheckpointError::UnknownFormat { .. })
+        ));
         std::fs::write(&path, b"PK\x03\x04 truncated zip").unwrap();
         let err = Checkpoint::read(&path).unwrap_err();
         assert!(matches!(err, CheckpointError::Pickle { .. }), "{err}");

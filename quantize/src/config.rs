@@ -236,7 +236,10 @@ impl Config {
         })?;
         let split = &self.data.split;
         if split.validation == 0 {
-            return Err(invalid("data.split.validation", "must be at least 1".into()));
+            return Err(invalid(
+                "data.split.validation",
+                "must be at least 1".into(),
+            ));
         }
         let q = &self.quantize;
         if q.calibration_images == 0 || q.calibration_images > split.train {
@@ -298,13 +301,28 @@ mod tests {
             })
         );
         assert_eq!(config.model.layers[1], LayerSpec::Relu);
-        assert_eq!(config.model.layers[4], LayerSpec::MaxPool2d(PoolSpec { kernel: 2, stride: Some(2) }));
-        assert_eq!(config.data.split.train + config.data.split.validation, 60_000);
+        assert_eq!(
+            config.model.layers[4],
+            LayerSpec::MaxPool2d(PoolSpec {
+                kernel: 2,
+                stride: Some(2)
+            })
+        );
+        assert_eq!(
+            config.data.split.train + config.data.split.validation,
+            60_000
+        );
         let base = Path::new(REPO_CONFIG).parent().unwrap();
-        assert_eq!(config.checkpoint.path, base.join("checkpoints/CNNModel_FashionMNIST_best_metric_model.pth"));
+        assert_eq!(
+            config.checkpoint.path,
+            base.join("checkpoints/CNNModel_FashionMNIST_best_metric_model.pth")
+        );
         assert_eq!(config.data.dirs[0], base.join("data/FashionMNIST/raw"));
         // Absolute paths stay as they are.
-        assert_eq!(config.data.dirs[1], Path::new("/usr/share/datasets/fashion-mnist"));
+        assert_eq!(
+            config.data.dirs[1],
+            Path::new("/usr/share/datasets/fashion-mnist")
+        );
         assert_eq!(
             config.data.search_dirs(Some(Path::new("/x"))),
             [PathBuf::from("/x")]
@@ -330,17 +348,26 @@ mod tests {
 
     #[test]
     fn out_of_range_settings_name_their_key() {
-        let err = parse(&repo_text().replace("calibration_images: 1000", "calibration_images: 0")).unwrap_err();
-        assert!(err.to_string().contains("quantize.calibration_images"), "{err}");
+        let err = parse(&repo_text().replace("calibration_images: 1000", "calibration_images: 0"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("quantize.calibration_images"),
+            "{err}"
+        );
         let err = parse(&repo_text().replace("percentile: 99.999", "percentile: 101")).unwrap_err();
         assert!(err.to_string().contains("quantize.percentile"), "{err}");
-        let err = parse(&repo_text().replace("min_accuracy: 0.92", "min_accuracy: 92")).unwrap_err();
+        let err =
+            parse(&repo_text().replace("min_accuracy: 0.92", "min_accuracy: 92")).unwrap_err();
         assert!(err.to_string().contains("evaluate.min_accuracy"), "{err}");
     }
 
     #[test]
     fn a_broken_layer_list_is_explained() {
-        let err = parse(&repo_text().replace("linear: { in: 3136, out: 256 }", "linear: { in: 3000, out: 256 }")).unwrap_err();
+        let err = parse(&repo_text().replace(
+            "linear: { in: 3136, out: 256 }",
+            "linear: { in: 3000, out: 256 }",
+        ))
+        .unwrap_err();
         let chain = format!("{:#}", anyhow::Error::from(err));
         assert!(chain.contains("model.layers"), "{chain}");
         assert!(chain.contains("3000") && chain.contains("3136"), "{chain}");

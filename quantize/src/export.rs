@@ -2,7 +2,8 @@
 //! point folded in, and per-channel multiplier/shift, laid out by `qcnn_core::format`.
 
 use qcnn_core::format::{
-    self, DataWriter, EncodeError, Header, INPUT_SCALE, INPUT_ZERO_POINT, Layer, Pool, QuantParams, Requant,
+    self, DataWriter, EncodeError, Header, INPUT_SCALE, INPUT_ZERO_POINT, Layer, Pool, QuantParams,
+    Requant,
 };
 use serde::Serialize;
 
@@ -75,9 +76,18 @@ pub fn export(
                 pool,
                 ..
             } => {
-                let range = ranges.next().expect("calibrate covers every Conv2d and Linear");
-                let (requant, output, scales) =
-                    quantize_layer(architecture, checkpoint, index, spec.out_channels, input, range, &mut writer)?;
+                let range = ranges
+                    .next()
+                    .expect("calibrate covers every Conv2d and Linear");
+                let (requant, output, scales) = quantize_layer(
+                    architecture,
+                    checkpoint,
+                    index,
+                    spec.out_channels,
+                    input,
+                    range,
+                    &mut writer,
+                )?;
                 let conv = format::Conv2d {
                     in_channels: spec.in_channels as u16,
                     out_channels: spec.out_channels as u16,
@@ -91,10 +101,21 @@ pub fn export(
                 };
                 (Layer::Conv2d(conv), output, scales)
             }
-            FusedLayer::Linear { index, spec, relu, .. } => {
-                let range = ranges.next().expect("calibrate covers every Conv2d and Linear");
-                let (requant, output, scales) =
-                    quantize_layer(architecture, checkpoint, index, spec.out_features, input, range, &mut writer)?;
+            FusedLayer::Linear {
+                index, spec, relu, ..
+            } => {
+                let range = ranges
+                    .next()
+                    .expect("calibrate covers every Conv2d and Linear");
+                let (requant, output, scales) = quantize_layer(
+                    architecture,
+                    checkpoint,
+                    index,
+                    spec.out_features,
+                    input,
+                    range,
+                    &mut writer,
+                )?;
                 let linear = format::Linear {
                     in_features: spec.in_features as u32,
                     out_features: spec.out_features as u32,
@@ -131,12 +152,17 @@ pub fn export(
             w: w as u16,
         },
         layers,
-        data_len: u32::try_from(data_len).map_err(|_| ExportError::Encode(EncodeError::TooLarge))?,
+        data_len: u32::try_from(data_len)
+            .map_err(|_| ExportError::Encode(EncodeError::TooLarge))?,
     };
     let mut blob = vec![0u8; format::encoded_len(&header, data_len).map_err(ExportError::Encode)?];
-    let written = format::encode(&header, &buffer[..data_len], &mut blob).map_err(ExportError::Encode)?;
+    let written =
+        format::encode(&header, &buffer[..data_len], &mut blob).map_err(ExportError::Encode)?;
     blob.truncate(written);
-    Ok(Exported { blob, layers: report })
+    Ok(Exported {
+        blob,
+        layers: report,
+    })
 }
 
 fn blob_pool(spec: PoolSpec) -> Pool {
@@ -149,7 +175,11 @@ fn blob_pool(spec: PoolSpec) -> Pool {
 fn fused_kind(layer: &FusedLayer) -> String {
     match *layer {
         FusedLayer::Conv2d { relu, pool, .. } => {
-            format!("conv2d{}{}", if relu { "+relu" } else { "" }, if pool.is_some() { "+maxpool2d" } else { "" })
+            format!(
+                "conv2d{}{}",
+                if relu { "+relu" } else { "" },
+                if pool.is_some() { "+maxpool2d" } else { "" }
+            )
         }
         FusedLayer::Linear { relu, .. } => format!("linear{}", if relu { "+relu" } else { "" }),
         FusedLayer::MaxPool2d(_) => "maxpool2d".into(),
@@ -170,7 +200,8 @@ fn quantize_layer(
 ) -> Result<((format::Section, Requant), QuantParams, Vec<f32>), ExportError> {
     let weight_key = architecture.weight_key(index);
     let bias_key = architecture.bias_key(index);
-    let (weight_scales, weights) = scales::quantize_weights(&checkpoint.get(&weight_key).data, out_channels);
+    let (weight_scales, weights) =
+        scales::quantize_weights(&checkpoint.get(&weight_key).data, out_channels);
     let bias = &checkpoint.get(&bias_key).data;
     let output = scales::activation_params(range.chosen.min, range.chosen.max);
     let per_channel = weights.len() / out_channels;
@@ -178,24 +209,30 @@ fn quantize_layer(
     let mut bias_q = Vec::with_capacity(out_channels);
     let mut multipliers = Vec::with_capacity(out_channels);
     let mut shifts = Vec::with_capacity(out_channels);
-    for (channel, (&scale_w, row)) in weight_scales.iter().zip(weights.chunks(per_channel)).enumerate() {
+    for (channel, (&scale_w, row)) in weight_scales
+        .iter()
+        .zip(weights.chunks(per_channel))
+        .enumerate()
+    {
         let accumulator_scale = f64::from(input.scale) * f64::from(scale_w);
         let weight_sum: i64 = row.iter().map(|&w| i64::from(w)).sum();
         let folded = (f64::from(bias[channel]) / accumulator_scale).round() as i64
             - i64::from(input.zero_point) * weight_sum;
-        bias_q.push(i32::try_from(folded).map_err(|_| ExportError::BiasOverflow {
-            key: bias_key.clone(),
-            channel,
-            bias: bias[channel],
-            scale: accumulator_scale,
-        })?);
-        let m = scales::quantize_multiplier(accumulator_scale / f64::from(output.scale)).map_err(|source| {
-            ExportError::Multiplier {
+        bias_q.push(
+            i32::try_from(folded).map_err(|_| ExportError::BiasOverflow {
+                key: bias_key.clone(),
+                channel,
+                bias: bias[channel],
+                scale: accumulator_scale,
+            })?,
+        );
+        let m = scales::quantize_multiplier(accumulator_scale / f64::from(output.scale)).map_err(
+            |source| ExportError::Multiplier {
                 key: weight_key.clone(),
                 channel,
                 source,
-            }
-        })?;
+            },
+        )?;
         multipliers.push(m.multiplier);
         shifts.push(m.shift);
     }
@@ -219,7 +256,11 @@ fn data_upper_bound(architecture: &Architecture) -> usize {
         .map(|p| {
             let n: usize = p.shape.iter().product();
             // Weights: 1 byte each. Bias: 4 (bias) + 4 (multiplier) + 1 (shift) + 4 (scale).
-            if p.shape.len() == 1 { 13 * n + 12 } else { n + 3 }
+            if p.shape.len() == 1 {
+                13 * n + 12
+            } else {
+                n + 3
+            }
         })
         .sum()
 }

@@ -32,8 +32,14 @@ impl FloatModel {
                     &checkpoint.get(&architecture.bias_key(step.index)).data,
                 ),
                 LayerSpec::Linear(_) => (
-                    checkpoint.get(&architecture.weight_key(step.index)).data.clone(),
-                    checkpoint.get(&architecture.bias_key(step.index)).data.clone(),
+                    checkpoint
+                        .get(&architecture.weight_key(step.index))
+                        .data
+                        .clone(),
+                    checkpoint
+                        .get(&architecture.bias_key(step.index))
+                        .data
+                        .clone(),
                 ),
                 _ => (Vec::new(), Vec::new()),
             })
@@ -60,14 +66,21 @@ impl FloatModel {
             .par_chunks(BATCH)
             .flat_map_iter(|batch| {
                 let logits = self.forward_batch(batch, &mut |_, _| {});
-                logits.chunks(classes).map(<[f32]>::to_vec).collect::<Vec<_>>()
+                logits
+                    .chunks(classes)
+                    .map(<[f32]>::to_vec)
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
 
     /// Runs `images` (u8, C×H×W each) and returns their logits back to back. `observe` sees
     /// every step's output: the step index and the batch's activations, image after image.
-    pub fn forward_batch(&self, images: &[&[u8]], observe: &mut dyn FnMut(usize, &[f32])) -> Vec<f32> {
+    pub fn forward_batch(
+        &self,
+        images: &[&[u8]],
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) -> Vec<f32> {
         let mut x: Vec<f32> = images
             .iter()
             .flat_map(|img| img.iter().map(|&p| f32::from(p) / 255.0))
@@ -79,14 +92,30 @@ impl FloatModel {
         x
     }
 
-    fn run_step(&self, step: &Step, weights: &[f32], bias: &[f32], mut x: Vec<f32>, batch: usize) -> Vec<f32> {
+    fn run_step(
+        &self,
+        step: &Step,
+        weights: &[f32],
+        bias: &[f32],
+        mut x: Vec<f32>,
+        batch: usize,
+    ) -> Vec<f32> {
         let (in_len, out_len) = (step.input.len(), step.output.len());
         match step.layer {
             LayerSpec::Conv2d(spec) => {
                 let mut out = vec![0.0; batch * out_len];
                 let mut padded = Vec::new();
                 for (input, output) in x.chunks(in_len).zip(out.chunks_mut(out_len)) {
-                    conv2d(&spec, step.input, step.output, weights, bias, input, output, &mut padded);
+                    conv2d(
+                        &spec,
+                        step.input,
+                        step.output,
+                        weights,
+                        bias,
+                        input,
+                        output,
+                        &mut padded,
+                    );
                 }
                 out
             }
@@ -127,7 +156,12 @@ fn map_dims(shape: Shape) -> (usize, usize, usize) {
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8.remainder().iter().zip(b8.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in a8.zip(b8) {
         for l in 0..8 {
             acc[l] += x[l] * y[l];
@@ -149,7 +183,8 @@ fn pack_conv(spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> (Vec<f32>, Vec
         for i in 0..c {
             for tap in 0..k * k {
                 let (chunk, lane) = (oc / LANES, oc % LANES);
-                packed[((chunk * k * k + tap) * c + i) * LANES + lane] = weights[(oc * c + i) * k * k + tap];
+                packed[((chunk * k * k + tap) * c + i) * LANES + lane] =
+                    weights[(oc * c + i) * k * k + tap];
             }
         }
     }
@@ -209,7 +244,13 @@ fn conv2d(
     }
 }
 
-fn max_pool(spec: &PoolSpec, input_shape: Shape, output_shape: Shape, input: &[f32], output: &mut [f32]) {
+fn max_pool(
+    spec: &PoolSpec,
+    input_shape: Shape,
+    output_shape: Shape,
+    input: &[f32],
+    output: &mut [f32],
+) {
     let (_, h, w) = map_dims(input_shape);
     let (_, oh, ow) = map_dims(output_shape);
     let (k, s) = (spec.kernel, spec.stride());
@@ -269,7 +310,13 @@ mod tests {
     }
 
     /// The textbook loop nest over OIHW weights.
-    fn naive_conv(spec: &Conv2dSpec, (c, h, w): (usize, usize, usize), weights: &[f32], bias: &[f32], input: &[f32]) -> Vec<f32> {
+    fn naive_conv(
+        spec: &Conv2dSpec,
+        (c, h, w): (usize, usize, usize),
+        weights: &[f32],
+        bias: &[f32],
+        input: &[f32],
+    ) -> Vec<f32> {
         let (k, s, p) = (spec.kernel, spec.stride, spec.padding);
         let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
         let mut out = vec![0.0; spec.out_channels * oh * ow];
@@ -280,9 +327,13 @@ mod tests {
                     for i in 0..c {
                         for ky in 0..k {
                             for kx in 0..k {
-                                let (y, x) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
+                                let (y, x) = (
+                                    (oy * s + ky) as isize - p as isize,
+                                    (ox * s + kx) as isize - p as isize,
+                                );
                                 if (0..h as isize).contains(&y) && (0..w as isize).contains(&x) {
-                                    acc += weights[((o * c + i) * k + ky) * k + kx] * input[(i * h + y as usize) * w + x as usize];
+                                    acc += weights[((o * c + i) * k + ky) * k + kx]
+                                        * input[(i * h + y as usize) * w + x as usize];
                                 }
                             }
                         }
@@ -301,8 +352,19 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
         };
-        for (c, o, k, s, p, h, w) in [(1, 8, 3, 1, 1, 6, 5), (3, 5, 5, 2, 2, 9, 7), (2, 17, 1, 1, 0, 4, 4), (4, 3, 3, 2, 0, 7, 8)] {
-            let spec = Conv2dSpec { in_channels: c, out_channels: o, kernel: k, stride: s, padding: p };
+        for (c, o, k, s, p, h, w) in [
+            (1, 8, 3, 1, 1, 6, 5),
+            (3, 5, 5, 2, 2, 9, 7),
+            (2, 17, 1, 1, 0, 4, 4),
+            (4, 3, 3, 2, 0, 7, 8),
+        ] {
+            let spec = Conv2dSpec {
+                in_channels: c,
+                out_channels: o,
+                kernel: k,
+                stride: s,
+                padding: p,
+            };
             let weights: Vec<f32> = (0..o * c * k * k).map(|_| next()).collect();
             let bias: Vec<f32> = (0..o).map(|_| next()).collect();
             let input: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
@@ -310,7 +372,16 @@ mod tests {
             let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
             let (packed, padded_bias) = pack_conv(&spec, &weights, &bias);
             let mut out = vec![0.0; expected.len()];
-            conv2d(&spec, Shape::Map { c, h, w }, Shape::Map { c: o, h: oh, w: ow }, &packed, &padded_bias, &input, &mut out, &mut Vec::new());
+            conv2d(
+                &spec,
+                Shape::Map { c, h, w },
+                Shape::Map { c: o, h: oh, w: ow },
+                &packed,
+                &padded_bias,
+                &input,
+                &mut out,
+                &mut Vec::new(),
+            );
             for (a, b) in out.iter().zip(&expected) {
                 assert!((a - b).abs() < 1e-5, "{c} {o} {k} {s} {p}: {a} vs {b}");
             }
@@ -319,10 +390,22 @@ mod tests {
 
     #[test]
     fn max_pool_by_hand() {
-        let input: Vec<f32> = [1, 5, 2, 0, -1, 3, 7, 4, 6, 0, 0, 9].iter().map(|&v| v as f32).collect();
+        let input: Vec<f32> = [1, 5, 2, 0, -1, 3, 7, 4, 6, 0, 0, 9]
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
         let mut out = [0.0; 2];
-        let spec = PoolSpec { kernel: 2, stride: None };
-        max_pool(&spec, Shape::Map { c: 1, h: 3, w: 4 }, Shape::Map { c: 1, h: 1, w: 2 }, &input, &mut out);
+        let spec = PoolSpec {
+            kernel: 2,
+            stride: None,
+        };
+        max_pool(
+            &spec,
+            Shape::Map { c: 1, h: 3, w: 4 },
+            Shape::Map { c: 1, h: 1, w: 2 },
+            &input,
+            &mut out,
+        );
         assert_eq!(out, [5.0, 7.0]);
     }
 }

@@ -40,15 +40,22 @@ pub struct Quantized {
 /// Quantizes the float checkpoint at `checkpoint_path` with `config`'s architecture and
 /// settings. Calibration uses the first `calibration_images` of the training split; the
 /// report's figures come from the validation split. The test set is not touched.
-pub fn quantize_checkpoint(config: &Config, checkpoint_path: &Path, data: &FashionMnist) -> Result<Quantized, QuantizeError> {
+pub fn quantize_checkpoint(
+    config: &Config,
+    checkpoint_path: &Path,
+    data: &FashionMnist,
+) -> Result<Quantized, QuantizeError> {
     let mut seconds = Timings::default();
     let clock = Instant::now();
     let architecture = config.architecture();
     let checkpoint = Checkpoint::read_checked(checkpoint_path, &architecture)?;
-    let checkpoint_sha256 = sha256_hex(&std::fs::read(checkpoint_path).map_err(|source| CheckpointError::Io {
-        path: checkpoint_path.to_owned(),
-        source,
-    })?);
+    let checkpoint_sha256 =
+        sha256_hex(
+            &std::fs::read(checkpoint_path).map_err(|source| CheckpointError::Io {
+                path: checkpoint_path.to_owned(),
+                source,
+            })?,
+        );
     let float_model = FloatModel::new(&architecture, &checkpoint);
     seconds.read_checkpoint = clock.elapsed().as_secs_f64();
 
@@ -93,7 +100,8 @@ pub fn quantize_checkpoint(config: &Config, checkpoint_path: &Path, data: &Fashi
         checkpoint_sha256,
         calibration: CalibrationReport {
             method: settings.method,
-            percentile: (settings.method == CalibrationMethod::Percentile).then_some(settings.percentile),
+            percentile: (settings.method == CalibrationMethod::Percentile)
+                .then_some(settings.percentile),
             images: calibration_images.len(),
             outputs: calibration,
         },

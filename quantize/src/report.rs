@@ -66,10 +66,23 @@ impl Report {
         let mut s = String::new();
         let v = &self.validation;
         let c = &self.calibration;
-        let _ = writeln!(s, "model       {} <- {}", self.model, self.checkpoint.display());
+        let _ = writeln!(
+            s,
+            "model       {} <- {}",
+            self.model,
+            self.checkpoint.display()
+        );
         let percentile = c.percentile.map(|p| format!(" {p}%")).unwrap_or_default();
-        let _ = writeln!(s, "calibration {:?}{percentile} on {} training images", c.method, c.images);
-        let _ = writeln!(s, "validation  {} images        accuracy   macro-F1", v.samples);
+        let _ = writeln!(
+            s,
+            "calibration {:?}{percentile} on {} training images",
+            c.method, c.images
+        );
+        let _ = writeln!(
+            s,
+            "validation  {} images        accuracy   macro-F1",
+            v.samples
+        );
         for (name, scores) in [("float", v.float), ("int8", v.int8)] {
             let _ = writeln!(
                 s,
@@ -78,25 +91,50 @@ impl Report {
                 100.0 * scores.f1_macro
             );
         }
-        let _ = writeln!(s, "            agreement          {:>7.2}%", 100.0 * v.agreement);
-        let _ = writeln!(s, "layers      kind                    steps          in scale/zp        out scale/zp    weight scales");
+        let _ = writeln!(
+            s,
+            "            agreement          {:>7.2}%",
+            100.0 * v.agreement
+        );
+        let _ = writeln!(
+            s,
+            "layers      kind                    steps          in scale/zp        out scale/zp    weight scales"
+        );
         for l in &self.layers {
-            let steps = l.steps.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+            let steps = l
+                .steps
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
             let weights = if l.weight_scales.is_empty() {
                 String::from("-")
             } else {
-                let min = l.weight_scales.iter().copied().fold(f32::INFINITY, f32::min);
+                let min = l
+                    .weight_scales
+                    .iter()
+                    .copied()
+                    .fold(f32::INFINITY, f32::min);
                 let max = l.weight_scales.iter().copied().fold(0.0, f32::max);
                 format!("{min:.3e}..{max:.3e}")
             };
             let _ = writeln!(
                 s,
                 "            {:<23} {:<14} {:.3e}/{:<5} {:.3e}/{:<5} {weights}",
-                l.kind, steps, l.input.scale, l.input.zero_point, l.output.scale, l.output.zero_point
+                l.kind,
+                steps,
+                l.input.scale,
+                l.input.zero_point,
+                l.output.scale,
+                l.output.zero_point
             );
         }
         let b = &self.blob;
-        let _ = writeln!(s, "blob        {} bytes, arena {} bytes, {} MACs", b.bytes, b.arena_bytes, b.macs);
+        let _ = writeln!(
+            s,
+            "blob        {} bytes, arena {} bytes, {} MACs",
+            b.bytes, b.arena_bytes, b.macs
+        );
         let _ = writeln!(s, "            sha256 {}", b.sha256);
         let t = &self.seconds;
         let _ = write!(

@@ -48,7 +48,9 @@ pub struct Multiplier {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
-#[error("rescaling factor {0} cannot be represented (it must be finite, non-negative and below 2^30)")]
+#[error(
+    "rescaling factor {0} cannot be represented (it must be finite, non-negative and below 2^30)"
+)]
 pub struct MultiplierError(pub f64);
 
 /// TFLite's `QuantizeMultiplier`: `real = multiplier · 2^shift / 2^31` with the mantissa rounded
@@ -59,7 +61,10 @@ pub fn quantize_multiplier(real: f64) -> Result<Multiplier, MultiplierError> {
         return Err(MultiplierError(real));
     }
     if real == 0.0 {
-        return Ok(Multiplier { multiplier: 0, shift: 0 });
+        return Ok(Multiplier {
+            multiplier: 0,
+            shift: 0,
+        });
     }
     // frexp: real = fraction · 2^exponent with fraction in [0.5, 1).
     let mut exponent = real.log2().floor() as i32 + 1;
@@ -77,7 +82,10 @@ pub fn quantize_multiplier(real: f64) -> Result<Multiplier, MultiplierError> {
         exponent += 1;
     }
     if exponent < -31 {
-        return Ok(Multiplier { multiplier: 0, shift: 0 });
+        return Ok(Multiplier {
+            multiplier: 0,
+            shift: 0,
+        });
     }
     if exponent > 30 {
         return Err(MultiplierError(real));
@@ -98,14 +106,41 @@ mod tests {
 
     #[test]
     fn multiplier_hand_cases() {
-        assert_eq!(quantize_multiplier(0.5).unwrap(), Multiplier { multiplier: 1 << 30, shift: 0 });
-        assert_eq!(quantize_multiplier(1.0).unwrap(), Multiplier { multiplier: 1 << 30, shift: 1 });
-        assert_eq!(quantize_multiplier(0.75).unwrap(), Multiplier { multiplier: 3 << 29, shift: 0 });
-        assert_eq!(quantize_multiplier(0.0).unwrap(), Multiplier { multiplier: 0, shift: 0 });
+        assert_eq!(
+            quantize_multiplier(0.5).unwrap(),
+            Multiplier {
+                multiplier: 1 << 30,
+                shift: 0
+            }
+        );
+        assert_eq!(
+            quantize_multiplier(1.0).unwrap(),
+            Multiplier {
+                multiplier: 1 << 30,
+                shift: 1
+            }
+        );
+        assert_eq!(
+            quantize_multiplier(0.75).unwrap(),
+            Multiplier {
+                multiplier: 3 << 29,
+                shift: 0
+            }
+        );
+        assert_eq!(
+            quantize_multiplier(0.0).unwrap(),
+            Multiplier {
+                multiplier: 0,
+                shift: 0
+            }
+        );
         // Just below 1: the mantissa rounds up to 2^31 and is renormalized.
         assert_eq!(
             quantize_multiplier(1.0 - 1e-12).unwrap(),
-            Multiplier { multiplier: 1 << 30, shift: 1 }
+            Multiplier {
+                multiplier: 1 << 30,
+                shift: 1
+            }
         );
         // Too small for any shift: zero.
         assert_eq!(quantize_multiplier(1e-12).unwrap().multiplier, 0);
@@ -121,7 +156,11 @@ mod tests {
             let m = quantize_multiplier(x).unwrap();
             assert!((1 << 30..=i32::MAX).contains(&m.multiplier), "{x}: {m:?}");
             assert!((-31..=30).contains(&m.shift));
-            assert!((real(m) - x).abs() <= x * 2f64.powi(-30), "{x}: {}", real(m));
+            assert!(
+                (real(m) - x).abs() <= x * 2f64.powi(-30),
+                "{x}: {}",
+                real(m)
+            );
             x *= 1.37;
         }
     }

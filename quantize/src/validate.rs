@@ -1,8 +1,8 @@
 //! Running a set of images through the float reference and through the int8 engine, and
 //! scoring both; used for the report's validation figures.
 
-use qcnn_core::Model;
 use qcnn_core::InferError;
+use qcnn_core::Model;
 use qcnn_dataset::metrics::{Confusion, argmax};
 use qcnn_dataset::{CLASSES, LabeledImages};
 use rayon::prelude::*;
@@ -14,7 +14,11 @@ pub fn int8_logits(model: &Model, images: &[&[u8]]) -> Result<Vec<Vec<i8>>, Infe
         .par_iter()
         .map_init(
             || vec![0u8; model.arena_len()],
-            |arena, image| model.infer(image, arena).map(|logits| logits.as_slice().to_vec()),
+            |arena, image| {
+                model
+                    .infer(image, arena)
+                    .map(|logits| logits.as_slice().to_vec())
+            },
         )
         .collect()
 }
@@ -47,6 +51,10 @@ pub fn scores(confusion: &Confusion) -> Scores {
 
 /// The fraction of images on which both give the same class.
 pub fn agreement(float: &[Vec<f32>], int8: &[Vec<i8>]) -> f64 {
-    let same = float.iter().zip(int8).filter(|(f, q)| argmax(f) == argmax(q)).count();
+    let same = float
+        .iter()
+        .zip(int8)
+        .filter(|(f, q)| argmax(f) == argmax(q))
+        .count();
     same as f64 / float.len().max(1) as f64
 }

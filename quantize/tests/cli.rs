@@ -10,7 +10,9 @@ use common::*;
 use qcnn_quantize::checkpoint::Tensor;
 
 /// Runs the CLI on a checkpoint holding `tensors` and returns (exit code, stderr, files left).
-fn run_with(tensors: &std::collections::BTreeMap<String, Tensor>) -> (Option<i32>, String, Vec<String>) {
+fn run_with(
+    tensors: &std::collections::BTreeMap<String, Tensor>,
+) -> (Option<i32>, String, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("bad.safetensors");
     write_safetensors(&checkpoint, tensors);
@@ -51,7 +53,13 @@ fn missing_key() {
 #[test]
 fn unexpected_key() {
     let mut t = random_init_tensors();
-    t.insert("layers.12.weight".into(), Tensor { shape: vec![3, 4], data: vec![0.5; 12] });
+    t.insert(
+        "layers.12.weight".into(),
+        Tensor {
+            shape: vec![3, 4],
+            data: vec![0.5; 12],
+        },
+    );
     assert_fails_naming(&t, &["unexpected key layers.12.weight", "[3, 4]"]);
 }
 
@@ -60,14 +68,20 @@ fn wrong_shape() {
     let mut t = random_init_tensors();
     let w = t.get_mut("layers.2.weight").unwrap();
     w.shape = vec![16, 8, 9];
-    assert_fails_naming(&t, &["layers.2.weight has shape [16, 8, 9], expected [16, 8, 3, 3]"]);
+    assert_fails_naming(
+        &t,
+        &["layers.2.weight has shape [16, 8, 9], expected [16, 8, 3, 3]"],
+    );
 }
 
 #[test]
 fn nan_weight() {
     let mut t = random_init_tensors();
     t.get_mut("layers.10.weight").unwrap().data[17] = f32::NAN;
-    assert_fails_naming(&t, &["layers.10.weight (shape [10, 256]) holds NaN at flat index 17"]);
+    assert_fails_naming(
+        &t,
+        &["layers.10.weight (shape [10, 256]) holds NaN at flat index 17"],
+    );
 }
 
 #[test]
@@ -110,7 +124,10 @@ fn a_wrong_data_dir_is_named() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&dir.path().display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&dir.path().display().to_string()),
+        "{stderr}"
+    );
     assert!(listing(dir.path()).is_empty());
 }
 
@@ -131,21 +148,39 @@ fn the_pth_fixture_quantizes_and_the_report_is_complete() {
         Path::new("/usr/share/datasets/fashion-mnist").as_os_str(),
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("int8") && stdout.contains("arena"), "{stdout}");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("int8") && stdout.contains("arena"),
+        "{stdout}"
+    );
     assert_eq!(listing(dir.path()), ["random.qcnn", "report.json"]);
 
     let blob = std::fs::read(&blob_path).unwrap();
     let model = qcnn_core::Model::from_bytes(&blob).unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(report["blob"]["bytes"], blob.len());
     assert_eq!(report["blob"]["arena_bytes"], model.arena_len());
-    assert_eq!(report["blob"]["sha256"], qcnn_dataset::checksum::sha256_hex(&blob));
+    assert_eq!(
+        report["blob"]["sha256"],
+        qcnn_dataset::checksum::sha256_hex(&blob)
+    );
     assert_eq!(report["validation"]["samples"], 10_000);
     assert_eq!(report["calibration"]["images"], 1_000);
     assert_eq!(report["layers"].as_array().unwrap().len(), 5);
     assert_eq!(report["layers"][0]["input"]["zero_point"], -128);
-    assert_eq!(report["layers"][0]["weight_scales"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        report["layers"][0]["weight_scales"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
     // An untrained model is near chance on the validation split.
     let float_accuracy = report["validation"]["float"]["accuracy"].as_f64().unwrap();
     assert!(float_accuracy < 0.2, "{float_accuracy}");

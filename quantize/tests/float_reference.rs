@@ -18,9 +18,11 @@ fn check_against_golden(checkpoint: &Path, golden_name: &str) {
     let model = FloatModel::new(&architecture, &checkpoint);
     let data = FashionMnist::load(&config.data.dirs).unwrap();
 
-    let golden: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("../shared/fixtures/torch/golden_logits.json")).unwrap())
-            .unwrap();
+    let golden: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("../shared/fixtures/torch/golden_logits.json"))
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(golden["first_test_index"], 0);
     let expected = golden["models"][golden_name]["logits"].as_array().unwrap();
     assert_eq!(expected.len(), 64);
@@ -46,11 +48,17 @@ fn check_against_golden(checkpoint: &Path, golden_name: &str) {
 
 #[test]
 fn random_init_matches_pytorch() {
-    check_against_golden(&repo().join("../shared/fixtures/torch/random_init.pth"), "random_init");
+    check_against_golden(
+        &repo().join("../shared/fixtures/torch/random_init.pth"),
+        "random_init",
+    );
 }
 
 #[test]
 fn release_checkpoint_matches_pytorch() {
     let config = Config::load(&repo().join("config.yaml")).unwrap();
-    check_against_golden(&config.checkpoint.path, "CNNModel_FashionMNIST_best_metric_model");
+    check_against_golden(
+        &config.checkpoint.path,
+        "CNNModel_FashionMNIST_best_metric_model",
+    );
 }

@@ -24,13 +24,23 @@ fn same_inputs_give_a_byte_identical_blob_and_the_test_set_is_never_read() {
     let second = quantize_checkpoint(&config, &config.checkpoint.path, &data).unwrap();
     assert!(first.blob == second.blob, "blobs differ");
     assert_eq!(first.report.blob.sha256, second.report.blob.sha256);
-    assert_eq!(first.report.validation.samples, config.data.split.validation);
-    assert_eq!(first.report.calibration.images, config.quantize.calibration_images);
+    assert_eq!(
+        first.report.validation.samples,
+        config.data.split.validation
+    );
+    assert_eq!(
+        first.report.calibration.images,
+        config.quantize.calibration_images
+    );
 
     // The same tensors in the other file format give the same blob too.
     let pth = quantize_checkpoint(&config, &fixture("random_init.pth"), &data).unwrap();
-    let safetensors = quantize_checkpoint(&config, &fixture("random_init.safetensors"), &data).unwrap();
-    assert!(pth.blob == safetensors.blob, "pth and safetensors blobs differ");
+    let safetensors =
+        quantize_checkpoint(&config, &fixture("random_init.safetensors"), &data).unwrap();
+    assert!(
+        pth.blob == safetensors.blob,
+        "pth and safetensors blobs differ"
+    );
     assert!(pth.blob != first.blob);
 }
 
@@ -39,9 +49,15 @@ fn release_checkpoint_int8_is_within_0_2_points_of_float_on_the_test_set() {
     let (config, data) = setup();
     let quantized = quantize_checkpoint(&config, &config.checkpoint.path, &data).unwrap();
     let images = validate::images(&data.test);
-    let float = validate::confusion(&quantized.float_model.forward_all(&images), data.test.labels());
+    let float = validate::confusion(
+        &quantized.float_model.forward_all(&images),
+        data.test.labels(),
+    );
     let model = qcnn_core::Model::from_bytes(&quantized.blob).unwrap();
-    let int8 = validate::confusion(&validate::int8_logits(&model, &images).unwrap(), data.test.labels());
+    let int8 = validate::confusion(
+        &validate::int8_logits(&model, &images).unwrap(),
+        data.test.labels(),
+    );
     eprintln!(
         "test set: float {:.4} / F1 {:.4}, int8 {:.4} / F1 {:.4}",
         float.accuracy(),
@@ -52,6 +68,14 @@ fn release_checkpoint_int8_is_within_0_2_points_of_float_on_the_test_set() {
     // PyTorch's figures (../shared/fixtures/torch/reference_metrics.json).
     assert_eq!(float.correct(), 9322);
     assert!((float.f1_macro() - 0.932074690835438).abs() < 1e-4);
-    assert!(int8.accuracy() >= float.accuracy() - 0.002, "int8 accuracy {}", int8.accuracy());
-    assert!(int8.f1_macro() >= float.f1_macro() - 0.002, "int8 F1 {}", int8.f1_macro());
+    assert!(
+        int8.accuracy() >= float.accuracy() - 0.002,
+        "int8 accuracy {}",
+        int8.accuracy()
+    );
+    assert!(
+        int8.f1_macro() >= float.f1_macro() - 0.002,
+        "int8 F1 {}",
+        int8.f1_macro()
+    );
 }

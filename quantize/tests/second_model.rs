@@ -36,9 +36,16 @@ fn config_text() -> String {
     let start = repo_text.find("  layers:\n").unwrap();
     let end = repo_text.find("\ncheckpoint:").unwrap();
     let data_dir = repo().join("data/FashionMNIST/raw");
-    format!("{}  layers:{LAYERS}\n{}", &repo_text[..start], &repo_text[end..])
-        .replace("name: CNNModel_FashionMNIST", "name: SecondCNN")
-        .replace("- data/FashionMNIST/raw", &format!("- {}", data_dir.display()))
+    format!(
+        "{}  layers:{LAYERS}\n{}",
+        &repo_text[..start],
+        &repo_text[end..]
+    )
+    .replace("name: CNNModel_FashionMNIST", "name: SecondCNN")
+    .replace(
+        "- data/FashionMNIST/raw",
+        &format!("- {}", data_dir.display()),
+    )
 }
 
 /// PyTorch's default init, uniform in ±1/sqrt(fan_in), from a fixed SplitMix64 stream.
@@ -59,7 +66,13 @@ fn random_checkpoint(config: &Config) -> BTreeMap<String, Tensor> {
         for p in pair {
             let n = p.shape.iter().product();
             let data = (0..n).map(|_| uniform() * bound).collect();
-            tensors.insert(p.key.clone(), Tensor { shape: p.shape.clone(), data });
+            tensors.insert(
+                p.key.clone(),
+                Tensor {
+                    shape: p.shape.clone(),
+                    data,
+                },
+            );
         }
     }
     tensors
@@ -83,15 +96,25 @@ fn second_model_quantizes_and_runs_in_the_engine() {
         config_path.as_os_str(),
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("SecondCNN"), "{stdout}");
-    assert!(stdout.contains("conv2d+relu+maxpool2d") && stdout.contains("\n            maxpool2d "), "{stdout}");
+    assert!(
+        stdout.contains("conv2d+relu+maxpool2d") && stdout.contains("\n            maxpool2d "),
+        "{stdout}"
+    );
 
     let blob = std::fs::read(&blob_path).unwrap();
     let model = qcnn_core::Model::from_bytes(&blob).unwrap();
     assert_eq!(model.layers().len(), 8);
     let architecture = config.architecture();
-    let float = FloatModel::new(&architecture, &Checkpoint::read_checked(&checkpoint_path, &architecture).unwrap());
+    let float = FloatModel::new(
+        &architecture,
+        &Checkpoint::read_checked(&checkpoint_path, &architecture).unwrap(),
+    );
 
     let data = FashionMnist::load(&config.data.dirs).unwrap();
     let mut arena = vec![0u8; model.arena_len()];

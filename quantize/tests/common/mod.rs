@@ -23,14 +23,21 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
-        .map(|(name, t)| (name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
+        .map(|(name, t)| {
+            (
+                name.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
         .iter()
         .map(|(name, data, shape)| {
             (
                 name.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .unwrap(),
             )
         })
         .collect();
@@ -38,7 +45,9 @@ pub fn write_safetensors(path: &Path, tensors: &BTreeMap<String, Tensor>) {
 }
 
 pub fn random_init_tensors() -> BTreeMap<String, Tensor> {
-    Checkpoint::read(&fixture("random_init.safetensors")).unwrap().tensors
+    Checkpoint::read(&fixture("random_init.safetensors"))
+        .unwrap()
+        .tensors
 }
 
 /// Runs the real `qcnn-quantize` binary.
