@@ -4,8 +4,9 @@
 #               -icount shift=0: exits 0, prints exactly `qcnn predict`'s lines, measures
 #               itself; the seed model's arena must be <= 9,408 bytes;
 #   panic-never the check binary links only if no panic is reachable from Model::from_bytes
-#               or infer; its flash without the blob and images (the runtime: startup, loader,
-#               kernels) must be <= 16 KiB;
+#               or infer, and runs;
+#   runtime-size that binary's flash without the blob and images (the runtime alone: startup,
+#               vector table, loader, kernels) must be <= 16 KiB;
 #   dsp         (when src/bin/dsp_check.rs exists) the DSP kernel against the portable one;
 #   m0          the Cortex-M0+ (thumbv6m) build with the small model of m0-config.yaml: its
 #               ELF must fit 256 KiB of flash, and on qemu's micro:bit it must print exactly
@@ -113,6 +114,12 @@ part_panic_never() {
     fi
     echo "panic_check links: no panic is reachable from Model::from_bytes or infer"
     run_qemu mps2-an386 "$elf" "$work/panic_check.out"
+}
+
+part_runtime_size() {
+    local elf
+    elf="$(build_firmware thumbv7em-none-eabihf panic_check "$m4_blob")"
+    "$llvm_size" -A "$elf" | awk '$1 ~ /^\.(vector_table|text|rodata)$/'
     local runtime=$(($(flash_bytes "$elf") - $(stat -c %s "$m4_blob") - images * 784))
     check_at_most runtime_code_bytes "$runtime" "$runtime_code_limit"
 }
@@ -138,7 +145,7 @@ part_m0() {
     grep '^# ' "$work/m0.out"
 }
 
-all_parts=(m4 panic-never dsp m0)
+all_parts=(m4 panic-never runtime-size dsp m0)
 parts=("$@")
 [[ ${#parts[@]} -gt 0 ]] || parts=("${all_parts[@]}")
 for part in "${parts[@]}"; do

@@ -39,7 +39,7 @@ for target in "${targets[@]}"; do
         >"$log" 2>&1
     code=$?
     set -e
-    executions=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
+    executions=$(grep -a -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
     crashes=$(( $(ls "artifacts/$target" | wc -l) - before ))
     line="$target: executions=$executions crashes=$crashes seconds=$seconds exit=$code"
     if [ "$crashes" -gt 0 ] || [ "$code" -ne 0 ]; then

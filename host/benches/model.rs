@@ -31,7 +31,8 @@ fn model(c: &mut Criterion) {
     };
     let model = Model::from_bytes(&blob).expect("a valid model blob");
     let config = Config::load(&root.join("config.yaml")).expect("config.yaml");
-    let dataset = FashionMnist::load(&config.data.search_dirs(None)).expect("the FashionMNIST files");
+    let dataset =
+        FashionMnist::load(&config.data.search_dirs(None)).expect("the FashionMNIST files");
     let images: Vec<&[u8]> = (0..IMAGES).map(|i| dataset.test.image(i)).collect();
     let mut arena = vec![0_u8; model.arena_len()];
 
@@ -40,7 +41,12 @@ fn model(c: &mut Criterion) {
     group.bench_function("qcnn int8 batch 1", |b| {
         b.iter(|| {
             for image in &images {
-                black_box(model.infer(black_box(image), &mut arena).expect("inference")).argmax();
+                black_box(
+                    model
+                        .infer(black_box(image), &mut arena)
+                        .expect("inference"),
+                )
+                .argmax();
             }
         })
     });

@@ -63,11 +63,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
-    let config = Config::load(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
+    let config =
+        Config::load(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
     let dataset = FashionMnist::load(&config.data.search_dirs(None))?;
     let test = &dataset.test;
-    let blob = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let model = Model::from_bytes(&blob).with_context(|| format!("loading {}", args.model.display()))?;
+    let blob =
+        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let model =
+        Model::from_bytes(&blob).with_context(|| format!("loading {}", args.model.display()))?;
     let tract = TractFloat::load(&args.onnx)?;
     let images_gz = dataset.dir.join("t10k-images-idx3-ubyte.gz");
 
@@ -126,7 +129,11 @@ impl TractFloat {
     fn images_per_s(&self, images: &LabeledImages) -> Result<f64> {
         let inputs: Vec<Tensor> = (0..images.len())
             .map(|i| {
-                let pixels: Vec<f32> = images.image(i).iter().map(|&p| f32::from(p) / 255.0).collect();
+                let pixels: Vec<f32> = images
+                    .image(i)
+                    .iter()
+                    .map(|&p| f32::from(p) / 255.0)
+                    .collect();
                 Tensor::from_shape(&[1, 1, 28, 28], &pixels)
             })
             .collect::<TractResult<_>>()
@@ -186,7 +193,10 @@ fn table(rows: &[Row]) -> Result<String> {
             .with_context(|| format!("no figure for {engine} batch {batch} threads {threads}"))
     };
     let baseline = find("onnxruntime int8", 1, 1)?;
-    ensure!(baseline > 0.0, "onnxruntime int8 batch 1 measured 0 images/s");
+    ensure!(
+        baseline > 0.0,
+        "onnxruntime int8 batch 1 measured 0 images/s"
+    );
     let mut out = format!("machine: {}\n\n", machine());
     out += &format!(
         "{:<22} {:>5} {:>7} {:>10} {:>22}\n",
@@ -216,6 +226,9 @@ fn machine() -> String {
         .lines()
         .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
         .map_or("unknown CPU", |(_, name)| name.trim());
-    let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     format!("{model}, {cpus} logical CPUs, {}", std::env::consts::ARCH)
 }

@@ -119,7 +119,8 @@ mod tests {
 
     #[test]
     fn model_and_model_id_exclude_each_other() {
-        let parsed = Cli::try_parse_from(["qcnn", "evaluate", "--model", "m.qcnn", "--model-id", "1"]);
+        let parsed =
+            Cli::try_parse_from(["qcnn", "evaluate", "--model", "m.qcnn", "--model-id", "1"]);
         assert!(parsed.is_err());
         let parsed = Cli::try_parse_from(["qcnn", "evaluate", "--threads", "0"]);
         assert!(parsed.is_err(), "zero threads is rejected while parsing");

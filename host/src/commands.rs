@@ -44,7 +44,10 @@ pub fn open_db(cli: &Cli, config: &Config) -> Result<Db> {
     let env_url = std::env::var(&config.database.url_env)
         .ok()
         .filter(|url| !url.is_empty());
-    let target = Target::resolve(cli.database_url.clone().or(env_url), &config.database.sqlite_path)?;
+    let target = Target::resolve(
+        cli.database_url.clone().or(env_url),
+        &config.database.sqlite_path,
+    )?;
     Ok(Db::open(&target, &path_text(&config.checkpoint.path)?)?)
 }
 

@@ -54,7 +54,8 @@ impl Gate {
         Gate {
             min_accuracy: thresholds.min_accuracy,
             min_f1_macro: thresholds.min_f1_macro,
-            passed: int8.accuracy >= thresholds.min_accuracy && int8.f1_macro >= thresholds.min_f1_macro,
+            passed: int8.accuracy >= thresholds.min_accuracy
+                && int8.f1_macro >= thresholds.min_f1_macro,
         }
     }
 }
@@ -64,10 +65,13 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
     let (model_path, model_id) = choose_model(&mut db, args)?;
     let dataset = FashionMnist::load(&config.data.search_dirs(args.data_dir.as_deref()))?;
     let LoadedModel { blob, float } = model_file::load(&model_path, config, &dataset)?;
-    let model = Model::from_bytes(&blob).with_context(|| format!("loading model {}", model_path.display()))?;
+    let model = Model::from_bytes(&blob)
+        .with_context(|| format!("loading model {}", model_path.display()))?;
 
     let test = &dataset.test;
-    let samples = args.limit.map_or(test.len(), |limit| limit.get().min(test.len()));
+    let samples = args
+        .limit
+        .map_or(test.len(), |limit| limit.get().min(test.len()));
     let threads = args
         .threads
         .or_else(|| std::thread::available_parallelism().ok())
@@ -86,8 +90,13 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
             for (i, logits) in float_logits.iter().enumerate() {
                 tally.add(logits, usize::from(test.label(i)));
             }
-            let int8_rows: Vec<Vec<i8>> = (0..samples).map(|i| int8_logits.image(i).to_vec()).collect();
-            (Some(tally.scores()), Some(validate::agreement(&float_logits, &int8_rows)))
+            let int8_rows: Vec<Vec<i8>> = (0..samples)
+                .map(|i| int8_logits.image(i).to_vec())
+                .collect();
+            (
+                Some(tally.scores()),
+                Some(validate::agreement(&float_logits, &int8_rows)),
+            )
         }
         None => (None, None),
     };

@@ -28,7 +28,8 @@ pub fn is_checkpoint(path: &Path) -> bool {
 /// Reads `path`; a checkpoint is quantized, calibrating on `dataset`'s training split.
 pub fn load(path: &Path, config: &Config, dataset: &FashionMnist) -> Result<LoadedModel> {
     if !is_checkpoint(path) {
-        let blob = std::fs::read(path).with_context(|| format!("reading model file {}", path.display()))?;
+        let blob = std::fs::read(path)
+            .with_context(|| format!("reading model file {}", path.display()))?;
         return Ok(LoadedModel { blob, float: None });
     }
     let quantized = qcnn_quantize::pipeline::quantize_checkpoint(config, path, dataset)
@@ -41,6 +42,7 @@ pub fn load(path: &Path, config: &Config, dataset: &FashionMnist) -> Result<Load
 
 /// The SHA-256 of a file, which must be readable (checked before it is put on record).
 pub fn sha256_of_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading model file {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading model file {}", path.display()))?;
     Ok(sha256_hex(&bytes))
 }

@@ -25,7 +25,12 @@ pub fn run(args: &PredictArgs, config: &Config) -> Result<()> {
     for i in 0..count {
         let values = logits.image(i);
         let text: Vec<String> = values.iter().map(i8::to_string).collect();
-        writeln!(out, "img {i} pred {} logits {}", argmax(values), text.join(" "))?;
+        writeln!(
+            out,
+            "img {i} pred {} logits {}",
+            argmax(values),
+            text.join(" ")
+        )?;
     }
     out.flush()?;
     Ok(())

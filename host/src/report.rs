@@ -17,11 +17,19 @@ pub fn evaluation(e: &Evaluation) -> String {
         "samples    {}   threads {}   int8 engine {:.0} images/s\n",
         e.samples, e.threads, e.images_per_s
     );
-    let _ = writeln!(out, "{:<10} {:>8} {:>9} {:>9}", "", "loss", "accuracy", "macro-F1");
+    let _ = writeln!(
+        out,
+        "{:<10} {:>8} {:>9} {:>9}",
+        "", "loss", "accuracy", "macro-F1"
+    );
     let mut variants = vec![("int8", &e.int8)];
     variants.extend(e.float.as_ref().map(|f| ("float", f)));
     for (name, s) in &variants {
-        let _ = writeln!(out, "{name:<10} {:>8.4} {:>9.4} {:>9.4}", s.loss, s.accuracy, s.f1_macro);
+        let _ = writeln!(
+            out,
+            "{name:<10} {:>8.4} {:>9.4} {:>9.4}",
+            s.loss, s.accuracy, s.f1_macro
+        );
     }
     if let Some(agreement) = e.agreement {
         let _ = writeln!(out, "float/int8 agreement {agreement:.4}");
@@ -84,7 +92,11 @@ pub fn gate_failure(e: &Evaluation) -> String {
             e.int8.f1_macro, e.gate.min_f1_macro
         ));
     }
-    format!("gate failed: {} (result {} recorded)", missed.join("; "), e.result_id)
+    format!(
+        "gate failed: {} (result {} recorded)",
+        missed.join("; "),
+        e.result_id
+    )
 }
 
 pub fn results_table(rows: &[ResultRow]) -> String {
@@ -92,7 +104,16 @@ pub fn results_table(rows: &[ResultRow]) -> String {
     let _ = writeln!(
         out,
         "{:>5} {:<26} {:>7} {:>3} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8}  model",
-        "id", "created (UTC)", "samples", "thr", "images/s", "loss", "accuracy", "macro-F1", "float acc", "agree"
+        "id",
+        "created (UTC)",
+        "samples",
+        "thr",
+        "images/s",
+        "loss",
+        "accuracy",
+        "macro-F1",
+        "fl. acc",
+        "agree"
     );
     let optional = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
     for r in rows {

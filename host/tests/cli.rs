@@ -28,8 +28,15 @@ fn embedded_sqlite_is_created_and_seeded_on_first_run() {
 fn unreachable_server_is_named_without_its_password() {
     let env = TestEnv::new();
     let secret = "Unreach4ble-pw";
-    let url = format!("postgres://qcnn:{secret}@127.0.0.1:{}/qcnn", postgres::free_port());
-    for args in [&["db", "init"][..], &["results"], &["evaluate", "--limit", "1"]] {
+    let url = format!(
+        "postgres://qcnn:{secret}@127.0.0.1:{}/qcnn",
+        postgres::free_port()
+    );
+    for args in [
+        &["db", "init"][..],
+        &["results"],
+        &["evaluate", "--limit", "1"],
+    ] {
         let run = env.run(&[&["--database-url", &url][..], args].concat());
         run.assert_clean_failure("connecting to PostgreSQL at postgres://qcnn:***@127.0.0.1:");
         assert!(run.stderr.contains("Connection refused"), "{}", run.stderr);
@@ -65,9 +72,17 @@ fn database_url_comes_from_the_configured_environment_variable() {
             .unwrap(),
     );
     run.assert_success();
-    assert!(run.stdout.contains("schema ready in postgres://qcnn_tester:***@127.0.0.1:"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("schema ready in postgres://qcnn_tester:***@127.0.0.1:"),
+        "{}",
+        run.stdout
+    );
     assert!(!run.stdout.contains(postgres::PASSWORD));
-    assert!(!env.path("qcnn.sqlite").exists(), "PostgreSQL was used, not the embedded file");
+    assert!(
+        !env.path("qcnn.sqlite").exists(),
+        "PostgreSQL was used, not the embedded file"
+    );
     let seeded: String = server
         .client()
         .query_one("SELECT path FROM model_weights", &[])
@@ -82,7 +97,8 @@ fn unknown_model_id_on_both_backends() {
     let env = TestEnv::new();
     let sqlite = format!("sqlite:{}", env.path("ids.sqlite").display());
     for url in [server.url(), sqlite] {
-        env.run(&["--database-url", &url, "db", "init"]).assert_success();
+        env.run(&["--database-url", &url, "db", "init"])
+            .assert_success();
         let run = env.run(&["--database-url", &url, "evaluate", "--model-id", "999"]);
         run.assert_clean_failure("model id 999 is not in model_weights");
     }
@@ -121,27 +137,46 @@ fn evaluate_records_a_result_that_results_lists() {
     let server = PgServer::start();
     let env = TestEnv::new();
     let blob = release_blob().to_str().unwrap();
-    for url in [server.url(), format!("sqlite:{}", env.path("eval.sqlite").display())] {
+    for url in [
+        server.url(),
+        format!("sqlite:{}", env.path("eval.sqlite").display()),
+    ] {
         let db = ["--database-url", url.as_str()];
-        env.run(&[&db[..], &["db", "init"]].concat()).assert_success();
-        env.run(&[&db[..], &["db", "add-model", blob]].concat()).assert_success();
+        env.run(&[&db[..], &["db", "init"]].concat())
+            .assert_success();
+        env.run(&[&db[..], &["db", "add-model", blob]].concat())
+            .assert_success();
         // No --model: the newest model_weights row, which is the blob.
-        let run = env.run(&[&db[..], &["evaluate", "--limit", "300", "--threads", "2", "--json"]].concat());
+        let run = env.run(
+            &[
+                &db[..],
+                &["evaluate", "--limit", "300", "--threads", "2", "--json"],
+            ]
+            .concat(),
+        );
         run.assert_success();
-        assert!(!run.stdout.contains(postgres::PASSWORD) && !run.stderr.contains(postgres::PASSWORD));
+        assert!(
+            !run.stdout.contains(postgres::PASSWORD) && !run.stderr.contains(postgres::PASSWORD)
+        );
         let e = run.json();
         assert_eq!(e["model_path"], blob);
         assert_eq!(e["samples"], 300);
         assert_eq!(e["threads"], 2);
         assert_eq!(e["model_sha256"].as_str().unwrap().len(), 64);
         assert!(e["images_per_s"].as_f64().unwrap() > 0.0);
-        assert!(e["float"].is_null() && e["agreement"].is_null(), "a blob has no float reference");
+        assert!(
+            e["float"].is_null() && e["agreement"].is_null(),
+            "a blob has no float reference"
+        );
         let int8 = &e["int8"];
         assert_eq!(int8["per_class"].as_array().unwrap().len(), 10);
         let confusion: Vec<Vec<u64>> = serde_json::from_value(int8["confusion"].clone()).unwrap();
         assert_eq!(confusion.iter().flatten().sum::<u64>(), 300);
         let accuracy = int8["accuracy"].as_f64().unwrap();
-        assert!(accuracy > 0.85, "the release model classifies well: {accuracy}");
+        assert!(
+            accuracy > 0.85,
+            "the release model classifies well: {accuracy}"
+        );
 
         let listed = env.run(&[&db[..], &["results", "--json", "--limit", "5"]].concat());
         listed.assert_success();
@@ -150,7 +185,10 @@ fn evaluate_records_a_result_that_results_lists() {
         assert_eq!(rows[0]["id"], e["result_id"]);
         assert_eq!(rows[0]["accuracy"], int8["accuracy"]);
         assert_eq!(rows[0]["model_sha256"], e["model_sha256"]);
-        assert!(rows[0]["model_id"].as_i64().is_some(), "linked to its model_weights row");
+        assert!(
+            rows[0]["model_id"].as_i64().is_some(),
+            "linked to its model_weights row"
+        );
         let table = env.run(&[&db[..], &["results"]].concat());
         table.assert_success();
         assert!(table.stdout.contains(blob), "{}", table.stdout);
@@ -163,8 +201,16 @@ fn failing_the_gate_exits_non_zero_and_still_records() {
     let blob = release_blob().to_str().unwrap();
     let run = env.run(&["evaluate", "--model", blob, "--limit", "200"]);
     run.assert_clean_failure("gate failed: int8 accuracy");
-    assert!(run.stderr.contains("below evaluate.min_accuracy 0.999"), "{}", run.stderr);
-    assert!(run.stdout.contains("FAILED"), "the table says so too: {}", run.stdout);
+    assert!(
+        run.stderr.contains("below evaluate.min_accuracy 0.999"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("FAILED"),
+        "the table says so too: {}",
+        run.stdout
+    );
     let rows = env.run(&["results", "--json"]).json();
     assert_eq!(rows.as_array().unwrap().len(), 1);
 }
@@ -173,14 +219,23 @@ fn failing_the_gate_exits_non_zero_and_still_records() {
 #[test]
 fn predict_prints_the_firmware_format() {
     let env = TestEnv::new();
-    let run = env.run(&["predict", "--model", release_blob().to_str().unwrap(), "--first", "5"]);
+    let run = env.run(&[
+        "predict",
+        "--model",
+        release_blob().to_str().unwrap(),
+        "--first",
+        "5",
+    ]);
     run.assert_success();
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 5);
     for (i, line) in lines.iter().enumerate() {
         let fields: Vec<&str> = line.split(' ').collect();
         assert_eq!(fields.len(), 15, "{line}");
-        assert_eq!((fields[0], fields[1], fields[2], fields[4]), ("img", &*i.to_string(), "pred", "logits"));
+        assert_eq!(
+            (fields[0], fields[1], fields[2], fields[4]),
+            ("img", &*i.to_string(), "pred", "logits")
+        );
         let logits: Vec<i8> = fields[5..].iter().map(|v| v.parse().unwrap()).collect();
         let predicted: usize = fields[3].parse().unwrap();
         let max = *logits.iter().max().unwrap();

@@ -44,20 +44,31 @@ fn exercise(db: &mut Db) {
 
     let added = db.add_model("models/newer.qcnn", Some("cafe")).unwrap();
     let newest = db.newest_model().unwrap();
-    assert_eq!((newest.id, newest.path.as_str()), (added, "models/newer.qcnn"));
+    assert_eq!(
+        (newest.id, newest.path.as_str()),
+        (added, "models/newer.qcnn")
+    );
     assert_eq!(newest.sha256.as_deref(), Some("cafe"));
     assert_eq!(db.model(seeded.id).unwrap().path, SEED);
-    assert!(matches!(db.model(9999), Err(DbError::UnknownModelId { id: 9999, .. })));
+    assert!(matches!(
+        db.model(9999),
+        Err(DbError::UnknownModelId { id: 9999, .. })
+    ));
     assert_eq!(db.model_id_for_path(SEED).unwrap(), Some(seeded.id));
     assert_eq!(db.model_id_for_path("nope").unwrap(), None);
 
     let (int8, float) = (scores(0.0), scores(1.0));
     let first = db.record(&result(SEED, &int8, None)).unwrap();
-    let second = db.record(&result("models/newer.qcnn", &int8, Some(&float))).unwrap();
+    let second = db
+        .record(&result("models/newer.qcnn", &int8, Some(&float)))
+        .unwrap();
     assert!(second > first);
 
     let listed = db.results(10).unwrap();
-    assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), [second, first]);
+    assert_eq!(
+        listed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [second, first]
+    );
     let newest = &listed[0];
     assert_eq!(newest.model_path, "models/newer.qcnn");
     assert_eq!((newest.samples, newest.threads), (3, 2));
@@ -92,9 +103,17 @@ fn postgres_backend() {
     exercise(&mut db);
 
     let mut client = server.client();
-    let count = |client: &mut postgres::Client, sql: &str| client.query_one(sql, &[]).unwrap().get::<_, i64>(0);
-    assert_eq!(count(&mut client, "SELECT COUNT(*) FROM model_result_classes"), 30);
-    assert_eq!(count(&mut client, "SELECT COUNT(*) FROM model_result_confusion"), 300);
+    let count = |client: &mut postgres::Client, sql: &str| {
+        client.query_one(sql, &[]).unwrap().get::<_, i64>(0)
+    };
+    assert_eq!(
+        count(&mut client, "SELECT COUNT(*) FROM model_result_classes"),
+        30
+    );
+    assert_eq!(
+        count(&mut client, "SELECT COUNT(*) FROM model_result_confusion"),
+        300
+    );
     // Numbers are stored as numbers.
     let row = client
         .query_one(
@@ -104,14 +123,20 @@ fn postgres_backend() {
         .unwrap();
     assert_eq!(row.columns()[0].type_(), &postgres::types::Type::FLOAT8);
     assert_eq!(row.columns()[1].type_(), &postgres::types::Type::INT8);
-    assert_eq!(row.columns()[2].type_(), &postgres::types::Type::TIMESTAMPTZ);
+    assert_eq!(
+        row.columns()[2].type_(),
+        &postgres::types::Type::TIMESTAMPTZ
+    );
 }
 
 /// Both engines get the same tables with the same columns in the same order, from one init.sql.
 #[test]
 fn sqlite_and_postgres_schemas_agree() {
     let server = PgServer::start();
-    Db::open(&Target::Postgres(server.url()), SEED).unwrap().init(SEED).unwrap();
+    Db::open(&Target::Postgres(server.url()), SEED)
+        .unwrap()
+        .init(SEED)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("schema.sqlite");
     Db::open(&Target::Sqlite(path.clone()), SEED).unwrap();
@@ -141,7 +166,9 @@ fn sqlite_and_postgres_schemas_agree() {
             .map(|r| r.get(0))
             .collect();
         let sqlite_columns: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"))
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            ))
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

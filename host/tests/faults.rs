@@ -33,11 +33,20 @@ fn server_stopped_mid_run_leaves_no_partial_rows() {
     let server = PgServer::start();
     let env = TestEnv::new();
     let url = server.url();
-    env.run(&["--database-url", &url, "db", "init"]).assert_success();
+    env.run(&["--database-url", &url, "db", "init"])
+        .assert_success();
     let blob = release_blob().to_str().unwrap();
     let child = spawn(
         &env,
-        &["--database-url", &url, "evaluate", "--model", blob, "--threads", "1"],
+        &[
+            "--database-url",
+            &url,
+            "evaluate",
+            "--model",
+            blob,
+            "--threads",
+            "1",
+        ],
     );
     // Wait until qcnn holds its connection, i.e. it is past connecting and into the run.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -55,8 +64,16 @@ fn server_stopped_mid_run_leaves_no_partial_rows() {
     assert!(!run.stderr.contains(postgres::PASSWORD));
 
     server.restart();
-    for table in ["model_results", "model_result_classes", "model_result_confusion"] {
-        assert_eq!(count_rows(&server, table), 0, "{table} has rows of the failed run");
+    for table in [
+        "model_results",
+        "model_result_classes",
+        "model_result_confusion",
+    ] {
+        assert_eq!(
+            count_rows(&server, table),
+            0,
+            "{table} has rows of the failed run"
+        );
     }
 }
 
@@ -66,15 +83,24 @@ fn eight_concurrent_evaluations_write_eight_complete_rows() {
     let server = PgServer::start();
     let env = TestEnv::new();
     let url = server.url();
-    env.run(&["--database-url", &url, "db", "init"]).assert_success();
+    env.run(&["--database-url", &url, "db", "init"])
+        .assert_success();
     let blob = release_blob().to_str().unwrap();
     let children: Vec<Child> = (0..8)
         .map(|_| {
             spawn(
                 &env,
                 &[
-                    "--database-url", &url, "evaluate", "--model", blob, "--limit", "200", "--threads",
-                    "1", "--json",
+                    "--database-url",
+                    &url,
+                    "evaluate",
+                    "--model",
+                    blob,
+                    "--limit",
+                    "200",
+                    "--threads",
+                    "1",
+                    "--json",
                 ],
             )
         })
@@ -95,7 +121,10 @@ fn eight_concurrent_evaluations_write_eight_complete_rows() {
     let mut client = server.client();
     for id in ids {
         let classes: i64 = client
-            .query_one("SELECT COUNT(*) FROM model_result_classes WHERE result_id = $1", &[&id])
+            .query_one(
+                "SELECT COUNT(*) FROM model_result_classes WHERE result_id = $1",
+                &[&id],
+            )
             .unwrap()
             .get(0);
         assert_eq!(classes, 10);
@@ -121,15 +150,21 @@ fn hostile_model_path_round_trips_through_the_cli() {
     let sqlite = format!("sqlite:{}", env.path("hostile.sqlite").display());
     for url in [server.url(), sqlite] {
         let db = ["--database-url", url.as_str()];
-        env.run(&[&db[..], &["db", "init"]].concat()).assert_success();
-        env.run(&[&db[..], &["db", "add-model", path]].concat()).assert_success();
+        env.run(&[&db[..], &["db", "init"]].concat())
+            .assert_success();
+        env.run(&[&db[..], &["db", "add-model", path]].concat())
+            .assert_success();
         let run = env.run(&[&db[..], &["evaluate", "--limit", "20", "--json"]].concat());
         run.assert_success();
         assert_eq!(run.json()["model_path"], path);
         let rows = env.run(&[&db[..], &["results", "--json"]].concat()).json();
         assert_eq!(rows[0]["model_path"], path);
     }
-    assert_eq!(count_rows(&server, "model_results"), 1, "the table is still there");
+    assert_eq!(
+        count_rows(&server, "model_results"),
+        1,
+        "the table is still there"
+    );
 }
 
 /// sslmode=require encrypts against a self-signed certificate; verify-full checks it and
@@ -138,29 +173,69 @@ fn hostile_model_path_round_trips_through_the_cli() {
 fn tls_require_works_and_verify_full_rejects_a_wrong_host_name() {
     let server = PgServer::start_tls();
     let env = TestEnv::new();
-    let cert = server.tls.as_ref().unwrap().cert.to_str().unwrap().to_owned();
+    let cert = server
+        .tls
+        .as_ref()
+        .unwrap()
+        .cert
+        .to_str()
+        .unwrap()
+        .to_owned();
     let at = |host: &str, query: &str| {
-        format!("postgres://{}:{}@{host}:{}/qcnn?{query}", postgres::USER, postgres::PASSWORD, server.port)
+        format!(
+            "postgres://{}:{}@{host}:{}/qcnn?{query}",
+            postgres::USER,
+            postgres::PASSWORD,
+            server.port
+        )
     };
 
-    env.run(&["--database-url", &at("127.0.0.1", "sslmode=require"), "db", "init"])
-        .assert_success();
+    env.run(&[
+        "--database-url",
+        &at("127.0.0.1", "sslmode=require"),
+        "db",
+        "init",
+    ])
+    .assert_success();
     // Without TLS the server turns the client away: so the success above was over TLS.
-    env.run(&["--database-url", &at("127.0.0.1", "sslmode=disable"), "results"])
-        .assert_clean_failure("no pg_hba.conf entry");
+    env.run(&[
+        "--database-url",
+        &at("127.0.0.1", "sslmode=disable"),
+        "results",
+    ])
+    .assert_clean_failure("no pg_hba.conf entry");
 
-    let verified = at("localhost", &format!("sslmode=verify-full&sslrootcert={cert}"));
-    env.run(&["--database-url", &verified, "results"]).assert_success();
+    let verified = at(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={cert}"),
+    );
+    env.run(&["--database-url", &verified, "results"])
+        .assert_success();
 
-    let wrong_host = at("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={cert}"));
+    let wrong_host = at(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={cert}"),
+    );
     let run = env.run(&["--database-url", &wrong_host, "results"]);
     run.assert_clean_failure("connecting to PostgreSQL at postgres://qcnn_tester:***@127.0.0.1:");
-    assert!(run.stderr.contains("certificate verify failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("certificate verify failed"),
+        "{}",
+        run.stderr
+    );
     // verify-ca checks the chain only, so the same host is accepted.
-    let ca_only = at("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={cert}"));
-    env.run(&["--database-url", &ca_only, "results"]).assert_success();
+    let ca_only = at(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={cert}"),
+    );
+    env.run(&["--database-url", &ca_only, "results"])
+        .assert_success();
     // Untrusted: verify-full without the root certificate.
-    env.run(&["--database-url", &at("localhost", "sslmode=verify-full"), "results"])
-        .assert_clean_failure("certificate verify failed");
+    env.run(&[
+        "--database-url",
+        &at("localhost", "sslmode=verify-full"),
+        "results",
+    ])
+    .assert_clean_failure("certificate verify failed");
     assert!(!run.stderr.contains(postgres::PASSWORD));
 }

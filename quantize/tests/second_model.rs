@@ -50,7 +50,7 @@ fn config_text() -> String {
 
 /// PyTorch's default init, uniform in ±1/sqrt(fan_in), from a fixed SplitMix64 stream.
 fn random_checkpoint(config: &Config) -> BTreeMap<String, Tensor> {
-    let mut state = 0x5EC0_4Du64;
+    let mut state = 0x005E_C04D_u64;
     let mut uniform = move || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = state;

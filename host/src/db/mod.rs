@@ -70,7 +70,10 @@ impl Target {
         let Some(url) = url else {
             return Ok(Target::Sqlite(default_sqlite.to_owned()));
         };
-        if let Some(path) = url.strip_prefix("sqlite://").or(url.strip_prefix("sqlite:")) {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or(url.strip_prefix("sqlite:"))
+        {
             Ok(Target::Sqlite(PathBuf::from(path)))
         } else if url::is_postgres(&url) || url.contains('=') {
             Ok(Target::Postgres(url))
@@ -321,8 +324,8 @@ impl Db {
                 Backend::Sqlite(conn) => {
                     // IMMEDIATE takes the write lock up front, so concurrent writers wait
                     // (busy_timeout) instead of failing when a read lock would need upgrading.
-                    let tx = conn
-                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let tx =
+                        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                     let value = body(&mut Transaction::Sqlite(&tx))?;
                     tx.commit()?;
                     Ok(value)
@@ -406,7 +409,11 @@ fn connect_postgres(url: &str) -> Result<Db, DbError> {
     })
 }
 
-fn insert_model(tx: &mut Transaction, path: &str, sha256: Option<&str>) -> Result<i64, BackendError> {
+fn insert_model(
+    tx: &mut Transaction,
+    path: &str,
+    sha256: Option<&str>,
+) -> Result<i64, BackendError> {
     tx.query_one(
         "INSERT INTO model_weights (path, sha256) VALUES ($1, $2) RETURNING id",
         &[Param::Text(path), Param::OptText(sha256)],

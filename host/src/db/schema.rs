@@ -10,14 +10,19 @@ const SQLITE_SUBSTITUTIONS: [(&str, &str); 2] = [
     // SQLite's rowid alias; AUTOINCREMENT keeps ids of deleted rows from being reused.
     ("BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT"),
     // SQLite has no time type: UTC text, "YYYY-MM-DD HH:MM:SS", which sorts chronologically.
-    ("TIMESTAMPTZ NOT NULL DEFAULT now()", "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP"),
+    (
+        "TIMESTAMPTZ NOT NULL DEFAULT now()",
+        "TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP",
+    ),
 ];
 
 /// The same schema in SQLite's dialect.
 pub fn sqlite() -> String {
     SQLITE_SUBSTITUTIONS
         .iter()
-        .fold(POSTGRES.to_string(), |sql, (from, to)| sql.replace(from, to))
+        .fold(POSTGRES.to_string(), |sql, (from, to)| {
+            sql.replace(from, to)
+        })
 }
 
 #[cfg(test)]
@@ -27,7 +32,10 @@ mod tests {
     #[test]
     fn every_substitution_applies() {
         for (from, _) in SQLITE_SUBSTITUTIONS {
-            assert!(POSTGRES.contains(from), "init.sql no longer contains {from:?}");
+            assert!(
+                POSTGRES.contains(from),
+                "init.sql no longer contains {from:?}"
+            );
         }
         let sqlite = sqlite();
         assert!(!sqlite.contains("BIGSERIAL") && !sqlite.contains("TIMESTAMPTZ"));

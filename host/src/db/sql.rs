@@ -154,10 +154,7 @@ impl Transaction<'_, '_> {
             }
             Transaction::Postgres(tx) => {
                 let params: Vec<_> = params.iter().map(Param::as_postgres).collect();
-                tx.query(sql, &params)?
-                    .iter()
-                    .map(|row| map(row))
-                    .collect()
+                tx.query(sql, &params)?.iter().map(|row| map(row)).collect()
             }
         }
     }

@@ -181,7 +181,10 @@ mod tests {
             "postgres://u:p@localhost:5/db?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca%20x.pem",
         )
         .unwrap();
-        assert_eq!(parsed.config, "postgres://u:p@localhost:5/db?sslmode=require");
+        assert_eq!(
+            parsed.config,
+            "postgres://u:p@localhost:5/db?sslmode=require"
+        );
         assert_eq!(parsed.verify, TlsVerify::Full);
         assert_eq!(parsed.root_cert, Some(PathBuf::from("/tmp/ca x.pem")));
 
