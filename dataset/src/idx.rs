@@ -69,9 +69,14 @@ fn parse<'a>(
         return Err(length_error(header_len));
     }
     let sizes: Vec<u32> = (0..dims).map(|d| be_u32(4 + 4 * d)).collect();
-    let data_len = sizes.iter().map(|&s| s as usize).product::<usize>();
-    if content.len() != header_len + data_len {
-        return Err(length_error(header_len + data_len));
+    // Hostile dimensions can multiply past usize::MAX (found by fuzz/run.sh): such a file
+    // promises more bytes than can exist.
+    let expected = sizes
+        .iter()
+        .try_fold(1_usize, |n, &s| n.checked_mul(s as usize))
+        .and_then(|data_len| data_len.checked_add(header_len));
+    if expected != Some(content.len()) {
+        return Err(length_error(expected.unwrap_or(usize::MAX)));
     }
     Ok((sizes, &content[header_len..]))
 }
@@ -182,6 +187,17 @@ mod tests {
             parse_images(p, &[0x00, 0x00]),
             Err(DatasetError::Length { .. })
         ));
+    }
+
+    /// Regression (fuzz target `idx`): dimensions whose product overflows usize panicked.
+    #[test]
+    fn rejects_dimensions_whose_product_overflows() {
+        let crash = [0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb, 0, 0xf9, 0, 0x10, 0];
+        let err = parse_images(Path::new("img"), &crash).unwrap_err();
+        assert!(matches!(err, DatasetError::Length { expected: usize::MAX, actual: 17, .. }), "{err}");
+        let mut labels = LABELS_MAGIC.to_be_bytes().to_vec();
+        labels.extend(u32::MAX.to_be_bytes());
+        assert!(matches!(parse_labels(Path::new("lbl"), &labels, 10), Err(DatasetError::Length { .. })));
     }
 
     #[test]

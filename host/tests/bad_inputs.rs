@@ -265,5 +265,5 @@ fn postgres_database_that_does_not_exist() {
     let run = env.run(&["--database-url", &url, "results"]);
     eprintln!("{}", run.stderr.trim_end());
     run.assert_clean_failure("database \"no_such_db\" does not exist");
-    assert!(!run.stderr.contains(support::postgres::PASSWORD));
+    assert!(!run.stderr.contains(support::postgres::password()));
 }

@@ -78,7 +78,7 @@ fn database_url_comes_from_the_configured_environment_variable() {
         "{}",
         run.stdout
     );
-    assert!(!run.stdout.contains(postgres::PASSWORD));
+    assert!(!run.stdout.contains(postgres::password()));
     assert!(
         !env.path("qcnn.sqlite").exists(),
         "PostgreSQL was used, not the embedded file"
@@ -156,7 +156,7 @@ fn evaluate_records_a_result_that_results_lists() {
         );
         run.assert_success();
         assert!(
-            !run.stdout.contains(postgres::PASSWORD) && !run.stderr.contains(postgres::PASSWORD)
+            !run.stdout.contains(postgres::password()) && !run.stderr.contains(postgres::password())
         );
         let e = run.json();
         assert_eq!(e["model_path"], blob);

@@ -61,7 +61,7 @@ fn server_stopped_mid_run_leaves_no_partial_rows() {
     server.stop();
     let run = Run::from(child.wait_with_output().unwrap());
     run.assert_clean_failure("recording the result in postgres://qcnn_tester:***@127.0.0.1:");
-    assert!(!run.stderr.contains(postgres::PASSWORD));
+    assert!(!run.stderr.contains(postgres::password()));
 
     server.restart();
     for table in [
@@ -185,7 +185,7 @@ fn tls_require_works_and_verify_full_rejects_a_wrong_host_name() {
         format!(
             "postgres://{}:{}@{host}:{}/qcnn?{query}",
             postgres::USER,
-            postgres::PASSWORD,
+            postgres::password(),
             server.port
         )
     };
@@ -237,5 +237,5 @@ fn tls_require_works_and_verify_full_rejects_a_wrong_host_name() {
         "results",
     ])
     .assert_clean_failure("certificate verify failed");
-    assert!(!run.stderr.contains(postgres::PASSWORD));
+    assert!(!run.stderr.contains(postgres::password()));
 }

@@ -8,8 +8,27 @@ use std::process::{Command, Output};
 
 /// The login the tests use; a non-superuser owning the `qcnn` database.
 pub const USER: &str = "qcnn_tester";
-pub const PASSWORD: &str = "pw-Zq8rT3kX";
-const SUPERUSER_PASSWORD: &str = "su-Yh2mW9vB";
+
+/// The login's password: random per test process, so no credential is committed.
+pub fn password() -> &'static str {
+    static PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PASSWORD.get_or_init(random_secret)
+}
+
+fn superuser_password() -> &'static str {
+    static PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PASSWORD.get_or_init(random_secret)
+}
+
+/// 16 random bytes from the OS, as hex.
+fn random_secret() -> String {
+    use std::io::Read;
+    let mut bytes = [0_u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("reading /dev/urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 pub struct PgServer {
     dir: tempfile::TempDir,
@@ -40,7 +59,7 @@ impl PgServer {
             .expect("creating a temp dir");
         let data = dir.path().join("data");
         let pwfile = dir.path().join("pwfile");
-        std::fs::write(&pwfile, SUPERUSER_PASSWORD).unwrap();
+        std::fs::write(&pwfile, superuser_password()).unwrap();
         chown_to_postgres(dir.path());
         as_postgres(
             Command::new(pg_binary("initdb"))
@@ -108,14 +127,14 @@ impl PgServer {
         let server = PgServer { dir, port, tls };
         server.pg_ctl_start();
         // Two calls: CREATE DATABASE cannot share psql's implicit transaction.
-        server.psql_superuser(&format!("CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'"));
+        server.psql_superuser(&format!("CREATE ROLE {USER} LOGIN PASSWORD '{}'", password()));
         server.psql_superuser(&format!("CREATE DATABASE qcnn OWNER {USER}"));
         server
     }
 
     /// `postgres://USER:PASSWORD@127.0.0.1:PORT/qcnn`.
     pub fn url(&self) -> String {
-        self.url_with_password(PASSWORD)
+        self.url_with_password(password())
     }
 
     pub fn url_with_password(&self, password: &str) -> String {
