@@ -37,7 +37,7 @@ step_fmt() {
 }
 
 step_shellcheck() {
-    shellcheck --external-sources scripts/*.sh .ci/run
+    shellcheck --external-sources scripts/*.sh .ci/run firmware/run-tests.sh
 }
 
 step_clippy() {

@@ -348,17 +348,23 @@ mod tests {
 
     #[test]
     fn out_of_range_settings_name_their_key() {
-        let err = parse(&repo_text().replace("calibration_images: 1000", "calibration_images: 0"))
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("quantize.calibration_images"),
-            "{err}"
-        );
-        let err = parse(&repo_text().replace("percentile: 99.999", "percentile: 101")).unwrap_err();
+        /// The repository config with `key`'s value replaced.
+        fn with(key: &str, value: &str) -> String {
+            let text = repo_text();
+            let start = text.find(&format!("  {key}: ")).unwrap() + key.len() + 4;
+            let end = start + text[start..].find('\n').unwrap();
+            format!("{}{value}{}", &text[..start], &text[end..])
+        }
+        let err = parse(&with("calibration_images", "0")).unwrap_err();
+        assert!(err.to_string().contains("quantize.calibration_images"), "{err}");
+        let err = parse(&with("calibration_images", "50001")).unwrap_err();
+        assert!(err.to_string().contains("50001 is not within 1..=50000"), "{err}");
+        let err = parse(&with("percentile", "101")).unwrap_err();
         assert!(err.to_string().contains("quantize.percentile"), "{err}");
-        let err =
-            parse(&repo_text().replace("min_accuracy: 0.92", "min_accuracy: 92")).unwrap_err();
+        let err = parse(&with("min_accuracy", "92")).unwrap_err();
         assert!(err.to_string().contains("evaluate.min_accuracy"), "{err}");
+        // Unchanged, it parses: the failures above come from the values alone.
+        assert!(parse(&with("percentile", "99.9")).is_ok());
     }
 
     #[test]
