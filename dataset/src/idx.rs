@@ -192,12 +192,27 @@ mod tests {
     /// Regression (fuzz target `idx`): dimensions whose product overflows usize panicked.
     #[test]
     fn rejects_dimensions_whose_product_overflows() {
-        let crash = [0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb, 0, 0xf9, 0, 0x10, 0];
+        let crash = [
+            0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfb, 0, 0xf9, 0, 0x10, 0,
+        ];
         let err = parse_images(Path::new("img"), &crash).unwrap_err();
-        assert!(matches!(err, DatasetError::Length { expected: usize::MAX, actual: 17, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                DatasetError::Length {
+                    expected: usize::MAX,
+                    actual: 17,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let mut labels = LABELS_MAGIC.to_be_bytes().to_vec();
         labels.extend(u32::MAX.to_be_bytes());
-        assert!(matches!(parse_labels(Path::new("lbl"), &labels, 10), Err(DatasetError::Length { .. })));
+        assert!(matches!(
+            parse_labels(Path::new("lbl"), &labels, 10),
+            Err(DatasetError::Length { .. })
+        ));
     }
 
     #[test]

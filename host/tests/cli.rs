@@ -128,7 +128,7 @@ fn unreadable_model_files_are_named() {
     std::fs::write(&checkpoint, b"PK\x03\x04 truncated zip").unwrap();
     let checkpoint = checkpoint.to_str().unwrap();
     env.run(&["predict", "--model", checkpoint])
-        .assert_clean_failure(&format!("reading checkpoint {checkpoint}"));
+        .assert_clean_failure(&format!("quantizing checkpoint {checkpoint}"));
 }
 
 /// Evaluate, then list, on each backend: the row holds what `evaluate --json` printed.
@@ -156,7 +156,8 @@ fn evaluate_records_a_result_that_results_lists() {
         );
         run.assert_success();
         assert!(
-            !run.stdout.contains(postgres::password()) && !run.stderr.contains(postgres::password())
+            !run.stdout.contains(postgres::password())
+                && !run.stderr.contains(postgres::password())
         );
         let e = run.json();
         assert_eq!(e["model_path"], blob);

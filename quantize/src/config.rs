@@ -356,9 +356,15 @@ mod tests {
             format!("{}{value}{}", &text[..start], &text[end..])
         }
         let err = parse(&with("calibration_images", "0")).unwrap_err();
-        assert!(err.to_string().contains("quantize.calibration_images"), "{err}");
+        assert!(
+            err.to_string().contains("quantize.calibration_images"),
+            "{err}"
+        );
         let err = parse(&with("calibration_images", "50001")).unwrap_err();
-        assert!(err.to_string().contains("50001 is not within 1..=50000"), "{err}");
+        assert!(
+            err.to_string().contains("50001 is not within 1..=50000"),
+            "{err}"
+        );
         let err = parse(&with("percentile", "101")).unwrap_err();
         assert!(err.to_string().contains("quantize.percentile"), "{err}");
         let err = parse(&with("min_accuracy", "92")).unwrap_err();

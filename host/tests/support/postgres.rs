@@ -127,7 +127,10 @@ impl PgServer {
         let server = PgServer { dir, port, tls };
         server.pg_ctl_start();
         // Two calls: CREATE DATABASE cannot share psql's implicit transaction.
-        server.psql_superuser(&format!("CREATE ROLE {USER} LOGIN PASSWORD '{}'", password()));
+        server.psql_superuser(&format!(
+            "CREATE ROLE {USER} LOGIN PASSWORD '{}'",
+            password()
+        ));
         server.psql_superuser(&format!("CREATE DATABASE qcnn OWNER {USER}"));
         server
     }
