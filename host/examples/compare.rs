@@ -111,7 +111,7 @@ impl Row {
 
 /// tract's optimized plan of the float32 export, batch 1.
 struct TractFloat {
-    plan: TypedRunnableModel,
+    plan: std::sync::Arc<TypedRunnableModel>,
 }
 
 impl TractFloat {
