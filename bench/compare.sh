@@ -25,7 +25,7 @@ fi
 if [[ ! -f $model || $checkpoint -nt $model || config.yaml -nt $model ]]; then
     echo "compare: quantizing $checkpoint into $model" >&2
     mkdir -p "$(dirname "$model")"
-    cargo run --quiet --release -p qcnn-quantize -- "$checkpoint" -o "$model"
+    cargo run --quiet --release -p qcnn-quantize -- "$checkpoint" -o "$model" >&2
 fi
 
 cargo run --quiet --release -p qcnn-host --example compare -- \
