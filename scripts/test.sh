@@ -48,7 +48,7 @@ step_test() {
     # The PostgreSQL tests (host/tests) start their own throwaway servers with initdb/pg_ctl as
     # the `postgres` user on loopback; setup.sh put those binaries on PATH.
     # Release, so the tests that evaluate all 10,000 test images finish in seconds.
-    cargo test --workspace --release
+    cargo test --workspace --release --no-fail-fast
 }
 
 step_cross_core() {

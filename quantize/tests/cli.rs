@@ -171,7 +171,11 @@ fn the_pth_fixture_quantizes_and_the_report_is_complete() {
         qcnn_dataset::checksum::sha256_hex(&blob)
     );
     assert_eq!(report["validation"]["samples"], 10_000);
-    assert_eq!(report["calibration"]["images"], 1_000);
+    let config = qcnn_quantize::config::Config::load(&repo_config()).unwrap();
+    assert_eq!(
+        report["calibration"]["images"],
+        config.quantize.calibration_images
+    );
     assert_eq!(report["layers"].as_array().unwrap().len(), 5);
     assert_eq!(report["layers"][0]["input"]["zero_point"], -128);
     assert_eq!(
