@@ -153,10 +153,11 @@ for part in "${parts[@]}"; do
     [[ " ${all_parts[*]} " == *" $part "* ]] || fail "unknown part $part; parts: ${all_parts[*]}"
 done
 
-echo "== firmware: building qcnn-quantize and qcnn (release)"
-(cd "$root" && cargo build --release -p qcnn-quantize -p qcnn-host)
-quantize="$host_target_dir/release/qcnn-quantize"
-qcnn="$host_target_dir/release/qcnn"
+# The dev profile (libraries optimised, see Cargo.toml) shares its build with the test step.
+echo "== firmware: building qcnn-quantize and qcnn"
+(cd "$root" && cargo build -p qcnn-quantize -p qcnn-host)
+quantize="$host_target_dir/debug/qcnn-quantize"
+qcnn="$host_target_dir/debug/qcnn"
 echo "== firmware: quantizing the release checkpoint"
 m4_blob="$work/model.qcnn"
 make_blob "$root/config.yaml" "$root/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth" "$m4_blob"
