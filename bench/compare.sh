@@ -28,7 +28,9 @@ if [[ ! -f $model || $checkpoint -nt $model || config.yaml -nt $model ]]; then
     cargo run --quiet --release -p qcnn-quantize -- "$checkpoint" -o "$model" >&2
 fi
 
-cargo run --quiet --release -p qcnn-host --example compare -- \
+# bench/ is a workspace of its own (tract is a long build); it shares the root target dir.
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" \
+    cargo run --quiet --release --manifest-path bench/Cargo.toml --example compare -- \
     --model "$model" \
     --onnx "$fixtures/model.onnx" \
     --onnx-int8 "$fixtures/model_int8.onnx" \

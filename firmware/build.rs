@@ -58,6 +58,12 @@ fn write_memory_x(out_dir: &Path) -> Result<(), String> {
     println!("cargo::rerun-if-changed={board}");
     let layout = fs::read(board).map_err(|e| format!("reading {board}: {e}"))?;
     write(&out_dir.join("memory.x"), &layout)?;
+    // cortex-m-rt's `device` feature includes `device.x`, where a PAC would name its interrupt
+    // handlers; this firmware enables none (src/interrupts.rs).
+    write(
+        &out_dir.join("device.x"),
+        b"/* no device interrupts: see src/interrupts.rs */\n",
+    )?;
     println!("cargo::rustc-link-search={}", out_dir.display());
     Ok(())
 }

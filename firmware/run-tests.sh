@@ -23,8 +23,8 @@ work="$firmware_target_dir/qcnn-firmware-tests"
 images=100
 qemu_timeout=600
 arena_limit=9408
-# The target is 16 KiB; the runtime is 18,808 B today (issue 6), so this is a regression budget.
-runtime_code_limit=$((20 * 1024))
+# Issue 6's target: TFLite Micro's runtime alone is 16–22 KiB.
+runtime_code_limit=$((16 * 1024))
 m0_flash_limit=$((256 * 1024))
 mkdir -p "$work"
 

@@ -37,7 +37,7 @@ step_fmt() {
 }
 
 step_shellcheck() {
-    shellcheck --external-sources scripts/*.sh .ci/run firmware/run-tests.sh
+    shellcheck --external-sources scripts/*.sh .ci/run firmware/run-tests.sh bench/compare.sh
 }
 
 step_clippy() {

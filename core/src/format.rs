@@ -41,6 +41,13 @@ pub const PREFIX_LEN: usize = 12;
 pub const CRC_LEN: usize = 4;
 /// Most layers one blob may hold (after fusion).
 pub const MAX_LAYERS: usize = 16;
+/// On a microcontroller (`target_os = "none"`) the CRC runs bit by bit: the byte-wise table
+/// would be 1 KiB of flash, a sixteenth of the runtime, to speed up a check that runs once,
+/// at load. The firmware prints what that load costs.
+#[cfg(target_os = "none")]
+pub const CRC: crc::Crc<u32, crc::NoTable> =
+    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+#[cfg(not(target_os = "none"))]
 pub const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// The u8 image maps in as `x_q = pixel − 128`: scale 1/255, zero point −128.
@@ -320,6 +327,14 @@ mod tests {
             Err(EncodeError::BufferTooSmall { needed: 36 })
         );
         assert_eq!(writer.len(), 16, "a failed push writes nothing");
+    }
+
+    #[test]
+    fn the_microcontroller_crc_matches_the_host_one() {
+        let device = crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
+        let bytes: [u8; 300] = core::array::from_fn(|i| (i * 37 % 251) as u8);
+        assert_eq!(device.checksum(&bytes), CRC.checksum(&bytes));
+        assert_eq!(CRC.checksum(b"123456789"), 0xCBF4_3926);
     }
 
     #[test]

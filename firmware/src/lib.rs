@@ -6,3 +6,4 @@
 pub mod embedded;
 pub mod footprint;
 pub mod instructions;
+pub mod interrupts;

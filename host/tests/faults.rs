@@ -17,9 +17,22 @@ fn count_rows(server: &PgServer, table: &str) -> i64 {
         .get(0)
 }
 
-fn spawn(env: &TestEnv, args: &[&str]) -> Child {
+/// A fresh server holding the schema, a harness, and the server's URL.
+fn server_with_schema() -> (PgServer, TestEnv, String) {
+    let server = PgServer::start();
+    let env = TestEnv::new();
+    let url = server.url();
+    env.run(&["--database-url", &url, "db", "init"])
+        .assert_success();
+    (server, env, url)
+}
+
+/// Starts `qcnn evaluate` of the release blob against `url`, with `extra` arguments.
+fn spawn_evaluate(env: &TestEnv, url: &str, extra: &[&str]) -> Child {
+    let blob = release_blob().to_str().unwrap();
     env.qcnn()
-        .args(args)
+        .args(["--database-url", url, "evaluate", "--model", blob])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -30,24 +43,8 @@ fn spawn(env: &TestEnv, args: &[&str]) -> Child {
 /// with a clear message, and nothing of it is left in the database.
 #[test]
 fn server_stopped_mid_run_leaves_no_partial_rows() {
-    let server = PgServer::start();
-    let env = TestEnv::new();
-    let url = server.url();
-    env.run(&["--database-url", &url, "db", "init"])
-        .assert_success();
-    let blob = release_blob().to_str().unwrap();
-    let child = spawn(
-        &env,
-        &[
-            "--database-url",
-            &url,
-            "evaluate",
-            "--model",
-            blob,
-            "--threads",
-            "1",
-        ],
-    );
+    let (server, env, url) = server_with_schema();
+    let child = spawn_evaluate(&env, &url, &["--threads", "1"]);
     // Wait until qcnn holds its connection, i.e. it is past connecting and into the run.
     let deadline = Instant::now() + Duration::from_secs(60);
     while server
@@ -80,30 +77,9 @@ fn server_stopped_mid_run_leaves_no_partial_rows() {
 /// Eight `qcnn evaluate` processes at once: eight complete results, none mixed up.
 #[test]
 fn eight_concurrent_evaluations_write_eight_complete_rows() {
-    let server = PgServer::start();
-    let env = TestEnv::new();
-    let url = server.url();
-    env.run(&["--database-url", &url, "db", "init"])
-        .assert_success();
-    let blob = release_blob().to_str().unwrap();
+    let (server, env, url) = server_with_schema();
     let children: Vec<Child> = (0..8)
-        .map(|_| {
-            spawn(
-                &env,
-                &[
-                    "--database-url",
-                    &url,
-                    "evaluate",
-                    "--model",
-                    blob,
-                    "--limit",
-                    "200",
-                    "--threads",
-                    "1",
-                    "--json",
-                ],
-            )
-        })
+        .map(|_| spawn_evaluate(&env, &url, &["--limit", "200", "--threads", "1", "--json"]))
         .collect();
     let mut ids: Vec<i64> = children
         .into_iter()

@@ -16,6 +16,10 @@
 //!   across the patches. It needs `C·K·K ≤ PATCH_BYTES`.
 //! - direct (the fallback for larger patches, and the reference the im2col path is tested
 //!   against): kernel-row dot products straight out of the input map.
+//!
+//! [`Conv2dOp::run`] first offers the layer to the target's whole-layer fast path, if any
+//! (AVX-512 on x86-64 hosts, SMLAD on the Cortex-M4: `super::x86`, `super::arm_dsp`);
+//! [`Conv2dOp::run_portable`] is the two paths above.
 
 use super::dot::{dot, dot_constant};
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
@@ -30,8 +34,10 @@ pub const PATCH_BYTES: usize = 512;
 /// conv: 8 channels × 16).
 const PADDED_WEIGHT_BYTES: usize = 256;
 
+/// One validated Conv2d layer. Public so that the firmware's `dsp_check` can compare the
+/// target's fast path ([`Self::run`]) with the portable code ([`Self::run_portable`]).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Conv2dOp<'a> {
+pub struct Conv2dOp<'a> {
     pub input: MapShape,
     /// After the fused pool, if any.
     pub output: MapShape,
@@ -48,12 +54,27 @@ pub(crate) struct Conv2dOp<'a> {
 }
 
 impl Conv2dOp<'_> {
+    /// `output` (C×H×W after the pool) from `input` (C×H×W), with the target's fastest path.
     pub fn run(&self, input: &[i8], output: &mut [i8]) {
         // The host's direct AVX-512 kernel, when the CPU and the layer suit it.
         #[cfg(target_arch = "x86_64")]
         if super::x86::conv2d(self, input, output) {
             return;
         }
+        // The Cortex-M4's SMLAD path, when the layer fits its stack buffers. The layers it
+        // declines take the direct loops: with a portable gemm, im2col would only add patch
+        // copies (and ~1.7 KB of code).
+        #[cfg(qcnn_arm_dsp)]
+        if !super::arm_dsp::conv2d(self, input, output) {
+            self.run_direct(input, output);
+        }
+        #[cfg(not(qcnn_arm_dsp))]
+        self.run_portable(input, output);
+    }
+
+    /// The same results as [`Self::run`] without a whole-layer fast path: im2col and
+    /// [`gemm`] (portable except on x86-64), or the direct loops for large patches.
+    pub fn run_portable(&self, input: &[i8], output: &mut [i8]) {
         if self.patch_len() <= PATCH_BYTES {
             self.run_im2col(input, output);
         } else {

@@ -14,8 +14,9 @@
 //!
 //! [`gemm`] dispatches at compile time to the fastest kernel for the target; every kernel has
 //! exactly [`gemm_portable`]'s signature and results, bit for bit:
-//! - `arm_dsp`: Cortex-M4/M7 (`cfg(qcnn_arm_dsp)`, set by `build.rs`), SMLAD dual 16-bit MACs;
-//! - otherwise [`gemm_portable`], the reference.
+//! - `x86`: AVX-512 VNNI or AVX2 on x86-64 hosts;
+//! - otherwise [`gemm_portable`], the reference. The Cortex-M4 (`super::arm_dsp`) replaces
+//!   whole Conv2d and Linear layers instead, so only the layers it declines come here.
 //!
 //! A new kernel adds its own module and one `cfg` branch in [`gemm`], and is tested against
 //! [`gemm_portable`]. Contract for a kernel:
@@ -40,11 +41,9 @@ pub const MAX_ACC: usize = MAX_ROWS * MAX_COLUMNS;
 /// `weights (rows × k) · columnsᵀ (k × n) → acc (rows × n)`, with the target's fastest kernel.
 #[inline]
 pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
-    #[cfg(qcnn_arm_dsp)]
-    super::arm_dsp::gemm(weights, columns, k, acc);
     #[cfg(target_arch = "x86_64")]
     super::x86::gemm(weights, columns, k, acc);
-    #[cfg(not(any(qcnn_arm_dsp, target_arch = "x86_64")))]
+    #[cfg(not(target_arch = "x86_64"))]
     gemm_portable(weights, columns, k, acc);
 }
 

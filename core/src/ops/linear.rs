@@ -4,8 +4,10 @@
 use super::gemm::{MAX_ROWS, gemm};
 use super::{Channels, chunk_len};
 
+/// One validated Linear layer; public for the same reason as
+/// [`super::conv2d::Conv2dOp`].
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct LinearOp<'a> {
+pub struct LinearOp<'a> {
     pub in_features: usize,
     /// `[out][in]`, PyTorch's layout.
     pub weights: &'a [i8],
@@ -13,16 +15,35 @@ pub(crate) struct LinearOp<'a> {
 }
 
 impl LinearOp<'_> {
+    /// `output` (out features) from `input` (in features), with the target's fastest path.
     pub fn run(&self, input: &[i8], output: &mut [i8]) {
+        // The Cortex-M4's SMLAD kernel, when the input fits its stack buffer.
+        #[cfg(qcnn_arm_dsp)]
+        if super::arm_dsp::linear(self, input, output) {
+            return;
+        }
+        self.run_portable(input, output);
+    }
+
+    /// The same results as [`Self::run`] through [`gemm`] (portable except on x86-64).
+    pub fn run_portable(&self, input: &[i8], output: &mut [i8]) {
         let k = self.in_features.max(1);
         // Exactly one column, even if a caller passed a longer slice.
         let column = input.get(..k).unwrap_or(input);
-        let blocks = self
-            .weights
-            .chunks(chunk_len(k, MAX_ROWS))
-            .zip(self.channels.chunks(MAX_ROWS))
-            .zip(output.chunks_mut(MAX_ROWS));
-        for ((weights, channels), out) in blocks {
+        // The weight blocks are split off by hand: a `chunks` of run-time size zipped with
+        // the others made the optimizer keep a division-by-zero panic.
+        let block_len = chunk_len(k, MAX_ROWS);
+        let mut rest = self.weights;
+        for (channels, out) in self
+            .channels
+            .chunks(MAX_ROWS)
+            .zip(output.chunks_mut(MAX_ROWS))
+        {
+            let (weights, next) = rest.split_at(block_len.min(rest.len()));
+            if weights.is_empty() {
+                break;
+            }
+            rest = next;
             let mut acc = [0_i32; MAX_ROWS];
             gemm(weights, column, k, &mut acc);
             for ((out, (bias, requant)), &sum) in out.iter_mut().zip(channels.iter()).zip(&acc) {

@@ -7,12 +7,13 @@
 //! PyTorch's `flatten(1)` order, so flattening a map only relabels its shape.
 
 #[cfg(qcnn_arm_dsp)]
-pub mod arm_dsp;
+mod arm_dsp;
 pub mod conv2d;
 pub mod dot;
 pub mod gemm;
 pub mod linear;
 pub mod maxpool2d;
+pub mod requant;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
@@ -22,7 +23,7 @@ use crate::quant::Requantizer;
 
 /// Per-output-channel bias and requantization, read straight from the blob.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Channels<'a> {
+pub struct Channels<'a> {
     pub bias: &'a [[u8; 4]],
     pub multiplier: &'a [[u8; 4]],
     pub shift: &'a [i8],

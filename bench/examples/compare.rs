@@ -4,15 +4,17 @@
 //!
 //! The machine is shared and noisy, so every engine is measured once per round, the rounds
 //! interleave the engines, and each engine's best round counts. Run it through
-//! `bash bench/compare.sh`, which builds the blob and the onnxruntime venv first.
+//! `bash bench/compare.sh`, which builds the blob and the onnxruntime venv first. The rows
+//! and the table are in `src/lib.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::ProgressBar;
+use qcnn_bench::{Row, keep_best, table};
 use qcnn_core::Model;
 use qcnn_dataset::{FashionMnist, LabeledImages};
 use qcnn_host::inference::run_int8;
@@ -42,14 +44,6 @@ struct Args {
     /// Rounds; each engine's best round is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-}
-
-/// One measured engine and configuration.
-struct Row {
-    engine: &'static str,
-    batch: usize,
-    threads: usize,
-    images_per_s: f64,
 }
 
 fn main() -> ExitCode {
@@ -84,29 +78,10 @@ fn run(args: &Args) -> Result<()> {
         }
         rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));
         rows.extend(onnxruntime(args, &images_gz)?);
-        for row in rows {
-            match best
-                .iter_mut()
-                .find(|b| (b.engine, b.batch, b.threads) == (row.engine, row.batch, row.threads))
-            {
-                Some(b) => b.images_per_s = b.images_per_s.max(row.images_per_s),
-                None => best.push(row),
-            }
-        }
+        keep_best(&mut best, rows);
     }
     print!("{}", table(&best)?);
     Ok(())
-}
-
-impl Row {
-    fn new(engine: &'static str, batch: usize, threads: usize, images_per_s: f64) -> Row {
-        Row {
-            engine,
-            batch,
-            threads,
-            images_per_s,
-        }
-    }
 }
 
 /// tract's optimized plan of the float32 export, batch 1.
@@ -182,53 +157,4 @@ fn onnxruntime(args: &Args, images_gz: &Path) -> Result<Vec<Row>> {
         Row::new("onnxruntime float32", 1, 1, figure("float32_batch1")?),
         Row::new("onnxruntime float32", 256, 1, figure("float32_batch256")?),
     ])
-}
-
-/// The table, the ratios to onnxruntime int8 batch 1, and the machine it ran on.
-fn table(rows: &[Row]) -> Result<String> {
-    let find = |engine: &str, batch: usize, threads: usize| {
-        rows.iter()
-            .find(|r| (r.engine, r.batch, r.threads) == (engine, batch, threads))
-            .map(|r| r.images_per_s)
-            .with_context(|| format!("no figure for {engine} batch {batch} threads {threads}"))
-    };
-    let baseline = find("onnxruntime int8", 1, 1)?;
-    ensure!(
-        baseline > 0.0,
-        "onnxruntime int8 batch 1 measured 0 images/s"
-    );
-    let mut out = format!("machine: {}\n\n", machine());
-    out += &format!(
-        "{:<22} {:>5} {:>7} {:>10} {:>22}\n",
-        "engine", "batch", "threads", "images/s", "vs onnxruntime int8 b1"
-    );
-    for r in rows {
-        out += &format!(
-            "{:<22} {:>5} {:>7} {:>10.0} {:>21.2}x\n",
-            r.engine,
-            r.batch,
-            r.threads,
-            r.images_per_s,
-            r.images_per_s / baseline
-        );
-    }
-    out += &format!(
-        "\nqcnn 2 threads / 1 thread: {:.2}x\n",
-        find("qcnn int8", 1, 2)? / find("qcnn int8", 1, 1)?
-    );
-    Ok(out)
-}
-
-/// CPU model and logical CPU count, from /proc/cpuinfo.
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
-        .map_or("unknown CPU", |(_, name)| name.trim());
-    let cpus = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    format!("{model}, {cpus} logical CPUs, {}", std::env::consts::ARCH)
 }

@@ -1,0 +1,125 @@
+//! The side-by-side speed table of issue 7: rows of measured engines, each engine's best
+//! round, and the table of ratios to onnxruntime's int8 batch-1 figure. The engines are run by
+//! `examples/compare.rs` (through `bash bench/compare.sh`).
+//!
+//! This crate is its own workspace: tract, a dev-dependency here, is a long build that the
+//! project's test command does not need.
+
+use anyhow::{Context, Result, ensure};
+
+/// One measured engine and configuration.
+pub struct Row {
+    pub engine: &'static str,
+    pub batch: usize,
+    pub threads: usize,
+    pub images_per_s: f64,
+}
+
+impl Row {
+    pub fn new(engine: &'static str, batch: usize, threads: usize, images_per_s: f64) -> Row {
+        Row {
+            engine,
+            batch,
+            threads,
+            images_per_s,
+        }
+    }
+}
+
+/// Keeps, per engine and configuration, the fastest of the rounds seen so far.
+pub fn keep_best(best: &mut Vec<Row>, rows: Vec<Row>) {
+    for row in rows {
+        match best
+            .iter_mut()
+            .find(|b| (b.engine, b.batch, b.threads) == (row.engine, row.batch, row.threads))
+        {
+            Some(b) => b.images_per_s = b.images_per_s.max(row.images_per_s),
+            None => best.push(row),
+        }
+    }
+}
+
+/// The table, the ratios to onnxruntime int8 batch 1, and the machine it ran on.
+pub fn table(rows: &[Row]) -> Result<String> {
+    let find = |engine: &str, batch: usize, threads: usize| {
+        rows.iter()
+            .find(|r| (r.engine, r.batch, r.threads) == (engine, batch, threads))
+            .map(|r| r.images_per_s)
+            .with_context(|| format!("no figure for {engine} batch {batch} threads {threads}"))
+    };
+    let baseline = find("onnxruntime int8", 1, 1)?;
+    ensure!(
+        baseline > 0.0,
+        "onnxruntime int8 batch 1 measured 0 images/s"
+    );
+    let mut out = format!("machine: {}\n\n", machine());
+    out += &format!(
+        "{:<22} {:>5} {:>7} {:>10} {:>22}\n",
+        "engine", "batch", "threads", "images/s", "vs onnxruntime int8 b1"
+    );
+    for r in rows {
+        out += &format!(
+            "{:<22} {:>5} {:>7} {:>10.0} {:>21.2}x\n",
+            r.engine,
+            r.batch,
+            r.threads,
+            r.images_per_s,
+            r.images_per_s / baseline
+        );
+    }
+    out += &format!(
+        "\nqcnn 2 threads / 1 thread: {:.2}x\n",
+        find("qcnn int8", 1, 2)? / find("qcnn int8", 1, 1)?
+    );
+    Ok(out)
+}
+
+/// CPU model and logical CPU count, from /proc/cpuinfo.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+        .map_or("unknown CPU", |(_, name)| name.trim());
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    format!("{model}, {cpus} logical CPUs, {}", std::env::consts::ARCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(qcnn1: f64, ort: f64) -> Vec<Row> {
+        vec![
+            Row::new("qcnn int8", 1, 1, qcnn1),
+            Row::new("qcnn int8", 1, 2, 2.0 * qcnn1),
+            Row::new("onnxruntime int8", 1, 1, ort),
+        ]
+    }
+
+    #[test]
+    fn best_round_counts_and_ratios_are_to_onnxruntime_int8_b1() {
+        let mut best = Vec::new();
+        keep_best(&mut best, rows(300.0, 100.0));
+        keep_best(&mut best, rows(200.0, 150.0));
+        assert_eq!(best.len(), 3);
+        let text = table(&best).unwrap();
+        assert!(
+            text.contains("qcnn int8                  1       1        300                  2.00x"),
+            "{text}"
+        );
+        assert!(text.contains("qcnn 2 threads / 1 thread: 2.00x"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_baseline_is_an_error() {
+        let err = table(&[Row::new("qcnn int8", 1, 1, 1.0)]).unwrap_err();
+        assert!(
+            err.to_string().contains("onnxruntime int8 batch 1"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,439 @@
+//! Conv2d (+ fused ReLU and pool) on the Cortex-M4, without im2col bytes or gemm calls:
+//!
+//! 1. Input rows are converted once to int16, pixel-major (for each padded column, its C
+//!    channel values), into a ring holding the rows one pooled output row needs. Padding
+//!    columns hold the input zero point; padding rows read a row of zero points.
+//! 2. A conv output's patch is then K runs of K·C consecutive int16 values, one per kernel
+//!    row, copied as words into a small patch buffer (zero words pad it to a multiple of 4).
+//! 3. The weights are interleaved once per run to match: for each group of four output
+//!    channels, their four biases, then for every patch word the four channels' int16 pairs.
+//!    The `asm!` loop starts four accumulators at the biases (one LDM), then per patch word
+//!    does one LDM of four weight words, one LDR and four SMLAD: 26 instructions per 32 MACs.
+//!
+//! A fused pool takes the max of the accumulators over its window, then requantizes once:
+//! this path only takes layers whose requantizers are all monotone (no left shift, as every
+//! int8 layer the quantize tool writes); others run the portable code.
+
+use core::arch::asm;
+
+use crate::ops::conv2d::Conv2dOp;
+use crate::ops::requant::PreparedRequantizer;
+
+/// Output channels one pass of the kernel computes.
+const GROUP: usize = 4;
+/// Most output channels (accumulators and requantizers live on the stack).
+const MAX_CHANNELS: usize = 32;
+/// Most words in one patch: the seed model's second conv needs 3 × 12.
+const MAX_PATCH_WORDS: usize = 64;
+/// Most interleaved weight words: groups × (4 biases + 4 × patch words); 592 for the seed model.
+const MAX_WEIGHT_WORDS: usize = 640;
+/// Most words of converted rows (two int16 values a word): 600 for the seed model.
+const MAX_RING_WORDS: usize = 768;
+/// Most rows in the ring.
+const MAX_RING_ROWS: usize = 8;
+
+/// The layout shared by the weights, the patches and the row ring.
+struct Layout {
+    /// Input channels.
+    c: usize,
+    k: usize,
+    /// Words per kernel row of a patch: ⌈K·C / 2⌉.
+    row_words: usize,
+    /// Words per patch: `k · row_words` rounded up to a multiple of 4.
+    patch_words: usize,
+    groups: usize,
+    /// int16 values per converted row: (W + 2·padding) · C.
+    row_values: usize,
+    /// Rows in the ring; the zero-point row follows them.
+    ring_rows: usize,
+}
+
+impl Layout {
+    fn new(op: &Conv2dOp<'_>) -> Option<Self> {
+        let (c, k, out) = (op.input.c, op.kernel, op.output.c);
+        let row_words = k.checked_mul(c)?.div_ceil(2);
+        let patch_words = k.checked_mul(row_words)?.next_multiple_of(4);
+        let groups = out.div_ceil(GROUP);
+        let row_values = op
+            .input
+            .w
+            .checked_add(op.padding.checked_mul(2)?)?
+            .checked_mul(c)?;
+        let ring_rows = op
+            .pool
+            .kernel
+            .checked_sub(1)?
+            .checked_mul(op.stride)?
+            .checked_add(k)?;
+        let ring_values = (ring_rows + 1).checked_mul(row_values)?.checked_add(2)?;
+        let fits = (1..=MAX_CHANNELS).contains(&out)
+            && k >= 1
+            && (1..=MAX_PATCH_WORDS).contains(&patch_words)
+            && groups * (GROUP + GROUP * patch_words) <= MAX_WEIGHT_WORDS
+            && ring_values <= 2 * MAX_RING_WORDS
+            && ring_rows <= MAX_RING_ROWS
+            && op.stride >= 1
+            && op.pool.stride >= 1;
+        fits.then_some(Self {
+            c,
+            k,
+            row_words,
+            patch_words,
+            groups,
+            row_values,
+            ring_rows,
+        })
+    }
+}
+
+/// Runs `op` if it fits the stack buffers; `false` (nothing written) otherwise.
+pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
+    let Some(layout) = Layout::new(op) else {
+        return false;
+    };
+    // Only monotone requantizers (every validated channel without a left shift): the max
+    // of the accumulators is then the max of the outputs.
+    let mut requants = [PreparedRequantizer::default(); MAX_CHANNELS];
+    for (slot, (_, requant)) in requants.iter_mut().zip(op.channels.iter()) {
+        match PreparedRequantizer::new(&requant) {
+            Some(prepared) if requant.is_monotone() => *slot = prepared,
+            _ => return false,
+        }
+    }
+    let mut weights = [0_u32; MAX_WEIGHT_WORDS];
+    interleave_weights(op, &layout, &mut weights);
+    let channels = op.output.c;
+    let requants = requants.get(..channels).unwrap_or(&[]);
+    let weights = &weights[..];
+
+    let mut ring = [0_u32; MAX_RING_WORDS];
+    let values: &mut [i16] = bytemuck::must_cast_slice_mut(&mut ring);
+    values.fill(i16::from(op.input_zero_point));
+    // (The ring is read as words below and written as int16 values in `convert_row`.)
+    // Which input row each ring slot holds.
+    let mut loaded = [isize::MIN; MAX_RING_ROWS];
+    let zero_row = layout.ring_rows * layout.row_values;
+    let mut patch = [0_u32; MAX_PATCH_WORDS];
+    let patch = patch.get_mut(..layout.patch_words).unwrap_or(&mut []);
+    let (mut acc, mut best) = ([0_i32; MAX_CHANNELS], [0_i32; MAX_CHANNELS]);
+    let plane = op.output.plane();
+    // Ring offsets (in values) of the kernel rows of each conv row of a pooled row.
+    let mut bases = [0_usize; MAX_RING_ROWS * MAX_RING_ROWS];
+    let (k, pool) = (layout.k, op.pool);
+    for py in 0..op.output.h {
+        for dy in 0..pool.kernel {
+            for ky in 0..k {
+                let iy = ((py * pool.stride + dy) * op.stride + ky) as isize - op.padding as isize;
+                let base = match usize::try_from(iy).ok().filter(|&iy| iy < op.input.h) {
+                    Some(row) => {
+                        let slot = row % layout.ring_rows.max(1);
+                        if loaded.get(slot) != Some(&iy) {
+                            let values = bytemuck::must_cast_slice_mut(&mut ring);
+                            convert_row(op, &layout, input, row, values, slot);
+                            if let Some(l) = loaded.get_mut(slot) {
+                                *l = iy;
+                            }
+                        }
+                        slot * layout.row_values
+                    }
+                    None => zero_row,
+                };
+                if let Some(b) = bases.get_mut(dy * k + ky) {
+                    *b = base;
+                }
+            }
+        }
+        let ring = &ring;
+        for px in 0..op.output.w {
+            // The first position's sums start the max; the others fold into it.
+            for dy in 0..pool.kernel {
+                let bases = bases.get(dy * k..dy * k + k).unwrap_or(&[]);
+                for dx in 0..pool.kernel {
+                    let x = px * pool.stride + dx;
+                    fill_patch(
+                        ring,
+                        bases,
+                        x * op.stride * layout.c,
+                        layout.row_words,
+                        patch,
+                    );
+                    // One call site, so the kernel is inlined once.
+                    let first = dy == 0 && dx == 0;
+                    kernel(
+                        weights,
+                        patch,
+                        layout.groups,
+                        if first { &mut best } else { &mut acc },
+                    );
+                    if !first {
+                        for (best, &sum) in best.iter_mut().zip(&acc).take(channels) {
+                            *best = (*best).max(sum);
+                        }
+                    }
+                }
+            }
+            let pixel = py * op.output.w + px;
+            requantize(
+                &best,
+                requants,
+                output.get_mut(pixel..).unwrap_or(&mut []),
+                plane,
+            );
+        }
+    }
+    true
+}
+
+/// `out[o · plane] = requant[o].apply(best[o])` for every channel `o` of `requants`, in
+/// assembly: 24 instructions per output instead of the compiler's ~45 (its loop spills).
+#[inline(always)]
+fn requantize(best: &[i32], requants: &[PreparedRequantizer], out: &mut [i8], plane: usize) {
+    let n = requants.len();
+    let fits = n > 0 && best.len() >= n && out.len() > (n - 1) * plane;
+    if !fits {
+        return;
+    }
+    // SAFETY: reads `n ≥ 1` accumulators of `best` and `n` prepared requantizers (six words
+    // each, `repr(C)` in LDM order, word-aligned), and writes `out[o · plane]` for `o < n`, all
+    // in bounds as checked above. Registers only; no stack.
+    //
+    // Per output, exactly `PreparedRequantizer::apply`: the left shift; the rounding doubling
+    // high multiply as a 64-bit product plus 2^30, bits 31..62; the rounding right shift
+    // (`+1` when the dropped bits exceed half, minus one for negatives); the saturating zero
+    // point; then SSAT to int8 and the max with `min` (equal to max-then-min, as min ≤ 127).
+    unsafe {
+        asm!(
+            "2:",
+            "ldr r0, [r9], #4",
+            "ldm r10!, {{r1, r2, r3, r4, r5, r8}}",
+            "lsl r0, r0, r2",
+            "smull r2, r1, r0, r1",
+            "adds r2, r2, #0x40000000",
+            "adc r1, r1, #0",
+            "lsrs r2, r2, #31",
+            "orr r0, r2, r1, lsl #1",
+            "and r2, r0, r4",
+            "lsrs r1, r0, #31",
+            "add r1, r1, r4, asr #1",
+            "asr r0, r0, r3",
+            "cmp r2, r1",
+            "it gt",
+            "addgt r0, r0, #1",
+            "qadd r0, r0, r5",
+            "ssat r0, #8, r0",
+            "cmp r0, r8",
+            "it lt",
+            "movlt r0, r8",
+            "strb r0, [r11]",
+            "add r11, r11, r12",
+            "subs lr, lr, #1",
+            "bne 2b",
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            inout("r9") best.as_ptr() => _,
+            inout("r10") requants.as_ptr() => _,
+            inout("r11") out.as_mut_ptr() => _,
+            in("r12") plane,
+            inout("lr") n => _,
+            options(nostack),
+        );
+    }
+}
+
+/// Writes the biases and the int16 weight pairs of every group (see the module docs); `out`
+/// starts zeroed, so channels beyond the last and the padding words weigh 0.
+fn interleave_weights(op: &Conv2dOp<'_>, layout: &Layout, out: &mut [u32]) {
+    let group_words = GROUP + GROUP * layout.patch_words;
+    let (c, k) = (layout.c, layout.k);
+    {
+        let halves: &mut [i16] = bytemuck::must_cast_slice_mut(out);
+        let per_output = c * k * k;
+        for (o, w_out) in op.weights.chunks_exact(per_output.max(1)).enumerate() {
+            let group = (o / GROUP) * group_words + GROUP + o % GROUP;
+            for (ch, w_ch) in w_out.chunks_exact((k * k).max(1)).enumerate() {
+                for (ky, w_row) in w_ch.chunks_exact(k.max(1)).enumerate() {
+                    for (kx, &w) in w_row.iter().enumerate() {
+                        let value = kx * c + ch;
+                        let word = group + GROUP * (ky * layout.row_words + value / 2);
+                        if let Some(h) = halves.get_mut(2 * word + value % 2) {
+                            *h = i16::from(w);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (o, (bias, _)) in op.channels.iter().enumerate() {
+        if let Some(slot) = out.get_mut((o / GROUP) * group_words + o % GROUP) {
+            *slot = bias as u32;
+        }
+    }
+}
+
+/// Converts input row `row` of every channel into ring slot `slot`, between the padding
+/// columns (which keep the zero point they were filled with).
+fn convert_row(
+    op: &Conv2dOp<'_>,
+    layout: &Layout,
+    input: &[i8],
+    row: usize,
+    values: &mut [i16],
+    slot: usize,
+) {
+    let w = op.input.w;
+    let start = slot * layout.row_values + op.padding * layout.c;
+    let Some(dst) = values.get_mut(start..) else {
+        return;
+    };
+    let planes = input.chunks_exact(op.input.plane().max(1)).take(layout.c);
+    for (ch, plane) in planes.enumerate() {
+        let src = plane.get(row * w..row * w + w).unwrap_or(&[]);
+        for (d, &v) in dst.iter_mut().skip(ch).step_by(layout.c.max(1)).zip(src) {
+            *d = i16::from(v);
+        }
+    }
+}
+
+/// Copies the patch of the conv output whose kernel rows start at `bases[ky] + offset`
+/// (int16 values into the ring): `row_words` words per kernel row.
+#[inline(always)]
+fn fill_patch(ring: &[u32], bases: &[usize], offset: usize, row_words: usize, patch: &mut [u32]) {
+    // The ring as int16 values: a kernel row may start at an odd one (odd C).
+    let values = 2 * ring.len();
+    for (&base, dst) in bases.iter().zip(patch.chunks_exact_mut(row_words.max(1))) {
+        let start = base + offset;
+        if start + 2 * dst.len() <= values {
+            copy_words(dst, ring.as_ptr().cast::<u16>().wrapping_add(start).cast());
+        }
+    }
+}
+
+/// Copies `dst.len()` words from `src`, which must hold that many bytes and be 2-aligned:
+/// four words per LDM/STM pair when `src` is word-aligned and the length a multiple of 4 (the
+/// seed model's second conv: 12 words a kernel row), else word by word with LDR, which the
+/// Cortex-M4 allows unaligned. (A Rust loop would become a `memcpy` call, dearer here.)
+#[inline(always)]
+fn copy_words(dst: &mut [u32], src: *const u32) {
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    if n.is_multiple_of(4) && (src as usize).is_multiple_of(4) {
+        // SAFETY: copies `n` words (a non-zero multiple of 4, so the loop ends exactly at the
+        // end of `dst`) from the caller's `n` readable words at `src`; both word-aligned.
+        unsafe {
+            asm!(
+                "2:",
+                "ldm r4!, {{r0, r1, r2, r3}}",
+                "stm r5!, {{r0, r1, r2, r3}}",
+                "cmp r5, r12",
+                "bne 2b",
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                inout("r4") src => _,
+                inout("r5") dst.as_mut_ptr() => _,
+                in("r12") dst.as_mut_ptr().add(n),
+                options(nostack),
+            );
+        }
+        return;
+    }
+    // SAFETY: copies `n ≥ 1` words from the caller's `4n` readable bytes at `src` (2-aligned:
+    // unaligned LDR is allowed on ARMv7-M, with the default CCR.UNALIGN_TRP clear) into `dst`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {w}, [{src}], #4",
+            "str {w}, [{dst}], #4",
+            "cmp {dst}, {end}",
+            "bne 2b",
+            w = out(reg) _,
+            src = inout(reg) src => _,
+            dst = inout(reg) dst.as_mut_ptr() => _,
+            end = in(reg) dst.as_mut_ptr().add(n),
+            options(nostack),
+        );
+    }
+}
+
+/// `acc[4g + i] = bias + Σ_t weight(g, t, i) · patch[t]` for each of the `groups` groups of
+/// `weights` (laid out as in the module docs). `patch.len()` is a non-zero multiple of 4.
+#[inline(always)]
+fn kernel(weights: &[u32], patch: &[u32], groups: usize, acc: &mut [i32]) {
+    let words = patch.len();
+    let fits = words > 0
+        && words.is_multiple_of(4)
+        && groups > 0
+        && weights.len() >= groups * (GROUP + GROUP * words)
+        && acc.len() >= GROUP * groups;
+    if !fits {
+        return;
+    }
+    // SAFETY: for each of the `groups ≥ 1` groups the loop reads 4 + 4·words words of
+    // `weights` (consecutively, all in bounds as checked above) and the `words` words of
+    // `patch` (a non-zero multiple of 4, so the unrolled loop ends exactly at its end), and
+    // writes 4 words of `acc` (in bounds). Both buffers are `u32`/`i32` slices, so word-aligned
+    // for LDM/STM; the register lists are explicit registers in ascending order, so word `i`
+    // of each list maps to channel `i` of the group. Its three stack words are released
+    // before it ends.
+    unsafe {
+        asm!(
+            "sub sp, sp, #12",
+            "str r0, [sp]",
+            "str r1, [sp, #4]",
+            "str r12, [sp, #8]",
+            "1:",
+            "ldm r11!, {{r0, r1, r2, r3}}",
+            "2:",
+            kernel_step!(),
+            kernel_step!(),
+            kernel_step!(),
+            kernel_step!(),
+            "cmp r12, lr",
+            "bne 2b",
+            "ldr r9, [sp]",
+            "stm r9!, {{r0, r1, r2, r3}}",
+            "str r9, [sp]",
+            "ldr r12, [sp, #8]",
+            "ldr r9, [sp, #4]",
+            "subs r9, r9, #1",
+            "str r9, [sp, #4]",
+            "bne 1b",
+            "add sp, sp, #12",
+            inout("r0") acc.as_mut_ptr() => _,
+            inout("r1") groups => _,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            inout("r11") weights.as_ptr() => _,
+            inout("r12") patch.as_ptr() => _,
+            inout("lr") patch.as_ptr().add(words) => _,
+        );
+    }
+}
+
+/// One patch word (r12) against the four channels' weight words.
+macro_rules! kernel_step {
+    () => {
+        concat!(
+            "ldm r11!, {{r4, r5, r8, r10}}\n",
+            "ldr r9, [r12], #4\n",
+            "smlad r0, r4, r9, r0\n",
+            "smlad r1, r5, r9, r1\n",
+            "smlad r2, r8, r9, r2\n",
+            "smlad r3, r10, r9, r3\n",
+        )
+    };
+}
+use kernel_step;

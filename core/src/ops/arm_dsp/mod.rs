@@ -1,0 +1,44 @@
+//! Cortex-M4/M7 fast paths (`cfg(qcnn_arm_dsp)`, set by `build.rs`), with the DSP extension's
+//! dual 16-bit multiply-accumulate: SMLAD adds both products of two int16 pairs to an i32
+//! accumulator in one instruction.
+//!
+//! - [`conv2d()`]: a whole Conv2d (+ fused pool): int16 patches read from a ring of
+//!   converted input rows, four output channels per pass of a weight-stationary `asm!` loop.
+//! - [`linear()`]: a whole Linear: the input unpacked to int16 pairs once, then two weight
+//!   rows at a time.
+//!
+//! Both return `false` when a layer does not fit their fixed stack buffers; the portable code
+//! then runs. Their results are bit-identical to the portable kernels (SMLAD wraps exactly
+//! like `wrapping_add`): the firmware's `dsp_check` binary compares them on a Cortex-M4 under
+//! qemu, and the firmware test diffs the whole model against the host.
+//!
+//! SMLAD and SXTB16 are unstable in `core::arch::arm`, so the kernels are `asm!`: this module
+//! opts out of the crate's `deny(unsafe_code)`, with a `SAFETY` note on every block.
+#![allow(unsafe_code)]
+
+mod conv2d;
+mod linear;
+
+use core::arch::asm;
+
+pub(crate) use conv2d::conv2d;
+pub(crate) use linear::linear;
+
+/// The int8 bytes of `word` as two int16 pairs: `(bytes 0 and 2, bytes 1 and 3)`.
+#[inline(always)]
+fn sxtb16_pairs(word: u32) -> (u32, u32) {
+    let (even, odd): (u32, u32);
+    // SAFETY: pure register arithmetic: no memory, no stack, no flags.
+    unsafe {
+        asm!(
+            "sxtb16 {even}, {word}",
+            "sxtb16 {odd}, {word}, ror #8",
+            word = in(reg) word,
+            // `out`, not `lateout`: `even` is written while `word` is still to be read.
+            even = out(reg) even,
+            odd = lateout(reg) odd,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    (even, odd)
+}
