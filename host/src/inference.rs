@@ -1,5 +1,6 @@
 //! Running the int8 engine over many images on several threads, one arena per thread.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Result, anyhow};
@@ -31,10 +32,12 @@ impl Int8Logits {
     }
 }
 
-/// Progress is reported in steps of this many images, to keep the bar off the hot path.
-const PROGRESS_STEP: usize = 64;
+/// Images a worker takes at a time. Workers take blocks as they finish the last one, so a
+/// core slowed by other load does less of the work instead of holding up the others; the
+/// progress bar moves once a block.
+const BLOCK: usize = 64;
 
-/// Runs `model` on images `0..count` with `threads` workers, each on a contiguous share.
+/// Runs `model` on images `0..count` with `threads` workers, each with its own arena.
 pub fn run_int8(
     model: &Model,
     images: &LabeledImages,
@@ -45,39 +48,45 @@ pub fn run_int8(
     let classes = model.num_classes();
     let mut logits = vec![0i8; count * classes];
     let mut dequantized = vec![0f32; count * classes];
-    let per_thread = count.div_ceil(threads.max(1)).max(1);
     let start = Instant::now();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = logits
-            .chunks_mut(per_thread * classes)
-            .zip(dequantized.chunks_mut(per_thread * classes))
-            .enumerate()
-            .map(|(worker, (out, out_real))| {
-                scope.spawn(move || -> Result<()> {
-                    let mut arena = vec![0u8; model.arena_len()];
-                    let first = worker * per_thread;
-                    let images_out = out.chunks_mut(classes).zip(out_real.chunks_mut(classes));
-                    for (k, (out, out_real)) in images_out.enumerate() {
-                        let index = first + k;
-                        let result = model
-                            .infer(images.image(index), &mut arena)
-                            .map_err(|e| anyhow!("running the model on test image {index}: {e}"))?;
-                        out.copy_from_slice(result.as_slice());
-                        for (class, real) in out_real.iter_mut().enumerate() {
-                            *real = result.dequantize(class).unwrap_or(f32::NAN);
+    {
+        let blocks = Mutex::new(
+            logits
+                .chunks_mut(BLOCK * classes)
+                .zip(dequantized.chunks_mut(BLOCK * classes))
+                .enumerate(),
+        );
+        let next_block = || blocks.lock().unwrap_or_else(|e| e.into_inner()).next();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads.clamp(1, count.max(1)))
+                .map(|_| {
+                    scope.spawn(|| -> Result<()> {
+                        let mut arena = vec![0u8; model.arena_len()];
+                        while let Some((block, (out, out_real))) = next_block() {
+                            let images_out =
+                                out.chunks_mut(classes).zip(out_real.chunks_mut(classes));
+                            for (k, (out, out_real)) in images_out.enumerate() {
+                                let index = block * BLOCK + k;
+                                let result =
+                                    model.infer(images.image(index), &mut arena).map_err(|e| {
+                                        anyhow!("running the model on test image {index}: {e}")
+                                    })?;
+                                out.copy_from_slice(result.as_slice());
+                                for (class, real) in out_real.iter_mut().enumerate() {
+                                    *real = result.dequantize(class).unwrap_or(f32::NAN);
+                                }
+                            }
+                            progress.inc((out.len() / classes.max(1)) as u64);
                         }
-                        if k % PROGRESS_STEP == PROGRESS_STEP - 1 {
-                            progress.inc(PROGRESS_STEP as u64);
-                        }
-                    }
-                    Ok(())
+                        Ok(())
+                    })
                 })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .try_for_each(|w| w.join().expect("an inference worker panicked"))
-    })?;
+                .collect();
+            workers
+                .into_iter()
+                .try_for_each(|w| w.join().expect("an inference worker panicked"))
+        })?;
+    }
     let seconds = start.elapsed().as_secs_f64();
     progress.finish_and_clear();
     Ok(Int8Logits {

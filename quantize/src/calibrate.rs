@@ -113,10 +113,22 @@ impl Observer {
     fn add(&mut self, values: &[f32]) {
         match self {
             Observer::MinMax(r) => {
-                for &v in values {
-                    r.min = r.min.min(v);
-                    r.max = r.max.max(v);
+                // Eight independent lanes and plain compares (which, like f32::min/max, skip
+                // NaN) vectorize; one running min/max would wait on itself at every value.
+                let (mut lo, mut hi) = ([r.min; 8], [r.max; 8]);
+                let lanes = values.chunks_exact(8);
+                for &v in lanes.remainder() {
+                    lo[0] = if v < lo[0] { v } else { lo[0] };
+                    hi[0] = if v > hi[0] { v } else { hi[0] };
                 }
+                for chunk in lanes {
+                    for l in 0..8 {
+                        lo[l] = if chunk[l] < lo[l] { chunk[l] } else { lo[l] };
+                        hi[l] = if chunk[l] > hi[l] { chunk[l] } else { hi[l] };
+                    }
+                }
+                r.min = lo.into_iter().fold(r.min, f32::min);
+                r.max = hi.into_iter().fold(r.max, f32::max);
             }
             Observer::Histogram(h) => h.add(values),
         }
@@ -336,6 +348,30 @@ mod tests {
             r.max > 5.0 && r.max < 0.95 * observed_max,
             "{r:?}, max {observed_max}"
         );
+    }
+
+    #[test]
+    fn min_max_sees_every_lane_and_the_tail_and_skips_nan() {
+        let fresh = || {
+            Observer::MinMax(Range {
+                min: f32::INFINITY,
+                max: f32::NEG_INFINITY,
+            })
+        };
+        // 8 + 8 + 3 values: the extremes sit in different lanes, in the tail, and after a NaN.
+        for (at_min, at_max) in [(17, 3), (5, 18), (0, 15)] {
+            let mut values: Vec<f32> = (0..19).map(|i| (i % 5) as f32).collect();
+            values[at_min] = -7.5;
+            values[at_max] = 9.25;
+            values[at_min.max(at_max) - 1] = f32::NAN;
+            let mut observer = fresh();
+            observer.add(&values[..10]);
+            observer.add(&values[10..]);
+            let Observer::MinMax(r) = observer else {
+                unreachable!()
+            };
+            assert_eq!((r.min, r.max), (-7.5, 9.25), "{at_min} {at_max}");
+        }
     }
 
     #[test]

@@ -1,21 +1,24 @@
 //! The f32 reference forward pass of the configured layer sequence, as PyTorch computes it
 //! (input = pixel/255, C×H×W), used to calibrate and to measure the float accuracy.
 //!
-//! Images run in small batches so that each Linear weight row is read once per batch
-//! rather than once per image: the 3 MB of the seed model's first Linear does not fit in cache.
+//! Convolutions run as im2col + SGEMM, one image at a time; Linear layers take a whole batch of
+//! images in one SGEMM, so each weight is read once per batch rather than once per image (the
+//! 3 MB of the seed model's first Linear does not fit in cache). Batches run in parallel.
 
 use rayon::prelude::*;
 
 use crate::architecture::{Architecture, Shape, Step};
 use crate::checkpoint::Checkpoint;
 use crate::config::{Conv2dSpec, LayerSpec, PoolSpec};
+use crate::sgemm::{Layout, sgemm};
 
-/// Images per batch.
-pub const BATCH: usize = 16;
+/// Images per batch: the rows of each Linear SGEMM. Fewer rows and streaming the weights
+/// dominates (64 rows ran the seed model's first Linear a third slower than 128).
+pub const BATCH: usize = 128;
 
 pub struct FloatModel {
     architecture: Architecture,
-    /// Per step: (weights, bias) for Conv2d (packed by `pack_conv`) and Linear, empty otherwise.
+    /// Per step: (weights, bias) for Conv2d (OIHW) and Linear (`[out][in]`), empty otherwise.
     parameters: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
@@ -26,12 +29,7 @@ impl FloatModel {
             .steps
             .iter()
             .map(|step| match step.layer {
-                LayerSpec::Conv2d(spec) => pack_conv(
-                    &spec,
-                    &checkpoint.get(&architecture.weight_key(step.index)).data,
-                    &checkpoint.get(&architecture.bias_key(step.index)).data,
-                ),
-                LayerSpec::Linear(_) => (
+                LayerSpec::Conv2d(_) | LayerSpec::Linear(_) => (
                     checkpoint
                         .get(&architecture.weight_key(step.index))
                         .data
@@ -75,72 +73,100 @@ impl FloatModel {
     }
 
     /// Runs `images` (u8, C×H×W each) and returns their logits back to back. `observe` sees
-    /// every step's output: the step index and the batch's activations, image after image.
+    /// every step's output: the step index and the activations of one image, or of the whole
+    /// batch image after image.
+    ///
+    /// The steps before the first Linear run image by image, so that each image's feature maps
+    /// stay in cache from one step to the next; the Linear layers and what follows them run on
+    /// the whole batch at once.
     pub fn forward_batch(
         &self,
         images: &[&[u8]],
         observe: &mut dyn FnMut(usize, &[f32]),
     ) -> Vec<f32> {
-        let mut x: Vec<f32> = images
+        let steps = &self.architecture.steps;
+        let first_linear = steps
             .iter()
-            .flat_map(|img| img.iter().map(|&p| f32::from(p) / 255.0))
-            .collect();
-        for (step, (weights, bias)) in self.architecture.steps.iter().zip(&self.parameters) {
-            x = self.run_step(step, weights, bias, x, images.len());
+            .position(|step| matches!(step.layer, LayerSpec::Linear(_)))
+            .unwrap_or(steps.len());
+        let (per_image, batched) = steps.split_at(first_linear);
+        let parameters = self.parameters.split_at(first_linear);
+        let mut columns = Vec::new();
+        let mut x = Vec::new();
+        for image in images {
+            let mut y: Vec<f32> = image.iter().map(|&p| f32::from(p) / 255.0).collect();
+            for (step, (weights, bias)) in per_image.iter().zip(parameters.0) {
+                y = run_step(step, weights, bias, y, 1, &mut columns);
+                observe(step.index, &y);
+            }
+            x.extend_from_slice(&y);
+        }
+        for (step, (weights, bias)) in batched.iter().zip(parameters.1) {
+            x = run_step(step, weights, bias, x, images.len(), &mut columns);
             observe(step.index, &x);
         }
         x
     }
+}
 
-    fn run_step(
-        &self,
-        step: &Step,
-        weights: &[f32],
-        bias: &[f32],
-        mut x: Vec<f32>,
-        batch: usize,
-    ) -> Vec<f32> {
-        let (in_len, out_len) = (step.input.len(), step.output.len());
-        match step.layer {
-            LayerSpec::Conv2d(spec) => {
-                let mut out = vec![0.0; batch * out_len];
-                let mut padded = Vec::new();
-                for (input, output) in x.chunks(in_len).zip(out.chunks_mut(out_len)) {
-                    conv2d(
-                        &spec,
-                        step.input,
-                        step.output,
-                        weights,
-                        bias,
-                        input,
-                        output,
-                        &mut padded,
-                    );
-                }
-                out
+/// One step on `batch` images back to back. `columns` is im2col scratch, kept between calls.
+fn run_step(
+    step: &Step,
+    weights: &[f32],
+    bias: &[f32],
+    mut x: Vec<f32>,
+    batch: usize,
+    columns: &mut Vec<f32>,
+) -> Vec<f32> {
+    let (in_len, out_len) = (step.input.len(), step.output.len());
+    match step.layer {
+        LayerSpec::Conv2d(spec) => {
+            let mut out = vec![0.0; batch * out_len];
+            for (input, output) in x.chunks(in_len).zip(out.chunks_mut(out_len)) {
+                conv2d(
+                    &spec,
+                    step.input,
+                    step.output,
+                    weights,
+                    bias,
+                    input,
+                    output,
+                    columns,
+                );
             }
-            LayerSpec::Relu => {
-                x.iter_mut().for_each(|v| *v = v.max(0.0));
-                x
+            out
+        }
+        LayerSpec::Relu => {
+            // A plain compare (not f32::max) vectorizes; inputs are finite (checked).
+            x.iter_mut()
+                .for_each(|v| *v = if *v > 0.0 { *v } else { 0.0 });
+            x
+        }
+        LayerSpec::MaxPool2d(spec) => {
+            let mut out = vec![0.0; batch * out_len];
+            for (input, output) in x.chunks(in_len).zip(out.chunks_mut(out_len)) {
+                max_pool(&spec, step.input, step.output, input, output);
             }
-            LayerSpec::MaxPool2d(spec) => {
-                let mut out = vec![0.0; batch * out_len];
-                for (input, output) in x.chunks(in_len).zip(out.chunks_mut(out_len)) {
-                    max_pool(&spec, step.input, step.output, input, output);
-                }
-                out
+            out
+        }
+        // C,H,W is already PyTorch's flatten order; Dropout is the identity at inference.
+        LayerSpec::Dropout | LayerSpec::Flatten => x,
+        LayerSpec::Linear(spec) => {
+            // The batch (rows) times the transposed weights.
+            let mut out = vec![0.0; batch * out_len];
+            sgemm(
+                batch,
+                spec.in_features,
+                spec.out_features,
+                &x,
+                weights,
+                Layout::Transposed,
+                &mut out,
+            );
+            for output in out.chunks_mut(out_len) {
+                output.iter_mut().zip(bias).for_each(|(v, &b)| *v += b);
             }
-            // C,H,W is already PyTorch's flatten order; Dropout is the identity at inference.
-            LayerSpec::Dropout | LayerSpec::Flatten => x,
-            LayerSpec::Linear(spec) => {
-                let mut out = vec![0.0; batch * out_len];
-                for (o, (row, &b)) in weights.chunks(spec.in_features).zip(bias).enumerate() {
-                    for (input, output) in x.chunks(in_len).zip(out.chunks_mut(out_len)) {
-                        output[o] = b + dot(row, input);
-                    }
-                }
-                out
-            }
+            out
         }
     }
 }
@@ -152,92 +178,84 @@ fn map_dims(shape: Shape) -> (usize, usize, usize) {
     }
 }
 
-/// Eight independent partial sums, so the loop vectorizes.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Output channels computed together, in registers.
-const LANES: usize = 8;
-
-/// Rearranges OIHW weights to `[output chunk][ky][kx][input channel][LANES]`, and the bias to
-/// whole chunks, zero-padding the output channels to a multiple of `LANES`.
-fn pack_conv(spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let (o, c, k) = (spec.out_channels, spec.in_channels, spec.kernel);
-    let chunks = o.div_ceil(LANES);
-    let mut packed = vec![0.0; chunks * k * k * c * LANES];
-    for oc in 0..o {
-        for i in 0..c {
-            for tap in 0..k * k {
-                let (chunk, lane) = (oc / LANES, oc % LANES);
-                packed[((chunk * k * k + tap) * c + i) * LANES + lane] =
-                    weights[(oc * c + i) * k * k + tap];
-            }
-        }
-    }
-    let mut padded_bias = bias.to_vec();
-    padded_bias.resize(chunks * LANES, 0.0);
-    (packed, padded_bias)
-}
-
-/// Direct convolution over a zero-padded H×W×C copy of the input: each output pixel
-/// accumulates `LANES` output channels in registers over every tap and input channel.
+/// Convolution as one matrix product: OIHW weights (O × C·K·K) times the im2col patch matrix
+/// (C·K·K × OH·OW) gives the O×OH×OW output directly; then the bias.
 #[allow(clippy::too_many_arguments)]
 fn conv2d(
     spec: &Conv2dSpec,
     input_shape: Shape,
     output_shape: Shape,
-    packed: &[f32],
+    weights: &[f32],
     bias: &[f32],
     input: &[f32],
     output: &mut [f32],
-    padded: &mut Vec<f32>,
+    columns: &mut Vec<f32>,
+) {
+    let (o, oh, ow) = map_dims(output_shape);
+    im2col(spec, input_shape, (oh, ow), input, columns);
+    let patch = columns.len() / (oh * ow).max(1);
+    sgemm(
+        o,
+        patch,
+        oh * ow,
+        weights,
+        columns,
+        Layout::RowMajor,
+        output,
+    );
+    for (plane, &b) in output.chunks_mut(oh * ow).zip(bias) {
+        plane.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+/// The patch matrix: row `(i·K + ky)·K + kx` (OIHW's order within one output channel) holds,
+/// for every output position, the input under that tap, or 0 in the padding. Every element is
+/// written, so `columns` is reused between images without clearing.
+fn im2col(
+    spec: &Conv2dSpec,
+    input_shape: Shape,
+    (oh, ow): (usize, usize),
+    input: &[f32],
+    columns: &mut Vec<f32>,
 ) {
     let (c, h, w) = map_dims(input_shape);
-    let (o, oh, ow) = map_dims(output_shape);
     let (k, s, p) = (spec.kernel, spec.stride, spec.padding);
-    let pw = w + 2 * p;
-    padded.clear();
-    padded.resize((h + 2 * p) * pw * c, 0.0);
-    for (i, plane) in input.chunks(h * w).enumerate() {
-        for (y, row) in plane.chunks(w).enumerate() {
-            for (x, &v) in row.iter().enumerate() {
-                padded[((y + p) * pw + x + p) * c + i] = v;
-            }
-        }
-    }
-    let chunk_len = k * k * c * LANES;
-    for (chunk, (weights, bias)) in packed.chunks(chunk_len).zip(bias.chunks(LANES)).enumerate() {
-        let lanes = LANES.min(o - chunk * LANES);
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut acc = [0.0f32; LANES];
-                acc.copy_from_slice(bias);
-                for ky in 0..k {
-                    let row = (oy * s + ky) * pw + ox * s;
-                    let pixels = &padded[row * c..(row + k) * c];
-                    let taps = &weights[ky * k * c * LANES..(ky + 1) * k * c * LANES];
-                    for (&v, tap) in pixels.iter().zip(taps.chunks_exact(LANES)) {
-                        for l in 0..LANES {
-                            acc[l] += v * tap[l];
+    columns.resize(c * k * k * oh * ow, 0.0);
+    let mut rows = columns.chunks_exact_mut(oh * ow);
+    for plane in input.chunks(h * w) {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = rows.next().expect("C·K·K rows");
+                // Output columns whose tap lands inside the input: x = ox·s + kx − p in 0..w.
+                let first = p.saturating_sub(kx).div_ceil(s).min(ow);
+                let end = (w + p)
+                    .checked_sub(kx)
+                    .map_or(0, |n| n.div_ceil(s))
+                    .clamp(first, ow);
+                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                    let line = (oy * s + ky)
+                        .checked_sub(p)
+                        .filter(|&y| y < h)
+                        .map(|y| &plane[y * w..(y + 1) * w]);
+                    let Some(line) = line else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    let (left, rest) = out.split_at_mut(first);
+                    let (inside, right) = rest.split_at_mut(end - first);
+                    left.fill(0.0);
+                    right.fill(0.0);
+                    if inside.is_empty() {
+                        continue;
+                    }
+                    let x0 = first * s + kx - p;
+                    if s == 1 {
+                        inside.copy_from_slice(&line[x0..x0 + inside.len()]);
+                    } else {
+                        for (v, &x) in inside.iter_mut().zip(line[x0..].iter().step_by(s)) {
+                            *v = x;
                         }
                     }
-                }
-                for (l, &a) in acc[..lanes].iter().enumerate() {
-                    output[((chunk * LANES + l) * oh + oy) * ow + ox] = a;
                 }
             }
         }
@@ -254,16 +272,18 @@ fn max_pool(
     let (_, h, w) = map_dims(input_shape);
     let (_, oh, ow) = map_dims(output_shape);
     let (k, s) = (spec.kernel, spec.stride());
+    // Row by row, one window tap at a time across the whole output row: no per-element index
+    // arithmetic, and a plain compare instead of f32::max (inputs are finite).
     for (plane, out_plane) in input.chunks(h * w).zip(output.chunks_mut(oh * ow)) {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let mut m = f32::NEG_INFINITY;
-                for ky in 0..k {
-                    for kx in 0..k {
-                        m = m.max(plane[(oy * s + ky) * w + ox * s + kx]);
+        for (oy, out_row) in out_plane.chunks_exact_mut(ow).enumerate() {
+            out_row.fill(f32::NEG_INFINITY);
+            for ky in 0..k {
+                let in_row = &plane[(oy * s + ky) * w..(oy * s + ky + 1) * w];
+                for kx in 0..k {
+                    for (m, &v) in out_row.iter_mut().zip(in_row[kx..].iter().step_by(s)) {
+                        *m = if v > *m { v } else { *m };
                     }
                 }
-                out_plane[oy * ow + ox] = m;
             }
         }
     }
@@ -272,13 +292,6 @@ fn max_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dot_handles_tails() {
-        let a: Vec<f32> = (0..19).map(|i| i as f32).collect();
-        let b = vec![2.0f32; 19];
-        assert_eq!(dot(&a, &b), 2.0 * (0..19).sum::<i32>() as f32);
-    }
 
     /// A 1×4×4 input through a 3×3 kernel, stride 2, padding 1, checked by hand.
     #[test]
@@ -292,14 +305,13 @@ mod tests {
         };
         let input: Vec<f32> = (1..=16).map(|v| v as f32).collect();
         let weights = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]; // centre, right, below
-        let (packed, bias) = pack_conv(&spec, &weights, &[0.5]);
         let mut out = [0.0; 4];
         conv2d(
             &spec,
             Shape::Map { c: 1, h: 4, w: 4 },
             Shape::Map { c: 1, h: 2, w: 2 },
-            &packed,
-            &bias,
+            &weights,
+            &[0.5],
             &input,
             &mut out,
             &mut Vec::new(),
@@ -346,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn packed_conv_matches_the_naive_loop_over_shapes() {
+    fn im2col_conv_matches_the_naive_loop_over_shapes() {
         let mut seed = 1u32;
         let mut next = move || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -357,6 +369,9 @@ mod tests {
             (3, 5, 5, 2, 2, 9, 7),
             (2, 17, 1, 1, 0, 4, 4),
             (4, 3, 3, 2, 0, 7, 8),
+            // Padding wider than the kernel's reach: whole rows and columns of zeros.
+            (2, 3, 3, 1, 3, 2, 3),
+            (1, 2, 5, 3, 4, 5, 6),
         ] {
             let spec = Conv2dSpec {
                 in_channels: c,
@@ -370,14 +385,13 @@ mod tests {
             let input: Vec<f32> = (0..c * h * w).map(|_| next()).collect();
             let expected = naive_conv(&spec, (c, h, w), &weights, &bias, &input);
             let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
-            let (packed, padded_bias) = pack_conv(&spec, &weights, &bias);
             let mut out = vec![0.0; expected.len()];
             conv2d(
                 &spec,
                 Shape::Map { c, h, w },
                 Shape::Map { c: o, h: oh, w: ow },
-                &packed,
-                &padded_bias,
+                &weights,
+                &bias,
                 &input,
                 &mut out,
                 &mut Vec::new(),
@@ -407,5 +421,43 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, [5.0, 7.0]);
+    }
+
+    /// Overlapping (stride < kernel) and gapped (stride > kernel) windows against the
+    /// per-output maximum over its window.
+    #[test]
+    fn max_pool_matches_the_naive_window_max() {
+        for (k, s, h, w) in [(3, 1, 5, 6), (3, 2, 7, 7), (2, 3, 8, 7), (1, 1, 3, 2)] {
+            let input: Vec<f32> = (0..2 * h * w)
+                .map(|i| ((i * 37 + 11) % 23) as f32 - 11.0)
+                .collect();
+            let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+            let mut out = vec![0.0; 2 * oh * ow];
+            let spec = PoolSpec {
+                kernel: k,
+                stride: Some(s),
+            };
+            max_pool(
+                &spec,
+                Shape::Map { c: 2, h, w },
+                Shape::Map { c: 2, h: oh, w: ow },
+                &input,
+                &mut out,
+            );
+            for c in 0..2 {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let window = (0..k * k)
+                            .map(|t| input[(c * h + oy * s + t / k) * w + ox * s + t % k]);
+                        let expected = window.fold(f32::NEG_INFINITY, f32::max);
+                        assert_eq!(
+                            out[(c * oh + oy) * ow + ox],
+                            expected,
+                            "{k} {s} {c} {oy} {ox}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -9,4 +9,5 @@ pub mod float_model;
 pub mod pipeline;
 pub mod report;
 pub mod scales;
+pub mod sgemm;
 pub mod validate;

@@ -78,15 +78,18 @@ pub fn quantize_checkpoint(
     let validation = data.train.select(&split.validation);
     let images = validate::images(&validation);
     let float_logits = float_model.forward_all(&images);
+    let float_scores = validate::scores(&validate::confusion(&float_logits, validation.labels()));
+    seconds.validate_float = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
     // The engine checks the blob exactly as a device would, then runs it.
     let (int8_logits, arena_bytes, macs) = {
         let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
         let logits = validate::int8_logits(&model, &images).map_err(QuantizeError::Infer)?;
         (logits, model.arena_len(), model.macs())
     };
-    let float_scores = validate::scores(&validate::confusion(&float_logits, validation.labels()));
     let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));
-    seconds.validate = clock.elapsed().as_secs_f64();
+    seconds.validate_int8 = clock.elapsed().as_secs_f64();
     let blob_report = BlobReport {
         bytes: exported.blob.len(),
         sha256: sha256_hex(&exported.blob),

@@ -56,7 +56,10 @@ pub struct Timings {
     pub read_checkpoint: f64,
     pub calibrate: f64,
     pub export: f64,
-    pub validate: f64,
+    /// The float reference on the validation split (loading the split included).
+    pub validate_float: f64,
+    /// The int8 engine on the validation split.
+    pub validate_int8: f64,
     /// The whole run, when the caller timed it.
     pub total: Option<f64>,
 }
@@ -139,8 +142,8 @@ impl Report {
         let t = &self.seconds;
         let _ = write!(
             s,
-            "time        checkpoint {:.2}s, calibrate {:.2}s, export {:.2}s, validate {:.2}s",
-            t.read_checkpoint, t.calibrate, t.export, t.validate
+            "time        checkpoint {:.2}s, calibrate {:.2}s, export {:.2}s, validate float {:.2}s, int8 {:.2}s",
+            t.read_checkpoint, t.calibrate, t.export, t.validate_float, t.validate_int8
         );
         if let Some(load) = t.load_data {
             let _ = write!(s, ", data {load:.2}s");
