@@ -68,6 +68,21 @@ pub fn export(
     };
     let mut ranges = calibration.iter();
     for Fused { layer, steps } in &fused {
+        // Conv2d and Linear take the next calibrated range, in order.
+        let mut quantize = |index, out_channels| {
+            let range = ranges
+                .next()
+                .expect("calibrate covers every Conv2d and Linear");
+            quantize_layer(
+                architecture,
+                checkpoint,
+                index,
+                out_channels,
+                input,
+                range,
+                &mut writer,
+            )
+        };
         let (blob_layer, output, weight_scales) = match *layer {
             FusedLayer::Conv2d {
                 index,
@@ -76,18 +91,7 @@ pub fn export(
                 pool,
                 ..
             } => {
-                let range = ranges
-                    .next()
-                    .expect("calibrate covers every Conv2d and Linear");
-                let (requant, output, scales) = quantize_layer(
-                    architecture,
-                    checkpoint,
-                    index,
-                    spec.out_channels,
-                    input,
-                    range,
-                    &mut writer,
-                )?;
+                let (requant, output, scales) = quantize(index, spec.out_channels)?;
                 let conv = format::Conv2d {
                     in_channels: spec.in_channels as u16,
                     out_channels: spec.out_channels as u16,
@@ -104,18 +108,7 @@ pub fn export(
             FusedLayer::Linear {
                 index, spec, relu, ..
             } => {
-                let range = ranges
-                    .next()
-                    .expect("calibrate covers every Conv2d and Linear");
-                let (requant, output, scales) = quantize_layer(
-                    architecture,
-                    checkpoint,
-                    index,
-                    spec.out_features,
-                    input,
-                    range,
-                    &mut writer,
-                )?;
+                let (requant, output, scales) = quantize(index, spec.out_features)?;
                 let linear = format::Linear {
                     in_features: spec.in_features as u32,
                     out_features: spec.out_features as u32,
