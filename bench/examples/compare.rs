@@ -1,4 +1,5 @@
-//! The side-by-side speed table of issue 7: qcnn's int8 engine (1 and 2 threads), tract on
+//! The side-by-side speed table of issue 7: qcnn's int8 engine (batch 1 and the batch `qcnn
+//! evaluate` runs, 1 and 2 threads each), tract on
 //! the float32 ONNX export, and onnxruntime (int8 and float32, batch 1 and 256), all over the
 //! 10,000 test images, in one run, as ratios to onnxruntime's int8 batch-1 figure.
 //!
@@ -17,7 +18,7 @@ use indicatif::ProgressBar;
 use qcnn_bench::{Row, keep_best, table};
 use qcnn_core::Model;
 use qcnn_dataset::{FashionMnist, LabeledImages};
-use qcnn_host::inference::run_int8;
+use qcnn_host::inference::{BATCH, run_int8};
 use qcnn_quantize::config::Config;
 use tract_onnx::prelude::*;
 
@@ -72,9 +73,16 @@ fn run(args: &Args) -> Result<()> {
     for round in 0..args.rounds.max(1) {
         eprintln!("compare: round {}/{}", round + 1, args.rounds.max(1));
         let mut rows = Vec::new();
-        for threads in [1, 2] {
-            let logits = run_int8(&model, test, test.len(), threads, &ProgressBar::hidden())?;
-            rows.push(Row::new("qcnn int8", 1, threads, logits.images_per_s()));
+        for (batch, threads) in [(1, 1), (1, 2), (BATCH, 1), (BATCH, 2)] {
+            let count = test.len();
+            let logits = run_int8(
+                &model,
+                test,
+                count,
+                (threads, batch),
+                &ProgressBar::hidden(),
+            )?;
+            rows.push(Row::new("qcnn int8", batch, threads, logits.images_per_s()));
         }
         rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));
         rows.extend(onnxruntime(args, &images_gz)?);

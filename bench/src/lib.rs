@@ -67,10 +67,19 @@ pub fn table(rows: &[Row]) -> Result<String> {
             r.images_per_s / baseline
         );
     }
-    out += &format!(
-        "\nqcnn 2 threads / 1 thread: {:.2}x\n",
-        find("qcnn int8", 1, 2)? / find("qcnn int8", 1, 1)?
-    );
+    out += "\n";
+    let mut qcnn_batches: Vec<usize> = rows
+        .iter()
+        .filter(|r| r.engine == "qcnn int8")
+        .map(|r| r.batch)
+        .collect();
+    qcnn_batches.dedup();
+    for batch in qcnn_batches {
+        out += &format!(
+            "qcnn batch {batch}: 2 threads / 1 thread: {:.2}x\n",
+            find("qcnn int8", batch, 2)? / find("qcnn int8", batch, 1)?
+        );
+    }
     Ok(out)
 }
 
@@ -111,7 +120,10 @@ mod tests {
             text.contains("qcnn int8                  1       1        300                  2.00x"),
             "{text}"
         );
-        assert!(text.contains("qcnn 2 threads / 1 thread: 2.00x"), "{text}");
+        assert!(
+            text.contains("qcnn batch 1: 2 threads / 1 thread: 2.00x"),
+            "{text}"
+        );
     }
 
     #[test]

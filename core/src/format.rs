@@ -77,6 +77,13 @@ pub struct QuantParams {
     pub zero_point: i8,
 }
 
+impl QuantParams {
+    /// The real value of `q`: `scale · (q − zero_point)`.
+    pub fn dequantize(&self, q: i8) -> f32 {
+        self.scale * (f32::from(q) - f32::from(self.zero_point))
+    }
+}
+
 /// A byte range of the data section.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Section {

@@ -14,6 +14,8 @@ use crate::model::Model;
 pub enum InferError {
     /// The image is not `model.input_len()` bytes.
     WrongImageLength { expected: usize, found: usize },
+    /// A batch is not a whole, non-zero number of `image_len`-byte images.
+    WrongBatchLength { image_len: usize, found: usize },
     /// The arena is shorter than `model.arena_len()`.
     ArenaTooSmall { needed: usize, found: usize },
     /// The buffer for per-class results is shorter than the number of classes.
@@ -26,6 +28,10 @@ impl fmt::Display for InferError {
             Self::WrongImageLength { expected, found } => {
                 write!(f, "image has {found} bytes, the model takes {expected}")
             }
+            Self::WrongBatchLength { image_len, found } => write!(
+                f,
+                "batch has {found} bytes, not a whole non-zero number of {image_len}-byte images"
+            ),
             Self::ArenaTooSmall { needed, found } => {
                 write!(f, "arena has {found} bytes, the model needs {needed}")
             }
@@ -49,36 +55,98 @@ impl Model<'_> {
                 found: image.len(),
             });
         }
-        let needed = self.arena_len();
-        let too_small = InferError::ArenaTooSmall {
+        let arena = arena_of(arena, self.arena_len())?;
+        let values = self.run_layers(image, 1, arena)?;
+        Ok(Logits {
+            values,
+            quant: self.output_quant(),
+        })
+    }
+
+    /// Bytes of arena [`Self::infer_batch`] needs for `images` images (`images ·
+    /// arena_len()`); `None` if that overflows `usize`.
+    pub fn batch_arena_len(&self, images: usize) -> Option<usize> {
+        images.checked_mul(self.arena_len())
+    }
+
+    /// Classifies several images at once: `images` holds whole images back to back, `arena`
+    /// at least [`Self::batch_arena_len`] bytes, and image `i`'s int8 logits go to
+    /// `logits[i · num_classes()..][..num_classes()]`. Returns the number of images.
+    ///
+    /// The logits are those of [`Self::infer`] on each image, bit for bit. A batch lets
+    /// Linear layers reuse every weight they load across the images, which is what makes it
+    /// faster on a host whose caches cannot hold a layer's weights next to everything else.
+    pub fn infer_batch(
+        &self,
+        images: &[u8],
+        arena: &mut [u8],
+        logits: &mut [i8],
+    ) -> Result<usize, InferError> {
+        let image_len = self.input_len();
+        let count = images.len() / image_len.max(1);
+        if count == 0 || count.saturating_mul(image_len) != images.len() {
+            return Err(InferError::WrongBatchLength {
+                image_len,
+                found: images.len(),
+            });
+        }
+        let needed = count.saturating_mul(self.num_classes());
+        let too_short = InferError::OutputTooShort {
             needed,
+            found: logits.len(),
+        };
+        let logits = logits.get_mut(..needed).ok_or(too_short)?;
+        let needed_arena = self.batch_arena_len(count).unwrap_or(usize::MAX);
+        let arena = arena_of(arena, needed_arena)?;
+        logits.copy_from_slice(self.run_layers(images, count, arena)?);
+        Ok(count)
+    }
+
+    /// Runs every layer on `count` images (already checked to be `count · input_len()`
+    /// bytes) and returns their logits, back to back, inside `arena`.
+    ///
+    /// The batch's tensors ping-pong like one image's (see [`crate::arena`]), each holding
+    /// every image's tensor back to back: `count · arena_len()` bytes always suffice, as
+    /// `arena_len()` covers every layer's input plus output.
+    fn run_layers<'b>(
+        &self,
+        images: &[u8],
+        count: usize,
+        arena: &'b mut [i8],
+    ) -> Result<&'b [i8], InferError> {
+        let too_small = InferError::ArenaTooSmall {
+            needed: self.batch_arena_len(count).unwrap_or(usize::MAX),
             found: arena.len(),
         };
-        let arena: &mut [i8] =
-            bytemuck::must_cast_slice_mut(arena.get_mut(..needed).ok_or(too_small)?);
         // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
-        for (dst, &pixel) in arena.iter_mut().zip(image) {
+        for (dst, &pixel) in arena.iter_mut().zip(images) {
             *dst = (pixel ^ 0x80) as i8;
         }
-        let (mut end, mut len) = (End::Front, expected);
+        let (mut end, mut len) = (End::Front, self.input_len());
         for layer in self.layers() {
             let op = layer.op();
             if !op.computes() {
                 continue;
             }
             let out_len = layer.output().len();
-            // Validation sized the arena for every layer, so this split always succeeds.
-            let (input, output) = arena::split(arena, end, len, out_len).ok_or(too_small)?;
-            op.run(input, output);
+            let (batch_in, batch_out) = (count.saturating_mul(len), count.saturating_mul(out_len));
+            // The caller sized the arena for every layer, so this split always succeeds.
+            let (input, output) = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
+            op.run_batch(input, output, len, out_len);
             (end, len) = (end.other(), out_len);
         }
         let arena: &'b [i8] = arena;
-        let values = arena::tensor(arena, end, len).ok_or(too_small)?;
-        Ok(Logits {
-            values,
-            quant: self.output_quant(),
-        })
+        arena::tensor(arena, end, count.saturating_mul(len)).ok_or(too_small)
     }
+}
+
+/// The first `needed` bytes of `arena` as int8, or why not.
+fn arena_of(arena: &mut [u8], needed: usize) -> Result<&mut [i8], InferError> {
+    let found = arena.len();
+    let arena = arena
+        .get_mut(..needed)
+        .ok_or(InferError::ArenaTooSmall { needed, found })?;
+    Ok(bytemuck::must_cast_slice_mut(arena))
 }
 
 /// The int8 class scores of one inference, borrowed from the arena.
@@ -154,7 +222,7 @@ impl<'a> Logits<'a> {
     }
 
     fn dequantize_value(&self, q: i8) -> f32 {
-        self.quant.scale * (f32::from(q) - f32::from(self.quant.zero_point))
+        self.quant.dequantize(q)
     }
 }
 
@@ -183,6 +251,64 @@ mod tests {
         }
         // Predictions vary, so the comparison covered more than constant outputs.
         assert_eq!(classes_seen, [true, true]);
+    }
+
+    #[test]
+    fn batches_match_one_image_at_a_time() {
+        let mut rng = SplitMix(23);
+        for _ in 0..100 {
+            let spec = Spec::random(&mut rng);
+            let blob = spec.to_blob();
+            let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{e}: {spec:?}"));
+            let count = rng.below(9) + 1;
+            let images = rng.u8s(count * model.input_len());
+            let mut arena = vec![0x5A; model.batch_arena_len(count).unwrap()];
+            let mut logits = vec![0x33; count * model.num_classes() + 1];
+            assert_eq!(
+                model.infer_batch(&images, &mut arena, &mut logits),
+                Ok(count)
+            );
+            for (i, image) in images.chunks(model.input_len()).enumerate() {
+                let expected = spec.reference(image);
+                let got = &logits[i * expected.len()..][..expected.len()];
+                assert_eq!(got, &expected[..], "image {i} of {count}: {spec:?}");
+            }
+            assert_eq!(logits.last(), Some(&0x33), "wrote past the batch's logits");
+        }
+    }
+
+    #[test]
+    fn bad_batches_are_refused() {
+        let spec = Spec::seed(&mut SplitMix(1));
+        let blob = spec.to_blob();
+        let model = Model::from_bytes(&blob).unwrap();
+        let mut arena = vec![0; 3 * 9408];
+        let mut logits = [0; 30];
+        for found in [0, 783, 785, 3 * 784 - 1] {
+            assert_eq!(
+                model.infer_batch(&vec![0; found], &mut arena, &mut logits),
+                Err(InferError::WrongBatchLength {
+                    image_len: 784,
+                    found
+                })
+            );
+        }
+        let images = [0; 3 * 784];
+        assert_eq!(
+            model.infer_batch(&images, &mut arena[..3 * 9408 - 1], &mut logits),
+            Err(InferError::ArenaTooSmall {
+                needed: 3 * 9408,
+                found: 3 * 9408 - 1
+            })
+        );
+        assert_eq!(
+            model.infer_batch(&images, &mut arena, &mut logits[..29]),
+            Err(InferError::OutputTooShort {
+                needed: 30,
+                found: 29
+            })
+        );
+        assert_eq!(model.batch_arena_len(usize::MAX), None);
     }
 
     /// The seed model's layout: conv 1→8 3×3 pad 1 + ReLU; conv 8→16 3×3 pad 1 + ReLU +

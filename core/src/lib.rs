@@ -47,6 +47,11 @@
 //! bytes). Layers ping-pong between its two ends, so the need is the largest
 //! `input + output` of any layer: 9,408 bytes for the seed model (its second conv reads
 //! 8×28×28 and writes the pooled 16×14×14). No heap, no recursion, no large stack arrays.
+//!
+//! [`Model::infer_batch`] runs several images at once in `n ·` [`Model::arena_len`] bytes,
+//! with the same logits as one at a time: Linear layers then reuse each weight across the
+//! images, which on a host is worth more than the extra arena (the seed model's first Linear
+//! has 800 KB of weights).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 

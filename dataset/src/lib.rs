@@ -50,6 +50,11 @@ impl LabeledImages {
         &self.pixels[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]
     }
 
+    /// Images `range`, back to back.
+    pub fn images(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.pixels[range.start * IMAGE_BYTES..range.end * IMAGE_BYTES]
+    }
+
     pub fn label(&self, i: usize) -> u8 {
         self.labels[i]
     }

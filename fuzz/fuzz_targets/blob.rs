@@ -1,5 +1,6 @@
 //! Any bytes given to `Model::from_bytes` yield `Ok` or a `ModelError`, never a panic; a model
-//! that loads runs on any image without panicking or failing.
+//! that loads runs on any image without panicking or failing, one at a time or as a batch,
+//! with the same logits either way.
 //!
 //! Input layout: byte 0 is a control byte, the rest is the blob. When bit 0 of the control
 //! byte is set, the blob's trailing CRC-32 is recomputed before loading, so that mutations
@@ -72,5 +73,28 @@ fn run(model: &Model, blob: &[u8]) {
         for p in &probabilities {
             assert!(!p.is_nan(), "softmax of int8 logits is a number");
         }
+    }
+
+    // The same images as one batch give the same logits.
+    let classes = model.num_classes();
+    let one_by_one: Vec<i8> = images
+        .iter()
+        .flat_map(|image| model.infer(image, &mut arena).map(|l| l.as_slice().to_vec()))
+        .flatten()
+        .collect();
+    let batch = images.concat();
+    let mut batch_arena = vec![0_u8; arena_len * images.len()];
+    let mut logits = vec![0_i8; classes * images.len()];
+    let count = model
+        .infer_batch(&batch, &mut batch_arena, &mut logits)
+        .expect("a validated model runs on any batch of whole images");
+    assert_eq!(count, images.len());
+    assert_eq!(logits, one_by_one);
+    // One byte short is a partial image (unless an image is one byte).
+    if input_len > 1 {
+        assert!(matches!(
+            model.infer_batch(&batch[1..], &mut batch_arena, &mut logits),
+            Err(InferError::WrongBatchLength { .. })
+        ));
     }
 }

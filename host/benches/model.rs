@@ -1,5 +1,6 @@
-//! Whole-model throughput of the int8 engine: one image at a time (batch 1), single thread,
-//! over the first 256 FashionMNIST test images, with the blob `bash bench/compare.sh` builds
+//! Whole-model throughput of the int8 engine, single thread, over the first 256 FashionMNIST
+//! test images: one image at a time (batch 1) and in batches of `inference::BATCH` (what
+//! `qcnn evaluate` runs), with the blob `bash bench/compare.sh` builds
 //! (`out/model.qcnn`, or the path in `QCNN_BENCH_MODEL`).
 //!
 //! `cargo bench -p qcnn-host --bench model`
@@ -48,6 +49,20 @@ fn model(c: &mut Criterion) {
                 )
                 .argmax();
             }
+        })
+    });
+    let batch = qcnn_host::inference::BATCH;
+    let pixels = dataset.test.images(0..IMAGES);
+    let mut batch_arena = vec![0_u8; model.batch_arena_len(batch).expect("a batch arena")];
+    let mut logits = vec![0_i8; batch * model.num_classes()];
+    group.bench_function(format!("qcnn int8 batch {batch}"), |b| {
+        b.iter(|| {
+            for images in pixels.chunks(batch * model.input_len()) {
+                model
+                    .infer_batch(black_box(images), &mut batch_arena, &mut logits)
+                    .expect("inference");
+            }
+            black_box(&logits);
         })
     });
     group.finish();

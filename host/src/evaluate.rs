@@ -76,7 +76,13 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
         .threads
         .or_else(|| std::thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
-    let int8_logits = inference::run_int8(&model, test, samples, threads, &progress_bar(samples))?;
+    let int8_logits = inference::run_int8(
+        &model,
+        test,
+        samples,
+        (threads, inference::BATCH),
+        &progress_bar(samples),
+    )?;
 
     let mut int8_tally = Tally::new(model.num_classes());
     for i in 0..samples {

@@ -20,7 +20,13 @@ pub fn run(args: &PredictArgs, config: &Config) -> Result<()> {
     let model = Model::from_bytes(&loaded.blob)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let count = args.first.min(dataset.test.len());
-    let logits = inference::run_int8(&model, &dataset.test, count, 1, &ProgressBar::hidden())?;
+    let logits = inference::run_int8(
+        &model,
+        &dataset.test,
+        count,
+        (1, inference::BATCH),
+        &ProgressBar::hidden(),
+    )?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for i in 0..count {
         let values = logits.image(i);

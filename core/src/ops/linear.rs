@@ -1,7 +1,8 @@
 //! Linear (fully connected) layer with optional fused ReLU: the weight matrix times the input
-//! as a single [`gemm`] column, [`MAX_ROWS`] output features per call.
+//! vectors through [`gemm`], [`MAX_ROWS`] output features by up to [`MAX_COLUMNS`] images per
+//! call.
 
-use super::gemm::{MAX_ROWS, gemm};
+use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
 use super::{Channels, chunk_len};
 
 /// One validated Linear layer; public for the same reason as
@@ -27,27 +28,62 @@ impl LinearOp<'_> {
 
     /// The same results as [`Self::run`] through [`gemm`] (portable except on x86-64).
     pub fn run_portable(&self, input: &[i8], output: &mut [i8]) {
+        // Exactly one image, even if a caller passed longer slices.
         let k = self.in_features.max(1);
-        // Exactly one column, even if a caller passed a longer slice.
-        let column = input.get(..k).unwrap_or(input);
+        let out_len = self.channels.bias.len().min(output.len());
+        self.run_gemm(input.get(..k).unwrap_or(input), &mut output[..out_len]);
+    }
+
+    /// Several images at once: `inputs` holds whole input vectors back to back, `outputs`
+    /// receives their output vectors in the same order; each result equals [`Self::run`]'s.
+    ///
+    /// A block of [`MAX_ROWS`] weight rows (50 KB for the seed model's first Linear) is
+    /// reused by every image before the next block is loaded, so the weights stream from
+    /// memory once per batch instead of once per image.
+    pub fn run_batch(&self, inputs: &[i8], outputs: &mut [i8]) {
+        // The Cortex-M4 has no cache to reuse weights from; its SMLAD kernel goes per image.
+        #[cfg(qcnn_arm_dsp)]
+        {
+            let out_len = self.channels.bias.len().max(1);
+            let images = inputs.chunks_exact(self.in_features.max(1));
+            for (input, output) in images.zip(outputs.chunks_exact_mut(out_len)) {
+                self.run(input, output);
+            }
+        }
+        #[cfg(not(qcnn_arm_dsp))]
+        self.run_gemm(inputs, outputs);
+    }
+
+    /// [`Self::run_batch`] through [`gemm`].
+    fn run_gemm(&self, inputs: &[i8], outputs: &mut [i8]) {
+        let k = self.in_features.max(1);
+        let out_len = self.channels.bias.len().max(1);
         // The weight blocks are split off by hand: a `chunks` of run-time size zipped with
         // the others made the optimizer keep a division-by-zero panic.
         let block_len = chunk_len(k, MAX_ROWS);
         let mut rest = self.weights;
-        for (channels, out) in self
-            .channels
-            .chunks(MAX_ROWS)
-            .zip(output.chunks_mut(MAX_ROWS))
-        {
+        for (block, channels) in self.channels.chunks(MAX_ROWS).enumerate() {
             let (weights, next) = rest.split_at(block_len.min(rest.len()));
             if weights.is_empty() {
                 break;
             }
             rest = next;
-            let mut acc = [0_i32; MAX_ROWS];
-            gemm(weights, column, k, &mut acc);
-            for ((out, (bias, requant)), &sum) in out.iter_mut().zip(channels.iter()).zip(&acc) {
-                *out = requant.apply(bias.wrapping_add(sum));
+            let first_feature = block * MAX_ROWS;
+            let column_groups = inputs.chunks(chunk_len(k, MAX_COLUMNS));
+            let output_groups = outputs.chunks_mut(chunk_len(out_len, MAX_COLUMNS));
+            for (columns, outputs) in column_groups.zip(output_groups) {
+                let n = (columns.len() / k).max(1);
+                let mut acc = [0_i32; MAX_ACC];
+                gemm(weights, columns, k, &mut acc);
+                // `acc` is rows × images; image `j` writes its features at `j · out_len`.
+                let acc_rows = acc.chunks_exact(n);
+                for (feature, (sums, (bias, requant))) in acc_rows.zip(channels.iter()).enumerate()
+                {
+                    let image_outputs = outputs.iter_mut().skip(first_feature + feature);
+                    for (out, &sum) in image_outputs.step_by(out_len).zip(sums) {
+                        *out = requant.apply(bias.wrapping_add(sum));
+                    }
+                }
             }
         }
     }
@@ -99,6 +135,30 @@ mod tests {
             let mut out = vec![0; out_features];
             op.run(&input, &mut out);
             assert_eq!(out, reference::linear(&input, &weights, &data));
+        }
+    }
+
+    #[test]
+    fn batches_match_one_image_at_a_time() {
+        let mut rng = SplitMix(12);
+        for _ in 0..200 {
+            let (in_features, out_features) = (rng.below(400) + 1, rng.below(40) + 1);
+            let images = rng.below(11) + 1;
+            let weights = rng.weights(in_features * out_features);
+            let data = ChannelData::random(&mut rng, out_features);
+            let inputs = rng.i8s(images * in_features);
+            let op = LinearOp {
+                in_features,
+                weights: &weights,
+                channels: data.channels(),
+            };
+            let mut batched = vec![0x55; images * out_features];
+            op.run_batch(&inputs, &mut batched);
+            let one_by_one: Vec<i8> = inputs
+                .chunks(in_features)
+                .flat_map(|input| reference::linear(input, &weights, &data))
+                .collect();
+            assert_eq!(batched, one_by_one, "{images} images of {in_features}");
         }
     }
 }

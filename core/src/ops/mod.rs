@@ -106,4 +106,18 @@ impl Op<'_> {
             Self::Linear(op) => op.run(input, output),
         }
     }
+
+    /// Several images' inputs (`in_len` bytes each, back to back) into their outputs
+    /// (`out_len` bytes each). Linear reuses its weights across the images; the other layers
+    /// go one image at a time.
+    pub fn run_batch(&self, inputs: &[i8], outputs: &mut [i8], in_len: usize, out_len: usize) {
+        if let Self::Linear(op) = self {
+            op.run_batch(inputs, outputs);
+            return;
+        }
+        let images = inputs.chunks_exact(in_len.max(1));
+        for (input, output) in images.zip(outputs.chunks_exact_mut(out_len.max(1))) {
+            self.run(input, output);
+        }
+    }
 }
