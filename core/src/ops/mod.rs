@@ -98,6 +98,8 @@ impl Op<'_> {
         !matches!(self, Self::Flatten)
     }
 
+    // Not inlined: one copy serves `run_batch`'s loop (flash on a microcontroller).
+    #[inline(never)]
     pub fn run(&self, input: &[i8], output: &mut [i8]) {
         match self {
             Self::Conv2d(op) => op.run(input, output),
