@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The side-by-side speed table of issue 7: qcnn's int8 engine (1 and 2 threads), tract on the
-# float32 ONNX export (batch 1), onnxruntime int8 and float32 (batch 1 and 256), all over the
-# 10,000 FashionMNIST test images in one run, as ratios to onnxruntime int8 batch 1, with the
-# CPU it ran on.
+# The side-by-side speed table of issue 7: qcnn's int8 engine (batch 1 and 16, 1 and 2
+# threads), tract on the float32 ONNX export (batch 1), onnxruntime int8 and float32 (batch 1
+# and 256), all over the 10,000 FashionMNIST test images in one run, as ratios to onnxruntime
+# int8 batch 1, with the CPU it ran on.
 #
-#   bash bench/compare.sh [--rounds N]     (default 3 rounds; each engine's best round counts)
+#   bash bench/compare.sh [--rounds N] [--repeats M]
+#
+# Each round measures every engine M times (default 3) and the rounds (default 3) interleave
+# the engines; each engine's best measurement counts.
 #
 # Creates .venv (onnxruntime + numpy from PyPI) and out/model.qcnn (qcnn-quantize on the release
 # checkpoint) when they are missing or stale.

@@ -1,12 +1,12 @@
-//! The side-by-side speed table of issue 7: qcnn's int8 engine (batch 1 and the batch `qcnn
-//! evaluate` runs, 1 and 2 threads each), tract on
-//! the float32 ONNX export, and onnxruntime (int8 and float32, batch 1 and 256), all over the
-//! 10,000 test images, in one run, as ratios to onnxruntime's int8 batch-1 figure.
+//! The side-by-side speed table of issue 7: qcnn's int8 engine (batch 1 and the batch
+//! `qcnn evaluate` runs, 1 and 2 threads each), tract on the float32 ONNX export, and
+//! onnxruntime (int8 and float32, batch 1 and 256), all over the 10,000 test images, in one
+//! run, as ratios to onnxruntime's int8 batch-1 figure.
 //!
-//! The machine is shared and noisy, so every engine is measured once per round, the rounds
-//! interleave the engines, and each engine's best round counts. Run it through
-//! `bash bench/compare.sh`, which builds the blob and the onnxruntime venv first. The rows
-//! and the table are in `src/lib.rs`.
+//! The machine is shared and noisy, so every engine is measured `--repeats` times per round,
+//! the rounds interleave the engines, and each engine's best measurement counts: every engine
+//! gets the same number of tries. Run it through `bash bench/compare.sh`, which builds the
+//! blob and the onnxruntime venv first. The rows and the table are in `src/lib.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -42,9 +42,12 @@ struct Args {
     peer_script: PathBuf,
     #[arg(long, default_value = "config.yaml")]
     config: PathBuf,
-    /// Rounds; each engine's best round is reported.
+    /// Rounds; each engine's best measurement is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Measurements of every engine in each round, back to back.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
 }
 
 fn main() -> ExitCode {
@@ -72,21 +75,19 @@ fn run(args: &Args) -> Result<()> {
     let mut best: Vec<Row> = Vec::new();
     for round in 0..args.rounds.max(1) {
         eprintln!("compare: round {}/{}", round + 1, args.rounds.max(1));
-        let mut rows = Vec::new();
-        for (batch, threads) in [(1, 1), (1, 2), (BATCH, 1), (BATCH, 2)] {
-            let count = test.len();
-            let logits = run_int8(
-                &model,
-                test,
-                count,
-                (threads, batch),
-                &ProgressBar::hidden(),
-            )?;
-            rows.push(Row::new("qcnn int8", batch, threads, logits.images_per_s()));
+        let repeats = args.repeats.max(1);
+        for _ in 0..repeats {
+            let mut rows = Vec::new();
+            for (batch, threads) in [(1, 1), (1, 2), (BATCH, 1), (BATCH, 2)] {
+                let count = test.len();
+                let workers = (threads, batch);
+                let logits = run_int8(&model, test, count, workers, &ProgressBar::hidden())?;
+                rows.push(Row::new("qcnn int8", batch, threads, logits.images_per_s()));
+            }
+            rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));
+            keep_best(&mut best, rows);
         }
-        rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));
-        rows.extend(onnxruntime(args, &images_gz)?);
-        keep_best(&mut best, rows);
+        keep_best(&mut best, onnxruntime(args, &images_gz, repeats)?);
     }
     print!("{}", table(&best)?);
     Ok(())
@@ -131,8 +132,9 @@ impl TractFloat {
     }
 }
 
-/// One run of the onnxruntime peer script: int8 and float32, batch 1 and 256.
-fn onnxruntime(args: &Args, images_gz: &Path) -> Result<Vec<Row>> {
+/// One run of the onnxruntime peer script: int8 and float32, batch 1 and 256, each the best
+/// of `repeats` measurements.
+fn onnxruntime(args: &Args, images_gz: &Path, repeats: usize) -> Result<Vec<Row>> {
     let output = Command::new(&args.python)
         .arg(&args.peer_script)
         .arg("--images")
@@ -141,7 +143,8 @@ fn onnxruntime(args: &Args, images_gz: &Path) -> Result<Vec<Row>> {
         .arg(&args.onnx)
         .arg("--int8-model")
         .arg(&args.onnx_int8)
-        .args(["--repeats", "1"])
+        .arg("--repeats")
+        .arg(repeats.to_string())
         .output()
         .with_context(|| format!("running {}", args.python.display()))?;
     if !output.status.success() {
