@@ -45,10 +45,12 @@ make_blob() {
 }
 
 # Builds firmware binary `bin` for `target` with `blob` embedded; prints the ELF's path.
+# Fails when the build does: callers run it in `$(...)`, where errexit does not reach, and a
+# stale ELF from an earlier build must not pass for this one.
 build_firmware() {
     local target="$1" bin="$2" blob="$3"
     (cd "$firmware" && QCNN_BLOB="$blob" QCNN_IMAGE_COUNT="$images" CARGO_TARGET_DIR="$firmware_target_dir" \
-        cargo build --release --target "$target" --bin "$bin" >&2)
+        cargo build --release --target "$target" --bin "$bin" >&2) || return 1
     echo "$firmware_target_dir/$target/release/$bin"
 }
 
