@@ -60,6 +60,8 @@ pub mod format;
 mod infer;
 pub mod model;
 pub mod ops;
+#[cfg(any(test, feature = "std"))]
+pub mod prepared;
 pub mod quant;
 #[cfg(test)]
 mod reference;
@@ -72,4 +74,7 @@ mod test_util;
 pub use format::QuantParams;
 pub use infer::{InferError, Logits};
 pub use model::{CheckedLayer, LayerKind, Model, ModelError, SectionKind};
+pub use ops::tier::KernelTier;
+#[cfg(any(test, feature = "std"))]
+pub use prepared::{PreparedModel, TierError};
 pub use shape::{MapShape, TensorShape};

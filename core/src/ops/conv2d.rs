@@ -23,6 +23,8 @@
 
 use super::dot::{dot, dot_constant};
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
+#[cfg(any(test, feature = "std"))]
+use super::gemm::GemmKernel;
 use super::maxpool2d::PoolWindow;
 use super::{Channels, chunk_len, rows, rows_mut};
 use crate::shape::MapShape;
@@ -61,6 +63,7 @@ impl Conv2dOp<'_> {
         if super::x86::conv2d(self, input, output) {
             return;
         }
+        // AArch64 hosts: NEON gemm under im2col (below), chosen by `gemm`.
         // The Cortex-M4's SMLAD path, when the layer fits its stack buffers. The layers it
         // declines take the direct loops: with a portable gemm, im2col would only add patch
         // copies (and ~1.7 KB of code).
@@ -76,7 +79,17 @@ impl Conv2dOp<'_> {
     /// [`gemm`] (portable except on x86-64), or the direct loops for large patches.
     pub fn run_portable(&self, input: &[i8], output: &mut [i8]) {
         if self.patch_len() <= PATCH_BYTES {
-            self.run_im2col(input, output);
+            self.run_im2col(gemm, input, output);
+        } else {
+            self.run_direct(input, output);
+        }
+    }
+
+    /// [`Self::run_portable`] with a given gemm kernel (the `std` prepared model's choice).
+    #[cfg(any(test, feature = "std"))]
+    pub(crate) fn run_portable_with(&self, kernel: GemmKernel, input: &[i8], output: &mut [i8]) {
+        if self.patch_len() <= PATCH_BYTES {
+            self.run_im2col(kernel, input, output);
         } else {
             self.run_direct(input, output);
         }
@@ -87,7 +100,13 @@ impl Conv2dOp<'_> {
         self.input.c * self.kernel * self.kernel
     }
 
-    fn run_im2col(&self, input: &[i8], output: &mut [i8]) {
+    /// `gemm` is generic so that the default path's kernel inlines as before.
+    fn run_im2col<G: Fn(&[i8], &[i8], usize, &mut [i32]) + Copy>(
+        &self,
+        gemm: G,
+        input: &[i8],
+        output: &mut [i8],
+    ) {
         let k = self.patch_len().max(1);
         // Small patches of an odd length (the first conv's 1·3·3) are laid out with a stride
         // rounded up to whole 8-byte steps, and the weights copied once with zero padding to
@@ -125,14 +144,14 @@ impl Conv2dOp<'_> {
                     }
                     n += 1;
                     if n == columns {
-                        self.pool_patches(weights, stride, &patches, &targets, n, output);
+                        self.pool_patches(gemm, weights, stride, &patches, &targets, n, output);
                         n = 0;
                     }
                 }
             }
         }
         if n > 0 {
-            self.pool_patches(weights, stride, &patches, &targets, n, output);
+            self.pool_patches(gemm, weights, stride, &patches, &targets, n, output);
         }
     }
 
@@ -198,8 +217,10 @@ impl Conv2dOp<'_> {
     /// Runs the first `n` patches (each `k` bytes apart, as are the rows of `weights`)
     /// against every output channel and folds the requantized results into their output
     /// pixels with max.
-    fn pool_patches(
+    #[allow(clippy::too_many_arguments)]
+    fn pool_patches<G: Fn(&[i8], &[i8], usize, &mut [i32])>(
         &self,
+        gemm: G,
         weights: &[i8],
         k: usize,
         patches: &[i8],
@@ -521,7 +542,7 @@ mod tests {
             assert!(op.patch_len() <= PATCH_BYTES);
             let len = op.output.c * op.output.plane();
             let (mut im2col, mut direct) = (vec![0x55; len], vec![0x55; len]);
-            op.run_im2col(&x, &mut im2col);
+            op.run_im2col(gemm, &x, &mut im2col);
             op.run_direct(&x, &mut direct);
             assert_eq!(im2col, direct, "{:?} {:?}", case.conv, case.input);
             assert_eq!(
@@ -585,7 +606,7 @@ mod tests {
         let x = rng.i8s(8 * 28 * 28);
         let op = case.op();
         let mut out = vec![0; 16 * 14 * 14];
-        op.run_im2col(&x, &mut out);
+        op.run_im2col(gemm, &x, &mut out);
         assert_eq!(out, case.reference(&x));
     }
 }

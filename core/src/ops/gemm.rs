@@ -14,7 +14,8 @@
 //!
 //! [`gemm`] dispatches at compile time to the fastest kernel for the target; every kernel has
 //! exactly [`gemm_portable`]'s signature and results, bit for bit:
-//! - `x86`: AVX-512 VNNI or AVX2 on x86-64 hosts;
+//! - `x86`: AVX-512 VNNI, AVX-VNNI or AVX2 on x86-64 hosts;
+//! - `aarch64`: NEON, with `sdot` where the CPU has the dot-product extension;
 //! - otherwise [`gemm_portable`], the reference. The Cortex-M4 (`super::arm_dsp`) replaces
 //!   whole Conv2d and Linear layers instead, so only the layers it declines come here.
 //!
@@ -29,6 +30,7 @@
 
 use super::dot::dot;
 use super::rows;
+use super::tier::KernelTier;
 
 /// Most weight rows per call: callers block longer layers, so that the accumulators are a
 /// small, fixed stack array (`MAX_ROWS · MAX_COLUMNS` i32, 256 bytes).
@@ -43,8 +45,28 @@ pub const MAX_ACC: usize = MAX_ROWS * MAX_COLUMNS;
 pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]
     super::x86::gemm(weights, columns, k, acc);
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "aarch64")]
+    super::aarch64::gemm(weights, columns, k, acc);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     gemm_portable(weights, columns, k, acc);
+}
+
+/// A gemm kernel: [`gemm_portable`]'s contract and results, bit for bit.
+pub type GemmKernel = fn(&[i8], &[i8], usize, &mut [i32]);
+
+/// The kernel of one [`KernelTier`]; [`gemm_portable`] for tiers of another architecture or
+/// that this CPU lacks (each kernel checks the CPU, so any of them is safe to call).
+pub fn gemm_kernel(tier: KernelTier) -> GemmKernel {
+    #[cfg(target_arch = "x86_64")]
+    let kernel = super::x86::gemm_kernel(tier);
+    #[cfg(target_arch = "aarch64")]
+    let kernel = super::aarch64::gemm_kernel(tier);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let kernel = {
+        let _ = tier;
+        gemm_portable
+    };
+    kernel
 }
 
 /// The reference kernel: one plain dot product per (row, column).

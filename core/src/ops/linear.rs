@@ -2,6 +2,8 @@
 //! vectors through [`gemm`], [`MAX_ROWS`] output features by up to [`MAX_COLUMNS`] images per
 //! call.
 
+#[cfg(any(test, feature = "std"))]
+use super::gemm::GemmKernel;
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
 use super::{Channels, chunk_len};
 
@@ -31,7 +33,7 @@ impl LinearOp<'_> {
         // Exactly one image, even if a caller passed longer slices.
         let k = self.in_features.max(1);
         let out_len = self.channels.bias.len().min(output.len());
-        self.run_gemm(input.get(..k).unwrap_or(input), &mut output[..out_len]);
+        self.run_gemm(gemm, input.get(..k).unwrap_or(input), &mut output[..out_len]);
     }
 
     /// Several images at once: `inputs` holds whole input vectors back to back, `outputs`
@@ -51,11 +53,22 @@ impl LinearOp<'_> {
             }
         }
         #[cfg(not(qcnn_arm_dsp))]
-        self.run_gemm(inputs, outputs);
+        self.run_gemm(gemm, inputs, outputs);
     }
 
-    /// [`Self::run_batch`] through [`gemm`].
-    fn run_gemm(&self, inputs: &[i8], outputs: &mut [i8]) {
+    /// [`Self::run_batch`] with a given gemm kernel (the `std` prepared model's choice).
+    #[cfg(any(test, feature = "std"))]
+    pub(crate) fn run_batch_with(&self, kernel: GemmKernel, inputs: &[i8], outputs: &mut [i8]) {
+        self.run_gemm(kernel, inputs, outputs);
+    }
+
+    /// [`Self::run_batch`] through `gemm` (generic, so that the default kernel inlines).
+    fn run_gemm<G: Fn(&[i8], &[i8], usize, &mut [i32])>(
+        &self,
+        gemm: G,
+        inputs: &[i8],
+        outputs: &mut [i8],
+    ) {
         let k = self.in_features.max(1);
         let out_len = self.channels.bias.len().max(1);
         // The weight blocks are split off by hand: a `chunks` of run-time size zipped with

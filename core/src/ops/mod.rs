@@ -6,6 +6,8 @@
 //! Flatten has no kernel: activations are stored C,H,W-contiguous, which is exactly
 //! PyTorch's `flatten(1)` order, so flattening a map only relabels its shape.
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 #[cfg(qcnn_arm_dsp)]
 mod arm_dsp;
 pub mod conv2d;
@@ -14,6 +16,7 @@ pub mod gemm;
 pub mod linear;
 pub mod maxpool2d;
 pub mod requant;
+pub mod tier;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 

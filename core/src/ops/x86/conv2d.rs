@@ -1,29 +1,30 @@
-//! A whole Conv2d (+ fused ReLU and 2×2 max pool) with AVX-512 VNNI, bit-identical to the
-//! portable operator.
+//! A whole Conv2d (+ fused ReLU and 2×2 max pool) without im2col, bit-identical to the
+//! portable operator: one body over [`Isa`] (AVX-512 VNNI, AVX-VNNI, AVX2).
 //!
-//! Sixteen horizontally adjacent output pixels share one vector, one i32 lane each; one
-//! accumulator vector per output channel, sixteen channels at a time. For every input channel
-//! `ci` and kernel row `ky`, one `vpermb` gathers, for each of the sixteen pixels, the four
-//! input bytes under that kernel row (`K ≤ 4`; the weights of columns past `K` are 0), and one
-//! `vpdpbusd` per output channel multiplies them by that channel's kernel row, broadcast. So
-//! there is no im2col copy, and the requantization (16 lanes at a time, [`Requant16`]) and the
-//! pooling stay in vectors. With non-decreasing requantizers (every real model's) the pool takes
-//! the max of the sums and requantizes once per pooled pixel; otherwise it requantizes every
-//! conv output first, as the portable code does.
+//! [`Isa::LANES`] horizontally adjacent output pixels share one vector, one i32 lane each; one
+//! accumulator vector per output channel, [`Isa::CONV_CHANNELS`] channels at a time. For every
+//! input channel `ci` and kernel row `ky`, one gather (`vpermb`, or `vpshufb` on each 128-bit
+//! half) puts, for each pixel, the four input bytes under that kernel row (`K ≤ 4`; the weights
+//! of columns past `K` are 0) into its lane, and one [`Isa::dot`] per output channel multiplies
+//! them by that channel's kernel row, broadcast. So there is no im2col copy, and the
+//! requantization ([`VectorRequant`]) and the pooling stay in vectors. With non-decreasing
+//! requantizers (every real model's) the pool takes the max of the sums and requantizes once
+//! per pooled pixel; otherwise it requantizes every conv output first, as the portable code does.
 //!
-//! `vpdpbusd` multiplies unsigned by signed bytes: the input map is copied once per call into a
-//! padded buffer with `x ^ 0x80 = x + 128` (padding holds the biased input zero point), and
-//! each channel's bias absorbs `−128·Σw`. Everything is arithmetic mod 2^32, so the sums equal
-//! the portable wrapping ones exactly.
+//! The products are u8 × i8: the input map is copied once per call into a padded buffer with
+//! `x ^ 0x80 = x + 128` (padding holds the biased input zero point), and each channel's bias
+//! absorbs `−128·Σw`. Everything is arithmetic mod 2^32, so the sums equal the portable
+//! wrapping ones exactly.
 //!
-//! Taken when the CPU has the features and the layer fits: kernel ≤ 4, stride ≤ 3, no pool or
-//! a 2×2 stride-2 pool, `C·K ≤` [`MAX_GROUPS`], and the padded input within [`PADDED_BYTES`].
-//! Anything else returns `false` and runs the portable operator.
+//! Taken when the layer fits: kernel ≤ 4, stride ≤ 3, no pool or a 2×2 stride-2 pool,
+//! `C·K ≤` [`MAX_GROUPS`], and the padded input within [`PADDED_BYTES`] ([`Layer::new`]).
+//! The weights are repacked per block of [`BLOCK`] output channels ([`Weights::pack`]): once
+//! per call on the `no_std` path, once per model load in the `std` prepared model.
 
 use core::arch::x86_64::*;
 
-use super::has_avx512_vnni_vbmi;
-use super::requant::Requant16;
+use super::isa::Isa;
+use super::requant::VectorRequant;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::maxpool2d::PoolWindow;
 use crate::shape::MapShape;
@@ -31,45 +32,18 @@ use crate::shape::MapShape;
 /// The padded, biased copy of the input map lives in a stack buffer of this size; its last 64
 /// bytes are slack for the vector loads at the end of the last row.
 pub const PADDED_BYTES: usize = 16 * 1024;
-/// Most `C·K` (input channel, kernel row) pairs: one weight dword per output channel each.
+/// Most `C·K` (input channel, kernel row) pairs: one weight word per output channel each.
 pub const MAX_GROUPS: usize = 64;
-/// Output pixels per vector.
-const LANES: usize = 16;
-/// Output channels per block of accumulators.
-const BLOCK: usize = 16;
+/// Output channels per block of packed weights.
+pub const BLOCK: usize = 16;
 const POOL_2X2: PoolWindow = PoolWindow {
     kernel: 2,
     stride: 2,
 };
 
-/// Runs `op` if this path takes it (see the module docs); `false` leaves `output` untouched.
-pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
-    let Some(layer) = Layer::new(op, input.len(), output.len()) else {
-        return false;
-    };
-    if !has_avx512_vnni_vbmi() {
-        return false;
-    }
-    let mut padded = [0_u8; PADDED_BYTES];
-    layer.pad_and_bias(input, op.input_zero_point, &mut padded);
-    for first in (0..layer.out_channels).step_by(BLOCK) {
-        let weights = Weights::pack(op, &layer, first);
-        // SAFETY: the CPU has every feature the kernels enable (checked above), and `Layer::new`
-        // checked every size the loads and stores rely on.
-        unsafe {
-            if layer.out_channels - first <= BLOCK / 2 {
-                layer.block::<{ BLOCK / 2 }>(&padded, &weights, output, first);
-            } else {
-                layer.block::<BLOCK>(&padded, &weights, output, first);
-            }
-        }
-    }
-    true
-}
-
 /// The sizes of a layer this path takes, all checked against each other and the buffers.
 #[derive(Clone, Copy, Debug)]
-struct Layer {
+pub(crate) struct Layer {
     input: MapShape,
     kernel: usize,
     stride: usize,
@@ -84,10 +58,48 @@ struct Layer {
     /// Padded input size.
     padded_h: usize,
     padded_w: usize,
+    input_zero_point: i8,
+}
+
+/// Runs the layer with `I`, with weights packed beforehand (`packed`, one per [`BLOCK`]
+/// channels) or, when `None`, packed here block by block.
+///
+/// # Safety
+/// The CPU supports `I`; `layer` came from [`Layer::new`] for `op`, `input` and `output`.
+#[inline(always)]
+pub(crate) unsafe fn run<I: Isa>(
+    layer: &Layer,
+    op: &Conv2dOp<'_>,
+    packed: Option<&[Weights<I>]>,
+    input: &[i8],
+    output: &mut [i8],
+) {
+    let mut padded = [0_u8; PADDED_BYTES];
+    layer.pad_and_bias(input, &mut padded);
+    let mut scratch = None;
+    for (index, first) in (0..layer.out_channels).step_by(BLOCK).enumerate() {
+        let weights = match packed.and_then(|p| p.get(index)) {
+            Some(weights) => weights,
+            None => scratch.insert(Weights::<I>::pack(op, layer, first)),
+        };
+        for sub in (0..BLOCK).step_by(I::CONV_CHANNELS) {
+            let left = layer.out_channels.saturating_sub(first + sub);
+            // SAFETY: as this function.
+            unsafe {
+                match (I::CONV_CHANNELS, left) {
+                    (_, 0) => break,
+                    (16, 9..) => layer.block::<I, 16>(&padded, weights, output, first, sub),
+                    (16, _) | (8, 5..) => layer.block::<I, 8>(&padded, weights, output, first, sub),
+                    _ => layer.block::<I, 4>(&padded, weights, output, first, sub),
+                }
+            }
+        }
+    }
 }
 
 impl Layer {
-    fn new(op: &Conv2dOp<'_>, input_len: usize, output_len: usize) -> Option<Layer> {
+    /// The layer's sizes if this path takes it; `None` leaves it to the portable operator.
+    pub fn new(op: &Conv2dOp<'_>, input_len: usize, output_len: usize) -> Option<Layer> {
         let (kernel, stride, padding) = (op.kernel, op.stride, op.padding);
         let pooled = match op.pool {
             PoolWindow::IDENTITY => false,
@@ -136,14 +148,21 @@ impl Layer {
             out_w,
             padded_h,
             padded_w,
+            input_zero_point: op.input_zero_point,
         })
+    }
+
+    /// The output channels this layer writes.
+    pub fn out_channels(&self) -> usize {
+        self.out_channels
     }
 
     /// Copies the input map into `padded` (C × padded_h × padded_w, row-major), each byte
     /// biased by +128, the border filled with the biased input zero point.
-    fn pad_and_bias(&self, input: &[i8], zero_point: i8, padded: &mut [u8]) {
+    #[inline(always)]
+    fn pad_and_bias(&self, input: &[i8], padded: &mut [u8]) {
         let (p, w) = (self.padding, self.input.w);
-        let border = zero_point as u8 ^ 0x80;
+        let border = self.input_zero_point as u8 ^ 0x80;
         let rows = padded
             .chunks_exact_mut(self.padded_w)
             .take(self.input.c * self.padded_h);
@@ -168,64 +187,71 @@ impl Layer {
         }
     }
 
-    /// Every output row for output channels `first..first + CB` (those past the last channel
-    /// are computed with zero weights and not stored).
+    /// Every output row for output channels `first + sub..first + sub + CB` (those past the
+    /// last channel are computed with zero weights and not stored).
     ///
     /// # Safety
-    /// The CPU has AVX-512 F, BW, VL, VNNI and VBMI; `self` came from [`Layer::new`] for this
-    /// `padded` and `output`.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-    unsafe fn block<const CB: usize>(
+    /// As [`run`]; `sub + CB ≤ BLOCK`.
+    #[inline(always)]
+    unsafe fn block<I: Isa, const CB: usize>(
         &self,
         padded: &[u8; PADDED_BYTES],
-        weights: &Weights,
+        weights: &Weights<I>,
         output: &mut [i8],
         first: usize,
+        sub: usize,
     ) {
+        let first = first + sub;
         let stored = (self.out_channels - first).min(CB);
         let plane = self.out_h * self.out_w;
-        // Lane i, byte b reads padded column i·stride + b of the chunk.
-        let index: [u8; 64] = core::array::from_fn(|i| gather_index(i, self.stride));
-        // SAFETY: `index` holds 64 bytes.
-        let gather = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
+        let requant: [VectorRequant; CB] = core::array::from_fn(|c| weights.requant[sub + c]);
+        // SAFETY (all the vector calls below): as this function; `oy` and `x0` are in range.
+        let gather = unsafe { I::gather_index(self.stride) };
         // Conv pixels computed per row: all of them, or those the pool reads.
         let conv_w = if self.pooled {
             2 * self.out_w
         } else {
             self.conv_w
         };
+        let lanes = I::LANES;
         for oy in 0..self.out_h {
-            for x0 in (0..conv_w).step_by(LANES) {
-                // SAFETY (all the kernel calls below): as this function; `oy` and `x0` are in
-                // range.
+            for x0 in (0..conv_w).step_by(lanes) {
                 let top = unsafe {
-                    self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 0), x0)
+                    self.accumulate::<I, CB>(padded, weights, sub, gather, self.conv_row(oy, 0), x0)
                 };
-                let mut bytes = [_mm_setzero_si128(); CB];
+                let mut bytes = [unsafe { _mm_setzero_si128() }; CB];
                 let (start, len) = if self.pooled {
                     let bottom = unsafe {
-                        self.accumulate::<CB>(padded, weights, gather, self.conv_row(oy, 1), x0)
+                        self.accumulate::<I, CB>(
+                            padded,
+                            weights,
+                            sub,
+                            gather,
+                            self.conv_row(oy, 1),
+                            x0,
+                        )
                     };
-                    let rows = top.into_iter().zip(bottom).zip(&weights.requant);
+                    let rows = top.into_iter().zip(bottom).zip(&requant);
                     for (b, ((top, bottom), requant)) in bytes.iter_mut().zip(rows) {
-                        *b = unsafe { pool_2x2(top, bottom, requant, weights.monotone) };
+                        *b = unsafe { pool_2x2::<I>(top, bottom, requant, weights.monotone) };
                     }
                     (
                         oy * self.out_w + x0 / 2,
-                        (self.out_w - x0 / 2).min(LANES / 2),
+                        (self.out_w - x0 / 2).min(lanes / 2),
                     )
                 } else {
-                    for ((b, acc), requant) in bytes.iter_mut().zip(top).zip(&weights.requant) {
-                        *b = unsafe { requant.apply(acc) };
+                    for ((b, acc), requant) in bytes.iter_mut().zip(top).zip(&requant) {
+                        *b = unsafe { requant.apply::<I>(acc) };
                     }
-                    (oy * self.out_w + x0, (self.out_w - x0).min(LANES))
+                    (oy * self.out_w + x0, (self.out_w - x0).min(lanes))
                 };
-                let mask = ((1_u32 << len) - 1) as __mmask16;
                 for (c, b) in bytes.iter().enumerate().take(stored) {
                     let at = (first + c) * plane + start;
                     if let Some(out) = output.get_mut(at..at + len) {
-                        // SAFETY: `out` has `len ≤ 16` bytes and the mask stores only those.
-                        unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr(), mask, *b) };
+                        let mut staged = [0_i8; 16];
+                        // SAFETY: `staged` holds 16 bytes.
+                        unsafe { _mm_storeu_si128(staged.as_mut_ptr().cast(), *b) };
+                        out.copy_from_slice(&staged[..len]);
                     }
                 }
             }
@@ -237,24 +263,24 @@ impl Layer {
         if self.pooled { 2 * oy + dy } else { oy }
     }
 
-    /// The sums of conv row `y`, pixels `x0..x0 + 16`, for `CB` output channels.
+    /// The sums of conv row `y`, pixels `x0..x0 + LANES`, for channels `sub..sub + CB` of the
+    /// block.
     ///
     /// # Safety
     /// As [`Layer::block`]; `y` is a conv output row, `x0 < conv_w`.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
-    #[inline]
-    unsafe fn accumulate<const CB: usize>(
+    #[inline(always)]
+    unsafe fn accumulate<I: Isa, const CB: usize>(
         &self,
         padded: &[u8; PADDED_BYTES],
-        weights: &Weights,
-        gather: __m512i,
+        weights: &Weights<I>,
+        sub: usize,
+        gather: I::Index,
         y: usize,
         x0: usize,
-    ) -> [__m512i; CB] {
-        let mut acc = [_mm512_setzero_si512(); CB];
-        for (acc, &bias) in acc.iter_mut().zip(&weights.bias) {
-            *acc = _mm512_set1_epi32(bias);
-        }
+    ) -> [I::V; CB] {
+        // SAFETY (the vector calls): as the caller guarantees.
+        let mut acc: [I::V; CB] =
+            core::array::from_fn(|c| unsafe { I::splat(weights.bias[sub + c]) });
         let row_len = self.padded_w;
         let channel_len = self.padded_h * row_len;
         let (k, s) = (self.kernel, self.stride);
@@ -269,11 +295,10 @@ impl Layer {
                 // the compiler's bounds check panic-free.
                 let bytes = padded.get(at..at + 64).unwrap_or(&padded[..64]);
                 // SAFETY: `bytes` holds 64 readable bytes.
-                let pixels = _mm512_permutexvar_epi8(gather, unsafe {
-                    _mm512_loadu_si512(bytes.as_ptr().cast())
-                });
-                for (acc, &w) in acc.iter_mut().zip(group) {
-                    *acc = _mm512_dpbusd_epi32(*acc, pixels, _mm512_set1_epi32(w));
+                let pixels = unsafe { I::gather(bytes.as_ptr(), gather, s) };
+                let words = group[sub..].iter();
+                for (acc, &w) in acc.iter_mut().zip(words) {
+                    *acc = unsafe { I::dot(*acc, pixels, w) };
                 }
             }
         }
@@ -285,51 +310,52 @@ impl Layer {
 /// byte `i`.
 ///
 /// # Safety
-/// The CPU has AVX-512 F, BW and VL.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[inline]
-unsafe fn pool_2x2(top: __m512i, bottom: __m512i, requant: &Requant16, monotone: bool) -> __m128i {
-    // SAFETY: the features `apply` needs are enabled here.
-    let even_bytes = unsafe {
-        if monotone {
+/// The CPU supports `I`.
+#[inline(always)]
+unsafe fn pool_2x2<I: Isa>(
+    top: I::V,
+    bottom: I::V,
+    requant: &VectorRequant,
+    monotone: bool,
+) -> __m128i {
+    // SAFETY: as the caller guarantees; SSE4.1 is part of every tier.
+    unsafe {
+        let in_lane_order = if monotone {
             // A non-decreasing requantizer commutes with max: requantize once per pooled pixel.
-            let rows = _mm512_max_epi32(top, bottom);
-            requant.apply(_mm512_max_epi32(rows, _mm512_srli_epi64::<32>(rows)))
+            let rows = I::max(top, bottom);
+            requant.apply::<I>(I::max(rows, I::odd_to_even(rows)))
         } else {
-            let rows = _mm_max_epi8(requant.apply(top), requant.apply(bottom));
+            let rows = _mm_max_epi8(requant.apply::<I>(top), requant.apply::<I>(bottom));
             _mm_max_epi8(rows, _mm_srli_si128::<1>(rows))
-        }
-    };
-    // The low byte of each 16-bit pair: the even bytes.
-    _mm_cvtepi16_epi8(even_bytes)
+        };
+        // The even bytes: one per pooled pixel.
+        let even = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1);
+        _mm_shuffle_epi8(in_lane_order, even)
+    }
 }
 
-/// `vpermb` index of byte `i` of the gathered vector: lane `i / 4` (pixel), byte `i % 4`
-/// (kernel column) reads column `pixel·stride + column` of the chunk.
-const fn gather_index(i: usize, stride: usize) -> u8 {
-    (((i / 4) * stride + i % 4) & 63) as u8
-}
-
-/// One block of output channels, repacked for the kernel.
-struct Weights {
-    /// `groups[ci·K + ky][c]`: the kernel row `(ci, ky)` of channel `first + c` as four bytes
-    /// (little-endian, columns past `K` zero), so that it broadcasts to every pixel lane.
-    groups: [[i32; BLOCK]; MAX_GROUPS],
+/// One block of [`BLOCK`] output channels, repacked for `I`.
+#[derive(Clone, Copy)]
+pub(crate) struct Weights<I: Isa> {
+    /// `groups[ci·K + ky][c]`: the kernel row `(ci, ky)` of channel `first + c` (columns past
+    /// `K` zero), as [`Isa::dot`] takes it, so that it broadcasts to every pixel lane.
+    groups: [[I::Word; BLOCK]; MAX_GROUPS],
     /// `bias − 128·Σw` per channel: undoes the +128 on the inputs.
     bias: [i32; BLOCK],
-    requant: [Requant16; BLOCK],
+    requant: [VectorRequant; BLOCK],
     /// Every requantizer of the block is non-decreasing ([`crate::quant::Requantizer::is_monotone`]).
     monotone: bool,
 }
 
-impl Weights {
-    fn pack(op: &Conv2dOp<'_>, layer: &Layer, first: usize) -> Weights {
+impl<I: Isa> Weights<I> {
+    /// Channels `first..first + BLOCK` of `op` (zeros past the last one).
+    pub fn pack(op: &Conv2dOp<'_>, layer: &Layer, first: usize) -> Weights<I> {
         let k = layer.kernel;
         let per_channel = layer.input.c * k * k;
         let mut packed = Weights {
-            groups: [[0; BLOCK]; MAX_GROUPS],
+            groups: [[I::Word::default(); BLOCK]; MAX_GROUPS],
             bias: [0; BLOCK],
-            requant: [Requant16::default(); BLOCK],
+            requant: [VectorRequant::default(); BLOCK],
             monotone: true,
         };
         let channels = op
@@ -340,15 +366,15 @@ impl Weights {
             .take(BLOCK);
         for (c, (w, (bias, requant))) in channels.enumerate() {
             for (g, row) in w.chunks_exact(k).enumerate().take(MAX_GROUPS) {
-                let mut bytes = [0_u8; 4];
+                let mut bytes = [0_i8; 4];
                 for (b, &v) in bytes.iter_mut().zip(row) {
-                    *b = v as u8;
+                    *b = v;
                 }
-                packed.groups[g][c] = i32::from_le_bytes(bytes);
+                packed.groups[g][c] = I::word(bytes);
             }
             let sum = w.iter().fold(0_i32, |s, &v| s.wrapping_add(i32::from(v)));
             packed.bias[c] = bias.wrapping_sub(sum.wrapping_mul(128));
-            packed.requant[c] = Requant16::new(&requant);
+            packed.requant[c] = VectorRequant::new(&requant);
             packed.monotone &= requant.is_monotone();
         }
         packed
@@ -358,18 +384,33 @@ impl Weights {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::tier::KernelTier;
+    use crate::ops::x86::conv2d_with;
     use crate::reference::{self, ChannelData};
     use crate::test_util::SplitMix;
+
+    const TIERS: [KernelTier; 3] = [
+        KernelTier::Avx2,
+        KernelTier::AvxVnni,
+        KernelTier::Avx512Vnni,
+    ];
+
+    #[test]
+    fn matches_the_reference_on_every_supported_tier() {
+        for tier in TIERS {
+            if tier.is_supported() {
+                matches_the_reference(tier);
+                eprintln!("ran {tier}");
+            } else {
+                eprintln!("skipped {tier}: not this CPU");
+            }
+        }
+    }
 
     /// Random layers this path takes (up to 40 output channels, maps up to 40 wide, every
     /// stride, kernel and padding it supports, with and without the pool), against the
     /// reference; plus layers it must refuse.
-    #[test]
-    fn matches_the_reference() {
-        if !has_avx512_vnni_vbmi() {
-            eprintln!("skipped: this CPU has no AVX-512 VNNI/VBMI");
-            return;
-        }
+    fn matches_the_reference(tier: KernelTier) {
         let mut rng = SplitMix(88);
         let (mut taken, mut nonsaturated) = (0, 0);
         for case in 0..600 {
@@ -424,7 +465,17 @@ mod tests {
                 input_zero_point: conv.input_zero_point,
             };
             let mut out = vec![0x55; shape.c * shape.plane() + 1];
-            let took = conv2d(&op, &x, &mut out);
+            let took = conv2d_with(tier, &op, &x, &mut out);
+            // The same layer through weights packed beforehand, as the prepared model runs it.
+            if let Some(packed) = crate::ops::x86::PackedConv::new(tier, &op) {
+                let mut again = vec![0x55; out.len()];
+                assert!(packed.run(&op, &x, &mut again));
+                if took {
+                    let mut direct = vec![0x55; out.len()];
+                    conv2d_with(tier, &op, &x, &mut direct);
+                    assert_eq!(again, direct, "{tier} case {case}: packed once vs per call");
+                }
+            }
             assert_eq!(took, kernel <= 4, "case {case}: {conv:?} {input:?}");
             if !took {
                 assert!(out.iter().all(|&v| v == 0x55), "refused but wrote");
@@ -436,7 +487,7 @@ mod tests {
             assert_eq!(
                 out[..expected.len()],
                 expected,
-                "case {case}: {conv:?} {input:?}"
+                "{tier} case {case}: {conv:?} {input:?}"
             );
             assert_eq!(out[expected.len()], 0x55, "wrote past the output");
             nonsaturated += expected.iter().filter(|&&v| v != 127 && v != -128).count();
@@ -467,6 +518,11 @@ mod tests {
             stride: 3,
         };
         let square = |h| MapShape { c: 2, h, w: h };
+        let Some(tier) = TIERS.into_iter().rev().find(|t| t.is_supported()) else {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        };
+        let conv2d = |op: &Conv2dOp<'_>, x: &[i8], out: &mut [i8]| conv2d_with(tier, op, x, out);
         assert!(!conv2d(&op(3, 12, pool3, square(4)), &x, &mut out));
         // 4 × 66 × 66 padded bytes do not fit the buffer.
         assert!(!conv2d(
@@ -481,8 +537,6 @@ mod tests {
             &x[..100],
             &mut out
         ));
-        if has_avx512_vnni_vbmi() {
-            assert!(conv2d(&op(3, 12, POOL_2X2, square(6)), &x, &mut out));
-        }
+        assert!(conv2d(&op(3, 12, POOL_2X2, square(6)), &x, &mut out));
     }
 }

@@ -1,21 +1,30 @@
 //! x86-64 fast paths: the host's kernels, each bit-identical to the portable code it replaces.
 //!
-//! - [`gemm`]: the [`super::gemm`] primitive with AVX-512 VNNI or AVX2 (Linear layers, and
-//!   convolutions the direct kernel below does not take).
-//! - [`conv2d()`]: a whole Conv2d (+ ReLU + 2×2 max pool) with AVX-512 VNNI: sixteen output
-//!   pixels per vector, no im2col, vectorized requantization.
+//! - [`gemm()`]: the [`super::gemm`] primitive (Linear layers, and convolutions the direct
+//!   kernel does not take).
+//! - [`conv2d()`]: a whole Conv2d (+ ReLU + 2×2 max pool) without im2col: several output pixels
+//!   per vector, vectorized requantization.
+//!
+//! Both are one generic body over [`isa::Isa`], instantiated for three tiers
+//! ([`KernelTier::Avx512Vnni`], [`KernelTier::AvxVnni`], [`KernelTier::Avx2`]) by the entry
+//! points below, the only functions with `#[target_feature]`.
 //!
 //! Selection: with the `std` feature (the host enables it) by run-time CPU detection, so one
 //! binary runs on any x86-64 and uses what the CPU has; without it (`no_std`) by the target
 //! features the crate is compiled with (e.g. `-C target-cpu=native`), else the portable code.
+//! `Model::infer` takes the best tier on each call; the `std` prepared model picks one at load.
 #![allow(unsafe_code)]
 
-mod conv2d;
+pub(crate) mod conv2d;
 mod gemm;
+pub(crate) mod isa;
 mod requant;
 
-pub(crate) use conv2d::conv2d;
-pub use gemm::gemm;
+use self::conv2d::{Layer, Weights};
+use self::isa::{Avx2, Avx512, AvxVnni};
+use super::conv2d::Conv2dOp;
+use super::gemm::{GemmKernel, gemm_portable};
+use super::tier::KernelTier;
 
 // `is_x86_feature_detected!` caches its answer, so each check is a load and a bit test.
 #[cfg(any(test, feature = "std"))]
@@ -28,13 +37,8 @@ macro_rules! has {
     ($($feature:tt),+) => { cfg!(all($(target_feature = $feature),+)) };
 }
 
-/// What the VNNI gemm kernel needs.
-fn has_avx512_vnni() -> bool {
-    has!("avx512f", "avx512bw", "avx512vnni")
-}
-
-/// What the direct convolution needs: VNNI, byte permutes (VBMI), 128-bit masked stores (VL).
-fn has_avx512_vnni_vbmi() -> bool {
+/// [`KernelTier::Avx512Vnni`]: VNNI, byte permutes (VBMI), 128/256-bit forms (VL).
+pub(crate) fn has_avx512_vnni_vbmi() -> bool {
     has!(
         "avx512f",
         "avx512bw",
@@ -44,6 +48,189 @@ fn has_avx512_vnni_vbmi() -> bool {
     )
 }
 
-fn has_avx2() -> bool {
+/// [`KernelTier::AvxVnni`].
+pub(crate) fn has_avx_vnni() -> bool {
+    has!("avx2", "avxvnni")
+}
+
+/// [`KernelTier::Avx2`].
+pub(crate) fn has_avx2() -> bool {
     has!("avx2")
+}
+
+/// The best tier this CPU supports, for the `no_std` path that decides on each call.
+fn best_tier() -> KernelTier {
+    if has_avx512_vnni_vbmi() {
+        KernelTier::Avx512Vnni
+    } else if has_avx_vnni() {
+        KernelTier::AvxVnni
+    } else if has_avx2() {
+        KernelTier::Avx2
+    } else {
+        KernelTier::Portable
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points: each instantiates a generic body with its instruction set enabled.
+
+macro_rules! entry_points {
+    ($isa:ty, $features:literal, $gemm:ident, $conv:ident) => {
+        /// # Safety
+        /// The CPU supports the features; `k ≥ 1`.
+        #[target_feature(enable = $features)]
+        unsafe fn $gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
+            // SAFETY: as this function.
+            unsafe { gemm::gemm::<$isa>(weights, columns, k, acc) }
+        }
+
+        /// # Safety
+        /// The CPU supports the features; `layer` came from `Layer::new` for these slices.
+        #[target_feature(enable = $features)]
+        unsafe fn $conv(
+            layer: &Layer,
+            op: &Conv2dOp<'_>,
+            packed: Option<&[Weights<$isa>]>,
+            input: &[i8],
+            output: &mut [i8],
+        ) {
+            // SAFETY: as this function.
+            unsafe { conv2d::run::<$isa>(layer, op, packed, input, output) }
+        }
+    };
+}
+
+entry_points!(
+    Avx512,
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi",
+    gemm_avx512,
+    conv_avx512
+);
+entry_points!(Avx2, "avx2", gemm_avx2, conv_avx2);
+entry_points!(AvxVnni, "avx2,avxvnni", gemm_avx_vnni, conv_avx_vnni);
+
+/// The x86-64 [`crate::ops::gemm::gemm`] with the best tier: same contract, same results.
+#[inline]
+pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
+    gemm_kernel(best_tier())(weights, columns, k, acc);
+}
+
+/// The gemm kernel of `tier` (the portable one for tiers this CPU lacks or other
+/// architectures'). Each kernel checks the CPU again, so calling it is always sound.
+pub(crate) fn gemm_kernel(tier: KernelTier) -> GemmKernel {
+    fn avx512(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
+        if k == 0 || !has_avx512_vnni_vbmi() {
+            return gemm_portable(weights, columns, k, acc);
+        }
+        // SAFETY: the CPU supports the kernel's features (checked just above); k ≥ 1.
+        unsafe { gemm_avx512(weights, columns, k, acc) }
+    }
+    fn avx_vnni(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
+        if k == 0 || !has_avx_vnni() {
+            return gemm_portable(weights, columns, k, acc);
+        }
+        // SAFETY: as above.
+        unsafe { gemm_avx_vnni(weights, columns, k, acc) }
+    }
+    fn avx2(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
+        if k == 0 || !has_avx2() {
+            return gemm_portable(weights, columns, k, acc);
+        }
+        // SAFETY: as above.
+        unsafe { gemm_avx2(weights, columns, k, acc) }
+    }
+    match tier {
+        KernelTier::Avx512Vnni => avx512,
+        KernelTier::AvxVnni => avx_vnni,
+        KernelTier::Avx2 => avx2,
+        _ => gemm_portable,
+    }
+}
+
+/// Runs `op` with the best tier if the direct kernel takes the layer; `false` leaves `output`
+/// untouched (the caller runs the portable operator).
+pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
+    conv2d_with(best_tier(), op, input, output)
+}
+
+/// [`conv2d()`] with `tier`, weights packed on the fly.
+pub(crate) fn conv2d_with(
+    tier: KernelTier,
+    op: &Conv2dOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+) -> bool {
+    let Some(layer) = Layer::new(op, input.len(), output.len()) else {
+        return false;
+    };
+    if !tier.is_supported() {
+        return false;
+    }
+    // SAFETY: the CPU supports the tier (checked above); `layer` fits the slices.
+    unsafe {
+        match tier {
+            KernelTier::Avx512Vnni => conv_avx512(&layer, op, None, input, output),
+            KernelTier::AvxVnni => conv_avx_vnni(&layer, op, None, input, output),
+            KernelTier::Avx2 => conv_avx2(&layer, op, None, input, output),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// A Conv2d's weights repacked once for the direct kernel of one tier (the `std` prepared
+/// model holds these).
+#[cfg(any(test, feature = "std"))]
+pub(crate) enum PackedConv {
+    Avx512(Layer, std::vec::Vec<Weights<Avx512>>),
+    AvxVnni(Layer, std::vec::Vec<Weights<AvxVnni>>),
+    Avx2(Layer, std::vec::Vec<Weights<Avx2>>),
+}
+
+#[cfg(any(test, feature = "std"))]
+impl PackedConv {
+    /// The packed layer, if `tier` is an x86 tier this CPU supports and the direct kernel
+    /// takes the layer (`input_len`/`output_len`: the tensor sizes it will run on).
+    pub fn new(tier: KernelTier, op: &Conv2dOp<'_>) -> Option<PackedConv> {
+        let input_len = op.input.c * op.input.plane();
+        let output_len = op.output.c * op.output.plane();
+        let layer = Layer::new(op, input_len, output_len)?;
+        if !tier.is_supported() {
+            return None;
+        }
+        fn pack<I: isa::Isa>(op: &Conv2dOp<'_>, layer: &Layer) -> std::vec::Vec<Weights<I>> {
+            (0..layer.out_channels())
+                .step_by(conv2d::BLOCK)
+                .map(|first| Weights::pack(op, layer, first))
+                .collect()
+        }
+        Some(match tier {
+            KernelTier::Avx512Vnni => PackedConv::Avx512(layer, pack(op, &layer)),
+            KernelTier::AvxVnni => PackedConv::AvxVnni(layer, pack(op, &layer)),
+            KernelTier::Avx2 => PackedConv::Avx2(layer, pack(op, &layer)),
+            _ => return None,
+        })
+    }
+
+    /// Runs the layer packed by [`Self::new`] from the same `op`. `false` (output untouched)
+    /// if the slices are shorter than the layer.
+    pub fn run(&self, op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
+        let tier = match self {
+            Self::Avx512(..) => KernelTier::Avx512Vnni,
+            Self::AvxVnni(..) => KernelTier::AvxVnni,
+            Self::Avx2(..) => KernelTier::Avx2,
+        };
+        if Layer::new(op, input.len(), output.len()).is_none() || !tier.is_supported() {
+            return false;
+        }
+        // SAFETY: `new` checked the CPU and built `layer` from `op`; the slices fit (above).
+        unsafe {
+            match self {
+                Self::Avx512(layer, w) => conv_avx512(layer, op, Some(w), input, output),
+                Self::AvxVnni(layer, w) => conv_avx_vnni(layer, op, Some(w), input, output),
+                Self::Avx2(layer, w) => conv_avx2(layer, op, Some(w), input, output),
+            }
+        }
+        true
+    }
 }

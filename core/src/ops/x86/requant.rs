@@ -1,4 +1,5 @@
-//! [`crate::quant::Requantizer::apply`] on sixteen accumulators at once (AVX-512), bit for bit.
+//! [`crate::quant::Requantizer::apply`] on a vector of accumulators, bit for bit, for any
+//! [`Isa`].
 //!
 //! The scalar code's steps map onto vector ones:
 //! - the pre-shift `acc·2^left` wraps, as `vpslld` does;
@@ -11,13 +12,14 @@
 //! - the saturating zero-point add then the clamp to `[min, 127]` equal a clamp to
 //!   `[min − zp, 127 − zp]` then a plain add, which cannot overflow.
 
-use core::arch::x86_64::*;
+use core::arch::x86_64::__m128i;
 
+use super::isa::Isa;
 use crate::quant::Requantizer;
 
 /// One output channel's requantizer, with its shifts split and clamped as the scalar code does.
 #[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Requant16 {
+pub(crate) struct VectorRequant {
     multiplier: i32,
     left: i32,
     right: i32,
@@ -28,7 +30,7 @@ pub(super) struct Requant16 {
     high: i32,
 }
 
-impl Requant16 {
+impl VectorRequant {
     pub fn new(r: &Requantizer) -> Self {
         let shift = r.shift.clamp(-31, 30);
         Self {
@@ -41,57 +43,46 @@ impl Requant16 {
         }
     }
 
-    /// The sixteen int8 results, in lane order.
+    /// The int8 results of every lane, in lane order.
     ///
     /// # Safety
-    /// The CPU must support AVX-512 F.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    pub unsafe fn apply(&self, acc: __m512i) -> __m128i {
-        let a = if self.left == 0 {
-            acc
-        } else {
-            _mm512_sll_epi32(acc, _mm_cvtsi32_si128(self.left))
-        };
-        let m = _mm512_set1_epi32(self.multiplier);
-        let half = _mm512_set1_epi64(1 << 30);
-        let even = _mm512_srai_epi64::<31>(_mm512_add_epi64(_mm512_mul_epi32(a, m), half));
-        let odd = _mm512_mul_epi32(_mm512_srli_epi64::<32>(a), m);
-        let odd = _mm512_srai_epi64::<31>(_mm512_add_epi64(odd, half));
-        let mut high = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
-        if self.multiplier == i32::MIN {
-            let overflow = _mm512_cmpeq_epi32_mask(a, m);
-            high = _mm512_mask_blend_epi32(overflow, high, _mm512_set1_epi32(i32::MAX));
+    /// The CPU supports `I`.
+    #[inline(always)]
+    pub unsafe fn apply<I: Isa>(&self, acc: I::V) -> __m128i {
+        // SAFETY: the caller guarantees the instruction set.
+        unsafe {
+            let a = if self.left == 0 {
+                acc
+            } else {
+                I::sll(acc, self.left)
+            };
+            let high = I::mul_high_rounding(a, self.multiplier, self.multiplier == i32::MIN);
+            let x = if self.right == 0 {
+                high
+            } else {
+                let mask = ((1_i64 << self.right) - 1) as i32;
+                let remainder = I::and(high, I::splat(mask));
+                // `mask >> 1`, plus one for negative x: subtracting x's sign (0 or −1) adds it.
+                let threshold = I::sub(I::splat(mask >> 1), I::sra(high, 31));
+                I::round_up(I::sra(high, self.right), remainder, threshold)
+            };
+            let x = I::min(I::max(x, I::splat(self.low)), I::splat(self.high));
+            I::narrow(I::add(x, I::splat(self.zero_point)))
         }
-        let x = if self.right == 0 {
-            high
-        } else {
-            let mask = ((1_i64 << self.right) - 1) as i32;
-            let remainder = _mm512_and_si512(high, _mm512_set1_epi32(mask));
-            // `mask >> 1`, plus one for negative x: subtracting x's sign (0 or −1) adds it.
-            let threshold =
-                _mm512_sub_epi32(_mm512_set1_epi32(mask >> 1), _mm512_srai_epi32::<31>(high));
-            let shifted = _mm512_sra_epi32(high, _mm_cvtsi32_si128(self.right));
-            let round_up = _mm512_cmpgt_epi32_mask(remainder, threshold);
-            _mm512_mask_add_epi32(shifted, round_up, shifted, _mm512_set1_epi32(1))
-        };
-        let x = _mm512_max_epi32(x, _mm512_set1_epi32(self.low));
-        let x = _mm512_min_epi32(x, _mm512_set1_epi32(self.high));
-        _mm512_cvtepi32_epi8(_mm512_add_epi32(x, _mm512_set1_epi32(self.zero_point)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use core::arch::x86_64::*;
+
     use super::*;
+    use crate::ops::tier::KernelTier;
+    use crate::ops::x86::isa::{Avx2, Avx512, AvxVnni};
     use crate::test_util::SplitMix;
 
-    #[test]
-    fn matches_the_scalar_requantizer() {
-        if !std::is_x86_feature_detected!("avx512f") {
-            eprintln!("skipped: this CPU has no AVX-512");
-            return;
-        }
+    /// Random requantizers and accumulators, 16 at a time, against the scalar code.
+    fn matches_the_scalar_requantizer(apply: impl Fn(&VectorRequant, &[i32; 16]) -> [i8; 16]) {
         let mut rng = SplitMix(87);
         for case in 0..20_000 {
             let shift = match case % 4 {
@@ -111,18 +102,57 @@ mod tests {
                 shift,
                 ..Requantizer::new(multiplier, 0, zero_point, relu)
             };
-            let accs: [i32; 16] = core::array::from_fn(|_| match rng.below(3) {
+            let accs: [i32; 16] = core::array::from_fn(|i| match rng.below(3) {
+                _ if case % 7 == 0 && i % 3 == 0 => i32::MIN,
                 0 => rng.i32(),
                 _ => (rng.next() as i32) >> (8 + rng.below(20)),
             });
             let expected = accs.map(|a| scalar.apply(a));
-            let mut got = [0_i8; 16];
-            // SAFETY: AVX-512 F checked above; `got` holds 16 bytes.
-            unsafe {
-                let v = Requant16::new(&scalar).apply(_mm512_loadu_si512(accs.as_ptr().cast()));
-                _mm_storeu_si128(got.as_mut_ptr().cast(), v);
-            }
+            let got = apply(&VectorRequant::new(&scalar), &accs);
             assert_eq!(got, expected, "case {case}: {scalar:?} {accs:?}");
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    fn apply_avx512(r: &VectorRequant, accs: &[i32; 16]) -> [i8; 16] {
+        let mut got = [0_i8; 16];
+        // SAFETY: the features are enabled here; the buffers hold 16 values.
+        unsafe {
+            let v = r.apply::<Avx512>(_mm512_loadu_si512(accs.as_ptr().cast()));
+            _mm_storeu_si128(got.as_mut_ptr().cast(), v);
+        }
+        got
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn apply_256<I: Isa<V = __m256i>>(r: &VectorRequant, accs: &[i32; 16]) -> [i8; 16] {
+        let mut got = [0_i8; 16];
+        for (half, out) in accs.chunks_exact(8).zip(got.chunks_exact_mut(8)) {
+            let mut bytes = [0_i8; 16];
+            // SAFETY: AVX2 is enabled here; the buffers hold 8 and 16 values.
+            unsafe {
+                let v = r.apply::<I>(_mm256_loadu_si256(half.as_ptr().cast()));
+                _mm_storeu_si128(bytes.as_mut_ptr().cast(), v);
+            }
+            out.copy_from_slice(&bytes[..8]);
+        }
+        got
+    }
+
+    #[test]
+    fn every_tier_matches_the_scalar_requantizer() {
+        if KernelTier::Avx512Vnni.is_supported() {
+            // SAFETY: supported (checked just above).
+            matches_the_scalar_requantizer(|r, a| unsafe { apply_avx512(r, a) });
+        } else {
+            eprintln!("skipped avx512-vnni: not this CPU");
+        }
+        if KernelTier::Avx2.is_supported() {
+            // SAFETY: supported (checked just above); both use AVX2 only here.
+            matches_the_scalar_requantizer(|r, a| unsafe { apply_256::<Avx2>(r, a) });
+            matches_the_scalar_requantizer(|r, a| unsafe { apply_256::<AvxVnni>(r, a) });
+        } else {
+            eprintln!("skipped avx2: not this CPU");
         }
     }
 }
