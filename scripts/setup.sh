@@ -13,7 +13,10 @@ cd "$QCNN_ROOT"
 # postgresql-15: initdb/pg_ctl for the tests' own server; openssl: TLS test certificates;
 # the shellcheck package lints these scripts and the workflows' run: blocks (via actionlint);
 # libssl-dev and pkg-config: native-tls (the host's PostgreSQL TLS) links the system OpenSSL.
-apt_packages=(qemu-system-arm dataset-fashion-mnist openssl libssl-dev pkg-config shellcheck ca-certificates)
+# qemu-user, gcc-aarch64-linux-gnu and libc6-dev-arm64-cross: the aarch64 NEON kernels' tests,
+# cross-linked and run under qemu-aarch64 (the `aarch64` test step).
+apt_packages=(qemu-system-arm dataset-fashion-mnist openssl libssl-dev pkg-config shellcheck ca-certificates
+    qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 # A machine may already carry initdb from another PostgreSQL build; only install if it has none.
 command -v initdb >/dev/null 2>&1 || apt_packages+=(postgresql-15)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3 python3-venv)
@@ -35,7 +38,7 @@ fi
 command -v initdb >/dev/null || { echo "initdb not found after installing postgresql-15" >&2; exit 1; }
 
 # --- Rust --------------------------------------------------------------------------------
-rust_targets=(thumbv6m-none-eabi thumbv7em-none-eabihf)
+rust_targets=(thumbv6m-none-eabi thumbv7em-none-eabihf aarch64-unknown-linux-gnu)
 rust_components=(llvm-tools clippy rustfmt)
 installed_targets="$(rustup target list --installed)"
 installed_components="$(rustup component list --installed)"

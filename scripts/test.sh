@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$QCNN_ROOT"
 
-ALL_STEPS=(dvc-status fmt shellcheck clippy test cross-core firmware workflows containers)
+ALL_STEPS=(dvc-status fmt shellcheck clippy test tiers aarch64 cross-core firmware workflows containers)
 SKIPPED=200 # a step's exit status meaning "nothing to run here"
 
 step_dvc_status() {
@@ -50,6 +50,31 @@ step_test() {
     # Dev profile with optimised libraries (see Cargo.toml): fast to build, and the tests that
     # evaluate all 10,000 test images still finish in seconds.
     cargo test --workspace --no-fail-fast
+}
+
+step_tiers() {
+    # Every kernel tier this CPU has, on all 10,000 test images, with the list of tiers that ran
+    # and were skipped in the log; fails if the CPU's best tier did not run.
+    cargo test -p qcnn-host --test kernel_tiers -- --nocapture 2>&1 | tee "$QCNN_ROOT/target/tiers.log"
+    grep '^kernel tiers on' "$QCNN_ROOT/target/tiers.log"
+}
+
+step_aarch64() {
+    # The NEON kernels, cross-built for aarch64 and run under qemu-aarch64 user mode: core's
+    # unit tests (every supported tier against the portable code, the prepared model against
+    # Model::infer) on qemu's `max` CPU (NEON and sdot) and on a Cortex-A53 (NEON only, so
+    # neon-dot must report itself skipped). Bit-exactness only: qemu says nothing about speed.
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    local cpu
+    for cpu in max cortex-a53; do
+        echo "qemu-aarch64 -cpu $cpu"
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu $cpu" \
+            cargo test -p qcnn-core --features std --lib --target aarch64-unknown-linux-gnu \
+            -- --nocapture 2>&1 | tee "$QCNN_ROOT/target/aarch64-$cpu.log"
+        grep -E '^(ran|skipped)' "$QCNN_ROOT/target/aarch64-$cpu.log"
+    done
+    grep -q '^ran neon-dot' "$QCNN_ROOT/target/aarch64-max.log"
+    grep -q '^skipped neon-dot' "$QCNN_ROOT/target/aarch64-cortex-a53.log"
 }
 
 step_cross_core() {

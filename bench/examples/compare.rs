@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::ProgressBar;
 use qcnn_bench::{Row, keep_best, table};
-use qcnn_core::Model;
+use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::{FashionMnist, LabeledImages};
 use qcnn_host::inference::{BATCH, run_int8};
 use qcnn_quantize::config::Config;
@@ -69,6 +69,9 @@ fn run(args: &Args) -> Result<()> {
         std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let model =
         Model::from_bytes(&blob).with_context(|| format!("loading {}", args.model.display()))?;
+    // Kernels chosen once, as `qcnn evaluate` does; QCNN_KERNEL_TIER forces a tier.
+    let model = PreparedModel::new(model).context("choosing qcnn's kernel tier")?;
+    let tiers = tier_line(model.tier());
     let tract = TractFloat::load(&args.onnx)?;
     let images_gz = dataset.dir.join("t10k-images-idx3-ubyte.gz");
 
@@ -89,8 +92,39 @@ fn run(args: &Args) -> Result<()> {
         }
         keep_best(&mut best, onnxruntime(args, &images_gz, repeats)?);
     }
-    print!("{}", table(&best)?);
+    print!("{}", table(&best, &tiers)?);
     Ok(())
+}
+
+/// Which instruction sets the engines ran with. qcnn's is its prepared model's tier; tract
+/// and onnxruntime pick theirs from the CPU at run time and cannot be forced, so the line
+/// names the CPU features they choose from.
+fn tier_line(qcnn: KernelTier) -> String {
+    let forced = if std::env::var_os(qcnn_core::prepared::TIER_VARIABLE).is_some_and(|v| !v.is_empty()) {
+        format!(", forced by {}", qcnn_core::prepared::TIER_VARIABLE)
+    } else {
+        String::new()
+    };
+    let supported: Vec<&str> = KernelTier::supported().map(KernelTier::name).collect();
+    let mut features = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    for (name, present) in [
+        ("avx512-vnni", std::is_x86_feature_detected!("avx512vnni")),
+        ("avx512bw", std::is_x86_feature_detected!("avx512bw")),
+        ("avx-vnni", std::is_x86_feature_detected!("avxvnni")),
+        ("avx2", std::is_x86_feature_detected!("avx2")),
+        ("fma", std::is_x86_feature_detected!("fma")),
+    ] {
+        if present {
+            features.push(name);
+        }
+    }
+    format!(
+        "qcnn kernel tier: {qcnn}{forced} (this CPU supports: {}); tract and onnxruntime \
+         choose their own kernels from the CPU's features ({})",
+        supported.join(", "),
+        features.join(", ")
+    )
 }
 
 /// tract's optimized plan of the float32 export, batch 1.

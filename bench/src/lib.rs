@@ -39,8 +39,9 @@ pub fn keep_best(best: &mut Vec<Row>, rows: Vec<Row>) {
     }
 }
 
-/// The table, the ratios to onnxruntime int8 batch 1, and the machine it ran on.
-pub fn table(rows: &[Row]) -> Result<String> {
+/// The table, the ratios to onnxruntime int8 batch 1, the machine it ran on and `tiers`, the
+/// line saying which instruction sets the engines used.
+pub fn table(rows: &[Row], tiers: &str) -> Result<String> {
     let find = |engine: &str, batch: usize, threads: usize| {
         rows.iter()
             .find(|r| (r.engine, r.batch, r.threads) == (engine, batch, threads))
@@ -52,7 +53,7 @@ pub fn table(rows: &[Row]) -> Result<String> {
         baseline > 0.0,
         "onnxruntime int8 batch 1 measured 0 images/s"
     );
-    let mut out = format!("machine: {}\n\n", machine());
+    let mut out = format!("machine: {}\n{tiers}\n\n", machine());
     out += &format!(
         "{:<22} {:>5} {:>7} {:>10} {:>22}\n",
         "engine", "batch", "threads", "images/s", "vs onnxruntime int8 b1"
@@ -94,7 +95,12 @@ fn machine() -> String {
         .lines()
         .filter(|l| l.starts_with("processor"))
         .count();
-    format!("{model}, {cpus} logical CPUs, {}", std::env::consts::ARCH)
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{model}, {cpus} logical CPUs, {}, Linux {}",
+        std::env::consts::ARCH,
+        kernel.trim()
+    )
 }
 
 #[cfg(test)]
@@ -115,7 +121,8 @@ mod tests {
         keep_best(&mut best, rows(300.0, 100.0));
         keep_best(&mut best, rows(200.0, 150.0));
         assert_eq!(best.len(), 3);
-        let text = table(&best).unwrap();
+        let text = table(&best, "qcnn kernel tier: avx2").unwrap();
+        assert!(text.contains("\nqcnn kernel tier: avx2\n"));
         assert!(
             text.contains("qcnn int8                  1       1        300                  2.00x"),
             "{text}"
@@ -128,7 +135,7 @@ mod tests {
 
     #[test]
     fn a_missing_baseline_is_an_error() {
-        let err = table(&[Row::new("qcnn int8", 1, 1, 1.0)]).unwrap_err();
+        let err = table(&[Row::new("qcnn int8", 1, 1, 1.0)], "").unwrap_err();
         assert!(
             err.to_string().contains("onnxruntime int8 batch 1"),
             "{err}"

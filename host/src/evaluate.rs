@@ -77,7 +77,7 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
         .or_else(|| std::thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
     let int8_logits = inference::run_int8(
-        &model,
+        &inference::prepare(&model)?,
         test,
         samples,
         (threads, inference::BATCH),

@@ -1,12 +1,19 @@
-//! Running the int8 engine over many images on several threads, one arena per thread.
+//! Running the int8 engine over many images on several threads, one arena per thread, with
+//! the kernels a [`PreparedModel`] chose once at load.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use indicatif::ProgressBar;
-use qcnn_core::Model;
+use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::LabeledImages;
+
+/// The model `qcnn evaluate` and `qcnn predict` run: kernels for the best tier this CPU has,
+/// or the one `QCNN_KERNEL_TIER` names (an unknown or unsupported name is an error).
+pub fn prepare<'a>(model: &Model<'a>) -> Result<PreparedModel<'a>> {
+    PreparedModel::new(model.clone()).context("choosing the engine's kernels")
+}
 
 /// The int8 logits of images `0..count`, back to back, their real values, and how long the
 /// engine took.
@@ -32,7 +39,7 @@ impl Int8Logits {
     }
 }
 
-/// Images per [`Model::infer_batch`] call in `qcnn evaluate` and `qcnn predict`: sixteen
+/// Images per [`PreparedModel::infer_batch`] call in `qcnn evaluate` and `qcnn predict`: sixteen
 /// images share each weight a Linear layer loads, and the batch's arena (16 × 9,408 bytes for
 /// the seed model) stays in a core's L2 cache next to the weights.
 pub const BATCH: usize = 16;
@@ -44,14 +51,14 @@ pub const BATCH: usize = 16;
 /// does less of the work instead of holding up the others; the progress bar moves once a
 /// batch.
 pub fn run_int8(
-    model: &Model,
+    model: &PreparedModel,
     images: &LabeledImages,
     count: usize,
     (threads, batch): (usize, usize),
     progress: &ProgressBar,
 ) -> Result<Int8Logits> {
     let batch = batch.max(1);
-    let classes = model.num_classes();
+    let classes = model.model().num_classes();
     let mut logits = vec![0i8; count * classes];
     let arena_len = model
         .batch_arena_len(batch)
@@ -86,7 +93,7 @@ pub fn run_int8(
     }
     let seconds = start.elapsed().as_secs_f64();
     progress.finish_and_clear();
-    let quant = model.output_quant();
+    let quant = model.model().output_quant();
     let dequantized = logits.iter().map(|&q| quant.dequantize(q)).collect();
     Ok(Int8Logits {
         classes,

@@ -21,7 +21,7 @@ pub fn run(args: &PredictArgs, config: &Config) -> Result<()> {
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let count = args.first.min(dataset.test.len());
     let logits = inference::run_int8(
-        &model,
+        &inference::prepare(&model)?,
         &dataset.test,
         count,
         (1, inference::BATCH),

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use qcnn_core::Model;
+use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::calibrate::calibrate;
 use qcnn_quantize::checkpoint::Checkpoint;
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
         let blob = export(&architecture, &checkpoint, &ranges)?.blob;
         let model = Model::from_bytes(&blob)?;
         let confusion = validate::confusion(
-            &validate::int8_logits(&model, &test_images)?,
+            &validate::int8_logits(&PreparedModel::new(model)?, &test_images)?,
             data.test.labels(),
         );
         println!(

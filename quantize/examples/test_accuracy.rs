@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use qcnn_core::Model;
+use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::config::Config;
 use qcnn_quantize::pipeline::quantize_checkpoint;
@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
     let float_s = (clock.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     let model = Model::from_bytes(&quantized.blob)?;
     let (clock, cpu) = (Instant::now(), cpu_seconds());
-    let int8 = validate::int8_logits(&model, &images)?;
+    let int8 = validate::int8_logits(&PreparedModel::new(model)?, &images)?;
     let int8_s = (clock.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     for (name, confusion, (wall, cpu)) in [
         (

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use qcnn_core::Model;
+use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 
@@ -28,6 +28,8 @@ pub enum QuantizeError {
     Model(qcnn_core::ModelError),
     #[error("the engine failed on a validation image: {0}")]
     Infer(qcnn_core::InferError),
+    #[error("choosing the engine's kernels: {0}")]
+    Tier(qcnn_core::TierError),
 }
 
 /// A quantized checkpoint: the blob, its report, and the float model it came from.
@@ -85,7 +87,8 @@ pub fn quantize_checkpoint(
     // The engine checks the blob exactly as a device would, then runs it.
     let (int8_logits, arena_bytes, macs) = {
         let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
-        let logits = validate::int8_logits(&model, &images).map_err(QuantizeError::Infer)?;
+        let prepared = PreparedModel::new(model.clone()).map_err(QuantizeError::Tier)?;
+        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Infer)?;
         (logits, model.arena_len(), model.macs())
     };
     let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));

@@ -1,26 +1,34 @@
 //! Running a set of images through the float reference and through the int8 engine, and
 //! scoring both; used for the report's validation figures.
 
-use qcnn_core::InferError;
-use qcnn_core::Model;
+use qcnn_core::{InferError, PreparedModel};
 use qcnn_dataset::metrics::{Confusion, argmax};
 use qcnn_dataset::{CLASSES, LabeledImages};
 use rayon::prelude::*;
 use serde::Serialize;
 
-/// The int8 logits of every image, in parallel with one arena per worker.
-pub fn int8_logits(model: &Model, images: &[&[u8]]) -> Result<Vec<Vec<i8>>, InferError> {
-    images
-        .par_iter()
+/// Images per engine call: each weight a Linear layer loads serves all of them.
+const BATCH: usize = 16;
+
+/// The int8 logits of every image, with the prepared model's kernels, in parallel batches
+/// with one arena per worker.
+pub fn int8_logits(model: &PreparedModel, images: &[&[u8]]) -> Result<Vec<Vec<i8>>, InferError> {
+    let classes = model.model().num_classes();
+    let arena_len = model.batch_arena_len(BATCH).unwrap_or(usize::MAX);
+    let batches: Vec<Vec<Vec<i8>>> = images
+        .par_chunks(BATCH)
         .map_init(
-            || vec![0u8; model.arena_len()],
-            |arena, image| {
-                model
-                    .infer(image, arena)
-                    .map(|logits| logits.as_slice().to_vec())
+            || (vec![0u8; arena_len], Vec::new()),
+            |(arena, pixels), batch| {
+                pixels.clear();
+                batch.iter().for_each(|image| pixels.extend_from_slice(image));
+                let mut logits = vec![0i8; batch.len() * classes];
+                model.infer_batch(pixels, arena, &mut logits)?;
+                Ok(logits.chunks(classes.max(1)).map(<[i8]>::to_vec).collect())
             },
         )
-        .collect()
+        .collect::<Result<_, InferError>>()?;
+    Ok(batches.into_iter().flatten().collect())
 }
 
 pub fn images(set: &LabeledImages) -> Vec<&[u8]> {

@@ -57,9 +57,19 @@ impl Products for Neon {
 
 impl Products for NeonDot {
     #[inline(always)]
-    unsafe fn madd(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
-        // SAFETY: the dot-product extension, as the entry point guarantees.
-        unsafe { vdotq_s32(acc, w, x) }
+    unsafe fn madd(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+        // `vdotq_s32` is still unstable in Rust; the instruction itself is one line of asm.
+        // SAFETY: the dot-product extension, as the entry point guarantees; registers only.
+        unsafe {
+            core::arch::asm!(
+                "sdot {acc:v}.4s, {w:v}.16b, {x:v}.16b",
+                acc = inout(vreg) acc,
+                w = in(vreg) w,
+                x = in(vreg) x,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        acc
     }
 }
 
