@@ -100,11 +100,12 @@ fn run(args: &Args) -> Result<()> {
 /// and onnxruntime pick theirs from the CPU at run time and cannot be forced, so the line
 /// names the CPU features they choose from.
 fn tier_line(qcnn: KernelTier) -> String {
-    let forced = if std::env::var_os(qcnn_core::prepared::TIER_VARIABLE).is_some_and(|v| !v.is_empty()) {
-        format!(", forced by {}", qcnn_core::prepared::TIER_VARIABLE)
-    } else {
-        String::new()
-    };
+    let forced =
+        if std::env::var_os(qcnn_core::prepared::TIER_VARIABLE).is_some_and(|v| !v.is_empty()) {
+            format!(", forced by {}", qcnn_core::prepared::TIER_VARIABLE)
+        } else {
+            String::new()
+        };
     let supported: Vec<&str> = KernelTier::supported().map(KernelTier::name).collect();
     let mut features = Vec::new();
     #[cfg(target_arch = "x86_64")]

@@ -14,12 +14,12 @@ use std::vec::Vec;
 
 use crate::infer::InferError;
 use crate::model::Model;
+use crate::ops::Op;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::gemm::{GemmKernel, gemm_kernel};
 use crate::ops::linear::LinearOp;
 use crate::ops::maxpool2d::MaxPool2dOp;
 use crate::ops::tier::KernelTier;
-use crate::ops::Op;
 
 /// The environment variable that forces a tier (`portable`, `avx2`, `avx-vnni`,
 /// `avx512-vnni`, `neon`, `neon-dot`), for tests and measurements.

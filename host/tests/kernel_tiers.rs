@@ -43,7 +43,9 @@ fn every_tier_gives_the_same_logits_on_all_test_images() {
         let hidden = ProgressBar::hidden();
         let got = run_int8(&prepared, test, test.len(), (threads, BATCH), &hidden).unwrap();
         let classes = model.num_classes();
-        if let Some(image) = (0..test.len()).find(|&i| got.image(i) != &expected[i * classes..][..classes]) {
+        if let Some(image) =
+            (0..test.len()).find(|&i| got.image(i) != &expected[i * classes..][..classes])
+        {
             panic!(
                 "tier {tier}: image {image} gives {:?}, the core API {:?}",
                 got.image(image),
@@ -56,7 +58,11 @@ fn every_tier_gives_the_same_logits_on_all_test_images() {
         "kernel tiers on {} test images: ran {}; skipped (not this CPU): {}",
         test.len(),
         ran.join(", "),
-        if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") }
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        }
     );
     let best = KernelTier::best();
     assert!(
@@ -100,7 +106,9 @@ fn qcnn_kernel_tier_is_checked() {
         assert_eq!(refused.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert!(
-            stderr.contains(&format!("kernel tier {missing} is not supported by this CPU")),
+            stderr.contains(&format!(
+                "kernel tier {missing} is not supported by this CPU"
+            )),
             "{stderr}"
         );
     }

@@ -21,7 +21,9 @@ pub fn int8_logits(model: &PreparedModel, images: &[&[u8]]) -> Result<Vec<Vec<i8
             || (vec![0u8; arena_len], Vec::new()),
             |(arena, pixels), batch| {
                 pixels.clear();
-                batch.iter().for_each(|image| pixels.extend_from_slice(image));
+                batch
+                    .iter()
+                    .for_each(|image| pixels.extend_from_slice(image));
                 let mut logits = vec![0i8; batch.len() * classes];
                 model.infer_batch(pixels, arena, &mut logits)?;
                 Ok(logits.chunks(classes.max(1)).map(<[i8]>::to_vec).collect())

@@ -55,7 +55,7 @@ fn release_checkpoint_int8_is_within_0_2_points_of_float_on_the_test_set() {
     );
     let model = qcnn_core::Model::from_bytes(&quantized.blob).unwrap();
     let int8 = validate::confusion(
-        &validate::int8_logits(&model, &images).unwrap(),
+        &validate::int8_logits(&qcnn_core::PreparedModel::new(model).unwrap(), &images).unwrap(),
         data.test.labels(),
     );
     eprintln!(

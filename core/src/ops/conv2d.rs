@@ -22,9 +22,9 @@
 //! [`Conv2dOp::run_portable`] is the two paths above.
 
 use super::dot::{dot, dot_constant};
-use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
 #[cfg(any(test, feature = "std"))]
 use super::gemm::GemmKernel;
+use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
 use super::maxpool2d::PoolWindow;
 use super::{Channels, chunk_len, rows, rows_mut};
 use crate::shape::MapShape;

@@ -33,7 +33,11 @@ impl LinearOp<'_> {
         // Exactly one image, even if a caller passed longer slices.
         let k = self.in_features.max(1);
         let out_len = self.channels.bias.len().min(output.len());
-        self.run_gemm(gemm, input.get(..k).unwrap_or(input), &mut output[..out_len]);
+        self.run_gemm(
+            gemm,
+            input.get(..k).unwrap_or(input),
+            &mut output[..out_len],
+        );
     }
 
     /// Several images at once: `inputs` holds whole input vectors back to back, `outputs`

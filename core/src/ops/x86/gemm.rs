@@ -177,13 +177,20 @@ mod tests {
             let (mut fast, mut portable) = (vec![0x5a5a_5a5a; len], vec![0x5a5a_5a5a; len]);
             kernel(&weights, &columns, k, &mut fast);
             gemm_portable(&weights, &columns, k, &mut portable);
-            assert_eq!(fast, portable, "{tier} case {case}: rows {rows}, n {n}, k {k}");
+            assert_eq!(
+                fast, portable,
+                "{tier} case {case}: rows {rows}, n {n}, k {k}"
+            );
         }
     }
 
     #[test]
     fn every_supported_tier_matches_portable() {
-        for tier in [KernelTier::Avx2, KernelTier::AvxVnni, KernelTier::Avx512Vnni] {
+        for tier in [
+            KernelTier::Avx2,
+            KernelTier::AvxVnni,
+            KernelTier::Avx512Vnni,
+        ] {
             if tier.is_supported() {
                 matches_portable(tier);
                 eprintln!("ran {tier}");

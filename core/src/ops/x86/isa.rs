@@ -16,7 +16,6 @@
 
 use core::arch::x86_64::*;
 
-
 /// # Safety (every `unsafe fn`)
 /// The CPU supports the implementation's instruction set, and pointers are readable for the bytes the method names.
 pub(crate) trait Isa: Copy {
@@ -198,7 +197,10 @@ impl Isa for Avx512 {
     #[inline(always)]
     unsafe fn load_row(p: *const i8, len: usize) -> __m512i {
         // Masked-off bytes become 0x80 but meet column bytes of 0.
-        _mm512_xor_si512(unsafe { Self::load_column(p, len) }, _mm512_set1_epi8(i8::MIN))
+        _mm512_xor_si512(
+            unsafe { Self::load_column(p, len) },
+            _mm512_set1_epi8(i8::MIN),
+        )
     }
     #[inline(always)]
     unsafe fn load_column(p: *const i8, len: usize) -> __m512i {
@@ -331,12 +333,7 @@ macro_rules! avx2_common {
 #[inline(always)]
 unsafe fn load_lanes(row: *const u8, stride: usize) -> __m256i {
     // SAFETY: the caller guarantees 64 readable bytes from `row`; `4·stride + 16 ≤ 28`.
-    unsafe {
-        _mm256_loadu2_m128i(
-            row.add(4 * stride).cast::<__m128i>(),
-            row.cast::<__m128i>(),
-        )
-    }
+    unsafe { _mm256_loadu2_m128i(row.add(4 * stride).cast::<__m128i>(), row.cast::<__m128i>()) }
 }
 
 /// AVX2 and AVX-VNNI.
@@ -373,7 +370,10 @@ impl Isa for AvxVnni {
     #[inline(always)]
     unsafe fn load_row(p: *const i8, len: usize) -> __m256i {
         // Padding bytes become 0x80 but meet column bytes of 0.
-        _mm256_xor_si256(unsafe { Self::load_column(p, len) }, _mm256_set1_epi8(i8::MIN))
+        _mm256_xor_si256(
+            unsafe { Self::load_column(p, len) },
+            _mm256_set1_epi8(i8::MIN),
+        )
     }
     #[inline(always)]
     unsafe fn load_column(p: *const i8, len: usize) -> __m256i {
