@@ -185,8 +185,11 @@ unsafe fn blocks<P: Products, const R: usize, const C: usize>(
         let mut a = [[unsafe { vdupq_n_s32(0) }; C]; R];
         for c in (0..k).step_by(STEP) {
             let len = (k - c).min(STEP);
-            let x: [int8x16_t; C] =
-                core::array::from_fn(|j| unsafe { load(x_start[j].add(c), len) });
+            // (A loop, not `array::from_fn`: a closure's intrinsics would not inline.)
+            let mut x = [unsafe { vdupq_n_s8(0) }; C];
+            for (x, &start) in x.iter_mut().zip(&x_start) {
+                *x = unsafe { load(start.add(c), len) };
+            }
             for (&w_row, a_row) in w_start.iter().zip(&mut a) {
                 let w = unsafe { load(w_row.add(c), len) };
                 for (a, &x) in a_row.iter_mut().zip(&x) {

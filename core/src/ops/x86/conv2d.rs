@@ -279,8 +279,11 @@ impl Layer {
         x0: usize,
     ) -> [I::V; CB] {
         // SAFETY (the vector calls): as the caller guarantees.
-        let mut acc: [I::V; CB] =
-            core::array::from_fn(|c| unsafe { I::splat(weights.bias[sub + c]) });
+        // (A loop, not `array::from_fn`: a closure's intrinsics would not inline.)
+        let mut acc = [unsafe { I::splat(0) }; CB];
+        for (acc, &bias) in acc.iter_mut().zip(&weights.bias[sub..]) {
+            *acc = unsafe { I::splat(bias) };
+        }
         let row_len = self.padded_w;
         let channel_len = self.padded_h * row_len;
         let (k, s) = (self.kernel, self.stride);
@@ -297,7 +300,7 @@ impl Layer {
                 // SAFETY: `bytes` holds 64 readable bytes.
                 let pixels = unsafe { I::gather(bytes.as_ptr(), gather, s) };
                 let words = group[sub..].iter();
-                for (acc, &w) in acc.iter_mut().zip(words) {
+                for (acc, w) in acc.iter_mut().zip(words) {
                     *acc = unsafe { I::dot(*acc, pixels, w) };
                 }
             }

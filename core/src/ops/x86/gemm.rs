@@ -11,6 +11,9 @@
 //! Each call holds a block of rows × columns accumulators in registers, so every weight it
 //! loads serves all the columns of the call, then reduces the block horizontally, four sums
 //! at a time.
+//!
+//! No closure here touches a vector: a closure has no target features of its own, so its
+//! intrinsics would not inline and the closure would stay a call (plain loops instead).
 
 use core::arch::x86_64::*;
 
@@ -63,14 +66,13 @@ unsafe fn blocks<I: Isa, const R: usize, const C: usize>(
 ) {
     let (rows, n) = (weights.len() / k, columns.len() / k);
     let x_start: [*const i8; C] = core::array::from_fn(|j| columns[(c0 + j) * k..].as_ptr());
-    let correction: [i32; C] = core::array::from_fn(|j| {
-        if I::BIASED_WEIGHTS {
+    let mut correction = [0_i32; C];
+    if I::BIASED_WEIGHTS {
+        for (c, &x) in correction.iter_mut().zip(&x_start) {
             // SAFETY: each column start has `k` readable bytes.
-            unsafe { column_sum::<I>(x_start[j], k) }.wrapping_mul(128)
-        } else {
-            0
+            *c = unsafe { column_sum::<I>(x, k) }.wrapping_mul(128);
         }
-    });
+    }
     let body = k - k % I::STEP;
     for r0 in (0..rows).step_by(R) {
         let w_start = row_starts::<R>(weights, rows, r0, k);
@@ -85,10 +87,16 @@ unsafe fn blocks<I: Isa, const R: usize, const C: usize>(
         }
         let mut sums = [0_i32; BLOCK];
         for (f, out) in sums.chunks_exact_mut(4).take(R * C / 4).enumerate() {
-            let at = |i: usize| a[(4 * f + i) / C][(4 * f + i) % C];
+            let i = 4 * f;
+            let (p, q, r, s) = (i, i + 1, i + 2, i + 3);
             // SAFETY: `out` holds exactly four i32.
             unsafe {
-                let four = I::reduce4(at(0), at(1), at(2), at(3));
+                let four = I::reduce4(
+                    a[p / C][p % C],
+                    a[q / C][q % C],
+                    a[r / C][r % C],
+                    a[s / C][s % C],
+                );
                 _mm_storeu_si128(out.as_mut_ptr().cast(), four);
             }
         }
@@ -117,7 +125,10 @@ unsafe fn step<I: Isa, const R: usize, const C: usize>(
 ) {
     // SAFETY: as the caller guarantees.
     unsafe {
-        let x: [I::V; C] = core::array::from_fn(|j| I::load_column(x_start[j].add(c), len));
+        let mut x = [I::splat(0); C];
+        for (x, &start) in x.iter_mut().zip(x_start) {
+            *x = I::load_column(start.add(c), len);
+        }
         for (&w_row, a_row) in w_start.iter().zip(a) {
             let w = I::load_row(w_row.add(c), len);
             for (a, &x) in a_row.iter_mut().zip(&x) {

@@ -63,7 +63,7 @@ pub(crate) trait Isa: Copy {
     /// Reads 64 bytes from `row`: pixel `i` gets the bytes at `i·stride..i·stride + 4`.
     unsafe fn gather(row: *const u8, index: Self::Index, stride: usize) -> Self::Pixels;
     /// `acc + Σ pixel bytes · word bytes` per lane.
-    unsafe fn dot(acc: Self::V, pixels: Self::Pixels, word: Self::Word) -> Self::V;
+    unsafe fn dot(acc: Self::V, pixels: Self::Pixels, word: &Self::Word) -> Self::V;
 
     /// `len ≤ STEP` bytes of a gemm row (weights: `w ^ 0x80` when biased) or column.
     unsafe fn load_row(p: *const i8, len: usize) -> Self::V;
@@ -190,8 +190,8 @@ impl Isa for Avx512 {
         _mm512_permutexvar_epi8(index, unsafe { _mm512_loadu_si512(row.cast()) })
     }
     #[inline(always)]
-    unsafe fn dot(acc: __m512i, pixels: __m512i, word: i32) -> __m512i {
-        _mm512_dpbusd_epi32(acc, pixels, _mm512_set1_epi32(word))
+    unsafe fn dot(acc: __m512i, pixels: __m512i, word: &i32) -> __m512i {
+        _mm512_dpbusd_epi32(acc, pixels, _mm512_set1_epi32(*word))
     }
 
     #[inline(always)]
@@ -363,8 +363,8 @@ impl Isa for AvxVnni {
         _mm256_shuffle_epi8(unsafe { load_lanes(row, stride) }, index)
     }
     #[inline(always)]
-    unsafe fn dot(acc: __m256i, pixels: __m256i, word: i32) -> __m256i {
-        _mm256_dpbusd_avx_epi32(acc, pixels, _mm256_set1_epi32(word))
+    unsafe fn dot(acc: __m256i, pixels: __m256i, word: &i32) -> __m256i {
+        _mm256_dpbusd_avx_epi32(acc, pixels, _mm256_set1_epi32(*word))
     }
 
     #[inline(always)]
@@ -404,15 +404,16 @@ impl Isa for Avx2 {
     avx2_common!();
     const STEP: usize = 16;
     const BIASED_WEIGHTS: bool = false;
-    /// Kernel-row weights 0, 1 and 2, 3 as two i16 pairs.
-    type Word = [i32; 2];
+    /// Kernel-row weights 0, 1 and 2, 3 as two i16 pairs, each already in all eight lanes:
+    /// `vpmaddwd` then reads them from memory, with no broadcast on the shuffle port.
+    type Word = [[i32; 8]; 2];
     /// Kernel-row bytes 0, 1 and 2, 3 of every pixel, zero-extended to i16 pairs.
     type Pixels = [__m256i; 2];
 
     #[inline(always)]
-    fn word(row: [i8; 4]) -> [i32; 2] {
+    fn word(row: [i8; 4]) -> [[i32; 8]; 2] {
         let pair = |a: i8, b: i8| (i32::from(b) << 16) | i32::from(a as i16 as u16);
-        [pair(row[0], row[1]), pair(row[2], row[3])]
+        [[pair(row[0], row[1]); 8], [pair(row[2], row[3]); 8]]
     }
 
     #[inline(always)]
@@ -436,10 +437,10 @@ impl Isa for Avx2 {
         ]
     }
     #[inline(always)]
-    unsafe fn dot(acc: __m256i, pixels: [__m256i; 2], word: [i32; 2]) -> __m256i {
+    unsafe fn dot(acc: __m256i, pixels: [__m256i; 2], word: &[[i32; 8]; 2]) -> __m256i {
         // Each i32 lane: two u8 × i8 products (|sum| ≤ 2·255·127), exact in vpmaddwd.
-        let low = _mm256_madd_epi16(pixels[0], _mm256_set1_epi32(word[0]));
-        let high = _mm256_madd_epi16(pixels[1], _mm256_set1_epi32(word[1]));
+        let low = _mm256_madd_epi16(pixels[0], _mm256_loadu_si256(word[0].as_ptr().cast()));
+        let high = _mm256_madd_epi16(pixels[1], _mm256_loadu_si256(word[1].as_ptr().cast()));
         _mm256_add_epi32(acc, _mm256_add_epi32(low, high))
     }
 
