@@ -80,10 +80,10 @@ unsafe fn blocks<I: Isa, const R: usize, const C: usize>(
         // step reads `len ≤ k − c` bytes from offset `c`.
         let mut a = [[unsafe { I::splat(0) }; C]; R];
         for c in (0..body).step_by(I::STEP) {
-            unsafe { step::<I, R, C>(&mut a, &w_start, &x_start, c, I::STEP) };
+            unsafe { step::<I, R, C, true>(&mut a, &w_start, &x_start, c, I::STEP) };
         }
         if body < k {
-            unsafe { step::<I, R, C>(&mut a, &w_start, &x_start, body, k - body) };
+            unsafe { step::<I, R, C, false>(&mut a, &w_start, &x_start, body, k - body) };
         }
         let mut sums = [0_i32; BLOCK];
         for (f, out) in sums.chunks_exact_mut(4).take(R * C / 4).enumerate() {
@@ -111,18 +111,20 @@ unsafe fn blocks<I: Isa, const R: usize, const C: usize>(
     }
 }
 
-/// `len` bytes at offset `c` of every row and column into the accumulators.
+/// `len` bytes at offset `c` of every row and column into the accumulators; `FULL` when `len`
+/// is `STEP` (a separate instantiation, so that the body's loads have no length test).
 ///
 /// # Safety
 /// As [`gemm`]; those bytes of every row and column start are readable.
 #[inline(always)]
-unsafe fn step<I: Isa, const R: usize, const C: usize>(
+unsafe fn step<I: Isa, const R: usize, const C: usize, const FULL: bool>(
     a: &mut [[I::V; C]; R],
     w_start: &[*const i8; R],
     x_start: &[*const i8; C],
     c: usize,
     len: usize,
 ) {
+    let len = if FULL { I::STEP } else { len };
     // SAFETY: as the caller guarantees.
     unsafe {
         let mut x = [I::splat(0); C];
