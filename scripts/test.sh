@@ -75,6 +75,22 @@ step_aarch64() {
     done
     grep -q '^ran neon-dot' "$QCNN_ROOT/target/aarch64-max.log"
     grep -q '^skipped neon-dot' "$QCNN_ROOT/target/aarch64-cortex-a53.log"
+    # The release model on the first 1,000 test images: every aarch64 tier under qemu must give
+    # the logits (FNV digest) the x86-64 host gives with its best tier.
+    local blob=target/aarch64-check.qcnn images=target/aarch64-check-images n=1000 host tier
+    cargo run --quiet -p qcnn-quantize -- checkpoints/CNNModel_FashionMNIST_best_metric_model.pth -o "$blob"
+    gunzip -c data/FashionMNIST/raw/t10k-images-idx3-ubyte.gz >"$images"
+    cargo build --quiet -p qcnn-core --features std --example run_images --target aarch64-unknown-linux-gnu
+    cargo build --quiet -p qcnn-core --features std --example run_images
+    host=$(target/debug/examples/run_images "$blob" "$images" "$n" "$(target/debug/examples/run_images --best)")
+    echo "x86-64: $host"
+    for tier in portable neon neon-dot; do
+        local a64
+        a64=$(qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max \
+            target/aarch64-unknown-linux-gnu/debug/examples/run_images "$blob" "$images" "$n" "$tier")
+        echo "aarch64: $a64"
+        [ "${a64##* }" = "${host##* }" ] || { echo "aarch64 $tier logits differ from x86-64" >&2; return 1; }
+    done
 }
 
 step_cross_core() {

@@ -1,0 +1,58 @@
+//! Runs a blob on the first N images of a raw IDX image file with one kernel tier, one image
+//! per call, and prints a digest of the logits: the workload `bench/qemu_instructions.sh`
+//! counts guest instructions of under `qemu-aarch64` (speed cannot be measured there).
+//!
+//!     run_images <blob.qcnn> <t10k-images-idx3-ubyte (raw)> <N> <tier>
+//!     run_images --best      # the best tier of this CPU
+
+use std::process::ExitCode;
+
+use qcnn_core::{KernelTier, Model, PreparedModel};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--best") {
+        println!("{}", KernelTier::best());
+        return ExitCode::SUCCESS;
+    }
+    let [_, blob, images, count, tier] = &args[..] else {
+        eprintln!("usage: run_images <blob> <raw idx images> <count> <tier>");
+        return ExitCode::from(2);
+    };
+    match run(blob, images, count, tier) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("run_images: error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(blob: &str, images: &str, count: &str, tier: &str) -> Result<(), String> {
+    let blob = std::fs::read(blob).map_err(|e| format!("{blob}: {e}"))?;
+    let pixels = std::fs::read(images).map_err(|e| format!("{images}: {e}"))?;
+    let count: usize = count.parse().map_err(|e| format!("count {count:?}: {e}"))?;
+    let tier = KernelTier::from_name(tier).ok_or_else(|| format!("no kernel tier {tier:?}"))?;
+    let model = Model::from_bytes(&blob).map_err(|e| e.to_string())?;
+    let model = PreparedModel::with_tier(model, tier).map_err(|e| e.to_string())?;
+    let image_len = model.model().input_len();
+    let classes = model.model().num_classes();
+    // IDX: a 16-byte header, then the images back to back.
+    let images = pixels
+        .get(16..16 + count * image_len)
+        .ok_or_else(|| format!("the file holds fewer than {count} images"))?;
+    let mut arena = vec![0_u8; model.batch_arena_len(1).unwrap_or(0)];
+    let mut logits = vec![0_i8; classes];
+    // FNV-1a over every logit: equal digests, equal logits.
+    let mut digest = 0xcbf2_9ce4_8422_2325_u64;
+    for image in images.chunks_exact(image_len) {
+        model
+            .infer_batch(image, &mut arena, &mut logits)
+            .map_err(|e| e.to_string())?;
+        for &l in &logits {
+            digest = (digest ^ u64::from(l as u8)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    println!("{count} images, tier {tier}, logits digest {digest:016x}");
+    Ok(())
+}
