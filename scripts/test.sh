@@ -37,7 +37,8 @@ step_fmt() {
 }
 
 step_shellcheck() {
-    shellcheck --external-sources scripts/*.sh .ci/run firmware/run-tests.sh bench/compare.sh
+    shellcheck --external-sources scripts/*.sh .ci/run firmware/run-tests.sh bench/compare.sh \
+        bench/qemu_instructions.sh
 }
 
 step_clippy() {

@@ -248,10 +248,8 @@ impl Layer {
                 for (c, b) in bytes.iter().enumerate().take(stored) {
                     let at = (first + c) * plane + start;
                     if let Some(out) = output.get_mut(at..at + len) {
-                        let mut staged = [0_i8; 16];
-                        // SAFETY: `staged` holds 16 bytes.
-                        unsafe { _mm_storeu_si128(staged.as_mut_ptr().cast(), *b) };
-                        out.copy_from_slice(&staged[..len]);
+                        // SAFETY: each store writes exactly `out.len()` bytes.
+                        unsafe { store_bytes(*b, out) };
                     }
                 }
             }
@@ -306,6 +304,29 @@ impl Layer {
             }
         }
         acc
+    }
+}
+
+/// The first `out.len()` (≤ 16) bytes of `bytes` into `out`: whole vectors with one store,
+/// a partial one through a buffer (a variable-length copy would be a `memcpy` call).
+///
+/// # Safety
+/// SSE2 (every tier).
+#[inline(always)]
+unsafe fn store_bytes(bytes: __m128i, out: &mut [i8]) {
+    // SAFETY: each store writes exactly `out.len()` bytes into `out`.
+    unsafe {
+        match out.len() {
+            16 => _mm_storeu_si128(out.as_mut_ptr().cast(), bytes),
+            8 => _mm_storel_epi64(out.as_mut_ptr().cast(), bytes),
+            len => {
+                let mut staged = [0_i8; 16];
+                _mm_storeu_si128(staged.as_mut_ptr().cast(), bytes);
+                for (o, &s) in out.iter_mut().zip(&staged[..len.min(16)]) {
+                    *o = s;
+                }
+            }
+        }
     }
 }
 
