@@ -106,8 +106,9 @@ impl Model<'_> {
     /// bytes) and returns their logits, back to back, inside `arena`.
     ///
     /// The batch's tensors ping-pong like one image's (see [`crate::arena`]), each holding
-    /// every image's tensor back to back: `count · arena_len()` bytes always suffice, as
-    /// `arena_len()` covers every layer's input plus output.
+    /// every image's tensor back to back, with the gap between them as the layer's scratch:
+    /// `count · arena_len()` bytes always suffice, as `arena_len()` covers every layer's
+    /// input, output and scratch.
     fn run_layers<'b>(
         &self,
         images: &[u8],
@@ -131,8 +132,8 @@ impl Model<'_> {
             let out_len = layer.output().len();
             let (batch_in, batch_out) = (count.saturating_mul(len), count.saturating_mul(out_len));
             // The caller sized the arena for every layer, so this split always succeeds.
-            let (input, output) = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
-            op.run_batch(input, output, len, out_len);
+            let split = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
+            op.run_batch(split.input, split.output, (len, out_len), split.scratch);
             (end, len) = (end.other(), out_len);
         }
         let arena: &'b [i8] = arena;
@@ -282,7 +283,8 @@ mod tests {
         let spec = Spec::seed(&mut SplitMix(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
-        let mut arena = vec![0; 3 * 9408];
+        const ARENA: usize = 9408 + 288;
+        let mut arena = vec![0; 3 * ARENA];
         let mut logits = [0; 30];
         for found in [0, 783, 785, 3 * 784 - 1] {
             assert_eq!(
@@ -295,10 +297,10 @@ mod tests {
         }
         let images = [0; 3 * 784];
         assert_eq!(
-            model.infer_batch(&images, &mut arena[..3 * 9408 - 1], &mut logits),
+            model.infer_batch(&images, &mut arena[..3 * ARENA - 1], &mut logits),
             Err(InferError::ArenaTooSmall {
-                needed: 3 * 9408,
-                found: 3 * 9408 - 1
+                needed: 3 * ARENA,
+                found: 3 * ARENA - 1
             })
         );
         assert_eq!(
@@ -318,8 +320,13 @@ mod tests {
         let spec = Spec::seed(&mut SplitMix(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
-        // Conv2 reads 8×28×28 and writes 16×14×14: 6272 + 3136.
-        assert_eq!(model.arena_len(), 9408);
+        // Conv2 reads 8×28×28 and writes 16×14×14 (6272 + 3136), working between them in
+        // four 72-byte im2col patches, or in the Cortex-M4 path's 5431 bytes of buffers.
+        assert_eq!(model.arena_len(), 9408 + 288);
+        assert_eq!(
+            model.arena_len_for(crate::Kernels::CortexM4Dsp),
+            9408 + 5431
+        );
         assert_eq!(model.input_len(), 784);
         assert_eq!(model.num_classes(), 10);
         assert_eq!(model.layers().len(), 5);
@@ -332,7 +339,7 @@ mod tests {
             blob.len(),
             model.arena_len()
         );
-        let mut arena = [0_u8; 9408];
+        let mut arena = [0_u8; 9408 + 288];
         let mut rng = SplitMix(2);
         for _ in 0..3 {
             let image = rng.u8s(784);
@@ -346,7 +353,8 @@ mod tests {
         let spec = Spec::seed(&mut SplitMix(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
-        let mut arena = vec![0; 9408];
+        const ARENA: usize = 9408 + 288;
+        let mut arena = vec![0; ARENA];
         assert_eq!(
             model.infer(&[0; 783], &mut arena).unwrap_err(),
             InferError::WrongImageLength {
@@ -355,10 +363,10 @@ mod tests {
             }
         );
         assert_eq!(
-            model.infer(&[0; 784], &mut arena[..9407]).unwrap_err(),
+            model.infer(&[0; 784], &mut arena[..ARENA - 1]).unwrap_err(),
             InferError::ArenaTooSmall {
-                needed: 9408,
-                found: 9407
+                needed: ARENA,
+                found: ARENA - 1
             }
         );
         // A larger arena works and gives the same answer.

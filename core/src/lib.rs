@@ -56,6 +56,7 @@
 #![deny(unsafe_code)]
 
 mod arena;
+pub mod crc;
 pub mod format;
 mod infer;
 pub mod model;
@@ -71,5 +72,6 @@ mod test_util;
 
 pub use format::QuantParams;
 pub use infer::{InferError, Logits};
-pub use model::{CheckedLayer, LayerKind, Model, ModelError, SectionKind};
+pub use model::{CheckedLayer, LayerKind, Layers, Model, ModelError, SectionKind, verify_crc};
+pub use ops::Kernels;
 pub use shape::{MapShape, TensorShape};
