@@ -80,7 +80,9 @@ fn embed_blob(out_dir: &Path) -> Result<usize, String> {
     let blob = fs::read(&path).map_err(|e| format!("reading QCNN_BLOB {path}: {e}"))?;
     let model =
         qcnn_core::Model::from_bytes(&blob).map_err(|e| format!("QCNN_BLOB {path}: {e}"))?;
-    let arena_len = model.arena_len();
+    // This script runs on the host: the arena is sized for the kernels of the firmware's target.
+    let target = env::var("TARGET").map_err(|e| format!("TARGET: {e}"))?;
+    let arena_len = model.arena_len_for(qcnn_core::Kernels::for_target(&target));
     write(&out_dir.join("model.qcnn"), &blob)?;
     Ok(arena_len)
 }

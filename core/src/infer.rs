@@ -48,6 +48,17 @@ impl Model<'_> {
     /// Classifies one u8 image (C,H,W order, `input_len()` bytes) using `arena`
     /// (at least `arena_len()` bytes), and returns the int8 logits, which live in the arena.
     pub fn infer<'b>(&self, image: &[u8], arena: &'b mut [u8]) -> Result<Logits<'b>, InferError> {
+        self.infer_observed(image, arena, &mut |_| {})
+    }
+
+    /// [`Self::infer`], calling `after(0)` once the image is in the arena and `after(n)` once
+    /// the first `n` layers have run (a Flatten included): how a firmware times each layer.
+    pub fn infer_observed<'b>(
+        &self,
+        image: &[u8],
+        arena: &'b mut [u8],
+        after: &mut dyn FnMut(usize),
+    ) -> Result<Logits<'b>, InferError> {
         let expected = self.input_len();
         if image.len() != expected {
             return Err(InferError::WrongImageLength {
@@ -56,7 +67,7 @@ impl Model<'_> {
             });
         }
         let arena = arena_of(arena, self.arena_len())?;
-        let values = self.run_layers(image, 1, arena)?;
+        let values = self.run_layers(image, 1, arena, after)?;
         Ok(Logits {
             values,
             quant: self.output_quant(),
@@ -98,7 +109,7 @@ impl Model<'_> {
         let logits = logits.get_mut(..needed).ok_or(too_short)?;
         let needed_arena = self.batch_arena_len(count).unwrap_or(usize::MAX);
         let arena = arena_of(arena, needed_arena)?;
-        logits.copy_from_slice(self.run_layers(images, count, arena)?);
+        logits.copy_from_slice(self.run_layers(images, count, arena, &mut |_| {})?);
         Ok(count)
     }
 
@@ -114,6 +125,7 @@ impl Model<'_> {
         images: &[u8],
         count: usize,
         arena: &'b mut [i8],
+        after: &mut dyn FnMut(usize),
     ) -> Result<&'b [i8], InferError> {
         let too_small = InferError::ArenaTooSmall {
             needed: self.batch_arena_len(count).unwrap_or(usize::MAX),
@@ -124,9 +136,11 @@ impl Model<'_> {
             *dst = (pixel ^ 0x80) as i8;
         }
         let (mut end, mut len) = (End::Front, self.input_len());
-        for layer in self.layers() {
+        after(0);
+        for (index, layer) in self.layers().enumerate() {
             let op = layer.op();
             if !op.computes() {
+                after(index + 1);
                 continue;
             }
             let out_len = layer.output().len();
@@ -135,6 +149,7 @@ impl Model<'_> {
             let split = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
             op.run_batch(split.input, split.output, (len, out_len), split.scratch);
             (end, len) = (end.other(), out_len);
+            after(index + 1);
         }
         let arena: &'b [i8] = arena;
         arena::tensor(arena, end, count.saturating_mul(len)).ok_or(too_small)
@@ -346,6 +361,21 @@ mod tests {
             let logits = model.infer(&image, &mut arena).unwrap();
             assert_eq!(logits.as_slice(), &spec.reference(&image)[..]);
         }
+    }
+
+    #[test]
+    fn observed_inference_reports_every_layer_in_order() {
+        let spec = Spec::seed(&mut SplitMix(1));
+        let blob = spec.to_blob();
+        let model = Model::from_bytes(&blob).unwrap();
+        let image = SplitMix(3).u8s(784);
+        let mut arena = vec![0; model.arena_len()];
+        let mut seen = Vec::new();
+        let logits = model
+            .infer_observed(&image, &mut arena, &mut |n| seen.push(n))
+            .unwrap();
+        assert_eq!(logits.as_slice(), &spec.reference(&image)[..]);
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
     }
 
     #[test]

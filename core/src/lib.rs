@@ -61,6 +61,7 @@ pub mod format;
 mod infer;
 pub mod model;
 pub mod ops;
+pub mod plan;
 pub mod quant;
 #[cfg(test)]
 mod reference;
