@@ -34,6 +34,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Evaluate(args) => return crate::evaluate::run(&cli, args, &config),
         Command::Predict(args) => crate::predict::run(args, &config)?,
+        Command::Profile(args) => crate::profile::run(args, &config)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod export;
 pub mod float_model;
 pub mod pipeline;
+pub mod plan;
 pub mod report;
 pub mod scales;
 pub mod sgemm;

@@ -13,6 +13,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::config::{CalibrationMethod, Config};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
+use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
 use crate::validate;
 
@@ -83,10 +84,10 @@ pub fn quantize_checkpoint(
 
     let clock = Instant::now();
     // The engine checks the blob exactly as a device would, then runs it.
-    let (int8_logits, arena_bytes, macs) = {
+    let (int8_logits, arena_bytes, macs, plan) = {
         let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
         let logits = validate::int8_logits(&model, &images).map_err(QuantizeError::Infer)?;
-        (logits, model.arena_len(), model.macs())
+        (logits, model.arena_len(), model.macs(), Plans::of(&model))
     };
     let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));
     seconds.validate_int8 = clock.elapsed().as_secs_f64();
@@ -116,6 +117,7 @@ pub fn quantize_checkpoint(
         },
         layers: exported.layers,
         blob: blob_report,
+        plan,
         seconds,
     };
     Ok(Quantized {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::calibrate::CalibratedOutput;
 use crate::config::CalibrationMethod;
 use crate::export::QuantizedLayer;
+use crate::plan::Plans;
 use crate::validate::Scores;
 
 #[derive(Clone, Debug, Serialize)]
@@ -19,6 +20,8 @@ pub struct Report {
     pub validation: ValidationReport,
     pub layers: Vec<QuantizedLayer>,
     pub blob: BlobReport,
+    /// Where every tensor sits in the arena, per kind of target (`qcnn profile` prints it).
+    pub plan: Plans,
     pub seconds: Timings,
 }
 
@@ -44,7 +47,8 @@ pub struct ValidationReport {
 pub struct BlobReport {
     pub bytes: usize,
     pub sha256: String,
-    /// Scratch memory the engine needs for one inference.
+    /// Arena the engine needs for one inference on this host (the portable kernels'
+    /// scratch); `plan.cortex_m4.arena_bytes` is a Cortex-M4's.
     pub arena_bytes: usize,
     pub macs: u64,
 }
