@@ -37,9 +37,18 @@ pub const FILE_NAME: &str = "qcnn_model.rs";
 pub enum BuildError {
     /// An environment variable Cargo sets for build scripts is missing.
     Env(&'static str),
-    Read { path: PathBuf, source: std::io::Error },
-    Model { path: PathBuf, source: ModelError },
-    Write { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Model {
+        path: PathBuf,
+        source: ModelError,
+    },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -67,12 +76,11 @@ pub fn emit(blob_path: impl AsRef<Path>) -> Result<PathBuf, BuildError> {
         path: blob_path.to_owned(),
         source,
     })?;
-    let source = rust_source(&blob, Kernels::for_target(&target)).map_err(|source| {
-        BuildError::Model {
+    let source =
+        rust_source(&blob, Kernels::for_target(&target)).map_err(|source| BuildError::Model {
             path: blob_path.to_owned(),
             source,
-        }
-    })?;
+        })?;
     let path = Path::new(&out_dir).join(FILE_NAME);
     std::fs::write(&path, source).map_err(|source| BuildError::Write {
         path: path.clone(),

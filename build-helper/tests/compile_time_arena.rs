@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use qcnn_core::format::{self, Conv2d, DataWriter, Header, Layer, Linear, Pool, QuantParams, Requant, Shape};
+use qcnn_core::format::{
+    self, Conv2d, DataWriter, Header, Layer, Linear, Pool, QuantParams, Requant, Shape,
+};
 use qcnn_core::{Kernels, Model};
 
 /// A small valid model: 1×6×6 → Conv2d 1→2 3×3 pad 1 + ReLU + pool 2 → Flatten → Linear 18→4.
@@ -20,7 +22,9 @@ fn blob() -> Vec<u8> {
         },
         weight_scales: data.f32s(&vec![0.01; n]).unwrap(),
     };
-    let conv_weights = data.i8s(&[1, -2, 3, -4, 5, -6, 7, -8, 9, 9, 8, 7, 6, 5, 4, 3, 2, 1]).unwrap();
+    let conv_weights = data
+        .i8s(&[1, -2, 3, -4, 5, -6, 7, -8, 9, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+        .unwrap();
     let conv_requant = requant(&mut data, 2);
     let linear_weights = data.i8s(&[1; 18 * 4]).unwrap();
     let linear_requant = requant(&mut data, 4);
@@ -32,7 +36,10 @@ fn blob() -> Vec<u8> {
             stride: 1,
             padding: 1,
             relu: true,
-            pool: Some(Pool { kernel: 2, stride: 2 }),
+            pool: Some(Pool {
+                kernel: 2,
+                stride: 2,
+            }),
             weights: conv_weights,
             requant: conv_requant,
         }),
@@ -61,7 +68,10 @@ fn constants_follow_the_targets_kernels() {
     let model = Model::from_bytes(&blob).unwrap();
     for kernels in [Kernels::CortexM4Dsp, Kernels::Portable] {
         let source = qcnn_build::rust_source(&blob, kernels).unwrap();
-        let line = format!("pub const ARENA_LEN: usize = {};", model.arena_len_for(kernels));
+        let line = format!(
+            "pub const ARENA_LEN: usize = {};",
+            model.arena_len_for(kernels)
+        );
         assert!(source.contains(&line), "{line} not in\n{source}");
         assert!(source.contains("pub const INPUT_LEN: usize = 36;"));
         assert!(source.contains("pub const NUM_CLASSES: usize = 4;"));
@@ -81,7 +91,15 @@ fn compile(tail: &str) -> (bool, String) {
     std::fs::write(&file, format!("{source}\n{tail}\n")).unwrap();
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let output = Command::new(rustc)
-        .args(["--edition", "2024", "--crate-type", "lib", "--emit", "metadata", "-o"])
+        .args([
+            "--edition",
+            "2024",
+            "--crate-type",
+            "lib",
+            "--emit",
+            "metadata",
+            "-o",
+        ])
         .arg(dir.path().join("out.rmeta"))
         .arg(&file)
         .output()
@@ -94,7 +112,8 @@ fn compile(tail: &str) -> (bool, String) {
 
 #[test]
 fn an_arena_one_byte_short_fails_to_compile() {
-    let arena = |len: &str| format!("pub const MY_ARENA: usize = {len};\nassert_arena_fits!(MY_ARENA);");
+    let arena =
+        |len: &str| format!("pub const MY_ARENA: usize = {len};\nassert_arena_fits!(MY_ARENA);");
     let (ok, stderr) = compile(&arena("ARENA_LEN"));
     assert!(ok, "an arena of ARENA_LEN bytes must compile: {stderr}");
     let (ok, stderr) = compile(&arena("ARENA_LEN - 1"));

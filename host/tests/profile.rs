@@ -33,8 +33,14 @@ fn profile_prints_every_node_and_the_peak() {
         .iter()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(rows[0][..5], ["0", "conv2d", "3x3/p1+relu", "1x28x28", "8x28x28"]);
-    assert_eq!(rows[1][..5], ["1", "conv2d", "3x3/p1+relu+pool2", "8x28x28", "16x14x14"]);
+    assert_eq!(
+        rows[0][..5],
+        ["0", "conv2d", "3x3/p1+relu", "1x28x28", "8x28x28"]
+    );
+    assert_eq!(
+        rows[1][..5],
+        ["1", "conv2d", "3x3/p1+relu+pool2", "8x28x28", "16x14x14"]
+    );
     assert_eq!(rows[2][..4], ["2", "flatten", "16x14x14", "3136"]);
     assert_eq!(rows[3][..4], ["3", "linear+relu", "3136", "256"]);
     assert_eq!(rows[4][..4], ["4", "linear", "256", "10"]);
@@ -63,16 +69,32 @@ fn profile_json_is_the_plan_for_the_kernels_asked() {
     assert_eq!(m4["arena_bytes"], m4_arena);
     assert_eq!(m4["peak_nodes"], serde_json::json!([1]));
     let conv2 = &m4["nodes"][1];
-    assert_eq!(conv2["output_dies_after"], 3, "Flatten passes it on to the first Linear");
+    assert_eq!(
+        conv2["output_dies_after"], 3,
+        "Flatten passes it on to the first Linear"
+    );
     let bytes = |key: &str| conv2[key]["bytes"].as_u64().unwrap() as usize;
-    assert_eq!(bytes("input") + bytes("scratch") + bytes("output"), m4_arena);
+    assert_eq!(
+        bytes("input") + bytes("scratch") + bytes("output"),
+        m4_arena
+    );
 
     let portable = env
-        .run(&["profile", "--model", blob, "--kernels", "portable", "--json"])
+        .run(&[
+            "profile",
+            "--model",
+            blob,
+            "--kernels",
+            "portable",
+            "--json",
+        ])
         .json();
     assert_eq!(portable["kernels"], "portable");
     assert_eq!(portable["arena_bytes"], portable_arena);
-    assert!(portable_arena < m4_arena, "the portable kernels need less scratch");
+    assert!(
+        portable_arena < m4_arena,
+        "the portable kernels need less scratch"
+    );
 }
 
 #[test]

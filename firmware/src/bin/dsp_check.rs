@@ -16,11 +16,11 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
-use qcnn_core::{Kernels, MapShape};
 use qcnn_core::ops::Channels;
 use qcnn_core::ops::conv2d::Conv2dOp;
 use qcnn_core::ops::linear::LinearOp;
 use qcnn_core::ops::maxpool2d::PoolWindow;
+use qcnn_core::{Kernels, MapShape};
 // The vector table's interrupt part (src/interrupts.rs) lives in the firmware's library.
 use qcnn_firmware as _;
 
@@ -227,7 +227,11 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         if dsp_scratch.max(portable_scratch) + 3 > b.scratch.len() {
             continue;
         }
-        op.run(x, &mut b.fast[..out_len], scratch(b.scratch, case, dsp_scratch));
+        op.run(
+            x,
+            &mut b.fast[..out_len],
+            scratch(b.scratch, case, dsp_scratch),
+        );
         op.run_portable(
             x,
             &mut b.portable[..out_len],
