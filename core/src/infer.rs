@@ -336,11 +336,11 @@ mod tests {
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
         // Conv2 reads 8×28×28 and writes 16×14×14 (6272 + 3136), working between them in
-        // four 72-byte im2col patches, or in the Cortex-M4 path's 5431 bytes of buffers.
+        // four 72-byte im2col patches, or in the Cortex-M4 path's 4951 bytes of buffers.
         assert_eq!(model.arena_len(), 9408 + 288);
         assert_eq!(
             model.arena_len_for(crate::Kernels::CortexM4Dsp),
-            9408 + 5431
+            9408 + 4951
         );
         assert_eq!(model.input_len(), 784);
         assert_eq!(model.num_classes(), 10);

@@ -3,7 +3,7 @@
 //! ```no_run
 //! # fn classify(blob: &[u8], image: &[u8; 784]) -> Result<usize, Box<dyn core::error::Error>> {
 //! let model = qcnn_core::Model::from_bytes(blob)?; // validates everything, copies nothing
-//! let mut arena = [0_u8; 14839]; // at least model.arena_len() (qcnn-build gives it at build time)
+//! let mut arena = [0_u8; 14359]; // at least model.arena_len() (qcnn-build gives it at build time)
 //! let logits = model.infer(image, &mut arena)?;
 //! Ok(logits.argmax())
 //! # }
@@ -55,8 +55,8 @@
 //! weights, the portable im2col patches), so the need is the largest `input + scratch +
 //! output` of any layer, and no kernel keeps more than a few hundred bytes on the stack. The
 //! scratch depends on the kernels ([`Kernels`]): for the seed model 9,696 bytes with the
-//! portable kernels, 14,839 on a Cortex-M4 (its second conv reads 8×28×28 and writes the
-//! pooled 16×14×14 with 5,431 bytes of scratch between them); [`Model::arena_len_for`] gives
+//! portable kernels, 14,359 on a Cortex-M4 (its second conv reads 8×28×28 and writes the
+//! pooled 16×14×14 with 4,951 bytes of scratch between them); [`Model::arena_len_for`] gives
 //! another target's figure, and [`Model::plan`] where every tensor sits. No heap, no
 //! recursion, no large stack arrays.
 //!

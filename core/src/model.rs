@@ -1041,11 +1041,11 @@ mod tests {
         );
         assert_eq!(layers[1].output(), TensorShape::Vector(18));
         // The conv's input, output and scratch: im2col's four patches of 9 bytes padded to
-        // 16 and its 2 × 16 padded weights; the Cortex-M4 path's buffers (85 words).
+        // 16 and its 2 × 16 padded weights; the Cortex-M4 path's buffers (81 words).
         assert_eq!(layers[0].scratch_len(Kernels::Portable), 4 * 16 + 2 * 16);
-        assert_eq!(layers[0].scratch_len(Kernels::CortexM4Dsp), 85 * 4 + 3);
+        assert_eq!(layers[0].scratch_len(Kernels::CortexM4Dsp), 81 * 4 + 3);
         assert_eq!(model.arena_len_for(Kernels::Portable), 36 + 96 + 18);
-        assert_eq!(model.arena_len_for(Kernels::CortexM4Dsp), 36 + 343 + 18);
+        assert_eq!(model.arena_len_for(Kernels::CortexM4Dsp), 36 + 327 + 18);
         assert_eq!(
             model.arena_len(),
             model.arena_len_for(Kernels::NATIVE),

@@ -9,7 +9,7 @@
 //! What each kernel takes:
 //! - Conv2d on the Cortex-M4 ([`DspConvLayout`]): its prepared requantizers, its weights
 //!   interleaved as int16 pairs, a ring of input rows converted to int16, one patch, and two
-//!   sets of accumulators (5,471 bytes for the seed model's second conv).
+//!   sets of accumulators (4,951 bytes for the seed model's second conv).
 //! - Conv2d, portable im2col: [`crate::ops::conv2d::PATCH_BYTES`] of patches and up to
 //!   [`crate::ops::conv2d::PADDED_WEIGHT_BYTES`] of zero-padded weights.
 //! - Linear on the Cortex-M4: its input unpacked to int16 pairs (2 bytes a feature).
@@ -38,7 +38,7 @@ const MAX_CHANNELS: usize = 32;
 const MAX_PATCH_WORDS: usize = 64;
 /// Most interleaved weight words: groups × (4 biases + 4 × patch words); 592 for the seed model.
 const MAX_WEIGHT_WORDS: usize = 640;
-/// Most words of converted rows (two int16 values a word): 601 for the seed model.
+/// Most words of converted rows (two int16 values a word): 481 for the seed model.
 const MAX_RING_WORDS: usize = 768;
 /// Most rows in the ring (its bookkeeping is a stack array of this many entries squared).
 pub(crate) const MAX_RING_ROWS: usize = 8;
@@ -60,9 +60,9 @@ pub(crate) struct DspConvLayout {
     pub groups: usize,
     /// int16 values per converted row: (W + 2·padding) · C.
     pub row_values: usize,
-    /// Rows in the ring; the zero-point row follows them.
+    /// Rows in the ring.
     pub ring_rows: usize,
-    /// Words of the ring, the zero-point row and two spare values included.
+    /// Words of the ring, two spare values included.
     pub ring_words: usize,
 }
 
@@ -93,7 +93,7 @@ impl DspConvLayout {
             .checked_sub(1)?
             .checked_mul(g.stride)?
             .checked_add(k)?;
-        let ring_values = (ring_rows + 1).checked_mul(row_values)?.checked_add(2)?;
+        let ring_values = ring_rows.checked_mul(row_values)?.checked_add(2)?;
         let ring_words = ring_values.div_ceil(2);
         let fits = (1..=MAX_CHANNELS).contains(&out)
             && k >= 1

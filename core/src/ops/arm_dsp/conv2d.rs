@@ -2,7 +2,7 @@
 //!
 //! 1. Input rows are converted once to int16, pixel-major (for each padded column, its C
 //!    channel values), into a ring holding the rows one pooled output row needs. Padding
-//!    columns hold the input zero point; padding rows read a row of zero points.
+//!    columns hold the input zero point; kernel rows over padding rows are zero points.
 //! 2. A conv output's patch is then K runs of K·C consecutive int16 values, one per kernel
 //!    row, copied as words into a small patch buffer (zero words pad it to a multiple of 4).
 //! 3. The weights are interleaved once per run to match: for each group of four output
@@ -97,7 +97,9 @@ pub(crate) fn conv2d(
     // (The ring is read as words below and written as int16 values in `convert_row`.)
     // Which input row each ring slot holds.
     let mut loaded = [isize::MIN; MAX_RING_ROWS];
-    let zero_row = layout.ring_rows * layout.row_values;
+    // A kernel row over the top or bottom padding: every patch word is the zero point twice.
+    let half = u32::from(i16::from(op.input_zero_point) as u16);
+    let padding_word = half | half << 16;
     let patch = b.patch;
     let (acc, best) = (b.acc, b.best);
     let plane = op.output.plane();
@@ -120,7 +122,7 @@ pub(crate) fn conv2d(
                         }
                         slot * layout.row_values
                     }
-                    None => zero_row,
+                    None => PADDING_ROW,
                 };
                 if let Some(b) = bases.get_mut(dy * k + ky) {
                     *b = base;
@@ -140,6 +142,7 @@ pub(crate) fn conv2d(
                         x * op.stride * layout.c,
                         layout.row_words,
                         patch,
+                        padding_word,
                     );
                     // One call site, so the kernel is inlined once.
                     let first = dy == 0 && dx == 0;
@@ -150,8 +153,12 @@ pub(crate) fn conv2d(
                         if first { &mut *best } else { &mut *acc },
                     );
                     if !first {
-                        for (best, &sum) in best.iter_mut().zip(&*acc).take(channels) {
-                            *best = (*best).max(sum);
+                        // Four at a time: the accumulators come in whole groups.
+                        let pairs = best.chunks_exact_mut(GROUP).zip(acc.chunks_exact(GROUP));
+                        for (best, sums) in pairs {
+                            for (best, &sum) in best.iter_mut().zip(sums) {
+                                *best = (*best).max(sum);
+                            }
                         }
                     }
                 }
@@ -284,13 +291,30 @@ fn convert_row(
     }
 }
 
+/// The base of a kernel row lying over the top or bottom padding.
+const PADDING_ROW: usize = usize::MAX;
+
 /// Copies the patch of the conv output whose kernel rows start at `bases[ky] + offset`
-/// (int16 values into the ring): `row_words` words per kernel row.
+/// (int16 values into the ring): `row_words` words per kernel row; a row whose base is
+/// [`PADDING_ROW`] is `padding_word` throughout.
 #[inline(always)]
-fn fill_patch(ring: &[u32], bases: &[usize], offset: usize, row_words: usize, patch: &mut [u32]) {
+fn fill_patch(
+    ring: &[u32],
+    bases: &[usize],
+    offset: usize,
+    row_words: usize,
+    patch: &mut [u32],
+    padding_word: u32,
+) {
     // The ring as int16 values: a kernel row may start at an odd one (odd C).
     let values = 2 * ring.len();
     for (&base, dst) in bases.iter().zip(patch.chunks_exact_mut(row_words.max(1))) {
+        if base == PADDING_ROW {
+            for word in dst {
+                *word = padding_word;
+            }
+            continue;
+        }
         let start = base + offset;
         if start + 2 * dst.len() <= values {
             copy_words(dst, ring.as_ptr().cast::<u16>().wrapping_add(start).cast());
