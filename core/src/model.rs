@@ -1287,8 +1287,46 @@ mod tests {
             // Display names the problem; it is never empty.
             assert!(!err.to_string().is_empty());
             covered[variant(&err)] = true;
+            // Without the CRC, every other check still refuses the same blob.
+            if !matches!(expected, CrcMismatch { .. }) {
+                assert_eq!(
+                    Model::from_bytes_unverified(blob).expect_err(name),
+                    *expected,
+                    "{name}, unverified"
+                );
+            }
         }
         assert_eq!(covered, [true; VARIANTS], "variants without a crafted blob");
+    }
+
+    #[test]
+    fn unverified_load_skips_only_the_crc() {
+        let (header, data) = fixture();
+        let valid = encode(&header, &data);
+        assert_eq!(verify_crc(&valid), Ok(()));
+        // A flipped bias bit with the old CRC: only the CRC can tell.
+        let mut flipped = valid.clone();
+        let bias = valid.len() - 4 - data.len() + at(conv(&mut header.clone()).requant.bias);
+        flipped[bias] ^= 0x01;
+        let err = Model::from_bytes(&flipped).unwrap_err();
+        assert!(matches!(err, ModelError::CrcMismatch { .. }), "{err}");
+        assert_eq!(verify_crc(&flipped), Err(err));
+        let model = Model::from_bytes_unverified(&flipped).unwrap();
+        assert_eq!(
+            model.arena_len(),
+            Model::from_bytes(&valid).unwrap().arena_len()
+        );
+        assert_eq!(
+            verify_crc(&valid[..3]),
+            Err(ModelError::TooShort { len: 3 })
+        );
+    }
+
+    #[test]
+    fn the_model_is_a_small_view() {
+        // Where things are, not decoded layers: a dozen words on any target (48 bytes on a
+        // 32-bit microcontroller, which the firmware prints).
+        assert!(core::mem::size_of::<Model>() <= 12 * core::mem::size_of::<usize>());
     }
 
     #[test]
