@@ -1,12 +1,10 @@
 //! qcnn-build: a `.qcnn` model's memory figures as Rust constants, for a firmware's build
 //! script, so that the arena is sized at compile time and one too small fails to compile.
 //!
-//! In the firmware's `build.rs` (with `qcnn-build` as a build-dependency):
+//! In the firmware's `build.rs` (with `qcnn-build` as a build-dependency), in `fn main`:
 //!
 //! ```no_run
-//! fn main() {
-//!     qcnn_build::emit("model.qcnn").unwrap_or_else(|e| panic!("{e}"));
-//! }
+//! qcnn_build::emit("model.qcnn").unwrap_or_else(|e| panic!("{e}"));
 //! ```
 //!
 //! and in the firmware:
