@@ -73,7 +73,9 @@ fn every_function_is_documented_in_the_header() {
         // The declaration: a line outside comments that names the function with its arguments.
         let declaration = lines
             .iter()
-            .position(|line| !line.trim_start().starts_with('*') && line.contains(&format!("{function}(")))
+            .position(|line| {
+                !line.trim_start().starts_with('*') && line.contains(&format!("{function}("))
+            })
             .unwrap_or_else(|| panic!("{function} is not declared in the header"));
         assert!(
             declaration > 0 && lines[declaration - 1].trim_end().ends_with("*/"),

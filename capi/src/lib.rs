@@ -154,9 +154,7 @@ pub unsafe extern "C" fn qcnn_infer(
                 slice::from_raw_parts_mut(logits_out, logits_len),
             )
         };
-        let logits = loaded
-            .infer(image, arena)
-            .map_err(status::of_infer_error)?;
+        let logits = loaded.infer(image, arena).map_err(status::of_infer_error)?;
         for (out, logit) in logits_out.iter_mut().zip(logits.iter()) {
             *out = logit;
         }
@@ -195,7 +193,7 @@ pub unsafe extern "C" fn qcnn_argmax(
 }
 
 /// A short, static, NUL-terminated English description of `status` (a `qcnn_status`);
-/// codes this library does not define get "unknown qcnn status code". Never NULL.
+/// codes this library does not define get "unknown qcnn status". Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn qcnn_error_str(status: QcnnStatus) -> *const c_char {
     status::message(status).as_ptr()

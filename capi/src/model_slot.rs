@@ -39,7 +39,7 @@ const QCNN_MODEL_SIZE: usize = if REQUIRED_MODEL_SIZE > HEADER_MODEL_SIZE {
 };
 
 const _: () = assert!(
-    size_of::<Model<'static>>() <= QCNN_MODEL_SIZE && size_of::<Slot>() <= QCNN_MODEL_SIZE,
+    size_of::<Model<'static>>() <= QCNN_MODEL_SIZE && REQUIRED_MODEL_SIZE <= QCNN_MODEL_SIZE,
     "include/qcnn.h gives qcnn_model fewer bytes than the engine's Model needs: \
      regenerate it (QCNN_UPDATE_HEADER=1 cargo test header, see README)"
 );
@@ -135,7 +135,9 @@ pub unsafe fn store(out: *mut QcnnModel, blob: Region, model: Model<'_>) {
 /// # Safety
 /// `model` is NULL or points to a readable `qcnn_model` (initialized or not), which nothing
 /// writes while the returned reference is used.
-pub unsafe fn load<'m>(model: *const QcnnModel) -> Result<(&'m Model<'static>, Region), QcnnStatus> {
+pub unsafe fn load<'m>(
+    model: *const QcnnModel,
+) -> Result<(&'m Model<'static>, Region), QcnnStatus> {
     if model.is_null() {
         return Err(QCNN_ERR_NULL_POINTER);
     }
@@ -169,10 +171,7 @@ const fn define_in_header(name: &str) -> usize {
                 value = value * 10 + (header[digit] - b'0') as usize;
                 digit += 1;
             }
-            assert!(
-                value > 0,
-                "include/qcnn.h: the define has no decimal value"
-            );
+            assert!(value > 0, "include/qcnn.h: the define has no decimal value");
             return value;
         }
         at += 1;

@@ -42,35 +42,27 @@ pub const QCNN_ERR_OUTPUT_TOO_SHORT: QcnnStatus = 14;
 /// `qcnn_argmax` was given no logits.
 pub const QCNN_ERR_NO_LOGITS: QcnnStatus = 15;
 
-/// The message of each code, indexed by the code.
-const MESSAGES: [&CStr; 16] = [
-    c"ok",
-    c"a pointer argument is NULL",
-    c"a buffer runs past the end of the address space",
-    c"a written buffer overlaps another buffer",
-    c"the model blob is not on a 4-byte boundary",
-    c"the qcnn_model is not aligned to QCNN_MODEL_ALIGN",
-    c"the qcnn_model was not initialized by a successful qcnn_model_init",
-    c"the model blob is too short to be a model",
-    c"not a qcnn model (bad magic)",
-    c"unsupported model format version or flags",
-    c"CRC mismatch: the model blob is corrupt",
-    c"the model blob describes an invalid model",
-    c"the image length is not the model's input length",
-    c"the arena is smaller than the model needs",
-    c"the logits buffer is shorter than the number of classes",
-    c"no logits to take the argmax of",
-];
-
-/// What `qcnn_error_str` returns for a code that is none of the above.
-pub const UNKNOWN_STATUS: &CStr = c"unknown qcnn status code";
-
+/// The message of `status`. Short: they live in the firmware's flash.
 pub fn message(status: QcnnStatus) -> &'static CStr {
-    usize::try_from(status)
-        .ok()
-        .and_then(|index| MESSAGES.get(index))
-        .copied()
-        .unwrap_or(UNKNOWN_STATUS)
+    match status {
+        QCNN_OK => c"ok",
+        QCNN_ERR_NULL_POINTER => c"NULL pointer",
+        QCNN_ERR_BUFFER_WRAPS => c"buffer wraps past the end of memory",
+        QCNN_ERR_BUFFERS_OVERLAP => c"buffers overlap",
+        QCNN_ERR_BLOB_MISALIGNED => c"blob not 4-byte aligned",
+        QCNN_ERR_MODEL_MISALIGNED => c"qcnn_model misaligned",
+        QCNN_ERR_MODEL_NOT_INITIALIZED => c"qcnn_model not initialized",
+        QCNN_ERR_BLOB_TOO_SHORT => c"blob too short",
+        QCNN_ERR_BAD_MAGIC => c"not a qcnn model",
+        QCNN_ERR_UNSUPPORTED_VERSION => c"unsupported model version",
+        QCNN_ERR_CRC_MISMATCH => c"CRC mismatch: corrupt blob",
+        QCNN_ERR_INVALID_MODEL => c"invalid model",
+        QCNN_ERR_IMAGE_LENGTH => c"wrong image length",
+        QCNN_ERR_ARENA_TOO_SMALL => c"arena too small",
+        QCNN_ERR_OUTPUT_TOO_SHORT => c"logits buffer too short",
+        QCNN_ERR_NO_LOGITS => c"no logits",
+        _ => c"unknown qcnn status",
+    }
 }
 
 /// The blob checks a firmware can act on get codes of their own; the many structural
@@ -101,15 +93,19 @@ pub fn of_infer_error(error: InferError) -> QcnnStatus {
 mod tests {
     use super::*;
 
+    const UNKNOWN_STATUS: &CStr = c"unknown qcnn status";
+
     #[test]
     fn every_code_has_its_own_message() {
         for code in QCNN_OK..=QCNN_ERR_NO_LOGITS {
             assert_ne!(message(code), UNKNOWN_STATUS, "code {code}");
         }
-        let mut all: Vec<_> = MESSAGES.to_vec();
+        let mut all: Vec<_> = (QCNN_OK..=QCNN_ERR_NO_LOGITS).map(message).collect();
         all.sort();
         all.dedup();
-        assert_eq!(all.len(), MESSAGES.len(), "two codes share a message");
+        assert_eq!(all.len(), 16, "two codes share a message");
+        assert_eq!(message(QCNN_OK), c"ok");
+        assert_eq!(message(QCNN_ERR_NO_LOGITS), c"no logits");
         for code in [-1, QCNN_ERR_NO_LOGITS + 1, i32::MIN, i32::MAX] {
             assert_eq!(message(code), UNKNOWN_STATUS, "code {code}");
         }

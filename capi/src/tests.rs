@@ -110,7 +110,12 @@ fn infer_gives_the_engines_logits() {
 
     let engine = Model::from_bytes(&bytes).unwrap();
     let mut seen = std::collections::BTreeSet::new();
-    for image in [[0u8, 0, 0, 0], [255, 0, 128, 7], [9, 200, 31, 255], [255; 4]] {
+    for image in [
+        [0u8, 0, 0, 0],
+        [255, 0, 128, 7],
+        [9, 200, 31, 255],
+        [255; 4],
+    ] {
         let mut arena = [0xA5u8; 8];
         let mut logits = [0i8; 4];
         // SAFETY: every buffer is valid for its length, and none overlaps another.
@@ -148,7 +153,11 @@ fn bad_blobs_return_their_codes() {
     let mut model = empty_model();
     let cases: Vec<(&str, Vec<u8>, QcnnStatus)> = vec![
         ("empty", vec![], QCNN_ERR_BLOB_TOO_SHORT),
-        ("text", b"hello, this is not a model".to_vec(), QCNN_ERR_BAD_MAGIC),
+        (
+            "text",
+            b"hello, this is not a model".to_vec(),
+            QCNN_ERR_BAD_MAGIC,
+        ),
         (
             "version 2",
             {
@@ -259,7 +268,10 @@ fn null_pointers_are_refused_everywhere() {
             qcnn_argmax(logits.as_ptr(), 3, ptr::null_mut()),
             QCNN_ERR_NULL_POINTER
         );
-        assert_eq!(qcnn_argmax(logits.as_ptr(), 0, &mut value), QCNN_ERR_NO_LOGITS);
+        assert_eq!(
+            qcnn_argmax(logits.as_ptr(), 0, &mut value),
+            QCNN_ERR_NO_LOGITS
+        );
     }
 }
 
@@ -317,7 +329,11 @@ fn the_model_struct_cannot_be_the_output() {
     // SAFETY: `inside` is valid: it is the model struct itself.
     let status = unsafe { qcnn_arena_len(&*model, inside) };
     assert_eq!(status, QCNN_ERR_BUFFERS_OVERLAP);
-    assert_eq!(figure(&*model, qcnn_arena_len), Ok(7), "the refused call wrote");
+    assert_eq!(
+        figure(&*model, qcnn_arena_len),
+        Ok(7),
+        "the refused call wrote"
+    );
 }
 
 #[test]
