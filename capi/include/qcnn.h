@@ -210,7 +210,7 @@ qcnn_status qcnn_argmax(const int8_t *logits, size_t len, size_t *class_out);
 
 /**
  * A short, static, NUL-terminated English description of `status` (a `qcnn_status`);
- * codes this library does not define get "unknown qcnn status code". Never NULL.
+ * codes this library does not define get "unknown qcnn status". Never NULL.
  */
 const char *qcnn_error_str(qcnn_status status);
 
