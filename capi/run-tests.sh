@@ -217,6 +217,10 @@ part_m4() {
     fi
     diff_with_host "$work/m4.out" m4
     grep '^# ' "$work/m4.out"
+    local flash
+    flash="$(arm-none-eabi-size -A "$elf" | awk '$1 ~ /^\.(vectors|text|ARM\.exidx|data)$/ { sum += $2 } END { print sum }')"
+    [[ "$(measurement "$work/m4.out" flash_total_bytes)" -eq "$flash" ]] ||
+        fail "the C firmware's flash figure disagrees with arm-none-eabi-size's $flash"
 
     # The library's share of the flash, from the link map. Its compiler_builtins members
     # (memcpy, memset, 64-bit division: what any C library provides, here also serving the C

@@ -3,7 +3,7 @@
 #include <stdint.h>
 
 extern uint32_t __flash_start[], __flash_end[], __data_start[], __bss_end[];
-extern uint32_t __stack_bottom[], __stack_top[];
+extern uint32_t __heap_start[], __heap_end[], __stack_bottom[], __stack_top[];
 
 #define PAINT 0xDEADBEEFu
 
@@ -13,6 +13,10 @@ size_t footprint_flash_used(void) {
 
 size_t footprint_ram_static(void) {
     return (size_t)((uintptr_t)__bss_end - (uintptr_t)__data_start);
+}
+
+size_t footprint_heap_reserved(void) {
+    return (size_t)((uintptr_t)__heap_end - (uintptr_t)__heap_start);
 }
 
 /* Painting stops 256 bytes below the current stack pointer, so the words of the reset handler

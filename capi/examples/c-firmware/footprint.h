@@ -8,6 +8,8 @@
 size_t footprint_flash_used(void);
 /* Bytes of RAM taken by .data and .bss. */
 size_t footprint_ram_static(void);
+/* Bytes of RAM reserved for newlib's heap (its stdio buffers). */
+size_t footprint_heap_reserved(void);
 /* Fills the free stack with a known word; called once at reset, before main. */
 void footprint_paint_stack(void);
 /* Most stack bytes used since reset: the lowest word that lost its paint. */

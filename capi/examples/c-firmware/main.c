@@ -89,6 +89,8 @@ int main(void) {
     printf("# flash_blob_bytes %lu\n", (unsigned long)QCNN_MODEL_DATA_LEN);
     printf("# ram_static_bytes %lu (.data + .bss: arena, qcnn_model, C library)\n",
            (unsigned long)footprint_ram_static());
+    printf("# ram_heap_reserved_bytes %lu (newlib's stdio buffers)\n",
+           (unsigned long)footprint_heap_reserved());
     printf("# ram_arena_bytes %lu (qcnn_arena_len %lu)\n", (unsigned long)sizeof arena,
            (unsigned long)arena_len);
     printf("# ram_model_bytes %lu (sizeof(qcnn_model))\n", (unsigned long)sizeof model);
