@@ -206,7 +206,7 @@ part_m4() {
         "$examples/c-firmware/"{main,startup,footprint,instructions}.c "$examples/c-firmware/images.S" \
         "$examples/common/print_prediction.c" "$generated/model_data.c" "$library" \
         -nostartfiles -T "$examples/c-firmware/link.ld" --specs=nano.specs --specs=rdimon.specs \
-        -Wl,--gc-sections -Wl,--no-warn-rwx-segments -Wl,-Map="$work/c-firmware.map" -o "$elf"
+        -Wl,--gc-sections -Wl,--no-warn-rwx-segments -Wl,--no-warn-execstack -Wl,-Map="$work/c-firmware.map" -o "$elf"
     echo "qemu-system-arm -M mps2-an386 -cpu cortex-m4 -icount shift=0 -nographic -semihosting-config enable=on,target=native -kernel $elf"
     local status=0
     timeout "$qemu_timeout" qemu-system-arm -M mps2-an386 -cpu cortex-m4 -icount shift=0 -nographic \
