@@ -4,8 +4,8 @@
 #               the capi crate, a workspace of its own that the workspace-wide steps miss;
 #   header      include/qcnn.h compiles cleanly as C99 and C++11 (-Wall -Wextra -Werror
 #               -pedantic), for the host and, C99, for the Cortex-M4;
-#   host        the host C example (gcc, the host static library) prints exactly
-#               `qcnn predict`'s lines for the first 100 test images;
+#   host        the host C example (gcc, the host static library, then the shared one)
+#               prints exactly `qcnn predict`'s lines for the first 100 test images;
 #   panic-never the Cortex-M4 static library links into a program that calls every function
 #               with no C library, so without the `abort` its panic handler calls: it links
 #               only if no panic is reachable from any exported function;
@@ -134,6 +134,14 @@ part_host() {
     echo "$program $blob $work/images.bin"
     "$program" "$blob" "$work/images.bin" >"$work/host.out"
     diff_with_host "$work/host.out" host
+    # The same program against the shared library (cdylib) built beside it.
+    local shared="${library%.a}.so"
+    gcc -std=c99 "${c_warnings[@]}" -O2 -I "$capi/include" -I "$examples/common" \
+        "$examples/host/predict.c" "$examples/common/print_prediction.c" "$shared" \
+        -Wl,-rpath,"$(dirname "$shared")" -o "$program-shared"
+    ldd "$program-shared" | grep -q libqcnn_capi.so || fail "$program-shared does not load libqcnn_capi.so"
+    "$program-shared" "$blob" "$work/images.bin" >"$work/host-shared.out"
+    diff_with_host "$work/host-shared.out" host-shared
 }
 
 # A program that calls every exported function on values the compiler cannot see through,
