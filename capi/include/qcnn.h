@@ -143,7 +143,8 @@ extern "C" {
  *
  * `blob` must start on a `QCNN_BLOB_ALIGN` (4-byte) boundary and stay valid and unchanged
  * while `*out` is used: a `const` array in flash is the usual home. On failure `*out` is
- * left marked uninitialized, and the other functions refuse it.
+ * left marked uninitialized, and the other functions refuse it (a NULL or misaligned `out`
+ * is not written at all).
  *
  * # Safety
  * `blob` points to `blob_len` readable bytes and `out` to a writable `qcnn_model`, or they
