@@ -12,8 +12,11 @@ cd "$QCNN_ROOT"
 # qemu-system-arm: the Cortex-M4 firmware test; dataset-fashion-mnist: the fallback data dir;
 # postgresql-15: initdb/pg_ctl for the tests' own server; openssl: TLS test certificates;
 # the shellcheck package lints these scripts and the workflows' run: blocks (via actionlint);
-# libssl-dev and pkg-config: native-tls (the host's PostgreSQL TLS) links the system OpenSSL.
-apt_packages=(qemu-system-arm dataset-fashion-mnist openssl libssl-dev pkg-config shellcheck ca-certificates)
+# libssl-dev and pkg-config: native-tls (the host's PostgreSQL TLS) links the system OpenSSL;
+# gcc-arm-none-eabi and libnewlib-arm-none-eabi build the C firmware (capi/), gcc and g++ the
+# host C example and the header's C99 and C++ checks.
+apt_packages=(qemu-system-arm dataset-fashion-mnist openssl libssl-dev pkg-config shellcheck ca-certificates
+    gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi)
 # A machine may already carry initdb from another PostgreSQL build; only install if it has none.
 command -v initdb >/dev/null 2>&1 || apt_packages+=(postgresql-15)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_packages+=(python3 python3-venv)

@@ -4,6 +4,7 @@ pub mod architecture;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod config;
+pub mod emit_c;
 pub mod export;
 pub mod float_model;
 pub mod pipeline;
