@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use qcnn_core::{Model, ModelError};
+use qcnn_core::{Kernels, Model, ModelError};
 
 pub const SOURCE_NAME: &str = "model_data.c";
 pub const HEADER_NAME: &str = "model_data.h";
@@ -29,8 +29,14 @@ pub fn model_data_files(blob: &[u8]) -> Result<ModelDataFiles, ModelError> {
          \n\
          /* Bytes in qcnn_model_data. */\n\
          #define QCNN_MODEL_DATA_LEN {len}\n\
-         /* Arena bytes qcnn_infer needs for this model (what qcnn_arena_len reports). */\n\
-         #define QCNN_MODEL_ARENA_LEN {arena}\n\
+         /* Arena bytes qcnn_infer needs for this model (what qcnn_arena_len reports). Its\n\
+         \x20  kernels' scratch sits in the arena and depends on the core: a Cortex-M4/M7 (the\n\
+         \x20  DSP extension, __ARM_FEATURE_DSP) runs kernels that need more. */\n\
+         #if defined(__ARM_FEATURE_DSP)\n\
+         #define QCNN_MODEL_ARENA_LEN {arena_dsp}\n\
+         #else\n\
+         #define QCNN_MODEL_ARENA_LEN {arena_portable}\n\
+         #endif\n\
          /* Bytes of one input image (what qcnn_input_len reports). */\n\
          #define QCNN_MODEL_INPUT_LEN {input}\n\
          /* Number of classes: the logits qcnn_infer writes (what qcnn_num_classes reports). */\n\
@@ -49,7 +55,8 @@ pub fn model_data_files(blob: &[u8]) -> Result<ModelDataFiles, ModelError> {
          \n\
          #endif\n",
         len = blob.len(),
-        arena = model.arena_len(),
+        arena_dsp = model.arena_len_for(Kernels::CortexM4Dsp),
+        arena_portable = model.arena_len_for(Kernels::Portable),
         input = model.input_len(),
         classes = model.num_classes(),
     );

@@ -23,15 +23,22 @@ fn quantize_with_emit_c(dir: &Path, emit_dir: &Path) -> std::process::Output {
     ])
 }
 
-/// The value of `#define NAME <value>` in `header`.
-fn define(header: &str, name: &str) -> usize {
+/// The values of every `#define NAME <value>` in `header`, in order.
+fn defines(header: &str, name: &str) -> Vec<usize> {
     let prefix = format!("#define {name} ");
     header
         .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in\n{header}"))
-        .parse()
-        .unwrap()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(|value| value.parse().unwrap())
+        .collect()
+}
+
+/// The value of the one `#define NAME <value>` in `header`.
+fn define(header: &str, name: &str) -> usize {
+    match defines(header, name)[..] {
+        [value] => value,
+        ref values => panic!("{name} defined {values:?} in\n{header}"),
+    }
 }
 
 #[test]
@@ -53,7 +60,16 @@ fn model_data_holds_the_blob_and_its_figures() {
     let model = qcnn_core::Model::from_bytes(&blob).unwrap();
     let header = std::fs::read_to_string(emit_dir.join("model_data.h")).unwrap();
     assert_eq!(define(&header, "QCNN_MODEL_DATA_LEN"), blob.len());
-    assert_eq!(define(&header, "QCNN_MODEL_ARENA_LEN"), model.arena_len());
+    // The Cortex-M4's DSP kernels take more scratch than the portable ones; the C
+    // preprocessor picks the figure of the core it compiles for.
+    assert_eq!(
+        defines(&header, "QCNN_MODEL_ARENA_LEN"),
+        [
+            model.arena_len_for(qcnn_core::Kernels::CortexM4Dsp),
+            model.arena_len_for(qcnn_core::Kernels::Portable)
+        ]
+    );
+    assert!(header.contains("#if defined(__ARM_FEATURE_DSP)\n#define QCNN_MODEL_ARENA_LEN"));
     assert_eq!(define(&header, "QCNN_MODEL_INPUT_LEN"), model.input_len());
     assert_eq!(
         define(&header, "QCNN_MODEL_NUM_CLASSES"),
