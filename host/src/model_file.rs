@@ -5,16 +5,21 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
+use qcnn_quantize::checkpoint::Checkpoint;
 use qcnn_quantize::config::Config;
 use qcnn_quantize::float_model::FloatModel;
+use qcnn_quantize::regular_file::{self, MAX_BLOB_BYTES, MAX_CHECKPOINT_BYTES};
 
 pub struct LoadedModel {
     /// The int8 blob that runs.
     pub blob: Vec<u8>,
     /// The float model the blob was quantized from, when the file was a checkpoint.
     pub float: Option<FloatModel>,
+    /// SHA-256 of the file as read (the blob, or the checkpoint it was quantized from).
+    pub file_sha256: String,
 }
 
 /// Does `path` name a float checkpoint (by its extension), rather than a `.qcnn` blob?
@@ -25,24 +30,73 @@ pub fn is_checkpoint(path: &Path) -> bool {
     )
 }
 
+/// The bytes of a model file: a regular file within the size limit of its kind.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    let limit = if is_checkpoint(path) {
+        MAX_CHECKPOINT_BYTES
+    } else {
+        MAX_BLOB_BYTES
+    };
+    regular_file::read(path, limit).with_context(|| format!("reading model file {}", path.display()))
+}
+
 /// Reads `path`; a checkpoint is quantized, calibrating on `dataset`'s training split.
-pub fn load(path: &Path, config: &Config, dataset: &FashionMnist) -> Result<LoadedModel> {
+/// `expected_sha256` (from the model's `model_weights` row) must match the file, so that a
+/// result is never recorded against a row whose file has since been replaced.
+pub fn load(
+    path: &Path,
+    config: &Config,
+    dataset: &FashionMnist,
+    expected_sha256: Option<&str>,
+) -> Result<LoadedModel> {
+    let bytes = read(path)?;
+    let file_sha256 = sha256_hex(&bytes);
+    if let Some(expected) = expected_sha256
+        && expected != file_sha256
+    {
+        anyhow::bail!(
+            "model file {} has SHA-256 {file_sha256}, but its model_weights row says {expected}: \
+             the file changed since `qcnn db add-model` (add it again to evaluate it)",
+            path.display()
+        );
+    }
     if !is_checkpoint(path) {
-        let blob = std::fs::read(path)
-            .with_context(|| format!("reading model file {}", path.display()))?;
-        return Ok(LoadedModel { blob, float: None });
+        return Ok(LoadedModel {
+            blob: bytes,
+            float: None,
+            file_sha256,
+        });
     }
     let quantized = qcnn_quantize::pipeline::quantize_checkpoint(config, path, dataset)
         .with_context(|| format!("quantizing checkpoint {}", path.display()))?;
     Ok(LoadedModel {
         blob: quantized.blob,
         float: Some(quantized.float_model),
+        file_sha256,
     })
 }
 
-/// The SHA-256 of a file, which must be readable (checked before it is put on record).
-pub fn sha256_of_file(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading model file {}", path.display()))?;
+/// Checks that the engine can run `blob` on FashionMNIST: it loads, takes 28×28 images and
+/// gives 10 class scores. Every command calls this before its work.
+pub fn check_blob<'a>(path: &Path, blob: &'a [u8]) -> Result<Model<'a>> {
+    let model =
+        Model::from_bytes(blob).with_context(|| format!("loading model {}", path.display()))?;
+    qcnn_dataset::check_model_fits(model.input_len(), model.num_classes())
+        .with_context(|| format!("model {}", path.display()))?;
+    Ok(model)
+}
+
+/// For `qcnn db add-model`: the file's SHA-256 once it has been checked to be a model that
+/// `evaluate` can run (a blob the engine accepts, or a checkpoint matching config.yaml).
+pub fn check_for_record(path: &Path, config: &Config) -> Result<String> {
+    let bytes = read(path)?;
+    if is_checkpoint(path) {
+        let architecture = config.architecture();
+        qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
+            .context("config.yaml's model")?;
+        Checkpoint::read_checked(path, &architecture)?;
+    } else {
+        check_blob(path, &bytes)?;
+    }
     Ok(sha256_hex(&bytes))
 }

@@ -91,7 +91,8 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 impl Checkpoint {
     /// Reads a `.pth` (zip) or `.safetensors` file, told apart by content, not by name.
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| CheckpointError::Io {
             path: path.to_owned(),
             source,
         })?;

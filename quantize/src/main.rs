@@ -1,5 +1,4 @@
 mod cli;
-mod output;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -8,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::config::Config;
+use qcnn_quantize::output;
 use qcnn_quantize::pipeline::quantize_checkpoint;
 
 use crate::cli::Cli;
@@ -26,6 +26,10 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let start = Instant::now();
     let config = Config::load(&cli.config)?;
+    // Before any work: a destination that cannot be written fails now, not after the run.
+    let mut outputs = vec![cli.output.as_path()];
+    outputs.extend(cli.report.as_deref());
+    output::check(&outputs)?;
     let clock = Instant::now();
     let dirs = config.data.search_dirs(cli.data_dir.as_deref());
     let data = FashionMnist::load(&dirs).context("loading FashionMNIST")?;

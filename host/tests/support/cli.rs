@@ -145,9 +145,47 @@ pub fn release_blob() -> &'static Path {
                 qcnn_quantize::config::Config::load(&repo_root().join("config.yaml")).unwrap();
             let dataset = qcnn_dataset::FashionMnist::load(&config.data.dirs).unwrap();
             let loaded =
-                qcnn_host::model_file::load(&release_checkpoint(), &config, &dataset).unwrap();
+                qcnn_host::model_file::load(&release_checkpoint(), &config, &dataset, None)
+                    .unwrap();
             std::fs::write(&path, loaded.blob).unwrap();
             (dir, path)
         })
         .1
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// `command` as the user `nobody` when the tests run as root, who ignores file modes; as it
+/// is otherwise. The environment and working directory carry over.
+pub fn unprivileged(command: Command) -> Command {
+    if !is_root() {
+        return command;
+    }
+    let mut wrapped = Command::new("runuser");
+    wrapped
+        .args(["-u", "nobody", "--"])
+        .arg(command.get_program())
+        .args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
+}
+
+/// Lets `nobody` read (and enter) `dir` and what it holds.
+pub fn make_readable_by_all(dir: &Path) {
+    let status = Command::new("chmod").arg("-R").arg("a+rX").arg(dir).status().unwrap();
+    assert!(status.success(), "chmod {}", dir.display());
 }

@@ -67,3 +67,20 @@ pub fn listing(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// `command` as the user `nobody` when the tests run as root, who ignores file modes.
+pub fn unprivileged(command: std::process::Command) -> std::process::Command {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        return command;
+    }
+    let mut wrapped = std::process::Command::new("runuser");
+    wrapped
+        .args(["-u", "nobody", "--"])
+        .arg(command.get_program())
+        .args(command.get_args());
+    wrapped
+}
