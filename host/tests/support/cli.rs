@@ -16,6 +16,15 @@ pub fn release_checkpoint() -> PathBuf {
     repo_root().join("checkpoints/CNNModel_FashionMNIST_best_metric_model.pth")
 }
 
+/// The `qcnn` binary under test: this build's, or the one in `$QCNN_TEST_BIN_DIR`, which runs
+/// these tests against another build (e.g. an older release, to see a regression test fail).
+pub fn qcnn_binary() -> PathBuf {
+    match std::env::var_os("QCNN_TEST_BIN_DIR") {
+        Some(dir) => Path::new(&dir).join("qcnn"),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_qcnn")),
+    }
+}
+
 /// A temp dir holding a config.yaml like the repository's, with absolute paths, its own
 /// SQLite file and the given gate.
 pub struct TestEnv {
@@ -69,7 +78,7 @@ impl TestEnv {
 
     /// `qcnn` in the temp dir, with its config and no DATABASE_URL from the caller.
     pub fn qcnn(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_qcnn"));
+        let mut command = Command::new(qcnn_binary());
         command
             .current_dir(self.dir.path())
             .env_remove("DATABASE_URL")
