@@ -64,21 +64,19 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
     // before the evaluation spends its time.
     let mut db = open_db(cli, config, Access::Write)?;
     let chosen = choose_model(&mut db, args)?;
-    let dataset = FashionMnist::load(&config.data.search_dirs(args.data_dir.as_deref()))?;
-    let LoadedModel {
-        blob,
-        float,
-        file_sha256,
-    } = model_file::load(&chosen.path, config, &dataset, chosen.sha256.as_deref())?;
-    let model = model_file::check_blob(&chosen.path, &blob)?;
-    let model_path = chosen.path;
+    let bytes = model_file::read(&chosen.path)?;
+    let file_sha256 = model_file::checked_sha256(&chosen.path, &bytes, chosen.sha256.as_deref())?;
     let model_id = match chosen.id {
         Some(id) => Some(id),
-        None => match std::fs::canonicalize(&model_path) {
+        None => match std::fs::canonicalize(&chosen.path) {
             Ok(path) => db.model_id_for_file(&path_text(&path)?, &file_sha256)?,
             Err(_) => None,
         },
     };
+    let dataset = FashionMnist::load(&config.data.search_dirs(args.data_dir.as_deref()))?;
+    let LoadedModel { blob, float } = model_file::load(&chosen.path, bytes, config, &dataset)?;
+    let model = model_file::check_blob(&chosen.path, &blob)?;
+    let model_path = chosen.path;
 
     let test = &dataset.test;
     let samples = args

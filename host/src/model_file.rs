@@ -18,8 +18,6 @@ pub struct LoadedModel {
     pub blob: Vec<u8>,
     /// The float model the blob was quantized from, when the file was a checkpoint.
     pub float: Option<FloatModel>,
-    /// SHA-256 of the file as read (the blob, or the checkpoint it was quantized from).
-    pub file_sha256: String,
 }
 
 /// Does `path` name a float checkpoint (by its extension), rather than a `.qcnn` blob?
@@ -37,34 +35,39 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     } else {
         MAX_BLOB_BYTES
     };
-    regular_file::read(path, limit).with_context(|| format!("reading model file {}", path.display()))
+    regular_file::read(path, limit)
+        .with_context(|| format!("reading model file {}", path.display()))
 }
 
-/// Reads `path`; a checkpoint is quantized, calibrating on `dataset`'s training split.
-/// `expected_sha256` (from the model's `model_weights` row) must match the file, so that a
-/// result is never recorded against a row whose file has since been replaced.
-pub fn load(
-    path: &Path,
-    config: &Config,
-    dataset: &FashionMnist,
-    expected_sha256: Option<&str>,
-) -> Result<LoadedModel> {
-    let bytes = read(path)?;
-    let file_sha256 = sha256_hex(&bytes);
-    if let Some(expected) = expected_sha256
-        && expected != file_sha256
+/// The SHA-256 of a model file's `bytes`, which must match `expected` (from the model's
+/// `model_weights` row), so that a result is never recorded against a row whose file has
+/// since been replaced.
+pub fn checked_sha256(path: &Path, bytes: &[u8], expected: Option<&str>) -> Result<String> {
+    let actual = sha256_hex(bytes);
+    if let Some(expected) = expected
+        && expected != actual
     {
         anyhow::bail!(
-            "model file {} has SHA-256 {file_sha256}, but its model_weights row says {expected}: \
+            "model file {} has SHA-256 {actual}, but its model_weights row says {expected}: \
              the file changed since `qcnn db add-model` (add it again to evaluate it)",
             path.display()
         );
     }
+    Ok(actual)
+}
+
+/// The model in `bytes`, read from `path`: a blob as it is; a checkpoint quantized,
+/// calibrating on `dataset`'s training split.
+pub fn load(
+    path: &Path,
+    bytes: Vec<u8>,
+    config: &Config,
+    dataset: &FashionMnist,
+) -> Result<LoadedModel> {
     if !is_checkpoint(path) {
         return Ok(LoadedModel {
             blob: bytes,
             float: None,
-            file_sha256,
         });
     }
     let quantized = qcnn_quantize::pipeline::quantize_checkpoint(config, path, dataset)
@@ -72,7 +75,6 @@ pub fn load(
     Ok(LoadedModel {
         blob: quantized.blob,
         float: Some(quantized.float_model),
-        file_sha256,
     })
 }
 

@@ -15,7 +15,8 @@ use crate::model_file;
 
 pub fn run(args: &PredictArgs, config: &Config) -> Result<()> {
     let dataset = FashionMnist::load(&config.data.search_dirs(args.data_dir.as_deref()))?;
-    let loaded = model_file::load(&args.model, config, &dataset, None)?;
+    let bytes = model_file::read(&args.model)?;
+    let loaded = model_file::load(&args.model, bytes, config, &dataset)?;
     let model = model_file::check_blob(&args.model, &loaded.blob)?;
     let count = args.first.min(dataset.test.len());
     let logits = inference::run_int8(

@@ -302,7 +302,10 @@ fn blob_with_fewer_than_ten_classes() {
     run.assert_clean_failure(&format!(
         "qcnn: error: model {path}: the model gives 5 class scores, FashionMNIST has 10 classes"
     ));
-    assert_eq!(env.run(&["results", "--json"]).json(), serde_json::json!([]));
+    assert_eq!(
+        env.run(&["results", "--json"]).json(),
+        serde_json::json!([])
+    );
 }
 
 /// A blob taking 2×28×28 = 1,568-byte images ran as half as many double-size images and
@@ -329,7 +332,10 @@ fn blob_whose_input_is_not_a_fashion_mnist_image() {
             "qcnn: error: model {path}: the model takes 1568-byte images, FashionMNIST's are 784 (1x28x28)"
         ));
     }
-    assert_eq!(env.run(&["results", "--json"]).json(), serde_json::json!([]));
+    assert_eq!(
+        env.run(&["results", "--json"]).json(),
+        serde_json::json!([])
+    );
 }
 
 /// `--model /dev/zero` grew memory until the OOM killer; a FIFO blocked forever.
@@ -366,12 +372,14 @@ fn model_that_is_a_device_or_a_fifo() {
 #[test]
 fn add_model_accepts_only_models() {
     let env = TestEnv::new();
+    env.run(&["results"]).assert_success();
     let text = env.path("hostname");
     std::fs::write(&text, "build-host\n").unwrap();
     let text = text.to_str().unwrap();
-    env.run(&["db", "add-model", text]).assert_clean_failure(&format!(
-        "loading model {text}: blob of 11 bytes is too short to be a model"
-    ));
+    env.run(&["db", "add-model", text])
+        .assert_clean_failure(&format!(
+            "loading model {text}: blob of 11 bytes is too short to be a model"
+        ));
     let five = env.path("five.qcnn");
     std::fs::write(&five, five_class_blob()).unwrap();
     env.run(&["db", "add-model", five.to_str().unwrap()])
@@ -411,8 +419,14 @@ fn model_file_replaced_after_add_model() {
     run.assert_clean_failure(
         "the file changed since `qcnn db add-model` (add it again to evaluate it)",
     );
-    assert!(run.stderr.contains(&format!("model file {path} has SHA-256 ")));
-    assert_eq!(env.run(&["results", "--json"]).json(), serde_json::json!([]));
+    assert!(
+        run.stderr
+            .contains(&format!("model file {path} has SHA-256 "))
+    );
+    assert_eq!(
+        env.run(&["results", "--json"]).json(),
+        serde_json::json!([])
+    );
     // `--model` with the changed file runs, and is not linked to the old row.
     let run = env.run(&["evaluate", "--limit", "20", "--json", "--model", path]);
     run.assert_success();
@@ -426,7 +440,8 @@ fn add_model_stores_an_absolute_path() {
     let env = TestEnv::new();
     std::fs::create_dir(env.path("models")).unwrap();
     std::fs::copy(release_blob(), env.path("models/m.qcnn")).unwrap();
-    env.run(&["db", "add-model", "models/m.qcnn"]).assert_success();
+    env.run(&["db", "add-model", "models/m.qcnn"])
+        .assert_success();
     let elsewhere = tempfile::tempdir().unwrap();
     let run = Run::from(
         env.qcnn()
@@ -449,7 +464,15 @@ fn threads_that_cannot_be_started() {
     let run = Run::from(
         env.qcnn()
             .env("RUST_MIN_STACK", "100000000000000")
-            .args(["evaluate", "--threads", "2000", "--limit", "100", "--model", blob])
+            .args([
+                "evaluate",
+                "--threads",
+                "2000",
+                "--limit",
+                "100",
+                "--model",
+                blob,
+            ])
             .output()
             .unwrap(),
     );

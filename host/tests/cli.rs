@@ -265,7 +265,9 @@ fn control_characters_in_stored_paths_are_escaped() {
         assert!(!run.stdout.contains("\n    99"), "{:?}", run.stdout);
     }
     assert!(
-        listed.stdout.contains("evil\\n    99 2026-01-01 forged\\u{1b}[31mred.qcnn"),
+        listed
+            .stdout
+            .contains("evil\\n    99 2026-01-01 forged\\u{1b}[31mred.qcnn"),
         "{}",
         listed.stdout
     );

@@ -233,7 +233,10 @@ fn run_with_deadline(env: &TestEnv, args: &[&str], deadline: Duration) -> Run {
         if Instant::now() > end {
             child.kill().unwrap();
             let run = Run::from(child.wait_with_output().unwrap());
-            panic!("qcnn {args:?} still waiting after {deadline:?}: {}", run.stderr);
+            panic!(
+                "qcnn {args:?} still waiting after {deadline:?}: {}",
+                run.stderr
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -309,15 +312,22 @@ fn schema_version_is_checked_before_any_work() {
     };
     assert_eq!(version(&server), 1);
     let blob = release_blob().to_str().unwrap();
-    let evaluate = ["--database-url", &url, "evaluate", "--model", blob, "--limit", "10"];
+    let evaluate = [
+        "--database-url",
+        &url,
+        "evaluate",
+        "--model",
+        blob,
+        "--limit",
+        "10",
+    ];
 
     server
         .client()
         .batch_execute("UPDATE schema_version SET version = 2")
         .unwrap();
-    env.run(&evaluate).assert_clean_failure(
-        "schema version 2 is newer than this qcnn's 1: use a newer qcnn",
-    );
+    env.run(&evaluate)
+        .assert_clean_failure("schema version 2 is newer than this qcnn's 1: use a newer qcnn");
     env.run(&["--database-url", &url, "db", "init"])
         .assert_clean_failure("schema version 2 is newer than this qcnn's 1");
 
@@ -353,7 +363,11 @@ fn silent_server_times_out_with_a_clear_error() {
     });
     let env = TestEnv::new();
     let url = format!("postgres://qcnn:Silent-pw@127.0.0.1:{port}/qcnn?connect_timeout=2");
-    let run = run_with_deadline(&env, &["--database-url", &url, "results"], Duration::from_secs(60));
+    let run = run_with_deadline(
+        &env,
+        &["--database-url", &url, "results"],
+        Duration::from_secs(60),
+    );
     run.assert_clean_failure(&format!(
         "connecting to PostgreSQL at postgres://qcnn:***@127.0.0.1:{port}/qcnn: no answer to the startup handshake within 2 s (connect_timeout)"
     ));
@@ -369,10 +383,15 @@ fn locked_table_times_out_with_a_clear_error() {
     let mut lock = holder.transaction().unwrap();
     lock.batch_execute("LOCK TABLE model_results IN ACCESS EXCLUSIVE MODE")
         .unwrap();
-    let run = run_with_deadline(&env, &["--database-url", &url, "results"], Duration::from_secs(120));
+    let run = run_with_deadline(
+        &env,
+        &["--database-url", &url, "results"],
+        Duration::from_secs(120),
+    );
     run.assert_clean_failure("listing results in postgres://qcnn_tester:***@127.0.0.1:");
     assert!(
-        run.stderr.contains("canceling statement due to lock timeout"),
+        run.stderr
+            .contains("canceling statement due to lock timeout"),
         "{}",
         run.stderr
     );
@@ -386,10 +405,14 @@ fn read_only_server_is_found_before_the_evaluation() {
     let (server, env, url) = server_with_schema();
     server.psql_superuser("ALTER DATABASE qcnn SET default_transaction_read_only = on");
     // A model path that does not exist: the database check must come first to be seen.
-    let run = env.run(&["--database-url", &url, "evaluate", "--model", "/nonexistent.qcnn"]);
-    run.assert_clean_failure(
-        "read-only (or no INSERT privilege): a result could not be recorded",
-    );
+    let run = env.run(&[
+        "--database-url",
+        &url,
+        "evaluate",
+        "--model",
+        "/nonexistent.qcnn",
+    ]);
+    run.assert_clean_failure("read-only (or no INSERT privilege): a result could not be recorded");
 }
 
 /// libpq verifies the server against `sslrootcert` in `require` mode too; qcnn connected to
@@ -402,7 +425,9 @@ fn sslrootcert_is_honoured_with_sslmode_require() {
     let other = env.path("other-ca.crt");
     let key = env.path("other-ca.key");
     let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .args(["-subj", "/CN=some other CA"])
         .arg("-keyout")
         .arg(&key)
@@ -422,7 +447,11 @@ fn sslrootcert_is_honoured_with_sslmode_require() {
     };
     let run = env.run(&["--database-url", &url(&other), "db", "init"]);
     run.assert_clean_failure("connecting to PostgreSQL at postgres://qcnn_tester:***@127.0.0.1:");
-    assert!(run.stderr.contains("certificate verify failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("certificate verify failed"),
+        "{}",
+        run.stderr
+    );
     // The right root: accepted, and (as libpq) the host name is not checked in this mode.
     env.run(&["--database-url", &url(&cert), "db", "init"])
         .assert_success();

@@ -109,7 +109,12 @@ fn connection_string(
                 .iter()
                 .enumerate()
                 .map(|(i, (key, value))| {
-                    format!("{}{key}{}={}{value}", between[i], around[i], around[(i + 1) % 5])
+                    format!(
+                        "{}{key}{}={}{value}",
+                        between[i],
+                        around[i],
+                        around[(i + 1) % 5]
+                    )
                 })
                 .collect()
         }
@@ -132,16 +137,16 @@ fn password_is_parsed_and_never_in_descriptions_or_errors() {
             &(password(), form(), spacing()),
             |(password, form, spacing)| {
                 let text = connection_string(form, &password, closed_port, &spacing);
-                let parsed = url::parse(&text).map_err(|e| {
-                    TestCaseError::fail(format!("{form:?} does not parse: {e}"))
-                })?;
+                let parsed = url::parse(&text)
+                    .map_err(|e| TestCaseError::fail(format!("{form:?} does not parse: {e}")))?;
                 prop_assert_eq!(parsed.config.get_password(), Some(password.as_bytes()));
                 let target = Target::resolve(Some(text.clone()), "unused.sqlite".as_ref())
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let description = target.describe();
                 prop_assert!(!description.contains(&password), "{}", description);
                 prop_assert!(
-                    description.starts_with(&format!("postgres://{}:***@127.0.0.1:", postgres::USER)),
+                    description
+                        .starts_with(&format!("postgres://{}:***@127.0.0.1:", postgres::USER)),
                     "{}",
                     description
                 );
@@ -219,7 +224,10 @@ fn check_cli(server: &PgServer, env: &TestEnv, text: &str, password: &str) {
         "schema_version",
     ] {
         let rows: Option<String> = client
-            .query_one(&format!("SELECT string_agg(t::text, '|') FROM {table} t"), &[])
+            .query_one(
+                &format!("SELECT string_agg(t::text, '|') FROM {table} t"),
+                &[],
+            )
             .unwrap()
             .get(0);
         seen.extend(rows);

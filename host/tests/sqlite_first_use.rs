@@ -20,7 +20,11 @@ fn empty_sqlite_file_gets_the_schema() {
     env.run(&["evaluate", "--limit", "20", "--model", blob])
         .assert_success();
     assert_eq!(
-        env.run(&["results", "--json"]).json().as_array().unwrap().len(),
+        env.run(&["results", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
         1
     );
 }

@@ -93,9 +93,9 @@ impl Checkpoint {
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
         let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES)
             .map_err(|source| CheckpointError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+                path: path.to_owned(),
+                source,
+            })?;
         let tensors = if bytes.starts_with(ZIP_MAGIC) {
             read_pth(path, bytes.len())?
         } else if looks_like_safetensors(&bytes) {

@@ -80,10 +80,7 @@ pub fn check(paths: &[&Path]) -> Result<Vec<Destination>, OutputError> {
     let mut destinations: Vec<Destination> = Vec::with_capacity(paths.len());
     for &path in paths {
         let destination = check_one(path)?;
-        if let Some(earlier) = destinations
-            .iter()
-            .find(|d| same_file(d, &destination))
-        {
+        if let Some(earlier) = destinations.iter().find(|d| same_file(d, &destination)) {
             return Err(OutputError::SameFile {
                 first: earlier.path.clone(),
                 second: path.to_owned(),
@@ -120,7 +117,9 @@ pub fn write_all_or_nothing(files: &[(&Path, &[u8])]) -> Result<(), OutputError>
         Ok(())
     })();
     if let Err(err) = result {
-        staged.iter().for_each(|temp| drop(std::fs::remove_file(temp)));
+        staged
+            .iter()
+            .for_each(|temp| drop(std::fs::remove_file(temp)));
         return Err(err);
     }
     place(&destinations, &staged, pid)
@@ -149,7 +148,9 @@ fn place(destinations: &[Destination], staged: &[PathBuf], pid: u32) -> Result<(
             if let Some(backup) = backup {
                 let _ = std::fs::remove_file(backup);
             }
-            staged.iter().for_each(|temp| drop(std::fs::remove_file(temp)));
+            staged
+                .iter()
+                .for_each(|temp| drop(std::fs::remove_file(temp)));
             return Err(OutputError::Io {
                 path: destination.path.clone(),
                 source,
@@ -211,12 +212,15 @@ fn check_one(path: &Path) -> Result<Destination, OutputError> {
         existing,
     };
     let dir = destination.dir().to_owned();
-    rustix::fs::access(dir.as_path(), rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK)
-        .map_err(|errno| OutputError::NotWritable {
-            path: path.to_owned(),
-            dir: dir.clone(),
-            source: errno.into(),
-        })?;
+    rustix::fs::access(
+        dir.as_path(),
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .map_err(|errno| OutputError::NotWritable {
+        path: path.to_owned(),
+        dir: dir.clone(),
+        source: errno.into(),
+    })?;
     Ok(destination)
 }
 
@@ -309,7 +313,11 @@ mod tests {
         let report = dir.path().join("a-directory");
         std::fs::create_dir(&report).unwrap();
         let err = write_all_or_nothing(&[(&model, b"new"), (&report, b"{}")]).unwrap_err();
-        assert!(err.to_string().contains("refusing to write over a directory"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("refusing to write over a directory"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&model).unwrap(), b"the previous model");
     }
 
@@ -371,7 +379,10 @@ mod tests {
         let made = std::process::Command::new("mkfifo").arg(&fifo).status();
         assert!(made.unwrap().success(), "mkfifo (coreutils)");
         let err = write_atomically(&fifo, b"x").unwrap_err();
-        assert!(err.to_string().ends_with("refusing to write over a FIFO"), "{err}");
+        assert!(
+            err.to_string().ends_with("refusing to write over a FIFO"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -405,7 +416,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.qcnn");
         // No process has pid 0x7fff_fff0 (above Linux's pid_max).
-        let stale = dir.path().join(format!(".m.qcnn{PARTIAL}{}", 0x7fff_fff0u32));
+        let stale = dir
+            .path()
+            .join(format!(".m.qcnn{PARTIAL}{}", 0x7fff_fff0u32));
         std::fs::write(&stale, b"partial").unwrap();
         let unrelated = dir.path().join(".other.qcnn-partial-x");
         std::fs::write(&unrelated, b"not ours").unwrap();

@@ -53,14 +53,13 @@ pub fn quantize_checkpoint(
     qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
         .map_err(QuantizeError::DoesNotFit)?;
     let checkpoint = Checkpoint::read_checked(checkpoint_path, &architecture)?;
-    let checkpoint_sha256 =
-        sha256_hex(
-            &crate::regular_file::read(checkpoint_path, crate::regular_file::MAX_CHECKPOINT_BYTES)
-                .map_err(|source| CheckpointError::Io {
+    let checkpoint_sha256 = sha256_hex(
+        &crate::regular_file::read(checkpoint_path, crate::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| CheckpointError::Io {
                 path: checkpoint_path.to_owned(),
                 source,
             })?,
-        );
+    );
     let float_model = FloatModel::new(&architecture, &checkpoint);
     seconds.read_checkpoint = clock.elapsed().as_secs_f64();
 

@@ -282,7 +282,10 @@ fn config_with_fewer_classes_than_the_dataset() {
         dir.path(),
         &[
             ("classes: 10", "classes: 5"),
-            ("linear: { in: 256, out: 10 }", "linear: { in: 256, out: 5 }"),
+            (
+                "linear: { in: 256, out: 10 }",
+                "linear: { in: 256, out: 5 }",
+            ),
         ],
     );
     let checkpoint = edited_fixture(dir.path(), "five.safetensors", |t| {
@@ -309,7 +312,10 @@ fn config_whose_input_is_not_a_fashion_mnist_image() {
                 "input: { channels: 1, height: 28, width: 28 }",
                 "input: { channels: 1, height: 56, width: 56 }",
             ),
-            ("linear: { in: 3136, out: 256 }", "linear: { in: 12544, out: 256 }"),
+            (
+                "linear: { in: 3136, out: 256 }",
+                "linear: { in: 12544, out: 256 }",
+            ),
         ],
     );
     let checkpoint = edited_fixture(dir.path(), "wide.safetensors", |t| {
@@ -328,7 +334,13 @@ fn checkpoint_that_is_a_device_or_a_fifo() {
         .says("reading /dev/zero: not a regular file but a character device");
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("checkpoint.pth");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     fails(&fifo, &[]).says("not a regular file but a FIFO");
 }
 

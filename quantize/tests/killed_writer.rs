@@ -55,7 +55,12 @@ fn parent() {
     let seed = std::env::var("QCNN_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64)
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
         | 1;
     println!("{NAME}: seed {seed} (QCNN_KILL_SEED reproduces it)");
     let mut random = Random(seed);

@@ -73,7 +73,13 @@ fn output_and_report_naming_the_same_file() {
 fn output_onto_a_fifo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("model.qcnn");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = quantize(&fifo, None);
     assert_fails(&out, "model.qcnn: refusing to write over a FIFO");
     let file_type = std::fs::symlink_metadata(&fifo).unwrap().file_type();
@@ -91,7 +97,11 @@ fn output_through_a_symlink_keeps_the_link_and_the_modes() {
     std::os::unix::fs::symlink("release.qcnn", &link).unwrap();
     let report = dir.path().join("report.json");
     let out = quantize(&link, Some(&report));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     assert!(std::fs::read(&real).unwrap().starts_with(b"QCNN"));
     assert_eq!(mode(&real), 0o640, "the replaced file's mode");

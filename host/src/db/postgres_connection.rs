@@ -26,9 +26,13 @@ pub fn connect(text: &str) -> Result<(postgres::Client, String), DbError> {
         config.keepalives_idle(WAIT);
     }
     // Server-side limits, so a lock held by another session or a stuck statement ends in an
-    // error naming it. Ours come first: `-c` options in the connection string win.
+    // error naming it; a statement may wait for a lock, so it gets twice as long. Ours come
+    // first: `-c` options in the connection string win.
     let seconds = WAIT.as_secs();
-    let limits = format!("-c lock_timeout={seconds}s -c statement_timeout={seconds}s");
+    let limits = format!(
+        "-c lock_timeout={seconds}s -c statement_timeout={}s",
+        2 * seconds
+    );
     let options = match config.get_options() {
         Some(options) => format!("{limits} {options}"),
         None => limits,
@@ -91,11 +95,9 @@ fn tls_connector(
             path: path.to_owned(),
             source,
         };
-        let pem = qcnn_quantize::regular_file::read(
-            path,
-            qcnn_quantize::regular_file::MAX_TEXT_BYTES,
-        )
-        .map_err(root_cert_error)?;
+        let pem =
+            qcnn_quantize::regular_file::read(path, qcnn_quantize::regular_file::MAX_TEXT_BYTES)
+                .map_err(root_cert_error)?;
         let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
             root_cert_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         })?;

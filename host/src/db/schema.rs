@@ -272,6 +272,9 @@ mod tests {
             ));
             assert_eq!(actual, columns, "columns of {table}");
         }
-        assert_eq!(names("SELECT CAST(version AS TEXT) FROM schema_version"), ["1"]);
+        assert_eq!(
+            names("SELECT CAST(version AS TEXT) FROM schema_version"),
+            ["1"]
+        );
     }
 }

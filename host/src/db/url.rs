@@ -74,7 +74,10 @@ pub fn parse(text: &str) -> Result<ConnectionString, ParseError> {
 
 /// The connection string as `postgres://user:***@host:port/dbname`, from its parsed fields.
 pub fn printable(config: &postgres::Config) -> String {
-    let user = config.get_user().map(|u| encode(u, PART)).unwrap_or_default();
+    let user = config
+        .get_user()
+        .map(|u| encode(u, PART))
+        .unwrap_or_default();
     let password = if config.get_password().is_some() {
         ":***"
     } else {
@@ -160,7 +163,10 @@ fn without_tls_options_url(url: &str, tls: &mut TlsOptions) -> Result<String, Pa
     let credentials_end = url[after_scheme..]
         .find('@')
         .map_or(after_scheme, |i| after_scheme + i + 1);
-    let Some(query_start) = url[credentials_end..].find('?').map(|i| credentials_end + i) else {
+    let Some(query_start) = url[credentials_end..]
+        .find('?')
+        .map(|i| credentials_end + i)
+    else {
         return Ok(url.to_owned());
     };
     let mut kept = Vec::new();
@@ -193,7 +199,10 @@ fn without_tls_options_key_value(text: &str, tls: &mut TlsOptions) -> Result<Str
     let mut kept = Vec::new();
     for (key, value) in key_value_pairs(text)? {
         if !tls.take(key, &value) {
-            kept.push(format!("{key}='{}'", value.replace('\\', "\\\\").replace('\'', "\\'")));
+            kept.push(format!(
+                "{key}='{}'",
+                value.replace('\\', "\\\\").replace('\'', "\\'")
+            ));
         } else if key == "sslmode" {
             kept.push("sslmode=require".to_owned());
         }
@@ -271,7 +280,10 @@ mod tests {
             "postgres://qcnn:***@db.example:5432/qcnn"
         );
         let parsed = parse("postgresql://qcnn@localhost/db").unwrap();
-        assert_eq!(printable(&parsed.config), "postgres://qcnn@localhost:5432/db");
+        assert_eq!(
+            printable(&parsed.config),
+            "postgres://qcnn@localhost:5432/db"
+        );
         let parsed = parse("host=h1,h2 port=1,2 user=u password=hunter2 dbname=d").unwrap();
         assert_eq!(printable(&parsed.config), "postgres://u:***@h1:1,h2:2/d");
     }
@@ -300,7 +312,10 @@ mod tests {
             "password= Sec5 user",
         ] {
             let reason = parse(text).unwrap_err();
-            assert!(!reason.contains("Sec") && !reason.contains("Ret"), "{reason}");
+            assert!(
+                !reason.contains("Sec") && !reason.contains("Ret"),
+                "{reason}"
+            );
         }
     }
 

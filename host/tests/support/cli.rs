@@ -153,9 +153,13 @@ pub fn release_blob() -> &'static Path {
             let config =
                 qcnn_quantize::config::Config::load(&repo_root().join("config.yaml")).unwrap();
             let dataset = qcnn_dataset::FashionMnist::load(&config.data.dirs).unwrap();
-            let loaded =
-                qcnn_host::model_file::load(&release_checkpoint(), &config, &dataset, None)
-                    .unwrap();
+            let loaded = qcnn_host::model_file::load(
+                &release_checkpoint(),
+                qcnn_host::model_file::read(&release_checkpoint()).unwrap(),
+                &config,
+                &dataset,
+            )
+            .unwrap();
             std::fs::write(&path, loaded.blob).unwrap();
             (dir, path)
         })
@@ -195,6 +199,11 @@ pub fn unprivileged(command: Command) -> Command {
 
 /// Lets `nobody` read (and enter) `dir` and what it holds.
 pub fn make_readable_by_all(dir: &Path) {
-    let status = Command::new("chmod").arg("-R").arg("a+rX").arg(dir).status().unwrap();
+    let status = Command::new("chmod")
+        .arg("-R")
+        .arg("a+rX")
+        .arg(dir)
+        .status()
+        .unwrap();
     assert!(status.success(), "chmod {}", dir.display());
 }
