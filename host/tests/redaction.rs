@@ -216,6 +216,172 @@ fn check_cli(server: &PgServer, env: &TestEnv, text: &str, password: &str) {
         .dbname("qcnn")
         .connect(::postgres::NoTls)
         .unwrap();
+    // Every row of every table, as text.
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema()",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(tables.len() >= 4, "{tables:?}");
+    for table in tables {
+        let rows: Option<String> = client
+            .query_one(
+                &format!("SELECT string_agg(t::text, '|') FROM {table} t"),
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        seen.extend(rows);
+    }
+    let encoded = utf8_percent_encode(password, NON_ALPHANUMERIC).to_string();
+    match form {
+        Form::UrlEncoded => format!("postgres://{user}:{encoded}@127.0.0.1:{port}/qcnn"),
+        Form::UrlLiteral => format!(
+            "postgres://{user}:{}@127.0.0.1:{port}/qcnn",
+            utf8_percent_encode(password, URL_LITERAL)
+        ),
+        Form::UrlQuery => {
+            format!("postgresql://127.0.0.1:{port}/qcnn?user={user}&password={encoded}")
+        }
+        Form::KeyValueQuoted | Form::KeyValueEscaped => {
+            let value = match form {
+                Form::KeyValueQuoted => {
+                    format!("'{}'", password.replace('\\', "\\\\").replace('\'', "\\'"))
+                }
+                _ => password
+                    .chars()
+                    .map(|c| {
+                        if c.is_whitespace() || "'\\".contains(c) {
+                            format!("\\{c}")
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect(),
+            };
+            let pairs = [
+                ("host", "127.0.0.1".to_owned()),
+                ("port", port.to_string()),
+                ("user", user.to_owned()),
+                ("password", value),
+                ("dbname", "qcnn".to_owned()),
+            ];
+            pairs
+                .iter()
+                .enumerate()
+                .map(|(i, (key, value))| {
+                    format!(
+                        "{}{key}{}={}{value}",
+                        between[i],
+                        around[i],
+                        around[(i + 1) % 5]
+                    )
+                })
+                .collect()
+        }
+    }
+}
+
+/// The library: the string parses with exactly this password, and neither its printable form
+/// nor the error of a refused connection holds it.
+#[test]
+fn password_is_parsed_and_never_in_descriptions_or_errors() {
+    let closed_port = postgres::free_port();
+    let connections = AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(
+            &(password(), form(), spacing()),
+            |(password, form, spacing)| {
+                let text = connection_string(form, &password, closed_port, &spacing);
+                let parsed = url::parse(&text)
+                    .map_err(|e| TestCaseError::fail(format!("{form:?} does not parse: {e}")))?;
+                prop_assert_eq!(parsed.config.get_password(), Some(password.as_bytes()));
+                let target = Target::resolve(Some(text.clone()), "unused.sqlite".as_ref())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let description = target.describe();
+                prop_assert!(!description.contains(&password), "{}", description);
+                prop_assert!(
+                    description
+                        .starts_with(&format!("postgres://{}:***@127.0.0.1:", postgres::USER)),
+                    "{}",
+                    description
+                );
+                // A refused connection, for the first cases only: each builds a TLS context.
+                if connections.fetch_add(1, Ordering::Relaxed) < 40 {
+                    let error = match Db::open(&target, "seed.pth") {
+                        Ok(_) => return Err(TestCaseError::fail("connected to a closed port")),
+                        Err(error) => format!("{:#}", anyhow::Error::from(error)),
+                    };
+                    prop_assert!(!error.contains(&password), "{}", error);
+                    prop_assert!(error.contains("Connection refused"), "{}", error);
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+/// Everything a user sees or keeps, through the binary against a real server whose password
+/// is the generated one.
+fn check_cli(server: &PgServer, env: &TestEnv, text: &str, password: &str) {
+    let role_password = password.replace('\'', "''");
+    server.psql_superuser(&format!(
+        "ALTER ROLE {} PASSWORD '{role_password}'",
+        postgres::USER
+    ));
+    let blob = release_blob().to_str().unwrap();
+    let run = |args: &[&str]| -> Run {
+        Run::from(
+            env.qcnn()
+                .env("DATABASE_URL", text)
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let mut seen = Vec::new();
+    for args in [
+        &["db", "init"][..],
+        &["db", "add-model", blob],
+        &["evaluate", "--limit", "10", "--json"],
+        &["evaluate", "--limit", "10"],
+        &["results"],
+        &["results", "--json"],
+    ] {
+        let out = run(args);
+        assert!(out.success, "{args:?} with {text:?}: {}", out.stderr);
+        seen.push(out.stdout);
+        seen.push(out.stderr);
+    }
+    // And a failure: the same string with a wrong port.
+    let refused = text.replace(&server.port.to_string(), &postgres::free_port().to_string());
+    let out = Run::from(
+        env.qcnn()
+            .env("DATABASE_URL", &refused)
+            .args(["results"])
+            .output()
+            .unwrap(),
+    );
+    assert!(!out.success);
+    seen.push(out.stderr);
+    let mut client = ::postgres::Config::new()
+        .host("127.0.0.1")
+        .port(server.port)
+        .user(postgres::USER)
+        .password(password)
+        .dbname("qcnn")
+        .connect(::postgres::NoTls)
+        .unwrap();
     for table in [
         "model_weights",
         "model_results",
