@@ -15,13 +15,14 @@ use crate::cli::{ProfileArgs, ProfileKernels};
 use crate::model_file;
 
 pub fn run(args: &ProfileArgs, config: &Config) -> Result<()> {
+    // Read once, bounded and regular-file-checked; a checkpoint is quantized first, which
+    // calibrates on the training split.
+    let bytes = model_file::read(&args.model)?;
     let blob = if model_file::is_checkpoint(&args.model) {
-        // A checkpoint is quantized first, which calibrates on the training split.
         let dataset = FashionMnist::load(&config.data.search_dirs(None))?;
-        model_file::load(&args.model, config, &dataset)?.blob
+        model_file::load(&args.model, bytes, config, &dataset)?.blob
     } else {
-        std::fs::read(&args.model)
-            .with_context(|| format!("reading model file {}", args.model.display()))?
+        bytes
     };
     let model = Model::from_bytes(&blob)
         .with_context(|| format!("loading model {}", args.model.display()))?;

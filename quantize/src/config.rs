@@ -196,9 +196,17 @@ pub struct DatabaseConfig {
 impl Config {
     /// Reads, parses and validates `path`, resolving relative paths against its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let io_error = |source| ConfigError::Io {
             path: path.to_owned(),
             source,
+        };
+        let bytes = crate::regular_file::read(path, crate::regular_file::MAX_TEXT_BYTES)
+            .map_err(io_error)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            io_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not UTF-8 text",
+            ))
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         Self::parse(&text, path, base)
@@ -208,7 +216,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = serde_saphyr::from_str(text).map_err(|err| ConfigError::Yaml {
             path: path.to_owned(),
-            message: err.to_string(),
+            message: one_line(&err.without_snippet().to_string()),
         })?;
         config.validate(path)?;
         config.checkpoint.path = base.join(&config.checkpoint.path);
@@ -272,9 +280,28 @@ impl Config {
     }
 }
 
+/// The parser's message on one line, as every error of the tools is (it may span several).
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_errors_are_one_line() {
+        for text in [
+            "model: [unclosed".to_owned(),
+            repo_text().replace("classes: 10", "classes: ten"),
+            repo_text().replace("  name:", "\tname:"),
+            repo_text() + "\nmodel: {}\n",
+        ] {
+            let message = format!("{:#}", anyhow::Error::from(parse(&text).unwrap_err()));
+            assert!(message.starts_with("test.yaml: "), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
 
     const REPO_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.yaml");
 

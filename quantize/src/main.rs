@@ -1,5 +1,4 @@
 mod cli;
-mod output;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,6 +9,7 @@ use clap::Parser;
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::config::Config;
 use qcnn_quantize::emit_c::{self, ModelDataFiles, model_data_files};
+use qcnn_quantize::output;
 use qcnn_quantize::pipeline::quantize_checkpoint;
 
 use crate::cli::Cli;
@@ -28,6 +28,10 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let start = Instant::now();
     let config = Config::load(&cli.config)?;
+    // Before any work: a destination that cannot be written fails now, not after the run.
+    let mut outputs = vec![cli.output.as_path()];
+    outputs.extend(cli.report.as_deref());
+    output::check(&outputs)?;
     let clock = Instant::now();
     let dirs = config.data.search_dirs(cli.data_dir.as_deref());
     let data = FashionMnist::load(&dirs).context("loading FashionMNIST")?;

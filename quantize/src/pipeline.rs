@@ -23,6 +23,8 @@ pub enum QuantizeError {
     Checkpoint(#[from] CheckpointError),
     #[error("the train/validation split")]
     Split(#[from] qcnn_dataset::DatasetError),
+    #[error("the config's model does not fit the dataset")]
+    DoesNotFit(#[source] qcnn_dataset::DatasetError),
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error("the engine rejects the blob just written: {0}")]
@@ -49,14 +51,16 @@ pub fn quantize_checkpoint(
     let mut seconds = Timings::default();
     let clock = Instant::now();
     let architecture = config.architecture();
+    qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
+        .map_err(QuantizeError::DoesNotFit)?;
     let checkpoint = Checkpoint::read_checked(checkpoint_path, &architecture)?;
-    let checkpoint_sha256 =
-        sha256_hex(
-            &std::fs::read(checkpoint_path).map_err(|source| CheckpointError::Io {
+    let checkpoint_sha256 = sha256_hex(
+        &crate::regular_file::read(checkpoint_path, crate::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| CheckpointError::Io {
                 path: checkpoint_path.to_owned(),
                 source,
             })?,
-        );
+    );
     let float_model = FloatModel::new(&architecture, &checkpoint);
     seconds.read_checkpoint = clock.elapsed().as_secs_f64();
 
