@@ -21,7 +21,7 @@ pub struct LoadedModel {
 pub fn is_checkpoint(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("pth" | "pt" | "safetensors")
+        Some("pth" | "pt" | "safetensors" | "onnx")
     )
 }
 

@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
         env!("CARGO_MANIFEST_DIR"),
         "/../config.yaml"
     )))?;
-    let architecture = config.architecture();
+    let architecture = config.architecture()?;
     let checkpoint = Checkpoint::read_checked(&config.checkpoint.path, &architecture)?;
     let float = FloatModel::new(&architecture, &checkpoint);
     let data = FashionMnist::load(&config.data.dirs)?;

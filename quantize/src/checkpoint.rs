@@ -320,6 +320,7 @@ mod tests {
         )))
         .unwrap()
         .architecture()
+        .unwrap()
     }
 
     #[test]

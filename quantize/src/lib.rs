@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod export;
 pub mod float_model;
+pub mod onnx;
 pub mod pipeline;
 pub mod report;
 pub mod scales;

@@ -8,11 +8,13 @@ use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 
+use crate::architecture::{Architecture, Shape};
 use crate::calibrate::calibrate;
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::config::{CalibrationMethod, Config};
+use crate::config::{CalibrationMethod, Config, ConfigError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
+use crate::onnx::{self, ImportReport, OnnxError};
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
 use crate::validate;
 
@@ -20,6 +22,14 @@ use crate::validate;
 pub enum QuantizeError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "the model takes {input} input and gives {classes} scores, but FashionMNIST images are a 1x28x28 map with 10 classes"
+    )]
+    Dataset { input: Shape, classes: usize },
     #[error("the train/validation split")]
     Split(#[from] qcnn_dataset::DatasetError),
     #[error(transparent)]
@@ -37,8 +47,8 @@ pub struct Quantized {
     pub float_model: FloatModel,
 }
 
-/// Quantizes the float checkpoint at `checkpoint_path` with `config`'s architecture and
-/// settings. Calibration uses the first `calibration_images` of the training split; the
+/// Quantizes the float model at `checkpoint_path`, an ONNX file (which gives its own
+/// architecture) or a checkpoint (with `config`'s architecture), with `config`'s settings. Calibration uses the first `calibration_images` of the training split; the
 /// report's figures come from the validation split. The test set is not touched.
 pub fn quantize_checkpoint(
     config: &Config,
@@ -47,8 +57,19 @@ pub fn quantize_checkpoint(
 ) -> Result<Quantized, QuantizeError> {
     let mut seconds = Timings::default();
     let clock = Instant::now();
-    let architecture = config.architecture();
-    let checkpoint = Checkpoint::read_checked(checkpoint_path, &architecture)?;
+    let (architecture, checkpoint, model_name, onnx_report) = read_model(config, checkpoint_path)?;
+    let image = Shape::Map {
+        c: 1,
+        h: qcnn_dataset::idx::ROWS as usize,
+        w: qcnn_dataset::idx::COLS as usize,
+    };
+    let classes = architecture.output().len();
+    if architecture.input != image || classes != qcnn_dataset::CLASSES {
+        return Err(QuantizeError::Dataset {
+            input: architecture.input,
+            classes,
+        });
+    }
     let checkpoint_sha256 =
         sha256_hex(
             &std::fs::read(checkpoint_path).map_err(|source| CheckpointError::Io {
@@ -98,9 +119,10 @@ pub fn quantize_checkpoint(
     };
 
     let report = Report {
-        model: config.model.name.clone(),
+        model: model_name,
         checkpoint: checkpoint_path.to_owned(),
         checkpoint_sha256,
+        onnx: onnx_report,
         calibration: CalibrationReport {
             method: settings.method,
             percentile: (settings.method == CalibrationMethod::Percentile)
@@ -123,4 +145,29 @@ pub fn quantize_checkpoint(
         report,
         float_model,
     })
+}
+
+/// The architecture and float parameters, with the model's name: from an ONNX file itself, or
+/// from config.yaml's model section and a checkpoint.
+fn read_model(
+    config: &Config,
+    path: &Path,
+) -> Result<(Architecture, Checkpoint, String, Option<ImportReport>), QuantizeError> {
+    if onnx::is_onnx(path) {
+        let imported = onnx::import(path)?;
+        return Ok((
+            imported.architecture,
+            imported.checkpoint,
+            imported.model.name,
+            Some(imported.report),
+        ));
+    }
+    let architecture = config.architecture()?;
+    let checkpoint = Checkpoint::read_checked(path, &architecture)?;
+    let name = config
+        .model
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    Ok((architecture, checkpoint, name, None))
 }
