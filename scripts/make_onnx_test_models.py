@@ -187,6 +187,9 @@ def bad_models():
     nodes, inits = small_chain([helper.make_node("AveragePool", ["c1"], ["a1"], name="/avg/AveragePool", kernel_shape=[1, 1])], after_conv="a1")
     out["bad_average_pool"] = model(nodes, inits, "average_pool")
 
+    nodes, inits = small_chain()
+    out["bad_opset_11"] = model(nodes, inits, "opset_11", opset=11)
+
     nodes, inits = small_chain(conv_attrs={"kernel_shape": [3, 3], "pads": [0, 0, 2, 2]})
     out["bad_asymmetric_pads"] = model(nodes, inits, "asymmetric_pads")
     return out

@@ -11,7 +11,7 @@ pub enum OnnxError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not an ONNX model (protobuf decoding failed: {source})", path.display())]
+    #[error("{}: not an ONNX model (protobuf decoding failed)", path.display())]
     Decode {
         path: PathBuf,
         source: prost::DecodeError,
