@@ -258,8 +258,8 @@ fn image_input(input: &ValueInfoProto) -> Result<InputShape, String> {
     }
     let size = |d: Option<i64>| {
         d.and_then(|v| usize::try_from(v).ok())
-            .filter(|&v| v > 0)
-            .ok_or_else(|| format!("C, H and W must be fixed positive sizes, got {dims:?}"))
+            .filter(|&v| (1..=usize::from(u16::MAX)).contains(&v))
+            .ok_or_else(|| format!("C, H and W must be fixed sizes within 1..=65535, got {dims:?}"))
     };
     Ok(InputShape {
         channels: size(c)?,
@@ -267,3 +267,6 @@ fn image_input(input: &ValueInfoProto) -> Result<InputShape, String> {
         width: size(w)?,
     })
 }
+
+#[cfg(test)]
+mod tests;
