@@ -29,7 +29,7 @@ impl Weighted {
         let per_output = self.weight.len() / self.outputs().max(1);
         for o in 0..self.outputs() {
             let denominator = f64::from(var[o]) + f64::from(epsilon);
-            if !(denominator > 0.0) {
+            if denominator.is_nan() || denominator <= 0.0 {
                 return Err(format!(
                     "channel {o}: var + epsilon = {denominator} is not positive"
                 ));

@@ -11,6 +11,8 @@ mod chain;
 mod error;
 mod fold;
 mod node;
+// Generated code (see its header), kept as generated.
+#[allow(clippy::all)]
 mod proto;
 mod report;
 mod tensor;

@@ -140,7 +140,7 @@ pub fn decode(tensor: &TensorProto) -> Result<Constant, String> {
 }
 
 fn whole(len: usize, size: usize) -> Result<(), String> {
-    if len % size == 0 {
+    if len.is_multiple_of(size) {
         Ok(())
     } else {
         Err(format!(
