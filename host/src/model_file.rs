@@ -24,7 +24,7 @@ pub struct LoadedModel {
 pub fn is_checkpoint(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("pth" | "pt" | "safetensors")
+        Some("pth" | "pt" | "safetensors" | "onnx")
     )
 }
 
@@ -92,8 +92,14 @@ pub fn check_blob<'a>(path: &Path, blob: &'a [u8]) -> Result<Model<'a>> {
 /// `evaluate` can run (a blob the engine accepts, or a checkpoint matching config.yaml).
 pub fn check_for_record(path: &Path, config: &Config) -> Result<String> {
     let bytes = read(path)?;
-    if is_checkpoint(path) {
-        let architecture = config.architecture();
+    if qcnn_quantize::onnx::is_onnx(path) {
+        // An ONNX file brings its own architecture.
+        let imported = qcnn_quantize::onnx::import_bytes(path, &bytes)?;
+        let architecture = imported.architecture;
+        qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
+            .with_context(|| format!("the model in {}", path.display()))?;
+    } else if is_checkpoint(path) {
+        let architecture = config.architecture()?;
         qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
             .context("config.yaml's model")?;
         Checkpoint::read_checked(path, &architecture)?;

@@ -321,6 +321,7 @@ mod tests {
         )))
         .unwrap()
         .architecture()
+        .unwrap()
     }
 
     #[test]

@@ -8,11 +8,13 @@ use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 
+use crate::architecture::Architecture;
 use crate::calibrate::calibrate;
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::config::{CalibrationMethod, Config};
+use crate::config::{CalibrationMethod, Config, ConfigError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
+use crate::onnx::{self, ImportReport, OnnxError};
 use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
 use crate::validate;
@@ -21,6 +23,10 @@ use crate::validate;
 pub enum QuantizeError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("the train/validation split")]
     Split(#[from] qcnn_dataset::DatasetError),
     #[error("the config's model does not fit the dataset")]
@@ -40,8 +46,8 @@ pub struct Quantized {
     pub float_model: FloatModel,
 }
 
-/// Quantizes the float checkpoint at `checkpoint_path` with `config`'s architecture and
-/// settings. Calibration uses the first `calibration_images` of the training split; the
+/// Quantizes the float model at `checkpoint_path`, an ONNX file (which gives its own
+/// architecture) or a checkpoint (with `config`'s architecture), with `config`'s settings. Calibration uses the first `calibration_images` of the training split; the
 /// report's figures come from the validation split. The test set is not touched.
 pub fn quantize_checkpoint(
     config: &Config,
@@ -50,10 +56,9 @@ pub fn quantize_checkpoint(
 ) -> Result<Quantized, QuantizeError> {
     let mut seconds = Timings::default();
     let clock = Instant::now();
-    let architecture = config.architecture();
+    let (architecture, checkpoint, model_name, onnx_report) = read_model(config, checkpoint_path)?;
     qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
         .map_err(QuantizeError::DoesNotFit)?;
-    let checkpoint = Checkpoint::read_checked(checkpoint_path, &architecture)?;
     let checkpoint_sha256 = sha256_hex(
         &crate::regular_file::read(checkpoint_path, crate::regular_file::MAX_CHECKPOINT_BYTES)
             .map_err(|source| CheckpointError::Io {
@@ -103,9 +108,10 @@ pub fn quantize_checkpoint(
     };
 
     let report = Report {
-        model: config.model.name.clone(),
+        model: model_name,
         checkpoint: checkpoint_path.to_owned(),
         checkpoint_sha256,
+        onnx: onnx_report,
         calibration: CalibrationReport {
             method: settings.method,
             percentile: (settings.method == CalibrationMethod::Percentile)
@@ -129,4 +135,29 @@ pub fn quantize_checkpoint(
         report,
         float_model,
     })
+}
+
+/// The architecture and float parameters, with the model's name: from an ONNX file itself, or
+/// from config.yaml's model section and a checkpoint.
+fn read_model(
+    config: &Config,
+    path: &Path,
+) -> Result<(Architecture, Checkpoint, String, Option<ImportReport>), QuantizeError> {
+    if onnx::is_onnx(path) {
+        let imported = onnx::import(path)?;
+        return Ok((
+            imported.architecture,
+            imported.checkpoint,
+            imported.model.name,
+            Some(imported.report),
+        ));
+    }
+    let architecture = config.architecture()?;
+    let checkpoint = Checkpoint::read_checked(path, &architecture)?;
+    let name = config
+        .model
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    Ok((architecture, checkpoint, name, None))
 }

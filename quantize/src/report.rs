@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::calibrate::CalibratedOutput;
 use crate::config::CalibrationMethod;
 use crate::export::QuantizedLayer;
+use crate::onnx::ImportReport;
 use crate::plan::Plans;
 use crate::validate::Scores;
 
@@ -16,6 +17,9 @@ pub struct Report {
     pub model: String,
     pub checkpoint: PathBuf,
     pub checkpoint_sha256: String,
+    /// What importing an ONNX file folded, dropped or reordered; absent for a checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<ImportReport>,
     pub calibration: CalibrationReport,
     pub validation: ValidationReport,
     pub layers: Vec<QuantizedLayer>,
@@ -79,6 +83,22 @@ impl Report {
             self.model,
             self.checkpoint.display()
         );
+        if let Some(onnx) = &self.onnx {
+            let _ = writeln!(
+                s,
+                "onnx        opset {}, {} nodes, from {}",
+                onnx.opset, onnx.nodes, onnx.producer
+            );
+            for (what, nodes) in [
+                ("folded", &onnx.folded),
+                ("dropped", &onnx.dropped),
+                ("moved", &onnx.moved),
+            ] {
+                for node in nodes {
+                    let _ = writeln!(s, "            {what} {node}");
+                }
+            }
+        }
         let percentile = c.percentile.map(|p| format!(" {p}%")).unwrap_or_default();
         let _ = writeln!(
             s,
