@@ -222,12 +222,16 @@ impl<'a> Logits<'a> {
             found: out.len(),
         };
         let out = out.get_mut(..self.len()).ok_or(too_short)?;
-        // Subtracting the largest logit keeps exp() in range.
-        let max = self.iter().max().map_or(0.0, |q| self.dequantize_value(q));
+        // Subtract the largest logit in the integer domain: the difference is ≤ 0 and finite,
+        // whereas dequantizing first turns an extreme scale into inf and inf − inf into NaN.
+        let max = self.iter().max().unwrap_or(0);
         let mut sum = 0.0;
         for (p, q) in out.iter_mut().zip(self.iter()) {
+            let below_max = f32::from(i16::from(q) - i16::from(max));
+            // exp underflows to 0 well above −104; clamping also turns −inf into a number.
+            let x = (self.quant.scale * below_max).max(-104.0);
             // micromath on every target, so host and microcontroller agree.
-            *p = F32Ext::exp(self.dequantize_value(q) - max);
+            *p = F32Ext::exp(x);
             sum += *p;
         }
         // sum ≥ 1: the largest logit contributes exp(0).
@@ -247,6 +251,28 @@ mod tests {
     use super::*;
     use crate::test_blob::Spec;
     use crate::test_util::SplitMix;
+
+    #[test]
+    fn softmax_is_a_distribution_for_any_scale() {
+        let values = [-128_i8, -1, 0, 5, 127, 127];
+        for scale in [f32::MIN_POSITIVE, 1e-3, 1.0, 1e6, 1e38, f32::MAX] {
+            let logits = Logits {
+                values: &values,
+                quant: QuantParams {
+                    scale,
+                    zero_point: -3,
+                },
+            };
+            let mut out = [0.0_f32; 6];
+            logits.softmax(&mut out).unwrap();
+            assert!(
+                out.iter().all(|p| (0.0..=1.0).contains(p)),
+                "{scale}: {out:?}"
+            );
+            let sum: f32 = out.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-4, "{scale}: {out:?}");
+        }
+    }
 
     #[test]
     fn random_models_match_the_reference() {

@@ -52,10 +52,11 @@ pub fn is_onnx(path: &Path) -> bool {
 }
 
 pub fn import(path: &Path) -> Result<Imported, OnnxError> {
-    let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES).map_err(|source| OnnxError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES)
+        .map_err(|source| OnnxError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     import_bytes(path, &bytes)
 }
 
