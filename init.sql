@@ -6,6 +6,8 @@
 -- primary key starts with, so the keys are valid there; Greenplum accepts the REFERENCES
 -- clauses but does not enforce them. Apply with `psql -f init.sql` or `qcnn db init`.
 -- All integers are BIGINT so that both engines read them back as 64-bit numbers.
+-- `qcnn db init` applies this under an advisory lock, after checking that tables which already
+-- exist have the columns below; `psql -f` does neither.
 
 -- Checkpoints and blobs to evaluate; `qcnn evaluate` with no --model takes the newest row.
 CREATE TABLE IF NOT EXISTS model_weights (
@@ -56,3 +58,10 @@ CREATE TABLE IF NOT EXISTS model_result_confusion (
     count BIGINT NOT NULL,
     PRIMARY KEY (result_id, variant, actual, predicted)
 );
+
+-- The schema's version: qcnn refuses to work on a database of another version before doing
+-- any work, and `qcnn db init` migrates an older one (host/src/db/schema.rs).
+CREATE TABLE IF NOT EXISTS schema_version (
+    version BIGINT NOT NULL
+);
+INSERT INTO schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);

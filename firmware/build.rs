@@ -1,7 +1,8 @@
 //! Prepares what the firmware embeds, so that the firmware itself only reads constants:
 //! - `memory.x` for the board of the target (mps2-an386 for thumbv7em, micro:bit for thumbv6m);
-//! - `model.qcnn`: the blob named by `QCNN_BLOB`, checked with qcnn-core's own loader, which
-//!   also gives the arena size the static arena is declared with;
+//! - `model.qcnn`: the blob named by `QCNN_BLOB`, and `qcnn_model.rs`: its figures for this
+//!   target's kernels (`ARENA_LEN`, which the static arena is declared with), written by
+//!   qcnn-build after checking the blob with qcnn-core's own loader;
 //! - `images.bin`: the first `QCNN_IMAGE_COUNT` (default 100) FashionMNIST test images, raw u8,
 //!   from `QCNN_IMAGES` or the configured data directories, checked against the canonical SHA-256.
 
@@ -33,13 +34,11 @@ fn main() -> ExitCode {
 fn run() -> Result<(), String> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?);
     write_memory_x(&out_dir)?;
-    let arena_len = embed_blob(&out_dir)?;
+    embed_blob(&out_dir)?;
     let image_count = embed_images(&out_dir)?;
 
     let facts = format!(
-        "/// Arena bytes the embedded model needs: its `arena_len()`, computed at build time.\n\
-         pub const ARENA_LEN: usize = {arena_len};\n\
-         /// Test images embedded, from test image 0 on.\n\
+        "/// Test images embedded, from test image 0 on.\n\
          pub const IMAGE_COUNT: usize = {image_count};\n\
          /// Bytes in one u8 test image.\n\
          pub const IMAGE_BYTES: usize = {IMAGE_BYTES};\n"
@@ -68,8 +67,9 @@ fn write_memory_x(out_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Copies the blob next to the generated code and returns the arena size it needs.
-fn embed_blob(out_dir: &Path) -> Result<usize, String> {
+/// Copies the blob next to the generated code, and has qcnn-build check it and write its
+/// figures (`ARENA_LEN` for this target's kernels, ...) to `qcnn_model.rs`.
+fn embed_blob(out_dir: &Path) -> Result<(), String> {
     println!("cargo::rerun-if-env-changed=QCNN_BLOB");
     let path = env::var("QCNN_BLOB").map_err(|_| {
         "QCNN_BLOB is not set: point it at the .qcnn model to embed \
@@ -78,11 +78,9 @@ fn embed_blob(out_dir: &Path) -> Result<usize, String> {
     })?;
     println!("cargo::rerun-if-changed={path}");
     let blob = fs::read(&path).map_err(|e| format!("reading QCNN_BLOB {path}: {e}"))?;
-    let model =
-        qcnn_core::Model::from_bytes(&blob).map_err(|e| format!("QCNN_BLOB {path}: {e}"))?;
-    let arena_len = model.arena_len();
     write(&out_dir.join("model.qcnn"), &blob)?;
-    Ok(arena_len)
+    qcnn_build::emit(&path).map_err(|e| format!("QCNN_BLOB {e}"))?;
+    Ok(())
 }
 
 fn embed_images(out_dir: &Path) -> Result<usize, String> {

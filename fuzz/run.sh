@@ -16,7 +16,7 @@ fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(blob idx checkpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(blob idx checkpoint onnx)
 target_dir=${CARGO_TARGET_DIR:-$fuzz_dir/target}
 sanitizer=${SANITIZER:-none}
 # The checkpoint target goes through temporary files: keep them in memory when possible.

@@ -12,10 +12,13 @@ cd "$QCNN_ROOT"
 # qemu-system-arm: the Cortex-M4 firmware test; dataset-fashion-mnist: the fallback data dir;
 # postgresql-15: initdb/pg_ctl for the tests' own server; openssl: TLS test certificates;
 # the shellcheck package lints these scripts and the workflows' run: blocks (via actionlint);
-# libssl-dev and pkg-config: native-tls (the host's PostgreSQL TLS) links the system OpenSSL.
+# libssl-dev and pkg-config: native-tls (the host's PostgreSQL TLS) links the system OpenSSL;
+# gcc-arm-none-eabi and libnewlib-arm-none-eabi build the C firmware (capi/), gcc and g++ the
+# host C example and the header's C99 and C++ checks.
 # qemu-user, gcc-aarch64-linux-gnu and libc6-dev-arm64-cross: the aarch64 NEON kernels' tests,
 # cross-linked and run under qemu-aarch64 (the `aarch64` test step).
 apt_packages=(qemu-system-arm dataset-fashion-mnist openssl libssl-dev pkg-config shellcheck ca-certificates
+    gcc g++ gcc-arm-none-eabi libnewlib-arm-none-eabi
     qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 # A machine may already carry initdb from another PostgreSQL build; only install if it has none.
 command -v initdb >/dev/null 2>&1 || apt_packages+=(postgresql-15)

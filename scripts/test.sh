@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$QCNN_ROOT"
 
-ALL_STEPS=(dvc-status fmt shellcheck clippy test tiers aarch64 cross-core firmware workflows containers)
+ALL_STEPS=(dvc-status fmt shellcheck clippy test tiers aarch64 cross-core firmware capi workflows containers)
 SKIPPED=200 # a step's exit status meaning "nothing to run here"
 
 step_dvc_status() {
@@ -37,7 +37,7 @@ step_fmt() {
 }
 
 step_shellcheck() {
-    shellcheck --external-sources scripts/*.sh .ci/run firmware/run-tests.sh bench/compare.sh \
+    shellcheck --external-sources scripts/*.sh .ci/run firmware/run-tests.sh capi/run-tests.sh bench/compare.sh \
         bench/qemu_instructions.sh
 }
 
@@ -110,6 +110,13 @@ step_firmware() {
         echo "firmware/run-tests.sh does not exist: no firmware test to run"
         return "$SKIPPED"
     fi
+}
+
+step_capi() {
+    # The C API (capi/, a workspace of its own): its unit and header drift tests, the header
+    # as C99 and C++, the host C example and the C firmware on qemu against `qcnn predict`,
+    # the panic-never link and the flash budget (see capi/run-tests.sh).
+    bash capi/run-tests.sh
 }
 
 step_workflows() {

@@ -48,6 +48,17 @@ impl Model<'_> {
     /// Classifies one u8 image (C,H,W order, `input_len()` bytes) using `arena`
     /// (at least `arena_len()` bytes), and returns the int8 logits, which live in the arena.
     pub fn infer<'b>(&self, image: &[u8], arena: &'b mut [u8]) -> Result<Logits<'b>, InferError> {
+        self.infer_observed(image, arena, &mut |_| {})
+    }
+
+    /// [`Self::infer`], calling `after(0)` once the image is in the arena and `after(n)` once
+    /// the first `n` layers have run (a Flatten included): how a firmware times each layer.
+    pub fn infer_observed<'b>(
+        &self,
+        image: &[u8],
+        arena: &'b mut [u8],
+        after: &mut dyn FnMut(usize),
+    ) -> Result<Logits<'b>, InferError> {
         let expected = self.input_len();
         if image.len() != expected {
             return Err(InferError::WrongImageLength {
@@ -56,7 +67,7 @@ impl Model<'_> {
             });
         }
         let arena = arena_of(arena, self.arena_len())?;
-        let values = self.run_layers(image, 1, arena)?;
+        let values = self.run_layers(image, 1, arena, after)?;
         Ok(Logits {
             values,
             quant: self.output_quant(),
@@ -98,7 +109,7 @@ impl Model<'_> {
         let logits = logits.get_mut(..needed).ok_or(too_short)?;
         let needed_arena = self.batch_arena_len(count).unwrap_or(usize::MAX);
         let arena = arena_of(arena, needed_arena)?;
-        logits.copy_from_slice(self.run_layers(images, count, arena)?);
+        logits.copy_from_slice(self.run_layers(images, count, arena, &mut |_| {})?);
         Ok(count)
     }
 
@@ -106,13 +117,15 @@ impl Model<'_> {
     /// bytes) and returns their logits, back to back, inside `arena`.
     ///
     /// The batch's tensors ping-pong like one image's (see [`crate::arena`]), each holding
-    /// every image's tensor back to back: `count · arena_len()` bytes always suffice, as
-    /// `arena_len()` covers every layer's input plus output.
+    /// every image's tensor back to back, with the gap between them as the layer's scratch:
+    /// `count · arena_len()` bytes always suffice, as `arena_len()` covers every layer's
+    /// input, output and scratch.
     fn run_layers<'b>(
         &self,
         images: &[u8],
         count: usize,
         arena: &'b mut [i8],
+        after: &mut dyn FnMut(usize),
     ) -> Result<&'b [i8], InferError> {
         let too_small = InferError::ArenaTooSmall {
             needed: self.batch_arena_len(count).unwrap_or(usize::MAX),
@@ -123,17 +136,20 @@ impl Model<'_> {
             *dst = (pixel ^ 0x80) as i8;
         }
         let (mut end, mut len) = (End::Front, self.input_len());
-        for layer in self.layers() {
+        after(0);
+        for (index, layer) in self.layers().enumerate() {
             let op = layer.op();
             if !op.computes() {
+                after(index + 1);
                 continue;
             }
             let out_len = layer.output().len();
             let (batch_in, batch_out) = (count.saturating_mul(len), count.saturating_mul(out_len));
             // The caller sized the arena for every layer, so this split always succeeds.
-            let (input, output) = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
-            op.run_batch(input, output, len, out_len);
+            let split = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
+            op.run_batch(split.input, split.output, (len, out_len), split.scratch);
             (end, len) = (end.other(), out_len);
+            after(index + 1);
         }
         let arena: &'b [i8] = arena;
         arena::tensor(arena, end, count.saturating_mul(len)).ok_or(too_small)
@@ -206,12 +222,16 @@ impl<'a> Logits<'a> {
             found: out.len(),
         };
         let out = out.get_mut(..self.len()).ok_or(too_short)?;
-        // Subtracting the largest logit keeps exp() in range.
-        let max = self.iter().max().map_or(0.0, |q| self.dequantize_value(q));
+        // Subtract the largest logit in the integer domain: the difference is ≤ 0 and finite,
+        // whereas dequantizing first turns an extreme scale into inf and inf − inf into NaN.
+        let max = self.iter().max().unwrap_or(0);
         let mut sum = 0.0;
         for (p, q) in out.iter_mut().zip(self.iter()) {
+            let below_max = f32::from(i16::from(q) - i16::from(max));
+            // exp underflows to 0 well above −104; clamping also turns −inf into a number.
+            let x = (self.quant.scale * below_max).max(-104.0);
             // micromath on every target, so host and microcontroller agree.
-            *p = F32Ext::exp(self.dequantize_value(q) - max);
+            *p = F32Ext::exp(x);
             sum += *p;
         }
         // sum ≥ 1: the largest logit contributes exp(0).
@@ -231,6 +251,28 @@ mod tests {
     use super::*;
     use crate::test_blob::Spec;
     use crate::test_util::SplitMix;
+
+    #[test]
+    fn softmax_is_a_distribution_for_any_scale() {
+        let values = [-128_i8, -1, 0, 5, 127, 127];
+        for scale in [f32::MIN_POSITIVE, 1e-3, 1.0, 1e6, 1e38, f32::MAX] {
+            let logits = Logits {
+                values: &values,
+                quant: QuantParams {
+                    scale,
+                    zero_point: -3,
+                },
+            };
+            let mut out = [0.0_f32; 6];
+            logits.softmax(&mut out).unwrap();
+            assert!(
+                out.iter().all(|p| (0.0..=1.0).contains(p)),
+                "{scale}: {out:?}"
+            );
+            let sum: f32 = out.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-4, "{scale}: {out:?}");
+        }
+    }
 
     #[test]
     fn random_models_match_the_reference() {
@@ -282,7 +324,8 @@ mod tests {
         let spec = Spec::seed(&mut SplitMix(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
-        let mut arena = vec![0; 3 * 9408];
+        const ARENA: usize = 9408 + 288;
+        let mut arena = vec![0; 3 * ARENA];
         let mut logits = [0; 30];
         for found in [0, 783, 785, 3 * 784 - 1] {
             assert_eq!(
@@ -295,10 +338,10 @@ mod tests {
         }
         let images = [0; 3 * 784];
         assert_eq!(
-            model.infer_batch(&images, &mut arena[..3 * 9408 - 1], &mut logits),
+            model.infer_batch(&images, &mut arena[..3 * ARENA - 1], &mut logits),
             Err(InferError::ArenaTooSmall {
-                needed: 3 * 9408,
-                found: 3 * 9408 - 1
+                needed: 3 * ARENA,
+                found: 3 * ARENA - 1
             })
         );
         assert_eq!(
@@ -318,8 +361,13 @@ mod tests {
         let spec = Spec::seed(&mut SplitMix(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
-        // Conv2 reads 8×28×28 and writes 16×14×14: 6272 + 3136.
-        assert_eq!(model.arena_len(), 9408);
+        // Conv2 reads 8×28×28 and writes 16×14×14 (6272 + 3136), working between them in
+        // four 72-byte im2col patches, or in the Cortex-M4 path's 4951 bytes of buffers.
+        assert_eq!(model.arena_len(), 9408 + 288);
+        assert_eq!(
+            model.arena_len_for(crate::Kernels::CortexM4Dsp),
+            9408 + 4951
+        );
         assert_eq!(model.input_len(), 784);
         assert_eq!(model.num_classes(), 10);
         assert_eq!(model.layers().len(), 5);
@@ -332,7 +380,7 @@ mod tests {
             blob.len(),
             model.arena_len()
         );
-        let mut arena = [0_u8; 9408];
+        let mut arena = [0_u8; 9408 + 288];
         let mut rng = SplitMix(2);
         for _ in 0..3 {
             let image = rng.u8s(784);
@@ -342,11 +390,27 @@ mod tests {
     }
 
     #[test]
+    fn observed_inference_reports_every_layer_in_order() {
+        let spec = Spec::seed(&mut SplitMix(1));
+        let blob = spec.to_blob();
+        let model = Model::from_bytes(&blob).unwrap();
+        let image = SplitMix(3).u8s(784);
+        let mut arena = vec![0; model.arena_len()];
+        let mut seen = Vec::new();
+        let logits = model
+            .infer_observed(&image, &mut arena, &mut |n| seen.push(n))
+            .unwrap();
+        assert_eq!(logits.as_slice(), &spec.reference(&image)[..]);
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
     fn bad_image_or_arena_is_refused() {
         let spec = Spec::seed(&mut SplitMix(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
-        let mut arena = vec![0; 9408];
+        const ARENA: usize = 9408 + 288;
+        let mut arena = vec![0; ARENA];
         assert_eq!(
             model.infer(&[0; 783], &mut arena).unwrap_err(),
             InferError::WrongImageLength {
@@ -355,10 +419,10 @@ mod tests {
             }
         );
         assert_eq!(
-            model.infer(&[0; 784], &mut arena[..9407]).unwrap_err(),
+            model.infer(&[0; 784], &mut arena[..ARENA - 1]).unwrap_err(),
             InferError::ArenaTooSmall {
-                needed: 9408,
-                found: 9407
+                needed: ARENA,
+                found: ARENA - 1
             }
         );
         // A larger arena works and gives the same answer.

@@ -3,7 +3,7 @@
 //! ```no_run
 //! # fn classify(blob: &[u8], image: &[u8; 784]) -> Result<usize, Box<dyn core::error::Error>> {
 //! let model = qcnn_core::Model::from_bytes(blob)?; // validates everything, copies nothing
-//! let mut arena = [0_u8; 9408]; // at least model.arena_len()
+//! let mut arena = [0_u8; 14359]; // at least model.arena_len() (qcnn-build gives it at build time)
 //! let logits = model.infer(image, &mut arena)?;
 //! Ok(logits.argmax())
 //! # }
@@ -23,6 +23,12 @@
 //! layer to layer, that every section lies in bounds with the right length and alignment, and
 //! every parameter range. Each failure is a named [`ModelError`] variant. Once it returns
 //! `Ok`, [`Model::infer`] cannot panic or index out of bounds for any image.
+//! [`Model::from_bytes_unverified`] makes every check but the CRC-32 over the whole blob (most
+//! of a load's cost on a microcontroller), for a blob checked once with [`verify_crc`].
+//!
+//! The [`Model`] itself is a view of the blob (48 bytes on a 32-bit target): each layer is
+//! decoded from the header again when it runs, so nothing the size of the layer list is held
+//! in RAM.
 //!
 //! # Arithmetic (TFLite's int8 scheme)
 //!
@@ -44,9 +50,15 @@
 //! # Memory
 //!
 //! The caller owns the activation arena (`&mut [u8]` of at least [`Model::arena_len`]
-//! bytes). Layers ping-pong between its two ends, so the need is the largest
-//! `input + output` of any layer: 9,408 bytes for the seed model (its second conv reads
-//! 8×28×28 and writes the pooled 16×14×14). No heap, no recursion, no large stack arrays.
+//! bytes). Layers ping-pong between its two ends, and the gap between a layer's input and
+//! output is its kernels' scratch (the Cortex-M4 DSP paths' int16 rows and interleaved
+//! weights, the portable im2col patches), so the need is the largest `input + scratch +
+//! output` of any layer, and no kernel keeps more than a few hundred bytes on the stack. The
+//! scratch depends on the kernels ([`Kernels`]): for the seed model 9,696 bytes with the
+//! portable kernels, 14,359 on a Cortex-M4 (its second conv reads 8×28×28 and writes the
+//! pooled 16×14×14 with 4,951 bytes of scratch between them); [`Model::arena_len_for`] gives
+//! another target's figure, and [`Model::plan`] where every tensor sits. No heap, no
+//! recursion, no large stack arrays.
 //!
 //! [`Model::infer_batch`] runs several images at once in `n ·` [`Model::arena_len`] bytes,
 //! with the same logits as one at a time: Linear layers then reuse each weight across the
@@ -56,10 +68,12 @@
 #![deny(unsafe_code)]
 
 mod arena;
+pub mod crc;
 pub mod format;
 mod infer;
 pub mod model;
 pub mod ops;
+pub mod plan;
 #[cfg(any(test, feature = "std"))]
 pub mod prepared;
 pub mod quant;
@@ -73,7 +87,8 @@ mod test_util;
 
 pub use format::QuantParams;
 pub use infer::{InferError, Logits};
-pub use model::{CheckedLayer, LayerKind, Model, ModelError, SectionKind};
+pub use model::{CheckedLayer, LayerKind, Layers, Model, ModelError, SectionKind, verify_crc};
+pub use ops::Kernels;
 pub use ops::tier::KernelTier;
 #[cfg(any(test, feature = "std"))]
 pub use prepared::{PreparedModel, TierError};

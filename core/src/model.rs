@@ -1,18 +1,21 @@
 //! A validated model. [`Model::from_bytes`] checks the whole blob once (integrity, every
-//! shape, every section, every parameter range), keeping borrowed views of the weights, so
-//! inference never checks or copies anything and cannot fail on a model it was given.
+//! shape, every section, every parameter range) and keeps a view of it, so inference never
+//! copies anything and cannot fail on a model it was given: at run time each layer is
+//! decoded again from the header, without the data scans.
 
 use core::fmt;
 
 use crate::arena;
+#[cfg(doc)]
+use crate::format::Header;
 use crate::format::{
-    self, CRC, Header, Layer, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section, VERSION,
+    self, CRC, Layer, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section, VERSION,
 };
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::dot::MAX_DOT_LEN;
 use crate::ops::linear::LinearOp;
 use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
-use crate::ops::{Channels, Op};
+use crate::ops::{Channels, Kernels, Op};
 use crate::quant::SHIFT_RANGE;
 use crate::shape::{MAX_TENSOR_LEN, MapShape, TensorShape};
 
@@ -305,74 +308,125 @@ impl<'a> CheckedLayer<'a> {
         self.macs
     }
 
+    /// Bytes of scratch `kernels` take from the arena while this layer runs, between its
+    /// input and its output.
+    pub fn scratch_len(&self, kernels: Kernels) -> usize {
+        self.op.scratch_len(kernels)
+    }
+
+    /// Bytes of arena this layer needs with `kernels`: input + scratch + output, or 0 for a
+    /// Flatten, which moves nothing; `None` on overflow.
+    pub fn arena_need(&self, kernels: Kernels) -> Option<usize> {
+        if !self.op.computes() {
+            return Some(0);
+        }
+        arena::layer_need(
+            self.input.len(),
+            self.op.scratch_len(kernels),
+            self.output.len(),
+        )
+    }
+
     pub(crate) fn op(&self) -> &Op<'a> {
         &self.op
     }
 }
 
-/// A model ready to run, borrowing its weights from the blob.
+/// A model ready to run: a validated view of the blob. It holds no decoded copy of the
+/// layers, only where they are: each layer's parameters are decoded from the blob's header
+/// (and its weights borrowed from the data section) when it runs or is listed, which costs a
+/// few hundred instructions per layer and keeps `size_of::<Model>()` at 48 bytes on a 32-bit
+/// microcontroller (88 on a 64-bit host).
 #[derive(Clone, Debug)]
 pub struct Model<'a> {
+    /// The header's postcard-encoded layer list (without its length), validated.
+    layers: &'a [u8],
+    /// The data section.
+    data: &'a [u8],
+    layer_count: usize,
     input: MapShape,
-    layers: heapless::Vec<CheckedLayer<'a>, { format::MAX_LAYERS }>,
     arena_len: usize,
     num_classes: usize,
     output_quant: QuantParams,
 }
 
 impl<'a> Model<'a> {
-    /// Validates `blob` completely and keeps views into it; nothing is copied.
+    /// Validates `blob` completely and keeps a view of it; nothing is copied.
+    ///
+    /// Checked here, in this order: the prefix (length, magic, version, flags); the CRC-32
+    /// of every byte before it; the header's framing (length, decoding, no trailing bytes,
+    /// `data_len`, zero padding); then, layer by layer, that the shapes chain and fit, every
+    /// section's length, bounds and alignment, every weight in −127..=127, every multiplier
+    /// non-negative, every shift in −31..=30, every scale finite and positive; and that the
+    /// last layer gives a vector. [`Self::from_bytes_unverified`] is all of this but the CRC.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self, ModelError> {
-        let (header, data) = parse(blob)?;
+        Self::load(blob, true)
+    }
+
+    /// Every check of [`Self::from_bytes`] except the CRC-32 over the whole blob, which is
+    /// most of a load's cost on a microcontroller (the weights dominate the blob). Inference
+    /// on the result is still memory-safe and panic-free whatever the bytes; only a flipped
+    /// weight or bias bit would go unnoticed. For a blob whose integrity is known otherwise:
+    /// checked once with [`verify_crc`] after it was written to flash, or protected by the
+    /// part's own flash ECC.
+    pub fn from_bytes_unverified(blob: &'a [u8]) -> Result<Self, ModelError> {
+        Self::load(blob, false)
+    }
+
+    fn load(blob: &'a [u8], check_crc: bool) -> Result<Self, ModelError> {
+        let framed = parse(blob, check_crc)?;
         let input = MapShape {
-            c: header.input.c.into(),
-            h: header.input.h.into(),
-            w: header.input.w.into(),
+            c: framed.input.c.into(),
+            h: framed.input.h.into(),
+            w: framed.input.w.into(),
         };
         if input.c == 0 || input.h == 0 || input.w == 0 {
             return Err(ModelError::EmptyInput);
         }
         let input_len = input.checked_len().ok_or(ModelError::InputTooLarge)?;
-        if header.layers.is_empty() {
+        if framed.layer_count == 0 {
             return Err(ModelError::NoLayers);
         }
-        let mut builder = Builder {
-            data,
-            index: 0,
-            shape: TensorShape::Map(input),
-            quant: QuantParams {
-                scale: format::INPUT_SCALE,
-                zero_point: format::INPUT_ZERO_POINT,
-            },
-        };
-        let mut layers = heapless::Vec::new();
+        let mut walk = Walk::new(framed.layers, framed.layer_count, framed.data, input, true);
         let mut arena_len = input_len;
-        for (index, layer) in header.layers.iter().enumerate() {
-            builder.index = index;
-            let checked = builder.layer(layer)?;
-            if checked.op.computes() {
-                let need = arena::layer_need(checked.input.len(), checked.output.len())
-                    .ok_or(ModelError::TooLarge { layer: index })?;
-                arena_len = arena_len.max(need);
-            }
-            // Cannot fail: the header's list has the same capacity.
-            layers.push(checked).map_err(|_| ModelError::HeaderDecode)?;
+        while let Some(checked) = walk.next_layer() {
+            let index = walk.builder.index;
+            // Every target's figure must fit `usize`, not only this one's.
+            let needs = [Kernels::Portable, Kernels::CortexM4Dsp]
+                .map(|k| checked.as_ref().ok()?.arena_need(k));
+            let checked = checked?;
+            let [Some(_), Some(_)] = needs else {
+                return Err(ModelError::TooLarge { layer: index });
+            };
+            let need = checked.arena_need(Kernels::NATIVE).unwrap_or(usize::MAX);
+            arena_len = arena_len.max(need);
         }
-        let TensorShape::Vector(num_classes) = builder.shape else {
+        let TensorShape::Vector(num_classes) = walk.builder.shape else {
             return Err(ModelError::OutputNotVector);
         };
         Ok(Self {
+            layers: framed.layers,
+            data: framed.data,
+            layer_count: framed.layer_count,
             input,
-            layers,
             arena_len,
             num_classes,
-            output_quant: builder.quant,
+            output_quant: walk.builder.quant,
         })
     }
 
-    /// Bytes of arena `infer` needs.
+    /// Bytes of arena `infer` needs on this target: the most any layer needs for its input,
+    /// its output and its kernels' scratch (see `ops::scratch`), and at least the image.
     pub fn arena_len(&self) -> usize {
         self.arena_len
+    }
+
+    /// [`Self::arena_len`] on a target with other kernels: what a build script on the host
+    /// sizes a Cortex-M4's arena with (`Kernels::for_target`).
+    pub fn arena_len_for(&self, kernels: Kernels) -> usize {
+        self.layers().fold(self.input_len(), |len, layer| {
+            len.max(layer.arena_need(kernels).unwrap_or(usize::MAX))
+        })
     }
 
     /// The input image's shape; the image is `c·h·w` u8 pixels in C,H,W order.
@@ -389,8 +443,11 @@ impl<'a> Model<'a> {
         self.num_classes
     }
 
-    pub fn layers(&self) -> &[CheckedLayer<'a>] {
-        &self.layers
+    /// The layers in order, each decoded from the blob as the iterator reaches it.
+    pub fn layers(&self) -> Layers<'a> {
+        Layers {
+            walk: Walk::new(self.layers, self.layer_count, self.data, self.input, false),
+        }
     }
 
     /// Scale and zero point of the int8 logits.
@@ -400,16 +457,115 @@ impl<'a> Model<'a> {
 
     /// Multiply-accumulates per inference.
     pub fn macs(&self) -> u64 {
-        self.layers
-            .iter()
-            .fold(0, |sum, l| sum.saturating_add(l.macs))
+        self.layers().fold(0, |sum, l| sum.saturating_add(l.macs))
     }
 }
 
-/// Checks the framing (prefix, CRC, header, padding, data length) and decodes the header.
-fn parse(blob: &[u8]) -> Result<(Header, &[u8]), ModelError> {
-    let too_short = ModelError::TooShort { len: blob.len() };
+/// Checks the CRC-32 of a whole blob: the check [`Model::from_bytes`] makes and
+/// [`Model::from_bytes_unverified`] leaves out.
+pub fn verify_crc(blob: &[u8]) -> Result<(), ModelError> {
     let (body, crc) = blob
+        .split_last_chunk::<{ format::CRC_LEN }>()
+        .ok_or(ModelError::TooShort { len: blob.len() })?;
+    let stored = u32::from_le_bytes(*crc);
+    let computed = CRC.checksum(body);
+    if stored != computed {
+        return Err(ModelError::CrcMismatch { stored, computed });
+    }
+    Ok(())
+}
+
+/// The layers of a [`Model`], in order: see [`Model::layers`].
+#[derive(Clone, Debug)]
+pub struct Layers<'a> {
+    walk: Walk<'a>,
+}
+
+impl<'a> Iterator for Layers<'a> {
+    type Item = CheckedLayer<'a>;
+
+    fn next(&mut self) -> Option<CheckedLayer<'a>> {
+        // A validated model's layers decode again without error.
+        self.walk.next_layer()?.ok()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.walk.remaining, Some(self.walk.remaining))
+    }
+}
+
+impl ExactSizeIterator for Layers<'_> {}
+
+/// Decodes the layer list one layer at a time and checks each against the tensor before it.
+#[derive(Clone, Debug)]
+struct Walk<'a> {
+    bytes: &'a [u8],
+    remaining: usize,
+    builder: Builder<'a>,
+    next_index: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        bytes: &'a [u8],
+        count: usize,
+        data: &'a [u8],
+        input: MapShape,
+        check_data: bool,
+    ) -> Self {
+        Self {
+            bytes,
+            remaining: count,
+            builder: Builder {
+                data,
+                index: 0,
+                shape: TensorShape::Map(input),
+                quant: QuantParams {
+                    scale: format::INPUT_SCALE,
+                    zero_point: format::INPUT_ZERO_POINT,
+                },
+                check_data,
+            },
+            next_index: 0,
+        }
+    }
+
+    fn next_layer(&mut self) -> Option<Result<CheckedLayer<'a>, ModelError>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let decoded = postcard::take_from_bytes::<Layer>(self.bytes);
+        let Ok((layer, rest)) = decoded else {
+            self.remaining = 0;
+            return Some(Err(ModelError::HeaderDecode));
+        };
+        self.bytes = rest;
+        self.builder.index = self.next_index;
+        self.next_index += 1;
+        let checked = self.builder.layer(&layer);
+        if checked.is_err() {
+            self.remaining = 0;
+        }
+        Some(checked)
+    }
+}
+
+/// The parts of a blob whose framing checked out.
+struct Framed<'a> {
+    input: format::Shape,
+    /// The encoded layers, `layer_count` of them, each of which decodes.
+    layers: &'a [u8],
+    layer_count: usize,
+    data: &'a [u8],
+}
+
+/// Checks the framing (prefix, CRC if asked, header, padding, data length). The header is
+/// decoded piece by piece (shape, layer count, each layer, data length) exactly as postcard
+/// would decode a [`Header`], without ever holding the whole layer list.
+fn parse(blob: &[u8], check_crc: bool) -> Result<Framed<'_>, ModelError> {
+    let too_short = ModelError::TooShort { len: blob.len() };
+    let (body, _) = blob
         .split_last_chunk::<{ format::CRC_LEN }>()
         .ok_or(too_short)?;
     let (prefix, rest) = body.split_first_chunk::<PREFIX_LEN>().ok_or(too_short)?;
@@ -425,26 +581,40 @@ fn parse(blob: &[u8]) -> Result<(Header, &[u8]), ModelError> {
     if flags != 0 {
         return Err(ModelError::UnknownFlags { found: flags });
     }
-    let stored = u32::from_le_bytes(*crc);
-    let computed = CRC.checksum(body);
-    if stored != computed {
-        return Err(ModelError::CrcMismatch { stored, computed });
+    if check_crc {
+        verify_crc(blob)?;
     }
     let header_len = u32::from_le_bytes([h0, h1, h2, h3]);
     let out_of_bounds = ModelError::HeaderOutOfBounds { header_len };
     let (header_bytes, _) = rest
         .split_at_checked(to_usize(header_len))
         .ok_or(out_of_bounds)?;
-    let (header, unused) =
-        postcard::take_from_bytes::<Header>(header_bytes).map_err(|_| ModelError::HeaderDecode)?;
+    let decode = ModelError::HeaderDecode;
+    let (input, rest) =
+        postcard::take_from_bytes::<format::Shape>(header_bytes).map_err(|_| decode)?;
+    let (count, layers_start) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
+    let layer_count = to_usize(count);
+    if layer_count > format::MAX_LAYERS {
+        return Err(decode);
+    }
+    let mut after_layers = layers_start;
+    for _ in 0..layer_count {
+        after_layers = postcard::take_from_bytes::<Layer>(after_layers)
+            .map_err(|_| decode)?
+            .1;
+    }
+    let layers = layers_start
+        .get(..layers_start.len() - after_layers.len())
+        .unwrap_or_default();
+    let (data_len, unused) = postcard::take_from_bytes::<u32>(after_layers).map_err(|_| decode)?;
     if !unused.is_empty() {
         return Err(ModelError::HeaderTrailingBytes);
     }
     let data_start = format::data_offset(header_bytes.len());
     let data = body.get(data_start..).unwrap_or_default();
-    if data.len() != to_usize(header.data_len) {
+    if data.len() != to_usize(data_len) {
         return Err(ModelError::DataLength {
-            header: header.data_len,
+            header: data_len,
             actual: data.len(),
         });
     }
@@ -454,7 +624,12 @@ fn parse(blob: &[u8]) -> Result<(Header, &[u8]), ModelError> {
     if padding.iter().any(|&b| b != 0) {
         return Err(ModelError::NonZeroPadding);
     }
-    Ok((header, data))
+    Ok(Framed {
+        input,
+        layers,
+        layer_count,
+        data,
+    })
 }
 
 /// Lossless on the 32- and 64-bit targets we build for; saturates elsewhere so that bounds
@@ -467,12 +642,16 @@ fn valid_scale(scale: f32) -> bool {
     scale.is_finite() && scale > 0.0
 }
 
-/// Walks the layer list, tracking the tensor between layers.
+/// Builds each layer's operator, tracking the tensor between layers.
+#[derive(Clone, Debug)]
 struct Builder<'a> {
     data: &'a [u8],
     index: usize,
     shape: TensorShape,
     quant: QuantParams,
+    /// Whether to scan the data too (every weight, multiplier, shift and scale): at load,
+    /// not again each time a validated model's layers are decoded.
+    check_data: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -671,7 +850,7 @@ impl<'a> Builder<'a> {
     fn weights(&self, section: Section, count: usize) -> Result<&'a [i8], ModelError> {
         let weights: &[i8] =
             bytemuck::must_cast_slice(self.section(section, count, 1, SectionKind::Weights)?);
-        if weights.contains(&i8::MIN) {
+        if self.check_data && weights.contains(&i8::MIN) {
             return Err(ModelError::WeightOutOfRange { layer: self.index });
         }
         Ok(weights)
@@ -687,23 +866,25 @@ impl<'a> Builder<'a> {
         let words = |section, kind| Ok(self.section(section, count, 4, kind)?.as_chunks::<4>().0);
         let bias = words(requant.bias, SectionKind::Bias)?;
         let multiplier = words(requant.multiplier, SectionKind::Multiplier)?;
-        if multiplier.iter().any(|m| i32::from_le_bytes(*m) < 0) {
-            return Err(ModelError::NegativeMultiplier { layer });
-        }
         let shift: &[i8] =
             bytemuck::must_cast_slice(self.section(requant.shift, count, 1, SectionKind::Shift)?);
-        if shift.iter().any(|s| !SHIFT_RANGE.contains(s)) {
-            return Err(ModelError::ShiftOutOfRange { layer });
-        }
         let weight_scales = words(requant.weight_scales, SectionKind::WeightScales)?;
-        if !weight_scales
-            .iter()
-            .all(|s| valid_scale(f32::from_le_bytes(*s)))
-        {
-            return Err(ModelError::BadWeightScale { layer });
-        }
-        if !valid_scale(requant.output.scale) {
-            return Err(ModelError::BadOutputScale { layer });
+        if self.check_data {
+            if multiplier.iter().any(|m| i32::from_le_bytes(*m) < 0) {
+                return Err(ModelError::NegativeMultiplier { layer });
+            }
+            if shift.iter().any(|s| !SHIFT_RANGE.contains(s)) {
+                return Err(ModelError::ShiftOutOfRange { layer });
+            }
+            if !weight_scales
+                .iter()
+                .all(|s| valid_scale(f32::from_le_bytes(*s)))
+            {
+                return Err(ModelError::BadWeightScale { layer });
+            }
+            if !valid_scale(requant.output.scale) {
+                return Err(ModelError::BadOutputScale { layer });
+            }
         }
         Ok(Channels {
             bias,
@@ -751,7 +932,7 @@ impl<'a> Builder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Conv2d, Linear};
+    use crate::format::{Conv2d, Header, Linear};
     use crate::test_blob::{Spec, encode, fix_crc};
     use crate::test_util::SplitMix;
 
@@ -852,12 +1033,24 @@ mod tests {
         let blob = encode(&header, &data);
         let model = Model::from_bytes(&blob).unwrap();
         assert_eq!(model.num_classes(), 4);
+        let layers: Vec<CheckedLayer> = model.layers().collect();
+        assert_eq!(layers.len(), 3);
         assert_eq!(
-            model.layers()[0].output(),
+            layers[0].output(),
             TensorShape::Map(MapShape { c: 2, h: 3, w: 3 })
         );
-        assert_eq!(model.layers()[1].output(), TensorShape::Vector(18));
-        assert_eq!(model.arena_len(), 36 + 18);
+        assert_eq!(layers[1].output(), TensorShape::Vector(18));
+        // The conv's input, output and scratch: im2col's four patches of 9 bytes padded to
+        // 16 and its 2 × 16 padded weights; the Cortex-M4 path's buffers (81 words).
+        assert_eq!(layers[0].scratch_len(Kernels::Portable), 4 * 16 + 2 * 16);
+        assert_eq!(layers[0].scratch_len(Kernels::CortexM4Dsp), 81 * 4 + 3);
+        assert_eq!(model.arena_len_for(Kernels::Portable), 36 + 96 + 18);
+        assert_eq!(model.arena_len_for(Kernels::CortexM4Dsp), 36 + 327 + 18);
+        assert_eq!(
+            model.arena_len(),
+            model.arena_len_for(Kernels::NATIVE),
+            "this target's figure"
+        );
     }
 
     #[test]
@@ -1094,8 +1287,46 @@ mod tests {
             // Display names the problem; it is never empty.
             assert!(!err.to_string().is_empty());
             covered[variant(&err)] = true;
+            // Without the CRC, every other check still refuses the same blob.
+            if !matches!(expected, CrcMismatch { .. }) {
+                assert_eq!(
+                    Model::from_bytes_unverified(blob).expect_err(name),
+                    *expected,
+                    "{name}, unverified"
+                );
+            }
         }
         assert_eq!(covered, [true; VARIANTS], "variants without a crafted blob");
+    }
+
+    #[test]
+    fn unverified_load_skips_only_the_crc() {
+        let (header, data) = fixture();
+        let valid = encode(&header, &data);
+        assert_eq!(verify_crc(&valid), Ok(()));
+        // A flipped bias bit with the old CRC: only the CRC can tell.
+        let mut flipped = valid.clone();
+        let bias = valid.len() - 4 - data.len() + at(conv(&mut header.clone()).requant.bias);
+        flipped[bias] ^= 0x01;
+        let err = Model::from_bytes(&flipped).unwrap_err();
+        assert!(matches!(err, ModelError::CrcMismatch { .. }), "{err}");
+        assert_eq!(verify_crc(&flipped), Err(err));
+        let model = Model::from_bytes_unverified(&flipped).unwrap();
+        assert_eq!(
+            model.arena_len(),
+            Model::from_bytes(&valid).unwrap().arena_len()
+        );
+        assert_eq!(
+            verify_crc(&valid[..3]),
+            Err(ModelError::TooShort { len: 3 })
+        );
+    }
+
+    #[test]
+    fn the_model_is_a_small_view() {
+        // Where things are, not decoded layers: a dozen words on any target (48 bytes on a
+        // 32-bit microcontroller, which the firmware prints).
+        assert!(core::mem::size_of::<Model>() <= 12 * core::mem::size_of::<usize>());
     }
 
     #[test]

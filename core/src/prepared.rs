@@ -14,12 +14,12 @@ use std::vec::Vec;
 
 use crate::infer::InferError;
 use crate::model::Model;
-use crate::ops::Op;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::gemm::{GemmKernel, gemm_kernel};
 use crate::ops::linear::LinearOp;
 use crate::ops::maxpool2d::MaxPool2dOp;
 use crate::ops::tier::KernelTier;
+use crate::ops::{Kernels, Op};
 
 /// The environment variable that forces a tier (`portable`, `avx2`, `avx-vnni`,
 /// `avx512-vnni`, `neon`, `neon-dot`), for tests and measurements.
@@ -79,7 +79,9 @@ enum Kernel<'a> {
     /// The x86-64 direct convolution, weights packed for the tier.
     #[cfg(target_arch = "x86_64")]
     ConvDirect(Conv2dOp<'a>, crate::ops::x86::PackedConv),
-    /// im2col and the tier's gemm (or the direct loops, for patches over the stack buffer).
+    /// im2col and the tier's gemm (or the direct loops, for patches over [`PATCH_BYTES`]).
+    ///
+    /// [`PATCH_BYTES`]: crate::ops::conv2d::PATCH_BYTES
     Conv(Conv2dOp<'a>, GemmKernel),
     MaxPool(MaxPool2dOp),
     Linear(LinearOp<'a>, GemmKernel),
@@ -99,6 +101,11 @@ pub struct PreparedModel<'a> {
     steps: Vec<Step<'a>>,
     /// The largest tensor of one image, input included.
     max_tensor: usize,
+    /// The largest scratch of any layer with the portable kernels (im2col's patches, also
+    /// for the convolutions the x86 direct kernel declines); the x86 and NEON kernels keep
+    /// their own buffers on the stack. One image's worth serves the whole batch, as the
+    /// layers run one image at a time or (Linear) need none.
+    scratch_len: usize,
 }
 
 impl fmt::Debug for PreparedModel<'_> {
@@ -125,8 +132,10 @@ impl<'a> PreparedModel<'a> {
         let gemm = gemm_kernel(tier);
         let mut steps = Vec::new();
         let mut max_tensor = model.input_len();
+        let mut scratch_len = 0;
         for layer in model.layers() {
             let (input_len, output_len) = (layer.input().len(), layer.output().len());
+            scratch_len = scratch_len.max(layer.op().scratch_len(Kernels::Portable));
             let kernel = match *layer.op() {
                 Op::Conv2d(op) => conv_kernel(op, tier, gemm),
                 Op::MaxPool2d(op) => Kernel::MaxPool(op),
@@ -145,6 +154,7 @@ impl<'a> PreparedModel<'a> {
             tier,
             steps,
             max_tensor,
+            scratch_len,
         })
     }
 
@@ -157,9 +167,12 @@ impl<'a> PreparedModel<'a> {
     }
 
     /// Bytes of arena [`Self::infer_batch`] needs for `images` images (two tensors of the
-    /// largest size per image); `None` if that overflows `usize`.
+    /// largest size per image, and one layer's scratch); `None` if that overflows `usize`.
     pub fn batch_arena_len(&self, images: usize) -> Option<usize> {
-        images.checked_mul(self.max_tensor)?.checked_mul(2)
+        images
+            .checked_mul(self.max_tensor)?
+            .checked_mul(2)?
+            .checked_add(self.scratch_len)
     }
 
     /// [`Model::infer_batch`] with the prepared kernels: the same checks, errors and logits.
@@ -189,7 +202,8 @@ impl<'a> PreparedModel<'a> {
             .get_mut(..needed)
             .ok_or(InferError::ArenaTooSmall { needed, found })?;
         let arena: &mut [i8] = bytemuck::must_cast_slice_mut(arena);
-        let (mut from, mut to) = arena.split_at_mut(needed / 2);
+        let (tensors, scratch) = arena.split_at_mut(needed - self.scratch_len);
+        let (mut from, mut to) = tensors.split_at_mut(tensors.len() / 2);
         // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
         for (dst, &pixel) in from.iter_mut().zip(images) {
             *dst = (pixel ^ 0x80) as i8;
@@ -198,7 +212,7 @@ impl<'a> PreparedModel<'a> {
         for step in &self.steps {
             let input = &from[..count * step.input_len];
             let output = &mut to[..count * step.output_len];
-            step.run(input, output, count);
+            step.run(input, output, count, scratch);
             (from, to) = (to, from);
             len = step.output_len;
         }
@@ -218,8 +232,8 @@ fn conv_kernel(op: Conv2dOp<'_>, tier: KernelTier, gemm: GemmKernel) -> Kernel<'
 }
 
 impl Step<'_> {
-    /// `count` images' inputs, back to back, into their outputs.
-    fn run(&self, inputs: &[i8], outputs: &mut [i8], count: usize) {
+    /// `count` images' inputs, back to back, into their outputs, with one image's scratch.
+    fn run(&self, inputs: &[i8], outputs: &mut [i8], count: usize, scratch: &mut [i8]) {
         let (in_len, out_len) = (self.input_len.max(1), self.output_len.max(1));
         let images = inputs
             .chunks_exact(in_len)
@@ -230,13 +244,13 @@ impl Step<'_> {
             Kernel::ConvDirect(op, packed) => {
                 for (input, output) in images {
                     if !packed.run(op, input, output) {
-                        op.run_portable(input, output);
+                        op.run_portable(input, output, scratch);
                     }
                 }
             }
             Kernel::Conv(op, gemm) => {
                 for (input, output) in images {
-                    op.run_portable_with(*gemm, input, output);
+                    op.run_portable_with(*gemm, input, output, scratch);
                 }
             }
             Kernel::MaxPool(op) => {

@@ -59,6 +59,8 @@ pub enum DatasetError {
         label: u8,
         max: u8,
     },
+    #[error("{0}")]
+    ModelMismatch(String),
     #[error(
         "split train {train} + validation {validation} must equal the {total} training images, so that the split covers them all"
     )]

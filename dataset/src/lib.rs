@@ -30,6 +30,23 @@ pub const CLASS_NAMES: [&str; CLASSES] = [
 /// Bytes in one 28×28 u8 image.
 pub const IMAGE_BYTES: usize = (idx::ROWS * idx::COLS) as usize;
 
+/// Fails unless a model that takes `input_bytes` u8 values per image and gives `classes`
+/// scores fits FashionMNIST: a mismatch must stop a run before any work, since the engine
+/// would otherwise read the image buffer in the wrong strides and score the result.
+pub fn check_model_fits(input_bytes: usize, classes: usize) -> Result<(), DatasetError> {
+    if input_bytes != IMAGE_BYTES {
+        return Err(DatasetError::ModelMismatch(format!(
+            "the model takes {input_bytes}-byte images, FashionMNIST's are {IMAGE_BYTES} (1x28x28)"
+        )));
+    }
+    if classes != CLASSES {
+        return Err(DatasetError::ModelMismatch(format!(
+            "the model gives {classes} class scores, FashionMNIST has {CLASSES} classes"
+        )));
+    }
+    Ok(())
+}
+
 /// Images with their labels; image `i` is `IMAGE_BYTES` u8 pixels, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabeledImages {
@@ -143,14 +160,16 @@ impl FashionMnist {
     /// Loads from `dir`, which must hold all four files.
     pub fn load_dir(dir: &Path) -> Result<FashionMnist, DatasetError> {
         // The training images dominate the time (26 MB of gzip), so the sets load in parallel.
+        // A thread that cannot be started (a resource limit) only costs the parallelism.
+        let load_train = || load_pair(dir, &checksum::TRAIN_IMAGES, &checksum::TRAIN_LABELS);
         let (train, test) = std::thread::scope(|s| {
-            let train =
-                s.spawn(|| load_pair(dir, &checksum::TRAIN_IMAGES, &checksum::TRAIN_LABELS));
+            let train = std::thread::Builder::new().spawn_scoped(s, load_train);
             let test = load_pair(dir, &checksum::TEST_IMAGES, &checksum::TEST_LABELS);
-            (
-                train.join().expect("the loading thread does not panic"),
-                test,
-            )
+            let train = match train {
+                Ok(thread) => thread.join().expect("the loading thread does not panic"),
+                Err(_) => load_train(),
+            };
+            (train, test)
         });
         Ok(FashionMnist {
             dir: dir.to_owned(),

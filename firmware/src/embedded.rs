@@ -2,6 +2,8 @@
 //! prepared (see there for `QCNN_BLOB`, `QCNN_IMAGES`, `QCNN_IMAGE_COUNT`).
 
 include!(concat!(env!("OUT_DIR"), "/embedded_facts.rs"));
+// ARENA_LEN (for this target's kernels), INPUT_LEN, NUM_CLASSES, MACS, assert_arena_fits!.
+include!(concat!(env!("OUT_DIR"), "/qcnn_model.rs"));
 
 /// Puts the blob on a 4-byte boundary, so its i32 sections are naturally aligned (format.rs).
 #[repr(C, align(4))]

@@ -86,6 +86,18 @@ impl InstructionCounter {
         self.calibration
     }
 
+    /// The SysTick count now (it counts down), to mark points inside a [`Self::count`].
+    pub fn mark() -> u32 {
+        SYST::get_current()
+    }
+
+    /// Instructions between two marks taken in one [`Self::count`] (`earlier` first), which
+    /// therefore did not wrap.
+    pub fn between(&self, earlier: u32, later: u32) -> u64 {
+        u64::from(earlier.saturating_sub(later)) * self.calibration.instructions
+            / self.calibration.ticks
+    }
+
     /// Runs `f`; returns its result and the instructions it took, to within one tick's worth.
     pub fn count<R>(&mut self, f: impl FnOnce() -> R) -> Result<(R, u64), CounterError> {
         let (result, ticks) = ticks(&mut self.syst, f)?;

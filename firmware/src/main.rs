@@ -11,7 +11,8 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::{hprint, hprintln};
 use panic_semihosting as _;
-use qcnn_core::{InferError, Model, ModelError};
+use qcnn_core::format::MAX_LAYERS;
+use qcnn_core::{InferError, Kernels, LayerKind, Model, ModelError, verify_crc};
 use qcnn_firmware::embedded::{self, ARENA_LEN, BLOB, IMAGES};
 use qcnn_firmware::footprint;
 use qcnn_firmware::instructions::{CounterError, InstructionCounter};
@@ -69,13 +70,21 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     let mut counter =
         InstructionCounter::calibrate(peripherals.SYST).map_err(FirmwareError::Counter)?;
 
-    // A load of its own: moving the ~4 KB `Model` out through the counter would cost stack
-    // that the 16 KiB micro:bit does not have.
-    let (loaded, load_instructions) = counter
-        .count(|| Model::from_bytes(BLOB).map(drop))
+    // What a boot costs: the CRC alone, every other check alone, and the default load (both).
+    let (crc, crc_instructions) = counter
+        .count(|| verify_crc(BLOB))
         .map_err(FirmwareError::Counter)?;
-    loaded.map_err(FirmwareError::Model)?;
-    let model = Model::from_bytes(BLOB).map_err(FirmwareError::Model)?;
+    crc.map_err(FirmwareError::Model)?;
+    let (unverified, unverified_instructions) = counter
+        .count(|| Model::from_bytes_unverified(BLOB).map(drop))
+        .map_err(FirmwareError::Counter)?;
+    unverified.map_err(FirmwareError::Model)?;
+    let (loaded, load_instructions) = counter
+        .count(|| Model::from_bytes(BLOB))
+        .map_err(FirmwareError::Counter)?;
+    let model = loaded.map_err(FirmwareError::Model)?;
+    // Before any inference or printing: calibration and the loads only.
+    let stack_at_load = footprint::stack_peak();
     let needed = model.arena_len();
     if needed > arena.len() {
         return Err(FirmwareError::ArenaTooSmall {
@@ -134,10 +143,24 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         milli_per_mac % 1000,
         macs
     );
+    print_profile(&model, arena, &mut counter)?;
     hprintln!(
-        "# load_instructions {} (Model::from_bytes: CRC over {} bytes, every check; once per boot)",
+        "# load_instructions {} (Model::from_bytes, the default: every check and the CRC over {} bytes; once per boot)",
         load_instructions,
         BLOB.len()
+    );
+    hprintln!(
+        "# load_unverified_instructions {} (Model::from_bytes_unverified: every check but the CRC)",
+        unverified_instructions
+    );
+    hprintln!(
+        "# crc_instructions {} (verify_crc: the CRC-32 alone, {}-entry table)",
+        crc_instructions,
+        if cfg!(feature = "crc-table-256") {
+            256
+        } else {
+            16
+        }
     );
     let flash = footprint::flash_used();
     let data = BLOB.len() + IMAGES.len();
@@ -148,9 +171,10 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     );
     hprintln!("# flash_blob_bytes {}", BLOB.len());
     hprintln!("# flash_images_bytes {} ({} images)", IMAGES.len(), images);
+    let ram_static = footprint::ram_static();
     hprintln!(
         "# ram_static_bytes {} (.data + .bss, arena included)",
-        footprint::ram_static()
+        ram_static
     );
     hprintln!(
         "# ram_arena_bytes {} (model.arena_len() {})",
@@ -158,13 +182,69 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         needed
     );
     hprintln!(
+        "# model_bytes {} (size_of::<Model>())",
+        core::mem::size_of::<Model>()
+    );
+    hprintln!(
+        "# stack_peak_load_bytes {} (reset to the end of the loads)",
+        stack_at_load
+    );
+    hprintln!(
         "# stack_peak_inference_bytes {} (reset to first inference)",
         stack_at_first_inference
+    );
+    hprintln!(
+        "# ram_in_all_bytes {} (static, arena included, + stack peak to first inference)",
+        ram_static + stack_at_first_inference
     );
     hprintln!(
         "# stack_peak_total_bytes {} (whole run, semihosting output included; stack region {})",
         footprint::stack_peak(),
         footprint::stack_size()
     );
+    Ok(())
+}
+
+/// Times every layer of one more inference of image 0 and prints a line per layer: its op,
+/// instructions, MACs, the arena it needs (input + scratch + output) and its scratch.
+fn print_profile(
+    model: &Model<'_>,
+    arena: &mut [u8],
+    counter: &mut InstructionCounter,
+) -> Result<(), FirmwareError> {
+    let mut marks = [0_u32; MAX_LAYERS + 1];
+    let image = embedded::images().next().unwrap_or(&[]);
+    let (result, _) = counter
+        .count(|| {
+            model
+                .infer_observed(image, arena, &mut |n| {
+                    if let Some(mark) = marks.get_mut(n) {
+                        *mark = InstructionCounter::mark();
+                    }
+                })
+                .map(drop)
+        })
+        .map_err(FirmwareError::Counter)?;
+    result.map_err(|source| FirmwareError::Infer { image: 0, source })?;
+    for (index, layer) in model.layers().enumerate() {
+        let name = match layer.kind() {
+            LayerKind::Conv2d { .. } => "conv2d",
+            LayerKind::MaxPool2d(_) => "maxpool2d",
+            LayerKind::Flatten => "flatten",
+            LayerKind::Linear { .. } => "linear",
+        };
+        hprintln!(
+            "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes {}",
+            index,
+            name,
+            marks
+                .get(index)
+                .zip(marks.get(index + 1))
+                .map_or(0, |(&start, &end)| counter.between(start, end)),
+            layer.macs(),
+            layer.arena_need(Kernels::NATIVE).unwrap_or(usize::MAX),
+            layer.scratch_len(Kernels::NATIVE)
+        );
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Any bytes given to `Model::from_bytes` yield `Ok` or a `ModelError`, never a panic; a model
 //! that loads runs on any image without panicking or failing, one at a time or as a batch,
-//! with the same logits either way.
+//! with the same logits either way. `Model::from_bytes_unverified` refuses exactly what
+//! `from_bytes` does but for the CRC, and every model's arena plan fits its arena.
 //!
 //! Input layout: byte 0 is a control byte, the rest is the blob. When bit 0 of the control
 //! byte is set, the blob's trailing CRC-32 is recomputed before loading, so that mutations
@@ -9,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use qcnn_core::format::{CRC, CRC_LEN};
-use qcnn_core::{InferError, Model};
+use qcnn_core::{InferError, Kernels, Model, ModelError};
 
 /// Models that need more arena or input than this are only loaded, not run, so that the
 /// fuzzer neither exhausts memory nor spends seconds on one legitimately huge model.
@@ -27,7 +28,23 @@ fuzz_target!(|input: &[u8]| {
         let crc = CRC.checksum(&blob[..body]);
         blob[body..].copy_from_slice(&crc.to_le_bytes());
     }
-    let Ok(model) = Model::from_bytes(&blob) else {
+    let loaded = Model::from_bytes(&blob);
+    let unverified = Model::from_bytes_unverified(&blob);
+    match (&loaded, &unverified) {
+        (Err(ModelError::CrcMismatch { .. }), _) | (Ok(_), Ok(_)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("from_bytes {a:?} but from_bytes_unverified {b:?}"),
+    }
+    if let Ok(model) = &unverified {
+        for kernels in [Kernels::Portable, Kernels::CortexM4Dsp] {
+            let arena = model.arena_len_for(kernels);
+            for step in model.plan(kernels) {
+                assert!(step.need <= arena && step.input.end() <= arena);
+                assert!(step.output.end() <= arena && step.scratch.end() <= arena);
+            }
+        }
+    }
+    let Ok(model) = loaded else {
         return;
     };
     run(&model, &blob);

@@ -17,6 +17,7 @@ static ARCHITECTURE: LazyLock<Architecture> = LazyLock::new(|| {
     Config::load(path.as_ref())
         .expect("the repository's config.yaml loads")
         .architecture()
+        .expect("the repository's config.yaml has a model section")
 });
 
 fuzz_target!(|bytes: &[u8]| {

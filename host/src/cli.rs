@@ -35,6 +35,9 @@ pub enum Command {
     Predict(PredictArgs),
     /// List recorded evaluations, newest first.
     Results(ResultsArgs),
+    /// Print a model's arena plan: per node its op, shapes, MACs, where its tensors sit in
+    /// the arena and when they die, and the peak.
+    Profile(ProfileArgs),
     /// Manage the database.
     #[command(subcommand)]
     Db(DbCommand),
@@ -82,6 +85,28 @@ pub struct PredictArgs {
     /// Read the dataset from DIR instead of config.yaml's data.dirs.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// A .qcnn blob, or a float checkpoint to quantize first.
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+
+    /// Whose scratch to plan with: a Cortex-M4/M7's DSP kernels or the portable ones
+    /// (Cortex-M0, hosts).
+    #[arg(long, value_enum, default_value_t = ProfileKernels::CortexM4)]
+    pub kernels: ProfileKernels,
+
+    /// Print the plan as JSON (as in the quantize report's `plan`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileKernels {
+    CortexM4,
+    Portable,
 }
 
 #[derive(Debug, Args)]

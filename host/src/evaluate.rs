@@ -5,16 +5,15 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::config::{Config, EvaluateConfig};
 use qcnn_quantize::validate;
 use serde::Serialize;
 
 use crate::cli::{Cli, EvaluateArgs};
-use crate::commands::{open_db, path_text};
+use crate::commands::{Access, open_db, path_text};
 use crate::db::{Db, NewResult};
 use crate::inference;
 use crate::model_file::{self, LoadedModel};
@@ -61,12 +60,23 @@ impl Gate {
 }
 
 pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> {
-    let mut db = open_db(cli, config)?;
-    let (model_path, model_id) = choose_model(&mut db, args)?;
+    // Everything that can be wrong with the database, the model or the dataset is found
+    // before the evaluation spends its time.
+    let mut db = open_db(cli, config, Access::Write)?;
+    let chosen = choose_model(&mut db, args)?;
+    let bytes = model_file::read(&chosen.path)?;
+    let file_sha256 = model_file::checked_sha256(&chosen.path, &bytes, chosen.sha256.as_deref())?;
+    let model_id = match chosen.id {
+        Some(id) => Some(id),
+        None => match std::fs::canonicalize(&chosen.path) {
+            Ok(path) => db.model_id_for_file(&path_text(&path)?, &file_sha256)?,
+            Err(_) => None,
+        },
+    };
     let dataset = FashionMnist::load(&config.data.search_dirs(args.data_dir.as_deref()))?;
-    let LoadedModel { blob, float } = model_file::load(&model_path, config, &dataset)?;
-    let model = Model::from_bytes(&blob)
-        .with_context(|| format!("loading model {}", model_path.display()))?;
+    let LoadedModel { blob, float } = model_file::load(&chosen.path, bytes, config, &dataset)?;
+    let model = model_file::check_blob(&chosen.path, &blob)?;
+    let model_path = chosen.path;
 
     let test = &dataset.test;
     let samples = args
@@ -147,19 +157,31 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
     }
 }
 
-/// `--model PATH` (linked to its model_weights row if it has one), `--model-id N`, or the
-/// newest model_weights row.
-fn choose_model(db: &mut Db, args: &EvaluateArgs) -> Result<(PathBuf, Option<i64>)> {
-    Ok(match (&args.model, args.model_id) {
-        (Some(path), _) => (path.clone(), db.model_id_for_path(&path_text(path)?)?),
-        (None, Some(id)) => {
-            let row = db.model(id)?;
-            (PathBuf::from(row.path), Some(row.id))
+/// The model to evaluate, and what its `model_weights` row says about it.
+struct ChosenModel {
+    path: PathBuf,
+    id: Option<i64>,
+    sha256: Option<String>,
+}
+
+/// `--model PATH` (linked afterwards to a model_weights row of the same file, if any),
+/// `--model-id N`, or the newest model_weights row.
+fn choose_model(db: &mut Db, args: &EvaluateArgs) -> Result<ChosenModel> {
+    let row = match (&args.model, args.model_id) {
+        (Some(path), _) => {
+            return Ok(ChosenModel {
+                path: path.clone(),
+                id: None,
+                sha256: None,
+            });
         }
-        (None, None) => {
-            let row = db.newest_model()?;
-            (PathBuf::from(row.path), Some(row.id))
-        }
+        (None, Some(id)) => db.model(id)?,
+        (None, None) => db.newest_model()?,
+    };
+    Ok(ChosenModel {
+        path: PathBuf::from(row.path),
+        id: Some(row.id),
+        sha256: row.sha256,
     })
 }
 

@@ -67,28 +67,45 @@ pub fn run_int8(
     {
         let batches = Mutex::new(logits.chunks_mut(batch * classes).enumerate());
         let next_batch = || batches.lock().unwrap_or_else(|e| e.into_inner()).next();
+        // No more workers than batches; a worker that cannot be started (a thread or memory
+        // limit) is an error, not a panic.
+        let workers_wanted = threads.clamp(1, count.div_ceil(batch).max(1));
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads.clamp(1, count.max(1)))
-                .map(|_| {
-                    scope.spawn(|| -> Result<()> {
-                        let mut arena = vec![0u8; arena_len];
-                        while let Some((index, out)) = next_batch() {
-                            let first = index * batch;
-                            let last = first + out.len() / classes.max(1);
-                            model
+            let workers: Vec<_> =
+                (0..workers_wanted)
+                    .map(|worker| {
+                        std::thread::Builder::new()
+                            .spawn_scoped(scope, || -> Result<()> {
+                                let mut arena = vec![0u8; arena_len];
+                                while let Some((index, out)) = next_batch() {
+                                    let first = index * batch;
+                                    let last = first + out.len() / classes.max(1);
+                                    model
                                 .infer_batch(images.images(first..last), &mut arena, out)
                                 .map_err(|e| {
                                     anyhow!("running the model on test images {first}..{last}: {e}")
                                 })?;
-                            progress.inc((last - first) as u64);
-                        }
-                        Ok(())
+                                    progress.inc((last - first) as u64);
+                                }
+                                Ok(())
+                            })
+                            .map_err(|e| {
+                                anyhow!(
+                                    "starting inference thread {} of {workers_wanted}: {e}",
+                                    worker + 1
+                                )
+                            })
                     })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .try_for_each(|w| w.join().expect("an inference worker panicked"))
+                    .collect();
+            // Join every started worker before reporting a failure to start one.
+            let mut outcome = Ok(());
+            for worker in workers {
+                let finished = worker.and_then(|w| w.join().expect("an inference worker panicked"));
+                if outcome.is_ok() {
+                    outcome = finished;
+                }
+            }
+            outcome
         })?;
     }
     let seconds = start.elapsed().as_secs_f64();

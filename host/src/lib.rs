@@ -8,5 +8,6 @@ pub mod evaluate;
 pub mod inference;
 pub mod model_file;
 pub mod predict;
+pub mod profile;
 pub mod report;
 pub mod scores;

@@ -5,10 +5,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
+use qcnn_quantize::checkpoint::Checkpoint;
 use qcnn_quantize::config::Config;
 use qcnn_quantize::float_model::FloatModel;
+use qcnn_quantize::regular_file::{self, MAX_BLOB_BYTES, MAX_CHECKPOINT_BYTES};
 
 pub struct LoadedModel {
     /// The int8 blob that runs.
@@ -21,16 +24,51 @@ pub struct LoadedModel {
 pub fn is_checkpoint(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("pth" | "pt" | "safetensors")
+        Some("pth" | "pt" | "safetensors" | "onnx")
     )
 }
 
-/// Reads `path`; a checkpoint is quantized, calibrating on `dataset`'s training split.
-pub fn load(path: &Path, config: &Config, dataset: &FashionMnist) -> Result<LoadedModel> {
+/// The bytes of a model file: a regular file within the size limit of its kind.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    let limit = if is_checkpoint(path) {
+        MAX_CHECKPOINT_BYTES
+    } else {
+        MAX_BLOB_BYTES
+    };
+    regular_file::read(path, limit)
+        .with_context(|| format!("reading model file {}", path.display()))
+}
+
+/// The SHA-256 of a model file's `bytes`, which must match `expected` (from the model's
+/// `model_weights` row), so that a result is never recorded against a row whose file has
+/// since been replaced.
+pub fn checked_sha256(path: &Path, bytes: &[u8], expected: Option<&str>) -> Result<String> {
+    let actual = sha256_hex(bytes);
+    if let Some(expected) = expected
+        && expected != actual
+    {
+        anyhow::bail!(
+            "model file {} has SHA-256 {actual}, but its model_weights row says {expected}: \
+             the file changed since `qcnn db add-model` (add it again to evaluate it)",
+            path.display()
+        );
+    }
+    Ok(actual)
+}
+
+/// The model in `bytes`, read from `path`: a blob as it is; a checkpoint quantized,
+/// calibrating on `dataset`'s training split.
+pub fn load(
+    path: &Path,
+    bytes: Vec<u8>,
+    config: &Config,
+    dataset: &FashionMnist,
+) -> Result<LoadedModel> {
     if !is_checkpoint(path) {
-        let blob = std::fs::read(path)
-            .with_context(|| format!("reading model file {}", path.display()))?;
-        return Ok(LoadedModel { blob, float: None });
+        return Ok(LoadedModel {
+            blob: bytes,
+            float: None,
+        });
     }
     let quantized = qcnn_quantize::pipeline::quantize_checkpoint(config, path, dataset)
         .with_context(|| format!("quantizing checkpoint {}", path.display()))?;
@@ -40,9 +78,33 @@ pub fn load(path: &Path, config: &Config, dataset: &FashionMnist) -> Result<Load
     })
 }
 
-/// The SHA-256 of a file, which must be readable (checked before it is put on record).
-pub fn sha256_of_file(path: &Path) -> Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading model file {}", path.display()))?;
+/// Checks that the engine can run `blob` on FashionMNIST: it loads, takes 28×28 images and
+/// gives 10 class scores. Every command calls this before its work.
+pub fn check_blob<'a>(path: &Path, blob: &'a [u8]) -> Result<Model<'a>> {
+    let model =
+        Model::from_bytes(blob).with_context(|| format!("loading model {}", path.display()))?;
+    qcnn_dataset::check_model_fits(model.input_len(), model.num_classes())
+        .with_context(|| format!("model {}", path.display()))?;
+    Ok(model)
+}
+
+/// For `qcnn db add-model`: the file's SHA-256 once it has been checked to be a model that
+/// `evaluate` can run (a blob the engine accepts, or a checkpoint matching config.yaml).
+pub fn check_for_record(path: &Path, config: &Config) -> Result<String> {
+    let bytes = read(path)?;
+    if qcnn_quantize::onnx::is_onnx(path) {
+        // An ONNX file brings its own architecture.
+        let imported = qcnn_quantize::onnx::import_bytes(path, &bytes)?;
+        let architecture = imported.architecture;
+        qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
+            .with_context(|| format!("the model in {}", path.display()))?;
+    } else if is_checkpoint(path) {
+        let architecture = config.architecture()?;
+        qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
+            .context("config.yaml's model")?;
+        Checkpoint::read_checked(path, &architecture)?;
+    } else {
+        check_blob(path, &bytes)?;
+    }
     Ok(sha256_hex(&bytes))
 }

@@ -3,9 +3,8 @@
 
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::ProgressBar;
-use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::metrics::argmax;
 use qcnn_quantize::config::Config;
@@ -16,9 +15,9 @@ use crate::model_file;
 
 pub fn run(args: &PredictArgs, config: &Config) -> Result<()> {
     let dataset = FashionMnist::load(&config.data.search_dirs(args.data_dir.as_deref()))?;
-    let loaded = model_file::load(&args.model, config, &dataset)?;
-    let model = Model::from_bytes(&loaded.blob)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let bytes = model_file::read(&args.model)?;
+    let loaded = model_file::load(&args.model, bytes, config, &dataset)?;
+    let model = model_file::check_blob(&args.model, &loaded.blob)?;
     let count = args.first.min(dataset.test.len());
     let logits = inference::run_int8(
         &inference::prepare(&model)?,

@@ -8,9 +8,23 @@ use crate::db::ResultRow;
 use crate::evaluate::Evaluation;
 use crate::scores::Scores;
 
+/// `text` with control characters (newlines, ANSI escape sequences) escaped, so that a stored
+/// path cannot rewrite the terminal or forge table rows.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 pub fn evaluation(e: &Evaluation) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "model      {}", e.model_path);
+    let _ = writeln!(out, "model      {}", printable(&e.model_path));
     let _ = writeln!(out, "blob       sha256 {}", e.model_sha256);
     let _ = writeln!(
         out,
@@ -45,7 +59,12 @@ pub fn evaluation(e: &Evaluation) -> String {
         e.gate.min_f1_macro,
         if e.gate.passed { "passed" } else { "FAILED" }
     );
-    let _ = writeln!(out, "recorded   result {} in {}", e.result_id, e.database);
+    let _ = writeln!(
+        out,
+        "recorded   result {} in {}",
+        e.result_id,
+        printable(&e.database)
+    );
     out
 }
 
@@ -121,7 +140,7 @@ pub fn results_table(rows: &[ResultRow]) -> String {
             out,
             "{:>5} {:<26} {:>7} {:>3} {:>9.0} {:>7.4} {:>8.4} {:>8.4} {:>8} {:>8}  {}",
             r.id,
-            r.created_at,
+            printable(&r.created_at),
             r.samples,
             r.threads,
             r.images_per_s,
@@ -130,7 +149,7 @@ pub fn results_table(rows: &[ResultRow]) -> String {
             r.f1_macro,
             optional(r.float_accuracy),
             optional(r.agreement),
-            r.model_path
+            printable(&r.model_path)
         );
     }
     if rows.is_empty() {

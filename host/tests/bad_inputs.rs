@@ -267,3 +267,230 @@ fn postgres_database_that_does_not_exist() {
     run.assert_clean_failure("database \"no_such_db\" does not exist");
     assert!(!run.stderr.contains(support::postgres::password()));
 }
+
+// Issue 17: model files that do not fit the dataset, or are not files at all.
+
+/// The release blob with its last Linear cut to 5 outputs: a valid model of 5 classes.
+fn five_class_blob() -> Vec<u8> {
+    edited(|h, _| {
+        let (_, last) = linear_layers(h).last().unwrap();
+        assert_eq!(last.out_features, 10);
+        last.out_features = 5;
+        last.weights.len = 5 * last.in_features;
+        let requant = &mut last.requant;
+        for section in [
+            &mut requant.bias,
+            &mut requant.multiplier,
+            &mut requant.shift,
+            &mut requant.weight_scales,
+        ] {
+            section.len /= 2;
+        }
+    })
+}
+
+/// `evaluate` of a 5-class blob panicked in the metrics (exit 101); now refused by name
+/// before the evaluation.
+#[test]
+fn blob_with_fewer_than_ten_classes() {
+    let env = TestEnv::new();
+    let path = env.path("five.qcnn");
+    std::fs::write(&path, five_class_blob()).unwrap();
+    let path = path.to_str().unwrap();
+    let run = env.run(&["evaluate", "--limit", "50", "--model", path]);
+    eprintln!("{}", run.stderr.trim_end());
+    run.assert_clean_failure(&format!(
+        "qcnn: error: model {path}: the model gives 5 class scores, FashionMNIST has 10 classes"
+    ));
+    assert_eq!(
+        env.run(&["results", "--json"]).json(),
+        serde_json::json!([])
+    );
+}
+
+/// A blob taking 2×28×28 = 1,568-byte images ran as half as many double-size images and
+/// recorded an accuracy of 0.0998; now refused before any work, and nothing is recorded.
+#[test]
+fn blob_whose_input_is_not_a_fashion_mnist_image() {
+    let blob = edited(|h, _| {
+        h.input.c = 2;
+        // Valid int8 weights, enough of them: the second conv's.
+        let second_weights = conv_layers(h).nth(1).unwrap().1.weights;
+        let (_, first) = conv_layers(h).next().unwrap();
+        first.in_channels = 2;
+        first.weights.len *= 2;
+        first.weights.offset = second_weights.offset;
+    });
+    let env = TestEnv::new();
+    let path = env.path("wide.qcnn");
+    std::fs::write(&path, blob).unwrap();
+    let path = path.to_str().unwrap();
+    for command in ["evaluate", "predict"] {
+        let run = env.run(&[command, "--model", path]);
+        eprintln!("{}", run.stderr.trim_end());
+        run.assert_clean_failure(&format!(
+            "qcnn: error: model {path}: the model takes 1568-byte images, FashionMNIST's are 784 (1x28x28)"
+        ));
+    }
+    assert_eq!(
+        env.run(&["results", "--json"]).json(),
+        serde_json::json!([])
+    );
+}
+
+/// `--model /dev/zero` grew memory until the OOM killer; a FIFO blocked forever.
+#[test]
+fn model_that_is_a_device_or_a_fifo() {
+    let env = TestEnv::new();
+    let fifo = env.path("model.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.to_str().unwrap();
+    for (path, kind) in [("/dev/zero", "a character device"), (fifo, "a FIFO")] {
+        for args in [
+            &["evaluate", "--model", path][..],
+            &["predict", "--model", path],
+            &["db", "add-model", path],
+        ] {
+            let run = env.run(args);
+            eprintln!("{}", run.stderr.trim_end());
+            run.assert_clean_failure(&format!(
+                "qcnn: error: reading model file {path}: not a regular file but {kind}"
+            ));
+        }
+    }
+}
+
+/// `db add-model` accepted any file (`/etc/hostname`), which then broke the default
+/// `evaluate`; now only a blob the engine runs on FashionMNIST, or a checkpoint that matches
+/// config.yaml.
+#[test]
+fn add_model_accepts_only_models() {
+    let env = TestEnv::new();
+    env.run(&["results"]).assert_success();
+    let text = env.path("hostname");
+    std::fs::write(&text, "build-host\n").unwrap();
+    let text = text.to_str().unwrap();
+    env.run(&["db", "add-model", text])
+        .assert_clean_failure(&format!(
+            "loading model {text}: blob of 11 bytes is too short to be a model"
+        ));
+    let five = env.path("five.qcnn");
+    std::fs::write(&five, five_class_blob()).unwrap();
+    env.run(&["db", "add-model", five.to_str().unwrap()])
+        .assert_clean_failure("the model gives 5 class scores, FashionMNIST has 10 classes");
+    let checkpoint = env.path("broken.pth");
+    std::fs::write(&checkpoint, b"PK\x03\x04 truncated zip").unwrap();
+    env.run(&["db", "add-model", checkpoint.to_str().unwrap()])
+        .assert_clean_failure("not a readable PyTorch checkpoint");
+    // Nothing was added: the default evaluate still takes the seed row.
+    let rows = rusqlite::Connection::open(env.path("qcnn.sqlite"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM model_weights", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+/// A model file replaced after `db add-model` was evaluated and recorded under the old row
+/// with another SHA-256; now refused before any work.
+#[test]
+fn model_file_replaced_after_add_model() {
+    let env = TestEnv::new();
+    let path = env.path("m.qcnn");
+    std::fs::copy(release_blob(), &path).unwrap();
+    let path = path.to_str().unwrap();
+    env.run(&["db", "add-model", path]).assert_success();
+    // Same size, one weight changed: still a valid model, but not the one on record.
+    let edited = edited(|h, data| {
+        let (_, conv) = conv_layers(h).next().unwrap();
+        let at = conv.weights.offset as usize;
+        data[at] = if data[at] == 1 { 2 } else { 1 };
+    });
+    std::fs::write(path, edited).unwrap();
+    let run = env.run(&["evaluate", "--limit", "20"]);
+    eprintln!("{}", run.stderr.trim_end());
+    run.assert_clean_failure(
+        "the file changed since `qcnn db add-model` (add it again to evaluate it)",
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("model file {path} has SHA-256 "))
+    );
+    assert_eq!(
+        env.run(&["results", "--json"]).json(),
+        serde_json::json!([])
+    );
+    // `--model` with the changed file runs, and is not linked to the old row.
+    let run = env.run(&["evaluate", "--limit", "20", "--json", "--model", path]);
+    run.assert_success();
+    let rows = env.run(&["results", "--json"]).json();
+    assert!(rows[0]["model_id"].is_null(), "{rows}");
+}
+
+/// A relative path was stored as given, so `evaluate` from another directory failed.
+#[test]
+fn add_model_stores_an_absolute_path() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.path("models")).unwrap();
+    std::fs::copy(release_blob(), env.path("models/m.qcnn")).unwrap();
+    env.run(&["db", "add-model", "models/m.qcnn"])
+        .assert_success();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = Run::from(
+        env.qcnn()
+            .current_dir(elsewhere.path())
+            .args(["evaluate", "--limit", "20", "--json"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_success();
+    let stored = std::fs::canonicalize(env.path("models/m.qcnn")).unwrap();
+    assert_eq!(run.json()["model_path"], stored.to_str().unwrap());
+}
+
+/// `--threads 2000` under `ulimit -v` panicked when a thread could not be started. Here no
+/// thread can start: `RUST_MIN_STACK` asks for stacks larger than the address space.
+#[test]
+fn threads_that_cannot_be_started() {
+    let env = TestEnv::new();
+    let blob = release_blob().to_str().unwrap();
+    let run = Run::from(
+        env.qcnn()
+            .env("RUST_MIN_STACK", "100000000000000")
+            .args([
+                "evaluate",
+                "--threads",
+                "2000",
+                "--limit",
+                "100",
+                "--model",
+                blob,
+            ])
+            .output()
+            .unwrap(),
+    );
+    eprintln!("{}", run.stderr.trim_end());
+    run.assert_clean_failure(
+        "qcnn: error: starting inference thread 1 of 7: Resource temporarily unavailable",
+    );
+}
+
+/// The YAML parser's message spanned several lines; the tools print one.
+#[test]
+fn yaml_error_is_one_line() {
+    let env = TestEnv::new();
+    let config = env.path("config.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("classes: 10", "classes: [10")).unwrap();
+    let run = env.run(&["results"]);
+    eprintln!("{}", run.stderr.trim_end());
+    run.assert_clean_failure(&format!("qcnn: error: {}: ", config.display()));
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}

@@ -117,12 +117,13 @@ fn unreadable_model_files_are_named() {
     env.run(&["evaluate", "--model", dir])
         .assert_clean_failure(&format!("reading model file {dir}"));
 
-    // Readable but not a model: added (it is a file), then rejected by the loader by name.
+    // Readable but not a model: refused by the loader by name, by `db add-model` too.
     let garbage = env.path("garbage.qcnn");
     std::fs::write(&garbage, b"definitely not a QCNN blob").unwrap();
     let garbage = garbage.to_str().unwrap();
-    env.run(&["db", "add-model", garbage]).assert_success();
-    env.run(&["evaluate"])
+    env.run(&["db", "add-model", garbage])
+        .assert_clean_failure(&format!("loading model {garbage}"));
+    env.run(&["evaluate", "--model", garbage])
         .assert_clean_failure(&format!("loading model {garbage}"));
     let checkpoint = env.path("broken.pth");
     std::fs::write(&checkpoint, b"PK\x03\x04 truncated zip").unwrap();
@@ -244,4 +245,34 @@ fn predict_prints_the_firmware_format() {
     }
     // Test image 0 is an ankle boot (class 9), which the release model gets right.
     assert!(lines[0].starts_with("img 0 pred 9 "), "{}", lines[0]);
+}
+
+/// Issue 17: raw control characters (newlines, ANSI escapes) in a stored path went to the
+/// terminal in `qcnn results`, where they can forge rows or recolour the screen.
+#[test]
+fn control_characters_in_stored_paths_are_escaped() {
+    let env = TestEnv::new();
+    let path = env.path("evil\n    99 2026-01-01 forged\u{1b}[31mred.qcnn");
+    std::fs::copy(release_blob(), &path).unwrap();
+    let added = env.run(&["db", "add-model", path.to_str().unwrap()]);
+    added.assert_success();
+    let evaluated = env.run(&["evaluate", "--limit", "10"]);
+    evaluated.assert_success();
+    let listed = env.run(&["results"]);
+    listed.assert_success();
+    for run in [&added, &evaluated, &listed] {
+        assert!(!run.stdout.contains('\u{1b}'), "{:?}", run.stdout);
+        assert!(!run.stdout.contains("\n    99"), "{:?}", run.stdout);
+    }
+    assert!(
+        listed
+            .stdout
+            .contains("evil\\n    99 2026-01-01 forged\\u{1b}[31mred.qcnn"),
+        "{}",
+        listed.stdout
+    );
+    assert_eq!(listed.stdout.lines().count(), 2, "a header and one row");
+    // --json keeps the path exactly (JSON escapes it).
+    let rows = env.run(&["results", "--json"]).json();
+    assert_eq!(rows[0]["model_path"], path.to_str().unwrap());
 }

@@ -54,8 +54,18 @@ fn exercise(db: &mut Db) {
         db.model(9999),
         Err(DbError::UnknownModelId { id: 9999, .. })
     ));
-    assert_eq!(db.model_id_for_path(SEED).unwrap(), Some(seeded.id));
-    assert_eq!(db.model_id_for_path("nope").unwrap(), None);
+    // The seed row has no SHA-256, so its path alone links a file to it.
+    assert_eq!(db.model_id_for_file(SEED, "any").unwrap(), Some(seeded.id));
+    assert_eq!(db.model_id_for_file("nope", "any").unwrap(), None);
+    // A file whose SHA-256 differs from its row's is not that row's model.
+    assert_eq!(
+        db.model_id_for_file("models/newer.qcnn", "cafe").unwrap(),
+        Some(added)
+    );
+    assert_eq!(
+        db.model_id_for_file("models/newer.qcnn", "beef").unwrap(),
+        None
+    );
 
     let (int8, float) = (scores(0.0), scores(1.0));
     let first = db.record(&result(SEED, &int8, None)).unwrap();
@@ -152,7 +162,7 @@ fn sqlite_and_postgres_schemas_agree() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(tables.len(), 4, "{tables:?}");
+    assert_eq!(tables.len(), 5, "{tables:?}");
     let conn = rusqlite::Connection::open(&path).unwrap();
     for table in &tables {
         let pg_columns: Vec<String> = client

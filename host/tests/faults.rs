@@ -215,3 +215,244 @@ fn tls_require_works_and_verify_full_rejects_a_wrong_host_name() {
     .assert_clean_failure("certificate verify failed");
     assert!(!run.stderr.contains(postgres::password()));
 }
+
+// Issue 17: schema handling, time limits and TLS.
+
+/// Runs `qcnn` with `args` and a deadline: a hang is killed and fails the test instead of
+/// holding up the suite (the deadline is a guard, not a measurement).
+fn run_with_deadline(env: &TestEnv, args: &[&str], deadline: Duration) -> Run {
+    let mut child = env
+        .qcnn()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + deadline;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            child.kill().unwrap();
+            let run = Run::from(child.wait_with_output().unwrap());
+            panic!(
+                "qcnn {args:?} still waiting after {deadline:?}: {}",
+                run.stderr
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Run::from(child.wait_with_output().unwrap())
+}
+
+/// Concurrent `db init` on a new database failed 65% of the time (a race in CREATE TABLE)
+/// and could seed twice; an advisory lock makes them take turns.
+#[test]
+fn concurrent_db_init_on_a_new_database() {
+    let server = PgServer::start();
+    let env = TestEnv::new();
+    for round in 0..3 {
+        let db = format!("qcnn_init_{round}");
+        server.psql_superuser(&format!("CREATE DATABASE {db} OWNER {}", postgres::USER));
+        let url = format!("{}_init_{round}", server.url());
+        let children: Vec<Child> = (0..6)
+            .map(|_| {
+                env.qcnn()
+                    .args(["--database-url", &url, "db", "init"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            Run::from(child.wait_with_output().unwrap()).assert_success();
+        }
+        let seeds: i64 = ::postgres::Client::connect(&url, ::postgres::NoTls)
+            .unwrap()
+            .query_one("SELECT COUNT(*) FROM model_weights", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(seeds, 1, "round {round}: seeded once");
+    }
+}
+
+/// `db init` said "schema ready" over an incompatible `model_results`, and `evaluate` failed
+/// after all its work; both now refuse at once, naming the table and the missing columns.
+#[test]
+fn incompatible_pre_existing_table_is_refused() {
+    let server = PgServer::start();
+    let env = TestEnv::new();
+    let url = server.url();
+    server
+        .client()
+        .batch_execute("CREATE TABLE model_results (id BIGINT, note TEXT)")
+        .unwrap();
+    let run = env.run(&["--database-url", &url, "db", "init"]);
+    run.assert_clean_failure(
+        "model_results exists but lacks the column(s) model_id, model_path, model_sha256",
+    );
+    assert!(!run.stdout.contains("schema ready"));
+    let blob = release_blob().to_str().unwrap();
+    env.run(&["--database-url", &url, "evaluate", "--model", blob])
+        .assert_clean_failure(
+            "qcnn tables without a schema_version: run `qcnn db init` to check and stamp them",
+        );
+}
+
+/// The schema's version is kept in the database: a newer one is refused before any work, an
+/// unversioned one from an older qcnn is checked and stamped by `db init`.
+#[test]
+fn schema_version_is_checked_before_any_work() {
+    let (server, env, url) = server_with_schema();
+    let version = |server: &PgServer| -> i64 {
+        server
+            .client()
+            .query_one("SELECT version FROM schema_version", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(version(&server), 1);
+    let blob = release_blob().to_str().unwrap();
+    let evaluate = [
+        "--database-url",
+        &url,
+        "evaluate",
+        "--model",
+        blob,
+        "--limit",
+        "10",
+    ];
+
+    server
+        .client()
+        .batch_execute("UPDATE schema_version SET version = 2")
+        .unwrap();
+    env.run(&evaluate)
+        .assert_clean_failure("schema version 2 is newer than this qcnn's 1: use a newer qcnn");
+    env.run(&["--database-url", &url, "db", "init"])
+        .assert_clean_failure("schema version 2 is newer than this qcnn's 1");
+
+    // As a qcnn from before versioning left it.
+    server
+        .client()
+        .batch_execute("DROP TABLE schema_version")
+        .unwrap();
+    env.run(&["--database-url", &url, "results"])
+        .assert_clean_failure("run `qcnn db init` to check and stamp them");
+    env.run(&["--database-url", &url, "db", "init"])
+        .assert_success();
+    assert_eq!(version(&server), 1);
+    env.run(&evaluate).assert_success();
+
+    // A database nobody initialised.
+    server.psql_superuser(&format!("CREATE DATABASE fresh OWNER {}", postgres::USER));
+    let fresh = format!("{}/fresh", url.rsplit_once('/').unwrap().0);
+    env.run(&["--database-url", &fresh, "results"])
+        .assert_clean_failure("no qcnn schema: run `qcnn db init`");
+}
+
+/// A listener that accepts and never answers held qcnn for more than 65 s; the startup
+/// handshake now has the connect timeout.
+#[test]
+fn silent_server_times_out_with_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let connections: Vec<_> = listener.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(120));
+        drop(connections);
+    });
+    let env = TestEnv::new();
+    let url = format!("postgres://qcnn:Silent-pw@127.0.0.1:{port}/qcnn?connect_timeout=2");
+    let run = run_with_deadline(
+        &env,
+        &["--database-url", &url, "results"],
+        Duration::from_secs(60),
+    );
+    run.assert_clean_failure(&format!(
+        "connecting to PostgreSQL at postgres://qcnn:***@127.0.0.1:{port}/qcnn: no answer to the startup handshake within 2 s (connect_timeout)"
+    ));
+    drop(held);
+}
+
+/// A table locked by another session held qcnn indefinitely; the client now sets
+/// `lock_timeout` (30 s, like SQLite's busy timeout) and the error says what timed out.
+#[test]
+fn locked_table_times_out_with_a_clear_error() {
+    let (server, env, url) = server_with_schema();
+    let mut holder = server.client();
+    let mut lock = holder.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE model_results IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let run = run_with_deadline(
+        &env,
+        &["--database-url", &url, "results"],
+        Duration::from_secs(120),
+    );
+    run.assert_clean_failure("listing results in postgres://qcnn_tester:***@127.0.0.1:");
+    assert!(
+        run.stderr
+            .contains("canceling statement due to lock timeout"),
+        "{}",
+        run.stderr
+    );
+    lock.rollback().unwrap();
+}
+
+/// A read-only server (here: default_transaction_read_only) was discovered only when the
+/// result was recorded, after the whole evaluation; now before it.
+#[test]
+fn read_only_server_is_found_before_the_evaluation() {
+    let (server, env, url) = server_with_schema();
+    server.psql_superuser("ALTER DATABASE qcnn SET default_transaction_read_only = on");
+    // A model path that does not exist: the database check must come first to be seen.
+    let run = env.run(&[
+        "--database-url",
+        &url,
+        "evaluate",
+        "--model",
+        "/nonexistent.qcnn",
+    ]);
+    run.assert_clean_failure("read-only (or no INSERT privilege): a result could not be recorded");
+}
+
+/// libpq verifies the server against `sslrootcert` in `require` mode too; qcnn connected to
+/// any server. Now a root that did not sign the server's certificate is refused.
+#[test]
+fn sslrootcert_is_honoured_with_sslmode_require() {
+    let server = PgServer::start_tls();
+    let env = TestEnv::new();
+    let cert = server.tls.as_ref().unwrap().cert.clone();
+    let other = env.path("other-ca.crt");
+    let key = env.path("other-ca.key");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=some other CA"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let url = |root: &std::path::Path| {
+        format!(
+            "postgres://{}:{}@127.0.0.1:{}/qcnn?sslmode=require&sslrootcert={}",
+            postgres::USER,
+            postgres::password(),
+            server.port,
+            root.display()
+        )
+    };
+    let run = env.run(&["--database-url", &url(&other), "db", "init"]);
+    run.assert_clean_failure("connecting to PostgreSQL at postgres://qcnn_tester:***@127.0.0.1:");
+    assert!(
+        run.stderr.contains("certificate verify failed"),
+        "{}",
+        run.stderr
+    );
+    // The right root: accepted, and (as libpq) the host name is not checked in this mode.
+    env.run(&["--database-url", &url(&cert), "db", "init"])
+        .assert_success();
+}

@@ -294,7 +294,7 @@ fn windows(size: usize, kernel: usize, stride: usize, padding: usize) -> Result<
     Ok((padded - kernel) / stride + 1)
 }
 
-fn output_shape(
+pub(crate) fn output_shape(
     layer: &LayerSpec,
     input: Shape,
     previous: Option<LayerSpec>,

@@ -91,10 +91,11 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 impl Checkpoint {
     /// Reads a `.pth` (zip) or `.safetensors` file, told apart by content, not by name.
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| CheckpointError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         let tensors = if bytes.starts_with(ZIP_MAGIC) {
             read_pth(path, bytes.len())?
         } else if looks_like_safetensors(&bytes) {
@@ -320,6 +321,7 @@ mod tests {
         )))
         .unwrap()
         .architecture()
+        .unwrap()
     }
 
     #[test]

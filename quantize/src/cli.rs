@@ -24,6 +24,12 @@ pub struct Cli {
     #[arg(long, value_name = "REPORT.json")]
     pub report: Option<PathBuf>,
 
+    /// Also write the blob as C source for the C API (`capi/`): `DIR/model_data.c` (the blob
+    /// as an aligned `const uint8_t[]`) and `DIR/model_data.h` (its length and the arena it
+    /// needs as `#define`s). DIR is created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub emit_c: Option<PathBuf>,
+
     /// Read FashionMNIST from this directory instead of the config's `data.dirs`.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

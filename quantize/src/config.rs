@@ -25,6 +25,12 @@ pub enum ConfigError {
         key: &'static str,
         message: String,
     },
+    #[error(
+        "{}: model: missing; a PyTorch checkpoint needs the model section for its architecture \
+         (an ONNX file brings its own)",
+        path.display()
+    )]
+    NoModel { path: PathBuf },
     #[error("{}: model.layers", path.display())]
     Architecture {
         path: PathBuf,
@@ -36,12 +42,17 @@ pub enum ConfigError {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    pub model: ModelConfig,
+    /// The architecture of a PyTorch checkpoint; an ONNX file brings its own, so it may be absent.
+    #[serde(default)]
+    pub model: Option<ModelConfig>,
     pub checkpoint: CheckpointConfig,
     pub data: DataConfig,
     pub quantize: QuantizeConfig,
     pub evaluate: EvaluateConfig,
     pub database: DatabaseConfig,
+    /// The file this was read from, to name it in errors found later.
+    #[serde(skip)]
+    pub path: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -196,9 +207,17 @@ pub struct DatabaseConfig {
 impl Config {
     /// Reads, parses and validates `path`, resolving relative paths against its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let io_error = |source| ConfigError::Io {
             path: path.to_owned(),
             source,
+        };
+        let bytes = crate::regular_file::read(path, crate::regular_file::MAX_TEXT_BYTES)
+            .map_err(io_error)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            io_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not UTF-8 text",
+            ))
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         Self::parse(&text, path, base)
@@ -208,9 +227,10 @@ impl Config {
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = serde_saphyr::from_str(text).map_err(|err| ConfigError::Yaml {
             path: path.to_owned(),
-            message: err.to_string(),
+            message: one_line(&err.without_snippet().to_string()),
         })?;
         config.validate(path)?;
+        config.path = path.to_owned();
         config.checkpoint.path = base.join(&config.checkpoint.path);
         for dir in &mut config.data.dirs {
             *dir = base.join(&*dir);
@@ -219,9 +239,13 @@ impl Config {
         Ok(config)
     }
 
-    /// The layer sequence with every shape worked out (validated when the config loaded).
-    pub fn architecture(&self) -> Architecture {
-        Architecture::new(&self.model).expect("validated when the config was loaded")
+    /// The layer sequence of the `model` section with every shape worked out (validated when
+    /// the config loaded), or an error when the section is absent.
+    pub fn architecture(&self) -> Result<Architecture, ConfigError> {
+        let model = self.model.as_ref().ok_or_else(|| ConfigError::NoModel {
+            path: self.path.clone(),
+        })?;
+        Ok(Architecture::new(model).expect("validated when the config was loaded"))
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -230,10 +254,12 @@ impl Config {
             key,
             message,
         };
-        Architecture::new(&self.model).map_err(|source| ConfigError::Architecture {
-            path: path.to_owned(),
-            source,
-        })?;
+        if let Some(model) = &self.model {
+            Architecture::new(model).map_err(|source| ConfigError::Architecture {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
         let split = &self.data.split;
         if split.validation == 0 {
             return Err(invalid(
@@ -272,9 +298,28 @@ impl Config {
     }
 }
 
+/// The parser's message on one line, as every error of the tools is (it may span several).
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_errors_are_one_line() {
+        for text in [
+            "model: [unclosed".to_owned(),
+            repo_text().replace("classes: 10", "classes: ten"),
+            repo_text().replace("  name:", "\tname:"),
+            repo_text() + "\nmodel: {}\n",
+        ] {
+            let message = format!("{:#}", anyhow::Error::from(parse(&text).unwrap_err()));
+            assert!(message.starts_with("test.yaml: "), "{message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
 
     const REPO_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.yaml");
 
@@ -289,9 +334,9 @@ mod tests {
     #[test]
     fn loads_the_repository_config_with_resolved_paths() {
         let config = Config::load(Path::new(REPO_CONFIG)).unwrap();
-        assert_eq!(config.model.layers.len(), 11);
+        assert_eq!(config.model.as_ref().unwrap().layers.len(), 11);
         assert_eq!(
-            config.model.layers[0],
+            config.model.as_ref().unwrap().layers[0],
             LayerSpec::Conv2d(Conv2dSpec {
                 in_channels: 1,
                 out_channels: 8,
@@ -300,9 +345,9 @@ mod tests {
                 padding: 1
             })
         );
-        assert_eq!(config.model.layers[1], LayerSpec::Relu);
+        assert_eq!(config.model.as_ref().unwrap().layers[1], LayerSpec::Relu);
         assert_eq!(
-            config.model.layers[4],
+            config.model.as_ref().unwrap().layers[4],
             LayerSpec::MaxPool2d(PoolSpec {
                 kernel: 2,
                 stride: Some(2)

@@ -8,11 +8,14 @@ use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 
+use crate::architecture::Architecture;
 use crate::calibrate::calibrate;
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::config::{CalibrationMethod, Config};
+use crate::config::{CalibrationMethod, Config, ConfigError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
+use crate::onnx::{self, ImportReport, OnnxError};
+use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
 use crate::validate;
 
@@ -20,8 +23,14 @@ use crate::validate;
 pub enum QuantizeError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("the train/validation split")]
     Split(#[from] qcnn_dataset::DatasetError),
+    #[error("the config's model does not fit the dataset")]
+    DoesNotFit(#[source] qcnn_dataset::DatasetError),
     #[error(transparent)]
     Export(#[from] ExportError),
     #[error("the engine rejects the blob just written: {0}")]
@@ -39,8 +48,8 @@ pub struct Quantized {
     pub float_model: FloatModel,
 }
 
-/// Quantizes the float checkpoint at `checkpoint_path` with `config`'s architecture and
-/// settings. Calibration uses the first `calibration_images` of the training split; the
+/// Quantizes the float model at `checkpoint_path`, an ONNX file (which gives its own
+/// architecture) or a checkpoint (with `config`'s architecture), with `config`'s settings. Calibration uses the first `calibration_images` of the training split; the
 /// report's figures come from the validation split. The test set is not touched.
 pub fn quantize_checkpoint(
     config: &Config,
@@ -49,15 +58,16 @@ pub fn quantize_checkpoint(
 ) -> Result<Quantized, QuantizeError> {
     let mut seconds = Timings::default();
     let clock = Instant::now();
-    let architecture = config.architecture();
-    let checkpoint = Checkpoint::read_checked(checkpoint_path, &architecture)?;
-    let checkpoint_sha256 =
-        sha256_hex(
-            &std::fs::read(checkpoint_path).map_err(|source| CheckpointError::Io {
+    let (architecture, checkpoint, model_name, onnx_report) = read_model(config, checkpoint_path)?;
+    qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
+        .map_err(QuantizeError::DoesNotFit)?;
+    let checkpoint_sha256 = sha256_hex(
+        &crate::regular_file::read(checkpoint_path, crate::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| CheckpointError::Io {
                 path: checkpoint_path.to_owned(),
                 source,
             })?,
-        );
+    );
     let float_model = FloatModel::new(&architecture, &checkpoint);
     seconds.read_checkpoint = clock.elapsed().as_secs_f64();
 
@@ -85,11 +95,11 @@ pub fn quantize_checkpoint(
 
     let clock = Instant::now();
     // The engine checks the blob exactly as a device would, then runs it.
-    let (int8_logits, arena_bytes, macs) = {
+    let (int8_logits, arena_bytes, macs, plan) = {
         let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
         let prepared = PreparedModel::new(model.clone()).map_err(QuantizeError::Tier)?;
         let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Infer)?;
-        (logits, model.arena_len(), model.macs())
+        (logits, model.arena_len(), model.macs(), Plans::of(&model))
     };
     let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));
     seconds.validate_int8 = clock.elapsed().as_secs_f64();
@@ -101,9 +111,10 @@ pub fn quantize_checkpoint(
     };
 
     let report = Report {
-        model: config.model.name.clone(),
+        model: model_name,
         checkpoint: checkpoint_path.to_owned(),
         checkpoint_sha256,
+        onnx: onnx_report,
         calibration: CalibrationReport {
             method: settings.method,
             percentile: (settings.method == CalibrationMethod::Percentile)
@@ -119,6 +130,7 @@ pub fn quantize_checkpoint(
         },
         layers: exported.layers,
         blob: blob_report,
+        plan,
         seconds,
     };
     Ok(Quantized {
@@ -126,4 +138,29 @@ pub fn quantize_checkpoint(
         report,
         float_model,
     })
+}
+
+/// The architecture and float parameters, with the model's name: from an ONNX file itself, or
+/// from config.yaml's model section and a checkpoint.
+fn read_model(
+    config: &Config,
+    path: &Path,
+) -> Result<(Architecture, Checkpoint, String, Option<ImportReport>), QuantizeError> {
+    if onnx::is_onnx(path) {
+        let imported = onnx::import(path)?;
+        return Ok((
+            imported.architecture,
+            imported.checkpoint,
+            imported.model.name,
+            Some(imported.report),
+        ));
+    }
+    let architecture = config.architecture()?;
+    let checkpoint = Checkpoint::read_checked(path, &architecture)?;
+    let name = config
+        .model
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    Ok((architecture, checkpoint, name, None))
 }

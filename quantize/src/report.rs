@@ -8,6 +8,8 @@ use serde::Serialize;
 use crate::calibrate::CalibratedOutput;
 use crate::config::CalibrationMethod;
 use crate::export::QuantizedLayer;
+use crate::onnx::ImportReport;
+use crate::plan::Plans;
 use crate::validate::Scores;
 
 #[derive(Clone, Debug, Serialize)]
@@ -15,10 +17,15 @@ pub struct Report {
     pub model: String,
     pub checkpoint: PathBuf,
     pub checkpoint_sha256: String,
+    /// What importing an ONNX file folded, dropped or reordered; absent for a checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<ImportReport>,
     pub calibration: CalibrationReport,
     pub validation: ValidationReport,
     pub layers: Vec<QuantizedLayer>,
     pub blob: BlobReport,
+    /// Where every tensor sits in the arena, per kind of target (`qcnn profile` prints it).
+    pub plan: Plans,
     pub seconds: Timings,
 }
 
@@ -44,7 +51,8 @@ pub struct ValidationReport {
 pub struct BlobReport {
     pub bytes: usize,
     pub sha256: String,
-    /// Scratch memory the engine needs for one inference.
+    /// Arena the engine needs for one inference on this host (the portable kernels'
+    /// scratch); `plan.cortex_m4.arena_bytes` is a Cortex-M4's.
     pub arena_bytes: usize,
     pub macs: u64,
 }
@@ -75,6 +83,22 @@ impl Report {
             self.model,
             self.checkpoint.display()
         );
+        if let Some(onnx) = &self.onnx {
+            let _ = writeln!(
+                s,
+                "onnx        opset {}, {} nodes, from {}",
+                onnx.opset, onnx.nodes, onnx.producer
+            );
+            for (what, nodes) in [
+                ("folded", &onnx.folded),
+                ("dropped", &onnx.dropped),
+                ("moved", &onnx.moved),
+            ] {
+                for node in nodes {
+                    let _ = writeln!(s, "            {what} {node}");
+                }
+            }
+        }
         let percentile = c.percentile.map(|p| format!(" {p}%")).unwrap_or_default();
         let _ = writeln!(
             s,

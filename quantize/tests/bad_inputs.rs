@@ -1,6 +1,8 @@
 //! Bad inputs to the `qcnn-quantize` binary: each one is named on stderr, exits 1 (not a
 //! panic's 101), and leaves no output file behind. These back docs/bad-inputs.md.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,7 +32,7 @@ fn fails(checkpoint: &Path, extra: &[&str]) -> Failure {
 fn fails_with_config(checkpoint: &Path, config: &Path, extra: &[&str]) -> Failure {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.qcnn");
-    let output = Command::new(env!("CARGO_BIN_EXE_qcnn-quantize"))
+    let output = Command::new(common::quantize_binary())
         .arg(checkpoint)
         .arg("-o")
         .arg(&out)
@@ -251,4 +253,104 @@ fn pth_tensor_larger_than_the_file() {
         "{}: k has shape [65536, 65536], more data than the whole file holds",
         path.display()
     ));
+}
+
+// Issue 17: configs whose model does not fit FashionMNIST, and inputs that are not files.
+
+/// The repository's config with `edits` applied, its data directory made absolute, in `dir`.
+fn edited_config(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo_root().join("config.yaml")).unwrap();
+    let data = format!("- {}/data/FashionMNIST/raw", repo_root().display());
+    for (from, to) in [("- data/FashionMNIST/raw", data.as_str())]
+        .iter()
+        .chain(edits)
+    {
+        assert!(text.contains(from), "config.yaml lacks {from:?}");
+        text = text.replace(from, to);
+    }
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A 5-class config and a matching checkpoint produced a blob that `qcnn evaluate` then
+/// panicked on; refused before any work now.
+#[test]
+fn config_with_fewer_classes_than_the_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = edited_config(
+        dir.path(),
+        &[
+            ("classes: 10", "classes: 5"),
+            (
+                "linear: { in: 256, out: 10 }",
+                "linear: { in: 256, out: 5 }",
+            ),
+        ],
+    );
+    let checkpoint = edited_fixture(dir.path(), "five.safetensors", |t| {
+        let (_, shape, data) = t.get_mut("layers.10.weight").unwrap();
+        *shape = vec![5, 256];
+        data.truncate(5 * 256 * 4);
+        let (_, shape, data) = t.get_mut("layers.10.bias").unwrap();
+        *shape = vec![5];
+        data.truncate(5 * 4);
+    });
+    fails_with_config(&checkpoint, &config, &[]).says(
+        "the config's model does not fit the dataset: the model gives 5 class scores, FashionMNIST has 10 classes",
+    );
+}
+
+/// A 56×56 input panicked in the float model (exit 101).
+#[test]
+fn config_whose_input_is_not_a_fashion_mnist_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = edited_config(
+        dir.path(),
+        &[
+            (
+                "input: { channels: 1, height: 28, width: 28 }",
+                "input: { channels: 1, height: 56, width: 56 }",
+            ),
+            (
+                "linear: { in: 3136, out: 256 }",
+                "linear: { in: 12544, out: 256 }",
+            ),
+        ],
+    );
+    let checkpoint = edited_fixture(dir.path(), "wide.safetensors", |t| {
+        let (_, shape, data) = t.get_mut("layers.7.weight").unwrap();
+        *shape = vec![256, 12544];
+        data.resize(256 * 12544 * 4, 0);
+    });
+    fails_with_config(&checkpoint, &config, &[])
+        .says("the model takes 3136-byte images, FashionMNIST's are 784 (1x28x28)");
+}
+
+/// `/dev/zero` as the checkpoint grew memory until the OOM killer; a FIFO blocked forever.
+#[test]
+fn checkpoint_that_is_a_device_or_a_fifo() {
+    fails(Path::new("/dev/zero"), &[])
+        .says("reading /dev/zero: not a regular file but a character device");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("checkpoint.pth");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    fails(&fifo, &[]).says("not a regular file but a FIFO");
+}
+
+/// A config that is a device was read until memory ran out.
+#[test]
+fn config_that_is_a_device() {
+    fails_with_config(
+        &Path::new(FIXTURES).join("random_init.safetensors"),
+        Path::new("/dev/zero"),
+        &[],
+    )
+    .says("reading /dev/zero: not a regular file but a character device");
 }

@@ -166,6 +166,21 @@ fn the_pth_fixture_quantizes_and_the_report_is_complete() {
         serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(report["blob"]["bytes"], blob.len());
     assert_eq!(report["blob"]["arena_bytes"], model.arena_len());
+    // The arena plan, per kind of target, node by node.
+    let plan = &report["plan"];
+    assert_eq!(
+        plan["cortex_m4"]["arena_bytes"],
+        model.arena_len_for(qcnn_core::Kernels::CortexM4Dsp)
+    );
+    assert_eq!(
+        plan["portable"]["arena_bytes"],
+        model.arena_len_for(qcnn_core::Kernels::Portable)
+    );
+    let nodes = plan["cortex_m4"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), model.layers().len());
+    for (node, layer) in nodes.iter().zip(model.layers()) {
+        assert_eq!(node["macs"], layer.macs());
+    }
     assert_eq!(
         report["blob"]["sha256"],
         qcnn_dataset::checksum::sha256_hex(&blob)

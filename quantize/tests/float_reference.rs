@@ -13,7 +13,7 @@ fn repo() -> PathBuf {
 
 fn check_against_golden(checkpoint: &Path, golden_name: &str) {
     let config = Config::load(&repo().join("config.yaml")).unwrap();
-    let architecture = config.architecture();
+    let architecture = config.architecture().unwrap();
     let checkpoint = Checkpoint::read_checked(checkpoint, &architecture).unwrap();
     let model = FloatModel::new(&architecture, &checkpoint);
     let data = FashionMnist::load(&config.data.dirs).unwrap();

@@ -59,7 +59,7 @@ fn random_checkpoint(config: &Config) -> BTreeMap<String, Tensor> {
         ((z ^ (z >> 31)) >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
     };
     let mut tensors = BTreeMap::new();
-    let parameters = config.architecture().parameters();
+    let parameters = config.architecture().unwrap().parameters();
     for pair in parameters.chunks(2) {
         let fan_in: usize = pair[0].shape[1..].iter().product();
         let bound = 1.0 / (fan_in as f32).sqrt();
@@ -111,7 +111,7 @@ fn second_model_quantizes_and_runs_in_the_engine() {
     let model = qcnn_core::Model::from_bytes(&blob).unwrap();
     // conv2d+relu+maxpool2d, maxpool2d, conv2d+relu, flatten, linear+relu ×2, linear.
     assert_eq!(model.layers().len(), 7);
-    let architecture = config.architecture();
+    let architecture = config.architecture().unwrap();
     let float = FloatModel::new(
         &architecture,
         &Checkpoint::read_checked(&checkpoint_path, &architecture).unwrap(),

@@ -10,7 +10,7 @@
 //!
 //! Two paths compute the same numbers:
 //! - im2col (the fast one): the C×K×K input patch under each conv output position is copied
-//!   into a small stack buffer (padding cells hold the input zero point), and up to
+//!   into a small buffer in the scratch (padding cells hold the input zero point), and up to
 //!   [`MAX_COLUMNS`] patches at a time go through [`gemm`] against all output channels, so the
 //!   inner loop is one long contiguous dot product per channel and each weight is reused
 //!   across the patches. It needs `C·K·K ≤ PATCH_BYTES`.
@@ -21,20 +21,43 @@
 //! (AVX-512 on x86-64 hosts, SMLAD on the Cortex-M4: `super::x86`, `super::arm_dsp`);
 //! [`Conv2dOp::run_portable`] is the two paths above.
 
+use super::Kernels;
 use super::dot::{dot, dot_constant};
 #[cfg(any(test, feature = "std"))]
 use super::gemm::GemmKernel;
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
 use super::maxpool2d::PoolWindow;
+use super::scratch::{ConvGeometry, DspConvLayout};
 use super::{Channels, chunk_len, rows, rows_mut};
 use crate::shape::MapShape;
 
-/// Stack bytes for im2col patches: the bound on `C·K·K` for the im2col path (the seed
+/// Scratch bytes for im2col patches: the bound on `C·K·K` for the im2col path (the seed
 /// model's second conv has 8·3·3 = 72, so four patches fit).
 pub const PATCH_BYTES: usize = 512;
-/// Stack bytes for the zero-padded copy of a small conv's weights (the seed model's first
+/// Scratch bytes for the zero-padded copy of a small conv's weights (the seed model's first
 /// conv: 8 channels × 16).
-const PADDED_WEIGHT_BYTES: usize = 256;
+pub const PADDED_WEIGHT_BYTES: usize = 256;
+
+/// The im2col path's buffers in the scratch: `columns` patches `stride` bytes apart, then the
+/// zero-padded weights, if any.
+#[derive(Clone, Copy, Debug)]
+struct Im2col {
+    /// `C·K·K`.
+    k: usize,
+    stride: usize,
+    columns: usize,
+    padded_weights: usize,
+}
+
+impl Im2col {
+    fn patch_bytes(&self) -> usize {
+        self.columns * self.stride
+    }
+
+    fn scratch_bytes(&self) -> usize {
+        self.patch_bytes() + self.padded_weights
+    }
+}
 
 /// One validated Conv2d layer. Public so that the firmware's `dsp_check` can compare the
 /// target's fast path ([`Self::run`]) with the portable code ([`Self::run_portable`]).
@@ -56,42 +79,100 @@ pub struct Conv2dOp<'a> {
 }
 
 impl Conv2dOp<'_> {
-    /// `output` (C×H×W after the pool) from `input` (C×H×W), with the target's fastest path.
-    pub fn run(&self, input: &[i8], output: &mut [i8]) {
+    /// Bytes of scratch [`Self::run`] uses with `kernels` (`ops::scratch`).
+    pub fn scratch_len(&self, kernels: Kernels) -> usize {
+        match kernels {
+            // Layers the DSP path declines run the direct loops, which need none.
+            Kernels::CortexM4Dsp => {
+                DspConvLayout::new(&self.geometry()).map_or(0, |l| l.scratch_bytes())
+            }
+            Kernels::Portable => self.im2col().map_or(0, |l| l.scratch_bytes()),
+        }
+    }
+
+    /// How the im2col path lays out its patches and weights; `None` for patches longer than
+    /// [`PATCH_BYTES`], which take the direct path.
+    fn im2col(&self) -> Option<Im2col> {
+        let k = self.patch_len().max(1);
+        if k > PATCH_BYTES {
+            return None;
+        }
+        // Small patches of an odd length (the first conv's 1·3·3) are laid out with a stride
+        // rounded up to whole 8-byte steps, and the weights copied once with zero padding to
+        // match, so the gemm takes its unrolled path; the zero weights add nothing.
+        let padded = k.next_multiple_of(8);
+        let padded_weights = self.output.c.saturating_mul(padded);
+        let pad = padded != k && padded <= PATCH_BYTES && padded_weights <= PADDED_WEIGHT_BYTES;
+        let stride = if pad { padded } else { k };
+        Some(Im2col {
+            k,
+            stride,
+            columns: (PATCH_BYTES / stride).clamp(1, MAX_COLUMNS),
+            padded_weights: if pad { padded_weights } else { 0 },
+        })
+    }
+
+    /// What the Cortex-M4 path's scratch layout depends on.
+    pub(crate) fn geometry(&self) -> ConvGeometry {
+        ConvGeometry {
+            in_channels: self.input.c,
+            in_width: self.input.w,
+            out_channels: self.output.c,
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            pool_kernel: self.pool.kernel,
+            pool_stride: self.pool.stride,
+        }
+    }
+
+    /// `output` (C×H×W after the pool) from `input` (C×H×W), with the target's fastest path;
+    /// `scratch` holds at least [`Self::scratch_len`] bytes for [`Kernels::NATIVE`].
+    pub fn run(&self, input: &[i8], output: &mut [i8], scratch: &mut [i8]) {
         // The host's direct AVX-512 kernel, when the CPU and the layer suit it.
         #[cfg(target_arch = "x86_64")]
         if super::x86::conv2d(self, input, output) {
             return;
         }
         // AArch64 hosts: NEON gemm under im2col (below), chosen by `gemm`.
-        // The Cortex-M4's SMLAD path, when the layer fits its stack buffers. The layers it
-        // declines take the direct loops: with a portable gemm, im2col would only add patch
-        // copies (and ~1.7 KB of code).
+        // The Cortex-M4's SMLAD path, when the layer fits its limits. The layers it declines
+        // take the direct loops: with a portable gemm, im2col would only add patch copies
+        // (and ~1.7 KB of code).
         #[cfg(qcnn_arm_dsp)]
-        if !super::arm_dsp::conv2d(self, input, output) {
+        if !super::arm_dsp::conv2d(self, input, output, scratch) {
             self.run_direct(input, output);
         }
         #[cfg(not(qcnn_arm_dsp))]
-        self.run_portable(input, output);
+        self.run_portable(input, output, scratch);
     }
 
     /// The same results as [`Self::run`] without a whole-layer fast path: im2col and
-    /// [`gemm`] (portable except on x86-64), or the direct loops for large patches.
-    pub fn run_portable(&self, input: &[i8], output: &mut [i8]) {
-        if self.patch_len() <= PATCH_BYTES {
-            self.run_im2col(gemm, input, output);
-        } else {
-            self.run_direct(input, output);
+    /// [`gemm`] (portable except on x86-64), or the direct loops for large patches (or a
+    /// scratch too short for im2col's buffers).
+    pub fn run_portable(&self, input: &[i8], output: &mut [i8], scratch: &mut [i8]) {
+        match self.im2col() {
+            Some(layout) if scratch.len() >= layout.scratch_bytes() => {
+                self.run_im2col(gemm, &layout, input, output, scratch);
+            }
+            _ => self.run_direct(input, output),
         }
     }
 
-    /// [`Self::run_portable`] with a given gemm kernel (the `std` prepared model's choice).
+    /// [`Self::run_portable`] with a given gemm kernel (the `std` prepared model's choice);
+    /// `scratch` as for [`Kernels::Portable`].
     #[cfg(any(test, feature = "std"))]
-    pub(crate) fn run_portable_with(&self, kernel: GemmKernel, input: &[i8], output: &mut [i8]) {
-        if self.patch_len() <= PATCH_BYTES {
-            self.run_im2col(kernel, input, output);
-        } else {
-            self.run_direct(input, output);
+    pub(crate) fn run_portable_with(
+        &self,
+        kernel: GemmKernel,
+        input: &[i8],
+        output: &mut [i8],
+        scratch: &mut [i8],
+    ) {
+        match self.im2col() {
+            Some(layout) if scratch.len() >= layout.scratch_bytes() => {
+                self.run_im2col(kernel, &layout, input, output, scratch);
+            }
+            _ => self.run_direct(input, output),
         }
     }
 
@@ -104,28 +185,28 @@ impl Conv2dOp<'_> {
     fn run_im2col<G: Fn(&[i8], &[i8], usize, &mut [i32]) + Copy>(
         &self,
         gemm: G,
+        layout: &Im2col,
         input: &[i8],
         output: &mut [i8],
+        scratch: &mut [i8],
     ) {
-        let k = self.patch_len().max(1);
-        // Small patches of an odd length (the first conv's 1·3·3) are laid out with a stride
-        // rounded up to whole 8-byte steps, and the weights copied once with zero padding to
-        // match, so the gemm takes its unrolled path; the zero weights add nothing.
-        let mut padded_weights = [0_i8; PADDED_WEIGHT_BYTES];
-        let padded = k.next_multiple_of(8);
-        let (weights, stride) = match padded_weights.get_mut(..self.output.c * padded) {
-            Some(buffer) if padded != k && padded <= PATCH_BYTES => {
-                for (dst, src) in rows_mut(buffer, padded).zip(rows(self.weights, k)) {
+        let Im2col {
+            k, stride, columns, ..
+        } = *layout;
+        let (patches, padded_weights) =
+            scratch.split_at_mut(layout.patch_bytes().min(scratch.len()));
+        let weights = match padded_weights.get_mut(..layout.padded_weights) {
+            Some(buffer) if layout.padded_weights > 0 => {
+                buffer.fill(0);
+                for (dst, src) in rows_mut(buffer, stride).zip(rows(self.weights, k)) {
                     if let Some(dst) = dst.get_mut(..k) {
                         dst.copy_from_slice(src);
                     }
                 }
-                (&buffer[..], padded)
+                &buffer[..]
             }
-            _ => (self.weights, k),
+            _ => self.weights,
         };
-        let columns = (PATCH_BYTES / stride).clamp(1, MAX_COLUMNS);
-        let mut patches = [0_i8; PATCH_BYTES];
         // Which output pixel (index within a channel plane) each patch pools into.
         let mut targets = [0_usize; MAX_COLUMNS];
         let mut n = 0;
@@ -144,14 +225,14 @@ impl Conv2dOp<'_> {
                     }
                     n += 1;
                     if n == columns {
-                        self.pool_patches(gemm, weights, stride, &patches, &targets, n, output);
+                        self.pool_patches(gemm, weights, stride, patches, &targets, n, output);
                         n = 0;
                     }
                 }
             }
         }
         if n > 0 {
-            self.pool_patches(gemm, weights, stride, &patches, &targets, n, output);
+            self.pool_patches(gemm, weights, stride, patches, &targets, n, output);
         }
     }
 
@@ -392,7 +473,9 @@ mod tests {
         fn run(&self, input: &[i8]) -> Vec<i8> {
             let op = self.op();
             let mut out = vec![0x55; op.output.c * op.output.plane()];
-            op.run(input, &mut out);
+            // Garbage in the scratch, as an arena would hold.
+            let mut scratch = vec![0x5A; op.scratch_len(Kernels::NATIVE)];
+            op.run(input, &mut out, &mut scratch);
             out
         }
 
@@ -542,7 +625,8 @@ mod tests {
             assert!(op.patch_len() <= PATCH_BYTES);
             let len = op.output.c * op.output.plane();
             let (mut im2col, mut direct) = (vec![0x55; len], vec![0x55; len]);
-            op.run_im2col(gemm, &x, &mut im2col);
+            let mut scratch = vec![0x5A; op.scratch_len(Kernels::Portable)];
+            op.run_portable(&x, &mut im2col, &mut scratch);
             op.run_direct(&x, &mut direct);
             assert_eq!(im2col, direct, "{:?} {:?}", case.conv, case.input);
             assert_eq!(
@@ -606,7 +690,11 @@ mod tests {
         let x = rng.i8s(8 * 28 * 28);
         let op = case.op();
         let mut out = vec![0; 16 * 14 * 14];
-        op.run_im2col(gemm, &x, &mut out);
+        // Four 72-byte patches; the Cortex-M4 path's buffers are larger.
+        assert_eq!(op.scratch_len(Kernels::Portable), 4 * 72);
+        assert_eq!(op.scratch_len(Kernels::CortexM4Dsp), 4951);
+        let mut scratch = vec![0x5A; op.scratch_len(Kernels::Portable)];
+        op.run_portable(&x, &mut out, &mut scratch);
         assert_eq!(out, case.reference(&x));
     }
 }

@@ -2,10 +2,11 @@
 //! vectors through [`gemm`], [`MAX_ROWS`] output features by up to [`MAX_COLUMNS`] images per
 //! call.
 
+use super::dot::dot;
 #[cfg(any(test, feature = "std"))]
 use super::gemm::GemmKernel;
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
-use super::{Channels, chunk_len};
+use super::{Channels, Kernels, chunk_len};
 
 /// One validated Linear layer; public for the same reason as
 /// [`super::conv2d::Conv2dOp`].
@@ -18,14 +19,38 @@ pub struct LinearOp<'a> {
 }
 
 impl LinearOp<'_> {
-    /// `output` (out features) from `input` (in features), with the target's fastest path.
-    pub fn run(&self, input: &[i8], output: &mut [i8]) {
-        // The Cortex-M4's SMLAD kernel, when the input fits its stack buffer.
-        #[cfg(qcnn_arm_dsp)]
-        if super::arm_dsp::linear(self, input, output) {
-            return;
+    /// Bytes of scratch [`Self::run`] uses with `kernels` (`ops::scratch`).
+    pub fn scratch_len(&self, kernels: Kernels) -> usize {
+        match kernels {
+            Kernels::CortexM4Dsp => super::scratch::dsp_linear_bytes(self.in_features),
+            Kernels::Portable => 0,
         }
-        self.run_portable(input, output);
+    }
+
+    /// `output` (out features) from `input` (in features), with the target's fastest path;
+    /// `scratch` holds at least [`Self::scratch_len`] bytes for [`Kernels::NATIVE`].
+    pub fn run(&self, input: &[i8], output: &mut [i8], scratch: &mut [i8]) {
+        // The Cortex-M4's SMLAD kernel, which unpacks the input into the scratch; what it
+        // declines (short or misaligned rows) takes one plain dot product per row, which is
+        // smaller in flash than the blocked gemm and as fast without SIMD.
+        #[cfg(qcnn_arm_dsp)]
+        if !super::arm_dsp::linear(self, input, output, scratch) {
+            self.run_rows(input, output);
+        }
+        #[cfg(not(qcnn_arm_dsp))]
+        {
+            let _ = scratch;
+            self.run_portable(input, output);
+        }
+    }
+
+    /// One dot product per output feature: the same results as [`Self::run_portable`].
+    pub fn run_rows(&self, input: &[i8], output: &mut [i8]) {
+        let x = input.get(..self.in_features).unwrap_or(input);
+        let rows = self.weights.chunks_exact(self.in_features.max(1));
+        for ((row, (bias, requant)), out) in rows.zip(self.channels.iter()).zip(output) {
+            *out = requant.apply(bias.wrapping_add(dot(row, x)));
+        }
     }
 
     /// The same results as [`Self::run`] through [`gemm`] (portable except on x86-64).
@@ -46,18 +71,21 @@ impl LinearOp<'_> {
     /// A block of [`MAX_ROWS`] weight rows (50 KB for the seed model's first Linear) is
     /// reused by every image before the next block is loaded, so the weights stream from
     /// memory once per batch instead of once per image.
-    pub fn run_batch(&self, inputs: &[i8], outputs: &mut [i8]) {
+    pub fn run_batch(&self, inputs: &[i8], outputs: &mut [i8], scratch: &mut [i8]) {
         // The Cortex-M4 has no cache to reuse weights from; its SMLAD kernel goes per image.
         #[cfg(qcnn_arm_dsp)]
         {
             let out_len = self.channels.bias.len().max(1);
             let images = inputs.chunks_exact(self.in_features.max(1));
             for (input, output) in images.zip(outputs.chunks_exact_mut(out_len)) {
-                self.run(input, output);
+                self.run(input, output, scratch);
             }
         }
         #[cfg(not(qcnn_arm_dsp))]
-        self.run_gemm(gemm, inputs, outputs);
+        {
+            let _ = scratch;
+            self.run_gemm(gemm, inputs, outputs);
+        }
     }
 
     /// [`Self::run_batch`] with a given gemm kernel (the `std` prepared model's choice).
@@ -124,7 +152,7 @@ mod tests {
             channels: data.channels(),
         };
         let mut out = [0; 2];
-        op.run(&[4, 5, 6], &mut out);
+        op.run(&[4, 5, 6], &mut out, &mut []);
         // (10 + 32)/2 + 3 = 24; (−10 − 32)/2 + 3 = −18.
         assert_eq!(out, [24, -18]);
         let data = ChannelData::new(vec![10, -10], half(), vec![0, 0], 3, true);
@@ -132,7 +160,7 @@ mod tests {
             channels: data.channels(),
             ..op
         };
-        op.run(&[4, 5, 6], &mut out);
+        op.run(&[4, 5, 6], &mut out, &mut []);
         assert_eq!(out, [24, 3]);
     }
 
@@ -150,8 +178,16 @@ mod tests {
                 channels: data.channels(),
             };
             let mut out = vec![0; out_features];
-            op.run(&input, &mut out);
+            op.run(
+                &input,
+                &mut out,
+                &mut vec![0x5A; op.scratch_len(Kernels::NATIVE)],
+            );
             assert_eq!(out, reference::linear(&input, &weights, &data));
+            // The Cortex-M4's fallback for the rows its SMLAD kernel declines.
+            let mut rows = vec![0; out_features];
+            op.run_rows(&input, &mut rows);
+            assert_eq!(rows, out);
         }
     }
 
@@ -170,7 +206,11 @@ mod tests {
                 channels: data.channels(),
             };
             let mut batched = vec![0x55; images * out_features];
-            op.run_batch(&inputs, &mut batched);
+            op.run_batch(
+                &inputs,
+                &mut batched,
+                &mut vec![0x5A; op.scratch_len(Kernels::NATIVE)],
+            );
             let one_by_one: Vec<i8> = inputs
                 .chunks(in_features)
                 .flat_map(|input| reference::linear(input, &weights, &data))

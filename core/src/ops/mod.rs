@@ -16,6 +16,7 @@ pub mod gemm;
 pub mod linear;
 pub mod maxpool2d;
 pub mod requant;
+pub(crate) mod scratch;
 pub mod tier;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
@@ -85,6 +86,37 @@ fn rows_mut(s: &mut [i8], n: usize) -> ChunksExactMut<'_, i8> {
     s.chunks_exact_mut(n.max(1))
 }
 
+/// Which set of kernels runs the layers. It decides how much scratch each layer takes from
+/// the arena, so [`crate::Model::arena_len_for`] gives the arena of a target other than the
+/// one running (a firmware's build script, on the host, sizing the arena of a Cortex-M4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// The portable kernels: Cortex-M0/M0+, hosts (whose x86-64 SIMD kernels keep their
+    /// buffers on the stack), and any target without the DSP extension.
+    Portable,
+    /// The Cortex-M4/M7 DSP paths (`thumbv7em`, or `+dsp`): see `ops::arm_dsp`.
+    CortexM4Dsp,
+}
+
+impl Kernels {
+    /// The kernels of the target this crate is compiled for.
+    pub const NATIVE: Self = if cfg!(qcnn_arm_dsp) {
+        Self::CortexM4Dsp
+    } else {
+        Self::Portable
+    };
+
+    /// The kernels a Rust target gets, by its name (as core's `build.rs` decides: every
+    /// `thumbv7em` target has the DSP extension).
+    pub fn for_target(target: &str) -> Self {
+        if target.starts_with("thumbv7em") {
+            Self::CortexM4Dsp
+        } else {
+            Self::Portable
+        }
+    }
+}
+
 /// One validated layer's computation.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Op<'a> {
@@ -101,28 +133,44 @@ impl Op<'_> {
         !matches!(self, Self::Flatten)
     }
 
+    /// Bytes of scratch the layer's kernels take from the arena with `kernels` (see
+    /// [`scratch`]).
+    pub fn scratch_len(&self, kernels: Kernels) -> usize {
+        match self {
+            Self::Conv2d(op) => op.scratch_len(kernels),
+            Self::MaxPool2d(_) | Self::Flatten => 0,
+            Self::Linear(op) => op.scratch_len(kernels),
+        }
+    }
+
     // Not inlined: one copy serves `run_batch`'s loop (flash on a microcontroller).
     #[inline(never)]
-    pub fn run(&self, input: &[i8], output: &mut [i8]) {
+    pub fn run(&self, input: &[i8], output: &mut [i8], scratch: &mut [i8]) {
         match self {
-            Self::Conv2d(op) => op.run(input, output),
+            Self::Conv2d(op) => op.run(input, output, scratch),
             Self::MaxPool2d(op) => op.run(input, output),
             Self::Flatten => {}
-            Self::Linear(op) => op.run(input, output),
+            Self::Linear(op) => op.run(input, output, scratch),
         }
     }
 
     /// Several images' inputs (`in_len` bytes each, back to back) into their outputs
-    /// (`out_len` bytes each). Linear reuses its weights across the images; the other layers
-    /// go one image at a time.
-    pub fn run_batch(&self, inputs: &[i8], outputs: &mut [i8], in_len: usize, out_len: usize) {
+    /// (`out_len` bytes each), with one image's scratch. Linear reuses its weights across the
+    /// images; the other layers go one image at a time.
+    pub fn run_batch(
+        &self,
+        inputs: &[i8],
+        outputs: &mut [i8],
+        (in_len, out_len): (usize, usize),
+        scratch: &mut [i8],
+    ) {
         if let Self::Linear(op) = self {
-            op.run_batch(inputs, outputs);
+            op.run_batch(inputs, outputs, scratch);
             return;
         }
         let images = inputs.chunks_exact(in_len.max(1));
         for (input, output) in images.zip(outputs.chunks_exact_mut(out_len.max(1))) {
-            self.run(input, output);
+            self.run(input, output, scratch);
         }
     }
 }

@@ -6,7 +6,7 @@
 use crate::quant::Requantizer;
 
 /// A [`Requantizer`] with a non-negative multiplier (every validated one), prepared.
-/// `repr(C)`: the Cortex-M4 convolution loads the six words with one LDM, in this order.
+/// The Cortex-M4 convolution loads the six words ([`Self::to_words`]) with one LDM.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PreparedRequantizer {
@@ -32,6 +32,19 @@ impl PreparedRequantizer {
             zero_point: r.zero_point,
             min: r.min,
         })
+    }
+
+    /// The six fields as words, in declaration order: how the Cortex-M4 convolution stores
+    /// them in its scratch and loads them (one LDM).
+    pub fn to_words(&self) -> [u32; 6] {
+        [
+            self.multiplier as u32,
+            self.left,
+            self.right,
+            self.mask as u32,
+            self.zero_point as u32,
+            self.min as u32,
+        ]
     }
 
     /// Exactly [`Requantizer::apply`].

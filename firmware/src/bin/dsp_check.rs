@@ -2,10 +2,12 @@
 //! results: `Conv2dOp::run` (SMLAD over int16 patches, the asm requantizer) against
 //! `Conv2dOp::run_portable`, and `LinearOp::run` against `LinearOp::run_portable`, on random
 //! shapes (odd and even channel counts, kernels 1/3/5, stride 1–2, padding 0–2, fused pools,
-//! the seed model's own layers, inputs past the fast path's buffers, misaligned weights) with
+//! the seed model's own layers, long Linear inputs, misaligned weights) with
 //! random or extreme data and requantizers (including left shifts, which the fast conv path
-//! declines). Prints one summary line; exits non-zero on the first mismatch. Run by
-//! `run-tests.sh` under qemu mps2-an386.
+//! declines). Each path gets exactly the scratch its `scratch_len` asks for, starting at a
+//! varying misalignment, so a path that wrote past its scratch or miscounted its alignment
+//! would corrupt its own output or fail. Prints one summary line; exits non-zero on the first
+//! mismatch. Run by `run-tests.sh` under qemu mps2-an386.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -14,19 +16,22 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
-use qcnn_core::MapShape;
 use qcnn_core::ops::Channels;
 use qcnn_core::ops::conv2d::Conv2dOp;
 use qcnn_core::ops::linear::LinearOp;
 use qcnn_core::ops::maxpool2d::PoolWindow;
+use qcnn_core::{Kernels, MapShape};
 // The vector table's interrupt part (src/interrupts.rs) lives in the firmware's library.
 use qcnn_firmware as _;
 
 const CONV_CASES: usize = 400;
 const LINEAR_CASES: usize = 300;
 const MAX_CHANNELS: usize = 40;
-/// Longest Linear input tried: beyond the fast path's 3,200-byte buffer.
+/// Longest Linear input tried.
 const MAX_FEATURES: usize = 3600;
+/// Scratch for either path: the most the DSP conv can ask for is about 6.9 KB, the DSP
+/// Linear 2 bytes a feature; plus 3 bytes of misalignment.
+const MAX_SCRATCH: usize = 2 * MAX_FEATURES + 8;
 const MAX_INPUT: usize = 8 * 28 * 28;
 const MAX_WEIGHTS: usize = 40 * 4096 + 4;
 
@@ -97,6 +102,7 @@ fn main() -> ! {
     static mut INPUT: [i8; MAX_INPUT] = [0; MAX_INPUT];
     static mut FAST: [i8; MAX_INPUT] = [0; MAX_INPUT];
     static mut PORTABLE: [i8; MAX_INPUT] = [0; MAX_INPUT];
+    static mut SCRATCH: [i8; MAX_SCRATCH] = [0; MAX_SCRATCH];
     static mut CHANNELS: ChannelBytes = ChannelBytes {
         bias: [[0; 4]; MAX_CHANNELS],
         multiplier: [[0; 4]; MAX_CHANNELS],
@@ -108,6 +114,7 @@ fn main() -> ! {
         input: INPUT,
         fast: FAST,
         portable: PORTABLE,
+        scratch: SCRATCH,
         channels: CHANNELS,
     };
     let status = match check(&mut buffers) {
@@ -136,7 +143,14 @@ struct Buffers<'a> {
     input: &'a mut [i8],
     fast: &'a mut [i8],
     portable: &'a mut [i8],
+    scratch: &'a mut [i8],
     channels: &'a mut ChannelBytes,
+}
+
+/// Exactly `len` bytes of scratch, starting `case mod 4` bytes into the buffer.
+fn scratch(buffer: &mut [i8], case: usize, len: usize) -> &mut [i8] {
+    let skew = case % 4;
+    &mut buffer[skew..skew + len]
 }
 
 /// Runs every case; the outputs compared, or the first mismatching case.
@@ -208,8 +222,21 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             input_zero_point: rng.next() as i8,
         };
         let x = &b.input[..in_len];
-        op.run(x, &mut b.fast[..out_len]);
-        op.run_portable(x, &mut b.portable[..out_len]);
+        let dsp_scratch = op.scratch_len(Kernels::CortexM4Dsp);
+        let portable_scratch = op.scratch_len(Kernels::Portable);
+        if dsp_scratch.max(portable_scratch) + 3 > b.scratch.len() {
+            continue;
+        }
+        op.run(
+            x,
+            &mut b.fast[..out_len],
+            scratch(b.scratch, case, dsp_scratch),
+        );
+        op.run_portable(
+            x,
+            &mut b.portable[..out_len],
+            scratch(b.scratch, case + 1, portable_scratch),
+        );
         compare("conv", case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;
     }
@@ -236,7 +263,12 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             weights,
             channels: b.channels.random(&mut rng, n, k),
         };
-        op.run(&b.input[..k], &mut b.fast[..n]);
+        let dsp_scratch = op.scratch_len(Kernels::CortexM4Dsp);
+        op.run(
+            &b.input[..k],
+            &mut b.fast[..n],
+            scratch(b.scratch, case, dsp_scratch),
+        );
         op.run_portable(&b.input[..k], &mut b.portable[..n]);
         compare("linear", case, &b.fast[..n], &b.portable[..n])?;
         outputs += n;

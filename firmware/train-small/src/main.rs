@@ -43,7 +43,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let validation = data.train.select(&split.validation);
 
     let device = Device::Cpu;
-    let network = Network::new(&config.architecture(), cli.seed, &device)?;
+    let network = Network::new(&config.architecture()?, cli.seed, &device)?;
     let mut optimizer = AdamW::new(
         network.variables(),
         ParamsAdamW {

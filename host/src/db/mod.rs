@@ -1,8 +1,10 @@
 //! The results database: the embedded SQLite file by default, PostgreSQL (or Greenplum) when a
 //! `postgres://` URL is given. Every operation runs in one transaction, with bound parameters.
 
+mod postgres_connection;
 pub mod schema;
 mod sql;
+mod sqlite;
 pub mod url;
 
 use std::path::{Path, PathBuf};
@@ -11,19 +13,36 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::scores::Scores;
+use schema::SchemaProblem;
 use sql::{BackendError, Param, Row, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("unsupported database URL {0} (expected postgres://…, postgresql://… or sqlite:PATH)")]
+    #[error(
+        "unsupported database URL {0}… (expected postgres://…, postgresql://…, key=value pairs or sqlite:PATH)"
+    )]
     UnsupportedUrl(String),
-    #[error("invalid PostgreSQL connection string {url}: {reason}")]
-    BadUrl { url: String, reason: String },
+    #[error(
+        "sqlite:{0} names no file: the database would vanish when qcnn exits (is the variable in sqlite:$VAR unset?)"
+    )]
+    SqliteWithoutFile(String),
+    #[error("invalid PostgreSQL connection string (not shown, it may hold a password): {reason}")]
+    BadUrl { reason: String },
     #[error("connecting to PostgreSQL at {url}")]
     Connect {
         url: String,
         #[source]
         source: postgres::Error,
+    },
+    #[error(
+        "connecting to PostgreSQL at {url}: no answer to the startup handshake within {seconds} s (connect_timeout)"
+    )]
+    ConnectTimeout { url: String, seconds: u64 },
+    #[error("connecting to PostgreSQL at {url}: cannot start the connecting thread")]
+    ConnectThread {
+        url: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("reading the TLS root certificate {}", path.display())]
     RootCert {
@@ -43,6 +62,8 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("the SQLite database {}: {problem}", path.display())]
+    SqliteFile { path: PathBuf, problem: String },
     #[error("{what} in {db}")]
     Query {
         what: &'static str,
@@ -50,6 +71,8 @@ pub enum DbError {
         #[source]
         source: BackendError,
     },
+    #[error("{db}: {problem}")]
+    NotReady { db: String, problem: SchemaProblem },
     #[error("model id {id} is not in model_weights of {db} (see `qcnn db add-model`)")]
     UnknownModelId { id: i64, db: String },
     #[error("model_weights of {0} is empty: add a model with `qcnn db add-model PATH`")]
@@ -74,20 +97,45 @@ impl Target {
             .strip_prefix("sqlite://")
             .or(url.strip_prefix("sqlite:"))
         {
+            // An empty path or `:memory:` is a database that vanishes when qcnn exits, which
+            // `sqlite:$UNSET` produces silently.
+            if path.is_empty() || path.starts_with(':') {
+                return Err(DbError::SqliteWithoutFile(path.to_owned()));
+            }
             Ok(Target::Sqlite(PathBuf::from(path)))
         } else if url::is_postgres(&url) || url.contains('=') {
+            url::parse(&url).map_err(|reason| DbError::BadUrl { reason })?;
             Ok(Target::Postgres(url))
         } else {
-            Err(DbError::UnsupportedUrl(url::redact(&url)))
+            Err(DbError::UnsupportedUrl(scheme_of(&url)))
         }
     }
 
-    /// A description safe to print: the SQLite path or the URL without its password.
+    /// A description safe to print: the SQLite path or the connection string's printable form.
     pub fn describe(&self) -> String {
         match self {
             Target::Sqlite(path) => format!("SQLite {}", path.display()),
-            Target::Postgres(url) => url::redact(url),
+            Target::Postgres(text) => match url::parse(text) {
+                Ok(parsed) => url::printable(&parsed.config),
+                Err(_) => "PostgreSQL (a connection string that does not parse)".to_owned(),
+            },
         }
+    }
+}
+
+/// What comes before `:` if it looks like a URL scheme: all that an error may show of a string
+/// that could hold a password.
+fn scheme_of(url: &str) -> String {
+    match url.split_once(':') {
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            format!("{scheme}:")
+        }
+        _ => "(not shown)".to_owned(),
     }
 }
 
@@ -146,34 +194,34 @@ pub struct Db {
     description: String,
 }
 
-/// How long SQLite waits for another writer, and PostgreSQL for the server to answer a connect.
-const WAIT: Duration = Duration::from_secs(30);
+/// How long SQLite waits for another writer, and PostgreSQL for a connection, a lock or a
+/// statement.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 impl Db {
-    /// Opens the database. A SQLite file that does not exist yet is created with the schema
-    /// and seeded with `seed_model` (the release checkpoint), so the first run needs no setup.
+    /// Opens the database. The embedded SQLite file is given the schema and seeded with
+    /// `seed_model` (the release checkpoint) on first use, including when it exists but is
+    /// empty (a `touch`ed file, or one a failed first run left); PostgreSQL is connected to,
+    /// and `qcnn db init` creates its schema.
     pub fn open(target: &Target, seed_model: &str) -> Result<Db, DbError> {
         match target {
             Target::Sqlite(path) => {
-                let is_new = !path.exists();
-                let open_error = |source| DbError::OpenSqlite {
-                    path: path.clone(),
-                    source,
-                };
-                let conn = rusqlite::Connection::open(path).map_err(open_error)?;
-                conn.busy_timeout(WAIT).map_err(open_error)?;
-                conn.pragma_update(None, "foreign_keys", true)
-                    .map_err(open_error)?;
                 let mut db = Db {
-                    backend: Backend::Sqlite(conn),
+                    backend: Backend::Sqlite(sqlite::open(path)?),
                     description: target.describe(),
                 };
-                if is_new {
+                if db.schema_state()? != schema::SchemaState::Version(schema::VERSION) {
                     db.init(seed_model)?;
                 }
                 Ok(db)
             }
-            Target::Postgres(url) => connect_postgres(url),
+            Target::Postgres(text) => {
+                let (client, description) = postgres_connection::connect(text)?;
+                Ok(Db {
+                    backend: Backend::Postgres(client),
+                    description,
+                })
+            }
         }
     }
 
@@ -181,16 +229,63 @@ impl Db {
         &self.description
     }
 
-    /// Creates the tables that are missing, and adds `seed_model` if `model_weights` is empty.
+    fn schema_state(&mut self) -> Result<schema::SchemaState, DbError> {
+        self.transaction("reading the schema version", schema::state)
+    }
+
+    /// Fails unless the schema is this qcnn's version, so that a command learns of a missing,
+    /// old or newer schema before it does any work.
+    pub fn check_schema(&mut self) -> Result<(), DbError> {
+        match schema::problem(&self.schema_state()?) {
+            None => Ok(()),
+            Some(problem) => Err(DbError::NotReady {
+                db: self.description.clone(),
+                problem,
+            }),
+        }
+    }
+
+    /// Fails when a result could not be recorded (a read-only file or server, no INSERT
+    /// privilege), before an evaluation spends its time.
+    pub fn check_writable(&mut self) -> Result<(), DbError> {
+        const WHAT: &str = "checking that results can be written";
+        let writable = if let Backend::Sqlite(conn) = &self.backend {
+            !conn
+                .is_readonly(rusqlite::DatabaseName::Main)
+                .map_err(|source| DbError::Query {
+                    what: WHAT,
+                    db: self.description.clone(),
+                    source: source.into(),
+                })?
+        } else {
+            self.transaction(WHAT, |tx| {
+                tx.query_one(
+                    "SELECT current_setting('transaction_read_only') = 'off' \
+                     AND has_table_privilege('model_results', 'INSERT') \
+                     AND has_table_privilege('model_result_classes', 'INSERT') \
+                     AND has_table_privilege('model_result_confusion', 'INSERT')",
+                    &[],
+                    |r| r.boolean(0),
+                )
+            })?
+        };
+        if writable {
+            Ok(())
+        } else {
+            Err(DbError::NotReady {
+                db: self.description.clone(),
+                problem: SchemaProblem::ReadOnly,
+            })
+        }
+    }
+
+    /// Brings the schema to this qcnn's version (creating it, or checking and stamping tables
+    /// from before versioning), and adds `seed_model` if `model_weights` is empty. Concurrent
+    /// runs take turns: SQLite's write lock, PostgreSQL's advisory lock.
     pub fn init(&mut self, seed_model: &str) -> Result<(), DbError> {
-        let sqlite_schema = schema::sqlite();
-        let is_sqlite = matches!(self.backend, Backend::Sqlite(_));
         self.transaction("creating the schema", |tx| {
-            tx.batch(if is_sqlite {
-                &sqlite_schema
-            } else {
-                schema::POSTGRES
-            })?;
+            schema::lock(tx)?;
+            schema::migrate(tx)?;
             let models = tx.query_one("SELECT COUNT(*) FROM model_weights", &[], |r| r.int(0))?;
             if models == 0 {
                 insert_model(tx, seed_model, None)?;
@@ -234,12 +329,14 @@ impl Db {
             })
     }
 
-    /// The newest `model_weights` row with exactly this path, if any.
-    pub fn model_id_for_path(&mut self, path: &str) -> Result<Option<i64>, DbError> {
+    /// The newest `model_weights` row with exactly this path and SHA-256, if any: a file
+    /// replaced since `db add-model` is not that row's model.
+    pub fn model_id_for_file(&mut self, path: &str, sha256: &str) -> Result<Option<i64>, DbError> {
         let ids = self.transaction("looking up a model path", |tx| {
             tx.query(
-                "SELECT id FROM model_weights WHERE path = $1 ORDER BY id DESC LIMIT 1",
-                &[Param::Text(path)],
+                "SELECT id FROM model_weights WHERE path = $1 AND (sha256 = $2 OR sha256 IS NULL) \
+                 ORDER BY id DESC LIMIT 1",
+                &[Param::Text(path), Param::Text(sha256)],
                 |r| r.int(0),
             )
         })?;
@@ -344,69 +441,6 @@ impl Db {
             source,
         })
     }
-}
-
-fn connect_postgres(url: &str) -> Result<Db, DbError> {
-    let redacted = url::redact(url);
-    let bad_url = |reason: String| DbError::BadUrl {
-        url: redacted.clone(),
-        reason,
-    };
-    let parsed = url::parse(url).map_err(bad_url)?;
-    let mut config: postgres::Config = parsed
-        .config
-        .parse()
-        .map_err(|e: postgres::Error| bad_url(e.to_string()))?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(WAIT);
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("qcnn");
-    }
-    let mut tls = native_tls::TlsConnector::builder();
-    // libpq's sslmode semantics: below verify-ca, TLS only encrypts.
-    match parsed.verify {
-        url::TlsVerify::None => {
-            tls.danger_accept_invalid_certs(true);
-            tls.danger_accept_invalid_hostnames(true);
-        }
-        url::TlsVerify::Ca => {
-            tls.danger_accept_invalid_hostnames(true);
-        }
-        url::TlsVerify::Full => {}
-    }
-    if let Some(path) = &parsed.root_cert {
-        let root_cert_error = |source| DbError::RootCert {
-            path: path.clone(),
-            source,
-        };
-        let pem = std::fs::read(path).map_err(root_cert_error)?;
-        let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
-            root_cert_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        })?;
-        tls.add_root_certificate(cert);
-    }
-    let tls = tls.build().map_err(|source| DbError::Tls {
-        url: redacted.clone(),
-        source,
-    })?;
-    let mut client = config
-        .connect(postgres_native_tls::MakeTlsConnector::new(tls))
-        .map_err(|source| DbError::Connect {
-            url: redacted.clone(),
-            source,
-        })?;
-    // Timestamps read back as text (CAST … AS TEXT) are in UTC, as SQLite's are.
-    client
-        .batch_execute("SET TIME ZONE 'UTC'")
-        .map_err(|source| DbError::Connect {
-            url: redacted.clone(),
-            source,
-        })?;
-    Ok(Db {
-        backend: Backend::Postgres(client),
-        description: redacted,
-    })
 }
 
 fn insert_model(

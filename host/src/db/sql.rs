@@ -13,6 +13,8 @@ pub enum BackendError {
     Postgres(#[from] postgres::Error),
     #[error("the query returned no row")]
     NoRow,
+    #[error(transparent)]
+    Schema(#[from] super::schema::SchemaProblem),
 }
 
 /// A bound parameter. Integers are i64 because every integer column is BIGINT.
@@ -60,6 +62,7 @@ pub trait Row {
     fn opt_real(&self, column: usize) -> Result<Option<f64>, BackendError>;
     fn text(&self, column: usize) -> Result<String, BackendError>;
     fn opt_text(&self, column: usize) -> Result<Option<String>, BackendError>;
+    fn boolean(&self, column: usize) -> Result<bool, BackendError>;
 }
 
 macro_rules! impl_row {
@@ -81,6 +84,9 @@ macro_rules! impl_row {
                 Ok(self.get_value(column)?)
             }
             fn opt_text(&self, column: usize) -> Result<Option<String>, BackendError> {
+                Ok(self.get_value(column)?)
+            }
+            fn boolean(&self, column: usize) -> Result<bool, BackendError> {
                 Ok(self.get_value(column)?)
             }
         }
@@ -121,6 +127,10 @@ pub enum Transaction<'c, 't> {
 }
 
 impl Transaction<'_, '_> {
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, Transaction::Sqlite(_))
+    }
+
     pub fn execute(&mut self, sql: &str, params: &[Param]) -> Result<u64, BackendError> {
         Ok(match self {
             Transaction::Sqlite(tx) => {

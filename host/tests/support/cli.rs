@@ -16,6 +16,15 @@ pub fn release_checkpoint() -> PathBuf {
     repo_root().join("checkpoints/CNNModel_FashionMNIST_best_metric_model.pth")
 }
 
+/// The `qcnn` binary under test: this build's, or the one in `$QCNN_TEST_BIN_DIR`, which runs
+/// these tests against another build (e.g. an older release, to see a regression test fail).
+pub fn qcnn_binary() -> PathBuf {
+    match std::env::var_os("QCNN_TEST_BIN_DIR") {
+        Some(dir) => Path::new(&dir).join("qcnn"),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_qcnn")),
+    }
+}
+
 /// A temp dir holding a config.yaml like the repository's, with absolute paths, its own
 /// SQLite file and the given gate.
 pub struct TestEnv {
@@ -69,7 +78,7 @@ impl TestEnv {
 
     /// `qcnn` in the temp dir, with its config and no DATABASE_URL from the caller.
     pub fn qcnn(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_qcnn"));
+        let mut command = Command::new(qcnn_binary());
         command
             .current_dir(self.dir.path())
             .env_remove("DATABASE_URL")
@@ -144,10 +153,57 @@ pub fn release_blob() -> &'static Path {
             let config =
                 qcnn_quantize::config::Config::load(&repo_root().join("config.yaml")).unwrap();
             let dataset = qcnn_dataset::FashionMnist::load(&config.data.dirs).unwrap();
-            let loaded =
-                qcnn_host::model_file::load(&release_checkpoint(), &config, &dataset).unwrap();
+            let loaded = qcnn_host::model_file::load(
+                &release_checkpoint(),
+                qcnn_host::model_file::read(&release_checkpoint()).unwrap(),
+                &config,
+                &dataset,
+            )
+            .unwrap();
             std::fs::write(&path, loaded.blob).unwrap();
             (dir, path)
         })
         .1
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// `command` as the user `nobody` when the tests run as root, who ignores file modes; as it
+/// is otherwise. The environment and working directory carry over.
+pub fn unprivileged(command: Command) -> Command {
+    if !is_root() {
+        return command;
+    }
+    let mut wrapped = Command::new("runuser");
+    wrapped
+        .args(["-u", "nobody", "--"])
+        .arg(command.get_program())
+        .args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
+}
+
+/// Lets `nobody` read (and enter) `dir` and what it holds.
+pub fn make_readable_by_all(dir: &Path) {
+    let status = Command::new("chmod")
+        .arg("-R")
+        .arg("a+rX")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "chmod {}", dir.display());
 }

@@ -50,9 +50,18 @@ pub fn random_init_tensors() -> BTreeMap<String, Tensor> {
         .tensors
 }
 
+/// The `qcnn-quantize` binary under test: this build's, or the one in `$QCNN_TEST_BIN_DIR`,
+/// which runs these tests against another build (e.g. an older release).
+pub fn quantize_binary() -> PathBuf {
+    match std::env::var_os("QCNN_TEST_BIN_DIR") {
+        Some(dir) => Path::new(&dir).join("qcnn-quantize"),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_qcnn-quantize")),
+    }
+}
+
 /// Runs the real `qcnn-quantize` binary.
 pub fn quantize_cli(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_qcnn-quantize"))
+    std::process::Command::new(quantize_binary())
         .args(args)
         .output()
         .unwrap()
@@ -66,4 +75,21 @@ pub fn listing(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// `command` as the user `nobody` when the tests run as root, who ignores file modes.
+pub fn unprivileged(command: std::process::Command) -> std::process::Command {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        return command;
+    }
+    let mut wrapped = std::process::Command::new("runuser");
+    wrapped
+        .args(["-u", "nobody", "--"])
+        .arg(command.get_program())
+        .args(command.get_args());
+    wrapped
 }

@@ -2,13 +2,18 @@
 //!
 //! 1. Input rows are converted once to int16, pixel-major (for each padded column, its C
 //!    channel values), into a ring holding the rows one pooled output row needs. Padding
-//!    columns hold the input zero point; padding rows read a row of zero points.
+//!    columns hold the input zero point; kernel rows over padding rows are zero points.
 //! 2. A conv output's patch is then K runs of K·C consecutive int16 values, one per kernel
 //!    row, copied as words into a small patch buffer (zero words pad it to a multiple of 4).
 //! 3. The weights are interleaved once per run to match: for each group of four output
 //!    channels, their four biases, then for every patch word the four channels' int16 pairs.
 //!    The `asm!` loop starts four accumulators at the biases (one LDM), then per patch word
 //!    does one LDM of four weight words, one LDR and four SMLAD: 26 instructions per 32 MACs.
+//!
+//! Every buffer (prepared requantizers, interleaved weights, the ring, the patch, the
+//! accumulators) comes from the scratch the caller's arena provides; the layout is
+//! [`DspConvLayout`], which `Model::arena_len` counts on every target. Only the ring's
+//! bookkeeping (288 bytes) stays on the stack.
 //!
 //! A fused pool takes the max of the accumulators over its window, then requantizes once:
 //! this path only takes layers whose requantizers are all monotone (no left shift, as every
@@ -18,104 +23,85 @@ use core::arch::asm;
 
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::requant::PreparedRequantizer;
+use crate::ops::scratch::{self, DspConvLayout, GROUP, MAX_RING_ROWS};
 
-/// Output channels one pass of the kernel computes.
-const GROUP: usize = 4;
-/// Most output channels (accumulators and requantizers live on the stack).
-const MAX_CHANNELS: usize = 32;
-/// Most words in one patch: the seed model's second conv needs 3 × 12.
-const MAX_PATCH_WORDS: usize = 64;
-/// Most interleaved weight words: groups × (4 biases + 4 × patch words); 592 for the seed model.
-const MAX_WEIGHT_WORDS: usize = 640;
-/// Most words of converted rows (two int16 values a word): 600 for the seed model.
-const MAX_RING_WORDS: usize = 768;
-/// Most rows in the ring.
-const MAX_RING_ROWS: usize = 8;
-
-/// The layout shared by the weights, the patches and the row ring.
-struct Layout {
-    /// Input channels.
-    c: usize,
-    k: usize,
-    /// Words per kernel row of a patch: ⌈K·C / 2⌉.
-    row_words: usize,
-    /// Words per patch: `k · row_words` rounded up to a multiple of 4.
-    patch_words: usize,
-    groups: usize,
-    /// int16 values per converted row: (W + 2·padding) · C.
-    row_values: usize,
-    /// Rows in the ring; the zero-point row follows them.
-    ring_rows: usize,
+/// Carves the layer's buffers out of `words`, in the order `DspConvLayout::total_words`
+/// counts them.
+struct Buffers<'s> {
+    requants: &'s mut [u32],
+    weights: &'s mut [u32],
+    ring: &'s mut [u32],
+    patch: &'s mut [u32],
+    acc: &'s mut [i32],
+    best: &'s mut [i32],
 }
 
-impl Layout {
-    fn new(op: &Conv2dOp<'_>) -> Option<Self> {
-        let (c, k, out) = (op.input.c, op.kernel, op.output.c);
-        let row_words = k.checked_mul(c)?.div_ceil(2);
-        let patch_words = k.checked_mul(row_words)?.next_multiple_of(4);
-        let groups = out.div_ceil(GROUP);
-        let row_values = op
-            .input
-            .w
-            .checked_add(op.padding.checked_mul(2)?)?
-            .checked_mul(c)?;
-        let ring_rows = op
-            .pool
-            .kernel
-            .checked_sub(1)?
-            .checked_mul(op.stride)?
-            .checked_add(k)?;
-        let ring_values = (ring_rows + 1).checked_mul(row_values)?.checked_add(2)?;
-        let fits = (1..=MAX_CHANNELS).contains(&out)
-            && k >= 1
-            && (1..=MAX_PATCH_WORDS).contains(&patch_words)
-            && groups * (GROUP + GROUP * patch_words) <= MAX_WEIGHT_WORDS
-            && ring_values <= 2 * MAX_RING_WORDS
-            && ring_rows <= MAX_RING_ROWS
-            && op.stride >= 1
-            && op.pool.stride >= 1;
-        fits.then_some(Self {
-            c,
-            k,
-            row_words,
-            patch_words,
-            groups,
-            row_values,
-            ring_rows,
+impl<'s> Buffers<'s> {
+    fn carve(layout: &DspConvLayout, words: &'s mut [u32]) -> Option<Self> {
+        let (requants, rest) = words.split_at_mut_checked(layout.requant_words())?;
+        let (weights, rest) = rest.split_at_mut_checked(layout.weight_words())?;
+        let (ring, rest) = rest.split_at_mut_checked(layout.ring_words)?;
+        let (patch, rest) = rest.split_at_mut_checked(layout.patch_words)?;
+        let (acc, rest) = rest.split_at_mut_checked(layout.acc_words())?;
+        let (best, _) = rest.split_at_mut_checked(layout.acc_words())?;
+        Some(Self {
+            requants,
+            weights,
+            ring,
+            patch,
+            acc: bytemuck::must_cast_slice_mut(acc),
+            best: bytemuck::must_cast_slice_mut(best),
         })
     }
 }
 
-/// Runs `op` if it fits the stack buffers; `false` (nothing written) otherwise.
-pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
-    let Some(layout) = Layout::new(op) else {
+/// The layout of `op`'s scratch on this path; `None` outside the path's limits.
+pub(crate) fn layout(op: &Conv2dOp<'_>) -> Option<DspConvLayout> {
+    DspConvLayout::new(&op.geometry())
+}
+
+/// Runs `op` if it fits the path's limits and `scratch` holds its buffers; `false` (nothing
+/// written) otherwise.
+pub(crate) fn conv2d(
+    op: &Conv2dOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    let Some(layout) = layout(op) else {
+        return false;
+    };
+    let Some(b) = Buffers::carve(&layout, scratch::words(scratch)) else {
         return false;
     };
     // Only monotone requantizers (every validated channel without a left shift): the max
     // of the accumulators is then the max of the outputs.
-    let mut requants = [PreparedRequantizer::default(); MAX_CHANNELS];
-    for (slot, (_, requant)) in requants.iter_mut().zip(op.channels.iter()) {
-        match PreparedRequantizer::new(&requant) {
-            Some(prepared) if requant.is_monotone() => *slot = prepared,
+    let mut slots = b.requants.chunks_exact_mut(6);
+    for (_, requant) in op.channels.iter() {
+        match (PreparedRequantizer::new(&requant), slots.next()) {
+            (Some(prepared), Some(slot)) if requant.is_monotone() => {
+                slot.copy_from_slice(&prepared.to_words());
+            }
             _ => return false,
         }
     }
-    let mut weights = [0_u32; MAX_WEIGHT_WORDS];
-    interleave_weights(op, &layout, &mut weights);
+    b.weights.fill(0);
+    interleave_weights(op, &layout, b.weights);
     let channels = op.output.c;
-    let requants = requants.get(..channels).unwrap_or(&[]);
-    let weights = &weights[..];
+    let requants = &*b.requants;
+    let weights = &*b.weights;
 
-    let mut ring = [0_u32; MAX_RING_WORDS];
-    let values: &mut [i16] = bytemuck::must_cast_slice_mut(&mut ring);
+    let ring = b.ring;
+    let values: &mut [i16] = bytemuck::must_cast_slice_mut(&mut *ring);
     values.fill(i16::from(op.input_zero_point));
     // (The ring is read as words below and written as int16 values in `convert_row`.)
     // Which input row each ring slot holds.
     let mut loaded = [isize::MIN; MAX_RING_ROWS];
-    let zero_row = layout.ring_rows * layout.row_values;
-    let mut patch = [0_u32; MAX_PATCH_WORDS];
-    let patch = patch.get_mut(..layout.patch_words).unwrap_or(&mut []);
-    let (mut acc, mut best) = ([0_i32; MAX_CHANNELS], [0_i32; MAX_CHANNELS]);
+    // A kernel row over the top or bottom padding: every patch word is the zero point twice.
+    let half = u32::from(i16::from(op.input_zero_point) as u16);
+    let padding_word = half | half << 16;
+    let patch = b.patch;
+    let (acc, best) = (b.acc, b.best);
     let plane = op.output.plane();
     // Ring offsets (in values) of the kernel rows of each conv row of a pooled row.
     let mut bases = [0_usize; MAX_RING_ROWS * MAX_RING_ROWS];
@@ -128,7 +114,7 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool
                     Some(row) => {
                         let slot = row % layout.ring_rows.max(1);
                         if loaded.get(slot) != Some(&iy) {
-                            let values = bytemuck::must_cast_slice_mut(&mut ring);
+                            let values = bytemuck::must_cast_slice_mut(&mut *ring);
                             convert_row(op, &layout, input, row, values, slot);
                             if let Some(l) = loaded.get_mut(slot) {
                                 *l = iy;
@@ -136,14 +122,14 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool
                         }
                         slot * layout.row_values
                     }
-                    None => zero_row,
+                    None => PADDING_ROW,
                 };
                 if let Some(b) = bases.get_mut(dy * k + ky) {
                     *b = base;
                 }
             }
         }
-        let ring = &ring;
+        let ring = &*ring;
         for px in 0..op.output.w {
             // The first position's sums start the max; the others fold into it.
             for dy in 0..pool.kernel {
@@ -156,6 +142,7 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool
                         x * op.stride * layout.c,
                         layout.row_words,
                         patch,
+                        padding_word,
                     );
                     // One call site, so the kernel is inlined once.
                     let first = dy == 0 && dx == 0;
@@ -163,19 +150,24 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool
                         weights,
                         patch,
                         layout.groups,
-                        if first { &mut best } else { &mut acc },
+                        if first { &mut *best } else { &mut *acc },
                     );
                     if !first {
-                        for (best, &sum) in best.iter_mut().zip(&acc).take(channels) {
-                            *best = (*best).max(sum);
+                        // Four at a time: the accumulators come in whole groups.
+                        let pairs = best.chunks_exact_mut(GROUP).zip(acc.chunks_exact(GROUP));
+                        for (best, sums) in pairs {
+                            for (best, &sum) in best.iter_mut().zip(sums) {
+                                *best = (*best).max(sum);
+                            }
                         }
                     }
                 }
             }
             let pixel = py * op.output.w + px;
             requantize(
-                &best,
+                best,
                 requants,
+                channels,
                 output.get_mut(pixel..).unwrap_or(&mut []),
                 plane,
             );
@@ -184,17 +176,17 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool
     true
 }
 
-/// `out[o · plane] = requant[o].apply(best[o])` for every channel `o` of `requants`, in
+/// `out[o · plane] = requant[o].apply(best[o])` for the first `n` channels, whose prepared
+/// requantizers are six words each in `requants` ([`PreparedRequantizer::to_words`]), in
 /// assembly: 24 instructions per output instead of the compiler's ~45 (its loop spills).
 #[inline(always)]
-fn requantize(best: &[i32], requants: &[PreparedRequantizer], out: &mut [i8], plane: usize) {
-    let n = requants.len();
-    let fits = n > 0 && best.len() >= n && out.len() > (n - 1) * plane;
+fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: usize) {
+    let fits = n > 0 && best.len() >= n && requants.len() >= 6 * n && out.len() > (n - 1) * plane;
     if !fits {
         return;
     }
     // SAFETY: reads `n ≥ 1` accumulators of `best` and `n` prepared requantizers (six words
-    // each, `repr(C)` in LDM order, word-aligned), and writes `out[o · plane]` for `o < n`, all
+    // each, in LDM order, word-aligned), and writes `out[o · plane]` for `o < n`, all
     // in bounds as checked above. Registers only; no stack.
     //
     // Per output, exactly `PreparedRequantizer::apply`: the left shift; the rounding doubling
@@ -247,7 +239,7 @@ fn requantize(best: &[i32], requants: &[PreparedRequantizer], out: &mut [i8], pl
 
 /// Writes the biases and the int16 weight pairs of every group (see the module docs); `out`
 /// starts zeroed, so channels beyond the last and the padding words weigh 0.
-fn interleave_weights(op: &Conv2dOp<'_>, layout: &Layout, out: &mut [u32]) {
+fn interleave_weights(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]) {
     let group_words = GROUP + GROUP * layout.patch_words;
     let (c, k) = (layout.c, layout.k);
     {
@@ -279,7 +271,7 @@ fn interleave_weights(op: &Conv2dOp<'_>, layout: &Layout, out: &mut [u32]) {
 /// columns (which keep the zero point they were filled with).
 fn convert_row(
     op: &Conv2dOp<'_>,
-    layout: &Layout,
+    layout: &DspConvLayout,
     input: &[i8],
     row: usize,
     values: &mut [i16],
@@ -299,13 +291,30 @@ fn convert_row(
     }
 }
 
+/// The base of a kernel row lying over the top or bottom padding.
+const PADDING_ROW: usize = usize::MAX;
+
 /// Copies the patch of the conv output whose kernel rows start at `bases[ky] + offset`
-/// (int16 values into the ring): `row_words` words per kernel row.
+/// (int16 values into the ring): `row_words` words per kernel row; a row whose base is
+/// [`PADDING_ROW`] is `padding_word` throughout.
 #[inline(always)]
-fn fill_patch(ring: &[u32], bases: &[usize], offset: usize, row_words: usize, patch: &mut [u32]) {
+fn fill_patch(
+    ring: &[u32],
+    bases: &[usize],
+    offset: usize,
+    row_words: usize,
+    patch: &mut [u32],
+    padding_word: u32,
+) {
     // The ring as int16 values: a kernel row may start at an odd one (odd C).
     let values = 2 * ring.len();
     for (&base, dst) in bases.iter().zip(patch.chunks_exact_mut(row_words.max(1))) {
+        if base == PADDING_ROW {
+            for word in dst {
+                *word = padding_word;
+            }
+            continue;
+        }
         let start = base + offset;
         if start + 2 * dst.len() <= values {
             copy_words(dst, ring.as_ptr().cast::<u16>().wrapping_add(start).cast());

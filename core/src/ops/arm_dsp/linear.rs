@@ -1,5 +1,6 @@
-//! Linear on the Cortex-M4: the input vector is unpacked once into int16 pairs on the stack,
-//! then an `asm!` loop runs two weight rows at a time against it.
+//! Linear on the Cortex-M4: the input vector is unpacked once into int16 pairs in the scratch
+//! (2 bytes a feature, from the caller's arena), then an `asm!` loop runs two weight rows at
+//! a time against it.
 //!
 //! Per 8 input bytes: one LDM of four unpacked input words (shared by both rows), and per row
 //! one LDRD of 8 weight bytes, four SXTB16 and four SMLAD: 19 instructions per 16 MACs, plus 3
@@ -11,14 +12,16 @@ use core::arch::asm;
 use super::sxtb16_pairs;
 use crate::ops::dot::dot;
 use crate::ops::linear::LinearOp;
+use crate::ops::scratch::{self, LINEAR_STEP as STEP};
 
-/// Most input features unpacked (6.4 KB of stack): the seed model's first Linear has 3,136.
-const MAX_INPUT: usize = 3200;
-/// Input bytes per iteration of the asm loop.
-const STEP: usize = 32;
-
-/// Runs `op` if it fits; `false` (nothing written) otherwise.
-pub(crate) fn linear(op: &LinearOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
+/// Runs `op` if it fits and `scratch` holds the unpacked input; `false` (nothing written)
+/// otherwise.
+pub(crate) fn linear(
+    op: &LinearOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
     let k = op.in_features;
     let body = k - k % STEP;
     // LDRD needs word-aligned rows.
@@ -26,10 +29,12 @@ pub(crate) fn linear(op: &LinearOp<'_>, input: &[i8], output: &mut [i8]) -> bool
     let Some(x) = input.get(..k) else {
         return false;
     };
-    if body == 0 || k > MAX_INPUT || !aligned {
+    let Some(unpacked) = scratch::words(scratch).get_mut(..k / 2) else {
+        return false;
+    };
+    if body == 0 || !aligned {
         return false;
     }
-    let mut unpacked = [0_u32; MAX_INPUT / 2];
     for (bytes, out) in x
         .as_chunks::<4>()
         .0
@@ -48,7 +53,7 @@ pub(crate) fn linear(op: &LinearOp<'_>, input: &[i8], output: &mut [i8]) -> bool
     while let (Some(r0), Some((out0, (bias0, requant0)))) = (rows.next(), outputs.next()) {
         let sums = match (rows.next(), outputs.next()) {
             (Some(r1), Some((out1, (bias1, requant1)))) => {
-                let [s0, s1] = two_rows(r0, r1, &unpacked, body);
+                let [s0, s1] = two_rows(r0, r1, unpacked, body);
                 *out1 = requant1.apply(bias1.wrapping_add(row_sum(r1, s1)));
                 s0
             }

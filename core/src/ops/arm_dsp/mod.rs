@@ -7,8 +7,8 @@
 //! - [`linear()`]: a whole Linear: the input unpacked to int16 pairs once, then two weight
 //!   rows at a time.
 //!
-//! Both return `false` when a layer does not fit their fixed stack buffers; the portable code
-//! then runs. Their results are bit-identical to the portable kernels (SMLAD wraps exactly
+//! Both take their buffers from the scratch in the caller's arena (`ops::scratch`), and return
+//! `false` when a layer is outside their limits; the portable code then runs. Their results are bit-identical to the portable kernels (SMLAD wraps exactly
 //! like `wrapping_add`): the firmware's `dsp_check` binary compares them on a Cortex-M4 under
 //! qemu, and the firmware test diffs the whole model against the host.
 //!

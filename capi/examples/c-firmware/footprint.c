@@ -1,0 +1,38 @@
+#include "footprint.h"
+
+#include <stdint.h>
+
+extern uint32_t __flash_start[], __flash_end[], __data_start[], __bss_end[];
+extern uint32_t __heap_start[], __heap_end[], __stack_bottom[], __stack_top[];
+
+#define PAINT 0xDEADBEEFu
+
+size_t footprint_flash_used(void) {
+    return (size_t)((uintptr_t)__flash_end - (uintptr_t)__flash_start);
+}
+
+size_t footprint_ram_static(void) {
+    return (size_t)((uintptr_t)__bss_end - (uintptr_t)__data_start);
+}
+
+size_t footprint_heap_reserved(void) {
+    return (size_t)((uintptr_t)__heap_end - (uintptr_t)__heap_start);
+}
+
+/* Painting stops 256 bytes below the current stack pointer, so the words of the reset handler
+ * and of this call are left alone. */
+void footprint_paint_stack(void) {
+    uintptr_t sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    for (volatile uint32_t *word = __stack_bottom; (uintptr_t)word < sp - 256; word++) {
+        *word = PAINT;
+    }
+}
+
+size_t footprint_stack_peak(void) {
+    const volatile uint32_t *word = __stack_bottom;
+    while ((uintptr_t)word < (uintptr_t)__stack_top && *word == PAINT) {
+        word++;
+    }
+    return (size_t)((uintptr_t)__stack_top - (uintptr_t)word);
+}

@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# The C API's tests (issue 16), run by the project's test command (step `capi`):
+#   unit        cargo test (the API's checks and codes, the header drift test) and clippy for
+#               the capi crate, a workspace of its own that the workspace-wide steps miss;
+#   header      include/qcnn.h compiles cleanly as C99 and C++11 (-Wall -Wextra -Werror
+#               -pedantic), for the host and, C99, for the Cortex-M4;
+#   host        the host C example (gcc, the host static library, then the shared one)
+#               prints exactly `qcnn predict`'s lines for the first 100 test images;
+#   panic-never the Cortex-M4 static library links into a program that calls every function
+#               with no C library, so without the `abort` its panic handler calls: it links
+#               only if no panic is reachable from any exported function;
+#   m4          the C firmware (gcc-arm-none-eabi, newlib, libqcnn_capi.a, the blob from
+#               `qcnn-quantize --emit-c`) on qemu mps2-an386 prints exactly `qcnn predict`'s
+#               lines; its instructions per inference are within 1% of the Rust firmware's
+#               (`firmware/run-tests.sh m4`, run here); the static library adds at most
+#               16 KiB of flash to it (from the link map).
+# Every part runs even when an earlier one failed; the exit status is non-zero if any failed.
+# Usage: bash capi/run-tests.sh [PART...]   (from anywhere; honours CARGO_TARGET_DIR)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+capi="$root/capi"
+examples="$capi/examples"
+host_target_dir="${CARGO_TARGET_DIR:-$root/target}"
+capi_target_dir="${CARGO_TARGET_DIR:-$capi/target}"
+firmware_target_dir="${CARGO_TARGET_DIR:-$root/firmware/target}"
+work="$capi_target_dir/qcnn-capi-tests"
+images=100
+qemu_timeout=600
+# Issue 16: the whole loader and kernels, as a C firmware links them, in at most 16 KiB.
+library_flash_limit=$((16 * 1024))
+m4_target=thumbv7em-none-eabihf
+m4_flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
+c_warnings=(-Wall -Wextra -Werror -pedantic)
+mkdir -p "$work"
+
+fail() {
+    echo "capi: FAIL: $*" >&2
+    exit 1
+}
+
+# Builds the static library for `target` (empty: the host); prints its path.
+build_library() {
+    local target="$1"
+    if [[ -z "$target" ]]; then
+        (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo build --release >&2) || return 1
+        echo "$capi_target_dir/release/libqcnn_capi.a"
+    else
+        (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" \
+            cargo rustc --release --target "$target" --crate-type staticlib >&2) || return 1
+        echo "$capi_target_dir/$target/release/libqcnn_capi.a"
+    fi
+}
+
+# The first $images test images, raw u8 back to back, from the IDX file config.yaml finds.
+extract_images() {
+    local out="$1" dir idx=""
+    for dir in "$root/data/FashionMNIST/raw" /usr/share/datasets/fashion-mnist; do
+        for candidate in "$dir/t10k-images-idx3-ubyte.gz" "$dir/t10k-images-idx3-ubyte"; do
+            [[ -z "$idx" && -f "$candidate" ]] && idx="$candidate"
+        done
+    done
+    [[ -n "$idx" ]] || fail "no t10k-images-idx3-ubyte(.gz) in data/FashionMNIST/raw or /usr/share/datasets/fashion-mnist"
+    if [[ "$idx" == *.gz ]]; then gzip -dc "$idx" >"$work/t10k-images.idx"; else cp "$idx" "$work/t10k-images.idx"; fi
+    # Past the 16-byte IDX header. `qcnn predict` reads the same file through its SHA-256
+    # check, so a wrong image here shows as a diff.
+    dd if="$work/t10k-images.idx" of="$out" iflag=skip_bytes,count_bytes skip=16 count=$((images * 784)) status=none
+}
+
+# The C program's `img` lines must be exactly `qcnn predict`'s for the same blob and images.
+diff_with_host() {
+    local out="$1" name="$2"
+    grep '^img ' "$out" >"$work/$name.c.txt" || true
+    "$qcnn" --config "$root/config.yaml" predict --model "$blob" --first "$images" >"$work/$name.host.txt"
+    local lines
+    lines="$(wc -l <"$work/$name.c.txt")"
+    [[ "$lines" -eq "$images" ]] || fail "$name: the C program printed $lines img lines, expected $images"
+    diff -u "$work/$name.host.txt" "$work/$name.c.txt" ||
+        fail "$name: the C program's predictions differ from qcnn predict's"
+    echo "$name: all $images predictions and logits identical to qcnn predict's"
+}
+
+# The value of measurement `key` in `out` (a `# key value ...` line).
+measurement() { awk -v key="$2" '$1 == "#" && $2 == key { print $3 }' "$1"; }
+
+check_at_most() {
+    local what="$1" value="$2" limit="$3"
+    [[ -n "$value" ]] || fail "no $what figure"
+    [[ "$value" -le "$limit" ]] || fail "$what is $value, the target is <= $limit"
+    echo "$what $value <= $limit"
+}
+
+part_unit() {
+    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo test)
+    # Not --all-targets: building the tests enables std in serde (through cbindgen), which
+    # the no_std library with its own panic handler must not link; so the library and its
+    # tests are checked apart.
+    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo clippy --lib -- -D warnings)
+    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo clippy --tests -- -D warnings)
+}
+
+part_header() {
+    local source="$work/header_check.c"
+    # Every declaration used, so that a wrong prototype cannot hide.
+    cat >"$source" <<'EOF'
+#include "qcnn.h"
+qcnn_status use_every_function(const uint8_t *blob, size_t len, uint8_t *arena, int8_t *logits);
+qcnn_status use_every_function(const uint8_t *blob, size_t len, uint8_t *arena, int8_t *logits) {
+    static qcnn_model model;
+    size_t value = 0;
+    qcnn_status status = qcnn_model_init(blob, len, &model);
+    status |= qcnn_arena_len(&model, &value);
+    status |= qcnn_input_len(&model, &value);
+    status |= qcnn_num_classes(&model, &value);
+    status |= qcnn_infer(&model, blob, len, arena, value, logits, value);
+    status |= qcnn_argmax(logits, value, &value);
+    return qcnn_error_str(status)[0] == 'o' ? QCNN_OK : QCNN_ERR_NULL_POINTER;
+}
+EOF
+    cp "$source" "$work/header_check.cpp"
+    gcc -std=c99 "${c_warnings[@]}" -I "$capi/include" -c "$source" -o "$work/header_check.c99.o"
+    echo "qcnn.h: C99 (gcc -std=c99 ${c_warnings[*]}) ok"
+    g++ -std=c++11 "${c_warnings[@]}" -I "$capi/include" -c "$work/header_check.cpp" -o "$work/header_check.cpp.o"
+    echo "qcnn.h: C++11 (g++ -std=c++11 ${c_warnings[*]}) ok"
+    arm-none-eabi-gcc -std=c99 "${m4_flags[@]}" "${c_warnings[@]}" -I "$capi/include" -c "$source" -o "$work/header_check.m4.o"
+    echo "qcnn.h: C99 for the Cortex-M4 (arm-none-eabi-gcc) ok"
+}
+
+part_host() {
+    local library program="$work/predict"
+    library="$(build_library "")"
+    gcc -std=c99 "${c_warnings[@]}" -O2 -I "$capi/include" -I "$examples/common" \
+        "$examples/host/predict.c" "$examples/common/print_prediction.c" "$library" -o "$program"
+    echo "$program $blob $work/images.bin"
+    "$program" "$blob" "$work/images.bin" >"$work/host.out"
+    diff_with_host "$work/host.out" host
+    # The same program against the shared library (cdylib) built beside it.
+    local shared="${library%.a}.so"
+    gcc -std=c99 "${c_warnings[@]}" -O2 -I "$capi/include" -I "$examples/common" \
+        "$examples/host/predict.c" "$examples/common/print_prediction.c" "$shared" \
+        -Wl,-rpath,"$(dirname "$shared")" -o "$program-shared"
+    ldd "$program-shared" | grep -q libqcnn_capi.so || fail "$program-shared does not load libqcnn_capi.so"
+    "$program-shared" "$blob" "$work/images.bin" >"$work/host-shared.out"
+    diff_with_host "$work/host-shared.out" host-shared
+}
+
+# A program that calls every exported function on values the compiler cannot see through,
+# linked with no C library and dead code removed: `abort` stays undefined unless a panic
+# path survives.
+part_panic_never() {
+    local library
+    library="$(build_library "$m4_target")"
+    cat >"$work/panic_check.c" <<'EOF'
+#include "qcnn.h"
+volatile uintptr_t sink;
+void entry(void);
+void entry(void) {
+    static qcnn_model model;
+    static uint8_t arena[64];
+    static int8_t logits[16];
+    size_t value;
+    sink = (uintptr_t)qcnn_model_init((const uint8_t *)sink, sink, &model);
+    sink = (uintptr_t)qcnn_arena_len(&model, &value);
+    sink = (uintptr_t)qcnn_input_len(&model, &value);
+    sink = (uintptr_t)qcnn_num_classes(&model, &value);
+    sink = (uintptr_t)qcnn_infer(&model, (const uint8_t *)sink, sink, arena, sink, logits, sink);
+    sink = (uintptr_t)qcnn_argmax(logits, sink, &value);
+    sink = (uintptr_t)qcnn_error_str((qcnn_status)sink);
+}
+EOF
+    if ! arm-none-eabi-gcc "${m4_flags[@]}" -Os -I "$capi/include" -nostdlib -Wl,--gc-sections \
+        -Wl,--no-warn-rwx-segments -Wl,-e,entry "$work/panic_check.c" "$library" \
+        -o "$work/panic_check.elf" 2>"$work/panic_check.log"; then
+        grep -E 'undefined reference|in function' "$work/panic_check.log" | head -n 20 >&2
+        fail "a panic is reachable from the C API: the library needs abort()"
+    fi
+    echo "panic_check links without a C library: no panic is reachable from any qcnn_* function"
+}
+
+# Bytes of FLASH that input files containing `pattern` (and not `exclude`, if given) contribute,
+# from a GNU ld map: the input sections listed under the output sections placed in flash.
+map_flash_bytes() {
+    local map="$1" pattern="$2" exclude="${3:-}"
+    awk -v pattern="$pattern" -v exclude="$exclude" '
+        function hex(text,   i, value) {
+            text = tolower(substr(text, 3))
+            for (i = 1; i <= length(text); i++) value = value * 16 + index("0123456789abcdef", substr(text, i, 1)) - 1
+            return value
+        }
+        /^Linker script and memory map/ { in_map = 1; next }
+        !in_map { next }
+        /^\.[A-Za-z]/ { output = $1; pending = ""; next }
+        output !~ /^\.(vectors|text|ARM\.exidx|data)$/ { next }
+        # An input section name alone on its line; its address and size follow on the next.
+        NF == 1 && $1 ~ /^\./ { pending = $1; next }
+        NF == 4 && $1 ~ /^\./ && $2 ~ /^0x/ && $3 ~ /^0x/ { size = $3; file = $4 }
+        NF == 3 && pending != "" && $1 ~ /^0x/ && $2 ~ /^0x/ { size = $2; file = $3 }
+        { pending = "" }
+        file != "" { if (index(file, pattern) && !(exclude != "" && index(file, exclude))) sum += hex(size); file = "" }
+        END { print sum + 0 }
+    ' "$map"
+}
+
+part_m4() {
+    local library generated="$work/generated" elf="$work/c-firmware.elf"
+    library="$(build_library "$m4_target")"
+    "$quantize" "$root/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth" -o "$work/emitted.qcnn" \
+        --config "$root/config.yaml" --emit-c "$generated" >"$work/emit-c.log" 2>&1 ||
+        { cat "$work/emit-c.log" >&2; fail "qcnn-quantize --emit-c"; }
+    cmp "$work/emitted.qcnn" "$blob" || fail "qcnn-quantize --emit-c wrote a different blob"
+    arm-none-eabi-gcc "${m4_flags[@]}" -std=c99 "${c_warnings[@]}" -Os -ffunction-sections -fdata-sections \
+        -I "$capi/include" -I "$examples/common" -I "$generated" \
+        -DQCNN_IMAGES_PATH="\"$work/images.bin\"" \
+        "$examples/c-firmware/"{main,startup,footprint,instructions}.c "$examples/c-firmware/images.S" \
+        "$examples/common/print_prediction.c" "$generated/model_data.c" "$library" \
+        -nostartfiles -T "$examples/c-firmware/link.ld" --specs=nano.specs --specs=rdimon.specs \
+        -Wl,--gc-sections -Wl,--no-warn-rwx-segments -Wl,--no-warn-execstack -Wl,-Map="$work/c-firmware.map" -o "$elf"
+    echo "qemu-system-arm -M mps2-an386 -cpu cortex-m4 -icount shift=0 -nographic -semihosting-config enable=on,target=native -kernel $elf"
+    local status=0
+    timeout "$qemu_timeout" qemu-system-arm -M mps2-an386 -cpu cortex-m4 -icount shift=0 -nographic \
+        -semihosting-config enable=on,target=native -kernel "$elf" >"$work/m4.out" </dev/null || status=$?
+    if [[ $status -ne 0 ]]; then
+        tail -n 20 "$work/m4.out" >&2
+        fail "the C firmware on qemu exited with $status (124: timed out after ${qemu_timeout}s)"
+    fi
+    diff_with_host "$work/m4.out" m4
+    grep '^# ' "$work/m4.out"
+    local flash
+    flash="$(arm-none-eabi-size -A "$elf" | awk '$1 ~ /^\.(vectors|text|ARM\.exidx|data)$/ { sum += $2 } END { print sum }')"
+    [[ "$(measurement "$work/m4.out" flash_total_bytes)" -eq "$flash" ]] ||
+        fail "the C firmware's flash figure disagrees with arm-none-eabi-size's $flash"
+
+    # The library's share of the flash, from the link map. Its compiler_builtins members
+    # (memcpy, memset, 64-bit division: what any C library provides, here also serving the C
+    # code) are reported but not held to the loader-and-kernels budget.
+    local library_flash library_code
+    library_flash="$(map_flash_bytes "$work/c-firmware.map" "libqcnn_capi.a(")"
+    library_code="$(map_flash_bytes "$work/c-firmware.map" "libqcnn_capi.a(" "(compiler_builtins-")"
+    echo "# library_flash_bytes $library_flash (all of libqcnn_capi.a in the C firmware's flash)"
+    echo "# library_code_flash_bytes $library_code (the same without compiler_builtins: loader, kernels, C API)"
+    check_at_most library_code_flash_bytes "$library_code" "$library_flash_limit"
+
+    echo "== capi: the Rust firmware's figures (firmware/run-tests.sh m4), to compare"
+    bash "$root/firmware/run-tests.sh" m4 >"$work/rust-firmware.log" 2>&1 ||
+        { tail -n 20 "$work/rust-firmware.log" >&2; fail "firmware/run-tests.sh m4"; }
+    local c_count rust_count
+    c_count="$(measurement "$work/m4.out" instructions_per_inference)"
+    rust_count="$(measurement "$firmware_target_dir/qcnn-firmware-tests/m4.out" instructions_per_inference)"
+    [[ -n "$c_count" && -n "$rust_count" ]] || fail "missing an instructions_per_inference figure"
+    local difference=$((c_count > rust_count ? c_count - rust_count : rust_count - c_count))
+    echo "instructions per inference: C firmware $c_count, Rust firmware $rust_count (difference $difference)"
+    [[ $((difference * 100)) -le "$rust_count" ]] ||
+        fail "the C firmware's instructions per inference differ from the Rust firmware's by more than 1%"
+}
+
+all_parts=(unit header host panic-never m4)
+parts=("$@")
+[[ ${#parts[@]} -gt 0 ]] || parts=("${all_parts[@]}")
+for part in "${parts[@]}"; do
+    [[ " ${all_parts[*]} " == *" $part "* ]] || fail "unknown part $part; parts: ${all_parts[*]}"
+done
+
+# The host tools in the dev profile (libraries optimised), as the test step builds them.
+echo "== capi: building qcnn-quantize and qcnn"
+(cd "$root" && cargo build -p qcnn-quantize -p qcnn-host)
+quantize="$host_target_dir/debug/qcnn-quantize"
+qcnn="$host_target_dir/debug/qcnn"
+echo "== capi: quantizing the release checkpoint; the first $images test images"
+blob="$work/model.qcnn"
+"$quantize" "$root/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth" -o "$blob" \
+    --config "$root/config.yaml" >"$work/quantize.log" 2>&1 ||
+    { cat "$work/quantize.log" >&2; fail "qcnn-quantize"; }
+extract_images "$work/images.bin"
+
+passed=0
+failed=()
+for part in "${parts[@]}"; do
+    echo "== capi: $part"
+    # errexit stays on inside the subshell; its status is read with errexit off.
+    set +e
+    (
+        set -e
+        "part_${part//-/_}"
+    )
+    status=$?
+    set -e
+    if [[ $status -eq 0 ]]; then passed=$((passed + 1)); else failed+=("$part"); fi
+done
+echo "capi: ${#parts[@]} parts: $passed passed, ${#failed[@]} failed${failed[*]:+ (${failed[*]})}"
+[[ ${#failed[@]} -eq 0 ]]

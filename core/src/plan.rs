@@ -1,0 +1,152 @@
+//! The arena plan of a model, step by step: where each layer's input, scratch and output sit
+//! in the arena and when each tensor dies. The same rules `infer` follows (`crate::arena`),
+//! spelled out for reports (`qcnn profile`, the quantize report) so users can see which
+//! layer sets the arena and what to change in their network to fit a part.
+
+use crate::arena::End;
+use crate::model::{CheckedLayer, Model};
+use crate::ops::Kernels;
+
+/// Bytes `offset..offset + len` of the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Placement {
+    /// The first byte after it.
+    pub fn end(&self) -> usize {
+        self.offset.saturating_add(self.len)
+    }
+}
+
+/// One layer of the plan.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanStep<'a> {
+    /// The layer's index in the model.
+    pub index: usize,
+    pub layer: CheckedLayer<'a>,
+    /// Its input: the image for the first layer, else the previous layer's output. It dies
+    /// when this step ends (a Flatten passes it on unmoved).
+    pub input: Placement,
+    /// The kernels' working memory, between input and output; empty when they need none.
+    pub scratch: Placement,
+    /// Its output, which lives until the step of [`Self::output_dies_after`] ends.
+    pub output: Placement,
+    /// The index of the layer that consumes the output last (a Flatten passes a tensor on
+    /// unmoved); `None` for the logits, which outlive the inference.
+    pub output_dies_after: Option<usize>,
+    /// Bytes of arena this step needs: input + scratch + output (0 for a Flatten).
+    pub need: usize,
+}
+
+impl Model<'_> {
+    /// The arena plan with `kernels` ([`Kernels::NATIVE`] for this target's), in an arena
+    /// of [`Model::arena_len_for`] bytes; the steps whose `need` equals that length set it.
+    pub fn plan(&self, kernels: Kernels) -> impl Iterator<Item = PlanStep<'_>> + '_ {
+        let arena_len = self.arena_len_for(kernels);
+        let layers: [Option<CheckedLayer<'_>>; crate::format::MAX_LAYERS] = {
+            let mut all = self.layers();
+            core::array::from_fn(|_| all.next())
+        };
+        // Each tensor's last consumer: the next layer that computes.
+        let consumer_after = move |index: usize| {
+            layers
+                .iter()
+                .enumerate()
+                .skip(index + 1)
+                .find(|(_, l)| l.as_ref().is_some_and(|l| l.arena_need(kernels) != Some(0)))
+                .map(|(i, _)| i)
+        };
+        let at = move |end: End, len: usize| Placement {
+            offset: match end {
+                End::Front => 0,
+                End::Back => arena_len.saturating_sub(len),
+            },
+            len,
+        };
+        let mut end = End::Front;
+        self.layers().enumerate().map(move |(index, layer)| {
+            let (in_len, out_len) = (layer.input().len(), layer.output().len());
+            let input = at(end, in_len);
+            let need = layer.arena_need(kernels).unwrap_or(usize::MAX);
+            let moves = need != 0;
+            let output = if moves {
+                at(end.other(), out_len)
+            } else {
+                input
+            };
+            let scratch_len = if moves { layer.scratch_len(kernels) } else { 0 };
+            let scratch_start = match end {
+                End::Front => input.end(),
+                End::Back => output.end(),
+            };
+            if moves {
+                end = end.other();
+            }
+            PlanStep {
+                index,
+                layer,
+                input,
+                scratch: Placement {
+                    offset: scratch_start,
+                    len: scratch_len,
+                },
+                output,
+                output_dies_after: consumer_after(index),
+                need,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_blob::Spec;
+    use crate::test_util::SplitMix;
+
+    #[test]
+    fn seed_model_plan_ping_pongs_with_scratch_between() {
+        let blob = Spec::seed(&mut SplitMix(1)).to_blob();
+        let model = Model::from_bytes(&blob).unwrap();
+        let kernels = Kernels::CortexM4Dsp;
+        let arena = model.arena_len_for(kernels);
+        assert_eq!(arena, 9408 + 4951);
+        let steps: Vec<PlanStep> = model.plan(kernels).collect();
+        assert_eq!(steps.len(), 5);
+        let place = |offset, len| Placement { offset, len };
+        // conv1: the image at the front, its output at the back.
+        assert_eq!(steps[0].input, place(0, 784));
+        assert_eq!(steps[0].output, place(arena - 6272, 6272));
+        assert_eq!(steps[0].scratch.offset, 784);
+        assert_eq!(steps[0].output_dies_after, Some(1));
+        // conv2 sets the arena: input at the back, output at the front, scratch between.
+        assert_eq!(steps[1].input, place(arena - 6272, 6272));
+        assert_eq!(steps[1].output, place(0, 3136));
+        assert_eq!(steps[1].scratch, place(3136, 4951));
+        assert_eq!(steps[1].need, arena);
+        // Flatten moves nothing: conv2's output lives on until the first Linear.
+        assert_eq!(steps[2].need, 0);
+        assert_eq!(steps[2].output, steps[2].input);
+        assert_eq!(steps[1].output_dies_after, Some(3));
+        assert_eq!(steps[3].input, place(0, 3136));
+        assert_eq!(steps[3].output, place(arena - 256, 256));
+        assert_eq!(steps[4].output, place(0, 10));
+        assert_eq!(steps[4].output_dies_after, None);
+        for step in &steps {
+            // No step's tensors overlap, and all fit the arena.
+            assert!(
+                step.need == 0
+                    || step.input.end() <= step.output.offset
+                    || step.output.end() <= step.input.offset
+            );
+            assert!(
+                step.input.end() <= arena
+                    && step.output.end() <= arena
+                    && step.scratch.end() <= arena
+            );
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `qcnn profile`: the arena plan of a model, node by node (op, shapes, MACs, where its
+//! input, scratch and output sit in the arena, when its output dies) and the peak, for the
+//! kernels of a Cortex-M4 or the portable ones, so users can see what to change in their
+//! network to fit a part. `--json` prints the same plan the quantize report carries.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use qcnn_core::{Kernels, Model};
+use qcnn_dataset::FashionMnist;
+use qcnn_quantize::config::Config;
+use qcnn_quantize::plan::{Place, Plan};
+
+use crate::cli::{ProfileArgs, ProfileKernels};
+use crate::model_file;
+
+pub fn run(args: &ProfileArgs, config: &Config) -> Result<()> {
+    // Read once, bounded and regular-file-checked; a checkpoint is quantized first, which
+    // calibrates on the training split.
+    let bytes = model_file::read(&args.model)?;
+    let blob = if model_file::is_checkpoint(&args.model) {
+        let dataset = FashionMnist::load(&config.data.search_dirs(None))?;
+        model_file::load(&args.model, bytes, config, &dataset)?.blob
+    } else {
+        bytes
+    };
+    let model = Model::from_bytes(&blob)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let kernels = match args.kernels {
+        ProfileKernels::CortexM4 => Kernels::CortexM4Dsp,
+        ProfileKernels::Portable => Kernels::Portable,
+    };
+    let plan = Plan::of(&model, kernels);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", table(&plan, model.macs()));
+    }
+    Ok(())
+}
+
+/// The plan as a table, one row per node, then the peak.
+pub fn table(plan: &Plan, macs: u64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} kernels: {} nodes, {macs} MACs, arena {} bytes",
+        plan.kernels,
+        plan.nodes.len(),
+        plan.arena_bytes
+    );
+    let _ = writeln!(
+        s,
+        "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7}",
+        "node", "op", "input", "output", "MACs", "input@", "scratch@", "output@", "dies", "arena"
+    );
+    for node in &plan.nodes {
+        let dies = node
+            .output_dies_after
+            .map_or_else(|| "end".to_owned(), |i| format!("{i}"));
+        let _ = writeln!(
+            s,
+            "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7}",
+            node.index,
+            node.op,
+            shape(&node.input_shape),
+            shape(&node.output_shape),
+            node.macs,
+            place(node.input),
+            place(node.scratch),
+            place(node.output),
+            dies,
+            node.arena_bytes
+        );
+    }
+    let peaks: Vec<String> = plan
+        .peak_nodes
+        .iter()
+        .filter_map(|&i| plan.nodes.get(i))
+        .map(|n| format!("node {} ({})", n.index, n.op))
+        .collect();
+    let _ = writeln!(
+        s,
+        "peak: {} bytes, set by {}",
+        plan.arena_bytes,
+        if peaks.is_empty() {
+            "the input image".to_owned()
+        } else {
+            peaks.join(", ")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "(offset+bytes in the arena; a node's input dies when it ends, its output after node `dies`)"
+    );
+    s
+}
+
+fn shape(dims: &[usize]) -> String {
+    let text: Vec<String> = dims.iter().map(usize::to_string).collect();
+    text.join("x")
+}
+
+fn place(p: Place) -> String {
+    if p.bytes == 0 {
+        "-".to_owned()
+    } else {
+        format!("{}+{}", p.offset, p.bytes)
+    }
+}

@@ -1,0 +1,148 @@
+//! The arena plan of a model (`qcnn_core::plan`) as JSON, for the quantize report and
+//! `qcnn profile --json`: per node its op, shapes, MACs, where its input, scratch and output
+//! sit in the arena and when its output dies, and which nodes set the arena's size.
+
+use qcnn_core::plan::Placement;
+use qcnn_core::{Kernels, LayerKind, Model, TensorShape};
+use serde::Serialize;
+
+/// The plan for the kernels of both kinds of target.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plans {
+    /// Cortex-M4/M7 (`thumbv7em`): the DSP kernels' scratch.
+    pub cortex_m4: Plan,
+    /// Every other target (Cortex-M0, hosts): the portable kernels' scratch.
+    pub portable: Plan,
+}
+
+impl Plans {
+    pub fn of(model: &Model<'_>) -> Self {
+        Self {
+            cortex_m4: Plan::of(model, Kernels::CortexM4Dsp),
+            portable: Plan::of(model, Kernels::Portable),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// `cortex-m4` or `portable`.
+    pub kernels: &'static str,
+    /// The arena `infer` needs: the largest node's need (or the image, if larger).
+    pub arena_bytes: usize,
+    /// The nodes whose need is the arena: shrink these to shrink the arena.
+    pub peak_nodes: Vec<usize>,
+    pub nodes: Vec<PlanNode>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanNode {
+    pub index: usize,
+    /// `conv2d`, `maxpool2d`, `flatten` or `linear`, with the fused parts (`+relu`, `+pool2`).
+    pub op: String,
+    /// `[c, h, w]` for a map, `[n]` for a vector.
+    pub input_shape: Vec<usize>,
+    pub output_shape: Vec<usize>,
+    pub macs: u64,
+    pub input: Place,
+    pub scratch: Place,
+    pub output: Place,
+    /// The last node reading the output; `null` for the logits.
+    pub output_dies_after: Option<usize>,
+    /// input + scratch + output bytes (0 for a Flatten, which moves nothing).
+    pub arena_bytes: usize,
+}
+
+/// Bytes `offset .. offset + bytes` of the arena.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Place {
+    pub offset: usize,
+    pub bytes: usize,
+}
+
+impl From<Placement> for Place {
+    fn from(p: Placement) -> Self {
+        Self {
+            offset: p.offset,
+            bytes: p.len,
+        }
+    }
+}
+
+impl Plan {
+    pub fn of(model: &Model<'_>, kernels: Kernels) -> Self {
+        let arena_bytes = model.arena_len_for(kernels);
+        let nodes: Vec<PlanNode> = model
+            .plan(kernels)
+            .map(|step| PlanNode {
+                index: step.index,
+                op: op_name(step.layer.kind()),
+                input_shape: dims(step.layer.input()),
+                output_shape: dims(step.layer.output()),
+                macs: step.layer.macs(),
+                input: step.input.into(),
+                scratch: step.scratch.into(),
+                output: step.output.into(),
+                output_dies_after: step.output_dies_after,
+                arena_bytes: step.need,
+            })
+            .collect();
+        Self {
+            kernels: match kernels {
+                Kernels::CortexM4Dsp => "cortex-m4",
+                Kernels::Portable => "portable",
+            },
+            arena_bytes,
+            peak_nodes: nodes
+                .iter()
+                .filter(|n| n.arena_bytes == arena_bytes)
+                .map(|n| n.index)
+                .collect(),
+            nodes,
+        }
+    }
+}
+
+fn dims(shape: TensorShape) -> Vec<usize> {
+    match shape {
+        TensorShape::Map(m) => vec![m.c, m.h, m.w],
+        TensorShape::Vector(n) => vec![n],
+    }
+}
+
+/// The op and what is fused into it, e.g. `conv2d 3x3+relu+pool2`.
+pub fn op_name(kind: LayerKind) -> String {
+    match kind {
+        LayerKind::Conv2d {
+            kernel,
+            stride,
+            padding,
+            relu,
+            pool,
+        } => {
+            let mut name = format!("conv2d {kernel}x{kernel}");
+            if stride != 1 {
+                name += &format!("/s{stride}");
+            }
+            if padding != 0 {
+                name += &format!("/p{padding}");
+            }
+            if relu {
+                name += "+relu";
+            }
+            if let Some(pool) = pool {
+                name += &format!("+pool{}", pool.kernel);
+            }
+            name
+        }
+        LayerKind::MaxPool2d(pool) => format!("maxpool2d {}", pool.kernel),
+        LayerKind::Flatten => "flatten".to_owned(),
+        LayerKind::Linear { relu } => {
+            if relu {
+                "linear+relu".to_owned()
+            } else {
+                "linear".to_owned()
+            }
+        }
+    }
+}

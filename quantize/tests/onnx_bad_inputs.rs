@@ -1,0 +1,198 @@
+//! `qcnn-quantize MODEL.onnx`: a config without a model section serves, and every ONNX file it
+//! cannot run is named on stderr (the node, its operator and why), exits 1 (not a panic's 101)
+//! and leaves no output file. These back the ONNX table of docs/bad-inputs.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn test_model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/onnx")
+        .join(name)
+}
+
+/// The repository's config.yaml without its `model:` section, its paths made absolute, in `dir`.
+fn config_without_model(dir: &Path) -> PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("config.yaml")).unwrap();
+    let start = text.find("\nmodel:").unwrap() + 1;
+    let end = text.find("\ncheckpoint:").unwrap() + 1;
+    let text = format!("{}{}", &text[..start], &text[end..])
+        .replace(
+            "path: checkpoints/",
+            &format!("path: {}/checkpoints/", root.display()),
+        )
+        .replace(
+            "- data/FashionMNIST/raw",
+            &format!("- {}/data/FashionMNIST/raw", root.display()),
+        );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn quantize(model: &Path, dir: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qcnn-quantize"))
+        .arg(model)
+        .arg("-o")
+        .arg(dir.join("model.qcnn"))
+        .arg("--config")
+        .arg(config_without_model(dir))
+        .args(extra)
+        .output()
+        .expect("running qcnn-quantize")
+}
+
+/// Runs on `model` and asserts a clean failure whose stderr holds `expected`.
+fn fails(model: &Path, expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = quantize(model, dir.path(), &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let prefix = format!("qcnn-quantize: error: quantizing {0}: ", model.display());
+    assert!(stderr.starts_with(&prefix), "{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "stderr lacks {expected:?}: {stderr}"
+    );
+    assert!(
+        !dir.path().join("model.qcnn").exists(),
+        "no model is written on failure"
+    );
+}
+
+fn written(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn onnx_with_no_model_section_writes_blob_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let output = quantize(
+        &test_model("matmul.onnx"),
+        dir.path(),
+        &["--report", report.to_str().unwrap()],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("dropped Softmax /Softmax"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["model"], "matmul");
+    assert_eq!(report["onnx"]["opset"], 13);
+    assert_eq!(report["onnx"]["folded"].as_array().unwrap().len(), 2);
+    let blob = std::fs::read(dir.path().join("model.qcnn")).unwrap();
+    assert_eq!(report["blob"]["bytes"], blob.len());
+}
+
+#[test]
+fn truncated_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(repo_root().join("../shared/fixtures/torch/model.onnx")).unwrap();
+    let path = written(dir.path(), "truncated.onnx", &whole[..1000]);
+    fails(
+        &path,
+        &format!(
+            "{}: not an ONNX model (protobuf decoding failed): failed to decode Protobuf \
+             message: ModelProto.graph: buffer underflow",
+            path.display()
+        ),
+    );
+}
+
+#[test]
+fn onnx_that_is_not_protobuf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = written(dir.path(), "notes.onnx", b"this is not an ONNX model\n");
+    fails(
+        &path,
+        &format!(
+            "{}: not an ONNX model (protobuf decoding failed)",
+            path.display()
+        ),
+    );
+    // An empty file is a valid, empty protobuf message: it holds no graph.
+    let empty = written(dir.path(), "empty.onnx", b"");
+    fails(
+        &empty,
+        &format!("{}: not an ONNX model: it holds no graph", empty.display()),
+    );
+}
+
+#[test]
+fn onnx_with_two_inputs() {
+    fails(
+        &test_model("bad_two_inputs.onnx"),
+        "the graph has 2 inputs [\"input\", \"second\"]; qcnn runs models with one image input",
+    );
+}
+
+#[test]
+fn onnx_with_an_unknown_operator() {
+    fails(
+        &test_model("bad_unknown_op.onnx"),
+        "node /act/Tanh (Tanh): operator Tanh is not supported; qcnn imports Conv, Relu",
+    );
+    fails(
+        &test_model("bad_custom_domain.onnx"),
+        "node /act/Gelu (Gelu): operator of domain com.example is not supported",
+    );
+}
+
+#[test]
+fn onnx_with_a_nan_initializer() {
+    fails(
+        &test_model("bad_nan_initializer.onnx"),
+        "initializer conv.weight: shape [2, 1, 3, 3] holds NaN at flat index 13",
+    );
+}
+
+#[test]
+fn onnx_with_an_old_opset() {
+    fails(
+        &test_model("bad_opset_11.onnx"),
+        "opset 11 of the default domain is not supported; qcnn reads opset 13 to 18",
+    );
+}
+
+#[test]
+fn onnx_operators_the_engine_cannot_run() {
+    fails(
+        &test_model("bad_group.onnx"),
+        "node /grouped/Conv (Conv): group 2 (grouped or depthwise convolution) is not supported yet",
+    );
+    fails(
+        &test_model("bad_average_pool.onnx"),
+        "node /avg/AveragePool (AveragePool): average pooling is not supported yet",
+    );
+    fails(
+        &test_model("bad_asymmetric_pads.onnx"),
+        "node /conv/Conv (Conv): pads [0, 0, 2, 2] (top, left, bottom, right) are not the same on every side",
+    );
+}
+
+/// The shared ResNet-8: its first node the chain cannot run is the first residual Add.
+#[test]
+fn resnet8_names_its_first_unsupported_node() {
+    fails(
+        &repo_root().join("../shared/fixtures/onnx/resnet8_fmnist.onnx"),
+        "node /layer1/layer1.0/Add (Add): adds two computed tensors \
+         (/layer1/layer1.0/bn2/BatchNormalization_output_0 and /relu/Relu_output_0): residual \
+         connections are not supported yet",
+    );
+}

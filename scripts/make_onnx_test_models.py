@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Builds the ONNX test models of quantize/tests/onnx/ and their golden logits.
+
+The models are written with the `onnx` package (random weights from a fixed seed), and the
+golden logits are onnxruntime's float outputs on the first 256 FashionMNIST test images
+(pixel/255, N x 1 x 28 x 28), for these models and for the PyTorch export of the release
+checkpoint (../shared/fixtures/torch/model.onnx). The Rust tests
+(quantize/tests/onnx_import.rs) check qcnn's float reference against them and the bad models'
+errors. Run from the project root, with onnx, onnxruntime and numpy in the venv:
+
+    .venv/bin/pip install onnx==1.23.2 onnxruntime==1.32.0 numpy==2.4.6
+    .venv/bin/python scripts/make_onnx_test_models.py
+
+The outputs are committed; running it again rewrites the same files (fixed seed, pinned versions).
+"""
+
+import gzip
+import json
+import pathlib
+
+import numpy as np
+import onnx
+import onnxruntime
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "quantize" / "tests" / "onnx"
+TORCH_EXPORT = ROOT.parent / "shared" / "fixtures" / "torch" / "model.onnx"
+TEST_IMAGES = ROOT / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
+GOLDEN_IMAGES = 256
+
+rng = np.random.default_rng(12)
+
+
+def weight(name, *shape, scale=None):
+    """A He-style random initializer, so activations stay in a sensible range."""
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+    scale = scale if scale is not None else np.sqrt(2.0 / fan_in)
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def batch_norm(prefix, channels, x, y):
+    """Inference-mode BatchNormalization with random statistics, as PyTorch exports it."""
+    inits = [
+        numpy_helper.from_array(rng.uniform(0.5, 1.5, channels).astype(np.float32), f"{prefix}.weight"),
+        numpy_helper.from_array(rng.uniform(-0.2, 0.2, channels).astype(np.float32), f"{prefix}.bias"),
+        numpy_helper.from_array(rng.uniform(-0.3, 0.3, channels).astype(np.float32), f"{prefix}.running_mean"),
+        numpy_helper.from_array(rng.uniform(0.2, 2.0, channels).astype(np.float32), f"{prefix}.running_var"),
+    ]
+    node = helper.make_node(
+        "BatchNormalization",
+        [x] + [i.name for i in inits],
+        [y],
+        name=f"/{prefix}/BatchNormalization",
+        epsilon=1e-5,
+        momentum=0.9,
+    )
+    return node, inits
+
+
+def image_input():
+    return helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 28, 28])
+
+
+def logits_output(name="logits"):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 10])
+
+
+def model(nodes, inits, name, opset=17, inputs=None, outputs=None):
+    graph = helper.make_graph(
+        nodes, name, inputs or [image_input()], outputs or [logits_output()], initializer=inits
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="make_onnx_test_models.py")
+    m.ir_version = 8
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def conv(name, x, y, w, b=None, **attrs):
+    inputs = [x, w.name] + ([b.name] if b is not None else [])
+    return helper.make_node("Conv", inputs, [y], name=name, **attrs)
+
+
+def batchnorm_model():
+    """BatchNorm after Conv (no bias, as PyTorch writes bias=False) and after Gemm; channels
+    5, 7, 9, 13; a 5x5 kernel at stride 2 with padding 2; odd widths 7 and 5."""
+    w1, w2, w3 = weight("conv1.weight", 5, 1, 3, 3), weight("conv2.weight", 7, 5, 5, 5), weight("conv3.weight", 9, 7, 3, 3)
+    b2, b3 = weight("conv2.bias", 7, scale=0.1), weight("conv3.bias", 9, scale=0.1)
+    fc1, fc1b = weight("fc1.weight", 13, 225), weight("fc1.bias", 13, scale=0.1)
+    fc2, fc2b = weight("fc2.weight", 13, 10), weight("fc2.bias", 10, scale=0.1)
+    bn1, bn1i = batch_norm("bn1", 5, "c1", "n1")
+    bn2, bn2i = batch_norm("bn2", 7, "c2", "n2")
+    bn3, bn3i = batch_norm("bn3", 13, "f1", "nf1")
+    nodes = [
+        conv("/conv1/Conv", "input", "c1", w1, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[1, 1], dilations=[1, 1], group=1),
+        bn1,
+        helper.make_node("Relu", ["n1"], ["r1"], name="/relu1/Relu"),
+        conv("/conv2/Conv", "r1", "c2", w2, b2, kernel_shape=[5, 5], pads=[2, 2, 2, 2], strides=[2, 2]),
+        bn2,
+        helper.make_node("Relu", ["n2"], ["r2"], name="/relu2/Relu"),
+        helper.make_node("MaxPool", ["r2"], ["p2"], name="/pool2/MaxPool", kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0], ceil_mode=0),
+        conv("/conv3/Conv", "p2", "c3", w3, b3, kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c3"], ["r3"], name="/relu3/Relu"),
+        helper.make_node("Flatten", ["r3"], ["flat"], name="/Flatten", axis=1),
+        helper.make_node("Gemm", ["flat", "fc1.weight", "fc1.bias"], ["f1"], name="/fc1/Gemm", transB=1),
+        bn3,
+        helper.make_node("Relu", ["nf1"], ["rf1"], name="/relu4/Relu"),
+        helper.make_node("Dropout", ["rf1"], ["d1"], name="/dropout/Dropout"),
+        # transB = 0 (weight stored in x out), alpha and beta not 1.
+        helper.make_node("Gemm", ["d1", "fc2.weight", "fc2.bias"], ["logits"], name="/fc2/Gemm", alpha=0.5, beta=2.0),
+    ]
+    inits = [w1, w2, b2, w3, b3, fc1, fc1b, fc2, fc2b] + bn1i + bn2i + bn3i
+    return model(nodes, inits, "batchnorm")
+
+
+def matmul_model():
+    """MatMul + Add (the bias first in one Add), Relu after MaxPool (reordered on import), a
+    1x1 kernel, a stride-2 padded 3x3 kernel, Reshape by a Constant node, Identity, opset 13,
+    and a trailing Softmax."""
+    w1, b1 = weight("conv1.weight", 3, 1, 3, 3), weight("conv1.bias", 3, scale=0.1)
+    w2, b2 = weight("conv2.weight", 6, 3, 1, 1), weight("conv2.bias", 6, scale=0.1)
+    m1, a1 = weight("fc1.weight", 294, 11), weight("fc1.bias", 11, scale=0.1)
+    m2, a2 = weight("fc2.weight", 11, 10), weight("fc2.bias", 10, scale=0.1)
+    shape = numpy_helper.from_array(np.array([-1, 294], dtype=np.int64), "shape")
+    nodes = [
+        conv("/conv1/Conv", "input", "c1", w1, b1, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("MaxPool", ["c1"], ["p1"], name="/pool1/MaxPool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Relu", ["p1"], ["r1"], name="/relu1/Relu"),
+        conv("/conv2/Conv", "r1", "c2", w2, b2, kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="/relu2/Relu"),
+        helper.make_node("Constant", [], ["shape"], name="/Constant", value=shape),
+        helper.make_node("Reshape", ["r2", "shape"], ["flat"], name="/Reshape"),
+        helper.make_node("Identity", ["flat"], ["flat2"], name="/Identity"),
+        helper.make_node("MatMul", ["flat2", "fc1.weight"], ["mm1"], name="/fc1/MatMul"),
+        helper.make_node("Add", ["mm1", "fc1.bias"], ["f1"], name="/fc1/Add"),
+        helper.make_node("Relu", ["f1"], ["rf1"], name="/relu3/Relu"),
+        helper.make_node("MatMul", ["rf1", "fc2.weight"], ["mm2"], name="/fc2/MatMul"),
+        helper.make_node("Add", ["fc2.bias", "mm2"], ["scores"], name="/fc2/Add"),
+        helper.make_node("Softmax", ["scores"], ["probabilities"], name="/Softmax", axis=1),
+    ]
+    inits = [w1, b1, w2, b2, m1, a1, m2, a2]
+    return model(nodes, inits, "matmul", opset=13, outputs=[logits_output("probabilities")])
+
+
+def small_chain(extra_nodes=(), extra_inits=(), conv_attrs=None, after_conv="c1"):
+    """Conv(1->2, 3x3, stride 2) -> Relu -> Flatten -> Gemm(392->10): the bad models' base."""
+    w1, b1 = weight("conv.weight", 2, 1, 3, 3), weight("conv.bias", 2, scale=0.1)
+    fc, fcb = weight("fc.weight", 10, 392), weight("fc.bias", 10, scale=0.1)
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [2, 2]} | (conv_attrs or {})
+    nodes = [conv("/conv/Conv", "input", "c1", w1, b1, **attrs), *extra_nodes,
+             helper.make_node("Relu", [after_conv], ["r1"], name="/relu/Relu"),
+             helper.make_node("Flatten", ["r1"], ["flat"], name="/Flatten", axis=1),
+             helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1)]
+    return nodes, [w1, b1, fc, fcb, *extra_inits]
+
+
+def bad_models():
+    """Each breaks one rule; the tests check the error names the right node or input."""
+    out = {}
+    nodes, inits = small_chain()
+    second = helper.make_tensor_value_info("second", TensorProto.FLOAT, ["batch", 1, 28, 28])
+    out["bad_two_inputs"] = model(nodes, inits, "two_inputs", inputs=[image_input(), second])
+
+    # An operator of the default domain that qcnn does not know.
+    nodes, inits = small_chain([helper.make_node("Tanh", ["c1"], ["t1"], name="/act/Tanh")], after_conv="t1")
+    out["bad_unknown_op"] = model(nodes, inits, "unknown_op")
+
+    # An operator of another domain.
+    nodes, inits = small_chain([helper.make_node("Gelu", ["c1"], ["g1"], name="/act/Gelu", domain="com.example")], after_conv="g1")
+    graph = helper.make_graph(nodes, "unknown_op", [image_input()], [logits_output()], initializer=inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)], producer_name="make_onnx_test_models.py")
+    m.ir_version = 8
+    out["bad_custom_domain"] = m
+
+    nodes, inits = small_chain()
+    nan = numpy_helper.to_array(inits[0]).copy()
+    nan[1, 0, 1, 1] = np.nan
+    inits[0] = numpy_helper.from_array(nan, "conv.weight")
+    out["bad_nan_initializer"] = model(nodes, inits, "nan_initializer")
+
+    # group 2: a grouped convolution.
+    grouped = helper.make_node("Conv", ["c1", "g.weight"], ["g1"], name="/grouped/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2)
+    g = weight("g.weight", 2, 1, 3, 3)
+    nodes, inits = small_chain([grouped], [g], after_conv="g1")
+    out["bad_group"] = model(nodes, inits, "grouped_conv")
+
+    nodes, inits = small_chain([helper.make_node("AveragePool", ["c1"], ["a1"], name="/avg/AveragePool", kernel_shape=[1, 1])], after_conv="a1")
+    out["bad_average_pool"] = model(nodes, inits, "average_pool")
+
+    nodes, inits = small_chain()
+    out["bad_opset_11"] = model(nodes, inits, "opset_11", opset=11)
+
+    nodes, inits = small_chain(conv_attrs={"kernel_shape": [3, 3], "pads": [0, 0, 2, 2]})
+    out["bad_asymmetric_pads"] = model(nodes, inits, "asymmetric_pads")
+    return out
+
+
+def fashion_mnist_test_images(count):
+    with gzip.open(TEST_IMAGES, "rb") as f:
+        data = f.read()
+    assert int.from_bytes(data[:4], "big") == 2051, "not an IDX image file"
+    images = np.frombuffer(data, dtype=np.uint8, offset=16)[: count * 784]
+    return images.reshape(count, 1, 28, 28).astype(np.float32) / 255.0
+
+
+def logits_of(m, images):
+    """onnxruntime's float output; for a model ending in Softmax, the tensor the Softmax reads."""
+    m = onnx.ModelProto.FromString(m.SerializeToString())
+    last = m.graph.node[-1]
+    if last.op_type == "Softmax":
+        m.graph.output.append(helper.make_tensor_value_info(last.input[0], TensorProto.FLOAT, ["batch", 10]))
+        name = last.input[0]
+    else:
+        name = m.graph.output[0].name
+    options = onnxruntime.SessionOptions()
+    # No graph rewriting (fusions), so onnxruntime computes the nodes as written.
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    (logits,) = session.run([name], {"input": images})
+    return logits
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    images = fashion_mnist_test_images(GOLDEN_IMAGES)
+    golden = {
+        "first_test_index": 0,
+        "images": GOLDEN_IMAGES,
+        "input": "pixel/255, N x 1 x 28 x 28",
+        "made_by": f"scripts/make_onnx_test_models.py, onnxruntime {onnxruntime.__version__} "
+        "(CPU, graph optimizations off)",
+        "models": {},
+    }
+    good = {"batchnorm": batchnorm_model(), "matmul": matmul_model()}
+    for name, m in good.items():
+        onnx.save(m, OUT / f"{name}.onnx")
+        golden["models"][f"{name}.onnx"] = logits_of(m, images)
+    golden["models"]["torch/model.onnx"] = logits_of(onnx.load(TORCH_EXPORT), images)
+    for name, m in bad_models().items():
+        onnx.save(m, OUT / f"{name}.onnx")
+    for name, logits in golden["models"].items():
+        # float32 values written with the shortest text that reads back to the same float32.
+        golden["models"][name] = [[float(str(v)) for v in row] for row in logits]
+    with open(OUT / "golden_logits.json", "w") as f:
+        json.dump(golden, f, indent=None, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {len(good)} models, their golden logits and the bad models to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
