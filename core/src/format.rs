@@ -173,6 +173,18 @@ pub const fn data_offset(header_len: usize) -> usize {
 
 /// Bytes `encode` writes for `header` and `data_len` bytes of data.
 pub fn encoded_len(header: &Header, data_len: usize) -> Result<usize, EncodeError> {
+    framed_len(header, data_len)
+}
+
+/// Bytes [`encode_graph`] writes for `header` and `data_len` bytes of data.
+pub fn graph_encoded_len(
+    header: &crate::graph::GraphHeader,
+    data_len: usize,
+) -> Result<usize, EncodeError> {
+    framed_len(header, data_len)
+}
+
+fn framed_len<H: Serialize>(header: &H, data_len: usize) -> Result<usize, EncodeError> {
     let header_len =
         postcard::serialize_with_flavor(header, postcard::ser_flavors::Size::default())
             .map_err(|_| EncodeError::Header)?;
@@ -188,13 +200,39 @@ pub fn encoded_len(header: &Header, data_len: usize) -> Result<usize, EncodeErro
 /// This only lays bytes out; `Model::from_bytes` on the result is the check that the
 /// model itself is valid.
 pub fn encode(header: &Header, data: &[u8], out: &mut [u8]) -> Result<usize, EncodeError> {
-    if usize::try_from(header.data_len).ok() != Some(data.len()) {
+    encode_framed(VERSION, header, header.data_len, data, out)
+}
+
+/// [`encode`] for a version-2 graph blob ([`crate::graph::format`]).
+pub fn encode_graph(
+    header: &crate::graph::GraphHeader,
+    data: &[u8],
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    encode_framed(
+        crate::graph::GRAPH_VERSION,
+        header,
+        header.data_len,
+        data,
+        out,
+    )
+}
+
+/// The framing both versions share: prefix, header, padding, data, CRC.
+fn encode_framed<H: Serialize>(
+    version: u16,
+    header: &H,
+    data_len: u32,
+    data: &[u8],
+    out: &mut [u8],
+) -> Result<usize, EncodeError> {
+    if usize::try_from(data_len).ok() != Some(data.len()) {
         return Err(EncodeError::DataLenMismatch {
-            header: header.data_len,
+            header: data_len,
             data: data.len(),
         });
     }
-    let total = encoded_len(header, data.len())?;
+    let total = framed_len(header, data.len())?;
     let out = out
         .get_mut(..total)
         .ok_or(EncodeError::BufferTooSmall { needed: total })?;
@@ -209,7 +247,7 @@ pub fn encode(header: &Header, data: &[u8], out: &mut [u8]) -> Result<usize, Enc
     for (dst, src) in prefix.iter_mut().zip(
         MAGIC
             .iter()
-            .chain(&VERSION.to_le_bytes())
+            .chain(&version.to_le_bytes())
             .chain(&[0, 0])
             .chain(&header_len_le),
     ) {

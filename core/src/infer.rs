@@ -67,7 +67,13 @@ impl Model<'_> {
             });
         }
         let arena = arena_of(arena, self.arena_len())?;
-        let values = self.run_layers(image, 1, arena, after)?;
+        let values = match self.graph() {
+            Some(graph) => graph.run(image, arena, after).ok_or(InferError::ArenaTooSmall {
+                needed: self.arena_len(),
+                found: 0,
+            })?,
+            None => self.run_layers(image, 1, arena, after)?,
+        };
         Ok(Logits {
             values,
             quant: self.output_quant(),
@@ -109,6 +115,24 @@ impl Model<'_> {
         let logits = logits.get_mut(..needed).ok_or(too_short)?;
         let needed_arena = self.batch_arena_len(count).unwrap_or(usize::MAX);
         let arena = arena_of(arena, needed_arena)?;
+        if let Some(graph) = self.graph() {
+            // A graph runs image by image in the first `arena_len` bytes.
+            let classes = self.num_classes().max(1);
+            for (image, out) in images
+                .chunks_exact(image_len.max(1))
+                .zip(logits.chunks_exact_mut(classes))
+            {
+                let values = graph.run(image, arena, &mut |_| {});
+                let values = values.ok_or(InferError::ArenaTooSmall {
+                    needed: self.arena_len(),
+                    found: 0,
+                })?;
+                for (dst, &v) in out.iter_mut().zip(values) {
+                    *dst = v;
+                }
+            }
+            return Ok(count);
+        }
         logits.copy_from_slice(self.run_layers(images, count, arena, &mut |_| {})?);
         Ok(count)
     }

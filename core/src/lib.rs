@@ -70,6 +70,7 @@
 mod arena;
 pub mod crc;
 pub mod format;
+pub mod graph;
 mod infer;
 pub mod model;
 pub mod ops;

@@ -6,6 +6,7 @@
 use core::fmt;
 
 use crate::arena;
+use crate::graph::{GRAPH_VERSION, Graph, GraphError};
 #[cfg(doc)]
 use crate::format::Header;
 use crate::format::{
@@ -148,6 +149,8 @@ pub enum ModelError {
     },
     /// The last layer yields a map, not a vector of class scores.
     OutputNotVector,
+    /// A version-2 (graph) blob failed one of the graph's checks.
+    Graph(GraphError),
 }
 
 impl fmt::Display for ModelError {
@@ -156,9 +159,10 @@ impl fmt::Display for ModelError {
         match *self {
             TooShort { len } => write!(f, "blob of {len} bytes is too short to be a model"),
             BadMagic => f.write_str("not a qcnn model (bad magic)"),
-            UnsupportedVersion { found } => {
-                write!(f, "unsupported format version {found} (expected {VERSION})")
-            }
+            UnsupportedVersion { found } => write!(
+                f,
+                "unsupported format version {found} (this engine reads {VERSION} and {GRAPH_VERSION})"
+            ),
             UnknownFlags { found } => write!(f, "unknown flags {found:#06x}"),
             CrcMismatch { stored, computed } => {
                 write!(
@@ -251,6 +255,7 @@ impl fmt::Display for ModelError {
                 "layer {layer}: a weight scale is not finite and positive"
             ),
             OutputNotVector => f.write_str("the last layer does not produce a vector"),
+            Graph(e) => write!(f, "graph model: {e}"),
         }
     }
 }
@@ -348,6 +353,8 @@ pub struct Model<'a> {
     arena_len: usize,
     num_classes: usize,
     output_quant: QuantParams,
+    /// A version-2 blob's graph (then `layers` is empty).
+    graph: Option<Graph<'a>>,
 }
 
 impl<'a> Model<'a> {
@@ -374,7 +381,22 @@ impl<'a> Model<'a> {
     }
 
     fn load(blob: &'a [u8], check_crc: bool) -> Result<Self, ModelError> {
-        let framed = parse(blob, check_crc)?;
+        let framed = match parse(blob, check_crc)? {
+            Parsed::Sequential(framed) => framed,
+            Parsed::Graph(graph) => {
+                let input = graph.input_shape();
+                return Ok(Self {
+                    layers: &[],
+                    data: &[],
+                    layer_count: 0,
+                    input,
+                    arena_len: graph.arena_len(),
+                    num_classes: graph.num_classes(),
+                    output_quant: graph.output_quant(),
+                    graph: Some(graph),
+                });
+            }
+        };
         let input = MapShape {
             c: framed.input.c.into(),
             h: framed.input.h.into(),
@@ -412,7 +434,13 @@ impl<'a> Model<'a> {
             arena_len,
             num_classes,
             output_quant: walk.builder.quant,
+            graph: None,
         })
+    }
+
+    /// The graph of a version-2 blob; `None` for a version-1 layer sequence.
+    pub fn graph(&self) -> Option<&Graph<'a>> {
+        self.graph.as_ref()
     }
 
     /// Bytes of arena `infer` needs on this target: the most any layer needs for its input,
@@ -424,6 +452,11 @@ impl<'a> Model<'a> {
     /// [`Self::arena_len`] on a target with other kernels: what a build script on the host
     /// sizes a Cortex-M4's arena with (`Kernels::for_target`).
     pub fn arena_len_for(&self, kernels: Kernels) -> usize {
+        if let Some(graph) = &self.graph {
+            // The graph's kernels are portable on every target and need no scratch.
+            let _ = kernels;
+            return graph.arena_len();
+        }
         self.layers().fold(self.input_len(), |len, layer| {
             len.max(layer.arena_need(kernels).unwrap_or(usize::MAX))
         })
@@ -457,6 +490,9 @@ impl<'a> Model<'a> {
 
     /// Multiply-accumulates per inference.
     pub fn macs(&self) -> u64 {
+        if let Some(graph) = &self.graph {
+            return graph.macs();
+        }
         self.layers().fold(0, |sum, l| sum.saturating_add(l.macs))
     }
 }
@@ -563,7 +599,13 @@ struct Framed<'a> {
 /// Checks the framing (prefix, CRC if asked, header, padding, data length). The header is
 /// decoded piece by piece (shape, layer count, each layer, data length) exactly as postcard
 /// would decode a [`Header`], without ever holding the whole layer list.
-fn parse(blob: &[u8], check_crc: bool) -> Result<Framed<'_>, ModelError> {
+/// A blob whose framing checked out: a version-1 layer sequence or a validated graph.
+enum Parsed<'a> {
+    Sequential(Framed<'a>),
+    Graph(Graph<'a>),
+}
+
+fn parse(blob: &[u8], check_crc: bool) -> Result<Parsed<'_>, ModelError> {
     let too_short = ModelError::TooShort { len: blob.len() };
     let (body, _) = blob
         .split_last_chunk::<{ format::CRC_LEN }>()
@@ -574,7 +616,7 @@ fn parse(blob: &[u8], check_crc: bool) -> Result<Framed<'_>, ModelError> {
         return Err(ModelError::BadMagic);
     }
     let version = u16::from_le_bytes([v0, v1]);
-    if version != VERSION {
+    if version != VERSION && version != GRAPH_VERSION {
         return Err(ModelError::UnsupportedVersion { found: version });
     }
     let flags = u16::from_le_bytes([f0, f1]);
@@ -590,6 +632,17 @@ fn parse(blob: &[u8], check_crc: bool) -> Result<Framed<'_>, ModelError> {
         .split_at_checked(to_usize(header_len))
         .ok_or(out_of_bounds)?;
     let decode = ModelError::HeaderDecode;
+    if version == GRAPH_VERSION {
+        let data_start = format::data_offset(header_bytes.len());
+        let padding = body
+            .get(PREFIX_LEN + header_bytes.len()..data_start)
+            .unwrap_or_default();
+        if padding.iter().any(|&b| b != 0) {
+            return Err(ModelError::NonZeroPadding);
+        }
+        let data = body.get(data_start..).unwrap_or_default();
+        return crate::graph::load(header_bytes, data).map(Parsed::Graph);
+    }
     let (input, rest) =
         postcard::take_from_bytes::<format::Shape>(header_bytes).map_err(|_| decode)?;
     let (count, layers_start) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
@@ -624,12 +677,12 @@ fn parse(blob: &[u8], check_crc: bool) -> Result<Framed<'_>, ModelError> {
     if padding.iter().any(|&b| b != 0) {
         return Err(ModelError::NonZeroPadding);
     }
-    Ok(Framed {
+    Ok(Parsed::Sequential(Framed {
         input,
         layers,
         layer_count,
         data,
-    })
+    }))
 }
 
 /// Lossless on the 32- and 64-bit targets we build for; saturates elsewhere so that bounds

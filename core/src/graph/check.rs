@@ -1,0 +1,500 @@
+//! Loading a graph header: decoding it piece by piece, then every check of the module
+//! documentation. [`prepare`] turns one node into what its kernel takes, checking it against
+//! its tensors; load runs it with the data scans, inference again without them.
+
+use crate::format::{INPUT_SCALE, INPUT_ZERO_POINT, Section};
+use crate::model::{ModelError, SectionKind};
+use crate::ops::dot::MAX_DOT_LEN;
+use crate::quant::SHIFT_RANGE;
+use crate::shape::MapShape;
+
+use super::error::{GraphError, SectionProblem};
+use super::format::{ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window};
+use super::kernels::{ChannelData, window_len};
+use super::{Graph, format};
+
+/// A node ready for its kernel.
+pub(crate) enum Prepared<'a> {
+    Conv {
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        groups: usize,
+        input_zero_point: i8,
+        weights: &'a [i8],
+        channels: ChannelData<'a>,
+    },
+    Pool {
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        /// `Some((count_include_pad, zero point))` for an average.
+        average: Option<(bool, i8)>,
+    },
+    GlobalAverage {
+        in_shape: MapShape,
+    },
+    Add {
+        params: format::Add,
+        zero_points: [i8; 3],
+    },
+    Gemm {
+        weights: &'a [i8],
+        channels: ChannelData<'a>,
+    },
+}
+
+pub(crate) fn map(desc: &TensorDesc) -> MapShape {
+    MapShape {
+        c: desc.shape.c.into(),
+        h: desc.shape.h.into(),
+        w: desc.shape.w.into(),
+    }
+}
+
+fn len(desc: &TensorDesc) -> usize {
+    map(desc).checked_len().unwrap_or(usize::MAX)
+}
+
+fn valid_scale(scale: f32) -> bool {
+    scale.is_finite() && scale > 0.0
+}
+
+fn to_usize(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Decodes `header` (a version-2 header) and checks it all against `data` (the bytes after
+/// the header's padding up to the CRC).
+pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, ModelError> {
+    let decode = ModelError::HeaderDecode;
+    let (count, tensors_start) = postcard::take_from_bytes::<u32>(header).map_err(|_| decode)?;
+    let tensor_count = to_usize(count);
+    if tensor_count > MAX_TENSORS {
+        return Err(decode);
+    }
+    let mut tensors: heapless::Vec<TensorDesc, MAX_TENSORS> = heapless::Vec::new();
+    let mut rest = tensors_start;
+    for _ in 0..tensor_count {
+        let (tensor, after) = postcard::take_from_bytes(rest).map_err(|_| decode)?;
+        tensors.push(tensor).map_err(|_| decode)?;
+        rest = after;
+    }
+    let tensor_bytes = tensors_start
+        .get(..tensors_start.len() - rest.len())
+        .unwrap_or_default();
+    let (count, nodes_start) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
+    let node_count = to_usize(count);
+    if node_count > MAX_NODES {
+        return Err(decode);
+    }
+    let mut rest = nodes_start;
+    for _ in 0..node_count {
+        rest = postcard::take_from_bytes::<Node>(rest)
+            .map_err(|_| decode)?
+            .1;
+    }
+    let node_bytes = nodes_start
+        .get(..nodes_start.len() - rest.len())
+        .unwrap_or_default();
+    let (output, rest) = postcard::take_from_bytes::<u16>(rest).map_err(|_| decode)?;
+    let (arena_len, rest) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
+    let (data_len, rest) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
+    if !rest.is_empty() {
+        return Err(ModelError::HeaderTrailingBytes);
+    }
+    if data.len() != to_usize(data_len) {
+        return Err(ModelError::DataLength {
+            header: data_len,
+            actual: data.len(),
+        });
+    }
+    let arena_len = to_usize(arena_len);
+    let graph = check(&tensors, node_bytes, node_count, data, output, arena_len)
+        .map_err(ModelError::Graph)?;
+    Ok(Graph {
+        tensors: tensor_bytes,
+        tensor_count,
+        nodes: node_bytes,
+        ..graph
+    })
+}
+
+fn check<'a>(
+    tensors: &[TensorDesc],
+    node_bytes: &'a [u8],
+    node_count: usize,
+    data: &'a [u8],
+    output: u16,
+    arena_len: usize,
+) -> Result<Graph<'a>, GraphError> {
+    use GraphError::*;
+    let image = tensors.first().ok_or(BadInputTensor)?;
+    if image.quant.scale != INPUT_SCALE
+        || image.quant.zero_point != INPUT_ZERO_POINT
+        || map(image).checked_len().is_none_or(|n| n == 0)
+    {
+        return Err(BadInputTensor);
+    }
+    if node_count == 0 {
+        return Err(NoNodes);
+    }
+    for (t, tensor) in tensors.iter().enumerate() {
+        let t = t as u16;
+        if map(tensor).checked_len().is_none_or(|n| n == 0) {
+            return Err(BadTensorSize { tensor: t });
+        }
+        if !valid_scale(tensor.quant.scale) {
+            return Err(BadQuant { tensor: t });
+        }
+        if to_usize(tensor.offset).saturating_add(len(tensor)) > arena_len {
+            return Err(OutsideArena { tensor: t });
+        }
+    }
+    // Lifetimes: the node that writes each tensor and the last node that reads it.
+    let mut born = [usize::MAX; MAX_TENSORS];
+    let mut dies = [0_usize; MAX_TENSORS];
+    born[0] = 0;
+    let mut macs = 0_u64;
+    let mut bytes = node_bytes;
+    for index in 0..node_count {
+        let Ok((node, rest)) = postcard::take_from_bytes::<Node>(bytes) else {
+            return Err(NoNodes);
+        };
+        bytes = rest;
+        let describe = |t: u16| {
+            tensors
+                .get(usize::from(t))
+                .map(|d| (t, *d))
+                .ok_or(UnknownTensor {
+                    node: index,
+                    tensor: t,
+                })
+        };
+        let mut inputs: heapless::Vec<(u16, TensorDesc), 2> = heapless::Vec::new();
+        for &t in &node.inputs {
+            let described = describe(t)?;
+            if born[usize::from(t)] == usize::MAX {
+                return Err(NotTopological {
+                    node: index,
+                    tensor: t,
+                });
+            }
+            dies[usize::from(t)] = index;
+            let _ = inputs.push(described);
+        }
+        let out = describe(node.output)?;
+        if born[usize::from(node.output)] != usize::MAX {
+            return Err(WrittenTwice {
+                node: index,
+                tensor: node.output,
+            });
+        }
+        born[usize::from(node.output)] = index;
+        dies[usize::from(node.output)] = index;
+        prepare(data, &node, index, &inputs, &out, true)?;
+        macs = macs.saturating_add(node_macs(&node, &inputs, &out.1));
+    }
+    for (t, &b) in born.iter().enumerate().take(tensors.len()) {
+        if b == usize::MAX {
+            return Err(NeverWritten { tensor: t as u16 });
+        }
+    }
+    let out_desc = tensors.get(usize::from(output)).ok_or(BadOutput)?;
+    if out_desc.shape.h != 1 || out_desc.shape.w != 1 {
+        return Err(BadOutput);
+    }
+    // The logits outlive the inference.
+    dies[usize::from(output)] = node_count;
+    for (a, ta) in tensors.iter().enumerate() {
+        for (b, tb) in tensors.iter().enumerate().skip(a + 1) {
+            let together = born[a] <= dies[b] && born[b] <= dies[a];
+            let (sa, sb) = (to_usize(ta.offset), to_usize(tb.offset));
+            let share = sa < sb.saturating_add(len(tb)) && sb < sa.saturating_add(len(ta));
+            if together && share {
+                return Err(Overlap {
+                    first: a as u16,
+                    second: b as u16,
+                });
+            }
+        }
+    }
+    Ok(Graph {
+        tensors: &[],
+        tensor_count: tensors.len(),
+        nodes: node_bytes,
+        node_count,
+        data,
+        output,
+        arena_len,
+        input: map(image),
+        output_len: len(out_desc),
+        output_quant: out_desc.quant,
+        macs,
+    })
+}
+
+/// Multiply-accumulates of one node.
+pub(crate) fn node_macs(node: &Node, inputs: &[(u16, TensorDesc)], output: &TensorDesc) -> u64 {
+    let in_len = inputs.first().map_or(0, |(_, d)| len(d)) as u64;
+    let out = map(output);
+    match &node.op {
+        NodeOp::Conv(conv) => {
+            let in_c = inputs.first().map_or(0, |(_, d)| usize::from(d.shape.c));
+            let per_output = (in_c / usize::from(conv.groups.max(1)))
+                * usize::from(conv.window.kernel[0])
+                * usize::from(conv.window.kernel[1]);
+            (len(output) as u64).saturating_mul(per_output as u64)
+        }
+        NodeOp::Gemm(_) => in_len.saturating_mul(out.c as u64),
+        _ => 0,
+    }
+}
+
+fn clamp_ok(clamp: [i8; 2]) -> bool {
+    clamp[0] <= clamp[1]
+}
+
+/// Checks `node` against its tensors and returns what its kernel takes; with `scan`, also
+/// every weight, multiplier, shift and scale.
+pub(crate) fn prepare<'a>(
+    data: &'a [u8],
+    node: &Node,
+    index: usize,
+    inputs: &[(u16, TensorDesc)],
+    output: &(u16, TensorDesc),
+    scan: bool,
+) -> Result<Prepared<'a>, GraphError> {
+    use GraphError::*;
+    let count = if matches!(node.op, NodeOp::Add(_)) { 2 } else { 1 };
+    let [first, rest @ ..] = inputs else {
+        return Err(InputCount { node: index });
+    };
+    if inputs.len() != count {
+        return Err(InputCount { node: index });
+    }
+    let (in_desc, (out_t, out_desc)) = (&first.1, output);
+    let (in_shape, out_shape) = (map(in_desc), map(out_desc));
+    let mismatch = ShapeMismatch {
+        node: index,
+        tensor: *out_t,
+    };
+    let same_quant = || {
+        if in_desc.quant == out_desc.quant {
+            Ok(())
+        } else {
+            Err(BadQuant { tensor: *out_t })
+        }
+    };
+    let windowed = |window: &Window| -> Result<MapShape, GraphError> {
+        let bad = BadWindow { node: index };
+        let [kh, kw] = window.kernel;
+        let [pt, pl, pb, pr] = window.pads;
+        if kh == 0 || kw == 0 || window.stride.contains(&0) {
+            return Err(bad);
+        }
+        if pt >= kh || pb >= kh || pl >= kw || pr >= kw {
+            return Err(bad);
+        }
+        Ok(MapShape {
+            c: in_shape.c,
+            h: window_len(in_shape.h, kh, window.stride[0], pt, pb).ok_or(bad)?,
+            w: window_len(in_shape.w, kw, window.stride[1], pl, pr).ok_or(bad)?,
+        })
+    };
+    let prepared = match &node.op {
+        NodeOp::Conv(conv) => {
+            let mut expected = windowed(&conv.window)?;
+            expected.c = out_shape.c;
+            if expected != out_shape {
+                return Err(mismatch);
+            }
+            let groups = usize::from(conv.groups);
+            if groups == 0
+                || !in_shape.c.is_multiple_of(groups)
+                || !out_shape.c.is_multiple_of(groups)
+            {
+                return Err(BadGroups { node: index });
+            }
+            if !clamp_ok(conv.clamp) {
+                return Err(BadClamp { node: index });
+            }
+            let [kh, kw] = conv.window.kernel.map(usize::from);
+            let per_output = in_shape.c / groups * kh * kw;
+            if per_output > MAX_DOT_LEN {
+                return Err(DotTooLong { node: index });
+            }
+            let weights = weights(data, conv.weights, out_shape.c * per_output, index, scan)?;
+            let channels = channels(
+                data,
+                &conv.channels,
+                out_shape.c,
+                out_desc.quant.zero_point,
+                conv.clamp,
+                index,
+                scan,
+            )?;
+            Prepared::Conv {
+                in_shape,
+                out_shape,
+                window: conv.window,
+                groups,
+                input_zero_point: in_desc.quant.zero_point,
+                weights,
+                channels,
+            }
+        }
+        NodeOp::MaxPool(window) | NodeOp::AveragePool { window, .. } => {
+            if windowed(window)? != out_shape {
+                return Err(mismatch);
+            }
+            same_quant()?;
+            let average = match node.op {
+                NodeOp::AveragePool {
+                    count_include_pad, ..
+                } => Some((count_include_pad, in_desc.quant.zero_point)),
+                _ => None,
+            };
+            Prepared::Pool {
+                in_shape,
+                out_shape,
+                window: *window,
+                average,
+            }
+        }
+        NodeOp::GlobalAveragePool => {
+            let expected = MapShape {
+                c: in_shape.c,
+                h: 1,
+                w: 1,
+            };
+            if expected != out_shape {
+                return Err(mismatch);
+            }
+            same_quant()?;
+            Prepared::GlobalAverage { in_shape }
+        }
+        NodeOp::Add(add) => {
+            let other = rest.first().map(|(_, d)| map(d));
+            if other != Some(in_shape) || in_shape != out_shape {
+                return Err(mismatch);
+            }
+            let shifts_ok = add.shifts.iter().all(|s| (-31..=0).contains(s));
+            if add.left_shift > 20 || add.multipliers.iter().any(|&m| m < 0) || !shifts_ok {
+                return Err(BadAdd { node: index });
+            }
+            if !clamp_ok(add.clamp) {
+                return Err(BadClamp { node: index });
+            }
+            let zb = rest.first().map_or(0, |(_, d)| d.quant.zero_point);
+            Prepared::Add {
+                params: *add,
+                zero_points: [in_desc.quant.zero_point, zb, out_desc.quant.zero_point],
+            }
+        }
+        NodeOp::Gemm(gemm) => {
+            let in_features = len(in_desc);
+            if out_shape.h != 1 || out_shape.w != 1 {
+                return Err(mismatch);
+            }
+            if in_features > MAX_DOT_LEN {
+                return Err(DotTooLong { node: index });
+            }
+            if !clamp_ok(gemm.clamp) {
+                return Err(BadClamp { node: index });
+            }
+            let weights = weights(data, gemm.weights, out_shape.c * in_features, index, scan)?;
+            let channels = channels(
+                data,
+                &gemm.channels,
+                out_shape.c,
+                out_desc.quant.zero_point,
+                gemm.clamp,
+                index,
+                scan,
+            )?;
+            Prepared::Gemm { weights, channels }
+        }
+    };
+    Ok(prepared)
+}
+
+fn section<'a>(
+    data: &'a [u8],
+    section: Section,
+    count: usize,
+    size: usize,
+    node: usize,
+    kind: SectionKind,
+) -> Result<&'a [u8], GraphError> {
+    let problem = |problem| GraphError::Section {
+        node,
+        section: kind,
+        problem,
+    };
+    if count.checked_mul(size) != Some(to_usize(section.len)) {
+        return Err(problem(SectionProblem::Length));
+    }
+    let start = to_usize(section.offset);
+    let bytes = start
+        .checked_add(to_usize(section.len))
+        .and_then(|end| data.get(start..end))
+        .ok_or(problem(SectionProblem::OutOfBounds))?;
+    if !start.is_multiple_of(size) {
+        return Err(problem(SectionProblem::Misaligned));
+    }
+    Ok(bytes)
+}
+
+fn weights<'a>(
+    data: &'a [u8],
+    s: Section,
+    count: usize,
+    node: usize,
+    scan: bool,
+) -> Result<&'a [i8], GraphError> {
+    let weights: &[i8] =
+        bytemuck::must_cast_slice(section(data, s, count, 1, node, SectionKind::Weights)?);
+    if scan && weights.contains(&i8::MIN) {
+        return Err(GraphError::WeightOutOfRange { node });
+    }
+    Ok(weights)
+}
+
+fn channels<'a>(
+    data: &'a [u8],
+    s: &ChannelSections,
+    count: usize,
+    zero_point: i8,
+    clamp: [i8; 2],
+    node: usize,
+    scan: bool,
+) -> Result<ChannelData<'a>, GraphError> {
+    let words = |sec, kind| Ok(section(data, sec, count, 4, node, kind)?.as_chunks::<4>().0);
+    let bias = words(s.bias, SectionKind::Bias)?;
+    let multiplier = words(s.multiplier, SectionKind::Multiplier)?;
+    let shift: &[i8] =
+        bytemuck::must_cast_slice(section(data, s.shift, count, 1, node, SectionKind::Shift)?);
+    let weight_scales = words(s.weight_scales, SectionKind::WeightScales)?;
+    if scan {
+        if multiplier.iter().any(|m| i32::from_le_bytes(*m) < 0) {
+            return Err(GraphError::NegativeMultiplier { node });
+        }
+        if shift.iter().any(|s| !SHIFT_RANGE.contains(s)) {
+            return Err(GraphError::ShiftOutOfRange { node });
+        }
+        if !weight_scales
+            .iter()
+            .all(|s| valid_scale(f32::from_le_bytes(*s)))
+        {
+            return Err(GraphError::BadWeightScale { node });
+        }
+    }
+    Ok(ChannelData {
+        bias,
+        multiplier,
+        shift,
+        zero_point,
+        clamp,
+    })
+}

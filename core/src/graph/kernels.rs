@@ -1,0 +1,220 @@
+//! The graph's portable int8 kernels: the bit-exact definitions every faster path must match.
+//! They run on validated nodes only, and use checked slicing throughout, so inconsistent
+//! parameters give wrong numbers, never a panic.
+
+use crate::ops::dot::{dot, dot_constant};
+use crate::quant::{Requantizer, multiply_by_quantized_multiplier};
+use crate::shape::MapShape;
+
+use super::format::Window;
+
+/// Per-output-channel bias and requantization, straight from the blob.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelData<'a> {
+    pub bias: &'a [[u8; 4]],
+    pub multiplier: &'a [[u8; 4]],
+    pub shift: &'a [i8],
+    pub zero_point: i8,
+    pub clamp: [i8; 2],
+}
+
+impl ChannelData<'_> {
+    fn channel(&self, o: usize) -> (i32, Requantizer) {
+        let word = |s: &[[u8; 4]]| s.get(o).map_or(0, |w| i32::from_le_bytes(*w));
+        let shift = self.shift.get(o).copied().unwrap_or(0);
+        (
+            word(self.bias),
+            Requantizer::new(word(self.multiplier), shift, self.zero_point, false),
+        )
+    }
+
+    fn finish(&self, requant: &Requantizer, acc: i32) -> i8 {
+        clamp(requant.apply(acc), self.clamp)
+    }
+}
+
+fn clamp(q: i8, [lo, hi]: [i8; 2]) -> i8 {
+    q.max(lo).min(hi)
+}
+
+/// The output length of a window along one axis: `(n + pads − kernel) / stride + 1`.
+pub fn window_len(n: usize, kernel: u8, stride: u8, pad_before: u8, pad_after: u8) -> Option<usize> {
+    let padded = n + usize::from(pad_before) + usize::from(pad_after);
+    let stride = usize::from(stride);
+    if stride == 0 {
+        return None;
+    }
+    Some(padded.checked_sub(usize::from(kernel))? / stride + 1)
+}
+
+/// The valid kernel taps `lo..hi` of an output position whose window starts at
+/// `start − pad` in an axis of length `n`.
+fn taps(start: usize, pad: usize, kernel: usize, n: usize) -> (usize, usize, usize) {
+    let lo = pad.saturating_sub(start).min(kernel);
+    let hi = (n + pad).saturating_sub(start).min(kernel).max(lo);
+    // First input index read: start + lo − pad.
+    (lo, hi, (start + lo).saturating_sub(pad))
+}
+
+/// Conv with any kernel h×w, strides, asymmetric pads and groups; OIHW weights with
+/// I = in/groups. Padding holds the input zero point (a real 0), which the bias, holding
+/// `−z_in·Σw`, cancels.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    groups: usize,
+    input_zero_point: i8,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+) {
+    let [kh, kw] = window.kernel.map(usize::from);
+    let [sh, sw] = window.stride.map(usize::from);
+    let [pt, pl, _, _] = window.pads.map(usize::from);
+    let groups = groups.max(1);
+    let in_per_group = in_shape.c / groups;
+    let out_per_group = (out_shape.c / groups).max(1);
+    let per_output = in_per_group * kh * kw;
+    let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    for (o, (w_oc, out_oc)) in weights
+        .chunks_exact(per_output.max(1))
+        .zip(output.chunks_exact_mut(out_plane.max(1)))
+        .enumerate()
+    {
+        let (bias, requant) = channels.channel(o);
+        let first_in = (o / out_per_group) * in_per_group;
+        let group_input = input.get(first_in * in_plane..).unwrap_or_default();
+        for (oy, out_row) in out_oc.chunks_exact_mut(out_shape.w.max(1)).enumerate() {
+            let (ky_lo, ky_hi, _) = taps(oy * sh, pt, kh, in_shape.h);
+            for (ox, out) in out_row.iter_mut().enumerate() {
+                let (kx_lo, kx_hi, ix0) = taps(ox * sw, pl, kw, in_shape.w);
+                let mut acc = bias;
+                for (icg, w_ic) in w_oc.chunks_exact((kh * kw).max(1)).enumerate() {
+                    let plane = group_input
+                        .get(icg * in_plane..(icg + 1) * in_plane)
+                        .unwrap_or_default();
+                    for (ky, w_row) in w_ic.chunks_exact(kw.max(1)).enumerate() {
+                        if ky < ky_lo || ky >= ky_hi {
+                            acc = acc.wrapping_add(dot_constant(w_row, input_zero_point));
+                            continue;
+                        }
+                        let iy = oy * sh + ky - pt;
+                        let row = plane
+                            .get(iy * in_shape.w + ix0..(iy + 1) * in_shape.w)
+                            .unwrap_or_default();
+                        let valid = w_row.get(kx_lo..kx_hi).unwrap_or_default();
+                        acc = acc.wrapping_add(dot(valid, row));
+                        if kx_hi - kx_lo != kw {
+                            let all = dot_constant(w_row, input_zero_point);
+                            let inside = dot_constant(valid, input_zero_point);
+                            acc = acc.wrapping_add(all.wrapping_sub(inside));
+                        }
+                    }
+                }
+                *out = channels.finish(&requant, acc);
+            }
+        }
+    }
+}
+
+/// Max or average pooling over a padded window; the output has the input's quantization.
+/// Padding never wins a max; for the average it counts as the zero point (a real 0) when
+/// `count_include_pad`, else the mean is over the valid taps only.
+pub fn pool(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    average: Option<(bool, i8)>,
+) {
+    let [kh, kw] = window.kernel.map(usize::from);
+    let [sh, sw] = window.stride.map(usize::from);
+    let [pt, pl, _, _] = window.pads.map(usize::from);
+    for (plane, out_plane) in input
+        .chunks_exact(in_shape.plane().max(1))
+        .zip(output.chunks_exact_mut(out_shape.plane().max(1)))
+    {
+        for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w.max(1)).enumerate() {
+            let (ky_lo, ky_hi, iy0) = taps(oy * sh, pt, kh, in_shape.h);
+            for (ox, out) in out_row.iter_mut().enumerate() {
+                let (kx_lo, kx_hi, ix0) = taps(ox * sw, pl, kw, in_shape.w);
+                let rows = (iy0..iy0 + (ky_hi - ky_lo)).filter_map(|iy| {
+                    plane.get(iy * in_shape.w + ix0..iy * in_shape.w + ix0 + (kx_hi - kx_lo))
+                });
+                *out = match average {
+                    None => rows.flatten().copied().max().unwrap_or(i8::MIN),
+                    Some((count_include_pad, zero_point)) => {
+                        let valid = (ky_hi - ky_lo) * (kx_hi - kx_lo);
+                        let mut sum: i32 = rows.flatten().map(|&q| i32::from(q)).sum();
+                        let count = if count_include_pad {
+                            sum += (kh * kw - valid) as i32 * i32::from(zero_point);
+                            kh * kw
+                        } else {
+                            valid
+                        };
+                        rounded_mean(sum, count)
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// The mean of each channel over H×W, same quantization.
+pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
+    let plane = in_shape.plane();
+    for (values, out) in input.chunks_exact(plane.max(1)).zip(output.iter_mut()) {
+        let sum: i32 = values.iter().map(|&q| i32::from(q)).sum();
+        *out = rounded_mean(sum, plane);
+    }
+}
+
+/// `sum / count` rounded half away from zero, as TFLite's reference average pool.
+fn rounded_mean(sum: i32, count: usize) -> i8 {
+    let count = i32::try_from(count.max(1)).unwrap_or(i32::MAX);
+    let mean = if sum > 0 {
+        (sum + count / 2) / count
+    } else {
+        (sum - count / 2) / count
+    };
+    mean.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8
+}
+
+/// TFLite's int8 Add (see [`super::format::Add`]).
+pub fn add(
+    a: &[i8],
+    b: &[i8],
+    output: &mut [i8],
+    zero_points: [i8; 3],
+    params: &super::format::Add,
+) {
+    let left = 1_i32 << params.left_shift.min(20);
+    let [ma, mb, mo] = params.multipliers;
+    let [sa, sb, so] = params.shifts.map(i32::from);
+    let [za, zb, zo] = zero_points.map(i32::from);
+    for ((out, &x), &y) in output.iter_mut().zip(a).zip(b) {
+        let x = multiply_by_quantized_multiplier((i32::from(x) - za) * left, ma, sa);
+        let y = multiply_by_quantized_multiplier((i32::from(y) - zb) * left, mb, sb);
+        let sum = multiply_by_quantized_multiplier(x.saturating_add(y), mo, so).saturating_add(zo);
+        let q = sum.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8;
+        *out = clamp(q, params.clamp);
+    }
+}
+
+/// Fully connected: `[out][in]` weights over the whole input tensor (C,H,W order, as
+/// PyTorch's flatten).
+pub fn gemm(input: &[i8], output: &mut [i8], weights: &[i8], channels: &ChannelData<'_>) {
+    let in_features = input.len().max(1);
+    for (o, (row, out)) in weights
+        .chunks_exact(in_features)
+        .zip(output.iter_mut())
+        .enumerate()
+    {
+        let (bias, requant) = channels.channel(o);
+        *out = channels.finish(&requant, bias.wrapping_add(dot(row, input)));
+    }
+}

@@ -1,0 +1,116 @@
+//! Running a validated graph: each node decoded again from the header (without the data
+//! scans), its tensors cut from the arena at their planned offsets, its kernel run.
+
+use super::Graph;
+use super::check::{Prepared, map, prepare};
+use super::format::{Node, TensorDesc};
+use super::kernels;
+
+/// The byte range of `desc` in the arena.
+fn range(desc: &TensorDesc) -> (usize, usize) {
+    let start = usize::try_from(desc.offset).unwrap_or(usize::MAX);
+    (start, map(desc).checked_len().unwrap_or(0))
+}
+
+/// The output tensor as `&mut`, and the inputs (which validation placed elsewhere) as `&`.
+fn views<'b>(
+    arena: &'b mut [i8],
+    output: (usize, usize),
+    inputs: &[(usize, usize)],
+) -> Option<(&'b mut [i8], [&'b [i8]; 2])> {
+    let (before, rest) = arena.split_at_mut_checked(output.0)?;
+    let (out, after) = rest.split_at_mut_checked(output.1)?;
+    let (before, after): (&'b [i8], &'b [i8]) = (before, after);
+    let after_start = output.0 + output.1;
+    let view = |&(start, len): &(usize, usize)| -> Option<&'b [i8]> {
+        if start.checked_add(len)? <= output.0 {
+            before.get(start..start + len)
+        } else if start >= after_start {
+            after.get(start - after_start..start - after_start + len)
+        } else {
+            None
+        }
+    };
+    let first = view(inputs.first()?)?;
+    let second = match inputs.get(1) {
+        Some(r) => view(r)?,
+        None => first,
+    };
+    Some((out, [first, second]))
+}
+
+impl Graph<'_> {
+    /// Runs the graph on one image already checked to be `input_len` bytes, in `arena` (at
+    /// least `arena_len` bytes); `after(n)` is called once `n` nodes have run. Returns the
+    /// logits, or `None` if the arena is too short (the caller checks that first).
+    pub(crate) fn run<'b>(
+        &self,
+        image: &[u8],
+        arena: &'b mut [i8],
+        after: &mut dyn FnMut(usize),
+    ) -> Option<&'b [i8]> {
+        let arena = arena.get_mut(..self.arena_len)?;
+        let image_desc = self.tensor(0)?;
+        let (start, len) = range(&image_desc);
+        // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
+        for (dst, &pixel) in arena.get_mut(start..start + len)?.iter_mut().zip(image) {
+            *dst = (pixel ^ 0x80) as i8;
+        }
+        after(0);
+        let mut bytes = self.nodes;
+        for index in 0..self.node_count {
+            let (node, rest): (Node, _) = postcard::take_from_bytes(bytes).ok()?;
+            bytes = rest;
+            let mut inputs: heapless::Vec<(u16, TensorDesc), 2> = heapless::Vec::new();
+            for &t in &node.inputs {
+                let _ = inputs.push((t, self.tensor(t)?));
+            }
+            let output = (node.output, self.tensor(node.output)?);
+            let prepared = prepare(self.data, &node, index, &inputs, &output, false).ok()?;
+            let ranges: heapless::Vec<(usize, usize), 2> =
+                inputs.iter().map(|(_, d)| range(d)).collect();
+            let (out, [a, b]) = views(arena, range(&output.1), &ranges)?;
+            match prepared {
+                Prepared::Conv {
+                    in_shape,
+                    out_shape,
+                    window,
+                    groups,
+                    input_zero_point,
+                    weights,
+                    channels,
+                } => kernels::conv(
+                    a,
+                    in_shape,
+                    out,
+                    out_shape,
+                    window,
+                    groups,
+                    input_zero_point,
+                    weights,
+                    &channels,
+                ),
+                Prepared::Pool {
+                    in_shape,
+                    out_shape,
+                    window,
+                    average,
+                } => kernels::pool(a, in_shape, out, out_shape, window, average),
+                Prepared::GlobalAverage { in_shape } => {
+                    kernels::global_average(a, in_shape, out)
+                }
+                Prepared::Add {
+                    params,
+                    zero_points,
+                } => kernels::add(a, b, out, zero_points, &params),
+                Prepared::Gemm { weights, channels } => {
+                    kernels::gemm(a, out, weights, &channels)
+                }
+            }
+            after(index + 1);
+        }
+        let (start, len) = range(&self.tensor(self.output)?);
+        let arena: &'b [i8] = arena;
+        arena.get(start..start + len)
+    }
+}
