@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "quantize" / "tests" / "onnx"
 TORCH_EXPORT = ROOT.parent / "shared" / "fixtures" / "torch" / "model.onnx"
+RESNET8 = ROOT.parent / "shared" / "fixtures" / "onnx" / "resnet8_fmnist.onnx"
 TEST_IMAGES = ROOT / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
 GOLDEN_IMAGES = 256
 
@@ -195,6 +196,93 @@ def bad_models():
     return out
 
 
+def graph_models():
+    """Random-weight graphs for the graph engine, one per operator and layer kind, with odd
+    sizes: channels not a multiple of 4, odd widths, stride 2 with padding, non-square
+    kernels, asymmetric pads. Their own generator, so the models above stay as they were."""
+    global rng
+    saved, rng = rng, np.random.default_rng(13)
+    out = {}
+    clip_limits = [
+        helper.make_node("Constant", [], ["zero"], name="/Constant", value=helper.make_tensor("v", TensorProto.FLOAT, [], [0.0])),
+        helper.make_node("Constant", [], ["six"], name="/Constant_1", value=helper.make_tensor("v", TensorProto.FLOAT, [], [6.0])),
+    ]
+
+    # Every graph operator once: non-square kernel with asymmetric pads, BatchNorm folded,
+    # Clip (ReLU6), depthwise and grouped Conv, MaxPool with padding, both AveragePool
+    # paddings, an Add of two branches with a fused Relu, a BatchNorm with nothing to fold
+    # into, ReduceMean over H and W.
+    w1 = weight("c1.weight", 6, 1, 3, 5)
+    bn1, bn1_inits = batch_norm("bn1", 6, "c1", "b1")
+    w2, b2 = weight("dw.weight", 6, 1, 3, 3), weight("dw.bias", 6, scale=0.1)
+    w3, b3 = weight("gc.weight", 9, 2, 1, 1), weight("gc.bias", 9, scale=0.1)
+    bn2, bn2_inits = batch_norm("bn2", 9, "sum", "b2")
+    fc, fcb = weight("fc.weight", 10, 9), weight("fc.bias", 10, scale=0.1)
+    nodes = [
+        *clip_limits,
+        conv("/c1/Conv", "input", "c1", w1, kernel_shape=[3, 5], strides=[2, 1], pads=[1, 2, 0, 1]),
+        bn1,
+        helper.make_node("Clip", ["b1", "zero", "six"], ["r1"], name="/relu6/Clip"),
+        conv("/dw/Conv", "r1", "d1", w2, b2, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], group=6),
+        helper.make_node("Relu", ["d1"], ["r2"], name="/relu2/Relu"),
+        conv("/gc/Conv", "r2", "g1", w3, b3, kernel_shape=[1, 1], group=3),
+        helper.make_node("MaxPool", ["g1"], ["m1"], name="/pool/MaxPool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("AveragePool", ["m1"], ["a1"], name="/avg1/AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1),
+        helper.make_node("AveragePool", ["m1"], ["a2"], name="/avg2/AveragePool", kernel_shape=[2, 3], pads=[1, 1, 0, 1], count_include_pad=0),
+        helper.make_node("Add", ["a1", "a2"], ["add"], name="/add/Add"),
+        helper.make_node("Relu", ["add"], ["sum"], name="/relu3/Relu"),
+        bn2,
+        helper.make_node("ReduceMean", ["b2"], ["gap"], name="/mean/ReduceMean", axes=[2, 3], keepdims=1),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="/Flatten", axis=1),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1),
+    ]
+    out["graph_ops"] = model(nodes, [w1, *bn1_inits, w2, b2, w3, b3, *bn2_inits, fc, fcb], "graph_ops")
+
+    # DS-CNN style: a non-square first conv, then depthwise-separable blocks (BN, ReLU),
+    # AveragePool over the whole map, Gemm.
+    nodes, inits, x, c = [], [], "input", 1
+    def block(prefix, x, cin, cout, k, group, stride, pads):
+        w = weight(f"{prefix}.weight", cout, cin // group, *k)
+        bn, bn_inits = batch_norm(f"{prefix}_bn", cout, f"{prefix}_c", f"{prefix}_b")
+        nodes.extend([conv(f"/{prefix}/Conv", x, f"{prefix}_c", w, kernel_shape=list(k), strides=stride, pads=pads, group=group), bn,
+                      helper.make_node("Relu", [f"{prefix}_b"], [f"{prefix}_r"], name=f"/{prefix}/Relu")])
+        inits.extend([w, *bn_inits])
+        return f"{prefix}_r"
+    x = block("conv1", x, 1, 13, (5, 3), 1, [2, 2], [2, 1, 2, 1])   # 13x14x14
+    for i in range(2):
+        x = block(f"dw{i}", x, 13, 13, (3, 3), 13, [1, 1], [1, 1, 1, 1])
+        x = block(f"pw{i}", x, 13, 13, (1, 1), 1, [1, 1], [0, 0, 0, 0])
+    fc, fcb = weight("ds_fc.weight", 10, 13), weight("ds_fc.bias", 10, scale=0.1)
+    nodes += [helper.make_node("AveragePool", [x], ["avg"], name="/avg/AveragePool", kernel_shape=[14, 14]),
+              helper.make_node("Flatten", ["avg"], ["flat"], name="/Flatten", axis=1),
+              helper.make_node("Gemm", ["flat", "ds_fc.weight", "ds_fc.bias"], ["logits"], name="/fc/Gemm", transB=1)]
+    out["ds_cnn"] = model(nodes, [*inits, fc, fcb], "ds_cnn")
+
+    # MobileNet style: ReLU6 as Clip with Constant limits, depthwise stride 2, pointwise,
+    # MaxPool with padding, GlobalAveragePool.
+    nodes, inits = list(clip_limits), []
+    def relu6_block(prefix, x, cin, cout, k, group, stride, pad):
+        w = weight(f"{prefix}.weight", cout, cin // group, k, k)
+        bn, bn_inits = batch_norm(f"{prefix}_bn", cout, f"{prefix}_c", f"{prefix}_b")
+        nodes.extend([conv(f"/{prefix}/Conv", x, f"{prefix}_c", w, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, group=group), bn,
+                      helper.make_node("Clip", [f"{prefix}_b", "zero", "six"], [f"{prefix}_r"], name=f"/{prefix}/Clip")])
+        inits.extend([w, *bn_inits])
+        return f"{prefix}_r"
+    x = relu6_block("stem", "input", 1, 7, 3, 1, 2, 1)          # 7x14x14
+    x = relu6_block("dw1", x, 7, 7, 3, 7, 2, 1)                  # 7x7x7
+    x = relu6_block("pw1", x, 7, 18, 1, 1, 1, 0)                 # 18x7x7
+    nodes.append(helper.make_node("MaxPool", [x], ["mp"], name="/mp/MaxPool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))  # 18x4x4
+    x = relu6_block("dw2", "mp", 18, 18, 3, 18, 1, 1)
+    x = relu6_block("pw2", x, 18, 30, 1, 1, 1, 0)
+    fc, fcb = weight("mb_fc.weight", 10, 30), weight("mb_fc.bias", 10, scale=0.1)
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"], name="/gap/GlobalAveragePool"),
+              helper.make_node("Flatten", ["gap"], ["flat"], name="/Flatten", axis=1),
+              helper.make_node("Gemm", ["flat", "mb_fc.weight", "mb_fc.bias"], ["logits"], name="/fc/Gemm", transB=1)]
+    out["mobilenet"] = model(nodes, [*inits, fc, fcb], "mobilenet")
+    rng = saved
+    return out
+
+
 def fashion_mnist_test_images(count):
     with gzip.open(TEST_IMAGES, "rb") as f:
         data = f.read()
@@ -236,6 +324,10 @@ def main():
         onnx.save(m, OUT / f"{name}.onnx")
         golden["models"][f"{name}.onnx"] = logits_of(m, images)
     golden["models"]["torch/model.onnx"] = logits_of(onnx.load(TORCH_EXPORT), images)
+    for name, m in graph_models().items():
+        onnx.save(m, OUT / f"{name}.onnx")
+        golden["models"][f"{name}.onnx"] = logits_of(m, images)
+    golden["models"]["onnx/resnet8_fmnist.onnx"] = logits_of(onnx.load(RESNET8), images)
     for name, m in bad_models().items():
         onnx.save(m, OUT / f"{name}.onnx")
     for name, logits in golden["models"].items():

@@ -353,8 +353,10 @@ pub struct Model<'a> {
     arena_len: usize,
     num_classes: usize,
     output_quant: QuantParams,
-    /// A version-2 blob's graph (then `layers` is empty).
-    graph: Option<Graph<'a>>,
+    /// A version-2 blob's encoded tensor list; `layers` then holds its nodes.
+    tensors: &'a [u8],
+    /// A version-2 blob's tensor count and output tensor; `None` for a layer sequence.
+    graph: Option<(u16, u16)>,
 }
 
 impl<'a> Model<'a> {
@@ -384,16 +386,17 @@ impl<'a> Model<'a> {
         let framed = match parse(blob, check_crc)? {
             Parsed::Sequential(framed) => framed,
             Parsed::Graph(graph) => {
-                let input = graph.input_shape();
+                let (tensors, tensor_count, nodes, node_count, data, output) = graph.parts();
                 return Ok(Self {
-                    layers: &[],
-                    data: &[],
-                    layer_count: 0,
-                    input,
+                    layers: nodes,
+                    data,
+                    layer_count: node_count,
+                    input: graph.input_shape(),
                     arena_len: graph.arena_len(),
                     num_classes: graph.num_classes(),
                     output_quant: graph.output_quant(),
-                    graph: Some(graph),
+                    tensors,
+                    graph: Some((tensor_count as u16, output)),
                 });
             }
         };
@@ -434,13 +437,21 @@ impl<'a> Model<'a> {
             arena_len,
             num_classes,
             output_quant: walk.builder.quant,
+            tensors: &[],
             graph: None,
         })
     }
 
     /// The graph of a version-2 blob; `None` for a version-1 layer sequence.
-    pub fn graph(&self) -> Option<&Graph<'a>> {
-        self.graph.as_ref()
+    pub fn graph(&self) -> Option<Graph<'a>> {
+        let (tensor_count, output) = self.graph?;
+        Some(Graph::from_parts(
+            (self.tensors, usize::from(tensor_count)),
+            (self.layers, self.layer_count),
+            self.data,
+            output,
+            (self.arena_len, self.input, self.num_classes, self.output_quant),
+        ))
     }
 
     /// Bytes of arena `infer` needs on this target: the most any layer needs for its input,
@@ -452,7 +463,7 @@ impl<'a> Model<'a> {
     /// [`Self::arena_len`] on a target with other kernels: what a build script on the host
     /// sizes a Cortex-M4's arena with (`Kernels::for_target`).
     pub fn arena_len_for(&self, kernels: Kernels) -> usize {
-        if let Some(graph) = &self.graph {
+        if let Some(graph) = self.graph() {
             // The graph's kernels are portable on every target and need no scratch.
             let _ = kernels;
             return graph.arena_len();
@@ -478,8 +489,10 @@ impl<'a> Model<'a> {
 
     /// The layers in order, each decoded from the blob as the iterator reaches it.
     pub fn layers(&self) -> Layers<'a> {
+        // A graph has nodes, not layers: see [`Self::graph`].
+        let count = if self.graph.is_some() { 0 } else { self.layer_count };
         Layers {
-            walk: Walk::new(self.layers, self.layer_count, self.data, self.input, false),
+            walk: Walk::new(self.layers, count, self.data, self.input, false),
         }
     }
 
@@ -490,7 +503,7 @@ impl<'a> Model<'a> {
 
     /// Multiply-accumulates per inference.
     pub fn macs(&self) -> u64 {
-        if let Some(graph) = &self.graph {
+        if let Some(graph) = self.graph() {
             return graph.macs();
         }
         self.layers().fold(0, |sum, l| sum.saturating_add(l.macs))
@@ -1076,9 +1089,10 @@ mod tests {
             BadOutputScale { .. } => 29,
             BadWeightScale { .. } => 30,
             OutputNotVector => 31,
+            Graph(_) => 32,
         }
     }
-    const VARIANTS: usize = 32;
+    const VARIANTS: usize = 33;
 
     #[test]
     fn fixture_is_valid() {
@@ -1125,8 +1139,8 @@ mod tests {
             ("magic", patched(false, |b| b[0] = b'X'), BadMagic),
             (
                 "version",
-                patched(true, |b| b[4] = 2),
-                UnsupportedVersion { found: 2 },
+                patched(true, |b| b[4] = 3),
+                UnsupportedVersion { found: 3 },
             ),
             (
                 "flags",
@@ -1331,6 +1345,15 @@ mod tests {
                 edited(|h, _| h.layers.truncate(1)),
                 OutputNotVector,
             ),
+            (
+                "a graph (version 2) with no nodes; graph::tests has one blob per GraphError",
+                {
+                    let (mut header, data) = crate::graph::tests::fixture();
+                    header.nodes.clear();
+                    crate::graph::tests::blob(&header, &data)
+                },
+                Graph(crate::graph::GraphError::NoNodes),
+            ),
         ];
 
         let mut covered = [false; VARIANTS];
@@ -1377,9 +1400,9 @@ mod tests {
 
     #[test]
     fn the_model_is_a_small_view() {
-        // Where things are, not decoded layers: a dozen words on any target (48 bytes on a
-        // 32-bit microcontroller, which the firmware prints).
-        assert!(core::mem::size_of::<Model>() <= 12 * core::mem::size_of::<usize>());
+        // Where things are, not decoded layers or nodes: 14 words on any target (a graph's
+        // tensor list is one slice more than a layer sequence needs).
+        assert!(core::mem::size_of::<Model>() <= 14 * core::mem::size_of::<usize>());
     }
 
     #[test]

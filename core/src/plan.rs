@@ -101,11 +101,110 @@ impl Model<'_> {
     }
 }
 
+/// A tensor's lifetime for [`place_by_lifetimes`]: alive from the node that writes it to the
+/// last node that reads it, both included (a graph's image is born at node 0, its logits die
+/// after the last node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetime {
+    pub len: usize,
+    pub born: usize,
+    pub dies: usize,
+}
+
+impl Lifetime {
+    fn meets(&self, other: &Lifetime) -> bool {
+        self.born <= other.dies && other.born <= self.dies
+    }
+}
+
+/// The graph planner: gives each tensor an arena offset such that no two tensors alive at the
+/// same node share a byte, and returns the arena length. Largest tensors first, each at the
+/// lowest offset clear of the tensors already placed that are alive with it (greedy by size,
+/// first fit); `offsets` must be as long as `tensors`. A residual's kept tensor is alive up to
+/// its Add, so nothing computed meanwhile can overwrite it.
+pub fn place_by_lifetimes(tensors: &[Lifetime], offsets: &mut [usize]) -> usize {
+    const UNPLACED: usize = usize::MAX;
+    offsets.iter_mut().for_each(|o| *o = UNPLACED);
+    let mut arena = 0;
+    for _ in 0..tensors.len().min(offsets.len()) {
+        // The largest tensor not placed yet (the first on ties).
+        let Some((next, t)) = tensors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| offsets.get(*i) == Some(&UNPLACED))
+            .fold(None, |best: Option<(usize, &Lifetime)>, (i, t)| match best {
+                Some((_, b)) if b.len >= t.len => best,
+                _ => Some((i, t)),
+            })
+        else {
+            break;
+        };
+        let clashes = |offset: usize| {
+            tensors.iter().zip(offsets.iter()).any(|(other, &at)| {
+                at != UNPLACED
+                    && other.meets(t)
+                    && at < offset.saturating_add(t.len)
+                    && offset < at.saturating_add(other.len)
+            })
+        };
+        // Candidates: the start, and the end of every placed tensor alive with this one.
+        let candidates = core::iter::once(0).chain(
+            tensors
+                .iter()
+                .zip(offsets.iter())
+                .filter(|(other, at)| **at != UNPLACED && other.meets(t))
+                .map(|(other, &at)| at.saturating_add(other.len)),
+        );
+        let offset = candidates
+            .filter(|&c| !clashes(c))
+            .min()
+            .unwrap_or(arena);
+        if let Some(o) = offsets.get_mut(next) {
+            *o = offset;
+        }
+        arena = arena.max(offset.saturating_add(t.len));
+    }
+    arena
+}
+
+/// The most bytes alive at once at any node: no placement of these lifetimes needs less.
+pub fn live_peak(tensors: &[Lifetime], nodes: usize) -> usize {
+    (0..=nodes)
+        .map(|node| {
+            tensors
+                .iter()
+                .filter(|t| t.born <= node && node <= t.dies)
+                .map(|t| t.len)
+                .sum()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_blob::Spec;
     use crate::test_util::SplitMix;
+
+    #[test]
+    fn lifetimes_keep_a_residual_apart_and_reuse_dead_tensors() {
+        // image(0) -> a(1) -> b(2) -> add(a, b)(3) -> logits(4): a lives across b.
+        let t = |len, born, dies| Lifetime { len, born, dies };
+        let tensors = [t(100, 0, 0), t(400, 0, 2), t(400, 1, 2), t(400, 2, 3), t(10, 3, 4)];
+        let mut offsets = [0; 5];
+        let arena = place_by_lifetimes(&tensors, &mut offsets);
+        assert_eq!(live_peak(&tensors, 4), 1200);
+        assert_eq!(arena, 1200, "{offsets:?}");
+        for (i, a) in tensors.iter().enumerate() {
+            for (j, b) in tensors.iter().enumerate().skip(i + 1) {
+                let share = offsets[i] < offsets[j] + b.len && offsets[j] < offsets[i] + a.len;
+                assert!(!(a.meets(b) && share), "{i} and {j} overlap: {offsets:?}");
+            }
+        }
+        // The logits outlive a and b, so they reuse their bytes.
+        assert_eq!(offsets[4], 0);
+    }
 
     #[test]
     fn seed_model_plan_ping_pongs_with_scratch_between() {

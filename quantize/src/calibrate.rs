@@ -52,9 +52,31 @@ pub fn calibrate(
             FusedLayer::MaxPool2d(_) | FusedLayer::Flatten => None,
         })
         .collect();
-    let steps: Vec<usize> = points.iter().map(|&(step, _)| step).collect();
+    let forward = |batch: &[&[u8]], observe: &mut dyn FnMut(usize, &[f32])| {
+        model.forward_batch(batch, observe);
+    };
+    calibrate_points(&forward, BATCH, &points, images, settings)
+}
 
-    let observed = observe(model, images, &steps, |_| {
+/// A forward pass over a batch of images that shows `observe` every step's output (the step
+/// index and the activations of the batch, image after image).
+pub type Forward<'a> = dyn Fn(&[&[u8]], &mut dyn FnMut(usize, &[f32])) + Sync + 'a;
+
+/// Calibrated ranges of the outputs `points` names (step, after a ReLU), in that order, for
+/// any float model given as `forward` (run on batches of `batch` images); the last point is
+/// the logits, kept whole.
+pub fn calibrate_points(
+    forward: &Forward<'_>,
+    batch: usize,
+    points: &[(usize, bool)],
+    images: &[&[u8]],
+    settings: &QuantizeConfig,
+) -> Vec<CalibratedOutput> {
+    let steps: Vec<usize> = points.iter().map(|&(step, _)| step).collect();
+    let observe = |new: &(dyn Fn(usize) -> Observer + Sync)| {
+        observe(forward, batch, images, &steps, new)
+    };
+    let observed = observe(&|_| {
         Observer::MinMax(Range {
             min: f32::INFINITY,
             max: f32::NEG_INFINITY,
@@ -70,7 +92,7 @@ pub fn calibrate(
     let histograms = match settings.method {
         CalibrationMethod::MinMax => None,
         CalibrationMethod::Percentile | CalibrationMethod::Mse => {
-            Some(observe(model, images, &steps, |i| {
+            Some(observe(&|i| {
                 Observer::Histogram(Histogram::new(observed[i], points[i].1))
             }))
         }
@@ -154,17 +176,18 @@ impl Observer {
 
 /// Runs every image, feeding the outputs of `steps` to one observer each (made by `new`).
 fn observe(
-    model: &FloatModel,
+    forward: &Forward<'_>,
+    batch: usize,
     images: &[&[u8]],
     steps: &[usize],
-    new: impl Fn(usize) -> Observer + Sync,
+    new: &(dyn Fn(usize) -> Observer + Sync),
 ) -> Vec<Observer> {
-    let fresh = || (0..steps.len()).map(&new).collect::<Vec<_>>();
+    let fresh = || (0..steps.len()).map(new).collect::<Vec<_>>();
     images
-        .par_chunks(BATCH)
+        .par_chunks(batch.max(1))
         .map(|batch| {
             let mut observers = fresh();
-            model.forward_batch(batch, &mut |step, values| {
+            forward(batch, &mut |step, values| {
                 if let Some(i) = steps.iter().position(|&s| s == step) {
                     observers[i].add(values);
                 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod emit_c;
 pub mod export;
 pub mod float_model;
+pub mod graph;
 pub mod onnx;
 pub mod output;
 pub mod pipeline;

@@ -14,7 +14,9 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::config::{CalibrationMethod, Config, ConfigError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
-use crate::onnx::{self, ImportReport, OnnxError};
+use crate::graph::FloatGraph;
+use crate::graph::export::export_graph;
+use crate::onnx::{self, AnyImport, ImportReport, OnnxError};
 use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
 use crate::validate;
@@ -45,7 +47,31 @@ pub enum QuantizeError {
 pub struct Quantized {
     pub blob: Vec<u8>,
     pub report: Report,
-    pub float_model: FloatModel,
+    pub float_model: FloatReference,
+}
+
+/// The float model a blob was quantized from: a layer sequence or a graph.
+pub enum FloatReference {
+    Sequential(FloatModel),
+    Graph(FloatGraph),
+}
+
+impl FloatReference {
+    /// Logits of every image, in parallel.
+    pub fn forward_all(&self, images: &[&[u8]]) -> Vec<Vec<f32>> {
+        match self {
+            Self::Sequential(model) => model.forward_all(images),
+            Self::Graph(graph) => graph.forward_all(images),
+        }
+    }
+
+    /// Logits of one image.
+    pub fn forward(&self, image: &[u8]) -> Vec<f32> {
+        match self {
+            Self::Sequential(model) => model.forward(image),
+            Self::Graph(graph) => graph.forward(image),
+        }
+    }
 }
 
 /// Quantizes the float model at `checkpoint_path`, an ONNX file (which gives its own
@@ -58,6 +84,11 @@ pub fn quantize_checkpoint(
 ) -> Result<Quantized, QuantizeError> {
     let mut seconds = Timings::default();
     let clock = Instant::now();
+    if onnx::is_onnx(checkpoint_path)
+        && let AnyImport::Graph(graph, report) = onnx::import_any(checkpoint_path)?
+    {
+        return quantize_graph(config, checkpoint_path, data, graph, report, clock);
+    }
     let (architecture, checkpoint, model_name, onnx_report) = read_model(config, checkpoint_path)?;
     qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
         .map_err(QuantizeError::DoesNotFit)?;
@@ -131,12 +162,99 @@ pub fn quantize_checkpoint(
         layers: exported.layers,
         blob: blob_report,
         plan,
+        graph: None,
         seconds,
     };
     Ok(Quantized {
         blob: exported.blob,
         report,
-        float_model,
+        float_model: FloatReference::Sequential(float_model),
+    })
+}
+
+/// [`quantize_checkpoint`] for an ONNX graph: the same steps, splits and report, with the
+/// graph's float reference, calibration of every tensor and a version-2 blob.
+fn quantize_graph(
+    config: &Config,
+    path: &Path,
+    data: &FashionMnist,
+    graph: FloatGraph,
+    onnx_report: ImportReport,
+    clock: Instant,
+) -> Result<Quantized, QuantizeError> {
+    let mut seconds = Timings::default();
+    qcnn_dataset::check_model_fits(graph.tensors[0].len(), graph.classes())
+        .map_err(QuantizeError::DoesNotFit)?;
+    let checkpoint_sha256 = sha256_hex(
+        &crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES).map_err(
+            |source| CheckpointError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        )?,
+    );
+    seconds.read_checkpoint = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    let s = config.data.split;
+    let split = data.split(s.train, s.validation, s.seed)?;
+    let settings = config.quantize;
+    let calibration_images: Vec<&[u8]> = split.train[..settings.calibration_images]
+        .iter()
+        .map(|&i| data.train.image(i))
+        .collect();
+    let exported = export_graph(&graph, &calibration_images, &settings)?;
+    seconds.calibrate = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    let validation = data.train.select(&split.validation);
+    let images = validate::images(&validation);
+    let float_logits = graph.forward_all(&images);
+    let float_scores = validate::scores(&validate::confusion(&float_logits, validation.labels()));
+    seconds.validate_float = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    let (int8_logits, arena_bytes, macs, plan) = {
+        let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
+        let prepared = PreparedModel::new(model.clone()).map_err(QuantizeError::Tier)?;
+        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Infer)?;
+        (logits, model.arena_len(), model.macs(), Plans::of(&model))
+    };
+    let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));
+    seconds.validate_int8 = clock.elapsed().as_secs_f64();
+    let report = Report {
+        model: graph.name.clone(),
+        checkpoint: path.to_owned(),
+        checkpoint_sha256,
+        onnx: Some(onnx_report),
+        calibration: CalibrationReport {
+            method: settings.method,
+            percentile: (settings.method == CalibrationMethod::Percentile)
+                .then_some(settings.percentile),
+            images: calibration_images.len(),
+            outputs: exported.calibration,
+        },
+        validation: ValidationReport {
+            samples: validation.len(),
+            float: float_scores,
+            int8: int8_scores,
+            agreement: validate::agreement(&float_logits, &int8_logits),
+        },
+        layers: Vec::new(),
+        blob: BlobReport {
+            bytes: exported.blob.len(),
+            sha256: sha256_hex(&exported.blob),
+            arena_bytes,
+            macs,
+        },
+        plan,
+        graph: Some(exported.report),
+        seconds,
+    };
+    Ok(Quantized {
+        blob: exported.blob,
+        report,
+        float_model: FloatReference::Graph(graph),
     })
 }
 

@@ -26,6 +26,9 @@ pub struct Report {
     pub blob: BlobReport,
     /// Where every tensor sits in the arena, per kind of target (`qcnn profile` prints it).
     pub plan: Plans,
+    /// A graph model's nodes, tensors and arena plan (absent for a layer sequence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<crate::graph::export::GraphReport>,
     pub seconds: Timings,
 }
 
@@ -154,6 +157,38 @@ impl Report {
                 l.input.zero_point,
                 l.output.scale,
                 l.output.zero_point
+            );
+        }
+        if let Some(g) = &self.graph {
+            let _ = writeln!(
+                s,
+                "graph       node                     op                     inputs   output  shape         out scale/zp    arena offset"
+            );
+            for n in &g.nodes {
+                let inputs = n
+                    .inputs
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let [c, h, w] = n.output_shape;
+                let _ = writeln!(
+                    s,
+                    "            {:<24} {:<22} {:<8} {:<7} {:<13} {:.3e}/{:<5} {}",
+                    n.name,
+                    n.op,
+                    inputs,
+                    n.output,
+                    format!("{c}x{h}x{w}"),
+                    n.output_quant.scale,
+                    n.output_quant.zero_point,
+                    n.offset
+                );
+            }
+            let _ = writeln!(
+                s,
+                "arena plan  {} bytes by tensor lifetimes; live peak (no layout of this order needs less) {}, ping-pong {}, no reuse {}",
+                g.arena_bytes, g.live_peak_bytes, g.ping_pong_bytes, g.no_reuse_bytes
             );
         }
         let b = &self.blob;

@@ -155,7 +155,6 @@ fn check<'a>(
     let mut born = [usize::MAX; MAX_TENSORS];
     let mut dies = [0_usize; MAX_TENSORS];
     born[0] = 0;
-    let mut macs = 0_u64;
     let mut bytes = node_bytes;
     for index in 0..node_count {
         let Ok((node, rest)) = postcard::take_from_bytes::<Node>(bytes) else {
@@ -193,7 +192,6 @@ fn check<'a>(
         born[usize::from(node.output)] = index;
         dies[usize::from(node.output)] = index;
         prepare(data, &node, index, &inputs, &out, true)?;
-        macs = macs.saturating_add(node_macs(&node, &inputs, &out.1));
     }
     for (t, &b) in born.iter().enumerate().take(tensors.len()) {
         if b == usize::MAX {
@@ -230,7 +228,6 @@ fn check<'a>(
         input: map(image),
         output_len: len(out_desc),
         output_quant: out_desc.quant,
-        macs,
     })
 }
 

@@ -22,8 +22,6 @@ pub enum GraphError {
     WrittenTwice { node: usize, tensor: u16 },
     /// A tensor no node writes (other than the image).
     NeverWritten { tensor: u16 },
-    /// A node reads the tensor it writes.
-    InPlace { node: usize },
     /// A tensor's declared shape is not what its producer computes from its inputs.
     ShapeMismatch { node: usize, tensor: u16 },
     /// A tensor's quantization is invalid (scale not finite and positive), or a pool's output
@@ -84,7 +82,6 @@ impl fmt::Display for GraphError {
                 write!(f, "node {node} writes tensor {tensor}, which is already written")
             }
             NeverWritten { tensor } => write!(f, "no node writes tensor {tensor}"),
-            InPlace { node } => write!(f, "node {node} reads the tensor it writes"),
             ShapeMismatch { node, tensor } => write!(
                 f,
                 "node {node}: tensor {tensor}'s shape is not what the node computes"

@@ -13,6 +13,8 @@ pub mod error;
 pub mod format;
 pub mod kernels;
 mod run;
+#[cfg(test)]
+pub(crate) mod tests;
 
 pub(crate) use self::check::load;
 pub use self::error::{GraphError, SectionProblem};
@@ -36,7 +38,6 @@ pub struct Graph<'a> {
     input: MapShape,
     output_len: usize,
     output_quant: QuantParams,
-    macs: u64,
 }
 
 /// One node as [`Graph::nodes`] lists it, with its tensors' descriptions.
@@ -68,7 +69,42 @@ impl<'a> Graph<'a> {
     }
 
     pub fn macs(&self) -> u64 {
-        self.macs
+        self.nodes().fold(0, |sum, n| sum.saturating_add(n.macs))
+    }
+
+    /// The slices and indices a [`crate::Model`] keeps: tensors, tensor count, nodes, node
+    /// count, data, output tensor.
+    pub(crate) fn parts(&self) -> (&'a [u8], usize, &'a [u8], usize, &'a [u8], u16) {
+        (
+            self.tensors,
+            self.tensor_count,
+            self.nodes,
+            self.node_count,
+            self.data,
+            self.output,
+        )
+    }
+
+    /// A validated graph again from [`Self::parts`] and the model's figures.
+    pub(crate) fn from_parts(
+        (tensors, tensor_count): (&'a [u8], usize),
+        (nodes, node_count): (&'a [u8], usize),
+        data: &'a [u8],
+        output: u16,
+        (arena_len, input, output_len, output_quant): (usize, MapShape, usize, QuantParams),
+    ) -> Self {
+        Self {
+            tensors,
+            tensor_count,
+            nodes,
+            node_count,
+            data,
+            output,
+            arena_len,
+            input,
+            output_len,
+            output_quant,
+        }
     }
 
     pub fn node_count(&self) -> usize {

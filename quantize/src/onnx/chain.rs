@@ -179,7 +179,7 @@ impl Chain {
     }
 
     /// Input `i`, which must be a constant.
-    fn constant(&self, node: &Node, i: usize, what: &str) -> Result<&Constant, String> {
+    pub(super) fn constant(&self, node: &Node, i: usize, what: &str) -> Result<&Constant, String> {
         let name = node
             .input(i)
             .ok_or_else(|| format!("has no {what} (input {i})"))?;
@@ -191,7 +191,7 @@ impl Chain {
         })
     }
 
-    fn optional_constant(
+    pub(super) fn optional_constant(
         &self,
         node: &Node,
         i: usize,
@@ -203,7 +203,7 @@ impl Chain {
         }
     }
 
-    fn floats<'c>(constant: &'c Constant, what: &str) -> Result<&'c [f32], String> {
+    pub(super) fn floats<'c>(constant: &'c Constant, what: &str) -> Result<&'c [f32], String> {
         constant
             .floats()
             .ok_or_else(|| format!("its {what} is not a float tensor"))
@@ -650,7 +650,7 @@ impl Chain {
 }
 
 /// `rows × columns` row-major to `columns × rows`.
-fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+pub(super) fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
     (0..columns)
         .flat_map(|c| (0..rows).map(move |r| values[r * columns + c]))
         .collect()
@@ -658,7 +658,7 @@ fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
 
 /// Does a constant of `dims` broadcast onto the outputs as a scalar (`Some(false)`) or as one
 /// value per output (`Some(true)`, its shape `per_output` after leading 1s)?
-fn broadcast_per_output(dims: &[usize], outputs: usize, per_output: &[usize]) -> Option<bool> {
+pub(super) fn broadcast_per_output(dims: &[usize], outputs: usize, per_output: &[usize]) -> Option<bool> {
     let count: usize = dims.iter().product();
     if count == 1 {
         return Some(false);

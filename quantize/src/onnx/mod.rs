@@ -10,6 +10,7 @@
 mod chain;
 mod error;
 mod fold;
+mod graph;
 mod node;
 // Generated code (see its header), kept as generated.
 #[allow(clippy::all)]
@@ -60,8 +61,114 @@ pub fn import(path: &Path) -> Result<Imported, OnnxError> {
     import_bytes(path, &bytes)
 }
 
-/// Imports the ONNX model in `bytes`; `path` names it in errors and in the checkpoint.
-pub fn import_bytes(path: &Path, bytes: &[u8]) -> Result<Imported, OnnxError> {
+/// An ONNX model as one of the two engines runs it.
+#[derive(Clone, Debug)]
+pub enum AnyImport {
+    /// A chain of layers: the version-1 path a `.pth` takes.
+    Sequential(Imported),
+    /// Anything else the graph engine runs (version-2 blobs).
+    Graph(crate::graph::FloatGraph, ImportReport),
+}
+
+/// Imports `path` as a chain of layers when it is one (so such models keep their version-1
+/// blobs), else as a graph.
+pub fn import_any(path: &Path) -> Result<AnyImport, OnnxError> {
+    let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES)
+        .map_err(|source| OnnxError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    import_any_bytes(path, &bytes)
+}
+
+/// [`import_any`] of the bytes of `path`.
+pub fn import_any_bytes(path: &Path, bytes: &[u8]) -> Result<AnyImport, OnnxError> {
+    match import_bytes(path, bytes) {
+        Ok(imported) => Ok(AnyImport::Sequential(imported)),
+        Err(OnnxError::Node { .. } | OnnxError::Graph { .. }) => {
+            let (graph, report) = import_graph_bytes(path, bytes)?;
+            Ok(AnyImport::Graph(graph, report))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Imports the ONNX model in `bytes` as a graph.
+pub fn import_graph_bytes(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(crate::graph::FloatGraph, ImportReport), OnnxError> {
+    let setup = setup(path, bytes)?;
+    let graph_error = |message: String| OnnxError::Graph {
+        path: path.to_owned(),
+        message,
+    };
+    let nodes = &setup.model.graph.as_ref().map(|g| g.node.clone()).unwrap_or_default();
+    let uses = graph::count_uses(
+        nodes.iter().flat_map(|n| n.input.iter().map(String::as_str)),
+        &setup.output,
+    );
+    let name = path
+        .file_stem()
+        .map_or_else(|| "onnx".into(), |s| s.to_string_lossy().into_owned());
+    let i = setup.input_shape;
+    let mut walk = graph::GraphWalk::new(
+        Chain::new(
+            setup.constants,
+            Current {
+                name: setup.input.clone(),
+                shape: Shape::Vector(0),
+            },
+            setup.report,
+        ),
+        name,
+        (setup.input, [i.channels, i.height, i.width]),
+        uses,
+        setup.output.clone(),
+    );
+    for (position, proto) in nodes.iter().enumerate() {
+        let node = Node::new(proto, position);
+        walk.node(&node).map_err(|message| OnnxError::Node {
+            path: path.to_owned(),
+            node: node.label.clone(),
+            op: proto.op_type.clone(),
+            message,
+        })?;
+    }
+    let Some(&output) = walk_output(&walk) else {
+        return Err(graph_error(format!(
+            "no node writes the output {}",
+            setup.output
+        )));
+    };
+    let shape = walk.graph.tensors[output].shape;
+    if shape[1] * shape[2] != 1 {
+        return Err(graph_error(format!(
+            "the model ends with an N×{shape:?} map, expected a 2-D (batch, classes) output"
+        )));
+    }
+    if walk.graph.nodes.is_empty() {
+        return Err(graph_error("the graph computes nothing".into()));
+    }
+    walk.graph.output = output;
+    Ok((walk.graph, walk.constants.report))
+}
+
+fn walk_output(walk: &graph::GraphWalk) -> Option<&usize> {
+    walk.value(&walk.output_name)
+}
+
+/// What both walks start from: the decoded model, its constants, its one input and output.
+struct Setup {
+    model: ModelProto,
+    constants: HashMap<String, tensor::Constant>,
+    input: String,
+    input_shape: InputShape,
+    output: String,
+    report: ImportReport,
+}
+
+fn setup(path: &Path, bytes: &[u8]) -> Result<Setup, OnnxError> {
     let graph_error = |message: String| OnnxError::Graph {
         path: path.to_owned(),
         message,
@@ -139,8 +246,36 @@ pub fn import_bytes(path: &Path, bytes: &[u8]) -> Result<Imported, OnnxError> {
         nodes: graph.node.len(),
         ..ImportReport::default()
     };
+    let (input, output) = (input.name.clone(), output.name.clone());
+    Ok(Setup {
+        model,
+        constants,
+        input,
+        input_shape,
+        output,
+        report,
+    })
+}
+
+/// Imports the ONNX model in `bytes`; `path` names it in errors and in the checkpoint.
+pub fn import_bytes(path: &Path, bytes: &[u8]) -> Result<Imported, OnnxError> {
+    let graph_error = |message: String| OnnxError::Graph {
+        path: path.to_owned(),
+        message,
+    };
+    let Setup {
+        model,
+        constants,
+        input: input_name,
+        input_shape,
+        output: output_name,
+        report,
+    } = setup(path, bytes)?;
+    let graph = model.graph.as_ref().ok_or_else(|| OnnxError::NoGraph {
+        path: path.to_owned(),
+    })?;
     let start = Current {
-        name: input.name.clone(),
+        name: input_name,
         shape: Shape::Map {
             c: input_shape.channels,
             h: input_shape.height,
@@ -157,10 +292,10 @@ pub fn import_bytes(path: &Path, bytes: &[u8]) -> Result<Imported, OnnxError> {
             message,
         })?;
     }
-    if chain.current.name != output.name {
+    if chain.current.name != output_name {
         return Err(graph_error(format!(
             "the output {} is not where the chain of nodes ends ({})",
-            output.name, chain.current.name
+            output_name, chain.current.name
         )));
     }
     let Shape::Vector(classes) = chain.current.shape else {

@@ -1,0 +1,365 @@
+//! A [`FloatGraph`] to a version-2 blob: every tensor calibrated (pools keep their input's
+//! quantization), weights per output channel as in version 1, TFLite's Add parameters, the
+//! fused activations as int8 clamps, and the arena laid out by the core's planner from the
+//! tensors' lifetimes.
+
+use qcnn_core::format::{self, DataWriter, EncodeError, INPUT_SCALE, INPUT_ZERO_POINT, QuantParams};
+use qcnn_core::graph::format as blob;
+use qcnn_core::plan::{Lifetime, live_peak, place_by_lifetimes};
+use serde::Serialize;
+
+use super::{Clamp, FloatGraph, FloatOp, Window};
+use crate::calibrate::{CalibratedOutput, calibrate_points};
+use crate::config::QuantizeConfig;
+use crate::export::ExportError;
+use crate::scales::{self, activation_params, quantize_multiplier};
+
+/// What the graph export did, for the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct GraphReport {
+    pub nodes: Vec<GraphNodeReport>,
+    /// The arena the lifetime planner laid out (bytes; the kernels need no scratch).
+    pub arena_bytes: usize,
+    /// The most bytes alive at once at any node: no layout of this node order needs less.
+    pub live_peak_bytes: usize,
+    /// Every tensor in its own buffer (no reuse at all).
+    pub no_reuse_bytes: usize,
+    /// A ping-pong schedule: two buffers of the largest tensor, plus one more of the largest
+    /// size for each tensor kept across other nodes (a residual).
+    pub ping_pong_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GraphNodeReport {
+    pub name: String,
+    pub op: String,
+    pub inputs: Vec<usize>,
+    pub output: usize,
+    pub output_shape: [usize; 3],
+    pub output_quant: QuantParams,
+    pub offset: usize,
+}
+
+pub struct ExportedGraph {
+    pub blob: Vec<u8>,
+    pub calibration: Vec<CalibratedOutput>,
+    pub report: GraphReport,
+}
+
+/// Calibrates `graph` on `images` (training split only) and writes the blob.
+pub fn export_graph(
+    graph: &FloatGraph,
+    images: &[&[u8]],
+    settings: &QuantizeConfig,
+) -> Result<ExportedGraph, ExportError> {
+    // Every tensor a node computes gets its own range, but pools keep their input's; the
+    // logits come last (calibrate keeps the last point's range whole).
+    let mut points: Vec<(usize, bool)> = graph
+        .nodes
+        .iter()
+        .filter(|n| !n.op.keeps_quantization() && n.output != graph.output)
+        .map(|n| (n.output, n.op.clamp().min >= 0.0))
+        .collect();
+    points.push((graph.output, false));
+    let forward = |batch: &[&[u8]], observe: &mut dyn FnMut(usize, &[f32])| {
+        for image in batch {
+            graph.forward_observed(image, observe);
+        }
+    };
+    let calibration = calibrate_points(&forward, 16, &points, images, settings);
+
+    let mut quant = vec![
+        QuantParams {
+            scale: INPUT_SCALE,
+            zero_point: INPUT_ZERO_POINT,
+        };
+        graph.tensors.len()
+    ];
+    for out in &calibration {
+        quant[out.step] = activation_params(out.chosen.min, out.chosen.max);
+    }
+    for node in &graph.nodes {
+        if node.op.keeps_quantization() {
+            quant[node.output] = quant[node.inputs[0]];
+        }
+    }
+
+    // Lifetimes and the arena.
+    let n = graph.nodes.len();
+    let mut lifetimes: Vec<Lifetime> = graph
+        .tensors
+        .iter()
+        .map(|t| Lifetime {
+            len: t.len(),
+            born: 0,
+            dies: 0,
+        })
+        .collect();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        lifetimes[node.output].born = i;
+        lifetimes[node.output].dies = i;
+        for &t in &node.inputs {
+            lifetimes[t].dies = i;
+        }
+    }
+    lifetimes[graph.output].dies = n;
+    let mut offsets = vec![0; lifetimes.len()];
+    let arena = place_by_lifetimes(&lifetimes, &mut offsets);
+    let largest = lifetimes.iter().map(|t| t.len).max().unwrap_or(0);
+    let kept = lifetimes.iter().filter(|t| t.dies > t.born + 1).count();
+    let report_plan = (
+        live_peak(&lifetimes, n),
+        lifetimes.iter().map(|t| t.len).sum::<usize>(),
+        largest * (2 + kept),
+    );
+
+    let upper: usize = graph
+        .nodes
+        .iter()
+        .map(|node| match &node.op {
+            FloatOp::Conv { weight, bias, .. } | FloatOp::Gemm { weight, bias, .. } => {
+                weight.len() + 3 + 13 * bias.len() + 12
+            }
+            _ => 0,
+        })
+        .sum();
+    let mut buffer = vec![0_u8; upper];
+    let mut writer = DataWriter::new(&mut buffer);
+    let encode = ExportError::Encode;
+    let mut nodes = heapless::Vec::<blob::Node, { blob::MAX_NODES }>::new();
+    let mut node_reports = Vec::new();
+    for node in &graph.nodes {
+        let input = quant[node.inputs[0]];
+        let output = quant[node.output];
+        let op = match &node.op {
+            FloatOp::Conv {
+                weight,
+                bias,
+                window,
+                groups,
+                clamp,
+            } => {
+                let (weights, channels) =
+                    weighted(&node.name, weight, bias, input, output, &mut writer)?;
+                blob::NodeOp::Conv(blob::Conv {
+                    window: blob_window(window)?,
+                    groups: u16::try_from(*groups).map_err(|_| encode(EncodeError::TooLarge))?,
+                    clamp: int8_clamp(*clamp, output),
+                    weights,
+                    channels,
+                })
+            }
+            FloatOp::Gemm {
+                weight,
+                bias,
+                clamp,
+            } => {
+                let (weights, channels) =
+                    weighted(&node.name, weight, bias, input, output, &mut writer)?;
+                blob::NodeOp::Gemm(blob::Gemm {
+                    clamp: int8_clamp(*clamp, output),
+                    weights,
+                    channels,
+                })
+            }
+            FloatOp::MaxPool(window) => blob::NodeOp::MaxPool(blob_window(window)?),
+            FloatOp::AveragePool {
+                window,
+                count_include_pad,
+            } => blob::NodeOp::AveragePool {
+                window: blob_window(window)?,
+                count_include_pad: *count_include_pad,
+            },
+            FloatOp::GlobalAveragePool => blob::NodeOp::GlobalAveragePool,
+            FloatOp::Add { clamp } => {
+                let other = quant[node.inputs[1]];
+                blob::NodeOp::Add(add_params(&node.name, input, other, output, *clamp)?)
+            }
+        };
+        let index = |t: usize| u16::try_from(t).map_err(|_| encode(EncodeError::TooLarge));
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|&t| index(t))
+            .collect::<Result<heapless::Vec<u16, 2>, _>>()?;
+        nodes
+            .push(blob::Node {
+                op,
+                inputs,
+                output: index(node.output)?,
+            })
+            .map_err(|_| encode(EncodeError::TooLarge))?;
+        node_reports.push(GraphNodeReport {
+            name: node.name.clone(),
+            op: node.op.name(),
+            inputs: node.inputs.clone(),
+            output: node.output,
+            output_shape: graph.tensors[node.output].shape,
+            output_quant: output,
+            offset: offsets[node.output],
+        });
+    }
+    let mut tensors = heapless::Vec::<blob::TensorDesc, { blob::MAX_TENSORS }>::new();
+    for ((t, q), &offset) in graph.tensors.iter().zip(&quant).zip(&offsets) {
+        let dim = |d: usize| u16::try_from(d).map_err(|_| encode(EncodeError::TooLarge));
+        tensors
+            .push(blob::TensorDesc {
+                shape: format::Shape {
+                    c: dim(t.shape[0])?,
+                    h: dim(t.shape[1])?,
+                    w: dim(t.shape[2])?,
+                },
+                quant: *q,
+                offset: u32::try_from(offset).map_err(|_| encode(EncodeError::TooLarge))?,
+            })
+            .map_err(|_| encode(EncodeError::TooLarge))?;
+    }
+    let data_len = writer.len();
+    let header = blob::GraphHeader {
+        tensors,
+        nodes,
+        output: u16::try_from(graph.output).map_err(|_| encode(EncodeError::TooLarge))?,
+        arena_len: u32::try_from(arena).map_err(|_| encode(EncodeError::TooLarge))?,
+        data_len: u32::try_from(data_len).map_err(|_| encode(EncodeError::TooLarge))?,
+    };
+    let mut out = vec![0_u8; format::graph_encoded_len(&header, data_len).map_err(encode)?];
+    let written =
+        format::encode_graph(&header, &buffer[..data_len], &mut out).map_err(encode)?;
+    out.truncate(written);
+    Ok(ExportedGraph {
+        blob: out,
+        calibration,
+        report: GraphReport {
+            nodes: node_reports,
+            arena_bytes: arena,
+            live_peak_bytes: report_plan.0,
+            no_reuse_bytes: report_plan.1,
+            ping_pong_bytes: report_plan.2,
+        },
+    })
+}
+
+fn blob_window(window: &Window) -> Result<blob::Window, ExportError> {
+    let byte = |v: usize| u8::try_from(v).map_err(|_| ExportError::Encode(EncodeError::TooLarge));
+    Ok(blob::Window {
+        kernel: [byte(window.kernel[0])?, byte(window.kernel[1])?],
+        stride: [byte(window.stride[0])?, byte(window.stride[1])?],
+        pads: [
+            byte(window.pads[0])?,
+            byte(window.pads[1])?,
+            byte(window.pads[2])?,
+            byte(window.pads[3])?,
+        ],
+    })
+}
+
+/// The int8 range a float clamp keeps at `output`'s quantization.
+fn int8_clamp(clamp: Clamp, output: QuantParams) -> [i8; 2] {
+    let q = |v: f32| {
+        if v.is_finite() {
+            (v / output.scale + f32::from(output.zero_point))
+                .round()
+                .clamp(-128.0, 127.0) as i8
+        } else if v > 0.0 {
+            i8::MAX
+        } else {
+            i8::MIN
+        }
+    };
+    [q(clamp.min), q(clamp.max)]
+}
+
+/// Per-channel int8 weights and the requantization arrays, as version 1 writes them.
+fn weighted(
+    name: &str,
+    weight: &[f32],
+    bias: &[f32],
+    input: QuantParams,
+    output: QuantParams,
+    writer: &mut DataWriter,
+) -> Result<(format::Section, blob::ChannelSections), ExportError> {
+    let out_channels = bias.len();
+    let (weight_scales, weights) = scales::quantize_weights(weight, out_channels);
+    let per_channel = weights.len() / out_channels.max(1);
+    let mut bias_q = Vec::with_capacity(out_channels);
+    let mut multipliers = Vec::with_capacity(out_channels);
+    let mut shifts = Vec::with_capacity(out_channels);
+    for (channel, (&scale_w, row)) in weight_scales
+        .iter()
+        .zip(weights.chunks(per_channel.max(1)))
+        .enumerate()
+    {
+        let accumulator_scale = f64::from(input.scale) * f64::from(scale_w);
+        let weight_sum: i64 = row.iter().map(|&w| i64::from(w)).sum();
+        let folded = (f64::from(bias[channel]) / accumulator_scale).round() as i64
+            - i64::from(input.zero_point) * weight_sum;
+        bias_q.push(
+            i32::try_from(folded).map_err(|_| ExportError::BiasOverflow {
+                key: name.to_owned(),
+                channel,
+                bias: bias[channel],
+                scale: accumulator_scale,
+            })?,
+        );
+        let m = quantize_multiplier(accumulator_scale / f64::from(output.scale)).map_err(
+            |source| ExportError::Multiplier {
+                key: name.to_owned(),
+                channel,
+                source,
+            },
+        )?;
+        multipliers.push(m.multiplier);
+        shifts.push(m.shift);
+    }
+    let encode = ExportError::Encode;
+    let weights = writer.i8s(&weights).map_err(encode)?;
+    let channels = blob::ChannelSections {
+        bias: writer.i32s(&bias_q).map_err(encode)?,
+        multiplier: writer.i32s(&multipliers).map_err(encode)?,
+        shift: writer.i8s(&shifts).map_err(encode)?,
+        weight_scales: writer.f32s(&weight_scales).map_err(encode)?,
+    };
+    Ok((weights, channels))
+}
+
+/// TFLite's Add parameters (`tensorflow/lite/kernels/add.cc`, int8): left shift 20, each
+/// input rescaled to twice the larger input scale, the sum to the output.
+fn add_params(
+    name: &str,
+    a: QuantParams,
+    b: QuantParams,
+    output: QuantParams,
+    clamp: Clamp,
+) -> Result<blob::Add, ExportError> {
+    const LEFT_SHIFT: u8 = 20;
+    let twice_max = 2.0 * f64::from(a.scale.max(b.scale));
+    let reals = [
+        f64::from(a.scale) / twice_max,
+        f64::from(b.scale) / twice_max,
+        twice_max / (f64::from(1_u32 << LEFT_SHIFT) * f64::from(output.scale)),
+    ];
+    let mut multipliers = [0; 3];
+    let mut shifts = [0; 3];
+    for (i, real) in reals.into_iter().enumerate() {
+        let m = quantize_multiplier(real).map_err(|source| ExportError::Multiplier {
+            key: name.to_owned(),
+            channel: i,
+            source,
+        })?;
+        if m.shift > 0 {
+            return Err(ExportError::Multiplier {
+                key: name.to_owned(),
+                channel: i,
+                source: scales::MultiplierError(real),
+            });
+        }
+        multipliers[i] = m.multiplier;
+        shifts[i] = m.shift;
+    }
+    Ok(blob::Add {
+        left_shift: LEFT_SHIFT,
+        multipliers,
+        shifts,
+        clamp: int8_clamp(clamp, output),
+    })
+}

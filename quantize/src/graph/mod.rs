@@ -1,0 +1,168 @@
+//! Graph models (residual branches, depthwise and grouped convolution, average pooling, Add):
+//! the float graph an ONNX file imports to ([`FloatGraph`]), its f32 reference forward pass,
+//! calibration of every tensor, and the export to a version-2 blob whose arena the core's
+//! planner lays out by tensor lifetimes.
+
+pub mod export;
+pub mod forward;
+
+/// A float model as a graph: nodes in topological order over tensors.
+#[derive(Clone, Debug)]
+pub struct FloatGraph {
+    pub name: String,
+    /// C×H×W of every tensor; tensor 0 is the input image (pixel/255).
+    pub tensors: Vec<FloatTensor>,
+    pub nodes: Vec<FloatNode>,
+    /// The logits tensor (C×1×1).
+    pub output: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct FloatTensor {
+    /// The ONNX value it holds (the last name, when Flatten or Identity renamed it).
+    pub name: String,
+    pub shape: [usize; 3],
+}
+
+impl FloatTensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FloatNode {
+    /// The ONNX node(s) it came from, for reports and errors.
+    pub name: String,
+    pub op: FloatOp,
+    pub inputs: Vec<usize>,
+    pub output: usize,
+}
+
+/// A 2-D window: kernel and stride (h, w), pads (top, left, bottom, right).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub pads: [usize; 4],
+}
+
+/// A fused activation: the output is clamped to `min..=max` (ReLU: 0..inf, ReLU6: 0..6).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Clamp {
+    pub min: f32,
+    pub max: f32,
+}
+
+impl Clamp {
+    pub const NONE: Clamp = Clamp {
+        min: f32::NEG_INFINITY,
+        max: f32::INFINITY,
+    };
+
+    pub fn is_none(&self) -> bool {
+        *self == Clamp::NONE
+    }
+
+    /// Both clamps applied one after the other.
+    pub fn and(self, other: Clamp) -> Clamp {
+        Clamp {
+            min: self.min.max(other.min),
+            max: self.max.min(other.max).max(self.min.max(other.min)),
+        }
+    }
+
+    pub fn apply(&self, v: f32) -> f32 {
+        v.max(self.min).min(self.max)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum FloatOp {
+    /// OIHW weights with I = in/groups.
+    Conv {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        window: Window,
+        groups: usize,
+        clamp: Clamp,
+    },
+    MaxPool(Window),
+    AveragePool {
+        window: Window,
+        count_include_pad: bool,
+    },
+    GlobalAveragePool,
+    Add {
+        clamp: Clamp,
+    },
+    /// `[out][in]` weights over the flattened input.
+    Gemm {
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        clamp: Clamp,
+    },
+}
+
+impl FloatOp {
+    pub fn name(&self) -> String {
+        let clamp = |c: &Clamp| match (c.min, c.max) {
+            _ if c.is_none() => String::new(),
+            (0.0, f32::INFINITY) => "+relu".into(),
+            (0.0, 6.0) => "+relu6".into(),
+            (lo, hi) => format!("+clip({lo},{hi})"),
+        };
+        match self {
+            FloatOp::Conv {
+                window,
+                groups,
+                clamp: c,
+                ..
+            } => format!(
+                "conv{}x{}/{}{}{}",
+                window.kernel[0],
+                window.kernel[1],
+                window.stride[0],
+                if *groups > 1 {
+                    format!(" groups {groups}")
+                } else {
+                    String::new()
+                },
+                clamp(c)
+            ),
+            FloatOp::MaxPool(w) => format!("maxpool{}x{}", w.kernel[0], w.kernel[1]),
+            FloatOp::AveragePool { window: w, .. } => {
+                format!("avgpool{}x{}", w.kernel[0], w.kernel[1])
+            }
+            FloatOp::GlobalAveragePool => "globalavgpool".into(),
+            FloatOp::Add { clamp: c } => format!("add{}", clamp(c)),
+            FloatOp::Gemm { clamp: c, .. } => format!("gemm{}", clamp(c)),
+        }
+    }
+
+    /// Whether the output keeps its input's quantization (pools move or average int8 values).
+    pub fn keeps_quantization(&self) -> bool {
+        matches!(
+            self,
+            FloatOp::MaxPool(_) | FloatOp::AveragePool { .. } | FloatOp::GlobalAveragePool
+        )
+    }
+
+    pub fn clamp(&self) -> Clamp {
+        match self {
+            FloatOp::Conv { clamp, .. } | FloatOp::Add { clamp } | FloatOp::Gemm { clamp, .. } => {
+                *clamp
+            }
+            _ => Clamp::NONE,
+        }
+    }
+}
+
+/// The output length of a window along one axis, or `None` if the window does not fit.
+pub fn window_len(n: usize, kernel: usize, stride: usize, before: usize, after: usize) -> Option<usize> {
+    Some((n + before + after).checked_sub(kernel)? / stride.max(1) + 1)
+}

@@ -1,0 +1,669 @@
+//! The graph walk: ONNX nodes, in their (topological) order, onto a [`FloatGraph`] for the
+//! graph engine. Residual branches, grouped and depthwise Conv, any kernel, stride and pads,
+//! Max/AveragePool, GlobalAveragePool and ReduceMean over H,W, Add of two tensors, and
+//! Relu/Clip fused into the node that produces their input when nothing else reads it.
+//! BatchNormalization (and a constant Add) fold into a Conv or Gemm before them, else a
+//! BatchNormalization becomes a per-channel affine op (a depthwise 1×1 Conv). Anything else
+//! is an error naming the node.
+
+use std::collections::HashMap;
+
+use super::chain::{Chain, broadcast_per_output, transpose};
+use super::fold::Weighted;
+use super::node::Node;
+use crate::graph::{Clamp, FloatGraph, FloatNode, FloatOp, FloatTensor, Window, window_len};
+
+const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip, MaxPool, AveragePool, \
+                         GlobalAveragePool, ReduceMean (over H and W), Add, Flatten, Reshape (to \
+                         2-D), Gemm, MatMul, Dropout, Identity, Constant and a trailing Softmax";
+
+pub struct GraphWalk {
+    /// Holds the constants (initializers and `Constant` nodes) and reads them.
+    pub constants: Chain,
+    pub graph: FloatGraph,
+    /// ONNX value name → tensor index.
+    values: HashMap<String, usize>,
+    /// How many nodes (and the graph output) read each ONNX value.
+    uses: HashMap<String, usize>,
+    /// The node that writes each tensor (none for the image).
+    producer: Vec<Option<usize>>,
+    pub output_name: String,
+}
+
+impl GraphWalk {
+    pub fn new(
+        constants: Chain,
+        name: String,
+        input: (String, [usize; 3]),
+        uses: HashMap<String, usize>,
+        output_name: String,
+    ) -> GraphWalk {
+        let mut values = HashMap::new();
+        values.insert(input.0.clone(), 0);
+        GraphWalk {
+            constants,
+            graph: FloatGraph {
+                name,
+                tensors: vec![FloatTensor {
+                    name: input.0,
+                    shape: input.1,
+                }],
+                nodes: Vec::new(),
+                output: 0,
+            },
+            values,
+            uses,
+            producer: vec![None],
+            output_name,
+        }
+    }
+
+    /// The tensor an ONNX value names.
+    pub fn value(&self, name: &str) -> Option<&usize> {
+        self.values.get(name)
+    }
+
+    /// The tensor an input names.
+    fn tensor(&self, node: &Node, i: usize) -> Result<usize, String> {
+        let name = node.input(i).ok_or_else(|| format!("has no input {i}"))?;
+        self.values.get(name).copied().ok_or_else(|| {
+            if self.constants.constants.contains_key(name) {
+                format!(
+                    "computes on the constant {name} only; fold such nodes first (for example \
+                     with onnxsim)"
+                )
+            } else {
+                format!("reads {name}, which no earlier node writes")
+            }
+        })
+    }
+
+    fn shape(&self, t: usize) -> [usize; 3] {
+        self.graph.tensors[t].shape
+    }
+
+    fn push(
+        &mut self,
+        node: &Node,
+        op: FloatOp,
+        inputs: Vec<usize>,
+        shape: [usize; 3],
+    ) -> Result<(), String> {
+        let output = node.output(0).ok_or("has no output")?.to_owned();
+        if shape.contains(&0) {
+            return Err(format!("its output {shape:?} would be empty"));
+        }
+        let t = self.graph.tensors.len();
+        self.graph.tensors.push(FloatTensor {
+            name: output.clone(),
+            shape,
+        });
+        self.producer.push(Some(self.graph.nodes.len()));
+        self.graph.nodes.push(FloatNode {
+            name: node.label.clone(),
+            op,
+            inputs,
+            output: t,
+        });
+        self.values.insert(output, t);
+        Ok(())
+    }
+
+    /// The output names the same tensor as the input (Flatten, Identity, ...).
+    fn alias(&mut self, node: &Node, t: usize) -> Result<(), String> {
+        let output = node.output(0).ok_or("has no output")?.to_owned();
+        self.values.insert(output, t);
+        Ok(())
+    }
+
+    /// The node writing input 0's tensor, if this node is its only reader (so it can be
+    /// changed in place) and its output is not the graph's.
+    fn sole_producer(&self, node: &Node) -> Option<usize> {
+        let name = node.input(0)?;
+        let t = *self.values.get(name)?;
+        let p = self.producer.get(t).copied().flatten()?;
+        let only_reader = self.uses.get(name) == Some(&1) && name != self.output_name;
+        // Another name for the same tensor (an alias) would see the change too.
+        let aliased = self.values.values().filter(|&&v| v == t).count() > 1;
+        (only_reader && !aliased).then_some(p)
+    }
+
+    pub fn node(&mut self, node: &Node) -> Result<(), String> {
+        if node.op() == "Constant" {
+            return self.constants.node(node);
+        }
+        if !matches!(node.proto.domain.as_str(), "" | "ai.onnx") {
+            return Err(format!(
+                "operator of domain {} is not supported; qcnn imports {SUPPORTED}",
+                node.proto.domain
+            ));
+        }
+        match node.op() {
+            "Conv" => self.conv(node),
+            "BatchNormalization" => self.batch_norm(node),
+            "Relu" => {
+                node.only_attributes(&[])?;
+                self.activation(
+                    node,
+                    Clamp {
+                        min: 0.0,
+                        max: f32::INFINITY,
+                    },
+                )
+            }
+            "Clip" => self.clip(node),
+            "MaxPool" | "AveragePool" => self.pool(node),
+            "GlobalAveragePool" => {
+                node.only_attributes(&[])?;
+                self.global_average(node)
+            }
+            "ReduceMean" => self.reduce_mean(node),
+            "Add" => self.add(node),
+            "Flatten" => {
+                node.only_attributes(&["axis"])?;
+                let axis = node.int("axis")?.unwrap_or(1);
+                if axis != 1 {
+                    return Err(format!(
+                        "axis {axis}: only a flatten to (batch, features) is supported (axis 1)"
+                    ));
+                }
+                let t = self.tensor(node, 0)?;
+                self.alias(node, t)
+            }
+            "Reshape" => self.reshape(node),
+            "Gemm" => self.gemm(node),
+            "MatMul" => self.mat_mul(node),
+            "Dropout" | "Identity" => {
+                let t = self.tensor(node, 0)?;
+                self.constants
+                    .report
+                    .dropped
+                    .push(format!("{} {} (the identity at inference)", node.op(), node.label));
+                self.alias(node, t)
+            }
+            "Softmax" => {
+                let t = self.tensor(node, 0)?;
+                if node.output(0) != Some(self.output_name.as_str()) {
+                    return Err("only a Softmax at the very end of the graph can be dropped".into());
+                }
+                self.constants.report.dropped.push(format!(
+                    "Softmax {}: the model's outputs are the logits before it (the same argmax)",
+                    node.label
+                ));
+                self.alias(node, t)
+            }
+            other => Err(format!(
+                "operator {other} is not supported; qcnn imports {SUPPORTED}"
+            )),
+        }
+    }
+
+    fn window(node: &Node, kernel: [usize; 2]) -> Result<Window, String> {
+        let auto_pad = node.string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
+        if auto_pad != "NOTSET" && auto_pad != "VALID" {
+            return Err(format!(
+                "auto_pad {auto_pad} is not supported; export with explicit pads"
+            ));
+        }
+        let positive = |name: &str, values: Vec<i64>, n: usize| -> Result<Vec<usize>, String> {
+            if values.len() != n {
+                return Err(format!("{name} {values:?} must hold {n} values (a 2-D operator)"));
+            }
+            values
+                .iter()
+                .map(|&v| usize::try_from(v).map_err(|_| format!("{name} {values:?} is negative")))
+                .collect()
+        };
+        let strides = positive("strides", node.ints("strides")?.unwrap_or(vec![1, 1]), 2)?;
+        if strides.contains(&0) {
+            return Err("a stride is 0".into());
+        }
+        let pads = positive("pads", node.ints("pads")?.unwrap_or(vec![0; 4]), 4)?;
+        if let Some(dilations) = node.ints("dilations")?
+            && dilations.iter().any(|&d| d != 1)
+        {
+            return Err(format!("dilations {dilations:?} are not supported (only 1)"));
+        }
+        if pads.iter().zip([kernel[0], kernel[1], kernel[0], kernel[1]]).any(|(&p, k)| p >= k) {
+            return Err(format!(
+                "pads {pads:?} are not all smaller than the kernel {kernel:?}"
+            ));
+        }
+        Ok(Window {
+            kernel,
+            stride: [strides[0], strides[1]],
+            pads: [pads[0], pads[1], pads[2], pads[3]],
+        })
+    }
+
+    fn windowed(&self, window: &Window, [c, h, w]: [usize; 3]) -> Result<[usize; 3], String> {
+        let oh = window_len(h, window.kernel[0], window.stride[0], window.pads[0], window.pads[2]);
+        let ow = window_len(w, window.kernel[1], window.stride[1], window.pads[1], window.pads[3]);
+        match (oh, ow) {
+            (Some(oh), Some(ow)) => Ok([c, oh, ow]),
+            _ => Err(format!(
+                "window {:?} does not fit the {h}x{w} input",
+                window.kernel
+            )),
+        }
+    }
+
+    fn conv(&mut self, node: &Node) -> Result<(), String> {
+        node.only_attributes(&["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])?;
+        let x = self.tensor(node, 0)?;
+        let [c, h, w] = self.shape(x);
+        let weight = self.constants.constant(node, 1, "weight")?;
+        let &[out, per_group, kh, kw] = &weight.dims[..] else {
+            return Err(format!("weight has shape {:?}, expected 4-D OIHW", weight.dims));
+        };
+        if let Some(kernel) = node.ints("kernel_shape")?
+            && kernel != [kh as i64, kw as i64]
+        {
+            return Err(format!(
+                "kernel_shape {kernel:?} does not match the weight's {kh}x{kw}"
+            ));
+        }
+        let groups = usize::try_from(node.int("group")?.unwrap_or(1))
+            .ok()
+            .filter(|&g| g > 0 && c.is_multiple_of(g) && out.is_multiple_of(g) && c / g == per_group)
+            .ok_or_else(|| {
+                format!(
+                    "group {:?} does not fit {c} input channels and a weight of shape {:?}",
+                    node.int("group"),
+                    weight.dims
+                )
+            })?;
+        let window = Self::window(node, [kh, kw])?;
+        let weight_values = Chain::floats(weight, "weight")?.to_vec();
+        let bias = match self.constants.optional_constant(node, 2, "bias")? {
+            Some(b) if b.value_count() == out => Chain::floats(b, "bias")?.to_vec(),
+            Some(b) => return Err(format!("bias has shape {:?}, expected [{out}]", b.dims)),
+            None => vec![0.0; out],
+        };
+        let [_, oh, ow] = self.windowed(&window, [c, h, w])?;
+        self.push(
+            node,
+            FloatOp::Conv {
+                weight: weight_values,
+                bias,
+                window,
+                groups,
+                clamp: Clamp::NONE,
+            },
+            vec![x],
+            [out, oh, ow],
+        )
+    }
+
+    fn batch_norm(&mut self, node: &Node) -> Result<(), String> {
+        node.only_attributes(&["epsilon", "momentum", "training_mode", "spatial"])?;
+        if node.int("training_mode")?.unwrap_or(0) != 0 || node.output(1).is_some() {
+            return Err("training mode is not supported; export the model in eval mode".into());
+        }
+        let epsilon = node.float("epsilon")?.unwrap_or(1e-5);
+        let x = self.tensor(node, 0)?;
+        let channels = self.shape(x)[0];
+        let mut parameters = Vec::new();
+        for (i, what) in [(1, "scale"), (2, "bias"), (3, "mean"), (4, "var")] {
+            let c = self.constants.constant(node, i, what)?;
+            if c.value_count() != channels {
+                return Err(format!(
+                    "its {what} has shape {:?}, expected [{channels}] (one per channel)",
+                    c.dims
+                ));
+            }
+            parameters.push(Chain::floats(c, what)?.to_vec());
+        }
+        let fold = |weighted: &mut Weighted| {
+            weighted.fold_batch_norm(
+                &parameters[0],
+                &parameters[1],
+                &parameters[2],
+                &parameters[3],
+                epsilon,
+            )
+        };
+        if let Some(p) = self.sole_producer(node)
+            && let FloatOp::Conv {
+                weight, bias, clamp, ..
+            }
+            | FloatOp::Gemm {
+                weight, bias, clamp, ..
+            } = &mut self.graph.nodes[p].op
+            && clamp.is_none()
+        {
+            let mut weighted = Weighted {
+                weight_shape: vec![bias.len(), weight.len() / bias.len().max(1)],
+                weight: std::mem::take(weight),
+                bias: std::mem::take(bias),
+            };
+            let folded = fold(&mut weighted);
+            (*weight, *bias) = (weighted.weight, weighted.bias);
+            folded?;
+            let into = self.graph.nodes[p].name.clone();
+            self.constants
+                .report
+                .folded
+                .push(format!("BatchNormalization {} into {into}", node.label));
+            return self.alias(node, x);
+        }
+        // Nothing to fold into: a per-channel affine op, as a depthwise 1×1 Conv.
+        let mut weighted = Weighted {
+            weight_shape: vec![channels, 1],
+            weight: vec![1.0; channels],
+            bias: vec![0.0; channels],
+        };
+        fold(&mut weighted)?;
+        let shape = self.shape(x);
+        self.push(
+            node,
+            FloatOp::Conv {
+                weight: weighted.weight,
+                bias: weighted.bias,
+                window: Window {
+                    kernel: [1, 1],
+                    stride: [1, 1],
+                    pads: [0; 4],
+                },
+                groups: channels,
+                clamp: Clamp::NONE,
+            },
+            vec![x],
+            shape,
+        )
+    }
+
+    /// Relu or Clip: fused into the producer when this is its only reader, else a depthwise
+    /// 1×1 identity Conv that clamps.
+    fn activation(&mut self, node: &Node, clamp: Clamp) -> Result<(), String> {
+        let x = self.tensor(node, 0)?;
+        if let Some(p) = self.sole_producer(node)
+            && let FloatOp::Conv { clamp: c, .. }
+            | FloatOp::Gemm { clamp: c, .. }
+            | FloatOp::Add { clamp: c } = &mut self.graph.nodes[p].op
+        {
+            *c = c.and(clamp);
+            return self.alias(node, x);
+        }
+        let shape = self.shape(x);
+        let channels = shape[0];
+        self.push(
+            node,
+            FloatOp::Conv {
+                weight: vec![1.0; channels],
+                bias: vec![0.0; channels],
+                window: Window {
+                    kernel: [1, 1],
+                    stride: [1, 1],
+                    pads: [0; 4],
+                },
+                groups: channels,
+                clamp,
+            },
+            vec![x],
+            shape,
+        )
+    }
+
+    fn clip(&mut self, node: &Node) -> Result<(), String> {
+        node.only_attributes(&[])?;
+        let bound = |i: usize, what: &str, default: f32| -> Result<f32, String> {
+            match self.constants.optional_constant(node, i, what)? {
+                Some(c) => match Chain::floats(c, what)? {
+                    [v] => Ok(*v),
+                    _ => Err(format!("its {what} is not a scalar")),
+                },
+                None => Ok(default),
+            }
+        };
+        let min = bound(1, "min", f32::NEG_INFINITY)?;
+        let max = bound(2, "max", f32::INFINITY)?;
+        if min > max {
+            return Err(format!("min {min} exceeds max {max}"));
+        }
+        self.activation(node, Clamp { min, max })
+    }
+
+    fn pool(&mut self, node: &Node) -> Result<(), String> {
+        let average = node.op() == "AveragePool";
+        node.only_attributes(if average {
+            &["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"]
+        } else {
+            &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"]
+        })?;
+        if node.output(1).is_some() {
+            return Err("the indices output is not supported".into());
+        }
+        if node.int("storage_order")?.unwrap_or(0) != 0 {
+            return Err("storage_order 1 is not supported".into());
+        }
+        let kernel = node.ints("kernel_shape")?.ok_or("has no kernel_shape")?;
+        let [kh, kw] = kernel[..] else {
+            return Err(format!("kernel_shape {kernel:?} must hold two values"));
+        };
+        let size = |v: i64| usize::try_from(v).ok().filter(|&v| v > 0);
+        let (Some(kh), Some(kw)) = (size(kh), size(kw)) else {
+            return Err(format!("kernel_shape {kernel:?} must be positive"));
+        };
+        let window = Self::window(node, [kh, kw])?;
+        let x = self.tensor(node, 0)?;
+        let shape = self.windowed(&window, self.shape(x))?;
+        if node.int("ceil_mode")?.unwrap_or(0) != 0 {
+            let [_, h, w] = self.shape(x);
+            let ceil = |n: usize, k: usize, s: usize, a: usize, b: usize| (n + a + b - k).div_ceil(s) + 1;
+            let (w0, w1) = (&window.pads, &window.stride);
+            if ceil(h, kh, w1[0], w0[0], w0[2]) != shape[1] || ceil(w, kw, w1[1], w0[1], w0[3]) != shape[2] {
+                return Err("ceil_mode 1 changes the output size here; only floor is supported".into());
+            }
+        }
+        let op = if average {
+            FloatOp::AveragePool {
+                window,
+                count_include_pad: node.int("count_include_pad")?.unwrap_or(0) != 0,
+            }
+        } else {
+            FloatOp::MaxPool(window)
+        };
+        self.push(node, op, vec![x], shape)
+    }
+
+    fn global_average(&mut self, node: &Node) -> Result<(), String> {
+        let x = self.tensor(node, 0)?;
+        let [c, _, _] = self.shape(x);
+        self.push(node, FloatOp::GlobalAveragePool, vec![x], [c, 1, 1])
+    }
+
+    fn reduce_mean(&mut self, node: &Node) -> Result<(), String> {
+        node.only_attributes(&["axes", "keepdims", "noop_with_empty_axes"])?;
+        let axes = match node.ints("axes")? {
+            Some(axes) => axes,
+            None => match self.constants.optional_constant(node, 1, "axes")? {
+                Some(c) => c.ints().ok_or("its axes are not integers")?.to_vec(),
+                None => return Err("has no axes; only a mean over H and W is supported".into()),
+            },
+        };
+        let mut sorted: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+        sorted.sort_unstable();
+        if sorted != [2, 3] {
+            return Err(format!(
+                "axes {axes:?}: only a mean over H and W (axes 2 and 3) is supported"
+            ));
+        }
+        self.global_average(node)
+    }
+
+    fn add(&mut self, node: &Node) -> Result<(), String> {
+        node.only_attributes(&[])?;
+        let (a, b) = (node.input(0).ok_or("has no input 0")?, node.input(1).ok_or("has no input 1")?);
+        let constant = [a, b].into_iter().position(|n| self.constants.constants.contains_key(n));
+        if let Some(i) = constant {
+            // A constant added to a Conv or Gemm output is its bias.
+            let values = Chain::floats(self.constants.constant(node, i, "addend")?, "addend")?.to_vec();
+            let data = if i == 0 { 1 } else { 0 };
+            let x = self.tensor(node, data)?;
+            let p = self
+                .producer
+                .get(x)
+                .copied()
+                .flatten()
+                .filter(|_| self.uses.get(node.input(data).unwrap_or_default()) == Some(&1));
+            if let Some(p) = p
+                && let FloatOp::Conv { bias, clamp, .. } | FloatOp::Gemm { bias, clamp, .. } =
+                    &mut self.graph.nodes[p].op
+                && clamp.is_none()
+                && (values.len() == 1 || values.len() == bias.len())
+            {
+                let mut weighted = Weighted {
+                    weight_shape: vec![bias.len()],
+                    weight: Vec::new(),
+                    bias: std::mem::take(bias),
+                };
+                let added = weighted.add_to_bias(&values);
+                *bias = weighted.bias;
+                added?;
+                let into = self.graph.nodes[p].name.clone();
+                self.constants
+                    .report
+                    .folded
+                    .push(format!("Add {} of a constant into {into}'s bias", node.label));
+                return self.alias(node, x);
+            }
+            return Err(
+                "adds a constant to something other than a Conv or Gemm output it alone reads"
+                    .into(),
+            );
+        }
+        let (x, y) = (self.tensor(node, 0)?, self.tensor(node, 1)?);
+        if self.shape(x) != self.shape(y) {
+            return Err(format!(
+                "adds tensors of shapes {:?} and {:?}; only equal shapes (no broadcasting) are \
+                 supported",
+                self.shape(x),
+                self.shape(y)
+            ));
+        }
+        let shape = self.shape(x);
+        self.push(node, FloatOp::Add { clamp: Clamp::NONE }, vec![x, y], shape)
+    }
+
+    fn reshape(&mut self, node: &Node) -> Result<(), String> {
+        node.only_attributes(&["allowzero"])?;
+        let x = self.tensor(node, 0)?;
+        let features = self.graph.tensors[x].len();
+        let target = self.constants.constant(node, 1, "shape")?;
+        let target = target.ints().ok_or("its shape is not integers")?;
+        let to_2d = matches!(target, [-1 | 0 | 1, f] if *f == -1 || usize::try_from(*f) == Ok(features));
+        if !to_2d {
+            return Err(format!(
+                "shape {target:?}: only a reshape to 2-D (batch, {features}) is supported"
+            ));
+        }
+        self.alias(node, x)
+    }
+
+    fn gemm(&mut self, node: &Node) -> Result<(), String> {
+        node.only_attributes(&["alpha", "beta", "transA", "transB"])?;
+        if node.int("transA")?.unwrap_or(0) != 0 {
+            return Err("transA 1 is not supported (the input is the left operand as is)".into());
+        }
+        let alpha = node.float("alpha")?.unwrap_or(1.0);
+        let beta = node.float("beta")?.unwrap_or(1.0);
+        let b = self.constants.constant(node, 1, "weight")?;
+        let &[rows, columns] = &b.dims[..] else {
+            return Err(format!("weight has shape {:?}, expected 2-D", b.dims));
+        };
+        let values = Chain::floats(b, "weight")?;
+        let trans_b = node.int("transB")?.unwrap_or(0) != 0;
+        let (out, inputs) = if trans_b { (rows, columns) } else { (columns, rows) };
+        let mut weight = if trans_b {
+            values.to_vec()
+        } else {
+            transpose(values, rows, columns)
+        };
+        if alpha != 1.0 {
+            weight
+                .iter_mut()
+                .for_each(|w| *w = (f64::from(*w) * f64::from(alpha)) as f32);
+        }
+        let bias = match self.constants.optional_constant(node, 2, "bias")? {
+            Some(c) => {
+                let values = Chain::floats(c, "bias")?;
+                let per_output = broadcast_per_output(&c.dims, out, &[out]).ok_or_else(|| {
+                    format!("bias has shape {:?}, which does not broadcast to [{out}]", c.dims)
+                })?;
+                (0..out)
+                    .map(|o| {
+                        let v = if per_output { values[o] } else { values[0] };
+                        (f64::from(v) * f64::from(beta)) as f32
+                    })
+                    .collect()
+            }
+            None => vec![0.0; out],
+        };
+        self.linear(node, weight, out, inputs, bias)
+    }
+
+    fn mat_mul(&mut self, node: &Node) -> Result<(), String> {
+        node.only_attributes(&[])?;
+        let b = self.constants.constant(node, 1, "right operand")?;
+        let &[inputs, out] = &b.dims[..] else {
+            return Err(format!("right operand has shape {:?}, expected 2-D", b.dims));
+        };
+        let weight = transpose(Chain::floats(b, "right operand")?, inputs, out);
+        self.linear(node, weight, out, inputs, vec![0.0; out])
+    }
+
+    fn linear(
+        &mut self,
+        node: &Node,
+        weight: Vec<f32>,
+        out: usize,
+        inputs: usize,
+        bias: Vec<f32>,
+    ) -> Result<(), String> {
+        let x = self.tensor(node, 0)?;
+        let features = self.graph.tensors[x].len();
+        let [_, h, w] = self.shape(x);
+        if h * w != 1 && !self.is_flattened(node) {
+            return Err(format!(
+                "needs a 2-D (batch, features) input, but gets an N×{:?} tensor; add a Flatten \
+                 before it",
+                self.shape(x)
+            ));
+        }
+        if inputs != features {
+            return Err(format!(
+                "weight takes {inputs} features, but its input has {features}"
+            ));
+        }
+        self.push(
+            node,
+            FloatOp::Gemm {
+                weight,
+                bias,
+                clamp: Clamp::NONE,
+            },
+            vec![x],
+            [out, 1, 1],
+        )
+    }
+
+    /// Whether input 0 is a Flatten's or Reshape's output (not the map itself).
+    fn is_flattened(&self, node: &Node) -> bool {
+        let Some(name) = node.input(0) else {
+            return false;
+        };
+        let t = self.values.get(name).copied();
+        t.is_some_and(|t| self.graph.tensors[t].name != name)
+    }
+}
+
+/// Every ONNX value name read by a node, counted, plus the graph output once.
+pub fn count_uses<'a>(nodes: impl Iterator<Item = &'a str>, output: &str) -> HashMap<String, usize> {
+    let mut uses = HashMap::new();
+    for name in nodes {
+        *uses.entry(name.to_owned()).or_insert(0) += 1;
+    }
+    *uses.entry(output.to_owned()).or_insert(0) += 1;
+    uses
+}

@@ -1,0 +1,152 @@
+//! Graph models (format version 2) from ONNX: the shared ResNet-8 and the random-weight
+//! graphs of tests/onnx/ (scripts/make_onnx_test_models.py: every graph operator, a DS-CNN
+//! and a MobileNet style model, odd sizes). The float reference must match onnxruntime's
+//! logits to 1e-4 on 256 test images; the blob must load, and its int8 engine must agree with
+//! the float model.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use qcnn_core::Model;
+use qcnn_dataset::FashionMnist;
+use qcnn_quantize::config::Config;
+use qcnn_quantize::graph::FloatGraph;
+use qcnn_quantize::graph::export::export_graph;
+use qcnn_quantize::onnx::{self, AnyImport};
+
+use common::{repo, repo_config};
+
+fn test_model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/onnx")
+        .join(name)
+}
+
+fn resnet8() -> PathBuf {
+    repo().join("../shared/fixtures/onnx/resnet8_fmnist.onnx")
+}
+
+/// onnxruntime's float logits of test images 0..256 for `key`.
+fn golden(key: &str) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(test_model("golden_logits.json")).unwrap();
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    golden["models"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no golden logits for {key}"))
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn data() -> FashionMnist {
+    let config = Config::load(&repo_config()).unwrap();
+    FashionMnist::load(&config.data.dirs).unwrap()
+}
+
+fn graph_of(path: &Path) -> (FloatGraph, onnx::ImportReport) {
+    match onnx::import_any(path).unwrap() {
+        AnyImport::Graph(graph, report) => (graph, report),
+        AnyImport::Sequential(_) => panic!("{} imported as a chain", path.display()),
+    }
+}
+
+/// The float graph's logits match onnxruntime's to 1e-4 (max abs) on 256 test images; then
+/// the int8 blob (calibrated on training images) loads and agrees with the float model.
+fn check(path: &Path, key: &str, min_agreement: f64) -> FloatGraph {
+    let (graph, _) = graph_of(path);
+    let expected = golden(key);
+    assert_eq!(expected.len(), 256);
+    let data = data();
+    let images: Vec<&[u8]> = (0..expected.len()).map(|i| data.test.image(i)).collect();
+    let logits = graph.forward_all(&images);
+    let mut worst = 0.0f64;
+    for (i, (got, want)) in logits.iter().zip(&expected).enumerate() {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            let diff = (f64::from(*g) - w).abs();
+            worst = worst.max(diff);
+            assert!(diff <= 1e-4, "{key}, image {i}: {got:?} vs {want:?}");
+        }
+    }
+    eprintln!("{key}: worst |float - onnxruntime| over 256 images {worst:e}");
+
+    let config = Config::load(&repo_config()).unwrap();
+    let calibration: Vec<&[u8]> = (0..500).map(|i| data.train.image(i)).collect();
+    let exported = export_graph(&graph, &calibration, &config.quantize).unwrap();
+    let model = Model::from_bytes(&exported.blob).unwrap();
+    assert!(model.graph().is_some());
+    assert_eq!(model.arena_len(), exported.report.arena_bytes);
+    assert!(exported.report.arena_bytes >= exported.report.live_peak_bytes);
+    let mut arena = vec![0_u8; model.arena_len()];
+    let mut same = 0;
+    for (image, float) in images.iter().zip(&logits) {
+        let int8 = model.infer(image, &mut arena).unwrap();
+        let argmax = float
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+            .0;
+        same += usize::from(int8.argmax() == argmax);
+    }
+    let agreement = same as f64 / images.len() as f64;
+    eprintln!(
+        "{key}: int8/float agreement {agreement:.4}, arena {} (live peak {}, ping-pong {}, no reuse {})",
+        exported.report.arena_bytes,
+        exported.report.live_peak_bytes,
+        exported.report.ping_pong_bytes,
+        exported.report.no_reuse_bytes
+    );
+    assert!(agreement >= min_agreement, "{key}: agreement {agreement}");
+    graph
+}
+
+#[test]
+fn resnet8_float_matches_onnxruntime_and_int8_agrees() {
+    let graph = check(&resnet8(), "onnx/resnet8_fmnist.onnx", 0.97);
+    // 3 stem/residual convs per block ×3, 2 downsample convs, the stem, 3 Adds, the pool, fc.
+    let ops: Vec<String> = graph.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops.iter().filter(|o| o.starts_with("add+relu")).count(), 3, "{ops:?}");
+    assert_eq!(ops.iter().filter(|o| o.starts_with("conv")).count(), 9, "{ops:?}");
+    assert_eq!(ops.last().map(String::as_str), Some("gemm"));
+}
+
+#[test]
+fn every_graph_operator_matches_onnxruntime() {
+    let (_, report) = graph_of(&test_model("graph_ops.onnx"));
+    // bn1 folds into the Conv before it; bn2 follows a fused Add+Relu, so it becomes an op.
+    assert_eq!(report.folded, ["BatchNormalization /bn1/BatchNormalization into /c1/Conv"]);
+    let graph = check(&test_model("graph_ops.onnx"), "graph_ops.onnx", 0.9);
+    let ops: Vec<String> = graph.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(
+        ops,
+        [
+            "conv3x5/2+relu6",
+            "conv3x3/2 groups 6+relu",
+            "conv1x1/1 groups 3",
+            "maxpool3x3",
+            "avgpool3x3",
+            "avgpool2x3",
+            "add+relu",
+            "conv1x1/1 groups 9",
+            "globalavgpool",
+            "gemm"
+        ]
+    );
+}
+
+#[test]
+fn ds_cnn_style_model_matches_onnxruntime() {
+    check(&test_model("ds_cnn.onnx"), "ds_cnn.onnx", 0.9);
+}
+
+#[test]
+fn mobilenet_style_model_matches_onnxruntime() {
+    check(&test_model("mobilenet.onnx"), "mobilenet.onnx", 0.9);
+}
