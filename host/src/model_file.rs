@@ -10,14 +10,14 @@ use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 use qcnn_quantize::checkpoint::Checkpoint;
 use qcnn_quantize::config::Config;
-use qcnn_quantize::float_model::FloatModel;
+use qcnn_quantize::pipeline::FloatReference;
 use qcnn_quantize::regular_file::{self, MAX_BLOB_BYTES, MAX_CHECKPOINT_BYTES};
 
 pub struct LoadedModel {
     /// The int8 blob that runs.
     pub blob: Vec<u8>,
     /// The float model the blob was quantized from, when the file was a checkpoint.
-    pub float: Option<FloatModel>,
+    pub float: Option<FloatReference>,
 }
 
 /// Does `path` name a float checkpoint (by its extension), rather than a `.qcnn` blob?

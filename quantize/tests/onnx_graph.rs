@@ -114,6 +114,7 @@ fn resnet8_float_matches_onnxruntime_and_int8_agrees() {
     let ops: Vec<String> = graph.nodes.iter().map(|n| n.op.name()).collect();
     assert_eq!(ops.iter().filter(|o| o.starts_with("add+relu")).count(), 3, "{ops:?}");
     assert_eq!(ops.iter().filter(|o| o.starts_with("conv")).count(), 9, "{ops:?}");
+    assert_eq!(ops.len(), 9 + 3 + 2, "{ops:?}");
     assert_eq!(ops.last().map(String::as_str), Some("gemm"));
 }
 

@@ -23,7 +23,7 @@ pub struct GraphWalk {
     pub graph: FloatGraph,
     /// ONNX value name → tensor index.
     values: HashMap<String, usize>,
-    /// How many nodes (and the graph output) read each ONNX value.
+    /// How many nodes not walked yet (and the graph output) read each ONNX value.
     uses: HashMap<String, usize>,
     /// The node that writes each tensor (none for the image).
     producer: Vec<Option<usize>>,
@@ -119,13 +119,32 @@ impl GraphWalk {
     /// The node writing input 0's tensor, if this node is its only reader (so it can be
     /// changed in place) and its output is not the graph's.
     fn sole_producer(&self, node: &Node) -> Option<usize> {
-        let name = node.input(0)?;
-        let t = *self.values.get(name)?;
+        self.sole_producer_of(node, 0)
+    }
+
+    /// [`Self::sole_producer`] of input `i`.
+    fn sole_producer_of(&self, node: &Node, i: usize) -> Option<usize> {
+        let t = *self.values.get(node.input(i)?)?;
         let p = self.producer.get(t).copied().flatten()?;
-        let only_reader = self.uses.get(name) == Some(&1) && name != self.output_name;
-        // Another name for the same tensor (an alias) would see the change too.
-        let aliased = self.values.values().filter(|&&v| v == t).count() > 1;
-        (only_reader && !aliased).then_some(p)
+        // Every name of the tensor (Flatten, Identity and folds give it more than one): this
+        // node must be the last reader of all of them, and none may be the graph's output.
+        let mut readers = 0;
+        for (name, _) in self.values.iter().filter(|(_, v)| **v == t) {
+            if *name == self.output_name {
+                return None;
+            }
+            readers += self.uses.get(name).copied().unwrap_or(0);
+        }
+        (readers == 1).then_some(p)
+    }
+
+    /// One node walked: its inputs have one reader fewer to come.
+    fn consumed(&mut self, node: &Node) {
+        for name in &node.proto.input {
+            if let Some(n) = self.uses.get_mut(name) {
+                *n = n.saturating_sub(1);
+            }
+        }
     }
 
     pub fn node(&mut self, node: &Node) -> Result<(), String> {
@@ -138,6 +157,12 @@ impl GraphWalk {
                 node.proto.domain
             ));
         }
+        let walked = self.walk(node);
+        self.consumed(node);
+        walked
+    }
+
+    fn walk(&mut self, node: &Node) -> Result<(), String> {
         match node.op() {
             "Conv" => self.conv(node),
             "BatchNormalization" => self.batch_norm(node),
@@ -506,7 +531,7 @@ impl GraphWalk {
                 .get(x)
                 .copied()
                 .flatten()
-                .filter(|_| self.uses.get(node.input(data).unwrap_or_default()) == Some(&1));
+                .filter(|_| self.sole_producer_of(node, data).is_some());
             if let Some(p) = p
                 && let FloatOp::Conv { bias, clamp, .. } | FloatOp::Gemm { bias, clamp, .. } =
                     &mut self.graph.nodes[p].op
