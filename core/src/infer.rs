@@ -68,10 +68,12 @@ impl Model<'_> {
         }
         let arena = arena_of(arena, self.arena_len())?;
         let values = match self.graph() {
-            Some(graph) => graph.run(image, arena, after).ok_or(InferError::ArenaTooSmall {
-                needed: self.arena_len(),
-                found: 0,
-            })?,
+            Some(graph) => graph
+                .run(image, arena, after)
+                .ok_or(InferError::ArenaTooSmall {
+                    needed: self.arena_len(),
+                    found: 0,
+                })?,
             None => self.run_layers(image, 1, arena, after)?,
         };
         Ok(Logits {

@@ -6,12 +6,12 @@
 use core::fmt;
 
 use crate::arena;
-use crate::graph::{GRAPH_VERSION, Graph, GraphError};
 #[cfg(doc)]
 use crate::format::Header;
 use crate::format::{
     self, CRC, Layer, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section, VERSION,
 };
+use crate::graph::{GRAPH_VERSION, Graph, GraphError};
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::dot::MAX_DOT_LEN;
 use crate::ops::linear::LinearOp;
@@ -450,7 +450,12 @@ impl<'a> Model<'a> {
             (self.layers, self.layer_count),
             self.data,
             output,
-            (self.arena_len, self.input, self.num_classes, self.output_quant),
+            (
+                self.arena_len,
+                self.input,
+                self.num_classes,
+                self.output_quant,
+            ),
         ))
     }
 
@@ -490,7 +495,11 @@ impl<'a> Model<'a> {
     /// The layers in order, each decoded from the blob as the iterator reaches it.
     pub fn layers(&self) -> Layers<'a> {
         // A graph has nodes, not layers: see [`Self::graph`].
-        let count = if self.graph.is_some() { 0 } else { self.layer_count };
+        let count = if self.graph.is_some() {
+            0
+        } else {
+            self.layer_count
+        };
         Layers {
             walk: Walk::new(self.layers, count, self.data, self.input, false),
         }

@@ -132,10 +132,13 @@ pub fn place_by_lifetimes(tensors: &[Lifetime], offsets: &mut [usize]) -> usize 
             .iter()
             .enumerate()
             .filter(|(i, _)| offsets.get(*i) == Some(&UNPLACED))
-            .fold(None, |best: Option<(usize, &Lifetime)>, (i, t)| match best {
-                Some((_, b)) if b.len >= t.len => best,
-                _ => Some((i, t)),
-            })
+            .fold(
+                None,
+                |best: Option<(usize, &Lifetime)>, (i, t)| match best {
+                    Some((_, b)) if b.len >= t.len => best,
+                    _ => Some((i, t)),
+                },
+            )
         else {
             break;
         };
@@ -155,10 +158,7 @@ pub fn place_by_lifetimes(tensors: &[Lifetime], offsets: &mut [usize]) -> usize 
                 .filter(|(other, at)| **at != UNPLACED && other.meets(t))
                 .map(|(other, &at)| at.saturating_add(other.len)),
         );
-        let offset = candidates
-            .filter(|&c| !clashes(c))
-            .min()
-            .unwrap_or(arena);
+        let offset = candidates.filter(|&c| !clashes(c)).min().unwrap_or(arena);
         if let Some(o) = offsets.get_mut(next) {
             *o = offset;
         }
@@ -191,7 +191,13 @@ mod tests {
     fn lifetimes_keep_a_residual_apart_and_reuse_dead_tensors() {
         // image(0) -> a(1) -> b(2) -> add(a, b)(3) -> logits(4): a lives across b.
         let t = |len, born, dies| Lifetime { len, born, dies };
-        let tensors = [t(100, 0, 0), t(400, 0, 2), t(400, 1, 2), t(400, 2, 3), t(10, 3, 4)];
+        let tensors = [
+            t(100, 0, 0),
+            t(400, 0, 2),
+            t(400, 1, 2),
+            t(400, 2, 3),
+            t(10, 3, 4),
+        ];
         let mut offsets = [0; 5];
         let arena = place_by_lifetimes(&tensors, &mut offsets);
         assert_eq!(live_peak(&tensors, 4), 1200);

@@ -169,6 +169,9 @@ impl<'a> PreparedModel<'a> {
     /// Bytes of arena [`Self::infer_batch`] needs for `images` images (two tensors of the
     /// largest size per image, and one layer's scratch); `None` if that overflows `usize`.
     pub fn batch_arena_len(&self, images: usize) -> Option<usize> {
+        if self.model.graph().is_some() {
+            return self.model.batch_arena_len(images);
+        }
         images
             .checked_mul(self.max_tensor)?
             .checked_mul(2)?
@@ -182,6 +185,10 @@ impl<'a> PreparedModel<'a> {
         arena: &mut [u8],
         logits: &mut [i8],
     ) -> Result<usize, InferError> {
+        // A graph's nodes run the portable kernels whatever the tier (see `crate::graph`).
+        if self.model.graph().is_some() {
+            return self.model.infer_batch(images, arena, logits);
+        }
         let image_len = self.model.input_len();
         let count = images.len() / image_len.max(1);
         if count == 0 || count.saturating_mul(image_len) != images.len() {

@@ -11,7 +11,6 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::{hprint, hprintln};
 use panic_semihosting as _;
-use qcnn_core::format::MAX_LAYERS;
 use qcnn_core::{InferError, Kernels, LayerKind, Model, ModelError, verify_crc};
 use qcnn_firmware::embedded::{self, ARENA_LEN, BLOB, IMAGES};
 use qcnn_firmware::footprint;
@@ -212,7 +211,8 @@ fn print_profile(
     arena: &mut [u8],
     counter: &mut InstructionCounter,
 ) -> Result<(), FirmwareError> {
-    let mut marks = [0_u32; MAX_LAYERS + 1];
+    // Room for a layer sequence's layers or a graph's nodes.
+    let mut marks = [0_u32; qcnn_core::graph::MAX_NODES + 1];
     let image = embedded::images().next().unwrap_or(&[]);
     let (result, _) = counter
         .count(|| {
@@ -226,6 +226,34 @@ fn print_profile(
         })
         .map_err(FirmwareError::Counter)?;
     result.map_err(|source| FirmwareError::Infer { image: 0, source })?;
+    let between = |index: usize| {
+        marks
+            .get(index)
+            .zip(marks.get(index + 1))
+            .map_or(0, |(&start, &end)| counter.between(start, end))
+    };
+    if let Some(graph) = model.graph() {
+        // A graph's tensors sit at planned offsets and its kernels take no scratch.
+        for node in graph.nodes() {
+            let name = match node.node.op {
+                qcnn_core::graph::NodeOp::Conv(_) => "conv",
+                qcnn_core::graph::NodeOp::MaxPool(_) => "maxpool",
+                qcnn_core::graph::NodeOp::AveragePool { .. } => "avgpool",
+                qcnn_core::graph::NodeOp::GlobalAveragePool => "globalavgpool",
+                qcnn_core::graph::NodeOp::Add(_) => "add",
+                qcnn_core::graph::NodeOp::Gemm(_) => "gemm",
+            };
+            hprintln!(
+                "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes 0",
+                node.index,
+                name,
+                between(node.index),
+                node.macs,
+                model.arena_len(),
+            );
+        }
+        return Ok(());
+    }
     for (index, layer) in model.layers().enumerate() {
         let name = match layer.kind() {
             LayerKind::Conv2d { .. } => "conv2d",
@@ -237,10 +265,7 @@ fn print_profile(
             "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes {}",
             index,
             name,
-            marks
-                .get(index)
-                .zip(marks.get(index + 1))
-                .map_or(0, |(&start, &end)| counter.between(start, end)),
+            between(index),
             layer.macs(),
             layer.arena_need(Kernels::NATIVE).unwrap_or(usize::MAX),
             layer.scratch_len(Kernels::NATIVE)

@@ -73,9 +73,8 @@ pub fn calibrate_points(
     settings: &QuantizeConfig,
 ) -> Vec<CalibratedOutput> {
     let steps: Vec<usize> = points.iter().map(|&(step, _)| step).collect();
-    let observe = |new: &(dyn Fn(usize) -> Observer + Sync)| {
-        observe(forward, batch, images, &steps, new)
-    };
+    let observe =
+        |new: &(dyn Fn(usize) -> Observer + Sync)| observe(forward, batch, images, &steps, new);
     let observed = observe(&|_| {
         Observer::MinMax(Range {
             min: f32::INFINITY,
@@ -91,11 +90,9 @@ pub fn calibrate_points(
         .collect();
     let histograms = match settings.method {
         CalibrationMethod::MinMax => None,
-        CalibrationMethod::Percentile | CalibrationMethod::Mse => {
-            Some(observe(&|i| {
-                Observer::Histogram(Histogram::new(observed[i], points[i].1))
-            }))
-        }
+        CalibrationMethod::Percentile | CalibrationMethod::Mse => Some(observe(&|i| {
+            Observer::Histogram(Histogram::new(observed[i], points[i].1))
+        })),
     };
     points
         .iter()

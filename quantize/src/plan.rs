@@ -72,21 +72,10 @@ impl From<Placement> for Place {
 impl Plan {
     pub fn of(model: &Model<'_>, kernels: Kernels) -> Self {
         let arena_bytes = model.arena_len_for(kernels);
-        let nodes: Vec<PlanNode> = model
-            .plan(kernels)
-            .map(|step| PlanNode {
-                index: step.index,
-                op: op_name(step.layer.kind()),
-                input_shape: dims(step.layer.input()),
-                output_shape: dims(step.layer.output()),
-                macs: step.layer.macs(),
-                input: step.input.into(),
-                scratch: step.scratch.into(),
-                output: step.output.into(),
-                output_dies_after: step.output_dies_after,
-                arena_bytes: step.need,
-            })
-            .collect();
+        let nodes: Vec<PlanNode> = match model.graph() {
+            Some(graph) => graph_nodes(&graph),
+            None => sequential_nodes(model, kernels),
+        };
         Self {
             kernels: match kernels {
                 Kernels::CortexM4Dsp => "cortex-m4",
@@ -101,6 +90,117 @@ impl Plan {
             nodes,
         }
     }
+}
+
+/// A graph's nodes where the quantize-time planner put their tensors (the first input shown;
+/// no scratch). `arena_bytes` is the end of the highest tensor alive at the node.
+fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>) -> Vec<PlanNode> {
+    let nodes: Vec<_> = graph.nodes().collect();
+    let place = |d: &qcnn_core::graph::format::TensorDesc| Place {
+        offset: d.offset as usize,
+        bytes: usize::from(d.shape.c) * usize::from(d.shape.h) * usize::from(d.shape.w),
+    };
+    let shape = |d: &qcnn_core::graph::format::TensorDesc| {
+        vec![
+            usize::from(d.shape.c),
+            usize::from(d.shape.h),
+            usize::from(d.shape.w),
+        ]
+    };
+    nodes
+        .iter()
+        .map(|n| {
+            let dies = nodes
+                .iter()
+                .filter(|m| m.node.inputs.contains(&n.output.0))
+                .map(|m| m.index)
+                .max();
+            let first = n.inputs.first().map(|(_, d)| *d).unwrap_or(n.output.1);
+            let output = place(&n.output.1);
+            let top = n
+                .inputs
+                .iter()
+                .map(|(_, d)| place(d))
+                .chain([output])
+                .map(|p| p.offset + p.bytes)
+                .max()
+                .unwrap_or(0);
+            PlanNode {
+                index: n.index,
+                op: graph_op_name(&n.node.op),
+                input_shape: shape(&first),
+                output_shape: shape(&n.output.1),
+                macs: n.macs,
+                input: place(&first),
+                scratch: Place {
+                    offset: top,
+                    bytes: 0,
+                },
+                output,
+                output_dies_after: if n.output.0 == graph.output() {
+                    None
+                } else {
+                    dies
+                },
+                arena_bytes: top,
+            }
+        })
+        .collect()
+}
+
+/// A graph node's op, e.g. `conv 3x3/s2 g16+clamp`.
+pub fn graph_op_name(op: &qcnn_core::graph::NodeOp) -> String {
+    use qcnn_core::graph::NodeOp;
+    let window = |w: &qcnn_core::graph::format::Window| {
+        let mut name = format!("{}x{}", w.kernel[0], w.kernel[1]);
+        if w.stride != [1, 1] {
+            name += &format!("/s{}x{}", w.stride[0], w.stride[1]);
+        }
+        if w.pads != [0; 4] {
+            name += &format!("/p{:?}", w.pads);
+        }
+        name
+    };
+    let clamp = |c: [i8; 2]| {
+        if c == [-128, 127] {
+            String::new()
+        } else {
+            format!("+clamp{c:?}")
+        }
+    };
+    match op {
+        NodeOp::Conv(c) => {
+            let groups = if c.groups > 1 {
+                format!(" g{}", c.groups)
+            } else {
+                String::new()
+            };
+            format!("conv {}{groups}{}", window(&c.window), clamp(c.clamp))
+        }
+        NodeOp::MaxPool(w) => format!("maxpool {}", window(w)),
+        NodeOp::AveragePool { window: w, .. } => format!("avgpool {}", window(w)),
+        NodeOp::GlobalAveragePool => "globalavgpool".into(),
+        NodeOp::Add(a) => format!("add{}", clamp(a.clamp)),
+        NodeOp::Gemm(g) => format!("gemm{}", clamp(g.clamp)),
+    }
+}
+
+fn sequential_nodes(model: &Model<'_>, kernels: Kernels) -> Vec<PlanNode> {
+    model
+        .plan(kernels)
+        .map(|step| PlanNode {
+            index: step.index,
+            op: op_name(step.layer.kind()),
+            input_shape: dims(step.layer.input()),
+            output_shape: dims(step.layer.output()),
+            macs: step.layer.macs(),
+            input: step.input.into(),
+            scratch: step.scratch.into(),
+            output: step.output.into(),
+            output_dies_after: step.output_dies_after,
+            arena_bytes: step.need,
+        })
+        .collect()
 }
 
 fn dims(shape: TensorShape) -> Vec<usize> {

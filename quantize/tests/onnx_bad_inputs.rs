@@ -146,7 +146,8 @@ fn onnx_with_two_inputs() {
 fn onnx_with_an_unknown_operator() {
     fails(
         &test_model("bad_unknown_op.onnx"),
-        "node /act/Tanh (Tanh): operator Tanh is not supported; qcnn imports Conv, Relu",
+        "node /act/Tanh (Tanh): operator Tanh is not supported; qcnn imports Conv, \
+         BatchNormalization, Relu, Clip",
     );
     fails(
         &test_model("bad_custom_domain.onnx"),
@@ -170,29 +171,49 @@ fn onnx_with_an_old_opset() {
     );
 }
 
+/// Grouped convolution, average pooling and asymmetric pads, which the layer chain refused
+/// (session 4's bad models), now run as graphs: a version-2 blob is written.
 #[test]
-fn onnx_operators_the_engine_cannot_run() {
-    fails(
-        &test_model("bad_group.onnx"),
-        "node /grouped/Conv (Conv): group 2 (grouped or depthwise convolution) is not supported yet",
-    );
-    fails(
-        &test_model("bad_average_pool.onnx"),
-        "node /avg/AveragePool (AveragePool): average pooling is not supported yet",
-    );
-    fails(
-        &test_model("bad_asymmetric_pads.onnx"),
-        "node /conv/Conv (Conv): pads [0, 0, 2, 2] (top, left, bottom, right) are not the same on every side",
-    );
+fn operators_the_chain_refused_run_as_graphs() {
+    for name in [
+        "bad_group.onnx",
+        "bad_average_pool.onnx",
+        "bad_asymmetric_pads.onnx",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = quantize(&test_model(name), dir.path(), &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{name}: {stderr}");
+        let blob = std::fs::read(dir.path().join("model.qcnn")).unwrap();
+        assert_eq!(
+            blob[4..6],
+            [2, 0],
+            "{name}: a graph blob (format version 2)"
+        );
+    }
 }
 
-/// The shared ResNet-8: its first node the chain cannot run is the first residual Add.
+/// The shared ResNet-8 quantizes with no model section; the report lists its graph and the
+/// arena its planner laid out.
 #[test]
-fn resnet8_names_its_first_unsupported_node() {
-    fails(
+fn resnet8_quantizes_as_a_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let output = quantize(
         &repo_root().join("../shared/fixtures/onnx/resnet8_fmnist.onnx"),
-        "node /layer1/layer1.0/Add (Add): adds two computed tensors \
-         (/layer1/layer1.0/bn2/BatchNormalization_output_0 and /relu/Relu_output_0): residual \
-         connections are not supported yet",
+        dir.path(),
+        &["--report", report.to_str().unwrap()],
     );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let graph = &report["graph"];
+    assert_eq!(graph["nodes"].as_array().unwrap().len(), 14);
+    let arena = graph["arena_bytes"].as_u64().unwrap();
+    assert_eq!(report["blob"]["arena_bytes"].as_u64(), Some(arena));
+    assert!(arena >= graph["live_peak_bytes"].as_u64().unwrap());
+    assert!(arena < graph["ping_pong_bytes"].as_u64().unwrap());
+    assert_eq!(report["blob"]["macs"].as_u64(), Some(9_345_920));
+    assert!(report["validation"]["int8"]["accuracy"].as_f64().unwrap() > 0.85);
 }

@@ -112,8 +112,16 @@ fn resnet8_float_matches_onnxruntime_and_int8_agrees() {
     let graph = check(&resnet8(), "onnx/resnet8_fmnist.onnx", 0.97);
     // 3 stem/residual convs per block ×3, 2 downsample convs, the stem, 3 Adds, the pool, fc.
     let ops: Vec<String> = graph.nodes.iter().map(|n| n.op.name()).collect();
-    assert_eq!(ops.iter().filter(|o| o.starts_with("add+relu")).count(), 3, "{ops:?}");
-    assert_eq!(ops.iter().filter(|o| o.starts_with("conv")).count(), 9, "{ops:?}");
+    assert_eq!(
+        ops.iter().filter(|o| o.starts_with("add+relu")).count(),
+        3,
+        "{ops:?}"
+    );
+    assert_eq!(
+        ops.iter().filter(|o| o.starts_with("conv")).count(),
+        9,
+        "{ops:?}"
+    );
     assert_eq!(ops.len(), 9 + 3 + 2, "{ops:?}");
     assert_eq!(ops.last().map(String::as_str), Some("gemm"));
 }
@@ -122,7 +130,10 @@ fn resnet8_float_matches_onnxruntime_and_int8_agrees() {
 fn every_graph_operator_matches_onnxruntime() {
     let (_, report) = graph_of(&test_model("graph_ops.onnx"));
     // bn1 folds into the Conv before it; bn2 follows a fused Add+Relu, so it becomes an op.
-    assert_eq!(report.folded, ["BatchNormalization /bn1/BatchNormalization into /c1/Conv"]);
+    assert_eq!(
+        report.folded,
+        ["BatchNormalization /bn1/BatchNormalization into /c1/Conv"]
+    );
     let graph = check(&test_model("graph_ops.onnx"), "graph_ops.onnx", 0.9);
     let ops: Vec<String> = graph.nodes.iter().map(|n| n.op.name()).collect();
     assert_eq!(

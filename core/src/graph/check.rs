@@ -263,7 +263,11 @@ pub(crate) fn prepare<'a>(
     scan: bool,
 ) -> Result<Prepared<'a>, GraphError> {
     use GraphError::*;
-    let count = if matches!(node.op, NodeOp::Add(_)) { 2 } else { 1 };
+    let count = if matches!(node.op, NodeOp::Add(_)) {
+        2
+    } else {
+        1
+    };
     let [first, rest @ ..] = inputs else {
         return Err(InputCount { node: index });
     };

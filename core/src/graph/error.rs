@@ -12,44 +12,91 @@ pub enum GraphError {
     /// point −128).
     BadInputTensor,
     /// A node names a tensor index past the tensor list.
-    UnknownTensor { node: usize, tensor: u16 },
+    UnknownTensor {
+        node: usize,
+        tensor: u16,
+    },
     /// A node has the wrong number of inputs for its operator (Add two, the others one).
-    InputCount { node: usize },
+    InputCount {
+        node: usize,
+    },
     /// A node reads a tensor no earlier node wrote: the order is not topological (or the
     /// graph has a cycle).
-    NotTopological { node: usize, tensor: u16 },
+    NotTopological {
+        node: usize,
+        tensor: u16,
+    },
     /// A node writes the image or a tensor another node already wrote.
-    WrittenTwice { node: usize, tensor: u16 },
+    WrittenTwice {
+        node: usize,
+        tensor: u16,
+    },
     /// A tensor no node writes (other than the image).
-    NeverWritten { tensor: u16 },
+    NeverWritten {
+        tensor: u16,
+    },
     /// A tensor's declared shape is not what its producer computes from its inputs.
-    ShapeMismatch { node: usize, tensor: u16 },
+    ShapeMismatch {
+        node: usize,
+        tensor: u16,
+    },
     /// A tensor's quantization is invalid (scale not finite and positive), or a pool's output
     /// quantization differs from its input's.
-    BadQuant { tensor: u16 },
+    BadQuant {
+        tensor: u16,
+    },
     /// A tensor is empty or larger than `shape::MAX_TENSOR_LEN`.
-    BadTensorSize { tensor: u16 },
+    BadTensorSize {
+        tensor: u16,
+    },
     /// A tensor runs past `arena_len`.
-    OutsideArena { tensor: u16 },
+    OutsideArena {
+        tensor: u16,
+    },
     /// Two tensors alive at the same node share bytes of the arena.
-    Overlap { first: u16, second: u16 },
+    Overlap {
+        first: u16,
+        second: u16,
+    },
     /// Zero kernel or stride, a pad not smaller than its kernel, or a window larger than the
     /// padded input.
-    BadWindow { node: usize },
+    BadWindow {
+        node: usize,
+    },
     /// Conv groups do not divide the input and output channels.
-    BadGroups { node: usize },
+    BadGroups {
+        node: usize,
+    },
     /// The fused clamp's minimum exceeds its maximum.
-    BadClamp { node: usize },
+    BadClamp {
+        node: usize,
+    },
     /// An Add's left shift exceeds 20, a multiplier is negative, or a shift is outside −31..=0.
-    BadAdd { node: usize },
+    BadAdd {
+        node: usize,
+    },
     /// One output needs more than `ops::dot::MAX_DOT_LEN` products.
-    DotTooLong { node: usize },
-    Section { node: usize, section: SectionKind, problem: SectionProblem },
+    DotTooLong {
+        node: usize,
+    },
+    Section {
+        node: usize,
+        section: SectionKind,
+        problem: SectionProblem,
+    },
     /// A weight is −128.
-    WeightOutOfRange { node: usize },
-    NegativeMultiplier { node: usize },
-    ShiftOutOfRange { node: usize },
-    BadWeightScale { node: usize },
+    WeightOutOfRange {
+        node: usize,
+    },
+    NegativeMultiplier {
+        node: usize,
+    },
+    ShiftOutOfRange {
+        node: usize,
+    },
+    BadWeightScale {
+        node: usize,
+    },
     /// The output tensor index is unknown or not a C×1×1 vector.
     BadOutput,
 }
@@ -79,7 +126,10 @@ impl fmt::Display for GraphError {
                 "node {node} reads tensor {tensor} before any node writes it (not topological)"
             ),
             WrittenTwice { node, tensor } => {
-                write!(f, "node {node} writes tensor {tensor}, which is already written")
+                write!(
+                    f,
+                    "node {node} writes tensor {tensor}, which is already written"
+                )
             }
             NeverWritten { tensor } => write!(f, "no node writes tensor {tensor}"),
             ShapeMismatch { node, tensor } => write!(

@@ -38,7 +38,13 @@ fn clamp(q: i8, [lo, hi]: [i8; 2]) -> i8 {
 }
 
 /// The output length of a window along one axis: `(n + pads − kernel) / stride + 1`.
-pub fn window_len(n: usize, kernel: u8, stride: u8, pad_before: u8, pad_after: u8) -> Option<usize> {
+pub fn window_len(
+    n: usize,
+    kernel: u8,
+    stride: u8,
+    pad_before: u8,
+    pad_after: u8,
+) -> Option<usize> {
     let padded = n + usize::from(pad_before) + usize::from(pad_after);
     let stride = usize::from(stride);
     if stride == 0 {
@@ -59,6 +65,11 @@ fn taps(start: usize, pad: usize, kernel: usize, n: usize) -> (usize, usize, usi
 /// Conv with any kernel h×w, strides, asymmetric pads and groups; OIHW weights with
 /// I = in/groups. Padding holds the input zero point (a real 0), which the bias, holding
 /// `−z_in·Σw`, cancels.
+///
+/// Computed as `bias + z_in·Σw + Σ_valid w·(x − z_in)`, which is the definition's
+/// `bias + Σ_valid w·x + Σ_padding w·z_in` rearranged (exact: no dot product can overflow an
+/// i32 in a validated model), a row of outputs at a time so that the inner loop runs along
+/// contiguous input.
 #[allow(clippy::too_many_arguments)]
 pub fn conv(
     input: &[i8],
@@ -71,6 +82,7 @@ pub fn conv(
     weights: &[i8],
     channels: &ChannelData<'_>,
 ) {
+    const BLOCK: usize = 64;
     let [kh, kw] = window.kernel.map(usize::from);
     let [sh, sw] = window.stride.map(usize::from);
     let [pt, pl, _, _] = window.pads.map(usize::from);
@@ -79,42 +91,68 @@ pub fn conv(
     let out_per_group = (out_shape.c / groups).max(1);
     let per_output = in_per_group * kh * kw;
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    let z = i32::from(input_zero_point);
+    let mut acc = [0_i32; BLOCK];
     for (o, (w_oc, out_oc)) in weights
         .chunks_exact(per_output.max(1))
         .zip(output.chunks_exact_mut(out_plane.max(1)))
         .enumerate()
     {
         let (bias, requant) = channels.channel(o);
+        let start = bias.wrapping_add(dot_constant(w_oc, input_zero_point));
         let first_in = (o / out_per_group) * in_per_group;
         let group_input = input.get(first_in * in_plane..).unwrap_or_default();
         for (oy, out_row) in out_oc.chunks_exact_mut(out_shape.w.max(1)).enumerate() {
-            let (ky_lo, ky_hi, _) = taps(oy * sh, pt, kh, in_shape.h);
-            for (ox, out) in out_row.iter_mut().enumerate() {
-                let (kx_lo, kx_hi, ix0) = taps(ox * sw, pl, kw, in_shape.w);
-                let mut acc = bias;
+            let (ky_lo, ky_hi, iy0) = taps(oy * sh, pt, kh, in_shape.h);
+            for (block, out_block) in out_row.chunks_mut(BLOCK).enumerate() {
+                let ox0 = block * BLOCK;
+                let acc = acc.get_mut(..out_block.len()).unwrap_or_default();
+                acc.fill(start);
                 for (icg, w_ic) in w_oc.chunks_exact((kh * kw).max(1)).enumerate() {
                     let plane = group_input
                         .get(icg * in_plane..(icg + 1) * in_plane)
                         .unwrap_or_default();
-                    for (ky, w_row) in w_ic.chunks_exact(kw.max(1)).enumerate() {
-                        if ky < ky_lo || ky >= ky_hi {
-                            acc = acc.wrapping_add(dot_constant(w_row, input_zero_point));
-                            continue;
-                        }
-                        let iy = oy * sh + ky - pt;
+                    for ky in ky_lo..ky_hi {
+                        let iy = iy0 + (ky - ky_lo);
                         let row = plane
-                            .get(iy * in_shape.w + ix0..(iy + 1) * in_shape.w)
+                            .get(iy * in_shape.w..(iy + 1) * in_shape.w)
                             .unwrap_or_default();
-                        let valid = w_row.get(kx_lo..kx_hi).unwrap_or_default();
-                        acc = acc.wrapping_add(dot(valid, row));
-                        if kx_hi - kx_lo != kw {
-                            let all = dot_constant(w_row, input_zero_point);
-                            let inside = dot_constant(valid, input_zero_point);
-                            acc = acc.wrapping_add(all.wrapping_sub(inside));
+                        let w_row = w_ic.get(ky * kw..(ky + 1) * kw).unwrap_or_default();
+                        for (kx, &w) in w_row.iter().enumerate() {
+                            if w == 0 {
+                                continue;
+                            }
+                            let w = i32::from(w);
+                            // Outputs whose tap lands inside the row: ix = ox·sw + kx − pl.
+                            let lo = pl.saturating_sub(kx).div_ceil(sw.max(1));
+                            let hi = (in_shape.w + pl)
+                                .saturating_sub(kx)
+                                .div_ceil(sw.max(1))
+                                .min(out_shape.w);
+                            let (lo, hi) = (lo.max(ox0), hi.min(ox0 + acc.len()));
+                            if lo >= hi {
+                                continue;
+                            }
+                            let first = lo * sw + kx - pl;
+                            let xs = row
+                                .get(first..)
+                                .unwrap_or_default()
+                                .iter()
+                                .step_by(sw.max(1));
+                            for (a, &x) in acc
+                                .get_mut(lo - ox0..hi - ox0)
+                                .unwrap_or_default()
+                                .iter_mut()
+                                .zip(xs)
+                            {
+                                *a = a.wrapping_add(w * (i32::from(x) - z));
+                            }
                         }
                     }
                 }
-                *out = channels.finish(&requant, acc);
+                for (out, &a) in out_block.iter_mut().zip(acc.iter()) {
+                    *out = channels.finish(&requant, a);
+                }
             }
         }
     }

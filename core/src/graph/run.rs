@@ -96,16 +96,12 @@ impl Graph<'_> {
                     window,
                     average,
                 } => kernels::pool(a, in_shape, out, out_shape, window, average),
-                Prepared::GlobalAverage { in_shape } => {
-                    kernels::global_average(a, in_shape, out)
-                }
+                Prepared::GlobalAverage { in_shape } => kernels::global_average(a, in_shape, out),
                 Prepared::Add {
                     params,
                     zero_points,
                 } => kernels::add(a, b, out, zero_points, &params),
-                Prepared::Gemm { weights, channels } => {
-                    kernels::gemm(a, out, weights, &channels)
-                }
+                Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, &channels),
             }
             after(index + 1);
         }

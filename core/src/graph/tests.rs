@@ -116,7 +116,11 @@ pub(crate) fn fixture() -> (GraphHeader, Vec<u8>) {
             &[3],
             4,
         ),
-        node(NodeOp::MaxPool(window([3, 3], [2, 2], [1, 1, 1, 1])), &[4], 5),
+        node(
+            NodeOp::MaxPool(window([3, 3], [2, 2], [1, 1, 1, 1])),
+            &[4],
+            5,
+        ),
         node(NodeOp::GlobalAveragePool, &[5], 6),
         node(
             NodeOp::Gemm(Gemm {
@@ -203,7 +207,8 @@ fn reference(header: &GraphHeader, data: &[u8], image: &[u8]) -> Vec<i8> {
     let byte = |s: Section, i: usize| data[s.offset as usize + i] as i8;
     let requant = |c: &ChannelSections, o: usize, acc: i32, zp: i8, clamp: [i8; 2]| {
         let v = mul(acc, word(c.multiplier, o), i32::from(byte(c.shift, o))) + i32::from(zp);
-        v.clamp(-128, 127).clamp(i32::from(clamp[0]), i32::from(clamp[1])) as i8
+        v.clamp(-128, 127)
+            .clamp(i32::from(clamp[0]), i32::from(clamp[1])) as i8
     };
     let t = &header.tensors;
     let mut values: Vec<Vec<i8>> = vec![Vec::new(); t.len()];
@@ -214,7 +219,8 @@ fn reference(header: &GraphHeader, data: &[u8], image: &[u8]) -> Vec<i8> {
         let (c, h, w) = (i.shape.c as i64, i.shape.h as i64, i.shape.w as i64);
         let (oc, oh, ow) = (o.shape.c as i64, o.shape.h as i64, o.shape.w as i64);
         let at = |ch: i64, y: i64, xx: i64| -> Option<i32> {
-            (y >= 0 && y < h && xx >= 0 && xx < w).then(|| i32::from(x[(ch * h * w + y * w + xx) as usize]))
+            (y >= 0 && y < h && xx >= 0 && xx < w)
+                .then(|| i32::from(x[(ch * h * w + y * w + xx) as usize]))
         };
         let mut out = vec![0_i8; (oc * oh * ow) as usize];
         match &n.op {
@@ -232,14 +238,23 @@ fn reference(header: &GraphHeader, data: &[u8], image: &[u8]) -> Vec<i8> {
                                 for ky in 0..kh {
                                     for kx in 0..kw {
                                         let wi = ((oo * cg + ic) * kh + ky) * kw + kx;
-                                        let v = at((oo / og) * cg + ic, y * sh + ky - pt, xx * sw + kx - pl)
-                                            .unwrap_or(i32::from(i.quant.zero_point));
+                                        let v = at(
+                                            (oo / og) * cg + ic,
+                                            y * sh + ky - pt,
+                                            xx * sw + kx - pl,
+                                        )
+                                        .unwrap_or(i32::from(i.quant.zero_point));
                                         acc += i32::from(byte(cv.weights, wi as usize)) * v;
                                     }
                                 }
                             }
-                            out[(oo * oh * ow + y * ow + xx) as usize] =
-                                requant(&cv.channels, oo as usize, acc, o.quant.zero_point, cv.clamp);
+                            out[(oo * oh * ow + y * ow + xx) as usize] = requant(
+                                &cv.channels,
+                                oo as usize,
+                                acc,
+                                o.quant.zero_point,
+                                cv.clamp,
+                            );
                         }
                     }
                 }
@@ -249,10 +264,22 @@ fn reference(header: &GraphHeader, data: &[u8], image: &[u8]) -> Vec<i8> {
                 let zb = t[n.inputs[1] as usize].quant.zero_point;
                 for k in 0..out.len() {
                     let l = 1 << a.left_shift;
-                    let p = mul((i32::from(x[k]) - i32::from(i.quant.zero_point)) * l, a.multipliers[0], a.shifts[0].into());
-                    let q = mul((i32::from(y[k]) - i32::from(zb)) * l, a.multipliers[1], a.shifts[1].into());
-                    let v = mul(p + q, a.multipliers[2], a.shifts[2].into()) + i32::from(o.quant.zero_point);
-                    out[k] = v.clamp(-128, 127).clamp(a.clamp[0].into(), a.clamp[1].into()) as i8;
+                    let p = mul(
+                        (i32::from(x[k]) - i32::from(i.quant.zero_point)) * l,
+                        a.multipliers[0],
+                        a.shifts[0].into(),
+                    );
+                    let q = mul(
+                        (i32::from(y[k]) - i32::from(zb)) * l,
+                        a.multipliers[1],
+                        a.shifts[1].into(),
+                    );
+                    let v = mul(p + q, a.multipliers[2], a.shifts[2].into())
+                        + i32::from(o.quant.zero_point);
+                    out[k] = v
+                        .clamp(-128, 127)
+                        .clamp(a.clamp[0].into(), a.clamp[1].into())
+                        as i8;
                 }
             }
             NodeOp::MaxPool(wd) | NodeOp::AveragePool { window: wd, .. } => {
@@ -270,7 +297,11 @@ fn reference(header: &GraphHeader, data: &[u8], image: &[u8]) -> Vec<i8> {
                                 NodeOp::MaxPool(_) => *taps.iter().max().unwrap(),
                                 _ => {
                                     let (s, k) = (taps.iter().sum::<i32>(), taps.len() as i32);
-                                    if s > 0 { (s + k / 2) / k } else { (s - k / 2) / k }
+                                    if s > 0 {
+                                        (s + k / 2) / k
+                                    } else {
+                                        (s - k / 2) / k
+                                    }
                                 }
                             };
                             out[(ch * oh * ow + y * ow + xx) as usize] = v as i8;
@@ -280,9 +311,15 @@ fn reference(header: &GraphHeader, data: &[u8], image: &[u8]) -> Vec<i8> {
             }
             NodeOp::GlobalAveragePool => {
                 for ch in 0..c {
-                    let s: i32 = (0..h * w).map(|k| i32::from(x[(ch * h * w + k) as usize])).sum();
+                    let s: i32 = (0..h * w)
+                        .map(|k| i32::from(x[(ch * h * w + k) as usize]))
+                        .sum();
                     let k = (h * w) as i32;
-                    out[ch as usize] = (if s > 0 { (s + k / 2) / k } else { (s - k / 2) / k }) as i8;
+                    out[ch as usize] = (if s > 0 {
+                        (s + k / 2) / k
+                    } else {
+                        (s - k / 2) / k
+                    }) as i8;
                 }
             }
             NodeOp::Gemm(gm) => {
@@ -305,22 +342,40 @@ fn every_graph_error_has_a_crafted_blob() {
     use GraphError::*;
     fails(NoNodes, |h, _| h.nodes.clear());
     fails(BadInputTensor, |h, _| h.tensors[0].quant = Q);
-    fails(UnknownTensor { node: 1, tensor: 9 }, |h, _| h.nodes[1].inputs[0] = 9);
+    fails(UnknownTensor { node: 1, tensor: 9 }, |h, _| {
+        h.nodes[1].inputs[0] = 9
+    });
     fails(InputCount { node: 2 }, |h, _| {
         h.nodes[2].inputs.pop();
     });
-    fails(NotTopological { node: 1, tensor: 3 }, |h, _| h.nodes[1].inputs[0] = 3);
-    fails(WrittenTwice { node: 1, tensor: 1 }, |h, _| h.nodes[1].output = 1);
+    fails(NotTopological { node: 1, tensor: 3 }, |h, _| {
+        h.nodes[1].inputs[0] = 3
+    });
+    fails(WrittenTwice { node: 1, tensor: 1 }, |h, _| {
+        h.nodes[1].output = 1
+    });
     fails(NeverWritten { tensor: 8 }, |h, _| {
         let extra = h.tensors[7];
         h.tensors.push(extra).unwrap();
     });
-    fails(ShapeMismatch { node: 5, tensor: 6 }, |h, _| h.tensors[6].shape.h = 2);
-    fails(BadQuant { tensor: 3 }, |h, _| h.tensors[3].quant.scale = f32::NAN);
-    fails(BadQuant { tensor: 5 }, |h, _| h.tensors[5].quant.zero_point = 0);
+    fails(ShapeMismatch { node: 5, tensor: 6 }, |h, _| {
+        h.tensors[6].shape.h = 2
+    });
+    fails(BadQuant { tensor: 3 }, |h, _| {
+        h.tensors[3].quant.scale = f32::NAN
+    });
+    fails(BadQuant { tensor: 5 }, |h, _| {
+        h.tensors[5].quant.zero_point = 0
+    });
     fails(BadTensorSize { tensor: 2 }, |h, _| h.tensors[2].shape.c = 0);
     fails(OutsideArena { tensor: 3 }, |h, _| h.arena_len = 200);
-    fails(Overlap { first: 1, second: 2 }, |h, _| h.tensors[2].offset = 30);
+    fails(
+        Overlap {
+            first: 1,
+            second: 2,
+        },
+        |h, _| h.tensors[2].offset = 30,
+    );
     fails(BadWindow { node: 4 }, |h, _| {
         h.nodes[4].op = NodeOp::MaxPool(Window {
             kernel: [3, 3],
@@ -336,7 +391,11 @@ fn every_graph_error_has_a_crafted_blob() {
         }
     });
     fails(DotTooLong { node: 0 }, |h, _| {
-        h.tensors[0].shape = Shape { c: 3, h: 255, w: 255 };
+        h.tensors[0].shape = Shape {
+            c: 3,
+            h: 255,
+            w: 255,
+        };
         h.tensors[1].shape = Shape { c: 4, h: 1, w: 1 };
         h.arena_len = 200_000;
         conv(h, 0).window = Window {
@@ -350,7 +409,9 @@ fn every_graph_error_has_a_crafted_blob() {
         section: SectionKind::Bias,
         problem,
     };
-    fails(section(SectionProblem::Length), |h, _| conv(h, 0).channels.bias.len = 12);
+    fails(section(SectionProblem::Length), |h, _| {
+        conv(h, 0).channels.bias.len = 12
+    });
     fails(section(SectionProblem::OutOfBounds), |h, _| {
         conv(h, 0).channels.bias.offset = 4000
     });
@@ -367,7 +428,9 @@ fn every_graph_error_has_a_crafted_blob() {
     let shift = offset(&header, |c| c.channels.shift);
     let scale = offset(&header, |c| c.channels.weight_scales);
     fails(WeightOutOfRange { node: 1 }, |_, d| d[weights + 2] = 0x80);
-    fails(NegativeMultiplier { node: 1 }, |_, d| d[multiplier + 3] = 0x80);
+    fails(NegativeMultiplier { node: 1 }, |_, d| {
+        d[multiplier + 3] = 0x80
+    });
     fails(ShiftOutOfRange { node: 1 }, |_, d| d[shift] = 31);
     fails(BadWeightScale { node: 1 }, |_, d| d[scale + 3] = 0xFF);
     fails(BadOutput, |h, _| h.output = 5);
@@ -375,7 +438,10 @@ fn every_graph_error_has_a_crafted_blob() {
 
 #[test]
 fn graph_errors_name_themselves() {
-    let e = ModelError::Graph(GraphError::Overlap { first: 1, second: 2 });
+    let e = ModelError::Graph(GraphError::Overlap {
+        first: 1,
+        second: 2,
+    });
     assert_eq!(
         e.to_string(),
         "graph model: tensors 1 and 2 are alive together but share arena bytes"

@@ -3,7 +3,9 @@
 //! fused activations as int8 clamps, and the arena laid out by the core's planner from the
 //! tensors' lifetimes.
 
-use qcnn_core::format::{self, DataWriter, EncodeError, INPUT_SCALE, INPUT_ZERO_POINT, QuantParams};
+use qcnn_core::format::{
+    self, DataWriter, EncodeError, INPUT_SCALE, INPUT_ZERO_POINT, QuantParams,
+};
 use qcnn_core::graph::format as blob;
 use qcnn_core::plan::{Lifetime, live_peak, place_by_lifetimes};
 use serde::Serialize;
@@ -223,8 +225,7 @@ pub fn export_graph(
         data_len: u32::try_from(data_len).map_err(|_| encode(EncodeError::TooLarge))?,
     };
     let mut out = vec![0_u8; format::graph_encoded_len(&header, data_len).map_err(encode)?];
-    let written =
-        format::encode_graph(&header, &buffer[..data_len], &mut out).map_err(encode)?;
+    let written = format::encode_graph(&header, &buffer[..data_len], &mut out).map_err(encode)?;
     out.truncate(written);
     Ok(ExportedGraph {
         blob: out,
@@ -301,13 +302,14 @@ fn weighted(
                 scale: accumulator_scale,
             })?,
         );
-        let m = quantize_multiplier(accumulator_scale / f64::from(output.scale)).map_err(
-            |source| ExportError::Multiplier {
-                key: name.to_owned(),
-                channel,
-                source,
-            },
-        )?;
+        let m =
+            quantize_multiplier(accumulator_scale / f64::from(output.scale)).map_err(|source| {
+                ExportError::Multiplier {
+                    key: name.to_owned(),
+                    channel,
+                    source,
+                }
+            })?;
         multipliers.push(m.multiplier);
         shifts.push(m.shift);
     }

@@ -13,7 +13,11 @@ impl FloatGraph {
 
     /// Logits of one image (u8, C×H×W; the model sees pixel/255), calling `observe` with
     /// every tensor the nodes write (tensor index, values).
-    pub fn forward_observed(&self, image: &[u8], observe: &mut dyn FnMut(usize, &[f32])) -> Vec<f32> {
+    pub fn forward_observed(
+        &self,
+        image: &[u8],
+        observe: &mut dyn FnMut(usize, &[f32]),
+    ) -> Vec<f32> {
         let mut values: Vec<Vec<f32>> = vec![Vec::new(); self.tensors.len()];
         values[0] = image.iter().map(|&p| f32::from(p) / 255.0).collect();
         // The last node reading each tensor, so that dead tensors are freed as we go.
@@ -51,7 +55,9 @@ impl FloatGraph {
                     );
                     out.iter_mut().for_each(|v| *v = clamp.apply(*v));
                 }
-                FloatOp::MaxPool(window) => pool(input, in_shape, &mut out, out_shape, window, None),
+                FloatOp::MaxPool(window) => {
+                    pool(input, in_shape, &mut out, out_shape, window, None)
+                }
                 FloatOp::AveragePool {
                     window,
                     count_include_pad,
@@ -81,7 +87,15 @@ impl FloatGraph {
                     clamp,
                 } => {
                     let n = out.len();
-                    sgemm(1, input.len(), n, input, weight, Layout::Transposed, &mut out);
+                    sgemm(
+                        1,
+                        input.len(),
+                        n,
+                        input,
+                        weight,
+                        Layout::Transposed,
+                        &mut out,
+                    );
                     for (o, &b) in out.iter_mut().zip(bias) {
                         *o = clamp.apply(*o + b);
                     }
@@ -144,7 +158,13 @@ fn conv(
 
 /// Row `(i·KH + ky)·KW + kx` holds, for every output position, the input under that tap or 0
 /// in the padding.
-fn im2col(input: &[f32], [c, h, w]: [usize; 3], [oh, ow]: [usize; 2], window: &Window, columns: &mut Vec<f32>) {
+fn im2col(
+    input: &[f32],
+    [c, h, w]: [usize; 3],
+    [oh, ow]: [usize; 2],
+    window: &Window,
+    columns: &mut Vec<f32>,
+) {
     let [kh, kw] = window.kernel;
     let [sh, sw] = window.stride;
     let [pt, pl, _, _] = window.pads;

@@ -658,7 +658,11 @@ pub(super) fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32>
 
 /// Does a constant of `dims` broadcast onto the outputs as a scalar (`Some(false)`) or as one
 /// value per output (`Some(true)`, its shape `per_output` after leading 1s)?
-pub(super) fn broadcast_per_output(dims: &[usize], outputs: usize, per_output: &[usize]) -> Option<bool> {
+pub(super) fn broadcast_per_output(
+    dims: &[usize],
+    outputs: usize,
+    per_output: &[usize],
+) -> Option<bool> {
     let count: usize = dims.iter().product();
     if count == 1 {
         return Some(false);

@@ -200,10 +200,11 @@ impl GraphWalk {
             "MatMul" => self.mat_mul(node),
             "Dropout" | "Identity" => {
                 let t = self.tensor(node, 0)?;
-                self.constants
-                    .report
-                    .dropped
-                    .push(format!("{} {} (the identity at inference)", node.op(), node.label));
+                self.constants.report.dropped.push(format!(
+                    "{} {} (the identity at inference)",
+                    node.op(),
+                    node.label
+                ));
                 self.alias(node, t)
             }
             "Softmax" => {
@@ -232,7 +233,9 @@ impl GraphWalk {
         }
         let positive = |name: &str, values: Vec<i64>, n: usize| -> Result<Vec<usize>, String> {
             if values.len() != n {
-                return Err(format!("{name} {values:?} must hold {n} values (a 2-D operator)"));
+                return Err(format!(
+                    "{name} {values:?} must hold {n} values (a 2-D operator)"
+                ));
             }
             values
                 .iter()
@@ -247,9 +250,15 @@ impl GraphWalk {
         if let Some(dilations) = node.ints("dilations")?
             && dilations.iter().any(|&d| d != 1)
         {
-            return Err(format!("dilations {dilations:?} are not supported (only 1)"));
+            return Err(format!(
+                "dilations {dilations:?} are not supported (only 1)"
+            ));
         }
-        if pads.iter().zip([kernel[0], kernel[1], kernel[0], kernel[1]]).any(|(&p, k)| p >= k) {
+        if pads
+            .iter()
+            .zip([kernel[0], kernel[1], kernel[0], kernel[1]])
+            .any(|(&p, k)| p >= k)
+        {
             return Err(format!(
                 "pads {pads:?} are not all smaller than the kernel {kernel:?}"
             ));
@@ -262,8 +271,20 @@ impl GraphWalk {
     }
 
     fn windowed(&self, window: &Window, [c, h, w]: [usize; 3]) -> Result<[usize; 3], String> {
-        let oh = window_len(h, window.kernel[0], window.stride[0], window.pads[0], window.pads[2]);
-        let ow = window_len(w, window.kernel[1], window.stride[1], window.pads[1], window.pads[3]);
+        let oh = window_len(
+            h,
+            window.kernel[0],
+            window.stride[0],
+            window.pads[0],
+            window.pads[2],
+        );
+        let ow = window_len(
+            w,
+            window.kernel[1],
+            window.stride[1],
+            window.pads[1],
+            window.pads[3],
+        );
         match (oh, ow) {
             (Some(oh), Some(ow)) => Ok([c, oh, ow]),
             _ => Err(format!(
@@ -274,12 +295,22 @@ impl GraphWalk {
     }
 
     fn conv(&mut self, node: &Node) -> Result<(), String> {
-        node.only_attributes(&["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])?;
+        node.only_attributes(&[
+            "auto_pad",
+            "dilations",
+            "group",
+            "kernel_shape",
+            "pads",
+            "strides",
+        ])?;
         let x = self.tensor(node, 0)?;
         let [c, h, w] = self.shape(x);
         let weight = self.constants.constant(node, 1, "weight")?;
         let &[out, per_group, kh, kw] = &weight.dims[..] else {
-            return Err(format!("weight has shape {:?}, expected 4-D OIHW", weight.dims));
+            return Err(format!(
+                "weight has shape {:?}, expected 4-D OIHW",
+                weight.dims
+            ));
         };
         if let Some(kernel) = node.ints("kernel_shape")?
             && kernel != [kh as i64, kw as i64]
@@ -290,7 +321,9 @@ impl GraphWalk {
         }
         let groups = usize::try_from(node.int("group")?.unwrap_or(1))
             .ok()
-            .filter(|&g| g > 0 && c.is_multiple_of(g) && out.is_multiple_of(g) && c / g == per_group)
+            .filter(|&g| {
+                g > 0 && c.is_multiple_of(g) && out.is_multiple_of(g) && c / g == per_group
+            })
             .ok_or_else(|| {
                 format!(
                     "group {:?} does not fit {c} input channels and a weight of shape {:?}",
@@ -350,10 +383,16 @@ impl GraphWalk {
         };
         if let Some(p) = self.sole_producer(node)
             && let FloatOp::Conv {
-                weight, bias, clamp, ..
+                weight,
+                bias,
+                clamp,
+                ..
             }
             | FloatOp::Gemm {
-                weight, bias, clamp, ..
+                weight,
+                bias,
+                clamp,
+                ..
             } = &mut self.graph.nodes[p].op
             && clamp.is_none()
         {
@@ -452,9 +491,25 @@ impl GraphWalk {
     fn pool(&mut self, node: &Node) -> Result<(), String> {
         let average = node.op() == "AveragePool";
         node.only_attributes(if average {
-            &["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"]
+            &[
+                "auto_pad",
+                "ceil_mode",
+                "count_include_pad",
+                "dilations",
+                "kernel_shape",
+                "pads",
+                "strides",
+            ]
         } else {
-            &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"]
+            &[
+                "auto_pad",
+                "ceil_mode",
+                "dilations",
+                "kernel_shape",
+                "pads",
+                "storage_order",
+                "strides",
+            ]
         })?;
         if node.output(1).is_some() {
             return Err("the indices output is not supported".into());
@@ -475,10 +530,15 @@ impl GraphWalk {
         let shape = self.windowed(&window, self.shape(x))?;
         if node.int("ceil_mode")?.unwrap_or(0) != 0 {
             let [_, h, w] = self.shape(x);
-            let ceil = |n: usize, k: usize, s: usize, a: usize, b: usize| (n + a + b - k).div_ceil(s) + 1;
+            let ceil =
+                |n: usize, k: usize, s: usize, a: usize, b: usize| (n + a + b - k).div_ceil(s) + 1;
             let (w0, w1) = (&window.pads, &window.stride);
-            if ceil(h, kh, w1[0], w0[0], w0[2]) != shape[1] || ceil(w, kw, w1[1], w0[1], w0[3]) != shape[2] {
-                return Err("ceil_mode 1 changes the output size here; only floor is supported".into());
+            if ceil(h, kh, w1[0], w0[0], w0[2]) != shape[1]
+                || ceil(w, kw, w1[1], w0[1], w0[3]) != shape[2]
+            {
+                return Err(
+                    "ceil_mode 1 changes the output size here; only floor is supported".into(),
+                );
             }
         }
         let op = if average {
@@ -507,7 +567,10 @@ impl GraphWalk {
                 None => return Err("has no axes; only a mean over H and W is supported".into()),
             },
         };
-        let mut sorted: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + 4 } else { a }).collect();
+        let mut sorted: Vec<i64> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + 4 } else { a })
+            .collect();
         sorted.sort_unstable();
         if sorted != [2, 3] {
             return Err(format!(
@@ -519,11 +582,17 @@ impl GraphWalk {
 
     fn add(&mut self, node: &Node) -> Result<(), String> {
         node.only_attributes(&[])?;
-        let (a, b) = (node.input(0).ok_or("has no input 0")?, node.input(1).ok_or("has no input 1")?);
-        let constant = [a, b].into_iter().position(|n| self.constants.constants.contains_key(n));
+        let (a, b) = (
+            node.input(0).ok_or("has no input 0")?,
+            node.input(1).ok_or("has no input 1")?,
+        );
+        let constant = [a, b]
+            .into_iter()
+            .position(|n| self.constants.constants.contains_key(n));
         if let Some(i) = constant {
             // A constant added to a Conv or Gemm output is its bias.
-            let values = Chain::floats(self.constants.constant(node, i, "addend")?, "addend")?.to_vec();
+            let values =
+                Chain::floats(self.constants.constant(node, i, "addend")?, "addend")?.to_vec();
             let data = if i == 0 { 1 } else { 0 };
             let x = self.tensor(node, data)?;
             let p = self
@@ -547,10 +616,10 @@ impl GraphWalk {
                 *bias = weighted.bias;
                 added?;
                 let into = self.graph.nodes[p].name.clone();
-                self.constants
-                    .report
-                    .folded
-                    .push(format!("Add {} of a constant into {into}'s bias", node.label));
+                self.constants.report.folded.push(format!(
+                    "Add {} of a constant into {into}'s bias",
+                    node.label
+                ));
                 return self.alias(node, x);
             }
             return Err(
@@ -577,7 +646,8 @@ impl GraphWalk {
         let features = self.graph.tensors[x].len();
         let target = self.constants.constant(node, 1, "shape")?;
         let target = target.ints().ok_or("its shape is not integers")?;
-        let to_2d = matches!(target, [-1 | 0 | 1, f] if *f == -1 || usize::try_from(*f) == Ok(features));
+        let to_2d =
+            matches!(target, [-1 | 0 | 1, f] if *f == -1 || usize::try_from(*f) == Ok(features));
         if !to_2d {
             return Err(format!(
                 "shape {target:?}: only a reshape to 2-D (batch, {features}) is supported"
@@ -599,7 +669,11 @@ impl GraphWalk {
         };
         let values = Chain::floats(b, "weight")?;
         let trans_b = node.int("transB")?.unwrap_or(0) != 0;
-        let (out, inputs) = if trans_b { (rows, columns) } else { (columns, rows) };
+        let (out, inputs) = if trans_b {
+            (rows, columns)
+        } else {
+            (columns, rows)
+        };
         let mut weight = if trans_b {
             values.to_vec()
         } else {
@@ -614,7 +688,10 @@ impl GraphWalk {
             Some(c) => {
                 let values = Chain::floats(c, "bias")?;
                 let per_output = broadcast_per_output(&c.dims, out, &[out]).ok_or_else(|| {
-                    format!("bias has shape {:?}, which does not broadcast to [{out}]", c.dims)
+                    format!(
+                        "bias has shape {:?}, which does not broadcast to [{out}]",
+                        c.dims
+                    )
                 })?;
                 (0..out)
                     .map(|o| {
@@ -632,7 +709,10 @@ impl GraphWalk {
         node.only_attributes(&[])?;
         let b = self.constants.constant(node, 1, "right operand")?;
         let &[inputs, out] = &b.dims[..] else {
-            return Err(format!("right operand has shape {:?}, expected 2-D", b.dims));
+            return Err(format!(
+                "right operand has shape {:?}, expected 2-D",
+                b.dims
+            ));
         };
         let weight = transpose(Chain::floats(b, "right operand")?, inputs, out);
         self.linear(node, weight, out, inputs, vec![0.0; out])
@@ -684,7 +764,10 @@ impl GraphWalk {
 }
 
 /// Every ONNX value name read by a node, counted, plus the graph output once.
-pub fn count_uses<'a>(nodes: impl Iterator<Item = &'a str>, output: &str) -> HashMap<String, usize> {
+pub fn count_uses<'a>(
+    nodes: impl Iterator<Item = &'a str>,
+    output: &str,
+) -> HashMap<String, usize> {
     let mut uses = HashMap::new();
     for name in nodes {
         *uses.entry(name.to_owned()).or_insert(0) += 1;

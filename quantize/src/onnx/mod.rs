@@ -103,9 +103,16 @@ pub fn import_graph_bytes(
         path: path.to_owned(),
         message,
     };
-    let nodes = &setup.model.graph.as_ref().map(|g| g.node.clone()).unwrap_or_default();
+    let nodes = &setup
+        .model
+        .graph
+        .as_ref()
+        .map(|g| g.node.clone())
+        .unwrap_or_default();
     let uses = graph::count_uses(
-        nodes.iter().flat_map(|n| n.input.iter().map(String::as_str)),
+        nodes
+            .iter()
+            .flat_map(|n| n.input.iter().map(String::as_str)),
         &setup.output,
     );
     let name = path
