@@ -420,14 +420,14 @@ pub(crate) fn prepare<'a>(
     Ok(prepared)
 }
 
-fn section<'a>(
-    data: &'a [u8],
+fn section(
+    data: &[u8],
     section: Section,
     count: usize,
     size: usize,
     node: usize,
     kind: SectionKind,
-) -> Result<&'a [u8], GraphError> {
+) -> Result<&[u8], GraphError> {
     let problem = |problem| GraphError::Section {
         node,
         section: kind,
@@ -447,13 +447,13 @@ fn section<'a>(
     Ok(bytes)
 }
 
-fn weights<'a>(
-    data: &'a [u8],
+fn weights(
+    data: &[u8],
     s: Section,
     count: usize,
     node: usize,
     scan: bool,
-) -> Result<&'a [i8], GraphError> {
+) -> Result<&[i8], GraphError> {
     let weights: &[i8] =
         bytemuck::must_cast_slice(section(data, s, count, 1, node, SectionKind::Weights)?);
     if scan && weights.contains(&i8::MIN) {

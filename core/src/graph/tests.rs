@@ -454,3 +454,38 @@ fn graph_errors_name_themselves() {
     };
     assert_eq!(v3, ModelError::UnsupportedVersion { found: 3 });
 }
+
+#[test]
+fn damaged_graph_blobs_are_refused_or_run_without_panicking() {
+    // A cheap stand-in for the `blob` fuzz target on version-2 blobs: random byte edits of
+    // the header (CRC fixed up, so the checks past it are reached).
+    let (header, data) = fixture();
+    let good = blob(&header, &data);
+    let header_end = 12 + u32::from_le_bytes(good[8..12].try_into().unwrap()) as usize;
+    let mut rng = SplitMix(11);
+    let (mut loaded, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        let mut bytes = good.clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = 12 + rng.below(header_end - 12);
+            bytes[at] = rng.next() as u8;
+        }
+        crate::test_blob::fix_crc(&mut bytes);
+        match Model::from_bytes(&bytes) {
+            // A valid edit may ask for a huge arena; this test does not allocate one.
+            Ok(model) if model.arena_len() > 1 << 20 => refused += 1,
+            Ok(model) => {
+                loaded += 1;
+                let mut arena = vec![0; model.arena_len()];
+                let image = rng.u8s(model.input_len());
+                let logits = model.infer(&image, &mut arena).unwrap();
+                assert_eq!(logits.len(), model.num_classes());
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(
+        loaded > 0 && refused > 0,
+        "{loaded} loaded, {refused} refused"
+    );
+}
