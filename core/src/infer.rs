@@ -7,6 +7,9 @@ use micromath::F32Ext;
 use crate::arena::{self, End};
 use crate::format::QuantParams;
 use crate::model::Model;
+use crate::ops::Kernels;
+use crate::plan::Schedule;
+use crate::stream::StreamPair;
 
 /// Why `infer` (or a `Logits` helper) refused to run. A validated model never fails
 /// otherwise.
@@ -16,7 +19,9 @@ pub enum InferError {
     WrongImageLength { expected: usize, found: usize },
     /// A batch is not a whole, non-zero number of `image_len`-byte images.
     WrongBatchLength { image_len: usize, found: usize },
-    /// The arena is shorter than `model.arena_len()`.
+    /// The arena is shorter than the model needs: for one image,
+    /// `model.min_arena_len_for(Kernels::NATIVE)` (the streaming schedule), for a batch
+    /// `model.batch_arena_len(n)`.
     ArenaTooSmall { needed: usize, found: usize },
     /// The buffer for per-class results is shorter than the number of classes.
     OutputTooShort { needed: usize, found: usize },
@@ -45,8 +50,11 @@ impl fmt::Display for InferError {
 impl core::error::Error for InferError {}
 
 impl Model<'_> {
-    /// Classifies one u8 image (C,H,W order, `input_len()` bytes) using `arena`
-    /// (at least `arena_len()` bytes), and returns the int8 logits, which live in the arena.
+    /// Classifies one u8 image (C,H,W order, `input_len()` bytes) using `arena`, and returns
+    /// the int8 logits, which live in the arena. With at least `arena_len()` bytes every
+    /// layer writes its whole output map (the fastest schedule); a shorter arena, down to
+    /// [`Self::min_arena_len_for`] with [`Kernels::NATIVE`], streams the early layers
+    /// (`Model::schedule_for_arena`), with the same logits.
     pub fn infer<'b>(&self, image: &[u8], arena: &'b mut [u8]) -> Result<Logits<'b>, InferError> {
         self.infer_observed(image, arena, &mut |_| {})
     }
@@ -66,8 +74,16 @@ impl Model<'_> {
                 found: image.len(),
             });
         }
-        let arena = arena_of(arena, self.arena_len())?;
-        let values = self.run_layers(image, 1, arena, after)?;
+        let found = arena.len();
+        let too_small = || InferError::ArenaTooSmall {
+            needed: self.min_arena_len_for(Kernels::NATIVE),
+            found,
+        };
+        let schedule = self
+            .schedule_for_arena(Kernels::NATIVE, found)
+            .ok_or_else(too_small)?;
+        let arena = arena_of(arena, schedule.arena_len)?;
+        let values = self.run_layers(image, 1, arena, schedule, after)?;
         Ok(Logits {
             values,
             quant: self.output_quant(),
@@ -109,7 +125,8 @@ impl Model<'_> {
         let logits = logits.get_mut(..needed).ok_or(too_short)?;
         let needed_arena = self.batch_arena_len(count).unwrap_or(usize::MAX);
         let arena = arena_of(arena, needed_arena)?;
-        logits.copy_from_slice(self.run_layers(images, count, arena, &mut |_| {})?);
+        let whole = Schedule::whole(self.arena_len());
+        logits.copy_from_slice(self.run_layers(images, count, arena, whole, &mut |_| {})?);
         Ok(count)
     }
 
@@ -119,12 +136,14 @@ impl Model<'_> {
     /// The batch's tensors ping-pong like one image's (see [`crate::arena`]), each holding
     /// every image's tensor back to back, with the gap between them as the layer's scratch:
     /// `count · arena_len()` bytes always suffice, as `arena_len()` covers every layer's
-    /// input, output and scratch.
+    /// input, output and scratch. A pair `schedule` streams runs as one step (one image
+    /// only), from the first layer's input to the second one's output.
     fn run_layers<'b>(
         &self,
         images: &[u8],
         count: usize,
         arena: &'b mut [i8],
+        schedule: Schedule,
         after: &mut dyn FnMut(usize),
     ) -> Result<&'b [i8], InferError> {
         let too_small = InferError::ArenaTooSmall {
@@ -137,10 +156,22 @@ impl Model<'_> {
         }
         let (mut end, mut len) = (End::Front, self.input_len());
         after(0);
-        for (index, layer) in self.layers().enumerate() {
+        let mut layers = self.layers().enumerate();
+        while let Some((index, layer)) = layers.next() {
             let op = layer.op();
             if !op.computes() {
                 after(index + 1);
+                continue;
+            }
+            if count == 1 && schedule.streams(index) {
+                let next = layers.next().map(|(_, next)| next).ok_or(too_small)?;
+                let pair = StreamPair::new(op, next.op()).ok_or(too_small)?;
+                let out_len = next.output().len();
+                let split = arena::split(arena, end, len, out_len).ok_or(too_small)?;
+                pair.run(split.input, split.output, split.scratch);
+                (end, len) = (end.other(), out_len);
+                after(index + 1);
+                after(index + 2);
                 continue;
             }
             let out_len = layer.output().len();

@@ -80,6 +80,7 @@ pub mod quant;
 #[cfg(test)]
 mod reference;
 pub mod shape;
+mod stream;
 #[cfg(test)]
 mod test_blob;
 #[cfg(test)]

@@ -4,8 +4,106 @@
 //! layer sets the arena and what to change in their network to fit a part.
 
 use crate::arena::End;
+use crate::format::MAX_LAYERS;
 use crate::model::{CheckedLayer, Model};
 use crate::ops::Kernels;
+use crate::stream::StreamPair;
+
+/// How a model runs in an arena of a given length: which Conv2d layers stream their output
+/// rows into the next layer (`crate::stream`) instead of writing their whole map, and the
+/// arena that takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// Bit `i`: layer `i` streams into layer `i + 1`.
+    streamed: u32,
+    /// Bytes of arena this schedule needs.
+    pub arena_len: usize,
+}
+
+impl Schedule {
+    /// Every layer writes its whole map, in `arena_len` bytes.
+    pub(crate) fn whole(arena_len: usize) -> Self {
+        Self {
+            streamed: 0,
+            arena_len,
+        }
+    }
+
+    /// Whether layer `index` streams into the next one (the two run as one fused node).
+    pub fn streams(&self, index: usize) -> bool {
+        index < 32 && self.streamed & (1 << index) != 0
+    }
+
+    /// How many pairs stream.
+    pub fn streamed_pairs(&self) -> u32 {
+        self.streamed.count_ones()
+    }
+}
+
+impl Model<'_> {
+    /// The fastest schedule within `budget` bytes of arena with `kernels`: a layer pair
+    /// streams only where its whole-map need exceeds the budget and streaming needs less.
+    /// Its `arena_len` may still exceed `budget`: then no schedule fits (see
+    /// [`Self::min_arena_len_for`]).
+    pub fn schedule_within(&self, kernels: Kernels, budget: usize) -> Schedule {
+        let ops: [Option<CheckedLayer<'_>>; MAX_LAYERS] = {
+            let mut all = self.layers();
+            core::array::from_fn(|_| all.next())
+        };
+        let whole = |layer: &Option<CheckedLayer<'_>>| {
+            layer
+                .as_ref()
+                .map_or(0, |l| l.arena_need(kernels).unwrap_or(usize::MAX))
+        };
+        let (mut streamed, mut arena_len) = (0_u32, self.input_len());
+        let mut index = 0;
+        while let Some(Some(layer)) = ops.get(index) {
+            let next = ops.get(index + 1).copied().flatten();
+            let need = whole(&Some(*layer));
+            if let Some(next) = next
+                && let Some(pair) = StreamPair::new(layer.op(), next.op())
+            {
+                let whole_pair = need.max(whole(&Some(next)));
+                let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
+                if whole_pair > budget && stream < whole_pair {
+                    streamed |= 1 << index;
+                    arena_len = arena_len.max(stream);
+                    index += 2;
+                    continue;
+                }
+            }
+            arena_len = arena_len.max(need);
+            index += 1;
+        }
+        Schedule {
+            streamed,
+            arena_len,
+        }
+    }
+
+    /// The least arena the model runs in with `kernels`: every pair that saves arena by
+    /// streaming streams. [`Model::arena_len_for`] is the fastest schedule's (none streams).
+    pub fn min_arena_len_for(&self, kernels: Kernels) -> usize {
+        self.schedule_within(kernels, 0).arena_len
+    }
+
+    /// The schedule `infer` takes in an arena of `len` bytes: the whole-map one if it fits,
+    /// else the fastest that fits; `None` if none does.
+    pub fn schedule_for_arena(&self, kernels: Kernels, len: usize) -> Option<Schedule> {
+        let whole = if kernels == Kernels::NATIVE {
+            self.arena_len()
+        } else {
+            self.arena_len_for(kernels)
+        };
+        if len >= whole {
+            return Some(Schedule::whole(whole));
+        }
+        [len, 0]
+            .into_iter()
+            .map(|budget| self.schedule_within(kernels, budget))
+            .find(|s| s.arena_len <= len)
+    }
+}
 
 /// Bytes `offset..offset + len` of the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -24,6 +24,7 @@ use core::arch::asm;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::requant::PreparedRequantizer;
 use crate::ops::scratch::{self, DspConvLayout, GROUP, MAX_RING_ROWS};
+use crate::stream::ProducedRows;
 
 /// Carves the layer's buffers out of `words`, in the order `DspConvLayout::total_words`
 /// counts them.
@@ -60,11 +61,40 @@ pub(crate) fn layout(op: &Conv2dOp<'_>) -> Option<DspConvLayout> {
     DspConvLayout::new(&op.geometry())
 }
 
+/// Where the kernel's input rows come from.
+pub(crate) enum Rows<'r, 's, 'a> {
+    /// The whole input map.
+    Map(&'r [i8]),
+    /// A streamed producer's output rows, computed as the ring needs them (`crate::stream`).
+    Produced(&'r mut ProducedRows<'s, 'a>),
+}
+
 /// Runs `op` if it fits the path's limits and `scratch` holds its buffers; `false` (nothing
 /// written) otherwise.
 pub(crate) fn conv2d(
     op: &Conv2dOp<'_>,
     input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    conv2d_from(op, Rows::Map(input), output, scratch)
+}
+
+/// [`conv2d`] reading its input rows from `rows`.
+pub(crate) fn conv2d_rows(
+    op: &Conv2dOp<'_>,
+    rows: &mut ProducedRows<'_, '_>,
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    conv2d_from(op, Rows::Produced(rows), output, scratch)
+}
+
+// Not inlined: one copy serves both callers (flash).
+#[inline(never)]
+fn conv2d_from(
+    op: &Conv2dOp<'_>,
+    mut rows: Rows<'_, '_, '_>,
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
@@ -115,7 +145,11 @@ pub(crate) fn conv2d(
                         let slot = row % layout.ring_rows.max(1);
                         if loaded.get(slot) != Some(&iy) {
                             let values = bytemuck::must_cast_slice_mut(&mut *ring);
-                            convert_row(op, &layout, input, row, values, slot);
+                            let (src, plane, offset) = match &mut rows {
+                                Rows::Map(input) => (*input, op.input.plane(), row * op.input.w),
+                                Rows::Produced(produced) => (produced.row(row), op.input.w, 0),
+                            };
+                            convert_row(op, &layout, src, plane, offset, values, slot);
                             if let Some(l) = loaded.get_mut(slot) {
                                 *l = iy;
                             }
@@ -267,13 +301,15 @@ fn interleave_weights(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]
     }
 }
 
-/// Converts input row `row` of every channel into ring slot `slot`, between the padding
-/// columns (which keep the zero point they were filled with).
+/// Converts an input row of every channel (channel `ch`'s at `src[ch · plane + offset..]`)
+/// into ring slot `slot`, between the padding columns (which keep the zero point they were
+/// filled with).
 fn convert_row(
     op: &Conv2dOp<'_>,
     layout: &DspConvLayout,
-    input: &[i8],
-    row: usize,
+    src: &[i8],
+    plane: usize,
+    offset: usize,
     values: &mut [i16],
     slot: usize,
 ) {
@@ -282,9 +318,9 @@ fn convert_row(
     let Some(dst) = values.get_mut(start..) else {
         return;
     };
-    let planes = input.chunks_exact(op.input.plane().max(1)).take(layout.c);
+    let planes = src.chunks(plane.max(1)).take(layout.c);
     for (ch, plane) in planes.enumerate() {
-        let src = plane.get(row * w..row * w + w).unwrap_or(&[]);
+        let src = plane.get(offset..offset + w).unwrap_or(&[]);
         for (d, &v) in dst.iter_mut().skip(ch).step_by(layout.c.max(1)).zip(src) {
             *d = i16::from(v);
         }
