@@ -3,10 +3,11 @@
 //! spelled out for reports (`qcnn profile`, the quantize report) so users can see which
 //! layer sets the arena and what to change in their network to fit a part.
 
-use crate::arena::End;
+use crate::arena::{self, End};
 use crate::format::MAX_LAYERS;
 use crate::model::{CheckedLayer, Model};
-use crate::ops::Kernels;
+use crate::ops::scratch::dsp_linear_min_bytes;
+use crate::ops::{Kernels, Op};
 use crate::stream::StreamPair;
 
 /// How a model runs in an arena of a given length: which Conv2d layers stream their output
@@ -55,11 +56,16 @@ impl Model<'_> {
                 .as_ref()
                 .map_or(0, |l| l.arena_need(kernels).unwrap_or(usize::MAX))
         };
+        // A layer whose kernels adapt to a shorter scratch takes what the budget leaves.
+        let within = |layer: &CheckedLayer<'_>| {
+            let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
+            whole.min(budget.max(least_need(layer, kernels)))
+        };
         let (mut streamed, mut arena_len) = (0_u32, self.input_len());
         let mut index = 0;
         while let Some(Some(layer)) = ops.get(index) {
             let next = ops.get(index + 1).copied().flatten();
-            let need = whole(&Some(*layer));
+            let need = within(layer);
             if let Some(next) = next
                 && let Some(pair) = StreamPair::new(layer.op(), next.op())
             {
@@ -105,6 +111,21 @@ impl Model<'_> {
     }
 }
 
+/// The least arena `layer` runs in with `kernels`: its input and output and the least
+/// scratch its kernels take (the Cortex-M4 Linear unpacks its input block by block in a
+/// shorter scratch); [`CheckedLayer::arena_need`] for every other layer.
+fn least_need(layer: &CheckedLayer<'_>, kernels: Kernels) -> usize {
+    let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
+    match (layer.op(), kernels) {
+        (Op::Linear(op), Kernels::CortexM4Dsp) => {
+            let scratch = dsp_linear_min_bytes(op.in_features, op.channels.bias.len());
+            arena::layer_need(layer.input().len(), scratch, layer.output().len())
+                .map_or(whole, |least| least.min(whole))
+        }
+        _ => whole,
+    }
+}
+
 /// Bytes `offset..offset + len` of the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
@@ -117,6 +138,20 @@ impl Placement {
     pub fn end(&self) -> usize {
         self.offset.saturating_add(self.len)
     }
+}
+
+/// A step's part in streaming (`crate::stream`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Streaming {
+    /// The layer reads and writes whole tensors.
+    No,
+    /// A Conv2d computing its output rows on demand for the next layer: its output is never
+    /// materialised; the step's `output` is the next layer's, and its `scratch` holds the
+    /// bands and rows both layers work on.
+    IntoNext,
+    /// The layer reading them: its `input` is those rows, inside the previous step's
+    /// scratch.
+    FromPrevious,
 }
 
 /// One layer of the plan.
@@ -135,16 +170,30 @@ pub struct PlanStep<'a> {
     /// The index of the layer that consumes the output last (a Flatten passes a tensor on
     /// unmoved); `None` for the logits, which outlive the inference.
     pub output_dies_after: Option<usize>,
-    /// Bytes of arena this step needs: input + scratch + output (0 for a Flatten).
+    /// Bytes of arena this step needs: input + scratch + output (0 for a Flatten); for a
+    /// streamed pair, both steps show the pair's.
     pub need: usize,
+    pub streaming: Streaming,
 }
 
 impl Model<'_> {
     /// The arena plan with `kernels` ([`Kernels::NATIVE`] for this target's), in an arena
-    /// of [`Model::arena_len_for`] bytes; the steps whose `need` equals that length set it.
+    /// of [`Model::arena_len_for`] bytes (every layer writes its whole map); the steps whose
+    /// `need` equals that length set it.
     pub fn plan(&self, kernels: Kernels) -> impl Iterator<Item = PlanStep<'_>> + '_ {
-        let arena_len = self.arena_len_for(kernels);
-        let layers: [Option<CheckedLayer<'_>>; crate::format::MAX_LAYERS] = {
+        let whole = Schedule::whole(self.arena_len_for(kernels));
+        self.plan_with(kernels, whole)
+    }
+
+    /// The arena plan of `schedule` (from [`Self::schedule_within`] or
+    /// [`Self::schedule_for_arena`]), in an arena of `schedule.arena_len` bytes.
+    pub fn plan_with(
+        &self,
+        kernels: Kernels,
+        schedule: Schedule,
+    ) -> impl Iterator<Item = PlanStep<'_>> + '_ {
+        let arena_len = schedule.arena_len;
+        let layers: [Option<CheckedLayer<'_>>; MAX_LAYERS] = {
             let mut all = self.layers();
             core::array::from_fn(|_| all.next())
         };
@@ -164,22 +213,72 @@ impl Model<'_> {
             },
             len,
         };
+        let between = move |end: End, input: Placement, output: Placement, len: usize| {
+            Placement {
+                offset: match end {
+                    End::Front => input.end(),
+                    End::Back => output.end(),
+                },
+                len,
+            }
+        };
         let mut end = End::Front;
+        // The streamed pair in progress: its output, its scratch and its need.
+        let mut pair: Option<(Placement, Placement, usize)> = None;
         self.layers().enumerate().map(move |(index, layer)| {
             let (in_len, out_len) = (layer.input().len(), layer.output().len());
+            if let Some((output, scratch, need)) = pair.take() {
+                end = end.other();
+                return PlanStep {
+                    index,
+                    layer,
+                    input: scratch,
+                    scratch: Placement {
+                        offset: scratch.offset,
+                        len: 0,
+                    },
+                    output,
+                    output_dies_after: consumer_after(index),
+                    need,
+                    streaming: Streaming::FromPrevious,
+                };
+            }
             let input = at(end, in_len);
-            let need = layer.arena_need(kernels).unwrap_or(usize::MAX);
-            let moves = need != 0;
+            let next = layers.get(index + 1).copied().flatten();
+            let streamed = next
+                .filter(|_| schedule.streams(index))
+                .and_then(|next| Some((next, StreamPair::new(layer.op(), next.op())?)));
+            if let Some((next, streamed)) = streamed {
+                let output = at(end.other(), next.output().len());
+                let need = streamed.arena_need(kernels).unwrap_or(usize::MAX);
+                let scratch_len = need.saturating_sub(in_len).saturating_sub(output.len);
+                let scratch = between(end, input, output, scratch_len);
+                pair = Some((output, scratch, need));
+                return PlanStep {
+                    index,
+                    layer,
+                    input,
+                    scratch,
+                    output,
+                    output_dies_after: Some(index + 1),
+                    need,
+                    streaming: Streaming::IntoNext,
+                };
+            }
+            let moves = layer.arena_need(kernels) != Some(0);
             let output = if moves {
                 at(end.other(), out_len)
             } else {
                 input
             };
-            let scratch_len = if moves { layer.scratch_len(kernels) } else { 0 };
-            let scratch_start = match end {
-                End::Front => input.end(),
-                End::Back => output.end(),
+            // A kernel that adapts to a shorter scratch gets what the arena leaves.
+            let room = arena_len.saturating_sub(in_len.saturating_add(out_len));
+            let scratch_len = if moves {
+                layer.scratch_len(kernels).min(room)
+            } else {
+                0
             };
+            let scratch = between(end, input, output, scratch_len);
             if moves {
                 end = end.other();
             }
@@ -187,13 +286,15 @@ impl Model<'_> {
                 index,
                 layer,
                 input,
-                scratch: Placement {
-                    offset: scratch_start,
-                    len: scratch_len,
-                },
+                scratch,
                 output,
                 output_dies_after: consumer_after(index),
-                need,
+                need: if moves {
+                    in_len + scratch_len + out_len
+                } else {
+                    0
+                },
+                streaming: Streaming::No,
             }
         })
     }
@@ -233,6 +334,7 @@ mod tests {
         assert_eq!(steps[3].output, place(arena - 256, 256));
         assert_eq!(steps[4].output, place(0, 10));
         assert_eq!(steps[4].output_dies_after, None);
+        assert!(steps.iter().all(|s| s.streaming == Streaming::No));
         for step in &steps {
             // No step's tensors overlap, and all fit the arena.
             assert!(
@@ -246,5 +348,39 @@ mod tests {
                     && step.scratch.end() <= arena
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod streaming_tests {
+    use super::*;
+    use crate::test_blob::Spec;
+    use crate::test_util::SplitMix;
+
+    #[test]
+    fn least_arena_plan_streams_conv1_into_conv2() {
+        let blob = Spec::seed(&mut SplitMix(1)).to_blob();
+        let model = Model::from_bytes(&blob).unwrap();
+        let kernels = Kernels::CortexM4Dsp;
+        let schedule = model.schedule_within(kernels, 0);
+        let arena = schedule.arena_len;
+        let steps: Vec<PlanStep> = model.plan_with(kernels, schedule).collect();
+        let place = |offset, len| Placement { offset, len };
+        assert_eq!(steps[0].streaming, Streaming::IntoNext);
+        assert_eq!(steps[1].streaming, Streaming::FromPrevious);
+        // The image at the front, conv2's pooled output at the back, bands, conv1's row and
+        // conv2's DSP scratch between; conv1's 8×28×28 map is nowhere.
+        assert_eq!(steps[0].input, place(0, 784));
+        assert_eq!(steps[0].output, place(arena - 3136, 3136));
+        assert_eq!(steps[0].scratch, place(784, 90 + 224 + 4951));
+        assert_eq!(steps[0].need, arena);
+        assert_eq!(steps[1].output, steps[0].output);
+        assert_eq!(steps[1].input, steps[0].scratch);
+        // The first Linear takes what the arena leaves for its blocked unpacking.
+        assert_eq!(steps[3].input, place(arena - 3136, 3136));
+        assert_eq!(steps[3].output, place(0, 256));
+        assert_eq!(steps[3].scratch, place(256, arena - 3136 - 256));
+        assert_eq!(steps[4].output, place(arena - 10, 10));
+        assert!(steps.iter().all(|s| s.need <= arena));
     }
 }

@@ -544,11 +544,18 @@ mod tests {
             784 + 90 + 896 + 960 + 224 + 288 + 3136
         );
         // The Cortex-M4: image, band, one conv1 row, conv2's DSP scratch, output; the first
-        // Linear (3136 + 6275 + 256) is then the largest step.
+        // Linear then unpacks its input in blocks within that (it needs at least 3136 + 256
+        // and 4·(256 + 16) + 3 of accumulators and one block).
         let dsp = model.schedule_within(Kernels::CortexM4Dsp, 0);
         assert_eq!(dsp.streamed_pairs(), 1);
         assert!(dsp.streams(0));
-        assert_eq!(dsp.arena_len, 3136 + 6275 + 256);
+        assert_eq!(dsp.arena_len, 784 + 90 + 224 + 4951 + 3136);
+        // Between the least and the whole-map arena, the fastest schedule that fits.
+        let at = |len| model.schedule_for_arena(Kernels::CortexM4Dsp, len);
+        assert_eq!(at(9408 + 4951).unwrap().streamed_pairs(), 0);
+        assert_eq!(at(9408 + 4950).unwrap().streamed_pairs(), 1);
+        assert_eq!(at(9185).unwrap().arena_len, 9185);
+        assert_eq!(at(9184), None);
         let image = SplitMix(9).u8s(784);
         let min = model.min_arena_len_for(Kernels::NATIVE);
         let mut arena = vec![0; min];

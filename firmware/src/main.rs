@@ -12,6 +12,7 @@ use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::{hprint, hprintln};
 use panic_semihosting as _;
 use qcnn_core::format::MAX_LAYERS;
+use qcnn_core::plan::Schedule;
 use qcnn_core::{InferError, Kernels, LayerKind, Model, ModelError, verify_crc};
 use qcnn_firmware::embedded::{self, ARENA_LEN, BLOB, IMAGES};
 use qcnn_firmware::footprint;
@@ -85,13 +86,15 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     let model = loaded.map_err(FirmwareError::Model)?;
     // Before any inference or printing: calibration and the loads only.
     let stack_at_load = footprint::stack_peak();
-    let needed = model.arena_len();
-    if needed > arena.len() {
-        return Err(FirmwareError::ArenaTooSmall {
-            needed,
+    // The fastest schedule the static arena holds: streaming the early layers when it was
+    // sized below the whole-map figure (`QCNN_MAX_ARENA` at build time).
+    let schedule = model
+        .schedule_for_arena(Kernels::NATIVE, arena.len())
+        .ok_or(FirmwareError::ArenaTooSmall {
+            needed: model.min_arena_len_for(Kernels::NATIVE),
             available: arena.len(),
-        });
-    }
+        })?;
+    let needed = schedule.arena_len;
 
     let mut stack_at_first_inference = 0;
     let mut total = 0u64;
@@ -143,7 +146,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         milli_per_mac % 1000,
         macs
     );
-    print_profile(&model, arena, &mut counter)?;
+    print_profile(&model, arena, &schedule, &mut counter)?;
     hprintln!(
         "# load_instructions {} (Model::from_bytes, the default: every check and the CRC over {} bytes; once per boot)",
         load_instructions,
@@ -177,9 +180,12 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         ram_static
     );
     hprintln!(
-        "# ram_arena_bytes {} (model.arena_len() {})",
+        "# ram_arena_bytes {} (schedule {}; {} layer pairs streamed; whole-map arena {}, least {})",
         arena.len(),
-        needed
+        needed,
+        schedule.streamed_pairs(),
+        model.arena_len(),
+        model.min_arena_len_for(Kernels::NATIVE)
     );
     hprintln!(
         "# model_bytes {} (size_of::<Model>())",
@@ -210,6 +216,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
 fn print_profile(
     model: &Model<'_>,
     arena: &mut [u8],
+    schedule: &Schedule,
     counter: &mut InstructionCounter,
 ) -> Result<(), FirmwareError> {
     let mut marks = [0_u32; MAX_LAYERS + 1];
@@ -233,8 +240,16 @@ fn print_profile(
             LayerKind::Flatten => "flatten",
             LayerKind::Linear { .. } => "linear",
         };
+        // A streamed pair runs as one node: its first layer's line counts both.
+        let streamed = if schedule.streams(index) {
+            " (streams its rows into the next node; instructions of both)"
+        } else if index > 0 && schedule.streams(index - 1) {
+            " (streamed from the previous node)"
+        } else {
+            ""
+        };
         hprintln!(
-            "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes {}",
+            "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes {}{}",
             index,
             name,
             marks
@@ -243,7 +258,8 @@ fn print_profile(
                 .map_or(0, |(&start, &end)| counter.between(start, end)),
             layer.macs(),
             layer.arena_need(Kernels::NATIVE).unwrap_or(usize::MAX),
-            layer.scratch_len(Kernels::NATIVE)
+            layer.scratch_len(Kernels::NATIVE),
+            streamed
         );
     }
     Ok(())

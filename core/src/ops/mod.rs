@@ -9,7 +9,7 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(qcnn_arm_dsp)]
-mod arm_dsp;
+pub(crate) mod arm_dsp;
 pub mod conv2d;
 pub mod dot;
 pub mod gemm;
