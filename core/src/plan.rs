@@ -47,39 +47,30 @@ impl Model<'_> {
     /// Its `arena_len` may still exceed `budget`: then no schedule fits (see
     /// [`Self::min_arena_len_for`]).
     pub fn schedule_within(&self, kernels: Kernels, budget: usize) -> Schedule {
-        let ops: [Option<CheckedLayer<'_>>; MAX_LAYERS] = {
-            let mut all = self.layers();
-            core::array::from_fn(|_| all.next())
-        };
-        let whole = |layer: &Option<CheckedLayer<'_>>| {
-            layer
-                .as_ref()
-                .map_or(0, |l| l.arena_need(kernels).unwrap_or(usize::MAX))
-        };
         // A layer whose kernels adapt to a shorter scratch takes what the budget leaves.
         let within = |layer: &CheckedLayer<'_>| {
             let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
             whole.min(budget.max(least_need(layer, kernels)))
         };
+        let whole = |layer: &CheckedLayer<'_>| layer.arena_need(kernels).unwrap_or(usize::MAX);
         let (mut streamed, mut arena_len) = (0_u32, self.input_len());
-        let mut index = 0;
-        while let Some(Some(layer)) = ops.get(index) {
-            let next = ops.get(index + 1).copied().flatten();
-            let need = within(layer);
-            if let Some(next) = next
+        // One layer of lookahead (not an array of them: this runs on the device's stack).
+        let mut layers = self.layers().enumerate().peekable();
+        while let Some((index, layer)) = layers.next() {
+            let need = within(&layer);
+            if let Some((_, next)) = layers.peek()
                 && let Some(pair) = StreamPair::new(layer.op(), next.op())
             {
-                let whole_pair = need.max(whole(&Some(next)));
+                let whole_pair = whole(&layer).max(whole(next));
                 let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
-                if whole_pair > budget && stream < whole_pair {
+                if whole_pair > budget && stream < whole_pair && index < 32 {
                     streamed |= 1 << index;
                     arena_len = arena_len.max(stream);
-                    index += 2;
+                    layers.next();
                     continue;
                 }
             }
             arena_len = arena_len.max(need);
-            index += 1;
         }
         Schedule {
             streamed,

@@ -22,7 +22,8 @@
 
 use crate::arena;
 use crate::ops::conv2d::Conv2dOp;
-use crate::ops::maxpool2d::MaxPool2dOp;
+use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
+use crate::ops::requant::PreparedRequantizer;
 use crate::ops::{Kernels, Op};
 use crate::shape::MapShape;
 
@@ -297,7 +298,9 @@ impl<'a> StreamPair<'a> {
                     row,
                     |ch, r| plane_row(input, self.producer.input, ch, r),
                 );
-                producer_op.run(producer_band, dst, scratch);
+                if !band_row_3x3(&producer_op, producer_band, dst) {
+                    producer_op.run(producer_band, dst, scratch);
+                }
                 if let Some(l) = loaded.get_mut(slot) {
                     *l = row;
                 }
@@ -469,9 +472,82 @@ impl ProducedRows<'_, '_> {
         fill_band_rows(self.band, shape, &window, padding, zero_point, r, |ch, row| {
             plane_row(input, shape, ch, row)
         });
-        self.op.run(self.band, self.row, &mut []);
+        if !band_row_3x3(&self.op, self.band, self.row) {
+            self.op.run(self.band, self.row, &mut []);
+        }
         self.row
     }
+}
+
+/// Output pixels a [`band_row_3x3`] pass accumulates at once (its accumulators are on the
+/// stack: 256 bytes).
+const ROW_CHUNK: usize = 64;
+
+/// One output row of a 3×3, stride-1, unpooled conv on its band (`op` from [`band_conv`]:
+/// three rows, padding written out) without scratch: per output channel and input channel,
+/// the nine weights stay in registers while the window slides along the row. The direct
+/// loops' results (the same sums, each requantized once); `false` for other layers. The
+/// producer of a streamed pair runs here on the Cortex-M4, whose DSP kernel would need
+/// scratch of its own beside the consumer's.
+fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8]) -> bool {
+    let (c, w_in, w_out) = (op.input.c, op.input.w, op.output.w);
+    let fits = op.kernel == 3
+        && op.stride == 1
+        && op.padding == 0
+        && op.pool == PoolWindow::IDENTITY
+        && op.input.h == 3
+        && w_in == w_out + 2
+        && band.len() >= c * 3 * w_in
+        && out.len() >= op.output.c * w_out;
+    if !fits {
+        return false;
+    }
+    let per_output = (9 * c).max(1);
+    let outputs = op
+        .weights
+        .chunks_exact(per_output)
+        .zip(op.channels.iter())
+        .zip(out.chunks_exact_mut(w_out.max(1)));
+    for ((weights, (bias, requant)), out_row) in outputs {
+        let prepared = PreparedRequantizer::new(&requant);
+        for (chunk, out_chunk) in out_row.chunks_mut(ROW_CHUNK).enumerate() {
+            let x0 = chunk * ROW_CHUNK;
+            let mut acc = [bias; ROW_CHUNK];
+            let planes = weights.chunks_exact(9).zip(band.chunks_exact((3 * w_in).max(1)));
+            for (w, plane) in planes {
+                let [w0, w1, w2, w3, w4, w5, w6, w7, w8] = match <[i8; 9]>::try_from(w) {
+                    Ok(w) => w.map(i32::from),
+                    Err(_) => return false,
+                };
+                let (r0, rest) = plane.split_at(w_in.min(plane.len()));
+                let (r1, r2) = rest.split_at(w_in.min(rest.len()));
+                for (i, a) in acc.iter_mut().take(out_chunk.len()).enumerate() {
+                    let x = x0 + i;
+                    if let (Some(&[a0, a1, a2]), Some(&[b0, b1, b2]), Some(&[c0, c1, c2])) =
+                        (r0.get(x..x + 3), r1.get(x..x + 3), r2.get(x..x + 3))
+                    {
+                        let sum = w0 * i32::from(a0)
+                            + w1 * i32::from(a1)
+                            + w2 * i32::from(a2)
+                            + w3 * i32::from(b0)
+                            + w4 * i32::from(b1)
+                            + w5 * i32::from(b2)
+                            + w6 * i32::from(c0)
+                            + w7 * i32::from(c1)
+                            + w8 * i32::from(c2);
+                        *a = a.wrapping_add(sum);
+                    }
+                }
+            }
+            for (o, &a) in out_chunk.iter_mut().zip(&acc) {
+                *o = match &prepared {
+                    Some(p) => p.apply(a),
+                    None => requant.apply(a),
+                };
+            }
+        }
+    }
+    true
 }
 
 #[cfg(test)]
