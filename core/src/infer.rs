@@ -9,7 +9,7 @@ use crate::format::QuantParams;
 use crate::model::Model;
 use crate::ops::Kernels;
 use crate::plan::Schedule;
-use crate::stream::StreamPair;
+use crate::stream;
 
 /// Why `infer` (or a `Logits` helper) refused to run. A validated model never fails
 /// otherwise.
@@ -164,11 +164,8 @@ impl Model<'_> {
                 continue;
             }
             if count == 1 && schedule.streams(index) {
-                let next = layers.next().map(|(_, next)| next).ok_or(too_small)?;
-                let pair = StreamPair::new(op, next.op()).ok_or(too_small)?;
-                let out_len = next.output().len();
-                let split = arena::split(arena, end, len, out_len).ok_or(too_small)?;
-                pair.run(split.input, split.output, split.scratch);
+                let out_len =
+                    stream::run_with_next(op, &mut layers, arena, end, len).ok_or(too_small)?;
                 (end, len) = (end.other(), out_len);
                 after(index + 1);
                 after(index + 2);

@@ -86,6 +86,9 @@ impl Model<'_> {
 
     /// The schedule `infer` takes in an arena of `len` bytes: the whole-map one if it fits,
     /// else the fastest that fits; `None` if none does.
+    // Not inlined: `infer` calls it, and its frame would otherwise stay on the device's
+    // stack through the whole inference.
+    #[inline(never)]
     pub fn schedule_for_arena(&self, kernels: Kernels, len: usize) -> Option<Schedule> {
         let whole = if kernels == Kernels::NATIVE {
             self.arena_len()
@@ -105,6 +108,7 @@ impl Model<'_> {
 /// The least arena `layer` runs in with `kernels`: its input and output and the least
 /// scratch its kernels take (the Cortex-M4 Linear unpacks its input block by block in a
 /// shorter scratch); [`CheckedLayer::arena_need`] for every other layer.
+#[inline(never)]
 fn least_need(layer: &CheckedLayer<'_>, kernels: Kernels) -> usize {
     let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
     match (layer.op(), kernels) {

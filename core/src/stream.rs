@@ -20,7 +20,8 @@
 //! Which pairs stream is the planner's choice (`crate::plan`): only where the arena given is
 //! shorter than the whole-map schedule needs.
 
-use crate::arena;
+use crate::arena::{self, End};
+use crate::model::CheckedLayer;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
 use crate::ops::requant::PreparedRequantizer;
@@ -168,6 +169,9 @@ impl<'a> StreamPair<'a> {
 
     /// Bytes of arena the pair needs with `kernels`: its two tensors and the buffers between
     /// them (see the module docs); `None` on overflow.
+    // Not inlined, here and in `run`: their temporaries (several copies of the ops) would
+    // otherwise sit in the caller's frame for the whole inference (device stack).
+    #[inline(never)]
     pub(crate) fn arena_need(&self, kernels: Kernels) -> Option<usize> {
         let (input, output) = self.tensor_lens();
         let between = self.between_len(kernels)?;
@@ -205,6 +209,7 @@ impl<'a> StreamPair<'a> {
     /// Runs both layers: `input` is the producer's input map, `output` the consumer's output
     /// map, `between` at least [`Self::between_len`] bytes for [`Kernels::NATIVE`]. Writes
     /// nothing if `between` is too short (a planned arena never is).
+    #[inline(never)]
     pub(crate) fn run(&self, input: &[i8], output: &mut [i8], between: &mut [i8]) {
         #[cfg(qcnn_arm_dsp)]
         if let Consumer::Conv(op) = &self.consumer
@@ -217,6 +222,7 @@ impl<'a> StreamPair<'a> {
 
     /// The Cortex-M4 schedule: producer rows straight into the DSP kernel's ring.
     #[cfg(qcnn_arm_dsp)]
+    #[inline(never)]
     fn run_into_dsp(
         &self,
         op: &Conv2dOp<'_>,
@@ -248,6 +254,7 @@ impl<'a> StreamPair<'a> {
     }
 
     /// The portable schedule: both layers on bands, the producer's rows in a ring.
+    #[inline(never)]
     fn run_bands(&self, input: &[i8], output: &mut [i8], between: &mut [i8]) {
         let (Some(layout), Some(p_window), Some(q_window)) = (
             self.layout(),
@@ -351,6 +358,27 @@ impl<'a> StreamPair<'a> {
             }
         }
     }
+}
+
+/// Runs `first` streaming into the next of `layers` (a pair the planner chose), the first's
+/// input of `in_len` bytes at `end` of `arena`, the second's output at the other end; returns
+/// that output's length, or `None` if they are no such pair or do not fit. Not inlined, and
+/// the next layer is taken here, so that the pair's temporaries stay off the stack of the
+/// whole-map layers.
+#[inline(never)]
+pub(crate) fn run_with_next<'a>(
+    first: &Op<'a>,
+    layers: &mut impl Iterator<Item = (usize, CheckedLayer<'a>)>,
+    arena: &mut [i8],
+    end: End,
+    in_len: usize,
+) -> Option<usize> {
+    let (_, second) = layers.next()?;
+    let out_len = second.output().len();
+    let pair = StreamPair::new(first, second.op())?;
+    let split = arena::split(arena, end, in_len, out_len)?;
+    pair.run(split.input, split.output, split.scratch);
+    Some(out_len)
 }
 
 /// Row `row` of channel `ch` of a C×H×W map.
@@ -480,8 +508,8 @@ impl ProducedRows<'_, '_> {
 }
 
 /// Output pixels a [`band_row_3x3`] pass accumulates at once (its accumulators are on the
-/// stack: 256 bytes).
-const ROW_CHUNK: usize = 64;
+/// stack: 64 bytes).
+const ROW_CHUNK: usize = 16;
 
 /// One output row of a 3×3, stride-1, unpooled conv on its band (`op` from [`band_conv`]:
 /// three rows, padding written out) without scratch: per output channel and input channel,

@@ -90,7 +90,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     // sized below the whole-map figure (`QCNN_MAX_ARENA` at build time).
     let schedule = model
         .schedule_for_arena(Kernels::NATIVE, arena.len())
-        .ok_or(FirmwareError::ArenaTooSmall {
+        .ok_or_else(|| FirmwareError::ArenaTooSmall {
             needed: model.min_arena_len_for(Kernels::NATIVE),
             available: arena.len(),
         })?;

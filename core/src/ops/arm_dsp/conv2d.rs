@@ -90,8 +90,6 @@ pub(crate) fn conv2d_rows(
     conv2d_from(op, Rows::Produced(rows), output, scratch)
 }
 
-// Not inlined: one copy serves both callers (flash).
-#[inline(never)]
 fn conv2d_from(
     op: &Conv2dOp<'_>,
     mut rows: Rows<'_, '_, '_>,
@@ -134,7 +132,7 @@ fn conv2d_from(
     let (acc, best) = (b.acc, b.best);
     let plane = op.output.plane();
     // Ring offsets (in values) of the kernel rows of each conv row of a pooled row.
-    let mut bases = [0_usize; MAX_RING_ROWS * MAX_RING_ROWS];
+    let mut bases = [0_u16; MAX_RING_ROWS * MAX_RING_ROWS];
     let (k, pool) = (layout.k, op.pool);
     for py in 0..op.output.h {
         for dy in 0..pool.kernel {
@@ -154,7 +152,8 @@ fn conv2d_from(
                                 *l = iy;
                             }
                         }
-                        slot * layout.row_values
+                        // < 2 · MAX_RING_WORDS values: fits u16 (half the stack of usize).
+                        u16::try_from(slot * layout.row_values).unwrap_or(PADDING_ROW)
                     }
                     None => PADDING_ROW,
                 };
@@ -328,7 +327,7 @@ fn convert_row(
 }
 
 /// The base of a kernel row lying over the top or bottom padding.
-const PADDING_ROW: usize = usize::MAX;
+const PADDING_ROW: u16 = u16::MAX;
 
 /// Copies the patch of the conv output whose kernel rows start at `bases[ky] + offset`
 /// (int16 values into the ring): `row_words` words per kernel row; a row whose base is
@@ -336,7 +335,7 @@ const PADDING_ROW: usize = usize::MAX;
 #[inline(always)]
 fn fill_patch(
     ring: &[u32],
-    bases: &[usize],
+    bases: &[u16],
     offset: usize,
     row_words: usize,
     patch: &mut [u32],
@@ -351,7 +350,7 @@ fn fill_patch(
             }
             continue;
         }
-        let start = base + offset;
+        let start = usize::from(base) + offset;
         if start + 2 * dst.len() <= values {
             copy_words(dst, ring.as_ptr().cast::<u16>().wrapping_add(start).cast());
         }
