@@ -95,6 +95,7 @@ pub fn emit(blob_path: impl AsRef<Path>) -> Result<PathBuf, BuildError> {
     println!("cargo::rerun-if-env-changed=QCNN_MAX_ARENA");
     let budget = match std::env::var("QCNN_MAX_ARENA") {
         Err(_) => None,
+        Ok(text) if text.trim().is_empty() => None,
         Ok(text) if text.trim() == "min" => Some(0),
         Ok(text) => Some(text.trim().parse().map_err(|_| BuildError::MaxArena(text))?),
     };
