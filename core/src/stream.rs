@@ -352,8 +352,9 @@ impl<'a> StreamPair<'a> {
             // Row `y` of every output channel.
             let planes = output.chunks_exact_mut(q_out.plane().max(1));
             for (plane, src) in planes.zip(consumer_row.chunks_exact(q_out.w.max(1))) {
-                if let Some(dst) = plane.get_mut(y * q_out.w..(y + 1) * q_out.w) {
-                    dst.copy_from_slice(src);
+                let dst = plane.get_mut(y * q_out.w..).unwrap_or(&mut []);
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = s;
                 }
             }
         }
@@ -615,7 +616,7 @@ mod tests {
                 let mut arena = vec![0x5A; budget];
                 for _ in 0..2 {
                     let image = rng.u8s(model.input_len());
-                    let logits = model.infer(&image, &mut arena).unwrap();
+                    let logits = model.infer_streaming(&image, &mut arena).unwrap();
                     let mut big = vec![0x33; whole];
                     let full = model.infer(&image, &mut big).unwrap();
                     assert_eq!(logits.as_slice(), full.as_slice(), "{budget}: {spec:?}");
@@ -624,7 +625,9 @@ mod tests {
             }
             let mut short = vec![0; min - 1];
             assert_eq!(
-                model.infer(&rng.u8s(model.input_len()), &mut short).unwrap_err(),
+                model
+                    .infer_streaming(&rng.u8s(model.input_len()), &mut short)
+                    .unwrap_err(),
                 crate::InferError::ArenaTooSmall {
                     needed: min,
                     found: min - 1
@@ -663,7 +666,7 @@ mod tests {
         let image = SplitMix(9).u8s(784);
         let min = model.min_arena_len_for(Kernels::NATIVE);
         let mut arena = vec![0; min];
-        let logits = model.infer(&image, &mut arena).unwrap();
+        let logits = model.infer_streaming(&image, &mut arena).unwrap();
         assert_eq!(logits.as_slice(), &spec.reference(&image)[..]);
     }
 }

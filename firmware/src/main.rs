@@ -46,6 +46,22 @@ impl fmt::Display for FirmwareError {
     }
 }
 
+/// Whether the static arena was sized below the whole-map schedule (`QCNN_MAX_ARENA` at build
+/// time): then inference streams the early layers. A constant, so the other path is not linked.
+const STREAMING: bool = embedded::ARENA_LEN < embedded::WHOLE_ARENA_LEN;
+
+fn infer<'b>(
+    model: &Model<'_>,
+    image: &[u8],
+    arena: &'b mut [u8],
+) -> Result<qcnn_core::Logits<'b>, InferError> {
+    if STREAMING {
+        model.infer_streaming(image, arena)
+    } else {
+        model.infer(image, arena)
+    }
+}
+
 #[entry]
 fn main() -> ! {
     // In .bss, so the arena shows in the static RAM figure rather than on the stack.
@@ -101,7 +117,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     let (mut fewest, mut most) = (u64::MAX, 0u64);
     for (index, image) in embedded::images().enumerate() {
         let (result, instructions) = counter
-            .count(|| model.infer(image, arena))
+            .count(|| infer(&model, image, arena))
             .map_err(FirmwareError::Counter)?;
         let logits = result.map_err(|source| FirmwareError::Infer {
             image: index,
@@ -223,13 +239,17 @@ fn print_profile(
     let image = embedded::images().next().unwrap_or(&[]);
     let (result, _) = counter
         .count(|| {
-            model
-                .infer_observed(image, arena, &mut |n| {
-                    if let Some(mark) = marks.get_mut(n) {
-                        *mark = InstructionCounter::mark();
-                    }
-                })
-                .map(drop)
+            let mut mark = |n: usize| {
+                if let Some(mark) = marks.get_mut(n) {
+                    *mark = InstructionCounter::mark();
+                }
+            };
+            if STREAMING {
+                model.infer_streaming_observed(image, arena, &mut mark)
+            } else {
+                model.infer_observed(image, arena, &mut mark)
+            }
+            .map(drop)
         })
         .map_err(FirmwareError::Counter)?;
     result.map_err(|source| FirmwareError::Infer { image: 0, source })?;
