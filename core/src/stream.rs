@@ -493,8 +493,14 @@ pub(crate) struct ProducedRows<'s, 'a> {
 
 #[cfg_attr(not(qcnn_arm_dsp), allow(dead_code))]
 impl ProducedRows<'_, '_> {
-    /// Producer output row `r`, all channels (channel-major, `W` values each).
-    pub(crate) fn row(&mut self, r: usize) -> &[i8] {
+    /// Values per channel in a produced row.
+    pub(crate) fn row_width(&self) -> usize {
+        self.op.output.w
+    }
+
+    /// Producer output row `r`, all channels (channel-major, [`Self::row_width`] values
+    /// each).
+    pub(crate) fn produce(&mut self, r: usize) -> &[i8] {
         let (input, window, shape) = (self.input, self.window, self.shape);
         let padding = self.window.padding;
         let zero_point = self.op.input_zero_point;

@@ -61,12 +61,32 @@ pub(crate) fn layout(op: &Conv2dOp<'_>) -> Option<DspConvLayout> {
     DspConvLayout::new(&op.geometry())
 }
 
-/// Where the kernel's input rows come from.
-pub(crate) enum Rows<'r, 's, 'a> {
-    /// The whole input map.
-    Map(&'r [i8]),
-    /// A streamed producer's output rows, computed as the ring needs them (`crate::stream`).
-    Produced(&'r mut ProducedRows<'s, 'a>),
+/// Where the kernel's input rows come from: channel `ch` of input row `row` is
+/// `src[ch · plane + offset..][..W]` for `(src, plane, offset) = source.row(row)`.
+pub(crate) trait RowSource {
+    fn row(&mut self, row: usize) -> (&[i8], usize, usize);
+}
+
+/// The whole input map.
+struct MapRows<'r> {
+    input: &'r [i8],
+    plane: usize,
+    width: usize,
+}
+
+impl RowSource for MapRows<'_> {
+    #[inline(always)]
+    fn row(&mut self, row: usize) -> (&[i8], usize, usize) {
+        (self.input, self.plane, row * self.width)
+    }
+}
+
+/// A streamed producer's output rows, computed as the ring needs them (`crate::stream`).
+impl RowSource for ProducedRows<'_, '_> {
+    fn row(&mut self, row: usize) -> (&[i8], usize, usize) {
+        let width = self.row_width();
+        (self.produce(row), width, 0)
+    }
 }
 
 /// Runs `op` if it fits the path's limits and `scratch` holds its buffers; `false` (nothing
@@ -77,22 +97,28 @@ pub(crate) fn conv2d(
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
-    conv2d_from(op, Rows::Map(input), output, scratch)
+    let mut rows = MapRows {
+        input,
+        plane: op.input.plane(),
+        width: op.input.w,
+    };
+    conv2d_from(op, &mut rows, output, scratch)
 }
 
-/// [`conv2d`] reading its input rows from `rows`.
+/// [`conv2d`] reading its input rows from a streamed producer (a separate instance, so the
+/// whole-map one is the same code as before streaming existed).
 pub(crate) fn conv2d_rows(
     op: &Conv2dOp<'_>,
     rows: &mut ProducedRows<'_, '_>,
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
-    conv2d_from(op, Rows::Produced(rows), output, scratch)
+    conv2d_from(op, rows, output, scratch)
 }
 
-fn conv2d_from(
+fn conv2d_from<S: RowSource>(
     op: &Conv2dOp<'_>,
-    mut rows: Rows<'_, '_, '_>,
+    rows: &mut S,
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
@@ -132,7 +158,7 @@ fn conv2d_from(
     let (acc, best) = (b.acc, b.best);
     let plane = op.output.plane();
     // Ring offsets (in values) of the kernel rows of each conv row of a pooled row.
-    let mut bases = [0_u16; MAX_RING_ROWS * MAX_RING_ROWS];
+    let mut bases = [0_usize; MAX_RING_ROWS * MAX_RING_ROWS];
     let (k, pool) = (layout.k, op.pool);
     for py in 0..op.output.h {
         for dy in 0..pool.kernel {
@@ -143,17 +169,13 @@ fn conv2d_from(
                         let slot = row % layout.ring_rows.max(1);
                         if loaded.get(slot) != Some(&iy) {
                             let values = bytemuck::must_cast_slice_mut(&mut *ring);
-                            let (src, plane, offset) = match &mut rows {
-                                Rows::Map(input) => (*input, op.input.plane(), row * op.input.w),
-                                Rows::Produced(produced) => (produced.row(row), op.input.w, 0),
-                            };
+                            let (src, plane, offset) = rows.row(row);
                             convert_row(op, &layout, src, plane, offset, values, slot);
                             if let Some(l) = loaded.get_mut(slot) {
                                 *l = iy;
                             }
                         }
-                        // < 2 · MAX_RING_WORDS values: fits u16 (half the stack of usize).
-                        u16::try_from(slot * layout.row_values).unwrap_or(PADDING_ROW)
+                        slot * layout.row_values
                     }
                     None => PADDING_ROW,
                 };
@@ -327,7 +349,7 @@ fn convert_row(
 }
 
 /// The base of a kernel row lying over the top or bottom padding.
-const PADDING_ROW: u16 = u16::MAX;
+const PADDING_ROW: usize = usize::MAX;
 
 /// Copies the patch of the conv output whose kernel rows start at `bases[ky] + offset`
 /// (int16 values into the ring): `row_words` words per kernel row; a row whose base is
@@ -335,7 +357,7 @@ const PADDING_ROW: u16 = u16::MAX;
 #[inline(always)]
 fn fill_patch(
     ring: &[u32],
-    bases: &[u16],
+    bases: &[usize],
     offset: usize,
     row_words: usize,
     patch: &mut [u32],
@@ -350,7 +372,7 @@ fn fill_patch(
             }
             continue;
         }
-        let start = usize::from(base) + offset;
+        let start = base + offset;
         if start + 2 * dst.len() <= values {
             copy_words(dst, ring.as_ptr().cast::<u16>().wrapping_add(start).cast());
         }
