@@ -97,7 +97,11 @@ pub fn emit(blob_path: impl AsRef<Path>) -> Result<PathBuf, BuildError> {
         Err(_) => None,
         Ok(text) if text.trim().is_empty() => None,
         Ok(text) if text.trim() == "min" => Some(0),
-        Ok(text) => Some(text.trim().parse().map_err(|_| BuildError::MaxArena(text))?),
+        Ok(text) => Some(
+            text.trim()
+                .parse()
+                .map_err(|_| BuildError::MaxArena(text))?,
+        ),
     };
     let target = std::env::var("TARGET").map_err(|_| BuildError::Env("TARGET"))?;
     let out_dir = std::env::var_os("OUT_DIR").ok_or(BuildError::Env("OUT_DIR"))?;

@@ -162,7 +162,13 @@ impl Model<'_> {
         let needed_arena = self.batch_arena_len(count).unwrap_or(usize::MAX);
         let arena = arena_of(arena, needed_arena)?;
         let whole = Schedule::whole(self.arena_len());
-        logits.copy_from_slice(self.run_layers::<false>(images, count, arena, whole, &mut |_| {})?);
+        logits.copy_from_slice(self.run_layers::<false>(
+            images,
+            count,
+            arena,
+            whole,
+            &mut |_| {},
+        )?);
         Ok(count)
     }
 

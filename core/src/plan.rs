@@ -208,14 +208,12 @@ impl Model<'_> {
             },
             len,
         };
-        let between = move |end: End, input: Placement, output: Placement, len: usize| {
-            Placement {
-                offset: match end {
-                    End::Front => input.end(),
-                    End::Back => output.end(),
-                },
-                len,
-            }
+        let between = move |end: End, input: Placement, output: Placement, len: usize| Placement {
+            offset: match end {
+                End::Front => input.end(),
+                End::Back => output.end(),
+            },
+            len,
         };
         let mut end = End::Front;
         // The streamed pair in progress: its output, its scratch and its need.

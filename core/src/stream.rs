@@ -143,7 +143,10 @@ impl<'a> StreamPair<'a> {
     pub(crate) fn tensor_lens(&self) -> (usize, usize) {
         let (_, out) = self.consumer_shapes();
         (
-            self.producer.input.c.saturating_mul(self.producer.input.plane()),
+            self.producer
+                .input
+                .c
+                .saturating_mul(self.producer.input.plane()),
             out.c.saturating_mul(out.plane()),
         )
     }
@@ -182,8 +185,9 @@ impl<'a> StreamPair<'a> {
     fn between_len(&self, kernels: Kernels) -> Option<usize> {
         let layout = self.layout()?;
         let consumer_scratch = match (&self.consumer, kernels) {
-            (Consumer::Conv(op), Kernels::Portable) => band_conv(op, &self.consumer_window()?)?
-                .scratch_len(Kernels::Portable),
+            (Consumer::Conv(op), Kernels::Portable) => {
+                band_conv(op, &self.consumer_window()?)?.scratch_len(Kernels::Portable)
+            }
             // The Cortex-M4 runs a band its DSP path declines with the direct loops.
             _ => 0,
         };
@@ -203,7 +207,10 @@ impl<'a> StreamPair<'a> {
 
     /// Bytes of one producer output row, all channels.
     fn producer_row_len(&self) -> usize {
-        self.producer.output.c.saturating_mul(self.producer.output.w)
+        self.producer
+            .output
+            .c
+            .saturating_mul(self.producer.output.w)
     }
 
     /// Runs both layers: `input` is the producer's input map, `output` the consumer's output
@@ -298,13 +305,9 @@ impl<'a> StreamPair<'a> {
                 let Some(dst) = ring.get_mut(slot * row_len..(slot + 1) * row_len) else {
                     return;
                 };
-                fill_band(
-                    producer_band,
-                    &self.producer,
-                    &p_window,
-                    row,
-                    |ch, r| plane_row(input, self.producer.input, ch, r),
-                );
+                fill_band(producer_band, &self.producer, &p_window, row, |ch, r| {
+                    plane_row(input, self.producer.input, ch, r)
+                });
                 if !band_row_3x3(&producer_op, producer_band, dst) {
                     producer_op.run(producer_band, dst, scratch);
                 }
@@ -384,7 +387,8 @@ pub(crate) fn run_with_next<'a>(
 
 /// Row `row` of channel `ch` of a C×H×W map.
 fn plane_row(map: &[i8], shape: MapShape, ch: usize, row: usize) -> Option<&[i8]> {
-    map.get(ch * shape.plane() + row * shape.w..)?.get(..shape.w)
+    map.get(ch * shape.plane() + row * shape.w..)?
+        .get(..shape.w)
 }
 
 /// Fills `band` with the rows conv `op` reads for its output row `y` (before `op`'s own
@@ -504,9 +508,15 @@ impl ProducedRows<'_, '_> {
         let (input, window, shape) = (self.input, self.window, self.shape);
         let padding = self.window.padding;
         let zero_point = self.op.input_zero_point;
-        fill_band_rows(self.band, shape, &window, padding, zero_point, r, |ch, row| {
-            plane_row(input, shape, ch, row)
-        });
+        fill_band_rows(
+            self.band,
+            shape,
+            &window,
+            padding,
+            zero_point,
+            r,
+            |ch, row| plane_row(input, shape, ch, row),
+        );
         if !band_row_3x3(&self.op, self.band, self.row) {
             self.op.run(self.band, self.row, &mut []);
         }
@@ -548,7 +558,9 @@ fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8]) -> bool {
         for (chunk, out_chunk) in out_row.chunks_mut(ROW_CHUNK).enumerate() {
             let x0 = chunk * ROW_CHUNK;
             let mut acc = [bias; ROW_CHUNK];
-            let planes = weights.chunks_exact(9).zip(band.chunks_exact((3 * w_in).max(1)));
+            let planes = weights
+                .chunks_exact(9)
+                .zip(band.chunks_exact((3 * w_in).max(1)));
             for (w, plane) in planes {
                 let [w0, w1, w2, w3, w4, w5, w6, w7, w8] = match <[i8; 9]>::try_from(w) {
                     Ok(w) => w.map(i32::from),
@@ -611,14 +623,17 @@ mod tests {
                 continue;
             }
             streamed_models += 1;
-            let pairs = spec.layers.windows(2).filter(|w| {
-                matches!(
-                    w,
-                    [SpecLayer::Conv2d { .. }, SpecLayer::MaxPool2d { .. }]
-                )
-            });
+            let pairs = spec
+                .layers
+                .windows(2)
+                .filter(|w| matches!(w, [SpecLayer::Conv2d { .. }, SpecLayer::MaxPool2d { .. }]));
             pool_consumers += pairs.count();
-            for budget in [min, (min + whole) / 2, whole.saturating_sub(1).max(min), whole] {
+            for budget in [
+                min,
+                (min + whole) / 2,
+                whole.saturating_sub(1).max(min),
+                whole,
+            ] {
                 let mut arena = vec![0x5A; budget];
                 for _ in 0..2 {
                     let image = rng.u8s(model.input_len());

@@ -250,7 +250,8 @@ fn max_arena_plans_the_streamed_schedule_or_refuses() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(&format!("--max-arena {}", least - 1)) && stderr.contains(&least.to_string()),
+        stderr.contains(&format!("--max-arena {}", least - 1))
+            && stderr.contains(&least.to_string()),
         "{stderr}"
     );
     assert!(!dir.path().join("short.qcnn").exists());

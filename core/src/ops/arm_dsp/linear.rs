@@ -67,12 +67,7 @@ pub(crate) fn linear(
 
 /// `x` (whole words) as int16 pairs into `out`.
 fn unpack(x: &[i8], out: &mut [u32]) {
-    for (bytes, pair) in x
-        .as_chunks::<4>()
-        .0
-        .iter()
-        .zip(out.as_chunks_mut::<2>().0)
-    {
+    for (bytes, pair) in x.as_chunks::<4>().0.iter().zip(out.as_chunks_mut::<2>().0) {
         let (even, odd) = sxtb16_pairs(u32::from_le_bytes(bytes.map(|b| b as u8)));
         *pair = [even, odd];
     }
@@ -81,13 +76,7 @@ fn unpack(x: &[i8], out: &mut [u32]) {
 /// The blocked schedule: `words` holds one i32 accumulator per output, then as many whole
 /// [`STEP`]s of unpacked input as fit; `false` (nothing written) if not even one does.
 #[inline(never)]
-fn blocked(
-    op: &LinearOp<'_>,
-    x: &[i8],
-    output: &mut [i8],
-    words: &mut [u32],
-    body: usize,
-) -> bool {
+fn blocked(op: &LinearOp<'_>, x: &[i8], output: &mut [i8], words: &mut [u32], body: usize) -> bool {
     let k = op.in_features;
     let outputs = op.channels.bias.len().min(output.len());
     let Some((acc, unpacked)) = words.split_at_mut_checked(outputs) else {
@@ -102,7 +91,8 @@ fn blocked(
     let mut start = 0;
     while start < body {
         let len = block.min(body - start);
-        let (Some(x_block), Some(unpacked)) = (x.get(start..start + len), unpacked.get_mut(..len / 2))
+        let (Some(x_block), Some(unpacked)) =
+            (x.get(start..start + len), unpacked.get_mut(..len / 2))
         else {
             return false;
         };
