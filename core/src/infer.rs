@@ -218,7 +218,11 @@ impl Model<'_> {
             let (batch_in, batch_out) = (count.saturating_mul(len), count.saturating_mul(out_len));
             // The caller sized the arena for every layer, so this split always succeeds.
             let split = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
-            op.run_batch(split.input, split.output, (len, out_len), split.scratch);
+            if STREAMING {
+                stream::run_layer(op, split.input, split.output, split.scratch);
+            } else {
+                op.run_batch(split.input, split.output, (len, out_len), split.scratch);
+            }
             (end, len) = (end.other(), out_len);
             after(index + 1);
         }

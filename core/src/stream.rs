@@ -385,6 +385,20 @@ pub(crate) fn run_with_next<'a>(
     Some(out_len)
 }
 
+/// One layer of a streaming schedule outside a pair (one image): `Op::run`, except that the
+/// Cortex-M4 Linear, given less scratch than its whole unpacked input, unpacks it block by
+/// block (the planner counts on that: `plan::least_need`).
+pub(crate) fn run_layer(op: &Op<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) {
+    #[cfg(qcnn_arm_dsp)]
+    if let Op::Linear(linear) = op
+        && scratch.len() < linear.scratch_len(Kernels::CortexM4Dsp)
+        && crate::ops::arm_dsp::linear_blocked(linear, input, output, scratch)
+    {
+        return;
+    }
+    op.run(input, output, scratch);
+}
+
 /// Row `row` of channel `ch` of a C×H×W map.
 fn plane_row(map: &[i8], shape: MapShape, ch: usize, row: usize) -> Option<&[i8]> {
     map.get(ch * shape.plane() + row * shape.w..)?

@@ -37,11 +37,7 @@ pub(crate) fn linear(
     if body == 0 || !aligned {
         return false;
     }
-    let words = scratch::words(scratch);
-    if words.len() < k / 2 {
-        return blocked(op, x, output, words, body);
-    }
-    let Some(unpacked) = words.get_mut(..k / 2) else {
+    let Some(unpacked) = scratch::words(scratch).get_mut(..k / 2) else {
         return false;
     };
     unpack(x, unpacked);
@@ -73,11 +69,26 @@ fn unpack(x: &[i8], out: &mut [u32]) {
     }
 }
 
-/// The blocked schedule: `words` holds one i32 accumulator per output, then as many whole
-/// [`STEP`]s of unpacked input as fit; `false` (nothing written) if not even one does.
-#[inline(never)]
-fn blocked(op: &LinearOp<'_>, x: &[i8], output: &mut [i8], words: &mut [u32], body: usize) -> bool {
+/// [`linear`] in a scratch shorter than its unpacked input (only the streaming schedule
+/// calls it, so that whole-map firmware does not link it): the scratch holds one i32
+/// accumulator per output, then as many whole [`STEP`]s of unpacked input as fit; `false`
+/// (nothing written) if not even one does, or the layer is outside the path's limits.
+pub(crate) fn linear_blocked(
+    op: &LinearOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
     let k = op.in_features;
+    let body = k - k % STEP;
+    let aligned = (op.weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
+    let Some(x) = input.get(..k) else {
+        return false;
+    };
+    if body == 0 || !aligned {
+        return false;
+    }
+    let words = scratch::words(scratch);
     let outputs = op.channels.bias.len().min(output.len());
     let Some((acc, unpacked)) = words.split_at_mut_checked(outputs) else {
         return false;
