@@ -60,18 +60,8 @@ pub fn table(plan: &Plan, macs: u64) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7} {}",
-        "node",
-        "op",
-        "input",
-        "output",
-        "MACs",
-        "input@",
-        "scratch@",
-        "output@",
-        "dies",
-        "arena",
-        "streaming"
+        "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7} streaming",
+        "node", "op", "input", "output", "MACs", "input@", "scratch@", "output@", "dies", "arena"
     );
     for node in &plan.nodes {
         let dies = node
