@@ -19,15 +19,11 @@
 # Usage: bash capi/run-tests.sh [PART...]   (from anywhere; honours CARGO_TARGET_DIR)
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+test_name=capi
+# shellcheck source=scripts/lib/firmware.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/firmware.sh"
 capi="$root/capi"
 examples="$capi/examples"
-host_target_dir="${CARGO_TARGET_DIR:-$root/target}"
-capi_target_dir="${CARGO_TARGET_DIR:-$capi/target}"
-firmware_target_dir="${CARGO_TARGET_DIR:-$root/firmware/target}"
-work="$capi_target_dir/qcnn-capi-tests"
-images=100
-qemu_timeout=600
 # Issue 16: what the library adds to a C firmware's flash (loader, kernels, C API and every
 # helper they pull in), at most 16 KiB.
 library_flash_limit=$((16 * 1024))
@@ -36,23 +32,17 @@ m4_flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
 m0_target=thumbv6m-none-eabi
 m0_flags=(-mcpu=cortex-m0 -mthumb)
 c_warnings=(-Wall -Wextra -Werror -pedantic)
-mkdir -p "$work"
-
-fail() {
-    echo "capi: FAIL: $*" >&2
-    exit 1
-}
 
 # Builds the static library for `target` (empty: the host); prints its path.
 build_library() {
     local target="$1"
     if [[ -z "$target" ]]; then
-        (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo build --release >&2) || return 1
-        echo "$capi_target_dir/release/libqcnn_capi.a"
+        (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" cargo build --release >&2) || return 1
+        echo "$own_target_dir/release/libqcnn_capi.a"
     else
-        (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" \
+        (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" \
             cargo rustc --release --target "$target" --crate-type staticlib >&2) || return 1
-        echo "$capi_target_dir/$target/release/libqcnn_capi.a"
+        echo "$own_target_dir/$target/release/libqcnn_capi.a"
     fi
 }
 
@@ -71,36 +61,13 @@ extract_images() {
     dd if="$work/t10k-images.idx" of="$out" iflag=skip_bytes,count_bytes skip=16 count=$((images * 784)) status=none
 }
 
-# The C program's `img` lines must be exactly `qcnn predict`'s for the same blob and images.
-diff_with_host() {
-    local out="$1" name="$2"
-    grep '^img ' "$out" >"$work/$name.c.txt" || true
-    "$qcnn" --config "$root/config.yaml" predict --model "$blob" --first "$images" >"$work/$name.host.txt"
-    local lines
-    lines="$(wc -l <"$work/$name.c.txt")"
-    [[ "$lines" -eq "$images" ]] || fail "$name: the C program printed $lines img lines, expected $images"
-    diff -u "$work/$name.host.txt" "$work/$name.c.txt" ||
-        fail "$name: the C program's predictions differ from qcnn predict's"
-    echo "$name: all $images predictions and logits identical to qcnn predict's"
-}
-
-# The value of measurement `key` in `out` (a `# key value ...` line).
-measurement() { awk -v key="$2" '$1 == "#" && $2 == key { print $3 }' "$1"; }
-
-check_at_most() {
-    local what="$1" value="$2" limit="$3"
-    [[ -n "$value" ]] || fail "no $what figure"
-    [[ "$value" -le "$limit" ]] || fail "$what is $value, the target is <= $limit"
-    echo "$what $value <= $limit"
-}
-
 part_unit() {
-    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo test)
+    (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" cargo test)
     # Not --all-targets: building the tests enables std in serde (through cbindgen), which
     # the no_std library with its own panic handler must not link; so the library and its
     # tests are checked apart.
-    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo clippy --lib -- -D warnings)
-    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo clippy --tests -- -D warnings)
+    (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" cargo clippy --lib -- -D warnings)
+    (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" cargo clippy --tests -- -D warnings)
 }
 
 part_header() {
@@ -135,17 +102,17 @@ part_host() {
     library="$(build_library "")"
     gcc -std=c99 "${c_warnings[@]}" -O2 -I "$capi/include" -I "$examples/common" \
         "$examples/host/predict.c" "$examples/common/print_prediction.c" "$library" -o "$program"
-    echo "$program $blob $work/images.bin"
-    "$program" "$blob" "$work/images.bin" >"$work/host.out"
-    diff_with_host "$work/host.out" host
+    echo "$program $release_blob $work/images.bin"
+    "$program" "$release_blob" "$work/images.bin" >"$work/host.out"
+    diff_with_host "$release_blob" "$work/host.out" host
     # The same program against the shared library (cdylib) built beside it.
     local shared="${library%.a}.so"
     gcc -std=c99 "${c_warnings[@]}" -O2 -I "$capi/include" -I "$examples/common" \
         "$examples/host/predict.c" "$examples/common/print_prediction.c" "$shared" \
         -Wl,-rpath,"$(dirname "$shared")" -o "$program-shared"
     ldd "$program-shared" | grep -q libqcnn_capi.so || fail "$program-shared does not load libqcnn_capi.so"
-    "$program-shared" "$blob" "$work/images.bin" >"$work/host-shared.out"
-    diff_with_host "$work/host-shared.out" host-shared
+    "$program-shared" "$release_blob" "$work/images.bin" >"$work/host-shared.out"
+    diff_with_host "$release_blob" "$work/host-shared.out" host-shared
 }
 
 # A program that calls every exported function on values the compiler cannot see through,
@@ -170,7 +137,7 @@ void entry(void) {
     sink = (uintptr_t)qcnn_error_str((qcnn_status)sink);
 }
 EOF
-    local target library flags failed=0
+    local target library flags unlinked=0
     for target in "$m4_target" "$m0_target"; do
         library="$(build_library "$target")"
         if [[ "$target" == "$m4_target" ]]; then flags=("${m4_flags[@]}"); else flags=("${m0_flags[@]}"); fi
@@ -179,12 +146,12 @@ EOF
             -o "$work/panic_check.$target.elf" 2>"$work/panic_check.$target.log"; then
             grep -E 'undefined reference|in function' "$work/panic_check.$target.log" | head -n 20 >&2
             echo "capi: $target: a panic is reachable from the C API: the library needs abort()" >&2
-            failed=1
+            unlinked=1
             continue
         fi
         echo "$target: panic_check links without a C library: no panic is reachable from any qcnn_* function"
     done
-    [[ $failed -eq 0 ]] || fail "a panic is reachable from the C API"
+    [[ $unlinked -eq 0 ]] || fail "a panic is reachable from the C API"
 }
 
 # Bytes of FLASH that input files containing `pattern` contribute,
@@ -231,7 +198,7 @@ part_m4() {
     "$quantize" "$root/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth" -o "$work/emitted.qcnn" \
         --config "$root/config.yaml" --emit-c "$generated" >"$work/emit-c.log" 2>&1 ||
         { cat "$work/emit-c.log" >&2; fail "qcnn-quantize --emit-c"; }
-    cmp "$work/emitted.qcnn" "$blob" || fail "qcnn-quantize --emit-c wrote a different blob"
+    cmp "$work/emitted.qcnn" "$release_blob" || fail "qcnn-quantize --emit-c wrote a different blob"
     # The C objects are compiled once and linked twice: with the library, and without it.
     local source objects=()
     mkdir -p "$work/objects"
@@ -250,20 +217,10 @@ part_m4() {
         needs_from_libc+=("-Wl,-u,$symbol")
     done
     link_c_firmware "$elf" "${objects[@]}" "${needs_from_libc[@]}" -lc -lgcc "$library"
-    echo "qemu-system-arm -M mps2-an386 -cpu cortex-m4 -icount shift=0 -nographic -semihosting-config enable=on,target=native -kernel $elf"
-    local status=0
-    timeout "$qemu_timeout" qemu-system-arm -M mps2-an386 -cpu cortex-m4 -icount shift=0 -nographic \
-        -semihosting-config enable=on,target=native -kernel "$elf" >"$work/m4.out" </dev/null || status=$?
-    if [[ $status -ne 0 ]]; then
-        tail -n 20 "$work/m4.out" >&2
-        fail "the C firmware on qemu exited with $status (124: timed out after ${qemu_timeout}s)"
-    fi
-    diff_with_host "$work/m4.out" m4
-    grep '^# ' "$work/m4.out"
+    run_firmware mps2-an386 "$elf" "$release_blob" m4
     local flash
     flash="$(c_flash_bytes "$elf")"
-    [[ "$(measurement "$work/m4.out" flash_total_bytes)" -eq "$flash" ]] ||
-        fail "the C firmware's flash figure disagrees with arm-none-eabi-size's $flash"
+    check_reported_flash "$work/m4.out" "$flash" arm-none-eabi-size
 
     # What the library adds to the C firmware's flash: the firmware minus the same objects
     # linked without it, each qcnn_* function then an absolute address (no code; this ELF is
@@ -298,37 +255,7 @@ part_m4() {
 }
 
 all_parts=(unit header host panic-never m4)
-parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=("${all_parts[@]}")
-for part in "${parts[@]}"; do
-    [[ " ${all_parts[*]} " == *" $part "* ]] || fail "unknown part $part; parts: ${all_parts[*]}"
-done
-
-# The host tools in the dev profile (libraries optimised), as the test step builds them.
-echo "== capi: building qcnn-quantize and qcnn"
-(cd "$root" && cargo build -p qcnn-quantize -p qcnn-host)
-quantize="$host_target_dir/debug/qcnn-quantize"
-qcnn="$host_target_dir/debug/qcnn"
-echo "== capi: quantizing the release checkpoint; the first $images test images"
-blob="$work/model.qcnn"
-"$quantize" "$root/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth" -o "$blob" \
-    --config "$root/config.yaml" >"$work/quantize.log" 2>&1 ||
-    { cat "$work/quantize.log" >&2; fail "qcnn-quantize"; }
+select_parts "$@"
+prepare_release_blob
 extract_images "$work/images.bin"
-
-passed=0
-failed=()
-for part in "${parts[@]}"; do
-    echo "== capi: $part"
-    # errexit stays on inside the subshell; its status is read with errexit off.
-    set +e
-    (
-        set -e
-        "part_${part//-/_}"
-    )
-    status=$?
-    set -e
-    if [[ $status -eq 0 ]]; then passed=$((passed + 1)); else failed+=("$part"); fi
-done
-echo "capi: ${#parts[@]} parts: $passed passed, ${#failed[@]} failed${failed[*]:+ (${failed[*]})}"
-[[ ${#failed[@]} -eq 0 ]]
+run_parts
