@@ -348,10 +348,12 @@ pub struct Model<'a> {
     layers: &'a [u8],
     /// The data section.
     data: &'a [u8],
-    layer_count: usize,
-    input: MapShape,
+    // Narrow integers (a validated blob's counts and sizes fit them), so that a graph's
+    // extra slice still leaves the view at 11 words on a 64-bit host.
+    layer_count: u16,
+    input: format::Shape,
     arena_len: usize,
-    num_classes: usize,
+    num_classes: u32,
     output_quant: QuantParams,
     /// A version-2 blob's encoded tensor list; `layers` then holds its nodes.
     tensors: &'a [u8],
@@ -390,10 +392,10 @@ impl<'a> Model<'a> {
                 return Ok(Self {
                     layers: nodes,
                     data,
-                    layer_count: node_count,
-                    input: graph.input_shape(),
+                    layer_count: u16::try_from(node_count).unwrap_or(u16::MAX),
+                    input: narrow(graph.input_shape()),
                     arena_len: graph.arena_len(),
-                    num_classes: graph.num_classes(),
+                    num_classes: u32::try_from(graph.num_classes()).unwrap_or(u32::MAX),
                     output_quant: graph.output_quant(),
                     tensors,
                     graph: Some((tensor_count as u16, output)),
@@ -432,10 +434,10 @@ impl<'a> Model<'a> {
         Ok(Self {
             layers: framed.layers,
             data: framed.data,
-            layer_count: framed.layer_count,
-            input,
+            layer_count: u16::try_from(framed.layer_count).unwrap_or(u16::MAX),
+            input: framed.input,
             arena_len,
-            num_classes,
+            num_classes: u32::try_from(num_classes).unwrap_or(u32::MAX),
             output_quant: walk.builder.quant,
             tensors: &[],
             graph: None,
@@ -447,13 +449,13 @@ impl<'a> Model<'a> {
         let (tensor_count, output) = self.graph?;
         Some(Graph::from_parts(
             (self.tensors, usize::from(tensor_count)),
-            (self.layers, self.layer_count),
+            (self.layers, usize::from(self.layer_count)),
             self.data,
             output,
             (
                 self.arena_len,
-                self.input,
-                self.num_classes,
+                self.input_shape(),
+                self.num_classes(),
                 self.output_quant,
             ),
         ))
@@ -480,16 +482,20 @@ impl<'a> Model<'a> {
 
     /// The input image's shape; the image is `c·h·w` u8 pixels in C,H,W order.
     pub fn input_shape(&self) -> MapShape {
-        self.input
+        MapShape {
+            c: self.input.c.into(),
+            h: self.input.h.into(),
+            w: self.input.w.into(),
+        }
     }
 
     /// Bytes in one input image.
     pub fn input_len(&self) -> usize {
-        TensorShape::Map(self.input).len()
+        TensorShape::Map(self.input_shape()).len()
     }
 
     pub fn num_classes(&self) -> usize {
-        self.num_classes
+        usize::try_from(self.num_classes).unwrap_or(usize::MAX)
     }
 
     /// The layers in order, each decoded from the blob as the iterator reaches it.
@@ -498,10 +504,10 @@ impl<'a> Model<'a> {
         let count = if self.graph.is_some() {
             0
         } else {
-            self.layer_count
+            usize::from(self.layer_count)
         };
         Layers {
-            walk: Walk::new(self.layers, count, self.data, self.input, false),
+            walk: Walk::new(self.layers, count, self.data, self.input_shape(), false),
         }
     }
 
@@ -516,6 +522,16 @@ impl<'a> Model<'a> {
             return graph.macs();
         }
         self.layers().fold(0, |sum, l| sum.saturating_add(l.macs))
+    }
+}
+
+/// A graph's input shape as the header stores it (its dimensions came from u16 fields).
+fn narrow(shape: MapShape) -> format::Shape {
+    let n = |v: usize| u16::try_from(v).unwrap_or(u16::MAX);
+    format::Shape {
+        c: n(shape.c),
+        h: n(shape.h),
+        w: n(shape.w),
     }
 }
 
@@ -1409,9 +1425,9 @@ mod tests {
 
     #[test]
     fn the_model_is_a_small_view() {
-        // Where things are, not decoded layers or nodes: 14 words on any target (a graph's
-        // tensor list is one slice more than a layer sequence needs).
-        assert!(core::mem::size_of::<Model>() <= 14 * core::mem::size_of::<usize>());
+        // Where things are, not decoded layers or nodes: a dozen words on any target (the C
+        // API's qcnn_model holds one on a 64-bit host in QCNN_MODEL_SIZE = 112 bytes).
+        assert!(core::mem::size_of::<Model>() <= 11 * core::mem::size_of::<usize>());
     }
 
     #[test]

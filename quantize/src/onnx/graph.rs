@@ -647,7 +647,7 @@ impl GraphWalk {
         let target = self.constants.constant(node, 1, "shape")?;
         let target = target.ints().ok_or("its shape is not integers")?;
         let to_2d =
-            matches!(target, [-1 | 0 | 1, f] if *f == -1 || usize::try_from(*f) == Ok(features));
+            matches!(target, [-1..=1, f] if *f == -1 || usize::try_from(*f) == Ok(features));
         if !to_2d {
             return Err(format!(
                 "shape {target:?}: only a reshape to 2-D (batch, {features}) is supported"
