@@ -19,7 +19,7 @@ use qcnn_bench::{Row, keep_best, table};
 use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::{FashionMnist, LabeledImages};
 use qcnn_host::inference::{BATCH, run_int8};
-use qcnn_quantize::config::Config;
+use qcnn_config::config::Config;
 use tract_onnx::prelude::*;
 
 /// Print the side-by-side images/s table.

@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use qcnn_config::config::Config;
 use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 
 const IMAGES: usize = 256;
 

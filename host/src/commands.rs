@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use qcnn_quantize::config::Config;
+use qcnn_config::config::Config;
 
 use crate::cli::{Cli, Command, DbCommand};
 use crate::db::{Db, Target};

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use qcnn_config::config::{Config, EvaluateConfig};
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::{Config, EvaluateConfig};
 use qcnn_quantize::validate;
 use serde::Serialize;
 

@@ -5,9 +5,9 @@ use std::io::Write;
 
 use anyhow::Result;
 use indicatif::ProgressBar;
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::metrics::argmax;
-use qcnn_quantize::config::Config;
 
 use crate::cli::PredictArgs;
 use crate::inference;

@@ -9,10 +9,10 @@
 mod support;
 
 use indicatif::ProgressBar;
+use qcnn_config::config::Config;
 use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_host::inference::{BATCH, run_int8};
-use qcnn_quantize::config::Config;
 use support::cli::{release_blob, repo_root};
 
 #[test]

@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
+use qcnn_config::config::{CalibrationMethod, Config};
 use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::calibrate::calibrate;
 use qcnn_quantize::checkpoint::Checkpoint;
-use qcnn_quantize::config::{CalibrationMethod, Config};
 use qcnn_quantize::export::export;
 use qcnn_quantize::float_model::FloatModel;
 use qcnn_quantize::validate;

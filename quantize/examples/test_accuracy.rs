@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use qcnn_config::config::Config;
 use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::pipeline::quantize_checkpoint;
 use qcnn_quantize::validate;
 

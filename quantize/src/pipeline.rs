@@ -8,16 +8,16 @@ use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 
-use crate::architecture::Architecture;
 use crate::calibrate::calibrate;
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::config::{CalibrationMethod, Config, ConfigError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
 use crate::onnx::{self, ImportReport, OnnxError};
 use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
 use crate::validate;
+use qcnn_config::architecture::Architecture;
+use qcnn_config::config::{CalibrationMethod, Config, ConfigError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuantizeError {
@@ -62,11 +62,14 @@ pub fn quantize_checkpoint(
     qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
         .map_err(QuantizeError::DoesNotFit)?;
     let checkpoint_sha256 = sha256_hex(
-        &crate::regular_file::read(checkpoint_path, crate::regular_file::MAX_CHECKPOINT_BYTES)
-            .map_err(|source| CheckpointError::Io {
-                path: checkpoint_path.to_owned(),
-                source,
-            })?,
+        &qcnn_config::regular_file::read(
+            checkpoint_path,
+            qcnn_config::regular_file::MAX_CHECKPOINT_BYTES,
+        )
+        .map_err(|source| CheckpointError::Io {
+            path: checkpoint_path.to_owned(),
+            source,
+        })?,
     );
     let float_model = FloatModel::new(&architecture, &checkpoint);
     seconds.read_checkpoint = clock.elapsed().as_secs_f64();

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::calibrate::CalibratedOutput;
-use crate::config::CalibrationMethod;
 use crate::export::QuantizedLayer;
 use crate::onnx::ImportReport;
 use crate::plan::Plans;
 use crate::validate::Scores;
+use qcnn_config::config::CalibrationMethod;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {

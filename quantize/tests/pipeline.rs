@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::pipeline::quantize_checkpoint;
 use qcnn_quantize::validate;
 

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 
 use common::*;
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::metrics::argmax;
 use qcnn_quantize::checkpoint::{Checkpoint, Tensor};
-use qcnn_quantize::config::Config;
 use qcnn_quantize::float_model::FloatModel;
 
 const LAYERS: &str = "
