@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use qcnn_config::architecture::Architecture;
-use qcnn_quantize::checkpoint::Checkpoint;
 use qcnn_config::config::Config;
+use qcnn_quantize::checkpoint::Checkpoint;
 
 /// The release architecture from the repository's config.yaml.
 static ARCHITECTURE: LazyLock<Architecture> = LazyLock::new(|| {

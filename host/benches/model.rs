@@ -24,7 +24,7 @@ fn model(c: &mut Criterion) {
         Err(err) => {
             eprintln!(
                 "model bench skipped: {}: {err}; build the blob with \
-                 `qcnn-quantize checkpoints/CNNModel_FashionMNIST_best_metric_model.pth -o out/model.qcnn`",
+                 `qcnn-quantize -o out/model.qcnn`",
                 blob_path.display()
             );
             return;

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod emit_c;
 pub mod export;
 pub mod float_model;
+pub mod int8_runner;
 pub mod onnx;
 pub mod output;
 pub mod pipeline;

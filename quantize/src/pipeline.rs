@@ -12,6 +12,7 @@ use crate::calibrate::calibrate;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
+use crate::int8_runner::RunError;
 use crate::onnx::{self, ImportReport, OnnxError};
 use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
@@ -35,8 +36,8 @@ pub enum QuantizeError {
     Export(#[from] ExportError),
     #[error("the engine rejects the blob just written: {0}")]
     Model(qcnn_core::ModelError),
-    #[error("the engine failed on a validation image: {0}")]
-    Infer(qcnn_core::InferError),
+    #[error("validating the int8 model: {0}")]
+    Run(RunError),
     #[error("choosing the engine's kernels: {0}")]
     Tier(qcnn_core::TierError),
 }
@@ -93,7 +94,8 @@ pub fn quantize_checkpoint(
     let validation = data.train.select(&split.validation);
     let images = validate::images(&validation);
     let float_logits = float_model.forward_all(&images);
-    let float_scores = validate::scores(&validate::confusion(&float_logits, validation.labels()));
+    let float_scores =
+        validate::scores(float_logits.iter().map(Vec::as_slice), validation.labels());
     seconds.validate_float = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
@@ -101,10 +103,10 @@ pub fn quantize_checkpoint(
     let (int8_logits, arena_bytes, macs, plan) = {
         let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
         let prepared = PreparedModel::new(model.clone()).map_err(QuantizeError::Tier)?;
-        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Infer)?;
+        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Run)?;
         (logits, model.arena_len(), model.macs(), Plans::of(&model))
     };
-    let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));
+    let int8_scores = validate::int8_scores(&int8_logits, validation.labels());
     seconds.validate_int8 = clock.elapsed().as_secs_f64();
     let blob_report = BlobReport {
         bytes: exported.blob.len(),

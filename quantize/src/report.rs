@@ -9,8 +9,8 @@ use crate::calibrate::CalibratedOutput;
 use crate::export::QuantizedLayer;
 use crate::onnx::ImportReport;
 use crate::plan::Plans;
-use crate::validate::Scores;
 use qcnn_config::config::CalibrationMethod;
+use qcnn_dataset::scores::Scores;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
