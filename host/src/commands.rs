@@ -1,6 +1,5 @@
 //! What each `qcnn` subcommand does, from parsed arguments to exit code.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};

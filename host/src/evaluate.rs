@@ -7,12 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use qcnn_config::config::{Config, EvaluateConfig};
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
-use qcnn_dataset::scores::{Scores, Tally};
+use qcnn_dataset::scores::Tally;
 use qcnn_quantize::int8_runner::{self, BATCH, Workers};
 use qcnn_quantize::validate;
-use serde::Serialize;
 
 use crate::cli::{Cli, EvaluateArgs};
 use crate::database::{Access, open_db, path_text};

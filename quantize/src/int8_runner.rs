@@ -96,7 +96,7 @@ pub fn run(
         .ok_or(RunError::Arena { batch: batch_len })?;
     let mut logits = vec![0i8; images.len() * classes];
     let start = Instant::now();
-    let work = || {
+    let mut work = || {
         logits
             .par_chunks_mut(batch_len * classes.max(1))
             .zip(images.par_chunks(batch_len))

@@ -110,7 +110,7 @@ impl Report {
             "validation  {} images        accuracy   macro-F1",
             v.samples
         );
-        for (name, scores) in [("float", v.float), ("int8", v.int8)] {
+        for (name, scores) in [("float", &v.float), ("int8", &v.int8)] {
             let _ = writeln!(
                 s,
                 "            {name:<5}              {:>7.2}%   {:>7.2}%",
