@@ -14,7 +14,7 @@
 //! Magic `QCNN`, a format version, a postcard-encoded [`format::Header`] (input shape, the
 //! layer list, quantization parameters, and [`format::Section`]s pointing into the data),
 //! the data section (weights, biases, multipliers, shifts, weight scales), and a CRC-32 over
-//! everything before it. [`format`] gives the byte layout and is the contract between the
+//! everything before it. [`mod@format`] gives the byte layout and is the contract between the
 //! quantize tool (which writes blobs with [`format::DataWriter`] and [`format::encode`]) and
 //! everything that runs them.
 //!
@@ -60,6 +60,11 @@
 //! another target's figure, and [`Model::plan`] where every tensor sits. No heap, no
 //! recursion, no large stack arrays.
 //!
+//! [`Model::infer_streaming`] runs in less, down to [`Model::min_arena_len_for`]: where a
+//! Conv2d's whole output map does not fit next to the following Conv2d or MaxPool2d, it
+//! computes its rows as that layer reads them (9,185 bytes for the seed model on a Cortex-M4),
+//! with the same logits.
+//!
 //! [`Model::infer_batch`] runs several images at once in `n ·` [`Model::arena_len`] bytes,
 //! with the same logits as one at a time: Linear layers then reuse each weight across the
 //! images, which on a host is worth more than the extra arena (the seed model's first Linear
@@ -80,6 +85,7 @@ pub mod quant;
 #[cfg(test)]
 mod reference;
 pub mod shape;
+mod stream;
 #[cfg(test)]
 mod test_blob;
 #[cfg(test)]

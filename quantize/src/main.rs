@@ -39,6 +39,11 @@ fn run() -> anyhow::Result<ExitCode> {
     let checkpoint = cli.checkpoint.as_deref().unwrap_or(&config.checkpoint.path);
     let mut quantized = quantize_checkpoint(&config, checkpoint, &data)
         .with_context(|| format!("quantizing {}", checkpoint.display()))?;
+    if let Some(budget) = cli.max_arena {
+        let model = qcnn_core::Model::from_bytes(&quantized.blob)?;
+        quantized.report.plan = qcnn_quantize::plan::Plans::within(&model, budget)
+            .map_err(|e| anyhow::anyhow!("--max-arena {budget}: {e}"))?;
+    }
     let report = &mut quantized.report;
     report.seconds.load_data = Some(load_data);
     report.seconds.total = Some(start.elapsed().as_secs_f64());
