@@ -4,21 +4,20 @@
 //!   target's kernels (`ARENA_LEN`, which the static arena is declared with), written by
 //!   qcnn-build after checking the blob with qcnn-core's own loader;
 //! - `images.bin`: the first `QCNN_IMAGE_COUNT` (default 100) FashionMNIST test images, raw u8,
-//!   from `QCNN_IMAGES` or the configured data directories, checked against the canonical SHA-256.
+//!   from `QCNN_IMAGES` or the `data.dirs` of `../config.yaml` (read with qcnn-config), checked
+//!   against the canonical SHA-256.
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use qcnn_config::Config;
 use qcnn_dataset::checksum::TEST_IMAGES;
 use qcnn_dataset::{IMAGE_BYTES, idx};
 
-/// The `data.dirs` of config.yaml, relative to this crate.
-const DATA_DIRS: [&str; 2] = [
-    "../data/FashionMNIST/raw",
-    "/usr/share/datasets/fashion-mnist",
-];
+/// The project's config, whose `data.dirs` are searched for the test images.
+const CONFIG: &str = "../config.yaml";
 const DEFAULT_IMAGE_COUNT: usize = 100;
 
 fn main() -> ExitCode {
@@ -119,21 +118,23 @@ fn images_path() -> Result<PathBuf, String> {
     if let Ok(path) = env::var("QCNN_IMAGES") {
         return Ok(PathBuf::from(path));
     }
-    DATA_DIRS
-        .iter()
+    println!("cargo::rerun-if-changed={CONFIG}");
+    let config = Config::load(Path::new(CONFIG)).map_err(|e| format!("{e}"))?;
+    let dirs = &config.data.dirs;
+    dirs.iter()
         .flat_map(|dir| {
             [
-                format!("{dir}/{}.gz", TEST_IMAGES.name),
-                format!("{dir}/{}", TEST_IMAGES.name),
+                dir.join(format!("{}.gz", TEST_IMAGES.name)),
+                dir.join(TEST_IMAGES.name),
             ]
         })
-        .map(PathBuf::from)
         .find(|path| path.is_file())
         .ok_or_else(|| {
+            let searched: Vec<_> = dirs.iter().map(|d| d.display().to_string()).collect();
             format!(
                 "no {} in {}; set QCNN_IMAGES",
                 TEST_IMAGES.name,
-                DATA_DIRS.join(", ")
+                searched.join(", ")
             )
         })
 }

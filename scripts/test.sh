@@ -93,7 +93,7 @@ step_aarch64() {
     # The release model on the first 1,000 test images: every aarch64 tier under qemu must give
     # the logits (FNV digest) the x86-64 host gives with its best tier.
     local blob=target/aarch64-check.qcnn images=target/aarch64-check-images n=1000 host tier
-    cargo run --quiet -p qcnn-quantize -- checkpoints/CNNModel_FashionMNIST_best_metric_model.pth -o "$blob"
+    cargo run --quiet -p qcnn-quantize -- -o "$blob"
     gunzip -c data/FashionMNIST/raw/t10k-images-idx3-ubyte.gz >"$images"
     cargo build --quiet -p qcnn-core --features std --example run_images --target aarch64-unknown-linux-gnu
     cargo build --quiet -p qcnn-core --features std --example run_images

@@ -14,12 +14,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use indicatif::ProgressBar;
 use qcnn_bench::{Row, keep_best, table};
+use qcnn_config::config::Config;
 use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::{FashionMnist, LabeledImages};
-use qcnn_host::inference::{BATCH, run_int8};
-use qcnn_quantize::config::Config;
+use qcnn_host::inference::first_images;
+use qcnn_quantize::int8_runner::{BATCH, Workers, run};
 use tract_onnx::prelude::*;
 
 /// Print the side-by-side images/s table.
@@ -83,8 +83,9 @@ fn run(args: &Args) -> Result<()> {
             let mut rows = Vec::new();
             for (batch, threads) in [(1, 1), (1, 2), (BATCH, 1), (BATCH, 2)] {
                 let count = test.len();
-                let workers = (threads, batch);
-                let logits = run_int8(&model, test, count, workers, &ProgressBar::hidden())?;
+                let images = first_images(test, count);
+                let workers = (Workers::Exactly(threads), batch);
+                let logits = run(&model, &images, workers, &|_| {})?;
                 rows.push(Row::new("qcnn int8", batch, threads, logits.images_per_s()));
             }
             rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));

@@ -5,6 +5,8 @@ pub mod checksum;
 mod error;
 pub mod idx;
 pub mod metrics;
+pub mod rng;
+pub mod scores;
 pub mod split;
 
 use std::path::{Path, PathBuf};

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use qcnn_quantize::architecture::Architecture;
+use qcnn_config::architecture::Architecture;
+use qcnn_config::config::Config;
 use qcnn_quantize::checkpoint::Checkpoint;
-use qcnn_quantize::config::Config;
 
 /// The release architecture from the repository's config.yaml.
 static ARCHITECTURE: LazyLock<Architecture> = LazyLock::new(|| {

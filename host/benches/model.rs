@@ -1,5 +1,5 @@
 //! Whole-model throughput of the int8 engine, single thread, over the first 256 FashionMNIST
-//! test images: one image at a time (batch 1) and in batches of `inference::BATCH` (what
+//! test images: one image at a time (batch 1) and in batches of `int8_runner::BATCH` (what
 //! `qcnn evaluate` runs), with the blob `bash bench/compare.sh` builds
 //! (`out/model.qcnn`, or the path in `QCNN_BENCH_MODEL`).
 //!
@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use qcnn_config::config::Config;
 use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 
 const IMAGES: usize = 256;
 
@@ -24,7 +24,7 @@ fn model(c: &mut Criterion) {
         Err(err) => {
             eprintln!(
                 "model bench skipped: {}: {err}; build the blob with \
-                 `qcnn-quantize checkpoints/CNNModel_FashionMNIST_best_metric_model.pth -o out/model.qcnn`",
+                 `qcnn-quantize -o out/model.qcnn`",
                 blob_path.display()
             );
             return;
@@ -51,7 +51,7 @@ fn model(c: &mut Criterion) {
             }
         })
     });
-    let batch = qcnn_host::inference::BATCH;
+    let batch = qcnn_quantize::int8_runner::BATCH;
     let pixels = dataset.test.images(0..IMAGES);
     let mut batch_arena = vec![0_u8; model.batch_arena_len(batch).expect("a batch arena")];
     let mut logits = vec![0_i8; batch * model.num_classes()];

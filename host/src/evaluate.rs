@@ -7,57 +7,19 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::{Config, EvaluateConfig};
+use qcnn_dataset::scores::Tally;
+use qcnn_quantize::int8_runner::{self, BATCH, Workers};
 use qcnn_quantize::validate;
-use serde::Serialize;
 
 use crate::cli::{Cli, EvaluateArgs};
-use crate::commands::{Access, open_db, path_text};
+use crate::database::{Access, open_db, path_text};
 use crate::db::{Db, NewResult};
+use crate::evaluation::{Evaluation, Gate};
 use crate::inference;
 use crate::model_file::{self, LoadedModel};
 use crate::report;
-use crate::scores::{Scores, Tally};
-
-/// What `qcnn evaluate --json` prints.
-#[derive(Debug, Serialize)]
-pub struct Evaluation {
-    pub model_path: String,
-    pub model_sha256: String,
-    pub samples: usize,
-    pub threads: usize,
-    /// Images per second of the int8 engine alone.
-    pub images_per_s: f64,
-    pub int8: Scores,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub float: Option<Scores>,
-    /// Fraction of images where the float reference and the int8 model predict the same class.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agreement: Option<f64>,
-    pub result_id: i64,
-    /// Where the result was recorded (no password).
-    pub database: String,
-    pub gate: Gate,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Gate {
-    pub min_accuracy: f64,
-    pub min_f1_macro: f64,
-    pub passed: bool,
-}
-
-impl Gate {
-    fn check(thresholds: &EvaluateConfig, int8: &Scores) -> Gate {
-        Gate {
-            min_accuracy: thresholds.min_accuracy,
-            min_f1_macro: thresholds.min_f1_macro,
-            passed: int8.accuracy >= thresholds.min_accuracy
-                && int8.f1_macro >= thresholds.min_f1_macro,
-        }
-    }
-}
 
 pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> {
     // Everything that can be wrong with the database, the model or the dataset is found
@@ -86,13 +48,15 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
         .threads
         .or_else(|| std::thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
-    let int8_logits = inference::run_int8(
+    let images = inference::first_images(test, samples);
+    let progress = progress_bar(samples);
+    let int8_logits = int8_runner::run(
         &inference::prepare(&model)?,
-        test,
-        samples,
-        (threads, inference::BATCH),
-        &progress_bar(samples),
+        &images,
+        (Workers::Exactly(threads), BATCH),
+        &|n| progress.inc(n as u64),
     )?;
+    progress.finish_and_clear();
 
     let mut int8_tally = Tally::new(model.num_classes());
     for i in 0..samples {
@@ -100,18 +64,14 @@ pub fn run(cli: &Cli, args: &EvaluateArgs, config: &Config) -> Result<ExitCode> 
     }
     let (float, agreement) = match float {
         Some(float) => {
-            let images: Vec<&[u8]> = (0..samples).map(|i| test.image(i)).collect();
             let float_logits = float.forward_all(&images);
             let mut tally = Tally::new(model.num_classes());
             for (i, logits) in float_logits.iter().enumerate() {
                 tally.add(logits, usize::from(test.label(i)));
             }
-            let int8_rows: Vec<Vec<i8>> = (0..samples)
-                .map(|i| int8_logits.image(i).to_vec())
-                .collect();
             (
                 Some(tally.scores()),
-                Some(validate::agreement(&float_logits, &int8_rows)),
+                Some(validate::agreement(&float_logits, &int8_logits)),
             )
         }
         None => (None, None),

@@ -3,11 +3,12 @@
 
 pub mod cli;
 pub mod commands;
+pub mod database;
 pub mod db;
 pub mod evaluate;
+pub mod evaluation;
 pub mod inference;
 pub mod model_file;
 pub mod predict;
 pub mod profile;
 pub mod report;
-pub mod scores;

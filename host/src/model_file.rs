@@ -5,13 +5,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use qcnn_config::config::Config;
+use qcnn_config::regular_file::{self, MAX_BLOB_BYTES, MAX_CHECKPOINT_BYTES};
 use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 use qcnn_quantize::checkpoint::Checkpoint;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::pipeline::FloatReference;
-use qcnn_quantize::regular_file::{self, MAX_BLOB_BYTES, MAX_CHECKPOINT_BYTES};
 
 pub struct LoadedModel {
     /// The int8 blob that runs.

@@ -4,10 +4,10 @@
 use std::io::Write;
 
 use anyhow::Result;
-use indicatif::ProgressBar;
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::metrics::argmax;
-use qcnn_quantize::config::Config;
+use qcnn_quantize::int8_runner::{self, BATCH, Workers};
 
 use crate::cli::PredictArgs;
 use crate::inference;
@@ -19,12 +19,11 @@ pub fn run(args: &PredictArgs, config: &Config) -> Result<()> {
     let loaded = model_file::load(&args.model, bytes, config, &dataset)?;
     let model = model_file::check_blob(&args.model, &loaded.blob)?;
     let count = args.first.min(dataset.test.len());
-    let logits = inference::run_int8(
+    let logits = int8_runner::run(
         &inference::prepare(&model)?,
-        &dataset.test,
-        count,
-        (1, inference::BATCH),
-        &ProgressBar::hidden(),
+        &inference::first_images(&dataset.test, count),
+        (Workers::Exactly(1), BATCH),
+        &|_| {},
     )?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for i in 0..count {

@@ -6,9 +6,9 @@
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
+use qcnn_config::config::Config;
 use qcnn_core::{Kernels, Model};
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::plan::{Place, Plan};
 
 use crate::cli::{ProfileArgs, ProfileKernels};

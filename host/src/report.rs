@@ -5,8 +5,8 @@ use std::fmt::Write;
 use qcnn_dataset::CLASS_NAMES;
 
 use crate::db::ResultRow;
-use crate::evaluate::Evaluation;
-use crate::scores::Scores;
+use crate::evaluation::Evaluation;
+use qcnn_dataset::scores::Scores;
 
 /// `text` with control characters (newlines, ANSI escape sequences) escaped, so that a stored
 /// path cannot rewrite the terminal or forge table rows.

@@ -3,8 +3,8 @@
 
 mod support;
 
+use qcnn_dataset::scores::{Scores, Tally};
 use qcnn_host::db::{Db, DbError, NewResult, Target};
-use qcnn_host::scores::{Scores, Tally};
 use support::postgres::PgServer;
 
 const SEED: &str = "checkpoints/CNNModel_FashionMNIST_best_metric_model.pth";

@@ -8,11 +8,11 @@
 
 mod support;
 
-use indicatif::ProgressBar;
+use qcnn_config::config::Config;
 use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
-use qcnn_host::inference::{BATCH, run_int8};
-use qcnn_quantize::config::Config;
+use qcnn_host::inference::first_images;
+use qcnn_quantize::int8_runner::{BATCH, Workers, run};
 use support::cli::{release_blob, repo_root};
 
 #[test]
@@ -40,8 +40,14 @@ fn every_tier_gives_the_same_logits_on_all_test_images() {
             continue;
         }
         let prepared = PreparedModel::with_tier(model.clone(), tier).unwrap();
-        let hidden = ProgressBar::hidden();
-        let got = run_int8(&prepared, test, test.len(), (threads, BATCH), &hidden).unwrap();
+        let images = first_images(test, test.len());
+        let got = run(
+            &prepared,
+            &images,
+            (Workers::Exactly(threads), BATCH),
+            &|_| {},
+        )
+        .unwrap();
         let classes = model.num_classes();
         if let Some(image) =
             (0..test.len()).find(|&i| got.image(i) != &expected[i * classes..][..classes])

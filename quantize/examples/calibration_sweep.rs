@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
+use qcnn_config::config::{CalibrationMethod, Config};
 use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::calibrate::calibrate;
 use qcnn_quantize::checkpoint::Checkpoint;
-use qcnn_quantize::config::{CalibrationMethod, Config};
 use qcnn_quantize::export::export;
 use qcnn_quantize::float_model::FloatModel;
 use qcnn_quantize::validate;
@@ -31,7 +31,8 @@ fn main() -> anyhow::Result<()> {
     let validation = data.train.select(&split.validation);
     let validation_images = validate::images(&validation);
     let float_logits = float.forward_all(&validation_images);
-    let float_scores = validate::scores(&validate::confusion(&float_logits, validation.labels()));
+    let float_scores =
+        validate::scores(float_logits.iter().map(Vec::as_slice), validation.labels());
     println!(
         "float on {} validation images: accuracy {:.2}%  macro-F1 {:.2}%",
         validation.len(),
@@ -68,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         let blob = export(&architecture, &checkpoint, &ranges)?.blob;
         let model = Model::from_bytes(&blob)?;
         let int8_logits = validate::int8_logits(&PreparedModel::new(model)?, &validation_images)?;
-        let confusion = validate::confusion(&int8_logits, validation.labels());
+        let confusion = validate::confusion(int8_logits.rows(), validation.labels());
         let percentile = match method {
             CalibrationMethod::Percentile => format!("{percentile}"),
             _ => "-".into(),

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use qcnn_config::config::Config;
 use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::pipeline::quantize_checkpoint;
 use qcnn_quantize::validate;
 
@@ -56,12 +56,12 @@ fn main() -> anyhow::Result<()> {
     for (name, confusion, (wall, cpu)) in [
         (
             "float",
-            validate::confusion(&float, data.test.labels()),
+            validate::confusion(float.iter().map(Vec::as_slice), data.test.labels()),
             float_s,
         ),
         (
             "int8",
-            validate::confusion(&int8, data.test.labels()),
+            validate::confusion(int8.rows(), data.test.labels()),
             int8_s,
         ),
     ] {

@@ -8,9 +8,9 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::architecture::FusedLayer;
-use crate::config::{CalibrationMethod, QuantizeConfig};
 use crate::float_model::{BATCH, FloatModel};
+use qcnn_config::architecture::FusedLayer;
+use qcnn_config::config::{CalibrationMethod, QuantizeConfig};
 
 const BINS: usize = 2048;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::architecture::Architecture;
+use qcnn_config::architecture::Architecture;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -91,11 +91,12 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 impl Checkpoint {
     /// Reads a `.pth` (zip) or `.safetensors` file, told apart by content, not by name.
     pub fn read(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES)
-            .map_err(|source| CheckpointError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
+        let bytes =
+            qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
+                .map_err(|source| CheckpointError::Io {
+                    path: path.to_owned(),
+                    source,
+                })?;
         let tensors = if bytes.starts_with(ZIP_MAGIC) {
             read_pth(path, bytes.len())?
         } else if looks_like_safetensors(&bytes) {
@@ -310,7 +311,7 @@ fn read_safetensors(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use qcnn_config::config::Config;
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/torch");
 

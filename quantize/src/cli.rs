@@ -9,8 +9,9 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "qcnn-quantize", version)]
 pub struct Cli {
-    /// The float checkpoint: a PyTorch `state_dict` (.pth, zip format) or a .safetensors file.
-    pub checkpoint: PathBuf,
+    /// The float checkpoint: a PyTorch `state_dict` (.pth, zip format), a .safetensors or an
+    /// .onnx file. Default: the config's `checkpoint.path`.
+    pub checkpoint: Option<PathBuf>,
 
     /// Where to write the int8 model blob.
     #[arg(short, long, value_name = "MODEL.qcnn")]

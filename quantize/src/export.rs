@@ -7,11 +7,11 @@ use qcnn_core::format::{
 };
 use serde::Serialize;
 
-use crate::architecture::{Architecture, Fused, FusedLayer, Shape};
 use crate::calibrate::CalibratedOutput;
 use crate::checkpoint::Checkpoint;
-use crate::config::PoolSpec;
 use crate::scales::{self, MultiplierError};
+use qcnn_config::architecture::{Architecture, Fused, FusedLayer, Shape};
+use qcnn_config::model::PoolSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

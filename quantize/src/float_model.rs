@@ -7,10 +7,10 @@
 
 use rayon::prelude::*;
 
-use crate::architecture::{Architecture, Shape, Step};
 use crate::checkpoint::Checkpoint;
-use crate::config::{Conv2dSpec, LayerSpec, PoolSpec};
 use crate::sgemm::{Layout, sgemm};
+use qcnn_config::architecture::{Architecture, Shape, Step};
+use qcnn_config::model::{Conv2dSpec, LayerSpec, PoolSpec};
 
 /// Images per batch: the rows of each Linear SGEMM. Fewer rows and streaming the weights
 /// dominates (64 rows ran the seed model's first Linear a third slower than 128).

@@ -1,18 +1,16 @@
 //! qcnn-quantize: a float PyTorch checkpoint to a calibrated int8 `.qcnn` blob.
 
-pub mod architecture;
 pub mod calibrate;
 pub mod checkpoint;
-pub mod config;
 pub mod emit_c;
 pub mod export;
 pub mod float_model;
 pub mod graph;
+pub mod int8_runner;
 pub mod onnx;
 pub mod output;
 pub mod pipeline;
 pub mod plan;
-pub mod regular_file;
 pub mod report;
 pub mod scales;
 pub mod sgemm;

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::emit_c::{self, ModelDataFiles, model_data_files};
 use qcnn_quantize::output;
 use qcnn_quantize::pipeline::quantize_checkpoint;
@@ -36,8 +36,9 @@ fn run() -> anyhow::Result<ExitCode> {
     let dirs = config.data.search_dirs(cli.data_dir.as_deref());
     let data = FashionMnist::load(&dirs).context("loading FashionMNIST")?;
     let load_data = clock.elapsed().as_secs_f64();
-    let mut quantized = quantize_checkpoint(&config, &cli.checkpoint, &data)
-        .with_context(|| format!("quantizing {}", cli.checkpoint.display()))?;
+    let checkpoint = cli.checkpoint.as_deref().unwrap_or(&config.checkpoint.path);
+    let mut quantized = quantize_checkpoint(&config, checkpoint, &data)
+        .with_context(|| format!("quantizing {}", checkpoint.display()))?;
     if let Some(budget) = cli.max_arena {
         let model = qcnn_core::Model::from_bytes(&quantized.blob)?;
         quantized.report.plan = qcnn_quantize::plan::Plans::within(&model, budget)

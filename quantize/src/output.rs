@@ -16,7 +16,7 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::regular_file;
+use qcnn_config::regular_file;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {

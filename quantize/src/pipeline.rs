@@ -8,18 +8,19 @@ use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 
-use crate::architecture::Architecture;
 use crate::calibrate::calibrate;
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::config::{CalibrationMethod, Config, ConfigError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
 use crate::graph::FloatGraph;
 use crate::graph::export::export_graph;
+use crate::int8_runner::RunError;
 use crate::onnx::{self, AnyImport, ImportReport, OnnxError};
 use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
 use crate::validate;
+use qcnn_config::architecture::Architecture;
+use qcnn_config::config::{CalibrationMethod, Config, ConfigError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuantizeError {
@@ -37,8 +38,8 @@ pub enum QuantizeError {
     Export(#[from] ExportError),
     #[error("the engine rejects the blob just written: {0}")]
     Model(qcnn_core::ModelError),
-    #[error("the engine failed on a validation image: {0}")]
-    Infer(qcnn_core::InferError),
+    #[error("validating the int8 model: {0}")]
+    Run(RunError),
     #[error("choosing the engine's kernels: {0}")]
     Tier(qcnn_core::TierError),
 }
@@ -93,11 +94,14 @@ pub fn quantize_checkpoint(
     qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
         .map_err(QuantizeError::DoesNotFit)?;
     let checkpoint_sha256 = sha256_hex(
-        &crate::regular_file::read(checkpoint_path, crate::regular_file::MAX_CHECKPOINT_BYTES)
-            .map_err(|source| CheckpointError::Io {
-                path: checkpoint_path.to_owned(),
-                source,
-            })?,
+        &qcnn_config::regular_file::read(
+            checkpoint_path,
+            qcnn_config::regular_file::MAX_CHECKPOINT_BYTES,
+        )
+        .map_err(|source| CheckpointError::Io {
+            path: checkpoint_path.to_owned(),
+            source,
+        })?,
     );
     let float_model = FloatModel::new(&architecture, &checkpoint);
     seconds.read_checkpoint = clock.elapsed().as_secs_f64();
@@ -121,7 +125,8 @@ pub fn quantize_checkpoint(
     let validation = data.train.select(&split.validation);
     let images = validate::images(&validation);
     let float_logits = float_model.forward_all(&images);
-    let float_scores = validate::scores(&validate::confusion(&float_logits, validation.labels()));
+    let float_scores =
+        validate::scores(float_logits.iter().map(Vec::as_slice), validation.labels());
     seconds.validate_float = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
@@ -129,10 +134,10 @@ pub fn quantize_checkpoint(
     let (int8_logits, arena_bytes, macs, plan) = {
         let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
         let prepared = PreparedModel::new(model.clone()).map_err(QuantizeError::Tier)?;
-        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Infer)?;
+        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Run)?;
         (logits, model.arena_len(), model.macs(), Plans::of(&model))
     };
-    let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));
+    let int8_scores = validate::int8_scores(&int8_logits, validation.labels());
     seconds.validate_int8 = clock.elapsed().as_secs_f64();
     let blob_report = BlobReport {
         bytes: exported.blob.len(),
@@ -186,12 +191,11 @@ fn quantize_graph(
     qcnn_dataset::check_model_fits(graph.tensors[0].len(), graph.classes())
         .map_err(QuantizeError::DoesNotFit)?;
     let checkpoint_sha256 = sha256_hex(
-        &crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES).map_err(
-            |source| CheckpointError::Io {
+        &qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| CheckpointError::Io {
                 path: path.to_owned(),
                 source,
-            },
-        )?,
+            })?,
     );
     seconds.read_checkpoint = clock.elapsed().as_secs_f64();
 
@@ -210,17 +214,18 @@ fn quantize_graph(
     let validation = data.train.select(&split.validation);
     let images = validate::images(&validation);
     let float_logits = graph.forward_all(&images);
-    let float_scores = validate::scores(&validate::confusion(&float_logits, validation.labels()));
+    let float_scores =
+        validate::scores(float_logits.iter().map(Vec::as_slice), validation.labels());
     seconds.validate_float = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
     let (int8_logits, arena_bytes, macs, plan) = {
         let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
         let prepared = PreparedModel::new(model.clone()).map_err(QuantizeError::Tier)?;
-        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Infer)?;
+        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Run)?;
         (logits, model.arena_len(), model.macs(), Plans::of(&model))
     };
-    let int8_scores = validate::scores(&validate::confusion(&int8_logits, validation.labels()));
+    let int8_scores = validate::int8_scores(&int8_logits, validation.labels());
     seconds.validate_int8 = clock.elapsed().as_secs_f64();
     let report = Report {
         model: graph.name.clone(),

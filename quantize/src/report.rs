@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::calibrate::CalibratedOutput;
-use crate::config::CalibrationMethod;
 use crate::export::QuantizedLayer;
 use crate::onnx::ImportReport;
 use crate::plan::Plans;
-use crate::validate::Scores;
+use qcnn_config::config::CalibrationMethod;
+use qcnn_dataset::scores::Scores;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -113,7 +113,7 @@ impl Report {
             "validation  {} images        accuracy   macro-F1",
             v.samples
         );
-        for (name, scores) in [("float", v.float), ("int8", v.int8)] {
+        for (name, scores) in [("float", &v.float), ("int8", &v.int8)] {
             let _ = writeln!(
                 s,
                 "            {name:<5}              {:>7.2}%   {:>7.2}%",

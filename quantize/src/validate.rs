@@ -1,69 +1,54 @@
-//! Running a set of images through the float reference and through the int8 engine, and
-//! scoring both; used for the report's validation figures.
+//! Scoring the float reference and the int8 engine on the same images, for the report's
+//! validation figures (the int8 logits come from [`crate::int8_runner`]).
 
-use qcnn_core::{InferError, PreparedModel};
 use qcnn_dataset::metrics::{Confusion, argmax};
+use qcnn_dataset::scores::{Scores, Tally};
 use qcnn_dataset::{CLASSES, LabeledImages};
-use rayon::prelude::*;
-use serde::Serialize;
 
-/// Images per engine call: each weight a Linear layer loads serves all of them.
-const BATCH: usize = 16;
+use qcnn_core::PreparedModel;
 
-/// The int8 logits of every image, with the prepared model's kernels, in parallel batches
-/// with one arena per worker.
-pub fn int8_logits(model: &PreparedModel, images: &[&[u8]]) -> Result<Vec<Vec<i8>>, InferError> {
-    let classes = model.model().num_classes();
-    let arena_len = model.batch_arena_len(BATCH).unwrap_or(usize::MAX);
-    let batches: Vec<Vec<Vec<i8>>> = images
-        .par_chunks(BATCH)
-        .map_init(
-            || (vec![0u8; arena_len], Vec::new()),
-            |(arena, pixels), batch| {
-                pixels.clear();
-                batch
-                    .iter()
-                    .for_each(|image| pixels.extend_from_slice(image));
-                let mut logits = vec![0i8; batch.len() * classes];
-                model.infer_batch(pixels, arena, &mut logits)?;
-                Ok(logits.chunks(classes.max(1)).map(<[i8]>::to_vec).collect())
-            },
-        )
-        .collect::<Result<_, InferError>>()?;
-    Ok(batches.into_iter().flatten().collect())
+use crate::int8_runner::{self, BATCH, Int8Logits, RunError, Workers};
+
+/// The int8 logits of `images` on every core.
+pub fn int8_logits(model: &PreparedModel, images: &[&[u8]]) -> Result<Int8Logits, RunError> {
+    int8_runner::run(model, images, (Workers::EveryCore, BATCH), &|_| {})
 }
 
 pub fn images(set: &LabeledImages) -> Vec<&[u8]> {
     (0..set.len()).map(|i| set.image(i)).collect()
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Scores {
-    pub accuracy: f64,
-    pub f1_macro: f64,
+/// The scores of real-valued logits (one row per image) against `labels`.
+pub fn scores<'a>(rows: impl IntoIterator<Item = &'a [f32]>, labels: &[u8]) -> Scores {
+    let mut tally = Tally::new(CLASSES);
+    for (logits, &label) in rows.into_iter().zip(labels) {
+        tally.add(logits, usize::from(label));
+    }
+    tally.scores()
 }
 
-/// The confusion matrix of `logits` (one vector per image) against `labels`.
-pub fn confusion<T: PartialOrd + Copy>(logits: &[Vec<T>], labels: &[u8]) -> Confusion {
+/// The int8 run's scores, on its dequantized logits (so its loss compares with the float one).
+pub fn int8_scores(int8: &Int8Logits, labels: &[u8]) -> Scores {
+    scores((0..int8.len()).map(|i| int8.dequantized(i)), labels)
+}
+
+/// The confusion matrix of `rows` (one logit vector per image) against `labels`.
+pub fn confusion<'a, T: PartialOrd + Copy + 'a>(
+    rows: impl IntoIterator<Item = &'a [T]>,
+    labels: &[u8],
+) -> Confusion {
     let mut confusion = Confusion::new(CLASSES);
-    for (l, &label) in logits.iter().zip(labels) {
-        confusion.add(usize::from(label), argmax(l));
+    for (logits, &label) in rows.into_iter().zip(labels) {
+        confusion.add(usize::from(label), argmax(logits));
     }
     confusion
 }
 
-pub fn scores(confusion: &Confusion) -> Scores {
-    Scores {
-        accuracy: confusion.accuracy(),
-        f1_macro: confusion.f1_macro(),
-    }
-}
-
 /// The fraction of images on which both give the same class.
-pub fn agreement(float: &[Vec<f32>], int8: &[Vec<i8>]) -> f64 {
+pub fn agreement(float: &[Vec<f32>], int8: &Int8Logits) -> f64 {
     let same = float
         .iter()
-        .zip(int8)
+        .zip(int8.rows())
         .filter(|(f, q)| argmax(f) == argmax(q))
         .count();
     same as f64 / float.len().max(1) as f64

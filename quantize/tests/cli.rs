@@ -186,7 +186,7 @@ fn the_pth_fixture_quantizes_and_the_report_is_complete() {
         qcnn_dataset::checksum::sha256_hex(&blob)
     );
     assert_eq!(report["validation"]["samples"], 10_000);
-    let config = qcnn_quantize::config::Config::load(&repo_config()).unwrap();
+    let config = qcnn_config::config::Config::load(&repo_config()).unwrap();
     assert_eq!(
         report["calibration"]["images"],
         config.quantize.calibration_images
@@ -204,6 +204,68 @@ fn the_pth_fixture_quantizes_and_the_report_is_complete() {
     let float_accuracy = report["validation"]["float"]["accuracy"].as_f64().unwrap();
     assert!(float_accuracy < 0.2, "{float_accuracy}");
     assert!(report["seconds"]["total"].as_f64().unwrap() > 0.0);
+}
+
+/// Without a positional checkpoint, the config's `checkpoint.path` is quantized; a missing one
+/// is named, with the config it came from resolved against.
+#[test]
+fn the_checkpoint_defaults_to_the_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo_data = repo_config()
+        .parent()
+        .unwrap()
+        .join("data/FashionMNIST/raw");
+    let text = std::fs::read_to_string(repo_config())
+        .unwrap()
+        .replace(
+            "path: checkpoints/CNNModel_FashionMNIST_best_metric_model.pth",
+            &format!("path: {}", fixture("random_init.pth").display()),
+        )
+        .replace(
+            "- data/FashionMNIST/raw",
+            &format!("- {}", repo_data.display()),
+        );
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, &text).unwrap();
+    let report_path = dir.path().join("report.json");
+    let output = quantize_cli(&[
+        OsStr::new("-o"),
+        dir.path().join("m.qcnn").as_os_str(),
+        OsStr::new("--report"),
+        report_path.as_os_str(),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let fixture_bytes = std::fs::read(fixture("random_init.pth")).unwrap();
+    assert_eq!(
+        report["checkpoint_sha256"],
+        qcnn_dataset::checksum::sha256_hex(&fixture_bytes)
+    );
+
+    let absent = text.replace(
+        &format!("path: {}", fixture("random_init.pth").display()),
+        "path: absent.pth",
+    );
+    std::fs::write(&config, absent).unwrap();
+    let output = quantize_cli(&[
+        OsStr::new("-o"),
+        dir.path().join("n.qcnn").as_os_str(),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = dir.path().join("absent.pth");
+    assert!(stderr.contains(&expected.display().to_string()), "{stderr}");
+    assert!(!dir.path().join("n.qcnn").exists());
 }
 
 /// `--max-arena`: the report's plans are the fastest schedules within the budget (conv1

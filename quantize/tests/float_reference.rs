@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::checkpoint::Checkpoint;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::float_model::FloatModel;
 
 fn repo() -> PathBuf {

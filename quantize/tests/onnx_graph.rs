@@ -8,9 +8,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use qcnn_config::config::Config;
 use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::graph::FloatGraph;
 use qcnn_quantize::graph::export::export_graph;
 use qcnn_quantize::onnx::{self, AnyImport};

@@ -6,8 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use qcnn_config::config::Config;
+use qcnn_config::model::LayerSpec;
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::{Config, LayerSpec};
 use qcnn_quantize::float_model::FloatModel;
 use qcnn_quantize::onnx::{self, Imported};
 use qcnn_quantize::pipeline::quantize_checkpoint;

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::config::Config;
 use qcnn_quantize::pipeline::quantize_checkpoint;
 use qcnn_quantize::validate;
 
@@ -50,14 +50,17 @@ fn release_checkpoint_int8_is_within_0_2_points_of_float_on_the_test_set() {
     let quantized = quantize_checkpoint(&config, &config.checkpoint.path, &data).unwrap();
     let images = validate::images(&data.test);
     let float = validate::confusion(
-        &quantized.float_model.forward_all(&images),
+        quantized
+            .float_model
+            .forward_all(&images)
+            .iter()
+            .map(Vec::as_slice),
         data.test.labels(),
     );
     let model = qcnn_core::Model::from_bytes(&quantized.blob).unwrap();
-    let int8 = validate::confusion(
-        &validate::int8_logits(&qcnn_core::PreparedModel::new(model).unwrap(), &images).unwrap(),
-        data.test.labels(),
-    );
+    let int8_logits =
+        validate::int8_logits(&qcnn_core::PreparedModel::new(model).unwrap(), &images).unwrap();
+    let int8 = validate::confusion(int8_logits.rows(), data.test.labels());
     eprintln!(
         "test set: float {:.4} / F1 {:.4}, int8 {:.4} / F1 {:.4}",
         float.accuracy(),

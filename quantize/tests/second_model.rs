@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 
 use common::*;
+use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::metrics::argmax;
+use qcnn_dataset::rng::SplitMix64;
 use qcnn_quantize::checkpoint::{Checkpoint, Tensor};
-use qcnn_quantize::config::Config;
 use qcnn_quantize::float_model::FloatModel;
 
 const LAYERS: &str = "
@@ -50,14 +51,8 @@ fn config_text() -> String {
 
 /// PyTorch's default init, uniform in ±1/sqrt(fan_in), from a fixed SplitMix64 stream.
 fn random_checkpoint(config: &Config) -> BTreeMap<String, Tensor> {
-    let mut state = 0x005E_C04D_u64;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
-    };
+    let mut rng = SplitMix64::new(0x005E_C04D);
+    let mut uniform = move || (rng.next_u64() >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0;
     let mut tensors = BTreeMap::new();
     let parameters = config.architecture().unwrap().parameters();
     for pair in parameters.chunks(2) {

@@ -12,8 +12,8 @@ use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
+use qcnn_config::config::Config;
 use qcnn_dataset::{FashionMnist, IMAGE_BYTES, LabeledImages, Split};
-use qcnn_quantize::config::Config;
 
 use cli::Cli;
 use network::Network;

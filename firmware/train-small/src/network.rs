@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use candle_core::{Device, Tensor, Var};
-use qcnn_quantize::architecture::Architecture;
-use qcnn_quantize::config::LayerSpec;
+use qcnn_config::architecture::Architecture;
+use qcnn_config::model::LayerSpec;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::scores::Scores;
+use qcnn_dataset::scores::Scores;
 use schema::SchemaProblem;
 use sql::{BackendError, Param, Row, Transaction};
 

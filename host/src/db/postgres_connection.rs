@@ -95,9 +95,8 @@ fn tls_connector(
             path: path.to_owned(),
             source,
         };
-        let pem =
-            qcnn_quantize::regular_file::read(path, qcnn_quantize::regular_file::MAX_TEXT_BYTES)
-                .map_err(root_cert_error)?;
+        let pem = qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_TEXT_BYTES)
+            .map_err(root_cert_error)?;
         let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
             root_cert_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         })?;

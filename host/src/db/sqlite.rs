@@ -12,7 +12,7 @@ pub fn open(path: &Path) -> Result<rusqlite::Connection, DbError> {
                 path: path.to_owned(),
                 problem: format!(
                     "not a regular file but {}",
-                    qcnn_quantize::regular_file::kind(&metadata)
+                    qcnn_config::regular_file::kind(&metadata)
                 ),
             });
         }

@@ -151,7 +151,7 @@ pub fn release_blob() -> &'static Path {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("release.qcnn");
             let config =
-                qcnn_quantize::config::Config::load(&repo_root().join("config.yaml")).unwrap();
+                qcnn_config::config::Config::load(&repo_root().join("config.yaml")).unwrap();
             let dataset = qcnn_dataset::FashionMnist::load(&config.data.dirs).unwrap();
             let loaded = qcnn_host::model_file::load(
                 &release_checkpoint(),

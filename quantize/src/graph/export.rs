@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::{Clamp, FloatGraph, FloatOp, Window};
 use crate::calibrate::{CalibratedOutput, calibrate_points};
-use crate::config::QuantizeConfig;
 use crate::export::ExportError;
 use crate::scales::{self, activation_params, quantize_multiplier};
+use qcnn_config::config::QuantizeConfig;
 
 /// What the graph export did, for the report.
 #[derive(Clone, Debug, Serialize)]

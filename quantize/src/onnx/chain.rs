@@ -9,8 +9,8 @@ use super::fold::Weighted;
 use super::node::Node;
 use super::report::ImportReport;
 use super::tensor::{self, Constant};
-use crate::architecture::Shape;
-use crate::config::{Conv2dSpec, LayerSpec, LinearSpec, PoolSpec};
+use qcnn_config::architecture::Shape;
+use qcnn_config::model::{Conv2dSpec, LayerSpec, LinearSpec, PoolSpec};
 
 /// The tensor flowing down the chain.
 pub struct Current {
@@ -235,7 +235,7 @@ impl Chain {
         layer: LayerSpec,
         weighted: Option<Weighted>,
     ) -> Result<(), String> {
-        let output = crate::architecture::output_shape(
+        let output = qcnn_config::architecture::output_shape(
             &layer,
             self.current.shape,
             self.layers.last().copied(),

@@ -29,9 +29,9 @@ use self::node::Node;
 use self::proto::tensor_shape_proto::dimension::Value as Dim;
 use self::proto::{ModelProto, ValueInfoProto, type_proto};
 pub use self::report::ImportReport;
-use crate::architecture::{Architecture, ArchitectureError, Shape};
 use crate::checkpoint::{Checkpoint, Tensor};
-use crate::config::{InputShape, ModelConfig};
+use qcnn_config::architecture::{Architecture, ArchitectureError, Shape};
+use qcnn_config::model::{InputShape, ModelConfig};
 
 /// The opsets whose operator definitions the importer follows.
 pub const OPSETS: std::ops::RangeInclusive<i64> = 13..=18;
@@ -53,11 +53,12 @@ pub fn is_onnx(path: &Path) -> bool {
 }
 
 pub fn import(path: &Path) -> Result<Imported, OnnxError> {
-    let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES)
-        .map_err(|source| OnnxError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+    let bytes =
+        qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| OnnxError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
     import_bytes(path, &bytes)
 }
 
@@ -73,11 +74,12 @@ pub enum AnyImport {
 /// Imports `path` as a chain of layers when it is one (so such models keep their version-1
 /// blobs), else as a graph.
 pub fn import_any(path: &Path) -> Result<AnyImport, OnnxError> {
-    let bytes = crate::regular_file::read(path, crate::regular_file::MAX_CHECKPOINT_BYTES)
-        .map_err(|source| OnnxError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+    let bytes =
+        qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| OnnxError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
     import_any_bytes(path, &bytes)
 }
 

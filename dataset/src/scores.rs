@@ -1,7 +1,7 @@
 //! A model's scores on a labelled set: accumulated image by image (one tally per worker
 //! thread), then merged and reduced once.
 
-use qcnn_dataset::metrics::{ClassMetrics, Confusion, argmax, cross_entropy};
+use crate::metrics::{ClassMetrics, Confusion, argmax, cross_entropy};
 use serde::Serialize;
 
 /// Running totals for one worker.

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::architecture::{Architecture, ArchitectureError};
+use crate::model::ModelConfig;
+use crate::regular_file;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -53,78 +55,6 @@ pub struct Config {
     /// The file this was read from, to name it in errors found later.
     #[serde(skip)]
     pub path: PathBuf,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    pub name: String,
-    pub input: InputShape,
-    pub classes: usize,
-    /// state_dict keys are `<key_prefix>.<index>.weight|bias`.
-    pub key_prefix: String,
-    /// The `nn.Sequential`, in order and numbering.
-    pub layers: Vec<LayerSpec>,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct InputShape {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LayerSpec {
-    Conv2d(Conv2dSpec),
-    Relu,
-    MaxPool2d(PoolSpec),
-    Dropout,
-    Flatten,
-    Linear(LinearSpec),
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Conv2dSpec {
-    #[serde(rename = "in")]
-    pub in_channels: usize,
-    #[serde(rename = "out")]
-    pub out_channels: usize,
-    pub kernel: usize,
-    #[serde(default = "one")]
-    pub stride: usize,
-    #[serde(default)]
-    pub padding: usize,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct PoolSpec {
-    pub kernel: usize,
-    /// PyTorch's default: the kernel size.
-    pub stride: Option<usize>,
-}
-
-impl PoolSpec {
-    pub fn stride(&self) -> usize {
-        self.stride.unwrap_or(self.kernel)
-    }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LinearSpec {
-    #[serde(rename = "in")]
-    pub in_features: usize,
-    #[serde(rename = "out")]
-    pub out_features: usize,
-}
-
-fn one() -> usize {
-    1
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -211,8 +141,7 @@ impl Config {
             path: path.to_owned(),
             source,
         };
-        let bytes = crate::regular_file::read(path, crate::regular_file::MAX_TEXT_BYTES)
-            .map_err(io_error)?;
+        let bytes = regular_file::read(path, regular_file::MAX_TEXT_BYTES).map_err(io_error)?;
         let text = String::from_utf8(bytes).map_err(|_| {
             io_error(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -306,6 +235,7 @@ fn one_line(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Conv2dSpec, LayerSpec, PoolSpec};
 
     #[test]
     fn yaml_errors_are_one_line() {

@@ -1,7 +1,10 @@
 //! The configured layer sequence with every tensor shape worked out, the parameters it expects
 //! from a checkpoint, and its grouping into the fused int8 layers the engine runs.
 
-use crate::config::{Conv2dSpec, LayerSpec, LinearSpec, ModelConfig, PoolSpec};
+use qcnn_core::ops::dot::MAX_DOT_LEN;
+use qcnn_core::shape::MAX_TENSOR_LEN;
+
+use crate::model::{Conv2dSpec, LayerSpec, LinearSpec, ModelConfig, PoolSpec};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArchitectureError {
@@ -294,7 +297,32 @@ fn windows(size: usize, kernel: usize, stride: usize, padding: usize) -> Result<
     Ok((padded - kernel) / stride + 1)
 }
 
-pub(crate) fn output_shape(
+/// The engine's limit on one tensor ([`MAX_TENSOR_LEN`] bytes), checked here so that a model
+/// too large for it fails when the config loads, not when the blob does.
+fn fits(shape: Shape) -> Result<Shape, String> {
+    if shape.len() > MAX_TENSOR_LEN {
+        return Err(format!(
+            "its output, {shape}, exceeds the engine's {MAX_TENSOR_LEN} bytes per tensor"
+        ));
+    }
+    Ok(shape)
+}
+
+/// The engine's limit on one output's dot product ([`MAX_DOT_LEN`] inputs), which keeps the
+/// int32 accumulator from overflowing.
+fn dot_fits(inputs: usize) -> Result<(), String> {
+    if inputs > MAX_DOT_LEN {
+        return Err(format!(
+            "each output sums {inputs} inputs, the engine's kernels at most {MAX_DOT_LEN}"
+        ));
+    }
+    Ok(())
+}
+
+/// The shape `layer` makes of `input`, or why it cannot: the one place the layer-chaining
+/// rules (and the engine's limits on them) are written, used for `config.yaml` and for ONNX
+/// imports alike. `previous` is the last layer that is not a Dropout.
+pub fn output_shape(
     layer: &LayerSpec,
     input: Shape,
     previous: Option<LayerSpec>,
@@ -324,7 +352,8 @@ pub(crate) fn output_shape(
             if spec.kernel > 255 || spec.padding > 255 || spec.out_channels > usize::from(u16::MAX) {
                 return Err("kernel and padding must fit a byte, out 16 bits (the blob's fields)".into());
             }
-            Ok(Shape::Map {
+            dot_fits(c * spec.kernel * spec.kernel)?;
+            fits(Shape::Map {
                 c: spec.out_channels,
                 h: windows(h, spec.kernel, spec.stride, spec.padding)?,
                 w: windows(w, spec.kernel, spec.stride, spec.padding)?,
@@ -360,7 +389,8 @@ pub(crate) fn output_shape(
             if spec.out_features == 0 {
                 return Err("out must be at least 1".into());
             }
-            Ok(Shape::Vector(spec.out_features))
+            dot_fits(n)?;
+            fits(Shape::Vector(spec.out_features))
         }
     }
 }
@@ -368,7 +398,7 @@ pub(crate) fn output_shape(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::InputShape;
+    use crate::model::InputShape;
 
     fn model(layers: Vec<LayerSpec>, classes: usize) -> ModelConfig {
         ModelConfig {
@@ -555,6 +585,19 @@ mod tests {
         assert!(layer_error(vec![pool(29)]).contains("larger than"));
         assert!(layer_error(vec![Flatten, pool(2)]).contains("needs a feature map"));
         assert!(layer_error(vec![Flatten, linear(784, 9)]).contains("expected a vector of 10"));
+        assert!(
+            layer_error(vec![
+                Flatten,
+                linear(784, 200_000),
+                Relu,
+                linear(200_000, 10)
+            ])
+            .contains("layer 3 (linear): each output sums 200000 inputs")
+        );
+        assert!(
+            layer_error(vec![conv(1, 65_535, 1, 1, 255)])
+                .contains("exceeds the engine's 2147483647 bytes per tensor")
+        );
         assert_eq!(
             Architecture::new(&model(vec![], 10)).unwrap_err(),
             ArchitectureError::Empty
