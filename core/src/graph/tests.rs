@@ -198,6 +198,8 @@ fn fixture_loads_and_runs_like_the_reference() {
 }
 
 /// The fixture computed directly from the definitions, with every tensor in its own Vec.
+// Index loops on purpose: the reference reads like the formulas.
+#[allow(clippy::needless_range_loop)]
 fn reference(header: &GraphHeader, data: &[u8], image: &[u8]) -> Vec<i8> {
     use crate::quant::multiply_by_quantized_multiplier as mul;
     let word = |s: Section, i: usize| {
