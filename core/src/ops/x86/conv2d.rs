@@ -91,11 +91,16 @@ pub(crate) unsafe fn run<I: Isa>(
             Some(weights) => weights,
             None => scratch.insert(Weights::<I>::pack(op, layer, first)),
         };
-        for sub in (0..BLOCK).step_by(I::CONV_CHANNELS) {
+        let per_block = if layer.paired() {
+            I::PAIRED_CHANNELS
+        } else {
+            I::CONV_CHANNELS
+        };
+        for sub in (0..BLOCK).step_by(per_block) {
             let left = layer.out_channels.saturating_sub(first + sub);
             // SAFETY: as this function.
             unsafe {
-                match (I::CONV_CHANNELS, left) {
+                match (per_block, left) {
                     (_, 0) => break,
                     (16, 9..) => layer.block::<I, 16>(&padded, weights, output, first, sub),
                     (16, _) | (8, 5..) => layer.block::<I, 8>(&padded, weights, output, first, sub),
@@ -173,6 +178,11 @@ impl Layer {
             input_zero_point: op.input_zero_point,
             packed,
         })
+    }
+
+    /// The pool's two conv rows are computed together ([`Layer::paired_sums`]).
+    fn paired(&self) -> bool {
+        self.pooled && self.packed.is_some()
     }
 
     /// The output channels this layer writes.
@@ -286,14 +296,26 @@ impl Layer {
         let lanes = I::LANES;
         for oy in 0..self.out_h {
             for x0 in (0..conv_w).step_by(lanes) {
-                let top = unsafe {
-                    self.sums::<I, CB>(padded, weights, sub, gather, self.conv_row(oy, 0), x0)
+                // (No closures: their intrinsics would not inline.)
+                let (top, bottom) = match (self.pooled, self.packed) {
+                    (true, Some(groups)) => unsafe {
+                        self.paired_sums::<I, CB>(padded, groups, weights, sub, 2 * oy, x0)
+                    },
+                    _ => {
+                        let (y, pooled) = (self.conv_row(oy, 0), self.pooled);
+                        let top =
+                            unsafe { self.sums::<I, CB>(padded, weights, sub, gather, y, x0) };
+                        let bottom = match pooled {
+                            true => unsafe {
+                                self.sums::<I, CB>(padded, weights, sub, gather, y + 1, x0)
+                            },
+                            false => top,
+                        };
+                        (top, bottom)
+                    }
                 };
                 let mut bytes = [unsafe { _mm_setzero_si128() }; CB];
                 let (start, len) = if self.pooled {
-                    let bottom = unsafe {
-                        self.sums::<I, CB>(padded, weights, sub, gather, self.conv_row(oy, 1), x0)
-                    };
                     let rows = top.into_iter().zip(bottom).zip(&requant);
                     for (b, ((top, bottom), requant)) in bytes.iter_mut().zip(rows) {
                         *b = unsafe { pool_2x2::<I>(top, bottom, requant, weights.monotone) };
@@ -399,6 +421,52 @@ impl Layer {
             }
         }
         acc
+    }
+
+    /// [`Layer::accumulate_packed`] for conv rows `y` and `y + 1` at once: each weight
+    /// broadcast serves both rows.
+    ///
+    /// # Safety
+    /// As [`Layer::accumulate_packed`], for both rows.
+    #[inline(always)]
+    unsafe fn paired_sums<I: Isa, const CB: usize>(
+        &self,
+        padded: &[u32; PADDED_WORDS],
+        groups: usize,
+        weights: &Weights<I>,
+        sub: usize,
+        y: usize,
+        x0: usize,
+    ) -> ([I::V; CB], [I::V; CB]) {
+        // SAFETY (the vector calls): as the caller guarantees.
+        let mut top = [unsafe { I::splat(0) }; CB];
+        for (acc, &bias) in top.iter_mut().zip(&weights.bias[sub..]) {
+            *acc = unsafe { I::splat(bias) };
+        }
+        let mut bottom = top;
+        let (k, w, h) = (self.kernel, self.padded_w, self.padded_h);
+        let base = padded.as_ptr();
+        let mut tap = weights.taps.as_ptr();
+        for group in 0..groups {
+            for ky in 0..k {
+                // SAFETY: as in `accumulate_packed`, for rows `y` and `y + 1`.
+                unsafe {
+                    let row = base.add((group * h + y + ky) * w + x0);
+                    for kx in 0..k {
+                        let upper = I::load_lanes(row.add(kx));
+                        let lower = I::load_lanes(row.add(w + kx));
+                        let words = (*tap).as_ptr().add(sub);
+                        for c in 0..CB {
+                            let word = *words.add(c);
+                            top[c] = I::dot_packed(top[c], upper, word);
+                            bottom[c] = I::dot_packed(bottom[c], lower, word);
+                        }
+                        tap = tap.add(1);
+                    }
+                }
+            }
+        }
+        (top, bottom)
     }
 
     /// [`Layer::sums`] with the row gathers.

@@ -23,6 +23,9 @@ pub(crate) trait Isa: Copy {
     const LANES: usize;
     /// Output channels the direct convolution keeps in registers at once.
     const CONV_CHANNELS: usize;
+    /// The same when the channel-packed layout computes a pool's two conv rows together
+    /// (twice the accumulators, each weight broadcast serving both).
+    const PAIRED_CHANNELS: usize;
     /// Bytes of `k` one gemm step consumes.
     const STEP: usize;
     /// The gemm multiplies `w ^ 0x80` (unsigned) by `x`, so it subtracts `128·Σx` afterwards.
@@ -124,6 +127,7 @@ pub(crate) struct Avx512;
 impl Isa for Avx512 {
     const LANES: usize = 16;
     const CONV_CHANNELS: usize = 16;
+    const PAIRED_CHANNELS: usize = 8;
     const STEP: usize = 64;
     const BIASED_WEIGHTS: bool = true;
     const MANY_REGISTERS: bool = true;
@@ -287,6 +291,7 @@ macro_rules! avx2_common {
     () => {
         const LANES: usize = 8;
         const CONV_CHANNELS: usize = 8;
+        const PAIRED_CHANNELS: usize = 4;
         const MANY_REGISTERS: bool = false;
         type V = __m256i;
         type Index = __m256i;
