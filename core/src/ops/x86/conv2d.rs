@@ -2,24 +2,37 @@
 //! portable operator: one body over [`Isa`] (AVX-512 VNNI, AVX-VNNI, AVX2).
 //!
 //! [`Isa::LANES`] horizontally adjacent output pixels share one vector, one i32 lane each; one
-//! accumulator vector per output channel, [`Isa::CONV_CHANNELS`] channels at a time. For every
-//! input channel `ci` and kernel row `ky`, one gather (`vpermb`, or `vpshufb` on each 128-bit
-//! half) puts, for each pixel, the four input bytes under that kernel row (`K ≤ 4`; the weights
-//! of columns past `K` are 0) into its lane, and one [`Isa::dot`] per output channel multiplies
-//! them by that channel's kernel row, broadcast. So there is no im2col copy, and the
-//! requantization ([`VectorRequant`]) and the pooling stay in vectors. With non-decreasing
-//! requantizers (every real model's) the pool takes the max of the sums and requantizes once
-//! per pooled pixel; otherwise it requantizes every conv output first, as the portable code does.
+//! accumulator vector per output channel, [`Isa::CONV_CHANNELS`] channels at a time. The
+//! input map is copied once per call into a padded buffer in one of two layouts
+//! ([`Layer::new`] picks the one with fewer dot instructions per output):
 //!
-//! The products are u8 × i8: the input map is copied once per call into a padded buffer with
-//! `x ^ 0x80 = x + 128` (padding holds the biased input zero point), and each channel's bias
-//! absorbs `−128·Σw`. Everything is arithmetic mod 2^32, so the sums equal the portable
-//! wrapping ones exactly.
+//! - **Channel-packed** (stride 1, any kernel): each 32-bit lane holds [`Isa::PACK`]
+//!   consecutive input channels at one position (four u8 for `vpdpbusd`, two u16 for
+//!   `vpmaddwd`), so for every tap `(channel group, ky, kx)` the pixels are one plain vector
+//!   load and each output channel takes one [`Isa::dot_packed`] with its weights for that tap,
+//!   broadcast. Every product is a real one when `C` is a multiple of `PACK` (the seed
+//!   model's second convolution: 8 channels). A pooled layer computes the pool's two conv rows
+//!   together, so that each broadcast serves both ([`Isa::PAIRED_CHANNELS`] channels at a time).
+//! - **Row gathers** (kernel ≤ 4, for few input channels, e.g. an image's one): for every input
+//!   channel `ci` and kernel row `ky`, one gather (`vpermb`, or `vpshufb` on each 128-bit
+//!   half) puts, for each pixel, the four input bytes under that kernel row (the weights of
+//!   columns past `K` are 0) into its lane, and one [`Isa::dot`] per output channel multiplies
+//!   them by that channel's kernel row, broadcast.
 //!
-//! Taken when the layer fits: kernel ≤ 4, stride ≤ 3, no pool or a 2×2 stride-2 pool,
-//! `C·K ≤` [`MAX_GROUPS`], and the padded input within [`PADDED_BYTES`] ([`Layer::new`]).
-//! The weights are repacked per block of [`BLOCK`] output channels ([`Weights::pack`]): once
-//! per call on the `no_std` path, once per model load in the `std` prepared model.
+//! So there is no im2col copy, and the requantization ([`VectorRequant`]) and the pooling stay
+//! in vectors. With non-decreasing requantizers (every real model's) the pool takes the max of
+//! the sums and requantizes once per pooled pixel; otherwise it requantizes every conv output
+//! first, as the portable code does.
+//!
+//! The products are u8 × i8: the input bytes are biased, `x ^ 0x80 = x + 128` (padding holds
+//! the biased input zero point), and each channel's bias absorbs `−128·Σw`. Everything is
+//! arithmetic mod 2^32, so the sums equal the portable wrapping ones exactly.
+//!
+//! Taken when the layer fits one layout: stride ≤ 3, no pool or a 2×2 stride-2 pool, and
+//! for the row gathers kernel ≤ 4 and `C·K ≤` [`MAX_GROUPS`], for the packed layout stride 1
+//! and at most [`MAX_TAPS`] taps; the padded input within [`PADDED_BYTES`]. The weights are
+//! repacked per block of [`BLOCK`] output channels ([`Weights::pack`]): once per call on the
+//! `no_std` path, once per model load in the `std` prepared model.
 
 use core::arch::x86_64::*;
 

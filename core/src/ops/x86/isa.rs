@@ -6,11 +6,13 @@
 //! [`super`]) carry `#[target_feature]`, and once the generic body is inlined into them the
 //! intrinsics inline too.
 //!
-//! - [`Avx512`]: 16 i32 lanes, `vpdpbusd` (u8 × i8, four products per lane), `vpermb` gathers.
-//! - [`AvxVnni`]: 8 lanes, AVX-VNNI's 256-bit `vpdpbusd`, `vpshufb` gathers.
-//! - [`Avx2`]: 8 lanes; products through `vpmaddwd` on u8 values zero-extended to i16 by the
-//!   gather itself (two products per lane, exact: no `vpmaddubsw` saturation), and in the gemm
-//!   on sign-extended bytes.
+//! - [`Avx512`]: 16 i32 lanes, `vpdpbusd` (u8 × i8, four products per lane), `vpermb` gathers;
+//!   four input channels per lane in the channel-packed convolution.
+//! - [`AvxVnni`]: 8 lanes, AVX-VNNI's 256-bit `vpdpbusd`, `vpshufb` gathers; four channels
+//!   per lane.
+//! - [`Avx2`]: 8 lanes; products through `vpmaddwd` on u8 values zero-extended to i16 (by the
+//!   gather itself, or two channels per lane in the packed layout: two products per lane,
+//!   exact, where `vpmaddubsw` could saturate), and in the gemm on sign-extended bytes.
 // Every method is a thin wrapper over intrinsics, with the trait's one safety contract.
 #![allow(clippy::missing_safety_doc, unsafe_op_in_unsafe_fn)]
 
