@@ -519,7 +519,12 @@ impl Layer {
                 };
                 // SAFETY: `bytes` holds 64 readable bytes.
                 let pixels = unsafe { I::gather(bytes.as_ptr(), gather, s) };
-                let words = group[sub..].iter();
+                // A fixed-size view, so that the loop unrolls and the accumulators stay in
+                // registers (`sub + CB ≤ BLOCK`).
+                let Some(Ok(words)) = group.get(sub..sub + CB).map(<&[I::Word; CB]>::try_from)
+                else {
+                    continue;
+                };
                 for (acc, w) in acc.iter_mut().zip(words) {
                     *acc = unsafe { I::dot(*acc, pixels, w) };
                 }
