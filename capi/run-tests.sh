@@ -6,49 +6,43 @@
 #               -pedantic), for the host and, C99, for the Cortex-M4;
 #   host        the host C example (gcc, the host static library, then the shared one)
 #               prints exactly `qcnn predict`'s lines for the first 100 test images;
-#   panic-never the Cortex-M4 static library links into a program that calls every function
-#               with no C library, so without the `abort` its panic handler calls: it links
-#               only if no panic is reachable from any exported function;
+#   panic-never the Cortex-M4 and the Cortex-M0 static libraries each link into a program
+#               that calls every function with no C library, so without the `abort` their
+#               panic handler calls: each links only if no panic is reachable from any
+#               exported function;
 #   m4          the C firmware (gcc-arm-none-eabi, newlib, libqcnn_capi.a, the blob from
 #               `qcnn-quantize --emit-c`) on qemu mps2-an386 prints exactly `qcnn predict`'s
 #               lines; its instructions per inference are within 1% of the Rust firmware's
 #               (`firmware/run-tests.sh m4`, run here); the static library adds at most
-#               16 KiB of flash to it (from the link map).
+#               16 KiB to its flash (the firmware minus the same objects linked without it).
 # Every part runs even when an earlier one failed; the exit status is non-zero if any failed.
 # Usage: bash capi/run-tests.sh [PART...]   (from anywhere; honours CARGO_TARGET_DIR)
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+test_name=capi
+# shellcheck source=scripts/lib/firmware.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/firmware.sh"
 capi="$root/capi"
 examples="$capi/examples"
-host_target_dir="${CARGO_TARGET_DIR:-$root/target}"
-capi_target_dir="${CARGO_TARGET_DIR:-$capi/target}"
-firmware_target_dir="${CARGO_TARGET_DIR:-$root/firmware/target}"
-work="$capi_target_dir/qcnn-capi-tests"
-images=100
-qemu_timeout=600
-# Issue 16: the whole loader and kernels, as a C firmware links them, in at most 16 KiB.
+# Issue 16: what the library adds to a C firmware's flash (loader, kernels, C API and every
+# helper they pull in), at most 16 KiB.
 library_flash_limit=$((16 * 1024))
 m4_target=thumbv7em-none-eabihf
 m4_flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
+m0_target=thumbv6m-none-eabi
+m0_flags=(-mcpu=cortex-m0 -mthumb)
 c_warnings=(-Wall -Wextra -Werror -pedantic)
-mkdir -p "$work"
-
-fail() {
-    echo "capi: FAIL: $*" >&2
-    exit 1
-}
 
 # Builds the static library for `target` (empty: the host); prints its path.
 build_library() {
     local target="$1"
     if [[ -z "$target" ]]; then
-        (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo build --release >&2) || return 1
-        echo "$capi_target_dir/release/libqcnn_capi.a"
+        (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" cargo build --release >&2) || return 1
+        echo "$own_target_dir/release/libqcnn_capi.a"
     else
-        (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" \
+        (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" \
             cargo rustc --release --target "$target" --crate-type staticlib >&2) || return 1
-        echo "$capi_target_dir/$target/release/libqcnn_capi.a"
+        echo "$own_target_dir/$target/release/libqcnn_capi.a"
     fi
 }
 
@@ -67,36 +61,13 @@ extract_images() {
     dd if="$work/t10k-images.idx" of="$out" iflag=skip_bytes,count_bytes skip=16 count=$((images * 784)) status=none
 }
 
-# The C program's `img` lines must be exactly `qcnn predict`'s for the same blob and images.
-diff_with_host() {
-    local out="$1" name="$2"
-    grep '^img ' "$out" >"$work/$name.c.txt" || true
-    "$qcnn" --config "$root/config.yaml" predict --model "$blob" --first "$images" >"$work/$name.host.txt"
-    local lines
-    lines="$(wc -l <"$work/$name.c.txt")"
-    [[ "$lines" -eq "$images" ]] || fail "$name: the C program printed $lines img lines, expected $images"
-    diff -u "$work/$name.host.txt" "$work/$name.c.txt" ||
-        fail "$name: the C program's predictions differ from qcnn predict's"
-    echo "$name: all $images predictions and logits identical to qcnn predict's"
-}
-
-# The value of measurement `key` in `out` (a `# key value ...` line).
-measurement() { awk -v key="$2" '$1 == "#" && $2 == key { print $3 }' "$1"; }
-
-check_at_most() {
-    local what="$1" value="$2" limit="$3"
-    [[ -n "$value" ]] || fail "no $what figure"
-    [[ "$value" -le "$limit" ]] || fail "$what is $value, the target is <= $limit"
-    echo "$what $value <= $limit"
-}
-
 part_unit() {
-    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo test)
+    (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" cargo test)
     # Not --all-targets: building the tests enables std in serde (through cbindgen), which
     # the no_std library with its own panic handler must not link; so the library and its
     # tests are checked apart.
-    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo clippy --lib -- -D warnings)
-    (cd "$capi" && CARGO_TARGET_DIR="$capi_target_dir" cargo clippy --tests -- -D warnings)
+    (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" cargo clippy --lib -- -D warnings)
+    (cd "$capi" && CARGO_TARGET_DIR="$own_target_dir" cargo clippy --tests -- -D warnings)
 }
 
 part_header() {
@@ -131,25 +102,23 @@ part_host() {
     library="$(build_library "")"
     gcc -std=c99 "${c_warnings[@]}" -O2 -I "$capi/include" -I "$examples/common" \
         "$examples/host/predict.c" "$examples/common/print_prediction.c" "$library" -o "$program"
-    echo "$program $blob $work/images.bin"
-    "$program" "$blob" "$work/images.bin" >"$work/host.out"
-    diff_with_host "$work/host.out" host
+    echo "$program $release_blob $work/images.bin"
+    "$program" "$release_blob" "$work/images.bin" >"$work/host.out"
+    diff_with_host "$release_blob" "$work/host.out" host
     # The same program against the shared library (cdylib) built beside it.
     local shared="${library%.a}.so"
     gcc -std=c99 "${c_warnings[@]}" -O2 -I "$capi/include" -I "$examples/common" \
         "$examples/host/predict.c" "$examples/common/print_prediction.c" "$shared" \
         -Wl,-rpath,"$(dirname "$shared")" -o "$program-shared"
     ldd "$program-shared" | grep -q libqcnn_capi.so || fail "$program-shared does not load libqcnn_capi.so"
-    "$program-shared" "$blob" "$work/images.bin" >"$work/host-shared.out"
-    diff_with_host "$work/host-shared.out" host-shared
+    "$program-shared" "$release_blob" "$work/images.bin" >"$work/host-shared.out"
+    diff_with_host "$release_blob" "$work/host-shared.out" host-shared
 }
 
 # A program that calls every exported function on values the compiler cannot see through,
 # linked with no C library and dead code removed: `abort` stays undefined unless a panic
-# path survives.
+# path survives. Checked for the Cortex-M4 and the Cortex-M0 library.
 part_panic_never() {
-    local library
-    library="$(build_library "$m4_target")"
     cat >"$work/panic_check.c" <<'EOF'
 #include "qcnn.h"
 volatile uintptr_t sink;
@@ -168,20 +137,28 @@ void entry(void) {
     sink = (uintptr_t)qcnn_error_str((qcnn_status)sink);
 }
 EOF
-    if ! arm-none-eabi-gcc "${m4_flags[@]}" -Os -I "$capi/include" -nostdlib -Wl,--gc-sections \
-        -Wl,--no-warn-rwx-segments -Wl,-e,entry "$work/panic_check.c" "$library" \
-        -o "$work/panic_check.elf" 2>"$work/panic_check.log"; then
-        grep -E 'undefined reference|in function' "$work/panic_check.log" | head -n 20 >&2
-        fail "a panic is reachable from the C API: the library needs abort()"
-    fi
-    echo "panic_check links without a C library: no panic is reachable from any qcnn_* function"
+    local target library flags unlinked=0
+    for target in "$m4_target" "$m0_target"; do
+        library="$(build_library "$target")"
+        if [[ "$target" == "$m4_target" ]]; then flags=("${m4_flags[@]}"); else flags=("${m0_flags[@]}"); fi
+        if ! arm-none-eabi-gcc "${flags[@]}" -Os -I "$capi/include" -nostdlib -Wl,--gc-sections \
+            -Wl,--no-warn-rwx-segments -Wl,--no-warn-execstack -Wl,-e,entry "$work/panic_check.c" "$library" \
+            -o "$work/panic_check.$target.elf" 2>"$work/panic_check.$target.log"; then
+            grep -E 'undefined reference|in function' "$work/panic_check.$target.log" | head -n 20 >&2
+            echo "capi: $target: a panic is reachable from the C API: the library needs abort()" >&2
+            unlinked=1
+            continue
+        fi
+        echo "$target: panic_check links without a C library: no panic is reachable from any qcnn_* function"
+    done
+    [[ $unlinked -eq 0 ]] || fail "a panic is reachable from the C API"
 }
 
-# Bytes of FLASH that input files containing `pattern` (and not `exclude`, if given) contribute,
+# Bytes of FLASH that input files containing `pattern` contribute,
 # from a GNU ld map: the input sections listed under the output sections placed in flash.
 map_flash_bytes() {
-    local map="$1" pattern="$2" exclude="${3:-}"
-    awk -v pattern="$pattern" -v exclude="$exclude" '
+    local map="$1" pattern="$2"
+    awk -v pattern="$pattern" '
         function hex(text,   i, value) {
             text = tolower(substr(text, 3))
             for (i = 1; i <= length(text); i++) value = value * 16 + index("0123456789abcdef", substr(text, i, 1)) - 1
@@ -196,9 +173,23 @@ map_flash_bytes() {
         NF == 4 && $1 ~ /^\./ && $2 ~ /^0x/ && $3 ~ /^0x/ { size = $3; file = $4 }
         NF == 3 && pending != "" && $1 ~ /^0x/ && $2 ~ /^0x/ { size = $2; file = $3 }
         { pending = "" }
-        file != "" { if (index(file, pattern) && !(exclude != "" && index(file, exclude))) sum += hex(size); file = "" }
+        file != "" { if (index(file, pattern)) sum += hex(size); file = "" }
         END { print sum + 0 }
     ' "$map"
+}
+
+# Links the C firmware `elf` from the given objects and libraries, with its map beside it.
+link_c_firmware() {
+    local elf="$1"
+    shift
+    arm-none-eabi-gcc "${m4_flags[@]}" "$@" -nostartfiles -T "$examples/c-firmware/link.ld" \
+        --specs=nano.specs --specs=rdimon.specs -Wl,--gc-sections -Wl,--no-warn-rwx-segments \
+        -Wl,--no-warn-execstack -Wl,-Map="${elf%.elf}.map" -o "$elf"
+}
+
+# Flash bytes of a C firmware ELF: the sections link.ld places in FLASH.
+c_flash_bytes() {
+    arm-none-eabi-size -A "$1" | awk '$1 ~ /^\.(vectors|text|ARM\.exidx|data)$/ { sum += $2 } END { print sum }'
 }
 
 part_m4() {
@@ -207,38 +198,48 @@ part_m4() {
     "$quantize" "$root/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth" -o "$work/emitted.qcnn" \
         --config "$root/config.yaml" --emit-c "$generated" >"$work/emit-c.log" 2>&1 ||
         { cat "$work/emit-c.log" >&2; fail "qcnn-quantize --emit-c"; }
-    cmp "$work/emitted.qcnn" "$blob" || fail "qcnn-quantize --emit-c wrote a different blob"
-    arm-none-eabi-gcc "${m4_flags[@]}" -std=c99 "${c_warnings[@]}" -Os -ffunction-sections -fdata-sections \
-        -I "$capi/include" -I "$examples/common" -I "$generated" \
-        -DQCNN_IMAGES_PATH="\"$work/images.bin\"" \
-        "$examples/c-firmware/"{main,startup,footprint,instructions}.c "$examples/c-firmware/images.S" \
-        "$examples/common/print_prediction.c" "$generated/model_data.c" "$library" \
-        -nostartfiles -T "$examples/c-firmware/link.ld" --specs=nano.specs --specs=rdimon.specs \
-        -Wl,--gc-sections -Wl,--no-warn-rwx-segments -Wl,--no-warn-execstack -Wl,-Map="$work/c-firmware.map" -o "$elf"
-    echo "qemu-system-arm -M mps2-an386 -cpu cortex-m4 -icount shift=0 -nographic -semihosting-config enable=on,target=native -kernel $elf"
-    local status=0
-    timeout "$qemu_timeout" qemu-system-arm -M mps2-an386 -cpu cortex-m4 -icount shift=0 -nographic \
-        -semihosting-config enable=on,target=native -kernel "$elf" >"$work/m4.out" </dev/null || status=$?
-    if [[ $status -ne 0 ]]; then
-        tail -n 20 "$work/m4.out" >&2
-        fail "the C firmware on qemu exited with $status (124: timed out after ${qemu_timeout}s)"
-    fi
-    diff_with_host "$work/m4.out" m4
-    grep '^# ' "$work/m4.out"
+    cmp "$work/emitted.qcnn" "$release_blob" || fail "qcnn-quantize --emit-c wrote a different blob"
+    # The C objects are compiled once and linked twice: with the library, and without it.
+    local source objects=()
+    mkdir -p "$work/objects"
+    for source in "$examples/c-firmware/"{main,startup,footprint,instructions}.c "$examples/c-firmware/images.S" \
+        "$examples/common/print_prediction.c" "$generated/model_data.c"; do
+        objects+=("$work/objects/$(basename "$source").o")
+        arm-none-eabi-gcc "${m4_flags[@]}" -std=c99 "${c_warnings[@]}" -Os -ffunction-sections -fdata-sections \
+            -I "$capi/include" -I "$examples/common" -I "$generated" \
+            -DQCNN_IMAGES_PATH="\"$work/images.bin\"" -c "$source" -o "${objects[-1]}"
+    done
+    # The C library serves the memory functions the library's code calls (__aeabi_memcpy...):
+    # a C firmware links newlib's anyway, and otherwise the archive's own compiler_builtins
+    # copies would be linked beside them. `-u` makes them undefined before newlib is searched.
+    local symbol needs_from_libc=()
+    for symbol in $(arm-none-eabi-nm -A -u "$library" 2>/dev/null | awk '$1 ~ /:qcnn_capi-/ { print $NF }' | sort -u); do
+        needs_from_libc+=("-Wl,-u,$symbol")
+    done
+    link_c_firmware "$elf" "${objects[@]}" "${needs_from_libc[@]}" -lc -lgcc "$library"
+    run_firmware mps2-an386 "$elf" "$release_blob" m4
     local flash
-    flash="$(arm-none-eabi-size -A "$elf" | awk '$1 ~ /^\.(vectors|text|ARM\.exidx|data)$/ { sum += $2 } END { print sum }')"
-    [[ "$(measurement "$work/m4.out" flash_total_bytes)" -eq "$flash" ]] ||
-        fail "the C firmware's flash figure disagrees with arm-none-eabi-size's $flash"
+    flash="$(c_flash_bytes "$elf")"
+    check_reported_flash "$work/m4.out" "$flash" arm-none-eabi-size
 
-    # The library's share of the flash, from the link map. Its compiler_builtins members
-    # (memcpy, memset, 64-bit division: what any C library provides, here also serving the C
-    # code) are reported but not held to the loader-and-kernels budget.
-    local library_flash library_code
-    library_flash="$(map_flash_bytes "$work/c-firmware.map" "libqcnn_capi.a(")"
-    library_code="$(map_flash_bytes "$work/c-firmware.map" "libqcnn_capi.a(" "(compiler_builtins-")"
-    echo "# library_flash_bytes $library_flash (all of libqcnn_capi.a in the C firmware's flash)"
-    echo "# library_code_flash_bytes $library_code (the same without compiler_builtins: loader, kernels, C API)"
-    check_at_most library_code_flash_bytes "$library_code" "$library_flash_limit"
+    # What the library adds to the C firmware's flash: the firmware minus the same objects
+    # linked without it, each qcnn_* function then an absolute address (no code; this ELF is
+    # never run). Everything the library brings counts: loader, kernels, C API, its
+    # compiler_builtins members and whatever of the C library only its code needs.
+    local defsyms=() without_flash added
+    for symbol in $(arm-none-eabi-nm -A -g --defined-only "$library" 2>/dev/null |
+        awk '$1 ~ /:qcnn_capi-/ && $3 ~ /^qcnn_/ { print $3 }'); do
+        defsyms+=("-Wl,--defsym=$symbol=1")
+    done
+    [[ ${#defsyms[@]} -eq 7 ]] || fail "expected the 7 qcnn_* functions in $library, found ${#defsyms[@]}"
+    link_c_firmware "$work/c-firmware-without-library.elf" "${objects[@]}" "${defsyms[@]}"
+    without_flash="$(c_flash_bytes "$work/c-firmware-without-library.elf")"
+    added=$((flash - without_flash))
+    echo "# library_added_flash_bytes $added (C firmware $flash - the same without the library $without_flash)"
+    echo "# library_members_flash_bytes $(map_flash_bytes "$work/c-firmware.map" "libqcnn_capi.a(")" \
+        "(members of libqcnn_capi.a in the C firmware's flash, compiler_builtins" \
+        "$(map_flash_bytes "$work/c-firmware.map" "libqcnn_capi.a(compiler_builtins-"))"
+    check_at_most library_added_flash_bytes "$added" "$library_flash_limit"
 
     echo "== capi: the Rust firmware's figures (firmware/run-tests.sh m4), to compare"
     bash "$root/firmware/run-tests.sh" m4 >"$work/rust-firmware.log" 2>&1 ||
@@ -254,37 +255,7 @@ part_m4() {
 }
 
 all_parts=(unit header host panic-never m4)
-parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=("${all_parts[@]}")
-for part in "${parts[@]}"; do
-    [[ " ${all_parts[*]} " == *" $part "* ]] || fail "unknown part $part; parts: ${all_parts[*]}"
-done
-
-# The host tools in the dev profile (libraries optimised), as the test step builds them.
-echo "== capi: building qcnn-quantize and qcnn"
-(cd "$root" && cargo build -p qcnn-quantize -p qcnn-host)
-quantize="$host_target_dir/debug/qcnn-quantize"
-qcnn="$host_target_dir/debug/qcnn"
-echo "== capi: quantizing the release checkpoint; the first $images test images"
-blob="$work/model.qcnn"
-"$quantize" "$root/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth" -o "$blob" \
-    --config "$root/config.yaml" >"$work/quantize.log" 2>&1 ||
-    { cat "$work/quantize.log" >&2; fail "qcnn-quantize"; }
+select_parts "$@"
+prepare_release_blob
 extract_images "$work/images.bin"
-
-passed=0
-failed=()
-for part in "${parts[@]}"; do
-    echo "== capi: $part"
-    # errexit stays on inside the subshell; its status is read with errexit off.
-    set +e
-    (
-        set -e
-        "part_${part//-/_}"
-    )
-    status=$?
-    set -e
-    if [[ $status -eq 0 ]]; then passed=$((passed + 1)); else failed+=("$part"); fi
-done
-echo "capi: ${#parts[@]} parts: $passed passed, ${#failed[@]} failed${failed[*]:+ (${failed[*]})}"
-[[ ${#failed[@]} -eq 0 ]]
+run_parts

@@ -19,13 +19,10 @@
 # Usage: bash firmware/run-tests.sh [PART...]   (from anywhere; honours CARGO_TARGET_DIR)
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+test_name=firmware
+# shellcheck source=scripts/lib/firmware.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/firmware.sh"
 firmware="$root/firmware"
-host_target_dir="${CARGO_TARGET_DIR:-$root/target}"
-firmware_target_dir="${CARGO_TARGET_DIR:-$firmware/target}"
-work="$firmware_target_dir/qcnn-firmware-tests"
-images=100
-qemu_timeout=600
 # Issue 13's targets, for the seed model on the M4, where met; where not (RAM in all, arena:
 # the DSP kernels' scratch now sits in the arena, no longer on the stack), the figure reached,
 # so that it cannot grow back unnoticed. firmware/README.md has both.
@@ -38,23 +35,10 @@ runtime_code_limit=15488
 m0_flash_limit=$((256 * 1024))
 m0_stack_limit=2048
 m0_ram_in_all_limit=4096
-mkdir -p "$work"
-
-fail() {
-    echo "firmware: FAIL: $*" >&2
-    exit 1
-}
 
 host_tuple="$(rustc -vV | sed -n 's/^host: //p')"
 llvm_size="$(rustc --print sysroot)/lib/rustlib/$host_tuple/bin/llvm-size"
 [[ -x "$llvm_size" ]] || fail "llvm-size not found at $llvm_size (rustup component add llvm-tools)"
-
-# Quantizes `checkpoint` with `config` into `blob`.
-make_blob() {
-    local config="$1" checkpoint="$2" blob="$3"
-    "$quantize" "$checkpoint" -o "$blob" --config "$config" >"$blob.log" 2>&1 ||
-        { cat "$blob.log" >&2; fail "qcnn-quantize $checkpoint --config $config"; }
-}
 
 # Builds firmware binary `bin` for `target` with `blob` embedded; prints the ELF's path.
 # Fails when the build does: callers run it in `$(...)`, where errexit does not reach, and a
@@ -66,58 +50,15 @@ build_firmware() {
     echo "$firmware_target_dir/$target/release/$bin"
 }
 
-# Runs `elf` on qemu `machine` with semihosting output to `out`; fails unless it exits 0.
-run_qemu() {
-    local machine="$1" elf="$2" out="$3" status=0
-    local cpu=()
-    [[ "$machine" == mps2-an386 ]] && cpu=(-cpu cortex-m4)
-    echo "qemu-system-arm -M $machine ${cpu[*]} -icount shift=0 -nographic -semihosting-config enable=on,target=native -kernel $elf"
-    timeout "$qemu_timeout" qemu-system-arm -M "$machine" "${cpu[@]}" -icount shift=0 -nographic \
-        -semihosting-config enable=on,target=native -kernel "$elf" >"$out" </dev/null || status=$?
-    if [[ $status -ne 0 ]]; then
-        tail -n 20 "$out" >&2
-        fail "$elf on qemu $machine exited with $status (124: timed out after ${qemu_timeout}s)"
-    fi
-}
-
-# The firmware's `img` lines must be exactly `qcnn predict`'s for the same blob and images.
-diff_with_host() {
-    local blob="$1" out="$2" name="$3"
-    grep '^img ' "$out" >"$work/$name.firmware.txt" || true
-    "$qcnn" --config "$root/config.yaml" predict --model "$blob" --first "$images" >"$work/$name.host.txt"
-    local lines
-    lines="$(wc -l <"$work/$name.firmware.txt")"
-    [[ "$lines" -eq "$images" ]] || fail "$name: the firmware printed $lines img lines, expected $images"
-    diff -u "$work/$name.host.txt" "$work/$name.firmware.txt" ||
-        fail "$name: the firmware's predictions differ from qcnn predict's"
-    echo "$name: all $images predictions and logits identical to qcnn predict's"
-}
-
-# The value of measurement `key` in `out` (a `# key value ...` line).
-measurement() { awk -v key="$2" '$1 == "#" && $2 == key { print $3 }' "$1"; }
-
 # Flash bytes of an ELF: every section loaded into the FLASH region.
 flash_bytes() {
     "$llvm_size" -A "$1" | awk '$1 ~ /^\.(vector_table|text|rodata|data|gnu\.sgstubs)$/ { sum += $2 } END { print sum }'
 }
 
-# Checks `value <= limit` for the figure named `what`.
-check_at_most() {
-    local what="$1" value="$2" limit="$3"
-    [[ -n "$value" ]] || fail "no $what figure"
-    [[ "$value" -le "$limit" ]] || fail "$what is $value, the target is <= $limit"
-    echo "$what $value <= $limit"
-}
-
 part_m4() {
-    m4_elf="$(build_firmware thumbv7em-none-eabihf qcnn-firmware "$m4_blob")"
-    run_qemu mps2-an386 "$m4_elf" "$work/m4.out"
-    diff_with_host "$m4_blob" "$work/m4.out" m4
-    grep '^# ' "$work/m4.out"
-    local flash
-    flash="$(flash_bytes "$m4_elf")"
-    [[ "$(measurement "$work/m4.out" flash_total_bytes)" -eq "$flash" ]] ||
-        fail "the firmware's flash figure disagrees with llvm-size's $flash"
+    m4_elf="$(build_firmware thumbv7em-none-eabihf qcnn-firmware "$release_blob")"
+    run_firmware mps2-an386 "$m4_elf" "$release_blob" m4
+    check_reported_flash "$work/m4.out" "$(flash_bytes "$m4_elf")" llvm-size
     check_limits "$work/m4.out" "$stack_limit" "$ram_in_all_limit"
     check_at_most ram_arena_bytes "$(measurement "$work/m4.out" ram_arena_bytes)" "$arena_limit"
     check_at_most instructions_per_mac_milli \
@@ -138,7 +79,7 @@ check_limits() {
 
 part_panic_never() {
     local elf
-    if ! elf="$(build_firmware thumbv7em-none-eabihf panic_check "$m4_blob" 2>"$work/panic_check.log")"; then
+    if ! elf="$(build_firmware thumbv7em-none-eabihf panic_check "$release_blob" 2>"$work/panic_check.log")"; then
         grep -E 'error|panic-never|undefined symbol|referenced by' "$work/panic_check.log" | head -n 20 >&2
         fail "a panic is reachable from Model::from_bytes or infer: panic_check does not link"
     fi
@@ -148,9 +89,9 @@ part_panic_never() {
 
 part_runtime_size() {
     local elf
-    elf="$(build_firmware thumbv7em-none-eabihf panic_check "$m4_blob")"
+    elf="$(build_firmware thumbv7em-none-eabihf panic_check "$release_blob")"
     "$llvm_size" -A "$elf" | awk '$1 ~ /^\.(vector_table|text|rodata)$/'
-    local runtime=$(($(flash_bytes "$elf") - $(stat -c %s "$m4_blob") - images * 784))
+    local runtime=$(($(flash_bytes "$elf") - $(stat -c %s "$release_blob") - images * 784))
     check_at_most runtime_code_bytes "$runtime" "$runtime_code_limit"
 }
 
@@ -160,7 +101,7 @@ part_dsp() {
         return
     fi
     local elf
-    elf="$(build_firmware thumbv7em-none-eabihf dsp_check "$m4_blob")"
+    elf="$(build_firmware thumbv7em-none-eabihf dsp_check "$release_blob")"
     run_qemu mps2-an386 "$elf" "$work/dsp_check.out"
     cat "$work/dsp_check.out"
 }
@@ -170,41 +111,11 @@ part_m0() {
     make_blob "$firmware/m0-config.yaml" "$firmware/m0/small_cnn.safetensors" "$blob"
     elf="$(build_firmware thumbv6m-none-eabi qcnn-firmware "$blob")"
     check_at_most m0_flash_bytes "$(flash_bytes "$elf")" "$m0_flash_limit"
-    run_qemu microbit "$elf" "$work/m0.out"
-    diff_with_host "$blob" "$work/m0.out" m0
-    grep '^# ' "$work/m0.out"
+    run_firmware microbit "$elf" "$blob" m0
     check_limits "$work/m0.out" "$m0_stack_limit" "$m0_ram_in_all_limit"
 }
 
 all_parts=(m4 panic-never runtime-size dsp m0)
-parts=("$@")
-[[ ${#parts[@]} -gt 0 ]] || parts=("${all_parts[@]}")
-for part in "${parts[@]}"; do
-    [[ " ${all_parts[*]} " == *" $part "* ]] || fail "unknown part $part; parts: ${all_parts[*]}"
-done
-
-# The dev profile (libraries optimised, see Cargo.toml) shares its build with the test step.
-echo "== firmware: building qcnn-quantize and qcnn"
-(cd "$root" && cargo build -p qcnn-quantize -p qcnn-host)
-quantize="$host_target_dir/debug/qcnn-quantize"
-qcnn="$host_target_dir/debug/qcnn"
-echo "== firmware: quantizing the release checkpoint"
-m4_blob="$work/model.qcnn"
-make_blob "$root/config.yaml" "$root/checkpoints/CNNModel_FashionMNIST_best_metric_model.pth" "$m4_blob"
-
-passed=0
-failed=()
-for part in "${parts[@]}"; do
-    echo "== firmware: $part"
-    # errexit stays on inside the subshell; its status is read with errexit off.
-    set +e
-    (
-        set -e
-        "part_${part//-/_}"
-    )
-    status=$?
-    set -e
-    if [[ $status -eq 0 ]]; then passed=$((passed + 1)); else failed+=("$part"); fi
-done
-echo "firmware: ${#parts[@]} parts: $passed passed, ${#failed[@]} failed${failed[*]:+ (${failed[*]})}"
-[[ ${#failed[@]} -eq 0 ]]
+select_parts "$@"
+prepare_release_blob
+run_parts

@@ -31,7 +31,7 @@ for target in "${targets[@]}"; do
     work="$target_dir/fuzz-corpus/$target"
     mkdir -p "$work" "artifacts/$target"
     log="$target_dir/fuzz-$target.log"
-    before=$(ls "artifacts/$target" | wc -l)
+    before=$(find "artifacts/$target" -type f | wc -l)
     set +e
     cargo +nightly fuzz run --debug-assertions --sanitizer "$sanitizer" --target-dir "$target_dir" \
         "$target" "$work" "corpus/$target" -- \
@@ -40,7 +40,7 @@ for target in "${targets[@]}"; do
     code=$?
     set -e
     executions=$(grep -a -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || echo "?")
-    crashes=$(( $(ls "artifacts/$target" | wc -l) - before ))
+    crashes=$(($(find "artifacts/$target" -type f | wc -l) - before))
     line="$target: executions=$executions crashes=$crashes seconds=$seconds exit=$code"
     if [ "$crashes" -gt 0 ] || [ "$code" -ne 0 ]; then
         status=1

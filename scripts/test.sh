@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$QCNN_ROOT"
 
-ALL_STEPS=(dvc-status fmt shellcheck clippy test tiers aarch64 cross-core firmware capi workflows containers)
+ALL_STEPS=(dvc-status fmt shellcheck clippy doc test tiers aarch64 cross-core firmware capi workflows containers)
 SKIPPED=200 # a step's exit status meaning "nothing to run here"
 
 step_dvc_status() {
@@ -37,12 +37,26 @@ step_fmt() {
 }
 
 step_shellcheck() {
-    shellcheck --external-sources scripts/*.sh .ci/run firmware/run-tests.sh capi/run-tests.sh bench/compare.sh \
-        bench/qemu_instructions.sh
+    # Every shell script git tracks, found by its name (*.sh) or its #! line (.ci/run), so that
+    # a new script is checked without being listed here.
+    local file scripts=()
+    while IFS= read -r file; do
+        if [[ "$file" == *.sh ]] || head -n 1 "$file" | grep -qE '^#!.*\b(ba|da|k)?sh\b'; then
+            scripts+=("$file")
+        fi
+    done < <(git ls-files)
+    [ ${#scripts[@]} -gt 0 ] || { echo "no shell script found" >&2; return 1; }
+    echo "shellcheck on ${#scripts[@]} scripts: ${scripts[*]}"
+    shellcheck --external-sources "${scripts[@]}"
 }
 
 step_clippy() {
     cargo clippy --workspace --all-targets -- -D warnings
+}
+
+step_doc() {
+    # The API docs of every workspace crate, warnings as errors: a broken intra-doc link fails.
+    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 }
 
 step_test() {

@@ -14,7 +14,7 @@
 //! Magic `QCNN`, a format version, a postcard-encoded [`format::Header`] (input shape, the
 //! layer list, quantization parameters, and [`format::Section`]s pointing into the data),
 //! the data section (weights, biases, multipliers, shifts, weight scales), and a CRC-32 over
-//! everything before it. [`format`] gives the byte layout and is the contract between the
+//! everything before it. [`mod@format`] gives the byte layout and is the contract between the
 //! quantize tool (which writes blobs with [`format::DataWriter`] and [`format::encode`]) and
 //! everything that runs them.
 //!

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Linear passes its input vector as the single column; Conv2d passes im2col patches (see
-//! [`super::patches`]), one per conv output position. Several columns per call let a kernel
+//! [`super::conv2d`]), one per conv output position. Several columns per call let a kernel
 //! reuse each weight it loads (and unpacks) across them.
 //!
 //! # The kernel interface

@@ -114,9 +114,16 @@ impl LinearOp<'_> {
             }
             rest = next;
             let first_feature = block * MAX_ROWS;
-            let column_groups = inputs.chunks(chunk_len(k, MAX_COLUMNS));
-            let output_groups = outputs.chunks_mut(chunk_len(out_len, MAX_COLUMNS));
-            for (columns, outputs) in column_groups.zip(output_groups) {
+            // The image groups too, for the same reason: zipping two `chunks` divides by
+            // their sizes, and on thumbv6m that division's zero check survived.
+            let (mut rest_inputs, mut rest_outputs) = (inputs, &mut *outputs);
+            while !rest_inputs.is_empty() && !rest_outputs.is_empty() {
+                let (columns, next) =
+                    rest_inputs.split_at(chunk_len(k, MAX_COLUMNS).min(rest_inputs.len()));
+                rest_inputs = next;
+                let group_len = chunk_len(out_len, MAX_COLUMNS).min(rest_outputs.len());
+                let (outputs, next) = core::mem::take(&mut rest_outputs).split_at_mut(group_len);
+                rest_outputs = next;
                 let n = (columns.len() / k).max(1);
                 let mut acc = [0_i32; MAX_ACC];
                 gemm(weights, columns, k, &mut acc);

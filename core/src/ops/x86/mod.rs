@@ -2,10 +2,10 @@
 //!
 //! - [`gemm()`]: the [`super::gemm`] primitive (Linear layers, and convolutions the direct
 //!   kernel does not take).
-//! - [`conv2d()`]: a whole Conv2d (+ ReLU + 2×2 max pool) without im2col: several output pixels
+//! - `conv2d()`: a whole Conv2d (+ ReLU + 2×2 max pool) without im2col: several output pixels
 //!   per vector, vectorized requantization.
 //!
-//! Both are one generic body over [`isa::Isa`], instantiated for three tiers
+//! Both are one generic body over `isa::Isa`, instantiated for three tiers
 //! ([`KernelTier::Avx512Vnni`], [`KernelTier::AvxVnni`], [`KernelTier::Avx2`]) by the entry
 //! points below, the only functions with `#[target_feature]`.
 //!
