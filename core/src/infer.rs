@@ -7,6 +7,9 @@ use micromath::F32Ext;
 use crate::arena::{self, End};
 use crate::format::QuantParams;
 use crate::model::Model;
+use crate::ops::Kernels;
+use crate::plan::Schedule;
+use crate::stream;
 
 /// Why `infer` (or a `Logits` helper) refused to run. A validated model never fails
 /// otherwise.
@@ -16,7 +19,9 @@ pub enum InferError {
     WrongImageLength { expected: usize, found: usize },
     /// A batch is not a whole, non-zero number of `image_len`-byte images.
     WrongBatchLength { image_len: usize, found: usize },
-    /// The arena is shorter than `model.arena_len()`.
+    /// The arena is shorter than the model needs: `model.arena_len()` for `infer`,
+    /// `model.min_arena_len_for(Kernels::NATIVE)` for `infer_streaming`,
+    /// `model.batch_arena_len(n)` for a batch.
     ArenaTooSmall { needed: usize, found: usize },
     /// The buffer for per-class results is shorter than the number of classes.
     OutputTooShort { needed: usize, found: usize },
@@ -47,6 +52,7 @@ impl core::error::Error for InferError {}
 impl Model<'_> {
     /// Classifies one u8 image (C,H,W order, `input_len()` bytes) using `arena`
     /// (at least `arena_len()` bytes), and returns the int8 logits, which live in the arena.
+    /// Every layer writes its whole output map: the fastest schedule.
     pub fn infer<'b>(&self, image: &[u8], arena: &'b mut [u8]) -> Result<Logits<'b>, InferError> {
         self.infer_observed(image, arena, &mut |_| {})
     }
@@ -59,6 +65,50 @@ impl Model<'_> {
         arena: &'b mut [u8],
         after: &mut dyn FnMut(usize),
     ) -> Result<Logits<'b>, InferError> {
+        self.check_image(image)?;
+        let arena = arena_of(arena, self.arena_len())?;
+        let values = self.run_layers::<false>(image, 1, arena, Schedule::whole(0), after)?;
+        Ok(self.logits(values))
+    }
+
+    /// [`Self::infer`] in an arena that may be shorter than `arena_len()`, down to
+    /// [`Self::min_arena_len_for`] with [`Kernels::NATIVE`]: the fastest schedule the arena
+    /// holds ([`Self::schedule_for_arena`]), which streams the early layers' rows instead of
+    /// writing their whole maps where they do not fit. The same logits, bit for bit.
+    ///
+    /// A separate call so that a firmware running whole maps links none of the streaming
+    /// code (about 8 KB of flash on a Cortex-M4).
+    pub fn infer_streaming<'b>(
+        &self,
+        image: &[u8],
+        arena: &'b mut [u8],
+    ) -> Result<Logits<'b>, InferError> {
+        self.infer_streaming_observed(image, arena, &mut |_| {})
+    }
+
+    /// [`Self::infer_streaming`] with [`Self::infer_observed`]'s callback; both layers of a
+    /// streamed pair report together, when the pair ends.
+    pub fn infer_streaming_observed<'b>(
+        &self,
+        image: &[u8],
+        arena: &'b mut [u8],
+        after: &mut dyn FnMut(usize),
+    ) -> Result<Logits<'b>, InferError> {
+        self.check_image(image)?;
+        let found = arena.len();
+        let too_small = || InferError::ArenaTooSmall {
+            needed: self.min_arena_len_for(Kernels::NATIVE),
+            found,
+        };
+        let schedule = self
+            .schedule_for_arena(Kernels::NATIVE, found)
+            .ok_or_else(too_small)?;
+        let arena = arena_of(arena, schedule.arena_len)?;
+        let values = self.run_layers::<true>(image, 1, arena, schedule, after)?;
+        Ok(self.logits(values))
+    }
+
+    fn check_image(&self, image: &[u8]) -> Result<(), InferError> {
         let expected = self.input_len();
         if image.len() != expected {
             return Err(InferError::WrongImageLength {
@@ -66,12 +116,14 @@ impl Model<'_> {
                 found: image.len(),
             });
         }
-        let arena = arena_of(arena, self.arena_len())?;
-        let values = self.run_layers(image, 1, arena, after)?;
-        Ok(Logits {
+        Ok(())
+    }
+
+    fn logits<'b>(&self, values: &'b [i8]) -> Logits<'b> {
+        Logits {
             values,
             quant: self.output_quant(),
-        })
+        }
     }
 
     /// Bytes of arena [`Self::infer_batch`] needs for `images` images (`images ·
@@ -109,7 +161,14 @@ impl Model<'_> {
         let logits = logits.get_mut(..needed).ok_or(too_short)?;
         let needed_arena = self.batch_arena_len(count).unwrap_or(usize::MAX);
         let arena = arena_of(arena, needed_arena)?;
-        logits.copy_from_slice(self.run_layers(images, count, arena, &mut |_| {})?);
+        let whole = Schedule::whole(self.arena_len());
+        logits.copy_from_slice(self.run_layers::<false>(
+            images,
+            count,
+            arena,
+            whole,
+            &mut |_| {},
+        )?);
         Ok(count)
     }
 
@@ -119,12 +178,15 @@ impl Model<'_> {
     /// The batch's tensors ping-pong like one image's (see [`crate::arena`]), each holding
     /// every image's tensor back to back, with the gap between them as the layer's scratch:
     /// `count · arena_len()` bytes always suffice, as `arena_len()` covers every layer's
-    /// input, output and scratch.
-    fn run_layers<'b>(
+    /// input, output and scratch. With `STREAMING`, a pair `schedule` streams runs as one
+    /// step (one image only), from the first layer's input to the second one's output;
+    /// without, none of the streaming code is compiled in.
+    fn run_layers<'b, const STREAMING: bool>(
         &self,
         images: &[u8],
         count: usize,
         arena: &'b mut [i8],
+        schedule: Schedule,
         after: &mut dyn FnMut(usize),
     ) -> Result<&'b [i8], InferError> {
         let too_small = InferError::ArenaTooSmall {
@@ -137,17 +199,30 @@ impl Model<'_> {
         }
         let (mut end, mut len) = (End::Front, self.input_len());
         after(0);
-        for (index, layer) in self.layers().enumerate() {
+        let mut layers = self.layers().enumerate();
+        while let Some((index, layer)) = layers.next() {
             let op = layer.op();
             if !op.computes() {
                 after(index + 1);
+                continue;
+            }
+            if STREAMING && count == 1 && schedule.streams(index) {
+                let out_len =
+                    stream::run_with_next(op, &mut layers, arena, end, len).ok_or(too_small)?;
+                (end, len) = (end.other(), out_len);
+                after(index + 1);
+                after(index + 2);
                 continue;
             }
             let out_len = layer.output().len();
             let (batch_in, batch_out) = (count.saturating_mul(len), count.saturating_mul(out_len));
             // The caller sized the arena for every layer, so this split always succeeds.
             let split = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
-            op.run_batch(split.input, split.output, (len, out_len), split.scratch);
+            if STREAMING {
+                stream::run_layer(op, split.input, split.output, split.scratch);
+            } else {
+                op.run_batch(split.input, split.output, (len, out_len), split.scratch);
+            }
             (end, len) = (end.other(), out_len);
             after(index + 1);
         }
@@ -423,6 +498,22 @@ mod tests {
             InferError::ArenaTooSmall {
                 needed: ARENA,
                 found: ARENA - 1
+            }
+        );
+        // `infer_streaming` runs there, streaming; below the least arena no schedule fits,
+        // and the error names the least.
+        let least = model.min_arena_len_for(Kernels::NATIVE);
+        assert!(least < ARENA);
+        let image = SplitMix(6).u8s(784);
+        let streamed = model.infer_streaming(&image, &mut arena[..least]).unwrap();
+        assert_eq!(streamed.as_slice(), &spec.reference(&image)[..]);
+        assert_eq!(
+            model
+                .infer_streaming(&[0; 784], &mut arena[..least - 1])
+                .unwrap_err(),
+            InferError::ArenaTooSmall {
+                needed: least,
+                found: least - 1
             }
         );
         // A larger arena works and gives the same answer.

@@ -3,9 +3,123 @@
 //! spelled out for reports (`qcnn profile`, the quantize report) so users can see which
 //! layer sets the arena and what to change in their network to fit a part.
 
-use crate::arena::End;
+use crate::arena::{self, End};
+use crate::format::MAX_LAYERS;
 use crate::model::{CheckedLayer, Model};
-use crate::ops::Kernels;
+use crate::ops::scratch::dsp_linear_min_bytes;
+use crate::ops::{Kernels, Op};
+use crate::stream::StreamPair;
+
+/// How a model runs in an arena of a given length: which Conv2d layers stream their output
+/// rows into the next layer (`crate::stream`) instead of writing their whole map, and the
+/// arena that takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// Bit `i`: layer `i` streams into layer `i + 1`.
+    streamed: u32,
+    /// Bytes of arena this schedule needs.
+    pub arena_len: usize,
+}
+
+impl Schedule {
+    /// Every layer writes its whole map, in `arena_len` bytes.
+    pub(crate) fn whole(arena_len: usize) -> Self {
+        Self {
+            streamed: 0,
+            arena_len,
+        }
+    }
+
+    /// Whether layer `index` streams into the next one (the two run as one fused node).
+    pub fn streams(&self, index: usize) -> bool {
+        index < 32 && self.streamed & (1 << index) != 0
+    }
+
+    /// How many pairs stream.
+    pub fn streamed_pairs(&self) -> u32 {
+        self.streamed.count_ones()
+    }
+}
+
+impl Model<'_> {
+    /// The fastest schedule within `budget` bytes of arena with `kernels`: a layer pair
+    /// streams only where its whole-map need exceeds the budget and streaming needs less.
+    /// Its `arena_len` may still exceed `budget`: then no schedule fits (see
+    /// [`Self::min_arena_len_for`]).
+    pub fn schedule_within(&self, kernels: Kernels, budget: usize) -> Schedule {
+        // A layer whose kernels adapt to a shorter scratch takes what the budget leaves.
+        let within = |layer: &CheckedLayer<'_>| {
+            let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
+            whole.min(budget.max(least_need(layer, kernels)))
+        };
+        let whole = |layer: &CheckedLayer<'_>| layer.arena_need(kernels).unwrap_or(usize::MAX);
+        let (mut streamed, mut arena_len) = (0_u32, self.input_len());
+        // One layer of lookahead (not an array of them: this runs on the device's stack).
+        let mut layers = self.layers().enumerate().peekable();
+        while let Some((index, layer)) = layers.next() {
+            let need = within(&layer);
+            if let Some((_, next)) = layers.peek()
+                && let Some(pair) = StreamPair::new(layer.op(), next.op())
+            {
+                let whole_pair = whole(&layer).max(whole(next));
+                let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
+                if whole_pair > budget && stream < whole_pair && index < 32 {
+                    streamed |= 1 << index;
+                    arena_len = arena_len.max(stream);
+                    layers.next();
+                    continue;
+                }
+            }
+            arena_len = arena_len.max(need);
+        }
+        Schedule {
+            streamed,
+            arena_len,
+        }
+    }
+
+    /// The least arena the model runs in with `kernels`: every pair that saves arena by
+    /// streaming streams. [`Model::arena_len_for`] is the fastest schedule's (none streams).
+    pub fn min_arena_len_for(&self, kernels: Kernels) -> usize {
+        self.schedule_within(kernels, 0).arena_len
+    }
+
+    /// The schedule `infer` takes in an arena of `len` bytes: the whole-map one if it fits,
+    /// else the fastest that fits; `None` if none does.
+    // Not inlined: `infer` calls it, and its frame would otherwise stay on the device's
+    // stack through the whole inference.
+    #[inline(never)]
+    pub fn schedule_for_arena(&self, kernels: Kernels, len: usize) -> Option<Schedule> {
+        let whole = if kernels == Kernels::NATIVE {
+            self.arena_len()
+        } else {
+            self.arena_len_for(kernels)
+        };
+        if len >= whole {
+            return Some(Schedule::whole(whole));
+        }
+        [len, 0]
+            .into_iter()
+            .map(|budget| self.schedule_within(kernels, budget))
+            .find(|s| s.arena_len <= len)
+    }
+}
+
+/// The least arena `layer` runs in with `kernels`: its input and output and the least
+/// scratch its kernels take (the Cortex-M4 Linear unpacks its input block by block in a
+/// shorter scratch); [`CheckedLayer::arena_need`] for every other layer.
+#[inline(never)]
+fn least_need(layer: &CheckedLayer<'_>, kernels: Kernels) -> usize {
+    let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
+    match (layer.op(), kernels) {
+        (Op::Linear(op), Kernels::CortexM4Dsp) => {
+            let scratch = dsp_linear_min_bytes(op.in_features, op.channels.bias.len());
+            arena::layer_need(layer.input().len(), scratch, layer.output().len())
+                .map_or(whole, |least| least.min(whole))
+        }
+        _ => whole,
+    }
+}
 
 /// Bytes `offset..offset + len` of the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +133,20 @@ impl Placement {
     pub fn end(&self) -> usize {
         self.offset.saturating_add(self.len)
     }
+}
+
+/// A step's part in streaming (`crate::stream`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Streaming {
+    /// The layer reads and writes whole tensors.
+    No,
+    /// A Conv2d computing its output rows on demand for the next layer: its output is never
+    /// materialised; the step's `output` is the next layer's, and its `scratch` holds the
+    /// bands and rows both layers work on.
+    IntoNext,
+    /// The layer reading them: its `input` is those rows, inside the previous step's
+    /// scratch.
+    FromPrevious,
 }
 
 /// One layer of the plan.
@@ -37,16 +165,30 @@ pub struct PlanStep<'a> {
     /// The index of the layer that consumes the output last (a Flatten passes a tensor on
     /// unmoved); `None` for the logits, which outlive the inference.
     pub output_dies_after: Option<usize>,
-    /// Bytes of arena this step needs: input + scratch + output (0 for a Flatten).
+    /// Bytes of arena this step needs: input + scratch + output (0 for a Flatten); for a
+    /// streamed pair, both steps show the pair's.
     pub need: usize,
+    pub streaming: Streaming,
 }
 
 impl Model<'_> {
     /// The arena plan with `kernels` ([`Kernels::NATIVE`] for this target's), in an arena
-    /// of [`Model::arena_len_for`] bytes; the steps whose `need` equals that length set it.
+    /// of [`Model::arena_len_for`] bytes (every layer writes its whole map); the steps whose
+    /// `need` equals that length set it.
     pub fn plan(&self, kernels: Kernels) -> impl Iterator<Item = PlanStep<'_>> + '_ {
-        let arena_len = self.arena_len_for(kernels);
-        let layers: [Option<CheckedLayer<'_>>; crate::format::MAX_LAYERS] = {
+        let whole = Schedule::whole(self.arena_len_for(kernels));
+        self.plan_with(kernels, whole)
+    }
+
+    /// The arena plan of `schedule` (from [`Self::schedule_within`] or
+    /// [`Self::schedule_for_arena`]), in an arena of `schedule.arena_len` bytes.
+    pub fn plan_with(
+        &self,
+        kernels: Kernels,
+        schedule: Schedule,
+    ) -> impl Iterator<Item = PlanStep<'_>> + '_ {
+        let arena_len = schedule.arena_len;
+        let layers: [Option<CheckedLayer<'_>>; MAX_LAYERS] = {
             let mut all = self.layers();
             core::array::from_fn(|_| all.next())
         };
@@ -66,22 +208,70 @@ impl Model<'_> {
             },
             len,
         };
+        let between = move |end: End, input: Placement, output: Placement, len: usize| Placement {
+            offset: match end {
+                End::Front => input.end(),
+                End::Back => output.end(),
+            },
+            len,
+        };
         let mut end = End::Front;
+        // The streamed pair in progress: its output, its scratch and its need.
+        let mut pair: Option<(Placement, Placement, usize)> = None;
         self.layers().enumerate().map(move |(index, layer)| {
             let (in_len, out_len) = (layer.input().len(), layer.output().len());
+            if let Some((output, scratch, need)) = pair.take() {
+                end = end.other();
+                return PlanStep {
+                    index,
+                    layer,
+                    input: scratch,
+                    scratch: Placement {
+                        offset: scratch.offset,
+                        len: 0,
+                    },
+                    output,
+                    output_dies_after: consumer_after(index),
+                    need,
+                    streaming: Streaming::FromPrevious,
+                };
+            }
             let input = at(end, in_len);
-            let need = layer.arena_need(kernels).unwrap_or(usize::MAX);
-            let moves = need != 0;
+            let next = layers.get(index + 1).copied().flatten();
+            let streamed = next
+                .filter(|_| schedule.streams(index))
+                .and_then(|next| Some((next, StreamPair::new(layer.op(), next.op())?)));
+            if let Some((next, streamed)) = streamed {
+                let output = at(end.other(), next.output().len());
+                let need = streamed.arena_need(kernels).unwrap_or(usize::MAX);
+                let scratch_len = need.saturating_sub(in_len).saturating_sub(output.len);
+                let scratch = between(end, input, output, scratch_len);
+                pair = Some((output, scratch, need));
+                return PlanStep {
+                    index,
+                    layer,
+                    input,
+                    scratch,
+                    output,
+                    output_dies_after: Some(index + 1),
+                    need,
+                    streaming: Streaming::IntoNext,
+                };
+            }
+            let moves = layer.arena_need(kernels) != Some(0);
             let output = if moves {
                 at(end.other(), out_len)
             } else {
                 input
             };
-            let scratch_len = if moves { layer.scratch_len(kernels) } else { 0 };
-            let scratch_start = match end {
-                End::Front => input.end(),
-                End::Back => output.end(),
+            // A kernel that adapts to a shorter scratch gets what the arena leaves.
+            let room = arena_len.saturating_sub(in_len.saturating_add(out_len));
+            let scratch_len = if moves {
+                layer.scratch_len(kernels).min(room)
+            } else {
+                0
             };
+            let scratch = between(end, input, output, scratch_len);
             if moves {
                 end = end.other();
             }
@@ -89,13 +279,15 @@ impl Model<'_> {
                 index,
                 layer,
                 input,
-                scratch: Placement {
-                    offset: scratch_start,
-                    len: scratch_len,
-                },
+                scratch,
                 output,
                 output_dies_after: consumer_after(index),
-                need,
+                need: if moves {
+                    in_len + scratch_len + out_len
+                } else {
+                    0
+                },
+                streaming: Streaming::No,
             }
         })
     }
@@ -135,6 +327,7 @@ mod tests {
         assert_eq!(steps[3].output, place(arena - 256, 256));
         assert_eq!(steps[4].output, place(0, 10));
         assert_eq!(steps[4].output_dies_after, None);
+        assert!(steps.iter().all(|s| s.streaming == Streaming::No));
         for step in &steps {
             // No step's tensors overlap, and all fit the arena.
             assert!(
@@ -148,5 +341,39 @@ mod tests {
                     && step.scratch.end() <= arena
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod streaming_tests {
+    use super::*;
+    use crate::test_blob::Spec;
+    use crate::test_util::SplitMix;
+
+    #[test]
+    fn least_arena_plan_streams_conv1_into_conv2() {
+        let blob = Spec::seed(&mut SplitMix(1)).to_blob();
+        let model = Model::from_bytes(&blob).unwrap();
+        let kernels = Kernels::CortexM4Dsp;
+        let schedule = model.schedule_within(kernels, 0);
+        let arena = schedule.arena_len;
+        let steps: Vec<PlanStep> = model.plan_with(kernels, schedule).collect();
+        let place = |offset, len| Placement { offset, len };
+        assert_eq!(steps[0].streaming, Streaming::IntoNext);
+        assert_eq!(steps[1].streaming, Streaming::FromPrevious);
+        // The image at the front, conv2's pooled output at the back, bands, conv1's row and
+        // conv2's DSP scratch between; conv1's 8×28×28 map is nowhere.
+        assert_eq!(steps[0].input, place(0, 784));
+        assert_eq!(steps[0].output, place(arena - 3136, 3136));
+        assert_eq!(steps[0].scratch, place(784, 90 + 224 + 4951));
+        assert_eq!(steps[0].need, arena);
+        assert_eq!(steps[1].output, steps[0].output);
+        assert_eq!(steps[1].input, steps[0].scratch);
+        // The first Linear takes what the arena leaves for its blocked unpacking.
+        assert_eq!(steps[3].input, place(arena - 3136, 3136));
+        assert_eq!(steps[3].output, place(0, 256));
+        assert_eq!(steps[3].scratch, place(256, arena - 3136 - 256));
+        assert_eq!(steps[4].output, place(arena - 10, 10));
+        assert!(steps.iter().all(|s| s.need <= arena));
     }
 }

@@ -12,6 +12,7 @@ use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::{hprint, hprintln};
 use panic_semihosting as _;
 use qcnn_core::format::MAX_LAYERS;
+use qcnn_core::plan::Schedule;
 use qcnn_core::{InferError, Kernels, LayerKind, Model, ModelError, verify_crc};
 use qcnn_firmware::embedded::{self, ARENA_LEN, BLOB, IMAGES};
 use qcnn_firmware::footprint;
@@ -42,6 +43,22 @@ impl fmt::Display for FirmwareError {
                 f.write_str("the core peripherals were already taken")
             }
         }
+    }
+}
+
+/// Whether the static arena was sized below the whole-map schedule (`QCNN_MAX_ARENA` at build
+/// time): then inference streams the early layers. A constant, so the other path is not linked.
+const STREAMING: bool = embedded::ARENA_LEN < embedded::WHOLE_ARENA_LEN;
+
+fn infer<'b>(
+    model: &Model<'_>,
+    image: &[u8],
+    arena: &'b mut [u8],
+) -> Result<qcnn_core::Logits<'b>, InferError> {
+    if STREAMING {
+        model.infer_streaming(image, arena)
+    } else {
+        model.infer(image, arena)
     }
 }
 
@@ -85,20 +102,22 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     let model = loaded.map_err(FirmwareError::Model)?;
     // Before any inference or printing: calibration and the loads only.
     let stack_at_load = footprint::stack_peak();
-    let needed = model.arena_len();
-    if needed > arena.len() {
-        return Err(FirmwareError::ArenaTooSmall {
-            needed,
+    // The fastest schedule the static arena holds: streaming the early layers when it was
+    // sized below the whole-map figure (`QCNN_MAX_ARENA` at build time).
+    let schedule = model
+        .schedule_for_arena(Kernels::NATIVE, arena.len())
+        .ok_or_else(|| FirmwareError::ArenaTooSmall {
+            needed: model.min_arena_len_for(Kernels::NATIVE),
             available: arena.len(),
-        });
-    }
+        })?;
+    let needed = schedule.arena_len;
 
     let mut stack_at_first_inference = 0;
     let mut total = 0u64;
     let (mut fewest, mut most) = (u64::MAX, 0u64);
     for (index, image) in embedded::images().enumerate() {
         let (result, instructions) = counter
-            .count(|| model.infer(image, arena))
+            .count(|| infer(&model, image, arena))
             .map_err(FirmwareError::Counter)?;
         let logits = result.map_err(|source| FirmwareError::Infer {
             image: index,
@@ -143,7 +162,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         milli_per_mac % 1000,
         macs
     );
-    print_profile(&model, arena, &mut counter)?;
+    print_profile(&model, arena, &schedule, &mut counter)?;
     hprintln!(
         "# load_instructions {} (Model::from_bytes, the default: every check and the CRC over {} bytes; once per boot)",
         load_instructions,
@@ -177,9 +196,12 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         ram_static
     );
     hprintln!(
-        "# ram_arena_bytes {} (model.arena_len() {})",
+        "# ram_arena_bytes {} (schedule {}; {} layer pairs streamed; whole-map arena {}, least {})",
         arena.len(),
-        needed
+        needed,
+        schedule.streamed_pairs(),
+        model.arena_len(),
+        model.min_arena_len_for(Kernels::NATIVE)
     );
     hprintln!(
         "# model_bytes {} (size_of::<Model>())",
@@ -210,19 +232,24 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
 fn print_profile(
     model: &Model<'_>,
     arena: &mut [u8],
+    schedule: &Schedule,
     counter: &mut InstructionCounter,
 ) -> Result<(), FirmwareError> {
     let mut marks = [0_u32; MAX_LAYERS + 1];
     let image = embedded::images().next().unwrap_or(&[]);
     let (result, _) = counter
         .count(|| {
-            model
-                .infer_observed(image, arena, &mut |n| {
-                    if let Some(mark) = marks.get_mut(n) {
-                        *mark = InstructionCounter::mark();
-                    }
-                })
-                .map(drop)
+            let mut mark = |n: usize| {
+                if let Some(mark) = marks.get_mut(n) {
+                    *mark = InstructionCounter::mark();
+                }
+            };
+            if STREAMING {
+                model.infer_streaming_observed(image, arena, &mut mark)
+            } else {
+                model.infer_observed(image, arena, &mut mark)
+            }
+            .map(drop)
         })
         .map_err(FirmwareError::Counter)?;
     result.map_err(|source| FirmwareError::Infer { image: 0, source })?;
@@ -233,8 +260,16 @@ fn print_profile(
             LayerKind::Flatten => "flatten",
             LayerKind::Linear { .. } => "linear",
         };
+        // A streamed pair runs as one node: its first layer's line counts both.
+        let streamed = if schedule.streams(index) {
+            " (streams its rows into the next node; instructions of both)"
+        } else if index > 0 && schedule.streams(index - 1) {
+            " (streamed from the previous node)"
+        } else {
+            ""
+        };
         hprintln!(
-            "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes {}",
+            "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes {}{}",
             index,
             name,
             marks
@@ -243,7 +278,8 @@ fn print_profile(
                 .map_or(0, |(&start, &end)| counter.between(start, end)),
             layer.macs(),
             layer.arena_need(Kernels::NATIVE).unwrap_or(usize::MAX),
-            layer.scratch_len(Kernels::NATIVE)
+            layer.scratch_len(Kernels::NATIVE),
+            streamed
         );
     }
     Ok(())

@@ -98,6 +98,12 @@ pub struct ProfileArgs {
     #[arg(long, value_enum, default_value_t = ProfileKernels::CortexM4)]
     pub kernels: ProfileKernels,
 
+    /// Plan the fastest schedule within this many bytes of arena (streaming the early
+    /// layers where their whole maps do not fit) instead of the fastest one; `0` plans the
+    /// least arena the model runs in.
+    #[arg(long, value_name = "BYTES")]
+    pub max_arena: Option<usize>,
+
     /// Print the plan as JSON (as in the quantize report's `plan`).
     #[arg(long)]
     pub json: bool,

@@ -30,7 +30,13 @@ pub fn run(args: &ProfileArgs, config: &Config) -> Result<()> {
         ProfileKernels::CortexM4 => Kernels::CortexM4Dsp,
         ProfileKernels::Portable => Kernels::Portable,
     };
-    let plan = Plan::of(&model, kernels);
+    let plan = match args.max_arena {
+        None => Plan::of(&model, kernels),
+        Some(0) => Plan::within(&model, kernels, model.min_arena_len_for(kernels))
+            .map_err(anyhow::Error::msg)?,
+        Some(budget) => Plan::within(&model, kernels, budget)
+            .map_err(|e| anyhow::anyhow!("--max-arena {budget}: {e}"))?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -44,14 +50,17 @@ pub fn table(plan: &Plan, macs: u64) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} kernels: {} nodes, {macs} MACs, arena {} bytes",
+        "{} kernels: {} nodes, {macs} MACs, arena {} bytes ({} layer pairs streamed; whole maps {} bytes, least {})",
         plan.kernels,
         plan.nodes.len(),
-        plan.arena_bytes
+        plan.arena_bytes,
+        plan.streamed_pairs,
+        plan.whole_map_arena_bytes,
+        plan.least_arena_bytes
     );
     let _ = writeln!(
         s,
-        "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7}",
+        "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7} streaming",
         "node", "op", "input", "output", "MACs", "input@", "scratch@", "output@", "dies", "arena"
     );
     for node in &plan.nodes {
@@ -60,7 +69,7 @@ pub fn table(plan: &Plan, macs: u64) -> String {
             .map_or_else(|| "end".to_owned(), |i| format!("{i}"));
         let _ = writeln!(
             s,
-            "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7}",
+            "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7} {}",
             node.index,
             node.op,
             shape(&node.input_shape),
@@ -70,7 +79,12 @@ pub fn table(plan: &Plan, macs: u64) -> String {
             place(node.scratch),
             place(node.output),
             dies,
-            node.arena_bytes
+            node.arena_bytes,
+            match node.streaming {
+                "into_next" => "rows into next",
+                "from_previous" => "rows from previous",
+                _ => "-",
+            }
         );
     }
     let peaks: Vec<String> = plan
@@ -91,7 +105,7 @@ pub fn table(plan: &Plan, macs: u64) -> String {
     );
     let _ = writeln!(
         s,
-        "(offset+bytes in the arena; a node's input dies when it ends, its output after node `dies`)"
+        "(offset+bytes in the arena; a node's input dies when it ends, its output after node `dies`;\n a streamed pair's first node never writes its map: the rows sit in its scratch)"
     );
     s
 }

@@ -24,9 +24,16 @@ fn profile_prints_every_node_and_the_peak() {
     let run = env.run(&["profile", "--model", release_blob().to_str().unwrap()]);
     run.assert_success();
     let lines: Vec<&str> = run.stdout.lines().collect();
+    let blob = std::fs::read(release_blob()).unwrap();
+    let least = Model::from_bytes(&blob)
+        .unwrap()
+        .min_arena_len_for(Kernels::CortexM4Dsp);
     assert_eq!(
         lines[0],
-        format!("cortex-m4 kernels: 5 nodes, {macs} MACs, arena {m4_arena} bytes")
+        format!(
+            "cortex-m4 kernels: 5 nodes, {macs} MACs, arena {m4_arena} bytes \
+             (0 layer pairs streamed; whole maps {m4_arena} bytes, least {least})"
+        )
     );
     // A header, then one row per node: index, op, input and output shapes, MACs, places.
     let rows: Vec<Vec<&str>> = lines[2..7]
@@ -106,4 +113,41 @@ fn profile_of_a_broken_blob_names_the_file() {
     std::fs::write(&path, blob).unwrap();
     env.run(&["profile", "--model", path.to_str().unwrap()])
         .assert_clean_failure(&format!("loading model {}", path.display()));
+}
+
+/// `--max-arena`: the fastest schedule within the budget streams conv1's rows into conv2, and
+/// a budget below the least arena is refused with that figure.
+#[test]
+fn profile_within_a_budget_streams_the_first_conv() {
+    let (blob, m4_arena, _, _) = release_model_figures();
+    let least = Model::from_bytes(&blob)
+        .unwrap()
+        .min_arena_len_for(Kernels::CortexM4Dsp);
+    assert!(least < m4_arena);
+    let env = TestEnv::new();
+    let path = release_blob().to_str().unwrap();
+    let budget = least.to_string();
+    let plan = env
+        .run(&["profile", "--model", path, "--max-arena", &budget, "--json"])
+        .json();
+    assert_eq!(plan["arena_bytes"], least);
+    assert_eq!(plan["least_arena_bytes"], least);
+    assert_eq!(plan["whole_map_arena_bytes"], m4_arena);
+    assert_eq!(plan["streamed_pairs"], 1);
+    assert_eq!(plan["nodes"][0]["streaming"], "into_next");
+    assert_eq!(plan["nodes"][1]["streaming"], "from_previous");
+    assert_eq!(plan["nodes"][3]["streaming"], "no");
+    for node in plan["nodes"].as_array().unwrap() {
+        assert!(node["arena_bytes"].as_u64().unwrap() as usize <= least);
+    }
+    // `0`: the least arena.
+    let zero = env
+        .run(&["profile", "--model", path, "--max-arena", "0", "--json"])
+        .json();
+    assert_eq!(zero["arena_bytes"], least);
+    let short = (least - 1).to_string();
+    env.run(&["profile", "--model", path, "--max-arena", &short])
+        .assert_clean_failure(&format!(
+            "--max-arena {short}: the model needs at least {least} bytes of arena with the cortex-m4 kernels"
+        ));
 }

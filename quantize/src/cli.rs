@@ -30,6 +30,13 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub emit_c: Option<PathBuf>,
 
+    /// A RAM budget for the activation arena, in bytes: the report's `plan` is then the fastest
+    /// schedule within it (streaming the early layers' rows instead of writing their whole
+    /// maps, which costs instructions), and the command fails, writing nothing, if the model
+    /// cannot run in it with the Cortex-M4 or the portable kernels.
+    #[arg(long, value_name = "BYTES")]
+    pub max_arena: Option<usize>,
+
     /// Read FashionMNIST from this directory instead of the config's `data.dirs`.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,

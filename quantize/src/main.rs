@@ -38,6 +38,11 @@ fn run() -> anyhow::Result<ExitCode> {
     let load_data = clock.elapsed().as_secs_f64();
     let mut quantized = quantize_checkpoint(&config, &cli.checkpoint, &data)
         .with_context(|| format!("quantizing {}", cli.checkpoint.display()))?;
+    if let Some(budget) = cli.max_arena {
+        let model = qcnn_core::Model::from_bytes(&quantized.blob)?;
+        quantized.report.plan = qcnn_quantize::plan::Plans::within(&model, budget)
+            .map_err(|e| anyhow::anyhow!("--max-arena {budget}: {e}"))?;
+    }
     let report = &mut quantized.report;
     report.seconds.load_data = Some(load_data);
     report.seconds.total = Some(start.elapsed().as_secs_f64());

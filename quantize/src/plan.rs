@@ -2,7 +2,7 @@
 //! `qcnn profile --json`: per node its op, shapes, MACs, where its input, scratch and output
 //! sit in the arena and when its output dies, and which nodes set the arena's size.
 
-use qcnn_core::plan::Placement;
+use qcnn_core::plan::{Placement, Schedule, Streaming};
 use qcnn_core::{Kernels, LayerKind, Model, TensorShape};
 use serde::Serialize;
 
@@ -16,11 +16,22 @@ pub struct Plans {
 }
 
 impl Plans {
+    /// The fastest schedules: every layer writes its whole map.
     pub fn of(model: &Model<'_>) -> Self {
         Self {
             cortex_m4: Plan::of(model, Kernels::CortexM4Dsp),
             portable: Plan::of(model, Kernels::Portable),
         }
+    }
+
+    /// The fastest schedules within `budget` bytes of arena (`qcnn-quantize --max-arena`),
+    /// streaming the early layers where the whole maps do not fit; `Err` names the kernels
+    /// and the least arena they run in when a schedule does not fit.
+    pub fn within(model: &Model<'_>, budget: usize) -> Result<Self, String> {
+        Ok(Self {
+            cortex_m4: Plan::within(model, Kernels::CortexM4Dsp, budget)?,
+            portable: Plan::within(model, Kernels::Portable, budget)?,
+        })
     }
 }
 
@@ -28,8 +39,15 @@ impl Plans {
 pub struct Plan {
     /// `cortex-m4` or `portable`.
     pub kernels: &'static str,
-    /// The arena `infer` needs: the largest node's need (or the image, if larger).
+    /// The arena of this schedule: the largest node's need (or the image, if larger).
     pub arena_bytes: usize,
+    /// The fastest schedule's arena: every layer writes its whole map.
+    pub whole_map_arena_bytes: usize,
+    /// The least arena the model runs in: every layer pair that saves arena by streaming
+    /// (a Conv2d computing its rows as the next Conv2d or MaxPool2d reads them) streams.
+    pub least_arena_bytes: usize,
+    /// Layer pairs this schedule streams.
+    pub streamed_pairs: u32,
     /// The nodes whose need is the arena: shrink these to shrink the arena.
     pub peak_nodes: Vec<usize>,
     pub nodes: Vec<PlanNode>,
@@ -49,8 +67,13 @@ pub struct PlanNode {
     pub output: Place,
     /// The last node reading the output; `null` for the logits.
     pub output_dies_after: Option<usize>,
-    /// input + scratch + output bytes (0 for a Flatten, which moves nothing).
+    /// input + scratch + output bytes (0 for a Flatten, which moves nothing; a streamed
+    /// pair's for both its nodes).
     pub arena_bytes: usize,
+    /// `no`; `into_next` for a Conv2d whose output rows are computed as the next node reads
+    /// them (its output map never exists: `output` is the next node's, `scratch` the rows);
+    /// `from_previous` for that next node.
+    pub streaming: &'static str,
 }
 
 /// Bytes `offset .. offset + bytes` of the arena.
@@ -70,10 +93,28 @@ impl From<Placement> for Place {
 }
 
 impl Plan {
+    /// The fastest schedule's plan (every layer writes its whole map).
     pub fn of(model: &Model<'_>, kernels: Kernels) -> Self {
-        let arena_bytes = model.arena_len_for(kernels);
+        let whole = model.arena_len_for(kernels);
+        Self::with(model, kernels, model.schedule_within(kernels, whole))
+    }
+
+    /// The plan of the fastest schedule within `budget` bytes, or why there is none.
+    pub fn within(model: &Model<'_>, kernels: Kernels, budget: usize) -> Result<Self, String> {
+        let schedule = model.schedule_for_arena(kernels, budget).ok_or_else(|| {
+            format!(
+                "the model needs at least {} bytes of arena with the {} kernels (its early layers streamed), more than {budget}",
+                model.min_arena_len_for(kernels),
+                kernels_name(kernels)
+            )
+        })?;
+        Ok(Self::with(model, kernels, schedule))
+    }
+
+    fn with(model: &Model<'_>, kernels: Kernels, schedule: Schedule) -> Self {
+        let arena_bytes = schedule.arena_len;
         let nodes: Vec<PlanNode> = model
-            .plan(kernels)
+            .plan_with(kernels, schedule)
             .map(|step| PlanNode {
                 index: step.index,
                 op: op_name(step.layer.kind()),
@@ -85,14 +126,19 @@ impl Plan {
                 output: step.output.into(),
                 output_dies_after: step.output_dies_after,
                 arena_bytes: step.need,
+                streaming: match step.streaming {
+                    Streaming::No => "no",
+                    Streaming::IntoNext => "into_next",
+                    Streaming::FromPrevious => "from_previous",
+                },
             })
             .collect();
         Self {
-            kernels: match kernels {
-                Kernels::CortexM4Dsp => "cortex-m4",
-                Kernels::Portable => "portable",
-            },
+            kernels: kernels_name(kernels),
             arena_bytes,
+            whole_map_arena_bytes: model.arena_len_for(kernels),
+            least_arena_bytes: model.min_arena_len_for(kernels),
+            streamed_pairs: schedule.streamed_pairs(),
             peak_nodes: nodes
                 .iter()
                 .filter(|n| n.arena_bytes == arena_bytes)
@@ -100,6 +146,13 @@ impl Plan {
                 .collect(),
             nodes,
         }
+    }
+}
+
+fn kernels_name(kernels: Kernels) -> &'static str {
+    match kernels {
+        Kernels::CortexM4Dsp => "cortex-m4",
+        Kernels::Portable => "portable",
     }
 }
 

@@ -205,3 +205,55 @@ fn the_pth_fixture_quantizes_and_the_report_is_complete() {
     assert!(float_accuracy < 0.2, "{float_accuracy}");
     assert!(report["seconds"]["total"].as_f64().unwrap() > 0.0);
 }
+
+/// `--max-arena`: the report's plans are the fastest schedules within the budget (conv1
+/// streamed into conv2); a budget below the least arena fails, naming it, and writes nothing.
+#[test]
+fn max_arena_plans_the_streamed_schedule_or_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |budget: usize, name: &str| {
+        quantize_cli(&[
+            fixture("random_init.pth").as_os_str(),
+            OsStr::new("-o"),
+            dir.path().join(format!("{name}.qcnn")).as_os_str(),
+            OsStr::new("--report"),
+            dir.path().join(format!("{name}.json")).as_os_str(),
+            OsStr::new("--config"),
+            repo_config().as_os_str(),
+            OsStr::new("--data-dir"),
+            Path::new("/usr/share/datasets/fashion-mnist").as_os_str(),
+            OsStr::new("--max-arena"),
+            OsStr::new(&budget.to_string()),
+        ])
+    };
+    // A first run for the model's figures (the budget is large enough for anything).
+    let output = run(1 << 20, "whole");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let blob = std::fs::read(dir.path().join("whole.qcnn")).unwrap();
+    let model = qcnn_core::Model::from_bytes(&blob).unwrap();
+    let least = model.min_arena_len_for(qcnn_core::Kernels::CortexM4Dsp);
+    let whole = model.arena_len_for(qcnn_core::Kernels::CortexM4Dsp);
+    assert!(least < whole);
+
+    let output = run(least, "least");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("least.json")).unwrap()).unwrap();
+    let m4 = &report["plan"]["cortex_m4"];
+    assert_eq!(m4["arena_bytes"], least);
+    assert_eq!(m4["least_arena_bytes"], least);
+    assert_eq!(m4["whole_map_arena_bytes"], whole);
+    assert_eq!(m4["streamed_pairs"], 1);
+    assert_eq!(m4["nodes"][0]["streaming"], "into_next");
+
+    let output = run(least - 1, "short");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("--max-arena {}", least - 1))
+            && stderr.contains(&least.to_string()),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("short.qcnn").exists());
+    assert!(!dir.path().join("short.json").exists());
+}

@@ -9,7 +9,7 @@
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(qcnn_arm_dsp)]
-mod arm_dsp;
+pub(crate) mod arm_dsp;
 pub mod conv2d;
 pub mod dot;
 pub mod gemm;
@@ -84,6 +84,20 @@ pub(crate) fn chunk_len(a: usize, b: usize) -> usize {
 #[inline]
 fn rows_mut(s: &mut [i8], n: usize) -> ChunksExactMut<'_, i8> {
     s.chunks_exact_mut(n.max(1))
+}
+
+/// The Cortex-M4 Linear in a scratch shorter than its whole unpacked input (the streaming
+/// schedule's), unpacking it block by block; `false` if it declines. For the firmware's
+/// `dsp_check`, which compares it with the portable code.
+#[cfg(qcnn_arm_dsp)]
+#[doc(hidden)]
+pub fn dsp_linear_blocked(
+    op: &linear::LinearOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    arm_dsp::linear_blocked(op, input, output, scratch)
 }
 
 /// Which set of kernels runs the layers. It decides how much scratch each layer takes from

@@ -155,3 +155,14 @@ pub(crate) fn dsp_linear_bytes(in_features: usize) -> usize {
     }
     word_bytes(in_features.div_ceil(2)).unwrap_or(usize::MAX)
 }
+
+/// The least scratch the Cortex-M4 Linear path runs in, unpacking its input in blocks: an
+/// i32 accumulator per output and one [`LINEAR_STEP`] of unpacked input. Never more than
+/// [`dsp_linear_bytes`].
+pub(crate) fn dsp_linear_min_bytes(in_features: usize, out_features: usize) -> usize {
+    let blocked = out_features
+        .checked_add(LINEAR_STEP / 2)
+        .and_then(word_bytes)
+        .unwrap_or(usize::MAX);
+    blocked.min(dsp_linear_bytes(in_features))
+}

@@ -6,7 +6,8 @@
 //! random or extreme data and requantizers (including left shifts, which the fast conv path
 //! declines). Each path gets exactly the scratch its `scratch_len` asks for, starting at a
 //! varying misalignment, so a path that wrote past its scratch or miscounted its alignment
-//! would corrupt its own output or fail. Prints one summary line; exits non-zero on the first
+//! would corrupt its own output or fail; the Linear path also runs in a shorter scratch, where
+//! it unpacks its input in blocks (an arena sized for the streaming schedule). Prints one summary line; exits non-zero on the first
 //! mismatch. Run by `run-tests.sh` under qemu mps2-an386.
 #![no_std]
 #![no_main]
@@ -272,6 +273,18 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         op.run_portable(&b.input[..k], &mut b.portable[..n]);
         compare("linear", case, &b.fast[..n], &b.portable[..n])?;
         outputs += n;
+        // A shorter scratch (an arena below the fastest schedule's): the input unpacked in
+        // blocks of 32 to 128 features, the sums kept per output.
+        let blocked = (4 * (n + 16 * (rng.below(4) + 1)) + 3).min(dsp_scratch.saturating_sub(1));
+        if qcnn_core::ops::dsp_linear_blocked(
+            &op,
+            &b.input[..k],
+            &mut b.fast[..n],
+            scratch(b.scratch, case + 1, blocked),
+        ) {
+            compare("linear (blocked)", case, &b.fast[..n], &b.portable[..n])?;
+            outputs += n;
+        }
     }
     Ok(outputs)
 }

@@ -24,6 +24,7 @@ use core::arch::asm;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::requant::PreparedRequantizer;
 use crate::ops::scratch::{self, DspConvLayout, GROUP, MAX_RING_ROWS};
+use crate::stream::ProducedRows;
 
 /// Carves the layer's buffers out of `words`, in the order `DspConvLayout::total_words`
 /// counts them.
@@ -60,11 +61,64 @@ pub(crate) fn layout(op: &Conv2dOp<'_>) -> Option<DspConvLayout> {
     DspConvLayout::new(&op.geometry())
 }
 
+/// Where the kernel's input rows come from: channel `ch` of input row `row` is
+/// `src[ch · plane + offset..][..W]` for `(src, plane, offset) = source.row(row)`.
+pub(crate) trait RowSource {
+    fn row(&mut self, row: usize) -> (&[i8], usize, usize);
+}
+
+/// The whole input map.
+struct MapRows<'r> {
+    input: &'r [i8],
+    plane: usize,
+    width: usize,
+}
+
+impl RowSource for MapRows<'_> {
+    #[inline(always)]
+    fn row(&mut self, row: usize) -> (&[i8], usize, usize) {
+        (self.input, self.plane, row * self.width)
+    }
+}
+
+/// A streamed producer's output rows, computed as the ring needs them (`crate::stream`).
+impl RowSource for ProducedRows<'_, '_> {
+    fn row(&mut self, row: usize) -> (&[i8], usize, usize) {
+        let width = self.row_width();
+        (self.produce(row), width, 0)
+    }
+}
+
 /// Runs `op` if it fits the path's limits and `scratch` holds its buffers; `false` (nothing
 /// written) otherwise.
 pub(crate) fn conv2d(
     op: &Conv2dOp<'_>,
     input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    let mut rows = MapRows {
+        input,
+        plane: op.input.plane(),
+        width: op.input.w,
+    };
+    conv2d_from(op, &mut rows, output, scratch)
+}
+
+/// [`conv2d`] reading its input rows from a streamed producer (a separate instance, so the
+/// whole-map one is the same code as before streaming existed).
+pub(crate) fn conv2d_rows(
+    op: &Conv2dOp<'_>,
+    rows: &mut ProducedRows<'_, '_>,
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    conv2d_from(op, rows, output, scratch)
+}
+
+fn conv2d_from<S: RowSource>(
+    op: &Conv2dOp<'_>,
+    rows: &mut S,
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
@@ -115,7 +169,8 @@ pub(crate) fn conv2d(
                         let slot = row % layout.ring_rows.max(1);
                         if loaded.get(slot) != Some(&iy) {
                             let values = bytemuck::must_cast_slice_mut(&mut *ring);
-                            convert_row(op, &layout, input, row, values, slot);
+                            let (src, plane, offset) = rows.row(row);
+                            convert_row(op, &layout, src, plane, offset, values, slot);
                             if let Some(l) = loaded.get_mut(slot) {
                                 *l = iy;
                             }
@@ -267,13 +322,15 @@ fn interleave_weights(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]
     }
 }
 
-/// Converts input row `row` of every channel into ring slot `slot`, between the padding
-/// columns (which keep the zero point they were filled with).
+/// Converts an input row of every channel (channel `ch`'s at `src[ch · plane + offset..]`)
+/// into ring slot `slot`, between the padding columns (which keep the zero point they were
+/// filled with).
 fn convert_row(
     op: &Conv2dOp<'_>,
     layout: &DspConvLayout,
-    input: &[i8],
-    row: usize,
+    src: &[i8],
+    plane: usize,
+    offset: usize,
     values: &mut [i16],
     slot: usize,
 ) {
@@ -282,9 +339,9 @@ fn convert_row(
     let Some(dst) = values.get_mut(start..) else {
         return;
     };
-    let planes = input.chunks_exact(op.input.plane().max(1)).take(layout.c);
+    let planes = src.chunks(plane.max(1)).take(layout.c);
     for (ch, plane) in planes.enumerate() {
-        let src = plane.get(row * w..row * w + w).unwrap_or(&[]);
+        let src = plane.get(offset..offset + w).unwrap_or(&[]);
         for (d, &v) in dst.iter_mut().skip(ch).step_by(layout.c.max(1)).zip(src) {
             *d = i16::from(v);
         }

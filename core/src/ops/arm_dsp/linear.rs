@@ -2,6 +2,11 @@
 //! (2 bytes a feature, from the caller's arena), then an `asm!` loop runs two weight rows at
 //! a time against it.
 //!
+//! In a scratch too short for the whole unpacked input (an arena sized below the fastest
+//! schedule's), the input is unpacked and run in blocks, each output's partial sum kept as an
+//! i32 in the scratch: the same sums (wrapping addition is associative), for one more pass
+//! over the accumulators per block.
+//!
 //! Per 8 input bytes: one LDM of four unpacked input words (shared by both rows), and per row
 //! one LDRD of 8 weight bytes, four SXTB16 and four SMLAD: 19 instructions per 16 MACs, plus 3
 //! per 32 bytes for the loop. The last `k mod 32` bytes of every row, and an odd last row, go
@@ -29,21 +34,13 @@ pub(crate) fn linear(
     let Some(x) = input.get(..k) else {
         return false;
     };
-    let Some(unpacked) = scratch::words(scratch).get_mut(..k / 2) else {
-        return false;
-    };
     if body == 0 || !aligned {
         return false;
     }
-    for (bytes, out) in x
-        .as_chunks::<4>()
-        .0
-        .iter()
-        .zip(unpacked.as_chunks_mut::<2>().0)
-    {
-        let (even, odd) = sxtb16_pairs(u32::from_le_bytes(bytes.map(|b| b as u8)));
-        *out = [even, odd];
-    }
+    let Some(unpacked) = scratch::words(scratch).get_mut(..k / 2) else {
+        return false;
+    };
+    unpack(x, unpacked);
     let (x_body, x_tail) = x.split_at(body);
     let row_sum = |row: &[i8], body_sum: i32| {
         body_sum.wrapping_add(dot(row.get(body..).unwrap_or(&[]), x_tail))
@@ -60,6 +57,79 @@ pub(crate) fn linear(
             _ => dot(r0.get(..body).unwrap_or(&[]), x_body),
         };
         *out0 = requant0.apply(bias0.wrapping_add(row_sum(r0, sums)));
+    }
+    true
+}
+
+/// `x` (whole words) as int16 pairs into `out`.
+fn unpack(x: &[i8], out: &mut [u32]) {
+    for (bytes, pair) in x.as_chunks::<4>().0.iter().zip(out.as_chunks_mut::<2>().0) {
+        let (even, odd) = sxtb16_pairs(u32::from_le_bytes(bytes.map(|b| b as u8)));
+        *pair = [even, odd];
+    }
+}
+
+/// [`linear`] in a scratch shorter than its unpacked input (only the streaming schedule
+/// calls it, so that whole-map firmware does not link it): the scratch holds one i32
+/// accumulator per output, then as many whole [`STEP`]s of unpacked input as fit; `false`
+/// (nothing written) if not even one does, or the layer is outside the path's limits.
+pub(crate) fn linear_blocked(
+    op: &LinearOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    let k = op.in_features;
+    let body = k - k % STEP;
+    let aligned = (op.weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
+    let Some(x) = input.get(..k) else {
+        return false;
+    };
+    if body == 0 || !aligned {
+        return false;
+    }
+    let words = scratch::words(scratch);
+    let outputs = op.channels.bias.len().min(output.len());
+    let Some((acc, unpacked)) = words.split_at_mut_checked(outputs) else {
+        return false;
+    };
+    let block = (unpacked.len() / (STEP / 2)) * STEP;
+    if block == 0 {
+        return false;
+    }
+    let acc: &mut [i32] = bytemuck::must_cast_slice_mut(acc);
+    acc.fill(0);
+    let mut start = 0;
+    while start < body {
+        let len = block.min(body - start);
+        let (Some(x_block), Some(unpacked)) =
+            (x.get(start..start + len), unpacked.get_mut(..len / 2))
+        else {
+            return false;
+        };
+        unpack(x_block, unpacked);
+        let mut rows = op.weights.chunks_exact(k.max(1));
+        let mut sums = acc.iter_mut();
+        while let (Some(r0), Some(a0)) = (rows.next(), sums.next()) {
+            let r0 = r0.get(start..).unwrap_or(&[]);
+            match (rows.next(), sums.next()) {
+                (Some(r1), Some(a1)) => {
+                    let r1 = r1.get(start..).unwrap_or(&[]);
+                    let [s0, s1] = two_rows(r0, r1, unpacked, len);
+                    *a0 = a0.wrapping_add(s0);
+                    *a1 = a1.wrapping_add(s1);
+                }
+                _ => *a0 = a0.wrapping_add(dot(r0.get(..len).unwrap_or(&[]), x_block)),
+            }
+        }
+        start += len;
+    }
+    let x_tail = x.get(body..).unwrap_or(&[]);
+    let rows = op.weights.chunks_exact(k.max(1));
+    for (((row, (bias, requant)), out), &sum) in rows.zip(op.channels.iter()).zip(output).zip(&*acc)
+    {
+        let tail = dot(row.get(body..).unwrap_or(&[]), x_tail);
+        *out = requant.apply(bias.wrapping_add(sum).wrapping_add(tail));
     }
     true
 }

@@ -21,8 +21,8 @@ mod linear;
 
 use core::arch::asm;
 
-pub(crate) use conv2d::conv2d;
-pub(crate) use linear::linear;
+pub(crate) use conv2d::{conv2d, conv2d_rows};
+pub(crate) use linear::{linear, linear_blocked};
 
 /// The int8 bytes of `word` as two int16 pairs: `(bytes 0 and 2, bytes 1 and 3)`.
 #[inline(always)]
