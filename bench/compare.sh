@@ -6,8 +6,8 @@
 #
 #   bash bench/compare.sh [--rounds N] [--repeats M]
 #
-# Each round measures every engine M times (default 3) and the rounds (default 3) interleave
-# the engines; each engine's best measurement counts.
+# Each round measures every engine M times (default 3) and the rounds (default 5) interleave
+# the engines; each engine's figure is the median over the rounds of its best try in each.
 #
 # Creates .venv (onnxruntime + numpy from PyPI) and out/model.qcnn (qcnn-quantize on the release
 # checkpoint) when they are missing or stale.

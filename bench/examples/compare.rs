@@ -4,8 +4,8 @@
 //! run, as ratios to onnxruntime's int8 batch-1 figure.
 //!
 //! The machine is shared and noisy, so every engine is measured `--repeats` times per round,
-//! the rounds interleave the engines, and each engine's best measurement counts: every engine
-//! gets the same number of tries. Run it through `bash bench/compare.sh`, which builds the
+//! the rounds interleave the engines, and each engine's figure is the median over the rounds
+//! of its best try in each: every engine gets the same number of tries. Run it through `bash bench/compare.sh`, which builds the
 //! blob and the onnxruntime venv first. The rows and the table are in `src/lib.rs`.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use qcnn_bench::{Row, keep_best, table};
+use qcnn_bench::{Row, keep_best, median_of_rounds, table};
 use qcnn_config::config::Config;
 use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::{FashionMnist, LabeledImages};
@@ -42,8 +42,8 @@ struct Args {
     peer_script: PathBuf,
     #[arg(long, default_value = "config.yaml")]
     config: PathBuf,
-    /// Rounds; each engine's best measurement is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds; each engine's median round is reported.
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Measurements of every engine in each round, back to back.
     #[arg(long, default_value_t = 3)]
@@ -75,8 +75,9 @@ fn run(args: &Args) -> Result<()> {
     let tract = TractFloat::load(&args.onnx)?;
     let images_gz = dataset.dir.join("t10k-images-idx3-ubyte.gz");
 
-    let mut best: Vec<Row> = Vec::new();
+    let mut rounds: Vec<Vec<Row>> = Vec::new();
     for round in 0..args.rounds.max(1) {
+        let mut best: Vec<Row> = Vec::new();
         eprintln!("compare: round {}/{}", round + 1, args.rounds.max(1));
         let repeats = args.repeats.max(1);
         for _ in 0..repeats {
@@ -92,8 +93,14 @@ fn run(args: &Args) -> Result<()> {
             keep_best(&mut best, rows);
         }
         keep_best(&mut best, onnxruntime(args, &images_gz, repeats)?);
+        rounds.push(best);
     }
-    print!("{}", table(&best, &tiers)?);
+    println!(
+        "images/s: per engine the median over {} rounds of each round's best of {} tries",
+        rounds.len(),
+        args.repeats.max(1)
+    );
+    print!("{}", table(&median_of_rounds(&rounds), &tiers)?);
     Ok(())
 }
 

@@ -1,6 +1,7 @@
-//! The side-by-side speed table of issue 7: rows of measured engines, each engine's best
-//! round, and the table of ratios to onnxruntime's int8 batch-1 figure. The engines are run by
-//! `examples/compare.rs` (through `bash bench/compare.sh`).
+//! The side-by-side speed table of issue 7: rows of measured engines, each engine's best try
+//! per round and the median over the rounds, and the table of ratios to onnxruntime's int8
+//! batch-1 figure. The engines are run by `examples/compare.rs` (through `bash
+//! bench/compare.sh`).
 //!
 //! This crate is its own workspace: tract, a dev-dependency here, is a long build that the
 //! project's test command does not need.
@@ -37,6 +38,36 @@ pub fn keep_best(best: &mut Vec<Row>, rows: Vec<Row>) {
             None => best.push(row),
         }
     }
+}
+
+/// Per engine and configuration, the median over `rounds` (each round's rows, e.g. each the
+/// best of that round's tries), in the first round's order: on a shared machine one lucky or
+/// unlucky round moves it less than the best or the mean. An even count takes the mean of
+/// the middle two.
+pub fn median_of_rounds(rounds: &[Vec<Row>]) -> Vec<Row> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|row| {
+            let key = (row.engine, row.batch, row.threads);
+            let mut figures: Vec<f64> = rounds
+                .iter()
+                .flat_map(|round| round.iter())
+                .filter(|r| (r.engine, r.batch, r.threads) == key)
+                .map(|r| r.images_per_s)
+                .collect();
+            figures.sort_by(f64::total_cmp);
+            let middle = figures.len() / 2;
+            let median = if figures.len() % 2 == 0 {
+                (figures[middle - 1] + figures[middle]) / 2.0
+            } else {
+                figures[middle]
+            };
+            Row::new(row.engine, row.batch, row.threads, median)
+        })
+        .collect()
 }
 
 /// The table, the ratios to onnxruntime int8 batch 1, the machine it ran on and `tiers`, the
@@ -131,6 +162,17 @@ mod tests {
             text.contains("qcnn batch 1: 2 threads / 1 thread: 2.00x"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_median_of_rounds_ignores_one_outlier() {
+        let rounds = vec![rows(300.0, 100.0), rows(200.0, 900.0), rows(250.0, 110.0)];
+        let median = median_of_rounds(&rounds);
+        let figures: Vec<f64> = median.iter().map(|r| r.images_per_s).collect();
+        assert_eq!(figures, [250.0, 500.0, 110.0]);
+        let even = median_of_rounds(&rounds[..2]);
+        assert_eq!(even[0].images_per_s, 250.0);
+        assert!(median_of_rounds(&[]).is_empty());
     }
 
     #[test]

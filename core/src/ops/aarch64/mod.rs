@@ -165,6 +165,34 @@ unsafe fn load(p: *const i8, len: usize) -> int8x16_t {
     }
 }
 
+/// `len ≤ 16` bytes at offset `c` of every row and column into the accumulators.
+///
+/// # Safety
+/// NEON (and `P`'s instructions); those bytes are readable.
+#[inline(always)]
+unsafe fn step<P: Products, const R: usize, const C: usize>(
+    a: &mut [[int32x4_t; C]; R],
+    w_start: &[*const i8; R],
+    x_start: &[*const i8; C],
+    c: usize,
+    len: usize,
+) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        // (A loop, not `array::from_fn`: a closure's intrinsics would not inline.)
+        let mut x = [vdupq_n_s8(0); C];
+        for (x, &start) in x.iter_mut().zip(x_start) {
+            *x = load(start.add(c), len);
+        }
+        for (&w_row, a_row) in w_start.iter().zip(a) {
+            let w = load(w_row.add(c), len);
+            for (a, &x) in a_row.iter_mut().zip(&x) {
+                *a = P::madd(*a, w, x);
+            }
+        }
+    }
+}
+
 /// Every block of `R` rows against columns `c0..c0 + C`.
 ///
 /// # Safety
@@ -183,22 +211,17 @@ unsafe fn blocks<P: Products, const R: usize, const C: usize>(
         // Rows past the last one repeat it; their sums are dropped.
         let w_start: [*const i8; R] =
             core::array::from_fn(|i| weights[(r0 + i).min(rows - 1) * k..].as_ptr());
-        // SAFETY (below): every row and column start has `k` readable bytes; each load reads
-        // `min(16, k − c)` bytes from offset `c`.
+        // SAFETY (below): every row and column start has `k` readable bytes; each step reads
+        // `len ≤ k − c` bytes from offset `c`.
         let mut a = [[unsafe { vdupq_n_s32(0) }; C]; R];
-        for c in (0..k).step_by(STEP) {
-            let len = (k - c).min(STEP);
-            // (A loop, not `array::from_fn`: a closure's intrinsics would not inline.)
-            let mut x = [unsafe { vdupq_n_s8(0) }; C];
-            for (x, &start) in x.iter_mut().zip(&x_start) {
-                *x = unsafe { load(start.add(c), len) };
-            }
-            for (&w_row, a_row) in w_start.iter().zip(&mut a) {
-                let w = unsafe { load(w_row.add(c), len) };
-                for (a, &x) in a_row.iter_mut().zip(&x) {
-                    *a = unsafe { P::madd(*a, w, x) };
-                }
-            }
+        // Whole steps with a constant length (plain loads, no length test per load), then
+        // the tail.
+        let body = k - k % STEP;
+        for c in (0..body).step_by(STEP) {
+            unsafe { step::<P, R, C>(&mut a, &w_start, &x_start, c, STEP) };
+        }
+        if body < k {
+            unsafe { step::<P, R, C>(&mut a, &w_start, &x_start, body, k - body) };
         }
         for (i, a_row) in a.iter().enumerate() {
             for (j, &a) in a_row.iter().enumerate() {

@@ -19,9 +19,6 @@ use core::arch::x86_64::*;
 
 use super::isa::Isa;
 
-/// Most accumulators in one register block (rows × columns).
-const BLOCK: usize = 16;
-
 /// `weights (rows × k) · columnsᵀ (k × n) → acc (rows × n)` with `I`.
 ///
 /// # Safety
@@ -29,112 +26,142 @@ const BLOCK: usize = 16;
 #[inline(always)]
 pub(super) unsafe fn gemm<I: Isa>(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
     let n = columns.len() / k;
-    // Four columns at a time; a single column gets more rows instead, so that several
+    // Up to four columns at a time; fewer columns get more rows instead, so that several
     // independent accumulation chains stay in flight.
-    for c0 in (0..n).step_by(4) {
-        // SAFETY (all): as this function; `c0 + C ≤ n` and `k ≥ 1`.
-        unsafe {
+    let mut c0 = 0;
+    while c0 < n {
+        // SAFETY (all): as this function; `c0 + C ≤ n`.
+        let done = unsafe {
             match n - c0 {
-                1 => blocks::<I, 8, 1>(weights, columns, k, c0, acc),
-                2 => blocks::<I, 4, 2>(weights, columns, k, c0, acc),
-                3 => blocks::<I, 4, 3>(weights, columns, k, c0, acc),
-                _ if I::MANY_REGISTERS => blocks::<I, 4, 4>(weights, columns, k, c0, acc),
-                _ => blocks::<I, 2, 4>(weights, columns, k, c0, acc),
+                1 => row_blocks::<I, 1>(weights, columns, k, c0, acc),
+                2 => row_blocks::<I, 2>(weights, columns, k, c0, acc),
+                3 => row_blocks::<I, 3>(weights, columns, k, c0, acc),
+                _ => row_blocks::<I, 4>(weights, columns, k, c0, acc),
             }
-        }
+        };
+        c0 += done;
     }
 }
 
-/// Pointers to the starts of rows `r0..r0 + R` of a `rows × k` matrix; rows past the last one
-/// repeat it (their sums are computed and discarded). Needs `r0 < rows`.
-#[inline(always)]
-fn row_starts<const R: usize>(matrix: &[i8], rows: usize, r0: usize, k: usize) -> [*const i8; R] {
-    core::array::from_fn(|i| matrix[(r0 + i).min(rows - 1) * k..].as_ptr())
-}
-
-/// Every block of `R` rows against columns `c0..c0 + C`.
+/// Every row against columns `c0..c0 + C`, in blocks of as many rows as the registers hold
+/// (the last blocks smaller); returns `C`.
 ///
 /// # Safety
 /// As [`gemm`], and `(c0 + C)·k ≤ columns.len()`.
 #[inline(always)]
-unsafe fn blocks<I: Isa, const R: usize, const C: usize>(
+unsafe fn row_blocks<I: Isa, const C: usize>(
     weights: &[i8],
     columns: &[i8],
     k: usize,
     c0: usize,
     acc: &mut [i32],
-) {
+) -> usize {
     let (rows, n) = (weights.len() / k, columns.len() / k);
-    let x_start: [*const i8; C] = core::array::from_fn(|j| columns[(c0 + j) * k..].as_ptr());
+    // SAFETY: `(c0 + C)·k ≤ columns.len()`.
+    let x = unsafe { columns.as_ptr().add(c0 * k) };
     let mut correction = [0_i32; C];
     if I::BIASED_WEIGHTS {
-        for (c, &x) in correction.iter_mut().zip(&x_start) {
-            // SAFETY: each column start has `k` readable bytes.
-            *c = unsafe { column_sum::<I>(x, k) }.wrapping_mul(128);
+        for (j, c) in correction.iter_mut().enumerate() {
+            // SAFETY: each column has `k` readable bytes.
+            *c = unsafe { column_sum::<I>(x.add(j * k), k) }.wrapping_mul(128);
         }
     }
-    let body = k - k % I::STEP;
-    for r0 in (0..rows).step_by(R) {
-        let w_start = row_starts::<R>(weights, rows, r0, k);
-        // SAFETY (the steps): every row and column start has `k` readable bytes, and each
-        // step reads `len ≤ k − c` bytes from offset `c`.
-        let mut a = [[unsafe { I::splat(0) }; C]; R];
-        for c in (0..body).step_by(I::STEP) {
-            unsafe { step::<I, R, C, true>(&mut a, &w_start, &x_start, c, I::STEP) };
-        }
-        if body < k {
-            unsafe { step::<I, R, C, false>(&mut a, &w_start, &x_start, body, k - body) };
-        }
-        let mut sums = [0_i32; BLOCK];
-        for (f, out) in sums.chunks_exact_mut(4).take(R * C / 4).enumerate() {
-            let i = 4 * f;
-            let (p, q, r, s) = (i, i + 1, i + 2, i + 3);
-            // SAFETY: `out` holds exactly four i32.
-            unsafe {
-                let four = I::reduce4(
-                    a[p / C][p % C],
-                    a[q / C][q % C],
-                    a[r / C][r % C],
-                    a[s / C][s % C],
-                );
-                _mm_storeu_si128(out.as_mut_ptr().cast(), four);
+    // Accumulators the register file holds besides the columns and a row.
+    let most = if I::MANY_REGISTERS { 16 } else { 8 };
+    let mut r0 = 0;
+    while r0 < rows {
+        let left = rows - r0;
+        let fits = |r: usize| r <= left && r * C <= most;
+        // SAFETY (all): rows `r0..r0 + R` exist.
+        r0 += unsafe {
+            if fits(8) {
+                block::<I, 8, C>(weights, x, k, r0, n, c0, &correction, acc)
+            } else if fits(4) {
+                block::<I, 4, C>(weights, x, k, r0, n, c0, &correction, acc)
+            } else if fits(2) {
+                block::<I, 2, C>(weights, x, k, r0, n, c0, &correction, acc)
+            } else {
+                block::<I, 1, C>(weights, x, k, r0, n, c0, &correction, acc)
             }
-        }
-        for (i, &sum) in sums.iter().take(R * C).enumerate() {
-            let (r, j) = (r0 + i / C, i % C);
-            if r < rows
-                && let Some(out) = acc.get_mut(r * n + c0 + j)
-            {
-                *out = sum.wrapping_sub(correction[j]);
-            }
-        }
+        };
     }
+    C
 }
 
-/// `len` bytes at offset `c` of every row and column into the accumulators; `FULL` when `len`
-/// is `STEP` (a separate instantiation, so that the body's loads have no length test).
+/// Rows `r0..r0 + R` against the `C` columns at `x`, into `acc` (row-major, `n` per row;
+/// results past `acc.len()` dropped); returns `R`.
 ///
 /// # Safety
-/// As [`gemm`]; those bytes of every row and column start are readable.
+/// As [`gemm`]; rows `r0..r0 + R` exist; `x` points to `C` columns of `k` readable bytes.
 #[inline(always)]
-unsafe fn step<I: Isa, const R: usize, const C: usize, const FULL: bool>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<I: Isa, const R: usize, const C: usize>(
+    weights: &[i8],
+    x: *const i8,
+    k: usize,
+    r0: usize,
+    n: usize,
+    c0: usize,
+    correction: &[i32; C],
+    acc: &mut [i32],
+) -> usize {
+    // SAFETY (the pointer arithmetic and the loads): every row and column has `k` readable
+    // bytes at `base + i·k`, and each step reads `len ≤ k − offset` bytes from `offset`.
+    unsafe {
+        let w = weights.as_ptr().add(r0 * k);
+        let mut a = [[I::splat(0); C]; R];
+        let body = k - k % I::STEP;
+        let mut offset = 0;
+        while offset < body {
+            step::<I, R, C>(&mut a, w.add(offset), x.add(offset), k, I::STEP);
+            offset += I::STEP;
+        }
+        if body < k {
+            step::<I, R, C>(&mut a, w.add(body), x.add(body), k, k - body);
+        }
+        // Four sums at a time (the missing ones zero).
+        let zero = I::splat(0);
+        let at = |i: usize| if i < R * C { a[i / C][i % C] } else { zero };
+        let mut i = 0;
+        while i < R * C {
+            let mut four = [0_i32; 4];
+            let sums = I::reduce4(at(i), at(i + 1), at(i + 2), at(i + 3));
+            _mm_storeu_si128(four.as_mut_ptr().cast(), sums);
+            for (d, &sum) in four.iter().enumerate().take(R * C - i) {
+                let (r, j) = ((i + d) / C, (i + d) % C);
+                if let Some(out) = acc.get_mut((r0 + r) * n + c0 + j) {
+                    *out = sum.wrapping_sub(correction[j]);
+                }
+            }
+            i += 4;
+        }
+    }
+    R
+}
+
+/// `len ≤ STEP` bytes of every row (at `w + i·k`) and column (at `x + j·k`) into the
+/// accumulators. With `len` = `STEP` (a constant at the call) the loads have no length test.
+///
+/// # Safety
+/// As [`gemm`]; those bytes are readable.
+#[inline(always)]
+unsafe fn step<I: Isa, const R: usize, const C: usize>(
     a: &mut [[I::V; C]; R],
-    w_start: &[*const i8; R],
-    x_start: &[*const i8; C],
-    c: usize,
+    w: *const i8,
+    x: *const i8,
+    k: usize,
     len: usize,
 ) {
-    let len = if FULL { I::STEP } else { len };
     // SAFETY: as the caller guarantees.
     unsafe {
-        let mut x = [I::splat(0); C];
-        for (x, &start) in x.iter_mut().zip(x_start) {
-            *x = I::load_column(start.add(c), len);
+        let mut columns = [I::splat(0); C];
+        for (j, column) in columns.iter_mut().enumerate() {
+            *column = I::load_column(x.add(j * k), len);
         }
-        for (&w_row, a_row) in w_start.iter().zip(a) {
-            let w = I::load_row(w_row.add(c), len);
-            for (a, &x) in a_row.iter_mut().zip(&x) {
-                *a = I::madd(*a, w, x);
+        for (i, a_row) in a.iter_mut().enumerate() {
+            let row = I::load_row(w.add(i * k), len);
+            for (a, &column) in a_row.iter_mut().zip(&columns) {
+                *a = I::madd(*a, row, column);
             }
         }
     }

@@ -6,11 +6,13 @@
 //! [`super`]) carry `#[target_feature]`, and once the generic body is inlined into them the
 //! intrinsics inline too.
 //!
-//! - [`Avx512`]: 16 i32 lanes, `vpdpbusd` (u8 × i8, four products per lane), `vpermb` gathers.
-//! - [`AvxVnni`]: 8 lanes, AVX-VNNI's 256-bit `vpdpbusd`, `vpshufb` gathers.
-//! - [`Avx2`]: 8 lanes; products through `vpmaddwd` on u8 values zero-extended to i16 by the
-//!   gather itself (two products per lane, exact: no `vpmaddubsw` saturation), and in the gemm
-//!   on sign-extended bytes.
+//! - [`Avx512`]: 16 i32 lanes, `vpdpbusd` (u8 × i8, four products per lane), `vpermb` gathers;
+//!   four input channels per lane in the channel-packed convolution.
+//! - [`AvxVnni`]: 8 lanes, AVX-VNNI's 256-bit `vpdpbusd`, `vpshufb` gathers; four channels
+//!   per lane.
+//! - [`Avx2`]: 8 lanes; products through `vpmaddwd` on u8 values zero-extended to i16 (by the
+//!   gather itself, or two channels per lane in the packed layout: two products per lane,
+//!   exact, where `vpmaddubsw` could saturate), and in the gemm on sign-extended bytes.
 // Every method is a thin wrapper over intrinsics, with the trait's one safety contract.
 #![allow(clippy::missing_safety_doc, unsafe_op_in_unsafe_fn)]
 
@@ -23,6 +25,9 @@ pub(crate) trait Isa: Copy {
     const LANES: usize;
     /// Output channels the direct convolution keeps in registers at once.
     const CONV_CHANNELS: usize;
+    /// The same when the channel-packed layout computes a pool's two conv rows together
+    /// (twice the accumulators, each weight broadcast serving both).
+    const PAIRED_CHANNELS: usize;
     /// Bytes of `k` one gemm step consumes.
     const STEP: usize;
     /// The gemm multiplies `w ^ 0x80` (unsigned) by `x`, so it subtracts `128·Σx` afterwards.
@@ -65,6 +70,28 @@ pub(crate) trait Isa: Copy {
     /// `acc + Σ pixel bytes · word bytes` per lane.
     unsafe fn dot(acc: Self::V, pixels: Self::Pixels, word: &Self::Word) -> Self::V;
 
+    /// Input channels one 32-bit lane holds in the channel-packed convolution: four u8 for
+    /// `vpdpbusd`, two u16 for `vpmaddwd`.
+    const PACK: usize;
+    /// Products one kernel row costs in the row-gather convolution, in dot instructions
+    /// (to choose between the two layouts).
+    const ROW_DOTS: usize;
+    /// `PACK` biased input bytes (channel order) as one lane.
+    fn pack_lane(bytes: [u8; 4]) -> u32 {
+        let shift = 32 / Self::PACK;
+        bytes
+            .iter()
+            .take(Self::PACK)
+            .enumerate()
+            .fold(0, |lane, (j, &b)| lane | u32::from(b) << (j * shift))
+    }
+    /// `PACK` weights (channel order) as one word of [`Isa::dot_packed`].
+    fn pack_word(weights: [i8; 4]) -> i32;
+    /// `LANES` consecutive lanes from `p`.
+    unsafe fn load_lanes(p: *const u32) -> Self::V;
+    /// `acc + Σ lane parts · word parts` per lane (`PACK` products each).
+    unsafe fn dot_packed(acc: Self::V, pixels: Self::V, word: i32) -> Self::V;
+
     /// `len ≤ STEP` bytes of a gemm row (weights: `w ^ 0x80` when biased) or column.
     unsafe fn load_row(p: *const i8, len: usize) -> Self::V;
     unsafe fn load_column(p: *const i8, len: usize) -> Self::V;
@@ -102,6 +129,7 @@ pub(crate) struct Avx512;
 impl Isa for Avx512 {
     const LANES: usize = 16;
     const CONV_CHANNELS: usize = 16;
+    const PAIRED_CHANNELS: usize = 8;
     const STEP: usize = 64;
     const BIASED_WEIGHTS: bool = true;
     const MANY_REGISTERS: bool = true;
@@ -194,6 +222,22 @@ impl Isa for Avx512 {
         _mm512_dpbusd_epi32(acc, pixels, _mm512_set1_epi32(*word))
     }
 
+    const PACK: usize = 4;
+    const ROW_DOTS: usize = 1;
+    #[inline(always)]
+    fn pack_word(weights: [i8; 4]) -> i32 {
+        i32::from_le_bytes(weights.map(|b| b as u8))
+    }
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const u32) -> __m512i {
+        // SAFETY: the caller guarantees 64 readable bytes.
+        unsafe { _mm512_loadu_si512(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn dot_packed(acc: __m512i, pixels: __m512i, word: i32) -> __m512i {
+        _mm512_dpbusd_epi32(acc, pixels, _mm512_set1_epi32(word))
+    }
+
     #[inline(always)]
     unsafe fn load_row(p: *const i8, len: usize) -> __m512i {
         // Masked-off bytes become 0x80 but meet column bytes of 0.
@@ -249,6 +293,7 @@ macro_rules! avx2_common {
     () => {
         const LANES: usize = 8;
         const CONV_CHANNELS: usize = 8;
+        const PAIRED_CHANNELS: usize = 4;
         const MANY_REGISTERS: bool = false;
         type V = __m256i;
         type Index = __m256i;
@@ -367,6 +412,22 @@ impl Isa for AvxVnni {
         _mm256_dpbusd_avx_epi32(acc, pixels, _mm256_set1_epi32(*word))
     }
 
+    const PACK: usize = 4;
+    const ROW_DOTS: usize = 1;
+    #[inline(always)]
+    fn pack_word(weights: [i8; 4]) -> i32 {
+        i32::from_le_bytes(weights.map(|b| b as u8))
+    }
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const u32) -> __m256i {
+        // SAFETY: the caller guarantees 32 readable bytes.
+        unsafe { _mm256_loadu_si256(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn dot_packed(acc: __m256i, pixels: __m256i, word: i32) -> __m256i {
+        _mm256_dpbusd_avx_epi32(acc, pixels, _mm256_set1_epi32(word))
+    }
+
     #[inline(always)]
     unsafe fn load_row(p: *const i8, len: usize) -> __m256i {
         // Padding bytes become 0x80 but meet column bytes of 0.
@@ -442,6 +503,23 @@ impl Isa for Avx2 {
         let low = _mm256_madd_epi16(pixels[0], _mm256_loadu_si256(word[0].as_ptr().cast()));
         let high = _mm256_madd_epi16(pixels[1], _mm256_loadu_si256(word[1].as_ptr().cast()));
         _mm256_add_epi32(acc, _mm256_add_epi32(low, high))
+    }
+
+    const PACK: usize = 2;
+    const ROW_DOTS: usize = 2;
+    #[inline(always)]
+    fn pack_word(weights: [i8; 4]) -> i32 {
+        (i32::from(weights[1]) << 16) | i32::from(weights[0] as i16 as u16)
+    }
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const u32) -> __m256i {
+        // SAFETY: the caller guarantees 32 readable bytes.
+        unsafe { _mm256_loadu_si256(p.cast()) }
+    }
+    #[inline(always)]
+    unsafe fn dot_packed(acc: __m256i, pixels: __m256i, word: i32) -> __m256i {
+        // Two u8 × i8 products per lane, each exact in i16 and summed exactly in i32.
+        _mm256_add_epi32(acc, _mm256_madd_epi16(pixels, _mm256_set1_epi32(word)))
     }
 
     #[inline(always)]

@@ -160,18 +160,26 @@ pub(crate) fn conv2d_with(
     input: &[i8],
     output: &mut [i8],
 ) -> bool {
-    let Some(layer) = Layer::new(op, input.len(), output.len()) else {
-        return false;
-    };
     if !tier.is_supported() {
         return false;
     }
-    // SAFETY: the CPU supports the tier (checked above); `layer` fits the slices.
+    let layer =
+        |new: fn(&Conv2dOp<'_>, usize, usize) -> Option<Layer>| new(op, input.len(), output.len());
+    // SAFETY: the CPU supports the tier (checked above); each `layer` fits the slices.
     unsafe {
         match tier {
-            KernelTier::Avx512Vnni => conv_avx512(&layer, op, None, input, output),
-            KernelTier::AvxVnni => conv_avx_vnni(&layer, op, None, input, output),
-            KernelTier::Avx2 => conv_avx2(&layer, op, None, input, output),
+            KernelTier::Avx512Vnni => match layer(Layer::new::<Avx512>) {
+                Some(layer) => conv_avx512(&layer, op, None, input, output),
+                None => return false,
+            },
+            KernelTier::AvxVnni => match layer(Layer::new::<AvxVnni>) {
+                Some(layer) => conv_avx_vnni(&layer, op, None, input, output),
+                None => return false,
+            },
+            KernelTier::Avx2 => match layer(Layer::new::<Avx2>) {
+                Some(layer) => conv_avx2(&layer, op, None, input, output),
+                None => return false,
+            },
             _ => return false,
         }
     }
@@ -192,22 +200,25 @@ impl PackedConv {
     /// The packed layer, if `tier` is an x86 tier this CPU supports and the direct kernel
     /// takes the layer (`input_len`/`output_len`: the tensor sizes it will run on).
     pub fn new(tier: KernelTier, op: &Conv2dOp<'_>) -> Option<PackedConv> {
-        let input_len = op.input.c * op.input.plane();
-        let output_len = op.output.c * op.output.plane();
-        let layer = Layer::new(op, input_len, output_len)?;
         if !tier.is_supported() {
             return None;
         }
-        fn pack<I: isa::Isa>(op: &Conv2dOp<'_>, layer: &Layer) -> std::vec::Vec<Weights<I>> {
-            (0..layer.out_channels())
+        /// The layer and its weights for `I`, if the direct kernel takes the layer at the
+        /// tensor sizes it will run on.
+        fn pack<I: isa::Isa>(op: &Conv2dOp<'_>) -> Option<(Layer, std::vec::Vec<Weights<I>>)> {
+            let input_len = op.input.c * op.input.plane();
+            let output_len = op.output.c * op.output.plane();
+            let layer = Layer::new::<I>(op, input_len, output_len)?;
+            let weights = (0..layer.out_channels())
                 .step_by(conv2d::BLOCK)
-                .map(|first| Weights::pack(op, layer, first))
-                .collect()
+                .map(|first| Weights::pack(op, &layer, first))
+                .collect();
+            Some((layer, weights))
         }
         Some(match tier {
-            KernelTier::Avx512Vnni => PackedConv::Avx512(layer, pack(op, &layer)),
-            KernelTier::AvxVnni => PackedConv::AvxVnni(layer, pack(op, &layer)),
-            KernelTier::Avx2 => PackedConv::Avx2(layer, pack(op, &layer)),
+            KernelTier::Avx512Vnni => pack(op).map(|(l, w)| PackedConv::Avx512(l, w))?,
+            KernelTier::AvxVnni => pack(op).map(|(l, w)| PackedConv::AvxVnni(l, w))?,
+            KernelTier::Avx2 => pack(op).map(|(l, w)| PackedConv::Avx2(l, w))?,
             _ => return None,
         })
     }
@@ -215,12 +226,13 @@ impl PackedConv {
     /// Runs the layer packed by [`Self::new`] from the same `op`. `false` (output untouched)
     /// if the slices are shorter than the layer.
     pub fn run(&self, op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
-        let tier = match self {
-            Self::Avx512(..) => KernelTier::Avx512Vnni,
-            Self::AvxVnni(..) => KernelTier::AvxVnni,
-            Self::Avx2(..) => KernelTier::Avx2,
+        type Fits = fn(&Conv2dOp<'_>, usize, usize) -> Option<Layer>;
+        let (tier, fits): (KernelTier, Fits) = match self {
+            Self::Avx512(..) => (KernelTier::Avx512Vnni, Layer::new::<Avx512>),
+            Self::AvxVnni(..) => (KernelTier::AvxVnni, Layer::new::<AvxVnni>),
+            Self::Avx2(..) => (KernelTier::Avx2, Layer::new::<Avx2>),
         };
-        if Layer::new(op, input.len(), output.len()).is_none() || !tier.is_supported() {
+        if fits(op, input.len(), output.len()).is_none() || !tier.is_supported() {
             return false;
         }
         // SAFETY: `new` checked the CPU and built `layer` from `op`; the slices fit (above).
