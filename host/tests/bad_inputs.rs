@@ -7,6 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use qcnn_core::format::{self, CRC, CRC_LEN, Header, Layer, PREFIX_LEN};
+use qcnn_core::graph::GRAPH_VERSION;
 use support::cli::{Run, TestEnv, release_blob, repo_root};
 use support::postgres::PgServer;
 
@@ -103,10 +104,11 @@ fn flipped_bit_fails_the_crc() {
 
 #[test]
 fn future_format_version() {
-    let blob = patched(|b| b[4..6].copy_from_slice(&(format::VERSION + 1).to_le_bytes()));
+    // Versions 1 (layer chains) and 2 (graphs) are read; the next one is refused.
+    let future = GRAPH_VERSION + 1;
+    let blob = patched(|b| b[4..6].copy_from_slice(&future.to_le_bytes()));
     let expected = format!(
-        "unsupported format version {} (expected {})",
-        format::VERSION + 1,
+        "unsupported format version {future} (this engine reads {} and {GRAPH_VERSION})",
         format::VERSION
     );
     predict_fails(&blob, &expected);
