@@ -29,11 +29,14 @@ firmware="$root/firmware"
 # Issue 13's targets, for the seed model on the M4, where met; where not (RAM in all, arena:
 # the DSP kernels' scratch now sits in the arena, no longer on the stack), the figure reached,
 # so that it cannot grow back unnoticed. firmware/README.md has both.
+# RAM in all and runtime flash grew when the graph engine (format version 2) landed: every
+# firmware links it, chain models too (+104 B of load stack, +12,992 B of flash); a cargo
+# feature to leave it out is the next step (issue 13's closing note).
 stack_limit=2048
-ram_in_all_limit=16128
+ram_in_all_limit=16192
 arena_limit=14359
 mac_limit_milli=1500
-runtime_code_limit=15168
+runtime_code_limit=28160
 # The streaming schedule (QCNN_MAX_ARENA=min) on the M4: issue 13's arena target is met; for
 # RAM in all, the stack and the speed, the figures reached (the targets, 10,240 B, 2,048 B and
 # 1.5 per MAC, are not: firmware/README.md).

@@ -159,10 +159,11 @@ fn bad_blobs_return_their_codes() {
             QCNN_ERR_BAD_MAGIC,
         ),
         (
-            "version 2",
+            // Versions 1 (chains) and 2 (graphs) are read; 3 is not.
+            "version 3",
             {
                 let mut b = good.clone();
-                b[4] = 2;
+                b[4] = 3;
                 b
             },
             QCNN_ERR_UNSUPPORTED_VERSION,

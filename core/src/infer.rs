@@ -128,6 +128,8 @@ impl Model<'_> {
     }
 
     /// A graph model on one image, in an arena of exactly `arena_len()` bytes.
+    // Never inlined: a chain's inference must not carry the graph runner's frame on its stack.
+    #[inline(never)]
     fn run_graph<'b>(
         &self,
         image: &[u8],

@@ -66,6 +66,8 @@ fn to_usize(n: u32) -> usize {
 
 /// Decodes `header` (a version-2 header) and checks it all against `data` (the bytes after
 /// the header's padding up to the CRC).
+// Never inlined: loading a chain must not carry this function's tensor tables on its stack.
+#[inline(never)]
 pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, ModelError> {
     let decode = ModelError::HeaderDecode;
     let (count, tensors_start) = postcard::take_from_bytes::<u32>(header).map_err(|_| decode)?;
@@ -173,24 +175,36 @@ fn check<'a>(
         let mut inputs: heapless::Vec<(u16, TensorDesc), 2> = heapless::Vec::new();
         for &t in &node.inputs {
             let described = describe(t)?;
-            if born[usize::from(t)] == usize::MAX {
+            let slot = usize::from(t);
+            if born.get(slot).is_none_or(|&b| b == usize::MAX) {
                 return Err(NotTopological {
                     node: index,
                     tensor: t,
                 });
             }
-            dies[usize::from(t)] = index;
+            if let Some(d) = dies.get_mut(slot) {
+                *d = index;
+            }
             let _ = inputs.push(described);
         }
         let out = describe(node.output)?;
-        if born[usize::from(node.output)] != usize::MAX {
+        let slot = usize::from(node.output);
+        // `get_mut`, not indexing: `describe` bounds the id by the tensor count, which the
+        // compiler cannot relate to MAX_TENSORS (the panic-never check).
+        let (Some(born_at), Some(dies_at)) = (born.get_mut(slot), dies.get_mut(slot)) else {
+            return Err(UnknownTensor {
+                node: index,
+                tensor: node.output,
+            });
+        };
+        if *born_at != usize::MAX {
             return Err(WrittenTwice {
                 node: index,
                 tensor: node.output,
             });
         }
-        born[usize::from(node.output)] = index;
-        dies[usize::from(node.output)] = index;
+        *born_at = index;
+        *dies_at = index;
         prepare(data, &node, index, &inputs, &out, true)?;
     }
     for (t, &b) in born.iter().enumerate().take(tensors.len()) {
@@ -203,10 +217,15 @@ fn check<'a>(
         return Err(BadOutput);
     }
     // The logits outlive the inference.
-    dies[usize::from(output)] = node_count;
-    for (a, ta) in tensors.iter().enumerate() {
-        for (b, tb) in tensors.iter().enumerate().skip(a + 1) {
-            let together = born[a] <= dies[b] && born[b] <= dies[a];
+    if let Some(d) = dies.get_mut(usize::from(output)) {
+        *d = node_count;
+    }
+    let lives = born.iter().zip(dies.iter());
+    for (a, (ta, (&born_a, &dies_a))) in tensors.iter().zip(lives.clone()).enumerate() {
+        for (b, (tb, (&born_b, &dies_b))) in
+            tensors.iter().zip(lives.clone()).enumerate().skip(a + 1)
+        {
+            let together = born_a <= dies_b && born_b <= dies_a;
             let (sa, sb) = (to_usize(ta.offset), to_usize(tb.offset));
             let share = sa < sb.saturating_add(len(tb)) && sb < sa.saturating_add(len(ta));
             if together && share {

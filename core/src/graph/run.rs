@@ -67,8 +67,11 @@ impl Graph<'_> {
             }
             let output = (node.output, self.tensor(node.output)?);
             let prepared = prepare(self.data, &node, index, &inputs, &output, false).ok()?;
-            let ranges: heapless::Vec<(usize, usize), 2> =
-                inputs.iter().map(|(_, d)| range(d)).collect();
+            // Pushed, not collected: heapless's `collect` panics on overflow.
+            let mut ranges: heapless::Vec<(usize, usize), 2> = heapless::Vec::new();
+            for (_, d) in &inputs {
+                let _ = ranges.push(range(d));
+            }
             let (out, [a, b]) = views(arena, range(&output.1), &ranges)?;
             match prepared {
                 Prepared::Conv {
