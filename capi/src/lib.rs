@@ -35,7 +35,7 @@ pub use crate::status::*;
 /// (see the format), so that they can be read as words where they lie, in flash.
 pub const QCNN_BLOB_ALIGN: usize = 4;
 
-/// Validates the model blob (magic, version, CRC, every shape, section and parameter range)
+/// Validates the model blob (magic, version, checksum, every shape, section and parameter range)
 /// and stores a model that borrows it in `*out`; nothing is copied.
 ///
 /// `blob` must start on a `QCNN_BLOB_ALIGN` (4-byte) boundary and stay valid and unchanged

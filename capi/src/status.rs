@@ -29,7 +29,8 @@ pub const QCNN_ERR_BLOB_TOO_SHORT: QcnnStatus = 7;
 pub const QCNN_ERR_BAD_MAGIC: QcnnStatus = 8;
 /// The blob's format version or flags are not the ones this library reads.
 pub const QCNN_ERR_UNSUPPORTED_VERSION: QcnnStatus = 9;
-/// The blob's CRC-32 does not match its contents: it is corrupt.
+/// The blob's checksum (xxHash32; CRC-32 in format versions 1 and 2) does not match its
+/// contents: it is corrupt.
 pub const QCNN_ERR_CRC_MISMATCH: QcnnStatus = 10;
 /// The blob is intact but describes an invalid model (shapes, sections or parameter ranges).
 pub const QCNN_ERR_INVALID_MODEL: QcnnStatus = 11;
@@ -55,7 +56,7 @@ pub fn message(status: QcnnStatus) -> &'static CStr {
         QCNN_ERR_BLOB_TOO_SHORT => c"blob too short",
         QCNN_ERR_BAD_MAGIC => c"not a qcnn model",
         QCNN_ERR_UNSUPPORTED_VERSION => c"unsupported model version",
-        QCNN_ERR_CRC_MISMATCH => c"CRC mismatch: corrupt blob",
+        QCNN_ERR_CRC_MISMATCH => c"checksum mismatch: corrupt blob",
         QCNN_ERR_INVALID_MODEL => c"invalid model",
         QCNN_ERR_IMAGE_LENGTH => c"wrong image length",
         QCNN_ERR_ARENA_TOO_SMALL => c"arena too small",
@@ -74,7 +75,7 @@ pub fn of_model_error(error: ModelError) -> QcnnStatus {
         ModelError::UnsupportedVersion { .. } | ModelError::UnknownFlags { .. } => {
             QCNN_ERR_UNSUPPORTED_VERSION
         }
-        ModelError::CrcMismatch { .. } => QCNN_ERR_CRC_MISMATCH,
+        ModelError::ChecksumMismatch { .. } => QCNN_ERR_CRC_MISMATCH,
         _ => QCNN_ERR_INVALID_MODEL,
     }
 }

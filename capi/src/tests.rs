@@ -159,11 +159,11 @@ fn bad_blobs_return_their_codes() {
             QCNN_ERR_BAD_MAGIC,
         ),
         (
-            // Versions 1 (chains) and 2 (graphs) are read; 3 is not.
-            "version 3",
+            // Versions 1 to 4 (chains and graphs, CRC-32 or xxHash32) are read; 5 is not.
+            "version 5",
             {
                 let mut b = good.clone();
-                b[4] = 3;
+                b[4] = 5;
                 b
             },
             QCNN_ERR_UNSUPPORTED_VERSION,

@@ -13,18 +13,18 @@
 //!
 //! Magic `QCNN`, a format version, a postcard-encoded [`format::Header`] (input shape, the
 //! layer list, quantization parameters, and [`format::Section`]s pointing into the data),
-//! the data section (weights, biases, multipliers, shifts, weight scales), and a CRC-32 over
-//! everything before it. [`mod@format`] gives the byte layout and is the contract between the
+//! the data section (weights, biases, multipliers, shifts, weight scales), and a checksum over
+//! everything before it (xxHash32 since format version 3, a CRC-32 before; [`checksum`]). [`mod@format`] gives the byte layout and is the contract between the
 //! quantize tool (which writes blobs with [`format::DataWriter`] and [`format::encode`]) and
 //! everything that runs them.
 //!
 //! [`Model::from_bytes`] borrows the blob (so `include_bytes!` of a blob in flash works) and
-//! checks magic, version, flags, CRC, header and data lengths, that every shape chains from
+//! checks magic, version, flags, checksum, header and data lengths, that every shape chains from
 //! layer to layer, that every section lies in bounds with the right length and alignment, and
 //! every parameter range. Each failure is a named [`ModelError`] variant. Once it returns
 //! `Ok`, [`Model::infer`] cannot panic or index out of bounds for any image.
-//! [`Model::from_bytes_unverified`] makes every check but the CRC-32 over the whole blob (most
-//! of a load's cost on a microcontroller), for a blob checked once with [`verify_crc`].
+//! [`Model::from_bytes_unverified`] makes every check but the checksum over the whole blob,
+//! for a blob checked once with [`verify_checksum`].
 //!
 //! The [`Model`] itself is a view of the blob (48 bytes on a 32-bit target): each layer is
 //! decoded from the header again when it runs, so nothing the size of the layer list is held
@@ -73,6 +73,7 @@
 #![deny(unsafe_code)]
 
 mod arena;
+pub mod checksum;
 pub mod crc;
 pub mod format;
 pub mod graph;
@@ -91,10 +92,11 @@ mod stream;
 mod test_blob;
 #[cfg(test)]
 mod test_util;
+mod weight_range;
 
 pub use format::QuantParams;
 pub use infer::{InferError, Logits};
-pub use model::{CheckedLayer, LayerKind, Layers, Model, ModelError, SectionKind, verify_crc};
+pub use model::{CheckedLayer, LayerKind, Layers, Model, ModelError, SectionKind, verify_checksum};
 pub use ops::Kernels;
 pub use ops::tier::KernelTier;
 #[cfg(any(test, feature = "std"))]

@@ -9,9 +9,9 @@ use crate::arena;
 #[cfg(doc)]
 use crate::format::Header;
 use crate::format::{
-    self, CRC, Layer, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section, VERSION,
+    self, Checksum, Layer, Layout, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section,
 };
-use crate::graph::{GRAPH_VERSION, Graph, GraphError};
+use crate::graph::{Graph, GraphError};
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::dot::MAX_DOT_LEN;
 use crate::ops::linear::LinearOp;
@@ -33,7 +33,7 @@ pub enum SectionKind {
 /// Why a blob was rejected. `layer` is the 0-based index in the header's layer list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelError {
-    /// Shorter than the prefix plus the CRC.
+    /// Shorter than the prefix plus the checksum.
     TooShort {
         len: usize,
     },
@@ -44,7 +44,10 @@ pub enum ModelError {
     UnknownFlags {
         found: u16,
     },
-    CrcMismatch {
+    /// The trailing checksum (the one the version names) differs from the bytes': a corrupt
+    /// blob.
+    ChecksumMismatch {
+        checksum: Checksum,
         stored: u32,
         computed: u32,
     },
@@ -58,7 +61,7 @@ pub enum ModelError {
     HeaderTrailingBytes,
     /// The alignment padding after the header is not zero.
     NonZeroPadding,
-    /// The header's `data_len` is not the number of bytes between header and CRC.
+    /// The header's `data_len` is not the number of bytes between header and checksum.
     DataLength {
         header: u32,
         actual: usize,
@@ -161,13 +164,18 @@ impl fmt::Display for ModelError {
             BadMagic => f.write_str("not a qcnn model (bad magic)"),
             UnsupportedVersion { found } => write!(
                 f,
-                "unsupported format version {found} (this engine reads {VERSION} and {GRAPH_VERSION})"
+                "unsupported format version {found} (this engine reads versions 1 to 4)"
             ),
             UnknownFlags { found } => write!(f, "unknown flags {found:#06x}"),
-            CrcMismatch { stored, computed } => {
+            ChecksumMismatch {
+                checksum,
+                stored,
+                computed,
+            } => {
                 write!(
                     f,
-                    "CRC mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt blob)"
+                    "{} mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt blob)",
+                    checksum.name()
                 )
             }
             HeaderOutOfBounds { header_len } => {
@@ -364,28 +372,29 @@ pub struct Model<'a> {
 impl<'a> Model<'a> {
     /// Validates `blob` completely and keeps a view of it; nothing is copied.
     ///
-    /// Checked here, in this order: the prefix (length, magic, version, flags); the CRC-32
-    /// of every byte before it; the header's framing (length, decoding, no trailing bytes,
-    /// `data_len`, zero padding); then, layer by layer, that the shapes chain and fit, every
-    /// section's length, bounds and alignment, every weight in −127..=127, every multiplier
-    /// non-negative, every shift in −31..=30, every scale finite and positive; and that the
-    /// last layer gives a vector. [`Self::from_bytes_unverified`] is all of this but the CRC.
+    /// Checked here, in this order: the prefix (length, magic, version, flags); the checksum
+    /// the version names (xxHash32 for versions 3 and 4, CRC-32 for 1 and 2) of every byte
+    /// before it; the header's framing (length, decoding, no trailing bytes, `data_len`, zero
+    /// padding); then, layer by layer, that the shapes chain and fit, every section's length,
+    /// bounds and alignment, every weight in −127..=127, every multiplier non-negative, every
+    /// shift in −31..=30, every scale finite and positive; and that the last layer gives a
+    /// vector. [`Self::from_bytes_unverified`] is all of this but the checksum.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self, ModelError> {
         Self::load(blob, true)
     }
 
-    /// Every check of [`Self::from_bytes`] except the CRC-32 over the whole blob, which is
-    /// most of a load's cost on a microcontroller (the weights dominate the blob). Inference
-    /// on the result is still memory-safe and panic-free whatever the bytes; only a flipped
-    /// weight or bias bit would go unnoticed. For a blob whose integrity is known otherwise:
-    /// checked once with [`verify_crc`] after it was written to flash, or protected by the
-    /// part's own flash ECC.
+    /// Every check of [`Self::from_bytes`] except the checksum over the whole blob, which is
+    /// a large part of a load's cost on a microcontroller (the weights dominate the blob).
+    /// Inference on the result is still memory-safe and panic-free whatever the bytes; only
+    /// a flipped weight or bias bit would go unnoticed. For a blob whose integrity is known
+    /// otherwise: checked once with [`verify_checksum`] after it was written to flash, or
+    /// protected by the part's own flash ECC.
     pub fn from_bytes_unverified(blob: &'a [u8]) -> Result<Self, ModelError> {
         Self::load(blob, false)
     }
 
-    fn load(blob: &'a [u8], check_crc: bool) -> Result<Self, ModelError> {
-        let framed = match parse(blob, check_crc)? {
+    fn load(blob: &'a [u8], check_checksum: bool) -> Result<Self, ModelError> {
+        let framed = match parse(blob, check_checksum)? {
             Parsed::Sequential(framed) => framed,
             Parsed::Graph(graph) => {
                 let (tensors, tensor_count, nodes, node_count, data, output) = graph.parts();
@@ -535,16 +544,42 @@ fn narrow(shape: MapShape) -> format::Shape {
     }
 }
 
-/// Checks the CRC-32 of a whole blob: the check [`Model::from_bytes`] makes and
-/// [`Model::from_bytes_unverified`] leaves out.
-pub fn verify_crc(blob: &[u8]) -> Result<(), ModelError> {
-    let (body, crc) = blob
-        .split_last_chunk::<{ format::CRC_LEN }>()
+/// Checks the checksum of a whole blob (xxHash32 for versions 3 and 4, CRC-32 for 1 and 2):
+/// the check [`Model::from_bytes`] makes and [`Model::from_bytes_unverified`] leaves out.
+/// It reads the prefix for the version, so it refuses a blob too short, with another magic
+/// or of another version as `from_bytes` does.
+pub fn verify_checksum(blob: &[u8]) -> Result<(), ModelError> {
+    let framing = prefix_framing(blob)?;
+    check_checksum(blob, framing.checksum)
+}
+
+/// The framing the prefix names, once its length, magic and version are checked.
+fn prefix_framing(blob: &[u8]) -> Result<format::Framing, ModelError> {
+    let too_short = ModelError::TooShort { len: blob.len() };
+    let (body, _) = blob
+        .split_last_chunk::<{ format::CHECKSUM_LEN }>()
+        .ok_or(too_short)?;
+    let (&[m0, m1, m2, m3, v0, v1, ..], _) =
+        body.split_first_chunk::<PREFIX_LEN>().ok_or(too_short)?;
+    if [m0, m1, m2, m3] != MAGIC {
+        return Err(ModelError::BadMagic);
+    }
+    let version = u16::from_le_bytes([v0, v1]);
+    format::framing(version).ok_or(ModelError::UnsupportedVersion { found: version })
+}
+
+fn check_checksum(blob: &[u8], checksum: Checksum) -> Result<(), ModelError> {
+    let (body, stored) = blob
+        .split_last_chunk::<{ format::CHECKSUM_LEN }>()
         .ok_or(ModelError::TooShort { len: blob.len() })?;
-    let stored = u32::from_le_bytes(*crc);
-    let computed = CRC.checksum(body);
+    let stored = u32::from_le_bytes(*stored);
+    let computed = checksum.of(body);
     if stored != computed {
-        return Err(ModelError::CrcMismatch { stored, computed });
+        return Err(ModelError::ChecksumMismatch {
+            checksum,
+            stored,
+            computed,
+        });
     }
     Ok(())
 }
@@ -634,7 +669,7 @@ struct Framed<'a> {
     data: &'a [u8],
 }
 
-/// Checks the framing (prefix, CRC if asked, header, padding, data length). The header is
+/// Checks the framing (prefix, checksum if asked, header, padding, data length). The header is
 /// decoded piece by piece (shape, layer count, each layer, data length) exactly as postcard
 /// would decode a [`Header`], without ever holding the whole layer list.
 /// A blob whose framing checked out: a version-1 layer sequence or a validated graph.
@@ -643,26 +678,20 @@ enum Parsed<'a> {
     Graph(Graph<'a>),
 }
 
-fn parse(blob: &[u8], check_crc: bool) -> Result<Parsed<'_>, ModelError> {
+fn parse(blob: &[u8], check_checksum: bool) -> Result<Parsed<'_>, ModelError> {
+    let framing = prefix_framing(blob)?;
     let too_short = ModelError::TooShort { len: blob.len() };
     let (body, _) = blob
-        .split_last_chunk::<{ format::CRC_LEN }>()
+        .split_last_chunk::<{ format::CHECKSUM_LEN }>()
         .ok_or(too_short)?;
     let (prefix, rest) = body.split_first_chunk::<PREFIX_LEN>().ok_or(too_short)?;
-    let [m0, m1, m2, m3, v0, v1, f0, f1, h0, h1, h2, h3] = *prefix;
-    if [m0, m1, m2, m3] != MAGIC {
-        return Err(ModelError::BadMagic);
-    }
-    let version = u16::from_le_bytes([v0, v1]);
-    if version != VERSION && version != GRAPH_VERSION {
-        return Err(ModelError::UnsupportedVersion { found: version });
-    }
+    let [_, _, _, _, _, _, f0, f1, h0, h1, h2, h3] = *prefix;
     let flags = u16::from_le_bytes([f0, f1]);
     if flags != 0 {
         return Err(ModelError::UnknownFlags { found: flags });
     }
-    if check_crc {
-        verify_crc(blob)?;
+    if check_checksum {
+        self::check_checksum(blob, framing.checksum)?;
     }
     let header_len = u32::from_le_bytes([h0, h1, h2, h3]);
     let out_of_bounds = ModelError::HeaderOutOfBounds { header_len };
@@ -670,7 +699,7 @@ fn parse(blob: &[u8], check_crc: bool) -> Result<Parsed<'_>, ModelError> {
         .split_at_checked(to_usize(header_len))
         .ok_or(out_of_bounds)?;
     let decode = ModelError::HeaderDecode;
-    if version == GRAPH_VERSION {
+    if framing.layout == Layout::Graph {
         let data_start = format::data_offset(header_bytes.len());
         let padding = body
             .get(PREFIX_LEN + header_bytes.len()..data_start)
@@ -941,7 +970,7 @@ impl<'a> Builder<'a> {
     fn weights(&self, section: Section, count: usize) -> Result<&'a [i8], ModelError> {
         let weights: &[i8] =
             bytemuck::must_cast_slice(self.section(section, count, 1, SectionKind::Weights)?);
-        if self.check_data && weights.contains(&i8::MIN) {
+        if self.check_data && crate::weight_range::holds_minus_128(weights) {
             return Err(ModelError::WeightOutOfRange { layer: self.index });
         }
         Ok(weights)
@@ -1024,7 +1053,7 @@ impl<'a> Builder<'a> {
 mod tests {
     use super::*;
     use crate::format::{Conv2d, Header, Linear};
-    use crate::test_blob::{Spec, encode, fix_crc};
+    use crate::test_blob::{Spec, encode, fix_checksum, with_version};
     use crate::test_util::SplitMix;
 
     /// input 1×6×6 → Conv2d 1→2 3×3 pad 1 + ReLU + MaxPool 2 → 2×3×3 → Flatten → Linear 18→4.
@@ -1058,13 +1087,13 @@ mod tests {
         encode(&header, &data)
     }
 
-    /// The fixture's bytes edited after encoding; `crc` recomputes the checksum.
-    fn patched(crc: bool, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    /// The fixture's bytes edited after encoding; `reseal` recomputes the checksum.
+    fn patched(reseal: bool, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
         let (header, data) = fixture();
         let mut blob = encode(&header, &data);
         edit(&mut blob);
-        if crc {
-            fix_crc(&mut blob);
+        if reseal {
+            fix_checksum(&mut blob);
         }
         blob
     }
@@ -1086,7 +1115,7 @@ mod tests {
             BadMagic => 1,
             UnsupportedVersion { .. } => 2,
             UnknownFlags { .. } => 3,
-            CrcMismatch { .. } => 4,
+            ChecksumMismatch { .. } => 4,
             HeaderOutOfBounds { .. } => 5,
             HeaderDecode => 6,
             HeaderTrailingBytes => 7,
@@ -1157,27 +1186,28 @@ mod tests {
             padding > 0,
             "the fixture must have header padding to corrupt"
         );
-        let stored_crc = u32::from_le_bytes(valid[valid.len() - 4..].try_into().unwrap());
+        let stored_sum = u32::from_le_bytes(valid[valid.len() - 4..].try_into().unwrap());
 
         let cases: Vec<(&str, Vec<u8>, ModelError)> = vec![
             ("truncated", valid[..15].to_vec(), TooShort { len: 15 }),
             ("magic", patched(false, |b| b[0] = b'X'), BadMagic),
             (
                 "version",
-                patched(true, |b| b[4] = 3),
-                UnsupportedVersion { found: 3 },
+                patched(true, |b| b[4] = 5),
+                UnsupportedVersion { found: 5 },
             ),
             (
                 "flags",
                 patched(true, |b| b[6] = 1),
                 UnknownFlags { found: 1 },
             ),
-            ("crc", patched(false, |b| b[valid.len() - 5] ^= 1), {
+            ("checksum", patched(false, |b| b[valid.len() - 5] ^= 1), {
                 let mut b = valid.clone();
                 b[valid.len() - 5] ^= 1;
-                CrcMismatch {
-                    stored: stored_crc,
-                    computed: format::CRC.checksum(&b[..b.len() - 4]),
+                ChecksumMismatch {
+                    checksum: Checksum::XxHash32,
+                    stored: stored_sum,
+                    computed: xxhash_rust::xxh32::xxh32(&b[..b.len() - 4], 0),
                 }
             }),
             (
@@ -1388,8 +1418,8 @@ mod tests {
             // Display names the problem; it is never empty.
             assert!(!err.to_string().is_empty());
             covered[variant(&err)] = true;
-            // Without the CRC, every other check still refuses the same blob.
-            if !matches!(expected, CrcMismatch { .. }) {
+            // Without the checksum, every other check still refuses the same blob.
+            if !matches!(expected, ChecksumMismatch { .. }) {
                 assert_eq!(
                     Model::from_bytes_unverified(blob).expect_err(name),
                     *expected,
@@ -1401,26 +1431,130 @@ mod tests {
     }
 
     #[test]
-    fn unverified_load_skips_only_the_crc() {
+    fn unverified_load_skips_only_the_checksum() {
         let (header, data) = fixture();
         let valid = encode(&header, &data);
-        assert_eq!(verify_crc(&valid), Ok(()));
-        // A flipped bias bit with the old CRC: only the CRC can tell.
+        assert_eq!(verify_checksum(&valid), Ok(()));
+        // A flipped bias bit with the old checksum: only the checksum can tell.
         let mut flipped = valid.clone();
         let bias = valid.len() - 4 - data.len() + at(conv(&mut header.clone()).requant.bias);
         flipped[bias] ^= 0x01;
         let err = Model::from_bytes(&flipped).unwrap_err();
-        assert!(matches!(err, ModelError::CrcMismatch { .. }), "{err}");
-        assert_eq!(verify_crc(&flipped), Err(err));
+        assert!(matches!(err, ModelError::ChecksumMismatch { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("xxHash32 mismatch: stored 0x"),
+            "{err}"
+        );
+        assert_eq!(verify_checksum(&flipped), Err(err));
         let model = Model::from_bytes_unverified(&flipped).unwrap();
         assert_eq!(
             model.arena_len(),
             Model::from_bytes(&valid).unwrap().arena_len()
         );
         assert_eq!(
-            verify_crc(&valid[..3]),
+            verify_checksum(&valid[..3]),
             Err(ModelError::TooShort { len: 3 })
         );
+        assert_eq!(
+            verify_checksum(&with_version(&valid, 5)),
+            Err(ModelError::UnsupportedVersion { found: 5 })
+        );
+    }
+
+    #[test]
+    fn version_1_blobs_with_a_crc_32_still_load_and_run_the_same() {
+        let (header, data) = fixture();
+        let current = encode(&header, &data);
+        let old = with_version(&current, format::CRC32_VERSION);
+        assert_eq!(old[..current.len() - 4], {
+            let mut v = current[..current.len() - 4].to_vec();
+            v[4] = 1;
+            v
+        });
+        let crc = crate::crc::Crc32.checksum(&old[..old.len() - 4]);
+        assert_eq!(old[old.len() - 4..], crc.to_le_bytes(), "zlib's crc32");
+        assert_eq!(verify_checksum(&old), Ok(()));
+        let (new_model, old_model) = (
+            Model::from_bytes(&current).unwrap(),
+            Model::from_bytes(&old).unwrap(),
+        );
+        let mut rng = SplitMix(5);
+        let (mut a, mut b) = (
+            vec![0; new_model.arena_len()],
+            vec![0; old_model.arena_len()],
+        );
+        for _ in 0..20 {
+            let image = rng.u8s(new_model.input_len());
+            assert_eq!(
+                new_model.infer(&image, &mut a).unwrap().as_slice(),
+                old_model.infer(&image, &mut b).unwrap().as_slice()
+            );
+        }
+        // Each version is held to its own checksum: a CRC-32 under version 3 or an xxHash32
+        // under version 1 is a corrupt blob, named with the function expected.
+        let mut swapped = old.clone();
+        swapped[4] = 3;
+        assert!(matches!(
+            Model::from_bytes(&swapped),
+            Err(ModelError::ChecksumMismatch {
+                checksum: Checksum::XxHash32,
+                ..
+            })
+        ));
+        let mut swapped = current.clone();
+        swapped[4] = 1;
+        let err = Model::from_bytes(&swapped).unwrap_err();
+        assert!(matches!(
+            err,
+            ModelError::ChecksumMismatch {
+                checksum: Checksum::Crc32,
+                ..
+            }
+        ));
+        assert!(err.to_string().starts_with("CRC-32 mismatch"), "{err}");
+        // Any flipped bit of the old blob is still refused.
+        for bit in 0..old.len() * 8 {
+            let mut flipped = old.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(Model::from_bytes(&flipped).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn version_2_graph_blobs_with_a_crc_32_still_load() {
+        let (header, data) = crate::graph::tests::fixture();
+        let current = crate::graph::tests::blob(&header, &data);
+        assert_eq!(current[4..6], format::GRAPH_VERSION.to_le_bytes());
+        let old = with_version(&current, format::CRC32_GRAPH_VERSION);
+        let (new_model, old_model) = (
+            Model::from_bytes(&current).unwrap(),
+            Model::from_bytes(&old).unwrap(),
+        );
+        assert!(old_model.graph().is_some());
+        assert_eq!(old_model.arena_len(), new_model.arena_len());
+        let mut rng = SplitMix(6);
+        let mut arena = vec![0; new_model.arena_len()];
+        for _ in 0..10 {
+            let image = rng.u8s(new_model.input_len());
+            let expected = new_model
+                .infer(&image, &mut arena)
+                .unwrap()
+                .as_slice()
+                .to_vec();
+            assert_eq!(
+                old_model.infer(&image, &mut arena).unwrap().as_slice(),
+                expected
+            );
+        }
+        let mut flipped = old.clone();
+        flipped[old.len() - 5] ^= 0x10;
+        assert!(matches!(
+            Model::from_bytes(&flipped),
+            Err(ModelError::ChecksumMismatch {
+                checksum: Checksum::Crc32,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -1468,8 +1602,11 @@ mod tests {
         let mut long = blob[..8].to_vec();
         long.extend((header_bytes.len() as u32).to_le_bytes());
         long.extend(&header_bytes);
-        long.resize(format::data_offset(header_bytes.len()) + format::CRC_LEN, 0);
-        fix_crc(&mut long);
+        long.resize(
+            format::data_offset(header_bytes.len()) + format::CHECKSUM_LEN,
+            0,
+        );
+        fix_checksum(&mut long);
         assert_eq!(
             Model::from_bytes(&long).unwrap_err(),
             ModelError::HeaderDecode
@@ -1500,9 +1637,9 @@ mod tests {
                     }
                 }
             }
-            // Mostly re-seal the CRC so the deeper checks get exercised.
+            // Mostly re-seal the checksum so the deeper checks get exercised.
             if blob.len() >= 4 && rng.below(8) != 0 {
-                fix_crc(&mut blob);
+                fix_checksum(&mut blob);
             }
             let Ok(model) = Model::from_bytes(&blob) else {
                 rejected += 1;

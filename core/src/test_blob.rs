@@ -298,9 +298,19 @@ pub fn encode(header: &Header, data: &[u8]) -> Vec<u8> {
     blob
 }
 
-/// Recomputes the trailing CRC after a test edited the bytes before it.
-pub fn fix_crc(blob: &mut [u8]) {
-    let body = blob.len() - format::CRC_LEN;
-    let crc = format::CRC.checksum(&blob[..body]);
-    blob[body..].copy_from_slice(&crc.to_le_bytes());
+/// Recomputes the trailing checksum (the one the blob's version names, xxHash32 for an
+/// unknown version) after a test edited the bytes before it.
+pub fn fix_checksum(blob: &mut [u8]) {
+    let body = blob.len() - format::CHECKSUM_LEN;
+    let sum = format::expected_checksum(blob).unwrap_or_else(|| format::CHECKSUM.of(&blob[..body]));
+    blob[body..].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// `blob` as a blob of format `version` (same header and data, its checksum recomputed):
+/// a version-3 blob as the version-1 blob `qcnn-quantize` wrote before, say.
+pub fn with_version(blob: &[u8], version: u16) -> Vec<u8> {
+    let mut blob = blob.to_vec();
+    blob[4..6].copy_from_slice(&version.to_le_bytes());
+    fix_checksum(&mut blob);
+    blob
 }

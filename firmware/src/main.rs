@@ -12,7 +12,7 @@ use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::{hprint, hprintln};
 use panic_semihosting as _;
 use qcnn_core::plan::Schedule;
-use qcnn_core::{InferError, Kernels, LayerKind, Model, ModelError, verify_crc};
+use qcnn_core::{InferError, Kernels, LayerKind, Model, ModelError, verify_checksum};
 use qcnn_firmware::embedded::{self, ARENA_LEN, BLOB, IMAGES};
 use qcnn_firmware::footprint;
 use qcnn_firmware::instructions::{CounterError, InstructionCounter};
@@ -86,11 +86,12 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     let mut counter =
         InstructionCounter::calibrate(peripherals.SYST).map_err(FirmwareError::Counter)?;
 
-    // What a boot costs: the CRC alone, every other check alone, and the default load (both).
-    let (crc, crc_instructions) = counter
-        .count(|| verify_crc(BLOB))
+    // What a boot costs: the checksum alone, every other check alone, and the default load
+    // (both).
+    let (checksum, checksum_instructions) = counter
+        .count(|| verify_checksum(BLOB))
         .map_err(FirmwareError::Counter)?;
-    crc.map_err(FirmwareError::Model)?;
+    checksum.map_err(FirmwareError::Model)?;
     let (unverified, unverified_instructions) = counter
         .count(|| Model::from_bytes_unverified(BLOB).map(drop))
         .map_err(FirmwareError::Counter)?;
@@ -163,22 +164,21 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     );
     print_profile(&model, arena, &schedule, &mut counter)?;
     hprintln!(
-        "# load_instructions {} (Model::from_bytes, the default: every check and the CRC over {} bytes; once per boot)",
+        "# load_instructions {} (Model::from_bytes, the default: every check and the checksum over {} bytes; once per boot)",
         load_instructions,
         BLOB.len()
     );
     hprintln!(
-        "# load_unverified_instructions {} (Model::from_bytes_unverified: every check but the CRC)",
+        "# load_unverified_instructions {} (Model::from_bytes_unverified: every check but the checksum)",
         unverified_instructions
     );
+    let milli_per_byte = checksum_instructions * 1000 / BLOB.len().max(1) as u64;
     hprintln!(
-        "# crc_instructions {} (verify_crc: the CRC-32 alone, {}-entry table)",
-        crc_instructions,
-        if cfg!(feature = "crc-table-256") {
-            256
-        } else {
-            16
-        }
+        "# checksum_instructions {} (verify_checksum: the {} alone, {}.{:03} per byte)",
+        checksum_instructions,
+        checksum_name(BLOB),
+        milli_per_byte / 1000,
+        milli_per_byte % 1000
     );
     let flash = footprint::flash_used();
     let data = BLOB.len() + IMAGES.len();
@@ -224,6 +224,18 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         footprint::stack_size()
     );
     Ok(())
+}
+
+/// The checksum the blob's format version names (the blob loaded, so its prefix is valid).
+fn checksum_name(blob: &[u8]) -> &'static str {
+    let version = u16::from_le_bytes([
+        blob.get(4).copied().unwrap_or(0),
+        blob.get(5).copied().unwrap_or(0),
+    ]);
+    match qcnn_core::format::framing(version) {
+        Some(framing) => framing.checksum.name(),
+        None => "unknown checksum",
+    }
 }
 
 /// Times every layer of one more inference of image 0 and prints a line per layer: its op,

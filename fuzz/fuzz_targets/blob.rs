@@ -1,15 +1,16 @@
 //! Any bytes given to `Model::from_bytes` yield `Ok` or a `ModelError`, never a panic; a model
 //! that loads runs on any image without panicking or failing, one at a time or as a batch,
 //! with the same logits either way. `Model::from_bytes_unverified` refuses exactly what
-//! `from_bytes` does but for the CRC, and every model's arena plan fits its arena.
+//! `from_bytes` does but for the checksum, and every model's arena plan fits its arena.
 //!
 //! Input layout: byte 0 is a control byte, the rest is the blob. When bit 0 of the control
-//! byte is set, the blob's trailing CRC-32 is recomputed before loading, so that mutations
-//! reach the header, shape and section checks instead of all stopping at the CRC.
+//! byte is set, the blob's trailing checksum (the one its version names: xxHash32, or CRC-32
+//! for versions 1 and 2) is recomputed before loading, so that mutations reach the header,
+//! shape and section checks instead of all stopping at the checksum.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use qcnn_core::format::{CRC, CRC_LEN};
+use qcnn_core::format::{self, CHECKSUM_LEN};
 use qcnn_core::{InferError, Kernels, Model, ModelError};
 
 /// Models that need more arena or input than this are only loaded, not run, so that the
@@ -23,15 +24,16 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let mut blob = blob.to_vec();
-    if control & 1 == 1 && blob.len() >= CRC_LEN {
-        let body = blob.len() - CRC_LEN;
-        let crc = CRC.checksum(&blob[..body]);
-        blob[body..].copy_from_slice(&crc.to_le_bytes());
+    if control & 1 == 1
+        && let Some(sum) = format::expected_checksum(&blob)
+    {
+        let body = blob.len() - CHECKSUM_LEN;
+        blob[body..].copy_from_slice(&sum.to_le_bytes());
     }
     let loaded = Model::from_bytes(&blob);
     let unverified = Model::from_bytes_unverified(&blob);
     match (&loaded, &unverified) {
-        (Err(ModelError::CrcMismatch { .. }), _) | (Ok(_), Ok(_)) => {}
+        (Err(ModelError::ChecksumMismatch { .. }), _) | (Ok(_), Ok(_)) => {}
         (Err(a), Err(b)) => assert_eq!(a, b),
         (a, b) => panic!("from_bytes {a:?} but from_bytes_unverified {b:?}"),
     }

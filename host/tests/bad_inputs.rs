@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use qcnn_core::format::{self, CRC, CRC_LEN, Header, Layer, PREFIX_LEN};
+use qcnn_core::format::{self, CHECKSUM_LEN, Header, Layer, PREFIX_LEN};
 use qcnn_core::graph::GRAPH_VERSION;
 use support::cli::{Run, TestEnv, release_blob, repo_root};
 use support::postgres::PgServer;
@@ -16,11 +16,11 @@ fn release_parts() -> (Header, Vec<u8>) {
     let blob = std::fs::read(release_blob()).unwrap();
     let header_len = u32::from_le_bytes(blob[8..12].try_into().unwrap()) as usize;
     let header = postcard::from_bytes(&blob[PREFIX_LEN..PREFIX_LEN + header_len]).unwrap();
-    let data = blob[format::data_offset(header_len)..blob.len() - CRC_LEN].to_vec();
+    let data = blob[format::data_offset(header_len)..blob.len() - CHECKSUM_LEN].to_vec();
     (header, data)
 }
 
-/// A blob from an edited header and data, with a correct CRC: only the edit is wrong.
+/// A blob from an edited header and data, with a correct checksum: only the edit is wrong.
 fn edited(edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
     let (mut header, mut data) = release_parts();
     edit(&mut header, &mut data);
@@ -29,13 +29,14 @@ fn edited(edit: impl FnOnce(&mut Header, &mut Vec<u8>)) -> Vec<u8> {
     blob
 }
 
-/// The release blob with its bytes edited and the CRC recomputed afterwards.
+/// The release blob with its bytes edited and the checksum (the current version's, whatever
+/// version the edit wrote) recomputed afterwards.
 fn patched(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut blob = std::fs::read(release_blob()).unwrap();
     edit(&mut blob);
-    let body = blob.len() - CRC_LEN;
-    let crc = CRC.checksum(&blob[..body]);
-    blob[body..].copy_from_slice(&crc.to_le_bytes());
+    let body = blob.len() - CHECKSUM_LEN;
+    let sum = format::CHECKSUM.of(&blob[..body]);
+    blob[body..].copy_from_slice(&sum.to_le_bytes());
     blob
 }
 
@@ -91,26 +92,37 @@ fn file_that_is_not_a_blob() {
 #[test]
 fn truncated_blob() {
     let blob = std::fs::read(release_blob()).unwrap();
-    predict_fails(&blob[..blob.len() / 2], "CRC mismatch: stored 0x");
+    predict_fails(&blob[..blob.len() / 2], "xxHash32 mismatch: stored 0x");
 }
 
 #[test]
-fn flipped_bit_fails_the_crc() {
+fn flipped_bit_fails_the_checksum() {
     let mut blob = std::fs::read(release_blob()).unwrap();
     let middle = blob.len() / 2;
     blob[middle] ^= 0x10;
-    predict_fails(&blob, "CRC mismatch: stored 0x").assert_clean_failure("(corrupt blob)");
+    predict_fails(&blob, "xxHash32 mismatch: stored 0x").assert_clean_failure("(corrupt blob)");
+}
+
+#[test]
+fn flipped_bit_in_a_version_1_blob_fails_its_crc() {
+    // Blobs written before format version 3 carry a CRC-32 and are still read (and checked).
+    let mut blob = std::fs::read(release_blob()).unwrap();
+    blob[4..6].copy_from_slice(&format::CRC32_VERSION.to_le_bytes());
+    let body = blob.len() - CHECKSUM_LEN;
+    let sum = format::Checksum::Crc32.of(&blob[..body]);
+    blob[body..].copy_from_slice(&sum.to_le_bytes());
+    blob[body / 2] ^= 0x10;
+    predict_fails(&blob, "CRC-32 mismatch: stored 0x").assert_clean_failure("(corrupt blob)");
 }
 
 #[test]
 fn future_format_version() {
-    // Versions 1 (layer chains) and 2 (graphs) are read; the next one is refused.
+    // Versions 1 to 4 are read (layer chains and graphs, with a CRC-32 or xxHash32); the
+    // next one is refused.
     let future = GRAPH_VERSION + 1;
     let blob = patched(|b| b[4..6].copy_from_slice(&future.to_le_bytes()));
-    let expected = format!(
-        "unsupported format version {future} (this engine reads {} and {GRAPH_VERSION})",
-        format::VERSION
-    );
+    let expected =
+        format!("unsupported format version {future} (this engine reads versions 1 to 4)");
     predict_fails(&blob, &expected);
 }
 

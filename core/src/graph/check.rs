@@ -65,7 +65,7 @@ fn to_usize(n: u32) -> usize {
 }
 
 /// Decodes `header` (a version-2 header) and checks it all against `data` (the bytes after
-/// the header's padding up to the CRC).
+/// the header's padding up to the checksum).
 // Never inlined: loading a chain must not carry this function's tensor tables on its stack.
 #[inline(never)]
 pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, ModelError> {
@@ -475,7 +475,7 @@ fn weights(
 ) -> Result<&[i8], GraphError> {
     let weights: &[i8] =
         bytemuck::must_cast_slice(section(data, s, count, 1, node, SectionKind::Weights)?);
-    if scan && weights.contains(&i8::MIN) {
+    if scan && crate::weight_range::holds_minus_128(weights) {
         return Err(GraphError::WeightOutOfRange { node });
     }
     Ok(weights)

@@ -1,8 +1,9 @@
-//! The version-2 blob: a graph of nodes in topological order over planned tensors.
+//! The graph blob (version 4, or 2 with a CRC-32): a graph of nodes in topological order over
+//! planned tensors.
 //!
-//! The framing is version 1's (magic, version, flags, header length, header, padding, data,
-//! CRC-32; see [`crate::format`]); only the version (2) and the header differ. The header is
-//! a postcard-encoded [`GraphHeader`]:
+//! The framing is the layer sequence's (magic, version, flags, header length, header, padding,
+//! data, checksum; see [`crate::format`]); only the version and the header differ. The header
+//! is a postcard-encoded [`GraphHeader`]:
 //!
 //! - `tensors`: every int8 activation, C×H×W (a vector is C×1×1), with its quantization and
 //!   its byte offset in the arena, planned at quantize time by tensor lifetimes. Tensor 0 is
@@ -21,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::format::{QuantParams, Section, Shape};
 
-/// The format version of graph blobs.
-pub const GRAPH_VERSION: u16 = 2;
+/// The format versions of graph blobs (defined with the others in [`crate::format`]).
+pub use crate::format::{CRC32_GRAPH_VERSION, GRAPH_VERSION};
 /// Most nodes one graph blob may hold.
 pub const MAX_NODES: usize = 64;
 /// Most tensors one graph blob may hold (the image included).

@@ -448,19 +448,19 @@ fn graph_errors_name_themselves() {
         e.to_string(),
         "graph model: tensors 1 and 2 are alive together but share arena bytes"
     );
-    let v3 = {
+    let v5 = {
         let (header, data) = fixture();
         let mut bytes = blob(&header, &data);
-        bytes[4] = 3;
+        bytes[4] = 5;
         Model::from_bytes_unverified(&bytes).unwrap_err()
     };
-    assert_eq!(v3, ModelError::UnsupportedVersion { found: 3 });
+    assert_eq!(v5, ModelError::UnsupportedVersion { found: 5 });
 }
 
 #[test]
 fn damaged_graph_blobs_are_refused_or_run_without_panicking() {
     // A cheap stand-in for the `blob` fuzz target on version-2 blobs: random byte edits of
-    // the header (CRC fixed up, so the checks past it are reached).
+    // the header (checksum fixed up, so the checks past it are reached).
     let (header, data) = fixture();
     let good = blob(&header, &data);
     let header_end = 12 + u32::from_le_bytes(good[8..12].try_into().unwrap()) as usize;
@@ -472,7 +472,7 @@ fn damaged_graph_blobs_are_refused_or_run_without_panicking() {
             let at = 12 + rng.below(header_end - 12);
             bytes[at] = rng.next() as u8;
         }
-        crate::test_blob::fix_crc(&mut bytes);
+        crate::test_blob::fix_checksum(&mut bytes);
         match Model::from_bytes(&bytes) {
             // A valid edit may ask for a huge arena; this test does not allocate one.
             Ok(model) if model.arena_len() > 1 << 20 => refused += 1,
