@@ -104,7 +104,8 @@ typedef struct qcnn_model {
 #define QCNN_ERR_UNSUPPORTED_VERSION 9
 
 /**
- * The blob's CRC-32 does not match its contents: it is corrupt.
+ * The blob's checksum (xxHash32; CRC-32 in format versions 1 and 2) does not match its
+ * contents: it is corrupt.
  */
 #define QCNN_ERR_CRC_MISMATCH 10
 
@@ -138,7 +139,7 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Validates the model blob (magic, version, CRC, every shape, section and parameter range)
+ * Validates the model blob (magic, version, checksum, every shape, section and parameter range)
  * and stores a model that borrows it in `*out`; nothing is copied.
  *
  * `blob` must start on a `QCNN_BLOB_ALIGN` (4-byte) boundary and stay valid and unchanged

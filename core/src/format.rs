@@ -267,7 +267,7 @@ pub fn encode(header: &Header, data: &[u8], out: &mut [u8]) -> Result<usize, Enc
     encode_framed(VERSION, header, header.data_len, data, out)
 }
 
-/// [`encode`] for a version-2 graph blob ([`crate::graph::format`]).
+/// [`encode`] for a graph blob, version [`GRAPH_VERSION`] ([`crate::graph::format`]).
 pub fn encode_graph(
     header: &crate::graph::GraphHeader,
     data: &[u8],

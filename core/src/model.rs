@@ -152,7 +152,7 @@ pub enum ModelError {
     },
     /// The last layer yields a map, not a vector of class scores.
     OutputNotVector,
-    /// A version-2 (graph) blob failed one of the graph's checks.
+    /// A graph blob (version 4, or 2) failed one of the graph's checks.
     Graph(GraphError),
 }
 
@@ -363,9 +363,9 @@ pub struct Model<'a> {
     arena_len: usize,
     num_classes: u32,
     output_quant: QuantParams,
-    /// A version-2 blob's encoded tensor list; `layers` then holds its nodes.
+    /// A graph blob's encoded tensor list; `layers` then holds its nodes.
     tensors: &'a [u8],
-    /// A version-2 blob's tensor count and output tensor; `None` for a layer sequence.
+    /// A graph blob's tensor count and output tensor; `None` for a layer sequence.
     graph: Option<(u16, u16)>,
 }
 
@@ -453,7 +453,7 @@ impl<'a> Model<'a> {
         })
     }
 
-    /// The graph of a version-2 blob; `None` for a version-1 layer sequence.
+    /// The graph of a graph blob (version 4, or 2); `None` for a layer sequence (version 3, or 1).
     pub fn graph(&self) -> Option<Graph<'a>> {
         let (tensor_count, output) = self.graph?;
         Some(Graph::from_parts(
@@ -672,7 +672,7 @@ struct Framed<'a> {
 /// Checks the framing (prefix, checksum if asked, header, padding, data length). The header is
 /// decoded piece by piece (shape, layer count, each layer, data length) exactly as postcard
 /// would decode a [`Header`], without ever holding the whole layer list.
-/// A blob whose framing checked out: a version-1 layer sequence or a validated graph.
+/// A blob whose framing checked out: a layer sequence or a validated graph.
 enum Parsed<'a> {
     Sequential(Framed<'a>),
     Graph(Graph<'a>),
@@ -1401,7 +1401,7 @@ mod tests {
                 OutputNotVector,
             ),
             (
-                "a graph (version 2) with no nodes; graph::tests has one blob per GraphError",
+                "a graph (version 4) with no nodes; graph::tests has one blob per GraphError",
                 {
                     let (mut header, data) = crate::graph::tests::fixture();
                     header.nodes.clear();

@@ -178,7 +178,7 @@ pub fn quantize_checkpoint(
 }
 
 /// [`quantize_checkpoint`] for an ONNX graph: the same steps, splits and report, with the
-/// graph's float reference, calibration of every tensor and a version-2 blob.
+/// graph's float reference, calibration of every tensor and a graph blob.
 fn quantize_graph(
     config: &Config,
     path: &Path,

@@ -1,4 +1,4 @@
-//! Graph models (format version 2) from ONNX: the shared ResNet-8 and the random-weight
+//! Graph models (format version 4) from ONNX: the shared ResNet-8 and the random-weight
 //! graphs of tests/onnx/ (scripts/make_onnx_test_models.py: every graph operator, a DS-CNN
 //! and a MobileNet style model, odd sizes). The float reference must match onnxruntime's
 //! logits to 1e-4 on 256 test images; the blob must load, and its int8 engine must agree with

@@ -64,7 +64,7 @@ fn to_usize(n: u32) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// Decodes `header` (a version-2 header) and checks it all against `data` (the bytes after
+/// Decodes `header` (a graph header) and checks it all against `data` (the bytes after
 /// the header's padding up to the checksum).
 // Never inlined: loading a chain must not carry this function's tensor tables on its stack.
 #[inline(never)]

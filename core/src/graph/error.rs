@@ -1,4 +1,4 @@
-//! Why a version-2 (graph) blob was rejected: one variant per check, naming the node or
+//! Why a graph blob was rejected: one variant per check, naming the node or
 //! tensor (0-based indices into the header's lists).
 
 use core::fmt;

@@ -13,7 +13,7 @@
 //! - `output`: the tensor holding the logits (C×1×1).
 //! - `arena_len`: the arena the plan needs; every tensor lies inside it.
 //!
-//! The data section holds, per Conv and Gemm node, the same arrays as version 1: int8 weights
+//! The data section holds, per Conv and Gemm node, the same arrays as a layer sequence: int8 weights
 //! (Conv OIHW with I = in_channels / groups, Gemm `[out][in]`), and per output channel an i32
 //! bias (input zero point folded in), an i32 Q31 multiplier, an i8 shift and an f32 weight
 //! scale.

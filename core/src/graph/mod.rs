@@ -1,7 +1,7 @@
-//! Graph models (format version 2): nodes in topological order over tensors whose arena
+//! Graph models (format version 4, or 2 with a CRC-32): nodes in topological order over tensors whose arena
 //! offsets were planned at quantize time by their lifetimes, so residual branches keep
 //! their tensors while others are computed. [`Graph`] is the validated view the
-//! [`crate::Model`] of a version-2 blob runs; see [`mod@format`] for the header.
+//! [`crate::Model`] of a graph blob runs; see [`mod@format`] for the header.
 //!
 //! Checked once, at load: the order is topological (every tensor is read only after the one
 //! node that writes it, which also rules out cycles), every shape is what its producer

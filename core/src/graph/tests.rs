@@ -459,7 +459,7 @@ fn graph_errors_name_themselves() {
 
 #[test]
 fn damaged_graph_blobs_are_refused_or_run_without_panicking() {
-    // A cheap stand-in for the `blob` fuzz target on version-2 blobs: random byte edits of
+    // A cheap stand-in for the `blob` fuzz target on graph blobs: random byte edits of
     // the header (checksum fixed up, so the checks past it are reached).
     let (header, data) = fixture();
     let good = blob(&header, &data);

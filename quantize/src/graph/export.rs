@@ -1,5 +1,5 @@
-//! A [`FloatGraph`] to a version-2 blob: every tensor calibrated (pools keep their input's
-//! quantization), weights per output channel as in version 1, TFLite's Add parameters, the
+//! A [`FloatGraph`] to a graph blob (format version 4): every tensor calibrated (pools keep their input's
+//! quantization), weights per output channel as in a layer sequence, TFLite's Add parameters, the
 //! fused activations as int8 clamps, and the arena laid out by the core's planner from the
 //! tensors' lifetimes.
 
@@ -270,7 +270,7 @@ fn int8_clamp(clamp: Clamp, output: QuantParams) -> [i8; 2] {
     [q(clamp.min), q(clamp.max)]
 }
 
-/// Per-channel int8 weights and the requantization arrays, as version 1 writes them.
+/// Per-channel int8 weights and the requantization arrays, as a layer sequence holds them.
 fn weighted(
     name: &str,
     weight: &[f32],

@@ -1,6 +1,6 @@
 //! Graph models (residual branches, depthwise and grouped convolution, average pooling, Add):
 //! the float graph an ONNX file imports to ([`FloatGraph`]), its f32 reference forward pass,
-//! calibration of every tensor, and the export to a version-2 blob whose arena the core's
+//! calibration of every tensor, and the export to a graph blob (format version 4) whose arena the core's
 //! planner lays out by tensor lifetimes.
 
 pub mod export;

@@ -65,13 +65,13 @@ pub fn import(path: &Path) -> Result<Imported, OnnxError> {
 /// An ONNX model as one of the two engines runs it.
 #[derive(Clone, Debug)]
 pub enum AnyImport {
-    /// A chain of layers: the version-1 path a `.pth` takes.
+    /// A chain of layers: the layer-sequence path a `.pth` takes.
     Sequential(Imported),
-    /// Anything else the graph engine runs (version-2 blobs).
+    /// Anything else the graph engine runs (graph blobs).
     Graph(crate::graph::FloatGraph, ImportReport),
 }
 
-/// Imports `path` as a chain of layers when it is one (so such models keep their version-1
+/// Imports `path` as a chain of layers when it is one (so such models keep their layer-sequence
 /// blobs), else as a graph.
 pub fn import_any(path: &Path) -> Result<AnyImport, OnnxError> {
     let bytes =
