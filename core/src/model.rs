@@ -568,6 +568,9 @@ fn prefix_framing(blob: &[u8]) -> Result<format::Framing, ModelError> {
     format::framing(version).ok_or(ModelError::UnsupportedVersion { found: version })
 }
 
+// Not inlined: the hash's locals would otherwise sit in `parse`'s frame, on the stack all
+// through the header's decoding, the load's deepest part.
+#[inline(never)]
 fn check_checksum(blob: &[u8], checksum: Checksum) -> Result<(), ModelError> {
     let (body, stored) = blob
         .split_last_chunk::<{ format::CHECKSUM_LEN }>()
