@@ -10,20 +10,32 @@
 const ONES: u32 = 0x0101_0101;
 const HIGHS: u32 = 0x8080_8080;
 
-/// Whether any of `weights` is −128.
+/// Whether any of `weights` is −128. Not inlined: its loop's registers would otherwise spill
+/// into the frame of the layer walk that calls it, on the stack through the whole load.
+#[inline(never)]
 pub(crate) fn holds_minus_128(weights: &[i8]) -> bool {
     let bytes: &[u8] = bytemuck::must_cast_slice(weights);
-    let (blocks, tail) = bytes.as_chunks::<16>();
+    // Aligned words: one LDR each on every Cortex-M (the M0 has no unaligned loads).
+    let (head, words, tail) = bytemuck::pod_align_to::<u8, u32>(bytes);
+    let (blocks, rest) = words.as_chunks::<4>();
     let mut zero_bytes = 0_u32;
     // Four words a round: the loop's own instructions are shared by 16 bytes.
     for block in blocks {
-        let (words, _) = block.as_chunks::<4>();
-        for word in words {
-            let t = u32::from_le_bytes(*word) ^ HIGHS;
-            zero_bytes |= t.wrapping_sub(ONES) & !t;
+        for &word in block {
+            zero_bytes |= zero_byte_bits(word);
         }
     }
-    zero_bytes & HIGHS != 0 || tail.contains(&0x80)
+    for &word in rest {
+        zero_bytes |= zero_byte_bits(word);
+    }
+    zero_bytes & HIGHS != 0 || head.contains(&0x80) || tail.contains(&0x80)
+}
+
+/// High bit set in a byte lane (or above one) where `word` holds 0x80.
+#[inline(always)]
+fn zero_byte_bits(word: u32) -> u32 {
+    let t = word ^ HIGHS;
+    t.wrapping_sub(ONES) & !t
 }
 
 #[cfg(test)]
@@ -32,16 +44,22 @@ mod tests {
 
     #[test]
     fn finds_minus_128_at_every_position_and_nothing_else() {
-        for len in [0, 1, 3, 4, 15, 16, 17, 40] {
+        for len in [0, 1, 3, 4, 15, 16, 17, 40, 70] {
             // Every other value, including the neighbours of 0x80 and bytes that borrow.
             let clean: Vec<i8> = (0..len)
                 .map(|i| [-127, 127, 0, 1, -1, 0x7F, -126][i % 7])
                 .collect();
-            assert!(!holds_minus_128(&clean), "{len}");
-            for at in 0..len {
-                let mut dirty = clean.clone();
-                dirty[at] = i8::MIN;
-                assert!(holds_minus_128(&dirty), "{len} bytes, at {at}");
+            // Every alignment of the slice, so that head, words and tail all get the −128.
+            for skip in 0..4.min(len) {
+                assert!(!holds_minus_128(&clean[skip..]), "{len}, from {skip}");
+                for at in skip..len {
+                    let mut dirty = clean.clone();
+                    dirty[at] = i8::MIN;
+                    assert!(
+                        holds_minus_128(&dirty[skip..]),
+                        "{len} bytes from {skip}, at {at}"
+                    );
+                }
             }
         }
         let every_other: Vec<i8> = (-127..=127).collect();

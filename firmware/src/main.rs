@@ -163,22 +163,10 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         macs
     );
     print_profile(&model, arena, &schedule, &mut counter)?;
-    hprintln!(
-        "# load_instructions {} (Model::from_bytes, the default: every check and the checksum over {} bytes; once per boot)",
+    print_boot(
         load_instructions,
-        BLOB.len()
-    );
-    hprintln!(
-        "# load_unverified_instructions {} (Model::from_bytes_unverified: every check but the checksum)",
-        unverified_instructions
-    );
-    let milli_per_byte = checksum_instructions * 1000 / BLOB.len().max(1) as u64;
-    hprintln!(
-        "# checksum_instructions {} (verify_checksum: the {} alone, {}.{:03} per byte)",
+        unverified_instructions,
         checksum_instructions,
-        checksum_name(BLOB),
-        milli_per_byte / 1000,
-        milli_per_byte % 1000
     );
     let flash = footprint::flash_used();
     let data = BLOB.len() + IMAGES.len();
@@ -224,6 +212,29 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         footprint::stack_size()
     );
     Ok(())
+}
+
+/// The boot's three lines. Not inlined: its formatting would otherwise widen `run`'s frame,
+/// which is on the stack under every load and inference the firmware measures.
+#[inline(never)]
+fn print_boot(load_instructions: u64, unverified_instructions: u64, checksum_instructions: u64) {
+    hprintln!(
+        "# load_instructions {} (Model::from_bytes, the default: every check and the checksum over {} bytes; once per boot)",
+        load_instructions,
+        BLOB.len()
+    );
+    hprintln!(
+        "# load_unverified_instructions {} (Model::from_bytes_unverified: every check but the checksum)",
+        unverified_instructions
+    );
+    let milli_per_byte = checksum_instructions * 1000 / BLOB.len().max(1) as u64;
+    hprintln!(
+        "# checksum_instructions {} (verify_checksum: the {} alone, {}.{:03} per byte)",
+        checksum_instructions,
+        checksum_name(BLOB),
+        milli_per_byte / 1000,
+        milli_per_byte % 1000
+    );
 }
 
 /// The checksum the blob's format version names (the blob loaded, so its prefix is valid).
