@@ -110,7 +110,6 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
             needed: model.min_arena_len_for(Kernels::NATIVE),
             available: arena.len(),
         })?;
-    let needed = schedule.arena_len;
 
     let mut stack_at_first_inference = 0;
     let mut total = 0u64;
@@ -127,16 +126,68 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
             // Before anything is printed: only loading, calibration and inference used the stack.
             stack_at_first_inference = footprint::stack_peak();
         }
-        hprint!("img {} pred {} logits", index, logits.argmax());
-        for logit in logits.iter() {
-            hprint!(" {}", logit);
-        }
-        hprintln!();
+        print_image_line(index, &logits);
         total += instructions;
         fewest = fewest.min(instructions);
         most = most.max(instructions);
     }
 
+    let run = Run {
+        total,
+        fewest,
+        most,
+        load_instructions,
+        unverified_instructions,
+        checksum_instructions,
+        stack_at_load,
+        stack_at_first_inference,
+    };
+    print_figures(&model, arena, &schedule, &mut counter, &run)
+}
+
+/// `img <i> pred <c> logits <10 int8>`, as `qcnn predict` prints it. Not inlined, like
+/// [`print_figures`].
+#[inline(never)]
+fn print_image_line(index: usize, logits: &qcnn_core::Logits<'_>) {
+    hprint!("img {} pred {} logits", index, logits.argmax());
+    for logit in logits.iter() {
+        hprint!(" {}", logit);
+    }
+    hprintln!();
+}
+
+/// What the run measured, for [`print_figures`].
+struct Run {
+    total: u64,
+    fewest: u64,
+    most: u64,
+    load_instructions: u64,
+    unverified_instructions: u64,
+    checksum_instructions: u64,
+    stack_at_load: usize,
+    stack_at_first_inference: usize,
+}
+
+/// The `# ` lines. Not inlined: their formatting would otherwise widen `run`'s frame, which
+/// is on the stack under every load and inference the firmware measures.
+#[inline(never)]
+fn print_figures(
+    model: &Model<'_>,
+    arena: &mut [u8],
+    schedule: &Schedule,
+    counter: &mut InstructionCounter,
+    run: &Run,
+) -> Result<(), FirmwareError> {
+    let Run {
+        total,
+        fewest,
+        most,
+        load_instructions,
+        unverified_instructions,
+        checksum_instructions,
+        stack_at_load,
+        stack_at_first_inference,
+    } = *run;
     let images = embedded::images().count() as u64;
     let calibration = counter.calibration();
     let milli = calibration.milli_instructions_per_tick();
@@ -162,7 +213,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         milli_per_mac % 1000,
         macs
     );
-    print_profile(&model, arena, &schedule, &mut counter)?;
+    print_profile(model, arena, schedule, counter)?;
     print_boot(
         load_instructions,
         unverified_instructions,
@@ -185,7 +236,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     hprintln!(
         "# ram_arena_bytes {} (schedule {}; {} layer pairs streamed; whole-map arena {}, least {})",
         arena.len(),
-        needed,
+        schedule.arena_len,
         schedule.streamed_pairs(),
         model.arena_len(),
         model.min_arena_len_for(Kernels::NATIVE)
