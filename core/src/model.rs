@@ -1462,6 +1462,12 @@ mod tests {
             verify_checksum(&with_version(&valid, 5)),
             Err(ModelError::UnsupportedVersion { found: 5 })
         );
+        // Any single flipped bit of a blob is refused by the default load.
+        for bit in 0..valid.len() * 8 {
+            let mut flipped = valid.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(Model::from_bytes(&flipped).is_err(), "bit {bit}");
+        }
     }
 
     #[test]
