@@ -6,8 +6,9 @@
 //!   rotate. On a Cortex-M4 it costs about 1.1 instructions a byte, against 10.0 for the
 //!   CRC-32 with a 16-entry table and 7.0 with a 256-entry one (`firmware/README.md`, "Boot"),
 //!   so the default load of the seed model costs less than one inference. Like the CRC-32 it
-//!   catches any single flipped bit; it is not a defence against a deliberate forgery
-//!   (neither is a CRC): that takes a signature.
+//!   catches any single flipped bit, and any damage within one of the 4-byte words it reads
+//!   (each of its steps is a bijection of its state); it is not a defence against a
+//!   deliberate forgery (neither is a CRC): that takes a signature.
 //! - Versions 1 and 2 (still read): the CRC-32 of [`crate::crc`].
 
 use crate::crc::Crc32;
