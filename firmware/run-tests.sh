@@ -33,9 +33,9 @@ firmware="$root/firmware"
 # The graph engine (format versions 4 and 2) is a cargo feature, `graph`, off for these
 # builds: the seed model is a layer chain. A build with it is held to runtime_code_limit_graph.
 # Format version 3's xxHash32 (a default load 4.7 times cheaper) added about 380 B of flash
-# (the CRC-32 stays, for blobs of versions 1 and 2).
+# (the CRC-32 stays, for blobs of versions 1 and 2). RAM in all: 16,148 B measured.
 stack_limit=2048
-ram_in_all_limit=16192
+ram_in_all_limit=16160
 arena_limit=14359
 mac_limit_milli=1500
 runtime_code_limit=15824
