@@ -353,13 +353,7 @@ fn checkpoint_that_is_a_device_or_a_fifo() {
         .says("reading /dev/zero: not a regular file but a character device");
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("checkpoint.pth");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&fifo);
     fails(&fifo, &[]).says("not a regular file but a FIFO");
 }
 

@@ -4,6 +4,11 @@
 
 pub mod pickle;
 mod pth;
+mod tensor;
+
+pub use pth::PthError;
+use tensor::TRAINING_COUNTER;
+pub use tensor::Tensor;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,49 +73,6 @@ pub enum CheckpointError {
     },
 }
 
-/// What is wrong with a `.pth` file.
-#[derive(Debug, thiserror::Error)]
-pub enum PthError {
-    #[error("not a readable PyTorch checkpoint")]
-    Zip(#[from] zip::result::ZipError),
-    #[error("not a readable PyTorch checkpoint")]
-    Read(#[from] std::io::Error),
-    #[error("not a readable PyTorch checkpoint: no data.pkl in the archive")]
-    NoPickle,
-    #[error("not a readable PyTorch checkpoint: its storages are big-endian")]
-    BigEndian,
-    #[error("not a readable PyTorch checkpoint: its pickle")]
-    Pickle(#[from] pickle::PickleError),
-    #[error("{key}: its storage {name}")]
-    Storage {
-        key: String,
-        name: String,
-        #[source]
-        source: Box<PthError>,
-    },
-    #[error("{key} has dtype {dtype}, expected a float type")]
-    Dtype { key: String, dtype: &'static str },
-    #[error("{key} has shape {shape:?}, more data than the whole file holds")]
-    TensorTooLarge { key: String, shape: Vec<usize> },
-    #[error(
-        "{key}: shape {shape:?} with stride {stride:?} from offset {offset} reaches past its storage of {elements} elements"
-    )]
-    OutsideStorage {
-        key: String,
-        shape: Vec<usize>,
-        stride: Vec<usize>,
-        offset: usize,
-        elements: usize,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
-    pub shape: Vec<usize>,
-    /// Row-major (C order).
-    pub data: Vec<f32>,
-}
-
 /// A state_dict: name to tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
@@ -119,9 +81,6 @@ pub struct Checkpoint {
 }
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
-
-/// BatchNorm2d's step counter, an integer that only training uses: both readers skip it.
-const TRAINING_COUNTER: &str = ".num_batches_tracked";
 
 impl Checkpoint {
     /// Reads a `.pth` (zip) or `.safetensors` file, told apart by content, not by name.

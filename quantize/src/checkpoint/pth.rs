@@ -5,8 +5,44 @@
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
-use super::pickle::{StorageType, TensorView, load_state_dict};
-use super::{PthError, TRAINING_COUNTER, Tensor};
+use super::pickle::{self, StorageType, TensorView, load_state_dict};
+use super::tensor::{TRAINING_COUNTER, Tensor};
+
+/// What is wrong with a `.pth` file.
+#[derive(Debug, thiserror::Error)]
+pub enum PthError {
+    #[error("not a readable PyTorch checkpoint")]
+    Zip(#[from] zip::result::ZipError),
+    #[error("not a readable PyTorch checkpoint")]
+    Read(#[from] std::io::Error),
+    #[error("not a readable PyTorch checkpoint: no data.pkl in the archive")]
+    NoPickle,
+    #[error("not a readable PyTorch checkpoint: its storages are big-endian")]
+    BigEndian,
+    #[error("not a readable PyTorch checkpoint: its pickle")]
+    Pickle(#[from] pickle::PickleError),
+    #[error("{key}: its storage {name}")]
+    Storage {
+        key: String,
+        name: String,
+        #[source]
+        source: Box<PthError>,
+    },
+    #[error("{key} has dtype {dtype}, expected a float type")]
+    Dtype { key: String, dtype: &'static str },
+    #[error("{key} has shape {shape:?}, more data than the whole file holds")]
+    TensorTooLarge { key: String, shape: Vec<usize> },
+    #[error(
+        "{key}: shape {shape:?} with stride {stride:?} from offset {offset} reaches past its storage of {elements} elements"
+    )]
+    OutsideStorage {
+        key: String,
+        shape: Vec<usize>,
+        stride: Vec<usize>,
+        offset: usize,
+        elements: usize,
+    },
+}
 
 /// The float tensors of the state_dict in `bytes` (a whole `.pth` file), by key. BatchNorm's
 /// `num_batches_tracked` counters are left out; any other non-float tensor is an error.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{Clamp, FloatGraph, FloatOp, Window};
 use crate::calibrate::{CalibratedOutput, calibrate_points};
-use crate::export::{Channels, ExportError, quantize_channels};
+use crate::export::{ExportError, quantize_channels};
 use crate::scales::{self, activation_params, quantize_multiplier};
 use qcnn_config::config::QuantizeConfig;
 
@@ -279,20 +279,14 @@ fn weighted(
     output: QuantParams,
     writer: &mut DataWriter,
 ) -> Result<(format::Section, blob::ChannelSections), ExportError> {
-    let Channels {
-        weight_scales,
-        weights,
-        bias: bias_q,
-        multipliers,
-        shifts,
-    } = quantize_channels(name, name, weight, bias, input, output)?;
+    let quantized = quantize_channels(name, name, weight, bias, input, output)?;
     let encode = ExportError::Encode;
-    let weights = writer.i8s(&weights).map_err(encode)?;
+    let weights = writer.i8s(&quantized.weights).map_err(encode)?;
     let channels = blob::ChannelSections {
-        bias: writer.i32s(&bias_q).map_err(encode)?,
-        multiplier: writer.i32s(&multipliers).map_err(encode)?,
-        shift: writer.i8s(&shifts).map_err(encode)?,
-        weight_scales: writer.f32s(&weight_scales).map_err(encode)?,
+        bias: writer.i32s(&quantized.bias).map_err(encode)?,
+        multiplier: writer.i32s(&quantized.multipliers).map_err(encode)?,
+        shift: writer.i8s(&quantized.shifts).map_err(encode)?,
+        weight_scales: writer.f32s(&quantized.weight_scales).map_err(encode)?,
     };
     Ok((weights, channels))
 }
