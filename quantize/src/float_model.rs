@@ -299,6 +299,7 @@ fn max_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::abs_diff_eq;
 
     /// A 1×4×4 input through a 3×3 kernel, stride 2, padding 1, checked by hand.
     #[test]
@@ -408,7 +409,10 @@ mod tests {
                 &mut Vec::new(),
             );
             for (a, b) in out.iter().zip(&expected) {
-                assert!((a - b).abs() < 1e-5, "{c} {o} {k} {s} {p}: {a} vs {b}");
+                assert!(
+                    abs_diff_eq!(a, b, epsilon = 1e-5),
+                    "{c} {o} {k} {s} {p}: {a} vs {b}"
+                );
             }
         }
     }

@@ -109,7 +109,8 @@ pub struct TensorView {
     /// The storage's file name under `<archive>/data/`.
     pub storage: String,
     pub dtype: StorageType,
-    /// Elements the storage holds, as the pickle claims (checked against the file later).
+    /// Elements the storage holds, as the pickle claims; the reader trusts the storage file's
+    /// own length instead.
     pub storage_len: usize,
     pub offset: usize,
     pub shape: Vec<usize>,
