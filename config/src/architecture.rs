@@ -754,4 +754,159 @@ mod tests {
             Err(ArchitectureError::TooManyLayers { fused: 18, .. })
         ));
     }
+
+    fn batchnorm(features: usize) -> LayerSpec {
+        LayerSpec::BatchNorm2d(crate::model::BatchNormSpec {
+            features,
+            eps: 1e-5,
+        })
+    }
+
+    fn grouped(i: usize, o: usize, k: usize, groups: usize, bias: bool) -> LayerSpec {
+        LayerSpec::Conv2d(Conv2dSpec {
+            in_channels: i,
+            out_channels: o,
+            kernel: k,
+            stride: 1,
+            padding: k / 2,
+            groups,
+            bias,
+        })
+    }
+
+    #[test]
+    fn batchnorm_after_a_conv_stays_a_chain_and_the_rest_make_a_graph() {
+        use LayerSpec::*;
+        let chain = model(
+            vec![
+                grouped(1, 4, 3, 1, false),
+                batchnorm(4),
+                Relu,
+                Flatten,
+                linear(3136, 10),
+            ],
+            10,
+        );
+        let a = Architecture::new(&chain).unwrap();
+        assert!(!a.needs_graph());
+        let keys: Vec<_> = a.parameters().into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "layers.0.weight",
+                "layers.1.weight",
+                "layers.1.bias",
+                "layers.1.running_mean",
+                "layers.1.running_var",
+                "layers.4.weight",
+                "layers.4.bias"
+            ]
+        );
+        // The BatchNorm2d goes with the conv it folds into; the ReLU fuses into that conv.
+        assert_eq!(a.fused()[0].steps, [0, 1, 2]);
+
+        let depthwise = grouped(4, 4, 3, 4, true);
+        let avg = LayerSpec::AvgPool2d(crate::model::AvgPoolSpec {
+            kernel: 3,
+            stride: Some(2),
+            padding: 1,
+            count_include_pad: true,
+        });
+        for (layers, classes) in [
+            (
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    depthwise,
+                    Flatten,
+                    linear(3136, 10),
+                ],
+                10,
+            ),
+            (
+                vec![grouped(1, 4, 3, 1, true), Relu6, Flatten, linear(3136, 10)],
+                10,
+            ),
+            (
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    avg,
+                    Flatten,
+                    linear(4 * 14 * 14, 10),
+                ],
+                10,
+            ),
+            (
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    AdaptiveAvgPool2d(1),
+                    Flatten,
+                    linear(4, 10),
+                ],
+                10,
+            ),
+            (
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    Relu,
+                    batchnorm(4),
+                    Flatten,
+                    linear(3136, 10),
+                ],
+                10,
+            ),
+        ] {
+            let a = Architecture::new(&model(layers.clone(), classes)).unwrap();
+            assert!(a.needs_graph(), "{layers:?}");
+        }
+        assert_eq!(
+            Architecture::new(&model(
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    AdaptiveAvgPool2d(1),
+                    Flatten,
+                    linear(4, 10)
+                ],
+                10
+            ))
+            .unwrap()
+            .steps[1]
+                .output,
+            Shape::Map { c: 4, h: 1, w: 1 }
+        );
+    }
+
+    #[test]
+    fn malformed_new_layers_are_explained() {
+        use LayerSpec::*;
+        assert!(
+            layer_error(vec![grouped(1, 4, 3, 1, true), grouped(4, 6, 3, 4, true)])
+                .contains("layer 1 (conv2d): groups 4 must divide both in 4 and out 6")
+        );
+        assert!(
+            layer_error(vec![grouped(1, 4, 3, 1, true), batchnorm(5)])
+                .contains("layer 1 (batchnorm2d): features 5 does not match the 4 channels")
+        );
+        assert!(
+            layer_error(vec![AdaptiveAvgPool2d(2)])
+                .contains("output size 2 is not supported; only 1")
+        );
+        let wide_pad = LayerSpec::AvgPool2d(crate::model::AvgPoolSpec {
+            kernel: 2,
+            stride: None,
+            padding: 2,
+            count_include_pad: true,
+        });
+        assert!(
+            layer_error(vec![wide_pad]).contains("padding 2 must be at most half the kernel 2")
+        );
+        assert!(layer_error(vec![Relu6]).contains("layer 0 (relu6): relu6 must follow"));
+        let deep: Vec<_> = (0..70)
+            .map(|_| grouped(1, 1, 1, 1, true))
+            .chain([AdaptiveAvgPool2d(1), Flatten, linear(1, 10)])
+            .collect();
+        assert!(matches!(
+            Architecture::new(&model(deep, 10)),
+            Err(ArchitectureError::TooManyNodes { nodes: 72, .. })
+        ));
+    }
 }

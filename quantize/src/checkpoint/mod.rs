@@ -1,4 +1,4 @@
-//! Float checkpoints: a PyTorch `state_dict` saved by `torch.save` (zip format, [`pth`] with
+//! Float checkpoints: a PyTorch `state_dict` saved by `torch.save` (zip format, `pth.rs` with
 //! the restricted pickle reader [`pickle`]), or a `.safetensors` file; checked against the
 //! configured architecture.
 
