@@ -67,15 +67,14 @@ class Storage:
 class TensorRef:
     """Pickles as torch does: _rebuild_tensor_v2(storage, offset, size, stride, grad, hooks)."""
 
-    def __init__(self, storage, shape):
-        self.storage, self.shape = storage, shape
+    def __init__(self, storage):
+        self.storage = storage
 
     def __reduce__(self):
-        stride, step = [], 1
-        for d in reversed(self.shape):
-            stride.insert(0, step)
-            step *= d
-        args = (self.storage, 0, tuple(self.shape), tuple(stride), False, collections.OrderedDict())
+        array = self.storage.array
+        # Strides in elements, as torch counts them; the arrays are C-contiguous.
+        stride = tuple(s // array.itemsize for s in array.strides)
+        args = (self.storage, 0, array.shape, stride, False, collections.OrderedDict())
         return (TORCH._utils._rebuild_tensor_v2, args)
 
 
@@ -85,7 +84,7 @@ def write_pth(path, state_dict, prefix):
     for key, array in state_dict.items():
         storage = Storage(str(len(storages)), array)
         storages.append(storage)
-        refs[key] = TensorRef(storage, list(array.shape))
+        refs[key] = TensorRef(storage)
     # torch.save keeps the modules' versions as an attribute, which pickle writes with BUILD.
     refs._metadata = collections.OrderedDict([("", {"version": 1}), (prefix, {"version": 1})])
 
