@@ -58,19 +58,9 @@ pub fn multiply_by_quantized_multiplier(acc: i32, multiplier: i32, shift: i32) -
 /// them 0). `shift` outside `-31..=30` is clamped into it, as [`multiply_by_quantized_multiplier`]
 /// does; the one place the split is written, for the scalar, SMLAD and AVX paths.
 #[inline]
-pub const fn split_shift(shift: i32) -> (u32, u32) {
-    let shift = if shift < -31 {
-        -31
-    } else if shift > 30 {
-        30
-    } else {
-        shift
-    };
-    if shift >= 0 {
-        (shift as u32, 0)
-    } else {
-        (0, (-shift) as u32)
-    }
+pub fn split_shift(shift: i32) -> (u32, u32) {
+    let shift = shift.clamp(-31, 30);
+    (shift.max(0) as u32, (-shift).max(0) as u32)
 }
 
 /// Requantization of one output channel to int8: scale, add the zero point, clamp to

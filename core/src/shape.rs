@@ -12,7 +12,7 @@ pub struct MapShape {
 /// The output length of a sliding window (convolution or pooling) along one axis,
 /// `(n + pad_before + pad_after − kernel) / stride + 1`: the one place that formula is written,
 /// for the validator, the kernels, the quantizer and the config alike. `None` when the window
-/// is larger than the padded input, the stride is 0, or a sum overflows.
+/// is larger than the padded input or the stride is 0.
 pub fn window_len(
     n: usize,
     kernel: usize,
@@ -20,11 +20,13 @@ pub fn window_len(
     pad_before: usize,
     pad_after: usize,
 ) -> Option<usize> {
-    let padded = n.checked_add(pad_before)?.checked_add(pad_after)?;
-    padded
-        .checked_sub(kernel)?
-        .checked_div(stride)?
-        .checked_add(1)
+    // Dimensions and pads are validated far below usize::MAX, so the sums cannot overflow.
+    Some(
+        (n + pad_before + pad_after)
+            .checked_sub(kernel)?
+            .checked_div(stride)?
+            + 1,
+    )
 }
 
 /// Largest tensor a model may hold, in bytes. Capping at `i32::MAX` keeps every size and

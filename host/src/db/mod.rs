@@ -9,7 +9,6 @@ mod sqlite;
 pub mod url;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Serialize;
 

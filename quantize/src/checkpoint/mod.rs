@@ -30,7 +30,7 @@ pub enum CheckpointError {
     Pth {
         path: PathBuf,
         #[source]
-        source: PthError,
+        source: Box<PthError>,
     },
     #[error("{}: not a readable safetensors file", path.display())]
     Safetensors {
@@ -99,7 +99,7 @@ impl Checkpoint {
         let tensors = if bytes.starts_with(ZIP_MAGIC) {
             pth::read(bytes).map_err(|source| CheckpointError::Pth {
                 path: path.to_owned(),
-                source,
+                source: Box::new(source),
             })?
         } else if looks_like_safetensors(bytes) {
             read_safetensors(path, bytes)?
@@ -324,9 +324,9 @@ mod tests {
             matches!(
                 err,
                 CheckpointError::Pth {
-                    source: PthError::Zip(_),
+                    source: ref pth,
                     ..
-                }
+                } if matches!(**pth, PthError::Zip(_))
             ),
             "{err}"
         );

@@ -318,7 +318,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, pairs: Vec<Value>) -> Result<(), PickleError> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err(self.malformed("SETITEMS", "an odd number of keys and values"));
         }
         let at = self.op_at;
