@@ -19,8 +19,6 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(blob idx checkpoint onnx)
 target_dir=${CARGO_TARGET_DIR:-$fuzz_dir/target}
 sanitizer=${SANITIZER:-none}
-# The checkpoint target goes through temporary files: keep them in memory when possible.
-[ -d /dev/shm ] && export TMPDIR=/dev/shm
 
 cd "$fuzz_dir"
 cargo +nightly fuzz build --debug-assertions --sanitizer "$sanitizer" --target-dir "$target_dir"

@@ -5,6 +5,7 @@ use qcnn_core::ops::dot::MAX_DOT_LEN;
 use qcnn_core::shape::MAX_TENSOR_LEN;
 
 use crate::model::{Conv2dSpec, LayerSpec, LinearSpec, ModelConfig, PoolSpec};
+use qcnn_core::graph::format::{MAX_NODES, MAX_TENSORS};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArchitectureError {
@@ -22,6 +23,8 @@ pub enum ArchitectureError {
     Output { actual: Shape, classes: usize },
     #[error("{fused} fused layers, the engine holds at most {max}")]
     TooManyLayers { fused: usize, max: usize },
+    #[error("{nodes} graph nodes, the engine holds at most {max}")]
+    TooManyNodes { nodes: usize, max: usize },
 }
 
 /// An activation: a C×H×W feature map, or a flat vector after Flatten.
@@ -54,7 +57,7 @@ impl std::fmt::Display for Shape {
 }
 
 /// One layer of the sequence with its input and output shapes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Step {
     /// The position in the `nn.Sequential`, which numbers its state_dict keys.
     pub index: usize,
@@ -71,7 +74,7 @@ pub struct ParameterSpec {
 }
 
 /// A layer as the int8 engine runs it: Conv2d(+ReLU)(+MaxPool2d) and Linear(+ReLU) fused,
-/// Dropout gone.
+/// Dropout gone, BatchNorm2d folded into its Conv2d.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FusedLayer {
     Conv2d {
@@ -94,7 +97,7 @@ pub enum FusedLayer {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Architecture {
     pub key_prefix: String,
     pub input: Shape,
@@ -151,12 +154,33 @@ impl Architecture {
             input,
             steps,
         };
-        let fused = architecture.fused().len();
-        if fused > MAX_FUSED_LAYERS {
-            return Err(ArchitectureError::TooManyLayers {
-                fused,
-                max: MAX_FUSED_LAYERS,
-            });
+        if architecture.needs_graph() {
+            // One node per step that computes; each writes one tensor, and the image is one more.
+            let nodes = architecture
+                .steps
+                .iter()
+                .filter(|s| {
+                    !matches!(
+                        s.layer,
+                        LayerSpec::Relu
+                            | LayerSpec::Relu6
+                            | LayerSpec::Dropout
+                            | LayerSpec::Flatten
+                    )
+                })
+                .count();
+            let max = MAX_NODES.min(MAX_TENSORS - 1);
+            if nodes > max {
+                return Err(ArchitectureError::TooManyNodes { nodes, max });
+            }
+        } else {
+            let fused = architecture.fused().len();
+            if fused > MAX_FUSED_LAYERS {
+                return Err(ArchitectureError::TooManyLayers {
+                    fused,
+                    max: MAX_FUSED_LAYERS,
+                });
+            }
         }
         Ok(architecture)
     }
@@ -173,31 +197,71 @@ impl Architecture {
         format!("{}.{index}.bias", self.key_prefix)
     }
 
-    /// Every weight and bias, in layer order, with PyTorch's shapes (OIHW, `[out][in]`).
+    pub fn key(&self, index: usize, name: &str) -> String {
+        format!("{}.{index}.{name}", self.key_prefix)
+    }
+
+    /// Whether the version-1 layer chain cannot express the model, so that it becomes a graph
+    /// (format version 2): grouped convolution, average pooling, ReLU6, or a BatchNorm2d with
+    /// no conv2d right before it to fold into.
+    pub fn needs_graph(&self) -> bool {
+        self.steps
+            .iter()
+            .enumerate()
+            .any(|(i, step)| match step.layer {
+                LayerSpec::Conv2d(c) => c.groups != 1,
+                LayerSpec::AvgPool2d(_) | LayerSpec::AdaptiveAvgPool2d(_) | LayerSpec::Relu6 => {
+                    true
+                }
+                LayerSpec::BatchNorm2d(_) => !matches!(
+                    previous_compute(&self.steps[..i]),
+                    Some(LayerSpec::Conv2d(_))
+                ),
+                _ => false,
+            })
+    }
+
+    /// Every parameter, in layer order, with PyTorch's shapes (OIHW with I = in/groups,
+    /// `[out][in]`, one value per channel for BatchNorm2d). BatchNorm2d's
+    /// `num_batches_tracked` is left out: the checkpoint readers skip it.
     pub fn parameters(&self) -> Vec<ParameterSpec> {
         let mut out = Vec::new();
+        let mut push = |index, name: &str, shape: Vec<usize>| {
+            out.push(ParameterSpec {
+                key: self.key(index, name),
+                shape,
+            })
+        };
         for step in &self.steps {
-            let (weight, outputs) = match step.layer {
-                LayerSpec::Conv2d(c) => (
-                    vec![c.out_channels, c.in_channels, c.kernel, c.kernel],
-                    c.out_channels,
-                ),
-                LayerSpec::Linear(l) => (vec![l.out_features, l.in_features], l.out_features),
-                _ => continue,
-            };
-            out.push(ParameterSpec {
-                key: self.weight_key(step.index),
-                shape: weight,
-            });
-            out.push(ParameterSpec {
-                key: self.bias_key(step.index),
-                shape: vec![outputs],
-            });
+            match step.layer {
+                LayerSpec::Conv2d(c) => {
+                    let per_group = c.in_channels / c.groups.max(1);
+                    push(
+                        step.index,
+                        "weight",
+                        vec![c.out_channels, per_group, c.kernel, c.kernel],
+                    );
+                    if c.bias {
+                        push(step.index, "bias", vec![c.out_channels]);
+                    }
+                }
+                LayerSpec::Linear(l) => {
+                    push(step.index, "weight", vec![l.out_features, l.in_features]);
+                    push(step.index, "bias", vec![l.out_features]);
+                }
+                LayerSpec::BatchNorm2d(b) => {
+                    for name in ["weight", "bias", "running_mean", "running_var"] {
+                        push(step.index, name, vec![b.features]);
+                    }
+                }
+                _ => {}
+            }
         }
         out
     }
 
-    /// The int8 layers; every ReLU follows a Conv2d or Linear (checked in `new`), so each is fused.
+    /// The int8 layers of a chain (`needs_graph()` false): every ReLU follows a Conv2d or
+    /// Linear (a BatchNorm2d between is folded into the Conv2d), so each is fused.
     pub fn fused(&self) -> Vec<Fused> {
         let mut fused: Vec<Fused> = Vec::new();
         for step in &self.steps {
@@ -236,7 +300,7 @@ impl Architecture {
                         *requantized = step.index;
                     }
                     _ => unreachable!(
-                        "Architecture::new accepts ReLU only right after Conv2d or Linear"
+                        "a chain has ReLU only right after Conv2d or Linear (and BatchNorm2d)"
                     ),
                 },
                 LayerSpec::MaxPool2d(spec) => match last {
@@ -246,7 +310,11 @@ impl Architecture {
                     _ => fused.push(new(FusedLayer::MaxPool2d(spec))),
                 },
                 LayerSpec::Flatten => fused.push(new(FusedLayer::Flatten)),
-                LayerSpec::Dropout => {}
+                // Folded into the Conv2d before it, whose output it then is.
+                LayerSpec::Dropout | LayerSpec::BatchNorm2d(_) => {}
+                LayerSpec::Relu6 | LayerSpec::AvgPool2d(_) | LayerSpec::AdaptiveAvgPool2d(_) => {
+                    unreachable!("fused() is for chains; these layers make a graph")
+                }
             }
             if let Some(last) = fused.last_mut() {
                 last.steps.push(step.index);
@@ -264,7 +332,7 @@ pub struct Fused {
 }
 
 /// The last layer that is not a Dropout (Dropout is the identity at inference).
-fn previous_compute(steps: &[Step]) -> Option<LayerSpec> {
+pub fn previous_compute(steps: &[Step]) -> Option<LayerSpec> {
     steps
         .iter()
         .rev()
@@ -275,8 +343,12 @@ fn previous_compute(steps: &[Step]) -> Option<LayerSpec> {
 pub fn layer_name(layer: &LayerSpec) -> &'static str {
     match layer {
         LayerSpec::Conv2d(_) => "conv2d",
+        LayerSpec::BatchNorm2d(_) => "batchnorm2d",
         LayerSpec::Relu => "relu",
+        LayerSpec::Relu6 => "relu6",
         LayerSpec::MaxPool2d(_) => "maxpool2d",
+        LayerSpec::AvgPool2d(_) => "avgpool2d",
+        LayerSpec::AdaptiveAvgPool2d(_) => "adaptiveavgpool2d",
         LayerSpec::Dropout => "dropout",
         LayerSpec::Flatten => "flatten",
         LayerSpec::Linear(_) => "linear",
@@ -288,13 +360,12 @@ fn windows(size: usize, kernel: usize, stride: usize, padding: usize) -> Result<
     if kernel == 0 || stride == 0 {
         return Err("kernel and stride must be at least 1".into());
     }
-    let padded = size + 2 * padding;
-    if padded < kernel {
-        return Err(format!(
-            "kernel {kernel} is larger than the padded input {padded}"
-        ));
-    }
-    Ok((padded - kernel) / stride + 1)
+    qcnn_core::shape::window_len(size, kernel, stride, padding, padding).ok_or_else(|| {
+        format!(
+            "kernel {kernel} is larger than the padded input {}",
+            size.saturating_add(padding.saturating_mul(2))
+        )
+    })
 }
 
 /// The engine's limit on one tensor ([`MAX_TENSOR_LEN`] bytes), checked here so that a model
@@ -337,22 +408,42 @@ pub fn output_shape(
         LayerSpec::Conv2d(spec) => {
             let (c, h, w) = map("conv2d")?;
             if spec.in_channels != c {
-                return Err(format!("in {} does not match the {c} channels it gets", spec.in_channels));
+                return Err(format!(
+                    "in {} does not match the {c} channels it gets",
+                    spec.in_channels
+                ));
             }
             if spec.out_channels == 0 {
                 return Err("out must be at least 1".into());
+            }
+            let groups = spec.groups;
+            if groups == 0
+                || !c.is_multiple_of(groups)
+                || !spec.out_channels.is_multiple_of(groups)
+                || groups > usize::from(u16::MAX)
+            {
+                return Err(format!(
+                    "groups {groups} must divide both in {c} and out {}",
+                    spec.out_channels
+                ));
             }
             // The engine's kernels centre the window, which needs an odd size.
             if spec.kernel % 2 == 0 {
                 return Err(format!("kernel {} must be odd", spec.kernel));
             }
             if !(1..=2).contains(&spec.stride) {
-                return Err(format!("stride {} is not supported; the engine's kernels take 1 or 2", spec.stride));
+                return Err(format!(
+                    "stride {} is not supported; the engine's kernels take 1 or 2",
+                    spec.stride
+                ));
             }
-            if spec.kernel > 255 || spec.padding > 255 || spec.out_channels > usize::from(u16::MAX) {
-                return Err("kernel and padding must fit a byte, out 16 bits (the blob's fields)".into());
+            if spec.kernel > 255 || spec.padding > 255 || spec.out_channels > usize::from(u16::MAX)
+            {
+                return Err(
+                    "kernel and padding must fit a byte, out 16 bits (the blob's fields)".into(),
+                );
             }
-            dot_fits(c * spec.kernel * spec.kernel)?;
+            dot_fits(c / groups * spec.kernel * spec.kernel)?;
             fits(Shape::Map {
                 c: spec.out_channels,
                 h: windows(h, spec.kernel, spec.stride, spec.padding)?,
@@ -370,10 +461,55 @@ pub fn output_shape(
                 w: windows(w, spec.kernel, spec.stride(), 0)?,
             })
         }
-        LayerSpec::Relu => match previous {
-            Some(LayerSpec::Conv2d(_) | LayerSpec::Linear(_)) => Ok(input),
-            _ => Err("relu must follow a conv2d or linear layer (dropout between is fine), so it can be fused".into()),
+        LayerSpec::BatchNorm2d(spec) => {
+            let (c, _, _) = map("batchnorm2d")?;
+            if spec.features != c {
+                return Err(format!(
+                    "features {} does not match the {c} channels it gets",
+                    spec.features
+                ));
+            }
+            if !(spec.eps.is_finite() && spec.eps > 0.0) {
+                return Err(format!("eps {} must be finite and positive", spec.eps));
+            }
+            Ok(input)
+        }
+        LayerSpec::Relu | LayerSpec::Relu6 => match previous {
+            Some(LayerSpec::Conv2d(_) | LayerSpec::Linear(_) | LayerSpec::BatchNorm2d(_)) => {
+                Ok(input)
+            }
+            _ => Err(format!(
+                "{} must follow a conv2d or linear layer, or a batchnorm2d (dropout between is fine), so it can be fused",
+                layer_name(layer)
+            )),
         },
+        LayerSpec::AvgPool2d(spec) => {
+            let (c, h, w) = map("avgpool2d")?;
+            if spec.kernel > 255 || spec.stride() > 255 {
+                return Err("kernel and stride must fit a byte (the blob's fields)".into());
+            }
+            // PyTorch's own rule, which also keeps every window over at least one pixel.
+            if spec.padding > spec.kernel / 2 {
+                return Err(format!(
+                    "padding {} must be at most half the kernel {}",
+                    spec.padding, spec.kernel
+                ));
+            }
+            Ok(Shape::Map {
+                c,
+                h: windows(h, spec.kernel, spec.stride(), spec.padding)?,
+                w: windows(w, spec.kernel, spec.stride(), spec.padding)?,
+            })
+        }
+        LayerSpec::AdaptiveAvgPool2d(size) => {
+            let (c, _, _) = map("adaptiveavgpool2d")?;
+            if size != 1 {
+                return Err(format!(
+                    "output size {size} is not supported; only 1 (global average pooling)"
+                ));
+            }
+            Ok(Shape::Map { c, h: 1, w: 1 })
+        }
         LayerSpec::Dropout => Ok(input),
         LayerSpec::Flatten => {
             map("flatten")?;
@@ -381,10 +517,15 @@ pub fn output_shape(
         }
         LayerSpec::Linear(spec) => {
             let Shape::Vector(n) = input else {
-                return Err(format!("linear needs a flat input, but gets {input}; add a flatten before it"));
+                return Err(format!(
+                    "linear needs a flat input, but gets {input}; add a flatten before it"
+                ));
             };
             if spec.in_features != n {
-                return Err(format!("in {} does not match the {n} features it gets", spec.in_features));
+                return Err(format!(
+                    "in {} does not match the {n} features it gets",
+                    spec.in_features
+                ));
             }
             if spec.out_features == 0 {
                 return Err("out must be at least 1".into());
@@ -421,6 +562,8 @@ mod tests {
             kernel: k,
             stride: s,
             padding: p,
+            groups: 1,
+            bias: true,
         })
     }
 
@@ -609,6 +752,161 @@ mod tests {
         assert!(matches!(
             Architecture::new(&model(many, 10)),
             Err(ArchitectureError::TooManyLayers { fused: 18, .. })
+        ));
+    }
+
+    fn batchnorm(features: usize) -> LayerSpec {
+        LayerSpec::BatchNorm2d(crate::model::BatchNormSpec {
+            features,
+            eps: 1e-5,
+        })
+    }
+
+    fn grouped(i: usize, o: usize, k: usize, groups: usize, bias: bool) -> LayerSpec {
+        LayerSpec::Conv2d(Conv2dSpec {
+            in_channels: i,
+            out_channels: o,
+            kernel: k,
+            stride: 1,
+            padding: k / 2,
+            groups,
+            bias,
+        })
+    }
+
+    #[test]
+    fn batchnorm_after_a_conv_stays_a_chain_and_the_rest_make_a_graph() {
+        use LayerSpec::*;
+        let chain = model(
+            vec![
+                grouped(1, 4, 3, 1, false),
+                batchnorm(4),
+                Relu,
+                Flatten,
+                linear(3136, 10),
+            ],
+            10,
+        );
+        let a = Architecture::new(&chain).unwrap();
+        assert!(!a.needs_graph());
+        let keys: Vec<_> = a.parameters().into_iter().map(|p| p.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "layers.0.weight",
+                "layers.1.weight",
+                "layers.1.bias",
+                "layers.1.running_mean",
+                "layers.1.running_var",
+                "layers.4.weight",
+                "layers.4.bias"
+            ]
+        );
+        // The BatchNorm2d goes with the conv it folds into; the ReLU fuses into that conv.
+        assert_eq!(a.fused()[0].steps, [0, 1, 2]);
+
+        let depthwise = grouped(4, 4, 3, 4, true);
+        let avg = LayerSpec::AvgPool2d(crate::model::AvgPoolSpec {
+            kernel: 3,
+            stride: Some(2),
+            padding: 1,
+            count_include_pad: true,
+        });
+        for (layers, classes) in [
+            (
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    depthwise,
+                    Flatten,
+                    linear(3136, 10),
+                ],
+                10,
+            ),
+            (
+                vec![grouped(1, 4, 3, 1, true), Relu6, Flatten, linear(3136, 10)],
+                10,
+            ),
+            (
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    avg,
+                    Flatten,
+                    linear(4 * 14 * 14, 10),
+                ],
+                10,
+            ),
+            (
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    AdaptiveAvgPool2d(1),
+                    Flatten,
+                    linear(4, 10),
+                ],
+                10,
+            ),
+            (
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    Relu,
+                    batchnorm(4),
+                    Flatten,
+                    linear(3136, 10),
+                ],
+                10,
+            ),
+        ] {
+            let a = Architecture::new(&model(layers.clone(), classes)).unwrap();
+            assert!(a.needs_graph(), "{layers:?}");
+        }
+        assert_eq!(
+            Architecture::new(&model(
+                vec![
+                    grouped(1, 4, 3, 1, true),
+                    AdaptiveAvgPool2d(1),
+                    Flatten,
+                    linear(4, 10)
+                ],
+                10
+            ))
+            .unwrap()
+            .steps[1]
+                .output,
+            Shape::Map { c: 4, h: 1, w: 1 }
+        );
+    }
+
+    #[test]
+    fn malformed_new_layers_are_explained() {
+        use LayerSpec::*;
+        assert!(
+            layer_error(vec![grouped(1, 4, 3, 1, true), grouped(4, 6, 3, 4, true)])
+                .contains("layer 1 (conv2d): groups 4 must divide both in 4 and out 6")
+        );
+        assert!(
+            layer_error(vec![grouped(1, 4, 3, 1, true), batchnorm(5)])
+                .contains("layer 1 (batchnorm2d): features 5 does not match the 4 channels")
+        );
+        assert!(
+            layer_error(vec![AdaptiveAvgPool2d(2)])
+                .contains("output size 2 is not supported; only 1")
+        );
+        let wide_pad = LayerSpec::AvgPool2d(crate::model::AvgPoolSpec {
+            kernel: 2,
+            stride: None,
+            padding: 2,
+            count_include_pad: true,
+        });
+        assert!(
+            layer_error(vec![wide_pad]).contains("padding 2 must be at most half the kernel 2")
+        );
+        assert!(layer_error(vec![Relu6]).contains("layer 0 (relu6): relu6 must follow"));
+        let deep: Vec<_> = (0..70)
+            .map(|_| grouped(1, 1, 1, 1, true))
+            .chain([AdaptiveAvgPool2d(1), Flatten, linear(1, 10)])
+            .collect();
+        assert!(matches!(
+            Architecture::new(&model(deep, 10)),
+            Err(ArchitectureError::TooManyNodes { nodes: 72, .. })
         ));
     }
 }

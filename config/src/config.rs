@@ -272,7 +272,9 @@ mod tests {
                 out_channels: 8,
                 kernel: 3,
                 stride: 1,
-                padding: 1
+                padding: 1,
+                groups: 1,
+                bias: true,
             })
         );
         assert_eq!(config.model.as_ref().unwrap().layers[1], LayerSpec::Relu);

@@ -23,12 +23,19 @@ pub struct InputShape {
     pub width: usize,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum LayerSpec {
     Conv2d(Conv2dSpec),
+    /// Inference-mode BatchNorm2d: folded into the conv2d before it, or a per-channel affine
+    /// op where there is none.
+    BatchNorm2d(BatchNormSpec),
     Relu,
+    Relu6,
     MaxPool2d(PoolSpec),
+    AvgPool2d(AvgPoolSpec),
+    /// `nn.AdaptiveAvgPool2d(1)`: global average pooling (the only output size supported).
+    AdaptiveAvgPool2d(usize),
     Dropout,
     Flatten,
     Linear(LinearSpec),
@@ -46,6 +53,41 @@ pub struct Conv2dSpec {
     pub stride: usize,
     #[serde(default)]
     pub padding: usize,
+    /// PyTorch's `groups`: 1, the input channels (depthwise), or any common divisor.
+    #[serde(default = "one")]
+    pub groups: usize,
+    /// `bias=False` (usual before a BatchNorm2d): the checkpoint has no `.bias` for it.
+    #[serde(default = "yes")]
+    pub bias: bool,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNormSpec {
+    /// `num_features`: the channels it normalizes.
+    pub features: usize,
+    /// PyTorch's default 1e-5.
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AvgPoolSpec {
+    pub kernel: usize,
+    /// PyTorch's default: the kernel size.
+    pub stride: Option<usize>,
+    #[serde(default)]
+    pub padding: usize,
+    /// PyTorch's default: padding counts in the divisor.
+    #[serde(default = "yes")]
+    pub count_include_pad: bool,
+}
+
+impl AvgPoolSpec {
+    pub fn stride(&self) -> usize {
+        self.stride.unwrap_or(self.kernel)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -73,4 +115,12 @@ pub struct LinearSpec {
 
 fn one() -> usize {
     1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_eps() -> f64 {
+    1e-5
 }

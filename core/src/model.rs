@@ -846,7 +846,7 @@ impl<'a> Builder<'a> {
             usize::from(conv.padding),
         );
         let empty = ModelError::EmptyOutput { layer };
-        let conv_len = |n: usize| Some((n + 2 * padding).checked_sub(kernel)? / stride + 1);
+        let conv_len = |n| crate::shape::window_len(n, kernel, stride, padding, padding);
         let (conv_h, conv_w) = (
             conv_len(input.h).ok_or(empty)?,
             conv_len(input.w).ok_or(empty)?,

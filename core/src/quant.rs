@@ -46,13 +46,21 @@ pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
 /// `shift` outside `-31..=30` is clamped into it (validated blobs never contain one).
 #[inline]
 pub fn multiply_by_quantized_multiplier(acc: i32, multiplier: i32, shift: i32) -> i32 {
-    let shift = shift.clamp(-31, 30);
-    let left = shift.max(0) as u32;
-    let right = (-shift).max(0) as u32;
+    let (left, right) = split_shift(shift);
     rounding_divide_by_pot(
         saturating_rounding_doubling_high_mul(acc.wrapping_mul(1 << left), multiplier),
         right,
     )
+}
+
+/// A requantization shift split as every kernel applies it: `(left, right)`, the left shift of
+/// the accumulator before the high multiply and the rounding right shift after it (one of
+/// them 0). `shift` outside `-31..=30` is clamped into it, as [`multiply_by_quantized_multiplier`]
+/// does; the one place the split is written, for the scalar, SMLAD and AVX paths.
+#[inline]
+pub fn split_shift(shift: i32) -> (u32, u32) {
+    let shift = shift.clamp(-31, 30);
+    (shift.max(0) as u32, (-shift).max(0) as u32)
 }
 
 /// Requantization of one output channel to int8: scale, add the zero point, clamp to

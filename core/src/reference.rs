@@ -2,7 +2,7 @@
 //! padding, full unpooled maps, direct indexing, no fusion. Tests only.
 
 use crate::quant::Requantizer;
-use crate::shape::MapShape;
+use crate::shape::{MapShape, window_len};
 use crate::test_util::SplitMix;
 
 /// Owned per-channel parameters of a Conv2d or Linear layer.
@@ -91,20 +91,18 @@ pub struct Conv {
 }
 
 impl Conv {
+    /// Output positions along an axis of `n`; 0 where the kernel does not fit.
     pub fn conv_len(&self, n: usize) -> usize {
-        (n + 2 * self.padding - self.kernel) / self.stride + 1
+        window_len(n, self.kernel, self.stride, self.padding, self.padding).unwrap_or(0)
     }
 
     /// The output shape for `out_channels` channels, `None` if kernel or pool do not fit.
     pub fn output(&self, input: MapShape, out_channels: usize) -> Option<MapShape> {
-        let fits = |n: usize| n + 2 * self.padding >= self.kernel;
-        if !fits(input.h) || !fits(input.w) {
-            return None;
-        }
+        let len = |n| window_len(n, self.kernel, self.stride, self.padding, self.padding);
         let full = MapShape {
             c: out_channels,
-            h: self.conv_len(input.h),
-            w: self.conv_len(input.w),
+            h: len(input.h)?,
+            w: len(input.w)?,
         };
         pooled(full, self.pool.0, self.pool.1)
     }
@@ -112,7 +110,7 @@ impl Conv {
 
 /// The shape after a max pool, `None` if the window does not fit.
 pub fn pooled(input: MapShape, kernel: usize, stride: usize) -> Option<MapShape> {
-    let len = |n: usize| Some(n.checked_sub(kernel)? / stride + 1);
+    let len = |n| window_len(n, kernel, stride, 0, 0);
     Some(MapShape {
         c: input.c,
         h: len(input.h)?,

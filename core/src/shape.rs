@@ -9,6 +9,26 @@ pub struct MapShape {
     pub w: usize,
 }
 
+/// The output length of a sliding window (convolution or pooling) along one axis,
+/// `(n + pad_before + pad_after − kernel) / stride + 1`: the one place that formula is written,
+/// for the validator, the kernels, the quantizer and the config alike. `None` when the window
+/// is larger than the padded input or the stride is 0.
+pub fn window_len(
+    n: usize,
+    kernel: usize,
+    stride: usize,
+    pad_before: usize,
+    pad_after: usize,
+) -> Option<usize> {
+    // Dimensions and pads are validated far below usize::MAX, so the sums cannot overflow.
+    Some(
+        (n + pad_before + pad_after)
+            .checked_sub(kernel)?
+            .checked_div(stride)?
+            + 1,
+    )
+}
+
 /// Largest tensor a model may hold, in bytes. Capping at `i32::MAX` keeps every size and
 /// the sum of two sizes (the arena need) within a 32-bit `usize`.
 pub const MAX_TENSOR_LEN: usize = i32::MAX as usize;

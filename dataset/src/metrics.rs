@@ -121,6 +121,7 @@ fn ratio(num: u64, den: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::assert_abs_diff_eq;
 
     /// PyTorch's confusion matrix of the release checkpoint, from
     /// ../shared/fixtures/torch/reference_metrics.json, with its accuracy and macro-F1.
@@ -140,8 +141,8 @@ mod tests {
         ];
         let confusion = Confusion::from_rows(rows.iter().map(|r| r.to_vec()).collect());
         assert_eq!(confusion.total(), 10_000);
-        assert!((confusion.accuracy() - 0.9322).abs() < 1e-12);
-        assert!((confusion.f1_macro() - 0.932074690835438).abs() < 1e-12);
+        assert_abs_diff_eq!(confusion.accuracy(), 0.9322, epsilon = 1e-12);
+        assert_abs_diff_eq!(confusion.f1_macro(), 0.932074690835438, epsilon = 1e-12);
     }
 
     #[test]
@@ -159,7 +160,7 @@ mod tests {
         assert_eq!(m[1].f1, 0.0);
         assert_eq!(m[2].precision, 0.5);
         assert_eq!(m[2].recall, 1.0);
-        assert!((a.f1_macro() - (1.0 + 0.0 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        assert_abs_diff_eq!(a.f1_macro(), (1.0 + 0.0 + 2.0 / 3.0) / 3.0, epsilon = 1e-12);
     }
 
     #[test]
@@ -173,7 +174,7 @@ mod tests {
     fn cross_entropy_is_log_softmax() {
         let l = [1.0f32, 2.0, 3.0];
         let expected = -(3f64.exp() / (1f64.exp() + 2f64.exp() + 3f64.exp())).ln();
-        assert!((cross_entropy(&l, 2) - expected).abs() < 1e-12);
+        assert_abs_diff_eq!(cross_entropy(&l, 2), expected, epsilon = 1e-12);
         // Stable for large logits.
         assert!((cross_entropy(&[1000.0, 0.0], 0)).abs() < 1e-12);
     }

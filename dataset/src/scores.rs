@@ -63,6 +63,7 @@ pub struct Scores {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::assert_abs_diff_eq;
 
     #[test]
     fn merged_tallies_equal_one_tally() {
@@ -88,6 +89,6 @@ mod tests {
             .map(|(l, y)| cross_entropy(l, *y))
             .sum::<f64>()
             / 4.0;
-        assert!((scores.loss - expected_loss).abs() < 1e-12);
+        assert_abs_diff_eq!(scores.loss, expected_loss, epsilon = 1e-12);
     }
 }

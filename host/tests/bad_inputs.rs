@@ -356,14 +356,7 @@ fn blob_whose_input_is_not_a_fashion_mnist_image() {
 #[test]
 fn model_that_is_a_device_or_a_fifo() {
     let env = TestEnv::new();
-    let fifo = env.path("model.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = env.fifo("model.fifo");
     let fifo = fifo.to_str().unwrap();
     for (path, kind) in [("/dev/zero", "a character device"), (fifo, "a FIFO")] {
         for args in [

@@ -253,18 +253,8 @@ fn concurrent_db_init_on_a_new_database() {
         let db = format!("qcnn_init_{round}");
         server.psql_superuser(&format!("CREATE DATABASE {db} OWNER {}", postgres::USER));
         let url = format!("{}_init_{round}", server.url());
-        let children: Vec<Child> = (0..6)
-            .map(|_| {
-                env.qcnn()
-                    .args(["--database-url", &url, "db", "init"])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for child in children {
-            Run::from(child.wait_with_output().unwrap()).assert_success();
+        for run in env.run_concurrently(6, &["--database-url", &url, "db", "init"]) {
+            run.assert_success();
         }
         let seeds: i64 = ::postgres::Client::connect(&url, ::postgres::NoTls)
             .unwrap()

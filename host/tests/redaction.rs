@@ -123,15 +123,20 @@ fn connection_string(
 
 /// The library: the string parses with exactly this password, and neither its printable form
 /// nor the error of a refused connection holds it.
+/// A property runner over `cases` generated cases that keeps no failure file.
+fn property_runner(cases: u32) -> TestRunner {
+    TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
 #[test]
 fn password_is_parsed_and_never_in_descriptions_or_errors() {
     let closed_port = postgres::free_port();
     let connections = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config {
-        cases: 300,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = property_runner(300);
     runner
         .run(
             &(password(), form(), spacing()),
@@ -278,11 +283,7 @@ fn password_never_printed_nor_stored_by_the_cli() {
     ] {
         check_cli(&server, &env, &text, password);
     }
-    let mut runner = TestRunner::new(Config {
-        cases: 6,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = property_runner(6);
     runner
         .run(
             &(password(), form(), spacing()),

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
-
 use support::cli::{Run, TestEnv, release_blob};
 
 /// A `touch`ed file, or one a first run left when the disk was full, failed every later run
@@ -34,18 +32,7 @@ fn empty_sqlite_file_gets_the_schema() {
 fn concurrent_first_uses_all_succeed() {
     for round in 0..4 {
         let env = TestEnv::new();
-        let children: Vec<Child> = (0..8)
-            .map(|_| {
-                env.qcnn()
-                    .args(["results", "--json"])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for child in children {
-            let run = Run::from(child.wait_with_output().unwrap());
+        for run in env.run_concurrently(8, &["results", "--json"]) {
             assert!(run.success, "round {round}: {}", run.stderr);
         }
         let seeded: i64 = rusqlite::Connection::open(env.path("qcnn.sqlite"))
@@ -82,14 +69,7 @@ fn sqlite_urls_without_a_file_are_refused() {
 #[test]
 fn sqlite_path_that_is_not_a_regular_file() {
     let env = TestEnv::new();
-    let fifo = env.path("db.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = env.fifo("db.fifo");
     let run = env.run(&[
         "--database-url",
         &format!("sqlite:{}", fifo.display()),

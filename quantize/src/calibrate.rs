@@ -317,6 +317,7 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::{abs_diff_eq, assert_abs_diff_eq};
 
     fn histogram(values: &[f32], relu: bool) -> Histogram {
         let range = Range {
@@ -338,7 +339,7 @@ mod tests {
         assert_eq!(r.min, 0.0);
         assert!(r.max > 0.95 && r.max < 1.1, "{r:?}");
         // Keeping everything keeps the outlier.
-        assert!((h.percentile_range(100.0).max - 100.0).abs() < 1e-3);
+        assert_abs_diff_eq!(h.percentile_range(100.0).max, 100.0, epsilon = 1e-3);
     }
 
     #[test]
@@ -403,6 +404,6 @@ mod tests {
         assert_eq!(h.counts.iter().sum::<u64>(), 100);
         // Zeros count for the percentile: the 95th percentile of 1100 values is the 45th non-zero.
         let r = h.percentile_range(95.0);
-        assert!((r.max - 45.0).abs() < 0.6, "{r:?}");
+        assert!(abs_diff_eq!(r.max, 45.0, epsilon = 0.6), "{r:?}");
     }
 }

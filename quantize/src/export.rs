@@ -193,12 +193,58 @@ fn quantize_layer(
 ) -> Result<((format::Section, Requant), QuantParams, Vec<f32>), ExportError> {
     let weight_key = architecture.weight_key(index);
     let bias_key = architecture.bias_key(index);
-    let (weight_scales, weights) =
-        scales::quantize_weights(&checkpoint.get(&weight_key).data, out_channels);
-    let bias = &checkpoint.get(&bias_key).data;
     let output = scales::activation_params(range.chosen.min, range.chosen.max);
-    let per_channel = weights.len() / out_channels;
+    let Channels {
+        weight_scales,
+        weights,
+        bias: bias_q,
+        multipliers,
+        shifts,
+    } = quantize_channels(
+        &weight_key,
+        &bias_key,
+        &checkpoint.get(&weight_key).data,
+        &checkpoint.get(&bias_key).data,
+        input,
+        output,
+    )?;
+    debug_assert_eq!(weight_scales.len(), out_channels);
+    let encode = ExportError::Encode;
+    let weights_section = writer.i8s(&weights).map_err(encode)?;
+    let requant = Requant {
+        bias: writer.i32s(&bias_q).map_err(encode)?,
+        multiplier: writer.i32s(&multipliers).map_err(encode)?,
+        shift: writer.i8s(&shifts).map_err(encode)?,
+        output,
+        weight_scales: writer.f32s(&weight_scales).map_err(encode)?,
+    };
+    Ok(((weights_section, requant), output, weight_scales))
+}
 
+/// A Conv or Linear layer's per-output-channel int8 arrays, as both blob versions hold them.
+pub struct Channels {
+    pub weight_scales: Vec<f32>,
+    pub weights: Vec<i8>,
+    /// At scale `s_in·s_w[o]`, with the input zero point folded in.
+    pub bias: Vec<i32>,
+    pub multipliers: Vec<i32>,
+    pub shifts: Vec<i8>,
+}
+
+/// Quantizes weights `[out][…]` symmetric per output channel, the bias to int32 and each
+/// channel's rescale `s_in·s_w[o]/s_out` to a Q31 multiplier and shift; the keys name the
+/// parameters in errors.
+pub fn quantize_channels(
+    weight_key: &str,
+    bias_key: &str,
+    weight: &[f32],
+    bias: &[f32],
+    input: QuantParams,
+    output: QuantParams,
+) -> Result<Channels, ExportError> {
+    let out_channels = bias.len();
+    let (weight_scales, weights) = scales::quantize_weights(weight, out_channels);
+    let per_channel = (weights.len() / out_channels.max(1)).max(1);
     let mut bias_q = Vec::with_capacity(out_channels);
     let mut multipliers = Vec::with_capacity(out_channels);
     let mut shifts = Vec::with_capacity(out_channels);
@@ -213,7 +259,7 @@ fn quantize_layer(
             - i64::from(input.zero_point) * weight_sum;
         bias_q.push(
             i32::try_from(folded).map_err(|_| ExportError::BiasOverflow {
-                key: bias_key.clone(),
+                key: bias_key.to_owned(),
                 channel,
                 bias: bias[channel],
                 scale: accumulator_scale,
@@ -221,7 +267,7 @@ fn quantize_layer(
         );
         let m = scales::quantize_multiplier(accumulator_scale / f64::from(output.scale)).map_err(
             |source| ExportError::Multiplier {
-                key: weight_key.clone(),
+                key: weight_key.to_owned(),
                 channel,
                 source,
             },
@@ -229,16 +275,13 @@ fn quantize_layer(
         multipliers.push(m.multiplier);
         shifts.push(m.shift);
     }
-    let encode = ExportError::Encode;
-    let weights_section = writer.i8s(&weights).map_err(encode)?;
-    let requant = Requant {
-        bias: writer.i32s(&bias_q).map_err(encode)?,
-        multiplier: writer.i32s(&multipliers).map_err(encode)?,
-        shift: writer.i8s(&shifts).map_err(encode)?,
-        output,
-        weight_scales: writer.f32s(&weight_scales).map_err(encode)?,
-    };
-    Ok(((weights_section, requant), output, weight_scales))
+    Ok(Channels {
+        weight_scales,
+        weights,
+        bias: bias_q,
+        multipliers,
+        shifts,
+    })
 }
 
 /// Bytes the data section can take: every array plus up to 3 bytes of alignment before each.

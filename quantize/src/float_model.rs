@@ -168,6 +168,13 @@ fn run_step(
             }
             out
         }
+        // `sequential::prepare` folds BatchNorm2d into a chain and sends the rest to the graph.
+        LayerSpec::BatchNorm2d(_)
+        | LayerSpec::Relu6
+        | LayerSpec::AvgPool2d(_)
+        | LayerSpec::AdaptiveAvgPool2d(_) => {
+            unreachable!("a FloatModel is built from a prepared chain only")
+        }
     }
 }
 
@@ -292,6 +299,7 @@ fn max_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::abs_diff_eq;
 
     /// A 1×4×4 input through a 3×3 kernel, stride 2, padding 1, checked by hand.
     #[test]
@@ -302,6 +310,8 @@ mod tests {
             kernel: 3,
             stride: 2,
             padding: 1,
+            groups: 1,
+            bias: true,
         };
         let input: Vec<f32> = (1..=16).map(|v| v as f32).collect();
         let weights = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]; // centre, right, below
@@ -379,6 +389,8 @@ mod tests {
                 kernel: k,
                 stride: s,
                 padding: p,
+                groups: 1,
+                bias: true,
             };
             let weights: Vec<f32> = (0..o * c * k * k).map(|_| next()).collect();
             let bias: Vec<f32> = (0..o).map(|_| next()).collect();
@@ -397,7 +409,10 @@ mod tests {
                 &mut Vec::new(),
             );
             for (a, b) in out.iter().zip(&expected) {
-                assert!((a - b).abs() < 1e-5, "{c} {o} {k} {s} {p}: {a} vs {b}");
+                assert!(
+                    abs_diff_eq!(a, b, epsilon = 1e-5),
+                    "{c} {o} {k} {s} {p}: {a} vs {b}"
+                );
             }
         }
     }

@@ -13,5 +13,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod scales;
+pub mod sequential;
 pub mod sgemm;
 pub mod validate;

@@ -8,16 +8,18 @@ use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 
-use crate::calibrate::calibrate;
+use crate::calibrate::{CalibratedOutput, calibrate};
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::export::{ExportError, export};
+use crate::export::{ExportError, QuantizedLayer, export};
 use crate::float_model::FloatModel;
 use crate::graph::FloatGraph;
+use crate::graph::export::GraphReport;
 use crate::graph::export::export_graph;
 use crate::int8_runner::RunError;
 use crate::onnx::{self, AnyImport, ImportReport, OnnxError};
 use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
+use crate::sequential::{self, FoldError, Sequential};
 use crate::validate;
 use qcnn_config::architecture::Architecture;
 use qcnn_config::config::{CalibrationMethod, Config, ConfigError};
@@ -30,6 +32,8 @@ pub enum QuantizeError {
     Onnx(#[from] OnnxError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Fold(#[from] FoldError),
     #[error("the train/validation split")]
     Split(#[from] qcnn_dataset::DatasetError),
     #[error("the config's model does not fit the dataset")]
@@ -76,23 +80,25 @@ impl FloatReference {
 }
 
 /// Quantizes the float model at `checkpoint_path`, an ONNX file (which gives its own
-/// architecture) or a checkpoint (with `config`'s architecture), with `config`'s settings. Calibration uses the first `calibration_images` of the training split; the
-/// report's figures come from the validation split. The test set is not touched.
+/// architecture) or a checkpoint (with `config`'s architecture), with `config`'s settings.
+/// Calibration uses the first `calibration_images` of the training split; the report's figures
+/// come from the validation split. The test set is not touched. A model the version-1 chain
+/// cannot express (an ONNX graph, or a configured sequence with grouped convolution, average
+/// pooling, ReLU6 or an unfoldable BatchNorm2d) becomes a version-2 graph blob.
 pub fn quantize_checkpoint(
     config: &Config,
     checkpoint_path: &Path,
     data: &FashionMnist,
 ) -> Result<Quantized, QuantizeError> {
-    let mut seconds = Timings::default();
     let clock = Instant::now();
-    if onnx::is_onnx(checkpoint_path)
-        && let AnyImport::Graph(graph, report) = onnx::import_any(checkpoint_path)?
-    {
-        return quantize_graph(config, checkpoint_path, data, graph, report, clock);
-    }
-    let (architecture, checkpoint, model_name, onnx_report) = read_model(config, checkpoint_path)?;
-    qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
-        .map_err(QuantizeError::DoesNotFit)?;
+    let model = read_model(config, checkpoint_path)?;
+    let (inputs, classes) = match &model.float {
+        FloatSource::Chain(architecture, _) => {
+            (architecture.input.len(), architecture.output().len())
+        }
+        FloatSource::Graph(graph) => (graph.tensors[0].len(), graph.classes()),
+    };
+    qcnn_dataset::check_model_fits(inputs, classes).map_err(QuantizeError::DoesNotFit)?;
     let checkpoint_sha256 = sha256_hex(
         &qcnn_config::regular_file::read(
             checkpoint_path,
@@ -103,10 +109,11 @@ pub fn quantize_checkpoint(
             source,
         })?,
     );
-    let float_model = FloatModel::new(&architecture, &checkpoint);
-    seconds.read_checkpoint = clock.elapsed().as_secs_f64();
+    let mut seconds = Timings {
+        read_checkpoint: clock.elapsed().as_secs_f64(),
+        ..Timings::default()
+    };
 
-    let clock = Instant::now();
     let s = config.data.split;
     let split = data.split(s.train, s.validation, s.seed)?;
     let settings = config.quantize;
@@ -114,17 +121,41 @@ pub fn quantize_checkpoint(
         .iter()
         .map(|&i| data.train.image(i))
         .collect();
-    let calibration = calibrate(&float_model, &calibration_images, &settings);
-    seconds.calibrate = clock.elapsed().as_secs_f64();
-
-    let clock = Instant::now();
-    let exported = export(&architecture, &checkpoint, &calibration)?;
-    seconds.export = clock.elapsed().as_secs_f64();
+    let exported = match model.float {
+        FloatSource::Chain(architecture, checkpoint) => {
+            let clock = Instant::now();
+            let float_model = FloatModel::new(&architecture, &checkpoint);
+            let calibration = calibrate(&float_model, &calibration_images, &settings);
+            seconds.calibrate = clock.elapsed().as_secs_f64();
+            let clock = Instant::now();
+            let exported = export(&architecture, &checkpoint, &calibration)?;
+            seconds.export = clock.elapsed().as_secs_f64();
+            Exported {
+                blob: exported.blob,
+                layers: exported.layers,
+                calibration,
+                graph: None,
+                float_model: FloatReference::Sequential(float_model),
+            }
+        }
+        FloatSource::Graph(graph) => {
+            let clock = Instant::now();
+            let exported = export_graph(&graph, &calibration_images, &settings)?;
+            seconds.calibrate = clock.elapsed().as_secs_f64();
+            Exported {
+                blob: exported.blob,
+                layers: Vec::new(),
+                calibration: exported.calibration,
+                graph: Some(exported.report),
+                float_model: FloatReference::Graph(graph),
+            }
+        }
+    };
 
     let clock = Instant::now();
     let validation = data.train.select(&split.validation);
     let images = validate::images(&validation);
-    let float_logits = float_model.forward_all(&images);
+    let float_logits = exported.float_model.forward_all(&images);
     let float_scores =
         validate::scores(float_logits.iter().map(Vec::as_slice), validation.labels());
     seconds.validate_float = clock.elapsed().as_secs_f64();
@@ -139,99 +170,12 @@ pub fn quantize_checkpoint(
     };
     let int8_scores = validate::int8_scores(&int8_logits, validation.labels());
     seconds.validate_int8 = clock.elapsed().as_secs_f64();
-    let blob_report = BlobReport {
-        bytes: exported.blob.len(),
-        sha256: sha256_hex(&exported.blob),
-        arena_bytes,
-        macs,
-    };
 
     let report = Report {
-        model: model_name,
+        model: model.name,
         checkpoint: checkpoint_path.to_owned(),
         checkpoint_sha256,
-        onnx: onnx_report,
-        calibration: CalibrationReport {
-            method: settings.method,
-            percentile: (settings.method == CalibrationMethod::Percentile)
-                .then_some(settings.percentile),
-            images: calibration_images.len(),
-            outputs: calibration,
-        },
-        validation: ValidationReport {
-            samples: validation.len(),
-            float: float_scores,
-            int8: int8_scores,
-            agreement: validate::agreement(&float_logits, &int8_logits),
-        },
-        layers: exported.layers,
-        blob: blob_report,
-        plan,
-        graph: None,
-        seconds,
-    };
-    Ok(Quantized {
-        blob: exported.blob,
-        report,
-        float_model: FloatReference::Sequential(float_model),
-    })
-}
-
-/// [`quantize_checkpoint`] for an ONNX graph: the same steps, splits and report, with the
-/// graph's float reference, calibration of every tensor and a graph blob.
-fn quantize_graph(
-    config: &Config,
-    path: &Path,
-    data: &FashionMnist,
-    graph: FloatGraph,
-    onnx_report: ImportReport,
-    clock: Instant,
-) -> Result<Quantized, QuantizeError> {
-    let mut seconds = Timings::default();
-    qcnn_dataset::check_model_fits(graph.tensors[0].len(), graph.classes())
-        .map_err(QuantizeError::DoesNotFit)?;
-    let checkpoint_sha256 = sha256_hex(
-        &qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
-            .map_err(|source| CheckpointError::Io {
-                path: path.to_owned(),
-                source,
-            })?,
-    );
-    seconds.read_checkpoint = clock.elapsed().as_secs_f64();
-
-    let clock = Instant::now();
-    let s = config.data.split;
-    let split = data.split(s.train, s.validation, s.seed)?;
-    let settings = config.quantize;
-    let calibration_images: Vec<&[u8]> = split.train[..settings.calibration_images]
-        .iter()
-        .map(|&i| data.train.image(i))
-        .collect();
-    let exported = export_graph(&graph, &calibration_images, &settings)?;
-    seconds.calibrate = clock.elapsed().as_secs_f64();
-
-    let clock = Instant::now();
-    let validation = data.train.select(&split.validation);
-    let images = validate::images(&validation);
-    let float_logits = graph.forward_all(&images);
-    let float_scores =
-        validate::scores(float_logits.iter().map(Vec::as_slice), validation.labels());
-    seconds.validate_float = clock.elapsed().as_secs_f64();
-
-    let clock = Instant::now();
-    let (int8_logits, arena_bytes, macs, plan) = {
-        let model = Model::from_bytes(&exported.blob).map_err(QuantizeError::Model)?;
-        let prepared = PreparedModel::new(model.clone()).map_err(QuantizeError::Tier)?;
-        let logits = validate::int8_logits(&prepared, &images).map_err(QuantizeError::Run)?;
-        (logits, model.arena_len(), model.macs(), Plans::of(&model))
-    };
-    let int8_scores = validate::int8_scores(&int8_logits, validation.labels());
-    seconds.validate_int8 = clock.elapsed().as_secs_f64();
-    let report = Report {
-        model: graph.name.clone(),
-        checkpoint: path.to_owned(),
-        checkpoint_sha256,
-        onnx: Some(onnx_report),
+        onnx: model.onnx_report,
         calibration: CalibrationReport {
             method: settings.method,
             percentile: (settings.method == CalibrationMethod::Percentile)
@@ -245,7 +189,7 @@ fn quantize_graph(
             int8: int8_scores,
             agreement: validate::agreement(&float_logits, &int8_logits),
         },
-        layers: Vec::new(),
+        layers: exported.layers,
         blob: BlobReport {
             bytes: exported.blob.len(),
             sha256: sha256_hex(&exported.blob),
@@ -253,30 +197,53 @@ fn quantize_graph(
             macs,
         },
         plan,
-        graph: Some(exported.report),
+        graph: exported.graph,
         seconds,
     };
     Ok(Quantized {
         blob: exported.blob,
         report,
-        float_model: FloatReference::Graph(graph),
+        float_model: exported.float_model,
     })
 }
 
-/// The architecture and float parameters, with the model's name: from an ONNX file itself, or
-/// from config.yaml's model section and a checkpoint.
-fn read_model(
-    config: &Config,
-    path: &Path,
-) -> Result<(Architecture, Checkpoint, String, Option<ImportReport>), QuantizeError> {
+/// A blob with what the report says of it, and the float model it came from.
+struct Exported {
+    blob: Vec<u8>,
+    layers: Vec<QuantizedLayer>,
+    calibration: Vec<CalibratedOutput>,
+    graph: Option<GraphReport>,
+    float_model: FloatReference,
+}
+
+/// A float model ready to quantize: a version-1 chain, or a graph.
+enum FloatSource {
+    Chain(Architecture, Checkpoint),
+    Graph(FloatGraph),
+}
+
+struct ReadModel {
+    name: String,
+    float: FloatSource,
+    onnx_report: Option<ImportReport>,
+}
+
+/// The float model with its name: from an ONNX file itself, or from config.yaml's model
+/// section and a checkpoint (BatchNorm2d folded, [`sequential::prepare`]).
+fn read_model(config: &Config, path: &Path) -> Result<ReadModel, QuantizeError> {
     if onnx::is_onnx(path) {
-        let imported = onnx::import(path)?;
-        return Ok((
-            imported.architecture,
-            imported.checkpoint,
-            imported.model.name,
-            Some(imported.report),
-        ));
+        return Ok(match onnx::import_any(path)? {
+            AnyImport::Graph(graph, report) => ReadModel {
+                name: graph.name.clone(),
+                float: FloatSource::Graph(graph),
+                onnx_report: Some(report),
+            },
+            AnyImport::Sequential(imported) => ReadModel {
+                name: imported.model.name,
+                float: FloatSource::Chain(imported.architecture, imported.checkpoint),
+                onnx_report: Some(imported.report),
+            },
+        });
     }
     let architecture = config.architecture()?;
     let checkpoint = Checkpoint::read_checked(path, &architecture)?;
@@ -285,5 +252,13 @@ fn read_model(
         .as_ref()
         .map(|m| m.name.clone())
         .unwrap_or_default();
-    Ok((architecture, checkpoint, name, None))
+    let float = match sequential::prepare(&architecture, &checkpoint, &name)? {
+        Sequential::Chain(architecture, checkpoint) => FloatSource::Chain(architecture, checkpoint),
+        Sequential::Graph(graph) => FloatSource::Graph(graph),
+    };
+    Ok(ReadModel {
+        name,
+        float,
+        onnx_report: None,
+    })
 }

@@ -142,14 +142,19 @@ impl Plan {
             whole_map_arena_bytes: model.arena_len_for(kernels),
             least_arena_bytes: model.min_arena_len_for(kernels),
             streamed_pairs: schedule.streamed_pairs(),
-            peak_nodes: nodes
-                .iter()
-                .filter(|n| n.arena_bytes == arena_bytes)
-                .map(|n| n.index)
-                .collect(),
+            peak_nodes: peak_nodes(&nodes, arena_bytes),
             nodes,
         }
     }
+}
+
+/// The nodes at which the arena is full.
+fn peak_nodes(nodes: &[PlanNode], arena_bytes: usize) -> Vec<usize> {
+    nodes
+        .iter()
+        .filter(|n| n.arena_bytes == arena_bytes)
+        .map(|n| n.index)
+        .collect()
 }
 
 impl Plan {
@@ -162,11 +167,7 @@ impl Plan {
             whole_map_arena_bytes: arena_bytes,
             least_arena_bytes: arena_bytes,
             streamed_pairs: 0,
-            peak_nodes: nodes
-                .iter()
-                .filter(|n| n.arena_bytes == arena_bytes)
-                .map(|n| n.index)
-                .collect(),
+            peak_nodes: peak_nodes(&nodes, arena_bytes),
             nodes,
         }
     }

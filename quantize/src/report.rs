@@ -131,12 +131,7 @@ impl Report {
             "layers      kind                    steps          in scale/zp        out scale/zp    weight scales"
         );
         for l in &self.layers {
-            let steps = l
-                .steps
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let steps = comma_separated(&l.steps);
             let weights = if l.weight_scales.is_empty() {
                 String::from("-")
             } else {
@@ -165,12 +160,7 @@ impl Report {
                 "graph       node                     op                     inputs   output  shape         out scale/zp    arena offset"
             );
             for n in &g.nodes {
-                let inputs = n
-                    .inputs
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let inputs = comma_separated(&n.inputs);
                 let [c, h, w] = n.output_shape;
                 let _ = writeln!(
                     s,
@@ -213,4 +203,13 @@ impl Report {
         s.push('\n');
         s
     }
+}
+
+/// Indices as `1,2,3`.
+fn comma_separated(indices: &[usize]) -> String {
+    indices
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -99,6 +99,7 @@ pub fn quantize_multiplier(real: f64) -> Result<Multiplier, MultiplierError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use approx::assert_abs_diff_eq;
 
     fn real(m: Multiplier) -> f64 {
         f64::from(m.multiplier) * 2f64.powi(i32::from(m.shift)) / 2f64.powi(31)
@@ -177,11 +178,15 @@ mod tests {
     fn activation_params_keep_zero_exact() {
         let relu = activation_params(0.0, 2.55);
         assert_eq!(relu.zero_point, -128);
-        assert!((relu.scale - 0.01).abs() < 1e-7);
+        assert_abs_diff_eq!(relu.scale, 0.01, epsilon = 1e-7);
         let both = activation_params(-1.0, 3.0);
         assert_eq!(both.zero_point, -64);
         // Real 0 maps to an integer exactly.
-        assert!((0.0 / both.scale + f32::from(both.zero_point) - -64.0).abs() < 1e-6);
+        assert_abs_diff_eq!(
+            0.0 / both.scale + f32::from(both.zero_point),
+            -64.0,
+            epsilon = 1e-6
+        );
         // A range not containing zero is widened to it.
         assert_eq!(activation_params(1.0, 2.0).zero_point, -128);
         assert_eq!(activation_params(-2.0, -1.0).zero_point, 127);

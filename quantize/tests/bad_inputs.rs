@@ -234,13 +234,32 @@ fn hostile_pth(name: &str) -> PathBuf {
     repo_root().join("fuzz/corpus/checkpoint").join(name)
 }
 
-/// Regression: candle's pickle reader panicked (exit 101) on a tensor rebuilt from a 1-tuple.
-/// The panic is caught at the checkpoint reader and named, and no panic message leaks.
+/// Regression: candle's pickle reader (replaced in issue 15) panicked (exit 101) on a tensor
+/// rebuilt from a 1-tuple. The restricted pickle reader names the call and what it lacks.
 #[test]
-fn pth_whose_pickle_crashes_candle() {
+fn pth_whose_rebuild_has_too_few_arguments() {
     let path = hostile_pth("short_rebuild_args.pth");
     fails(&path, &[]).says(&format!(
-        "{}: not a readable PyTorch checkpoint: the pickle reader failed: removal index (is 3) should be < len (is 1)",
+        "{}: not a readable PyTorch checkpoint: its pickle: _rebuild_tensor_v2 at byte 72: takes at least 4 arguments (storage, offset, size, stride), got 1",
+        path.display()
+    ));
+}
+
+/// Code in a pickle is never run: a global other than the three a state_dict uses is named.
+#[test]
+fn pth_whose_pickle_calls_other_code() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evil.pth");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", stored).unwrap();
+    zip.write_all(b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R.")
+        .unwrap();
+    zip.finish().unwrap();
+    fails(&path, &[]).says(&format!(
+        "{}: not a readable PyTorch checkpoint: its pickle: the pickle calls os.system, which a state_dict does not use",
         path.display()
     ));
 }
@@ -334,13 +353,7 @@ fn checkpoint_that_is_a_device_or_a_fifo() {
         .says("reading /dev/zero: not a regular file but a character device");
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("checkpoint.pth");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&fifo);
     fails(&fifo, &[]).says("not a regular file but a FIFO");
 }
 

@@ -131,24 +131,24 @@ fn matmul_model_matches_onnxruntime() {
             "Relu /relu1/Relu before MaxPool /pool1/MaxPool (the same result: max commutes with ReLU)"
         ]
     );
-    use LayerSpec::*;
     let kinds: Vec<&str> = imported
         .model
         .layers
         .iter()
-        .map(|l| match l {
-            Conv2d(_) => "conv",
-            Relu => "relu",
-            MaxPool2d(_) => "pool",
-            Flatten => "flatten",
-            Linear(_) => "linear",
-            Dropout => "dropout",
-        })
+        .map(qcnn_config::architecture::layer_name)
         .collect();
     assert_eq!(
         kinds,
         [
-            "conv", "relu", "pool", "conv", "relu", "flatten", "linear", "relu", "linear"
+            "conv2d",
+            "relu",
+            "maxpool2d",
+            "conv2d",
+            "relu",
+            "flatten",
+            "linear",
+            "relu",
+            "linear"
         ]
     );
 }

@@ -73,13 +73,7 @@ fn output_and_report_naming_the_same_file() {
 fn output_onto_a_fifo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("model.qcnn");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::mkfifo(&fifo);
     let out = quantize(&fifo, None);
     assert_fails(&out, "model.qcnn: refusing to write over a FIFO");
     let file_type = std::fs::symlink_metadata(&fifo).unwrap().file_type();

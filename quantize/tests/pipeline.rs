@@ -3,6 +3,7 @@
 
 mod common;
 
+use approx::assert_abs_diff_eq;
 use common::*;
 use qcnn_config::config::Config;
 use qcnn_dataset::FashionMnist;
@@ -70,7 +71,7 @@ fn release_checkpoint_int8_is_within_0_2_points_of_float_on_the_test_set() {
     );
     // PyTorch's figures (../shared/fixtures/torch/reference_metrics.json).
     assert_eq!(float.correct(), 9322);
-    assert!((float.f1_macro() - 0.932074690835438).abs() < 1e-4);
+    assert_abs_diff_eq!(float.f1_macro(), 0.932074690835438, epsilon = 1e-4);
     assert!(
         int8.accuracy() >= float.accuracy() - 0.002,
         "int8 accuracy {}",

@@ -45,12 +45,13 @@ pub fn window_len(
     pad_before: u8,
     pad_after: u8,
 ) -> Option<usize> {
-    let padded = n + usize::from(pad_before) + usize::from(pad_after);
-    let stride = usize::from(stride);
-    if stride == 0 {
-        return None;
-    }
-    Some(padded.checked_sub(usize::from(kernel))? / stride + 1)
+    crate::shape::window_len(
+        n,
+        usize::from(kernel),
+        usize::from(stride),
+        usize::from(pad_before),
+        usize::from(pad_after),
+    )
 }
 
 /// The valid kernel taps `lo..hi` of an output position whose window starts at

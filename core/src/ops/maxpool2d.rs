@@ -20,7 +20,7 @@ impl PoolWindow {
 
     /// Output length along one axis of `len` inputs, `None` if the window does not fit.
     pub fn output_len(&self, len: usize) -> Option<usize> {
-        Some(len.checked_sub(self.kernel)? / self.stride.max(1) + 1)
+        crate::shape::window_len(len, self.kernel, self.stride.max(1), 0, 0)
     }
 
     /// Input positions `(y, x)` covered by output `(py, px)`, row by row.

@@ -23,12 +23,12 @@ impl PreparedRequantizer {
     /// `None` for a negative multiplier, where `i32::MIN · i32::MIN` would need the
     /// saturation this version leaves out.
     pub fn new(r: &Requantizer) -> Option<Self> {
-        let shift = r.shift.clamp(-31, 30);
+        let (left, right) = crate::quant::split_shift(r.shift);
         (r.multiplier >= 0).then(|| Self {
             multiplier: r.multiplier,
-            left: shift.max(0) as u32,
-            right: (-shift).max(0) as u32,
-            mask: ((1_u32 << (-shift).max(0)) - 1) as i32,
+            left,
+            right,
+            mask: ((1_u32 << right) - 1) as i32,
             zero_point: r.zero_point,
             min: r.min,
         })

@@ -80,7 +80,7 @@ impl Network {
         let mut x = images.clone();
         for (layer, parameters) in self.layers.iter().zip(&self.parameters) {
             x = match (layer, parameters) {
-                (LayerSpec::Conv2d(c), Some(p)) => x
+                (LayerSpec::Conv2d(c), Some(p)) if c.groups == 1 && c.bias => x
                     .conv2d(&p.weight, c.padding, c.stride, 1, 1)?
                     .broadcast_add(&p.bias.reshape((1, c.out_channels, 1, 1))?)?,
                 (LayerSpec::Linear(_), Some(p)) => {
@@ -90,7 +90,8 @@ impl Network {
                 (LayerSpec::MaxPool2d(p), _) => x.max_pool2d_with_stride(p.kernel, p.stride())?,
                 (LayerSpec::Flatten, _) => x.flatten_from(1)?,
                 (LayerSpec::Dropout, _) => x,
-                (layer, None) => anyhow::bail!("{layer:?} has no parameters"),
+                // The layers of the model it trains; the rest quantize but are not trained here.
+                (layer, _) => anyhow::bail!("train-small does not train {layer:?}"),
             };
         }
         Ok(x)

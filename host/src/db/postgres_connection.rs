@@ -5,8 +5,8 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::error::{DbError, WAIT};
 use super::url::{self, TlsVerify};
-use super::{DbError, WAIT};
 
 /// A connected client and the connection string's printable form.
 pub fn connect(text: &str) -> Result<(postgres::Client, String), DbError> {

@@ -113,6 +113,12 @@ pub enum SchemaProblem {
     ReadOnly,
 }
 
+impl From<SchemaProblem> for BackendError {
+    fn from(problem: SchemaProblem) -> Self {
+        BackendError::Schema(Box::new(problem))
+    }
+}
+
 /// What a command needs changed before it can run, if anything.
 pub fn problem(state: &SchemaState) -> Option<SchemaProblem> {
     match *state {

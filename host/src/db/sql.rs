@@ -13,8 +13,10 @@ pub enum BackendError {
     Postgres(#[from] postgres::Error),
     #[error("the query returned no row")]
     NoRow,
+    /// A problem the schema code found (`schema::SchemaProblem`), carried through the same
+    /// transaction as the queries; boxed, so that this file need not know the schema's types.
     #[error(transparent)]
-    Schema(#[from] super::schema::SchemaProblem),
+    Schema(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A bound parameter. Integers are i64 because every integer column is BIGINT.

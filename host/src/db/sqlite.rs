@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{DbError, WAIT};
+use super::error::{DbError, WAIT};
 
 pub fn open(path: &Path) -> Result<rusqlite::Connection, DbError> {
     match std::fs::metadata(path) {

@@ -90,6 +90,32 @@ impl TestEnv {
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.qcnn().args(args).output().expect("running qcnn"))
     }
+
+    /// `count` runs of `qcnn args` started together, then waited for, in start order.
+    pub fn run_concurrently(&self, count: usize, args: &[&str]) -> Vec<Run> {
+        let children: Vec<std::process::Child> = (0..count)
+            .map(|_| {
+                self.qcnn()
+                    .args(args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("starting qcnn")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| Run::from(child.wait_with_output().expect("waiting for qcnn")))
+            .collect()
+    }
+
+    /// A FIFO named `name` in the temp dir (a file no reader should block on).
+    pub fn fifo(&self, name: &str) -> PathBuf {
+        let fifo = self.path(name);
+        let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        assert!(made.success(), "mkfifo {}", fifo.display());
+        fifo
+    }
 }
 
 /// A finished run, with its output as text.

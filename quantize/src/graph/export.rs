@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{Clamp, FloatGraph, FloatOp, Window};
 use crate::calibrate::{CalibratedOutput, calibrate_points};
-use crate::export::ExportError;
+use crate::export::{ExportError, quantize_channels};
 use crate::scales::{self, activation_params, quantize_multiplier};
 use qcnn_config::config::QuantizeConfig;
 
@@ -279,47 +279,14 @@ fn weighted(
     output: QuantParams,
     writer: &mut DataWriter,
 ) -> Result<(format::Section, blob::ChannelSections), ExportError> {
-    let out_channels = bias.len();
-    let (weight_scales, weights) = scales::quantize_weights(weight, out_channels);
-    let per_channel = weights.len() / out_channels.max(1);
-    let mut bias_q = Vec::with_capacity(out_channels);
-    let mut multipliers = Vec::with_capacity(out_channels);
-    let mut shifts = Vec::with_capacity(out_channels);
-    for (channel, (&scale_w, row)) in weight_scales
-        .iter()
-        .zip(weights.chunks(per_channel.max(1)))
-        .enumerate()
-    {
-        let accumulator_scale = f64::from(input.scale) * f64::from(scale_w);
-        let weight_sum: i64 = row.iter().map(|&w| i64::from(w)).sum();
-        let folded = (f64::from(bias[channel]) / accumulator_scale).round() as i64
-            - i64::from(input.zero_point) * weight_sum;
-        bias_q.push(
-            i32::try_from(folded).map_err(|_| ExportError::BiasOverflow {
-                key: name.to_owned(),
-                channel,
-                bias: bias[channel],
-                scale: accumulator_scale,
-            })?,
-        );
-        let m =
-            quantize_multiplier(accumulator_scale / f64::from(output.scale)).map_err(|source| {
-                ExportError::Multiplier {
-                    key: name.to_owned(),
-                    channel,
-                    source,
-                }
-            })?;
-        multipliers.push(m.multiplier);
-        shifts.push(m.shift);
-    }
+    let quantized = quantize_channels(name, name, weight, bias, input, output)?;
     let encode = ExportError::Encode;
-    let weights = writer.i8s(&weights).map_err(encode)?;
+    let weights = writer.i8s(&quantized.weights).map_err(encode)?;
     let channels = blob::ChannelSections {
-        bias: writer.i32s(&bias_q).map_err(encode)?,
-        multiplier: writer.i32s(&multipliers).map_err(encode)?,
-        shift: writer.i8s(&shifts).map_err(encode)?,
-        weight_scales: writer.f32s(&weight_scales).map_err(encode)?,
+        bias: writer.i32s(&quantized.bias).map_err(encode)?,
+        multiplier: writer.i32s(&quantized.multipliers).map_err(encode)?,
+        shift: writer.i8s(&quantized.shifts).map_err(encode)?,
+        weight_scales: writer.f32s(&quantized.weight_scales).map_err(encode)?,
     };
     Ok((weights, channels))
 }

@@ -163,12 +163,4 @@ impl FloatOp {
 }
 
 /// The output length of a window along one axis, or `None` if the window does not fit.
-pub fn window_len(
-    n: usize,
-    kernel: usize,
-    stride: usize,
-    before: usize,
-    after: usize,
-) -> Option<usize> {
-    Some((n + before + after).checked_sub(kernel)? / stride.max(1) + 1)
-}
+pub use qcnn_core::shape::window_len;

@@ -306,6 +306,8 @@ impl Chain {
             kernel: kh,
             stride,
             padding,
+            groups: 1,
+            bias: true,
         };
         let weighted = Weighted {
             weight_shape: weight.dims.clone(),

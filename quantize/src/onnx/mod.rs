@@ -9,7 +9,7 @@
 
 mod chain;
 mod error;
-mod fold;
+pub(crate) mod fold;
 mod graph;
 mod node;
 // Generated code (see its header), kept as generated.

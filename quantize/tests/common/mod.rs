@@ -6,6 +6,15 @@ use std::path::{Path, PathBuf};
 
 use qcnn_quantize::checkpoint::{Checkpoint, Tensor};
 
+/// A FIFO at `path`: a file a reader would block on forever.
+pub fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -32,11 +32,11 @@ pub(crate) struct VectorRequant {
 
 impl VectorRequant {
     pub fn new(r: &Requantizer) -> Self {
-        let shift = r.shift.clamp(-31, 30);
+        let (left, right) = crate::quant::split_shift(r.shift);
         Self {
             multiplier: r.multiplier,
-            left: shift.max(0),
-            right: (-shift).max(0),
+            left: left as i32,
+            right: right as i32,
             zero_point: r.zero_point,
             low: r.min.saturating_sub(r.zero_point),
             high: i32::from(i8::MAX).saturating_sub(r.zero_point),

@@ -1,5 +1,14 @@
-//! Float checkpoints: a PyTorch `state_dict` saved by `torch.save` (zip format), read with
-//! candle's pickle module, or a `.safetensors` file; checked against the configured architecture.
+//! Float checkpoints: a PyTorch `state_dict` saved by `torch.save` (zip format, `pth.rs` with
+//! the restricted pickle reader [`pickle`]), or a `.safetensors` file; checked against the
+//! configured architecture.
+
+pub mod pickle;
+mod pth;
+mod tensor;
+
+pub use pth::PthError;
+use tensor::TRAINING_COUNTER;
+pub use tensor::Tensor;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,20 +25,12 @@ pub enum CheckpointError {
     },
     #[error("{}: neither a PyTorch zip checkpoint nor a safetensors file", path.display())]
     UnknownFormat { path: PathBuf },
-    #[error("{}: not a readable PyTorch checkpoint", path.display())]
-    Pickle {
+    /// The path; what is wrong with the file is the source, next in the error chain.
+    #[error("{}", path.display())]
+    Pth {
         path: PathBuf,
         #[source]
-        source: candle_core::Error,
-    },
-    /// candle's pickle reader panicked on a malformed file; the panic is caught at this boundary.
-    #[error("{}: not a readable PyTorch checkpoint: the pickle reader failed: {message}", path.display())]
-    PickleCrash { path: PathBuf, message: String },
-    #[error("{}: {key} has shape {shape:?}, more data than the whole file holds", path.display())]
-    TensorTooLarge {
-        path: PathBuf,
-        key: String,
-        shape: Vec<usize>,
+        source: Box<PthError>,
     },
     #[error("{}: not a readable safetensors file", path.display())]
     Safetensors {
@@ -72,13 +73,6 @@ pub enum CheckpointError {
     },
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
-    pub shape: Vec<usize>,
-    /// Row-major (C order).
-    pub data: Vec<f32>,
-}
-
 /// A state_dict: name to tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
@@ -97,10 +91,18 @@ impl Checkpoint {
                     path: path.to_owned(),
                     source,
                 })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// [`Checkpoint::read`] of a file's `bytes`; `path` names it in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         let tensors = if bytes.starts_with(ZIP_MAGIC) {
-            read_pth(path, bytes.len())?
-        } else if looks_like_safetensors(&bytes) {
-            read_safetensors(path, &bytes)?
+            pth::read(bytes).map_err(|source| CheckpointError::Pth {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?
+        } else if looks_like_safetensors(bytes) {
+            read_safetensors(path, bytes)?
         } else {
             return Err(CheckpointError::UnknownFormat {
                 path: path.to_owned(),
@@ -182,89 +184,6 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
     bytes.len() > 8 && bytes[8] == b'{'
 }
 
-/// Reads a `.pth` through candle, which opens the file itself. candle trusts the pickle: it
-/// panics on some malformed files and allocates whatever a tensor's shape claims, so panics
-/// become `PickleCrash` and each shape is checked against the file's size before any tensor is
-/// read (torch stores tensors uncompressed, so a real one never holds more bytes than the file).
-fn read_pth(path: &Path, file_len: usize) -> Result<BTreeMap<String, Tensor>, CheckpointError> {
-    let pickle_error = |source| CheckpointError::Pickle {
-        path: path.to_owned(),
-        source,
-    };
-    let read = || {
-        let pth = candle_core::pickle::PthTensors::new(path, None).map_err(pickle_error)?;
-        for (name, info) in pth.tensor_infos() {
-            let dims = info.layout.dims();
-            let bytes = dims
-                .iter()
-                .try_fold(info.dtype.size_in_bytes(), |n, &d| n.checked_mul(d));
-            if bytes.is_none_or(|bytes| bytes > file_len) {
-                return Err(CheckpointError::TensorTooLarge {
-                    path: path.to_owned(),
-                    key: name.clone(),
-                    shape: dims.to_vec(),
-                });
-            }
-        }
-        let mut tensors = BTreeMap::new();
-        for name in pth.tensor_infos().keys() {
-            let Some(tensor) = pth.get(name).map_err(pickle_error)? else {
-                continue;
-            };
-            if !tensor.dtype().is_float() {
-                return Err(CheckpointError::Dtype {
-                    path: path.to_owned(),
-                    key: name.clone(),
-                    dtype: tensor.dtype().as_str().to_owned(),
-                });
-            }
-            let shape = tensor.dims().to_vec();
-            let data = tensor
-                .to_dtype(candle_core::DType::F32)
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(pickle_error)?;
-            tensors.insert(name.clone(), Tensor { shape, data });
-        }
-        Ok(tensors)
-    };
-    catch_panic(read).unwrap_or_else(|message| {
-        Err(CheckpointError::PickleCrash {
-            path: path.to_owned(),
-            message,
-        })
-    })
-}
-
-thread_local! {
-    /// Set while `catch_panic` runs on this thread, so the panic hook stays quiet.
-    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f`, turning a panic into its message. The panic hook (which would print the panic to
-/// stderr, or abort under a fuzzer) is skipped for panics caught here, and only here.
-fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
-    QUIET_HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !CATCHING.get() {
-                previous(info);
-            }
-        }));
-    });
-    CATCHING.set(true);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    CATCHING.set(false);
-    result.map_err(|payload| {
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".to_owned())
-    })
-}
-
 fn read_safetensors(
     path: &Path,
     bytes: &[u8],
@@ -289,6 +208,7 @@ fn read_safetensors(
                 .chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8")) as f32)
                 .collect(),
+            _ if name.ends_with(TRAINING_COUNTER) => continue,
             other => {
                 return Err(CheckpointError::Dtype {
                     path: path.to_owned(),
@@ -400,7 +320,16 @@ mod tests {
         ));
         std::fs::write(&path, b"PK\x03\x04 truncated zip").unwrap();
         let err = Checkpoint::read(&path).unwrap_err();
-        assert!(matches!(err, CheckpointError::Pickle { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                CheckpointError::Pth {
+                    source: ref pth,
+                    ..
+                } if matches!(**pth, PthError::Zip(_))
+            ),
+            "{err}"
+        );
         assert!(matches!(
             Checkpoint::read(&dir.path().join("absent")),
             Err(CheckpointError::Io { .. })
