@@ -34,6 +34,8 @@ const CONV_CASES: usize = 400;
 const GRAPH_CASES: usize = 150;
 const LINEAR_CASES: usize = 300;
 const MAX_CHANNELS: usize = 40;
+/// Per-channel slots: the graph cases include ResNet-8's 64-channel convolutions.
+const CHANNEL_SLOTS: usize = 64;
 /// Longest Linear input tried.
 const MAX_FEATURES: usize = 3600;
 /// Scratch for either path: the most the DSP conv can ask for is about 6.9 KB, the DSP
@@ -71,9 +73,9 @@ struct Aligned([i8; MAX_WEIGHTS]);
 
 /// Per-channel bias, multiplier and shift bytes, as a blob stores them.
 struct ChannelBytes {
-    bias: [[u8; 4]; MAX_CHANNELS],
-    multiplier: [[u8; 4]; MAX_CHANNELS],
-    shift: [i8; MAX_CHANNELS],
+    bias: [[u8; 4]; CHANNEL_SLOTS],
+    multiplier: [[u8; 4]; CHANNEL_SLOTS],
+    shift: [i8; CHANNEL_SLOTS],
 }
 
 impl ChannelBytes {
@@ -111,9 +113,9 @@ fn main() -> ! {
     static mut PORTABLE: [i8; MAX_INPUT] = [0; MAX_INPUT];
     static mut SCRATCH: [i8; MAX_SCRATCH] = [0; MAX_SCRATCH];
     static mut CHANNELS: ChannelBytes = ChannelBytes {
-        bias: [[0; 4]; MAX_CHANNELS],
-        multiplier: [[0; 4]; MAX_CHANNELS],
-        shift: [0; MAX_CHANNELS],
+        bias: [[0; 4]; CHANNEL_SLOTS],
+        multiplier: [[0; 4]; CHANNEL_SLOTS],
+        shift: [0; CHANNEL_SLOTS],
     };
 
     let mut buffers = Buffers {
@@ -341,7 +343,10 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
     let mut outputs = 0;
     for case in 0..2 * GRAPH_CASES {
         let depthwise = case % 2 == 1;
-        let extreme = [Some(-128), Some(127)].get(case % 14 / 2).copied().flatten();
+        let extreme = [Some(-128), Some(127)]
+            .get(case % 14 / 2)
+            .copied()
+            .flatten();
         let square = |k: u8, s: u8, p: u8| Window {
             kernel: [k, k],
             stride: [s, s],
@@ -368,7 +373,13 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             3 => (32, 7, 7, 32, square(3, 2, 1)),
             _ if depthwise => {
                 let c = rng.below(MAX_CHANNELS) + 1;
-                (c, rng.below(14) + 1, rng.below(14) + 1, c, random_window(&mut rng, 5))
+                (
+                    c,
+                    rng.below(14) + 1,
+                    rng.below(14) + 1,
+                    c,
+                    random_window(&mut rng, 5),
+                )
             }
             _ => (
                 rng.below(24) + 1,
@@ -471,8 +482,16 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let lo = rng.next() as i8;
         let params = Add {
             left_shift: 20,
-            multipliers: [multiplier(&mut rng), multiplier(&mut rng), multiplier(&mut rng)],
-            shifts: [-(rng.below(3) as i8), -(rng.below(3) as i8), -(rng.below(8) as i8 + 16)],
+            multipliers: [
+                multiplier(&mut rng),
+                multiplier(&mut rng),
+                multiplier(&mut rng),
+            ],
+            shifts: [
+                -(rng.below(3) as i8),
+                -(rng.below(3) as i8),
+                -(rng.below(8) as i8 + 16),
+            ],
             clamp: [lo, lo.saturating_add(rng.below(256) as i8)],
         };
         let zero_points = [rng.next() as i8, rng.next() as i8, rng.next() as i8];
@@ -505,7 +524,15 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             h: rng.below(28) + 1,
             w: rng.below(28) + 1,
         };
-        let input = if case == 0 { MapShape { c: 32, h: 14, w: 14 } } else { input };
+        let input = if case == 0 {
+            MapShape {
+                c: 32,
+                h: 14,
+                w: 14,
+            }
+        } else {
+            input
+        };
         let [pt, pl, pb, pr] = window.pads;
         let (Some(out_h), Some(out_w)) = (
             window_len(input.h, window.kernel[0], window.stride[0], pt, pb),
@@ -519,15 +546,35 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             w: out_w,
         };
         let (in_len, out_len) = (input.c * input.h * input.w, input.c * out_h * out_w);
-        rng.fill(&mut b.input[..in_len], [Some(-128), Some(127)].get(case % 12).copied().flatten());
+        rng.fill(
+            &mut b.input[..in_len],
+            [Some(-128), Some(127)].get(case % 12).copied().flatten(),
+        );
         let x = &b.input[..in_len];
         let average = (rng.below(2) == 0, rng.next() as i8);
-        graph_kernels::pool(x, input, &mut b.portable[..out_len], output, window, Some(average));
+        graph_kernels::pool(
+            x,
+            input,
+            &mut b.portable[..out_len],
+            output,
+            window,
+            Some(average),
+        );
         fast::average::average_pool(x, input, &mut b.fast[..out_len], output, window, average);
-        compare("average pool", case, &b.fast[..out_len], &b.portable[..out_len])?;
+        compare(
+            "average pool",
+            case,
+            &b.fast[..out_len],
+            &b.portable[..out_len],
+        )?;
         graph_kernels::global_average(x, input, &mut b.portable[..input.c]);
         fast::average::global_average(x, input, &mut b.fast[..input.c]);
-        compare("global average", case, &b.fast[..input.c], &b.portable[..input.c])?;
+        compare(
+            "global average",
+            case,
+            &b.fast[..input.c],
+            &b.portable[..input.c],
+        )?;
         outputs += out_len + input.c;
     }
     Ok(outputs)

@@ -113,11 +113,37 @@ pub fn conv(
                 }
             }
             let ring: &[i16] = ring;
+            let rows = bases.map(|base| ring.get(base..base + stride).unwrap_or_default());
+            if let ([r0, r1, r2, ..], [3, 3]) = (rows, [kh, kw]) {
+                // 3×3, the common case: three rows, a pair and a single tap each.
+                let [p0, p1, p2, ..] = pairs;
+                let [s0, s1, s2, ..] = singles;
+                let tap3 = |acc: i32, row: &[i16], x: usize, pair: u32, single: i32| match row
+                    .get(x..x + 3)
+                {
+                    Some(&[a, b, c]) => {
+                        smlad(pair, u32::from(a as u16) | u32::from(b as u16) << 16, acc)
+                            .wrapping_add(single * i32::from(c))
+                    }
+                    _ => acc,
+                };
+                for (ox, q) in out_row.iter_mut().enumerate() {
+                    let x = ox * sw;
+                    let acc = tap3(bias, r0, x, p0, s0);
+                    let acc = tap3(acc, r1, x, p1, s1);
+                    let acc = tap3(acc, r2, x, p2, s2);
+                    *q = match &prepared {
+                        Some(p) => clamp(p.apply(acc), channels.clamp),
+                        None => channels.finish(&requant, acc),
+                    };
+                }
+                continue;
+            }
             for (ox, q) in out_row.iter_mut().enumerate() {
                 let mut acc = bias;
                 let x = ox * sw;
-                for (ky, &base) in bases.iter().enumerate().take(kh) {
-                    let row = ring.get(base + x..base + stride).unwrap_or_default();
+                for (ky, row) in rows.iter().enumerate().take(kh) {
+                    let row = row.get(x..).unwrap_or_default();
                     let row_pairs = pairs.get(ky * pairs_per_row..).unwrap_or_default();
                     for (i, &p) in row_pairs.iter().enumerate().take(pairs_per_row) {
                         if let Some(&[a, b]) = row.get(2 * i..2 * i + 2) {

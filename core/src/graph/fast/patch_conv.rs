@@ -121,6 +121,10 @@ impl Geometry {
         let z = self.zero_point;
         // Input column of column 0's tap kx = 0 (wrapping below 0: then never inside a row).
         let x0 = (ox0 * sw).wrapping_sub(pl);
+        // The input bytes the four columns' windows cover when they lie inside a row at
+        // stride 1: one slice per kernel row, no per-tap checks.
+        let span = kw + COLUMNS - 1;
+        let interior = sw == 1 && x0.checked_add(span).is_some_and(|end| end <= w);
         let mut j = 0;
         for plane in input.chunks_exact(plane_len.max(1)).take(self.in_shape.c) {
             for ky in 0..kh {
@@ -130,31 +134,39 @@ impl Geometry {
                 } else {
                     &[]
                 };
-                for kx in 0..kw {
-                    let first = x0.wrapping_add(kx);
-                    // Stride 1 and all four columns inside the row: one slice.
-                    let xs = match row.get(first..first.wrapping_add(COLUMNS)) {
-                        Some(&[a, b, c, d]) if sw == 1 => [a, b, c, d].map(i16::from),
-                        _ => core::array::from_fn(|col| {
-                            row.get(first.wrapping_add(col * sw))
-                                .map_or(z, |&v| i16::from(v))
-                        }),
-                    };
-                    if j < self.k4 {
-                        let s = slot(j);
-                        if let Some(dst) = values.get_mut(s..s + 13) {
-                            for (col, x) in xs.into_iter().enumerate() {
+                if interior
+                    && j + kw <= self.k4
+                    && let Some(window) = row.get(x0..x0 + span)
+                {
+                    for kx in 0..kw {
+                        let s = slot(j + kx);
+                        if let (Some(dst), Some(src)) =
+                            (values.get_mut(s..s + 13), window.get(kx..kx + COLUMNS))
+                        {
+                            for (col, &x) in src.iter().enumerate() {
                                 if let Some(d) = dst.get_mut(col * 4) {
-                                    *d = x;
+                                    *d = i16::from(x);
                                 }
                             }
                         }
+                    }
+                    j += kw;
+                    continue;
+                }
+                for kx in 0..kw {
+                    let first = x0.wrapping_add(kx);
+                    let xs: [i16; COLUMNS] = core::array::from_fn(|col| {
+                        row.get(first.wrapping_add(col * sw))
+                            .map_or(z, |&v| i16::from(v))
+                    });
+                    let (dst, base) = if j < self.k4 {
+                        (&mut *values, slot(j))
                     } else {
-                        let t = j - self.k4;
-                        for (col, x) in xs.into_iter().enumerate() {
-                            if let Some(d) = tails.get_mut(col * 4 + t) {
-                                *d = x;
-                            }
+                        (&mut *tails, j - self.k4)
+                    };
+                    for (col, x) in xs.into_iter().enumerate() {
+                        if let Some(d) = dst.get_mut(base + col * 4) {
+                            *d = x;
                         }
                     }
                     j += 1;
