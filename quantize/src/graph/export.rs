@@ -120,8 +120,17 @@ pub fn export_graph(
     let arena = place_sharing(&lifetimes, &shares, &mut offsets);
     let largest = lifetimes.iter().map(|t| t.len).max().unwrap_or(0);
     let kept = lifetimes.iter().filter(|t| t.dies > t.born + 1).count();
+    // The live peak's lower bound counts an in-place Add's output and input once.
+    let mut peak_lifetimes = lifetimes.clone();
+    for (i, share) in shares.iter().enumerate() {
+        if let Some(j) = *share
+            && offsets[i] == offsets[j]
+        {
+            peak_lifetimes[j].dies = lifetimes[i].born.saturating_sub(1);
+        }
+    }
     let report_plan = (
-        live_peak(&lifetimes, n),
+        live_peak(&peak_lifetimes, n),
         lifetimes.iter().map(|t| t.len).sum::<usize>(),
         largest * (2 + kept),
     );

@@ -60,7 +60,9 @@ pub fn conv(
     let Some(words) = words.get_mut(..words_for(k)) else {
         return false;
     };
-    let (main, tail) = words.split_at_mut(2 * k4);
+    let Some((main, tail)) = words.split_at_mut_checked(2 * k4) else {
+        return false;
+    };
     let out_plane = out_shape.plane();
     let geometry = Geometry {
         in_shape,
