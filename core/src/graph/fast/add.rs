@@ -88,12 +88,12 @@ pub fn add_in_place(
     let Some(t) = tables(scratch, zero_points, params) else {
         return false;
     };
-    for (q, &o) in inout.iter_mut().zip(other) {
-        *q = if inout_is_first {
-            t.apply(*q, o)
-        } else {
-            t.apply(o, *q)
-        };
+    // Two loops, so that the choice of operand order is made once.
+    let pairs = inout.iter_mut().zip(other);
+    if inout_is_first {
+        pairs.for_each(|(q, &o)| *q = t.apply(*q, o));
+    } else {
+        pairs.for_each(|(q, &o)| *q = t.apply(o, *q));
     }
     true
 }
