@@ -25,6 +25,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "quantize" / "tests" / "onnx"
+# The Cortex-M4 graph models of the firmware's `graph` test part (issue 12's CMSIS-NN table).
+M4_OUT = ROOT / "firmware" / "graph-models"
 TORCH_EXPORT = ROOT.parent / "shared" / "fixtures" / "torch" / "model.onnx"
 RESNET8 = ROOT.parent / "shared" / "fixtures" / "onnx" / "resnet8_fmnist.onnx"
 TEST_IMAGES = ROOT / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
@@ -283,6 +285,60 @@ def graph_models():
     return out
 
 
+def m4_models():
+    """The DS-CNN and MobileNet architectures of issue 12's CMSIS-NN table, random weights
+    (instruction counts barely depend on them): their MACs equal the table's, 3,851,648 and
+    341,488. Their own generator, so the models above stay as they were."""
+    global rng
+    saved, rng = rng, np.random.default_rng(14)
+    out = {}
+    clip_limits = [
+        helper.make_node("Constant", [], ["zero"], name="/Constant", value=helper.make_tensor("v", TensorProto.FLOAT, [], [0.0])),
+        helper.make_node("Constant", [], ["six"], name="/Constant_1", value=helper.make_tensor("v", TensorProto.FLOAT, [], [6.0])),
+    ]
+
+    def block(nodes, inits, prefix, x, cin, cout, k, group, stride, pads, relu6=False):
+        w = weight(f"{prefix}.weight", cout, cin // group, *k)
+        bn, bn_inits = batch_norm(f"{prefix}_bn", cout, f"{prefix}_c", f"{prefix}_b")
+        act = (helper.make_node("Clip", [f"{prefix}_b", "zero", "six"], [f"{prefix}_r"], name=f"/{prefix}/Clip") if relu6
+               else helper.make_node("Relu", [f"{prefix}_b"], [f"{prefix}_r"], name=f"/{prefix}/Relu"))
+        nodes.extend([conv(f"/{prefix}/Conv", x, f"{prefix}_c", w, kernel_shape=list(k), strides=stride, pads=pads, group=group), bn, act])
+        inits.extend([w, *bn_inits])
+        return f"{prefix}_r"
+
+    # DS-CNN: Conv 1->64 5x3 s2 pads (2,1,2,1) -> 64x14x14; 4 x (depthwise 3x3, pointwise 64->64);
+    # AveragePool 14x14; Gemm 64->10.
+    nodes, inits = [], []
+    x = block(nodes, inits, "conv1", "input", 1, 64, (5, 3), 1, [2, 2], [2, 1, 2, 1])
+    for i in range(4):
+        x = block(nodes, inits, f"dw{i}", x, 64, 64, (3, 3), 64, [1, 1], [1, 1, 1, 1])
+        x = block(nodes, inits, f"pw{i}", x, 64, 64, (1, 1), 1, [1, 1], [0, 0, 0, 0])
+    fc, fcb = weight("fc.weight", 10, 64), weight("fc.bias", 10, scale=0.1)
+    nodes += [helper.make_node("AveragePool", [x], ["avg"], name="/avg/AveragePool", kernel_shape=[14, 14]),
+              helper.make_node("Flatten", ["avg"], ["flat"], name="/Flatten", axis=1),
+              helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1)]
+    out["ds_cnn_m4"] = model(nodes, [*inits, fc, fcb], "ds_cnn_m4")
+
+    # MobileNet: Conv 1->8 3x3 s2 p1 -> 8x14x14, ReLU6; depthwise-separable blocks 8->16 s1,
+    # 16->32 s2, 32->64 s1, 64->128 s2 (-> 128x4x4), a MaxPool 3x3 s1 p1 (no MACs);
+    # GlobalAveragePool; Gemm 128->10.
+    nodes, inits = list(clip_limits), []
+    x = block(nodes, inits, "stem", "input", 1, 8, (3, 3), 1, [2, 2], [1, 1, 1, 1], relu6=True)
+    for i, (cin, cout, stride) in enumerate([(8, 16, 1), (16, 32, 2), (32, 64, 1), (64, 128, 2)]):
+        x = block(nodes, inits, f"dw{i}", x, cin, cin, (3, 3), cin, [stride, stride], [1, 1, 1, 1], relu6=True)
+        x = block(nodes, inits, f"pw{i}", x, cin, cout, (1, 1), 1, [1, 1], [0, 0, 0, 0], relu6=True)
+        if i == 1:
+            nodes.append(helper.make_node("MaxPool", [x], ["mp"], name="/mp/MaxPool", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]))
+            x = "mp"
+    fc, fcb = weight("fc.weight", 10, 128), weight("fc.bias", 10, scale=0.1)
+    nodes += [helper.make_node("GlobalAveragePool", [x], ["gap"], name="/gap/GlobalAveragePool"),
+              helper.make_node("Flatten", ["gap"], ["flat"], name="/Flatten", axis=1),
+              helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1)]
+    out["mobilenet_m4"] = model(nodes, [*inits, fc, fcb], "mobilenet_m4")
+    rng = saved
+    return out
+
+
 def fashion_mnist_test_images(count):
     with gzip.open(TEST_IMAGES, "rb") as f:
         data = f.read()
@@ -328,6 +384,9 @@ def main():
         onnx.save(m, OUT / f"{name}.onnx")
         golden["models"][f"{name}.onnx"] = logits_of(m, images)
     golden["models"]["onnx/resnet8_fmnist.onnx"] = logits_of(onnx.load(RESNET8), images)
+    M4_OUT.mkdir(parents=True, exist_ok=True)
+    for name, m in m4_models().items():
+        onnx.save(m, M4_OUT / f"{name}.onnx")
     for name, m in bad_models().items():
         onnx.save(m, OUT / f"{name}.onnx")
     for name, logits in golden["models"].items():

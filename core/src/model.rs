@@ -370,8 +370,9 @@ pub struct Model<'a> {
     output_quant: QuantParams,
     /// A graph blob's encoded tensor list; `layers` then holds its nodes.
     tensors: &'a [u8],
-    /// A graph blob's tensor count and output tensor; `None` for a layer sequence.
-    graph: Option<(u16, u16)>,
+    /// A graph blob's tensor count, output tensor and the scratch its fast kernels take on
+    /// this target (at most `graph::fast::MAX_SCRATCH`); `None` for a layer sequence.
+    graph: Option<(u16, u16, u16)>,
 }
 
 impl<'a> Model<'a> {
@@ -408,11 +409,11 @@ impl<'a> Model<'a> {
                     data,
                     layer_count: u16::try_from(node_count).unwrap_or(u16::MAX),
                     input: narrow(graph.input_shape()),
-                    arena_len: graph.arena_len(),
+                    arena_len: graph.arena_len() + graph.scratch_len(),
                     num_classes: u32::try_from(graph.num_classes()).unwrap_or(u32::MAX),
                     output_quant: graph.output_quant(),
                     tensors,
-                    graph: Some((tensor_count as u16, output)),
+                    graph: Some((tensor_count as u16, output, graph.scratch_len() as u16)),
                 });
             }
         };
@@ -464,14 +465,16 @@ impl<'a> Model<'a> {
         if !cfg!(feature = "graph") {
             return None;
         }
-        let (tensor_count, output) = self.graph?;
+        let (tensor_count, output, scratch) = self.graph?;
+        let scratch = usize::from(scratch);
         Some(Graph::from_parts(
             (self.tensors, usize::from(tensor_count)),
             (self.layers, usize::from(self.layer_count)),
             self.data,
             output,
             (
-                self.arena_len,
+                self.arena_len.saturating_sub(scratch),
+                scratch,
                 self.input_shape(),
                 self.num_classes(),
                 self.output_quant,
@@ -489,9 +492,8 @@ impl<'a> Model<'a> {
     /// sizes a Cortex-M4's arena with (`Kernels::for_target`).
     pub fn arena_len_for(&self, kernels: Kernels) -> usize {
         if let Some(graph) = self.graph() {
-            // The graph's kernels are portable on every target and need no scratch.
-            let _ = kernels;
-            return graph.arena_len();
+            // The planned tensors, then the scratch of the fast kernels `kernels` would run.
+            return graph.arena_len() + graph.scratch_len_for(kernels);
         }
         self.layers().fold(self.input_len(), |len, layer| {
             len.max(layer.arena_need(kernels).unwrap_or(usize::MAX))

@@ -319,6 +319,19 @@ impl Lifetime {
 /// first fit); `offsets` must be as long as `tensors`. A residual's kept tensor is alive up to
 /// its Add, so nothing computed meanwhile can overwrite it.
 pub fn place_by_lifetimes(tensors: &[Lifetime], offsets: &mut [usize]) -> usize {
+    place_sharing(tensors, &[], offsets)
+}
+
+/// [`place_by_lifetimes`] where tensor `i` may also take exactly the bytes of tensor
+/// `shares[i]` (missing entries: none), a tensor of the same length that dies at the node
+/// that writes `i`: an Add writing over one of its inputs, element by element. That is the
+/// one overlap the loader accepts (`graph::check`); the planner takes it whenever the shared
+/// tensor is already placed and nothing else alive there clashes.
+pub fn place_sharing(
+    tensors: &[Lifetime],
+    shares: &[Option<usize>],
+    offsets: &mut [usize],
+) -> usize {
     const UNPLACED: usize = usize::MAX;
     offsets.iter_mut().for_each(|o| *o = UNPLACED);
     let mut arena = 0;
@@ -338,23 +351,43 @@ pub fn place_by_lifetimes(tensors: &[Lifetime], offsets: &mut [usize]) -> usize 
         else {
             break;
         };
+        // The tensor whose bytes this one may take, if any.
+        let shared = shares.get(next).copied().flatten().filter(|&j| {
+            tensors
+                .get(j)
+                .is_some_and(|s| j != next && s.len == t.len && s.dies == t.born)
+                && offsets.get(j).is_some_and(|&at| at != UNPLACED)
+        });
         let clashes = |offset: usize| {
-            tensors.iter().zip(offsets.iter()).any(|(other, &at)| {
-                at != UNPLACED
-                    && other.meets(t)
-                    && at < offset.saturating_add(t.len)
-                    && offset < at.saturating_add(other.len)
-            })
-        };
-        // Candidates: the start, and the end of every placed tensor alive with this one.
-        let candidates = core::iter::once(0).chain(
             tensors
                 .iter()
                 .zip(offsets.iter())
-                .filter(|(other, at)| **at != UNPLACED && other.meets(t))
-                .map(|(other, &at)| at.saturating_add(other.len)),
-        );
-        let offset = candidates.filter(|&c| !clashes(c)).min().unwrap_or(arena);
+                .enumerate()
+                .any(|(i, (other, &at))| {
+                    at != UNPLACED
+                        && !(Some(i) == shared && at == offset)
+                        && other.meets(t)
+                        && at < offset.saturating_add(t.len)
+                        && offset < at.saturating_add(other.len)
+                })
+        };
+        // Candidates: the shared tensor's offset, the start, and the end of every placed
+        // tensor alive with this one.
+        let shared_at = shared.and_then(|j| offsets.get(j).copied());
+        let offset = match shared_at {
+            Some(at) if !clashes(at) => at,
+            _ => core::iter::once(0)
+                .chain(
+                    tensors
+                        .iter()
+                        .zip(offsets.iter())
+                        .filter(|(other, at)| **at != UNPLACED && other.meets(t))
+                        .map(|(other, &at)| at.saturating_add(other.len)),
+                )
+                .filter(|&c| !clashes(c))
+                .min()
+                .unwrap_or(arena),
+        };
         if let Some(o) = offsets.get_mut(next) {
             *o = offset;
         }
@@ -406,6 +439,32 @@ mod tests {
         }
         // The logits outlive a and b, so they reuse their bytes.
         assert_eq!(offsets[4], 0);
+    }
+
+    #[test]
+    fn an_add_takes_the_bytes_of_an_input_dying_there_and_nothing_else_does() {
+        // image(0) -> a(1) -> b(2) -> c(3) = add(a, b) -> logits(4): with c over a, two maps.
+        let t = |len, born, dies| Lifetime { len, born, dies };
+        let tensors = [
+            t(100, 0, 0),
+            t(400, 0, 2),
+            t(400, 1, 2),
+            t(400, 2, 3),
+            t(10, 3, 4),
+        ];
+        let mut offsets = [0; 5];
+        let shares = [None, None, None, Some(1), None];
+        let arena = place_sharing(&tensors, &shares, &mut offsets);
+        assert_eq!(arena, 800, "{offsets:?}");
+        assert_eq!(offsets[3], offsets[1]);
+        // A share with a tensor that outlives the Add, or of another length, is not taken.
+        let mut longer = tensors;
+        longer[1].dies = 3;
+        assert_eq!(place_sharing(&longer, &shares, &mut offsets), 1200);
+        let mut shorter = tensors;
+        shorter[1].len = 300;
+        place_sharing(&shorter, &shares, &mut offsets);
+        assert_ne!(offsets[3], offsets[1]);
     }
 
     #[test]

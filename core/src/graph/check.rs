@@ -4,6 +4,7 @@
 
 use crate::format::{INPUT_SCALE, INPUT_ZERO_POINT, Section};
 use crate::model::{ModelError, SectionKind};
+use crate::ops::Kernels;
 use crate::ops::dot::MAX_DOT_LEN;
 use crate::quant::SHIFT_RANGE;
 use crate::shape::MapShape;
@@ -154,6 +155,9 @@ fn check<'a>(
         }
     }
     // Lifetimes: the node that writes each tensor and the last node that reads it.
+    let mut scratch_len = 0;
+    // Bit n: node n is an Add of two different tensors, which may write over either.
+    let mut in_place_adds = 0_u64;
     let mut born = [usize::MAX; MAX_TENSORS];
     let mut dies = [0_usize; MAX_TENSORS];
     born[0] = 0;
@@ -205,7 +209,12 @@ fn check<'a>(
         }
         *born_at = index;
         *dies_at = index;
-        prepare(data, &node, index, &inputs, &out, true)?;
+        let prepared = prepare(data, &node, index, &inputs, &out, true)?;
+        if matches!(node.op, NodeOp::Add(_)) && node.inputs.first() != node.inputs.get(1) {
+            in_place_adds |= 1_u64.checked_shl(index as u32).unwrap_or(0);
+        }
+        // The kernel this target runs the node with, and the scratch it takes.
+        scratch_len = scratch_len.max(super::fast::choose(&prepared, Kernels::NATIVE).1);
     }
     for (t, &b) in born.iter().enumerate().take(tensors.len()) {
         if b == usize::MAX {
@@ -220,6 +229,22 @@ fn check<'a>(
     if let Some(d) = dies.get_mut(usize::from(output)) {
         *d = node_count;
     }
+    // The one overlap allowed: tensor `y` written by an in-place Add exactly over its input
+    // `x`, which that Add is the last to read.
+    let in_place = |x: usize, y: usize| {
+        let (Some(tx), Some(ty)) = (tensors.get(x), tensors.get(y)) else {
+            return false;
+        };
+        let (Some(&born_x), Some(&born_y), Some(&dies_x)) = (born.get(x), born.get(y), dies.get(x))
+        else {
+            return false;
+        };
+        born_x < born_y
+            && dies_x == born_y
+            && in_place_adds.checked_shr(born_y as u32).unwrap_or(0) & 1 == 1
+            && tx.offset == ty.offset
+            && len(tx) == len(ty)
+    };
     let lives = born.iter().zip(dies.iter());
     for (a, (ta, (&born_a, &dies_a))) in tensors.iter().zip(lives.clone()).enumerate() {
         for (b, (tb, (&born_b, &dies_b))) in
@@ -228,7 +253,7 @@ fn check<'a>(
             let together = born_a <= dies_b && born_b <= dies_a;
             let (sa, sb) = (to_usize(ta.offset), to_usize(tb.offset));
             let share = sa < sb.saturating_add(len(tb)) && sb < sa.saturating_add(len(ta));
-            if together && share {
+            if together && share && !in_place(a, b) && !in_place(b, a) {
                 return Err(Overlap {
                     first: a as u16,
                     second: b as u16,
@@ -244,6 +269,7 @@ fn check<'a>(
         data,
         output,
         arena_len,
+        scratch_len,
         input: map(image),
         output_len: len(out_desc),
         output_quant: out_desc.quant,

@@ -19,7 +19,7 @@ pub struct ChannelData<'a> {
 }
 
 impl ChannelData<'_> {
-    fn channel(&self, o: usize) -> (i32, Requantizer) {
+    pub(crate) fn channel(&self, o: usize) -> (i32, Requantizer) {
         let word = |s: &[[u8; 4]]| s.get(o).map_or(0, |w| i32::from_le_bytes(*w));
         let shift = self.shift.get(o).copied().unwrap_or(0);
         (
@@ -28,7 +28,8 @@ impl ChannelData<'_> {
         )
     }
 
-    fn finish(&self, requant: &Requantizer, acc: i32) -> i8 {
+    #[inline(always)]
+    pub(crate) fn finish(&self, requant: &Requantizer, acc: i32) -> i8 {
         clamp(requant.apply(acc), self.clamp)
     }
 }
@@ -56,7 +57,7 @@ pub fn window_len(
 
 /// The valid kernel taps `lo..hi` of an output position whose window starts at
 /// `start − pad` in an axis of length `n`.
-fn taps(start: usize, pad: usize, kernel: usize, n: usize) -> (usize, usize, usize) {
+pub(crate) fn taps(start: usize, pad: usize, kernel: usize, n: usize) -> (usize, usize, usize) {
     let lo = pad.saturating_sub(start).min(kernel);
     let hi = (n + pad).saturating_sub(start).min(kernel).max(lo);
     // First input index read: start + lo − pad.
@@ -213,7 +214,7 @@ pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
 }
 
 /// `sum / count` rounded half away from zero, as TFLite's reference average pool.
-fn rounded_mean(sum: i32, count: usize) -> i8 {
+pub(crate) fn rounded_mean(sum: i32, count: usize) -> i8 {
     let count = i32::try_from(count.max(1)).unwrap_or(i32::MAX);
     let mean = if sum > 0 {
         (sum + count / 2) / count
@@ -231,17 +232,36 @@ pub fn add(
     zero_points: [i8; 3],
     params: &super::format::Add,
 ) {
+    for ((out, &x), &y) in output.iter_mut().zip(a).zip(b) {
+        *out = add_element(x, y, zero_points, params);
+    }
+}
+
+/// [`add`] written over one of its inputs (an in-place Add, which the planner may make):
+/// `inout` holds the first input (`inout_is_first`) or the second, and receives the sum.
+pub fn add_in_place(
+    inout: &mut [i8],
+    other: &[i8],
+    inout_is_first: bool,
+    zero_points: [i8; 3],
+    params: &super::format::Add,
+) {
+    for (q, &o) in inout.iter_mut().zip(other) {
+        let (x, y) = if inout_is_first { (*q, o) } else { (o, *q) };
+        *q = add_element(x, y, zero_points, params);
+    }
+}
+
+fn add_element(x: i8, y: i8, zero_points: [i8; 3], params: &super::format::Add) -> i8 {
     let left = 1_i32 << params.left_shift.min(20);
     let [ma, mb, mo] = params.multipliers;
     let [sa, sb, so] = params.shifts.map(i32::from);
     let [za, zb, zo] = zero_points.map(i32::from);
-    for ((out, &x), &y) in output.iter_mut().zip(a).zip(b) {
-        let x = multiply_by_quantized_multiplier((i32::from(x) - za) * left, ma, sa);
-        let y = multiply_by_quantized_multiplier((i32::from(y) - zb) * left, mb, sb);
-        let sum = multiply_by_quantized_multiplier(x.saturating_add(y), mo, so).saturating_add(zo);
-        let q = sum.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8;
-        *out = clamp(q, params.clamp);
-    }
+    let x = multiply_by_quantized_multiplier((i32::from(x) - za) * left, ma, sa);
+    let y = multiply_by_quantized_multiplier((i32::from(y) - zb) * left, mb, sb);
+    let sum = multiply_by_quantized_multiplier(x.saturating_add(y), mo, so).saturating_add(zo);
+    let q = sum.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8;
+    clamp(q, params.clamp)
 }
 
 /// Fully connected: `[out][in]` weights over the whole input tensor (C,H,W order, as

@@ -10,6 +10,7 @@
 
 mod check;
 pub mod error;
+pub mod fast;
 pub mod format;
 pub mod kernels;
 mod run;
@@ -34,7 +35,11 @@ pub struct Graph<'a> {
     node_count: usize,
     data: &'a [u8],
     output: u16,
+    /// The planned tensors' bytes; the arena holds `scratch_len` more after them.
     arena_len: usize,
+    /// Scratch of the fast kernels chosen for this target ([`fast::choose`]), the most any
+    /// node takes.
+    scratch_len: usize,
     input: MapShape,
     output_len: usize,
     output_quant: QuantParams,
@@ -52,8 +57,27 @@ pub struct NodeInfo {
 }
 
 impl<'a> Graph<'a> {
+    /// The planned tensors' bytes (the header's `arena_len`).
     pub fn arena_len(&self) -> usize {
         self.arena_len
+    }
+
+    /// Scratch bytes after the planned tensors on this target.
+    pub fn scratch_len(&self) -> usize {
+        self.scratch_len
+    }
+
+    /// Scratch bytes after the planned tensors on a target with `kernels`: the most any
+    /// node's chosen kernel takes.
+    pub fn scratch_len_for(&self, kernels: crate::ops::Kernels) -> usize {
+        self.nodes()
+            .filter_map(|n| {
+                let prepared =
+                    check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false);
+                Some(fast::choose(&prepared.ok()?, kernels).1)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn input_shape(&self) -> MapShape {
@@ -91,7 +115,13 @@ impl<'a> Graph<'a> {
         (nodes, node_count): (&'a [u8], usize),
         data: &'a [u8],
         output: u16,
-        (arena_len, input, output_len, output_quant): (usize, MapShape, usize, QuantParams),
+        (arena_len, scratch_len, input, output_len, output_quant): (
+            usize,
+            usize,
+            MapShape,
+            usize,
+            QuantParams,
+        ),
     ) -> Self {
         Self {
             tensors,
@@ -101,6 +131,7 @@ impl<'a> Graph<'a> {
             data,
             output,
             arena_len,
+            scratch_len,
             input,
             output_len,
             output_quant,

@@ -3,8 +3,10 @@
 
 use super::Graph;
 use super::check::{Prepared, map, prepare};
+use super::fast::{self, GraphKernel};
 use super::format::{Node, TensorDesc};
 use super::kernels;
+use crate::ops::Kernels;
 
 /// The byte range of `desc` in the arena.
 fn range(desc: &TensorDesc) -> (usize, usize) {
@@ -49,7 +51,8 @@ impl Graph<'_> {
         arena: &'b mut [i8],
         after: &mut dyn FnMut(usize),
     ) -> Option<&'b [i8]> {
-        let arena = arena.get_mut(..self.arena_len)?;
+        // The planned tensors, then the fast kernels' scratch.
+        let (arena, scratch) = arena.split_at_mut_checked(self.arena_len)?;
         let image_desc = self.tensor(0)?;
         let (start, len) = range(&image_desc);
         // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
@@ -72,44 +75,139 @@ impl Graph<'_> {
             for (_, d) in &inputs {
                 let _ = ranges.push(range(d));
             }
-            let (out, [a, b]) = views(arena, range(&output.1), &ranges)?;
-            match prepared {
-                Prepared::Conv {
-                    in_shape,
-                    out_shape,
-                    window,
-                    groups,
-                    input_zero_point,
-                    weights,
-                    channels,
-                } => kernels::conv(
-                    a,
-                    in_shape,
-                    out,
-                    out_shape,
-                    window,
-                    groups,
-                    input_zero_point,
-                    weights,
-                    &channels,
-                ),
-                Prepared::Pool {
-                    in_shape,
-                    out_shape,
-                    window,
-                    average,
-                } => kernels::pool(a, in_shape, out, out_shape, window, average),
-                Prepared::GlobalAverage { in_shape } => kernels::global_average(a, in_shape, out),
-                Prepared::Add {
+            let out_range = range(&output.1);
+            let (kernel, _) = fast::choose(&prepared, Kernels::NATIVE);
+            // An Add the planner put over one of its inputs (the loader allows no other overlap).
+            if let Some(which) = ranges.iter().position(|r| *r == out_range) {
+                let Prepared::Add {
                     params,
                     zero_points,
-                } => kernels::add(a, b, out, zero_points, &params),
-                Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, &channels),
+                } = &prepared
+                else {
+                    return None;
+                };
+                let other = *ranges.get(1 - which.min(1))?;
+                let (out, [b, _]) = views(arena, out_range, &[other])?;
+                let first = which == 0;
+                let fast = kernel == GraphKernel::AddTable
+                    && fast::add::add_in_place(out, b, first, *zero_points, params, scratch);
+                if !fast {
+                    kernels::add_in_place(out, b, first, *zero_points, params);
+                }
+            } else {
+                let (out, [a, b]) = views(arena, out_range, &ranges)?;
+                if !run_fast(kernel, &prepared, a, b, out, scratch) {
+                    run_portable(prepared, a, b, out);
+                }
             }
             after(index + 1);
         }
         let (start, len) = range(&self.tensor(self.output)?);
         let arena: &'b [i8] = arena;
         arena.get(start..start + len)
+    }
+}
+
+/// `prepared` with the portable kernels.
+fn run_portable(prepared: Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
+    match prepared {
+        Prepared::Conv {
+            in_shape,
+            out_shape,
+            window,
+            groups,
+            input_zero_point,
+            weights,
+            channels,
+        } => kernels::conv(
+            a,
+            in_shape,
+            out,
+            out_shape,
+            window,
+            groups,
+            input_zero_point,
+            weights,
+            &channels,
+        ),
+        Prepared::Pool {
+            in_shape,
+            out_shape,
+            window,
+            average,
+        } => kernels::pool(a, in_shape, out, out_shape, window, average),
+        Prepared::GlobalAverage { in_shape } => kernels::global_average(a, in_shape, out),
+        Prepared::Add {
+            params,
+            zero_points,
+        } => kernels::add(a, b, out, zero_points, &params),
+        Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, &channels),
+    }
+}
+
+/// `prepared` with the fast kernel `kernel`; `false` (nothing written) when that kernel
+/// declines it (the portable code then runs).
+fn run_fast(
+    kernel: GraphKernel,
+    prepared: &Prepared<'_>,
+    a: &[i8],
+    b: &[i8],
+    out: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    match (kernel, prepared) {
+        (
+            GraphKernel::PatchConv | GraphKernel::Depthwise,
+            Prepared::Conv {
+                in_shape,
+                out_shape,
+                window,
+                input_zero_point,
+                weights,
+                channels,
+                ..
+            },
+        ) => {
+            let conv = if kernel == GraphKernel::PatchConv {
+                fast::patch_conv::conv
+            } else {
+                fast::depthwise::conv
+            };
+            conv(
+                a,
+                *in_shape,
+                out,
+                *out_shape,
+                *window,
+                *input_zero_point,
+                weights,
+                channels,
+                scratch,
+            )
+        }
+        (
+            GraphKernel::AddTable,
+            Prepared::Add {
+                params,
+                zero_points,
+            },
+        ) => fast::add::add(a, b, out, *zero_points, params, scratch),
+        (
+            GraphKernel::Average,
+            Prepared::Pool {
+                in_shape,
+                out_shape,
+                window,
+                average: Some(average),
+            },
+        ) => {
+            fast::average::average_pool(a, *in_shape, out, *out_shape, *window, *average);
+            true
+        }
+        (GraphKernel::Average, Prepared::GlobalAverage { in_shape }) => {
+            fast::average::global_average(a, *in_shape, out);
+            true
+        }
+        _ => false,
     }
 }

@@ -197,6 +197,69 @@ fn fixture_loads_and_runs_like_the_reference() {
     }
 }
 
+#[test]
+fn an_in_place_add_runs_like_the_reference_and_no_other_overlap_loads() {
+    let (header, data) = fixture();
+    // The Add (node 2) written over its second input, t2 ...
+    let mut over_second = header.clone();
+    over_second.tensors[3].offset = 85;
+    // ... and over its first, t1 (the AvgPool's output then moves out of the way).
+    let mut over_first = header.clone();
+    over_first.tensors[3].offset = 25;
+    over_first.tensors[4].offset = 145;
+    let mut rng = SplitMix(5);
+    for h in [over_second, over_first] {
+        let bytes = blob(&h, &data);
+        let model = Model::from_bytes(&bytes).unwrap();
+        for _ in 0..20 {
+            let image = rng.u8s(25);
+            let mut arena = vec![0x55; model.arena_len()];
+            let logits = model.infer(&image, &mut arena).unwrap().as_slice().to_vec();
+            assert_eq!(logits, reference(&h, &data, &image));
+        }
+    }
+    use GraphError::Overlap;
+    // One byte off the input: refused.
+    fails(
+        Overlap {
+            first: 1,
+            second: 3,
+        },
+        |h, _| h.tensors[3].offset = 26,
+    );
+    // Over an input that is read after the Add (the AvgPool reads t1 instead of t3).
+    fails(
+        Overlap {
+            first: 1,
+            second: 3,
+        },
+        |h, _| {
+            h.tensors[3].offset = 25;
+            h.tensors[4].offset = 145;
+            h.nodes[3].inputs[0] = 1;
+        },
+    );
+    // Any node but an Add over its dying input: the AvgPool over t3.
+    fails(
+        Overlap {
+            first: 3,
+            second: 4,
+        },
+        |h, _| h.tensors[4].offset = 145,
+    );
+    // An Add of a tensor with itself, over it.
+    fails(
+        Overlap {
+            first: 2,
+            second: 3,
+        },
+        |h, _| {
+            h.nodes[2].inputs[0] = 2;
+            h.tensors[3].offset = 85;
+        },
+    );
+}
+
 /// The fixture computed directly from the definitions, with every tensor in its own Vec.
 // Index loops on purpose: the reference reads like the formulas.
 #[allow(clippy::needless_range_loop)]

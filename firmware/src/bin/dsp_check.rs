@@ -17,6 +17,9 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
+use qcnn_core::graph::fast;
+use qcnn_core::graph::format::{Add, Window};
+use qcnn_core::graph::kernels::{self as graph_kernels, ChannelData, window_len};
 use qcnn_core::ops::Channels;
 use qcnn_core::ops::conv2d::Conv2dOp;
 use qcnn_core::ops::linear::LinearOp;
@@ -26,8 +29,13 @@ use qcnn_core::{Kernels, MapShape};
 use qcnn_firmware as _;
 
 const CONV_CASES: usize = 400;
+/// Random cases of each of the graph's fast kernels (issue 12): patch conv, depthwise, Add
+/// (and in place), average pools.
+const GRAPH_CASES: usize = 150;
 const LINEAR_CASES: usize = 300;
 const MAX_CHANNELS: usize = 40;
+/// Per-channel slots: the graph cases include ResNet-8's 64-channel convolutions.
+const CHANNEL_SLOTS: usize = 64;
 /// Longest Linear input tried.
 const MAX_FEATURES: usize = 3600;
 /// Scratch for either path: the most the DSP conv can ask for is about 6.9 KB, the DSP
@@ -65,9 +73,9 @@ struct Aligned([i8; MAX_WEIGHTS]);
 
 /// Per-channel bias, multiplier and shift bytes, as a blob stores them.
 struct ChannelBytes {
-    bias: [[u8; 4]; MAX_CHANNELS],
-    multiplier: [[u8; 4]; MAX_CHANNELS],
-    shift: [i8; MAX_CHANNELS],
+    bias: [[u8; 4]; CHANNEL_SLOTS],
+    multiplier: [[u8; 4]; CHANNEL_SLOTS],
+    shift: [i8; CHANNEL_SLOTS],
 }
 
 impl ChannelBytes {
@@ -105,9 +113,9 @@ fn main() -> ! {
     static mut PORTABLE: [i8; MAX_INPUT] = [0; MAX_INPUT];
     static mut SCRATCH: [i8; MAX_SCRATCH] = [0; MAX_SCRATCH];
     static mut CHANNELS: ChannelBytes = ChannelBytes {
-        bias: [[0; 4]; MAX_CHANNELS],
-        multiplier: [[0; 4]; MAX_CHANNELS],
-        shift: [0; MAX_CHANNELS],
+        bias: [[0; 4]; CHANNEL_SLOTS],
+        multiplier: [[0; 4]; CHANNEL_SLOTS],
+        shift: [0; CHANNEL_SLOTS],
     };
 
     let mut buffers = Buffers {
@@ -118,13 +126,18 @@ fn main() -> ! {
         scratch: SCRATCH,
         channels: CHANNELS,
     };
-    let status = match check(&mut buffers) {
-        Ok(outputs) => {
+    let status = match check(&mut buffers).and_then(|o| Ok((o, check_graph(&mut buffers)?))) {
+        Ok((outputs, graph_outputs)) => {
             hprintln!(
                 "dsp_check: {} conv and {} linear random cases ({} outputs): DSP paths identical to the portable code",
                 CONV_CASES,
                 LINEAR_CASES,
                 outputs
+            );
+            hprintln!(
+                "dsp_check: graph kernels, {} random cases each of patch conv, depthwise conv, Add (and in place), average pools ({} outputs): identical to the portable code",
+                GRAPH_CASES,
+                graph_outputs
             );
             EXIT_SUCCESS
         }
@@ -285,6 +298,285 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             compare("linear (blocked)", case, &b.fast[..n], &b.portable[..n])?;
             outputs += n;
         }
+    }
+    Ok(outputs)
+}
+
+/// The graph's channels: the blob's bytes as `ChannelData`, with a random clamp.
+fn graph_channels<'c>(
+    bytes: &'c mut ChannelBytes,
+    rng: &mut Rng,
+    n: usize,
+    k: usize,
+) -> ChannelData<'c> {
+    let zero_point = bytes.random(rng, n, k).zero_point;
+    // Graph blobs never hold left shifts: the quantize tool writes right shifts for int8 layers.
+    for shift in &mut bytes.shift[..n] {
+        *shift = -shift.abs().max(1);
+    }
+    let lo = rng.next() as i8;
+    ChannelData {
+        bias: &bytes.bias[..n],
+        multiplier: &bytes.multiplier[..n],
+        shift: &bytes.shift[..n],
+        zero_point,
+        clamp: [lo, lo.saturating_add(rng.below(256) as i8)],
+    }
+}
+
+/// A random window up to `max_side` a side: strides 1–2, pads below the kernel.
+fn random_window(rng: &mut Rng, max_side: usize) -> Window {
+    let [kh, kw] = [rng.below(max_side) as u8 + 1, rng.below(max_side) as u8 + 1];
+    let mut pad = |k: u8| rng.below(usize::from(k)) as u8;
+    let pads = [pad(kh), pad(kw), pad(kh), pad(kw)];
+    Window {
+        kernel: [kh, kw],
+        stride: [rng.below(2) as u8 + 1, rng.below(2) as u8 + 1],
+        pads,
+    }
+}
+
+/// The graph's fast kernels (`qcnn_core::graph::fast`) against its portable ones: the
+/// ResNet-8, DS-CNN and MobileNet layer shapes first, then random ones with odd sizes.
+fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
+    let mut rng = Rng(0x6EA9);
+    let mut outputs = 0;
+    for case in 0..2 * GRAPH_CASES {
+        let depthwise = case % 2 == 1;
+        let extreme = [Some(-128), Some(127)]
+            .get(case % 14 / 2)
+            .copied()
+            .flatten();
+        let square = |k: u8, s: u8, p: u8| Window {
+            kernel: [k, k],
+            stride: [s, s],
+            pads: [p; 4],
+        };
+        // (c, h, w, output channels, window)
+        let (c, h, w, o, window) = match case {
+            0 => (1, 28, 28, 16, square(3, 1, 1)),
+            2 => (64, 7, 7, 64, square(3, 1, 1)),
+            4 => (16, 14, 14, 32, square(1, 2, 0)),
+            6 => (
+                1,
+                28,
+                28,
+                40,
+                Window {
+                    kernel: [5, 3],
+                    stride: [2, 2],
+                    pads: [2, 1, 2, 1],
+                },
+            ),
+            8 => (40, 6, 6, 40, square(1, 1, 0)),
+            1 => (40, 14, 14, 40, square(3, 1, 1)),
+            3 => (32, 7, 7, 32, square(3, 2, 1)),
+            _ if depthwise => {
+                let c = rng.below(MAX_CHANNELS) + 1;
+                (
+                    c,
+                    rng.below(14) + 1,
+                    rng.below(14) + 1,
+                    c,
+                    random_window(&mut rng, 5),
+                )
+            }
+            _ => (
+                rng.below(24) + 1,
+                rng.below(12) + 1,
+                rng.below(12) + 1,
+                rng.below(MAX_CHANNELS) + 1,
+                random_window(&mut rng, 5),
+            ),
+        };
+        let input = MapShape { c, h, w };
+        let [pt, pl, pb, pr] = window.pads;
+        let (Some(out_h), Some(out_w)) = (
+            window_len(h, window.kernel[0], window.stride[0], pt, pb),
+            window_len(w, window.kernel[1], window.stride[1], pl, pr),
+        ) else {
+            continue;
+        };
+        let output = MapShape {
+            c: o,
+            h: out_h,
+            w: out_w,
+        };
+        let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+        let per_output = if depthwise { taps } else { c * taps };
+        let (in_len, out_len, weights_len) = (c * h * w, o * out_h * out_w, o * per_output);
+        let scratch_len = if depthwise {
+            fast::depthwise::scratch_bytes(w, window)
+        } else {
+            fast::patch_conv::scratch_bytes(per_output)
+        };
+        if in_len > b.input.len()
+            || out_len > b.fast.len()
+            || 1 + weights_len > b.weights.len()
+            || scratch_len + 3 > b.scratch.len()
+        {
+            continue;
+        }
+        // Weights start one byte off a word every other case: the fast conv reads them
+        // unaligned from the blob.
+        let skew = case / 2 % 2;
+        let weights = &mut b.weights[skew..skew + weights_len];
+        for v in weights.iter_mut() {
+            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+        }
+        rng.fill(&mut b.input[..in_len], extreme);
+        let zero_point = rng.next() as i8;
+        let weights = &b.weights[skew..skew + weights_len];
+        let channels = graph_channels(b.channels, &mut rng, o, per_output);
+        let x = &b.input[..in_len];
+        let groups = if depthwise { c } else { 1 };
+        graph_kernels::conv(
+            x,
+            input,
+            &mut b.portable[..out_len],
+            output,
+            window,
+            groups,
+            zero_point,
+            weights,
+            &channels,
+        );
+        let kernel = if depthwise {
+            fast::depthwise::conv
+        } else {
+            fast::patch_conv::conv
+        };
+        let ran = kernel(
+            x,
+            input,
+            &mut b.fast[..out_len],
+            output,
+            window,
+            zero_point,
+            weights,
+            &channels,
+            scratch(b.scratch, case, scratch_len),
+        );
+        let name = if depthwise { "depthwise" } else { "patch conv" };
+        if !ran {
+            return Err(Mismatch {
+                layer: name,
+                case,
+                at: 0,
+                fast: 0,
+                portable: 0,
+            });
+        }
+        compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
+        outputs += out_len;
+    }
+    for case in 0..GRAPH_CASES {
+        // Add: two random tensors, odd lengths, ResNet-8's last first.
+        let n = match case {
+            0 => 64 * 7 * 7,
+            _ => rng.below(MAX_INPUT / 2) + 1,
+        };
+        let multiplier = |rng: &mut Rng| (1 << 30) + (rng.next() as i32 & 0x3FFF_FFFF);
+        let lo = rng.next() as i8;
+        let params = Add {
+            left_shift: 20,
+            multipliers: [
+                multiplier(&mut rng),
+                multiplier(&mut rng),
+                multiplier(&mut rng),
+            ],
+            shifts: [
+                -(rng.below(3) as i8),
+                -(rng.below(3) as i8),
+                -(rng.below(8) as i8 + 16),
+            ],
+            clamp: [lo, lo.saturating_add(rng.below(256) as i8)],
+        };
+        let zero_points = [rng.next() as i8, rng.next() as i8, rng.next() as i8];
+        rng.fill(&mut b.input[..2 * n], None);
+        let (x, y) = b.input[..2 * n].split_at(n);
+        graph_kernels::add(x, y, &mut b.portable[..n], zero_points, &params);
+        let s = scratch(b.scratch, case, fast::add::SCRATCH_BYTES);
+        fast::add::add(x, y, &mut b.fast[..n], zero_points, &params, s);
+        compare("add", case, &b.fast[..n], &b.portable[..n])?;
+        // In place over the first input, then over the second.
+        let first = case % 2 == 0;
+        b.fast[..n].copy_from_slice(if first { x } else { y });
+        let other = if first { y } else { x };
+        let s = scratch(b.scratch, case + 1, fast::add::SCRATCH_BYTES);
+        fast::add::add_in_place(&mut b.fast[..n], other, first, zero_points, &params, s);
+        compare("add in place", case, &b.fast[..n], &b.portable[..n])?;
+        outputs += 2 * n;
+
+        // Average pools: DS-CNN's 14×14 window and a global average first.
+        let window = match case {
+            0 => Window {
+                kernel: [14, 14],
+                stride: [1, 1],
+                pads: [0; 4],
+            },
+            _ => random_window(&mut rng, 15),
+        };
+        let input = MapShape {
+            c: rng.below(8) + 1,
+            h: rng.below(28) + 1,
+            w: rng.below(28) + 1,
+        };
+        let input = if case == 0 {
+            MapShape {
+                c: 32,
+                h: 14,
+                w: 14,
+            }
+        } else {
+            input
+        };
+        let [pt, pl, pb, pr] = window.pads;
+        let (Some(out_h), Some(out_w)) = (
+            window_len(input.h, window.kernel[0], window.stride[0], pt, pb),
+            window_len(input.w, window.kernel[1], window.stride[1], pl, pr),
+        ) else {
+            continue;
+        };
+        let output = MapShape {
+            c: input.c,
+            h: out_h,
+            w: out_w,
+        };
+        let (in_len, out_len) = (input.c * input.h * input.w, input.c * out_h * out_w);
+        if in_len > b.input.len() || out_len > b.fast.len() {
+            continue;
+        }
+        rng.fill(
+            &mut b.input[..in_len],
+            [Some(-128), Some(127)].get(case % 12).copied().flatten(),
+        );
+        let x = &b.input[..in_len];
+        let average = (rng.below(2) == 0, rng.next() as i8);
+        graph_kernels::pool(
+            x,
+            input,
+            &mut b.portable[..out_len],
+            output,
+            window,
+            Some(average),
+        );
+        fast::average::average_pool(x, input, &mut b.fast[..out_len], output, window, average);
+        compare(
+            "average pool",
+            case,
+            &b.fast[..out_len],
+            &b.portable[..out_len],
+        )?;
+        graph_kernels::global_average(x, input, &mut b.portable[..input.c]);
+        fast::average::global_average(x, input, &mut b.fast[..input.c]);
+        compare(
+            "global average",
+            case,
+            &b.fast[..input.c],
+            &b.portable[..input.c],
+        )?;
+        outputs += out_len + input.c;
     }
     Ok(outputs)
 }

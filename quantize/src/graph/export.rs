@@ -7,7 +7,7 @@ use qcnn_core::format::{
     self, DataWriter, EncodeError, INPUT_SCALE, INPUT_ZERO_POINT, QuantParams,
 };
 use qcnn_core::graph::format as blob;
-use qcnn_core::plan::{Lifetime, live_peak, place_by_lifetimes};
+use qcnn_core::plan::{Lifetime, live_peak, place_sharing};
 use serde::Serialize;
 
 use super::{Clamp, FloatGraph, FloatOp, Window};
@@ -105,12 +105,32 @@ pub fn export_graph(
         }
     }
     lifetimes[graph.output].dies = n;
+    // An Add may write over an input that dies there (element by element, in place).
+    let mut shares = vec![None; lifetimes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if matches!(node.op, FloatOp::Add { .. }) && node.inputs.first() != node.inputs.get(1) {
+            shares[node.output] = node
+                .inputs
+                .iter()
+                .copied()
+                .find(|&t| lifetimes[t].dies == i && t != graph.output);
+        }
+    }
     let mut offsets = vec![0; lifetimes.len()];
-    let arena = place_by_lifetimes(&lifetimes, &mut offsets);
+    let arena = place_sharing(&lifetimes, &shares, &mut offsets);
     let largest = lifetimes.iter().map(|t| t.len).max().unwrap_or(0);
     let kept = lifetimes.iter().filter(|t| t.dies > t.born + 1).count();
+    // The live peak's lower bound counts an in-place Add's output and input once.
+    let mut peak_lifetimes = lifetimes.clone();
+    for (i, share) in shares.iter().enumerate() {
+        if let Some(j) = *share
+            && offsets[i] == offsets[j]
+        {
+            peak_lifetimes[j].dies = lifetimes[i].born.saturating_sub(1);
+        }
+    }
     let report_plan = (
-        live_peak(&lifetimes, n),
+        live_peak(&peak_lifetimes, n),
         lifetimes.iter().map(|t| t.len).sum::<usize>(),
         largest * (2 + kept),
     );

@@ -1,0 +1,85 @@
+//! The graph's fast kernels: what runs a node on the Cortex-M4 instead of the portable
+//! definitions in [`super::kernels`], bit for bit the same numbers.
+//!
+//! - [`patch_conv`]: Conv with `group` 1, any kernel h×w, strides and asymmetric pads (the
+//!   3×3, the 1×1 pointwise and the 5×3 convolutions of ResNet-8, DS-CNN and MobileNet): four
+//!   output positions' patches unpacked once to int16 in the scratch, then every output
+//!   channel's int8 weights read straight from the blob against all four (SMLAD).
+//! - [`depthwise`]: Conv with `group` = channels and one output per group: each input row
+//!   unpacked once to int16 with its padding, then every tap pair one SMLAD.
+//! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
+//!   built once per call (two of TFLite's three multiplies per element gone).
+//! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
+//!
+//! Which kernel a node takes is decided from the node alone by [`choose`], once when the
+//! model is loaded (where it also sizes the scratch the model's arena adds after the planned
+//! tensors) and again, identically, when the node runs; a node no fast kernel takes, or one
+//! whose scratch would not fit, runs the portable code. The firmware's `dsp_check` binary
+//! compares every kernel here with the portable one on a Cortex-M4 under qemu; the host
+//! tests (`graph::tests`) do the same with the portable stand-ins of the DSP instructions.
+
+pub mod add;
+pub mod average;
+pub mod depthwise;
+mod dsp;
+pub mod patch_conv;
+
+use crate::ops::Kernels;
+
+use super::check::Prepared;
+
+/// The kernel a node runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphKernel {
+    /// [`super::kernels`]: every node, every target.
+    Portable,
+    PatchConv,
+    Depthwise,
+    AddTable,
+    Average,
+}
+
+/// Most scratch one fast node may take: a node needing more runs the portable code (the
+/// model's arena counts at most this much beyond its planned tensors).
+pub const MAX_SCRATCH: usize = 16 * 1024;
+
+/// The kernel `prepared` runs with on `kernels`, and the scratch bytes it needs.
+pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel, usize) {
+    if kernels != Kernels::CortexM4Dsp {
+        return (GraphKernel::Portable, 0);
+    }
+    let (kernel, scratch) = match prepared {
+        Prepared::Conv {
+            in_shape,
+            out_shape,
+            window,
+            groups,
+            ..
+        } => {
+            if *groups == 1 {
+                let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+                (GraphKernel::PatchConv, patch_conv::scratch_bytes(k))
+            } else if *groups == in_shape.c && out_shape.c == in_shape.c {
+                (
+                    GraphKernel::Depthwise,
+                    depthwise::scratch_bytes(in_shape.w, *window),
+                )
+            } else {
+                (GraphKernel::Portable, 0)
+            }
+        }
+        Prepared::Add { .. } => (GraphKernel::AddTable, add::SCRATCH_BYTES),
+        Prepared::Pool {
+            average: Some(_), ..
+        }
+        | Prepared::GlobalAverage { .. } => (GraphKernel::Average, 0),
+        _ => (GraphKernel::Portable, 0),
+    };
+    if scratch > MAX_SCRATCH {
+        return (GraphKernel::Portable, 0);
+    }
+    (kernel, scratch)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,321 @@
+//! The fast kernels against the portable ones on random cases with odd sizes (channels not a
+//! multiple of 4, odd widths, non-square kernels, asymmetric pads, strides 1–3), random and
+//! extreme data and requantizers. On the host the DSP instructions are the plain-Rust
+//! stand-ins of `dsp.rs`; the firmware's `dsp_check` runs the same comparisons on a
+//! Cortex-M4 with the real ones.
+
+use super::*;
+use crate::graph::format::{Add, Window};
+use crate::graph::kernels::{self, ChannelData, window_len};
+use crate::shape::MapShape;
+use crate::test_util::SplitMix;
+
+struct Channels {
+    bias: Vec<[u8; 4]>,
+    multiplier: Vec<[u8; 4]>,
+    shift: Vec<i8>,
+}
+
+impl Channels {
+    fn random(rng: &mut SplitMix, n: usize) -> Self {
+        Self {
+            bias: (0..n)
+                .map(|_| ((rng.next() as i32) >> rng.below(20)).to_le_bytes())
+                .collect(),
+            multiplier: (0..n)
+                .map(|_| ((1 << 30) + rng.below(1 << 30) as i32).to_le_bytes())
+                .collect(),
+            shift: (0..n).map(|_| -(rng.below(12) as i8) - 4).collect(),
+        }
+    }
+
+    fn data(&self, zero_point: i8, clamp: [i8; 2]) -> ChannelData<'_> {
+        ChannelData {
+            bias: &self.bias,
+            multiplier: &self.multiplier,
+            shift: &self.shift,
+            zero_point,
+            clamp,
+        }
+    }
+}
+
+fn random_window(rng: &mut SplitMix, max_side: usize) -> Window {
+    let kh = 1 + rng.below(max_side) as u8;
+    let kw = 1 + rng.below(max_side) as u8;
+    let pad = |rng: &mut SplitMix, k: u8| rng.below(usize::from(k)) as u8;
+    Window {
+        kernel: [kh, kw],
+        stride: [1 + rng.below(3) as u8, 1 + rng.below(3) as u8],
+        pads: [pad(rng, kh), pad(rng, kw), pad(rng, kh), pad(rng, kw)],
+    }
+}
+
+fn out_shape(input: MapShape, c: usize, w: &Window) -> Option<MapShape> {
+    let [pt, pl, pb, pr] = w.pads;
+    let h = window_len(input.h, w.kernel[0], w.stride[0], pt, pb)?;
+    let width = window_len(input.w, w.kernel[1], w.stride[1], pl, pr)?;
+    (h > 0 && width > 0).then_some(MapShape { c, h, w: width })
+}
+
+fn clamp(rng: &mut SplitMix) -> [i8; 2] {
+    let lo = rng.next() as i8;
+    [lo, lo.saturating_add(rng.below(200) as i8)]
+}
+
+#[test]
+fn patch_conv_matches_the_portable_conv() {
+    let mut rng = SplitMix(41);
+    let mut cases = 0;
+    while cases < 300 {
+        let window = random_window(&mut rng, 5);
+        let input = MapShape {
+            c: 1 + rng.below(19),
+            h: 1 + rng.below(13),
+            w: 1 + rng.below(13),
+        };
+        let out_c = 1 + rng.below(13);
+        let Some(out) = out_shape(input, out_c, &window) else {
+            continue;
+        };
+        cases += 1;
+        let k = input.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+        let x = rng.i8s(input.c * input.h * input.w);
+        let weights = rng.weights(out_c * k);
+        let channels = Channels::random(&mut rng, out_c);
+        let zero_point = rng.next() as i8;
+        let data = channels.data(rng.next() as i8, clamp(&mut rng));
+        let mut expected = vec![0; out.c * out.h * out.w];
+        kernels::conv(
+            &x,
+            input,
+            &mut expected,
+            out,
+            window,
+            1,
+            zero_point,
+            &weights,
+            &data,
+        );
+        let mut got = vec![0; expected.len()];
+        // Exactly the scratch asked for, at a varying misalignment.
+        let offset = rng.below(4);
+        let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k)];
+        assert!(patch_conv::conv(
+            &x,
+            input,
+            &mut got,
+            out,
+            window,
+            zero_point,
+            &weights,
+            &data,
+            &mut scratch[offset..],
+        ));
+        assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
+    }
+}
+
+#[test]
+fn depthwise_matches_the_portable_conv() {
+    let mut rng = SplitMix(42);
+    let mut cases = 0;
+    while cases < 300 {
+        let window = random_window(&mut rng, 5);
+        let c = 1 + rng.below(9);
+        let input = MapShape {
+            c,
+            h: 1 + rng.below(15),
+            w: 1 + rng.below(15),
+        };
+        let Some(out) = out_shape(input, c, &window) else {
+            continue;
+        };
+        cases += 1;
+        let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+        let x = rng.i8s(c * input.h * input.w);
+        let weights = rng.weights(c * taps);
+        let channels = Channels::random(&mut rng, c);
+        let zero_point = rng.next() as i8;
+        let data = channels.data(rng.next() as i8, clamp(&mut rng));
+        let mut expected = vec![0; c * out.h * out.w];
+        kernels::conv(
+            &x,
+            input,
+            &mut expected,
+            out,
+            window,
+            c,
+            zero_point,
+            &weights,
+            &data,
+        );
+        let mut got = vec![0; expected.len()];
+        let offset = rng.below(4);
+        let bytes = depthwise::scratch_bytes(input.w, window);
+        let mut scratch = vec![0x55_i8; offset + bytes];
+        assert!(depthwise::conv(
+            &x,
+            input,
+            &mut got,
+            out,
+            window,
+            zero_point,
+            &weights,
+            &data,
+            &mut scratch[offset..],
+        ));
+        assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
+    }
+}
+
+fn random_add(rng: &mut SplitMix) -> Add {
+    let multiplier = |rng: &mut SplitMix| (1 << 30) + rng.below(1 << 30) as i32;
+    Add {
+        left_shift: 20,
+        multipliers: [multiplier(rng), multiplier(rng), multiplier(rng)],
+        shifts: [
+            -(rng.below(4) as i8),
+            -(rng.below(4) as i8),
+            -(14 + rng.below(8) as i8),
+        ],
+        clamp: clamp(rng),
+    }
+}
+
+#[test]
+fn add_tables_match_the_portable_add_also_in_place() {
+    let mut rng = SplitMix(43);
+    for _ in 0..200 {
+        let n = 1 + rng.below(300);
+        let (a, b) = (rng.i8s(n), rng.i8s(n));
+        let params = random_add(&mut rng);
+        let zero_points = [rng.next() as i8, rng.next() as i8, rng.next() as i8];
+        let mut expected = vec![0; n];
+        kernels::add(&a, &b, &mut expected, zero_points, &params);
+        let offset = rng.below(4);
+        let mut scratch = vec![0_i8; offset + add::SCRATCH_BYTES];
+        let mut got = vec![0; n];
+        assert!(add::add(
+            &a,
+            &b,
+            &mut got,
+            zero_points,
+            &params,
+            &mut scratch[offset..]
+        ));
+        assert_eq!(got, expected);
+        let mut inout = a.clone();
+        assert!(add::add_in_place(
+            &mut inout,
+            &b,
+            true,
+            zero_points,
+            &params,
+            &mut scratch[offset..]
+        ));
+        assert_eq!(inout, expected);
+        let mut inout = b.clone();
+        assert!(add::add_in_place(
+            &mut inout,
+            &a,
+            false,
+            zero_points,
+            &params,
+            &mut scratch[offset..]
+        ));
+        assert_eq!(inout, expected);
+    }
+    // Too little scratch: declined, nothing written.
+    let mut out = [7_i8; 4];
+    let params = random_add(&mut rng);
+    let mut short = [0_i8; add::SCRATCH_BYTES - 4];
+    assert!(!add::add(
+        &[1; 4], &[2; 4], &mut out, [0; 3], &params, &mut short
+    ));
+    assert_eq!(out, [7; 4]);
+}
+
+#[test]
+fn averages_match_the_portable_pools() {
+    let mut rng = SplitMix(44);
+    let mut cases = 0;
+    while cases < 300 {
+        let window = random_window(&mut rng, 15);
+        let input = MapShape {
+            c: 1 + rng.below(5),
+            h: 1 + rng.below(20),
+            w: 1 + rng.below(20),
+        };
+        let Some(out) = out_shape(input, input.c, &window) else {
+            continue;
+        };
+        cases += 1;
+        let x = rng.i8s(input.c * input.h * input.w);
+        let average = (rng.below(2) == 0, rng.next() as i8);
+        let mut expected = vec![0; out.c * out.h * out.w];
+        kernels::pool(&x, input, &mut expected, out, window, Some(average));
+        let mut got = vec![0; expected.len()];
+        average::average_pool(&x, input, &mut got, out, window, average);
+        assert_eq!(got, expected, "{input:?} {window:?}");
+
+        let mut expected = vec![0; input.c];
+        kernels::global_average(&x, input, &mut expected);
+        let mut got = vec![0; input.c];
+        average::global_average(&x, input, &mut got);
+        assert_eq!(got, expected);
+    }
+    // Long planes (past one 512-byte chunk of the DSP sum) at the extremes.
+    for value in [i8::MIN, i8::MAX] {
+        let input = MapShape { c: 2, h: 40, w: 33 };
+        let x = vec![value; 2 * 40 * 33];
+        let mut got = [0; 2];
+        average::global_average(&x, input, &mut got);
+        assert_eq!(got, [value; 2]);
+    }
+}
+
+#[test]
+fn the_choice_follows_the_node_and_the_target() {
+    use crate::graph::check::Prepared;
+    let conv = |groups, c_in, c_out| Prepared::Conv {
+        in_shape: MapShape {
+            c: c_in,
+            h: 8,
+            w: 8,
+        },
+        out_shape: MapShape {
+            c: c_out,
+            h: 8,
+            w: 8,
+        },
+        window: Window {
+            kernel: [3, 3],
+            stride: [1, 1],
+            pads: [1, 1, 1, 1],
+        },
+        groups,
+        input_zero_point: 0,
+        weights: &[],
+        channels: ChannelData {
+            bias: &[],
+            multiplier: &[],
+            shift: &[],
+            zero_point: 0,
+            clamp: [-128, 127],
+        },
+    };
+    let m4 = crate::Kernels::CortexM4Dsp;
+    assert_eq!(
+        choose(&conv(1, 16, 16), m4),
+        (GraphKernel::PatchConv, patch_conv::scratch_bytes(144))
+    );
+    assert_eq!(choose(&conv(16, 16, 16), m4).0, GraphKernel::Depthwise);
+    assert_eq!(choose(&conv(2, 16, 16), m4), (GraphKernel::Portable, 0));
+    assert_eq!(
+        choose(&conv(1, 16, 16), crate::Kernels::Portable),
+        (GraphKernel::Portable, 0)
+    );
+    // A patch beyond MAX_SCRATCH runs the portable code.
+    assert_eq!(choose(&conv(1, 1000, 4), m4), (GraphKernel::Portable, 0));
+}
