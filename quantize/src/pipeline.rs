@@ -12,7 +12,7 @@ use crate::calibrate::calibrate;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
-use crate::graph::FloatGraph;
+use crate::graph::{FloatGraph, InputNorm};
 use crate::graph::export::export_graph;
 use crate::int8_runner::RunError;
 use crate::onnx::{self, AnyImport, ImportReport, OnnxError};
@@ -85,10 +85,28 @@ pub fn quantize_checkpoint(
 ) -> Result<Quantized, QuantizeError> {
     let mut seconds = Timings::default();
     let clock = Instant::now();
-    if onnx::is_onnx(checkpoint_path)
-        && let AnyImport::Graph(graph, report) = onnx::import_any(checkpoint_path)?
-    {
-        return quantize_graph(config, checkpoint_path, data, graph, report, clock);
+    if onnx::is_onnx(checkpoint_path) {
+        // A normalized input needs the graph engine: its image tensor carries the
+        // normalization in its scale and zero point (version 1 reads pixel/255 only).
+        let imported = if config.preprocess.is_identity() {
+            onnx::import_any(checkpoint_path)?
+        } else {
+            let (graph, report) = onnx::import_graph(checkpoint_path)?;
+            AnyImport::Graph(graph, report)
+        };
+        if let AnyImport::Graph(graph, report) = imported {
+            return quantize_graph(config, checkpoint_path, data, graph, report, clock);
+        }
+    } else if !config.preprocess.is_identity() {
+        return Err(QuantizeError::Config(ConfigError::Invalid {
+            path: config.path.clone(),
+            key: "preprocess",
+            message: format!(
+                "mean {:?} and std {:?} need an ONNX model (a graph blob); a checkpoint's \
+                 layer sequence reads pixel/255",
+                config.preprocess.mean, config.preprocess.std
+            ),
+        }));
     }
     let (architecture, checkpoint, model_name, onnx_report) = read_model(config, checkpoint_path)?;
     qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
@@ -183,11 +201,12 @@ fn quantize_graph(
     config: &Config,
     path: &Path,
     data: &FashionMnist,
-    graph: FloatGraph,
+    mut graph: FloatGraph,
     onnx_report: ImportReport,
     clock: Instant,
 ) -> Result<Quantized, QuantizeError> {
     let mut seconds = Timings::default();
+    graph.input_norm = input_norm(config, graph.tensors[0].shape[0])?;
     qcnn_dataset::check_model_fits(graph.tensors[0].len(), graph.classes())
         .map_err(QuantizeError::DoesNotFit)?;
     let checkpoint_sha256 = sha256_hex(
@@ -260,6 +279,22 @@ fn quantize_graph(
         blob: exported.blob,
         report,
         float_model: FloatReference::Graph(graph),
+    })
+}
+
+/// config.yaml's `preprocess` for a `channels`-channel image, or the error naming the key.
+pub fn input_norm(config: &Config, channels: usize) -> Result<InputNorm, QuantizeError> {
+    let (mean, std) = config
+        .preprocess
+        .per_tensor(channels)
+        .map_err(|message| ConfigError::Invalid {
+            path: config.path.clone(),
+            key: "preprocess",
+            message,
+        })?;
+    Ok(InputNorm {
+        mean: mean as f32,
+        std: std as f32,
     })
 }
 
