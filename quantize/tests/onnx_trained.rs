@@ -209,3 +209,23 @@ fn shared_qdq_fixtures_keep_onnxruntime_int8_accuracy() {
         );
     }
 }
+
+/// A `.pth` runs as a version-1 layer chain, whose input is pixel/255: any other
+/// normalization is refused, naming the config key, before anything is computed.
+#[test]
+fn a_checkpoint_refuses_a_normalized_input() {
+    let config = config_with(0.5, 0.25);
+    let data = data();
+    let err = match qcnn_quantize::pipeline::quantize_checkpoint(
+        &config,
+        &config.checkpoint.path,
+        &data,
+    ) {
+        Ok(_) => panic!("a .pth with preprocess mean 0.5 quantized"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains("preprocess: mean [0.5] and std [0.25] need an ONNX model"),
+        "{err}"
+    );
+}
