@@ -156,7 +156,10 @@ impl PreprocessConfig {
     /// The one (mean, std) of every channel of a `channels`-channel image, or why there is
     /// none: the engine's input tensor has one scale and zero point.
     pub fn per_tensor(&self, channels: usize) -> Result<(f64, f64), String> {
-        for (key, values) in [("preprocess.mean", &self.mean), ("preprocess.std", &self.std)] {
+        for (key, values) in [
+            ("preprocess.mean", &self.mean),
+            ("preprocess.std", &self.std),
+        ] {
             if values.len() != 1 && values.len() != channels {
                 return Err(format!(
                     "{key} has {} values for a {channels}-channel input (give 1 or {channels})",

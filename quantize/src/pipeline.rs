@@ -12,8 +12,8 @@ use crate::calibrate::calibrate;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::export::{ExportError, export};
 use crate::float_model::FloatModel;
-use crate::graph::{FloatGraph, InputNorm};
 use crate::graph::export::export_graph;
+use crate::graph::{FloatGraph, InputNorm};
 use crate::int8_runner::RunError;
 use crate::onnx::{self, AnyImport, ImportReport, OnnxError};
 use crate::plan::Plans;
@@ -284,14 +284,15 @@ fn quantize_graph(
 
 /// config.yaml's `preprocess` for a `channels`-channel image, or the error naming the key.
 pub fn input_norm(config: &Config, channels: usize) -> Result<InputNorm, QuantizeError> {
-    let (mean, std) = config
-        .preprocess
-        .per_tensor(channels)
-        .map_err(|message| ConfigError::Invalid {
-            path: config.path.clone(),
-            key: "preprocess",
-            message,
-        })?;
+    let (mean, std) =
+        config
+            .preprocess
+            .per_tensor(channels)
+            .map_err(|message| ConfigError::Invalid {
+                path: config.path.clone(),
+                key: "preprocess",
+                message,
+            })?;
     Ok(InputNorm {
         mean: mean as f32,
         std: std as f32,

@@ -135,7 +135,10 @@ fn check_trained(name: &str) {
 fn check_qdq(path: &Path, config: &Config, ort_int8: f64) {
     let (graph, report) = graph(path, config);
     assert!(
-        report.qdq.iter().any(|q| q.contains("read through DequantizeLinear")),
+        report
+            .qdq
+            .iter()
+            .any(|q| q.contains("read through DequantizeLinear")),
         "{:?}",
         report.qdq
     );
@@ -192,7 +195,11 @@ fn trained_qdq_files_keep_onnxruntime_int8_accuracy() {
         );
         let path = repo().join(entry["int8_file"].as_str().unwrap());
         eprintln!("{name}");
-        check_qdq(&path, &config, entry["int8"]["test_accuracy"].as_f64().unwrap());
+        check_qdq(
+            &path,
+            &config,
+            entry["int8"]["test_accuracy"].as_f64().unwrap(),
+        );
     }
 }
 
@@ -216,14 +223,12 @@ fn shared_qdq_fixtures_keep_onnxruntime_int8_accuracy() {
 fn a_checkpoint_refuses_a_normalized_input() {
     let config = config_with(0.5, 0.25);
     let data = data();
-    let err = match qcnn_quantize::pipeline::quantize_checkpoint(
-        &config,
-        &config.checkpoint.path,
-        &data,
-    ) {
-        Ok(_) => panic!("a .pth with preprocess mean 0.5 quantized"),
-        Err(err) => err.to_string(),
-    };
+    let err =
+        match qcnn_quantize::pipeline::quantize_checkpoint(&config, &config.checkpoint.path, &data)
+        {
+            Ok(_) => panic!("a .pth with preprocess mean 0.5 quantized"),
+            Err(err) => err.to_string(),
+        };
     assert!(
         err.contains("preprocess: mean [0.5] and std [0.25] need an ONNX model"),
         "{err}"

@@ -134,8 +134,7 @@ fn check<'a>(
     let image = tensors.first().ok_or(BadInputTensor)?;
     // The image is always read as pixel - 128; its scale and zero point say what the float
     // model saw (pixel/255 by default, or config.yaml's per-channel normalization).
-    if !valid_scale(image.quant.scale) || map(image).checked_len().is_none_or(|n| n == 0)
-    {
+    if !valid_scale(image.quant.scale) || map(image).checked_len().is_none_or(|n| n == 0) {
         return Err(BadInputTensor);
     }
     if node_count == 0 {

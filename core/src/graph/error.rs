@@ -114,9 +114,9 @@ impl fmt::Display for GraphError {
         use GraphError::*;
         match *self {
             NoNodes => f.write_str("graph has no nodes"),
-            BadInputTensor => f.write_str(
-                "tensor 0 is not a non-empty image with a positive, finite scale",
-            ),
+            BadInputTensor => {
+                f.write_str("tensor 0 is not a non-empty image with a positive, finite scale")
+            }
             UnknownTensor { node, tensor } => {
                 write!(f, "node {node} names tensor {tensor}, which does not exist")
             }

@@ -234,8 +234,13 @@ impl GraphWalk {
             }
             "QuantizeLinear" => self.quantize_linear(node),
             "DequantizeLinear" => self.dequantize_linear(node),
-            "QLinearConv" | "QLinearMatMul" | "QLinearAdd" | "QLinearAveragePool"
-            | "QLinearGlobalAveragePool" | "ConvInteger" | "MatMulInteger" => Err(format!(
+            "QLinearConv"
+            | "QLinearMatMul"
+            | "QLinearAdd"
+            | "QLinearAveragePool"
+            | "QLinearGlobalAveragePool"
+            | "ConvInteger"
+            | "MatMulInteger" => Err(format!(
                 "{} is a QOperator-format integer operator; qcnn reads QDQ models (float \
                  operators between QuantizeLinear and DequantizeLinear): quantize with \
                  onnxruntime's QuantFormat.QDQ, or give the float model",
@@ -267,21 +272,22 @@ impl GraphWalk {
         if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
             return Err(format!("its scale {s} is not a positive number"));
         }
-        let (zero_points, data_type) = match self.constants.optional_constant(node, 2, "zero point")? {
-            Some(z) => {
-                let values = z.ints().ok_or("its zero point is not an integer tensor")?;
-                if values.len() != scales.len() {
-                    return Err(format!(
-                        "its zero point has {} values and its scale {}",
-                        values.len(),
-                        scales.len()
-                    ));
+        let (zero_points, data_type) =
+            match self.constants.optional_constant(node, 2, "zero point")? {
+                Some(z) => {
+                    let values = z.ints().ok_or("its zero point is not an integer tensor")?;
+                    if values.len() != scales.len() {
+                        return Err(format!(
+                            "its zero point has {} values and its scale {}",
+                            values.len(),
+                            scales.len()
+                        ));
+                    }
+                    (values.to_vec(), z.data_type)
                 }
-                (values.to_vec(), z.data_type)
-            }
-            // ONNX's default: uint8, zero point 0.
-            None => (vec![0; scales.len()], DataType::Uint8),
-        };
+                // ONNX's default: uint8, zero point 0.
+                None => (vec![0; scales.len()], DataType::Uint8),
+            };
         Ok((scales, zero_points, data_type))
     }
 

@@ -3,8 +3,8 @@
 //! dimensions before anything is allocated from them.
 
 use super::proto::TensorProto;
-pub use super::proto::tensor_proto::DataType;
 use super::proto::tensor_proto::DataLocation;
+pub use super::proto::tensor_proto::DataType;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Values {
@@ -133,7 +133,13 @@ pub fn decode(tensor: &TensorProto) -> Result<Constant, String> {
             let signed = data_type == DataType::Int8;
             Values::Int(
                 raw.iter()
-                    .map(|&b| if signed { i64::from(b as i8) } else { i64::from(b) })
+                    .map(|&b| {
+                        if signed {
+                            i64::from(b as i8)
+                        } else {
+                            i64::from(b)
+                        }
+                    })
                     .collect(),
             )
         }
