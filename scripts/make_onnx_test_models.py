@@ -14,22 +14,34 @@ errors. Run from the project root, with onnx, onnxruntime and numpy in the venv:
 The outputs are committed; running it again rewrites the same files (fixed seed, pinned versions).
 """
 
-import gzip
 import json
 import pathlib
+import sys
 
 import numpy as np
 import onnx
 import onnxruntime
 from onnx import TensorProto, helper, numpy_helper
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from onnx_builders import (  # noqa: E402  (the helpers shared with train_onnx_models.py)
+    ROOT,
+    batch_norm_node,
+    clip_limits as shared_clip_limits,
+    conv,
+    fashion_mnist_test_images,
+    image_input,
+    logits_of,
+    logits_output,
+    model,
+    shortest_floats,
+)
+
 OUT = ROOT / "quantize" / "tests" / "onnx"
 # The Cortex-M4 graph models of the firmware's `graph` test part (issue 12's CMSIS-NN table).
 M4_OUT = ROOT / "firmware" / "graph-models"
 TORCH_EXPORT = ROOT.parent / "shared" / "fixtures" / "torch" / "model.onnx"
 RESNET8 = ROOT.parent / "shared" / "fixtures" / "onnx" / "resnet8_fmnist.onnx"
-TEST_IMAGES = ROOT / "data" / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
 GOLDEN_IMAGES = 256
 
 rng = np.random.default_rng(12)
@@ -44,44 +56,11 @@ def weight(name, *shape, scale=None):
 
 def batch_norm(prefix, channels, x, y):
     """Inference-mode BatchNormalization with random statistics, as PyTorch exports it."""
-    inits = [
-        numpy_helper.from_array(rng.uniform(0.5, 1.5, channels).astype(np.float32), f"{prefix}.weight"),
-        numpy_helper.from_array(rng.uniform(-0.2, 0.2, channels).astype(np.float32), f"{prefix}.bias"),
-        numpy_helper.from_array(rng.uniform(-0.3, 0.3, channels).astype(np.float32), f"{prefix}.running_mean"),
-        numpy_helper.from_array(rng.uniform(0.2, 2.0, channels).astype(np.float32), f"{prefix}.running_var"),
-    ]
-    node = helper.make_node(
-        "BatchNormalization",
-        [x] + [i.name for i in inits],
-        [y],
-        name=f"/{prefix}/BatchNormalization",
-        epsilon=1e-5,
-        momentum=0.9,
+    return batch_norm_node(
+        prefix, x, y,
+        rng.uniform(0.5, 1.5, channels), rng.uniform(-0.2, 0.2, channels),
+        rng.uniform(-0.3, 0.3, channels), rng.uniform(0.2, 2.0, channels),
     )
-    return node, inits
-
-
-def image_input():
-    return helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 28, 28])
-
-
-def logits_output(name="logits"):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 10])
-
-
-def model(nodes, inits, name, opset=17, inputs=None, outputs=None):
-    graph = helper.make_graph(
-        nodes, name, inputs or [image_input()], outputs or [logits_output()], initializer=inits
-    )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="make_onnx_test_models.py")
-    m.ir_version = 8
-    onnx.checker.check_model(m, full_check=True)
-    return m
-
-
-def conv(name, x, y, w, b=None, **attrs):
-    inputs = [x, w.name] + ([b.name] if b is not None else [])
-    return helper.make_node("Conv", inputs, [y], name=name, **attrs)
 
 
 def batchnorm_model():
@@ -195,6 +174,50 @@ def bad_models():
 
     nodes, inits = small_chain(conv_attrs={"kernel_shape": [3, 3], "pads": [0, 0, 2, 2]})
     out["bad_asymmetric_pads"] = model(nodes, inits, "asymmetric_pads")
+    out.update(bad_qdq_models())
+    return out
+
+
+def qdq_pair(x, prefix, scale, zero_point, axis=None):
+    """QuantizeLinear then DequantizeLinear of activation `x`, onnxruntime's QDQ form."""
+    inits = [numpy_helper.from_array(np.asarray(scale, np.float32), f"{prefix}_scale"),
+             numpy_helper.from_array(np.asarray(zero_point, np.int8), f"{prefix}_zero_point")]
+    attrs = {} if axis is None else {"axis": axis}
+    nodes = [helper.make_node("QuantizeLinear", [x, inits[0].name, inits[1].name], [f"{prefix}_q"], name=f"{prefix}_QuantizeLinear", **attrs),
+             helper.make_node("DequantizeLinear", [f"{prefix}_q", inits[0].name, inits[1].name], [f"{prefix}_dq"], name=f"{prefix}_DequantizeLinear", **attrs)]
+    return nodes, inits
+
+
+def bad_qdq_models():
+    """QDQ patterns qcnn does not map onto its int8 scheme, each a named error (no random
+    draws: the models above stay as they were)."""
+    out = {}
+    # Per-channel activation quantization (one scale per channel of the Conv's output).
+    pair, pair_inits = qdq_pair("c1", "/act", [0.05, 0.07], [-128, -128], axis=1)
+    nodes, inits = small_chain(pair, pair_inits, after_conv="/act_dq")
+    out["bad_qdq_per_channel_activation"] = model(nodes, inits, "qdq_per_channel_activation")
+
+    # A DequantizeLinear whose scale is not its QuantizeLinear's (a requantization).
+    pair, pair_inits = qdq_pair("c1", "/act", 0.05, -128)
+    other = numpy_helper.from_array(np.asarray(0.1, np.float32), "/act_other_scale")
+    pair[1].input[1] = other.name
+    nodes, inits = small_chain(pair, pair_inits + [other], after_conv="/act_dq")
+    out["bad_qdq_requantize"] = model(nodes, inits, "qdq_requantize")
+
+    # QOperator format: QLinearConv on uint8 tensors.
+    w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.uint8), "qconv.weight")
+    scalars = [numpy_helper.from_array(np.asarray(v, dt), n) for n, v, dt in [
+        ("x_scale", 1 / 255, np.float32), ("x_zero_point", 0, np.uint8), ("w_scale", 0.01, np.float32),
+        ("w_zero_point", 0, np.uint8), ("y_scale", 0.05, np.float32), ("y_zero_point", 0, np.uint8)]]
+    fc, fcb = (numpy_helper.from_array(np.zeros((10, 392), np.float32), "fc.weight"),
+               numpy_helper.from_array(np.zeros(10, np.float32), "fc.bias"))
+    nodes = [helper.make_node("QuantizeLinear", ["input", "x_scale", "x_zero_point"], ["xq"], name="/input_QuantizeLinear"),
+             helper.make_node("QLinearConv", ["xq", "x_scale", "x_zero_point", "qconv.weight", "w_scale", "w_zero_point", "y_scale", "y_zero_point"],
+                              ["yq"], name="/qconv/QLinearConv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("DequantizeLinear", ["yq", "y_scale", "y_zero_point"], ["y"], name="/qconv_DequantizeLinear"),
+             helper.make_node("Flatten", ["y"], ["flat"], name="/Flatten", axis=1),
+             helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1)]
+    out["bad_qoperator"] = model(nodes, [w, *scalars, fc, fcb], "qoperator")
     return out
 
 
@@ -205,10 +228,7 @@ def graph_models():
     global rng
     saved, rng = rng, np.random.default_rng(13)
     out = {}
-    clip_limits = [
-        helper.make_node("Constant", [], ["zero"], name="/Constant", value=helper.make_tensor("v", TensorProto.FLOAT, [], [0.0])),
-        helper.make_node("Constant", [], ["six"], name="/Constant_1", value=helper.make_tensor("v", TensorProto.FLOAT, [], [6.0])),
-    ]
+    clip_limits = shared_clip_limits()
 
     # Every graph operator once: non-square kernel with asymmetric pads, BatchNorm folded,
     # Clip (ReLU6), depthwise and grouped Conv, MaxPool with padding, both AveragePool
@@ -339,31 +359,6 @@ def m4_models():
     return out
 
 
-def fashion_mnist_test_images(count):
-    with gzip.open(TEST_IMAGES, "rb") as f:
-        data = f.read()
-    assert int.from_bytes(data[:4], "big") == 2051, "not an IDX image file"
-    images = np.frombuffer(data, dtype=np.uint8, offset=16)[: count * 784]
-    return images.reshape(count, 1, 28, 28).astype(np.float32) / 255.0
-
-
-def logits_of(m, images):
-    """onnxruntime's float output; for a model ending in Softmax, the tensor the Softmax reads."""
-    m = onnx.ModelProto.FromString(m.SerializeToString())
-    last = m.graph.node[-1]
-    if last.op_type == "Softmax":
-        m.graph.output.append(helper.make_tensor_value_info(last.input[0], TensorProto.FLOAT, ["batch", 10]))
-        name = last.input[0]
-    else:
-        name = m.graph.output[0].name
-    options = onnxruntime.SessionOptions()
-    # No graph rewriting (fusions), so onnxruntime computes the nodes as written.
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = onnxruntime.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    (logits,) = session.run([name], {"input": images})
-    return logits
-
-
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     images = fashion_mnist_test_images(GOLDEN_IMAGES)
@@ -390,8 +385,7 @@ def main():
     for name, m in bad_models().items():
         onnx.save(m, OUT / f"{name}.onnx")
     for name, logits in golden["models"].items():
-        # float32 values written with the shortest text that reads back to the same float32.
-        golden["models"][name] = [[float(str(v)) for v in row] for row in logits]
+        golden["models"][name] = shortest_floats(logits)
     with open(OUT / "golden_logits.json", "w") as f:
         json.dump(golden, f, indent=None, separators=(",", ":"))
         f.write("\n")

@@ -50,6 +50,9 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     pub data: DataConfig,
     pub quantize: QuantizeConfig,
+    /// What the float model sees of a pixel; absent means pixel/255.
+    #[serde(default)]
+    pub preprocess: PreprocessConfig,
     pub evaluate: EvaluateConfig,
     pub database: DatabaseConfig,
     /// The file this was read from, to name it in errors found later.
@@ -116,6 +119,64 @@ pub enum CalibrationMethod {
     Percentile,
     /// The clipping range that minimises the quantization's mean squared error.
     Mse,
+}
+
+/// The float model sees `(pixel/255 − mean[c]) / std[c]` for channel `c`. One value applies
+/// to every channel, else one per channel. The quantizer folds this into the input tensor's
+/// scale and zero point, so the device still reads `pixel − 128` and runs no float.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessConfig {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+impl Default for PreprocessConfig {
+    /// pixel/255: what the seed model and every model before this setting saw.
+    fn default() -> Self {
+        PreprocessConfig {
+            mean: vec![0.0],
+            std: vec![1.0],
+        }
+    }
+}
+
+impl PreprocessConfig {
+    /// Whether this is plain pixel/255.
+    pub fn is_identity(&self) -> bool {
+        self.mean.iter().all(|&m| m == 0.0) && self.std.iter().all(|&s| s == 1.0)
+    }
+
+    /// Channel `c`'s mean and standard deviation.
+    pub fn channel(&self, c: usize) -> (f64, f64) {
+        let pick = |v: &[f64]| if v.len() == 1 { v[0] } else { v[c] };
+        (pick(&self.mean), pick(&self.std))
+    }
+
+    /// The one (mean, std) of every channel of a `channels`-channel image, or why there is
+    /// none: the engine's input tensor has one scale and zero point.
+    pub fn per_tensor(&self, channels: usize) -> Result<(f64, f64), String> {
+        for (key, values) in [
+            ("preprocess.mean", &self.mean),
+            ("preprocess.std", &self.std),
+        ] {
+            if values.len() != 1 && values.len() != channels {
+                return Err(format!(
+                    "{key} has {} values for a {channels}-channel input (give 1 or {channels})",
+                    values.len()
+                ));
+            }
+        }
+        let first = self.channel(0);
+        if (1..channels).any(|c| self.channel(c) != first) {
+            return Err(
+                "preprocess: mean and std differ between channels; the engine's input tensor \
+                 has one scale and zero point, so they must be the same for every channel"
+                    .into(),
+            );
+        }
+        Ok(first)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
@@ -210,6 +271,27 @@ impl Config {
             return Err(invalid(
                 "quantize.percentile",
                 format!("{} is not within (50, 100]", q.percentile),
+            ));
+        }
+        let p = &self.preprocess;
+        if p.mean.is_empty() || p.mean.len() != p.std.len() {
+            return Err(invalid(
+                "preprocess.mean",
+                format!(
+                    "has {} values and preprocess.std {}; give the same number (1, or one per \
+                     channel)",
+                    p.mean.len(),
+                    p.std.len()
+                ),
+            ));
+        }
+        if let Some(m) = p.mean.iter().find(|m| !m.is_finite()) {
+            return Err(invalid("preprocess.mean", format!("{m} is not finite")));
+        }
+        if let Some(s) = p.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(invalid(
+                "preprocess.std",
+                format!("{s} is not a positive number"),
             ));
         }
         for (key, value) in [
@@ -348,6 +430,37 @@ mod tests {
         assert!(err.to_string().contains("evaluate.min_accuracy"), "{err}");
         // Unchanged, it parses: the failures above come from the values alone.
         assert!(parse(&with("percentile", "99.9")).is_ok());
+    }
+
+    #[test]
+    fn preprocessing_defaults_to_pixel_over_255_and_checks_its_values() {
+        let config = parse(&repo_text()).unwrap();
+        assert!(config.preprocess.is_identity());
+        let without = parse(&repo_text().replace("preprocess:", "unused_preprocess:"));
+        assert!(without.is_err(), "the section's keys stay checked");
+        let text = |mean: &str, std: &str| {
+            let start = repo_text().find("preprocess:").unwrap();
+            let end = start + repo_text()[start..].find("\n\n").unwrap();
+            format!(
+                "{}preprocess:\n  mean: {mean}\n  std: {std}{}",
+                &repo_text()[..start],
+                &repo_text()[end..]
+            )
+        };
+        let normalized = parse(&text("[0.286]", "[0.353]")).unwrap();
+        assert!(!normalized.preprocess.is_identity());
+        assert_eq!(normalized.preprocess.per_tensor(1), Ok((0.286, 0.353)));
+        let err = parse(&text("[0.5]", "[0.0]")).unwrap_err().to_string();
+        assert!(err.contains("preprocess.std: 0 is not a positive"), "{err}");
+        let err = parse(&text("[0.5, 0.4]", "[1.0]")).unwrap_err().to_string();
+        assert!(err.contains("preprocess.mean: has 2 values"), "{err}");
+        let three = parse(&text("[0.5, 0.4, 0.3]", "[1, 1, 1]")).unwrap();
+        let err = three.preprocess.per_tensor(3).unwrap_err();
+        assert!(err.contains("differ between channels"), "{err}");
+        let err = normalized.preprocess.per_tensor(1);
+        assert!(err.is_ok());
+        let err = three.preprocess.per_tensor(2).unwrap_err();
+        assert!(err.contains("preprocess.mean has 3 values"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::calibrate::{CalibratedOutput, calibrate};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::export::{ExportError, QuantizedLayer, export};
 use crate::float_model::FloatModel;
-use crate::graph::FloatGraph;
+use crate::graph::{FloatGraph, InputNorm};
 use crate::graph::export::GraphReport;
 use crate::graph::export::export_graph;
 use crate::int8_runner::RunError;
@@ -91,12 +91,15 @@ pub fn quantize_checkpoint(
     data: &FashionMnist,
 ) -> Result<Quantized, QuantizeError> {
     let clock = Instant::now();
-    let model = read_model(config, checkpoint_path)?;
-    let (inputs, classes) = match &model.float {
+    let mut model = read_model(config, checkpoint_path)?;
+    let (inputs, classes) = match &mut model.float {
         FloatSource::Chain(architecture, _) => {
             (architecture.input.len(), architecture.output().len())
         }
-        FloatSource::Graph(graph) => (graph.tensors[0].len(), graph.classes()),
+        FloatSource::Graph(graph) => {
+            graph.input_norm = input_norm(config, graph.tensors[0].shape[0])?;
+            (graph.tensors[0].len(), graph.classes())
+        }
     };
     qcnn_dataset::check_model_fits(inputs, classes).map_err(QuantizeError::DoesNotFit)?;
     let checkpoint_sha256 = sha256_hex(
@@ -232,7 +235,15 @@ struct ReadModel {
 /// section and a checkpoint (BatchNorm2d folded, [`sequential::prepare`]).
 fn read_model(config: &Config, path: &Path) -> Result<ReadModel, QuantizeError> {
     if onnx::is_onnx(path) {
-        return Ok(match onnx::import_any(path)? {
+        // A normalized input needs the graph engine: its image tensor carries the
+        // normalization in its scale and zero point (version 1 reads pixel/255 only).
+        let imported = if config.preprocess.is_identity() {
+            onnx::import_any(path)?
+        } else {
+            let (graph, report) = onnx::import_graph(path)?;
+            AnyImport::Graph(graph, report)
+        };
+        return Ok(match imported {
             AnyImport::Graph(graph, report) => ReadModel {
                 name: graph.name.clone(),
                 float: FloatSource::Graph(graph),
@@ -244,6 +255,17 @@ fn read_model(config: &Config, path: &Path) -> Result<ReadModel, QuantizeError> 
                 onnx_report: Some(imported.report),
             },
         });
+    }
+    if !config.preprocess.is_identity() {
+        return Err(QuantizeError::Config(ConfigError::Invalid {
+            path: config.path.clone(),
+            key: "preprocess",
+            message: format!(
+                "mean {:?} and std {:?} need an ONNX model (a graph blob); a checkpoint's \
+                 layer sequence reads pixel/255",
+                config.preprocess.mean, config.preprocess.std
+            ),
+        }));
     }
     let architecture = config.architecture()?;
     let checkpoint = Checkpoint::read_checked(path, &architecture)?;
@@ -260,5 +282,22 @@ fn read_model(config: &Config, path: &Path) -> Result<ReadModel, QuantizeError> 
         name,
         float,
         onnx_report: None,
+    })
+}
+
+/// config.yaml's `preprocess` for a `channels`-channel image, or the error naming the key.
+pub fn input_norm(config: &Config, channels: usize) -> Result<InputNorm, QuantizeError> {
+    let (mean, std) =
+        config
+            .preprocess
+            .per_tensor(channels)
+            .map_err(|message| ConfigError::Invalid {
+                path: config.path.clone(),
+                key: "preprocess",
+                message,
+            })?;
+    Ok(InputNorm {
+        mean: mean as f32,
+        std: std as f32,
     })
 }

@@ -171,6 +171,28 @@ fn onnx_with_an_old_opset() {
     );
 }
 
+/// QDQ patterns that do not map onto qcnn's int8 scheme (one scale and zero point per
+/// activation tensor, float operators between QuantizeLinear and DequantizeLinear).
+#[test]
+fn qdq_patterns_qcnn_does_not_map_are_named() {
+    fails(
+        &test_model("bad_qdq_per_channel_activation.onnx"),
+        "node /act_QuantizeLinear (QuantizeLinear): quantizes an activation per channel (2 \
+         scales); qcnn's activations have one scale and zero point per tensor",
+    );
+    fails(
+        &test_model("bad_qdq_requantize.onnx"),
+        "node /act_DequantizeLinear (DequantizeLinear): dequantizes with scale 0.1 and zero \
+         point -128, its QuantizeLinear with 0.05 and -128; requantizing between the two is not \
+         supported",
+    );
+    fails(
+        &test_model("bad_qoperator.onnx"),
+        "node /qconv/QLinearConv (QLinearConv): QLinearConv is a QOperator-format integer \
+         operator; qcnn reads QDQ models",
+    );
+}
+
 /// Grouped convolution, average pooling and asymmetric pads, which the layer chain refused
 /// (session 4's bad models), now run as graphs: a graph blob (version 4) is written.
 #[test]

@@ -2,7 +2,7 @@
 //! documentation. [`prepare`] turns one node into what its kernel takes, checking it against
 //! its tensors; load runs it with the data scans, inference again without them.
 
-use crate::format::{INPUT_SCALE, INPUT_ZERO_POINT, Section};
+use crate::format::Section;
 use crate::model::{ModelError, SectionKind};
 use crate::ops::Kernels;
 use crate::ops::dot::MAX_DOT_LEN;
@@ -133,10 +133,9 @@ fn check<'a>(
 ) -> Result<Graph<'a>, GraphError> {
     use GraphError::*;
     let image = tensors.first().ok_or(BadInputTensor)?;
-    if image.quant.scale != INPUT_SCALE
-        || image.quant.zero_point != INPUT_ZERO_POINT
-        || map(image).checked_len().is_none_or(|n| n == 0)
-    {
+    // The image is always read as pixel - 128; its scale and zero point say what the float
+    // model saw (pixel/255 by default, or config.yaml's per-channel normalization).
+    if !valid_scale(image.quant.scale) || map(image).checked_len().is_none_or(|n| n == 0) {
         return Err(BadInputTensor);
     }
     if node_count == 0 {

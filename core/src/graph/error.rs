@@ -8,8 +8,8 @@ use crate::model::SectionKind;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphError {
     NoNodes,
-    /// Tensor 0 is not a non-empty image with the input quantization (scale 1/255, zero
-    /// point −128).
+    /// Tensor 0 is not a non-empty image with a valid scale (it is read as `pixel − 128`;
+    /// its scale and zero point carry the input normalization).
     BadInputTensor,
     /// A node names a tensor index past the tensor list.
     UnknownTensor {
@@ -114,9 +114,9 @@ impl fmt::Display for GraphError {
         use GraphError::*;
         match *self {
             NoNodes => f.write_str("graph has no nodes"),
-            BadInputTensor => f.write_str(
-                "tensor 0 is not a non-empty image quantized as pixel - 128 (scale 1/255)",
-            ),
+            BadInputTensor => {
+                f.write_str("tensor 0 is not a non-empty image with a positive, finite scale")
+            }
             UnknownTensor { node, tensor } => {
                 write!(f, "node {node} names tensor {tensor}, which does not exist")
             }

@@ -7,7 +7,9 @@
 //!
 //! - `tensors`: every int8 activation, C×H×W (a vector is C×1×1), with its quantization and
 //!   its byte offset in the arena, planned at quantize time by tensor lifetimes. Tensor 0 is
-//!   the image (`pixel − 128`, scale 1/255, zero point −128).
+//!   the image (`pixel − 128`; scale 1/255 and zero point −128 for a model that sees
+//!   pixel/255, `1/(255·std)` and `round(255·mean) − 128` for one that sees
+//!   `(pixel/255 − mean)/std`).
 //! - `nodes`: in topological order; each reads one or two tensors and writes one. Activations
 //!   (ReLU, ReLU6, any Clip) are fused into the producer as an int8 clamp.
 //! - `output`: the tensor holding the logits (C×1×1).

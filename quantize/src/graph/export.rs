@@ -3,9 +3,7 @@
 //! fused activations as int8 clamps, and the arena laid out by the core's planner from the
 //! tensors' lifetimes.
 
-use qcnn_core::format::{
-    self, DataWriter, EncodeError, INPUT_SCALE, INPUT_ZERO_POINT, QuantParams,
-};
+use qcnn_core::format::{self, DataWriter, EncodeError, QuantParams};
 use qcnn_core::graph::format as blob;
 use qcnn_core::plan::{Lifetime, live_peak, place_sharing};
 use serde::Serialize;
@@ -39,7 +37,24 @@ pub struct GraphNodeReport {
     pub output: usize,
     pub output_shape: [usize; 3],
     pub output_quant: QuantParams,
+    /// Where `output_quant` came from.
+    pub quant_source: QuantSource,
     pub offset: usize,
+}
+
+/// Where a tensor's scale and zero point came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantSource {
+    /// The image: config.yaml's `preprocess`, folded into the input's quantization.
+    Input,
+    /// Calibrated on training images.
+    Calibrated,
+    /// A QDQ model's QuantizeLinear.
+    File,
+    /// A pool's output, which keeps its input's quantization (the file's, if it gave one
+    /// that differs, is not used).
+    KeptFromInput,
 }
 
 pub struct ExportedGraph {
@@ -70,19 +85,24 @@ pub fn export_graph(
     };
     let calibration = calibrate_points(&forward, 16, &points, images, settings);
 
-    let mut quant = vec![
-        QuantParams {
-            scale: INPUT_SCALE,
-            zero_point: INPUT_ZERO_POINT,
-        };
-        graph.tensors.len()
-    ];
+    let mut quant = vec![graph.input_norm.quant(); graph.tensors.len()];
+    let mut sources = vec![QuantSource::Input; graph.tensors.len()];
     for out in &calibration {
         quant[out.step] = activation_params(out.chosen.min, out.chosen.max);
+        sources[out.step] = QuantSource::Calibrated;
+    }
+    // A QDQ file's own activation quantization is qcnn's scheme (int8, one scale and zero
+    // point per tensor): it replaces the calibrated one.
+    for (&t, &q) in &graph.file_quant {
+        if t != 0 && !matches!(sources[t], QuantSource::Input) {
+            quant[t] = q;
+            sources[t] = QuantSource::File;
+        }
     }
     for node in &graph.nodes {
         if node.op.keeps_quantization() {
             quant[node.output] = quant[node.inputs[0]];
+            sources[node.output] = QuantSource::KeptFromInput;
         }
     }
 
@@ -218,6 +238,7 @@ pub fn export_graph(
             output: node.output,
             output_shape: graph.tensors[node.output].shape,
             output_quant: output,
+            quant_source: sources[node.output],
             offset: offsets[node.output],
         });
     }

@@ -11,7 +11,7 @@ impl FloatGraph {
         self.tensors[self.output].len()
     }
 
-    /// Logits of one image (u8, C×H×W; the model sees pixel/255), calling `observe` with
+    /// Logits of one image (u8, C×H×W; the model sees [`super::InputNorm::apply`] of it), calling `observe` with
     /// every tensor the nodes write (tensor index, values).
     pub fn forward_observed(
         &self,
@@ -19,7 +19,7 @@ impl FloatGraph {
         observe: &mut dyn FnMut(usize, &[f32]),
     ) -> Vec<f32> {
         let mut values: Vec<Vec<f32>> = vec![Vec::new(); self.tensors.len()];
-        values[0] = image.iter().map(|&p| f32::from(p) / 255.0).collect();
+        values[0] = image.iter().map(|&p| self.input_norm.apply(p)).collect();
         // The last node reading each tensor, so that dead tensors are freed as we go.
         let mut last_use = vec![0; self.tensors.len()];
         for (i, node) in self.nodes.iter().enumerate() {

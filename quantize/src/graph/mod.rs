@@ -6,6 +6,10 @@
 pub mod export;
 pub mod forward;
 
+use std::collections::BTreeMap;
+
+use qcnn_core::format::QuantParams;
+
 /// A float model as a graph: nodes in topological order over tensors.
 #[derive(Clone, Debug)]
 pub struct FloatGraph {
@@ -15,6 +19,52 @@ pub struct FloatGraph {
     pub nodes: Vec<FloatNode>,
     /// The logits tensor (C×1×1).
     pub output: usize,
+    /// What the model sees of a pixel: `(pixel/255 − mean) / std` (config.yaml's
+    /// `preprocess`; 0 and 1 by default).
+    pub input_norm: InputNorm,
+    /// Quantization a QDQ model's file gives a tensor (its QuantizeLinear's scale and zero
+    /// point), used instead of calibration.
+    pub file_quant: BTreeMap<usize, QuantParams>,
+}
+
+/// `(pixel/255 − mean) / std`, the same for every channel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputNorm {
+    pub mean: f32,
+    pub std: f32,
+}
+
+impl InputNorm {
+    pub const PIXEL_OVER_255: InputNorm = InputNorm {
+        mean: 0.0,
+        std: 1.0,
+    };
+
+    /// The float value the model sees for `pixel`, computed in f32 as numpy does.
+    pub fn apply(&self, pixel: u8) -> f32 {
+        if *self == Self::PIXEL_OVER_255 {
+            f32::from(pixel) / 255.0
+        } else {
+            (f32::from(pixel) / 255.0 - self.mean) / self.std
+        }
+    }
+
+    /// The image tensor's quantization: the engine reads `q = pixel − 128`, which stands for
+    /// `(q − zero_point)·scale = (pixel − round(255·mean))/(255·std)`; the zero point is
+    /// rounded to an integer, a shift of at most half an input step.
+    pub fn quant(&self) -> QuantParams {
+        if *self == Self::PIXEL_OVER_255 {
+            return QuantParams {
+                scale: qcnn_core::format::INPUT_SCALE,
+                zero_point: qcnn_core::format::INPUT_ZERO_POINT,
+            };
+        }
+        let zero = (255.0 * f64::from(self.mean)).round() - 128.0;
+        QuantParams {
+            scale: (1.0 / (255.0 * f64::from(self.std))) as f32,
+            zero_point: zero.clamp(-128.0, 127.0) as i8,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -151,21 +151,25 @@ impl Chain {
             Constant {
                 dims: vec![],
                 values: tensor::Values::Float(vec![v]),
+                data_type: tensor::DataType::Float,
             }
         } else if let Some(v) = node.floats("value_floats")? {
             Constant {
                 dims: vec![v.len()],
                 values: tensor::Values::Float(v),
+                data_type: tensor::DataType::Float,
             }
         } else if let Some(v) = node.int("value_int")? {
             Constant {
                 dims: vec![],
                 values: tensor::Values::Int(vec![v]),
+                data_type: tensor::DataType::Int64,
             }
         } else if let Some(v) = node.ints("value_ints")? {
             Constant {
                 dims: vec![v.len()],
                 values: tensor::Values::Int(v),
+                data_type: tensor::DataType::Int64,
             }
         } else {
             return Err("has no value attribute".into());

@@ -6,16 +6,22 @@
 //! BatchNormalization becomes a per-channel affine op (a depthwise 1×1 Conv). Anything else
 //! is an error naming the node.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use qcnn_core::format::QuantParams;
 
 use super::chain::{Chain, broadcast_per_output, transpose};
 use super::fold::Weighted;
 use super::node::Node;
-use crate::graph::{Clamp, FloatGraph, FloatNode, FloatOp, FloatTensor, Window, window_len};
+use super::tensor::{Constant, DataType, Values};
+use crate::graph::{
+    Clamp, FloatGraph, FloatNode, FloatOp, FloatTensor, InputNorm, Window, window_len,
+};
 
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip, MaxPool, AveragePool, \
                          GlobalAveragePool, ReduceMean (over H and W), Add, Flatten, Reshape (to \
-                         2-D), Gemm, MatMul, Dropout, Identity, Constant and a trailing Softmax";
+                         2-D), Gemm, MatMul, Dropout, Identity, Constant, QuantizeLinear and \
+                         DequantizeLinear (QDQ models) and a trailing Softmax";
 
 pub struct GraphWalk {
     /// Holds the constants (initializers and `Constant` nodes) and reads them.
@@ -28,6 +34,9 @@ pub struct GraphWalk {
     /// The node that writes each tensor (none for the image).
     producer: Vec<Option<usize>>,
     pub output_name: String,
+    /// QuantizeLinear outputs (int8 values in a QDQ model): the tensor they quantize and the
+    /// quantization. Only a DequantizeLinear may read them.
+    quantized: HashMap<String, (usize, QuantParams)>,
 }
 
 impl GraphWalk {
@@ -50,11 +59,14 @@ impl GraphWalk {
                 }],
                 nodes: Vec::new(),
                 output: 0,
+                input_norm: InputNorm::PIXEL_OVER_255,
+                file_quant: BTreeMap::new(),
             },
             values,
             uses,
             producer: vec![None],
             output_name,
+            quantized: HashMap::new(),
         }
     }
 
@@ -66,6 +78,12 @@ impl GraphWalk {
     /// The tensor an input names.
     fn tensor(&self, node: &Node, i: usize) -> Result<usize, String> {
         let name = node.input(i).ok_or_else(|| format!("has no input {i}"))?;
+        if self.quantized.contains_key(name) {
+            return Err(format!(
+                "reads {name}, the integer output of a QuantizeLinear; in the QDQ models qcnn \
+                 reads, only a DequantizeLinear reads it"
+            ));
+        }
         self.values.get(name).copied().ok_or_else(|| {
             if self.constants.constants.contains_key(name) {
                 format!(
@@ -157,6 +175,13 @@ impl GraphWalk {
                 node.proto.domain
             ));
         }
+        if node.op() == "DequantizeLinear"
+            && node
+                .input(0)
+                .is_some_and(|n| self.constants.constants.contains_key(n))
+        {
+            return self.dequantize_constant(node);
+        }
         let walked = self.walk(node);
         self.consumed(node);
         walked
@@ -207,6 +232,20 @@ impl GraphWalk {
                 ));
                 self.alias(node, t)
             }
+            "QuantizeLinear" => self.quantize_linear(node),
+            "DequantizeLinear" => self.dequantize_linear(node),
+            "QLinearConv"
+            | "QLinearMatMul"
+            | "QLinearAdd"
+            | "QLinearAveragePool"
+            | "QLinearGlobalAveragePool"
+            | "ConvInteger"
+            | "MatMulInteger" => Err(format!(
+                "{} is a QOperator-format integer operator; qcnn reads QDQ models (float \
+                 operators between QuantizeLinear and DequantizeLinear): quantize with \
+                 onnxruntime's QuantFormat.QDQ, or give the float model",
+                node.op()
+            )),
             "Softmax" => {
                 let t = self.tensor(node, 0)?;
                 if node.output(0) != Some(self.output_name.as_str()) {
@@ -222,6 +261,189 @@ impl GraphWalk {
                 "operator {other} is not supported; qcnn imports {SUPPORTED}"
             )),
         }
+    }
+
+    /// A QuantizeLinear's or DequantizeLinear's scale (input 1) and zero point (input 2, 0
+    /// when absent), and the integer type it quantizes to.
+    fn qdq_params(&self, node: &Node) -> Result<(Vec<f32>, Vec<i64>, DataType), String> {
+        node.only_attributes(&["axis"])?;
+        let scale = self.constants.constant(node, 1, "scale")?;
+        let scales = Chain::floats(scale, "scale")?.to_vec();
+        if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!("its scale {s} is not a positive number"));
+        }
+        let (zero_points, data_type) =
+            match self.constants.optional_constant(node, 2, "zero point")? {
+                Some(z) => {
+                    let values = z.ints().ok_or("its zero point is not an integer tensor")?;
+                    if values.len() != scales.len() {
+                        return Err(format!(
+                            "its zero point has {} values and its scale {}",
+                            values.len(),
+                            scales.len()
+                        ));
+                    }
+                    (values.to_vec(), z.data_type)
+                }
+                // ONNX's default: uint8, zero point 0.
+                None => (vec![0; scales.len()], DataType::Uint8),
+            };
+        Ok((scales, zero_points, data_type))
+    }
+
+    /// An activation's quantization in qcnn's scheme: one int8 scale and zero point. A uint8
+    /// one maps exactly (both the values and the zero point shift by 128).
+    fn activation_quant(&self, node: &Node) -> Result<QuantParams, String> {
+        let (scales, zero_points, data_type) = self.qdq_params(node)?;
+        if scales.len() != 1 {
+            return Err(format!(
+                "quantizes an activation per channel ({} scales); qcnn's activations have one \
+                 scale and zero point per tensor (quantize activations per tensor)",
+                scales.len()
+            ));
+        }
+        let zero_point = match data_type {
+            DataType::Int8 => zero_points[0],
+            DataType::Uint8 => zero_points[0] - 128,
+            other => {
+                return Err(format!(
+                    "quantizes an activation to {}; qcnn's activations are 8-bit (quantize \
+                     with activation_type QInt8 or QUInt8)",
+                    other.as_str_name()
+                ));
+            }
+        };
+        Ok(QuantParams {
+            scale: scales[0],
+            zero_point: i8::try_from(zero_point)
+                .map_err(|_| format!("its zero point {zero_point} is outside the 8-bit range"))?,
+        })
+    }
+
+    /// An activation's QuantizeLinear: the int8 range it saturates to is a clamp on the float
+    /// tensor (onnxruntime drops a Relu before it and lets the zero point clip at 0), fused
+    /// like a Relu; the scale and zero point replace calibration for that tensor.
+    fn quantize_linear(&mut self, node: &Node) -> Result<(), String> {
+        let q = self.activation_quant(node)?;
+        let x = self.tensor(node, 0)?;
+        let output = node.output(0).ok_or("has no output")?.to_owned();
+        let keeps = self
+            .producer
+            .get(x)
+            .copied()
+            .flatten()
+            .is_some_and(|p| self.graph.nodes[p].op.keeps_quantization());
+        if x == 0 {
+            self.constants.report.qdq.push(format!(
+                "QuantizeLinear {} of the image not used: the engine reads the exact u8 pixel, \
+                 quantized by config.yaml's preprocess",
+                node.label
+            ));
+            self.values.insert(output.clone(), x);
+        } else if keeps {
+            // A pool's output keeps its input's quantization in qcnn; the values stay in range.
+            self.values.insert(output.clone(), x);
+        } else {
+            let (lo, hi) = (
+                f64::from(-128 - i32::from(q.zero_point)) * f64::from(q.scale),
+                f64::from(127 - i32::from(q.zero_point)) * f64::from(q.scale),
+            );
+            self.activation(
+                node,
+                Clamp {
+                    min: lo as f32,
+                    max: hi as f32,
+                },
+            )?;
+        }
+        let t = self.values[&output];
+        self.values.remove(&output);
+        if t != 0 && !keeps {
+            self.graph.file_quant.insert(t, q);
+        }
+        self.quantized.insert(output, (t, q));
+        Ok(())
+    }
+
+    /// The DequantizeLinear after an activation's QuantizeLinear: the same tensor again.
+    fn dequantize_linear(&mut self, node: &Node) -> Result<(), String> {
+        let name = node.input(0).ok_or("has no input")?;
+        let Some(&(t, q)) = self.quantized.get(name) else {
+            return Err(format!(
+                "reads {name}, which is neither a constant nor a QuantizeLinear output; qcnn \
+                 reads QDQ pairs (QuantizeLinear then DequantizeLinear)"
+            ));
+        };
+        let own = self.activation_quant(node)?;
+        if own != q {
+            return Err(format!(
+                "dequantizes with scale {} and zero point {}, its QuantizeLinear with {} and {}; \
+                 requantizing between the two is not supported",
+                own.scale, own.zero_point, q.scale, q.zero_point
+            ));
+        }
+        self.alias(node, t)
+    }
+
+    /// A DequantizeLinear of an integer initializer (weights, biases): the float constant it
+    /// gives, `(q − zero_point)·scale` in f32 as onnxruntime computes it, per tensor or along
+    /// `axis`. qcnn quantizes it again per output channel, symmetric: for onnxruntime's
+    /// symmetric per-channel int8 weights this gives back the file's integers and scales.
+    fn dequantize_constant(&mut self, node: &Node) -> Result<(), String> {
+        let (scales, zero_points, _) = self.qdq_params(node)?;
+        let c = self.constants.constant(node, 0, "integers")?;
+        let ints = c.ints().ok_or("dequantizes a tensor that is not integer")?;
+        if !matches!(
+            c.data_type,
+            DataType::Int8 | DataType::Uint8 | DataType::Int32
+        ) {
+            return Err(format!(
+                "dequantizes a {} tensor; qcnn reads int8 and uint8 weights and int32 biases",
+                c.data_type.as_str_name()
+            ));
+        }
+        let dims = c.dims.clone();
+        let stride_and_len = if scales.len() == 1 {
+            None
+        } else {
+            let rank = dims.len() as i64;
+            let axis = node.int("axis")?.unwrap_or(1);
+            let axis = usize::try_from(if axis < 0 { axis + rank } else { axis })
+                .ok()
+                .filter(|&a| a < dims.len())
+                .ok_or_else(|| format!("axis {axis} does not fit a tensor of shape {dims:?}"))?;
+            if dims[axis] != scales.len() {
+                return Err(format!(
+                    "has {} scales along axis {axis} of a tensor of shape {dims:?}",
+                    scales.len()
+                ));
+            }
+            Some((dims[axis + 1..].iter().product::<usize>(), dims[axis]))
+        };
+        let values: Vec<f32> = ints
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| {
+                let k = stride_and_len.map_or(0, |(stride, len)| (i / stride.max(1)) % len);
+                (q - zero_points[k]) as f32 * scales[k]
+            })
+            .collect();
+        let output = node.output(0).ok_or("has no output")?;
+        self.constants.report.qdq.push(format!(
+            "{} {dims:?} {} read through DequantizeLinear {}",
+            c.data_type.as_str_name(),
+            node.input(0).unwrap_or_default(),
+            node.label
+        ));
+        self.constants.constants.insert(
+            output.to_owned(),
+            Constant {
+                dims,
+                values: Values::Float(values),
+                data_type: DataType::Float,
+            },
+        );
+        Ok(())
     }
 
     fn window(node: &Node, kernel: [usize; 2]) -> Result<Window, String> {

@@ -95,6 +95,17 @@ pub fn import_any_bytes(path: &Path, bytes: &[u8]) -> Result<AnyImport, OnnxErro
     }
 }
 
+/// Imports `path` as a graph, even when it is a chain of layers.
+pub fn import_graph(path: &Path) -> Result<(crate::graph::FloatGraph, ImportReport), OnnxError> {
+    let bytes =
+        qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
+            .map_err(|source| OnnxError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+    import_graph_bytes(path, &bytes)
+}
+
 /// Imports the ONNX model in `bytes` as a graph.
 pub fn import_graph_bytes(
     path: &Path,

@@ -17,6 +17,10 @@ pub struct ImportReport {
     pub dropped: Vec<String>,
     /// Nodes reordered where the result is the same (a Relu after a MaxPool).
     pub moved: Vec<String>,
+    /// A QDQ model's quantization: which integer weights and biases were read through their
+    /// DequantizeLinear, which activation QuantizeLinear scales and zero points the blob
+    /// takes over, and which it does not (and why).
+    pub qdq: Vec<String>,
 }
 
 impl ImportReport {

@@ -3,7 +3,8 @@
 //! dimensions before anything is allocated from them.
 
 use super::proto::TensorProto;
-use super::proto::tensor_proto::{DataLocation, DataType};
+use super::proto::tensor_proto::DataLocation;
+pub use super::proto::tensor_proto::DataType;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Values {
@@ -15,6 +16,8 @@ pub enum Values {
 pub struct Constant {
     pub dims: Vec<usize>,
     pub values: Values,
+    /// The element type in the file: QDQ models need to know int8 from uint8 from int32.
+    pub data_type: DataType,
 }
 
 impl Constant {
@@ -124,19 +127,61 @@ pub fn decode(tensor: &TensorProto) -> Result<Constant, String> {
             held(raw.len())?;
             Values::Int(raw.iter().map(|&b| i64::from(b)).collect())
         }
+        // The integer tensors of QDQ models: weights, zero points, biases.
+        DataType::Int8 | DataType::Uint8 if !raw.is_empty() => {
+            held(raw.len())?;
+            let signed = data_type == DataType::Int8;
+            Values::Int(
+                raw.iter()
+                    .map(|&b| {
+                        if signed {
+                            i64::from(b as i8)
+                        } else {
+                            i64::from(b)
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        DataType::Int16 | DataType::Uint16 if !raw.is_empty() => {
+            held(raw.len() / 2).and_then(|()| whole(raw.len(), 2))?;
+            let signed = data_type == DataType::Int16;
+            Values::Int(
+                raw.chunks_exact(2)
+                    .map(|b| {
+                        let bytes = [b[0], b[1]];
+                        if signed {
+                            i64::from(i16::from_le_bytes(bytes))
+                        } else {
+                            i64::from(u16::from_le_bytes(bytes))
+                        }
+                    })
+                    .collect(),
+            )
+        }
         // int32_data also carries bool, int8, uint8 and int16 values, one per entry.
-        DataType::Int32 | DataType::Bool => {
+        DataType::Int32
+        | DataType::Bool
+        | DataType::Int8
+        | DataType::Uint8
+        | DataType::Int16
+        | DataType::Uint16 => {
             held(tensor.int32_data.len())?;
             Values::Int(tensor.int32_data.iter().map(|&v| i64::from(v)).collect())
         }
         other => {
             return Err(format!(
-                "data type {} is not supported (float, double, int64, int32 and bool are)",
+                "data type {} is not supported (float, double, int64, int32, int16, int8, \
+                 uint16, uint8 and bool are)",
                 other.as_str_name()
             ));
         }
     };
-    Ok(Constant { dims, values })
+    Ok(Constant {
+        dims,
+        values,
+        data_type,
+    })
 }
 
 fn whole(len: usize, size: usize) -> Result<(), String> {
@@ -183,6 +228,18 @@ mod tests {
         let mut ints = tensor(DataType::Int64, &[2]);
         ints.raw_data = [-1i64, 3136].iter().flat_map(|v| v.to_le_bytes()).collect();
         assert_eq!(decode(&ints).unwrap().ints(), Some(&[-1, 3136][..]));
+        // QDQ models' integers: int8 and uint8 one byte each, raw or typed.
+        let mut int8 = tensor(DataType::Int8, &[3]);
+        int8.raw_data = vec![0x80, 0x7f, 0xff];
+        assert_eq!(decode(&int8).unwrap().ints(), Some(&[-128, 127, -1][..]));
+        let mut uint8 = tensor(DataType::Uint8, &[2]);
+        uint8.raw_data = vec![0x80, 0xff];
+        assert_eq!(decode(&uint8).unwrap().ints(), Some(&[128, 255][..]));
+        let mut typed_int8 = tensor(DataType::Int8, &[2]);
+        typed_int8.int32_data = vec![-5, 7];
+        let typed = decode(&typed_int8).unwrap();
+        assert_eq!(typed.ints(), Some(&[-5, 7][..]));
+        assert_eq!(typed.data_type, DataType::Int8);
         // A scalar has no dimensions and one value.
         let mut scalar = tensor(DataType::Float, &[]);
         scalar.float_data = vec![0.5];
