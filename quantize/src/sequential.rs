@@ -4,11 +4,13 @@
 //! BatchNorm2d as the identity) or, where the chain cannot express the model
 //! ([`Architecture::needs_graph`]), a [`FloatGraph`] for a version-2 blob.
 
+use std::collections::BTreeMap;
+
 use qcnn_config::architecture::{Architecture, Shape, layer_name, previous_compute};
 use qcnn_config::model::{BatchNormSpec, LayerSpec};
 
 use crate::checkpoint::{Checkpoint, Tensor};
-use crate::graph::{Clamp, FloatGraph, FloatNode, FloatOp, FloatTensor, Window};
+use crate::graph::{Clamp, FloatGraph, FloatNode, FloatOp, FloatTensor, InputNorm, Window};
 use crate::onnx::fold::Weighted;
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +134,8 @@ fn graph(
         }],
         nodes: Vec::new(),
         output: 0,
+        input_norm: InputNorm::PIXEL_OVER_255,
+        file_quant: BTreeMap::new(),
     };
     let parameter = |index, name| checkpoint.get(&architecture.key(index, name)).data.clone();
     for (i, step) in architecture.steps.iter().enumerate() {
