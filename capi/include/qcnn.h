@@ -133,6 +133,12 @@ typedef struct qcnn_model {
  */
 #define QCNN_ERR_NO_LOGITS 15
 
+/**
+ * A graph model (format version 2) given to the chain-only library, built without the graph
+ * engine: link the full library (`libqcnn_capi_full.a`) to run it.
+ */
+#define QCNN_ERR_GRAPH_NOT_BUILT 16
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

@@ -41,6 +41,12 @@ pub const QCNN_ERR_ARENA_TOO_SMALL: QcnnStatus = 13;
 pub const QCNN_ERR_OUTPUT_TOO_SHORT: QcnnStatus = 14;
 /// `qcnn_argmax` was given no logits.
 pub const QCNN_ERR_NO_LOGITS: QcnnStatus = 15;
+/// A graph model (format version 2) given to the chain-only library, built without the graph
+/// engine: link the full library (`libqcnn_capi_full.a`) to run it.
+pub const QCNN_ERR_GRAPH_NOT_BUILT: QcnnStatus = 16;
+/// The last code; `qcnn_error_str` describes every code up to it.
+#[cfg(test)]
+pub const LAST_STATUS: QcnnStatus = QCNN_ERR_GRAPH_NOT_BUILT;
 
 /// The message of `status`. Short: they live in the firmware's flash.
 pub fn message(status: QcnnStatus) -> &'static CStr {
@@ -61,6 +67,7 @@ pub fn message(status: QcnnStatus) -> &'static CStr {
         QCNN_ERR_ARENA_TOO_SMALL => c"arena too small",
         QCNN_ERR_OUTPUT_TOO_SHORT => c"logits buffer too short",
         QCNN_ERR_NO_LOGITS => c"no logits",
+        QCNN_ERR_GRAPH_NOT_BUILT => c"graph model, but this library has no graph engine",
         _ => c"unknown qcnn status",
     }
 }
@@ -75,6 +82,7 @@ pub fn of_model_error(error: ModelError) -> QcnnStatus {
             QCNN_ERR_UNSUPPORTED_VERSION
         }
         ModelError::CrcMismatch { .. } => QCNN_ERR_CRC_MISMATCH,
+        ModelError::GraphSupportNotBuilt => QCNN_ERR_GRAPH_NOT_BUILT,
         _ => QCNN_ERR_INVALID_MODEL,
     }
 }
@@ -97,16 +105,20 @@ mod tests {
 
     #[test]
     fn every_code_has_its_own_message() {
-        for code in QCNN_OK..=QCNN_ERR_NO_LOGITS {
+        for code in QCNN_OK..=LAST_STATUS {
             assert_ne!(message(code), UNKNOWN_STATUS, "code {code}");
         }
-        let mut all: Vec<_> = (QCNN_OK..=QCNN_ERR_NO_LOGITS).map(message).collect();
+        let mut all: Vec<_> = (QCNN_OK..=LAST_STATUS).map(message).collect();
         all.sort();
         all.dedup();
-        assert_eq!(all.len(), 16, "two codes share a message");
+        assert_eq!(all.len(), 17, "two codes share a message");
         assert_eq!(message(QCNN_OK), c"ok");
         assert_eq!(message(QCNN_ERR_NO_LOGITS), c"no logits");
-        for code in [-1, QCNN_ERR_NO_LOGITS + 1, i32::MIN, i32::MAX] {
+        assert_eq!(
+            message(QCNN_ERR_GRAPH_NOT_BUILT),
+            c"graph model, but this library has no graph engine"
+        );
+        for code in [-1, LAST_STATUS + 1, i32::MIN, i32::MAX] {
             assert_eq!(message(code), UNKNOWN_STATUS, "code {code}");
         }
     }

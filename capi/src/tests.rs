@@ -345,3 +345,26 @@ fn error_strings_are_static_c_strings() {
         assert_eq!(text, message(status));
     }
 }
+
+/// A version-2 (graph) blob: the chain-only library (`--no-default-features`) refuses it
+/// with its own code, before any other check (the CRC included); the full library reads it
+/// as a graph, so this one, a chain's header under a graph's version, is refused otherwise.
+#[test]
+fn graph_blob_is_refused_by_name_without_the_graph_engine() {
+    let mut bytes = tiny_blob();
+    bytes[4..6].copy_from_slice(&qcnn_core::graph::GRAPH_VERSION.to_le_bytes());
+    let blob = AlignedBlob::new(&bytes, 0);
+    let mut model = empty_model();
+    // SAFETY: a readable blob and a valid qcnn_model.
+    let status = unsafe { qcnn_model_init(blob.at(0), blob.len, &mut *model) };
+    if cfg!(feature = "graph") {
+        assert_ne!(status, QCNN_ERR_GRAPH_NOT_BUILT);
+        assert_ne!(status, QCNN_OK);
+    } else {
+        assert_eq!(status, QCNN_ERR_GRAPH_NOT_BUILT, "{:?}", message(status));
+    }
+    assert_eq!(
+        figure(&*model, qcnn_arena_len),
+        Err(QCNN_ERR_MODEL_NOT_INITIALIZED)
+    );
+}

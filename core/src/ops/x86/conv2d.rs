@@ -198,7 +198,8 @@ impl Layer {
         self.pooled && self.packed.is_some()
     }
 
-    /// The output channels this layer writes.
+    /// The output channels this layer writes (read by the packing, which needs `std`).
+    #[cfg(any(test, feature = "std"))]
     pub fn out_channels(&self) -> usize {
         self.out_channels
     }
