@@ -19,7 +19,7 @@ use qcnn_config::config::Config;
 use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::{FashionMnist, LabeledImages};
 use qcnn_host::inference::first_images;
-use qcnn_quantize::int8_runner::{BATCH, Workers, run};
+use qcnn_quantize::int8_runner::{self, BATCH, Workers};
 use tract_onnx::prelude::*;
 
 /// Print the side-by-side images/s table.
@@ -96,7 +96,7 @@ fn run(args: &Args) -> Result<()> {
                 let count = test.len();
                 let images = first_images(test, count);
                 let workers = (Workers::Exactly(threads), batch);
-                let logits = run(&model, &images, workers, &|_| {})?;
+                let logits = int8_runner::run(&model, &images, workers, &|_| {})?;
                 rows.push(Row::new("qcnn int8", batch, threads, logits.images_per_s()));
             }
             rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));
@@ -127,7 +127,7 @@ fn smoke(model: &Model<'_>, tract: &TractFloat, test: &LabeledImages, count: usi
         let prepared = PreparedModel::with_tier(model.clone(), tier)?;
         for (batch, threads) in QCNN_CONFIGS {
             let label = format!("tier {tier}, batch {batch}, {threads} threads");
-            let logits = run(
+            let logits = int8_runner::run(
                 &prepared,
                 &images,
                 (Workers::Exactly(threads), batch),
