@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use clap::Parser;
 use qcnn_bench::{Row, keep_best, median_of_rounds, table};
 use qcnn_config::config::Config;
 use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::{FashionMnist, LabeledImages};
 use qcnn_host::inference::first_images;
-use qcnn_quantize::int8_runner::{BATCH, Workers, run};
+use qcnn_quantize::int8_runner::{self, BATCH, Workers};
 use tract_onnx::prelude::*;
 
 /// Print the side-by-side images/s table.
@@ -35,10 +35,10 @@ struct Args {
     #[arg(long)]
     onnx_int8: PathBuf,
     /// The Python interpreter of a venv with onnxruntime and numpy.
-    #[arg(long)]
+    #[arg(long, default_value = ".venv/bin/python")]
     python: PathBuf,
     /// bench/onnxruntime_peer.py.
-    #[arg(long)]
+    #[arg(long, default_value = "bench/onnxruntime_peer.py")]
     peer_script: PathBuf,
     #[arg(long, default_value = "config.yaml")]
     config: PathBuf,
@@ -48,7 +48,14 @@ struct Args {
     /// Measurements of every engine in each round, back to back.
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// No timing: check that the engines the table measures run and agree (see [`smoke`]) on
+    /// this many test images, then exit; onnxruntime is not needed (the test command's check).
+    #[arg(long, value_name = "IMAGES")]
+    smoke: Option<usize>,
 }
+
+/// The (batch, threads) configurations of qcnn's rows.
+const QCNN_CONFIGS: [(usize, usize); 4] = [(1, 1), (1, 2), (BATCH, 1), (BATCH, 2)];
 
 fn main() -> ExitCode {
     match run(&Args::parse()) {
@@ -69,10 +76,13 @@ fn run(args: &Args) -> Result<()> {
         std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let model =
         Model::from_bytes(&blob).with_context(|| format!("loading {}", args.model.display()))?;
+    let tract = TractFloat::load(&args.onnx)?;
+    if let Some(count) = args.smoke {
+        return smoke(&model, &tract, test, count);
+    }
     // Kernels chosen once, as `qcnn evaluate` does; QCNN_KERNEL_TIER forces a tier.
     let model = PreparedModel::new(model).context("choosing qcnn's kernel tier")?;
     let tiers = tier_line(model.tier());
-    let tract = TractFloat::load(&args.onnx)?;
     let images_gz = dataset.dir.join("t10k-images-idx3-ubyte.gz");
 
     let mut rounds: Vec<Vec<Row>> = Vec::new();
@@ -82,11 +92,11 @@ fn run(args: &Args) -> Result<()> {
         let repeats = args.repeats.max(1);
         for _ in 0..repeats {
             let mut rows = Vec::new();
-            for (batch, threads) in [(1, 1), (1, 2), (BATCH, 1), (BATCH, 2)] {
+            for (batch, threads) in QCNN_CONFIGS {
                 let count = test.len();
                 let images = first_images(test, count);
                 let workers = (Workers::Exactly(threads), batch);
-                let logits = run(&model, &images, workers, &|_| {})?;
+                let logits = int8_runner::run(&model, &images, workers, &|_| {})?;
                 rows.push(Row::new("qcnn int8", batch, threads, logits.images_per_s()));
             }
             rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));
@@ -102,6 +112,70 @@ fn run(args: &Args) -> Result<()> {
     );
     print!("{}", table(&median_of_rounds(&rounds), &tiers)?);
     Ok(())
+}
+
+/// The bench's engines on the first `count` test images, without timing: every kernel tier
+/// this CPU supports, in every configuration of qcnn's rows, gives the same logits, bit for
+/// bit; and tract's float32 model picks the same class as qcnn's int8 one for at least 95% of
+/// the images (quantization moves a few borderline ones). Fails on the first difference.
+fn smoke(model: &Model<'_>, tract: &TractFloat, test: &LabeledImages, count: usize) -> Result<()> {
+    let count = count.clamp(1, test.len());
+    let images = first_images(test, count);
+    let mut reference: Option<(String, Vec<i8>)> = None;
+    let mut ran = Vec::new();
+    for tier in KernelTier::supported() {
+        let prepared = PreparedModel::with_tier(model.clone(), tier)?;
+        for (batch, threads) in QCNN_CONFIGS {
+            let label = format!("tier {tier}, batch {batch}, {threads} threads");
+            let logits = int8_runner::run(
+                &prepared,
+                &images,
+                (Workers::Exactly(threads), batch),
+                &|_| {},
+            )
+            .with_context(|| format!("qcnn, {label}"))?
+            .logits;
+            match &reference {
+                None => reference = Some((label, logits)),
+                Some((first, expected)) => {
+                    if let Some(i) = (0..count).find(|&i| {
+                        let at = i * model.num_classes()..(i + 1) * model.num_classes();
+                        logits[at.clone()] != expected[at]
+                    }) {
+                        bail!("qcnn logits of image {i} differ between {first} and {label}");
+                    }
+                }
+            }
+        }
+        ran.push(tier.name());
+    }
+    let Some((_, expected)) = reference else {
+        bail!("no kernel tier ran");
+    };
+    let tract_classes = tract.classes(test, count)?;
+    let agree = expected
+        .chunks(model.num_classes())
+        .zip(&tract_classes)
+        .filter(|(logits, &class)| argmax(logits) == class)
+        .count();
+    println!(
+        "bench smoke on {count} test images: qcnn tiers {} in every (batch, threads) of \
+         {QCNN_CONFIGS:?} give identical logits; tract float32 picks qcnn's class for \
+         {agree} of {count}",
+        ran.join(", ")
+    );
+    ensure!(
+        agree * 100 >= count * 95,
+        "tract float32 and qcnn int8 agree on only {agree} of {count} images"
+    );
+    Ok(())
+}
+
+/// The index of the largest value (the first, on ties).
+fn argmax<T: PartialOrd + Copy>(values: &[T]) -> usize {
+    (0..values.len())
+        .reduce(|best, i| if values[i] > values[best] { i } else { best })
+        .unwrap_or(0)
 }
 
 /// Which instruction sets the engines ran with. qcnn's is its prepared model's tier; tract
@@ -153,8 +227,26 @@ impl TractFloat {
         Ok(TractFloat { plan })
     }
 
-    fn images_per_s(&self, images: &LabeledImages) -> Result<f64> {
-        let inputs: Vec<Tensor> = (0..images.len())
+    /// The class tract picks for each of the first `count` images.
+    fn classes(&self, images: &LabeledImages, count: usize) -> Result<Vec<usize>> {
+        let inputs = Self::inputs(images, count)?;
+        let mut classes = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let outputs = self
+                .plan
+                .run(tvec!(input.into()))
+                .map_err(|e| anyhow::anyhow!("tract: {e:#}"))?;
+            let scores = outputs[0]
+                .as_slice::<f32>()
+                .map_err(|e| anyhow::anyhow!("tract's output: {e:#}"))?;
+            classes.push(argmax(scores));
+        }
+        Ok(classes)
+    }
+
+    /// The first `count` images as tract's input tensors (pixel/255, as the float model saw).
+    fn inputs(images: &LabeledImages, count: usize) -> Result<Vec<Tensor>> {
+        (0..count.min(images.len()))
             .map(|i| {
                 let pixels: Vec<f32> = images
                     .image(i)
@@ -164,7 +256,11 @@ impl TractFloat {
                 Tensor::from_shape(&[1, 1, 28, 28], &pixels)
             })
             .collect::<TractResult<_>>()
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    fn images_per_s(&self, images: &LabeledImages) -> Result<f64> {
+        let inputs = Self::inputs(images, images.len())?;
         let start = Instant::now();
         for input in inputs {
             self.plan

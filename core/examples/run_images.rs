@@ -2,8 +2,11 @@
 //! per call, and prints a digest of the logits: the workload `bench/qemu_instructions.sh`
 //! counts guest instructions of under `qemu-aarch64` (speed cannot be measured there).
 //!
-//!     run_images <blob.qcnn> <t10k-images-idx3-ubyte (raw)> <N> <tier>
+//!     run_images <blob.qcnn> <t10k-images-idx3-ubyte (raw)> <N> <tier> [batch]
 //!     run_images --best      # the best tier of this CPU
+//!
+//! `batch` (default 1) images per call, as `qcnn evaluate` runs them (16); the digest does
+//! not depend on it.
 
 use std::process::ExitCode;
 
@@ -15,11 +18,15 @@ fn main() -> ExitCode {
         println!("{}", KernelTier::best());
         return ExitCode::SUCCESS;
     }
-    let [_, blob, images, count, tier] = &args[..] else {
-        eprintln!("usage: run_images <blob> <raw idx images> <count> <tier>");
-        return ExitCode::from(2);
+    let (blob, images, count, tier, batch) = match &args[..] {
+        [_, blob, images, count, tier] => (blob, images, count, tier, "1"),
+        [_, blob, images, count, tier, batch] => (blob, images, count, tier, batch.as_str()),
+        _ => {
+            eprintln!("usage: run_images <blob> <raw idx images> <count> <tier> [batch]");
+            return ExitCode::from(2);
+        }
     };
-    match run(blob, images, count, tier) {
+    match run(blob, images, count, tier, batch) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("run_images: error: {err}");
@@ -28,10 +35,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(blob: &str, images: &str, count: &str, tier: &str) -> Result<(), String> {
+fn run(blob: &str, images: &str, count: &str, tier: &str, batch: &str) -> Result<(), String> {
     let blob = std::fs::read(blob).map_err(|e| format!("{blob}: {e}"))?;
     let pixels = std::fs::read(images).map_err(|e| format!("{images}: {e}"))?;
     let count: usize = count.parse().map_err(|e| format!("count {count:?}: {e}"))?;
+    let batch: usize = match batch.parse() {
+        Ok(batch) if batch > 0 => batch,
+        _ => return Err(format!("batch {batch:?} is not a positive number")),
+    };
     let tier = KernelTier::from_name(tier).ok_or_else(|| format!("no kernel tier {tier:?}"))?;
     let model = Model::from_bytes(&blob).map_err(|e| e.to_string())?;
     let model = PreparedModel::with_tier(model, tier).map_err(|e| e.to_string())?;
@@ -41,15 +52,15 @@ fn run(blob: &str, images: &str, count: &str, tier: &str) -> Result<(), String> 
     let images = pixels
         .get(16..16 + count * image_len)
         .ok_or_else(|| format!("the file holds fewer than {count} images"))?;
-    let mut arena = vec![0_u8; model.batch_arena_len(1).unwrap_or(0)];
-    let mut logits = vec![0_i8; classes];
+    let mut arena = vec![0_u8; model.batch_arena_len(batch).unwrap_or(0)];
+    let mut logits = vec![0_i8; batch * classes];
     // FNV-1a over every logit: equal digests, equal logits.
     let mut digest = 0xcbf2_9ce4_8422_2325_u64;
-    for image in images.chunks_exact(image_len) {
-        model
-            .infer_batch(image, &mut arena, &mut logits)
+    for images in images.chunks(batch * image_len) {
+        let done = model
+            .infer_batch(images, &mut arena, &mut logits)
             .map_err(|e| e.to_string())?;
-        for &l in &logits {
+        for &l in &logits[..done * classes] {
             digest = (digest ^ u64::from(l as u8)).wrapping_mul(0x100_0000_01b3);
         }
     }

@@ -21,7 +21,8 @@
 //!
 //! A new kernel adds its own module and one `cfg` branch in [`gemm`], and is tested against
 //! [`gemm_portable`]. Contract for a kernel:
-//! - `k ≥ 1`; `weights` holds whole rows and `columns` whole columns (trailing partial ones are
+//! - `k ≥ 1`; every weight is within −127..=127, as a validated blob's are (the AVX2 kernel
+//!   relies on it; any column byte is allowed); `weights` holds whole rows and `columns` whole columns (trailing partial ones are
 //!   ignored); `acc` holds at least `rows · n` values: results beyond `acc.len()` are dropped,
 //!   values beyond `rows · n` are left untouched;
 //! - callers pass at most [`MAX_ROWS`] rows and [`MAX_COLUMNS`] columns per call, and `k` is at

@@ -3,7 +3,10 @@
 //! - AVX-512 VNNI and AVX-VNNI: `vpdpbusd` multiplies *unsigned* by signed bytes, four
 //!   products per i32 lane, without intermediate saturation. The weights are biased into u8
 //!   (`w ^ 0x80 = w + 128`) and `128·Σx` is taken off each sum afterwards.
-//! - AVX2: bytes sign-extended to i16 and `vpmaddwd` (exact i16 products, summed in pairs).
+//! - AVX2: `vpmaddubsw` on `|x|` (unsigned, at most 128) and `w·sign x` (signed), 32 bytes
+//!   per step: each i16 pair sum is at most 2·128·127, so nothing saturates as long as no
+//!   weight is −128 (the contract's −127..=127; `w·sign x` of −128 would be wrong), then
+//!   `vpmaddwd` by ones into i32. No byte is widened.
 //!
 //! All of it is arithmetic mod 2^32, so the result is bit-identical to the portable wrapping
 //! sum. Tails load only the bytes that exist (masked, or copied into a zeroed buffer).
@@ -26,13 +29,13 @@ use super::isa::Isa;
 #[inline(always)]
 pub(super) unsafe fn gemm<I: Isa>(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
     let n = columns.len() / k;
-    // Up to four columns at a time; fewer columns get more rows instead, so that several
-    // independent accumulation chains stay in flight.
+    // Up to `GEMM_COLUMNS` columns at a time; fewer columns get more rows instead, so that
+    // several independent accumulation chains stay in flight.
     let mut c0 = 0;
     while c0 < n {
         // SAFETY (all): as this function; `c0 + C ≤ n`.
         let done = unsafe {
-            match n - c0 {
+            match (n - c0).min(I::GEMM_COLUMNS) {
                 1 => row_blocks::<I, 1>(weights, columns, k, c0, acc),
                 2 => row_blocks::<I, 2>(weights, columns, k, c0, acc),
                 3 => row_blocks::<I, 3>(weights, columns, k, c0, acc),

@@ -10,9 +10,11 @@
 //!   four input channels per lane in the channel-packed convolution.
 //! - [`AvxVnni`]: 8 lanes, AVX-VNNI's 256-bit `vpdpbusd`, `vpshufb` gathers; four channels
 //!   per lane.
-//! - [`Avx2`]: 8 lanes; products through `vpmaddwd` on u8 values zero-extended to i16 (by the
-//!   gather itself, or two channels per lane in the packed layout: two products per lane,
-//!   exact, where `vpmaddubsw` could saturate), and in the gemm on sign-extended bytes.
+//! - [`Avx2`]: 8 lanes; in the convolution, products through `vpmaddwd` on u8 values
+//!   zero-extended to i16 (by the gather itself, or two channels per lane in the packed
+//!   layout: two products per lane, exact, where `vpmaddubsw` on biased inputs could
+//!   saturate); in the gemm, `vpmaddubsw` on `|x|` and `w·sign x` (exact for weights in
+//!   −127..=127), 32 bytes per step with no widening.
 // Every method is a thin wrapper over intrinsics, with the trait's one safety contract.
 #![allow(clippy::missing_safety_doc, unsafe_op_in_unsafe_fn)]
 
@@ -34,6 +36,11 @@ pub(crate) trait Isa: Copy {
     const BIASED_WEIGHTS: bool;
     /// Sixteen accumulators fit the register file (4 rows × 4 columns in the gemm).
     const MANY_REGISTERS: bool;
+    /// Most columns one gemm block takes (1..=4). Where a product costs one instruction
+    /// (`vpdpbusd`) several columns share each weight load; where it costs the same per
+    /// (row, column) pair whatever the blocking (AVX2's sign trick), one column and more rows
+    /// do without the columns' registers.
+    const GEMM_COLUMNS: usize;
     type V: Copy;
     /// One kernel row's four weights, as [`Isa::dot`] takes them.
     type Word: Copy + Default;
@@ -133,6 +140,7 @@ impl Isa for Avx512 {
     const STEP: usize = 64;
     const BIASED_WEIGHTS: bool = true;
     const MANY_REGISTERS: bool = true;
+    const GEMM_COLUMNS: usize = 4;
     type V = __m512i;
     type Word = i32;
     type Pixels = __m512i;
@@ -389,6 +397,7 @@ impl Isa for AvxVnni {
     avx2_common!();
     const STEP: usize = 32;
     const BIASED_WEIGHTS: bool = true;
+    const GEMM_COLUMNS: usize = 4;
     type Word = i32;
     type Pixels = __m256i;
 
@@ -463,8 +472,9 @@ pub(crate) struct Avx2;
 
 impl Isa for Avx2 {
     avx2_common!();
-    const STEP: usize = 16;
+    const STEP: usize = 32;
     const BIASED_WEIGHTS: bool = false;
+    const GEMM_COLUMNS: usize = 1;
     /// Kernel-row weights 0, 1 and 2, 3 as two i16 pairs, each already in all eight lanes:
     /// `vpmaddwd` then reads them from memory, with no broadcast on the shuffle port.
     type Word = [[i32; 8]; 2];
@@ -528,22 +538,27 @@ impl Isa for Avx2 {
     }
     #[inline(always)]
     unsafe fn load_column(p: *const i8, len: usize) -> __m256i {
-        // Sixteen bytes sign-extended to i16.
         // SAFETY: the caller guarantees `len` readable bytes.
         unsafe {
-            if len >= 16 {
-                _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast()))
+            if len >= 32 {
+                _mm256_loadu_si256(p.cast())
             } else {
-                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(load_partial_256(p, len)))
+                load_partial_256(p, len)
             }
         }
     }
     #[inline(always)]
     unsafe fn madd(acc: __m256i, row: __m256i, column: __m256i) -> __m256i {
-        _mm256_add_epi32(acc, _mm256_madd_epi16(row, column))
+        // w·x = |x|·(w·sign x): `vpmaddubsw` takes |x| ≤ 128 unsigned and w·sign x, which is
+        // within −127..=127 because weights are (a blob's never hold −128), so each pair sums
+        // to at most 2·128·127 = 32512 and never saturates. `vpabsb` on the same column is
+        // computed once per step: every row's call sees the same value.
+        let products = _mm256_maddubs_epi16(_mm256_abs_epi8(column), _mm256_sign_epi8(row, column));
+        _mm256_add_epi32(acc, _mm256_madd_epi16(products, _mm256_set1_epi16(1)))
     }
     #[inline(always)]
     unsafe fn add_bytes(acc: __m256i, column: __m256i) -> __m256i {
-        _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_set1_epi16(1), column))
+        let pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), column);
+        _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
     }
 }
