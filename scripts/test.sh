@@ -78,14 +78,6 @@ step_tiers() {
     # and were skipped in the log; fails if the CPU's best tier did not run.
     cargo test -p qcnn-host --test kernel_tiers -- --nocapture 2>&1 | tee "$QCNN_ROOT/target/tiers.log"
     grep '^kernel tiers on' "$QCNN_ROOT/target/tiers.log"
-    # The speed bench (bench/, a workspace of its own) builds and its engines run and agree,
-    # with no timing: every tier in each (batch, threads) of qcnn's rows gives the same logits,
-    # and tract's float32 model picks qcnn's class for at least 95% of the images.
-    local blob=target/bench-smoke.qcnn fixtures=${QCNN_FIXTURES:-../shared/fixtures/torch}
-    cargo run --quiet -p qcnn-quantize -- -o "$blob"
-    CARGO_TARGET_DIR="$QCNN_ROOT/target" cargo run --quiet --manifest-path bench/Cargo.toml \
-        --example compare -- --smoke 1000 --model "$blob" \
-        --onnx "$fixtures/model.onnx" --onnx-int8 "$fixtures/model_int8.onnx"
 }
 
 step_aarch64() {
