@@ -24,7 +24,7 @@
 #               `qcnn predict`'s lines; its instructions per inference are within 1% of the Rust
 #               firmware's (`firmware/run-tests.sh m4`, run here); what each library adds to its
 #               flash (the firmware minus the same objects linked without it) is within limits:
-#               16,384 B for the chain-only library (issue 16), 27,840 B for the full one.
+#               16,384 B for the chain-only library (issue 16), 35,584 B for the full one.
 # Every part runs even when an earlier one failed; the exit status is non-zero if any failed.
 # Usage: bash capi/run-tests.sh [PART...]   (from anywhere; honours CARGO_TARGET_DIR)
 set -euo pipefail
@@ -37,8 +37,9 @@ examples="$capi/examples"
 # Issue 16: what the library adds to a C firmware's flash (loader, kernels, C API and every
 # helper they pull in), at most 16 KiB for the chain-only library; the full one, with the
 # graph engine, is held at the figure it reached (firmware/README.md and README.md have both):
-# 27,796 B since format version 3's xxHash32 (27,340 B before).
-declare -A library_flash_limit=([chain]=16384 [full]=27840)
+# 35,540 B with the graph's Cortex-M4 fast kernels (27,796 B before them, 27,340 B before the
+# xxHash32). The chain-only library: 15,380 B.
+declare -A library_flash_limit=([chain]=16384 [full]=35584)
 flavours=(chain full)
 m4_target=thumbv7em-none-eabihf
 m4_flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
