@@ -1,6 +1,6 @@
 //! AveragePool and GlobalAveragePool ([`crate::graph::kernels::pool`] and
 //! [`crate::graph::kernels::global_average`]) with each window row summed a word of four
-//! bytes at a time ([`super::dsp::sum_bytes`]: two SXTAB16 a word on the Cortex-M4).
+//! bytes at a time (`dsp::sum_bytes`: two SXTAB16 a word on the Cortex-M4).
 
 use crate::shape::MapShape;
 

@@ -11,7 +11,7 @@
 //!   built once per call (two of TFLite's three multiplies per element gone).
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
 //!
-//! Which kernel a node takes is decided from the node alone by [`choose`], once when the
+//! Which kernel a node takes is decided from the node alone by `choose`, once when the
 //! model is loaded (where it also sizes the scratch the model's arena adds after the planned
 //! tensors) and again, identically, when the node runs; a node no fast kernel takes, or one
 //! whose scratch would not fit, runs the portable code. The firmware's `dsp_check` binary

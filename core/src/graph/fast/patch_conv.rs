@@ -7,7 +7,7 @@
 //!    (x0 | x2 << 16) and (x1 | x3 << 16). The last `C·kh·kw mod 4` taps go to a small tail.
 //! 2. Each output channel's int8 weights are read straight from the blob (no copy, nothing
 //!    repacked): one word of four taps, two SXTB16, and four columns' SMLAD pairs
-//!    ([`super::dsp::mac_patch4`]), starting from the bias.
+//!    (`dsp::mac_patch4`), starting from the bias.
 //! 3. The tail taps, then the requantization and the fused clamp, exactly as
 //!    [`crate::graph::kernels::conv`] does.
 //!
