@@ -408,7 +408,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let scratch_len = if depthwise {
             fast::depthwise::scratch_bytes(w, window)
         } else {
-            fast::patch_conv::scratch_bytes(per_output)
+            fast::patch_conv::scratch_bytes(per_output, window)
         };
         if in_len > b.input.len()
             || out_len > b.fast.len()

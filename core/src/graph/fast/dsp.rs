@@ -4,7 +4,7 @@
 //! portable kernels too.
 
 #[cfg(qcnn_arm_dsp)]
-pub(crate) use crate::ops::arm_dsp::{mac_patch4, smlad, sum_bytes};
+pub(crate) use crate::ops::arm_dsp::{mac_patch4, smlad, sum_bytes, sxtb16_pairs};
 
 #[cfg(not(qcnn_arm_dsp))]
 fn halves(word: u32) -> (i32, i32) {
@@ -12,6 +12,16 @@ fn halves(word: u32) -> (i32, i32) {
         i32::from(word as u16 as i16),
         i32::from((word >> 16) as u16 as i16),
     )
+}
+
+/// SXTB16 and SXTB16 ROR #8: the int8 bytes of `word` as the int16 pairs (bytes 0 and 2,
+/// bytes 1 and 3).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn sxtb16_pairs(word: u32) -> (u32, u32) {
+    let pair = |lo: u32, hi: u32| {
+        (lo as u8 as i8 as i16 as u16 as u32) | (hi as u8 as i8 as i16 as u16 as u32) << 16
+    };
+    (pair(word, word >> 16), pair(word >> 8, word >> 24))
 }
 
 #[cfg(not(qcnn_arm_dsp))]

@@ -58,7 +58,10 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         } => {
             if *groups == 1 {
                 let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-                (GraphKernel::PatchConv, patch_conv::scratch_bytes(k))
+                (
+                    GraphKernel::PatchConv,
+                    patch_conv::scratch_bytes(k, *window),
+                )
             } else if *groups == in_shape.c && out_shape.c == in_shape.c {
                 (
                     GraphKernel::Depthwise,

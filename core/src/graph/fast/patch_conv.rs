@@ -2,41 +2,54 @@
 //! positions of a row at a time:
 //!
 //! 1. The four positions' patches (C·kh·kw taps each, OIHW order, padding = the input zero
-//!    point) are unpacked to int16 into the scratch, interleaved so that one LDM brings two
-//!    columns' words for four taps: per group of four taps, for each column, the words
-//!    (x0 | x2 << 16) and (x1 | x3 << 16). The last `C·kh·kw mod 4` taps go to a small tail.
-//! 2. Each output channel's int8 weights are read straight from the blob (no copy, nothing
+//!    point) are gathered as int8, four input channels at a time, into a small staging area:
+//!    each kernel row's taps (kw ≤ 4 inside the input) is one unaligned word copy.
+//! 2. Each staged word of four taps becomes two int16 pair words with two SXTB16, exactly the
+//!    pairs (x0 | x2 << 16) and (x1 | x3 << 16) that SXTB16 makes of a weight word, written
+//!    to the patch interleaved so that one LDM brings two columns' words. The last
+//!    `C·kh·kw mod 4` taps stay in the staging area (the tail).
+//! 3. Each output channel's int8 weights are read straight from the blob (no copy, nothing
 //!    repacked): one word of four taps, two SXTB16, and four columns' SMLAD pairs
-//!    (`dsp::mac_patch4`), starting from the bias.
-//! 3. The tail taps, then the requantization and the fused clamp, exactly as
+//!    (`dsp::mac_patch4`, 29 instructions per 32 multiply-accumulates), starting from the bias.
+//! 4. The tail taps, then the requantization with the channel prepared once per four outputs
+//!    ([`PreparedRequantizer`]) and the fused clamp, exactly as
 //!    [`crate::graph::kernels::conv`] does.
 //!
 //! With padding holding the zero point, `bias + Σ w·patch` is the portable kernel's
 //! `bias + z·Σw + Σ_valid w·(x − z)` term for term (wrapping sums are exact).
 
+use crate::ops::requant::PreparedRequantizer;
+use crate::quant::Requantizer;
 use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::ChannelData;
-use super::dsp::mac_patch4;
+use super::dsp::{mac_patch4, sxtb16_pairs};
 
 /// Output positions computed together.
 const COLUMNS: usize = 4;
+/// Input channels staged at a time: four, so that a staged pass is whole groups of four taps.
+const STAGED_CHANNELS: usize = 4;
 
-fn words_for(k: usize) -> usize {
-    // Eight words per group of four taps; the tail's 4 × 4 int16 values.
-    2 * (k & !3) + 8
+/// Words of the int16 patch: eight per group of four taps (four columns, two words each).
+fn patch_words(k: usize) -> usize {
+    2 * (k & !3)
 }
 
-/// Scratch bytes for patches of `k` taps (with the slack of aligning to a word).
-pub fn scratch_bytes(k: usize) -> usize {
-    words_for(k).saturating_mul(4).saturating_add(3)
+/// Bytes of one column's staging: four channels' taps, and the three bytes a word copy of the
+/// last kernel row may write past them (rounded to a word).
+fn stage_stride(window: Window) -> usize {
+    let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+    STAGED_CHANNELS * taps + 4
 }
 
-/// The int16 slot of tap `j` (below the tail) for column 0; column `col` adds `4·col`.
-#[inline(always)]
-fn slot(j: usize) -> usize {
-    ((j >> 2) << 4) | ((j & 1) << 1) | ((j >> 1) & 1)
+/// Scratch bytes for a conv with patches of `k` taps through `window` (with the slack of
+/// aligning to a word).
+pub fn scratch_bytes(k: usize, window: Window) -> usize {
+    patch_words(k)
+        .saturating_mul(4)
+        .saturating_add(COLUMNS.saturating_mul(stage_stride(window)))
+        .saturating_add(3)
 }
 
 /// The conv of [`crate::graph::kernels::conv`] for `groups == 1`; `false` (nothing written)
@@ -54,48 +67,74 @@ pub fn conv(
     scratch: &mut [i8],
 ) -> bool {
     let [kh, kw] = window.kernel.map(usize::from);
-    let k = in_shape.c * kh * kw;
+    let taps = kh * kw;
+    let k = in_shape.c * taps;
     let k4 = k & !3;
-    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-    let Some(words) = words.get_mut(..words_for(k)) else {
+    let stride = stage_stride(window);
+    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
+    let Some((patch, rest)) = words.split_at_mut_checked(patch_words(k)) else {
         return false;
     };
-    let Some((main, tail)) = words.split_at_mut_checked(2 * k4) else {
+    let Some(stage) = rest.get_mut(..COLUMNS * stride / 4) else {
         return false;
     };
-    let out_plane = out_shape.plane();
+    let stage: &mut [i8] = bytemuck::cast_slice_mut(stage);
     let geometry = Geometry {
         in_shape,
         window,
-        zero_point: i16::from(input_zero_point),
-        k4,
+        zero_point: input_zero_point,
+        stride,
     };
+    let out_plane = out_shape.plane();
+    let [lo, hi] = channels.clamp;
     for oy in 0..out_shape.h {
         for ox0 in (0..out_shape.w).step_by(COLUMNS) {
             let n = (out_shape.w - ox0).min(COLUMNS);
-            geometry.fill(
-                input,
-                oy,
-                ox0,
-                bytemuck::cast_slice_mut(&mut *main),
-                bytemuck::cast_slice_mut(&mut *tail),
-            );
-            let tail_values: &[i16] = bytemuck::cast_slice(&*tail);
+            // The last pass's staging holds the tail taps afterwards.
+            let mut tail_start = 0;
+            for c0 in (0..in_shape.c).step_by(STAGED_CHANNELS) {
+                let staged = (in_shape.c - c0).min(STAGED_CHANNELS) * taps;
+                geometry.gather(input, oy, ox0, c0, staged / taps, stage);
+                let first_group = c0 * taps / 4;
+                let groups = staged / 4;
+                if let Some(dst) = patch.get_mut(8 * first_group..8 * (first_group + groups)) {
+                    expand(dst, stage, stride);
+                }
+                tail_start = groups * 4;
+            }
+            let tail = k - k4;
             for (o, w_row) in weights.chunks_exact(k.max(1)).enumerate() {
                 let (bias, requant) = channels.channel(o);
                 let mut acc = [bias; COLUMNS];
-                mac_patch4(main, w_row, k4 / 4, &mut acc);
-                for (t, &w) in w_row.get(k4..).unwrap_or_default().iter().enumerate() {
-                    let w = i32::from(w);
-                    for (col, a) in acc.iter_mut().enumerate() {
-                        let x = tail_values.get(col * 4 + t).copied().unwrap_or(0);
-                        *a = a.wrapping_add(w * i32::from(x));
+                mac_patch4(patch, w_row, k4 / 4, &mut acc);
+                let w_tail = w_row.get(k4..).unwrap_or_default();
+                for (col, a) in acc.iter_mut().enumerate() {
+                    let start = col * stride + tail_start;
+                    let xs = stage.get(start..start + tail).unwrap_or_default();
+                    for (&w, &x) in w_tail.iter().zip(xs) {
+                        *a = a.wrapping_add(i32::from(w) * i32::from(x));
                     }
                 }
                 let start = o * out_plane + oy * out_shape.w + ox0;
-                if let Some(out) = output.get_mut(start..start + n) {
-                    for (q, &a) in out.iter_mut().zip(&acc) {
-                        *q = channels.finish(&requant, a);
+                let Some(out) = output.get_mut(start..start + n) else {
+                    continue;
+                };
+                // The lower clamp folded into the requantizer's minimum (both max with the
+                // int8 value), the upper one after it.
+                let clamped = Requantizer {
+                    min: i32::from(lo),
+                    ..requant
+                };
+                match PreparedRequantizer::new(&clamped) {
+                    Some(prepared) => {
+                        for (q, &a) in out.iter_mut().zip(&acc) {
+                            *q = prepared.apply(a).min(hi);
+                        }
+                    }
+                    None => {
+                        for (q, &a) in out.iter_mut().zip(&acc) {
+                            *q = channels.finish(&requant, a);
+                        }
                     }
                 }
             }
@@ -104,74 +143,95 @@ pub fn conv(
     true
 }
 
+/// Writes the int16 pair words of the staged taps: group `g` of column `col` (bytes
+/// `4g..4g + 4` of its staging) at words `8g + 2·col` and `8g + 2·col + 1`.
+#[inline(always)]
+fn expand(patch: &mut [u32], stage: &[i8], stride: usize) {
+    let column = |col: usize| {
+        stage
+            .get(col * stride..(col + 1) * stride)
+            .unwrap_or_default()
+            .chunks_exact(4)
+    };
+    let words =
+        |b: &[i8]| <[i8; 4]>::try_from(b).map_or(0, |b| u32::from_le_bytes(b.map(|x| x as u8)));
+    let groups = patch
+        .chunks_exact_mut(8)
+        .zip(column(0))
+        .zip(column(1))
+        .zip(column(2))
+        .zip(column(3));
+    for ((((dst, b0), b1), b2), b3) in groups {
+        let pairs = [b0, b1, b2, b3].map(|b| sxtb16_pairs(words(b)));
+        for (d, pair) in dst.chunks_exact_mut(2).zip(pairs) {
+            if let [even, odd] = d {
+                (*even, *odd) = pair;
+            }
+        }
+    }
+}
+
 struct Geometry {
     in_shape: MapShape,
     window: Window,
-    zero_point: i16,
-    k4: usize,
+    zero_point: i8,
+    /// Bytes between two columns' staging.
+    stride: usize,
 }
 
 impl Geometry {
-    /// Unpacks the patches of positions `ox0..ox0 + 4` of output row `oy` (columns past the
-    /// row's end get whatever their window holds; their sums are never stored).
-    fn fill(&self, input: &[i8], oy: usize, ox0: usize, values: &mut [i16], tails: &mut [i16]) {
+    /// Stages the int8 taps of input channels `c0..c0 + count` of the patches of positions
+    /// `ox0..ox0 + 4` of output row `oy`, column `col` at `stage[col · stride..]` (columns past
+    /// the row's end get whatever their window holds; their sums are never stored).
+    fn gather(
+        &self,
+        input: &[i8],
+        oy: usize,
+        ox0: usize,
+        c0: usize,
+        count: usize,
+        stage: &mut [i8],
+    ) {
         let [kh, kw] = self.window.kernel.map(usize::from);
         let [sh, sw] = self.window.stride.map(usize::from);
         let [pt, pl, _, _] = self.window.pads.map(usize::from);
         let MapShape { h, w, .. } = self.in_shape;
         let plane_len = self.in_shape.plane();
         let z = self.zero_point;
-        // Input column of column 0's tap kx = 0 (wrapping below 0: then never inside a row).
-        let x0 = (ox0 * sw).wrapping_sub(pl);
-        // The input bytes the four columns' windows cover when they lie inside a row at
-        // stride 1: one slice per kernel row, no per-tap checks.
-        let span = kw + COLUMNS - 1;
-        let interior = sw == 1 && x0.checked_add(span).is_some_and(|end| end <= w);
-        let mut j = 0;
-        for plane in input.chunks_exact(plane_len.max(1)).take(self.in_shape.c) {
-            for ky in 0..kh {
-                let iy = (oy * sh + ky).wrapping_sub(pt);
-                let row = if iy < h {
-                    plane.get(iy * w..(iy + 1) * w).unwrap_or_default()
-                } else {
-                    &[]
-                };
-                if interior
-                    && j + kw <= self.k4
-                    && let Some(window) = row.get(x0..x0 + span)
-                {
-                    for kx in 0..kw {
-                        let s = slot(j + kx);
-                        if let (Some(dst), Some(src)) =
-                            (values.get_mut(s..s + 13), window.get(kx..kx + COLUMNS))
+        for col in 0..COLUMNS {
+            // Input column of tap kx = 0 (wrapping below 0: then never inside a row).
+            let x0 = (ox0 + col) * sw;
+            let x0 = x0.wrapping_sub(pl);
+            let inside = x0.checked_add(kw).is_some_and(|end| end <= w);
+            let Some(dst) = stage.get_mut(col * self.stride..(col + 1) * self.stride) else {
+                return;
+            };
+            let mut j = 0;
+            for c in c0..c0 + count {
+                for ky in 0..kh {
+                    let iy = (oy * sh + ky).wrapping_sub(pt);
+                    if iy < h && inside && kw <= 4 {
+                        let start = c * plane_len + iy * w + x0;
+                        // One word: the run and the bytes after it, which the next run (or
+                        // the staging's slack) takes.
+                        if let (Some(src), Some(d)) =
+                            (input.get(start..start + 4), dst.get_mut(j..j + 4))
                         {
-                            for (col, &x) in src.iter().enumerate() {
-                                if let Some(d) = dst.get_mut(col * 4) {
-                                    *d = i16::from(x);
-                                }
-                            }
+                            d.copy_from_slice(src);
+                            j += kw;
+                            continue;
                         }
+                    }
+                    let row = if iy < h {
+                        input.get(c * plane_len + iy * w..c * plane_len + (iy + 1) * w)
+                    } else {
+                        None
+                    };
+                    let row = row.unwrap_or_default();
+                    for (kx, d) in dst.iter_mut().skip(j).take(kw).enumerate() {
+                        *d = row.get(x0.wrapping_add(kx)).copied().unwrap_or(z);
                     }
                     j += kw;
-                    continue;
-                }
-                for kx in 0..kw {
-                    let first = x0.wrapping_add(kx);
-                    let xs: [i16; COLUMNS] = core::array::from_fn(|col| {
-                        row.get(first.wrapping_add(col * sw))
-                            .map_or(z, |&v| i16::from(v))
-                    });
-                    let (dst, base) = if j < self.k4 {
-                        (&mut *values, slot(j))
-                    } else {
-                        (&mut *tails, j - self.k4)
-                    };
-                    for (col, x) in xs.into_iter().enumerate() {
-                        if let Some(d) = dst.get_mut(base + col * 4) {
-                            *d = x;
-                        }
-                    }
-                    j += 1;
                 }
             }
         }

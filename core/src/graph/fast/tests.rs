@@ -100,7 +100,7 @@ fn patch_conv_matches_the_portable_conv() {
         let mut got = vec![0; expected.len()];
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
-        let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k)];
+        let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k, window)];
         assert!(patch_conv::conv(
             &x,
             input,
@@ -308,7 +308,17 @@ fn the_choice_follows_the_node_and_the_target() {
     let m4 = crate::Kernels::CortexM4Dsp;
     assert_eq!(
         choose(&conv(1, 16, 16), m4),
-        (GraphKernel::PatchConv, patch_conv::scratch_bytes(144))
+        (
+            GraphKernel::PatchConv,
+            patch_conv::scratch_bytes(
+                144,
+                Window {
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    pads: [1, 1, 1, 1],
+                }
+            )
+        )
     );
     assert_eq!(choose(&conv(16, 16, 16), m4).0, GraphKernel::Depthwise);
     assert_eq!(choose(&conv(2, 16, 16), m4), (GraphKernel::Portable, 0));

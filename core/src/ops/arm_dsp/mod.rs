@@ -28,7 +28,7 @@ pub(crate) use patch_mac::{mac_patch4, smlad, sum_bytes};
 
 /// The int8 bytes of `word` as two int16 pairs: `(bytes 0 and 2, bytes 1 and 3)`.
 #[inline(always)]
-fn sxtb16_pairs(word: u32) -> (u32, u32) {
+pub(crate) fn sxtb16_pairs(word: u32) -> (u32, u32) {
     let (even, odd): (u32, u32);
     // SAFETY: pure register arithmetic: no memory, no stack, no flags.
     unsafe {
