@@ -11,7 +11,7 @@ use crate::shape::MapShape;
 
 use super::error::{GraphError, SectionProblem};
 use super::format::{ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window};
-use super::kernels::{ChannelData, window_len};
+use super::kernels::{ChannelData, Residual, window_len};
 use super::{Graph, format};
 
 /// A node ready for its kernel.
@@ -42,6 +42,17 @@ pub(crate) enum Prepared<'a> {
     Gemm {
         weights: &'a [i8],
         channels: ChannelData<'a>,
+    },
+    /// A Conv with its residual Add ([`format::ConvAdd`]): the conv's fields, then the Add's.
+    ConvAdd {
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        groups: usize,
+        input_zero_point: i8,
+        weights: &'a [i8],
+        channels: ChannelData<'a>,
+        residual: Residual,
     },
 }
 
@@ -155,8 +166,10 @@ fn check<'a>(
     }
     // Lifetimes: the node that writes each tensor and the last node that reads it.
     let mut scratch_len = 0;
-    // Bit n: node n is an Add of two different tensors, which may write over either.
+    // Bit n: node n is an Add (or ConvAdd) of two different tensors, which may write over
+    // an input (`takeable`, bit t: tensor t, at its last reader).
     let mut in_place_adds = 0_u64;
+    let mut takeable = 0_u64;
     let mut born = [usize::MAX; MAX_TENSORS];
     let mut dies = [0_usize; MAX_TENSORS];
     born[0] = 0;
@@ -209,8 +222,22 @@ fn check<'a>(
         *born_at = index;
         *dies_at = index;
         let prepared = prepare(data, &node, index, &inputs, &out, true)?;
-        if matches!(node.op, NodeOp::Add(_)) && node.inputs.first() != node.inputs.get(1) {
-            in_place_adds |= 1_u64.checked_shl(index as u32).unwrap_or(0);
+        let bit = |t: Option<&u16>| t.map_or(0, |&t| 1_u64.checked_shl(u32::from(t)).unwrap_or(0));
+        // Which inputs this node, if it is their last reader, may write over: both of an
+        // Add's, only the residual of a fused ConvAdd (the conv reads its input throughout).
+        for t in &node.inputs {
+            takeable &= !bit(Some(t));
+        }
+        let (first, second) = (node.inputs.first(), node.inputs.get(1));
+        if first != second {
+            match node.op {
+                NodeOp::Add(_) => takeable |= bit(first) | bit(second),
+                NodeOp::ConvAdd(_) => takeable |= bit(second),
+                _ => {}
+            }
+            if matches!(node.op, NodeOp::Add(_) | NodeOp::ConvAdd(_)) {
+                in_place_adds |= 1_u64.checked_shl(index as u32).unwrap_or(0);
+            }
         }
         // The kernel this target runs the node with, and the scratch it takes.
         scratch_len = scratch_len.max(super::fast::choose(&prepared, Kernels::NATIVE).1);
@@ -229,7 +256,7 @@ fn check<'a>(
         *d = node_count;
     }
     // The one overlap allowed: tensor `y` written by an in-place Add exactly over its input
-    // `x`, which that Add is the last to read.
+    // `x` (a ConvAdd: its residual), which that node is the last to read.
     let in_place = |x: usize, y: usize| {
         let (Some(tx), Some(ty)) = (tensors.get(x), tensors.get(y)) else {
             return false;
@@ -240,6 +267,7 @@ fn check<'a>(
         };
         born_x < born_y
             && dies_x == born_y
+            && takeable.checked_shr(x as u32).unwrap_or(0) & 1 == 1
             && in_place_adds.checked_shr(born_y as u32).unwrap_or(0) & 1 == 1
             && tx.offset == ty.offset
             && len(tx) == len(ty)
@@ -280,7 +308,7 @@ pub(crate) fn node_macs(node: &Node, inputs: &[(u16, TensorDesc)], output: &Tens
     let in_len = inputs.first().map_or(0, |(_, d)| len(d)) as u64;
     let out = map(output);
     match &node.op {
-        NodeOp::Conv(conv) => {
+        NodeOp::Conv(conv) | NodeOp::ConvAdd(format::ConvAdd { conv, .. }) => {
             let in_c = inputs.first().map_or(0, |(_, d)| usize::from(d.shape.c));
             let per_output = (in_c / usize::from(conv.groups.max(1)))
                 * usize::from(conv.window.kernel[0])
@@ -307,7 +335,7 @@ pub(crate) fn prepare<'a>(
     scan: bool,
 ) -> Result<Prepared<'a>, GraphError> {
     use GraphError::*;
-    let count = if matches!(node.op, NodeOp::Add(_)) {
+    let count = if matches!(node.op, NodeOp::Add(_) | NodeOp::ConvAdd(_)) {
         2
     } else {
         1
@@ -349,33 +377,12 @@ pub(crate) fn prepare<'a>(
     };
     let prepared = match &node.op {
         NodeOp::Conv(conv) => {
-            let mut expected = windowed(&conv.window)?;
-            expected.c = out_shape.c;
-            if expected != out_shape {
-                return Err(mismatch);
-            }
-            let groups = usize::from(conv.groups);
-            if groups == 0
-                || !in_shape.c.is_multiple_of(groups)
-                || !out_shape.c.is_multiple_of(groups)
-            {
-                return Err(BadGroups { node: index });
-            }
-            if !clamp_ok(conv.clamp) {
-                return Err(BadClamp { node: index });
-            }
-            let [kh, kw] = conv.window.kernel.map(usize::from);
-            let per_output = in_shape.c / groups * kh * kw;
-            if per_output > MAX_DOT_LEN {
-                return Err(DotTooLong { node: index });
-            }
-            let weights = weights(data, conv.weights, out_shape.c * per_output, index, scan)?;
-            let channels = channels(
+            let (groups, weights, channels) = conv_parts(
                 data,
-                &conv.channels,
-                out_shape.c,
+                conv,
+                windowed(&conv.window)?,
+                (in_shape, out_shape, *out_t),
                 out_desc.quant.zero_point,
-                conv.clamp,
                 index,
                 scan,
             )?;
@@ -387,6 +394,40 @@ pub(crate) fn prepare<'a>(
                 input_zero_point: in_desc.quant.zero_point,
                 weights,
                 channels,
+            }
+        }
+        NodeOp::ConvAdd(fused) => {
+            let conv = &fused.conv;
+            let (groups, weights, channels) = conv_parts(
+                data,
+                conv,
+                windowed(&conv.window)?,
+                (in_shape, out_shape, *out_t),
+                fused.conv_zero_point,
+                index,
+                scan,
+            )?;
+            let residual = rest.first().map(|(_, d)| d);
+            if residual.map(map) != Some(out_shape) {
+                return Err(mismatch);
+            }
+            add_ok(&fused.add, index)?;
+            Prepared::ConvAdd {
+                in_shape,
+                out_shape,
+                window: conv.window,
+                groups,
+                input_zero_point: in_desc.quant.zero_point,
+                weights,
+                channels,
+                residual: Residual {
+                    params: fused.add,
+                    zero_points: [
+                        fused.conv_zero_point,
+                        residual.map_or(0, |d| d.quant.zero_point),
+                        out_desc.quant.zero_point,
+                    ],
+                },
             }
         }
         NodeOp::MaxPool(window) | NodeOp::AveragePool { window, .. } => {
@@ -424,13 +465,7 @@ pub(crate) fn prepare<'a>(
             if other != Some(in_shape) || in_shape != out_shape {
                 return Err(mismatch);
             }
-            let shifts_ok = add.shifts.iter().all(|s| (-31..=0).contains(s));
-            if add.left_shift > 20 || add.multipliers.iter().any(|&m| m < 0) || !shifts_ok {
-                return Err(BadAdd { node: index });
-            }
-            if !clamp_ok(add.clamp) {
-                return Err(BadClamp { node: index });
-            }
+            add_ok(add, index)?;
             let zb = rest.first().map_or(0, |(_, d)| d.quant.zero_point);
             Prepared::Add {
                 params: *add,
@@ -462,6 +497,63 @@ pub(crate) fn prepare<'a>(
         }
     };
     Ok(prepared)
+}
+
+/// The Add's parameters in range.
+fn add_ok(add: &format::Add, index: usize) -> Result<(), GraphError> {
+    let shifts_ok = add.shifts.iter().all(|s| (-31..=0).contains(s));
+    if add.left_shift > 20 || add.multipliers.iter().any(|&m| m < 0) || !shifts_ok {
+        return Err(GraphError::BadAdd { node: index });
+    }
+    if !clamp_ok(add.clamp) {
+        return Err(GraphError::BadClamp { node: index });
+    }
+    Ok(())
+}
+
+/// A Conv's checks (its window's output `expected` with the output's channels, groups,
+/// clamp, dot length, sections): its groups, weights and channels, requantizing to
+/// `zero_point`.
+fn conv_parts<'a>(
+    data: &'a [u8],
+    conv: &format::Conv,
+    mut expected: MapShape,
+    (in_shape, out_shape, out_t): (MapShape, MapShape, u16),
+    zero_point: i8,
+    index: usize,
+    scan: bool,
+) -> Result<(usize, &'a [i8], ChannelData<'a>), GraphError> {
+    use GraphError::*;
+    expected.c = out_shape.c;
+    if expected != out_shape {
+        return Err(ShapeMismatch {
+            node: index,
+            tensor: out_t,
+        });
+    }
+    let groups = usize::from(conv.groups);
+    if groups == 0 || !in_shape.c.is_multiple_of(groups) || !out_shape.c.is_multiple_of(groups) {
+        return Err(BadGroups { node: index });
+    }
+    if !clamp_ok(conv.clamp) {
+        return Err(BadClamp { node: index });
+    }
+    let [kh, kw] = conv.window.kernel.map(usize::from);
+    let per_output = in_shape.c / groups * kh * kw;
+    if per_output > MAX_DOT_LEN {
+        return Err(DotTooLong { node: index });
+    }
+    let weights = weights(data, conv.weights, out_shape.c * per_output, index, scan)?;
+    let channels = channels(
+        data,
+        &conv.channels,
+        out_shape.c,
+        zero_point,
+        conv.clamp,
+        index,
+        scan,
+    )?;
+    Ok((groups, weights, channels))
 }
 
 fn section(

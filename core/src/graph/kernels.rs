@@ -84,6 +84,72 @@ pub fn conv(
     weights: &[i8],
     channels: &ChannelData<'_>,
 ) {
+    conv_into(
+        input,
+        in_shape,
+        output,
+        out_shape,
+        (window, groups, input_zero_point),
+        weights,
+        channels,
+        None,
+    );
+}
+
+/// [`conv`] followed by the residual Add of a fused node: `output` holds the residual and
+/// receives `residual.add(conv value, residual value)` element by element.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_add(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    groups: usize,
+    input_zero_point: i8,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: &Residual,
+) {
+    conv_into(
+        input,
+        in_shape,
+        output,
+        out_shape,
+        (window, groups, input_zero_point),
+        weights,
+        channels,
+        Some(residual),
+    );
+}
+
+/// The residual Add fused into a conv: the Add's parameters (its first input the conv's
+/// int8 output) and the zero points of the conv's output, the residual and the sum.
+#[derive(Clone, Copy, Debug)]
+pub struct Residual {
+    pub params: super::format::Add,
+    pub zero_points: [i8; 3],
+}
+
+impl Residual {
+    /// The sum of the conv's int8 value `q` and the residual's `r`, exactly as [`add`].
+    #[inline]
+    pub fn add(&self, q: i8, r: i8) -> i8 {
+        add_element(q, r, self.zero_points, &self.params)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_into(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    (window, groups, input_zero_point): (Window, usize, i8),
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: Option<&Residual>,
+) {
     const BLOCK: usize = 64;
     let [kh, kw] = window.kernel.map(usize::from);
     let [sh, sw] = window.stride.map(usize::from);
@@ -153,7 +219,8 @@ pub fn conv(
                     }
                 }
                 for (out, &a) in out_block.iter_mut().zip(acc.iter()) {
-                    *out = channels.finish(&requant, a);
+                    let q = channels.finish(&requant, a);
+                    *out = residual.map_or(q, |r| r.add(q, *out));
                 }
             }
         }

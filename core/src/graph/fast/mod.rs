@@ -71,6 +71,18 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
                 (GraphKernel::Portable, 0)
             }
         }
+        Prepared::ConvAdd {
+            in_shape,
+            window,
+            groups: 1,
+            ..
+        } => {
+            let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+            (
+                GraphKernel::PatchConv,
+                patch_conv::scratch_bytes(k, *window),
+            )
+        }
         Prepared::Add { .. } => (GraphKernel::AddTable, add::SCRATCH_BYTES),
         Prepared::Pool {
             average: Some(_), ..

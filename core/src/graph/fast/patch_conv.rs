@@ -23,7 +23,7 @@ use crate::quant::Requantizer;
 use crate::shape::MapShape;
 
 use super::super::format::Window;
-use super::super::kernels::ChannelData;
+use super::super::kernels::{ChannelData, Residual};
 use super::dsp::{mac_patch4, sxtb16_pairs};
 
 /// Output positions computed together.
@@ -64,6 +64,45 @@ pub fn conv(
     input_zero_point: i8,
     weights: &[i8],
     channels: &ChannelData<'_>,
+    scratch: &mut [i8],
+) -> bool {
+    let geometry = (in_shape, out_shape, window, input_zero_point);
+    conv_into(input, output, geometry, weights, channels, None, scratch)
+}
+
+/// [`crate::graph::kernels::conv_add`]: `output` holds the residual and receives the sums.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_add(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    input_zero_point: i8,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: &Residual,
+    scratch: &mut [i8],
+) -> bool {
+    let geometry = (in_shape, out_shape, window, input_zero_point);
+    conv_into(
+        input,
+        output,
+        geometry,
+        weights,
+        channels,
+        Some(residual),
+        scratch,
+    )
+}
+
+fn conv_into(
+    input: &[i8],
+    output: &mut [i8],
+    (in_shape, out_shape, window, input_zero_point): (MapShape, MapShape, Window, i8),
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: Option<&Residual>,
     scratch: &mut [i8],
 ) -> bool {
     let [kh, kw] = window.kernel.map(usize::from);
@@ -125,15 +164,28 @@ pub fn conv(
                     min: i32::from(lo),
                     ..requant
                 };
+                let mut values = [0_i8; COLUMNS];
                 match PreparedRequantizer::new(&clamped) {
                     Some(prepared) => {
-                        for (q, &a) in out.iter_mut().zip(&acc) {
+                        for (q, &a) in values.iter_mut().zip(&acc) {
                             *q = prepared.apply(a).min(hi);
                         }
                     }
                     None => {
-                        for (q, &a) in out.iter_mut().zip(&acc) {
+                        for (q, &a) in values.iter_mut().zip(&acc) {
                             *q = channels.finish(&requant, a);
+                        }
+                    }
+                }
+                match residual {
+                    None => {
+                        for (q, v) in out.iter_mut().zip(values) {
+                            *q = v;
+                        }
+                    }
+                    Some(r) => {
+                        for (q, v) in out.iter_mut().zip(values) {
+                            *q = r.add(v, *q);
                         }
                     }
                 }

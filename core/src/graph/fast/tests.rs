@@ -113,6 +113,58 @@ fn patch_conv_matches_the_portable_conv() {
             &mut scratch[offset..],
         ));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
+
+        // With a residual Add fused: the conv's values then TFLite's Add, element by element.
+        let residual_values = rng.i8s(expected.len());
+        let residual = kernels::Residual {
+            params: Add {
+                left_shift: 20,
+                multipliers: [0; 3].map(|_| (1 << 30) + rng.below(1 << 30) as i32),
+                shifts: [
+                    -(rng.below(3) as i8),
+                    -(rng.below(3) as i8),
+                    -19 - rng.below(4) as i8,
+                ],
+                clamp: clamp(&mut rng),
+            },
+            zero_points: [data.zero_point, rng.next() as i8, rng.next() as i8],
+        };
+        let mut sums = vec![0; expected.len()];
+        kernels::add(
+            &expected,
+            &residual_values,
+            &mut sums,
+            residual.zero_points,
+            &residual.params,
+        );
+        let mut portable = residual_values.clone();
+        kernels::conv_add(
+            &x,
+            input,
+            &mut portable,
+            out,
+            window,
+            1,
+            zero_point,
+            &weights,
+            &data,
+            &residual,
+        );
+        assert_eq!(portable, sums, "portable conv_add {input:?} {window:?}");
+        let mut fast = residual_values;
+        assert!(patch_conv::conv_add(
+            &x,
+            input,
+            &mut fast,
+            out,
+            window,
+            zero_point,
+            &weights,
+            &data,
+            &residual,
+            &mut scratch[offset..],
+        ));
+        assert_eq!(fast, sums, "fast conv_add {input:?} {window:?}");
     }
 }
 
