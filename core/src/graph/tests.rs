@@ -596,7 +596,13 @@ fn a_fused_conv_add_gives_the_unfused_logits_also_over_its_residual() {
     let mut rng = SplitMix(11);
     let images: Vec<Vec<u8>> = (0..30).map(|_| rng.u8s(25)).collect();
     let unfused = logits(&header, &data, &images);
-    assert!(unfused.iter().collect::<std::collections::BTreeSet<_>>().len() >= 10);
+    assert!(
+        unfused
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 10
+    );
 
     // Add(t1, dw(t1)) as one node reading t1 twice (so not in place): t2 never exists.
     let mut fused = header.clone();
@@ -616,13 +622,16 @@ fn a_fused_conv_add_gives_the_unfused_logits_also_over_its_residual() {
     // t1 → dw → t2 → dw → (+ t1), the last conv fused and written over t1, which dies there;
     // against the same graph unfused (the second conv's output t8 at 205).
     let mut chain = header.clone();
-    chain.tensors.push(tensor(4, 5, 3, header.tensors[2].quant, 205));
+    chain
+        .tensors
+        .push(tensor(4, 5, 3, header.tensors[2].quant, 205))
+        .unwrap();
     chain.arena_len = 265;
     let mut second_conv = header.nodes[1].clone();
     second_conv.inputs[0] = 2;
     second_conv.output = 8;
     chain.nodes[2].inputs = [1, 8].into_iter().collect();
-    chain.nodes.insert(2, second_conv);
+    chain.nodes.insert(2, second_conv).unwrap();
     let expected = logits(&chain, &data, &images);
     let mut in_place = header.clone();
     in_place.tensors[3].offset = 25;

@@ -24,6 +24,7 @@ use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
+use super::add::Tables;
 use super::dsp::{mac_patch4, sxtb16_pairs};
 
 /// Output positions computed together.
@@ -52,6 +53,14 @@ pub fn scratch_bytes(k: usize, window: Window) -> usize {
         .saturating_add(3)
 }
 
+/// The Add's two 256-entry tables ([`super::add`]), before the conv's scratch.
+const TABLE_WORDS: usize = 2 * 256;
+
+/// Scratch bytes for [`conv_add`]: the Add's tables, then the conv's.
+pub fn conv_add_scratch_bytes(k: usize, window: Window) -> usize {
+    scratch_bytes(k, window).saturating_add(4 * TABLE_WORDS)
+}
+
 /// The conv of [`crate::graph::kernels::conv`] for `groups == 1`; `false` (nothing written)
 /// when `scratch` is shorter than [`scratch_bytes`].
 #[allow(clippy::too_many_arguments)]
@@ -67,10 +76,13 @@ pub fn conv(
     scratch: &mut [i8],
 ) -> bool {
     let geometry = (in_shape, out_shape, window, input_zero_point);
-    conv_into(input, output, geometry, weights, channels, None, scratch)
+    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
+    conv_into(input, output, geometry, weights, channels, None, words)
 }
 
-/// [`crate::graph::kernels::conv_add`]: `output` holds the residual and receives the sums.
+/// [`crate::graph::kernels::conv_add`]: `output` holds the residual and receives the sums,
+/// each input's rescaling looked up as [`super::add`] does; `false` (nothing written) when
+/// `scratch` is shorter than [`conv_add_scratch_bytes`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv_add(
     input: &[i8],
@@ -85,14 +97,22 @@ pub fn conv_add(
     scratch: &mut [i8],
 ) -> bool {
     let geometry = (in_shape, out_shape, window, input_zero_point);
+    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
+    let Some((tables, words)) = words.split_at_mut_checked(TABLE_WORDS) else {
+        return false;
+    };
+    let tables = bytemuck::cast_slice_mut(tables);
+    let Some(tables) = super::add::tables(tables, residual.zero_points, &residual.params) else {
+        return false;
+    };
     conv_into(
         input,
         output,
         geometry,
         weights,
         channels,
-        Some(residual),
-        scratch,
+        Some(&tables),
+        words,
     )
 }
 
@@ -102,15 +122,14 @@ fn conv_into(
     (in_shape, out_shape, window, input_zero_point): (MapShape, MapShape, Window, i8),
     weights: &[i8],
     channels: &ChannelData<'_>,
-    residual: Option<&Residual>,
-    scratch: &mut [i8],
+    residual: Option<&Tables<'_>>,
+    words: &mut [u32],
 ) -> bool {
     let [kh, kw] = window.kernel.map(usize::from);
     let taps = kh * kw;
     let k = in_shape.c * taps;
     let k4 = k & !3;
     let stride = stage_stride(window);
-    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
     let Some((patch, rest)) = words.split_at_mut_checked(patch_words(k)) else {
         return false;
     };
@@ -183,9 +202,9 @@ fn conv_into(
                             *q = v;
                         }
                     }
-                    Some(r) => {
+                    Some(t) => {
                         for (q, v) in out.iter_mut().zip(values) {
-                            *q = r.add(v, *q);
+                            *q = t.apply(v, *q);
                         }
                     }
                 }

@@ -152,6 +152,7 @@ fn patch_conv_matches_the_portable_conv() {
         );
         assert_eq!(portable, sums, "portable conv_add {input:?} {window:?}");
         let mut fast = residual_values;
+        let mut scratch = vec![0x55_i8; offset + patch_conv::conv_add_scratch_bytes(k, window)];
         assert!(patch_conv::conv_add(
             &x,
             input,
