@@ -4,7 +4,7 @@
 //! portable kernels too.
 
 #[cfg(qcnn_arm_dsp)]
-pub(crate) use crate::ops::arm_dsp::{mac_patch4, smlad, sum_bytes, sxtb16_pairs};
+pub(crate) use crate::ops::arm_dsp::{gather_runs, mac_patch4, smlad, sum_bytes, sxtb16_pairs};
 
 #[cfg(not(qcnn_arm_dsp))]
 fn halves(word: u32) -> (i32, i32) {
@@ -53,4 +53,27 @@ pub(crate) fn mac_patch4(patch: &[u32], weights: &[i8], groups: usize, acc: &mut
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) fn sum_bytes(bytes: &[i8]) -> i32 {
     bytes.iter().map(|&b| i32::from(b)).sum()
+}
+
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn gather_runs(
+    src: &[i8],
+    (plane, row, rows, channels): (usize, usize, usize, usize),
+    dst: &mut [i8],
+    step: usize,
+) -> bool {
+    let runs = (0..channels).flat_map(|c| (0..rows).map(move |r| c * plane + r * row));
+    let fits = channels > 0
+        && rows > 0
+        && runs.clone().all(|at| at + 4 <= src.len())
+        && (channels * rows - 1) * step + 4 <= dst.len();
+    if !fits {
+        return false;
+    }
+    for (i, at) in runs.enumerate() {
+        if let (Some(d), Some(s)) = (dst.get_mut(i * step..i * step + 4), src.get(at..at + 4)) {
+            d.copy_from_slice(s);
+        }
+    }
+    true
 }

@@ -25,7 +25,7 @@ use crate::shape::MapShape;
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
 use super::add::Tables;
-use super::dsp::{mac_patch4, sxtb16_pairs};
+use super::dsp::{gather_runs, mac_patch4, sxtb16_pairs};
 
 /// Output positions computed together.
 const COLUMNS: usize = 4;
@@ -277,6 +277,16 @@ impl Geometry {
             let Some(dst) = stage.get_mut(col * self.stride..(col + 1) * self.stride) else {
                 return;
             };
+            // A window inside the input: every kernel row one word, copied by `gather_runs`.
+            let iy0 = (oy * sh).wrapping_sub(pt);
+            let rows_inside = iy0.checked_add(kh).is_some_and(|end| end <= h);
+            if inside && rows_inside && kw <= 4 {
+                let start = c0 * plane_len + iy0 * w + x0;
+                let src = input.get(start..).unwrap_or_default();
+                if gather_runs(src, (plane_len, w, kh, count), dst, kw) {
+                    continue;
+                }
+            }
             let mut j = 0;
             for c in c0..c0 + count {
                 for ky in 0..kh {

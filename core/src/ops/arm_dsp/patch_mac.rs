@@ -75,6 +75,69 @@ macro_rules! mac_group {
 }
 use mac_group;
 
+/// Copies `channels · rows` runs of four bytes: run `(c, r)` from `src[c·plane + r·row..]`
+/// to `dst[(c·rows + r)·step..]`, in that order, so that each run keeps its first `step`
+/// bytes and the next overwrites the rest (the graph patch conv's staging of a column whose
+/// window lies inside the input: one run per kernel row). `false` (nothing copied) when a
+/// count is 0 or a run would fall outside `src` or `dst`.
+#[inline(always)]
+pub(crate) fn gather_runs(
+    src: &[i8],
+    (plane, row, rows, channels): (usize, usize, usize, usize),
+    dst: &mut [i8],
+    step: usize,
+) -> bool {
+    let last_read = (channels.wrapping_sub(1))
+        .checked_mul(plane)
+        .and_then(|a| a.checked_add(rows.wrapping_sub(1).checked_mul(row)?))
+        .and_then(|a| a.checked_add(4));
+    let last_write = channels
+        .checked_mul(rows)
+        .and_then(|n| n.wrapping_sub(1).checked_mul(step))
+        .and_then(|a| a.checked_add(4));
+    let fits = channels > 0
+        && rows > 0
+        && last_read.is_some_and(|end| end <= src.len())
+        && last_write.is_some_and(|end| end <= dst.len());
+    if !fits {
+        return false;
+    }
+    // SAFETY: reads the words at `c·plane + r·row` (c < channels, r < rows) of `src` and
+    // writes the words at `(c·rows + r)·step` of `dst`, the last of each ending within its
+    // slice as checked above (unaligned LDR/STR are allowed on ARMv7-M with the default
+    // CCR.UNALIGN_TRP clear); both counts are at least 1, so each loop runs exactly its
+    // count. Registers only besides those bytes; no stack.
+    unsafe {
+        asm!(
+            "2:",
+            "mov {p}, {src}",
+            "mov {k}, {rows}",
+            "3:",
+            "ldr {w}, [{p}]",
+            "add {p}, {p}, {row}",
+            "str {w}, [{dst}]",
+            "add {dst}, {dst}, {step}",
+            "subs {k}, {k}, #1",
+            "bne 3b",
+            "add {src}, {src}, {plane}",
+            "subs {ch}, {ch}, #1",
+            "bne 2b",
+            src = inout(reg) src.as_ptr() => _,
+            dst = inout(reg) dst.as_mut_ptr() => _,
+            ch = inout(reg) channels => _,
+            rows = in(reg) rows,
+            row = in(reg) row,
+            step = in(reg) step,
+            plane = in(reg) plane,
+            p = out(reg) _,
+            k = out(reg) _,
+            w = out(reg) _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// `acc + low(a)·low(b) + high(a)·high(b)` on int16 halves, wrapping (SMLAD).
 #[inline(always)]
 pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
