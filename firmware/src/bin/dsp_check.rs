@@ -425,7 +425,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let scratch_len = if depthwise {
             fast::depthwise::scratch_bytes(w, window)
         } else {
-            fast::patch_conv::scratch_bytes(per_output, window)
+            fast::patch_conv::scratch_bytes(per_output, window, o)
         };
         if in_len > b.input.len()
             || out_len > b.fast.len()
@@ -486,7 +486,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;
-        let add_scratch_len = fast::patch_conv::conv_add_scratch_bytes(per_output, window);
+        let add_scratch_len = fast::patch_conv::conv_add_scratch_bytes(per_output, window, o);
         if depthwise || add_scratch_len + 3 > b.scratch.len() {
             continue;
         }

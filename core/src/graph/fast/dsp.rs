@@ -4,7 +4,9 @@
 //! portable kernels too.
 
 #[cfg(qcnn_arm_dsp)]
-pub(crate) use crate::ops::arm_dsp::{gather_runs, mac_patch4, smlad, sum_bytes, sxtb16_pairs};
+pub(crate) use crate::ops::arm_dsp::{
+    gather_runs, mac_patch4, requantize, smlad, sum_bytes, sxtb16_pairs,
+};
 
 #[cfg(not(qcnn_arm_dsp))]
 fn halves(word: u32) -> (i32, i32) {
@@ -76,4 +78,20 @@ pub(crate) fn gather_runs(
         }
     }
     true
+}
+
+/// `out[o · plane] = requantizer o (its six words in `requants`) applied to `best[o]`, for
+/// the first `n` channels (the Cortex-M4's is the chain conv's assembly).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: usize) {
+    let words = requants.chunks_exact(6).take(n);
+    for ((&acc, words), q) in best
+        .iter()
+        .zip(words)
+        .zip(out.iter_mut().step_by(plane.max(1)))
+    {
+        if let Ok(words) = <[u32; 6]>::try_from(words) {
+            *q = crate::ops::requant::PreparedRequantizer::from_words(words).apply(acc);
+        }
+    }
 }

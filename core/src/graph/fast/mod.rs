@@ -60,7 +60,7 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
                 let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
                 (
                     GraphKernel::PatchConv,
-                    patch_conv::scratch_bytes(k, *window),
+                    patch_conv::scratch_bytes(k, *window, out_shape.c),
                 )
             } else if *groups == in_shape.c && out_shape.c == in_shape.c {
                 (
@@ -73,6 +73,7 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         }
         Prepared::ConvAdd {
             in_shape,
+            out_shape,
             window,
             groups: 1,
             ..
@@ -80,7 +81,7 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
             let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
             (
                 GraphKernel::PatchConv,
-                patch_conv::scratch_bytes(k, *window),
+                patch_conv::conv_add_scratch_bytes(k, *window, out_shape.c),
             )
         }
         Prepared::Add { .. } => (GraphKernel::AddTable, add::SCRATCH_BYTES),

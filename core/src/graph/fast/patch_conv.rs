@@ -25,7 +25,7 @@ use crate::shape::MapShape;
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
 use super::add::Tables;
-use super::dsp::{gather_runs, mac_patch4, sxtb16_pairs};
+use super::dsp::{gather_runs, mac_patch4, requantize, sxtb16_pairs};
 
 /// Output positions computed together.
 const COLUMNS: usize = 4;
@@ -44,21 +44,27 @@ fn stage_stride(window: Window) -> usize {
     STAGED_CHANNELS * taps + 4
 }
 
-/// Scratch bytes for a conv with patches of `k` taps through `window` (with the slack of
-/// aligning to a word).
-pub fn scratch_bytes(k: usize, window: Window) -> usize {
+/// Words of one prepared requantizer ([`PreparedRequantizer::to_words`]).
+const REQUANT_WORDS: usize = 6;
+
+/// Scratch bytes for a conv with patches of `k` taps through `window` and `out_c` output
+/// channels: the patch, the staging, every channel's prepared requantizer, four columns'
+/// sums and one column's int8 values (with the slack of aligning to a word).
+pub fn scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
+    let per_channel = 4 * (REQUANT_WORDS + COLUMNS) + 1;
     patch_words(k)
         .saturating_mul(4)
         .saturating_add(COLUMNS.saturating_mul(stage_stride(window)))
-        .saturating_add(3)
+        .saturating_add(per_channel.saturating_mul(out_c))
+        .saturating_add(3 + 3)
 }
 
 /// The Add's two 256-entry tables ([`super::add`]), before the conv's scratch.
 const TABLE_WORDS: usize = 2 * 256;
 
 /// Scratch bytes for [`conv_add`]: the Add's tables, then the conv's.
-pub fn conv_add_scratch_bytes(k: usize, window: Window) -> usize {
-    scratch_bytes(k, window).saturating_add(4 * TABLE_WORDS)
+pub fn conv_add_scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
+    scratch_bytes(k, window, out_c).saturating_add(4 * TABLE_WORDS)
 }
 
 /// The conv of [`crate::graph::kernels::conv`] for `groups == 1`; `false` (nothing written)
@@ -130,13 +136,40 @@ fn conv_into(
     let k = in_shape.c * taps;
     let k4 = k & !3;
     let stride = stage_stride(window);
+    let out_c = out_shape.c;
     let Some((patch, rest)) = words.split_at_mut_checked(patch_words(k)) else {
         return false;
     };
-    let Some(stage) = rest.get_mut(..COLUMNS * stride / 4) else {
+    let Some((stage, rest)) = rest.split_at_mut_checked(COLUMNS * stride / 4) else {
+        return false;
+    };
+    let Some((requants, rest)) = rest.split_at_mut_checked(REQUANT_WORDS * out_c) else {
+        return false;
+    };
+    let Some((sums, rest)) = rest.split_at_mut_checked(COLUMNS * out_c) else {
+        return false;
+    };
+    let Some(values) = rest.get_mut(..out_c.div_ceil(4)) else {
         return false;
     };
     let stage: &mut [i8] = bytemuck::cast_slice_mut(stage);
+    let sums: &mut [i32] = bytemuck::cast_slice_mut(sums);
+    let values: &mut [i8] = bytemuck::cast_slice_mut(values);
+    // Every channel's requantizer prepared once, the lower clamp as its minimum (both are a
+    // max with the int8 value); the upper clamp after it.
+    let [lo, hi] = channels.clamp;
+    for (o, slot) in requants.chunks_exact_mut(REQUANT_WORDS).enumerate() {
+        let (_, requant) = channels.channel(o);
+        let clamped = Requantizer {
+            min: i32::from(lo),
+            ..requant
+        };
+        match PreparedRequantizer::new(&clamped) {
+            Some(prepared) => slot.copy_from_slice(&prepared.to_words()),
+            // A negative multiplier (no validated blob has one): the portable code runs.
+            None => return false,
+        }
+    }
     let geometry = Geometry {
         in_shape,
         window,
@@ -144,7 +177,7 @@ fn conv_into(
         stride,
     };
     let out_plane = out_shape.plane();
-    let [lo, hi] = channels.clamp;
+    let tail = k - k4;
     for oy in 0..out_shape.h {
         for ox0 in (0..out_shape.w).step_by(COLUMNS) {
             let n = (out_shape.w - ox0).min(COLUMNS);
@@ -160,51 +193,43 @@ fn conv_into(
                 }
                 tail_start = groups * 4;
             }
-            let tail = k - k4;
-            for (o, w_row) in weights.chunks_exact(k.max(1)).enumerate() {
-                let (bias, requant) = channels.channel(o);
-                let mut acc = [bias; COLUMNS];
+            // Each channel's four sums, kept per column so that a column's channels are
+            // requantized together.
+            let rows = weights.chunks_exact(k.max(1)).take(out_c);
+            for (o, (w_row, bias)) in rows.zip(channels.bias).enumerate() {
+                let mut acc = [i32::from_le_bytes(*bias); COLUMNS];
                 mac_patch4(patch, w_row, k4 / 4, &mut acc);
-                let w_tail = w_row.get(k4..).unwrap_or_default();
-                for (col, a) in acc.iter_mut().enumerate() {
-                    let start = col * stride + tail_start;
-                    let xs = stage.get(start..start + tail).unwrap_or_default();
-                    for (&w, &x) in w_tail.iter().zip(xs) {
-                        *a = a.wrapping_add(i32::from(w) * i32::from(x));
-                    }
-                }
-                let start = o * out_plane + oy * out_shape.w + ox0;
-                let Some(out) = output.get_mut(start..start + n) else {
-                    continue;
-                };
-                // The lower clamp folded into the requantizer's minimum (both max with the
-                // int8 value), the upper one after it.
-                let clamped = Requantizer {
-                    min: i32::from(lo),
-                    ..requant
-                };
-                let mut values = [0_i8; COLUMNS];
-                match PreparedRequantizer::new(&clamped) {
-                    Some(prepared) => {
-                        for (q, &a) in values.iter_mut().zip(&acc) {
-                            *q = prepared.apply(a).min(hi);
-                        }
-                    }
-                    None => {
-                        for (q, &a) in values.iter_mut().zip(&acc) {
-                            *q = channels.finish(&requant, a);
+                if tail > 0 {
+                    let w_tail = w_row.get(k4..).unwrap_or_default();
+                    for (col, a) in acc.iter_mut().enumerate() {
+                        let start = col * stride + tail_start;
+                        let xs = stage.get(start..start + tail).unwrap_or_default();
+                        for (&w, &x) in w_tail.iter().zip(xs) {
+                            *a = a.wrapping_add(i32::from(w) * i32::from(x));
                         }
                     }
                 }
+                for (col, &a) in acc.iter().enumerate() {
+                    if let Some(s) = sums.get_mut(col * out_c + o) {
+                        *s = a;
+                    }
+                }
+            }
+            for col in 0..n {
+                let pixel = oy * out_shape.w + ox0 + col;
+                let column = sums.get(col * out_c..(col + 1) * out_c).unwrap_or_default();
+                let out = output.get_mut(pixel..).unwrap_or_default();
                 match residual {
-                    None => {
-                        for (q, v) in out.iter_mut().zip(values) {
-                            *q = v;
-                        }
-                    }
-                    Some(t) => {
-                        for (q, v) in out.iter_mut().zip(values) {
-                            *q = t.apply(v, *q);
+                    None if hi == i8::MAX => requantize(column, requants, out_c, out, out_plane),
+                    _ => {
+                        requantize(column, requants, out_c, values, 1);
+                        let outputs = out.iter_mut().step_by(out_plane.max(1));
+                        for (q, &v) in outputs.zip(values.iter()) {
+                            let v = v.min(hi);
+                            *q = match residual {
+                                Some(t) => t.apply(v, *q),
+                                None => v,
+                            };
                         }
                     }
                 }

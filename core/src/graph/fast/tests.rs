@@ -100,7 +100,7 @@ fn patch_conv_matches_the_portable_conv() {
         let mut got = vec![0; expected.len()];
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
-        let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k, window)];
+        let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k, window, out_c)];
         assert!(patch_conv::conv(
             &x,
             input,
@@ -152,7 +152,8 @@ fn patch_conv_matches_the_portable_conv() {
         );
         assert_eq!(portable, sums, "portable conv_add {input:?} {window:?}");
         let mut fast = residual_values;
-        let mut scratch = vec![0x55_i8; offset + patch_conv::conv_add_scratch_bytes(k, window)];
+        let mut scratch =
+            vec![0x55_i8; offset + patch_conv::conv_add_scratch_bytes(k, window, out_c)];
         assert!(patch_conv::conv_add(
             &x,
             input,
@@ -369,7 +370,8 @@ fn the_choice_follows_the_node_and_the_target() {
                     kernel: [3, 3],
                     stride: [1, 1],
                     pads: [1, 1, 1, 1],
-                }
+                },
+                16
             )
         )
     );

@@ -22,7 +22,7 @@ mod patch_mac;
 
 use core::arch::asm;
 
-pub(crate) use conv2d::{conv2d, conv2d_rows};
+pub(crate) use conv2d::{conv2d, conv2d_rows, requantize};
 pub(crate) use linear::{linear, linear_blocked};
 pub(crate) use patch_mac::{gather_runs, mac_patch4, smlad, sum_bytes};
 
