@@ -13,12 +13,12 @@ pub const SCRATCH_BYTES: usize = 2 * 256 * 4 + 3;
 
 /// The element-wise part, shared by [`add`] and [`add_in_place`].
 pub(crate) struct Tables<'s> {
-    a: &'s [i32; 256],
-    b: &'s [i32; 256],
-    multiplier: i32,
-    shift: i32,
-    zero_point: i32,
-    clamp: [i8; 2],
+    pub(crate) a: &'s [i32; 256],
+    pub(crate) b: &'s [i32; 256],
+    pub(crate) multiplier: i32,
+    pub(crate) shift: i32,
+    pub(crate) zero_point: i32,
+    pub(crate) clamp: [i8; 2],
 }
 
 impl Tables<'_> {

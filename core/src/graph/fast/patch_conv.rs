@@ -178,6 +178,22 @@ fn conv_into(
     };
     let out_plane = out_shape.plane();
     let tail = k - k4;
+    // The Add's output rescaling, prepared (its lower clamp as the minimum, as above).
+    let residual = match residual {
+        Some(t) => {
+            let sum = Requantizer {
+                multiplier: t.multiplier,
+                shift: t.shift,
+                zero_point: t.zero_point,
+                min: i32::from(t.clamp[0]),
+            };
+            let Some(sum) = PreparedRequantizer::new(&sum) else {
+                return false;
+            };
+            Some((t, sum))
+        }
+        None => None,
+    };
     for oy in 0..out_shape.h {
         for ox0 in (0..out_shape.w).step_by(COLUMNS) {
             let n = (out_shape.w - ox0).min(COLUMNS);
@@ -221,15 +237,21 @@ fn conv_into(
                 let out = output.get_mut(pixel..).unwrap_or_default();
                 match residual {
                     None if hi == i8::MAX => requantize(column, requants, out_c, out, out_plane),
-                    _ => {
+                    None => {
                         requantize(column, requants, out_c, values, 1);
                         let outputs = out.iter_mut().step_by(out_plane.max(1));
                         for (q, &v) in outputs.zip(values.iter()) {
-                            let v = v.min(hi);
-                            *q = match residual {
-                                Some(t) => t.apply(v, *q),
-                                None => v,
-                            };
+                            *q = v.min(hi);
+                        }
+                    }
+                    Some((t, sum)) => {
+                        requantize(column, requants, out_c, values, 1);
+                        let outputs = out.iter_mut().step_by(out_plane.max(1));
+                        for (q, &v) in outputs.zip(values.iter()) {
+                            // `Tables::apply`, the output's rescaling prepared once.
+                            let x = t.a[usize::from(v.min(hi) as u8)];
+                            let total = x.saturating_add(t.b[usize::from(*q as u8)]);
+                            *q = sum.apply(total).min(t.clamp[1]);
                         }
                     }
                 }
