@@ -138,7 +138,7 @@ impl<'a> Model<'a> {
     /// a large part of a load's cost on a microcontroller (the weights dominate the blob).
     /// Inference on the result is still memory-safe and panic-free whatever the bytes; only
     /// a flipped weight or bias bit would go unnoticed. For a blob whose integrity is known
-    /// otherwise: checked once with [`verify_checksum`] after it was written to flash, or
+    /// otherwise: checked once with [`verify_checksum`](crate::verify_checksum) after it was written to flash, or
     /// protected by the part's own flash ECC.
     pub fn from_bytes_unverified(blob: &'a [u8]) -> Result<Self, ModelError> {
         Self::load(blob, false)

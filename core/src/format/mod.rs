@@ -45,8 +45,8 @@
 //!
 //! Activations are int8 in C,H,W order, so Flatten is PyTorch's flatten.
 //!
-//! The files: [`layout`] (the constants, the framing of each version, the header types),
-//! [`read`] (the framing's checks when a blob is loaded) and [`write`] (the encoder and the
+//! The files: [`mod@layout`] (the constants, the framing of each version, the header types),
+//! [`mod@read`] (the framing's checks when a blob is loaded) and [`mod@write`] (the encoder and the
 //! data-section writer). Inside the crate, import from those files, not through this one: it
 //! only gathers them for the crate's users.
 

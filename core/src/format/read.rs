@@ -20,7 +20,8 @@ pub fn expected_checksum(blob: &[u8]) -> Option<u32> {
 }
 
 /// Checks the checksum of a whole blob (xxHash32 for versions 3 and 4, CRC-32 for 1 and 2):
-/// the check [`Model::from_bytes`] makes and [`Model::from_bytes_unverified`] leaves out.
+/// the check [`Model::from_bytes`](crate::Model::from_bytes) makes and
+/// [`Model::from_bytes_unverified`](crate::Model::from_bytes_unverified) leaves out.
 /// It reads the prefix for the version, so it refuses a blob too short, with another magic
 /// or of another version as `from_bytes` does.
 pub fn verify_checksum(blob: &[u8]) -> Result<(), ModelError> {
@@ -80,7 +81,6 @@ pub(crate) enum Parsed<'a> {
 /// Checks the framing (prefix, checksum if asked, header, padding, data length). The header is
 /// decoded piece by piece (shape, layer count, each layer, data length) exactly as postcard
 /// would decode a [`Header`](layout::Header), without ever holding the whole layer list.
-
 pub(crate) fn parse(blob: &[u8], check_checksum: bool) -> Result<Parsed<'_>, ModelError> {
     let framing = prefix_framing(blob)?;
     let too_short = ModelError::TooShort { len: blob.len() };
