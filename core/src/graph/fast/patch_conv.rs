@@ -48,10 +48,15 @@ fn stage_stride(window: Window) -> usize {
 const REQUANT_WORDS: usize = 6;
 
 /// Scratch bytes for a conv with patches of `k` taps through `window` and `out_c` output
-/// channels: the patch, the staging, every channel's prepared requantizer, four columns'
-/// sums and one column's int8 values (with the slack of aligning to a word).
+/// channels: the patch, the staging, and when [`batched`], every channel's prepared
+/// requantizer, four columns' sums and one column's int8 values (with the slack of aligning
+/// to a word).
 pub fn scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
-    let per_channel = 4 * (REQUANT_WORDS + COLUMNS) + 1;
+    let per_channel = if batched(k, out_c) {
+        per_channel_bytes()
+    } else {
+        0
+    };
     patch_words(k)
         .saturating_mul(4)
         .saturating_add(COLUMNS.saturating_mul(stage_stride(window)))
@@ -143,15 +148,25 @@ fn conv_into(
     let Some((stage, rest)) = rest.split_at_mut_checked(COLUMNS * stride / 4) else {
         return false;
     };
-    let Some((requants, rest)) = rest.split_at_mut_checked(REQUANT_WORDS * out_c) else {
+    let batched = batched(k, out_c);
+    let per = if batched { out_c } else { 0 };
+    let Some((requants, rest)) = rest.split_at_mut_checked(REQUANT_WORDS * per) else {
         return false;
     };
-    let Some((sums, rest)) = rest.split_at_mut_checked(COLUMNS * out_c) else {
+    let Some((sums, rest)) = rest.split_at_mut_checked(COLUMNS * per) else {
         return false;
     };
-    let Some(values) = rest.get_mut(..out_c.div_ceil(4)) else {
+    let Some(values) = rest.get_mut(..per.div_ceil(4)) else {
         return false;
     };
+    // A negative multiplier (no validated blob has one): the portable code runs.
+    if channels
+        .multiplier
+        .iter()
+        .any(|m| i32::from_le_bytes(*m) < 0)
+    {
+        return false;
+    }
     let stage: &mut [i8] = bytemuck::cast_slice_mut(stage);
     let sums: &mut [i32] = bytemuck::cast_slice_mut(sums);
     let values: &mut [i8] = bytemuck::cast_slice_mut(values);
@@ -225,11 +240,36 @@ fn conv_into(
                         }
                     }
                 }
-                for (col, &a) in acc.iter().enumerate() {
-                    if let Some(s) = sums.get_mut(col * out_c + o) {
-                        *s = a;
+                if batched {
+                    for (col, &a) in acc.iter().enumerate() {
+                        if let Some(s) = sums.get_mut(col * out_c + o) {
+                            *s = a;
+                        }
                     }
+                    continue;
                 }
+                // This channel's outputs now, its requantizer prepared for them.
+                let (_, requant) = channels.channel(o);
+                let clamped = Requantizer {
+                    min: i32::from(lo),
+                    ..requant
+                };
+                let (Some(prepared), Some(out)) = (
+                    PreparedRequantizer::new(&clamped),
+                    output.get_mut(o * out_plane + oy * out_shape.w + ox0..),
+                ) else {
+                    continue;
+                };
+                for (q, &a) in out.iter_mut().take(n).zip(&acc) {
+                    let v = prepared.apply(a).min(hi);
+                    *q = match &residual {
+                        Some((t, sum)) => add(t, sum, v, *q),
+                        None => v,
+                    };
+                }
+            }
+            if !batched {
+                continue;
             }
             for col in 0..n {
                 let pixel = oy * out_shape.w + ox0 + col;
@@ -248,10 +288,7 @@ fn conv_into(
                         requantize(column, requants, out_c, values, 1);
                         let outputs = out.iter_mut().step_by(out_plane.max(1));
                         for (q, &v) in outputs.zip(values.iter()) {
-                            // `Tables::apply`, the output's rescaling prepared once.
-                            let x = t.a[usize::from(v.min(hi) as u8)];
-                            let total = x.saturating_add(t.b[usize::from(*q as u8)]);
-                            *q = sum.apply(total).min(t.clamp[1]);
+                            *q = add(t, &sum, v.min(hi), *q);
                         }
                     }
                 }
@@ -259,6 +296,26 @@ fn conv_into(
         }
     }
     true
+}
+
+/// `Tables::apply` of the conv's value `v` and the residual `r`, the output's rescaling
+/// prepared once (`sum`).
+#[inline(always)]
+fn add(t: &Tables<'_>, sum: &PreparedRequantizer, v: i8, r: i8) -> i8 {
+    let total = t.a[usize::from(v as u8)].saturating_add(t.b[usize::from(r as u8)]);
+    sum.apply(total).min(t.clamp[1])
+}
+
+/// Whether the channels are requantized a column at a time (every channel's requantizer
+/// prepared once per call, the chain conv's assembly): when their scratch is at most the
+/// patch's, so that it never more than doubles the node's scratch (a stem's or a 1×1 conv's
+/// channels are requantized one at a time instead).
+fn batched(k: usize, out_c: usize) -> bool {
+    per_channel_bytes().saturating_mul(out_c) <= 4 * patch_words(k)
+}
+
+fn per_channel_bytes() -> usize {
+    4 * (REQUANT_WORDS + COLUMNS) + 1
 }
 
 /// Writes the int16 pair words of the staged taps: group `g` of column `col` (bytes
