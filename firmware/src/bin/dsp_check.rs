@@ -135,7 +135,7 @@ fn main() -> ! {
                 outputs
             );
             hprintln!(
-                "dsp_check: graph kernels, {} random cases each of patch conv, depthwise conv, Add (and in place), average pools ({} outputs): identical to the portable code",
+                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add), depthwise conv, Add (and in place), average pools ({} outputs): identical to the portable code",
                 GRAPH_CASES,
                 graph_outputs
             );
@@ -531,7 +531,12 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                 portable: 0,
             });
         }
-        compare("patch conv + add", case, &b.fast[..out_len], &b.portable[..out_len])?;
+        compare(
+            "patch conv + add",
+            case,
+            &b.fast[..out_len],
+            &b.portable[..out_len],
+        )?;
         outputs += out_len;
     }
     for case in 0..GRAPH_CASES {
