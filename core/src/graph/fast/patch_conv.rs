@@ -180,7 +180,11 @@ fn conv_into(
             ..requant
         };
         match PreparedRequantizer::new(&clamped) {
-            Some(prepared) => slot.copy_from_slice(&prepared.to_words()),
+            Some(prepared) => {
+                for (w, p) in slot.iter_mut().zip(prepared.to_words()) {
+                    *w = p;
+                }
+            }
             // A negative multiplier (no validated blob has one): the portable code runs.
             None => return false,
         }
@@ -215,8 +219,9 @@ fn conv_into(
             // The last pass's staging holds the tail taps afterwards.
             let mut tail_start = 0;
             for c0 in (0..in_shape.c).step_by(STAGED_CHANNELS) {
-                let staged = (in_shape.c - c0).min(STAGED_CHANNELS) * taps;
-                geometry.gather(input, oy, ox0, c0, staged / taps, stage);
+                let count = (in_shape.c - c0).min(STAGED_CHANNELS);
+                let staged = count * taps;
+                geometry.gather(input, oy, ox0, c0, count, stage);
                 let first_group = c0 * taps / 4;
                 let groups = staged / 4;
                 if let Some(dst) = patch.get_mut(8 * first_group..8 * (first_group + groups)) {
@@ -402,7 +407,9 @@ impl Geometry {
                         if let (Some(src), Some(d)) =
                             (input.get(start..start + 4), dst.get_mut(j..j + 4))
                         {
-                            d.copy_from_slice(src);
+                            for (d, &s) in d.iter_mut().zip(src) {
+                                *d = s;
+                            }
                             j += kw;
                             continue;
                         }
