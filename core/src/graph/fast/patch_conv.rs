@@ -407,7 +407,9 @@ impl Geometry {
                         if let (Some(src), Some(d)) =
                             (input.get(start..start + 4), dst.get_mut(j..j + 4))
                         {
-                            for (d, &s) in d.iter_mut().zip(src) {
+                            if let (Ok(d), Ok(s)) =
+                                (<&mut [i8; 4]>::try_from(d), <[i8; 4]>::try_from(src))
+                            {
                                 *d = s;
                             }
                             j += kw;
