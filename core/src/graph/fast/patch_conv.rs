@@ -2,7 +2,8 @@
 //! positions of a row at a time:
 //!
 //! 1. The four positions' patches (C·kh·kw taps each, OIHW order, padding = the input zero
-//!    point) are gathered as int8, four input channels at a time, into a small staging area:
+//!    point) are gathered as int8, about 64 taps a pass (whole input channels, a multiple of
+//!    four), into a small staging area:
 //!    each kernel row's taps (kw ≤ 4 inside the input) is one unaligned word copy.
 //! 2. Each staged word of four taps becomes two int16 pair words with two SXTB16, exactly the
 //!    pairs (x0 | x2 << 16) and (x1 | x3 << 16) that SXTB16 makes of a weight word, written
@@ -29,8 +30,11 @@ use super::dsp::{gather_runs, mac_patch4, requantize, sxtb16_pairs};
 
 /// Output positions computed together.
 const COLUMNS: usize = 4;
-/// Input channels staged at a time: four, so that a staged pass is whole groups of four taps.
-const STAGED_CHANNELS: usize = 4;
+/// Input channels staged at a time: a multiple of four, so that a staged pass is whole groups
+/// of four taps, and about 64 taps a pass (a 1×1 conv stages 64 channels, a 3×3 one four).
+fn staged_channels(taps: usize) -> usize {
+    ((64 / taps.max(1)) & !3).max(4)
+}
 
 /// Words of the int16 patch: eight per group of four taps (four columns, two words each).
 fn patch_words(k: usize) -> usize {
@@ -41,7 +45,7 @@ fn patch_words(k: usize) -> usize {
 /// last kernel row may write past them (rounded to a word).
 fn stage_stride(window: Window) -> usize {
     let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-    STAGED_CHANNELS * taps + 4
+    staged_channels(taps) * taps + 4
 }
 
 /// Words of one prepared requantizer ([`PreparedRequantizer::to_words`]).
@@ -141,6 +145,7 @@ fn conv_into(
     let k = in_shape.c * taps;
     let k4 = k & !3;
     let stride = stage_stride(window);
+    let staged = staged_channels(taps);
     let out_c = out_shape.c;
     let Some((patch, rest)) = words.split_at_mut_checked(patch_words(k)) else {
         return false;
@@ -218,8 +223,8 @@ fn conv_into(
             let n = (out_shape.w - ox0).min(COLUMNS);
             // The last pass's staging holds the tail taps afterwards.
             let mut tail_start = 0;
-            for c0 in (0..in_shape.c).step_by(STAGED_CHANNELS) {
-                let count = (in_shape.c - c0).min(STAGED_CHANNELS);
+            for c0 in (0..in_shape.c).step_by(staged) {
+                let count = (in_shape.c - c0).min(staged);
                 let staged = count * taps;
                 geometry.gather(input, oy, ox0, c0, count, stage);
                 let first_group = c0 * taps / 4;
