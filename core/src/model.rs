@@ -373,6 +373,9 @@ pub struct Model<'a> {
     /// A graph blob's tensor count, output tensor and the scratch its fast kernels take on
     /// this target (at most `graph::fast::MAX_SCRATCH`); `None` for a layer sequence.
     graph: Option<(u16, u16, u16)>,
+    /// A graph blob's kernel per node on this target, chosen at load (16 bytes).
+    #[cfg(feature = "graph")]
+    kernels: crate::graph::fast::KernelTable,
 }
 
 impl<'a> Model<'a> {
@@ -414,6 +417,8 @@ impl<'a> Model<'a> {
                     output_quant: graph.output_quant(),
                     tensors,
                     graph: Some((tensor_count as u16, output, graph.scratch_len() as u16)),
+                    #[cfg(feature = "graph")]
+                    kernels: graph.kernels(),
                 });
             }
         };
@@ -456,6 +461,8 @@ impl<'a> Model<'a> {
             output_quant: walk.builder.quant,
             tensors: &[],
             graph: None,
+            #[cfg(feature = "graph")]
+            kernels: Default::default(),
         })
     }
 
@@ -466,12 +473,17 @@ impl<'a> Model<'a> {
             return None;
         }
         let (tensor_count, output, scratch) = self.graph?;
+        #[cfg(feature = "graph")]
+        let kernels = self.kernels;
+        #[cfg(not(feature = "graph"))]
+        let kernels = Default::default();
         let scratch = usize::from(scratch);
         Some(Graph::from_parts(
             (self.tensors, usize::from(tensor_count)),
             (self.layers, usize::from(self.layer_count)),
             self.data,
             output,
+            kernels,
             (
                 self.arena_len.saturating_sub(scratch),
                 scratch,

@@ -155,6 +155,7 @@ fn check<'a>(
     }
     // Lifetimes: the node that writes each tensor and the last node that reads it.
     let mut scratch_len = 0;
+    let mut kernels = super::fast::KernelTable::default();
     // Bit n: node n is an Add of two different tensors, which may write over either.
     let mut in_place_adds = 0_u64;
     let mut born = [usize::MAX; MAX_TENSORS];
@@ -212,8 +213,10 @@ fn check<'a>(
         if matches!(node.op, NodeOp::Add(_)) && node.inputs.first() != node.inputs.get(1) {
             in_place_adds |= 1_u64.checked_shl(index as u32).unwrap_or(0);
         }
-        // The kernel this target runs the node with, and the scratch it takes.
-        scratch_len = scratch_len.max(super::fast::choose(&prepared, Kernels::NATIVE).1);
+        // The kernel this target runs the node with, once for good, and the scratch it takes.
+        let (kernel, scratch) = super::fast::choose(&prepared, Kernels::NATIVE);
+        kernels.set(index, &node.op, kernel);
+        scratch_len = scratch_len.max(scratch);
     }
     for (t, &b) in born.iter().enumerate().take(tensors.len()) {
         if b == usize::MAX {
@@ -269,6 +272,7 @@ fn check<'a>(
         output,
         arena_len,
         scratch_len,
+        kernels,
         input: map(image),
         output_len: len(out_desc),
         output_quant: out_desc.quant,

@@ -40,6 +40,8 @@ pub struct Graph<'a> {
     /// Scratch of the fast kernels chosen for this target ([`fast::choose`]), the most any
     /// node takes.
     scratch_len: usize,
+    /// Each node's kernel on this target, chosen at load.
+    kernels: fast::KernelTable,
     input: MapShape,
     output_len: usize,
     output_quant: QuantParams,
@@ -96,6 +98,25 @@ impl<'a> Graph<'a> {
         self.nodes().fold(0, |sum, n| sum.saturating_add(n.macs))
     }
 
+    /// Each node's kernel on this target, as the loader chose it.
+    pub fn kernels(&self) -> fast::KernelTable {
+        self.kernels
+    }
+
+    /// Each node's kernel on a target with `kernels`, chosen as the loader does (for a host
+    /// that runs another target's kernels, or a report).
+    pub fn kernel_table_for(&self, kernels: crate::ops::Kernels) -> fast::KernelTable {
+        let mut table = fast::KernelTable::default();
+        for n in self.nodes() {
+            if let Ok(prepared) =
+                check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false)
+            {
+                table.set(n.index, &n.node.op, fast::choose(&prepared, kernels).0);
+            }
+        }
+        table
+    }
+
     /// The slices and indices a [`crate::Model`] keeps: tensors, tensor count, nodes, node
     /// count, data, output tensor.
     pub(crate) fn parts(&self) -> (&'a [u8], usize, &'a [u8], usize, &'a [u8], u16) {
@@ -115,6 +136,7 @@ impl<'a> Graph<'a> {
         (nodes, node_count): (&'a [u8], usize),
         data: &'a [u8],
         output: u16,
+        kernels: fast::KernelTable,
         (arena_len, scratch_len, input, output_len, output_quant): (
             usize,
             usize,
@@ -132,6 +154,7 @@ impl<'a> Graph<'a> {
             output,
             arena_len,
             scratch_len,
+            kernels,
             input,
             output_len,
             output_quant,

@@ -6,7 +6,6 @@ use super::check::{Prepared, map, prepare};
 use super::fast::{self, GraphKernel};
 use super::format::{Node, TensorDesc};
 use super::kernels;
-use crate::ops::Kernels;
 
 /// The byte range of `desc` in the arena.
 fn range(desc: &TensorDesc) -> (usize, usize) {
@@ -76,7 +75,7 @@ impl Graph<'_> {
                 let _ = ranges.push(range(d));
             }
             let out_range = range(&output.1);
-            let (kernel, _) = fast::choose(&prepared, Kernels::NATIVE);
+            let kernel = self.kernels.get(index, &node.op);
             // An Add the planner put over one of its inputs (the loader allows no other overlap).
             if let Some(which) = ranges.iter().position(|r| *r == out_range) {
                 let Prepared::Add {
@@ -156,6 +155,17 @@ fn run_fast(
     scratch: &mut [i8],
 ) -> bool {
     match (kernel, prepared) {
+        (
+            GraphKernel::Pointwise,
+            Prepared::Conv {
+                in_shape,
+                out_shape,
+                window,
+                weights,
+                channels,
+                ..
+            },
+        ) => fast::pointwise::conv(a, *in_shape, out, *out_shape, *window, weights, channels, scratch),
         (
             GraphKernel::PatchConv | GraphKernel::Depthwise,
             Prepared::Conv {
