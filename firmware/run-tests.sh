@@ -199,6 +199,11 @@ part_graph() {
     local model fields
     for model in "${graph_models[@]}"; do
         read -ra fields <<<"$model"
+        # QCNN_GRAPH_MODELS (names, comma-separated) runs only those, while a kernel is tuned.
+        if [[ -n "${QCNN_GRAPH_MODELS:-}" && ",$QCNN_GRAPH_MODELS," != *",${fields[0]},"* ]]; then
+            echo "== graph model ${fields[0]}: skipped (not in QCNN_GRAPH_MODELS)"
+            continue
+        fi
         echo "== graph model ${fields[0]}"
         graph_model "${fields[@]}"
     done

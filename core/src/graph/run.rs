@@ -165,7 +165,9 @@ fn run_fast(
                 channels,
                 ..
             },
-        ) => fast::pointwise::conv(a, *in_shape, out, *out_shape, *window, weights, channels, scratch),
+        ) => fast::pointwise::conv(
+            a, *in_shape, out, *out_shape, *window, weights, channels, scratch,
+        ),
         (
             GraphKernel::PatchConv | GraphKernel::Depthwise,
             Prepared::Conv {

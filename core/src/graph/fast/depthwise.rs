@@ -1,9 +1,15 @@
 //! Depthwise Conv (`group` = input channels = output channels), any window up to 5×5:
 //! per channel, each input row the window reaches is unpacked once to int16 with its left
-//! and right padding (the input zero point) into a ring of `kh` rows in the scratch; rows
-//! above or below the map are zero points throughout. Every output is then `bias + Σ w·x`
-//! over its whole window, the taps of a kernel row taken in pairs: one unaligned word of two
-//! int16 values and one SMLAD against the pair of weights packed once per channel.
+//! and right padding (the input zero point) into a ring of `kh` word-aligned rows in the
+//! scratch; rows above or below the map are zero points throughout. Every output is then
+//! `bias + Σ w·x` over its whole window.
+//!
+//! 3×3 at horizontal stride 1 or 2 (DS-CNN's and MobileNet's), the common case: the row's
+//! aligned words `(x[2i], x[2i+1])` meet weight pairs held for the whole channel. At stride 2
+//! output `i` is `(w0, w1)·word i + (w2, 0)·word i+1` per kernel row: one new word and two
+//! SMLAD. At stride 1 two outputs share two words: output `2i` is `(w0, w1)·word i +
+//! (w2, 0)·word i+1`, output `2i+1` is `(0, w0)·word i + (w1, w2)·word i+1`: four SMLAD for
+//! six MACs and one new word. Other windows take their taps in pairs from the int16 row.
 
 use crate::ops::requant::PreparedRequantizer;
 use crate::shape::MapShape;
@@ -21,8 +27,9 @@ const NOTHING: usize = usize::MAX / 2;
 const MAX_PAIRS: usize = MAX_SIDE * MAX_SIDE.div_ceil(2);
 
 fn row_values(w: usize, window: Window) -> usize {
-    // The padded row, and one spare value so that a pair load at the end stays inside.
-    w + usize::from(window.pads[1]) + usize::from(window.pads[3]) + 1
+    // The padded row, and spare values so that the last output's words stay inside; even,
+    // so that every row starts on a word.
+    (w + usize::from(window.pads[1]) + usize::from(window.pads[3]) + 3) & !1
 }
 
 /// Scratch bytes for a map `w` wide under `window`; beyond [`super::MAX_SCRATCH`] (the path
@@ -58,10 +65,11 @@ pub fn conv(
         return false;
     }
     let stride = row_values(in_shape.w, window);
-    let ring: &mut [i16] = bytemuck::pod_align_to_mut::<i8, i16>(scratch).1;
-    let Some(ring) = ring.get_mut(..kh * stride) else {
+    let ring: &mut [u32] = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let Some(ring) = ring.get_mut(..kh * stride / 2) else {
         return false;
     };
+    let ring: &mut [i16] = bytemuck::cast_slice_mut(ring);
     let z = i16::from(input_zero_point);
     let pairs_per_row = kw / 2;
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
@@ -100,13 +108,22 @@ pub fn conv(
                 let Some(dst) = ring.get_mut(slot * stride..(slot + 1) * stride) else {
                     continue;
                 };
-                dst.fill(z);
-                if iy < in_shape.h
-                    && let Some(src) = plane.get(iy * in_shape.w..(iy + 1) * in_shape.w)
-                {
-                    for (d, &s) in dst.iter_mut().skip(pl).zip(src) {
-                        *d = i16::from(s);
+                let src = if iy < in_shape.h {
+                    plane.get(iy * in_shape.w..(iy + 1) * in_shape.w)
+                } else {
+                    None
+                };
+                match src {
+                    Some(src) => {
+                        let (left, rest) = dst.split_at_mut(pl.min(stride));
+                        left.fill(z);
+                        let (middle, right) = rest.split_at_mut(src.len().min(rest.len()));
+                        for (d, &s) in middle.iter_mut().zip(src) {
+                            *d = i16::from(s);
+                        }
+                        right.fill(z);
                     }
+                    _ => dst.fill(z),
                 }
                 if let Some(l) = loaded.get_mut(slot) {
                     *l = iy;
@@ -114,28 +131,47 @@ pub fn conv(
             }
             let ring: &[i16] = ring;
             let rows = bases.map(|base| ring.get(base..base + stride).unwrap_or_default());
-            if let ([r0, r1, r2, ..], [3, 3]) = (rows, [kh, kw]) {
-                // 3×3, the common case: three rows, a pair and a single tap each.
+            if [kh, kw] == [3, 3] && (sw == 1 || sw == 2) {
+                let [r0, r1, r2, ..] = rows.map(words);
                 let [p0, p1, p2, ..] = pairs;
-                let [s0, s1, s2, ..] = singles;
-                let tap3 = |acc: i32, row: &[i16], x: usize, pair: u32, single: i32| match row
-                    .get(x..x + 3)
-                {
-                    Some(&[a, b, c]) => {
-                        smlad(pair, u32::from(a as u16) | u32::from(b as u16) << 16, acc)
-                            .wrapping_add(single * i32::from(c))
-                    }
-                    _ => acc,
+                let [s0, s1, s2, ..] = singles.map(|s| s as u16 as u32);
+                let finish = |acc: i32| match &prepared {
+                    Some(p) => clamp(p.apply(acc), channels.clamp),
+                    None => channels.finish(&requant, acc),
                 };
-                for (ox, q) in out_row.iter_mut().enumerate() {
-                    let x = ox * sw;
-                    let acc = tap3(bias, r0, x, p0, s0);
-                    let acc = tap3(acc, r1, x, p1, s1);
-                    let acc = tap3(acc, r2, x, p2, s2);
-                    *q = match &prepared {
-                        Some(p) => clamp(p.apply(acc), channels.clamp),
-                        None => channels.finish(&requant, acc),
-                    };
+                let rows3 = r0.windows(2).zip(r1.windows(2)).zip(r2.windows(2));
+                if sw == 2 {
+                    for (q, ((a, b), c)) in out_row.iter_mut().zip(rows3) {
+                        let tap = |acc, w: &[u32], pair, single| match *w {
+                            [x01, x23] => smlad(single, x23, smlad(pair, x01, acc)),
+                            _ => acc,
+                        };
+                        *q = finish(tap(tap(tap(bias, a, p0, s0), b, p1, s1), c, p2, s2));
+                    }
+                } else {
+                    // Output 2i+1's weights: (0, w0) and (w1, w2) of each kernel row.
+                    let shifted = |pair: u32, single: u32| (pair << 16, pair >> 16 | single << 16);
+                    let [(q0, t0), (q1, t1), (q2, t2)] =
+                        [shifted(p0, s0), shifted(p1, s1), shifted(p2, s2)];
+                    for (qs, ((a, b), c)) in out_row.chunks_mut(2).zip(rows3) {
+                        let (mut even, mut odd) = (bias, bias);
+                        for (w, pair, single, q, t) in [
+                            (a, p0, s0, q0, t0),
+                            (b, p1, s1, q1, t1),
+                            (c, p2, s2, q2, t2),
+                        ] {
+                            if let [x01, x23] = *w {
+                                even = smlad(single, x23, smlad(pair, x01, even));
+                                odd = smlad(t, x23, smlad(q, x01, odd));
+                            }
+                        }
+                        if let [first, rest @ ..] = qs {
+                            *first = finish(even);
+                            if let [second] = rest {
+                                *second = finish(odd);
+                            }
+                        }
+                    }
                 }
                 continue;
             }
@@ -163,6 +199,11 @@ pub fn conv(
         }
     }
     true
+}
+
+/// A ring row as its words (word-aligned and of even length by construction).
+fn words(row: &[i16]) -> &[u32] {
+    bytemuck::try_cast_slice(row).unwrap_or_default()
 }
 
 fn clamp(q: i8, [lo, hi]: [i8; 2]) -> i8 {
