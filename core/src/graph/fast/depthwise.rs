@@ -39,8 +39,10 @@ pub fn scratch_bytes(w: usize, window: Window) -> usize {
     if kh > MAX_SIDE || kw > MAX_SIDE {
         return usize::MAX;
     }
+    // The ring of int16 rows, then a row of i32 sums (3×3 at strides 1 and 2).
     (kh * row_values(w, window))
         .saturating_mul(2)
+        .saturating_add(row_values(w, window).saturating_mul(4))
         .saturating_add(3)
 }
 
@@ -66,10 +68,14 @@ pub fn conv(
     }
     let stride = row_values(in_shape.w, window);
     let ring: &mut [u32] = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-    let Some(ring) = ring.get_mut(..kh * stride / 2) else {
+    let Some((ring, sums)) = ring.split_at_mut_checked(kh * stride / 2) else {
         return false;
     };
     let ring: &mut [i16] = bytemuck::cast_slice_mut(ring);
+    // The sums of one output row (at most `stride − 1` outputs, rounded up to even).
+    let mut acc_row: Option<&mut [i32]> = sums
+        .get_mut(..stride)
+        .map(|s| bytemuck::cast_slice_mut::<u32, i32>(s));
     let z = i16::from(input_zero_point);
     let pairs_per_row = kw / 2;
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
@@ -131,48 +137,36 @@ pub fn conv(
             }
             let ring: &[i16] = ring;
             let rows = bases.map(|base| ring.get(base..base + stride).unwrap_or_default());
-            if [kh, kw] == [3, 3] && (sw == 1 || sw == 2) {
-                let [r0, r1, r2, ..] = rows.map(words);
-                let [p0, p1, p2, ..] = pairs;
-                let [s0, s1, s2, ..] = singles.map(|s| s as u16 as u32);
-                let finish = |acc: i32| match &prepared {
-                    Some(p) => clamp(p.apply(acc), channels.clamp),
-                    None => channels.finish(&requant, acc),
-                };
-                let rows3 = r0.windows(2).zip(r1.windows(2)).zip(r2.windows(2));
-                if sw == 2 {
-                    for (q, ((a, b), c)) in out_row.iter_mut().zip(rows3) {
-                        let tap = |acc, w: &[u32], pair, single| match *w {
-                            [x01, x23] => smlad(single, x23, smlad(pair, x01, acc)),
-                            _ => acc,
-                        };
-                        *q = finish(tap(tap(tap(bias, a, p0, s0), b, p1, s1), c, p2, s2));
-                    }
-                } else {
-                    // Output 2i+1's weights: (0, w0) and (w1, w2) of each kernel row.
-                    let shifted = |pair: u32, single: u32| (pair << 16, pair >> 16 | single << 16);
-                    let [(q0, t0), (q1, t1), (q2, t2)] =
-                        [shifted(p0, s0), shifted(p1, s1), shifted(p2, s2)];
-                    for (qs, ((a, b), c)) in out_row.chunks_mut(2).zip(rows3) {
-                        let (mut even, mut odd) = (bias, bias);
-                        for (w, pair, single, q, t) in [
-                            (a, p0, s0, q0, t0),
-                            (b, p1, s1, q1, t1),
-                            (c, p2, s2, q2, t2),
-                        ] {
+            if let (Some(p), Some(acc), [3, 3], 1 | 2) =
+                (&prepared, acc_row.as_deref_mut(), [kh, kw], sw)
+            {
+                // One pass over the accumulators per kernel row (few registers live: its
+                // weight pairs, a word or two, two sums), then one requantizing pass.
+                let acc = acc
+                    .get_mut(..out_row.len().next_multiple_of(2))
+                    .unwrap_or_default();
+                acc.fill(bias);
+                for (row, (&pair, &single)) in rows.iter().zip(pairs.iter().zip(&singles)).take(3) {
+                    let (a, b) = (pair, single as u16 as u32);
+                    let words = words(row);
+                    if sw == 2 {
+                        for (sum, w) in acc.iter_mut().zip(words.windows(2)) {
                             if let [x01, x23] = *w {
-                                even = smlad(single, x23, smlad(pair, x01, even));
-                                odd = smlad(t, x23, smlad(q, x01, odd));
+                                *sum = smlad(b, x23, smlad(a, x01, *sum));
                             }
                         }
-                        if let [first, rest @ ..] = qs {
-                            *first = finish(even);
-                            if let [second] = rest {
-                                *second = finish(odd);
+                    } else {
+                        // Output 2i+1's weights: (0, w0) and (w1, w2).
+                        let (c, d) = (a << 16, a >> 16 | b << 16);
+                        for (sums, w) in acc.chunks_exact_mut(2).zip(words.windows(2)) {
+                            if let ([even, odd], &[x01, x23]) = (sums, w) {
+                                *even = smlad(b, x23, smlad(a, x01, *even));
+                                *odd = smlad(d, x23, smlad(c, x01, *odd));
                             }
                         }
                     }
                 }
+                requantize_row(acc, out_row, p, channels.clamp);
                 continue;
             }
             for (ox, q) in out_row.iter_mut().enumerate() {
@@ -199,6 +193,13 @@ pub fn conv(
         }
     }
     true
+}
+
+/// `out[i] = requantize(acc[i])` and the fused clamp, the channel's parameters in registers.
+fn requantize_row(acc: &[i32], out: &mut [i8], p: &PreparedRequantizer, [lo, hi]: [i8; 2]) {
+    for (q, &a) in out.iter_mut().zip(acc) {
+        *q = p.apply(a).max(lo).min(hi);
+    }
 }
 
 /// A ring row as its words (word-aligned and of even length by construction).
