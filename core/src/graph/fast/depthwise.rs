@@ -17,6 +17,7 @@ use crate::shape::MapShape;
 use super::super::format::Window;
 use super::super::kernels::ChannelData;
 use super::dsp::smlad;
+use super::requant::ChannelRequant;
 
 /// Largest kernel side this path takes.
 const MAX_SIDE: usize = 5;
@@ -85,6 +86,7 @@ pub fn conv(
     for (o, ((plane, w_c), out_c)) in planes.zip(kernels).zip(outs).enumerate() {
         let (bias, requant) = channels.channel(o);
         let prepared = PreparedRequantizer::new(&requant);
+        let fast_requant = ChannelRequant::new(&requant, channels.clamp);
         // (w[2i], w[2i+1]) of each kernel row as a word; an odd width's last tap apart.
         let mut pairs = [0_u32; MAX_PAIRS];
         let mut singles = [0_i32; MAX_SIDE];
@@ -137,36 +139,24 @@ pub fn conv(
             }
             let ring: &[i16] = ring;
             let rows = bases.map(|base| ring.get(base..base + stride).unwrap_or_default());
-            if let (Some(p), Some(acc), [3, 3], 1 | 2) =
-                (&prepared, acc_row.as_deref_mut(), [kh, kw], sw)
+            if let (Some(fast_requant), Some(acc), [3, 3], 1 | 2) =
+                (&fast_requant, acc_row.as_deref_mut(), [kh, kw], sw)
             {
-                // One pass over the accumulators per kernel row (few registers live: its
-                // weight pairs, a word or two, two sums), then one requantizing pass.
                 let acc = acc
                     .get_mut(..out_row.len().next_multiple_of(2))
                     .unwrap_or_default();
-                acc.fill(bias);
-                for (row, (&pair, &single)) in rows.iter().zip(pairs.iter().zip(&singles)).take(3) {
-                    let (a, b) = (pair, single as u16 as u32);
-                    let words = words(row);
-                    if sw == 2 {
-                        for (sum, w) in acc.iter_mut().zip(words.windows(2)) {
-                            if let [x01, x23] = *w {
-                                *sum = smlad(b, x23, smlad(a, x01, *sum));
-                            }
-                        }
-                    } else {
-                        // Output 2i+1's weights: (0, w0) and (w1, w2).
-                        let (c, d) = (a << 16, a >> 16 | b << 16);
-                        for (sums, w) in acc.chunks_exact_mut(2).zip(words.windows(2)) {
-                            if let ([even, odd], &[x01, x23]) = (sums, w) {
-                                *even = smlad(b, x23, smlad(a, x01, *even));
-                                *odd = smlad(d, x23, smlad(c, x01, *odd));
-                            }
-                        }
-                    }
-                }
-                requantize_row(acc, out_row, p, channels.clamp);
+                let weights = [0, 1, 2].map(|k| {
+                    let pair = pairs.get(k).copied().unwrap_or(0);
+                    (pair, singles.get(k).map_or(0, |&s| s as u16 as u32))
+                });
+                sums_3x3(
+                    [rows[0], rows[1], rows[2]].map(words),
+                    weights,
+                    sw,
+                    bias,
+                    acc,
+                );
+                requantize_row(acc, out_row, fast_requant);
                 continue;
             }
             for (ox, q) in out_row.iter_mut().enumerate() {
@@ -195,10 +185,44 @@ pub fn conv(
     true
 }
 
-/// `out[i] = requantize(acc[i])` and the fused clamp, the channel's parameters in registers.
-fn requantize_row(acc: &[i32], out: &mut [i8], p: &PreparedRequantizer, [lo, hi]: [i8; 2]) {
+/// `acc[i] = bias + Σ_k (w_k0, w_k1, w_k2) · row_k[x .. x + 3]` for output `i` at `x = i·stride`
+/// (1 or 2), `weights[k]` = ((w_k0 | w_k1 << 16), w_k2), the rows as word-aligned int16 pairs.
+/// One pass over the sums per kernel row, so that few registers are live: its weight pairs,
+/// a word or two, two sums. At stride 1, `acc.len()` is even (its last sum may be a spare).
+#[inline(never)]
+fn sums_3x3(
+    rows: [&[u32]; 3],
+    weights: [(u32, u32); 3],
+    stride: usize,
+    bias: i32,
+    acc: &mut [i32],
+) {
+    acc.fill(bias);
+    for (row, (a, b)) in rows.into_iter().zip(weights) {
+        if stride == 2 {
+            for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
+                if let &[x01, x23] = w {
+                    *sum = smlad(b, x23, smlad(a, x01, *sum));
+                }
+            }
+        } else {
+            // Output 2i+1's weights: (0, w0) and (w1, w2).
+            let (c, d) = (a << 16, a >> 16 | b << 16);
+            for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
+                if let ([even, odd], &[x01, x23]) = (sums, w) {
+                    *even = smlad(b, x23, smlad(a, x01, *even));
+                    *odd = smlad(d, x23, smlad(c, x01, *odd));
+                }
+            }
+        }
+    }
+}
+
+/// `out[i] = requantize(acc[i])` with the fused clamp, the channel's parameters in registers.
+#[inline(never)]
+fn requantize_row(acc: &[i32], out: &mut [i8], requant: &ChannelRequant) {
     for (q, &a) in out.iter_mut().zip(acc) {
-        *q = p.apply(a).max(lo).min(hi);
+        *q = requant.apply(a);
     }
 }
 

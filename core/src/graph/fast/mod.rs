@@ -28,6 +28,7 @@ pub mod depthwise;
 mod dsp;
 pub mod patch_conv;
 pub mod pointwise;
+mod requant;
 
 use crate::ops::Kernels;
 

@@ -6,17 +6,17 @@
 //! pixel, the words `(x0 | x2 << 16)` and `(x1 | x3 << 16)`), with the four pixels' bytes of
 //! one channel read as one word at stride 1. Every output channel's int8 weight row is then
 //! read straight from the blob and meets the four columns with SMLAD, two groups a loop
-//! (`dsp::mac_patch4`), and each sum is requantized with the channel's prepared requantizer.
+//! (`dsp::mac_patch4_unrolled`), and each sum is requantized with the channel's prepared requantizer.
 //! Unpacking costs about 2 instructions per int16 value and is shared by every output channel;
 //! what is left per MAC is the SMLAD loop (about one instruction) and, per output, one
 //! requantization.
 
-use crate::ops::requant::PreparedRequantizer;
 use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::ChannelData;
-use super::dsp::mac_patch4;
+use super::dsp::mac_patch4_unrolled;
+use super::requant::ChannelRequant;
 
 /// Output pixels computed together.
 const COLUMNS: usize = 4;
@@ -90,38 +90,75 @@ pub fn conv(
         let tail_values: &[i16] = bytemuck::cast_slice(&*tail);
         for (o, w_row) in weights.chunks_exact(c.max(1)).enumerate() {
             let (bias, requant) = channels.channel(o);
-            let mut acc = [bias; COLUMNS];
-            mac_patch4(main, w_row, c4 / 4, &mut acc);
-            for (t, &w) in w_row.get(c4..).unwrap_or_default().iter().enumerate() {
-                let w = i32::from(w);
-                for (col, a) in acc.iter_mut().enumerate() {
-                    let x = tail_values.get(col * 4 + t).copied().unwrap_or(0);
-                    *a = a.wrapping_add(w * i32::from(x));
-                }
-            }
             let start = o * out_plane + q0;
             let Some(out) = output.get_mut(start..start + n) else {
                 continue;
             };
-            match PreparedRequantizer::new(&requant) {
-                Some(p) => {
-                    for (q, &a) in out.iter_mut().zip(&acc) {
-                        *q = clamp(p.apply(a), channels.clamp);
-                    }
-                }
-                None => {
-                    for (q, &a) in out.iter_mut().zip(&acc) {
-                        *q = channels.finish(&requant, a);
-                    }
-                }
-            }
+            let Some(requant) = ChannelRequant::new(&requant, channels.clamp) else {
+                // A negative multiplier: never in a validated blob (the portable code then
+                // writes every output).
+                return false;
+            };
+            channel_outputs(main, tail_values, w_row, bias, &requant, out);
         }
     }
     true
 }
 
-fn clamp(q: i8, [lo, hi]: [i8; 2]) -> i8 {
-    q.max(lo).min(hi)
+/// One output channel's (up to) four outputs: its weight row against the unpacked columns,
+/// requantized and clamped. Not inlined, so that the channel's few values stay in registers.
+#[inline(never)]
+fn channel_outputs(
+    main: &[u32],
+    tail_values: &[i16],
+    w_row: &[i8],
+    bias: i32,
+    requant: &ChannelRequant,
+    out: &mut [i8],
+) {
+    let c4 = main.len() / 2;
+    let mut acc = [bias; COLUMNS];
+    mac_patch4_unrolled(main, w_row, c4 / 4, &mut acc);
+    for (t, &w) in w_row.get(c4..).unwrap_or_default().iter().enumerate() {
+        let w = i32::from(w);
+        for (col, a) in acc.iter_mut().enumerate() {
+            let x = tail_values.get(col * 4 + t).copied().unwrap_or(0);
+            *a = a.wrapping_add(w * i32::from(x));
+        }
+    }
+    for (q, &a) in out.iter_mut().zip(&acc) {
+        *q = requant.apply(a);
+    }
+}
+
+/// Four channels' bytes of four pixels as `main`'s eight words.
+#[inline(always)]
+fn pack_group([r0, r1, r2, r3]: [[i8; COLUMNS]; 4], dst: &mut [u32]) {
+    for (col, words) in dst.chunks_exact_mut(2).enumerate() {
+        if let ([even, odd], Some(&x0), Some(&x1), Some(&x2), Some(&x3)) =
+            (words, r0.get(col), r1.get(col), r2.get(col), r3.get(col))
+        {
+            *even = pair(x0, x2);
+            *odd = pair(x1, x3);
+        }
+    }
+}
+
+/// [`fill`]'s groups for four pixels in a row from `first`: each channel's four bytes one
+/// slice.
+#[inline(never)]
+fn fill_contiguous(input: &[i8], plane: usize, first: usize, main: &mut [u32]) {
+    let row = |ci: usize| -> [i8; COLUMNS] {
+        let start = ci * plane + first;
+        input
+            .get(start..start + COLUMNS)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; COLUMNS])
+    };
+    for (g, dst) in main.chunks_exact_mut(2 * COLUMNS).enumerate() {
+        let ci = 4 * g;
+        pack_group([row(ci), row(ci + 1), row(ci + 2), row(ci + 3)], dst);
+    }
 }
 
 /// `(low, high)` as the int16 halves of a word.
@@ -145,23 +182,13 @@ fn fill(
 ) {
     let c4 = c & !3;
     let byte = |ci: usize, p: usize| input.get(ci * plane + p).copied().unwrap_or(0);
-    for (g, dst) in main.chunks_exact_mut(2 * COLUMNS).enumerate().take(c4 / 4) {
-        let ci = 4 * g;
-        let rows: [[i8; COLUMNS]; 4] = core::array::from_fn(|k| {
-            let start = (ci + k) * plane + pixels[0];
-            match input.get(start..start + COLUMNS) {
-                Some(&[a, b, c, d]) if contiguous => [a, b, c, d],
-                _ => pixels.map(|p| byte(ci + k, p)),
-            }
-        });
-        let [r0, r1, r2, r3] = rows;
-        for (col, words) in dst.chunks_exact_mut(2).enumerate() {
-            if let ([even, odd], Some(&x0), Some(&x1), Some(&x2), Some(&x3)) =
-                (words, r0.get(col), r1.get(col), r2.get(col), r3.get(col))
-            {
-                *even = pair(x0, x2);
-                *odd = pair(x1, x3);
-            }
+    if contiguous {
+        fill_contiguous(input, plane, pixels[0], main);
+    } else {
+        for (g, dst) in main.chunks_exact_mut(2 * COLUMNS).enumerate().take(c4 / 4) {
+            let rows: [[i8; COLUMNS]; 4] =
+                core::array::from_fn(|k| pixels.map(|p| byte(4 * g + k, p)));
+            pack_group(rows, dst);
         }
     }
     for (t, ci) in (c4..c).enumerate() {

@@ -18,12 +18,14 @@
 
 mod conv2d;
 mod linear;
+mod pair_mac;
 mod patch_mac;
 
 use core::arch::asm;
 
 pub(crate) use conv2d::{conv2d, conv2d_rows};
 pub(crate) use linear::{linear, linear_blocked};
+pub(crate) use pair_mac::mac_patch4_unrolled;
 pub(crate) use patch_mac::{mac_patch4, smlad, sum_bytes};
 
 /// The int8 bytes of `word` as two int16 pairs: `(bytes 0 and 2, bytes 1 and 3)`.
