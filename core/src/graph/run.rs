@@ -216,6 +216,15 @@ fn run_fast(
             fast::average::average_pool(a, *in_shape, out, *out_shape, *window, *average);
             true
         }
+        (
+            GraphKernel::MaxRows,
+            Prepared::Pool {
+                in_shape,
+                out_shape,
+                window,
+                average: None,
+            },
+        ) => fast::max_pool::max_pool(a, *in_shape, out, *out_shape, *window, scratch),
         (GraphKernel::Average, Prepared::GlobalAverage { in_shape }) => {
             fast::average::global_average(a, *in_shape, out);
             true

@@ -4,10 +4,10 @@
 //! instead of three multiplies (CMSIS-NN's `arm_elementwise_add_s8` takes about 81
 //! instructions an element on the Cortex-M4).
 
-use crate::ops::requant::PreparedRequantizer;
 use crate::quant::{Requantizer, multiply_by_quantized_multiplier};
 
 use super::super::format::Add;
+use super::requant::ChannelRequant;
 
 /// Two tables of 256 i32, and the slack of aligning them to a word.
 pub const SCRATCH_BYTES: usize = 2 * 256 * 4 + 3;
@@ -16,17 +16,16 @@ pub const SCRATCH_BYTES: usize = 2 * 256 * 4 + 3;
 struct Tables<'s> {
     a: &'s [i32; 256],
     b: &'s [i32; 256],
-    /// The sum's rescaling to the output, its zero point and the fused clamp's low end,
-    /// prepared once (validated multipliers are non-negative, shifts 0 or right).
-    output: PreparedRequantizer,
-    high: i8,
+    /// The sum's rescaling to the output, its zero point and the fused clamp, prepared once
+    /// (validated multipliers are non-negative, shifts 0 or right).
+    output: ChannelRequant,
 }
 
 impl Tables<'_> {
     #[inline(always)]
     fn apply(&self, x: i8, y: i8) -> i8 {
         let sum = self.a[usize::from(x as u8)].saturating_add(self.b[usize::from(y as u8)]);
-        self.output.apply(sum).min(self.high)
+        self.output.apply(sum)
     }
 }
 
@@ -48,13 +47,12 @@ fn tables<'s>(scratch: &'s mut [i8], zero_points: [i8; 3], params: &Add) -> Opti
         multiplier: mo,
         shift: so,
         zero_point: zo,
-        min: i32::from(params.clamp[0]),
+        min: i32::from(i8::MIN),
     };
     Some(Tables {
         a,
         b,
-        output: PreparedRequantizer::new(&output)?,
-        high: params.clamp[1],
+        output: ChannelRequant::new(&output, params.clamp)?,
     })
 }
 

@@ -13,6 +13,7 @@
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
+//! - [`max_pool`]: MaxPool separably, the window's rows folded column by column first.
 //!
 //! Which kernel a node takes is decided from the node alone by `choose`, once, when the
 //! model is loaded: the loader records each node's kernel in a [`KernelTable`] (two bits a
@@ -26,6 +27,7 @@ pub mod add;
 pub mod average;
 pub mod depthwise;
 mod dsp;
+pub mod max_pool;
 pub mod patch_conv;
 pub mod pointwise;
 mod requant;
@@ -45,6 +47,7 @@ pub enum GraphKernel {
     Depthwise,
     AddTable,
     Average,
+    MaxRows,
 }
 
 /// Most scratch one fast node may take: a node needing more runs the portable code (the
@@ -83,6 +86,11 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
             average: Some(_), ..
         }
         | Prepared::GlobalAverage { .. } => (GraphKernel::Average, 0),
+        Prepared::Pool {
+            in_shape,
+            average: None,
+            ..
+        } => (GraphKernel::MaxRows, max_pool::scratch_bytes(in_shape.w)),
         _ => (GraphKernel::Portable, 0),
     };
     if scratch > MAX_SCRATCH {
@@ -100,14 +108,15 @@ pub struct KernelTable {
 }
 
 impl KernelTable {
-    /// The kernels of a Conv, of an Add, of the average pools; every other node (MaxPool,
-    /// Gemm) has only the portable one. Code 0 is the portable kernel for every operator.
-    const OPTIONS: [[GraphKernel; 4]; 3] = {
+    /// The kernels of a Conv, of an Add, of the average pools, of MaxPool; a Gemm has only
+    /// the portable one. Code 0 is the portable kernel for every operator.
+    const OPTIONS: [[GraphKernel; 4]; 4] = {
         use GraphKernel::*;
         [
             [Portable, PatchConv, Pointwise, Depthwise],
             [Portable, AddTable, Portable, Portable],
             [Portable, Average, Portable, Portable],
+            [Portable, MaxRows, Portable, Portable],
         ]
     };
 
@@ -116,7 +125,8 @@ impl KernelTable {
             NodeOp::Conv(_) => Some(0),
             NodeOp::Add(_) => Some(1),
             NodeOp::AveragePool { .. } | NodeOp::GlobalAveragePool => Some(2),
-            NodeOp::MaxPool(_) | NodeOp::Gemm(_) => None,
+            NodeOp::MaxPool(_) => Some(3),
+            NodeOp::Gemm(_) => None,
         }
     }
 

@@ -316,7 +316,7 @@ fn add_tables_match_the_portable_add_also_in_place() {
 }
 
 #[test]
-fn averages_match_the_portable_pools() {
+fn average_and_max_pools_match_the_portable_pools() {
     let mut rng = SplitMix(44);
     let mut cases = 0;
     while cases < 300 {
@@ -337,6 +337,20 @@ fn averages_match_the_portable_pools() {
         let mut got = vec![0; expected.len()];
         average::average_pool(&x, input, &mut got, out, window, average);
         assert_eq!(got, expected, "{input:?} {window:?}");
+
+        let mut expected = vec![0; out.c * out.h * out.w];
+        kernels::pool(&x, input, &mut expected, out, window, None);
+        let mut got = vec![0; expected.len()];
+        let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w)];
+        assert!(max_pool::max_pool(
+            &x,
+            input,
+            &mut got,
+            out,
+            window,
+            &mut scratch
+        ));
+        assert_eq!(got, expected, "max {input:?} {window:?}");
 
         let mut expected = vec![0; input.c];
         kernels::global_average(&x, input, &mut expected);
