@@ -76,7 +76,7 @@ pub fn conv(
     // The sums of one output row (at most `stride − 1` outputs, rounded up to even).
     let mut acc_row: Option<&mut [i32]> = sums
         .get_mut(..stride)
-        .map(|s| bytemuck::cast_slice_mut::<u32, i32>(s));
+        .map(bytemuck::cast_slice_mut::<u32, i32>);
     let z = i16::from(input_zero_point);
     let pairs_per_row = kw / 2;
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
