@@ -99,8 +99,8 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
     (kernel, scratch)
 }
 
-/// Each node's kernel, chosen at load ([`choose`]): two bits per node, the kernel's place in
-/// its operator's list ([`KernelTable::OPTIONS`]), so that a `Model` carries 16 bytes for it
+/// Each node's kernel, chosen at load (`choose`): two bits per node, the kernel's place in
+/// its operator's list (`KernelTable::OPTIONS`), so that a `Model` carries 16 bytes for it
 /// and no node is re-decided when it runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelTable {
