@@ -45,8 +45,9 @@ arena_limit=14359
 mac_limit_milli=1500
 runtime_code_limit=15712
 # With the graph engine: 28,136 B before its Cortex-M4 fast kernels (issue 12 part 4), 36,012 B
-# with them before the xxHash32, 36,256 B in all.
-runtime_code_limit_graph=36320
+# with them before the xxHash32, 36,256 B in all; 40,852 B with the pointwise and max-pool
+# kernels, the per-channel requantization and the row-wise depthwise 3×3.
+runtime_code_limit_graph=40896
 # The streaming schedule (QCNN_MAX_ARENA=min) on the M4: issue 13's arena target is met; for
 # RAM in all, the stack and the speed, the figures reached (the targets, 10,240 B, 2,048 B and
 # 1.5 per MAC, are not: firmware/README.md).
