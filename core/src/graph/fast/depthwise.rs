@@ -197,12 +197,14 @@ fn sums_3x3(
     bias: i32,
     acc: &mut [i32],
 ) {
-    acc.fill(bias);
-    for (row, (a, b)) in rows.into_iter().zip(weights) {
+    // The first kernel row starts each sum at the bias (no separate fill pass).
+    for (k, (row, (a, b))) in rows.into_iter().zip(weights).enumerate() {
+        let first = k == 0;
         if stride == 2 {
             for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
                 if let &[x01, x23] = w {
-                    *sum = smlad(b, x23, smlad(a, x01, *sum));
+                    let start = if first { bias } else { *sum };
+                    *sum = smlad(b, x23, smlad(a, x01, start));
                 }
             }
         } else {
@@ -210,8 +212,9 @@ fn sums_3x3(
             let (c, d) = (a << 16, a >> 16 | b << 16);
             for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
                 if let ([even, odd], &[x01, x23]) = (sums, w) {
-                    *even = smlad(b, x23, smlad(a, x01, *even));
-                    *odd = smlad(d, x23, smlad(c, x01, *odd));
+                    let (e, o) = if first { (bias, bias) } else { (*even, *odd) };
+                    *even = smlad(b, x23, smlad(a, x01, e));
+                    *odd = smlad(d, x23, smlad(c, x01, o));
                 }
             }
         }
