@@ -45,8 +45,9 @@ arena_limit=14359
 mac_limit_milli=1500
 runtime_code_limit=15712
 # With the graph engine: 28,136 B before its Cortex-M4 fast kernels (issue 12 part 4), 36,012 B
-# with them before the xxHash32, 36,256 B in all.
-runtime_code_limit_graph=36320
+# with them before the xxHash32, 36,256 B in all; 40,852 B with the pointwise and max-pool
+# kernels, the per-channel requantization and the row-wise depthwise 3×3.
+runtime_code_limit_graph=40896
 # The streaming schedule (QCNN_MAX_ARENA=min) on the M4: issue 13's arena target is met; for
 # RAM in all, the stack and the speed, the figures reached (the targets, 10,240 B, 2,048 B and
 # 1.5 per MAC, are not: firmware/README.md).
@@ -62,9 +63,9 @@ stream_mac_limit_milli=1600
 # qcnn's arena + stack limit. Issue 12's targets (0.6x CMSIS-NN's instructions, less RAM) are
 # not met yet: firmware/README.md.
 graph_models=(
-    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 21190000 45700"
-    "ds_cnn $firmware/graph-models/ds_cnn_m4.onnx 11688143 25994 15500000 29010"
-    "mobilenet $firmware/graph-models/mobilenet_m4.onnx 1514727 5866 2410000 8630"
+    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 20950000 44400"
+    "ds_cnn $firmware/graph-models/ds_cnn_m4.onnx 11688143 25994 11510000 28050"
+    "mobilenet $firmware/graph-models/mobilenet_m4.onnx 1514727 5866 1935000 7700"
 )
 # The M0 build (small model, 16 KiB of RAM on the micro:bit).
 m0_flash_limit=$((256 * 1024))
@@ -199,6 +200,11 @@ part_graph() {
     local model fields
     for model in "${graph_models[@]}"; do
         read -ra fields <<<"$model"
+        # QCNN_GRAPH_MODELS (names, comma-separated) runs only those, while a kernel is tuned.
+        if [[ -n "${QCNN_GRAPH_MODELS:-}" && ",$QCNN_GRAPH_MODELS," != *",${fields[0]},"* ]]; then
+            echo "== graph model ${fields[0]}: skipped (not in QCNN_GRAPH_MODELS)"
+            continue
+        fi
         echo "== graph model ${fields[0]}"
         graph_model "${fields[@]}"
     done
