@@ -206,18 +206,19 @@ fn trained_qdq_files_keep_onnxruntime_int8_accuracy() {
     }
 }
 
+/// The PyTorch export's QDQ file (the shared ResNet-8's is checked through `qcnn-quantize` in
+/// onnx_bad_inputs.rs, `every_shared_onnx_fixture_quantizes_with_no_model_section`).
 #[test]
-fn shared_qdq_fixtures_keep_onnxruntime_int8_accuracy() {
+fn shared_torch_qdq_fixture_keeps_onnxruntime_int8_accuracy() {
     let config = Config::load(&repo_config()).unwrap();
-    let fixtures = &reference()["fixtures"];
-    for name in ["onnx/resnet8_fmnist_int8.onnx", "torch/model_int8.onnx"] {
-        let path = repo().join("../shared/fixtures").join(name);
-        check_qdq(
-            &path,
-            &config,
-            fixtures[name]["int8_test_accuracy"].as_f64().unwrap(),
-        );
-    }
+    let name = "torch/model_int8.onnx";
+    check_qdq(
+        &repo().join("../shared/fixtures").join(name),
+        &config,
+        reference()["fixtures"][name]["int8_test_accuracy"]
+            .as_f64()
+            .unwrap(),
+    );
 }
 
 /// A `.pth` runs as a version-1 layer chain, whose input is pixel/255: any other
