@@ -55,32 +55,57 @@ def without_comments(text):
     return "\n".join(kept)
 
 
+INLINE_MOD = re.compile(r"\bmod\s+(\w+)\s*\{")
+
+
+def inline_modules(text):
+    """The spans (start, end, name) of the `mod name { ... }` blocks written inside a file."""
+    spans = []
+    for match in INLINE_MOD.finditer(text):
+        depth, i = 0, match.end() - 1
+        while i < len(text):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        spans.append((match.start(), i, match.group(1)))
+    return spans
+
+
+def enclosing(spans, at):
+    """The inline modules around position `at`, outermost first."""
+    return [name for start, end, name in sorted(spans) if start <= at <= end]
+
+
 def edges(src):
     files = sorted(src.rglob("*.rs"))
     graph = {f: set() for f in files}
     for file in files:
         here = module_of(src, file)
         text = without_comments(without_tests(file.read_text()))
-        paths = [(k, p) for k, p in PATH.findall(text)]
+        spans = inline_modules(text)
+        # A path inside an inline module (generated code has them) starts from that module.
+        paths = [(m.group(1), m.group(2), enclosing(spans, m.start())) for m in PATH.finditer(text)]
         # Paths through a child module the file declares (`mod pth;` ... `pth::read`).
         for child in re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", text, re.M):
-            paths += [("self", f"::{child}{rest}") for rest in re.findall(rf"\b{child}((?:::\w+)+)", text)]
+            paths += [("self", f"::{child}{rest}", []) for rest in re.findall(rf"\b{child}((?:::\w+)+)", text)]
             for prefix, group in re.findall(rf"\b{child}((?:::\w+)*)::\{{([^}}]*)\}}", text, re.S):
                 for item in group.split(","):
                     item = item.strip().split(" as ")[0].split("::{")[0]
                     if item and item != "self":
-                        paths.append(("self", f"::{child}{prefix}::{item}"))
-        for kind, prefix, group in GROUPED.findall(text):
+                        paths.append(("self", f"::{child}{prefix}::{item}", []))
+        for match in GROUPED.finditer(text):
+            kind, prefix, group = match.groups()
             for item in group.split(","):
                 item = item.strip().split(" as ")[0].split("::{")[0]
                 if item and item != "self":
-                    paths.append((kind, f"{prefix}::{item}"))
-        for kind, path in paths:
+                    paths.append((kind, f"{prefix}::{item}", enclosing(spans, match.start())))
+        for kind, path, inline in paths:
             parts = [p for p in path.split("::") if p]
             if kind == "crate":
                 target = parts
             else:
-                base = list(here) if file.name in ("mod.rs", "lib.rs", "main.rs") else list(here)
+                base = list(here) + inline
                 if kind == "super":
                     base = base[:-1]
                     while parts and parts[0] == "super":

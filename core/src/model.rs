@@ -98,8 +98,9 @@ impl<'a> CheckedLayer<'a> {
 /// A model ready to run: a validated view of the blob. It holds no decoded copy of the
 /// layers, only where they are: each layer's parameters are decoded from the blob's header
 /// (and its weights borrowed from the data section) when it runs or is listed, which costs a
-/// few hundred instructions per layer and keeps `size_of::<Model>()` at 48 bytes on a 32-bit
-/// microcontroller (88 on a 64-bit host).
+/// few hundred instructions per layer and keeps `size_of::<Model>()` at 56 bytes on a 32-bit
+/// microcontroller (88 on a 64-bit host), 16 more with the `graph` feature for the graph's
+/// kernel per node, chosen at load.
 #[derive(Clone, Debug)]
 pub struct Model<'a> {
     /// The header's postcard-encoded layer list (without its length), validated.
@@ -118,6 +119,9 @@ pub struct Model<'a> {
     /// A graph blob's tensor count, output tensor and the scratch its fast kernels take on
     /// this target (at most `graph::fast::MAX_SCRATCH`); `None` for a layer sequence.
     graph: Option<(u16, u16, u16)>,
+    /// A graph blob's kernel per node on this target, chosen at load (16 bytes).
+    #[cfg(feature = "graph")]
+    kernels: crate::graph::kernel_table::KernelTable,
 }
 
 impl<'a> Model<'a> {
@@ -159,6 +163,8 @@ impl<'a> Model<'a> {
                     output_quant: graph.output_quant(),
                     tensors,
                     graph: Some((tensor_count as u16, output, graph.scratch_len() as u16)),
+                    #[cfg(feature = "graph")]
+                    kernels: graph.kernels(),
                 });
             }
         };
@@ -201,6 +207,8 @@ impl<'a> Model<'a> {
             output_quant: walk.builder.quant,
             tensors: &[],
             graph: None,
+            #[cfg(feature = "graph")]
+            kernels: Default::default(),
         })
     }
 
@@ -211,12 +219,17 @@ impl<'a> Model<'a> {
             return None;
         }
         let (tensor_count, output, scratch) = self.graph?;
+        #[cfg(feature = "graph")]
+        let kernels = self.kernels;
+        #[cfg(not(feature = "graph"))]
+        let kernels = Default::default();
         let scratch = usize::from(scratch);
         Some(Graph::from_parts(
             (self.tensors, usize::from(tensor_count)),
             (self.layers, usize::from(self.layer_count)),
             self.data,
             output,
+            kernels,
             (
                 self.arena_len.saturating_sub(scratch),
                 scratch,
@@ -1204,9 +1217,11 @@ mod tests {
 
     #[test]
     fn the_model_is_a_small_view() {
-        // Where things are, not decoded layers or nodes: a dozen words on any target (the C
-        // API's qcnn_model holds one on a 64-bit host in QCNN_MODEL_SIZE = 112 bytes).
-        assert!(core::mem::size_of::<Model>() <= 11 * core::mem::size_of::<usize>());
+        // Where things are, not decoded layers or nodes: a dozen words on any target, and a
+        // graph's kernel per node (16 bytes; the C API's qcnn_model holds one on a 64-bit host
+        // in QCNN_MODEL_SIZE bytes).
+        let table = if cfg!(feature = "graph") { 16 } else { 0 };
+        assert!(core::mem::size_of::<Model>() <= 11 * core::mem::size_of::<usize>() + table);
     }
 
     #[test]

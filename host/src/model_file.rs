@@ -94,9 +94,8 @@ pub fn check_for_record(path: &Path, config: &Config) -> Result<String> {
     let bytes = read(path)?;
     if qcnn_quantize::onnx::is_onnx(path) {
         // An ONNX file brings its own architecture.
-        let imported = qcnn_quantize::onnx::import_bytes(path, &bytes)?;
-        let architecture = imported.architecture;
-        qcnn_dataset::check_model_fits(architecture.input.len(), architecture.output().len())
+        let (input, classes) = qcnn_quantize::onnx::import_bytes(path, &bytes)?.input_and_classes();
+        qcnn_dataset::check_model_fits(input, classes)
             .with_context(|| format!("the model in {}", path.display()))?;
     } else if is_checkpoint(path) {
         let architecture = config.architecture()?;

@@ -52,3 +52,13 @@ fn onnx_export_evaluates_and_predicts_like_its_checkpoint() {
         .run(&["predict", "--model", checkpoint, "--first", "1"])
         .assert_clean_failure("model: missing; a PyTorch checkpoint needs the model section");
 }
+
+/// `qcnn db add-model` records an ONNX model that runs as a graph (residual Add, depthwise
+/// Conv, pools, ...) as it does a chain: the same import decides which.
+#[test]
+fn a_graph_onnx_model_is_recorded() {
+    let env = env_without_model();
+    let model = repo_root().join("quantize/tests/onnx/graph_ops.onnx");
+    let added = env.run(&["db", "add-model", model.to_str().unwrap()]);
+    added.assert_success();
+}

@@ -238,7 +238,7 @@ fn read_model(config: &Config, path: &Path) -> Result<ReadModel, QuantizeError> 
         // A normalized input needs the graph engine: its image tensor carries the
         // normalization in its scale and zero point (version 1 reads pixel/255 only).
         let imported = if config.preprocess.is_identity() {
-            onnx::import_any(path)?
+            onnx::import(path)?
         } else {
             let (graph, report) = onnx::import_graph(path)?;
             AnyImport::Graph(graph, report)

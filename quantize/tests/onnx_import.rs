@@ -59,7 +59,12 @@ fn golden(key: &str) -> Vec<Vec<f64>> {
 
 /// The imported float model's logits match onnxruntime's to 1e-4 (max abs) on 256 test images.
 fn float_matches_onnxruntime(path: &Path, key: &str) -> Imported {
-    let imported = onnx::import(path).unwrap();
+    let onnx::AnyImport::Sequential(imported) = onnx::import(path).unwrap() else {
+        panic!(
+            "{} imported as a graph, not a chain of layers",
+            path.display()
+        );
+    };
     let model = FloatModel::new(&imported.architecture, &imported.checkpoint);
     let expected = golden(key);
     assert_eq!(expected.len(), 256);

@@ -40,12 +40,13 @@ pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, Mo
     if tensor_count > MAX_TENSORS {
         return Err(decode);
     }
-    let mut tensors: heapless::Vec<TensorDesc, MAX_TENSORS> = heapless::Vec::new();
+    // Decoded once here to find the list's end, then again where needed: no table of
+    // decoded tensors on the stack (the load's stack peak).
     let mut rest = tensors_start;
     for _ in 0..tensor_count {
-        let (tensor, after) = postcard::take_from_bytes(rest).map_err(|_| decode)?;
-        tensors.push(tensor).map_err(|_| decode)?;
-        rest = after;
+        rest = postcard::take_from_bytes::<TensorDesc>(rest)
+            .map_err(|_| decode)?
+            .1;
     }
     let tensor_bytes = tensors_start
         .get(..tensors_start.len() - rest.len())
@@ -77,7 +78,11 @@ pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, Mo
         });
     }
     let arena_len = to_usize(arena_len);
-    let graph = check(&tensors, node_bytes, node_count, data, output, arena_len)
+    let tensors = Tensors {
+        bytes: tensor_bytes,
+        count: tensor_count,
+    };
+    let graph = check(tensors, node_bytes, node_count, data, output, arena_len)
         .map_err(ModelError::Graph)?;
     Ok(Graph {
         tensors: tensor_bytes,
@@ -87,8 +92,33 @@ pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, Mo
     })
 }
 
+/// The encoded tensor list, decoded as it is walked.
+#[derive(Clone, Copy)]
+struct Tensors<'a> {
+    bytes: &'a [u8],
+    count: usize,
+}
+
+impl Tensors<'_> {
+    fn iter(&self) -> impl Iterator<Item = TensorDesc> + Clone + '_ {
+        let mut bytes = self.bytes;
+        (0..self.count).map_while(move |_| {
+            let (tensor, rest) = postcard::take_from_bytes(bytes).ok()?;
+            bytes = rest;
+            Some(tensor)
+        })
+    }
+
+    fn get(&self, index: usize) -> Option<TensorDesc> {
+        self.iter().nth(index)
+    }
+}
+
+/// A tensor's first node (its writer) and last node, in `u8`: at most [`MAX_NODES`] nodes.
+const UNBORN: u8 = u8::MAX;
+
 fn check<'a>(
-    tensors: &[TensorDesc],
+    tensors: Tensors<'_>,
     node_bytes: &'a [u8],
     node_count: usize,
     data: &'a [u8],
@@ -96,7 +126,7 @@ fn check<'a>(
     arena_len: usize,
 ) -> Result<Graph<'a>, GraphError> {
     use GraphError::*;
-    let image = tensors.first().ok_or(BadInputTensor)?;
+    let image = &tensors.get(0).ok_or(BadInputTensor)?;
     // The image is always read as pixel - 128; its scale and zero point say what the float
     // model saw (pixel/255 by default, or config.yaml's per-channel normalization).
     if !valid_scale(image.quant.scale) || map(image).checked_len().is_none_or(|n| n == 0) {
@@ -107,6 +137,7 @@ fn check<'a>(
     }
     for (t, tensor) in tensors.iter().enumerate() {
         let t = t as u16;
+        let tensor = &tensor;
         if map(tensor).checked_len().is_none_or(|n| n == 0) {
             return Err(BadTensorSize { tensor: t });
         }
@@ -119,12 +150,13 @@ fn check<'a>(
     }
     // Lifetimes: the node that writes each tensor and the last node that reads it.
     let mut scratch_len = 0;
+    let mut kernels = super::kernel_table::KernelTable::default();
     // Bit n: node n is an Add (or ConvAdd) of two different tensors, which may write over
     // an input (`takeable`, bit t: tensor t, at its last reader).
     let mut in_place_adds = 0_u64;
     let mut takeable = 0_u64;
-    let mut born = [usize::MAX; MAX_TENSORS];
-    let mut dies = [0_usize; MAX_TENSORS];
+    let mut born = [UNBORN; MAX_TENSORS];
+    let mut dies = [0_u8; MAX_TENSORS];
     born[0] = 0;
     let mut bytes = node_bytes;
     for index in 0..node_count {
@@ -135,7 +167,7 @@ fn check<'a>(
         let describe = |t: u16| {
             tensors
                 .get(usize::from(t))
-                .map(|d| (t, *d))
+                .map(|d| (t, d))
                 .ok_or(UnknownTensor {
                     node: index,
                     tensor: t,
@@ -145,14 +177,14 @@ fn check<'a>(
         for &t in &node.inputs {
             let described = describe(t)?;
             let slot = usize::from(t);
-            if born.get(slot).is_none_or(|&b| b == usize::MAX) {
+            if born.get(slot).is_none_or(|&b| b == UNBORN) {
                 return Err(NotTopological {
                     node: index,
                     tensor: t,
                 });
             }
             if let Some(d) = dies.get_mut(slot) {
-                *d = index;
+                *d = index as u8;
             }
             let _ = inputs.push(described);
         }
@@ -166,14 +198,14 @@ fn check<'a>(
                 tensor: node.output,
             });
         };
-        if *born_at != usize::MAX {
+        if *born_at != UNBORN {
             return Err(WrittenTwice {
                 node: index,
                 tensor: node.output,
             });
         }
-        *born_at = index;
-        *dies_at = index;
+        *born_at = index as u8;
+        *dies_at = index as u8;
         let prepared = prepare(data, &node, index, &inputs, &out, true)?;
         let bit = |t: Option<&u16>| t.map_or(0, |&t| 1_u64.checked_shl(u32::from(t)).unwrap_or(0));
         // Which inputs this node, if it is their last reader, may write over: both of an
@@ -192,28 +224,27 @@ fn check<'a>(
                 in_place_adds |= 1_u64.checked_shl(index as u32).unwrap_or(0);
             }
         }
-        // The kernel this target runs the node with, and the scratch it takes.
-        scratch_len = scratch_len.max(super::fast::choose(&prepared, Kernels::NATIVE).1);
+        // The kernel this target runs the node with, once for good, and the scratch it takes.
+        let (kernel, scratch) = super::fast::choose(&prepared, Kernels::NATIVE);
+        kernels.set(index, &node.op, kernel);
+        scratch_len = scratch_len.max(scratch);
     }
-    for (t, &b) in born.iter().enumerate().take(tensors.len()) {
-        if b == usize::MAX {
+    for (t, &b) in born.iter().enumerate().take(tensors.count) {
+        if b == UNBORN {
             return Err(NeverWritten { tensor: t as u16 });
         }
     }
-    let out_desc = tensors.get(usize::from(output)).ok_or(BadOutput)?;
+    let out_desc = &tensors.get(usize::from(output)).ok_or(BadOutput)?;
     if out_desc.shape.h != 1 || out_desc.shape.w != 1 {
         return Err(BadOutput);
     }
     // The logits outlive the inference.
     if let Some(d) = dies.get_mut(usize::from(output)) {
-        *d = node_count;
+        *d = node_count as u8;
     }
     // The one overlap allowed: tensor `y` written by an in-place Add exactly over its input
     // `x` (a ConvAdd: its residual), which that node is the last to read.
-    let in_place = |x: usize, y: usize| {
-        let (Some(tx), Some(ty)) = (tensors.get(x), tensors.get(y)) else {
-            return false;
-        };
+    let in_place = |(x, tx): (usize, &TensorDesc), (y, ty): (usize, &TensorDesc)| {
         let (Some(&born_x), Some(&born_y), Some(&dies_x)) = (born.get(x), born.get(y), dies.get(x))
         else {
             return false;
@@ -221,7 +252,7 @@ fn check<'a>(
         born_x < born_y
             && dies_x == born_y
             && takeable.checked_shr(x as u32).unwrap_or(0) & 1 == 1
-            && in_place_adds.checked_shr(born_y as u32).unwrap_or(0) & 1 == 1
+            && in_place_adds.checked_shr(u32::from(born_y)).unwrap_or(0) & 1 == 1
             && tx.offset == ty.offset
             && len(tx) == len(ty)
     };
@@ -232,8 +263,8 @@ fn check<'a>(
         {
             let together = born_a <= dies_b && born_b <= dies_a;
             let (sa, sb) = (to_usize(ta.offset), to_usize(tb.offset));
-            let share = sa < sb.saturating_add(len(tb)) && sb < sa.saturating_add(len(ta));
-            if together && share && !in_place(a, b) && !in_place(b, a) {
+            let share = sa < sb.saturating_add(len(&tb)) && sb < sa.saturating_add(len(&ta));
+            if together && share && !in_place((a, &ta), (b, &tb)) && !in_place((b, &tb), (a, &ta)) {
                 return Err(Overlap {
                     first: a as u16,
                     second: b as u16,
@@ -243,13 +274,14 @@ fn check<'a>(
     }
     Ok(Graph {
         tensors: &[],
-        tensor_count: tensors.len(),
+        tensor_count: tensors.count,
         nodes: node_bytes,
         node_count,
         data,
         output,
         arena_len,
         scratch_len,
+        kernels,
         input: map(image),
         output_len: len(out_desc),
         output_quant: out_desc.quant,

@@ -12,6 +12,7 @@ mod check;
 pub mod error;
 pub mod fast;
 pub mod format;
+pub mod kernel_table;
 pub mod kernels;
 mod prepared_node;
 mod run;
@@ -39,6 +40,20 @@ impl<'a> Graph<'a> {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// Each node's kernel on a target with `kernels`, chosen as the loader does (for a host
+    /// that runs another target's kernels, or a report).
+    pub fn kernel_table_for(&self, kernels: crate::ops::Kernels) -> kernel_table::KernelTable {
+        let mut table = kernel_table::KernelTable::default();
+        for n in self.nodes() {
+            if let Ok(prepared) =
+                check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false)
+            {
+                table.set(n.index, &n.node.op, fast::choose(&prepared, kernels).0);
+            }
+        }
+        table
     }
 
     pub fn macs(&self) -> u64 {

@@ -7,7 +7,6 @@ use super::format::{Node, TensorDesc};
 use super::kernels;
 use super::prepared_node::Prepared;
 use super::view::Graph;
-use crate::ops::kernels::Kernels;
 
 /// The byte range of `desc` in the arena.
 fn range(desc: &TensorDesc) -> (usize, usize) {
@@ -77,7 +76,7 @@ impl Graph<'_> {
                 let _ = ranges.push(range(d));
             }
             let out_range = range(&output.1);
-            let (kernel, _) = fast::choose(&prepared, Kernels::NATIVE);
+            let kernel = self.kernels.get(index, &node.op);
             // An Add the planner put over one of its inputs (the loader allows no other overlap).
             if let Prepared::ConvAdd { .. } = &prepared {
                 run_conv_add(kernel, &prepared, arena, out_range, &ranges, scratch)?;
@@ -224,6 +223,19 @@ fn run_fast(
 ) -> bool {
     match (kernel, prepared) {
         (
+            GraphKernel::Pointwise,
+            Prepared::Conv {
+                in_shape,
+                out_shape,
+                window,
+                weights,
+                channels,
+                ..
+            },
+        ) => fast::pointwise::conv(
+            a, *in_shape, out, *out_shape, *window, weights, channels, scratch,
+        ),
+        (
             GraphKernel::PatchConv | GraphKernel::Depthwise,
             Prepared::Conv {
                 in_shape,
@@ -271,6 +283,15 @@ fn run_fast(
             fast::average::average_pool(a, *in_shape, out, *out_shape, *window, *average);
             true
         }
+        (
+            GraphKernel::MaxRows,
+            Prepared::Pool {
+                in_shape,
+                out_shape,
+                window,
+                average: None,
+            },
+        ) => fast::max_pool::max_pool(a, *in_shape, out, *out_shape, *window, scratch),
         (GraphKernel::Average, Prepared::GlobalAverage { in_shape }) => {
             fast::average::global_average(a, *in_shape, out);
             true

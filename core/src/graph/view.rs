@@ -2,6 +2,7 @@
 //! encoded tensors and nodes and of the data, built by `super::check` once every check passed.
 
 use super::format::{self, Node};
+use super::kernel_table::KernelTable;
 use crate::format::layout::QuantParams;
 use crate::shape::MapShape;
 
@@ -21,6 +22,8 @@ pub struct Graph<'a> {
     /// Scratch of the fast kernels chosen for this target ([`fast::choose`]), the most any
     /// node takes.
     pub(super) scratch_len: usize,
+    /// Each node's kernel on this target, chosen at load.
+    pub(super) kernels: KernelTable,
     pub(super) input: MapShape,
     pub(super) output_len: usize,
     pub(super) output_quant: QuantParams,
@@ -46,6 +49,11 @@ impl<'a> Graph<'a> {
     /// Scratch bytes after the planned tensors on this target.
     pub fn scratch_len(&self) -> usize {
         self.scratch_len
+    }
+
+    /// Each node's kernel on this target, as the loader chose it.
+    pub fn kernels(&self) -> KernelTable {
+        self.kernels
     }
 
     pub fn input_shape(&self) -> MapShape {
@@ -79,6 +87,7 @@ impl<'a> Graph<'a> {
         (nodes, node_count): (&'a [u8], usize),
         data: &'a [u8],
         output: u16,
+        kernels: KernelTable,
         (arena_len, scratch_len, input, output_len, output_quant): (
             usize,
             usize,
@@ -96,6 +105,7 @@ impl<'a> Graph<'a> {
             output,
             arena_len,
             scratch_len,
+            kernels,
             input,
             output_len,
             output_quant,

@@ -135,7 +135,7 @@ fn main() -> ! {
                 outputs
             );
             hprintln!(
-                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add), depthwise conv, Add (and in place), average pools ({} outputs): identical to the portable code",
+                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise), depthwise conv, Add (and in place), average and max pools ({} outputs): identical to the portable code",
                 GRAPH_CASES,
                 graph_outputs
             );
@@ -386,6 +386,8 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                 },
             ),
             8 => (40, 6, 6, 40, square(1, 1, 0)),
+            // A DS-CNN pointwise layer's 64 input channels (16 groups, an even count).
+            10 => (64, 9, 9, 40, square(1, 1, 0)),
             1 => (40, 14, 14, 40, square(3, 1, 1)),
             3 => (32, 7, 7, 32, square(3, 2, 1)),
             _ if depthwise => {
@@ -398,6 +400,21 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                     random_window(&mut rng, 5),
                 )
             }
+            // Every third group-1 case pointwise (1×1, any stride: its own kernel).
+            _ if case % 6 == 0 => (
+                rng.below(70) + 1,
+                rng.below(12) + 1,
+                rng.below(12) + 1,
+                rng.below(MAX_CHANNELS) + 1,
+                {
+                    let s = [rng.below(3) as u8 + 1, rng.below(3) as u8 + 1];
+                    Window {
+                        kernel: [1, 1],
+                        stride: s,
+                        pads: [0; 4],
+                    }
+                },
+            ),
             _ => (
                 rng.below(24) + 1,
                 rng.below(12) + 1,
@@ -406,6 +423,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                 random_window(&mut rng, 5),
             ),
         };
+        let pointwise = !depthwise && fast::pointwise::takes(window, 1);
         let input = MapShape { c, h, w };
         let [pt, pl, pb, pr] = window.pads;
         let (Some(out_h), Some(out_w)) = (
@@ -424,6 +442,8 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let (in_len, out_len, weights_len) = (c * h * w, o * out_h * out_w, o * per_output);
         let scratch_len = if depthwise {
             fast::depthwise::scratch_bytes(w, window)
+        } else if pointwise {
+            fast::pointwise::scratch_bytes(c)
         } else {
             fast::patch_conv::scratch_bytes(per_output, window, o)
         };
@@ -463,18 +483,37 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         } else {
             fast::patch_conv::conv
         };
-        let ran = kernel(
-            x,
-            input,
-            &mut b.fast[..out_len],
-            output,
-            window,
-            zero_point,
-            weights,
-            &channels,
-            scratch(b.scratch, case, scratch_len),
-        );
-        let name = if depthwise { "depthwise" } else { "patch conv" };
+        let ran = if pointwise {
+            fast::pointwise::conv(
+                x,
+                input,
+                &mut b.fast[..out_len],
+                output,
+                window,
+                weights,
+                &channels,
+                scratch(b.scratch, case, scratch_len),
+            )
+        } else {
+            kernel(
+                x,
+                input,
+                &mut b.fast[..out_len],
+                output,
+                window,
+                zero_point,
+                weights,
+                &channels,
+                scratch(b.scratch, case, scratch_len),
+            )
+        };
+        let name = if depthwise {
+            "depthwise"
+        } else if pointwise {
+            "pointwise conv"
+        } else {
+            "patch conv"
+        };
         if !ran {
             return Err(Mismatch {
                 layer: name,
@@ -622,6 +661,26 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             &b.fast[..out_len],
             &b.portable[..out_len],
         )?;
+        graph_kernels::pool(x, input, &mut b.portable[..out_len], output, window, None);
+        let scratch_len = fast::max_pool::scratch_bytes(input.w);
+        if !fast::max_pool::max_pool(
+            x,
+            input,
+            &mut b.fast[..out_len],
+            output,
+            window,
+            scratch(b.scratch, case, scratch_len),
+        ) {
+            return Err(Mismatch {
+                layer: "max pool",
+                case,
+                at: 0,
+                fast: 0,
+                portable: 0,
+            });
+        }
+        compare("max pool", case, &b.fast[..out_len], &b.portable[..out_len])?;
+        outputs += out_len;
         graph_kernels::global_average(x, input, &mut b.portable[..input.c]);
         fast::average::global_average(x, input, &mut b.fast[..input.c]);
         compare(

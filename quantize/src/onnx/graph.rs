@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use qcnn_core::format::QuantParams;
 
-use super::chain::{Chain, broadcast_per_output, transpose};
+use super::constants::{Constants, as_floats, broadcast_per_output, transpose};
 use super::fold::Weighted;
 use super::node::Node;
+use super::report::ImportReport;
 use super::tensor::{Constant, DataType, Values};
 use crate::graph::{
     Clamp, FloatGraph, FloatNode, FloatOp, FloatTensor, InputNorm, Window, window_len,
@@ -24,9 +25,12 @@ const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip, MaxPool, AverageP
                          DequantizeLinear (QDQ models) and a trailing Softmax";
 
 pub struct GraphWalk {
-    /// Holds the constants (initializers and `Constant` nodes) and reads them.
-    pub constants: Chain,
+    /// Initializers and `Constant` nodes.
+    pub constants: Constants,
+    pub report: ImportReport,
     pub graph: FloatGraph,
+    /// The ONNX operator each graph node came from, for the report.
+    ops: Vec<String>,
     /// ONNX value name → tensor index.
     values: HashMap<String, usize>,
     /// How many nodes not walked yet (and the graph output) read each ONNX value.
@@ -41,7 +45,8 @@ pub struct GraphWalk {
 
 impl GraphWalk {
     pub fn new(
-        constants: Chain,
+        constants: Constants,
+        report: ImportReport,
         name: String,
         input: (String, [usize; 3]),
         uses: HashMap<String, usize>,
@@ -51,6 +56,8 @@ impl GraphWalk {
         values.insert(input.0.clone(), 0);
         GraphWalk {
             constants,
+            report,
+            ops: Vec::new(),
             graph: FloatGraph {
                 name,
                 tensors: vec![FloatTensor {
@@ -75,6 +82,11 @@ impl GraphWalk {
         self.values.get(name)
     }
 
+    /// Node `p` as the report names it: its ONNX operator and name.
+    fn described(&self, p: usize) -> String {
+        format!("{} {}", self.ops[p], self.graph.nodes[p].name)
+    }
+
     /// The tensor an input names.
     fn tensor(&self, node: &Node, i: usize) -> Result<usize, String> {
         let name = node.input(i).ok_or_else(|| format!("has no input {i}"))?;
@@ -85,7 +97,7 @@ impl GraphWalk {
             ));
         }
         self.values.get(name).copied().ok_or_else(|| {
-            if self.constants.constants.contains_key(name) {
+            if self.constants.contains(name) {
                 format!(
                     "computes on the constant {name} only; fold such nodes first (for example \
                      with onnxsim)"
@@ -117,6 +129,7 @@ impl GraphWalk {
             shape,
         });
         self.producer.push(Some(self.graph.nodes.len()));
+        self.ops.push(node.op().to_owned());
         self.graph.nodes.push(FloatNode {
             name: node.label.clone(),
             op,
@@ -156,6 +169,17 @@ impl GraphWalk {
         (readers == 1).then_some(p)
     }
 
+    /// Whether no node still to come reads tensor `t`, under any of its names, and it is not
+    /// the graph's output.
+    fn unread(&self, t: usize) -> bool {
+        self.values
+            .iter()
+            .filter(|(_, v)| **v == t)
+            .all(|(name, _)| {
+                *name != self.output_name && self.uses.get(name).copied().unwrap_or(0) == 0
+            })
+    }
+
     /// One node walked: its inputs have one reader fewer to come.
     fn consumed(&mut self, node: &Node) {
         for name in &node.proto.input {
@@ -167,7 +191,7 @@ impl GraphWalk {
 
     pub fn node(&mut self, node: &Node) -> Result<(), String> {
         if node.op() == "Constant" {
-            return self.constants.node(node);
+            return self.constants.constant_node(node);
         }
         if !matches!(node.proto.domain.as_str(), "" | "ai.onnx") {
             return Err(format!(
@@ -176,9 +200,7 @@ impl GraphWalk {
             ));
         }
         if node.op() == "DequantizeLinear"
-            && node
-                .input(0)
-                .is_some_and(|n| self.constants.constants.contains_key(n))
+            && node.input(0).is_some_and(|n| self.constants.contains(n))
         {
             return self.dequantize_constant(node);
         }
@@ -225,7 +247,7 @@ impl GraphWalk {
             "MatMul" => self.mat_mul(node),
             "Dropout" | "Identity" => {
                 let t = self.tensor(node, 0)?;
-                self.constants.report.dropped.push(format!(
+                self.report.dropped.push(format!(
                     "{} {} (the identity at inference)",
                     node.op(),
                     node.label
@@ -247,11 +269,18 @@ impl GraphWalk {
                 node.op()
             )),
             "Softmax" => {
+                node.only_attributes(&["axis"])?;
+                let axis = node.int("axis")?.unwrap_or(-1);
+                if axis != 1 && axis != -1 {
+                    return Err(format!(
+                        "axis {axis}: only a softmax over the classes (axis 1) is dropped"
+                    ));
+                }
                 let t = self.tensor(node, 0)?;
                 if node.output(0) != Some(self.output_name.as_str()) {
                     return Err("only a Softmax at the very end of the graph can be dropped".into());
                 }
-                self.constants.report.dropped.push(format!(
+                self.report.dropped.push(format!(
                     "Softmax {}: the model's outputs are the logits before it (the same argmax)",
                     node.label
                 ));
@@ -267,27 +296,26 @@ impl GraphWalk {
     /// when absent), and the integer type it quantizes to.
     fn qdq_params(&self, node: &Node) -> Result<(Vec<f32>, Vec<i64>, DataType), String> {
         node.only_attributes(&["axis"])?;
-        let scale = self.constants.constant(node, 1, "scale")?;
-        let scales = Chain::floats(scale, "scale")?.to_vec();
+        let scale = self.constants.input(node, 1, "scale")?;
+        let scales = as_floats(scale, "scale")?.to_vec();
         if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
             return Err(format!("its scale {s} is not a positive number"));
         }
-        let (zero_points, data_type) =
-            match self.constants.optional_constant(node, 2, "zero point")? {
-                Some(z) => {
-                    let values = z.ints().ok_or("its zero point is not an integer tensor")?;
-                    if values.len() != scales.len() {
-                        return Err(format!(
-                            "its zero point has {} values and its scale {}",
-                            values.len(),
-                            scales.len()
-                        ));
-                    }
-                    (values.to_vec(), z.data_type)
+        let (zero_points, data_type) = match self.constants.optional_input(node, 2, "zero point")? {
+            Some(z) => {
+                let values = z.ints().ok_or("its zero point is not an integer tensor")?;
+                if values.len() != scales.len() {
+                    return Err(format!(
+                        "its zero point has {} values and its scale {}",
+                        values.len(),
+                        scales.len()
+                    ));
                 }
-                // ONNX's default: uint8, zero point 0.
-                None => (vec![0; scales.len()], DataType::Uint8),
-            };
+                (values.to_vec(), z.data_type)
+            }
+            // ONNX's default: uint8, zero point 0.
+            None => (vec![0; scales.len()], DataType::Uint8),
+        };
         Ok((scales, zero_points, data_type))
     }
 
@@ -334,7 +362,7 @@ impl GraphWalk {
             .flatten()
             .is_some_and(|p| self.graph.nodes[p].op.keeps_quantization());
         if x == 0 {
-            self.constants.report.qdq.push(format!(
+            self.report.qdq.push(format!(
                 "QuantizeLinear {} of the image not used: the engine reads the exact u8 pixel, \
                  quantized by config.yaml's preprocess",
                 node.label
@@ -391,7 +419,7 @@ impl GraphWalk {
     /// symmetric per-channel int8 weights this gives back the file's integers and scales.
     fn dequantize_constant(&mut self, node: &Node) -> Result<(), String> {
         let (scales, zero_points, _) = self.qdq_params(node)?;
-        let c = self.constants.constant(node, 0, "integers")?;
+        let c = self.constants.input(node, 0, "integers")?;
         let ints = c.ints().ok_or("dequantizes a tensor that is not integer")?;
         if !matches!(
             c.data_type,
@@ -429,13 +457,13 @@ impl GraphWalk {
             })
             .collect();
         let output = node.output(0).ok_or("has no output")?;
-        self.constants.report.qdq.push(format!(
+        self.report.qdq.push(format!(
             "{} {dims:?} {} read through DequantizeLinear {}",
             c.data_type.as_str_name(),
             node.input(0).unwrap_or_default(),
             node.label
         ));
-        self.constants.constants.insert(
+        self.constants.insert(
             output.to_owned(),
             Constant {
                 dims,
@@ -527,7 +555,7 @@ impl GraphWalk {
         ])?;
         let x = self.tensor(node, 0)?;
         let [c, h, w] = self.shape(x);
-        let weight = self.constants.constant(node, 1, "weight")?;
+        let weight = self.constants.input(node, 1, "weight")?;
         let &[out, per_group, kh, kw] = &weight.dims[..] else {
             return Err(format!(
                 "weight has shape {:?}, expected 4-D OIHW",
@@ -541,22 +569,23 @@ impl GraphWalk {
                 "kernel_shape {kernel:?} does not match the weight's {kh}x{kw}"
             ));
         }
-        let groups = usize::try_from(node.int("group")?.unwrap_or(1))
+        let group = node.int("group")?.unwrap_or(1);
+        let groups = usize::try_from(group)
             .ok()
             .filter(|&g| {
                 g > 0 && c.is_multiple_of(g) && out.is_multiple_of(g) && c / g == per_group
             })
             .ok_or_else(|| {
                 format!(
-                    "group {:?} does not fit {c} input channels and a weight of shape {:?}",
-                    node.int("group"),
+                    "group {group} does not fit {c} input channels and a weight of shape {:?} \
+                     (O, I/group, kH, kW)",
                     weight.dims
                 )
             })?;
         let window = Self::window(node, [kh, kw])?;
-        let weight_values = Chain::floats(weight, "weight")?.to_vec();
-        let bias = match self.constants.optional_constant(node, 2, "bias")? {
-            Some(b) if b.value_count() == out => Chain::floats(b, "bias")?.to_vec(),
+        let weight_values = as_floats(weight, "weight")?.to_vec();
+        let bias = match self.constants.optional_input(node, 2, "bias")? {
+            Some(b) if b.value_count() == out => as_floats(b, "bias")?.to_vec(),
             Some(b) => return Err(format!("bias has shape {:?}, expected [{out}]", b.dims)),
             None => vec![0.0; out],
         };
@@ -580,19 +609,22 @@ impl GraphWalk {
         if node.int("training_mode")?.unwrap_or(0) != 0 || node.output(1).is_some() {
             return Err("training mode is not supported; export the model in eval mode".into());
         }
+        if node.int("spatial")?.unwrap_or(1) != 1 {
+            return Err("spatial 0 is not supported".into());
+        }
         let epsilon = node.float("epsilon")?.unwrap_or(1e-5);
         let x = self.tensor(node, 0)?;
         let channels = self.shape(x)[0];
         let mut parameters = Vec::new();
         for (i, what) in [(1, "scale"), (2, "bias"), (3, "mean"), (4, "var")] {
-            let c = self.constants.constant(node, i, what)?;
+            let c = self.constants.input(node, i, what)?;
             if c.value_count() != channels {
                 return Err(format!(
                     "its {what} has shape {:?}, expected [{channels}] (one per channel)",
                     c.dims
                 ));
             }
-            parameters.push(Chain::floats(c, what)?.to_vec());
+            parameters.push(as_floats(c, what)?.to_vec());
         }
         let fold = |weighted: &mut Weighted| {
             weighted.fold_batch_norm(
@@ -626,9 +658,8 @@ impl GraphWalk {
             let folded = fold(&mut weighted);
             (*weight, *bias) = (weighted.weight, weighted.bias);
             folded?;
-            let into = self.graph.nodes[p].name.clone();
-            self.constants
-                .report
+            let into = self.described(p);
+            self.report
                 .folded
                 .push(format!("BatchNormalization {} into {into}", node.label));
             return self.alias(node, x);
@@ -671,6 +702,31 @@ impl GraphWalk {
             *c = c.and(clamp);
             return self.alias(node, x);
         }
+        if let Some(pool) = self.sole_producer(node)
+            && let FloatOp::MaxPool(_) = self.graph.nodes[pool].op
+            && let before = self.graph.nodes[pool].inputs[0]
+            && self.unread(before)
+            && let Some(p) = self.producer[before]
+            && let FloatOp::Conv { clamp: c, .. }
+            | FloatOp::Gemm { clamp: c, .. }
+            | FloatOp::Add { clamp: c } = &mut self.graph.nodes[p].op
+        {
+            // Max commutes with a clamp (both are monotone, and padding never wins the max),
+            // so the clamp fuses into the node before the MaxPool.
+            *c = c.and(clamp);
+            let why = if node.op() == "Relu" {
+                "ReLU"
+            } else {
+                "clamping"
+            };
+            self.report.moved.push(format!(
+                "{} {} before MaxPool {} (the same result: max commutes with {why})",
+                node.op(),
+                node.label,
+                self.graph.nodes[pool].name
+            ));
+            return self.alias(node, x);
+        }
         let shape = self.shape(x);
         let channels = shape[0];
         self.push(
@@ -694,8 +750,8 @@ impl GraphWalk {
     fn clip(&mut self, node: &Node) -> Result<(), String> {
         node.only_attributes(&[])?;
         let bound = |i: usize, what: &str, default: f32| -> Result<f32, String> {
-            match self.constants.optional_constant(node, i, what)? {
-                Some(c) => match Chain::floats(c, what)? {
+            match self.constants.optional_input(node, i, what)? {
+                Some(c) => match as_floats(c, what)? {
                     [v] => Ok(*v),
                     _ => Err(format!("its {what} is not a scalar")),
                 },
@@ -784,7 +840,7 @@ impl GraphWalk {
         node.only_attributes(&["axes", "keepdims", "noop_with_empty_axes"])?;
         let axes = match node.ints("axes")? {
             Some(axes) => axes,
-            None => match self.constants.optional_constant(node, 1, "axes")? {
+            None => match self.constants.optional_input(node, 1, "axes")? {
                 Some(c) => c.ints().ok_or("its axes are not integers")?.to_vec(),
                 None => return Err("has no axes; only a mean over H and W is supported".into()),
             },
@@ -808,13 +864,12 @@ impl GraphWalk {
             node.input(0).ok_or("has no input 0")?,
             node.input(1).ok_or("has no input 1")?,
         );
-        let constant = [a, b]
-            .into_iter()
-            .position(|n| self.constants.constants.contains_key(n));
+        let constant = [a, b].into_iter().position(|n| self.constants.contains(n));
         if let Some(i) = constant {
             // A constant added to a Conv or Gemm output is its bias.
-            let values =
-                Chain::floats(self.constants.constant(node, i, "addend")?, "addend")?.to_vec();
+            let addend = self.constants.input(node, i, "addend")?;
+            let addend_dims = addend.dims.clone();
+            let values = as_floats(addend, "addend")?.to_vec();
             let data = if i == 0 { 1 } else { 0 };
             let x = self.tensor(node, data)?;
             let p = self
@@ -823,11 +878,21 @@ impl GraphWalk {
                 .copied()
                 .flatten()
                 .filter(|_| self.sole_producer_of(node, data).is_some());
+            // A scalar, or one value per output channel: `[C, 1, 1]` for a Conv's N×C×H×W
+            // output (ONNX broadcasts a `[C]` along W), `[out]` for a Gemm's.
+            let per_output = |op: &FloatOp, outputs: usize| {
+                let dims: &[usize] = match op {
+                    FloatOp::Conv { .. } => &[outputs, 1, 1],
+                    _ => &[outputs],
+                };
+                broadcast_per_output(&addend_dims, outputs, dims).is_some()
+            };
             if let Some(p) = p
+                && let op = &self.graph.nodes[p].op
+                && per_output(op, self.shape(x)[0])
                 && let FloatOp::Conv { bias, clamp, .. } | FloatOp::Gemm { bias, clamp, .. } =
                     &mut self.graph.nodes[p].op
                 && clamp.is_none()
-                && (values.len() == 1 || values.len() == bias.len())
             {
                 let mut weighted = Weighted {
                     weight_shape: vec![bias.len()],
@@ -837,17 +902,17 @@ impl GraphWalk {
                 let added = weighted.add_to_bias(&values);
                 *bias = weighted.bias;
                 added?;
-                let into = self.graph.nodes[p].name.clone();
-                self.constants.report.folded.push(format!(
-                    "Add {} of a constant into {into}'s bias",
-                    node.label
-                ));
+                let into = self.described(p);
+                self.report
+                    .folded
+                    .push(format!("Add {} into the bias of {into}", node.label));
                 return self.alias(node, x);
             }
-            return Err(
-                "adds a constant to something other than a Conv or Gemm output it alone reads"
-                    .into(),
-            );
+            return Err(format!(
+                "adds a constant of shape {addend_dims:?} to something other than a Conv or Gemm \
+                 output it alone reads, or not one value per channel; only such an Add folds \
+                 into a bias"
+            ));
         }
         let (x, y) = (self.tensor(node, 0)?, self.tensor(node, 1)?);
         if self.shape(x) != self.shape(y) {
@@ -866,10 +931,18 @@ impl GraphWalk {
         node.only_attributes(&["allowzero"])?;
         let x = self.tensor(node, 0)?;
         let features = self.graph.tensors[x].len();
-        let target = self.constants.constant(node, 1, "shape")?;
+        let target = self.constants.input(node, 1, "shape")?;
         let target = target.ints().ok_or("its shape is not integers")?;
-        let to_2d =
-            matches!(target, [-1..=1, f] if *f == -1 || usize::try_from(*f) == Ok(features));
+        let allow_zero = node.int("allowzero")?.unwrap_or(0) != 0;
+        let all = i64::try_from(features).unwrap_or(-1);
+        // The batch dimension copied (0), 1, or inferred (-1) from every feature given.
+        let to_2d = match *target {
+            [batch, rest] => {
+                (((batch == 0 && !allow_zero) || batch == 1) && (rest == -1 || rest == all))
+                    || (batch == -1 && rest == all)
+            }
+            _ => false,
+        };
         if !to_2d {
             return Err(format!(
                 "shape {target:?}: only a reshape to 2-D (batch, {features}) is supported"
@@ -885,11 +958,11 @@ impl GraphWalk {
         }
         let alpha = node.float("alpha")?.unwrap_or(1.0);
         let beta = node.float("beta")?.unwrap_or(1.0);
-        let b = self.constants.constant(node, 1, "weight")?;
+        let b = self.constants.input(node, 1, "weight")?;
         let &[rows, columns] = &b.dims[..] else {
             return Err(format!("weight has shape {:?}, expected 2-D", b.dims));
         };
-        let values = Chain::floats(b, "weight")?;
+        let values = as_floats(b, "weight")?;
         let trans_b = node.int("transB")?.unwrap_or(0) != 0;
         let (out, inputs) = if trans_b {
             (rows, columns)
@@ -906,9 +979,9 @@ impl GraphWalk {
                 .iter_mut()
                 .for_each(|w| *w = (f64::from(*w) * f64::from(alpha)) as f32);
         }
-        let bias = match self.constants.optional_constant(node, 2, "bias")? {
+        let bias = match self.constants.optional_input(node, 2, "bias")? {
             Some(c) => {
-                let values = Chain::floats(c, "bias")?;
+                let values = as_floats(c, "bias")?;
                 let per_output = broadcast_per_output(&c.dims, out, &[out]).ok_or_else(|| {
                     format!(
                         "bias has shape {:?}, which does not broadcast to [{out}]",
@@ -929,14 +1002,14 @@ impl GraphWalk {
 
     fn mat_mul(&mut self, node: &Node) -> Result<(), String> {
         node.only_attributes(&[])?;
-        let b = self.constants.constant(node, 1, "right operand")?;
+        let b = self.constants.input(node, 1, "right operand")?;
         let &[inputs, out] = &b.dims[..] else {
             return Err(format!(
                 "right operand has shape {:?}, expected 2-D",
                 b.dims
             ));
         };
-        let weight = transpose(Chain::floats(b, "right operand")?, inputs, out);
+        let weight = transpose(as_floats(b, "right operand")?, inputs, out);
         self.linear(node, weight, out, inputs, vec![0.0; out])
     }
 

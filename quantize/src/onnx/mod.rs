@@ -1,13 +1,18 @@
 //! ONNX import: a float model as `torch.onnx.export` writes it (opset 13 to 18, NCHW, weights
-//! as initializers or `Constant` nodes, a dynamic batch dimension, one input, one output),
-//! mapped onto the same layer sequence and parameters that config.yaml and a `.pth` give, so
-//! the float reference, calibration and export that follow are the ones the PyTorch path runs.
+//! as initializers or `Constant` nodes, a dynamic batch dimension, one input, one output), or
+//! onnxruntime's QDQ int8 form of one.
+//!
+//! One walk (`graph.rs`) maps the nodes, in order, onto a [`FloatGraph`]. When that graph is a
+//! chain the layer-sequence format holds (`chain.rs`), it becomes the same layer sequence and
+//! parameters that config.yaml and a `.pth` give, so the float reference, calibration and
+//! export that follow are the ones the PyTorch path runs; else the graph engine runs it.
 //!
 //! BatchNormalization (and a constant Add) fold into the Conv or Gemm before them in float;
 //! Dropout, Identity and a trailing Softmax are dropped, and the report lists each. Anything
 //! else the engine cannot run exactly is an `OnnxError` naming the node.
 
 mod chain;
+mod constants;
 mod error;
 pub(crate) mod fold;
 mod graph;
@@ -18,25 +23,27 @@ mod proto;
 mod report;
 mod tensor;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use prost::Message;
 
-use self::chain::{Chain, Current};
+use self::constants::Constants;
 pub use self::error::OnnxError;
 use self::node::Node;
 use self::proto::tensor_shape_proto::dimension::Value as Dim;
 use self::proto::{ModelProto, ValueInfoProto, type_proto};
 pub use self::report::ImportReport;
-use crate::checkpoint::{Checkpoint, Tensor};
-use qcnn_config::architecture::{Architecture, ArchitectureError, Shape};
+use crate::checkpoint::Checkpoint;
+use crate::graph::FloatGraph;
+use qcnn_config::architecture::Architecture;
 use qcnn_config::model::{InputShape, ModelConfig};
 
 /// The opsets whose operator definitions the importer follows.
 pub const OPSETS: std::ops::RangeInclusive<i64> = 13..=18;
 
-/// An ONNX model as the rest of the quantizer takes a `.pth` and config.yaml's model section.
+/// An ONNX model that is a chain of layers, as the rest of the quantizer takes a `.pth` and
+/// config.yaml's model section.
 #[derive(Clone, Debug)]
 pub struct Imported {
     pub model: ModelConfig,
@@ -46,81 +53,88 @@ pub struct Imported {
     pub report: ImportReport,
 }
 
-/// Does `path` name an ONNX file (by its extension, as protobuf has no magic number)?
-pub fn is_onnx(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
-}
-
-pub fn import(path: &Path) -> Result<Imported, OnnxError> {
-    let bytes =
-        qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
-            .map_err(|source| OnnxError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-    import_bytes(path, &bytes)
-}
-
 /// An ONNX model as one of the two engines runs it.
 #[derive(Clone, Debug)]
 pub enum AnyImport {
     /// A chain of layers: the layer-sequence path a `.pth` takes.
     Sequential(Imported),
     /// Anything else the graph engine runs (graph blobs).
-    Graph(crate::graph::FloatGraph, ImportReport),
+    Graph(FloatGraph, ImportReport),
 }
 
-/// Imports `path` as a chain of layers when it is one (so such models keep their layer-sequence
-/// blobs), else as a graph.
-pub fn import_any(path: &Path) -> Result<AnyImport, OnnxError> {
-    let bytes =
-        qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
-            .map_err(|source| OnnxError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-    import_any_bytes(path, &bytes)
-}
-
-/// [`import_any`] of the bytes of `path`.
-pub fn import_any_bytes(path: &Path, bytes: &[u8]) -> Result<AnyImport, OnnxError> {
-    match import_bytes(path, bytes) {
-        Ok(imported) => Ok(AnyImport::Sequential(imported)),
-        Err(OnnxError::Node { .. } | OnnxError::Graph { .. }) => {
-            let (graph, report) = import_graph_bytes(path, bytes)?;
-            Ok(AnyImport::Graph(graph, report))
+impl AnyImport {
+    /// What the import did, whichever engine runs the model.
+    pub fn report(&self) -> &ImportReport {
+        match self {
+            AnyImport::Sequential(imported) => &imported.report,
+            AnyImport::Graph(_, report) => report,
         }
-        Err(other) => Err(other),
+    }
+
+    /// The input's length (C·H·W) and the number of classes.
+    pub fn input_and_classes(&self) -> (usize, usize) {
+        match self {
+            AnyImport::Sequential(i) => (i.architecture.input.len(), i.architecture.output().len()),
+            AnyImport::Graph(graph, _) => (graph.tensors[0].len(), graph.classes()),
+        }
     }
 }
 
-/// Imports `path` as a graph, even when it is a chain of layers.
-pub fn import_graph(path: &Path) -> Result<(crate::graph::FloatGraph, ImportReport), OnnxError> {
-    let bytes =
-        qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES)
-            .map_err(|source| OnnxError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-    import_graph_bytes(path, &bytes)
+/// Does `path` name an ONNX file (by its extension, as protobuf has no magic number)?
+pub fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
 }
 
-/// Imports the ONNX model in `bytes` as a graph.
+/// Imports `path`: a chain of layers when it is one (so such models keep their layer-sequence
+/// blobs), else a graph.
+pub fn import(path: &Path) -> Result<AnyImport, OnnxError> {
+    import_bytes(path, &read(path)?)
+}
+
+/// [`import`] of the bytes of `path`.
+pub fn import_bytes(path: &Path, bytes: &[u8]) -> Result<AnyImport, OnnxError> {
+    let (graph, report) = import_graph_bytes(path, bytes)?;
+    Ok(match chain::as_chain(&graph, path) {
+        Some((model, architecture, checkpoint)) => AnyImport::Sequential(Imported {
+            model,
+            architecture,
+            checkpoint,
+            report,
+        }),
+        None => AnyImport::Graph(graph, report),
+    })
+}
+
+/// Imports `path` as a graph, even when it is a chain of layers.
+pub fn import_graph(path: &Path) -> Result<(FloatGraph, ImportReport), OnnxError> {
+    import_graph_bytes(path, &read(path)?)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, OnnxError> {
+    qcnn_config::regular_file::read(path, qcnn_config::regular_file::MAX_CHECKPOINT_BYTES).map_err(
+        |source| OnnxError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    )
+}
+
+/// The one walk: every node of the ONNX model in `bytes`, in order, onto a graph.
 pub fn import_graph_bytes(
     path: &Path,
     bytes: &[u8],
-) -> Result<(crate::graph::FloatGraph, ImportReport), OnnxError> {
+) -> Result<(FloatGraph, ImportReport), OnnxError> {
     let setup = setup(path, bytes)?;
     let graph_error = |message: String| OnnxError::Graph {
         path: path.to_owned(),
         message,
     };
-    let nodes = &setup
+    let nodes = setup
         .model
         .graph
         .as_ref()
-        .map(|g| g.node.clone())
+        .map(|g| g.node.as_slice())
         .unwrap_or_default();
     let uses = graph::count_uses(
         nodes
@@ -133,14 +147,8 @@ pub fn import_graph_bytes(
         .map_or_else(|| "onnx".into(), |s| s.to_string_lossy().into_owned());
     let i = setup.input_shape;
     let mut walk = graph::GraphWalk::new(
-        Chain::new(
-            setup.constants,
-            Current {
-                name: setup.input.clone(),
-                shape: Shape::Vector(0),
-            },
-            setup.report,
-        ),
+        Constants::new(setup.constants),
+        setup.report,
         name,
         (setup.input, [i.channels, i.height, i.width]),
         uses,
@@ -155,7 +163,7 @@ pub fn import_graph_bytes(
             message,
         })?;
     }
-    let Some(&output) = walk_output(&walk) else {
+    let Some(&output) = walk.value(&walk.output_name) else {
         return Err(graph_error(format!(
             "no node writes the output {}",
             setup.output
@@ -171,14 +179,10 @@ pub fn import_graph_bytes(
         return Err(graph_error("the graph computes nothing".into()));
     }
     walk.graph.output = output;
-    Ok((walk.graph, walk.constants.report))
+    Ok((walk.graph, walk.report))
 }
 
-fn walk_output(walk: &graph::GraphWalk) -> Option<&usize> {
-    walk.value(&walk.output_name)
-}
-
-/// What both walks start from: the decoded model, its constants, its one input and output.
+/// What the walk starts from: the decoded model, its constants, its one input and output.
 struct Setup {
     model: ModelProto,
     constants: HashMap<String, tensor::Constant>,
@@ -274,106 +278,6 @@ fn setup(path: &Path, bytes: &[u8]) -> Result<Setup, OnnxError> {
         input_shape,
         output,
         report,
-    })
-}
-
-/// Imports the ONNX model in `bytes`; `path` names it in errors and in the checkpoint.
-pub fn import_bytes(path: &Path, bytes: &[u8]) -> Result<Imported, OnnxError> {
-    let graph_error = |message: String| OnnxError::Graph {
-        path: path.to_owned(),
-        message,
-    };
-    let Setup {
-        model,
-        constants,
-        input: input_name,
-        input_shape,
-        output: output_name,
-        report,
-    } = setup(path, bytes)?;
-    let graph = model.graph.as_ref().ok_or_else(|| OnnxError::NoGraph {
-        path: path.to_owned(),
-    })?;
-    let start = Current {
-        name: input_name,
-        shape: Shape::Map {
-            c: input_shape.channels,
-            h: input_shape.height,
-            w: input_shape.width,
-        },
-    };
-    let mut chain = Chain::new(constants, start, report);
-    for (position, proto) in graph.node.iter().enumerate() {
-        let node = Node::new(proto, position);
-        chain.node(&node).map_err(|message| OnnxError::Node {
-            path: path.to_owned(),
-            node: node.label.clone(),
-            op: proto.op_type.clone(),
-            message,
-        })?;
-    }
-    if chain.current.name != output_name {
-        return Err(graph_error(format!(
-            "the output {} is not where the chain of nodes ends ({})",
-            output_name, chain.current.name
-        )));
-    }
-    let Shape::Vector(classes) = chain.current.shape else {
-        return Err(graph_error(format!(
-            "the model ends with {}, expected a 2-D (batch, classes) output",
-            chain.current.shape
-        )));
-    };
-
-    let model = ModelConfig {
-        name: path
-            .file_stem()
-            .map_or_else(|| "onnx".into(), |s| s.to_string_lossy().into_owned()),
-        input: input_shape,
-        classes,
-        key_prefix: "layers".into(),
-        layers: chain.layers.clone(),
-    };
-    let architecture = Architecture::new(&model).map_err(|err| match err {
-        ArchitectureError::Layer { index, message, .. } => OnnxError::Node {
-            path: path.to_owned(),
-            node: chain.layer_nodes[index].0.clone(),
-            op: chain.layer_nodes[index].1.clone(),
-            message,
-        },
-        other => graph_error(other.to_string()),
-    })?;
-    let mut tensors = BTreeMap::new();
-    for (&index, weighted) in &chain.weighted {
-        let outputs = weighted.outputs();
-        tensors.insert(
-            architecture.weight_key(index),
-            Tensor {
-                shape: weighted.weight_shape.clone(),
-                data: weighted.weight.clone(),
-            },
-        );
-        tensors.insert(
-            architecture.bias_key(index),
-            Tensor {
-                shape: vec![outputs],
-                data: weighted.bias.clone(),
-            },
-        );
-    }
-    let checkpoint = Checkpoint {
-        path: path.to_owned(),
-        tensors,
-    };
-    // The walk checked every shape; this is the same check a `.pth` gets.
-    checkpoint
-        .check(&architecture)
-        .map_err(|err| graph_error(format!("the imported parameters: {err}")))?;
-    Ok(Imported {
-        model,
-        architecture,
-        checkpoint,
-        report: chain.report,
     })
 }
 

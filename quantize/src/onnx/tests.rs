@@ -145,9 +145,25 @@ fn error(bytes: &[u8]) -> String {
         .to_string()
 }
 
+/// The model in `bytes`, which must be a chain of layers.
+fn chain(bytes: &[u8]) -> Imported {
+    match import_bytes(Path::new("t.onnx"), bytes).unwrap() {
+        AnyImport::Sequential(imported) => imported,
+        AnyImport::Graph(graph, _) => panic!("a graph: {:?}", graph.nodes),
+    }
+}
+
+/// The model in `bytes`, which must be a graph: its nodes' op names.
+fn graph_ops(bytes: &[u8]) -> Vec<String> {
+    match import_bytes(Path::new("t.onnx"), bytes).unwrap() {
+        AnyImport::Graph(graph, _) => graph.nodes.iter().map(|n| n.op.name()).collect(),
+        AnyImport::Sequential(imported) => panic!("a chain: {:?}", imported.model.layers),
+    }
+}
+
 #[test]
 fn the_base_graph_imports() {
-    let imported = import_bytes(Path::new("t.onnx"), &graph(vec![relu()], vec![], &IMAGE)).unwrap();
+    let imported = chain(&graph(vec![relu()], vec![], &IMAGE));
     assert_eq!(imported.model.classes, 3);
     assert_eq!(imported.model.layers.len(), 4);
     assert_eq!(imported.checkpoint.tensors.len(), 4);
@@ -159,41 +175,49 @@ fn the_base_graph_imports() {
 }
 
 #[test]
-fn conv_shapes_the_engine_cannot_run_name_the_node() {
+fn conv_shapes_the_chain_cannot_hold_become_graphs_and_the_rest_name_the_node() {
     let with_conv = |w: TensorProto, attributes: Vec<AttributeProto>| {
         let mut middle = vec![node("Conv", "/conv2", &["x", "w2"], "x2", attributes)];
         middle.push(node("Relu", "/relu", &["x2"], "y", vec![]));
         graph(middle, vec![w], &IMAGE)
     };
-    let message = error(&with_conv(floats("w2", &[2, 2, 3, 1], 0.0), vec![]));
-    assert!(
-        message.contains("node /conv2 (Conv): kernel 3x1 is not square"),
-        "{message}"
-    );
-    let message = error(&with_conv(floats("w2", &[2, 2, 2, 2], 0.0), vec![]));
-    assert!(
-        message.contains("node /conv2 (Conv): kernel 2 must be odd"),
-        "{message}"
-    );
-    let message = error(&with_conv(
-        floats("w2", &[2, 2, 1, 1], 0.0),
-        vec![attribute_ints("strides", &[3, 3])],
+    // A non-square kernel, an even one with asymmetric pads, a depthwise one: the layer
+    // sequence has none of them (the input stays 4×4 for the Gemm).
+    let ops = graph_ops(&with_conv(
+        floats("w2", &[2, 2, 3, 1], 0.0),
+        vec![attribute_ints("pads", &[1, 0, 1, 0])],
     ));
-    assert!(
-        message.contains("node /conv2 (Conv): stride 3 is not supported"),
-        "{message}"
-    );
+    assert_eq!(ops, ["conv3x3/1", "conv3x1/1+relu", "gemm"]);
+    let ops = graph_ops(&with_conv(
+        floats("w2", &[2, 2, 2, 2], 0.0),
+        vec![attribute_ints("pads", &[0, 0, 1, 1])],
+    ));
+    assert_eq!(ops[1], "conv2x2/1+relu");
+    let depthwise = vec![
+        attribute_ints("pads", &[1, 1, 1, 1]),
+        AttributeProto {
+            name: "group".into(),
+            r#type: AttributeType::Int as i32,
+            i: 2,
+            ..Default::default()
+        },
+    ];
+    let ops = graph_ops(&with_conv(floats("w2", &[2, 1, 3, 3], 0.0), depthwise));
+    assert_eq!(ops[1], "conv3x3/1 groups 2+relu");
     let message = error(&with_conv(
         floats("w2", &[2, 2, 3, 3], 0.0),
         vec![attribute_ints("dilations", &[2, 2])],
     ));
     assert!(
-        message.contains("dilations [2, 2] are not supported"),
+        message.contains("node /conv2 (Conv): dilations [2, 2] are not supported"),
         "{message}"
     );
     let message = error(&with_conv(floats("w2", &[2, 5, 3, 3], 0.0), vec![]));
     assert!(
-        message.contains("weight has 5 input channels, but its input has 2"),
+        message.contains(
+            "node /conv2 (Conv): group 1 does not fit 2 input channels and a weight of shape \
+             [2, 5, 3, 3]"
+        ),
         "{message}"
     );
     let message = error(&with_conv(
@@ -207,8 +231,8 @@ fn conv_shapes_the_engine_cannot_run_name_the_node() {
 }
 
 #[test]
-fn misplaced_nodes_are_explained() {
-    // A BatchNormalization after a Relu has nothing to fold into.
+fn nodes_the_chain_cannot_hold_become_graph_nodes() {
+    // A BatchNormalization after a Relu has nothing to fold into: a per-channel affine op.
     let stats = ["s", "b", "m", "v"].map(|n| floats(n, &[2], 1.0)).to_vec();
     let bn = node(
         "BatchNormalization",
@@ -217,25 +241,46 @@ fn misplaced_nodes_are_explained() {
         "y",
         vec![],
     );
-    let message = error(&graph(
+    let ops = graph_ops(&graph(
         vec![node("Relu", "/relu", &["x"], "r", vec![]), bn],
         stats,
         &IMAGE,
     ));
-    assert!(
-        message.contains(
-            "node /bn (BatchNormalization): BatchNormalization is supported only right after a Conv"
+    assert_eq!(ops, ["conv3x3/1+relu", "conv1x1/1 groups 2", "gemm"]);
+    // A second Relu changes nothing: both fuse into the Conv, which stays a chain.
+    let twice = vec![
+        node("Relu", "/relu", &["x"], "r", vec![]),
+        node("Relu", "/relu2", &["r"], "y", vec![]),
+    ];
+    let layers = chain(&graph(twice, vec![], &IMAGE)).model.layers;
+    assert_eq!(layers.len(), 4, "{layers:?}");
+    // A Relu after a MaxPool fuses into the Conv before it (max commutes with ReLU).
+    let pool = vec![
+        node(
+            "MaxPool",
+            "/pool",
+            &["x"],
+            "p",
+            vec![attribute_ints("kernel_shape", &[1, 1])],
         ),
-        "{message}"
+        node("Relu", "/relu", &["p"], "y", vec![]),
+    ];
+    let imported = chain(&graph(pool, vec![], &IMAGE));
+    assert_eq!(
+        imported.report.moved,
+        ["Relu /relu before MaxPool /pool (the same result: max commutes with ReLU)"]
     );
-    // A Relu that follows nothing it can fuse into.
-    let twice = vec![relu(), node("Relu", "/relu2", &["y"], "y2", vec![])];
-    let message = error(&graph(twice, vec![], &IMAGE));
-    assert!(
-        message.contains("node /relu2 (Relu): relu must follow a conv2d or linear"),
-        "{message}"
-    );
-    // A node after a Softmax: only a trailing Softmax is dropped.
+    let kinds: Vec<&str> = imported
+        .model
+        .layers
+        .iter()
+        .map(qcnn_config::architecture::layer_name)
+        .collect();
+    assert_eq!(kinds, ["conv2d", "relu", "maxpool2d", "flatten", "linear"]);
+}
+
+#[test]
+fn a_softmax_is_dropped_only_at_the_end() {
     let mut model = ModelProto::decode(&graph(vec![relu()], vec![], &IMAGE)[..]).unwrap();
     let g = model.graph.as_mut().unwrap();
     g.node.push(node(
@@ -255,15 +300,60 @@ fn misplaced_nodes_are_explained() {
     g.output[0].name = "out".into();
     let message = error(&model.encode_to_vec());
     assert!(
-        message.contains("node /after (Identity): follows Softmax /softmax"),
+        message.contains(
+            "node /softmax (Softmax): only a Softmax at the very end of the graph can be dropped"
+        ),
         "{message}"
     );
     // Without the node after it, the Softmax is dropped and said so.
     let g = model.graph.as_mut().unwrap();
     g.node.pop();
     g.output[0].name = "probabilities".into();
-    let imported = import_bytes(Path::new("t.onnx"), &model.encode_to_vec()).unwrap();
+    let imported = chain(&model.encode_to_vec());
     assert!(imported.report.softmax_dropped());
+    // Over another axis than the classes it would change the argmax.
+    let g = model.graph.as_mut().unwrap();
+    g.node.last_mut().unwrap().attribute.push(AttributeProto {
+        name: "axis".into(),
+        r#type: AttributeType::Int as i32,
+        i: 0,
+        ..Default::default()
+    });
+    let message = error(&model.encode_to_vec());
+    assert!(
+        message.contains("node /softmax (Softmax): axis 0: only a softmax over the classes"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_constant_add_folds_only_per_channel() {
+    // [2, 1, 1] is one value per channel of the Conv's N×2×4×4 output: folded into its bias.
+    let add = |dims: &[i64]| {
+        let nodes = vec![node("Add", "/add", &["x", "k"], "y", vec![])];
+        import_bytes(
+            Path::new("t.onnx"),
+            &graph(nodes, vec![floats("k", dims, 0.5)], &IMAGE),
+        )
+    };
+    let imported = match add(&[2, 1, 1]).unwrap() {
+        AnyImport::Sequential(imported) => imported,
+        AnyImport::Graph(..) => panic!("a graph"),
+    };
+    assert_eq!(
+        imported.checkpoint.tensors["layers.0.bias"].data,
+        [0.5, 0.51]
+    );
+    assert_eq!(
+        imported.report.folded,
+        ["Add /add into the bias of Conv /conv"]
+    );
+    // [4] broadcasts along W in ONNX, not per channel: refused, never folded as if it were.
+    let message = add(&[4]).unwrap_err().to_string();
+    assert!(
+        message.contains("node /add (Add): adds a constant of shape [4]"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -313,12 +403,12 @@ fn inputs_and_outputs_are_checked() {
         &[None, Some(1), Some(100_000), Some(4)],
     ));
     assert!(message.contains("within 1..=65535"), "{message}");
-    // A graph whose declared output is not where the chain ends.
+    // A graph whose declared output is a map, not (batch, classes).
     let mut model = ModelProto::decode(&graph(vec![relu()], vec![], &IMAGE)[..]).unwrap();
     model.graph.as_mut().unwrap().output[0].name = "flat".into();
     let message = error(&model.encode_to_vec());
     assert!(
-        message.contains("the output flat is not where the chain of nodes ends (logits)"),
+        message.contains("the model ends with an N×[2, 4, 4] map, expected a 2-D"),
         "{message}"
     );
     // A node reading something that exists nowhere.
@@ -326,9 +416,7 @@ fn inputs_and_outputs_are_checked() {
     model.graph.as_mut().unwrap().node[1].input[0] = "ghost".into();
     let message = error(&model.encode_to_vec());
     assert!(
-        message.contains(
-            "node /relu (Relu): reads ghost, which is not the output of the node before it"
-        ),
+        message.contains("node /relu (Relu): reads ghost, which no earlier node writes"),
         "{message}"
     );
 }

@@ -4,9 +4,10 @@
 //! instead of three multiplies (CMSIS-NN's `arm_elementwise_add_s8` takes about 81
 //! instructions an element on the Cortex-M4).
 
-use crate::quant::multiply_by_quantized_multiplier;
+use crate::quant::{Requantizer, multiply_by_quantized_multiplier};
 
 use super::super::format::Add;
+use super::requant::ChannelRequant;
 
 /// Two tables of 256 i32, and the slack of aligning them to a word.
 pub const SCRATCH_BYTES: usize = 2 * 256 * 4 + 3;
@@ -15,20 +16,16 @@ pub const SCRATCH_BYTES: usize = 2 * 256 * 4 + 3;
 pub(crate) struct Tables<'s> {
     pub(crate) a: &'s [i32; 256],
     pub(crate) b: &'s [i32; 256],
-    pub(crate) multiplier: i32,
-    pub(crate) shift: i32,
-    pub(crate) zero_point: i32,
-    pub(crate) clamp: [i8; 2],
+    /// The sum's rescaling to the output, its zero point and the fused clamp, prepared once
+    /// (validated multipliers are non-negative, shifts 0 or right).
+    pub(crate) output: ChannelRequant,
 }
 
 impl Tables<'_> {
     #[inline(always)]
     pub(crate) fn apply(&self, x: i8, y: i8) -> i8 {
         let sum = self.a[usize::from(x as u8)].saturating_add(self.b[usize::from(y as u8)]);
-        let out = multiply_by_quantized_multiplier(sum, self.multiplier, self.shift)
-            .saturating_add(self.zero_point);
-        let q = out.clamp(i32::from(i8::MIN), i32::from(i8::MAX)) as i8;
-        q.max(self.clamp[0]).min(self.clamp[1])
+        self.output.apply(sum)
     }
 }
 
@@ -50,13 +47,16 @@ pub(crate) fn tables<'s>(
         *ta = multiply_by_quantized_multiplier((x - za) * left, ma, sa);
         *tb = multiply_by_quantized_multiplier((x - zb) * left, mb, sb);
     }
-    Some(Tables {
-        a,
-        b,
+    let output = Requantizer {
         multiplier: mo,
         shift: so,
         zero_point: zo,
-        clamp: params.clamp,
+        min: i32::from(i8::MIN),
+    };
+    Some(Tables {
+        a,
+        b,
+        output: ChannelRequant::new(&output, params.clamp)?,
     })
 }
 

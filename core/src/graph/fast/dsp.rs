@@ -5,7 +5,7 @@
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    gather_runs, mac_patch4, requantize, smlad, sum_bytes, sxtb16_pairs,
+    gather_runs, mac_patch4, mac_patch4_unrolled, requantize, smlad, sum_bytes, sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -94,4 +94,15 @@ pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8
             *q = crate::ops::requant::PreparedRequantizer::from_words(words).apply(acc);
         }
     }
+}
+
+/// The same sums as [`mac_patch4`] (the Cortex-M4's runs two groups a loop pass).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn mac_patch4_unrolled(
+    patch: &[u32],
+    weights: &[i8],
+    groups: usize,
+    acc: &mut [i32; 4],
+) {
+    mac_patch4(patch, weights, groups, acc)
 }

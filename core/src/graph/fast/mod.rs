@@ -5,16 +5,21 @@
 //!   3×3, the 1×1 pointwise and the 5×3 convolutions of ResNet-8, DS-CNN and MobileNet): four
 //!   output positions' patches unpacked once to int16 in the scratch, then every output
 //!   channel's int8 weights read straight from the blob against all four (SMLAD).
+//! - [`pointwise`]: Conv with a 1×1 kernel and `group` 1, any stride (DS-CNN's and
+//!   MobileNet's pointwise layers): a matrix product, four output pixels' input columns
+//!   unpacked once to int16 and met by every output channel's weight row with SMLAD.
 //! - [`depthwise`]: Conv with `group` = channels and one output per group: each input row
 //!   unpacked once to int16 with its padding, then every tap pair one SMLAD.
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
+//! - [`max_pool`]: MaxPool separably, the window's rows folded column by column first.
 //!
-//! Which kernel a node takes is decided from the node alone by `choose`, once when the
-//! model is loaded (where it also sizes the scratch the model's arena adds after the planned
-//! tensors) and again, identically, when the node runs; a node no fast kernel takes, or one
-//! whose scratch would not fit, runs the portable code. The firmware's `dsp_check` binary
+//! Which kernel a node takes is decided from the node alone by `choose`, once, when the
+//! model is loaded: the loader records each node's kernel in a [`KernelTable`] (two bits a
+//! node, kept in the `Model`) and sizes the scratch the model's arena adds after the planned
+//! tensors; running a node looks its kernel up and decides nothing. A node no fast kernel
+//! takes, or one whose scratch would not fit, runs the portable code. The firmware's `dsp_check` binary
 //! compares every kernel here with the portable one on a Cortex-M4 under qemu; the host
 //! tests (`graph::tests`) do the same with the portable stand-ins of the DSP instructions.
 
@@ -22,22 +27,16 @@ pub mod add;
 pub mod average;
 pub mod depthwise;
 mod dsp;
+pub mod max_pool;
 pub mod patch_conv;
+pub mod pointwise;
+mod requant;
 
 use crate::ops::kernels::Kernels;
 
 use super::prepared_node::Prepared;
 
-/// The kernel a node runs with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GraphKernel {
-    /// [`super::kernels`]: every node, every target.
-    Portable,
-    PatchConv,
-    Depthwise,
-    AddTable,
-    Average,
-}
+pub use super::kernel_table::{GraphKernel, KernelTable};
 
 /// Most scratch one fast node may take: a node needing more runs the portable code (the
 /// model's arena counts at most this much beyond its planned tensors).
@@ -56,7 +55,9 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
             groups,
             ..
         } => {
-            if *groups == 1 {
+            if pointwise::takes(*window, *groups) {
+                (GraphKernel::Pointwise, pointwise::scratch_bytes(in_shape.c))
+            } else if *groups == 1 {
                 let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
                 (
                     GraphKernel::PatchConv,
@@ -89,6 +90,11 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
             average: Some(_), ..
         }
         | Prepared::GlobalAverage { .. } => (GraphKernel::Average, 0),
+        Prepared::Pool {
+            in_shape,
+            average: None,
+            ..
+        } => (GraphKernel::MaxRows, max_pool::scratch_bytes(in_shape.w)),
         _ => (GraphKernel::Portable, 0),
     };
     if scratch > MAX_SCRATCH {

@@ -27,6 +27,7 @@ use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
 use super::add::Tables;
 use super::dsp::{gather_runs, mac_patch4, requantize, sxtb16_pairs};
+use super::requant::ChannelRequant;
 
 /// Output positions computed together.
 const COLUMNS: usize = 4;
@@ -202,22 +203,8 @@ fn conv_into(
     };
     let out_plane = out_shape.plane();
     let tail = k - k4;
-    // The Add's output rescaling, prepared (its lower clamp as the minimum, as above).
-    let residual = match residual {
-        Some(t) => {
-            let sum = Requantizer {
-                multiplier: t.multiplier,
-                shift: t.shift,
-                zero_point: t.zero_point,
-                min: i32::from(t.clamp[0]),
-            };
-            let Some(sum) = PreparedRequantizer::new(&sum) else {
-                return false;
-            };
-            Some((t, sum))
-        }
-        None => None,
-    };
+    // The Add's output rescaling and its clamp, prepared once by `add::tables`.
+    let residual = residual.map(|t| (t, t.output));
     for oy in 0..out_shape.h {
         for ox0 in (0..out_shape.w).step_by(COLUMNS) {
             let n = (out_shape.w - ox0).min(COLUMNS);
@@ -311,9 +298,9 @@ fn conv_into(
 /// `Tables::apply` of the conv's value `v` and the residual `r`, the output's rescaling
 /// prepared once (`sum`).
 #[inline(always)]
-fn add(t: &Tables<'_>, sum: &PreparedRequantizer, v: i8, r: i8) -> i8 {
+fn add(t: &Tables<'_>, sum: &ChannelRequant, v: i8, r: i8) -> i8 {
     let total = t.a[usize::from(v as u8)].saturating_add(t.b[usize::from(r as u8)]);
-    sum.apply(total).min(t.clamp[1])
+    sum.apply(total)
 }
 
 /// Whether the channels are requantized a column at a time (every channel's requantizer

@@ -171,11 +171,90 @@ fn patch_conv_matches_the_portable_conv() {
 }
 
 #[test]
+fn pointwise_matches_the_portable_conv() {
+    let mut rng = SplitMix(45);
+    for case in 0..300 {
+        let stride = [1 + rng.below(3) as u8, 1 + rng.below(3) as u8];
+        // Mostly stride 1 (the contiguous path), some DS-CNN-sized channel counts.
+        let stride = if case % 3 == 0 { stride } else { [1, 1] };
+        let window = Window {
+            kernel: [1, 1],
+            stride,
+            pads: [0; 4],
+        };
+        let c = if case % 10 == 0 {
+            64
+        } else {
+            1 + rng.below(23)
+        };
+        let input = MapShape {
+            c,
+            h: 1 + rng.below(13),
+            w: 1 + rng.below(13),
+        };
+        let out_c = 1 + rng.below(13);
+        let out = out_shape(input, out_c, &window).unwrap();
+        let x = rng.i8s(c * input.h * input.w);
+        let weights = rng.weights(out_c * c);
+        let channels = Channels::random(&mut rng, out_c);
+        let zero_point = rng.next() as i8;
+        let data = channels.data(rng.next() as i8, clamp(&mut rng));
+        let mut expected = vec![0; out.c * out.h * out.w];
+        kernels::conv(
+            &x,
+            input,
+            &mut expected,
+            out,
+            window,
+            1,
+            zero_point,
+            &weights,
+            &data,
+        );
+        let mut got = vec![0; expected.len()];
+        // Exactly the scratch asked for, at a varying misalignment.
+        let offset = rng.below(4);
+        let mut scratch = vec![0x55_i8; offset + pointwise::scratch_bytes(c)];
+        assert!(pointwise::conv(
+            &x,
+            input,
+            &mut got,
+            out,
+            window,
+            &weights,
+            &data,
+            &mut scratch[offset..],
+        ));
+        assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
+        // One byte short: declined, nothing written.
+        let mut untouched = vec![7_i8; expected.len()];
+        let short = pointwise::scratch_bytes(c) - 4;
+        assert!(!pointwise::conv(
+            &x,
+            input,
+            &mut untouched,
+            out,
+            window,
+            &weights,
+            &data,
+            &mut vec![0; short][..],
+        ));
+        assert!(untouched.iter().all(|&q| q == 7));
+    }
+}
+
+#[test]
 fn depthwise_matches_the_portable_conv() {
     let mut rng = SplitMix(42);
     let mut cases = 0;
-    while cases < 300 {
-        let window = random_window(&mut rng, 5);
+    while cases < 400 {
+        let mut window = random_window(&mut rng, 5);
+        // Every other case 3×3 (DS-CNN's and MobileNet's), whose strides 1 and 2 have paths
+        // of their own.
+        if cases % 2 == 0 {
+            window.kernel = [3, 3];
+            window.pads = window.pads.map(|p| p.min(2));
+        }
         let c = 1 + rng.below(9);
         let input = MapShape {
             c,
@@ -291,7 +370,7 @@ fn add_tables_match_the_portable_add_also_in_place() {
 }
 
 #[test]
-fn averages_match_the_portable_pools() {
+fn average_and_max_pools_match_the_portable_pools() {
     let mut rng = SplitMix(44);
     let mut cases = 0;
     while cases < 300 {
@@ -313,6 +392,20 @@ fn averages_match_the_portable_pools() {
         average::average_pool(&x, input, &mut got, out, window, average);
         assert_eq!(got, expected, "{input:?} {window:?}");
 
+        let mut expected = vec![0; out.c * out.h * out.w];
+        kernels::pool(&x, input, &mut expected, out, window, None);
+        let mut got = vec![0; expected.len()];
+        let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w)];
+        assert!(max_pool::max_pool(
+            &x,
+            input,
+            &mut got,
+            out,
+            window,
+            &mut scratch
+        ));
+        assert_eq!(got, expected, "max {input:?} {window:?}");
+
         let mut expected = vec![0; input.c];
         kernels::global_average(&x, input, &mut expected);
         let mut got = vec![0; input.c];
@@ -332,7 +425,7 @@ fn averages_match_the_portable_pools() {
 #[test]
 fn the_choice_follows_the_node_and_the_target() {
     use crate::graph::check::Prepared;
-    let conv = |groups, c_in, c_out| Prepared::Conv {
+    let conv_k = |groups, c_in, c_out, k: u8| Prepared::Conv {
         in_shape: MapShape {
             c: c_in,
             h: 8,
@@ -344,9 +437,9 @@ fn the_choice_follows_the_node_and_the_target() {
             w: 8,
         },
         window: Window {
-            kernel: [3, 3],
+            kernel: [k, k],
             stride: [1, 1],
-            pads: [1, 1, 1, 1],
+            pads: [k / 2; 4],
         },
         groups,
         input_zero_point: 0,
@@ -359,7 +452,13 @@ fn the_choice_follows_the_node_and_the_target() {
             clamp: [-128, 127],
         },
     };
+    let conv = |groups, c_in, c_out| conv_k(groups, c_in, c_out, 3);
     let m4 = crate::Kernels::CortexM4Dsp;
+    assert_eq!(
+        choose(&conv_k(1, 64, 64, 1), m4),
+        (GraphKernel::Pointwise, pointwise::scratch_bytes(64))
+    );
+    assert_eq!(choose(&conv_k(64, 64, 64, 1), m4).0, GraphKernel::Depthwise);
     assert_eq!(
         choose(&conv(1, 16, 16), m4),
         (
@@ -383,4 +482,69 @@ fn the_choice_follows_the_node_and_the_target() {
     );
     // A patch beyond MAX_SCRATCH runs the portable code.
     assert_eq!(choose(&conv(1, 1000, 4), m4), (GraphKernel::Portable, 0));
+}
+
+#[test]
+fn the_kernel_table_keeps_each_nodes_kernel() {
+    use crate::graph::format::{Add, Conv, Gemm, MAX_NODES, NodeOp};
+    let window = Window {
+        kernel: [1, 1],
+        stride: [1, 1],
+        pads: [0; 4],
+    };
+    let none = crate::format::Section { offset: 0, len: 0 };
+    let sections = crate::graph::format::ChannelSections {
+        bias: none,
+        multiplier: none,
+        shift: none,
+        weight_scales: none,
+    };
+    let conv = NodeOp::Conv(Conv {
+        window,
+        groups: 1,
+        clamp: [-128, 127],
+        weights: none,
+        channels: sections,
+    });
+    let add = NodeOp::Add(Add {
+        left_shift: 20,
+        multipliers: [1; 3],
+        shifts: [0; 3],
+        clamp: [-128, 127],
+    });
+    let gemm = NodeOp::Gemm(Gemm {
+        clamp: [-128, 127],
+        weights: none,
+        channels: sections,
+    });
+    let mut table = KernelTable::default();
+    let conv_kernels = [
+        GraphKernel::Pointwise,
+        GraphKernel::Depthwise,
+        GraphKernel::PatchConv,
+        GraphKernel::Portable,
+    ];
+    for index in 0..MAX_NODES {
+        table.set(index, &conv, conv_kernels[index % 4]);
+    }
+    // Rewritten in place, neighbours untouched.
+    table.set(5, &add, GraphKernel::AddTable);
+    table.set(6, &gemm, GraphKernel::Depthwise);
+    for index in 0..MAX_NODES {
+        let expected = match index {
+            5 => GraphKernel::AddTable,
+            // Not a Gemm's kernel: recorded as the portable one.
+            6 => GraphKernel::Portable,
+            _ => conv_kernels[index % 4],
+        };
+        let op = match index {
+            5 => &add,
+            6 => &gemm,
+            _ => &conv,
+        };
+        assert_eq!(table.get(index, op), expected, "node {index}");
+    }
+    // Past MAX_NODES: nothing recorded, portable.
+    table.set(MAX_NODES, &conv, GraphKernel::Pointwise);
+    assert_eq!(table.get(MAX_NODES, &conv), GraphKernel::Portable);
 }

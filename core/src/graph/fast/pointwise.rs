@@ -1,0 +1,201 @@
+//! Pointwise Conv (1×1 kernel, `group` 1, any stride; a 1×1 window has no padding): a matrix
+//! product `Y[co][p] = requant(bias + Σ_ci W[co][ci] · X[ci][p])` over the output pixels `p`.
+//!
+//! Four output pixels at a time, their input columns `X[·][p]` are unpacked to int16 into the
+//! scratch in the layout of [`super::patch_conv`] (per group of four input channels, for each
+//! pixel, the words `(x0 | x2 << 16)` and `(x1 | x3 << 16)`), with the four pixels' bytes of
+//! one channel read as one word at stride 1. Every output channel's int8 weight row is then
+//! read straight from the blob and meets the four columns with SMLAD, two groups a loop
+//! (`dsp::mac_patch4_unrolled`), and each sum is requantized with the channel's prepared requantizer.
+//! Unpacking costs about 2 instructions per int16 value and is shared by every output channel;
+//! what is left per MAC is the SMLAD loop (about one instruction) and, per output, one
+//! requantization.
+
+use crate::shape::MapShape;
+
+use super::super::format::Window;
+use super::super::kernels::ChannelData;
+use super::dsp::mac_patch4_unrolled;
+use super::requant::ChannelRequant;
+
+/// Output pixels computed together.
+const COLUMNS: usize = 4;
+
+fn words_for(c: usize) -> usize {
+    // Eight words per group of four channels; the tail's 4 × 4 int16 values.
+    2 * (c & !3) + 8
+}
+
+/// Scratch bytes for `c` input channels (with the slack of aligning to a word).
+pub fn scratch_bytes(c: usize) -> usize {
+    words_for(c).saturating_mul(4).saturating_add(3)
+}
+
+/// Whether this kernel takes a Conv of this window and group count.
+pub fn takes(window: Window, groups: usize) -> bool {
+    groups == 1 && window.kernel == [1, 1] && window.pads == [0; 4]
+}
+
+/// The conv of [`crate::graph::kernels::conv`] for a 1×1 kernel with `groups == 1`; `false`
+/// (nothing written) for another window, or when `scratch` is shorter than
+/// [`scratch_bytes`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    scratch: &mut [i8],
+) -> bool {
+    if !takes(window, 1) {
+        return false;
+    }
+    let c = in_shape.c;
+    let c4 = c & !3;
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let Some(words) = words.get_mut(..words_for(c)) else {
+        return false;
+    };
+    let Some((main, tail)) = words.split_at_mut_checked(2 * c4) else {
+        return false;
+    };
+    let [sh, sw] = window.stride.map(usize::from);
+    let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    // At stride 1 the output pixels are the input's, in order.
+    let dense = sh == 1 && sw == 1 && in_plane == out_plane;
+    let out_w = out_shape.w.max(1);
+    let source = |q: usize| -> usize {
+        if dense {
+            q
+        } else {
+            (q / out_w) * sh * in_shape.w + (q % out_w) * sw
+        }
+    };
+    for q0 in (0..out_plane).step_by(COLUMNS) {
+        let n = (out_plane - q0).min(COLUMNS);
+        // Input pixel of each column (past the plane's end: the last one, never stored).
+        let pixels: [usize; COLUMNS] = core::array::from_fn(|col| source(q0 + col.min(n - 1)));
+        fill(
+            input,
+            in_plane,
+            c,
+            pixels,
+            dense && n == COLUMNS,
+            main,
+            bytemuck::cast_slice_mut(&mut *tail),
+        );
+        let tail_values: &[i16] = bytemuck::cast_slice(&*tail);
+        for (o, w_row) in weights.chunks_exact(c.max(1)).enumerate() {
+            let (bias, requant) = channels.channel(o);
+            let start = o * out_plane + q0;
+            let Some(out) = output.get_mut(start..start + n) else {
+                continue;
+            };
+            let Some(requant) = ChannelRequant::new(&requant, channels.clamp) else {
+                // A negative multiplier: never in a validated blob (the portable code then
+                // writes every output).
+                return false;
+            };
+            channel_outputs(main, tail_values, w_row, bias, &requant, out);
+        }
+    }
+    true
+}
+
+/// One output channel's (up to) four outputs: its weight row against the unpacked columns,
+/// requantized and clamped. Not inlined, so that the channel's few values stay in registers.
+#[inline(never)]
+fn channel_outputs(
+    main: &[u32],
+    tail_values: &[i16],
+    w_row: &[i8],
+    bias: i32,
+    requant: &ChannelRequant,
+    out: &mut [i8],
+) {
+    let c4 = main.len() / 2;
+    let mut acc = [bias; COLUMNS];
+    mac_patch4_unrolled(main, w_row, c4 / 4, &mut acc);
+    for (t, &w) in w_row.get(c4..).unwrap_or_default().iter().enumerate() {
+        let w = i32::from(w);
+        for (col, a) in acc.iter_mut().enumerate() {
+            let x = tail_values.get(col * 4 + t).copied().unwrap_or(0);
+            *a = a.wrapping_add(w * i32::from(x));
+        }
+    }
+    for (q, &a) in out.iter_mut().zip(&acc) {
+        *q = requant.apply(a);
+    }
+}
+
+/// Four channels' bytes of four pixels as `main`'s eight words.
+#[inline(always)]
+fn pack_group([r0, r1, r2, r3]: [[i8; COLUMNS]; 4], dst: &mut [u32]) {
+    for (col, words) in dst.chunks_exact_mut(2).enumerate() {
+        if let ([even, odd], Some(&x0), Some(&x1), Some(&x2), Some(&x3)) =
+            (words, r0.get(col), r1.get(col), r2.get(col), r3.get(col))
+        {
+            *even = pair(x0, x2);
+            *odd = pair(x1, x3);
+        }
+    }
+}
+
+/// [`fill`]'s groups for four pixels in a row from `first`: each channel's four bytes one
+/// slice.
+#[inline(never)]
+fn fill_contiguous(input: &[i8], plane: usize, first: usize, main: &mut [u32]) {
+    let row = |ci: usize| -> [i8; COLUMNS] {
+        let start = ci * plane + first;
+        input
+            .get(start..start + COLUMNS)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; COLUMNS])
+    };
+    for (g, dst) in main.chunks_exact_mut(2 * COLUMNS).enumerate() {
+        let ci = 4 * g;
+        pack_group([row(ci), row(ci + 1), row(ci + 2), row(ci + 3)], dst);
+    }
+}
+
+/// `(low, high)` as the int16 halves of a word.
+#[inline(always)]
+fn pair(low: i8, high: i8) -> u32 {
+    u32::from(i16::from(low) as u16) | (u32::from(i16::from(high) as u16) << 16)
+}
+
+/// Unpacks the columns of input pixels `pixels` into `main` (per group of four channels, for
+/// each column, `(x0 | x2 << 16)` then `(x1 | x3 << 16)`) and the last `c mod 4` channels
+/// into `tail` (column `col`'s channel `t` at `4·col + t`). `contiguous`: the four pixels
+/// follow one another, so one channel's four bytes are one slice.
+fn fill(
+    input: &[i8],
+    plane: usize,
+    c: usize,
+    pixels: [usize; COLUMNS],
+    contiguous: bool,
+    main: &mut [u32],
+    tail: &mut [i16],
+) {
+    let c4 = c & !3;
+    let byte = |ci: usize, p: usize| input.get(ci * plane + p).copied().unwrap_or(0);
+    if contiguous {
+        fill_contiguous(input, plane, pixels[0], main);
+    } else {
+        for (g, dst) in main.chunks_exact_mut(2 * COLUMNS).enumerate().take(c4 / 4) {
+            let rows: [[i8; COLUMNS]; 4] =
+                core::array::from_fn(|k| pixels.map(|p| byte(4 * g + k, p)));
+            pack_group(rows, dst);
+        }
+    }
+    for (t, ci) in (c4..c).enumerate() {
+        for (col, &p) in pixels.iter().enumerate() {
+            if let Some(d) = tail.get_mut(col * 4 + t) {
+                *d = i16::from(byte(ci, p));
+            }
+        }
+    }
+}
