@@ -7,6 +7,9 @@
 //! [`PreparedModel`], which fixes a [`KernelTier`] (the best the CPU has, or the one named by
 //! `QCNN_KERNEL_TIER`), picks each layer's kernel for it, and repacks what that kernel wants.
 //! Every tier gives the same logits as [`crate::Model::infer`], bit for bit.
+//!
+//! A graph model's nodes get their kernels the same way, once per node
+//! (`crate::prepared_graph`).
 
 use core::fmt;
 use std::string::String;
@@ -20,6 +23,7 @@ use crate::ops::linear::LinearOp;
 use crate::ops::maxpool2d::MaxPool2dOp;
 use crate::ops::tier::KernelTier;
 use crate::ops::{Kernels, Op};
+use crate::prepared_graph::GraphKernels;
 
 /// The environment variable that forces a tier (`portable`, `avx2`, `avx-vnni`,
 /// `avx512-vnni`, `neon`, `neon-dot`), for tests and measurements.
@@ -106,6 +110,8 @@ pub struct PreparedModel<'a> {
     /// their own buffers on the stack. One image's worth serves the whole batch, as the
     /// layers run one image at a time or (Linear) need none.
     scratch_len: usize,
+    /// A graph model's node kernels (its `steps` are then empty).
+    graph: Option<GraphKernels>,
 }
 
 impl fmt::Debug for PreparedModel<'_> {
@@ -128,6 +134,17 @@ impl<'a> PreparedModel<'a> {
     pub fn with_tier(model: Model<'a>, tier: KernelTier) -> Result<Self, TierError> {
         if !tier.is_supported() {
             return Err(TierError::Unsupported { tier });
+        }
+        if let Some(graph) = model.graph() {
+            let graph = Some(GraphKernels::new(&graph, tier));
+            return Ok(Self {
+                model,
+                tier,
+                steps: Vec::new(),
+                max_tensor: 0,
+                scratch_len: 0,
+                graph,
+            });
         }
         let gemm = gemm_kernel(tier);
         let mut steps = Vec::new();
@@ -155,6 +172,7 @@ impl<'a> PreparedModel<'a> {
             steps,
             max_tensor,
             scratch_len,
+            graph: None,
         })
     }
 
@@ -166,11 +184,19 @@ impl<'a> PreparedModel<'a> {
         &self.model
     }
 
+    /// A graph model's node kernels.
+    #[cfg(test)]
+    pub(crate) fn graph_kernels(&self) -> Option<&GraphKernels> {
+        self.graph.as_ref()
+    }
+
     /// Bytes of arena [`Self::infer_batch`] needs for `images` images (two tensors of the
     /// largest size per image, and one layer's scratch); `None` if that overflows `usize`.
     pub fn batch_arena_len(&self, images: usize) -> Option<usize> {
-        if self.model.graph().is_some() {
-            return self.model.batch_arena_len(images);
+        if let Some(graph) = &self.graph {
+            // One image at a time: the model's arena, then the host kernels' scratch.
+            let _ = images.checked_mul(self.model.arena_len())?;
+            return self.model.arena_len().checked_add(graph.scratch_len);
         }
         images
             .checked_mul(self.max_tensor)?
@@ -185,10 +211,6 @@ impl<'a> PreparedModel<'a> {
         arena: &mut [u8],
         logits: &mut [i8],
     ) -> Result<usize, InferError> {
-        // A graph's nodes run the portable kernels whatever the tier (see `crate::graph`).
-        if self.model.graph().is_some() {
-            return self.model.infer_batch(images, arena, logits);
-        }
         let image_len = self.model.input_len();
         let count = images.len() / image_len.max(1);
         if count == 0 || count.saturating_mul(image_len) != images.len() {
@@ -209,6 +231,20 @@ impl<'a> PreparedModel<'a> {
             .get_mut(..needed)
             .ok_or(InferError::ArenaTooSmall { needed, found })?;
         let arena: &mut [i8] = bytemuck::must_cast_slice_mut(arena);
+        if let (Some(kernels), Some(graph)) = (&self.graph, self.model.graph()) {
+            // Image by image, as `Model::infer_batch` runs a graph, with the nodes' kernels.
+            let classes = self.model.num_classes().max(1);
+            let images = images.chunks_exact(image_len.max(1));
+            for (image, out) in images.zip(logits.chunks_exact_mut(classes)) {
+                let values = graph
+                    .run_with(image, arena, &mut |_| {}, Some(kernels))
+                    .ok_or(InferError::ArenaTooSmall { needed, found })?;
+                for (dst, &v) in out.iter_mut().zip(values) {
+                    *dst = v;
+                }
+            }
+            return Ok(count);
+        }
         let (tensors, scratch) = arena.split_at_mut(needed - self.scratch_len);
         let (mut from, mut to) = tensors.split_at_mut(tensors.len() / 2);
         // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.

@@ -18,8 +18,12 @@ mod run;
 pub(crate) mod tests;
 
 pub(crate) use self::check::load;
+#[cfg(any(test, feature = "std"))]
+pub(crate) use self::check::{Prepared, prepare};
 pub use self::error::{GraphError, SectionProblem};
 pub use self::format::{GRAPH_VERSION, GraphHeader, MAX_NODES, MAX_TENSORS, Node, NodeOp};
+#[cfg(any(test, feature = "std"))]
+pub(crate) use self::run::NodeKernels;
 
 use crate::format::QuantParams;
 use crate::shape::MapShape;
