@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # qcnn's kernel tiers against onnxruntime int8, 1 thread, without bench/compare.sh's long tract
-# build: qcnn's release `run_images` example (batch 1 and 16, the whole run timed from outside,
-# process start and file reading included) and bench/onnxruntime_peer.py (int8 batch 1 and 256,
-# its own timing of the inference alone), interleaved in every round over the 10,000 test
-# images. Per figure the median over the rounds; the ratios are to onnxruntime int8 batch 1.
+# build: qcnn's release `run_images` example (batch 1 and 16) and bench/onnxruntime_peer.py
+# (int8 batch 1 and 256), each timing its own inference loop (model loading and file reading
+# outside it), interleaved in every round over the 10,000 test images. Per figure the median
+# over the rounds; the ratios are to onnxruntime int8 batch 1.
 #
 #   bash bench/tiers_vs_onnxruntime.sh [--rounds N] [TIER...]   # default: 5 rounds, every
 #                                                                # tier this CPU supports
@@ -46,11 +46,9 @@ print("onnxruntime-int8 1", f["int8_batch1"]); print("onnxruntime-int8 256", f["
             >>"$work/figures"
     for tier in "$@"; do
         for batch in 1 16; do
-            start=$(date +%s.%N)
-            "$runner" "$blob" "$work/images" 10000 "$tier" "$batch" >>"$work/digests"
-            end=$(date +%s.%N)
-            awk -v tier="$tier" -v batch="$batch" -v start="$start" -v end="$end" \
-                'BEGIN { print "qcnn-" tier, batch, 10000 / (end - start) }' >>"$work/figures"
+            "$runner" "$blob" "$work/images" 10000 "$tier" "$batch" >>"$work/digests" 2>"$work/time"
+            awk -v tier="$tier" -v batch="$batch" \
+                '/^inference/ { print "qcnn-" tier, batch, 10000 / $2 }' "$work/time" >>"$work/figures"
         done
     done
 done

@@ -6,7 +6,9 @@
 //!     run_images --best      # the best tier of this CPU
 //!
 //! `batch` (default 1) images per call, as `qcnn evaluate` runs them (16); the digest does
-//! not depend on it.
+//! not depend on it. The inference loop's own time goes to stderr (`inference <s> s`), as
+//! `bench/onnxruntime_peer.py` times its inference alone: process start, file reading, the
+//! blob's load and the kernels' preparation are outside it.
 
 use std::process::ExitCode;
 
@@ -56,6 +58,7 @@ fn run(blob: &str, images: &str, count: &str, tier: &str, batch: &str) -> Result
     let mut logits = vec![0_i8; batch * classes];
     // FNV-1a over every logit: equal digests, equal logits.
     let mut digest = 0xcbf2_9ce4_8422_2325_u64;
+    let start = std::time::Instant::now();
     for images in images.chunks(batch * image_len) {
         let done = model
             .infer_batch(images, &mut arena, &mut logits)
@@ -64,6 +67,8 @@ fn run(blob: &str, images: &str, count: &str, tier: &str, batch: &str) -> Result
             digest = (digest ^ u64::from(l as u8)).wrapping_mul(0x100_0000_01b3);
         }
     }
+    let seconds = start.elapsed().as_secs_f64();
     println!("{count} images, tier {tier}, logits digest {digest:016x}");
+    eprintln!("inference {seconds:.6} s");
     Ok(())
 }

@@ -106,9 +106,10 @@ pub struct PreparedModel<'a> {
     /// The largest tensor of one image, input included.
     max_tensor: usize,
     /// The largest scratch of any layer with the portable kernels (im2col's patches, also
-    /// for the convolutions the x86 direct kernel declines); the x86 and NEON kernels keep
-    /// their own buffers on the stack. One image's worth serves the whole batch, as the
-    /// layers run one image at a time or (Linear) need none.
+    /// for the convolutions the x86 direct kernel declines), or the x86 direct convolution's
+    /// padded input (which is not zeroed between calls); the NEON kernels keep their own
+    /// buffers on the stack. One image's worth serves the whole batch, as the layers run one
+    /// image at a time or (Linear) need none.
     scratch_len: usize,
     /// A graph model's node kernels (its `steps` are then empty).
     graph: Option<GraphKernels>,
@@ -159,6 +160,11 @@ impl<'a> PreparedModel<'a> {
                 Op::Flatten => continue,
                 Op::Linear(op) => Kernel::Linear(op, gemm),
             };
+            #[cfg(target_arch = "x86_64")]
+            if let Kernel::ConvDirect(..) = kernel {
+                // The padded input's words, aligned anywhere in the arena.
+                scratch_len = scratch_len.max(crate::ops::x86::PADDED_WORDS * 4 + 3);
+            }
             max_tensor = max_tensor.max(output_len);
             steps.push(Step {
                 kernel,
@@ -286,7 +292,12 @@ impl Step<'_> {
             #[cfg(target_arch = "x86_64")]
             Kernel::ConvDirect(op, packed) => {
                 for (input, output) in images {
-                    if !packed.run(op, input, output) {
+                    // The padded input's words in the scratch (which always holds them).
+                    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
+                    let ran = words
+                        .first_chunk_mut()
+                        .is_some_and(|padded| packed.run(op, input, output, padded));
+                    if !ran {
                         op.run_portable(input, output, scratch);
                     }
                 }

@@ -20,6 +20,7 @@ mod gemm;
 pub(crate) mod isa;
 mod requant;
 
+pub(crate) use self::conv2d::PADDED_WORDS;
 use self::conv2d::{Layer, Weights};
 use self::isa::{Avx2, Avx512, AvxVnni};
 use super::conv2d::Conv2dOp;
@@ -93,9 +94,10 @@ macro_rules! entry_points {
             packed: Option<&[Weights<$isa>]>,
             input: &[i8],
             output: &mut [i8],
+            padded: &mut [u32; PADDED_WORDS],
         ) {
             // SAFETY: as this function.
-            unsafe { conv2d::run::<$isa>(layer, op, packed, input, output) }
+            unsafe { conv2d::run::<$isa>(layer, op, packed, input, output, padded) }
         }
     };
 }
@@ -165,19 +167,20 @@ pub(crate) fn conv2d_with(
     }
     let layer =
         |new: fn(&Conv2dOp<'_>, usize, usize) -> Option<Layer>| new(op, input.len(), output.len());
+    let padded = &mut [0_u32; PADDED_WORDS];
     // SAFETY: the CPU supports the tier (checked above); each `layer` fits the slices.
     unsafe {
         match tier {
             KernelTier::Avx512Vnni => match layer(Layer::new::<Avx512>) {
-                Some(layer) => conv_avx512(&layer, op, None, input, output),
+                Some(layer) => conv_avx512(&layer, op, None, input, output, padded),
                 None => return false,
             },
             KernelTier::AvxVnni => match layer(Layer::new::<AvxVnni>) {
-                Some(layer) => conv_avx_vnni(&layer, op, None, input, output),
+                Some(layer) => conv_avx_vnni(&layer, op, None, input, output, padded),
                 None => return false,
             },
             KernelTier::Avx2 => match layer(Layer::new::<Avx2>) {
-                Some(layer) => conv_avx2(&layer, op, None, input, output),
+                Some(layer) => conv_avx2(&layer, op, None, input, output, padded),
                 None => return false,
             },
             _ => return false,
@@ -223,9 +226,16 @@ impl PackedConv {
         })
     }
 
-    /// Runs the layer packed by [`Self::new`] from the same `op`. `false` (output untouched)
-    /// if the slices are shorter than the layer.
-    pub fn run(&self, op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
+    /// Runs the layer packed by [`Self::new`] from the same `op`, its padded input in
+    /// `padded` (whatever it held). `false` (output untouched) if the slices are shorter
+    /// than the layer.
+    pub fn run(
+        &self,
+        op: &Conv2dOp<'_>,
+        input: &[i8],
+        output: &mut [i8],
+        padded: &mut [u32; PADDED_WORDS],
+    ) -> bool {
         type Fits = fn(&Conv2dOp<'_>, usize, usize) -> Option<Layer>;
         let (tier, fits): (KernelTier, Fits) = match self {
             Self::Avx512(..) => (KernelTier::Avx512Vnni, Layer::new::<Avx512>),
@@ -238,9 +248,9 @@ impl PackedConv {
         // SAFETY: `new` checked the CPU and built `layer` from `op`; the slices fit (above).
         unsafe {
             match self {
-                Self::Avx512(layer, w) => conv_avx512(layer, op, Some(w), input, output),
-                Self::AvxVnni(layer, w) => conv_avx_vnni(layer, op, Some(w), input, output),
-                Self::Avx2(layer, w) => conv_avx2(layer, op, Some(w), input, output),
+                Self::Avx512(layer, w) => conv_avx512(layer, op, Some(w), input, output, padded),
+                Self::AvxVnni(layer, w) => conv_avx_vnni(layer, op, Some(w), input, output, padded),
+                Self::Avx2(layer, w) => conv_avx2(layer, op, Some(w), input, output, padded),
             }
         }
         true
