@@ -7,8 +7,9 @@
 # ratios are to onnxruntime int8 batch 1 of the same model. Fails unless every tier gives the
 # same logits for a model.
 #
-#   bash bench/graphs_vs_onnxruntime.sh [--rounds N] [--images N] [TIER...]
-#                        # default: 3 rounds, the first 2,000 test images, every supported tier
+#   bash bench/graphs_vs_onnxruntime.sh [--rounds N] [--images N] [--clock cpu|wall] [TIER...]
+#     # default: 3 rounds, the first 2,000 test images, CPU time (as bench/tiers_vs_onnxruntime.sh),
+#     # every supported tier
 #
 # Needs .venv with onnxruntime and numpy (bash bench/compare.sh creates it). Writes the blobs
 # to out/graph-<model>.qcnn when they are missing.
@@ -17,10 +18,12 @@ cd "$(dirname "$0")/.."
 
 rounds=3
 images=2000
+clock=cpu
 while [ $# -gt 0 ]; do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
         --images) images=$2; shift 2 ;;
+        --clock) clock=$2; shift 2 ;;
         *) break ;;
     esac
 done
@@ -61,15 +64,15 @@ for round in $(seq "$rounds"); do
     for entry in "${models[@]}"; do
         read -r name float int8 <<<"$entry"
         "$python" bench/onnxruntime_peer.py --images data/FashionMNIST/raw/t10k-images-idx3-ubyte.gz \
-            --float-model "$float" --int8-model "$int8" --count "$images" --repeats 1 |
+            --float-model "$float" --int8-model "$int8" --count "$images" --repeats 1 --clock "$clock" |
             "$python" -c 'import json, sys; f = json.load(sys.stdin); m = sys.argv[1]
 print(m, "onnxruntime-int8 1", f["int8_batch1"]); print(m, "onnxruntime-int8 256", f["int8_batch256"])' \
                 "$name" >>"$work/figures"
         for tier in "$@"; do
             "$runner" "out/graph-$name.qcnn" "$work/images" "$images" "$tier" 1 \
                 >>"$work/digests-$name" 2>"$work/time"
-            awk -v model="$name" -v tier="$tier" -v n="$images" \
-                '/^inference/ { print model, "qcnn-" tier, 1, n / $2 }' "$work/time" >>"$work/figures"
+            awk -v model="$name" -v tier="$tier" -v n="$images" -v clock="$clock" \
+                '/^inference/ { print model, "qcnn-" tier, 1, n / (clock == "cpu" ? $5 : $2) }' "$work/time" >>"$work/figures"
         done
     done
 done
@@ -80,7 +83,7 @@ for entry in "${models[@]}"; do
     [ "$digests" -eq 1 ] || { echo "graphs_vs_onnxruntime: $name: the tiers' logits differ" >&2; exit 1; }
 done
 
-echo "images/s on the first $images test images: per engine the median over $rounds rounds; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) logical CPUs, Linux $(uname -r), 1 thread"
+echo "images/s ($clock time) on the first $images test images: per engine the median over $rounds rounds; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) logical CPUs, Linux $(uname -r), 1 thread"
 "$python" - "$work/figures" <<'EOF'
 import statistics, sys
 rows = {}

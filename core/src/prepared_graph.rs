@@ -103,6 +103,17 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
             let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
             (NodeKernel::ConvGemm, MAX_COLUMNS * k)
         }
+        Prepared::Conv {
+            in_shape,
+            out_shape,
+            window,
+            groups,
+            ..
+        } if *groups == in_shape.c && out_shape.c == in_shape.c => {
+            // The padded plane of one channel.
+            let [pt, pl, pb, pr] = window.pads.map(usize::from);
+            (vector, (in_shape.h + pt + pb) * (in_shape.w + pl + pr))
+        }
         Prepared::Conv { .. }
         | Prepared::Add { .. }
         | Prepared::Pool {
@@ -151,7 +162,7 @@ impl NodeKernels for GraphKernels {
                 true
             }
             #[cfg(target_arch = "x86_64")]
-            (Some(NodeKernel::Avx2), prepared) => avx2::run(prepared, a, b, out),
+            (Some(NodeKernel::Avx2), prepared) => avx2::run(prepared, a, b, out, scratch),
             _ => {
                 let _ = b;
                 false
@@ -215,11 +226,24 @@ impl Im2col {
         if k == 0 || plane == 0 {
             return false;
         }
+        let pointwise = self.kernel == [1, 1]
+            && self.stride == [1, 1]
+            && self.pads == [0, 0]
+            && self.in_shape.plane() == plane;
         let mut acc = [0_i32; MAX_ROWS * MAX_COLUMNS];
         for p0 in (0..plane).step_by(MAX_COLUMNS) {
             let n = (plane - p0).min(MAX_COLUMNS);
-            for (j, column) in columns.chunks_exact_mut(k).take(n).enumerate() {
-                self.column(input, p0 + j, column);
+            if pointwise {
+                // A 1×1 conv's column is one pixel's channels: a transpose of C×n bytes.
+                for (c, map) in input.chunks_exact(plane).take(k).enumerate() {
+                    for (j, &x) in map[p0..p0 + n].iter().enumerate() {
+                        columns[j * k + c] = x;
+                    }
+                }
+            } else {
+                for (j, column) in columns.chunks_exact_mut(k).take(n).enumerate() {
+                    self.column(input, p0 + j, column);
+                }
             }
             let columns = &columns[..n * k];
             for (block, rows) in weights.chunks(MAX_ROWS * k).enumerate() {
@@ -302,21 +326,101 @@ fn gemm_rows(
     }
 }
 
+/// A depthwise Conv (one output channel per input channel) as the portable conv computes it,
+/// `bias + z·Σw + Σ w·(x − z)`, but over each channel's plane padded with the zero point in
+/// `scratch` (whose taps add `w·0`), so that the loop over a row's outputs has no bounds logic
+/// and vectorizes. `false` (nothing written) if `scratch` is short.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn depthwise(
+    input: &[i8],
+    in_shape: MapShape,
+    out: &mut [i8],
+    out_shape: MapShape,
+    window: crate::graph::format::Window,
+    zero_point: i8,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    scratch: &mut [i8],
+) -> bool {
+    const BLOCK: usize = 64;
+    let [kh, kw] = window.kernel.map(usize::from);
+    let [sh, sw] = window.stride.map(usize::from);
+    let [pt, pl, pb, pr] = window.pads.map(usize::from);
+    let (h, w) = (in_shape.h, in_shape.w);
+    let (ph, pw) = (h + pt + pb, w + pl + pr);
+    let Some(padded) = scratch.get_mut(..ph * pw) else {
+        return false;
+    };
+    let (plane, out_plane) = (h * w, out_shape.plane());
+    let taps = kh * kw;
+    if plane == 0 || out_plane == 0 || taps == 0 || sw == 0 {
+        return false;
+    }
+    let z = i32::from(zero_point);
+    let mut acc = [0_i32; BLOCK];
+    let planes = input
+        .chunks_exact(plane)
+        .zip(out.chunks_exact_mut(out_plane));
+    for (c, ((map, out), w_c)) in planes.zip(weights.chunks_exact(taps)).enumerate() {
+        padded.fill(zero_point);
+        for (y, row) in map.chunks_exact(w).enumerate() {
+            let at = (y + pt) * pw + pl;
+            padded[at..at + w].copy_from_slice(row);
+        }
+        let (bias, requant) = channels.channel(c);
+        let start = bias.wrapping_add(crate::ops::dot::dot_constant(w_c, zero_point));
+        for (oy, out_row) in out.chunks_exact_mut(out_shape.w).enumerate() {
+            for (block, out_block) in out_row.chunks_mut(BLOCK).enumerate() {
+                let acc = &mut acc[..out_block.len()];
+                acc.fill(start);
+                let ox0 = block * BLOCK;
+                for (ky, w_row) in w_c.chunks_exact(kw).enumerate() {
+                    let row = &padded[(oy * sh + ky) * pw..][..pw];
+                    for (kx, &wt) in w_row.iter().enumerate() {
+                        let wt = i32::from(wt);
+                        let first = ox0 * sw + kx;
+                        if sw == 1 {
+                            for (a, &x) in acc.iter_mut().zip(&row[first..]) {
+                                *a = a.wrapping_add(wt * (i32::from(x) - z));
+                            }
+                        } else {
+                            for (a, &x) in acc.iter_mut().zip(row[first..].iter().step_by(sw)) {
+                                *a = a.wrapping_add(wt * (i32::from(x) - z));
+                            }
+                        }
+                    }
+                }
+                for (o, &a) in out_block.iter_mut().zip(acc.iter()) {
+                    *o = channels.finish(&requant, a);
+                }
+            }
+        }
+    }
+    true
+}
+
 /// The portable graph kernels compiled with AVX2: `#[inline(always)]` bodies in
 /// [`crate::graph::kernels`] instantiated inside `#[target_feature]` functions.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     #![allow(unsafe_code)]
 
-    use super::kernels;
+    use super::{depthwise, kernels};
     use crate::graph::Prepared;
     use crate::graph::format::Add;
 
     /// The depthwise Conv, Add or average pool `prepared` is; `false` for other nodes or
     /// without AVX2.
-    pub fn run(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) -> bool {
+    pub fn run(
+        prepared: &Prepared<'_>,
+        a: &[i8],
+        b: &[i8],
+        out: &mut [i8],
+        scratch: &mut [i8],
+    ) -> bool {
         // SAFETY: the CPU has AVX2.
-        crate::ops::x86::has_avx2() && unsafe { run_avx2(prepared, a, b, out) }
+        crate::ops::x86::has_avx2() && unsafe { run_avx2(prepared, a, b, out, scratch) }
     }
 
     /// [`kernels::add_in_place`]; `false` (nothing written) without AVX2.
@@ -340,8 +444,35 @@ mod avx2 {
     /// # Safety
     /// The CPU has AVX2.
     #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) -> bool {
+    unsafe fn run_avx2(
+        prepared: &Prepared<'_>,
+        a: &[i8],
+        b: &[i8],
+        out: &mut [i8],
+        scratch: &mut [i8],
+    ) -> bool {
         match prepared {
+            Prepared::Conv {
+                in_shape,
+                out_shape,
+                window,
+                groups,
+                input_zero_point,
+                weights,
+                channels,
+            } if *groups == in_shape.c && out_shape.c == in_shape.c => {
+                return depthwise(
+                    a,
+                    *in_shape,
+                    out,
+                    *out_shape,
+                    *window,
+                    *input_zero_point,
+                    weights,
+                    channels,
+                    scratch,
+                );
+            }
             Prepared::Conv {
                 in_shape,
                 out_shape,
