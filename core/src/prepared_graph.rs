@@ -101,7 +101,7 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
             ..
         } => {
             let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-            (NodeKernel::ConvGemm, MAX_COLUMNS * k)
+            (NodeKernel::ConvGemm, CONV_COLUMNS * k)
         }
         Prepared::Conv {
             in_shape,
@@ -194,6 +194,28 @@ impl NodeKernels for GraphKernels {
     }
 }
 
+/// Output positions a group-1 Conv's im2col holds at once: each gemm call takes them all (the
+/// host kernels take any number of columns; [`MAX_COLUMNS`] bounds the `no_std` callers'
+/// stack), and each channel's sums are requantized in vectors.
+const CONV_COLUMNS: usize = 32;
+
+/// One channel's sums into `out`: in AVX2 vectors where the CPU has them.
+fn requantize(acc: &[i32], channels: &ChannelData<'_>, o: usize, out: &mut [i8]) {
+    let (bias, requant) = channels.channel(o);
+    let mut sums = [0_i32; CONV_COLUMNS];
+    for (s, &a) in sums.iter_mut().zip(acc) {
+        *s = bias.wrapping_add(a);
+    }
+    let sums = &sums[..acc.len().min(CONV_COLUMNS)];
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::x86::requantize_avx2(sums, &requant, channels.clamp, out) {
+        return;
+    }
+    for (d, &sum) in out.iter_mut().zip(sums) {
+        *d = channels.finish(&requant, sum);
+    }
+}
+
 /// A group-1 Conv's geometry, for im2col.
 struct Im2col {
     in_shape: MapShape,
@@ -206,7 +228,7 @@ struct Im2col {
 }
 
 impl Im2col {
-    /// The conv into `out` (C×H×W), [`MAX_COLUMNS`] output positions at a time; `false`
+    /// The conv into `out` (C×H×W), [`CONV_COLUMNS`] output positions at a time; `false`
     /// (nothing written) if `scratch` cannot hold their columns.
     fn run(
         &self,
@@ -220,7 +242,7 @@ impl Im2col {
         let [kh, kw] = self.kernel;
         let k = self.in_shape.c * kh * kw;
         let plane = self.out_shape.plane();
-        let Some(columns) = scratch.get_mut(..MAX_COLUMNS * k) else {
+        let Some(columns) = scratch.get_mut(..CONV_COLUMNS * k) else {
             return false;
         };
         if k == 0 || plane == 0 {
@@ -230,9 +252,9 @@ impl Im2col {
             && self.stride == [1, 1]
             && self.pads == [0, 0]
             && self.in_shape.plane() == plane;
-        let mut acc = [0_i32; MAX_ROWS * MAX_COLUMNS];
-        for p0 in (0..plane).step_by(MAX_COLUMNS) {
-            let n = (plane - p0).min(MAX_COLUMNS);
+        let mut acc = [0_i32; MAX_ROWS * CONV_COLUMNS];
+        for p0 in (0..plane).step_by(CONV_COLUMNS) {
+            let n = (plane - p0).min(CONV_COLUMNS);
             if pointwise {
                 // A 1×1 conv's column is one pixel's channels: a transpose of C×n bytes.
                 for (c, map) in input.chunks_exact(plane).take(k).enumerate() {
@@ -252,13 +274,9 @@ impl Im2col {
                 let acc = &mut acc[..count * n];
                 gemm(rows, columns, k, acc);
                 for (r, sums) in acc.chunks_exact(n).enumerate() {
-                    let (bias, requant) = channels.channel(r0 + r);
                     let at = (r0 + r) * plane + p0;
-                    let Some(dst) = out.get_mut(at..at + n) else {
-                        continue;
-                    };
-                    for (d, &sum) in dst.iter_mut().zip(sums) {
-                        *d = channels.finish(&requant, bias.wrapping_add(sum));
+                    if let Some(dst) = out.get_mut(at..at + n) {
+                        requantize(sums, channels, r0 + r, dst);
                     }
                 }
             }

@@ -149,6 +149,48 @@ pub(crate) fn gemm_kernel(tier: KernelTier) -> GemmKernel {
     }
 }
 
+/// A graph node's requantization of one channel's accumulators into `out` with AVX2, eight
+/// lanes at a time, bit for bit `ChannelData::finish` with `requant` and `clamp`; `false`
+/// (nothing written) without AVX2.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn requantize_avx2(
+    acc: &[i32],
+    requant: &crate::quant::Requantizer,
+    clamp: [i8; 2],
+    out: &mut [i8],
+) -> bool {
+    if !has_avx2() {
+        return false;
+    }
+    let vector = requant::VectorRequant::clamped(requant, clamp);
+    // SAFETY: the CPU has AVX2 (checked above).
+    unsafe { requantize_avx2_body(acc, &vector, out) };
+    true
+}
+
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(any(test, feature = "std"))]
+#[target_feature(enable = "avx2")]
+unsafe fn requantize_avx2_body(acc: &[i32], vector: &requant::VectorRequant, out: &mut [i8]) {
+    use core::arch::x86_64::{_mm_storeu_si128, _mm256_loadu_si256};
+    for (acc, out) in acc.chunks(8).zip(out.chunks_mut(8)) {
+        let mut lanes = [0_i32; 8];
+        for (l, &a) in lanes.iter_mut().zip(acc) {
+            *l = a;
+        }
+        let mut bytes = [0_i8; 16];
+        // SAFETY: `lanes` holds 32 bytes, `bytes` 16; the CPU has AVX2.
+        unsafe {
+            let v = _mm256_loadu_si256(lanes.as_ptr().cast());
+            _mm_storeu_si128(bytes.as_mut_ptr().cast(), vector.apply::<Avx2>(v));
+        }
+        for (o, &b) in out.iter_mut().zip(&bytes) {
+            *o = b;
+        }
+    }
+}
+
 /// Runs `op` with the best tier if the direct kernel takes the layer; `false` leaves `output`
 /// untouched (the caller runs the portable operator).
 pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
