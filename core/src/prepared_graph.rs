@@ -377,6 +377,8 @@ fn depthwise(
     }
     let z = i32::from(zero_point);
     let mut acc = [0_i32; BLOCK];
+    const PLANE_SUMS: usize = 4096;
+    let mut plane_sums = [0_i32; PLANE_SUMS];
     let planes = input
         .chunks_exact(plane)
         .zip(out.chunks_exact_mut(out_plane));
@@ -388,6 +390,31 @@ fn depthwise(
         }
         let (bias, requant) = channels.channel(c);
         let start = bias.wrapping_add(crate::ops::dot::dot_constant(w_c, zero_point));
+        // Stride 1: every output row computed at the padded width, so that each tap is one
+        // loop over the whole plane (the columns past the output's width are dropped).
+        let wide = out_shape.h * pw;
+        if sh == 1 && sw == 1 && wide <= PLANE_SUMS {
+            let sums = &mut plane_sums[..wide];
+            sums.fill(start);
+            for (t, &wt) in w_c.iter().enumerate() {
+                let (wt, from) = (i32::from(wt), (t / kw) * pw + t % kw);
+                for (a, &x) in sums.iter_mut().zip(&padded[from..]) {
+                    *a = a.wrapping_add(wt * (i32::from(x) - z));
+                }
+            }
+            let rows = sums.chunks_exact(pw).zip(out.chunks_exact_mut(out_shape.w));
+            for (row, out_row) in rows {
+                let row = &row[..out_shape.w];
+                #[cfg(target_arch = "x86_64")]
+                if crate::ops::x86::requantize_avx2(row, &requant, channels.clamp, out_row) {
+                    continue;
+                }
+                for (o, &a) in out_row.iter_mut().zip(row) {
+                    *o = channels.finish(&requant, a);
+                }
+            }
+            continue;
+        }
         for (oy, out_row) in out.chunks_exact_mut(out_shape.w).enumerate() {
             for (block, out_block) in out_row.chunks_mut(BLOCK).enumerate() {
                 let acc = &mut acc[..out_block.len()];
