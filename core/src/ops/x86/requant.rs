@@ -47,6 +47,7 @@ impl VectorRequant {
     /// clamping to `[lo − zp, hi − zp]` before the add equals the scalar saturating add, the
     /// clamp to the int8 range and then to `[lo, hi]` (and gives `hi` when `lo > hi`, as the
     /// scalar max-then-min does).
+    #[cfg(any(test, feature = "std"))]
     pub fn clamped(r: &Requantizer, [lo, hi]: [i8; 2]) -> Self {
         Self {
             low: i32::from(lo) - r.zero_point,
