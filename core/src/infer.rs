@@ -5,7 +5,7 @@ use core::fmt;
 use micromath::F32Ext;
 
 use crate::arena::{self, End};
-use crate::format::QuantParams;
+use crate::format::layout::QuantParams;
 use crate::model::Model;
 use crate::ops::Kernels;
 use crate::plan::Schedule;

@@ -538,6 +538,15 @@ impl ProducedRows<'_, '_> {
     }
 }
 
+/// A streamed producer's output rows, computed as the ring needs them.
+#[cfg(qcnn_arm_dsp)]
+impl crate::ops::arm_dsp::RowSource for ProducedRows<'_, '_> {
+    fn row(&mut self, row: usize) -> (&[i8], usize, usize) {
+        let width = self.row_width();
+        (self.produce(row), width, 0)
+    }
+}
+
 /// Output pixels a [`band_row_3x3`] pass accumulates at once (its accumulators are on the
 /// stack: 64 bytes).
 const ROW_CHUNK: usize = 16;

@@ -21,10 +21,9 @@
 
 use core::arch::asm;
 
-use crate::ops::conv2d::Conv2dOp;
+use crate::ops::conv2d_op::Conv2dOp;
 use crate::ops::requant::PreparedRequantizer;
 use crate::ops::scratch::{self, DspConvLayout, GROUP, MAX_RING_ROWS};
-use crate::stream::ProducedRows;
 
 /// Carves the layer's buffers out of `words`, in the order `DspConvLayout::total_words`
 /// counts them.
@@ -81,14 +80,6 @@ impl RowSource for MapRows<'_> {
     }
 }
 
-/// A streamed producer's output rows, computed as the ring needs them (`crate::stream`).
-impl RowSource for ProducedRows<'_, '_> {
-    fn row(&mut self, row: usize) -> (&[i8], usize, usize) {
-        let width = self.row_width();
-        (self.produce(row), width, 0)
-    }
-}
-
 /// Runs `op` if it fits the path's limits and `scratch` holds its buffers; `false` (nothing
 /// written) otherwise.
 pub(crate) fn conv2d(
@@ -105,11 +96,12 @@ pub(crate) fn conv2d(
     conv2d_from(op, &mut rows, output, scratch)
 }
 
-/// [`conv2d`] reading its input rows from a streamed producer (a separate instance, so the
-/// whole-map one is the same code as before streaming existed).
+/// [`conv2d`] reading its input rows from a streamed producer (`crate::stream` implements
+/// [`RowSource`] for it; a separate instance, so the whole-map one is the same code as before
+/// streaming existed).
 pub(crate) fn conv2d_rows(
     op: &Conv2dOp<'_>,
-    rows: &mut ProducedRows<'_, '_>,
+    rows: &mut impl RowSource,
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
