@@ -86,7 +86,7 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
         return (NodeKernel::Portable, 0);
     }
     #[cfg(target_arch = "x86_64")]
-    let vector = if crate::ops::x86::has_avx2() {
+    let vector = if crate::ops::x86::detect::has_avx2() {
         NodeKernel::Avx2
     } else {
         NodeKernel::Portable
@@ -465,7 +465,7 @@ mod avx2 {
         scratch: &mut [i8],
     ) -> bool {
         // SAFETY: the CPU has AVX2.
-        crate::ops::x86::has_avx2() && unsafe { run_avx2(prepared, a, b, out, scratch) }
+        crate::ops::x86::detect::has_avx2() && unsafe { run_avx2(prepared, a, b, out, scratch) }
     }
 
     /// [`kernels::add_in_place`]; `false` (nothing written) without AVX2.
@@ -476,7 +476,7 @@ mod avx2 {
         zero_points: [i8; 3],
         params: &Add,
     ) -> bool {
-        if !crate::ops::x86::has_avx2() {
+        if !crate::ops::x86::detect::has_avx2() {
             return false;
         }
         // SAFETY: the CPU has AVX2.
