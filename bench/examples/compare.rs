@@ -186,7 +186,7 @@ fn smoke(
     let agree = expected
         .chunks(model.num_classes())
         .zip(&tract_classes)
-        .filter(|(logits, &class)| argmax(logits) == class)
+        .filter(|&(logits, &class)| argmax(logits) == class)
         .count();
     println!("{identical}; tract float32 picks qcnn's class for {agree} of {count}");
     ensure!(
