@@ -349,6 +349,7 @@ fn gemm_rows(
 /// `scratch` (whose taps add `w·0`), so that the loop over a row's outputs has no bounds logic
 /// and vectorizes. `false` (nothing written) if `scratch` is short.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 fn depthwise(
     input: &[i8],
