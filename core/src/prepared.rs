@@ -243,7 +243,7 @@ impl<'a> PreparedModel<'a> {
             let images = images.chunks_exact(image_len.max(1));
             for (image, out) in images.zip(logits.chunks_exact_mut(classes)) {
                 let values = graph
-                    .run_with(image, arena, &mut |_| {}, Some(kernels))
+                    .run_with(image, arena, &mut |_| {}, kernels)
                     .ok_or(InferError::ArenaTooSmall { needed, found })?;
                 for (dst, &v) in out.iter_mut().zip(values) {
                     *dst = v;

@@ -69,6 +69,22 @@ pub(crate) trait NodeKernels {
     ) -> bool;
 }
 
+/// No host kernels: what the targets run, each check a constant `false` that folds away (so a
+/// microcontroller's runner carries none of the hook's code).
+pub(crate) struct NoHost;
+
+impl NodeKernels for NoHost {
+    #[inline(always)]
+    fn run(&self, _: usize, _: &Prepared<'_>, _: [&[i8]; 2], _: &mut [i8], _: &mut [i8]) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    fn add_in_place(&self, _: usize, _: &Prepared<'_>, _: &mut [i8], _: &[i8], _: bool) -> bool {
+        false
+    }
+}
+
 impl Graph<'_> {
     /// Runs the graph on one image already checked to be `input_len` bytes, in `arena` (at
     /// least `arena_len` bytes); `after(n)` is called once `n` nodes have run. Returns the
@@ -79,16 +95,16 @@ impl Graph<'_> {
         arena: &'b mut [i8],
         after: &mut dyn FnMut(usize),
     ) -> Option<&'b [i8]> {
-        self.run_with(image, arena, after, None)
+        self.run_with(image, arena, after, &NoHost)
     }
 
     /// [`Self::run`], with `host`'s kernels first for the nodes it takes.
-    pub(crate) fn run_with<'b>(
+    pub(crate) fn run_with<'b, H: NodeKernels>(
         &self,
         image: &[u8],
         arena: &'b mut [i8],
         after: &mut dyn FnMut(usize),
-        host: Option<&dyn NodeKernels>,
+        host: &H,
     ) -> Option<&'b [i8]> {
         // The planned tensors, then the fast kernels' scratch.
         let (arena, scratch) = arena.split_at_mut_checked(self.arena_len)?;
@@ -128,7 +144,7 @@ impl Graph<'_> {
                 let other = *ranges.get(1 - which.min(1))?;
                 let (out, [b, _]) = views(arena, out_range, &[other])?;
                 let first = which == 0;
-                let fast = host.is_some_and(|h| h.add_in_place(index, &prepared, out, b, first))
+                let fast = host.add_in_place(index, &prepared, out, b, first)
                     || kernel == GraphKernel::AddTable
                         && fast::add::add_in_place(out, b, first, *zero_points, params, scratch);
                 if !fast {
@@ -136,7 +152,7 @@ impl Graph<'_> {
                 }
             } else {
                 let (out, [a, b]) = views(arena, out_range, &ranges)?;
-                let hosted = host.is_some_and(|h| h.run(index, &prepared, [a, b], out, scratch));
+                let hosted = host.run(index, &prepared, [a, b], out, scratch);
                 if !hosted && !run_fast(kernel, &prepared, a, b, out, scratch) {
                     run_portable(prepared, a, b, out);
                 }
