@@ -78,6 +78,15 @@ step_tiers() {
     # and were skipped in the log; fails if the CPU's best tier did not run.
     cargo test -p qcnn-host --test kernel_tiers -- --nocapture 2>&1 | tee "$QCNN_ROOT/target/tiers.log"
     grep '^kernel tiers on' "$QCNN_ROOT/target/tiers.log"
+    # The speed bench's own check, so that bench/ keeps compiling and its engines agree: every
+    # supported tier in every (batch, threads) of qcnn's rows gives identical logits on 1,000
+    # test images; no timing. Built without tract (its build does not fit a CI run here), in
+    # the root target directory and the same dev profile, so it reuses the workspace's build.
+    local blob=target/bench-smoke.qcnn fixtures=${QCNN_FIXTURES:-../shared/fixtures/torch}
+    cargo run --quiet -p qcnn-quantize -- -o "$blob" >/dev/null
+    CARGO_TARGET_DIR="$QCNN_ROOT/target" cargo run --quiet --manifest-path bench/Cargo.toml \
+        --no-default-features --example compare -- --smoke 1000 --model "$blob" \
+        --onnx "$fixtures/model.onnx" --onnx-int8 "$fixtures/model_int8.onnx"
 }
 
 step_aarch64() {

@@ -84,6 +84,8 @@ pub mod ops;
 pub mod plan;
 #[cfg(any(test, feature = "std"))]
 pub mod prepared;
+#[cfg(any(test, feature = "std"))]
+mod prepared_graph;
 pub mod quant;
 #[cfg(test)]
 mod reference;
