@@ -13,9 +13,9 @@
 //! The arena of a streamed pair holds the producer's input at one end and the consumer's
 //! output at the other, with, between them, the producer's input band, the ring, the
 //! consumer's input band and output row, and the consumer's scratch. On the Cortex-M4 the
-//! consumer's DSP kernel already keeps a ring of converted rows: there the producer's rows are
-//! fed straight into it (`ops::arm_dsp::conv2d_rows`), and only the producer's band and one
-//! output row sit beside the kernel's scratch.
+//! consumer's DSP kernel already keeps a ring of input rows: there a 3×3 producer writes its
+//! rows straight into it, as int8 (`ops::arm_dsp::conv2d_rows`), and only the producer's band
+//! sits beside the kernel's scratch.
 //!
 //! Which pairs stream is the planner's choice (`crate::plan`): only where the arena given is
 //! shorter than the whole-map schedule needs.
@@ -25,6 +25,7 @@ use crate::model::CheckedLayer;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
 use crate::ops::requant::PreparedRequantizer;
+use crate::ops::scratch::{DspConvLayout, RingValues};
 use crate::ops::{Kernels, Op};
 use crate::shape::MapShape;
 
@@ -193,24 +194,23 @@ impl<'a> StreamPair<'a> {
         };
         let portable = layout.portable_len()?.checked_add(consumer_scratch)?;
         match (&self.consumer, kernels) {
-            (Consumer::Conv(op), Kernels::CortexM4Dsp) => {
-                let dsp = crate::ops::scratch::DspConvLayout::new(&op.geometry())
+            (Consumer::Conv(op), Kernels::CortexM4Dsp) if self.feeds_ring() => {
+                let dsp = DspConvLayout::with_ring(&op.geometry(), RingValues::Int8)
                     .map_or(0, |l| l.scratch_bytes());
                 // The DSP schedule, or the portable one when the kernel declines the layer
                 // (a requantizer with a left shift): whichever is larger.
-                let fed = layout.producer_band.checked_add(self.producer_row_len())?;
-                Some(portable.max(fed.checked_add(dsp)?))
+                Some(portable.max(layout.producer_band.checked_add(dsp)?))
             }
             _ => Some(portable),
         }
     }
 
-    /// Bytes of one producer output row, all channels.
-    fn producer_row_len(&self) -> usize {
-        self.producer
-            .output
-            .c
-            .saturating_mul(self.producer.output.w)
+    /// Whether the producer's rows can go straight into the Cortex-M4 consumer's int8 ring:
+    /// [`band_row_3x3`] computes them, writing any layout, without scratch.
+    fn feeds_ring(&self) -> bool {
+        self.producer_window()
+            .and_then(|window| band_conv(&self.producer, &window))
+            .is_some_and(|op| is_band_3x3(&op))
     }
 
     /// Runs both layers: `input` is the producer's input map, `output` the consumer's output
@@ -243,10 +243,10 @@ impl<'a> StreamPair<'a> {
         let Some(band_op) = band_conv(&self.producer, &window) else {
             return false;
         };
-        let Some((band, rest)) = between.split_at_mut_checked(layout.producer_band) else {
+        if !is_band_3x3(&band_op) {
             return false;
-        };
-        let Some((row, scratch)) = rest.split_at_mut_checked(self.producer_row_len()) else {
+        }
+        let Some((band, scratch)) = between.split_at_mut_checked(layout.producer_band) else {
             return false;
         };
         let mut source = ProducedRows {
@@ -255,7 +255,6 @@ impl<'a> StreamPair<'a> {
             shape: self.producer.input,
             input,
             band,
-            row,
         };
         crate::ops::arm_dsp::conv2d_rows(op, &mut source, output, scratch)
     }
@@ -308,7 +307,12 @@ impl<'a> StreamPair<'a> {
                 fill_band(producer_band, &self.producer, &p_window, row, |ch, r| {
                     plane_row(input, self.producer.input, ch, r)
                 });
-                if !band_row_3x3(&producer_op, producer_band, dst) {
+                if !band_row_3x3(
+                    &producer_op,
+                    producer_band,
+                    dst,
+                    RowLayout::planar(&producer_op),
+                ) {
                     producer_op.run(producer_band, dst, scratch);
                 }
                 if let Some(l) = loaded.get_mut(slot) {
@@ -506,19 +510,13 @@ pub(crate) struct ProducedRows<'s, 'a> {
     shape: MapShape,
     input: &'s [i8],
     band: &'s mut [i8],
-    row: &'s mut [i8],
 }
 
 #[cfg_attr(not(qcnn_arm_dsp), allow(dead_code))]
 impl ProducedRows<'_, '_> {
-    /// Values per channel in a produced row.
-    pub(crate) fn row_width(&self) -> usize {
-        self.op.output.w
-    }
-
-    /// Producer output row `r`, all channels (channel-major, [`Self::row_width`] values
-    /// each).
-    pub(crate) fn produce(&mut self, r: usize) -> &[i8] {
+    /// Producer output row `r`, all `channels` channels, into `dst` pixel-major (pixel `x`'s
+    /// channel `o` at `dst[x · channels + o]`).
+    pub(crate) fn produce_into(&mut self, r: usize, dst: &mut [i8], channels: usize) {
         let (input, window, shape) = (self.input, self.window, self.shape);
         let padding = self.window.padding;
         let zero_point = self.op.input_zero_point;
@@ -531,11 +529,40 @@ impl ProducedRows<'_, '_> {
             r,
             |ch, row| plane_row(input, shape, ch, row),
         );
-        if !band_row_3x3(&self.op, self.band, self.row) {
-            self.op.run(self.band, self.row, &mut []);
-        }
-        self.row
+        let layout = RowLayout {
+            channel_step: 1,
+            pixel_step: channels,
+        };
+        band_row_3x3(&self.op, self.band, dst, layout);
     }
+}
+
+/// Where [`band_row_3x3`] writes output `(channel o, pixel x)`: at
+/// `o · channel_step + x · pixel_step`.
+#[derive(Clone, Copy)]
+struct RowLayout {
+    channel_step: usize,
+    pixel_step: usize,
+}
+
+impl RowLayout {
+    /// Channel-major: a C×1×W map, as `op` writes it.
+    fn planar(op: &Conv2dOp<'_>) -> Self {
+        Self {
+            channel_step: op.output.w,
+            pixel_step: 1,
+        }
+    }
+}
+
+/// Whether [`band_row_3x3`] takes the band conv `op`.
+fn is_band_3x3(op: &Conv2dOp<'_>) -> bool {
+    op.kernel == 3
+        && op.stride == 1
+        && op.padding == 0
+        && op.pool == PoolWindow::IDENTITY
+        && op.input.h == 3
+        && op.input.w == op.output.w + 2
 }
 
 /// Output pixels a [`band_row_3x3`] pass accumulates at once (its accumulators are on the
@@ -543,34 +570,25 @@ impl ProducedRows<'_, '_> {
 const ROW_CHUNK: usize = 16;
 
 /// One output row of a 3×3, stride-1, unpooled conv on its band (`op` from [`band_conv`]:
-/// three rows, padding written out) without scratch: per output channel and input channel,
-/// the nine weights stay in registers while the window slides along the row. The direct
-/// loops' results (the same sums, each requantized once); `false` for other layers. The
-/// producer of a streamed pair runs here on the Cortex-M4, whose DSP kernel would need
-/// scratch of its own beside the consumer's.
-fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8]) -> bool {
+/// three rows, padding written out) without scratch, written in `layout`: per output channel
+/// and input channel, the nine weights stay in registers while the window slides along the
+/// row. The direct loops' results (the same sums, each requantized once); `false` for other
+/// layers ([`is_band_3x3`]). The producer of a streamed pair runs here on the Cortex-M4,
+/// whose DSP kernel would need scratch of its own beside the consumer's.
+fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8], layout: RowLayout) -> bool {
     let (c, w_in, w_out) = (op.input.c, op.input.w, op.output.w);
-    let fits = op.kernel == 3
-        && op.stride == 1
-        && op.padding == 0
-        && op.pool == PoolWindow::IDENTITY
-        && op.input.h == 3
-        && w_in == w_out + 2
-        && band.len() >= c * 3 * w_in
-        && out.len() >= op.output.c * w_out;
+    let last =
+        (op.output.c.max(1) - 1) * layout.channel_step + (w_out.max(1) - 1) * layout.pixel_step;
+    let fits = is_band_3x3(op) && band.len() >= c * 3 * w_in && out.len() > last;
     if !fits {
         return false;
     }
     let per_output = (9 * c).max(1);
-    let outputs = op
-        .weights
-        .chunks_exact(per_output)
-        .zip(op.channels.iter())
-        .zip(out.chunks_exact_mut(w_out.max(1)));
-    for ((weights, (bias, requant)), out_row) in outputs {
+    let outputs = op.weights.chunks_exact(per_output).zip(op.channels.iter());
+    for (o, (weights, (bias, requant))) in outputs.enumerate() {
         let prepared = PreparedRequantizer::new(&requant);
-        for (chunk, out_chunk) in out_row.chunks_mut(ROW_CHUNK).enumerate() {
-            let x0 = chunk * ROW_CHUNK;
+        for x0 in (0..w_out).step_by(ROW_CHUNK) {
+            let n = ROW_CHUNK.min(w_out - x0);
             let mut acc = [bias; ROW_CHUNK];
             let planes = weights
                 .chunks_exact(9)
@@ -582,7 +600,7 @@ fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8]) -> bool {
                 };
                 let (r0, rest) = plane.split_at(w_in.min(plane.len()));
                 let (r1, r2) = rest.split_at(w_in.min(rest.len()));
-                for (i, a) in acc.iter_mut().take(out_chunk.len()).enumerate() {
+                for (i, a) in acc.iter_mut().take(n).enumerate() {
                     let x = x0 + i;
                     if let (Some(&[a0, a1, a2]), Some(&[b0, b1, b2]), Some(&[c0, c1, c2])) =
                         (r0.get(x..x + 3), r1.get(x..x + 3), r2.get(x..x + 3))
@@ -600,8 +618,11 @@ fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8]) -> bool {
                     }
                 }
             }
-            for (o, &a) in out_chunk.iter_mut().zip(&acc) {
-                *o = match &prepared {
+            let first = o * layout.channel_step + x0 * layout.pixel_step;
+            let dst = out.get_mut(first..).unwrap_or(&mut []);
+            let dst = dst.iter_mut().step_by(layout.pixel_step.max(1));
+            for (d, &a) in dst.zip(acc.iter().take(n)) {
+                *d = match &prepared {
                     Some(p) => p.apply(a),
                     None => requant.apply(a),
                 };
@@ -685,19 +706,26 @@ mod tests {
             model.min_arena_len_for(Kernels::Portable),
             784 + 90 + 896 + 960 + 224 + 288 + 3136
         );
-        // The Cortex-M4: image, band, one conv1 row, conv2's DSP scratch, output; the first
-        // Linear then unpacks its input in blocks within that (it needs at least 3136 + 256
-        // and 4·(256 + 16) + 3 of accumulators and one block).
+        // The Cortex-M4: image, band, conv2's DSP scratch with conv1's rows written into its
+        // int8 ring, output; the first Linear then unpacks its input in blocks within that (it
+        // needs at least 3136 + 256 and 4·(256 + 16) + 3 of accumulators and one block).
+        // conv2's scratch: 16 requantizers of 6 words, 4 groups of 4 biases and 4 × 36
+        // weight words, a ring of 4 rows of 30 × 8 int8 values (and 3 spare), a patch of 36
+        // words, two sets of 16 accumulators, 3 bytes of alignment slack.
         let dsp = model.schedule_within(Kernels::CortexM4Dsp, 0);
         assert_eq!(dsp.streamed_pairs(), 1);
         assert!(dsp.streams(0));
-        assert_eq!(dsp.arena_len, 784 + 90 + 224 + 4951 + 3136);
+        let conv2_scratch =
+            4 * (16 * 6 + 4 * (4 + 4 * 36) + (4 * 240 + 3).div_ceil(4) + 36 + 32) + 3;
+        assert_eq!(conv2_scratch, 3991);
+        assert_eq!(dsp.arena_len, 784 + 90 + conv2_scratch + 3136);
         // Between the least and the whole-map arena, the fastest schedule that fits.
         let at = |len| model.schedule_for_arena(Kernels::CortexM4Dsp, len);
         assert_eq!(at(9408 + 4951).unwrap().streamed_pairs(), 0);
         assert_eq!(at(9408 + 4950).unwrap().streamed_pairs(), 1);
         assert_eq!(at(9185).unwrap().arena_len, 9185);
-        assert_eq!(at(9184), None);
+        assert_eq!(at(8001).unwrap().arena_len, 8001);
+        assert_eq!(at(8000), None);
         let image = SplitMix(9).u8s(784);
         let min = model.min_arena_len_for(Kernels::NATIVE);
         let mut arena = vec![0; min];
