@@ -598,9 +598,17 @@ fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8], layout: RowLayou
                     Ok(w) => w.map(i32::from),
                     Err(_) => return false,
                 };
+                // The Cortex-M4 takes the outputs two at a time with SMLAD; the rest here.
+                #[cfg(qcnn_arm_dsp)]
+                let done = match <&[i8; 9]>::try_from(w) {
+                    Ok(w) => crate::ops::arm_dsp::add_row_pairs(plane, w_in, w, x0, n, &mut acc),
+                    Err(_) => 0,
+                };
+                #[cfg(not(qcnn_arm_dsp))]
+                let done = 0;
                 let (r0, rest) = plane.split_at(w_in.min(plane.len()));
                 let (r1, r2) = rest.split_at(w_in.min(rest.len()));
-                for (i, a) in acc.iter_mut().take(n).enumerate() {
+                for (i, a) in acc.iter_mut().enumerate().take(n).skip(done) {
                     let x = x0 + i;
                     if let (Some(&[a0, a1, a2]), Some(&[b0, b1, b2]), Some(&[c0, c1, c2])) =
                         (r0.get(x..x + 3), r1.get(x..x + 3), r2.get(x..x + 3))
