@@ -51,30 +51,22 @@ impl Model<'_> {
             // A graph's arena was planned at quantize time; none of its nodes stream.
             return Schedule::whole(self.arena_len_for(kernels));
         }
-        // A layer whose kernels adapt to a shorter scratch takes what the budget leaves.
-        let within = |layer: &CheckedLayer<'_>| {
-            let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
-            whole.min(budget.max(least_need(layer, kernels)))
-        };
-        let whole = |layer: &CheckedLayer<'_>| layer.arena_need(kernels).unwrap_or(usize::MAX);
         let (mut streamed, mut arena_len) = (0_u32, self.input_len());
         // One layer of lookahead (not an array of them: this runs on the device's stack).
+        // The needs are worked out in functions of their own, so that their temporaries are
+        // off the stack while the next layer is decoded.
         let mut layers = self.layers().enumerate().peekable();
         while let Some((index, layer)) = layers.next() {
-            let need = within(&layer);
             if let Some((_, next)) = layers.peek()
-                && let Some(pair) = StreamPair::new(layer.op(), next.op())
+                && index < 32
+                && let Some(stream) = streamed_need(&layer, next, kernels, budget)
             {
-                let whole_pair = whole(&layer).max(whole(next));
-                let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
-                if whole_pair > budget && stream < whole_pair && index < 32 {
-                    streamed |= 1 << index;
-                    arena_len = arena_len.max(stream);
-                    layers.next();
-                    continue;
-                }
+                streamed |= 1 << index;
+                arena_len = arena_len.max(stream);
+                layers.next();
+                continue;
             }
-            arena_len = arena_len.max(need);
+            arena_len = arena_len.max(need_within(&layer, kernels, budget));
         }
         Schedule {
             streamed,
@@ -107,6 +99,30 @@ impl Model<'_> {
             .map(|budget| self.schedule_within(kernels, budget))
             .find(|s| s.arena_len <= len)
     }
+}
+
+/// The arena `layer` needs within `budget`: a layer whose kernels adapt to a shorter scratch
+/// takes what the budget leaves.
+#[inline(never)]
+fn need_within(layer: &CheckedLayer<'_>, kernels: Kernels, budget: usize) -> usize {
+    let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
+    whole.min(budget.max(least_need(layer, kernels)))
+}
+
+/// The arena of `layer` streaming into `next`, if they can and should: only where their
+/// whole-map need exceeds `budget` and streaming needs less.
+#[inline(never)]
+fn streamed_need(
+    layer: &CheckedLayer<'_>,
+    next: &CheckedLayer<'_>,
+    kernels: Kernels,
+    budget: usize,
+) -> Option<usize> {
+    let pair = StreamPair::new(layer.op(), next.op())?;
+    let whole = |layer: &CheckedLayer<'_>| layer.arena_need(kernels).unwrap_or(usize::MAX);
+    let whole_pair = whole(layer).max(whole(next));
+    let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
+    (whole_pair > budget && stream < whole_pair).then_some(stream)
 }
 
 /// The least arena `layer` runs in with `kernels`: its input and output and the least
