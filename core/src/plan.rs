@@ -258,12 +258,12 @@ impl Model<'_> {
             }
             let input = at(end, in_len);
             let next = layers.get(index + 1).copied().flatten();
-            let streamed = next
-                .filter(|_| schedule.streams(index))
-                .and_then(|next| Some((next, StreamPair::new(layer.op(), next.op())?)));
-            if let Some((next, streamed)) = streamed {
+            let streamed = next.filter(|_| schedule.streams(index)).and_then(|next| {
+                let pair = StreamPair::new(layer.op(), next.op())?;
+                Some((next, pair.arena_need(kernels).unwrap_or(usize::MAX)))
+            });
+            if let Some((next, need)) = streamed {
                 let output = at(end.other(), next.output().len());
-                let need = streamed.arena_need(kernels).unwrap_or(usize::MAX);
                 let scratch_len = need.saturating_sub(in_len).saturating_sub(output.len);
                 let scratch = between(end, input, output, scratch_len);
                 pair = Some((output, scratch, need));

@@ -34,16 +34,17 @@ pub(crate) const MAX_SPAN: usize = 8;
 
 /// What reads the streamed rows.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Consumer<'a> {
-    Conv(Conv2dOp<'a>),
-    Pool(MaxPool2dOp),
+pub(crate) enum Consumer<'p, 'a> {
+    Conv(&'p Conv2dOp<'a>),
+    Pool(&'p MaxPool2dOp),
 }
 
-/// A Conv2d streaming its output rows into the next layer.
+/// A Conv2d streaming its output rows into the next layer. It borrows both ops rather than
+/// copying them: it sits on the device's stack while the pair runs.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct StreamPair<'a> {
-    pub producer: Conv2dOp<'a>,
-    pub consumer: Consumer<'a>,
+pub(crate) struct StreamPair<'p, 'a> {
+    pub producer: &'p Conv2dOp<'a>,
+    pub consumer: Consumer<'p, 'a>,
 }
 
 /// The rows one output row of a windowed layer reads: output row `y` reads input rows
@@ -99,13 +100,13 @@ fn band_conv<'a>(op: &Conv2dOp<'a>, window: &Window) -> Option<Conv2dOp<'a>> {
     })
 }
 
-impl<'a> StreamPair<'a> {
+impl<'p, 'a> StreamPair<'p, 'a> {
     /// The pair `producer → consumer` if it can stream.
-    pub(crate) fn new(producer: &Op<'a>, consumer: &Op<'a>) -> Option<Self> {
-        let Op::Conv2d(producer) = *producer else {
+    pub(crate) fn new(producer: &'p Op<'a>, consumer: &'p Op<'a>) -> Option<Self> {
+        let Op::Conv2d(producer) = producer else {
             return None;
         };
-        let consumer = match *consumer {
+        let consumer = match consumer {
             Op::Conv2d(op) => Consumer::Conv(op),
             Op::MaxPool2d(op) => Consumer::Pool(op),
             _ => return None,
