@@ -206,8 +206,9 @@ impl<'p, 'a> StreamPair<'p, 'a> {
         }
     }
 
-    /// Whether the producer's rows can go straight into the Cortex-M4 consumer's int8 ring:
-    /// [`band_row_3x3`] computes them, writing any layout, without scratch.
+    /// Whether the producer's rows can go straight into the Cortex-M4 consumer's int8 ring: a
+    /// 3×3, stride-1, unpooled conv, which `ops::arm_dsp::conv3x3_row` computes in any
+    /// layout, without scratch.
     fn feeds_ring(&self) -> bool {
         self.producer_window()
             .and_then(|window| band_conv(&self.producer, &window))
@@ -308,12 +309,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
                 fill_band(producer_band, &self.producer, &p_window, row, |ch, r| {
                     plane_row(input, self.producer.input, ch, r)
                 });
-                if !band_row_3x3(
-                    &producer_op,
-                    producer_band,
-                    dst,
-                    RowLayout::planar(&producer_op),
-                ) {
+                if !band_row_3x3(&producer_op, producer_band, dst) {
                     producer_op.run(producer_band, dst, scratch);
                 }
                 if let Some(l) = loaded.get_mut(slot) {
@@ -530,33 +526,15 @@ impl ProducedRows<'_, '_> {
             r,
             |ch, row| plane_row(input, shape, ch, row),
         );
-        let layout = RowLayout {
-            channel_step: 1,
-            pixel_step: channels,
-        };
-        band_row_3x3(&self.op, self.band, dst, layout);
+        #[cfg(qcnn_arm_dsp)]
+        crate::ops::arm_dsp::conv3x3_row(&self.op, self.band, dst, channels);
+        #[cfg(not(qcnn_arm_dsp))]
+        let _ = (dst, channels);
     }
 }
 
-/// Where [`band_row_3x3`] writes output `(channel o, pixel x)`: at
-/// `o · channel_step + x · pixel_step`.
-#[derive(Clone, Copy)]
-struct RowLayout {
-    channel_step: usize,
-    pixel_step: usize,
-}
-
-impl RowLayout {
-    /// Channel-major: a C×1×W map, as `op` writes it.
-    fn planar(op: &Conv2dOp<'_>) -> Self {
-        Self {
-            channel_step: op.output.w,
-            pixel_step: 1,
-        }
-    }
-}
-
-/// Whether [`band_row_3x3`] takes the band conv `op`.
+/// Whether the band conv `op` is 3×3, stride 1, unpooled: [`band_row_3x3`]'s layers, and
+/// those of the Cortex-M4's `conv3x3_row`.
 fn is_band_3x3(op: &Conv2dOp<'_>) -> bool {
     op.kernel == 3
         && op.stride == 1
@@ -571,25 +549,26 @@ fn is_band_3x3(op: &Conv2dOp<'_>) -> bool {
 const ROW_CHUNK: usize = 16;
 
 /// One output row of a 3×3, stride-1, unpooled conv on its band (`op` from [`band_conv`]:
-/// three rows, padding written out) without scratch, written in `layout`: per output channel
-/// and input channel, the nine weights stay in registers while the window slides along the
-/// row. The direct loops' results (the same sums, each requantized once); `false` for other
-/// layers ([`is_band_3x3`]). The producer of a streamed pair runs here on the Cortex-M4,
-/// whose DSP kernel would need scratch of its own beside the consumer's.
-fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8], layout: RowLayout) -> bool {
+/// three rows, padding written out) without scratch: per output channel and input channel,
+/// the nine weights stay in registers while the window slides along the row. The direct
+/// loops' results (the same sums, each requantized once); `false` for other layers. (On the
+/// Cortex-M4 a producer feeding the DSP consumer's ring runs `ops::arm_dsp::conv3x3_row`.)
+fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8]) -> bool {
     let (c, w_in, w_out) = (op.input.c, op.input.w, op.output.w);
-    let last =
-        (op.output.c.max(1) - 1) * layout.channel_step + (w_out.max(1) - 1) * layout.pixel_step;
-    let fits = is_band_3x3(op) && band.len() >= c * 3 * w_in && out.len() > last;
+    let fits = is_band_3x3(op) && band.len() >= c * 3 * w_in && out.len() >= op.output.c * w_out;
     if !fits {
         return false;
     }
     let per_output = (9 * c).max(1);
-    let outputs = op.weights.chunks_exact(per_output).zip(op.channels.iter());
-    for (o, (weights, (bias, requant))) in outputs.enumerate() {
+    let outputs = op
+        .weights
+        .chunks_exact(per_output)
+        .zip(op.channels.iter())
+        .zip(out.chunks_exact_mut(w_out.max(1)));
+    for ((weights, (bias, requant)), out_row) in outputs {
         let prepared = PreparedRequantizer::new(&requant);
-        for x0 in (0..w_out).step_by(ROW_CHUNK) {
-            let n = ROW_CHUNK.min(w_out - x0);
+        for (chunk, out_chunk) in out_row.chunks_mut(ROW_CHUNK).enumerate() {
+            let x0 = chunk * ROW_CHUNK;
             let mut acc = [bias; ROW_CHUNK];
             let planes = weights
                 .chunks_exact(9)
@@ -599,17 +578,9 @@ fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8], layout: RowLayou
                     Ok(w) => w.map(i32::from),
                     Err(_) => return false,
                 };
-                // The Cortex-M4 takes the outputs two at a time with SMLAD; the rest here.
-                #[cfg(qcnn_arm_dsp)]
-                let done = match <&[i8; 9]>::try_from(w) {
-                    Ok(w) => crate::ops::arm_dsp::add_row_pairs(plane, w_in, w, x0, n, &mut acc),
-                    Err(_) => 0,
-                };
-                #[cfg(not(qcnn_arm_dsp))]
-                let done = 0;
                 let (r0, rest) = plane.split_at(w_in.min(plane.len()));
                 let (r1, r2) = rest.split_at(w_in.min(rest.len()));
-                for (i, a) in acc.iter_mut().enumerate().take(n).skip(done) {
+                for (i, a) in acc.iter_mut().take(out_chunk.len()).enumerate() {
                     let x = x0 + i;
                     if let (Some(&[a0, a1, a2]), Some(&[b0, b1, b2]), Some(&[c0, c1, c2])) =
                         (r0.get(x..x + 3), r1.get(x..x + 3), r2.get(x..x + 3))
@@ -627,11 +598,8 @@ fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8], layout: RowLayou
                     }
                 }
             }
-            let first = o * layout.channel_step + x0 * layout.pixel_step;
-            let dst = out.get_mut(first..).unwrap_or(&mut []);
-            let dst = dst.iter_mut().step_by(layout.pixel_step.max(1));
-            for (d, &a) in dst.zip(acc.iter().take(n)) {
-                *d = match &prepared {
+            for (o, &a) in out_chunk.iter_mut().zip(&acc) {
+                *o = match &prepared {
                     Some(p) => p.apply(a),
                     None => requant.apply(a),
                 };

@@ -26,7 +26,7 @@ use core::arch::asm;
 pub(crate) use conv2d::{conv2d, conv2d_rows};
 pub(crate) use linear::{linear, linear_blocked};
 pub(crate) use patch_mac::{mac_patch4, smlad, sum_bytes};
-pub(crate) use row3::add_row_pairs;
+pub(crate) use row3::conv3x3_row;
 
 /// The int8 bytes of `word` as two int16 pairs: `(bytes 0 and 2, bytes 1 and 3)`.
 #[inline(always)]
