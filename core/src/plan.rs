@@ -52,21 +52,25 @@ impl Model<'_> {
             return Schedule::whole(self.arena_len_for(kernels));
         }
         let (mut streamed, mut arena_len) = (0_u32, self.input_len());
-        // One layer of lookahead (not an array of them: this runs on the device's stack).
-        // The needs are worked out in functions of their own, so that their temporaries are
-        // off the stack while the next layer is decoded.
-        let mut layers = self.layers().enumerate().peekable();
-        while let Some((index, layer)) = layers.next() {
-            if let Some((_, next)) = layers.peek()
-                && index < 32
-                && let Some(stream) = streamed_need(&layer, next, kernels, budget)
-            {
-                streamed |= 1 << index;
-                arena_len = arena_len.max(stream);
-                layers.next();
-                continue;
+        // The previous layer, as far as the pair it may make with this one needs it: no
+        // lookahead iterator and no second decoded layer, as this runs on the device's stack,
+        // under the decoding of each layer.
+        let mut previous: Option<Pending<'_>> = None;
+        for (index, layer) in self.layers().enumerate() {
+            if let Some(first) = previous.take() {
+                match first.streamed_need(&layer, kernels, budget) {
+                    Some(stream) => {
+                        streamed |= 1 << first.index;
+                        arena_len = arena_len.max(stream);
+                        continue;
+                    }
+                    None => arena_len = arena_len.max(first.need),
+                }
             }
-            arena_len = arena_len.max(need_within(&layer, kernels, budget));
+            previous = Some(Pending::new(index, &layer, kernels, budget));
+        }
+        if let Some(last) = previous {
+            arena_len = arena_len.max(last.need);
         }
         Schedule {
             streamed,
@@ -101,28 +105,50 @@ impl Model<'_> {
     }
 }
 
-/// The arena `layer` needs within `budget`: a layer whose kernels adapt to a shorter scratch
-/// takes what the budget leaves.
-#[inline(never)]
-fn need_within(layer: &CheckedLayer<'_>, kernels: Kernels, budget: usize) -> usize {
-    let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
-    whole.min(budget.max(least_need(layer, kernels)))
+/// A layer the planner has seen, waiting for the next one: whether the two stream.
+struct Pending<'a> {
+    index: usize,
+    op: Op<'a>,
+    /// Its whole-map need.
+    whole: usize,
+    /// What it needs within the budget, if it does not stream.
+    need: usize,
 }
 
-/// The arena of `layer` streaming into `next`, if they can and should: only where their
-/// whole-map need exceeds `budget` and streaming needs less.
-#[inline(never)]
-fn streamed_need(
-    layer: &CheckedLayer<'_>,
-    next: &CheckedLayer<'_>,
-    kernels: Kernels,
-    budget: usize,
-) -> Option<usize> {
-    let pair = StreamPair::new(layer.op(), next.op())?;
-    let whole = |layer: &CheckedLayer<'_>| layer.arena_need(kernels).unwrap_or(usize::MAX);
-    let whole_pair = whole(layer).max(whole(next));
-    let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
-    (whole_pair > budget && stream < whole_pair).then_some(stream)
+impl<'a> Pending<'a> {
+    // Not inlined, here and below: their temporaries stay off the stack while the next layer
+    // is decoded.
+    #[inline(never)]
+    fn new(index: usize, layer: &CheckedLayer<'a>, kernels: Kernels, budget: usize) -> Self {
+        // A layer whose kernels adapt to a shorter scratch takes what the budget leaves.
+        let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
+        Self {
+            index,
+            op: *layer.op(),
+            whole,
+            need: whole.min(budget.max(least_need(layer, kernels))),
+        }
+    }
+
+    /// The arena of this layer streaming into `next`, if they can and should: only where
+    /// their whole-map need exceeds `budget` and streaming needs less.
+    #[inline(never)]
+    fn streamed_need(
+        &self,
+        next: &CheckedLayer<'_>,
+        kernels: Kernels,
+        budget: usize,
+    ) -> Option<usize> {
+        if self.index >= 32 {
+            return None;
+        }
+        let pair = StreamPair::new(&self.op, next.op())?;
+        let whole_pair = self
+            .whole
+            .max(next.arena_need(kernels).unwrap_or(usize::MAX));
+        let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
+        (whole_pair > budget && stream < whole_pair).then_some(stream)
+    }
 }
 
 /// The least arena `layer` runs in with `kernels`: its input and output and the least
