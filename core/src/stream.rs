@@ -378,12 +378,21 @@ pub(crate) fn run_with_next<'a>(
     end: End,
     in_len: usize,
 ) -> Option<usize> {
-    let (_, second) = layers.next()?;
-    let out_len = second.output().len();
-    let pair = StreamPair::new(first, second.op())?;
+    let (second, out_len) = next_op(layers)?;
+    let pair = StreamPair::new(first, &second)?;
     let split = arena::split(arena, end, in_len, out_len)?;
     pair.run(split.input, split.output, split.scratch);
     Some(out_len)
+}
+
+/// The op of the next of `layers` and its output's length. Not inlined: the decoded layer
+/// and its temporaries stay in this frame, which is gone when the pair runs.
+#[inline(never)]
+fn next_op<'a>(
+    layers: &mut impl Iterator<Item = (usize, CheckedLayer<'a>)>,
+) -> Option<(Op<'a>, usize)> {
+    let (_, layer) = layers.next()?;
+    Some((*layer.op(), layer.output().len()))
 }
 
 /// One layer of a streaming schedule outside a pair (one image): `Op::run`, except that the
