@@ -378,21 +378,25 @@ pub(crate) fn run_with_next<'a>(
     end: End,
     in_len: usize,
 ) -> Option<usize> {
-    let (second, out_len) = next_op(layers)?;
+    // Written in place by `next_op` rather than returned: one copy of the op on the stack.
+    let mut second = Op::Flatten;
+    let out_len = next_op(layers, &mut second)?;
     let pair = StreamPair::new(first, &second)?;
     let split = arena::split(arena, end, in_len, out_len)?;
     pair.run(split.input, split.output, split.scratch);
     Some(out_len)
 }
 
-/// The op of the next of `layers` and its output's length. Not inlined: the decoded layer
-/// and its temporaries stay in this frame, which is gone when the pair runs.
+/// The op of the next of `layers` into `op`, and its output's length. Not inlined: the
+/// decoded layer and its temporaries stay in this frame, which is gone when the pair runs.
 #[inline(never)]
 fn next_op<'a>(
     layers: &mut impl Iterator<Item = (usize, CheckedLayer<'a>)>,
-) -> Option<(Op<'a>, usize)> {
+    op: &mut Op<'a>,
+) -> Option<usize> {
     let (_, layer) = layers.next()?;
-    Some((*layer.op(), layer.output().len()))
+    *op = *layer.op();
+    Some(layer.output().len())
 }
 
 /// One layer of a streaming schedule outside a pair (one image): `Op::run`, except that the
