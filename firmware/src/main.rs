@@ -49,6 +49,9 @@ impl fmt::Display for FirmwareError {
 /// time): then inference streams the early layers. A constant, so the other path is not linked.
 const STREAMING: bool = embedded::ARENA_LEN < embedded::WHOLE_ARENA_LEN;
 
+/// One inference, in the schedule the arena was sized for. Not inlined: `run`'s frame, under
+/// every load and inference, stays small.
+#[inline(never)]
 fn infer<'b>(
     model: &Model<'_>,
     image: &[u8],
