@@ -69,7 +69,6 @@ pub(crate) struct DspConvLayout {
     pub k: usize,
     /// Output channels.
     pub channels: usize,
-    pub ring: RingValues,
     /// Words per kernel row of a patch: ⌈K·C / 2⌉ (int16 ring), 2·⌈K·C / 4⌉ (int8 ring,
     /// whose rows are read a word of four values at a time).
     pub row_words: usize,
@@ -138,7 +137,6 @@ impl DspConvLayout {
             c,
             k,
             channels: out,
-            ring,
             row_words,
             patch_words,
             groups,

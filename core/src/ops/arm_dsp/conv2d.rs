@@ -178,7 +178,7 @@ fn conv2d_from<S: RowSource>(
         }
     }
     b.weights.fill(0);
-    interleave_weights(op, &layout, b.weights);
+    interleave_weights::<S>(op, &layout, b.weights);
     let channels = op.output.c;
     let requants = &*b.requants;
     let weights = &*b.weights;
@@ -339,7 +339,8 @@ fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: u
 
 /// Writes the biases and the int16 weight pairs of every group (see the module docs); `out`
 /// starts zeroed, so channels beyond the last and the padding words weigh 0.
-fn interleave_weights(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]) {
+// Generic over the row source, so that each instance links only its own ring's layout.
+fn interleave_weights<S: RowSource>(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]) {
     let group_words = GROUP + GROUP * layout.patch_words;
     let (c, k) = (layout.c, layout.k);
     {
@@ -352,7 +353,7 @@ fn interleave_weights(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]
                     for (kx, &w) in w_row.iter().enumerate() {
                         let value = kx * c + ch;
                         // Where SXTB16 or the int16 copy puts this value in the patch.
-                        let (word, half) = match layout.ring {
+                        let (word, half) = match S::RING {
                             RingValues::Int16 => (value / 2, value % 2),
                             RingValues::Int8 => (2 * (value / 4) + value % 2, value % 4 / 2),
                         };
