@@ -571,11 +571,12 @@ mod streaming_tests {
         let place = |offset, len| Placement { offset, len };
         assert_eq!(steps[0].streaming, Streaming::IntoNext);
         assert_eq!(steps[1].streaming, Streaming::FromPrevious);
-        // The image at the front, conv2's pooled output at the back, bands, conv1's row and
-        // conv2's DSP scratch between; conv1's 8×28×28 map is nowhere.
+        // The image at the front, conv2's pooled output at the back, conv1's band and conv2's
+        // DSP scratch (conv1's rows written into its int8 ring) between; conv1's 8×28×28 map
+        // is nowhere.
         assert_eq!(steps[0].input, place(0, 784));
         assert_eq!(steps[0].output, place(arena - 3136, 3136));
-        assert_eq!(steps[0].scratch, place(784, 90 + 224 + 4951));
+        assert_eq!(steps[0].scratch, place(784, 90 + 3991));
         assert_eq!(steps[0].need, arena);
         assert_eq!(steps[1].output, steps[0].output);
         assert_eq!(steps[1].input, steps[0].scratch);

@@ -706,7 +706,7 @@ mod tests {
         assert_eq!(dsp.streamed_pairs(), 1);
         assert!(dsp.streams(0));
         let conv2_scratch =
-            4 * (16 * 6 + 4 * (4 + 4 * 36) + (4 * 240 + 3).div_ceil(4) + 36 + 32) + 3;
+            4 * (16 * 6 + 4 * (4 + 4 * 36) + (4 * 240 + 3_usize).div_ceil(4) + 36 + 32) + 3;
         assert_eq!(conv2_scratch, 3991);
         assert_eq!(dsp.arena_len, 784 + 90 + conv2_scratch + 3136);
         // Between the least and the whole-map arena, the fastest schedule that fits.
