@@ -146,29 +146,45 @@ struct Boot {
     checksum: u64,
 }
 
-/// The checksum alone, the load without it, then the default load, each timed. Not inlined:
-/// its temporaries would otherwise widen `run`'s frame, which is on the stack under every
-/// inference the firmware measures.
-#[inline(never)]
+/// The checksum alone, the load without it, then the default load, each timed, each in a
+/// function of its own: their temporaries stay out of `run`'s frame, which is on the stack
+/// under every load and inference the firmware measures.
 fn load(counter: &mut InstructionCounter) -> Result<(Model<'static>, Boot), FirmwareError> {
-    let (checksum, checksum_instructions) = counter
+    let checksum = time_checksum(counter)?;
+    let unverified = time_unverified_load(counter)?;
+    let (model, load) = time_load(counter)?;
+    let boot = Boot {
+        load,
+        unverified,
+        checksum,
+    };
+    Ok((model, boot))
+}
+
+#[inline(never)]
+fn time_checksum(counter: &mut InstructionCounter) -> Result<u64, FirmwareError> {
+    let (checksum, instructions) = counter
         .count(|| verify_checksum(BLOB))
         .map_err(FirmwareError::Counter)?;
     checksum.map_err(FirmwareError::Model)?;
-    let (unverified, unverified_instructions) = counter
+    Ok(instructions)
+}
+
+#[inline(never)]
+fn time_unverified_load(counter: &mut InstructionCounter) -> Result<u64, FirmwareError> {
+    let (unverified, instructions) = counter
         .count(|| Model::from_bytes_unverified(BLOB).map(drop))
         .map_err(FirmwareError::Counter)?;
     unverified.map_err(FirmwareError::Model)?;
-    let (loaded, load_instructions) = counter
+    Ok(instructions)
+}
+
+#[inline(never)]
+fn time_load(counter: &mut InstructionCounter) -> Result<(Model<'static>, u64), FirmwareError> {
+    let (loaded, instructions) = counter
         .count(|| Model::from_bytes(BLOB))
         .map_err(FirmwareError::Counter)?;
-    let model = loaded.map_err(FirmwareError::Model)?;
-    let boot = Boot {
-        load: load_instructions,
-        unverified: unverified_instructions,
-        checksum: checksum_instructions,
-    };
-    Ok((model, boot))
+    Ok((loaded.map_err(FirmwareError::Model)?, instructions))
 }
 
 #[inline(never)]
