@@ -2,8 +2,9 @@
 """Lists the import cycles between the Rust files of each crate's src/ (ARCHITECTURE.md).
 
 A file imports another when it names a path into it (`crate::a::b`, `super::x`, `self::y`, or
-`child::z` through a `mod child;` it declares);
-`#[cfg(test)]` modules are left out, since tests may reach anywhere. Each strongly connected
+`child::z` or `child::{y, z}` through a `mod child;` it declares);
+`#[cfg(test)]` modules are left out, since tests may reach anywhere, and so are comments: a doc
+link names a path for the reader, and the file builds without it. Each strongly connected
 group of two or more files is printed, one line each, then the count.
 
     python3 scripts/import_cycles.py [CRATE_DIR...]     (default: every crate of the workspace)
@@ -42,16 +43,33 @@ def without_tests(text):
     return text[: match.start()] if match else text
 
 
+def without_comments(text):
+    """The text with `//` comments (doc comments included) removed, line by line; a `//` after an
+    odd number of quotes is inside a string and stays."""
+    kept = []
+    for line in text.split("\n"):
+        cut = line.find("//")
+        while cut != -1 and line[:cut].count('"') % 2 == 1:
+            cut = line.find("//", cut + 2)
+        kept.append(line if cut == -1 else line[:cut])
+    return "\n".join(kept)
+
+
 def edges(src):
     files = sorted(src.rglob("*.rs"))
     graph = {f: set() for f in files}
     for file in files:
         here = module_of(src, file)
-        text = without_tests(file.read_text())
+        text = without_comments(without_tests(file.read_text()))
         paths = [(k, p) for k, p in PATH.findall(text)]
         # Paths through a child module the file declares (`mod pth;` ... `pth::read`).
         for child in re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", text, re.M):
             paths += [("self", f"::{child}{rest}") for rest in re.findall(rf"\b{child}((?:::\w+)+)", text)]
+            for prefix, group in re.findall(rf"\b{child}((?:::\w+)*)::\{{([^}}]*)\}}", text, re.S):
+                for item in group.split(","):
+                    item = item.strip().split(" as ")[0].split("::{")[0]
+                    if item and item != "self":
+                        paths.append(("self", f"::{child}{prefix}::{item}"))
         for kind, prefix, group in GROUPED.findall(text):
             for item in group.split(","):
                 item = item.strip().split(" as ")[0].split("::{")[0]

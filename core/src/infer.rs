@@ -5,7 +5,7 @@ use core::fmt;
 use micromath::F32Ext;
 
 use crate::arena::{self, End};
-use crate::format::QuantParams;
+use crate::format::layout::QuantParams;
 use crate::model::{CheckedLayer, Model};
 use crate::ops::{Kernels, Op};
 use crate::plan::Schedule;

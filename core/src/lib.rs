@@ -75,6 +75,7 @@
 mod arena;
 pub mod checksum;
 pub mod crc;
+pub mod error;
 pub mod format;
 pub mod graph;
 mod infer;
@@ -94,10 +95,13 @@ mod test_blob;
 mod test_util;
 mod weight_range;
 
-pub use format::QuantParams;
+pub use error::ModelError;
+pub use format::layout::QuantParams;
+pub use format::layout::SectionKind;
+pub use format::read::verify_checksum;
 pub use infer::{InferError, Logits};
-pub use model::{CheckedLayer, LayerKind, Layers, Model, ModelError, SectionKind, verify_checksum};
-pub use ops::Kernels;
+pub use model::{CheckedLayer, LayerKind, Layers, Model};
+pub use ops::kernels::Kernels;
 pub use ops::tier::KernelTier;
 #[cfg(any(test, feature = "std"))]
 pub use prepared::{PreparedModel, TierError};

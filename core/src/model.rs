@@ -3,277 +3,22 @@
 //! copies anything and cannot fail on a model it was given: at run time each layer is
 //! decoded again from the header, without the data scans.
 
-use core::fmt;
-
 use crate::arena;
-#[cfg(doc)]
-use crate::format::Header;
-use crate::format::{
-    self, Checksum, Layer, Layout, MAGIC, PREFIX_LEN, Pool, QuantParams, Requant, Section,
+use crate::error::ModelError;
+use crate::format::layout::{
+    self as format, Layer, Pool, QuantParams, Requant, Section, SectionKind, to_usize,
 };
-use crate::graph::{Graph, GraphError};
+use crate::format::read::{Parsed, parse};
+use crate::graph::view::Graph;
+use crate::ops::Op;
+use crate::ops::channels::Channels;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::dot::MAX_DOT_LEN;
+use crate::ops::kernels::Kernels;
 use crate::ops::linear::LinearOp;
 use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
-use crate::ops::{Channels, Kernels, Op};
-use crate::quant::SHIFT_RANGE;
+use crate::quant::{SHIFT_RANGE, valid_scale};
 use crate::shape::{MAX_TENSOR_LEN, MapShape, TensorShape};
-
-/// The data-section arrays of a layer, to say which one is wrong.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SectionKind {
-    Weights,
-    Bias,
-    Multiplier,
-    Shift,
-    WeightScales,
-}
-
-/// Why a blob was rejected. `layer` is the 0-based index in the header's layer list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelError {
-    /// Shorter than the prefix plus the checksum.
-    TooShort {
-        len: usize,
-    },
-    BadMagic,
-    UnsupportedVersion {
-        found: u16,
-    },
-    UnknownFlags {
-        found: u16,
-    },
-    /// The trailing checksum (the one the version names) differs from the bytes': a corrupt
-    /// blob.
-    ChecksumMismatch {
-        checksum: Checksum,
-        stored: u32,
-        computed: u32,
-    },
-    /// The header length runs past the end of the blob.
-    HeaderOutOfBounds {
-        header_len: u32,
-    },
-    /// postcard could not decode the header (this includes more than `MAX_LAYERS` layers).
-    HeaderDecode,
-    /// The header decoded without using all of its declared length.
-    HeaderTrailingBytes,
-    /// The alignment padding after the header is not zero.
-    NonZeroPadding,
-    /// The header's `data_len` is not the number of bytes between header and checksum.
-    DataLength {
-        header: u32,
-        actual: usize,
-    },
-    /// The input shape has a zero dimension.
-    EmptyInput,
-    /// The input holds more than `shape::MAX_TENSOR_LEN` bytes.
-    InputTooLarge,
-    NoLayers,
-    /// Conv2d, MaxPool2d or Flatten got a vector (e.g. after Flatten or Linear).
-    NeedsMap {
-        layer: usize,
-    },
-    /// Linear got a C×H×W map: a Flatten is missing.
-    NeedsVector {
-        layer: usize,
-    },
-    /// Conv2d's `in_channels` differs from the incoming channels.
-    ChannelMismatch {
-        layer: usize,
-        expected: usize,
-        found: u16,
-    },
-    /// Linear's `in_features` differs from the incoming vector length.
-    FeatureMismatch {
-        layer: usize,
-        expected: usize,
-        found: u32,
-    },
-    /// Conv2d kernel is even (or 0).
-    BadKernel {
-        layer: usize,
-    },
-    /// Conv2d stride is not 1 or 2.
-    BadStride {
-        layer: usize,
-    },
-    /// A pool's kernel or stride is 0.
-    BadPool {
-        layer: usize,
-    },
-    /// The layer's output would have a zero dimension (kernel or window larger than the
-    /// input, or no output channels).
-    EmptyOutput {
-        layer: usize,
-    },
-    /// The layer's output holds more than `shape::MAX_TENSOR_LEN` bytes, or another size
-    /// computed for it overflows `usize`.
-    TooLarge {
-        layer: usize,
-    },
-    /// One output needs a dot product longer than `ops::dot::MAX_DOT_LEN`, which could
-    /// overflow the i32 accumulator.
-    DotTooLong {
-        layer: usize,
-    },
-    SectionLength {
-        layer: usize,
-        section: SectionKind,
-    },
-    SectionOutOfBounds {
-        layer: usize,
-        section: SectionKind,
-    },
-    /// An i32 or f32 section does not start at a multiple of 4 from the data section.
-    SectionMisaligned {
-        layer: usize,
-        section: SectionKind,
-    },
-    /// A weight is −128 (weights are symmetric, −127..=127).
-    WeightOutOfRange {
-        layer: usize,
-    },
-    NegativeMultiplier {
-        layer: usize,
-    },
-    /// A shift is outside −31..=30.
-    ShiftOutOfRange {
-        layer: usize,
-    },
-    /// The output scale is not finite and positive.
-    BadOutputScale {
-        layer: usize,
-    },
-    /// A weight scale is not finite and positive.
-    BadWeightScale {
-        layer: usize,
-    },
-    /// The last layer yields a map, not a vector of class scores.
-    OutputNotVector,
-    /// A graph blob (version 4, or 2) failed one of the graph's checks.
-    Graph(GraphError),
-    /// A graph blob (version 4, or 2), given to a build without the `graph` feature.
-    GraphSupportNotBuilt,
-}
-
-impl fmt::Display for ModelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use ModelError::*;
-        match *self {
-            TooShort { len } => write!(f, "blob of {len} bytes is too short to be a model"),
-            BadMagic => f.write_str("not a qcnn model (bad magic)"),
-            UnsupportedVersion { found } => write!(
-                f,
-                "unsupported format version {found} (this engine reads versions 1 to 4)"
-            ),
-            UnknownFlags { found } => write!(f, "unknown flags {found:#06x}"),
-            ChecksumMismatch {
-                checksum,
-                stored,
-                computed,
-            } => {
-                write!(
-                    f,
-                    "{} mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt blob)",
-                    checksum.name()
-                )
-            }
-            HeaderOutOfBounds { header_len } => {
-                write!(f, "header length {header_len} runs past the end")
-            }
-            HeaderDecode => f.write_str("header cannot be decoded (or has too many layers)"),
-            HeaderTrailingBytes => f.write_str("header has trailing bytes"),
-            NonZeroPadding => f.write_str("padding after the header is not zero"),
-            DataLength { header, actual } => {
-                write!(f, "header says {header} data bytes, blob has {actual}")
-            }
-            EmptyInput => f.write_str("input shape has a zero dimension"),
-            InputTooLarge => write!(f, "input is larger than {MAX_TENSOR_LEN} bytes"),
-            NoLayers => f.write_str("model has no layers"),
-            NeedsMap { layer } => write!(f, "layer {layer} needs a C×H×W map but gets a vector"),
-            NeedsVector { layer } => write!(
-                f,
-                "layer {layer} is Linear but gets a map (missing Flatten)"
-            ),
-            ChannelMismatch {
-                layer,
-                expected,
-                found,
-            } => {
-                write!(
-                    f,
-                    "layer {layer} takes {found} channels but gets {expected}"
-                )
-            }
-            FeatureMismatch {
-                layer,
-                expected,
-                found,
-            } => {
-                write!(
-                    f,
-                    "layer {layer} takes {found} features but gets {expected}"
-                )
-            }
-            BadKernel { layer } => write!(f, "layer {layer}: conv kernel must be odd"),
-            BadStride { layer } => write!(f, "layer {layer}: conv stride must be 1 or 2"),
-            BadPool { layer } => write!(
-                f,
-                "layer {layer}: pool kernel and stride must be at least 1"
-            ),
-            EmptyOutput { layer } => write!(f, "layer {layer} would produce an empty output"),
-            TooLarge { layer } => write!(
-                f,
-                "layer {layer}: output larger than {MAX_TENSOR_LEN} bytes"
-            ),
-            DotTooLong { layer } => write!(
-                f,
-                "layer {layer}: more than {MAX_DOT_LEN} inputs per output"
-            ),
-            SectionLength { layer, section } => {
-                write!(f, "layer {layer}: {section:?} section has the wrong length")
-            }
-            SectionOutOfBounds { layer, section } => {
-                write!(
-                    f,
-                    "layer {layer}: {section:?} section lies outside the data"
-                )
-            }
-            SectionMisaligned { layer, section } => {
-                write!(
-                    f,
-                    "layer {layer}: {section:?} section is not 4-byte aligned"
-                )
-            }
-            WeightOutOfRange { layer } => {
-                write!(f, "layer {layer}: a weight is -128 (allowed: -127..=127)")
-            }
-            NegativeMultiplier { layer } => {
-                write!(f, "layer {layer}: a requantization multiplier is negative")
-            }
-            ShiftOutOfRange { layer } => write!(
-                f,
-                "layer {layer}: a requantization shift is outside -31..=30"
-            ),
-            BadOutputScale { layer } => {
-                write!(f, "layer {layer}: output scale is not finite and positive")
-            }
-            BadWeightScale { layer } => write!(
-                f,
-                "layer {layer}: a weight scale is not finite and positive"
-            ),
-            OutputNotVector => f.write_str("the last layer does not produce a vector"),
-            Graph(e) => write!(f, "graph model: {e}"),
-            GraphSupportNotBuilt => f.write_str(
-                "a graph model (format version 4 or 2), but this build has no graph engine (qcnn-core's `graph` feature is off)",
-            ),
-        }
-    }
-}
-
-impl core::error::Error for ModelError {}
 
 /// What a layer computes, for reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -393,7 +138,7 @@ impl<'a> Model<'a> {
     /// a large part of a load's cost on a microcontroller (the weights dominate the blob).
     /// Inference on the result is still memory-safe and panic-free whatever the bytes; only
     /// a flipped weight or bias bit would go unnoticed. For a blob whose integrity is known
-    /// otherwise: checked once with [`verify_checksum`] after it was written to flash, or
+    /// otherwise: checked once with [`verify_checksum`](crate::verify_checksum) after it was written to flash, or
     /// protected by the part's own flash ECC.
     pub fn from_bytes_unverified(blob: &'a [u8]) -> Result<Self, ModelError> {
         Self::load(blob, false)
@@ -555,49 +300,6 @@ fn narrow(shape: MapShape) -> format::Shape {
     }
 }
 
-/// Checks the checksum of a whole blob (xxHash32 for versions 3 and 4, CRC-32 for 1 and 2):
-/// the check [`Model::from_bytes`] makes and [`Model::from_bytes_unverified`] leaves out.
-/// It reads the prefix for the version, so it refuses a blob too short, with another magic
-/// or of another version as `from_bytes` does.
-pub fn verify_checksum(blob: &[u8]) -> Result<(), ModelError> {
-    let framing = prefix_framing(blob)?;
-    check_checksum(blob, framing.checksum)
-}
-
-/// The framing the prefix names, once its length, magic and version are checked.
-fn prefix_framing(blob: &[u8]) -> Result<format::Framing, ModelError> {
-    let too_short = ModelError::TooShort { len: blob.len() };
-    let (body, _) = blob
-        .split_last_chunk::<{ format::CHECKSUM_LEN }>()
-        .ok_or(too_short)?;
-    let (&[m0, m1, m2, m3, v0, v1, ..], _) =
-        body.split_first_chunk::<PREFIX_LEN>().ok_or(too_short)?;
-    if [m0, m1, m2, m3] != MAGIC {
-        return Err(ModelError::BadMagic);
-    }
-    let version = u16::from_le_bytes([v0, v1]);
-    format::framing(version).ok_or(ModelError::UnsupportedVersion { found: version })
-}
-
-// Not inlined: the hash's locals would otherwise sit in `parse`'s frame, on the stack all
-// through the header's decoding, the load's deepest part.
-#[inline(never)]
-fn check_checksum(blob: &[u8], checksum: Checksum) -> Result<(), ModelError> {
-    let (body, stored) = blob
-        .split_last_chunk::<{ format::CHECKSUM_LEN }>()
-        .ok_or(ModelError::TooShort { len: blob.len() })?;
-    let stored = u32::from_le_bytes(*stored);
-    let computed = checksum.of(body);
-    if stored != computed {
-        return Err(ModelError::ChecksumMismatch {
-            checksum,
-            stored,
-            computed,
-        });
-    }
-    Ok(())
-}
-
 /// The layers of a [`Model`], in order: see [`Model::layers`].
 #[derive(Clone, Debug)]
 pub struct Layers<'a> {
@@ -672,111 +374,6 @@ impl<'a> Walk<'a> {
         }
         Some(checked)
     }
-}
-
-/// The parts of a blob whose framing checked out.
-struct Framed<'a> {
-    input: format::Shape,
-    /// The encoded layers, `layer_count` of them, each of which decodes.
-    layers: &'a [u8],
-    layer_count: usize,
-    data: &'a [u8],
-}
-
-/// Checks the framing (prefix, checksum if asked, header, padding, data length). The header is
-/// decoded piece by piece (shape, layer count, each layer, data length) exactly as postcard
-/// would decode a [`Header`], without ever holding the whole layer list.
-/// A blob whose framing checked out: a layer sequence or a validated graph.
-enum Parsed<'a> {
-    Sequential(Framed<'a>),
-    Graph(Graph<'a>),
-}
-
-fn parse(blob: &[u8], check_checksum: bool) -> Result<Parsed<'_>, ModelError> {
-    let framing = prefix_framing(blob)?;
-    let too_short = ModelError::TooShort { len: blob.len() };
-    let (body, _) = blob
-        .split_last_chunk::<{ format::CHECKSUM_LEN }>()
-        .ok_or(too_short)?;
-    let (prefix, rest) = body.split_first_chunk::<PREFIX_LEN>().ok_or(too_short)?;
-    let [_, _, _, _, _, _, f0, f1, h0, h1, h2, h3] = *prefix;
-    if framing.layout == Layout::Graph && !cfg!(feature = "graph") {
-        return Err(ModelError::GraphSupportNotBuilt);
-    }
-    let flags = u16::from_le_bytes([f0, f1]);
-    if flags != 0 {
-        return Err(ModelError::UnknownFlags { found: flags });
-    }
-    if check_checksum {
-        self::check_checksum(blob, framing.checksum)?;
-    }
-    let header_len = u32::from_le_bytes([h0, h1, h2, h3]);
-    let out_of_bounds = ModelError::HeaderOutOfBounds { header_len };
-    let (header_bytes, _) = rest
-        .split_at_checked(to_usize(header_len))
-        .ok_or(out_of_bounds)?;
-    let decode = ModelError::HeaderDecode;
-    if framing.layout == Layout::Graph {
-        let data_start = format::data_offset(header_bytes.len());
-        let padding = body
-            .get(PREFIX_LEN + header_bytes.len()..data_start)
-            .unwrap_or_default();
-        if padding.iter().any(|&b| b != 0) {
-            return Err(ModelError::NonZeroPadding);
-        }
-        let data = body.get(data_start..).unwrap_or_default();
-        return crate::graph::load(header_bytes, data).map(Parsed::Graph);
-    }
-    let (input, rest) =
-        postcard::take_from_bytes::<format::Shape>(header_bytes).map_err(|_| decode)?;
-    let (count, layers_start) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
-    let layer_count = to_usize(count);
-    if layer_count > format::MAX_LAYERS {
-        return Err(decode);
-    }
-    let mut after_layers = layers_start;
-    for _ in 0..layer_count {
-        after_layers = postcard::take_from_bytes::<Layer>(after_layers)
-            .map_err(|_| decode)?
-            .1;
-    }
-    let layers = layers_start
-        .get(..layers_start.len() - after_layers.len())
-        .unwrap_or_default();
-    let (data_len, unused) = postcard::take_from_bytes::<u32>(after_layers).map_err(|_| decode)?;
-    if !unused.is_empty() {
-        return Err(ModelError::HeaderTrailingBytes);
-    }
-    let data_start = format::data_offset(header_bytes.len());
-    let data = body.get(data_start..).unwrap_or_default();
-    if data.len() != to_usize(data_len) {
-        return Err(ModelError::DataLength {
-            header: data_len,
-            actual: data.len(),
-        });
-    }
-    let padding = body
-        .get(PREFIX_LEN + header_bytes.len()..data_start)
-        .unwrap_or_default();
-    if padding.iter().any(|&b| b != 0) {
-        return Err(ModelError::NonZeroPadding);
-    }
-    Ok(Parsed::Sequential(Framed {
-        input,
-        layers,
-        layer_count,
-        data,
-    }))
-}
-
-/// Lossless on the 32- and 64-bit targets we build for; saturates elsewhere so that bounds
-/// checks fail instead of wrapping.
-fn to_usize(n: u32) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX)
-}
-
-fn valid_scale(scale: f32) -> bool {
-    scale.is_finite() && scale > 0.0
 }
 
 /// Builds each layer's operator, tracking the tensor between layers.
@@ -1069,6 +666,9 @@ impl<'a> Builder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::Checksum;
+    use crate::format::PREFIX_LEN;
+    use crate::format::read::verify_checksum;
     use crate::format::{Conv2d, Header, Linear};
     use crate::test_blob::{Spec, encode, fix_checksum, with_version};
     use crate::test_util::SplitMix;

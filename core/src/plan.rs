@@ -4,7 +4,7 @@
 //! layer sets the arena and what to change in their network to fit a part.
 
 use crate::arena::{self, End};
-use crate::format::MAX_LAYERS;
+use crate::format::layout::MAX_LAYERS;
 use crate::model::{CheckedLayer, Model};
 use crate::ops::scratch::dsp_linear_min_bytes;
 use crate::ops::{Kernels, Op};

@@ -10,6 +10,11 @@
 /// The shifts the engine accepts: a left shift of at most 30 and a right shift of at most 31.
 pub const SHIFT_RANGE: core::ops::RangeInclusive<i8> = -31..=30;
 
+/// Whether a tensor's or a weight's scale is usable: finite and positive.
+pub fn valid_scale(scale: f32) -> bool {
+    scale.is_finite() && scale > 0.0
+}
+
 /// `round(a·b / 2^31)` with ties rounded up, saturating the single overflowing case
 /// `i32::MIN · i32::MIN` to `i32::MAX` (gemmlowp's `SaturatingRoundingDoublingHighMul`,
 /// ARM's `VQRDMULH`).

@@ -546,6 +546,28 @@ impl ProducedRows<'_, '_> {
     }
 }
 
+/// A streamed producer's output rows, computed as the ring needs them, straight into the
+/// consumer's int8 ring.
+#[cfg(qcnn_arm_dsp)]
+impl crate::ops::arm_dsp::RowSource for ProducedRows<'_, '_> {
+    const RING: RingValues = RingValues::Int8;
+
+    fn load(
+        &mut self,
+        op: &Conv2dOp<'_>,
+        layout: &DspConvLayout,
+        row: usize,
+        ring: &mut [u32],
+        slot: usize,
+    ) {
+        let bytes: &mut [i8] = bytemuck::must_cast_slice_mut(ring);
+        let start = slot * layout.row_values + op.padding * layout.c;
+        if let Some(dst) = bytes.get_mut(start..start + op.input.w * layout.c) {
+            self.produce_into(row, dst, layout.c);
+        }
+    }
+}
+
 /// Whether the band conv `op` is 3×3, stride 1, unpooled: [`band_row_3x3`]'s layers, and
 /// those of the Cortex-M4's `conv3x3_row`.
 fn is_band_3x3(op: &Conv2dOp<'_>) -> bool {

@@ -2,48 +2,18 @@
 //! documentation. [`prepare`] turns one node into what its kernel takes, checking it against
 //! its tensors; load runs it with the data scans, inference again without them.
 
-use crate::format::Section;
-use crate::model::{ModelError, SectionKind};
-use crate::ops::Kernels;
+use crate::error::ModelError;
+use crate::format::layout::{Section, SectionKind, to_usize};
 use crate::ops::dot::MAX_DOT_LEN;
-use crate::quant::SHIFT_RANGE;
+use crate::ops::kernels::Kernels;
+use crate::quant::{SHIFT_RANGE, valid_scale};
 use crate::shape::MapShape;
 
 use super::error::{GraphError, SectionProblem};
 use super::format::{ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window};
 use super::kernels::{ChannelData, window_len};
-use super::{Graph, format};
-
-/// A node ready for its kernel.
-pub(crate) enum Prepared<'a> {
-    Conv {
-        in_shape: MapShape,
-        out_shape: MapShape,
-        window: Window,
-        groups: usize,
-        input_zero_point: i8,
-        weights: &'a [i8],
-        channels: ChannelData<'a>,
-    },
-    Pool {
-        in_shape: MapShape,
-        out_shape: MapShape,
-        window: Window,
-        /// `Some((count_include_pad, zero point))` for an average.
-        average: Option<(bool, i8)>,
-    },
-    GlobalAverage {
-        in_shape: MapShape,
-    },
-    Add {
-        params: format::Add,
-        zero_points: [i8; 3],
-    },
-    Gemm {
-        weights: &'a [i8],
-        channels: ChannelData<'a>,
-    },
-}
+pub(crate) use super::prepared_node::Prepared;
+use super::view::Graph;
 
 pub(crate) fn map(desc: &TensorDesc) -> MapShape {
     MapShape {
@@ -55,14 +25,6 @@ pub(crate) fn map(desc: &TensorDesc) -> MapShape {
 
 fn len(desc: &TensorDesc) -> usize {
     map(desc).checked_len().unwrap_or(usize::MAX)
-}
-
-fn valid_scale(scale: f32) -> bool {
-    scale.is_finite() && scale > 0.0
-}
-
-fn to_usize(n: u32) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Decodes `header` (a graph header) and checks it all against `data` (the bytes after

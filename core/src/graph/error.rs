@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use crate::model::SectionKind;
+use crate::format::layout::SectionKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphError {

@@ -22,10 +22,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::{QuantParams, Section, Shape};
+use crate::format::layout::{QuantParams, Section, Shape};
 
 /// The format versions of graph blobs (defined with the others in [`crate::format`]).
-pub use crate::format::{CRC32_GRAPH_VERSION, GRAPH_VERSION};
+pub use crate::format::layout::{CRC32_GRAPH_VERSION, GRAPH_VERSION};
 /// Most nodes one graph blob may hold.
 pub const MAX_NODES: usize = 64;
 /// Most tensors one graph blob may hold (the image included).

@@ -13,60 +13,21 @@ pub mod error;
 pub mod fast;
 pub mod format;
 pub mod kernels;
+mod prepared_node;
 mod run;
 #[cfg(test)]
 pub(crate) mod tests;
+pub mod view;
 
 pub(crate) use self::check::load;
 pub use self::error::{GraphError, SectionProblem};
 pub use self::format::{GRAPH_VERSION, GraphHeader, MAX_NODES, MAX_TENSORS, Node, NodeOp};
 
-use crate::format::QuantParams;
-use crate::shape::MapShape;
+pub use self::view::{Graph, NodeInfo};
 
-/// A validated graph: a view of the header's encoded tensors and nodes and of the data.
-#[derive(Clone, Debug)]
-pub struct Graph<'a> {
-    /// The encoded tensor list (without its length), `tensor_count` entries.
-    tensors: &'a [u8],
-    tensor_count: usize,
-    /// The encoded node list (without its length), `node_count` entries.
-    nodes: &'a [u8],
-    node_count: usize,
-    data: &'a [u8],
-    output: u16,
-    /// The planned tensors' bytes; the arena holds `scratch_len` more after them.
-    arena_len: usize,
-    /// Scratch of the fast kernels chosen for this target ([`fast::choose`]), the most any
-    /// node takes.
-    scratch_len: usize,
-    input: MapShape,
-    output_len: usize,
-    output_quant: QuantParams,
-}
-
-/// One node as [`Graph::nodes`] lists it, with its tensors' descriptions.
-#[derive(Clone, Debug)]
-pub struct NodeInfo {
-    pub index: usize,
-    pub node: Node,
-    /// (tensor index, description) of each input.
-    pub inputs: heapless::Vec<(u16, format::TensorDesc), 2>,
-    pub output: (u16, format::TensorDesc),
-    pub macs: u64,
-}
-
+// The methods that prepare or measure nodes: here, beside `check` and `fast`, because the
+// view (`view.rs`) is what `check` builds and must not import them.
 impl<'a> Graph<'a> {
-    /// The planned tensors' bytes (the header's `arena_len`).
-    pub fn arena_len(&self) -> usize {
-        self.arena_len
-    }
-
-    /// Scratch bytes after the planned tensors on this target.
-    pub fn scratch_len(&self) -> usize {
-        self.scratch_len
-    }
-
     /// Scratch bytes after the planned tensors on a target with `kernels`: the most any
     /// node's chosen kernel takes.
     pub fn scratch_len_for(&self, kernels: crate::ops::Kernels) -> usize {
@@ -80,90 +41,8 @@ impl<'a> Graph<'a> {
             .unwrap_or(0)
     }
 
-    pub fn input_shape(&self) -> MapShape {
-        self.input
-    }
-
-    pub fn num_classes(&self) -> usize {
-        self.output_len
-    }
-
-    pub fn output_quant(&self) -> QuantParams {
-        self.output_quant
-    }
-
     pub fn macs(&self) -> u64 {
         self.nodes().fold(0, |sum, n| sum.saturating_add(n.macs))
-    }
-
-    /// The slices and indices a [`crate::Model`] keeps: tensors, tensor count, nodes, node
-    /// count, data, output tensor.
-    pub(crate) fn parts(&self) -> (&'a [u8], usize, &'a [u8], usize, &'a [u8], u16) {
-        (
-            self.tensors,
-            self.tensor_count,
-            self.nodes,
-            self.node_count,
-            self.data,
-            self.output,
-        )
-    }
-
-    /// A validated graph again from [`Self::parts`] and the model's figures.
-    pub(crate) fn from_parts(
-        (tensors, tensor_count): (&'a [u8], usize),
-        (nodes, node_count): (&'a [u8], usize),
-        data: &'a [u8],
-        output: u16,
-        (arena_len, scratch_len, input, output_len, output_quant): (
-            usize,
-            usize,
-            MapShape,
-            usize,
-            QuantParams,
-        ),
-    ) -> Self {
-        Self {
-            tensors,
-            tensor_count,
-            nodes,
-            node_count,
-            data,
-            output,
-            arena_len,
-            scratch_len,
-            input,
-            output_len,
-            output_quant,
-        }
-    }
-
-    pub fn node_count(&self) -> usize {
-        self.node_count
-    }
-
-    pub fn tensor_count(&self) -> usize {
-        self.tensor_count
-    }
-
-    /// The output tensor's index.
-    pub fn output(&self) -> u16 {
-        self.output
-    }
-
-    /// Tensor `index`'s description.
-    pub fn tensor(&self, index: u16) -> Option<format::TensorDesc> {
-        self.tensor_list().nth(usize::from(index))
-    }
-
-    /// Every tensor's description, in index order.
-    pub fn tensor_list(&self) -> impl Iterator<Item = format::TensorDesc> + 'a {
-        let mut bytes = self.tensors;
-        (0..self.tensor_count).map_while(move |_| {
-            let (tensor, rest) = postcard::take_from_bytes(bytes).ok()?;
-            bytes = rest;
-            Some(tensor)
-        })
     }
 
     /// The nodes in order, with their tensors (for reports and profiles).

@@ -1,12 +1,13 @@
 //! Running a validated graph: each node decoded again from the header (without the data
 //! scans), its tensors cut from the arena at their planned offsets, its kernel run.
 
-use super::Graph;
-use super::check::{Prepared, map, prepare};
+use super::check::{map, prepare};
 use super::fast::{self, GraphKernel};
 use super::format::{Node, TensorDesc};
 use super::kernels;
-use crate::ops::Kernels;
+use super::prepared_node::Prepared;
+use super::view::Graph;
+use crate::ops::kernels::Kernels;
 
 /// The byte range of `desc` in the arena.
 fn range(desc: &TensorDesc) -> (usize, usize) {

@@ -4,8 +4,8 @@
 use super::format::*;
 use super::{GraphError, SectionProblem};
 use crate::format::{DataWriter, QuantParams, Section, Shape, encode_graph, graph_encoded_len};
-use crate::model::{Model, ModelError, SectionKind};
 use crate::test_util::SplitMix;
+use crate::{Model, ModelError, SectionKind};
 
 const Q: QuantParams = QuantParams {
     scale: 0.05,

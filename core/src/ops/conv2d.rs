@@ -21,14 +21,14 @@
 //! (AVX-512 on x86-64 hosts, SMLAD on the Cortex-M4: `super::x86`, `super::arm_dsp`);
 //! [`Conv2dOp::run_portable`] is the two paths above.
 
-use super::Kernels;
+use super::chunks::{chunk_len, rows, rows_mut};
+pub use super::conv2d_op::Conv2dOp;
 use super::dot::{dot, dot_constant};
 #[cfg(any(test, feature = "std"))]
 use super::gemm::GemmKernel;
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
-use super::maxpool2d::PoolWindow;
-use super::scratch::{ConvGeometry, DspConvLayout};
-use super::{Channels, chunk_len, rows, rows_mut};
+use super::kernels::Kernels;
+use super::scratch::DspConvLayout;
 use crate::shape::MapShape;
 
 /// Scratch bytes for im2col patches: the bound on `C·K·K` for the im2col path (the seed
@@ -57,25 +57,6 @@ impl Im2col {
     fn scratch_bytes(&self) -> usize {
         self.patch_bytes() + self.padded_weights
     }
-}
-
-/// One validated Conv2d layer. Public so that the firmware's `dsp_check` can compare the
-/// target's fast path ([`Self::run`]) with the portable code ([`Self::run_portable`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Conv2dOp<'a> {
-    pub input: MapShape,
-    /// After the fused pool, if any.
-    pub output: MapShape,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-    /// [`PoolWindow::IDENTITY`] when no pool is fused.
-    pub pool: PoolWindow,
-    /// OIHW, PyTorch's layout.
-    pub weights: &'a [i8],
-    pub channels: Channels<'a>,
-    /// Padding holds this value: the real 0 of the input.
-    pub input_zero_point: i8,
 }
 
 impl Conv2dOp<'_> {
@@ -110,20 +91,6 @@ impl Conv2dOp<'_> {
             columns: (PATCH_BYTES / stride).clamp(1, MAX_COLUMNS),
             padded_weights: if pad { padded_weights } else { 0 },
         })
-    }
-
-    /// What the Cortex-M4 path's scratch layout depends on.
-    pub(crate) fn geometry(&self) -> ConvGeometry {
-        ConvGeometry {
-            in_channels: self.input.c,
-            in_width: self.input.w,
-            out_channels: self.output.c,
-            kernel: self.kernel,
-            stride: self.stride,
-            padding: self.padding,
-            pool_kernel: self.pool.kernel,
-            pool_stride: self.pool.stride,
-        }
     }
 
     /// `output` (C×H×W after the pool) from `input` (C×H×W), with the target's fastest path;
@@ -436,6 +403,7 @@ fn copy_row(dst: &mut [i8], src: &[i8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::maxpool2d::PoolWindow;
     use crate::reference::{self, ChannelData};
     use crate::test_util::SplitMix;
 

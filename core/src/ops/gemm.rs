@@ -29,17 +29,8 @@
 //!   most [`super::dot::MAX_DOT_LEN`], so no sum of products overflows;
 //! - it never panics, whatever the lengths (a validated model's never disagree).
 
-use super::dot::dot;
-use super::rows;
+pub use super::gemm_portable::{GemmKernel, MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm_portable};
 use super::tier::KernelTier;
-
-/// Most weight rows per call: callers block longer layers, so that the accumulators are a
-/// small, fixed stack array (`MAX_ROWS · MAX_COLUMNS` i32, 256 bytes).
-pub const MAX_ROWS: usize = 16;
-/// Most columns per call.
-pub const MAX_COLUMNS: usize = 4;
-/// Accumulators one call may need.
-pub const MAX_ACC: usize = MAX_ROWS * MAX_COLUMNS;
 
 /// `weights (rows × k) · columnsᵀ (k × n) → acc (rows × n)`, with the target's fastest kernel.
 #[inline]
@@ -51,9 +42,6 @@ pub fn gemm(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     gemm_portable(weights, columns, k, acc);
 }
-
-/// A gemm kernel: [`gemm_portable`]'s contract and results, bit for bit.
-pub type GemmKernel = fn(&[i8], &[i8], usize, &mut [i32]);
 
 /// The kernel of one [`KernelTier`]; [`gemm_portable`] for tiers of another architecture or
 /// that this CPU lacks (each kernel checks the CPU, so any of them is safe to call).
@@ -68,23 +56,6 @@ pub fn gemm_kernel(tier: KernelTier) -> GemmKernel {
         gemm_portable
     };
     kernel
-}
-
-/// The reference kernel: one plain dot product per (row, column).
-pub fn gemm_portable(weights: &[i8], columns: &[i8], k: usize, acc: &mut [i32]) {
-    let n = columns.len() / k.max(1);
-    for (w_row, acc_row) in rows(weights, k).zip(rows_mut_i32(acc, n)) {
-        for (column, out) in rows(columns, k).zip(acc_row) {
-            *out = dot(w_row, column);
-        }
-    }
-}
-
-/// `acc` split into rows of `n` accumulators (`n` ≥ 1); a short last row takes the results
-/// that fit, as the contract says.
-#[inline]
-pub(crate) fn rows_mut_i32(acc: &mut [i32], n: usize) -> core::slice::ChunksMut<'_, i32> {
-    acc.chunks_mut(n.max(1))
 }
 
 #[cfg(test)]

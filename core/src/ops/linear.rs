@@ -2,21 +2,13 @@
 //! vectors through [`gemm`], [`MAX_ROWS`] output features by up to [`MAX_COLUMNS`] images per
 //! call.
 
+use super::chunks::chunk_len;
 use super::dot::dot;
 #[cfg(any(test, feature = "std"))]
 use super::gemm::GemmKernel;
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
-use super::{Channels, Kernels, chunk_len};
-
-/// One validated Linear layer; public for the same reason as
-/// [`super::conv2d::Conv2dOp`].
-#[derive(Clone, Copy, Debug)]
-pub struct LinearOp<'a> {
-    pub in_features: usize,
-    /// `[out][in]`, PyTorch's layout.
-    pub weights: &'a [i8],
-    pub channels: Channels<'a>,
-}
+use super::kernels::Kernels;
+pub use super::linear_op::LinearOp;
 
 impl LinearOp<'_> {
     /// Bytes of scratch [`Self::run`] uses with `kernels` (`ops::scratch`).

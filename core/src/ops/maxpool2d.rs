@@ -1,7 +1,7 @@
 //! MaxPool2d without padding, floor mode (PyTorch's defaults), standalone or fused into
 //! Conv2d through [`PoolWindow`].
 
-use super::{rows, rows_mut};
+use super::chunks::{rows, rows_mut};
 use crate::shape::MapShape;
 
 /// A square pooling window and its stride.

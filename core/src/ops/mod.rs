@@ -10,10 +10,16 @@
 mod aarch64;
 #[cfg(qcnn_arm_dsp)]
 pub(crate) mod arm_dsp;
+pub mod channels;
+pub(crate) mod chunks;
 pub mod conv2d;
+pub(crate) mod conv2d_op;
 pub mod dot;
 pub mod gemm;
+pub(crate) mod gemm_portable;
+pub mod kernels;
 pub mod linear;
+pub(crate) mod linear_op;
 pub mod maxpool2d;
 pub mod requant;
 pub(crate) mod scratch;
@@ -21,70 +27,8 @@ pub mod tier;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
-use core::slice::{ChunksExact, ChunksExactMut};
-
-use crate::quant::Requantizer;
-
-/// Per-output-channel bias and requantization, read straight from the blob.
-#[derive(Clone, Copy, Debug)]
-pub struct Channels<'a> {
-    pub bias: &'a [[u8; 4]],
-    pub multiplier: &'a [[u8; 4]],
-    pub shift: &'a [i8],
-    pub zero_point: i8,
-    pub relu: bool,
-}
-
-impl<'a> Channels<'a> {
-    /// `(bias, requantizer)` for every output channel, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (i32, Requantizer)> + 'a {
-        let (zero_point, relu) = (self.zero_point, self.relu);
-        self.bias.iter().zip(self.multiplier).zip(self.shift).map(
-            move |((bias, multiplier), &shift)| {
-                let requant =
-                    Requantizer::new(i32::from_le_bytes(*multiplier), shift, zero_point, relu);
-                (i32::from_le_bytes(*bias), requant)
-            },
-        )
-    }
-
-    /// The channels in consecutive blocks of `n` (the last one may be shorter), matching
-    /// `weights.chunks(n · row_len)`.
-    pub fn chunks(&self, n: usize) -> impl Iterator<Item = Channels<'a>> + 'a {
-        let (zero_point, relu) = (self.zero_point, self.relu);
-        let n = n.max(1);
-        self.bias
-            .chunks(n)
-            .zip(self.multiplier.chunks(n))
-            .zip(self.shift.chunks(n))
-            .map(move |((bias, multiplier), shift)| Channels {
-                bias,
-                multiplier,
-                shift,
-                zero_point,
-                relu,
-            })
-    }
-}
-
-/// `chunks_exact` with a size that is never 0 (validated models have no empty
-/// dimension), so the compiler can drop the zero-size panic.
-#[inline]
-fn rows(s: &[i8], n: usize) -> ChunksExact<'_, i8> {
-    s.chunks_exact(n.max(1))
-}
-
-/// `a·b` as a chunk length: saturating and at least 1, so that `chunks` and divisions by it
-/// provably cannot panic (the panic-never check links only if the optimizer sees that).
-#[inline]
-pub(crate) fn chunk_len(a: usize, b: usize) -> usize {
-    a.saturating_mul(b).max(1)
-}
-
-#[inline]
-fn rows_mut(s: &mut [i8], n: usize) -> ChunksExactMut<'_, i8> {
-    s.chunks_exact_mut(n.max(1))
-}
+pub use channels::Channels;
+pub use kernels::Kernels;
 
 /// The Cortex-M4 Linear in a scratch shorter than its whole unpacked input (the streaming
 /// schedule's), unpacking it block by block; `false` if it declines. For the firmware's
@@ -98,37 +42,6 @@ pub fn dsp_linear_blocked(
     scratch: &mut [i8],
 ) -> bool {
     arm_dsp::linear_blocked(op, input, output, scratch)
-}
-
-/// Which set of kernels runs the layers. It decides how much scratch each layer takes from
-/// the arena, so [`crate::Model::arena_len_for`] gives the arena of a target other than the
-/// one running (a firmware's build script, on the host, sizing the arena of a Cortex-M4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kernels {
-    /// The portable kernels: Cortex-M0/M0+, hosts (whose x86-64 SIMD kernels keep their
-    /// buffers on the stack), and any target without the DSP extension.
-    Portable,
-    /// The Cortex-M4/M7 DSP paths (`thumbv7em`, or `+dsp`): see `ops::arm_dsp`.
-    CortexM4Dsp,
-}
-
-impl Kernels {
-    /// The kernels of the target this crate is compiled for.
-    pub const NATIVE: Self = if cfg!(qcnn_arm_dsp) {
-        Self::CortexM4Dsp
-    } else {
-        Self::Portable
-    };
-
-    /// The kernels a Rust target gets, by its name (as core's `build.rs` decides: every
-    /// `thumbv7em` target has the DSP extension).
-    pub fn for_target(target: &str) -> Self {
-        if target.starts_with("thumbv7em") {
-            Self::CortexM4Dsp
-        } else {
-            Self::Portable
-        }
-    }
 }
 
 /// One validated layer's computation.

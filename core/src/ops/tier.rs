@@ -60,15 +60,15 @@ impl KernelTier {
         match self {
             Self::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2 => super::x86::has_avx2(),
+            Self::Avx2 => super::x86::detect::has_avx2(),
             #[cfg(target_arch = "x86_64")]
-            Self::AvxVnni => super::x86::has_avx_vnni(),
+            Self::AvxVnni => super::x86::detect::has_avx_vnni(),
             #[cfg(target_arch = "x86_64")]
-            Self::Avx512Vnni => super::x86::has_avx512_vnni_vbmi(),
+            Self::Avx512Vnni => super::x86::detect::has_avx512_vnni_vbmi(),
             #[cfg(target_arch = "aarch64")]
-            Self::Neon => super::aarch64::has_neon(),
+            Self::Neon => super::aarch64::detect::has_neon(),
             #[cfg(target_arch = "aarch64")]
-            Self::NeonDot => super::aarch64::has_neon_dot(),
+            Self::NeonDot => super::aarch64::detect::has_neon_dot(),
             #[allow(unreachable_patterns)]
             _ => false,
         }

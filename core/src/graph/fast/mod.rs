@@ -24,9 +24,9 @@ pub mod depthwise;
 mod dsp;
 pub mod patch_conv;
 
-use crate::ops::Kernels;
+use crate::ops::kernels::Kernels;
 
-use super::check::Prepared;
+use super::prepared_node::Prepared;
 
 /// The kernel a node runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,26 +13,11 @@
 
 use core::arch::aarch64::*;
 
-use super::gemm::{GemmKernel, gemm_portable};
+pub(crate) mod detect;
+
+use self::detect::{has_neon, has_neon_dot};
+use super::gemm_portable::{GemmKernel, gemm_portable};
 use super::tier::KernelTier;
-
-#[cfg(any(test, feature = "std"))]
-macro_rules! has {
-    ($($feature:tt),+) => { $(std::arch::is_aarch64_feature_detected!($feature))&&+ };
-}
-
-#[cfg(not(any(test, feature = "std")))]
-macro_rules! has {
-    ($($feature:tt),+) => { cfg!(all($(target_feature = $feature),+)) };
-}
-
-pub(crate) fn has_neon() -> bool {
-    has!("neon")
-}
-
-pub(crate) fn has_neon_dot() -> bool {
-    has!("neon", "dotprod")
-}
 
 /// The multiply-accumulate step, the only per-tier code.
 trait Products {

@@ -25,10 +25,9 @@
 
 use core::arch::asm;
 
-use crate::ops::conv2d::Conv2dOp;
+use crate::ops::conv2d_op::Conv2dOp;
 use crate::ops::requant::PreparedRequantizer;
 use crate::ops::scratch::{self, DspConvLayout, GROUP, MAX_KERNEL_ROWS, MAX_RING_ROWS, RingValues};
-use crate::stream::ProducedRows;
 
 /// Carves the layer's buffers out of `words`, in the order `DspConvLayout::total_words`
 /// counts them.
@@ -106,27 +105,6 @@ impl RowSource for MapRows<'_> {
     }
 }
 
-/// A streamed producer's output rows, computed as the ring needs them (`crate::stream`),
-/// straight into the int8 ring.
-impl RowSource for ProducedRows<'_, '_> {
-    const RING: RingValues = RingValues::Int8;
-
-    fn load(
-        &mut self,
-        op: &Conv2dOp<'_>,
-        layout: &DspConvLayout,
-        row: usize,
-        ring: &mut [u32],
-        slot: usize,
-    ) {
-        let bytes: &mut [i8] = bytemuck::must_cast_slice_mut(ring);
-        let start = slot * layout.row_values + op.padding * layout.c;
-        if let Some(dst) = bytes.get_mut(start..start + op.input.w * layout.c) {
-            self.produce_into(row, dst, layout.c);
-        }
-    }
-}
-
 /// Runs `op` if it fits the path's limits and `scratch` holds its buffers; `false` (nothing
 /// written) otherwise.
 pub(crate) fn conv2d(
@@ -143,11 +121,12 @@ pub(crate) fn conv2d(
     conv2d_from(op, &mut rows, output, scratch)
 }
 
-/// [`conv2d`] reading its input rows from a streamed producer (a separate instance, so the
-/// whole-map one is the same code as before streaming existed).
+/// [`conv2d`] reading its input rows from a streamed producer (`crate::stream` implements
+/// [`RowSource`] for it; a separate instance, so the whole-map one is the same code as before
+/// streaming existed).
 pub(crate) fn conv2d_rows(
     op: &Conv2dOp<'_>,
-    rows: &mut ProducedRows<'_, '_>,
+    rows: &mut impl RowSource,
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {

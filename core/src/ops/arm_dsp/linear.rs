@@ -14,9 +14,9 @@
 
 use core::arch::asm;
 
-use super::sxtb16_pairs;
+use super::patch_mac::sxtb16_pairs;
 use crate::ops::dot::dot;
-use crate::ops::linear::LinearOp;
+use crate::ops::linear_op::LinearOp;
 use crate::ops::scratch::{self, LINEAR_STEP as STEP};
 
 /// Runs `op` if it fits and `scratch` holds the unpacked input; `false` (nothing written)

@@ -21,28 +21,7 @@ mod linear;
 mod patch_mac;
 mod row3;
 
-use core::arch::asm;
-
-pub(crate) use conv2d::{conv2d, conv2d_rows};
+pub(crate) use conv2d::{RowSource, conv2d, conv2d_rows};
 pub(crate) use linear::{linear, linear_blocked};
 pub(crate) use patch_mac::{mac_patch4, smlad, sum_bytes};
 pub(crate) use row3::conv3x3_row;
-
-/// The int8 bytes of `word` as two int16 pairs: `(bytes 0 and 2, bytes 1 and 3)`.
-#[inline(always)]
-fn sxtb16_pairs(word: u32) -> (u32, u32) {
-    let (even, odd): (u32, u32);
-    // SAFETY: pure register arithmetic: no memory, no stack, no flags.
-    unsafe {
-        asm!(
-            "sxtb16 {even}, {word}",
-            "sxtb16 {odd}, {word}, ror #8",
-            word = in(reg) word,
-            // `out`, not `lateout`: `even` is written while `word` is still to be read.
-            even = out(reg) even,
-            odd = lateout(reg) odd,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    (even, odd)
-}

@@ -1,5 +1,6 @@
 //! The DSP instructions the graph's fast kernels (`graph::fast`) are built on: one output
-//! channel against four unpacked int16 patches, SMLAD on a pair, and a byte sum.
+//! channel against four unpacked int16 patches, SMLAD on a pair, and a byte sum; and the
+//! SXTB16 unpacking the Linear kernel (`super::linear`) uses.
 
 use core::arch::asm;
 
@@ -112,4 +113,23 @@ pub(crate) fn sum_bytes(bytes: &[i8]) -> i32 {
         }
     }
     total
+}
+
+/// The int8 bytes of `word` as two int16 pairs: `(bytes 0 and 2, bytes 1 and 3)`.
+#[inline(always)]
+pub(crate) fn sxtb16_pairs(word: u32) -> (u32, u32) {
+    let (even, odd): (u32, u32);
+    // SAFETY: pure register arithmetic: no memory, no stack, no flags.
+    unsafe {
+        asm!(
+            "sxtb16 {even}, {word}",
+            "sxtb16 {odd}, {word}, ror #8",
+            word = in(reg) word,
+            // `out`, not `lateout`: `even` is written while `word` is still to be read.
+            even = out(reg) even,
+            odd = lateout(reg) odd,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    (even, odd)
 }

@@ -11,7 +11,7 @@
 
 use core::arch::asm;
 
-use super::{smlad, sxtb16_pairs};
+use super::patch_mac::{smlad, sxtb16_pairs};
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::requant::PreparedRequantizer;
 

@@ -38,7 +38,7 @@ use core::arch::x86_64::*;
 
 use super::isa::Isa;
 use super::requant::VectorRequant;
-use crate::ops::conv2d::Conv2dOp;
+use crate::ops::conv2d_op::Conv2dOp;
 use crate::ops::maxpool2d::PoolWindow;
 use crate::shape::MapShape;
 

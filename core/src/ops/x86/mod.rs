@@ -16,47 +16,17 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod conv2d;
+pub(crate) mod detect;
 mod gemm;
 pub(crate) mod isa;
 mod requant;
 
 use self::conv2d::{Layer, Weights};
+use self::detect::{has_avx_vnni, has_avx2, has_avx512_vnni_vbmi};
 use self::isa::{Avx2, Avx512, AvxVnni};
-use super::conv2d::Conv2dOp;
-use super::gemm::{GemmKernel, gemm_portable};
+use super::conv2d_op::Conv2dOp;
+use super::gemm_portable::{GemmKernel, gemm_portable};
 use super::tier::KernelTier;
-
-// `is_x86_feature_detected!` caches its answer, so each check is a load and a bit test.
-#[cfg(any(test, feature = "std"))]
-macro_rules! has {
-    ($($feature:tt),+) => { $(std::is_x86_feature_detected!($feature))&&+ };
-}
-
-#[cfg(not(any(test, feature = "std")))]
-macro_rules! has {
-    ($($feature:tt),+) => { cfg!(all($(target_feature = $feature),+)) };
-}
-
-/// [`KernelTier::Avx512Vnni`]: VNNI, byte permutes (VBMI), 128/256-bit forms (VL).
-pub(crate) fn has_avx512_vnni_vbmi() -> bool {
-    has!(
-        "avx512f",
-        "avx512bw",
-        "avx512vl",
-        "avx512vnni",
-        "avx512vbmi"
-    )
-}
-
-/// [`KernelTier::AvxVnni`].
-pub(crate) fn has_avx_vnni() -> bool {
-    has!("avx2", "avxvnni")
-}
-
-/// [`KernelTier::Avx2`].
-pub(crate) fn has_avx2() -> bool {
-    has!("avx2")
-}
 
 /// The best tier this CPU supports, for the `no_std` path that decides on each call.
 fn best_tier() -> KernelTier {

@@ -1,0 +1,37 @@
+//! A graph node checked against its tensors, in the form its kernel takes: what
+//! `super::check::prepare` returns and `super::fast::choose` picks a kernel for.
+
+use super::format::{self, Window};
+use super::kernels::ChannelData;
+use crate::shape::MapShape;
+
+/// A node ready for its kernel.
+pub(crate) enum Prepared<'a> {
+    Conv {
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        groups: usize,
+        input_zero_point: i8,
+        weights: &'a [i8],
+        channels: ChannelData<'a>,
+    },
+    Pool {
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        /// `Some((count_include_pad, zero point))` for an average.
+        average: Option<(bool, i8)>,
+    },
+    GlobalAverage {
+        in_shape: MapShape,
+    },
+    Add {
+        params: format::Add,
+        zero_points: [i8; 3],
+    },
+    Gemm {
+        weights: &'a [i8],
+        channels: ChannelData<'a>,
+    },
+}
