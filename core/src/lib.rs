@@ -106,3 +106,6 @@ pub use ops::tier::KernelTier;
 #[cfg(any(test, feature = "std"))]
 pub use prepared::{PreparedModel, TierError};
 pub use shape::{MapShape, TensorShape};
+#[cfg(qcnn_arm_dsp)]
+#[doc(hidden)]
+pub use stream::{dsp_pair_between_len, dsp_stream_pair};

@@ -399,6 +399,35 @@ fn next_op<'a>(
     Some(layer.output().len())
 }
 
+/// Two Conv2d layers run as a streamed pair on the Cortex-M4, for the firmware's `dsp_check`,
+/// which compares them with the portable whole-map kernels: `producer`'s input map `input`,
+/// `consumer`'s output map `output`, `between` at least what [`dsp_pair_between_len`] asks;
+/// `false` (nothing written) if the two cannot stream into the DSP kernel's ring.
+#[cfg(qcnn_arm_dsp)]
+#[doc(hidden)]
+pub fn dsp_stream_pair(
+    producer: &Conv2dOp<'_>,
+    consumer: &Conv2dOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    between: &mut [i8],
+) -> bool {
+    let (first, second) = (Op::Conv2d(*producer), Op::Conv2d(*consumer));
+    match StreamPair::new(&first, &second) {
+        Some(pair) if pair.feeds_ring() => pair.run_into_dsp(consumer, input, output, between),
+        _ => false,
+    }
+}
+
+/// The bytes between the two maps [`dsp_stream_pair`] needs; `None` when the pair cannot
+/// stream.
+#[cfg(qcnn_arm_dsp)]
+#[doc(hidden)]
+pub fn dsp_pair_between_len(producer: &Conv2dOp<'_>, consumer: &Conv2dOp<'_>) -> Option<usize> {
+    let (first, second) = (Op::Conv2d(*producer), Op::Conv2d(*consumer));
+    StreamPair::new(&first, &second)?.between_len(Kernels::CortexM4Dsp)
+}
+
 /// One layer of a streaming schedule outside a pair (one image): `Op::run`, except that the
 /// Cortex-M4 Linear, given less scratch than its whole unpacked input, unpacks it block by
 /// block (the planner counts on that: `plan::least_need`).
