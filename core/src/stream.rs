@@ -119,7 +119,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
     }
 
     fn producer_window(&self) -> Option<Window> {
-        Window::of_conv(&self.producer)
+        Window::of_conv(self.producer)
     }
 
     fn consumer_window(&self) -> Option<Window> {
@@ -155,7 +155,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
 
     /// The buffers of the portable schedule, in bytes.
     fn layout(&self) -> Option<Layout> {
-        let producer_band = band_conv(&self.producer, &self.producer_window()?)?;
+        let producer_band = band_conv(self.producer, &self.producer_window()?)?;
         let (input, output) = self.consumer_shapes();
         let window = self.consumer_window()?;
         let row = input.c.checked_mul(input.w)?;
@@ -211,7 +211,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
     /// layout, without scratch.
     fn feeds_ring(&self) -> bool {
         self.producer_window()
-            .and_then(|window| band_conv(&self.producer, &window))
+            .and_then(|window| band_conv(self.producer, &window))
             .is_some_and(|op| is_band_3x3(&op))
     }
 
@@ -242,7 +242,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
         let (Some(layout), Some(window)) = (self.layout(), self.producer_window()) else {
             return false;
         };
-        let Some(band_op) = band_conv(&self.producer, &window) else {
+        let Some(band_op) = band_conv(self.producer, &window) else {
             return false;
         };
         if !is_band_3x3(&band_op) {
@@ -271,7 +271,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
         ) else {
             return;
         };
-        let Some(producer_op) = band_conv(&self.producer, &p_window) else {
+        let Some(producer_op) = band_conv(self.producer, &p_window) else {
             return;
         };
         let Some(buffers) = layout.carve(between) else {
@@ -306,7 +306,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
                 let Some(dst) = ring.get_mut(slot * row_len..(slot + 1) * row_len) else {
                     return;
                 };
-                fill_band(producer_band, &self.producer, &p_window, row, |ch, r| {
+                fill_band(producer_band, self.producer, &p_window, row, |ch, r| {
                     plane_row(input, self.producer.input, ch, r)
                 });
                 if !band_row_3x3(&producer_op, producer_band, dst) {
