@@ -5,6 +5,9 @@
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
+    // The generator's own name for its step; it is no iterator (it never ends), and core's
+    // tests and the firmware's `dsp_check` all call it so.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
