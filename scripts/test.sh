@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$QCNN_ROOT"
 
-ALL_STEPS=(dvc-status fmt shellcheck clippy doc test tiers aarch64 cross-core firmware capi workflows containers)
+ALL_STEPS=(dvc-status fmt shellcheck clippy doc test train-small tiers aarch64 cross-core firmware capi workflows containers)
 SKIPPED=200 # a step's exit status meaning "nothing to run here"
 
 step_dvc_status() {
@@ -71,6 +71,15 @@ step_test() {
     # core's loader without the `graph` feature: a version-2 blob is refused by name
     # (every_error_has_a_crafted_blob covers GraphSupportNotBuilt in this build).
     cargo test -p qcnn-core --no-default-features --lib -- model::
+}
+
+step_train_small() {
+    # firmware/train-small, a workspace of its own (the tool that trained the M0+ checkpoint,
+    # plain Rust): clippy, and its tests (the backward pass against finite differences, Adam
+    # fitting a small batch).
+    local manifest=firmware/train-small/Cargo.toml
+    cargo clippy --manifest-path "$manifest" --locked --all-targets -- -D warnings
+    cargo test --manifest-path "$manifest" --locked
 }
 
 step_tiers() {

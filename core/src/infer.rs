@@ -399,7 +399,10 @@ mod tests {
                 "{scale}: {out:?}"
             );
             let sum: f32 = out.iter().sum();
-            assert!((sum - 1.0).abs() < 1e-4, "{scale}: {out:?}");
+            assert!(
+                approx::abs_diff_eq!(sum, 1.0, epsilon = 1e-4),
+                "{scale}: {out:?}"
+            );
         }
     }
 

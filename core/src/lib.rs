@@ -93,8 +93,9 @@ pub mod shape;
 mod stream;
 #[cfg(test)]
 mod test_blob;
-#[cfg(test)]
-mod test_util;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod test_util;
 mod weight_range;
 
 pub use error::ModelError;

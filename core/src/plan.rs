@@ -458,17 +458,21 @@ mod tests {
     use crate::test_blob::Spec;
     use crate::test_util::SplitMix;
 
-    #[test]
-    fn lifetimes_keep_a_residual_apart_and_reuse_dead_tensors() {
-        // image(0) -> a(1) -> b(2) -> add(a, b)(3) -> logits(4): a lives across b.
+    /// image(0) -> a(1) -> b(2) -> add(a, b)(3) -> logits(4): a lives across b.
+    fn residual_add() -> [Lifetime; 5] {
         let t = |len, born, dies| Lifetime { len, born, dies };
-        let tensors = [
+        [
             t(100, 0, 0),
             t(400, 0, 2),
             t(400, 1, 2),
             t(400, 2, 3),
             t(10, 3, 4),
-        ];
+        ]
+    }
+
+    #[test]
+    fn lifetimes_keep_a_residual_apart_and_reuse_dead_tensors() {
+        let tensors = residual_add();
         let mut offsets = [0; 5];
         let arena = place_by_lifetimes(&tensors, &mut offsets);
         assert_eq!(live_peak(&tensors, 4), 1200);
@@ -485,15 +489,8 @@ mod tests {
 
     #[test]
     fn an_add_takes_the_bytes_of_an_input_dying_there_and_nothing_else_does() {
-        // image(0) -> a(1) -> b(2) -> c(3) = add(a, b) -> logits(4): with c over a, two maps.
-        let t = |len, born, dies| Lifetime { len, born, dies };
-        let tensors = [
-            t(100, 0, 0),
-            t(400, 0, 2),
-            t(400, 1, 2),
-            t(400, 2, 3),
-            t(10, 3, 4),
-        ];
+        // With the Add's output over a, two maps.
+        let tensors = residual_add();
         let mut offsets = [0; 5];
         let shares = [None, None, None, Some(1), None];
         let arena = place_sharing(&tensors, &shares, &mut offsets);

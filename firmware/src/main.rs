@@ -218,16 +218,6 @@ fn print_figures(
     counter: &mut InstructionCounter,
     run: &Run,
 ) -> Result<(), FirmwareError> {
-    let Run {
-        total,
-        fewest,
-        most,
-        load_instructions,
-        unverified_instructions,
-        checksum_instructions,
-        stack_at_load,
-        stack_at_first_inference,
-    } = *run;
     let images = embedded::images().count() as u64;
     let calibration = counter.calibration();
     let milli = calibration.milli_instructions_per_tick();
@@ -240,13 +230,13 @@ fn print_figures(
     );
     hprintln!(
         "# instructions_per_inference {} (mean of {} images; min {}, max {})",
-        total / images,
+        run.total / images,
         images,
-        fewest,
-        most
+        run.fewest,
+        run.most
     );
     let macs = model.macs();
-    let milli_per_mac = total * 1000 / images / macs;
+    let milli_per_mac = run.total * 1000 / images / macs;
     hprintln!(
         "# instructions_per_mac {}.{:03} ({} MACs per inference)",
         milli_per_mac / 1000,
@@ -255,9 +245,9 @@ fn print_figures(
     );
     print_profile(model, arena, schedule, counter)?;
     print_boot(
-        load_instructions,
-        unverified_instructions,
-        checksum_instructions,
+        run.load_instructions,
+        run.unverified_instructions,
+        run.checksum_instructions,
     );
     let flash = footprint::flash_used();
     let data = BLOB.len() + IMAGES.len();
@@ -287,15 +277,15 @@ fn print_figures(
     );
     hprintln!(
         "# stack_peak_load_bytes {} (reset to the end of the loads)",
-        stack_at_load
+        run.stack_at_load
     );
     hprintln!(
         "# stack_peak_inference_bytes {} (reset to first inference)",
-        stack_at_first_inference
+        run.stack_at_first_inference
     );
     hprintln!(
         "# ram_in_all_bytes {} (static, arena included, + stack peak to first inference)",
-        ram_static + stack_at_first_inference
+        ram_static + run.stack_at_first_inference
     );
     hprintln!(
         "# stack_peak_total_bytes {} (whole run, semihosting output included; stack region {})",

@@ -26,6 +26,7 @@ use qcnn_core::ops::Channels;
 use qcnn_core::ops::conv2d::Conv2dOp;
 use qcnn_core::ops::linear::LinearOp;
 use qcnn_core::ops::maxpool2d::PoolWindow;
+use qcnn_core::test_util::SplitMix as Rng;
 use qcnn_core::{Kernels, MapShape};
 // The vector table's interrupt part (src/interrupts.rs) lives in the firmware's library.
 use qcnn_firmware as _;
@@ -47,29 +48,6 @@ const MAX_FEATURES: usize = 3600;
 const MAX_SCRATCH: usize = 2 * MAX_FEATURES + 8;
 const MAX_INPUT: usize = 8 * 28 * 28;
 const MAX_WEIGHTS: usize = 40 * 4096 + 4;
-
-/// SplitMix64, as in core's tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn fill(&mut self, values: &mut [i8], extreme: Option<i8>) {
-        for v in values {
-            *v = extreme.unwrap_or(self.next() as i8);
-        }
-    }
-}
 
 /// Word-aligned weights, so that the Linear fast path (LDRD) can take them.
 #[repr(C, align(4))]
@@ -210,11 +188,7 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             kernel: pool.0,
             stride: pool.1,
         };
-        let conv_len = |len: usize| {
-            (len + 2 * padding)
-                .checked_sub(kernel)
-                .map(|l| l / stride + 1)
-        };
+        let conv_len = |len| qcnn_core::shape::window_len(len, kernel, stride, padding, padding);
         let (Some(out_h), Some(out_w)) = (
             conv_len(h).and_then(|l| pool.output_len(l)),
             conv_len(w).and_then(|l| pool.output_len(l)),
@@ -233,7 +207,7 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         let weights = &mut b.weights[..weights_len];
         for v in weights.iter_mut() {
-            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+            *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..in_len], extreme);
         let op = Conv2dOp {
@@ -281,7 +255,7 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         let weights = &mut b.weights[skew..skew + k * n];
         for v in weights.iter_mut() {
-            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+            *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..k], extreme);
         let op = LinearOp {
@@ -591,7 +565,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let skew = case / 2 % 2;
         let weights = &mut b.weights[skew..skew + weights_len];
         for v in weights.iter_mut() {
-            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+            *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..in_len], extreme);
         let zero_point = rng.next() as i8;
