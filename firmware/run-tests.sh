@@ -21,7 +21,8 @@
 #               instructions per inference and per MAC, arena, stack and RAM printed next to
 #               the CMSIS-NN figures of the issue, and held to the limits below;
 #   m0          the Cortex-M0+ (thumbv6m) build with the small model of m0-config.yaml: its
-#               ELF must fit 256 KiB of flash, and on qemu's micro:bit it must print exactly
+#               panic_check must link and run, and its runtime's flash keep within a limit;
+#               its ELF must fit 256 KiB of flash, and on qemu's micro:bit it must print exactly
 #               `qcnn predict`'s lines for that model; its stack and RAM figures are printed
 #               and held to limits of their own.
 # Every part runs even when an earlier one failed; the exit status is non-zero if any failed.
@@ -33,31 +34,34 @@ test_name=firmware
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/firmware.sh"
 firmware="$root/firmware"
 # Issue 13's targets, for the seed model on the M4, where met; where not (RAM in all, arena:
-# the DSP kernels' scratch now sits in the arena, no longer on the stack), the figure reached,
-# so that it cannot grow back unnoticed. firmware/README.md has both.
+# the DSP kernels' scratch now sits in the arena, no longer on the stack; runtime flash), the
+# figure reached, so that it cannot grow back unnoticed. firmware/README.md has both.
 # The graph engine (format versions 4 and 2) is a cargo feature, `graph`, off for these
 # builds: the seed model is a layer chain. A build with it is held to runtime_code_limit_graph.
 # Format version 3's xxHash32 (a default load 4.7 times cheaper) added about 380 B of flash
-# (the CRC-32 stays, for blobs of versions 1 and 2). RAM in all: 16,148 B measured.
+# (the CRC-32 stays, for blobs of versions 1 and 2). RAM in all: 16,140 B measured.
 stack_limit=2048
-ram_in_all_limit=16160
+ram_in_all_limit=16144
 arena_limit=14359
 mac_limit_milli=1500
-runtime_code_limit=15712
+# 16,076 B measured: 15,664 B before the streamed schedule's int8 ring and the leaner
+# stack (issue 13's target, 12,288 B, is not reached: firmware/README.md).
+runtime_code_limit=16096
 # With the graph engine: 28,136 B before its Cortex-M4 fast kernels (issue 12 part 4), 36,012 B
-# with them before the xxHash32, 36,256 B in all; 40,852 B with the pointwise and max-pool
-# kernels, the per-channel requantization and the row-wise depthwise 3×3; 42,468 B on branch
+# with them before the xxHash32, 36,256 B before the streamed schedule's int8 ring and the
+# leaner stack; 36,600 B on that branch, 41,728 B measured after the merge with the pointwise,
+# max-pool and row-wise depthwise kernels and the per-node kernel table; 42,468 B on branch
 # gconv with the staged patch conv (its gather and requantization assembly, two requantization
-# paths) and the fused Conv + Add; 46,756 B with both (the merge of the two branches).
-runtime_code_limit_graph=46816
-# The streaming schedule (QCNN_MAX_ARENA=min) on the M4: issue 13's arena target is met; for
-# RAM in all, the stack and the speed, the figures reached (the targets, 10,240 B, 2,048 B and
-# 1.5 per MAC, are not: firmware/README.md).
-stream_arena_limit=9408
-# 11,864 B and 2,664 B measured (the firmware's printing moved out of its main frame).
-stream_ram_in_all_limit=11872
-stream_stack_limit=2672
-stream_mac_limit_milli=1600
+# paths) and the fused Conv + Add, 46,756 B merged with gdw's kernels; 49,364 B with all
+# (after the merge of ram, hostsimd and coremap too).
+runtime_code_limit_graph=49424
+# The streaming schedule (QCNN_MAX_ARENA=min) on the M4: issue 13's arena (9,408 B), stack
+# (2,048 B) and RAM-in-all (10,240 B) targets are met, held here to the figures reached (8,001,
+# 2,000 and 10,016 B measured); its speed target (1.5 per MAC) is not: 1.527 measured.
+stream_arena_limit=8001
+stream_ram_in_all_limit=10032
+stream_stack_limit=2016
+stream_mac_limit_milli=1530
 # The graph models (issue 12): CMSIS-NN's figures from the issue (instructions per inference
 # under the same qemu; activation buffers + scratch + stack, bytes), and qcnn's limits: the
 # figures reached, so that they cannot grow back unnoticed (firmware/README.md).
@@ -72,8 +76,11 @@ graph_models=(
 # The M0 build (small model, 16 KiB of RAM on the micro:bit).
 m0_flash_limit=$((256 * 1024))
 m0_stack_limit=2048
-# RAM in all: 3,632 B measured (static 1,712 + stack 1,920).
-m0_ram_in_all_limit=3648
+# RAM in all: 3,592 B measured (static 1,712 + stack 1,880).
+m0_ram_in_all_limit=3600
+# The M0's runtime (panic_check for thumbv6m, the portable kernels, without the blob and
+# images): 17,500 B measured; issue 13's 12,288 B target is the M4's and is not met here either.
+m0_runtime_code_limit=17504
 
 host_tuple="$(rustc -vV | sed -n 's/^host: //p')"
 llvm_size="$(rustc --print sysroot)/lib/rustlib/$host_tuple/bin/llvm-size"
@@ -213,8 +220,17 @@ part_graph() {
 }
 
 part_m0() {
-    local blob="$work/small_cnn.qcnn" elf
+    local blob="$work/small_cnn.qcnn" elf runtime
     make_blob "$firmware/m0-config.yaml" "$firmware/m0/small_cnn.safetensors" "$blob"
+    # The panic-never link and the runtime's flash, as on the M4 (panic-never, runtime-size).
+    if ! elf="$(build_firmware thumbv6m-none-eabi panic_check "$blob" 2>"$work/panic_check_m0.log")"; then
+        grep -E 'error|panic-never|undefined symbol|referenced by' "$work/panic_check_m0.log" | head -n 20 >&2
+        fail "m0 panic_check: a panic is reachable from Model::from_bytes or infer: it does not link"
+    fi
+    echo "m0 panic_check links: no panic is reachable from Model::from_bytes or infer"
+    run_qemu microbit "$elf" "$work/panic_check_m0.out"
+    runtime=$(($(flash_bytes "$elf") - $(stat -c %s "$blob") - images * 784))
+    check_at_most m0_runtime_code_bytes "$runtime" "$m0_runtime_code_limit"
     elf="$(build_firmware thumbv6m-none-eabi qcnn-firmware "$blob")"
     check_at_most m0_flash_bytes "$(flash_bytes "$elf")" "$m0_flash_limit"
     run_firmware microbit "$elf" "$blob" m0

@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$QCNN_ROOT"
 
-ALL_STEPS=(dvc-status fmt shellcheck clippy doc test tiers aarch64 cross-core firmware capi workflows containers)
+ALL_STEPS=(dvc-status fmt shellcheck clippy doc test train-small tiers aarch64 cross-core firmware capi workflows containers)
 SKIPPED=200 # a step's exit status meaning "nothing to run here"
 
 step_dvc_status() {
@@ -73,11 +73,29 @@ step_test() {
     cargo test -p qcnn-core --no-default-features --lib -- model::
 }
 
+step_train_small() {
+    # firmware/train-small, a workspace of its own (the tool that trained the M0+ checkpoint,
+    # plain Rust): clippy, and its tests (the backward pass against finite differences, Adam
+    # fitting a small batch).
+    local manifest=firmware/train-small/Cargo.toml
+    cargo clippy --manifest-path "$manifest" --locked --all-targets -- -D warnings
+    cargo test --manifest-path "$manifest" --locked
+}
+
 step_tiers() {
     # Every kernel tier this CPU has, on all 10,000 test images, with the list of tiers that ran
     # and were skipped in the log; fails if the CPU's best tier did not run.
     cargo test -p qcnn-host --test kernel_tiers -- --nocapture 2>&1 | tee "$QCNN_ROOT/target/tiers.log"
     grep '^kernel tiers on' "$QCNN_ROOT/target/tiers.log"
+    # The speed bench's own check, so that bench/ keeps compiling and its engines agree: every
+    # supported tier in every (batch, threads) of qcnn's rows gives identical logits on 1,000
+    # test images; no timing. Built without tract (its build does not fit a CI run here), in
+    # the root target directory and the same dev profile, so it reuses the workspace's build.
+    local blob=target/bench-smoke.qcnn fixtures=${QCNN_FIXTURES:-../shared/fixtures/torch}
+    cargo run --quiet -p qcnn-quantize -- -o "$blob" >/dev/null
+    CARGO_TARGET_DIR="$QCNN_ROOT/target" cargo run --quiet --manifest-path bench/Cargo.toml \
+        --no-default-features --example compare -- --smoke 1000 --model "$blob" \
+        --onnx "$fixtures/model.onnx" --onnx-int8 "$fixtures/model_int8.onnx"
 }
 
 step_aarch64() {

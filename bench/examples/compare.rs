@@ -7,9 +7,14 @@
 //! the rounds interleave the engines, and each engine's figure is the median over the rounds
 //! of its best try in each: every engine gets the same number of tries. Run it through `bash bench/compare.sh`, which builds the
 //! blob and the onnxruntime venv first. The rows and the table are in `src/lib.rs`.
+//!
+//! Built without the `tract` feature (`--no-default-features`, as `scripts/test.sh tiers` does
+//! for `--smoke`), the tract rows and the smoke check's class agreement are left out, and the
+//! table refuses to run rather than print a table without tract's row.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+#[cfg(feature = "tract")]
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -20,6 +25,7 @@ use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::{FashionMnist, LabeledImages};
 use qcnn_host::inference::first_images;
 use qcnn_quantize::int8_runner::{self, BATCH, Workers};
+#[cfg(feature = "tract")]
 use tract_onnx::prelude::*;
 
 /// Print the side-by-side images/s table.
@@ -68,6 +74,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<()> {
+    #[cfg(not(feature = "tract"))]
+    if args.smoke.is_none() {
+        bail!("built without the `tract` feature: the table needs tract's row (only --smoke runs)");
+    }
     let config =
         Config::load(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
     let dataset = FashionMnist::load(&config.data.search_dirs(None))?;
@@ -76,9 +86,13 @@ fn run(args: &Args) -> Result<()> {
         std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let model =
         Model::from_bytes(&blob).with_context(|| format!("loading {}", args.model.display()))?;
+    #[cfg(feature = "tract")]
     let tract = TractFloat::load(&args.onnx)?;
     if let Some(count) = args.smoke {
-        return smoke(&model, &tract, test, count);
+        #[cfg(feature = "tract")]
+        return smoke(&model, Some(&tract), test, count);
+        #[cfg(not(feature = "tract"))]
+        return smoke(&model, None, test, count);
     }
     // Kernels chosen once, as `qcnn evaluate` does; QCNN_KERNEL_TIER forces a tier.
     let model = PreparedModel::new(model).context("choosing qcnn's kernel tier")?;
@@ -99,6 +113,7 @@ fn run(args: &Args) -> Result<()> {
                 let logits = int8_runner::run(&model, &images, workers, &|_| {})?;
                 rows.push(Row::new("qcnn int8", batch, threads, logits.images_per_s()));
             }
+            #[cfg(feature = "tract")]
             rows.push(Row::new("tract float32", 1, 1, tract.images_per_s(test)?));
             keep_best(&mut best, rows);
         }
@@ -118,7 +133,13 @@ fn run(args: &Args) -> Result<()> {
 /// this CPU supports, in every configuration of qcnn's rows, gives the same logits, bit for
 /// bit; and tract's float32 model picks the same class as qcnn's int8 one for at least 95% of
 /// the images (quantization moves a few borderline ones). Fails on the first difference.
-fn smoke(model: &Model<'_>, tract: &TractFloat, test: &LabeledImages, count: usize) -> Result<()> {
+/// Without tract (`None`: built without the feature) the agreement is said to be not checked.
+fn smoke(
+    model: &Model<'_>,
+    tract: Option<&TractFloat>,
+    test: &LabeledImages,
+    count: usize,
+) -> Result<()> {
     let count = count.clamp(1, test.len());
     let images = first_images(test, count);
     let mut reference: Option<(String, Vec<i8>)> = None;
@@ -152,18 +173,22 @@ fn smoke(model: &Model<'_>, tract: &TractFloat, test: &LabeledImages, count: usi
     let Some((_, expected)) = reference else {
         bail!("no kernel tier ran");
     };
+    let identical = format!(
+        "bench smoke on {count} test images: qcnn tiers {} in every (batch, threads) of \
+         {QCNN_CONFIGS:?} give identical logits",
+        ran.join(", ")
+    );
+    let Some(tract) = tract else {
+        println!("{identical}; tract float32 not checked (built without the `tract` feature)");
+        return Ok(());
+    };
     let tract_classes = tract.classes(test, count)?;
     let agree = expected
         .chunks(model.num_classes())
         .zip(&tract_classes)
-        .filter(|(logits, &class)| argmax(logits) == class)
+        .filter(|&(logits, &class)| argmax(logits) == class)
         .count();
-    println!(
-        "bench smoke on {count} test images: qcnn tiers {} in every (batch, threads) of \
-         {QCNN_CONFIGS:?} give identical logits; tract float32 picks qcnn's class for \
-         {agree} of {count}",
-        ran.join(", ")
-    );
+    println!("{identical}; tract float32 picks qcnn's class for {agree} of {count}");
     ensure!(
         agree * 100 >= count * 95,
         "tract float32 and qcnn int8 agree on only {agree} of {count} images"
@@ -210,11 +235,24 @@ fn tier_line(qcnn: KernelTier) -> String {
     )
 }
 
-/// tract's optimized plan of the float32 export, batch 1.
+/// tract's optimized plan of the float32 export, batch 1 (an empty stand-in without the
+/// `tract` feature, never built).
+#[cfg(feature = "tract")]
 struct TractFloat {
     plan: std::sync::Arc<TypedRunnableModel>,
 }
 
+#[cfg(not(feature = "tract"))]
+enum TractFloat {}
+
+#[cfg(not(feature = "tract"))]
+impl TractFloat {
+    fn classes(&self, _: &LabeledImages, _: usize) -> Result<Vec<usize>> {
+        match *self {}
+    }
+}
+
+#[cfg(feature = "tract")]
 impl TractFloat {
     fn load(path: &Path) -> Result<TractFloat> {
         let plan = tract_onnx::onnx()

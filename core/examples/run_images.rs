@@ -6,7 +6,11 @@
 //!     run_images --best      # the best tier of this CPU
 //!
 //! `batch` (default 1) images per call, as `qcnn evaluate` runs them (16); the digest does
-//! not depend on it.
+//! not depend on it. The inference loop's own time goes to stderr (`inference <wall> s, cpu
+//! <cpu> s`: elapsed, and this process's CPU time, which on a shared machine leaves out the
+//! time other processes had the core), as `bench/onnxruntime_peer.py` times its inference
+//! alone: process start, file reading, the blob's load and the kernels' preparation are
+//! outside it.
 
 use std::process::ExitCode;
 
@@ -56,6 +60,7 @@ fn run(blob: &str, images: &str, count: &str, tier: &str, batch: &str) -> Result
     let mut logits = vec![0_i8; batch * classes];
     // FNV-1a over every logit: equal digests, equal logits.
     let mut digest = 0xcbf2_9ce4_8422_2325_u64;
+    let (start, start_cpu) = (std::time::Instant::now(), cpu_seconds());
     for images in images.chunks(batch * image_len) {
         let done = model
             .infer_batch(images, &mut arena, &mut logits)
@@ -64,6 +69,21 @@ fn run(blob: &str, images: &str, count: &str, tier: &str, batch: &str) -> Result
             digest = (digest ^ u64::from(l as u8)).wrapping_mul(0x100_0000_01b3);
         }
     }
+    let (seconds, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - start_cpu);
     println!("{count} images, tier {tier}, logits digest {digest:016x}");
+    eprintln!("inference {seconds:.6} s, cpu {cpu:.6} s");
     Ok(())
+}
+
+/// This process's CPU time so far (`CLOCK_PROCESS_CPUTIME_ID`), in seconds.
+fn cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } != 0 {
+        return f64::NAN;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }

@@ -6,8 +6,8 @@ use micromath::F32Ext;
 
 use crate::arena::{self, End};
 use crate::format::layout::QuantParams;
-use crate::model::Model;
-use crate::ops::Kernels;
+use crate::model::{CheckedLayer, Model};
+use crate::ops::{Kernels, Op};
 use crate::plan::Schedule;
 use crate::stream;
 
@@ -244,8 +244,8 @@ impl Model<'_> {
         let (mut end, mut len) = (End::Front, self.input_len());
         after(0);
         let mut layers = self.layers().enumerate();
-        while let Some((index, layer)) = layers.next() {
-            let op = layer.op();
+        while let Some((index, op, out_len)) = next_step(&mut layers) {
+            let op = &op;
             if !op.computes() {
                 after(index + 1);
                 continue;
@@ -258,7 +258,6 @@ impl Model<'_> {
                 after(index + 2);
                 continue;
             }
-            let out_len = layer.output().len();
             let (batch_in, batch_out) = (count.saturating_mul(len), count.saturating_mul(out_len));
             // The caller sized the arena for every layer, so this split always succeeds.
             let split = arena::split(arena, end, batch_in, batch_out).ok_or(too_small)?;
@@ -273,6 +272,17 @@ impl Model<'_> {
         let arena: &'b [i8] = arena;
         arena::tensor(arena, end, count.saturating_mul(len)).ok_or(too_small)
     }
+}
+
+/// The next layer's index, op and output length. Not inlined: the decoded layer and the
+/// temporaries of decoding it stay in this frame, off the stack while the layers run (the
+/// device's stack).
+#[inline(never)]
+fn next_step<'a>(
+    layers: &mut impl Iterator<Item = (usize, CheckedLayer<'a>)>,
+) -> Option<(usize, Op<'a>, usize)> {
+    let (index, layer) = layers.next()?;
+    Some((index, *layer.op(), layer.output().len()))
 }
 
 /// The first `needed` bytes of `arena` as int8, or why not.
@@ -389,7 +399,10 @@ mod tests {
                 "{scale}: {out:?}"
             );
             let sum: f32 = out.iter().sum();
-            assert!((sum - 1.0).abs() < 1e-4, "{scale}: {out:?}");
+            assert!(
+                approx::abs_diff_eq!(sum, 1.0, epsilon = 1e-4),
+                "{scale}: {out:?}"
+            );
         }
     }
 

@@ -51,30 +51,26 @@ impl Model<'_> {
             // A graph's arena was planned at quantize time; none of its nodes stream.
             return Schedule::whole(self.arena_len_for(kernels));
         }
-        // A layer whose kernels adapt to a shorter scratch takes what the budget leaves.
-        let within = |layer: &CheckedLayer<'_>| {
-            let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
-            whole.min(budget.max(least_need(layer, kernels)))
-        };
-        let whole = |layer: &CheckedLayer<'_>| layer.arena_need(kernels).unwrap_or(usize::MAX);
         let (mut streamed, mut arena_len) = (0_u32, self.input_len());
-        // One layer of lookahead (not an array of them: this runs on the device's stack).
-        let mut layers = self.layers().enumerate().peekable();
-        while let Some((index, layer)) = layers.next() {
-            let need = within(&layer);
-            if let Some((_, next)) = layers.peek()
-                && let Some(pair) = StreamPair::new(layer.op(), next.op())
-            {
-                let whole_pair = whole(&layer).max(whole(next));
-                let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
-                if whole_pair > budget && stream < whole_pair && index < 32 {
-                    streamed |= 1 << index;
-                    arena_len = arena_len.max(stream);
-                    layers.next();
-                    continue;
+        // The previous layer, as far as the pair it may make with this one needs it: no
+        // lookahead iterator and no second decoded layer, as this runs on the device's stack,
+        // under the decoding of each layer.
+        let mut previous: Option<Pending<'_>> = None;
+        for (index, layer) in self.layers().enumerate() {
+            if let Some(first) = previous.take() {
+                match first.streamed_need(&layer, kernels, budget) {
+                    Some(stream) => {
+                        streamed |= 1 << first.index;
+                        arena_len = arena_len.max(stream);
+                        continue;
+                    }
+                    None => arena_len = arena_len.max(first.need),
                 }
             }
-            arena_len = arena_len.max(need);
+            previous = Some(Pending::new(index, &layer, kernels, budget));
+        }
+        if let Some(last) = previous {
+            arena_len = arena_len.max(last.need);
         }
         Schedule {
             streamed,
@@ -106,6 +102,52 @@ impl Model<'_> {
             .into_iter()
             .map(|budget| self.schedule_within(kernels, budget))
             .find(|s| s.arena_len <= len)
+    }
+}
+
+/// A layer the planner has seen, waiting for the next one: whether the two stream.
+struct Pending<'a> {
+    index: usize,
+    op: Op<'a>,
+    /// Its whole-map need.
+    whole: usize,
+    /// What it needs within the budget, if it does not stream.
+    need: usize,
+}
+
+impl<'a> Pending<'a> {
+    // Not inlined, here and below: their temporaries stay off the stack while the next layer
+    // is decoded.
+    #[inline(never)]
+    fn new(index: usize, layer: &CheckedLayer<'a>, kernels: Kernels, budget: usize) -> Self {
+        // A layer whose kernels adapt to a shorter scratch takes what the budget leaves.
+        let whole = layer.arena_need(kernels).unwrap_or(usize::MAX);
+        Self {
+            index,
+            op: *layer.op(),
+            whole,
+            need: whole.min(budget.max(least_need(layer, kernels))),
+        }
+    }
+
+    /// The arena of this layer streaming into `next`, if they can and should: only where
+    /// their whole-map need exceeds `budget` and streaming needs less.
+    #[inline(never)]
+    fn streamed_need(
+        &self,
+        next: &CheckedLayer<'_>,
+        kernels: Kernels,
+        budget: usize,
+    ) -> Option<usize> {
+        if self.index >= 32 {
+            return None;
+        }
+        let pair = StreamPair::new(&self.op, next.op())?;
+        let whole_pair = self
+            .whole
+            .max(next.arena_need(kernels).unwrap_or(usize::MAX));
+        let stream = pair.arena_need(kernels).unwrap_or(usize::MAX);
+        (whole_pair > budget && stream < whole_pair).then_some(stream)
     }
 }
 
@@ -242,12 +284,12 @@ impl Model<'_> {
             }
             let input = at(end, in_len);
             let next = layers.get(index + 1).copied().flatten();
-            let streamed = next
-                .filter(|_| schedule.streams(index))
-                .and_then(|next| Some((next, StreamPair::new(layer.op(), next.op())?)));
-            if let Some((next, streamed)) = streamed {
+            let streamed = next.filter(|_| schedule.streams(index)).and_then(|next| {
+                let pair = StreamPair::new(layer.op(), next.op())?;
+                Some((next, pair.arena_need(kernels).unwrap_or(usize::MAX)))
+            });
+            if let Some((next, need)) = streamed {
                 let output = at(end.other(), next.output().len());
-                let need = streamed.arena_need(kernels).unwrap_or(usize::MAX);
                 let scratch_len = need.saturating_sub(in_len).saturating_sub(output.len);
                 let scratch = between(end, input, output, scratch_len);
                 pair = Some((output, scratch, need));
@@ -416,17 +458,21 @@ mod tests {
     use crate::test_blob::Spec;
     use crate::test_util::SplitMix;
 
-    #[test]
-    fn lifetimes_keep_a_residual_apart_and_reuse_dead_tensors() {
-        // image(0) -> a(1) -> b(2) -> add(a, b)(3) -> logits(4): a lives across b.
+    /// image(0) -> a(1) -> b(2) -> add(a, b)(3) -> logits(4): a lives across b.
+    fn residual_add() -> [Lifetime; 5] {
         let t = |len, born, dies| Lifetime { len, born, dies };
-        let tensors = [
+        [
             t(100, 0, 0),
             t(400, 0, 2),
             t(400, 1, 2),
             t(400, 2, 3),
             t(10, 3, 4),
-        ];
+        ]
+    }
+
+    #[test]
+    fn lifetimes_keep_a_residual_apart_and_reuse_dead_tensors() {
+        let tensors = residual_add();
         let mut offsets = [0; 5];
         let arena = place_by_lifetimes(&tensors, &mut offsets);
         assert_eq!(live_peak(&tensors, 4), 1200);
@@ -443,15 +489,8 @@ mod tests {
 
     #[test]
     fn an_add_takes_the_bytes_of_an_input_dying_there_and_nothing_else_does() {
-        // image(0) -> a(1) -> b(2) -> c(3) = add(a, b) -> logits(4): with c over a, two maps.
-        let t = |len, born, dies| Lifetime { len, born, dies };
-        let tensors = [
-            t(100, 0, 0),
-            t(400, 0, 2),
-            t(400, 1, 2),
-            t(400, 2, 3),
-            t(10, 3, 4),
-        ];
+        // With the Add's output over a, two maps.
+        let tensors = residual_add();
         let mut offsets = [0; 5];
         let shares = [None, None, None, Some(1), None];
         let arena = place_sharing(&tensors, &shares, &mut offsets);
@@ -529,11 +568,12 @@ mod streaming_tests {
         let place = |offset, len| Placement { offset, len };
         assert_eq!(steps[0].streaming, Streaming::IntoNext);
         assert_eq!(steps[1].streaming, Streaming::FromPrevious);
-        // The image at the front, conv2's pooled output at the back, bands, conv1's row and
-        // conv2's DSP scratch between; conv1's 8×28×28 map is nowhere.
+        // The image at the front, conv2's pooled output at the back, conv1's band and conv2's
+        // DSP scratch (conv1's rows written into its int8 ring) between; conv1's 8×28×28 map
+        // is nowhere.
         assert_eq!(steps[0].input, place(0, 784));
         assert_eq!(steps[0].output, place(arena - 3136, 3136));
-        assert_eq!(steps[0].scratch, place(784, 90 + 224 + 4951));
+        assert_eq!(steps[0].scratch, place(784, 90 + 3991));
         assert_eq!(steps[0].need, arena);
         assert_eq!(steps[1].output, steps[0].output);
         assert_eq!(steps[1].input, steps[0].scratch);

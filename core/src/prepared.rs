@@ -7,6 +7,9 @@
 //! [`PreparedModel`], which fixes a [`KernelTier`] (the best the CPU has, or the one named by
 //! `QCNN_KERNEL_TIER`), picks each layer's kernel for it, and repacks what that kernel wants.
 //! Every tier gives the same logits as [`crate::Model::infer`], bit for bit.
+//!
+//! A graph model's nodes get their kernels the same way, once per node
+//! (`crate::prepared_graph`).
 
 use core::fmt;
 use std::string::String;
@@ -20,6 +23,7 @@ use crate::ops::linear::LinearOp;
 use crate::ops::maxpool2d::MaxPool2dOp;
 use crate::ops::tier::KernelTier;
 use crate::ops::{Kernels, Op};
+use crate::prepared_graph::GraphKernels;
 
 /// The environment variable that forces a tier (`portable`, `avx2`, `avx-vnni`,
 /// `avx512-vnni`, `neon`, `neon-dot`), for tests and measurements.
@@ -102,10 +106,13 @@ pub struct PreparedModel<'a> {
     /// The largest tensor of one image, input included.
     max_tensor: usize,
     /// The largest scratch of any layer with the portable kernels (im2col's patches, also
-    /// for the convolutions the x86 direct kernel declines); the x86 and NEON kernels keep
-    /// their own buffers on the stack. One image's worth serves the whole batch, as the
-    /// layers run one image at a time or (Linear) need none.
+    /// for the convolutions the x86 direct kernel declines), or the x86 direct convolution's
+    /// padded input (which is not zeroed between calls); the NEON kernels keep their own
+    /// buffers on the stack. One image's worth serves the whole batch, as the layers run one
+    /// image at a time or (Linear) need none.
     scratch_len: usize,
+    /// A graph model's node kernels (its `steps` are then empty).
+    graph: Option<GraphKernels>,
 }
 
 impl fmt::Debug for PreparedModel<'_> {
@@ -129,6 +136,17 @@ impl<'a> PreparedModel<'a> {
         if !tier.is_supported() {
             return Err(TierError::Unsupported { tier });
         }
+        if let Some(graph) = model.graph() {
+            let graph = Some(GraphKernels::new(&graph, tier));
+            return Ok(Self {
+                model,
+                tier,
+                steps: Vec::new(),
+                max_tensor: 0,
+                scratch_len: 0,
+                graph,
+            });
+        }
         let gemm = gemm_kernel(tier);
         let mut steps = Vec::new();
         let mut max_tensor = model.input_len();
@@ -142,6 +160,11 @@ impl<'a> PreparedModel<'a> {
                 Op::Flatten => continue,
                 Op::Linear(op) => Kernel::Linear(op, gemm),
             };
+            #[cfg(target_arch = "x86_64")]
+            if let Kernel::ConvDirect(..) = kernel {
+                // The padded input's words, aligned anywhere in the arena.
+                scratch_len = scratch_len.max(crate::ops::x86::PADDED_WORDS * 4 + 3);
+            }
             max_tensor = max_tensor.max(output_len);
             steps.push(Step {
                 kernel,
@@ -155,6 +178,7 @@ impl<'a> PreparedModel<'a> {
             steps,
             max_tensor,
             scratch_len,
+            graph: None,
         })
     }
 
@@ -166,11 +190,19 @@ impl<'a> PreparedModel<'a> {
         &self.model
     }
 
+    /// A graph model's node kernels.
+    #[cfg(test)]
+    pub(crate) fn graph_kernels(&self) -> Option<&GraphKernels> {
+        self.graph.as_ref()
+    }
+
     /// Bytes of arena [`Self::infer_batch`] needs for `images` images (two tensors of the
     /// largest size per image, and one layer's scratch); `None` if that overflows `usize`.
     pub fn batch_arena_len(&self, images: usize) -> Option<usize> {
-        if self.model.graph().is_some() {
-            return self.model.batch_arena_len(images);
+        if let Some(graph) = &self.graph {
+            // One image at a time: the model's arena, then the host kernels' scratch.
+            let _ = images.checked_mul(self.model.arena_len())?;
+            return self.model.arena_len().checked_add(graph.scratch_len);
         }
         images
             .checked_mul(self.max_tensor)?
@@ -185,10 +217,6 @@ impl<'a> PreparedModel<'a> {
         arena: &mut [u8],
         logits: &mut [i8],
     ) -> Result<usize, InferError> {
-        // A graph's nodes run the portable kernels whatever the tier (see `crate::graph`).
-        if self.model.graph().is_some() {
-            return self.model.infer_batch(images, arena, logits);
-        }
         let image_len = self.model.input_len();
         let count = images.len() / image_len.max(1);
         if count == 0 || count.saturating_mul(image_len) != images.len() {
@@ -209,6 +237,20 @@ impl<'a> PreparedModel<'a> {
             .get_mut(..needed)
             .ok_or(InferError::ArenaTooSmall { needed, found })?;
         let arena: &mut [i8] = bytemuck::must_cast_slice_mut(arena);
+        if let (Some(kernels), Some(graph)) = (&self.graph, self.model.graph()) {
+            // Image by image, as `Model::infer_batch` runs a graph, with the nodes' kernels.
+            let classes = self.model.num_classes().max(1);
+            let images = images.chunks_exact(image_len.max(1));
+            for (image, out) in images.zip(logits.chunks_exact_mut(classes)) {
+                let values = graph
+                    .run_with(image, arena, &mut |_| {}, kernels)
+                    .ok_or(InferError::ArenaTooSmall { needed, found })?;
+                for (dst, &v) in out.iter_mut().zip(values) {
+                    *dst = v;
+                }
+            }
+            return Ok(count);
+        }
         let (tensors, scratch) = arena.split_at_mut(needed - self.scratch_len);
         let (mut from, mut to) = tensors.split_at_mut(tensors.len() / 2);
         // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
@@ -250,7 +292,12 @@ impl Step<'_> {
             #[cfg(target_arch = "x86_64")]
             Kernel::ConvDirect(op, packed) => {
                 for (input, output) in images {
-                    if !packed.run(op, input, output) {
+                    // The padded input's words in the scratch (which always holds them).
+                    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
+                    let ran = words
+                        .first_chunk_mut()
+                        .is_some_and(|padded| packed.run(op, input, output, padded));
+                    if !ran {
                         op.run_portable(input, output, scratch);
                     }
                 }

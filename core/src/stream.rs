@@ -13,9 +13,9 @@
 //! The arena of a streamed pair holds the producer's input at one end and the consumer's
 //! output at the other, with, between them, the producer's input band, the ring, the
 //! consumer's input band and output row, and the consumer's scratch. On the Cortex-M4 the
-//! consumer's DSP kernel already keeps a ring of converted rows: there the producer's rows are
-//! fed straight into it (`ops::arm_dsp::conv2d_rows`), and only the producer's band and one
-//! output row sit beside the kernel's scratch.
+//! consumer's DSP kernel already keeps a ring of input rows: there a 3×3 producer writes its
+//! rows straight into it, as int8 (`ops::arm_dsp::conv2d_rows`), and only the producer's band
+//! sits beside the kernel's scratch.
 //!
 //! Which pairs stream is the planner's choice (`crate::plan`): only where the arena given is
 //! shorter than the whole-map schedule needs.
@@ -25,6 +25,7 @@ use crate::model::CheckedLayer;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
 use crate::ops::requant::PreparedRequantizer;
+use crate::ops::scratch::{DspConvLayout, RingValues};
 use crate::ops::{Kernels, Op};
 use crate::shape::MapShape;
 
@@ -33,16 +34,17 @@ pub(crate) const MAX_SPAN: usize = 8;
 
 /// What reads the streamed rows.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Consumer<'a> {
-    Conv(Conv2dOp<'a>),
-    Pool(MaxPool2dOp),
+pub(crate) enum Consumer<'p, 'a> {
+    Conv(&'p Conv2dOp<'a>),
+    Pool(&'p MaxPool2dOp),
 }
 
-/// A Conv2d streaming its output rows into the next layer.
+/// A Conv2d streaming its output rows into the next layer. It borrows both ops rather than
+/// copying them: it sits on the device's stack while the pair runs.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct StreamPair<'a> {
-    pub producer: Conv2dOp<'a>,
-    pub consumer: Consumer<'a>,
+pub(crate) struct StreamPair<'p, 'a> {
+    pub producer: &'p Conv2dOp<'a>,
+    pub consumer: Consumer<'p, 'a>,
 }
 
 /// The rows one output row of a windowed layer reads: output row `y` reads input rows
@@ -98,13 +100,13 @@ fn band_conv<'a>(op: &Conv2dOp<'a>, window: &Window) -> Option<Conv2dOp<'a>> {
     })
 }
 
-impl<'a> StreamPair<'a> {
+impl<'p, 'a> StreamPair<'p, 'a> {
     /// The pair `producer → consumer` if it can stream.
-    pub(crate) fn new(producer: &Op<'a>, consumer: &Op<'a>) -> Option<Self> {
-        let Op::Conv2d(producer) = *producer else {
+    pub(crate) fn new(producer: &'p Op<'a>, consumer: &'p Op<'a>) -> Option<Self> {
+        let Op::Conv2d(producer) = producer else {
             return None;
         };
-        let consumer = match *consumer {
+        let consumer = match consumer {
             Op::Conv2d(op) => Consumer::Conv(op),
             Op::MaxPool2d(op) => Consumer::Pool(op),
             _ => return None,
@@ -117,7 +119,7 @@ impl<'a> StreamPair<'a> {
     }
 
     fn producer_window(&self) -> Option<Window> {
-        Window::of_conv(&self.producer)
+        Window::of_conv(self.producer)
     }
 
     fn consumer_window(&self) -> Option<Window> {
@@ -153,7 +155,7 @@ impl<'a> StreamPair<'a> {
 
     /// The buffers of the portable schedule, in bytes.
     fn layout(&self) -> Option<Layout> {
-        let producer_band = band_conv(&self.producer, &self.producer_window()?)?;
+        let producer_band = band_conv(self.producer, &self.producer_window()?)?;
         let (input, output) = self.consumer_shapes();
         let window = self.consumer_window()?;
         let row = input.c.checked_mul(input.w)?;
@@ -193,24 +195,24 @@ impl<'a> StreamPair<'a> {
         };
         let portable = layout.portable_len()?.checked_add(consumer_scratch)?;
         match (&self.consumer, kernels) {
-            (Consumer::Conv(op), Kernels::CortexM4Dsp) => {
-                let dsp = crate::ops::scratch::DspConvLayout::new(&op.geometry())
+            (Consumer::Conv(op), Kernels::CortexM4Dsp) if self.feeds_ring() => {
+                let dsp = DspConvLayout::with_ring(&op.geometry(), RingValues::Int8)
                     .map_or(0, |l| l.scratch_bytes());
                 // The DSP schedule, or the portable one when the kernel declines the layer
                 // (a requantizer with a left shift): whichever is larger.
-                let fed = layout.producer_band.checked_add(self.producer_row_len())?;
-                Some(portable.max(fed.checked_add(dsp)?))
+                Some(portable.max(layout.producer_band.checked_add(dsp)?))
             }
             _ => Some(portable),
         }
     }
 
-    /// Bytes of one producer output row, all channels.
-    fn producer_row_len(&self) -> usize {
-        self.producer
-            .output
-            .c
-            .saturating_mul(self.producer.output.w)
+    /// Whether the producer's rows can go straight into the Cortex-M4 consumer's int8 ring: a
+    /// 3×3, stride-1, unpooled conv, which `ops::arm_dsp::conv3x3_row` computes in any
+    /// layout, without scratch.
+    fn feeds_ring(&self) -> bool {
+        self.producer_window()
+            .and_then(|window| band_conv(self.producer, &window))
+            .is_some_and(|op| is_band_3x3(&op))
     }
 
     /// Runs both layers: `input` is the producer's input map, `output` the consumer's output
@@ -240,13 +242,13 @@ impl<'a> StreamPair<'a> {
         let (Some(layout), Some(window)) = (self.layout(), self.producer_window()) else {
             return false;
         };
-        let Some(band_op) = band_conv(&self.producer, &window) else {
+        let Some(band_op) = band_conv(self.producer, &window) else {
             return false;
         };
-        let Some((band, rest)) = between.split_at_mut_checked(layout.producer_band) else {
+        if !is_band_3x3(&band_op) {
             return false;
-        };
-        let Some((row, scratch)) = rest.split_at_mut_checked(self.producer_row_len()) else {
+        }
+        let Some((band, scratch)) = between.split_at_mut_checked(layout.producer_band) else {
             return false;
         };
         let mut source = ProducedRows {
@@ -255,7 +257,6 @@ impl<'a> StreamPair<'a> {
             shape: self.producer.input,
             input,
             band,
-            row,
         };
         crate::ops::arm_dsp::conv2d_rows(op, &mut source, output, scratch)
     }
@@ -270,7 +271,7 @@ impl<'a> StreamPair<'a> {
         ) else {
             return;
         };
-        let Some(producer_op) = band_conv(&self.producer, &p_window) else {
+        let Some(producer_op) = band_conv(self.producer, &p_window) else {
             return;
         };
         let Some(buffers) = layout.carve(between) else {
@@ -305,7 +306,7 @@ impl<'a> StreamPair<'a> {
                 let Some(dst) = ring.get_mut(slot * row_len..(slot + 1) * row_len) else {
                     return;
                 };
-                fill_band(producer_band, &self.producer, &p_window, row, |ch, r| {
+                fill_band(producer_band, self.producer, &p_window, row, |ch, r| {
                     plane_row(input, self.producer.input, ch, r)
                 });
                 if !band_row_3x3(&producer_op, producer_band, dst) {
@@ -377,12 +378,54 @@ pub(crate) fn run_with_next<'a>(
     end: End,
     in_len: usize,
 ) -> Option<usize> {
-    let (_, second) = layers.next()?;
-    let out_len = second.output().len();
-    let pair = StreamPair::new(first, second.op())?;
+    // Written in place by `next_op` rather than returned: one copy of the op on the stack.
+    let mut second = Op::Flatten;
+    let out_len = next_op(layers, &mut second)?;
+    let pair = StreamPair::new(first, &second)?;
     let split = arena::split(arena, end, in_len, out_len)?;
     pair.run(split.input, split.output, split.scratch);
     Some(out_len)
+}
+
+/// The op of the next of `layers` into `op`, and its output's length. Not inlined: the
+/// decoded layer and its temporaries stay in this frame, which is gone when the pair runs.
+#[inline(never)]
+fn next_op<'a>(
+    layers: &mut impl Iterator<Item = (usize, CheckedLayer<'a>)>,
+    op: &mut Op<'a>,
+) -> Option<usize> {
+    let (_, layer) = layers.next()?;
+    *op = *layer.op();
+    Some(layer.output().len())
+}
+
+/// Two Conv2d layers run as a streamed pair on the Cortex-M4, for the firmware's `dsp_check`,
+/// which compares them with the portable whole-map kernels: `producer`'s input map `input`,
+/// `consumer`'s output map `output`, `between` at least what [`dsp_pair_between_len`] asks;
+/// `false` (nothing written) if the two cannot stream into the DSP kernel's ring.
+#[cfg(qcnn_arm_dsp)]
+#[doc(hidden)]
+pub fn dsp_stream_pair(
+    producer: &Conv2dOp<'_>,
+    consumer: &Conv2dOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    between: &mut [i8],
+) -> bool {
+    let (first, second) = (Op::Conv2d(*producer), Op::Conv2d(*consumer));
+    match StreamPair::new(&first, &second) {
+        Some(pair) if pair.feeds_ring() => pair.run_into_dsp(consumer, input, output, between),
+        _ => false,
+    }
+}
+
+/// The bytes between the two maps [`dsp_stream_pair`] needs; `None` when the pair cannot
+/// stream.
+#[cfg(qcnn_arm_dsp)]
+#[doc(hidden)]
+pub fn dsp_pair_between_len(producer: &Conv2dOp<'_>, consumer: &Conv2dOp<'_>) -> Option<usize> {
+    let (first, second) = (Op::Conv2d(*producer), Op::Conv2d(*consumer));
+    StreamPair::new(&first, &second)?.between_len(Kernels::CortexM4Dsp)
 }
 
 /// One layer of a streaming schedule outside a pair (one image): `Op::run`, except that the
@@ -506,19 +549,13 @@ pub(crate) struct ProducedRows<'s, 'a> {
     shape: MapShape,
     input: &'s [i8],
     band: &'s mut [i8],
-    row: &'s mut [i8],
 }
 
 #[cfg_attr(not(qcnn_arm_dsp), allow(dead_code))]
 impl ProducedRows<'_, '_> {
-    /// Values per channel in a produced row.
-    pub(crate) fn row_width(&self) -> usize {
-        self.op.output.w
-    }
-
-    /// Producer output row `r`, all channels (channel-major, [`Self::row_width`] values
-    /// each).
-    pub(crate) fn produce(&mut self, r: usize) -> &[i8] {
+    /// Producer output row `r`, all `channels` channels, into `dst` pixel-major (pixel `x`'s
+    /// channel `o` at `dst[x · channels + o]`).
+    pub(crate) fn produce_into(&mut self, r: usize, dst: &mut [i8], channels: usize) {
         let (input, window, shape) = (self.input, self.window, self.shape);
         let padding = self.window.padding;
         let zero_point = self.op.input_zero_point;
@@ -531,20 +568,44 @@ impl ProducedRows<'_, '_> {
             r,
             |ch, row| plane_row(input, shape, ch, row),
         );
-        if !band_row_3x3(&self.op, self.band, self.row) {
-            self.op.run(self.band, self.row, &mut []);
-        }
-        self.row
+        #[cfg(qcnn_arm_dsp)]
+        crate::ops::arm_dsp::conv3x3_row(&self.op, self.band, dst, channels);
+        #[cfg(not(qcnn_arm_dsp))]
+        let _ = (dst, channels);
     }
 }
 
-/// A streamed producer's output rows, computed as the ring needs them.
+/// A streamed producer's output rows, computed as the ring needs them, straight into the
+/// consumer's int8 ring.
 #[cfg(qcnn_arm_dsp)]
 impl crate::ops::arm_dsp::RowSource for ProducedRows<'_, '_> {
-    fn row(&mut self, row: usize) -> (&[i8], usize, usize) {
-        let width = self.row_width();
-        (self.produce(row), width, 0)
+    const RING: RingValues = RingValues::Int8;
+
+    fn load(
+        &mut self,
+        op: &Conv2dOp<'_>,
+        layout: &DspConvLayout,
+        row: usize,
+        ring: &mut [u32],
+        slot: usize,
+    ) {
+        let bytes: &mut [i8] = bytemuck::must_cast_slice_mut(ring);
+        let start = slot * layout.row_values + op.padding * layout.c;
+        if let Some(dst) = bytes.get_mut(start..start + op.input.w * layout.c) {
+            self.produce_into(row, dst, layout.c);
+        }
     }
+}
+
+/// Whether the band conv `op` is 3×3, stride 1, unpooled: [`band_row_3x3`]'s layers, and
+/// those of the Cortex-M4's `conv3x3_row`.
+fn is_band_3x3(op: &Conv2dOp<'_>) -> bool {
+    op.kernel == 3
+        && op.stride == 1
+        && op.padding == 0
+        && op.pool == PoolWindow::IDENTITY
+        && op.input.h == 3
+        && op.input.w == op.output.w + 2
 }
 
 /// Output pixels a [`band_row_3x3`] pass accumulates at once (its accumulators are on the
@@ -554,19 +615,11 @@ const ROW_CHUNK: usize = 16;
 /// One output row of a 3×3, stride-1, unpooled conv on its band (`op` from [`band_conv`]:
 /// three rows, padding written out) without scratch: per output channel and input channel,
 /// the nine weights stay in registers while the window slides along the row. The direct
-/// loops' results (the same sums, each requantized once); `false` for other layers. The
-/// producer of a streamed pair runs here on the Cortex-M4, whose DSP kernel would need
-/// scratch of its own beside the consumer's.
+/// loops' results (the same sums, each requantized once); `false` for other layers. (On the
+/// Cortex-M4 a producer feeding the DSP consumer's ring runs `ops::arm_dsp::conv3x3_row`.)
 fn band_row_3x3(op: &Conv2dOp<'_>, band: &[i8], out: &mut [i8]) -> bool {
     let (c, w_in, w_out) = (op.input.c, op.input.w, op.output.w);
-    let fits = op.kernel == 3
-        && op.stride == 1
-        && op.padding == 0
-        && op.pool == PoolWindow::IDENTITY
-        && op.input.h == 3
-        && w_in == w_out + 2
-        && band.len() >= c * 3 * w_in
-        && out.len() >= op.output.c * w_out;
+    let fits = is_band_3x3(op) && band.len() >= c * 3 * w_in && out.len() >= op.output.c * w_out;
     if !fits {
         return false;
     }
@@ -694,19 +747,26 @@ mod tests {
             model.min_arena_len_for(Kernels::Portable),
             784 + 90 + 896 + 960 + 224 + 288 + 3136
         );
-        // The Cortex-M4: image, band, one conv1 row, conv2's DSP scratch, output; the first
-        // Linear then unpacks its input in blocks within that (it needs at least 3136 + 256
-        // and 4·(256 + 16) + 3 of accumulators and one block).
+        // The Cortex-M4: image, band, conv2's DSP scratch with conv1's rows written into its
+        // int8 ring, output; the first Linear then unpacks its input in blocks within that (it
+        // needs at least 3136 + 256 and 4·(256 + 16) + 3 of accumulators and one block).
+        // conv2's scratch: 16 requantizers of 6 words, 4 groups of 4 biases and 4 × 36
+        // weight words, a ring of 4 rows of 30 × 8 int8 values (and 3 spare), a patch of 36
+        // words, two sets of 16 accumulators, 3 bytes of alignment slack.
         let dsp = model.schedule_within(Kernels::CortexM4Dsp, 0);
         assert_eq!(dsp.streamed_pairs(), 1);
         assert!(dsp.streams(0));
-        assert_eq!(dsp.arena_len, 784 + 90 + 224 + 4951 + 3136);
+        let conv2_scratch =
+            4 * (16 * 6 + 4 * (4 + 4 * 36) + (4 * 240 + 3_usize).div_ceil(4) + 36 + 32) + 3;
+        assert_eq!(conv2_scratch, 3991);
+        assert_eq!(dsp.arena_len, 784 + 90 + conv2_scratch + 3136);
         // Between the least and the whole-map arena, the fastest schedule that fits.
         let at = |len| model.schedule_for_arena(Kernels::CortexM4Dsp, len);
         assert_eq!(at(9408 + 4951).unwrap().streamed_pairs(), 0);
         assert_eq!(at(9408 + 4950).unwrap().streamed_pairs(), 1);
         assert_eq!(at(9185).unwrap().arena_len, 9185);
-        assert_eq!(at(9184), None);
+        assert_eq!(at(8001).unwrap().arena_len, 8001);
+        assert_eq!(at(8000), None);
         let image = SplitMix(9).u8s(784);
         let min = model.min_arena_len_for(Kernels::NATIVE);
         let mut arena = vec![0; min];

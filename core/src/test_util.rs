@@ -1,9 +1,13 @@
-//! Deterministic test data without extra dependencies.
+//! Deterministic test data without extra dependencies: core's tests, and (feature `testing`,
+//! `no_std`) the firmware's `dsp_check`, so that both draw their cases from one generator.
 
 /// SplitMix64: tiny, fast, and good enough to drive randomized comparisons.
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
+    // The generator's own name for its step; it is no iterator (it never ends), and core's
+    // tests and the firmware's `dsp_check` all call it so.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -27,18 +31,31 @@ impl SplitMix {
         }
     }
 
+    /// A weight in the range a blob allows, −127..=127.
+    pub fn weight(&mut self) -> i8 {
+        (self.below(255) as i32 - 127) as i8
+    }
+
+    /// Each of `values` set to `constant`, or to a random byte when it is `None`.
+    pub fn fill(&mut self, values: &mut [i8], constant: Option<i8>) {
+        for v in values {
+            *v = constant.unwrap_or(self.next() as i8);
+        }
+    }
+
+    #[cfg(any(test, feature = "std"))]
     pub fn i8s(&mut self, n: usize) -> Vec<i8> {
         (0..n).map(|_| self.next() as i8).collect()
     }
 
+    #[cfg(any(test, feature = "std"))]
     pub fn u8s(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
 
     /// Weights in the range a blob allows, −127..=127.
+    #[cfg(any(test, feature = "std"))]
     pub fn weights(&mut self, n: usize) -> Vec<i8> {
-        (0..n)
-            .map(|_| (self.below(255) as i32 - 127) as i8)
-            .collect()
+        (0..n).map(|_| self.weight()).collect()
     }
 }

@@ -49,6 +49,9 @@ impl fmt::Display for FirmwareError {
 /// time): then inference streams the early layers. A constant, so the other path is not linked.
 const STREAMING: bool = embedded::ARENA_LEN < embedded::WHOLE_ARENA_LEN;
 
+/// One inference, in the schedule the arena was sized for. Not inlined: `run`'s frame, under
+/// every load and inference, stays small.
+#[inline(never)]
 fn infer<'b>(
     model: &Model<'_>,
     image: &[u8],
@@ -88,18 +91,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
 
     // What a boot costs: the checksum alone, every other check alone, and the default load
     // (both).
-    let (checksum, checksum_instructions) = counter
-        .count(|| verify_checksum(BLOB))
-        .map_err(FirmwareError::Counter)?;
-    checksum.map_err(FirmwareError::Model)?;
-    let (unverified, unverified_instructions) = counter
-        .count(|| Model::from_bytes_unverified(BLOB).map(drop))
-        .map_err(FirmwareError::Counter)?;
-    unverified.map_err(FirmwareError::Model)?;
-    let (loaded, load_instructions) = counter
-        .count(|| Model::from_bytes(BLOB))
-        .map_err(FirmwareError::Counter)?;
-    let model = loaded.map_err(FirmwareError::Model)?;
+    let (model, boot) = load(&mut counter)?;
     // Before any inference or printing: calibration and the loads only.
     let stack_at_load = footprint::stack_peak();
     // The fastest schedule the static arena holds: streaming the early layers when it was
@@ -136,9 +128,9 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
         total,
         fewest,
         most,
-        load_instructions,
-        unverified_instructions,
-        checksum_instructions,
+        load_instructions: boot.load,
+        unverified_instructions: boot.unverified,
+        checksum_instructions: boot.checksum,
         stack_at_load,
         stack_at_first_inference,
     };
@@ -147,6 +139,54 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
 
 /// `img <i> pred <c> logits <10 int8>`, as `qcnn predict` prints it. Not inlined, like
 /// [`print_figures`].
+/// What the boot's three loads cost, in instructions.
+struct Boot {
+    load: u64,
+    unverified: u64,
+    checksum: u64,
+}
+
+/// The checksum alone, the load without it, then the default load, each timed, each in a
+/// function of its own: their temporaries stay out of `run`'s frame, which is on the stack
+/// under every load and inference the firmware measures.
+fn load(counter: &mut InstructionCounter) -> Result<(Model<'static>, Boot), FirmwareError> {
+    let checksum = time_checksum(counter)?;
+    let unverified = time_unverified_load(counter)?;
+    let (model, load) = time_load(counter)?;
+    let boot = Boot {
+        load,
+        unverified,
+        checksum,
+    };
+    Ok((model, boot))
+}
+
+#[inline(never)]
+fn time_checksum(counter: &mut InstructionCounter) -> Result<u64, FirmwareError> {
+    let (checksum, instructions) = counter
+        .count(|| verify_checksum(BLOB))
+        .map_err(FirmwareError::Counter)?;
+    checksum.map_err(FirmwareError::Model)?;
+    Ok(instructions)
+}
+
+#[inline(never)]
+fn time_unverified_load(counter: &mut InstructionCounter) -> Result<u64, FirmwareError> {
+    let (unverified, instructions) = counter
+        .count(|| Model::from_bytes_unverified(BLOB).map(drop))
+        .map_err(FirmwareError::Counter)?;
+    unverified.map_err(FirmwareError::Model)?;
+    Ok(instructions)
+}
+
+#[inline(never)]
+fn time_load(counter: &mut InstructionCounter) -> Result<(Model<'static>, u64), FirmwareError> {
+    let (loaded, instructions) = counter
+        .count(|| Model::from_bytes(BLOB))
+        .map_err(FirmwareError::Counter)?;
+    Ok((loaded.map_err(FirmwareError::Model)?, instructions))
+}
+
 #[inline(never)]
 fn print_image_line(index: usize, logits: &qcnn_core::Logits<'_>) {
     hprint!("img {} pred {} logits", index, logits.argmax());
@@ -178,16 +218,6 @@ fn print_figures(
     counter: &mut InstructionCounter,
     run: &Run,
 ) -> Result<(), FirmwareError> {
-    let Run {
-        total,
-        fewest,
-        most,
-        load_instructions,
-        unverified_instructions,
-        checksum_instructions,
-        stack_at_load,
-        stack_at_first_inference,
-    } = *run;
     let images = embedded::images().count() as u64;
     let calibration = counter.calibration();
     let milli = calibration.milli_instructions_per_tick();
@@ -200,13 +230,13 @@ fn print_figures(
     );
     hprintln!(
         "# instructions_per_inference {} (mean of {} images; min {}, max {})",
-        total / images,
+        run.total / images,
         images,
-        fewest,
-        most
+        run.fewest,
+        run.most
     );
     let macs = model.macs();
-    let milli_per_mac = total * 1000 / images / macs;
+    let milli_per_mac = run.total * 1000 / images / macs;
     hprintln!(
         "# instructions_per_mac {}.{:03} ({} MACs per inference)",
         milli_per_mac / 1000,
@@ -215,9 +245,9 @@ fn print_figures(
     );
     print_profile(model, arena, schedule, counter)?;
     print_boot(
-        load_instructions,
-        unverified_instructions,
-        checksum_instructions,
+        run.load_instructions,
+        run.unverified_instructions,
+        run.checksum_instructions,
     );
     let flash = footprint::flash_used();
     let data = BLOB.len() + IMAGES.len();
@@ -247,15 +277,15 @@ fn print_figures(
     );
     hprintln!(
         "# stack_peak_load_bytes {} (reset to the end of the loads)",
-        stack_at_load
+        run.stack_at_load
     );
     hprintln!(
         "# stack_peak_inference_bytes {} (reset to first inference)",
-        stack_at_first_inference
+        run.stack_at_first_inference
     );
     hprintln!(
         "# ram_in_all_bytes {} (static, arena included, + stack peak to first inference)",
-        ram_static + stack_at_first_inference
+        ram_static + run.stack_at_first_inference
     );
     hprintln!(
         "# stack_peak_total_bytes {} (whole run, semihosting output included; stack region {})",

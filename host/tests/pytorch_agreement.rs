@@ -4,6 +4,7 @@
 
 mod support;
 
+use approx::abs_diff_eq;
 use support::cli::{TestEnv, release_checkpoint, repo_root};
 
 #[test]
@@ -30,7 +31,7 @@ fn float_checkpoint_reproduces_pytorch_metrics() {
     let close = |key: &str, tolerance: f64| {
         let (ours, theirs) = (float[key].as_f64().unwrap(), torch[key].as_f64().unwrap());
         assert!(
-            (ours - theirs).abs() <= tolerance,
+            abs_diff_eq!(ours, theirs, epsilon = tolerance),
             "{key}: ours {ours}, PyTorch {theirs}"
         );
     };
@@ -44,7 +45,7 @@ fn float_checkpoint_reproduces_pytorch_metrics() {
     assert!(agreement > 0.98, "float/int8 agreement {agreement}");
     let int8_accuracy = e["int8"]["accuracy"].as_f64().unwrap();
     assert!(
-        (int8_accuracy - 0.9322).abs() < 0.01,
+        abs_diff_eq!(int8_accuracy, 0.9322, epsilon = 0.01),
         "int8 accuracy {int8_accuracy}"
     );
 }

@@ -346,10 +346,8 @@ mod tests {
     fn two_sided_percentile() {
         let values: Vec<f32> = (-5_000..5_000).map(|i| i as f32 / 1_000.0).collect();
         let r = histogram(&values, false).percentile_range(99.0);
-        assert!(
-            (r.min - -4.9).abs() < 0.02 && (r.max - 4.9).abs() < 0.02,
-            "{r:?}"
-        );
+        assert_abs_diff_eq!(r.min, -4.9, epsilon = 0.02);
+        assert_abs_diff_eq!(r.max, 4.9, epsilon = 0.02);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use qcnn_dataset::rng::SplitMix64;
 use qcnn_quantize::output::write_all_or_nothing;
 
 const NAME: &str = "killed_writer_leaves_the_old_file_or_the_new";
@@ -39,18 +40,6 @@ fn child(dir: &Path) -> ! {
     }
 }
 
-/// xorshift64*: random instants without a dependency; the seed is printed to reproduce a run.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
-
 fn parent() {
     let seed = std::env::var("QCNN_KILL_SEED")
         .ok()
@@ -63,7 +52,8 @@ fn parent() {
         })
         | 1;
     println!("{NAME}: seed {seed} (QCNN_KILL_SEED reproduces it)");
-    let mut random = Random(seed);
+    // The project's seeded RNG (the split's); the seed is printed to reproduce a run.
+    let mut random = SplitMix64::new(seed);
     let dir = tempfile::tempdir().unwrap();
     write_version(dir.path(), 0);
     let versions = versions();

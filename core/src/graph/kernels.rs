@@ -84,12 +84,14 @@ pub fn conv(
     weights: &[i8],
     channels: &ChannelData<'_>,
 ) {
-    conv_into(
+    conv_body(
         input,
         in_shape,
         output,
         out_shape,
-        (window, groups, input_zero_point),
+        window,
+        groups,
+        input_zero_point,
         weights,
         channels,
         None,
@@ -111,12 +113,14 @@ pub fn conv_add(
     channels: &ChannelData<'_>,
     residual: &Residual,
 ) {
-    conv_into(
+    conv_body(
         input,
         in_shape,
         output,
         out_shape,
-        (window, groups, input_zero_point),
+        window,
+        groups,
+        input_zero_point,
         weights,
         channels,
         Some(residual),
@@ -139,13 +143,19 @@ impl Residual {
     }
 }
 
+/// [`conv`]'s body (with a fused residual Add: [`conv_add`]), inlined into every caller: the
+/// host's prepared model compiles it a second time inside an AVX2 function
+/// (`crate::prepared_graph`), so that it vectorizes for AVX2.
 #[allow(clippy::too_many_arguments)]
-fn conv_into(
+#[inline(always)]
+pub(crate) fn conv_body(
     input: &[i8],
     in_shape: MapShape,
     output: &mut [i8],
     out_shape: MapShape,
-    (window, groups, input_zero_point): (Window, usize, i8),
+    window: Window,
+    groups: usize,
+    input_zero_point: i8,
     weights: &[i8],
     channels: &ChannelData<'_>,
     residual: Option<&Residual>,
@@ -238,6 +248,19 @@ pub fn pool(
     window: Window,
     average: Option<(bool, i8)>,
 ) {
+    pool_body(input, in_shape, output, out_shape, window, average);
+}
+
+/// [`pool`]'s body, inlined into every caller (see [`conv_body`]).
+#[inline(always)]
+pub(crate) fn pool_body(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    average: Option<(bool, i8)>,
+) {
     let [kh, kw] = window.kernel.map(usize::from);
     let [sh, sw] = window.stride.map(usize::from);
     let [pt, pl, _, _] = window.pads.map(usize::from);
@@ -273,6 +296,12 @@ pub fn pool(
 
 /// The mean of each channel over H×W, same quantization.
 pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
+    global_average_body(input, in_shape, output);
+}
+
+/// [`global_average`]'s body, inlined into every caller (see [`conv_body`]).
+#[inline(always)]
+pub(crate) fn global_average_body(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
     let plane = in_shape.plane();
     for (values, out) in input.chunks_exact(plane.max(1)).zip(output.iter_mut()) {
         let sum: i32 = values.iter().map(|&q| i32::from(q)).sum();
@@ -281,6 +310,7 @@ pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
 }
 
 /// `sum / count` rounded half away from zero, as TFLite's reference average pool.
+#[inline(always)]
 pub(crate) fn rounded_mean(sum: i32, count: usize) -> i8 {
     let count = i32::try_from(count.max(1)).unwrap_or(i32::MAX);
     let mean = if sum > 0 {
@@ -293,6 +323,18 @@ pub(crate) fn rounded_mean(sum: i32, count: usize) -> i8 {
 
 /// TFLite's int8 Add (see [`super::format::Add`]).
 pub fn add(
+    a: &[i8],
+    b: &[i8],
+    output: &mut [i8],
+    zero_points: [i8; 3],
+    params: &super::format::Add,
+) {
+    add_body(a, b, output, zero_points, params);
+}
+
+/// [`add`]'s body, inlined into every caller (see [`conv_body`]).
+#[inline(always)]
+pub(crate) fn add_body(
     a: &[i8],
     b: &[i8],
     output: &mut [i8],
@@ -313,12 +355,25 @@ pub fn add_in_place(
     zero_points: [i8; 3],
     params: &super::format::Add,
 ) {
+    add_in_place_body(inout, other, inout_is_first, zero_points, params);
+}
+
+/// [`add_in_place`]'s body, inlined into every caller (see [`conv_body`]).
+#[inline(always)]
+pub(crate) fn add_in_place_body(
+    inout: &mut [i8],
+    other: &[i8],
+    inout_is_first: bool,
+    zero_points: [i8; 3],
+    params: &super::format::Add,
+) {
     for (q, &o) in inout.iter_mut().zip(other) {
         let (x, y) = if inout_is_first { (*q, o) } else { (o, *q) };
         *q = add_element(x, y, zero_points, params);
     }
 }
 
+#[inline(always)]
 fn add_element(x: i8, y: i8, zero_points: [i8; 3], params: &super::format::Add) -> i8 {
     let left = 1_i32 << params.left_shift.min(20);
     let [ma, mb, mo] = params.multipliers;

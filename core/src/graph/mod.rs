@@ -21,8 +21,12 @@ pub(crate) mod tests;
 pub mod view;
 
 pub(crate) use self::check::load;
+#[cfg(any(test, feature = "std"))]
+pub(crate) use self::check::{Prepared, prepare};
 pub use self::error::{GraphError, SectionProblem};
 pub use self::format::{GRAPH_VERSION, GraphHeader, MAX_NODES, MAX_TENSORS, Node, NodeOp};
+#[cfg(any(test, feature = "std"))]
+pub(crate) use self::run::NodeKernels;
 
 pub use self::view::{Graph, NodeInfo};
 

@@ -41,6 +41,49 @@ fn views<'b>(
     Some((out, [first, second]))
 }
 
+/// A host's own kernels for some nodes, chosen once at load (the `std` prepared model, see
+/// `crate::prepared_graph`). Each returns `false`, having written nothing, for a node it did
+/// not take: the kernels here then run it.
+pub(crate) trait NodeKernels {
+    /// Node `index` from `a` (and `b`, an Add's second input) into `out`, with the scratch
+    /// the arena holds after the planned tensors.
+    fn run(
+        &self,
+        index: usize,
+        prepared: &Prepared<'_>,
+        inputs: [&[i8]; 2],
+        out: &mut [i8],
+        scratch: &mut [i8],
+    ) -> bool;
+
+    /// Node `index`, an Add written over one of its inputs (`inout`, the first input when
+    /// `first`), the other input `other`.
+    fn add_in_place(
+        &self,
+        index: usize,
+        prepared: &Prepared<'_>,
+        inout: &mut [i8],
+        other: &[i8],
+        first: bool,
+    ) -> bool;
+}
+
+/// No host kernels: what the targets run, each check a constant `false` that folds away (so a
+/// microcontroller's runner carries none of the hook's code).
+pub(crate) struct NoHost;
+
+impl NodeKernels for NoHost {
+    #[inline(always)]
+    fn run(&self, _: usize, _: &Prepared<'_>, _: [&[i8]; 2], _: &mut [i8], _: &mut [i8]) -> bool {
+        false
+    }
+
+    #[inline(always)]
+    fn add_in_place(&self, _: usize, _: &Prepared<'_>, _: &mut [i8], _: &[i8], _: bool) -> bool {
+        false
+    }
+}
+
 impl Graph<'_> {
     /// Runs the graph on one image already checked to be `input_len` bytes, in `arena` (at
     /// least `arena_len` bytes); `after(n)` is called once `n` nodes have run. Returns the
@@ -50,6 +93,17 @@ impl Graph<'_> {
         image: &[u8],
         arena: &'b mut [i8],
         after: &mut dyn FnMut(usize),
+    ) -> Option<&'b [i8]> {
+        self.run_with(image, arena, after, &NoHost)
+    }
+
+    /// [`Self::run`], with `host`'s kernels first for the nodes it takes.
+    pub(crate) fn run_with<'b, H: NodeKernels>(
+        &self,
+        image: &[u8],
+        arena: &'b mut [i8],
+        after: &mut dyn FnMut(usize),
+        host: &H,
     ) -> Option<&'b [i8]> {
         // The planned tensors, then the fast kernels' scratch.
         let (arena, scratch) = arena.split_at_mut_checked(self.arena_len)?;
@@ -91,14 +145,16 @@ impl Graph<'_> {
                 let other = *ranges.get(1 - which.min(1))?;
                 let (out, [b, _]) = views(arena, out_range, &[other])?;
                 let first = which == 0;
-                let fast = kernel == GraphKernel::AddTable
-                    && fast::add::add_in_place(out, b, first, *zero_points, params, scratch);
+                let fast = host.add_in_place(index, &prepared, out, b, first)
+                    || kernel == GraphKernel::AddTable
+                        && fast::add::add_in_place(out, b, first, *zero_points, params, scratch);
                 if !fast {
                     kernels::add_in_place(out, b, first, *zero_points, params);
                 }
             } else {
                 let (out, [a, b]) = views(arena, out_range, &ranges)?;
-                if !run_fast(kernel, &prepared, a, b, out, scratch) {
+                let hosted = host.run(index, &prepared, [a, b], out, scratch);
+                if !hosted && !run_fast(kernel, &prepared, a, b, out, scratch) {
                     run_portable(prepared, a, b, out);
                 }
             }

@@ -40,8 +40,24 @@ const MAX_PATCH_WORDS: usize = 64;
 const MAX_WEIGHT_WORDS: usize = 640;
 /// Most words of converted rows (two int16 values a word): 481 for the seed model.
 const MAX_RING_WORDS: usize = 768;
-/// Most rows in the ring (its bookkeeping is a stack array of this many entries squared).
+/// Most rows in the ring.
 pub(crate) const MAX_RING_ROWS: usize = 8;
+/// Most kernel rows one pooled output reads (pool kernel × kernel; with at most
+/// [`MAX_RING_ROWS`] rows in the ring, 4 × 5 is the most): the ring's bookkeeping on the
+/// stack holds one offset per kernel row.
+pub(crate) const MAX_KERNEL_ROWS: usize = 20;
+
+/// How the Cortex-M4 convolution's ring holds its input rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RingValues {
+    /// Converted once to int16 (two values a word): a patch row is a plain word copy. The
+    /// whole-map schedule, where speed comes first.
+    Int16,
+    /// Kept as int8, written there directly by a streamed producer, and sign-extended with
+    /// SXTB16 while a patch is filled: half the ring, a few instructions more per patch. The
+    /// streamed schedule, where RAM comes first.
+    Int8,
+}
 
 /// The layout of the Cortex-M4 convolution's scratch: the interleaved weights, the patches,
 /// the row ring (see `ops::arm_dsp::conv2d`). `None` from [`Self::new`] when a layer is
@@ -53,16 +69,17 @@ pub(crate) struct DspConvLayout {
     pub k: usize,
     /// Output channels.
     pub channels: usize,
-    /// Words per kernel row of a patch: ⌈K·C / 2⌉.
+    /// Words per kernel row of a patch: ⌈K·C / 2⌉ (int16 ring), 2·⌈K·C / 4⌉ (int8 ring,
+    /// whose rows are read a word of four values at a time).
     pub row_words: usize,
     /// Words per patch: `k · row_words` rounded up to a multiple of 4.
     pub patch_words: usize,
     pub groups: usize,
-    /// int16 values per converted row: (W + 2·padding) · C.
+    /// Values per converted row: (W + 2·padding) · C.
     pub row_values: usize,
     /// Rows in the ring.
     pub ring_rows: usize,
-    /// Words of the ring, two spare values included.
+    /// Words of the ring, the spare values a patch row's last word may read included.
     pub ring_words: usize,
 }
 
@@ -79,9 +96,17 @@ pub(crate) struct ConvGeometry {
 }
 
 impl DspConvLayout {
+    /// The whole-map layout (int16 ring).
     pub fn new(g: &ConvGeometry) -> Option<Self> {
+        Self::with_ring(g, RingValues::Int16)
+    }
+
+    pub fn with_ring(g: &ConvGeometry, ring: RingValues) -> Option<Self> {
         let (c, k, out) = (g.in_channels, g.kernel, g.out_channels);
-        let row_words = k.checked_mul(c)?.div_ceil(2);
+        let row_words = match ring {
+            RingValues::Int16 => k.checked_mul(c)?.div_ceil(2),
+            RingValues::Int8 => k.checked_mul(c)?.div_ceil(4).checked_mul(2)?,
+        };
         let patch_words = k.checked_mul(row_words)?.next_multiple_of(4);
         let groups = out.div_ceil(GROUP);
         let row_values = g
@@ -93,14 +118,19 @@ impl DspConvLayout {
             .checked_sub(1)?
             .checked_mul(g.stride)?
             .checked_add(k)?;
-        let ring_values = ring_rows.checked_mul(row_values)?.checked_add(2)?;
-        let ring_words = ring_values.div_ceil(2);
+        let ring_values = ring_rows.checked_mul(row_values)?;
+        let ring_words = match ring {
+            RingValues::Int16 => ring_values.checked_add(2)?.div_ceil(2),
+            // A patch row's last word may read up to three values past the row.
+            RingValues::Int8 => ring_values.checked_add(3)?.div_ceil(4),
+        };
         let fits = (1..=MAX_CHANNELS).contains(&out)
             && k >= 1
             && (1..=MAX_PATCH_WORDS).contains(&patch_words)
             && groups * (GROUP + GROUP * patch_words) <= MAX_WEIGHT_WORDS
             && ring_words <= MAX_RING_WORDS
             && ring_rows <= MAX_RING_ROWS
+            && g.pool_kernel.checked_mul(k)? <= MAX_KERNEL_ROWS
             && g.stride >= 1
             && g.pool_stride >= 1;
         fits.then_some(Self {

@@ -7,8 +7,10 @@
 //! declines). Each path gets exactly the scratch its `scratch_len` asks for, starting at a
 //! varying misalignment, so a path that wrote past its scratch or miscounted its alignment
 //! would corrupt its own output or fail; the Linear path also runs in a shorter scratch, where
-//! it unpacks its input in blocks (an arena sized for the streaming schedule). Prints one summary line; exits non-zero on the first
-//! mismatch. Run by `run-tests.sh` under qemu mps2-an386.
+//! it unpacks its input in blocks (an arena sized for the streaming schedule). Random
+//! Conv2d → Conv2d pairs also run streamed (`qcnn_core::dsp_stream_pair`: the producer's rows
+//! written as int8 into the consumer's ring) against both layers on whole maps with the
+//! portable code. Prints a summary line per group; exits non-zero on the first mismatch. Run by `run-tests.sh` under qemu mps2-an386.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -24,6 +26,7 @@ use qcnn_core::ops::Channels;
 use qcnn_core::ops::conv2d::Conv2dOp;
 use qcnn_core::ops::linear::LinearOp;
 use qcnn_core::ops::maxpool2d::PoolWindow;
+use qcnn_core::test_util::SplitMix as Rng;
 use qcnn_core::{Kernels, MapShape};
 // The vector table's interrupt part (src/interrupts.rs) lives in the firmware's library.
 use qcnn_firmware as _;
@@ -33,6 +36,8 @@ const CONV_CASES: usize = 400;
 /// fused residual Add), depthwise, Add (and in place), average pools.
 const GRAPH_CASES: usize = 150;
 const LINEAR_CASES: usize = 300;
+/// Random Conv2d → Conv2d pairs streamed on the M4 (`qcnn_core::dsp_stream_pair`).
+const PAIR_CASES: usize = 150;
 const MAX_CHANNELS: usize = 40;
 /// Per-channel slots: the graph cases include ResNet-8's 64-channel convolutions.
 const CHANNEL_SLOTS: usize = 64;
@@ -43,29 +48,6 @@ const MAX_FEATURES: usize = 3600;
 const MAX_SCRATCH: usize = 2 * MAX_FEATURES + 8;
 const MAX_INPUT: usize = 8 * 28 * 28;
 const MAX_WEIGHTS: usize = 40 * 4096 + 4;
-
-/// SplitMix64, as in core's tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn fill(&mut self, values: &mut [i8], extreme: Option<i8>) {
-        for v in values {
-            *v = extreme.unwrap_or(self.next() as i8);
-        }
-    }
-}
 
 /// Word-aligned weights, so that the Linear fast path (LDRD) can take them.
 #[repr(C, align(4))]
@@ -126,13 +108,21 @@ fn main() -> ! {
         scratch: SCRATCH,
         channels: CHANNELS,
     };
-    let status = match check(&mut buffers).and_then(|o| Ok((o, check_graph(&mut buffers)?))) {
-        Ok((outputs, graph_outputs)) => {
+    let checked = check(&mut buffers)
+        .and_then(|o| Ok((o, check_pairs(&mut buffers)?)))
+        .and_then(|(o, p)| Ok((o, p, check_graph(&mut buffers)?)));
+    let status = match checked {
+        Ok((outputs, pair_outputs, graph_outputs)) => {
             hprintln!(
                 "dsp_check: {} conv and {} linear random cases ({} outputs): DSP paths identical to the portable code",
                 CONV_CASES,
                 LINEAR_CASES,
                 outputs
+            );
+            hprintln!(
+                "dsp_check: {} random conv pairs streamed (the producer's int8 rows straight into the consumer's ring; {} outputs): identical to the portable whole-map code",
+                PAIR_CASES,
+                pair_outputs
             );
             hprintln!(
                 "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise), depthwise conv, Add (and in place), average and max pools ({} outputs): identical to the portable code",
@@ -198,11 +188,7 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             kernel: pool.0,
             stride: pool.1,
         };
-        let conv_len = |len: usize| {
-            (len + 2 * padding)
-                .checked_sub(kernel)
-                .map(|l| l / stride + 1)
-        };
+        let conv_len = |len| qcnn_core::shape::window_len(len, kernel, stride, padding, padding);
         let (Some(out_h), Some(out_w)) = (
             conv_len(h).and_then(|l| pool.output_len(l)),
             conv_len(w).and_then(|l| pool.output_len(l)),
@@ -221,7 +207,7 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         let weights = &mut b.weights[..weights_len];
         for v in weights.iter_mut() {
-            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+            *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..in_len], extreme);
         let op = Conv2dOp {
@@ -269,7 +255,7 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         let weights = &mut b.weights[skew..skew + k * n];
         for v in weights.iter_mut() {
-            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+            *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..k], extreme);
         let op = LinearOp {
@@ -298,6 +284,143 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             compare("linear (blocked)", case, &b.fast[..n], &b.portable[..n])?;
             outputs += n;
         }
+    }
+    Ok(outputs)
+}
+
+/// Random Conv2d → Conv2d pairs (a 3×3, stride-1 producer, as the streamed M4 path takes,
+/// and any consumer the DSP kernel takes: odd channel counts and widths, kernels 1/3/5,
+/// strides 1–2, pads 0–2, fused pools) streamed against the portable kernels on whole maps.
+fn check_pairs(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
+    let mut rng = Rng(0xB0A7);
+    let mut outputs = 0;
+    let mut case = 0;
+    let mut tries = 0;
+    while case < PAIR_CASES && tries < 20 * PAIR_CASES {
+        tries += 1;
+        // The seed model's pair first.
+        let (c, mid, o, h, w, padding) = if tries == 1 {
+            (1, 8, 16, 28, 28, 1)
+        } else {
+            let (h, w) = (rng.below(16) + 5, rng.below(20) + 5);
+            (
+                rng.below(4) + 1,
+                rng.below(9) + 1,
+                rng.below(24) + 1,
+                h,
+                w,
+                rng.below(2),
+            )
+        };
+        let (kernel, stride, pad2) = if tries == 1 {
+            (3, 1, 1)
+        } else {
+            ([1, 3, 5][rng.below(3)], rng.below(2) + 1, rng.below(3))
+        };
+        let pool = if tries == 1 || rng.below(2) == 0 {
+            PoolWindow {
+                kernel: 2,
+                stride: 2,
+            }
+        } else {
+            PoolWindow::IDENTITY
+        };
+        let conv_len = |len: usize, k: usize, s: usize, p: usize| {
+            (len + 2 * p).checked_sub(k).map(|l| l / s + 1)
+        };
+        let (Some(mh), Some(mw)) = (conv_len(h, 3, 1, padding), conv_len(w, 3, 1, padding)) else {
+            continue;
+        };
+        let (Some(oh), Some(ow)) = (
+            conv_len(mh, kernel, stride, pad2).and_then(|l| pool.output_len(l)),
+            conv_len(mw, kernel, stride, pad2).and_then(|l| pool.output_len(l)),
+        ) else {
+            continue;
+        };
+        let (in_len, mid_len, out_len) = (c * h * w, mid * mh * mw, o * oh * ow);
+        let (w1, w2) = (mid * c * 9, o * mid * kernel * kernel);
+        if mid_len > b.fast.len() || out_len > b.portable.len() || w1 + w2 > b.weights.len() {
+            continue;
+        }
+        let extreme = [Some(-128), Some(127)].get(case % 10).copied().flatten();
+        for v in b.weights[..w1 + w2].iter_mut() {
+            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+        }
+        rng.fill(&mut b.input[..in_len], extreme);
+        let (weights1, weights2) = b.weights[..w1 + w2].split_at(w1);
+        // One draw for both layers' channels (the producer's first): a consumer with left
+        // shifts is declined by the DSP kernel, and the case skipped.
+        let both = b.channels.random(&mut rng, mid + o, mid * kernel * kernel);
+        let part = |from: usize, to: usize| Channels {
+            bias: &both.bias[from..to],
+            multiplier: &both.multiplier[from..to],
+            shift: &both.shift[from..to],
+            ..both
+        };
+        let producer = Conv2dOp {
+            input: MapShape { c, h, w },
+            output: MapShape {
+                c: mid,
+                h: mh,
+                w: mw,
+            },
+            kernel: 3,
+            stride: 1,
+            padding,
+            pool: PoolWindow::IDENTITY,
+            weights: weights1,
+            channels: part(0, mid),
+            input_zero_point: rng.next() as i8,
+        };
+        let consumer = Conv2dOp {
+            input: producer.output,
+            output: MapShape { c: o, h: oh, w: ow },
+            kernel,
+            stride,
+            padding: pad2,
+            pool,
+            weights: weights2,
+            channels: part(mid, mid + o),
+            input_zero_point: rng.next() as i8,
+        };
+        let Some(between) = qcnn_core::dsp_pair_between_len(&producer, &consumer) else {
+            continue;
+        };
+        if between + 3 > b.scratch.len() {
+            continue;
+        }
+        let x = &b.input[..in_len];
+        // The reference: both layers on whole maps with the portable code (no scratch: the
+        // direct loops).
+        producer.run_portable(x, &mut b.fast[..mid_len], &mut []);
+        consumer.run_portable(&b.fast[..mid_len], &mut b.portable[..out_len], &mut []);
+        if !qcnn_core::dsp_stream_pair(
+            &producer,
+            &consumer,
+            x,
+            &mut b.fast[..out_len],
+            scratch(b.scratch, case, between),
+        ) {
+            continue;
+        }
+        compare(
+            "streamed pair",
+            case,
+            &b.fast[..out_len],
+            &b.portable[..out_len],
+        )?;
+        outputs += out_len;
+        case += 1;
+    }
+    if case < PAIR_CASES {
+        // Too few cases ran (the DSP path declined the rest): a check that checks little fails.
+        return Err(Mismatch {
+            layer: "streamed pair (too few cases ran)",
+            case,
+            at: 0,
+            fast: 0,
+            portable: 0,
+        });
     }
     Ok(outputs)
 }
@@ -459,7 +582,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let skew = case / 2 % 2;
         let weights = &mut b.weights[skew..skew + weights_len];
         for v in weights.iter_mut() {
-            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+            *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..in_len], extreme);
         let zero_point = rng.next() as i8;

@@ -18,7 +18,7 @@ pub struct Cli {
     pub epochs: u32,
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
-    /// AdamW's learning rate.
+    /// Adam's learning rate.
     #[arg(long, default_value_t = 2e-3)]
     pub learning_rate: f64,
     /// Seeds the weight initialisation and the order of the training images.

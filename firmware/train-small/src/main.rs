@@ -9,14 +9,12 @@ mod network;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
 use qcnn_config::config::Config;
-use qcnn_dataset::{FashionMnist, IMAGE_BYTES, LabeledImages, Split};
+use qcnn_dataset::{FashionMnist, LabeledImages, Split};
 
 use cli::Cli;
-use network::Network;
+use network::{Adam, Network};
 
 fn main() -> ExitCode {
     match run() {
@@ -42,16 +40,8 @@ fn run() -> anyhow::Result<ExitCode> {
     let train = data.train.select(&split.train);
     let validation = data.train.select(&split.validation);
 
-    let device = Device::Cpu;
-    let network = Network::new(&config.architecture()?, cli.seed, &device)?;
-    let mut optimizer = AdamW::new(
-        network.variables(),
-        ParamsAdamW {
-            lr: cli.learning_rate,
-            weight_decay: 0.0,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut network = Network::new(&config.architecture()?, cli.seed)?;
+    let mut adam = Adam::new(cli.learning_rate as f32);
     let batch = cli.batch as usize;
     for epoch in 0..cli.epochs {
         // A fresh permutation per epoch, from the dataset crate's seeded shuffle.
@@ -64,12 +54,12 @@ fn run() -> anyhow::Result<ExitCode> {
         .train;
         let mut loss_sum = 0.0;
         for chunk in order.chunks(batch) {
-            let (images, labels) = batch_tensors(&train, chunk, &device)?;
-            let loss = candle_nn::loss::cross_entropy(&network.forward(&images)?, &labels)?;
-            optimizer.backward_step(&loss)?;
-            loss_sum += loss.to_scalar::<f32>()? * chunk.len() as f32;
+            for &i in chunk {
+                loss_sum += network.accumulate(&pixels(&train, i), usize::from(train.label(i)));
+            }
+            adam.step(&mut network, chunk.len());
         }
-        let accuracy = accuracy(&network, &validation, &device)?;
+        let accuracy = accuracy(&network, &validation);
         println!(
             "epoch {} loss {:.4} validation_accuracy {:.4}",
             epoch + 1,
@@ -82,33 +72,19 @@ fn run() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Images as `N×1×H×W` f32 of pixel/255 (PyTorch's `ToTensor()`), labels as u32.
-fn batch_tensors(
-    set: &LabeledImages,
-    indices: &[usize],
-    device: &Device,
-) -> anyhow::Result<(Tensor, Tensor)> {
-    let pixels: Vec<f32> = indices
-        .iter()
-        .flat_map(|&i| set.image(i).iter().map(|&p| f32::from(p) / 255.0))
-        .collect();
-    let side = (IMAGE_BYTES as f64).sqrt() as usize;
-    let images = Tensor::from_vec(pixels, (indices.len(), 1, side, side), device)?;
-    let labels: Vec<u32> = indices.iter().map(|&i| u32::from(set.label(i))).collect();
-    Ok((images, Tensor::new(labels, device)?))
+/// Image `i` as f32 of pixel/255 (PyTorch's `ToTensor()`).
+fn pixels(set: &LabeledImages, i: usize) -> Vec<f32> {
+    set.image(i).iter().map(|&p| f32::from(p) / 255.0).collect()
 }
 
-fn accuracy(network: &Network, set: &LabeledImages, device: &Device) -> anyhow::Result<f64> {
-    let all: Vec<usize> = (0..set.len()).collect();
-    let mut correct = 0usize;
-    for chunk in all.chunks(1000) {
-        let (images, labels) = batch_tensors(set, chunk, device)?;
-        let predicted = network.forward(&images)?.argmax(1)?;
-        correct += predicted
-            .eq(&labels)?
-            .to_dtype(DType::U32)?
-            .sum_all()?
-            .to_scalar::<u32>()? as usize;
-    }
-    Ok(correct as f64 / set.len() as f64)
+fn accuracy(network: &Network, set: &LabeledImages) -> f64 {
+    let correct = (0..set.len())
+        .filter(|&i| {
+            let logits = network.forward(&pixels(set, i));
+            let predicted = (0..logits.len())
+                .fold(0, |best, j| if logits[j] > logits[best] { j } else { best });
+            predicted == usize::from(set.label(i))
+        })
+        .count();
+    correct as f64 / set.len() as f64
 }

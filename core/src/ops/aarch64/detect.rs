@@ -1,5 +1,5 @@
 //! Which AArch64 extensions this CPU (or, without `std`, this build) has: what
-//! [`KernelTier::is_supported`](crate::ops::tier::KernelTier::is_supported) asks for the AArch64 tiers.
+//! `KernelTier::is_supported` asks for the AArch64 tiers.
 
 #[cfg(any(test, feature = "std"))]
 macro_rules! has {

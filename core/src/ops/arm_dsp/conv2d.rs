@@ -3,8 +3,12 @@
 //! 1. Input rows are converted once to int16, pixel-major (for each padded column, its C
 //!    channel values), into a ring holding the rows one pooled output row needs. Padding
 //!    columns hold the input zero point; kernel rows over padding rows are zero points.
+//!    A streamed producer instead writes its int8 rows straight into a ring of int8 values
+//!    ([`RingValues::Int8`]: half the bytes).
 //! 2. A conv output's patch is then K runs of K·C consecutive int16 values, one per kernel
 //!    row, copied as words into a small patch buffer (zero words pad it to a multiple of 4).
+//!    From an int8 ring each word of four values becomes two patch words with SXTB16:
+//!    values (0, 2) and (1, 3), an order the interleaved weights follow.
 //! 3. The weights are interleaved once per run to match: for each group of four output
 //!    channels, their four biases, then for every patch word the four channels' int16 pairs.
 //!    The `asm!` loop starts four accumulators at the biases (one LDM), then per patch word
@@ -13,7 +17,7 @@
 //! Every buffer (prepared requantizers, interleaved weights, the ring, the patch, the
 //! accumulators) comes from the scratch the caller's arena provides; the layout is
 //! [`DspConvLayout`], which `Model::arena_len` counts on every target. Only the ring's
-//! bookkeeping (288 bytes) stays on the stack.
+//! bookkeeping (112 bytes) stays on the stack.
 //!
 //! A fused pool takes the max of the accumulators over its window, then requantizes once:
 //! this path only takes layers whose requantizers are all monotone (no left shift, as every
@@ -23,7 +27,7 @@ use core::arch::asm;
 
 use crate::ops::conv2d_op::Conv2dOp;
 use crate::ops::requant::PreparedRequantizer;
-use crate::ops::scratch::{self, DspConvLayout, GROUP, MAX_RING_ROWS};
+use crate::ops::scratch::{self, DspConvLayout, GROUP, MAX_KERNEL_ROWS, MAX_RING_ROWS, RingValues};
 
 /// Carves the layer's buffers out of `words`, in the order `DspConvLayout::total_words`
 /// counts them.
@@ -55,15 +59,18 @@ impl<'s> Buffers<'s> {
     }
 }
 
-/// The layout of `op`'s scratch on this path; `None` outside the path's limits.
-pub(crate) fn layout(op: &Conv2dOp<'_>) -> Option<DspConvLayout> {
-    DspConvLayout::new(&op.geometry())
-}
-
-/// Where the kernel's input rows come from: channel `ch` of input row `row` is
-/// `src[ch · plane + offset..][..W]` for `(src, plane, offset) = source.row(row)`.
+/// Where the kernel's input rows come from, and how the ring holds them.
 pub(crate) trait RowSource {
-    fn row(&mut self, row: usize) -> (&[i8], usize, usize);
+    const RING: RingValues;
+    /// Writes input row `row` into ring slot `slot`, between the padding columns.
+    fn load(
+        &mut self,
+        op: &Conv2dOp<'_>,
+        layout: &DspConvLayout,
+        row: usize,
+        ring: &mut [u32],
+        slot: usize,
+    );
 }
 
 /// The whole input map.
@@ -74,9 +81,27 @@ struct MapRows<'r> {
 }
 
 impl RowSource for MapRows<'_> {
+    const RING: RingValues = RingValues::Int16;
+
     #[inline(always)]
-    fn row(&mut self, row: usize) -> (&[i8], usize, usize) {
-        (self.input, self.plane, row * self.width)
+    fn load(
+        &mut self,
+        op: &Conv2dOp<'_>,
+        layout: &DspConvLayout,
+        row: usize,
+        ring: &mut [u32],
+        slot: usize,
+    ) {
+        let values = bytemuck::must_cast_slice_mut(ring);
+        convert_row(
+            op,
+            layout,
+            self.input,
+            self.plane,
+            row * self.width,
+            values,
+            slot,
+        );
     }
 }
 
@@ -114,7 +139,7 @@ fn conv2d_from<S: RowSource>(
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
-    let Some(layout) = layout(op) else {
+    let Some(layout) = DspConvLayout::with_ring(&op.geometry(), S::RING) else {
         return false;
     };
     let Some(b) = Buffers::carve(&layout, scratch::words(scratch)) else {
@@ -132,15 +157,23 @@ fn conv2d_from<S: RowSource>(
         }
     }
     b.weights.fill(0);
-    interleave_weights(op, &layout, b.weights);
+    interleave_weights::<S>(op, &layout, b.weights);
     let channels = op.output.c;
     let requants = &*b.requants;
     let weights = &*b.weights;
 
     let ring = b.ring;
-    let values: &mut [i16] = bytemuck::must_cast_slice_mut(&mut *ring);
-    values.fill(i16::from(op.input_zero_point));
-    // (The ring is read as words below and written as int16 values in `convert_row`.)
+    match S::RING {
+        RingValues::Int16 => {
+            let values: &mut [i16] = bytemuck::must_cast_slice_mut(&mut *ring);
+            values.fill(i16::from(op.input_zero_point));
+        }
+        RingValues::Int8 => {
+            let values: &mut [i8] = bytemuck::must_cast_slice_mut(&mut *ring);
+            values.fill(op.input_zero_point);
+        }
+    }
+    // (The ring is read as words below and written as values by the row source.)
     // Which input row each ring slot holds.
     let mut loaded = [isize::MIN; MAX_RING_ROWS];
     // A kernel row over the top or bottom padding: every patch word is the zero point twice.
@@ -150,7 +183,7 @@ fn conv2d_from<S: RowSource>(
     let (acc, best) = (b.acc, b.best);
     let plane = op.output.plane();
     // Ring offsets (in values) of the kernel rows of each conv row of a pooled row.
-    let mut bases = [0_usize; MAX_RING_ROWS * MAX_RING_ROWS];
+    let mut bases = [0_usize; MAX_KERNEL_ROWS];
     let (k, pool) = (layout.k, op.pool);
     for py in 0..op.output.h {
         for dy in 0..pool.kernel {
@@ -160,9 +193,7 @@ fn conv2d_from<S: RowSource>(
                     Some(row) => {
                         let slot = row % layout.ring_rows.max(1);
                         if loaded.get(slot) != Some(&iy) {
-                            let values = bytemuck::must_cast_slice_mut(&mut *ring);
-                            let (src, plane, offset) = rows.row(row);
-                            convert_row(op, &layout, src, plane, offset, values, slot);
+                            rows.load(op, &layout, row, ring, slot);
                             if let Some(l) = loaded.get_mut(slot) {
                                 *l = iy;
                             }
@@ -184,6 +215,7 @@ fn conv2d_from<S: RowSource>(
                 for dx in 0..pool.kernel {
                     let x = px * pool.stride + dx;
                     fill_patch(
+                        S::RING,
                         ring,
                         bases,
                         x * op.stride * layout.c,
@@ -286,7 +318,8 @@ pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8
 
 /// Writes the biases and the int16 weight pairs of every group (see the module docs); `out`
 /// starts zeroed, so channels beyond the last and the padding words weigh 0.
-fn interleave_weights(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]) {
+// Generic over the row source, so that each instance links only its own ring's layout.
+fn interleave_weights<S: RowSource>(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]) {
     let group_words = GROUP + GROUP * layout.patch_words;
     let (c, k) = (layout.c, layout.k);
     {
@@ -298,8 +331,13 @@ fn interleave_weights(op: &Conv2dOp<'_>, layout: &DspConvLayout, out: &mut [u32]
                 for (ky, w_row) in w_ch.chunks_exact(k.max(1)).enumerate() {
                     for (kx, &w) in w_row.iter().enumerate() {
                         let value = kx * c + ch;
-                        let word = group + GROUP * (ky * layout.row_words + value / 2);
-                        if let Some(h) = halves.get_mut(2 * word + value % 2) {
+                        // Where SXTB16 or the int16 copy puts this value in the patch.
+                        let (word, half) = match S::RING {
+                            RingValues::Int16 => (value / 2, value % 2),
+                            RingValues::Int8 => (2 * (value / 4) + value % 2, value % 4 / 2),
+                        };
+                        let word = group + GROUP * (ky * layout.row_words + word);
+                        if let Some(h) = halves.get_mut(2 * word + half) {
                             *h = i16::from(w);
                         }
                     }
@@ -344,10 +382,11 @@ fn convert_row(
 const PADDING_ROW: usize = usize::MAX;
 
 /// Copies the patch of the conv output whose kernel rows start at `bases[ky] + offset`
-/// (int16 values into the ring): `row_words` words per kernel row; a row whose base is
+/// (values into the ring): `row_words` words per kernel row; a row whose base is
 /// [`PADDING_ROW`] is `padding_word` throughout.
 #[inline(always)]
 fn fill_patch(
+    kind: RingValues,
     ring: &[u32],
     bases: &[usize],
     offset: usize,
@@ -355,8 +394,6 @@ fn fill_patch(
     patch: &mut [u32],
     padding_word: u32,
 ) {
-    // The ring as int16 values: a kernel row may start at an odd one (odd C).
-    let values = 2 * ring.len();
     for (&base, dst) in bases.iter().zip(patch.chunks_exact_mut(row_words.max(1))) {
         if base == PADDING_ROW {
             for word in dst {
@@ -365,9 +402,80 @@ fn fill_patch(
             continue;
         }
         let start = base + offset;
-        if start + 2 * dst.len() <= values {
-            copy_words(dst, ring.as_ptr().cast::<u16>().wrapping_add(start).cast());
+        // A kernel row may start at an odd value (odd C): the copies read unaligned words.
+        match kind {
+            RingValues::Int16 => {
+                if start + 2 * dst.len() <= 2 * ring.len() {
+                    copy_words(dst, ring.as_ptr().cast::<u16>().wrapping_add(start).cast());
+                }
+            }
+            RingValues::Int8 => {
+                if start + 2 * dst.len() <= 4 * ring.len() {
+                    expand_words(dst, ring.as_ptr().cast::<u8>().wrapping_add(start).cast());
+                }
+            }
         }
+    }
+}
+
+/// Fills `dst` (an even number of words) from the `2 · dst.len()` int8 values at `src`
+/// (readable, any alignment): each word of four values becomes two patch words with SXTB16,
+/// values (0, 2) and (1, 3); four patch words per pass when the length allows (the seed
+/// model's second conv: 12 a kernel row).
+#[inline(always)]
+fn expand_words(dst: &mut [u32], src: *const u32) {
+    let n = dst.len();
+    if n == 0 || !n.is_multiple_of(2) {
+        return;
+    }
+    if n.is_multiple_of(4) {
+        // SAFETY: reads `n / 2` words at `src` (unaligned LDR is allowed on ARMv7-M with the
+        // default CCR.UNALIGN_TRP clear) and writes the `n` words of `dst` (word-aligned, a
+        // `u32` slice; `n` a non-zero multiple of 4, so the loop ends exactly at its end).
+        unsafe {
+            asm!(
+                "2:",
+                "ldr r4, [r9], #4",
+                "ldr r5, [r9], #4",
+                "sxtb16 r0, r4",
+                "sxtb16 r1, r4, ror #8",
+                "sxtb16 r2, r5",
+                "sxtb16 r3, r5, ror #8",
+                "stm r8!, {{r0, r1, r2, r3}}",
+                "cmp r8, r12",
+                "bne 2b",
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                inout("r9") src => _,
+                inout("r8") dst.as_mut_ptr() => _,
+                in("r12") dst.as_mut_ptr().add(n),
+                options(nostack),
+            );
+        }
+        return;
+    }
+    // SAFETY: as above, two patch words per pass (`n` a non-zero multiple of 2).
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {w}, [{src}], #4",
+            "sxtb16 {a}, {w}",
+            "sxtb16 {b}, {w}, ror #8",
+            "strd {a}, {b}, [{dst}], #8",
+            "cmp {dst}, {end}",
+            "bne 2b",
+            w = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            src = inout(reg) src => _,
+            dst = inout(reg) dst.as_mut_ptr() => _,
+            end = in(reg) dst.as_mut_ptr().add(n),
+            options(nostack),
+        );
     }
 }
 

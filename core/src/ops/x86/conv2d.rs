@@ -45,7 +45,7 @@ use crate::shape::MapShape;
 /// The padded, biased copy of the input map lives in a stack buffer of this size; its last 64
 /// bytes are slack for the vector loads at the end of the last row.
 pub const PADDED_BYTES: usize = 32 * 1024;
-const PADDED_WORDS: usize = PADDED_BYTES / 4;
+pub(crate) const PADDED_WORDS: usize = PADDED_BYTES / 4;
 /// Most `C·K` (input channel, kernel row) pairs: one weight word per output channel each.
 pub const MAX_GROUPS: usize = 64;
 /// Most taps (channel group, ky, kx) of the channel-packed layout.
@@ -81,7 +81,11 @@ pub(crate) struct Layer {
 }
 
 /// Runs the layer with `I`, with weights packed beforehand (`packed`, one per [`BLOCK`]
-/// channels) or, when `None`, packed here block by block.
+/// channels) or, when `None`, packed here block by block, its padded input in `padded`.
+///
+/// `padded` may hold anything beforehand (the prepared model passes the same arena bytes
+/// for every call, so it is not zeroed 32 KB at a time): the copy writes every word the
+/// output lanes read, and the words past it feed only lanes that are never stored.
 ///
 /// # Safety
 /// The CPU supports `I`; `layer` came from [`Layer::new`] for `op`, `input` and `output`.
@@ -92,12 +96,13 @@ pub(crate) unsafe fn run<I: Isa>(
     packed: Option<&[Weights<I>]>,
     input: &[i8],
     output: &mut [i8],
+    padded: &mut [u32; PADDED_WORDS],
 ) {
-    let mut padded = [0_u32; PADDED_WORDS];
     match layer.packed {
-        Some(groups) => layer.pack_channels::<I>(input, groups, &mut padded),
+        Some(groups) => layer.pack_channels::<I>(input, groups, padded),
         None => layer.pad_and_bias(input, bytemuck::must_cast_slice_mut(&mut padded[..])),
     }
+    let padded = &*padded;
     let mut scratch = None;
     for (index, first) in (0..layer.out_channels).step_by(BLOCK).enumerate() {
         let weights = match packed.and_then(|p| p.get(index)) {
@@ -115,9 +120,9 @@ pub(crate) unsafe fn run<I: Isa>(
             unsafe {
                 match (per_block, left) {
                     (_, 0) => break,
-                    (16, 9..) => layer.block::<I, 16>(&padded, weights, output, first, sub),
-                    (16, _) | (8, 5..) => layer.block::<I, 8>(&padded, weights, output, first, sub),
-                    _ => layer.block::<I, 4>(&padded, weights, output, first, sub),
+                    (16, 9..) => layer.block::<I, 16>(padded, weights, output, first, sub),
+                    (16, _) | (8, 5..) => layer.block::<I, 8>(padded, weights, output, first, sub),
+                    _ => layer.block::<I, 4>(padded, weights, output, first, sub),
                 }
             }
         }
@@ -754,7 +759,9 @@ mod tests {
             // The same layer through weights packed beforehand, as the prepared model runs it.
             if let Some(packed) = crate::ops::x86::PackedConv::new(tier, &op) {
                 let mut again = vec![0x55; out.len()];
-                assert!(packed.run(&op, &x, &mut again));
+                // Leftovers of another layer in the padded buffer change nothing.
+                let mut padded = vec![[0xA5C3_5A3C_u32; PADDED_WORDS]; 1];
+                assert!(packed.run(&op, &x, &mut again, &mut padded[0]));
                 if took {
                     let mut direct = vec![0x55; out.len()];
                     conv2d_with(tier, &op, &x, &mut direct);

@@ -21,6 +21,7 @@ mod gemm;
 pub(crate) mod isa;
 mod requant;
 
+pub(crate) use self::conv2d::PADDED_WORDS;
 use self::conv2d::{Layer, Weights};
 use self::detect::{has_avx_vnni, has_avx2, has_avx512_vnni_vbmi};
 use self::isa::{Avx2, Avx512, AvxVnni};
@@ -63,9 +64,10 @@ macro_rules! entry_points {
             packed: Option<&[Weights<$isa>]>,
             input: &[i8],
             output: &mut [i8],
+            padded: &mut [u32; PADDED_WORDS],
         ) {
             // SAFETY: as this function.
-            unsafe { conv2d::run::<$isa>(layer, op, packed, input, output) }
+            unsafe { conv2d::run::<$isa>(layer, op, packed, input, output, padded) }
         }
     };
 }
@@ -117,6 +119,48 @@ pub(crate) fn gemm_kernel(tier: KernelTier) -> GemmKernel {
     }
 }
 
+/// A graph node's requantization of one channel's accumulators into `out` with AVX2, eight
+/// lanes at a time, bit for bit `ChannelData::finish` with `requant` and `clamp`; `false`
+/// (nothing written) without AVX2.
+#[cfg(any(test, feature = "std"))]
+pub(crate) fn requantize_avx2(
+    acc: &[i32],
+    requant: &crate::quant::Requantizer,
+    clamp: [i8; 2],
+    out: &mut [i8],
+) -> bool {
+    if !has_avx2() {
+        return false;
+    }
+    let vector = requant::VectorRequant::clamped(requant, clamp);
+    // SAFETY: the CPU has AVX2 (checked above).
+    unsafe { requantize_avx2_body(acc, &vector, out) };
+    true
+}
+
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(any(test, feature = "std"))]
+#[target_feature(enable = "avx2")]
+unsafe fn requantize_avx2_body(acc: &[i32], vector: &requant::VectorRequant, out: &mut [i8]) {
+    use core::arch::x86_64::{_mm_storeu_si128, _mm256_loadu_si256};
+    for (acc, out) in acc.chunks(8).zip(out.chunks_mut(8)) {
+        let mut lanes = [0_i32; 8];
+        for (l, &a) in lanes.iter_mut().zip(acc) {
+            *l = a;
+        }
+        let mut bytes = [0_i8; 16];
+        // SAFETY: `lanes` holds 32 bytes, `bytes` 16; the CPU has AVX2.
+        unsafe {
+            let v = _mm256_loadu_si256(lanes.as_ptr().cast());
+            _mm_storeu_si128(bytes.as_mut_ptr().cast(), vector.apply::<Avx2>(v));
+        }
+        for (o, &b) in out.iter_mut().zip(&bytes) {
+            *o = b;
+        }
+    }
+}
+
 /// Runs `op` with the best tier if the direct kernel takes the layer; `false` leaves `output`
 /// untouched (the caller runs the portable operator).
 pub(crate) fn conv2d(op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
@@ -135,19 +179,20 @@ pub(crate) fn conv2d_with(
     }
     let layer =
         |new: fn(&Conv2dOp<'_>, usize, usize) -> Option<Layer>| new(op, input.len(), output.len());
+    let padded = &mut [0_u32; PADDED_WORDS];
     // SAFETY: the CPU supports the tier (checked above); each `layer` fits the slices.
     unsafe {
         match tier {
             KernelTier::Avx512Vnni => match layer(Layer::new::<Avx512>) {
-                Some(layer) => conv_avx512(&layer, op, None, input, output),
+                Some(layer) => conv_avx512(&layer, op, None, input, output, padded),
                 None => return false,
             },
             KernelTier::AvxVnni => match layer(Layer::new::<AvxVnni>) {
-                Some(layer) => conv_avx_vnni(&layer, op, None, input, output),
+                Some(layer) => conv_avx_vnni(&layer, op, None, input, output, padded),
                 None => return false,
             },
             KernelTier::Avx2 => match layer(Layer::new::<Avx2>) {
-                Some(layer) => conv_avx2(&layer, op, None, input, output),
+                Some(layer) => conv_avx2(&layer, op, None, input, output, padded),
                 None => return false,
             },
             _ => return false,
@@ -193,9 +238,16 @@ impl PackedConv {
         })
     }
 
-    /// Runs the layer packed by [`Self::new`] from the same `op`. `false` (output untouched)
-    /// if the slices are shorter than the layer.
-    pub fn run(&self, op: &Conv2dOp<'_>, input: &[i8], output: &mut [i8]) -> bool {
+    /// Runs the layer packed by [`Self::new`] from the same `op`, its padded input in
+    /// `padded` (whatever it held). `false` (output untouched) if the slices are shorter
+    /// than the layer.
+    pub fn run(
+        &self,
+        op: &Conv2dOp<'_>,
+        input: &[i8],
+        output: &mut [i8],
+        padded: &mut [u32; PADDED_WORDS],
+    ) -> bool {
         type Fits = fn(&Conv2dOp<'_>, usize, usize) -> Option<Layer>;
         let (tier, fits): (KernelTier, Fits) = match self {
             Self::Avx512(..) => (KernelTier::Avx512Vnni, Layer::new::<Avx512>),
@@ -208,9 +260,9 @@ impl PackedConv {
         // SAFETY: `new` checked the CPU and built `layer` from `op`; the slices fit (above).
         unsafe {
             match self {
-                Self::Avx512(layer, w) => conv_avx512(layer, op, Some(w), input, output),
-                Self::AvxVnni(layer, w) => conv_avx_vnni(layer, op, Some(w), input, output),
-                Self::Avx2(layer, w) => conv_avx2(layer, op, Some(w), input, output),
+                Self::Avx512(layer, w) => conv_avx512(layer, op, Some(w), input, output, padded),
+                Self::AvxVnni(layer, w) => conv_avx_vnni(layer, op, Some(w), input, output, padded),
+                Self::Avx2(layer, w) => conv_avx2(layer, op, Some(w), input, output, padded),
             }
         }
         true

@@ -43,6 +43,19 @@ impl VectorRequant {
         }
     }
 
+    /// A graph node's requantizer (`r` without ReLU) followed by its clamp to `[lo, hi]`:
+    /// clamping to `[lo − zp, hi − zp]` before the add equals the scalar saturating add, the
+    /// clamp to the int8 range and then to `[lo, hi]` (and gives `hi` when `lo > hi`, as the
+    /// scalar max-then-min does).
+    #[cfg(any(test, feature = "std"))]
+    pub fn clamped(r: &Requantizer, [lo, hi]: [i8; 2]) -> Self {
+        Self {
+            low: i32::from(lo) - r.zero_point,
+            high: i32::from(hi) - r.zero_point,
+            ..Self::new(r)
+        }
+    }
+
     /// The int8 results of every lane, in lane order.
     ///
     /// # Safety
