@@ -122,6 +122,8 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
         | Prepared::GlobalAverage { .. } => (vector, 0),
         Prepared::Gemm { .. } => (NodeKernel::Gemm, 0),
         Prepared::Pool { average: None, .. } => (NodeKernel::Portable, 0),
+        // A Conv with its residual Add fused: the portable kernel on the host.
+        Prepared::ConvAdd { .. } => (NodeKernel::Portable, 0),
     }
 }
 
@@ -537,6 +539,7 @@ mod avx2 {
                 *input_zero_point,
                 weights,
                 channels,
+                None,
             ),
             Prepared::Add {
                 params,

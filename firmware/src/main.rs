@@ -373,6 +373,7 @@ fn print_profile(
                 qcnn_core::graph::NodeOp::GlobalAveragePool => "globalavgpool",
                 qcnn_core::graph::NodeOp::Add(_) => "add",
                 qcnn_core::graph::NodeOp::Gemm(_) => "gemm",
+                qcnn_core::graph::NodeOp::ConvAdd(_) => "conv+add",
             };
             hprintln!(
                 "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes 0",

@@ -259,6 +259,19 @@ pub fn graph_op_name(op: &qcnn_core::graph::NodeOp) -> String {
             };
             format!("conv {}{groups}{}", window(&c.window), clamp(c.clamp))
         }
+        NodeOp::ConvAdd(f) => {
+            let groups = if f.conv.groups > 1 {
+                format!(" g{}", f.conv.groups)
+            } else {
+                String::new()
+            };
+            format!(
+                "conv {}{groups}{}+add{}",
+                window(&f.conv.window),
+                clamp(f.conv.clamp),
+                clamp(f.add.clamp)
+            )
+        }
         NodeOp::MaxPool(w) => format!("maxpool {}", window(w)),
         NodeOp::AveragePool { window: w, .. } => format!("avgpool {}", window(w)),
         NodeOp::GlobalAveragePool => "globalavgpool".into(),

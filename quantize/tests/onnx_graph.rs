@@ -12,7 +12,7 @@ use qcnn_config::config::Config;
 use qcnn_core::Model;
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::graph::FloatGraph;
-use qcnn_quantize::graph::export::export_graph;
+use qcnn_quantize::graph::export::{GraphReport, export_graph};
 use qcnn_quantize::onnx::{self, AnyImport};
 
 use common::{repo, repo_config};
@@ -59,7 +59,7 @@ fn graph_of(path: &Path) -> (FloatGraph, onnx::ImportReport) {
 
 /// The float graph's logits match onnxruntime's to 1e-4 (max abs) on 256 test images; then
 /// the int8 blob (calibrated on training images) loads and agrees with the float model.
-fn check(path: &Path, key: &str, min_agreement: f64) -> FloatGraph {
+fn check(path: &Path, key: &str, min_agreement: f64) -> (FloatGraph, GraphReport) {
     let (graph, _) = graph_of(path);
     let expected = golden(key);
     assert_eq!(expected.len(), 256);
@@ -104,12 +104,12 @@ fn check(path: &Path, key: &str, min_agreement: f64) -> FloatGraph {
         exported.report.no_reuse_bytes
     );
     assert!(agreement >= min_agreement, "{key}: agreement {agreement}");
-    graph
+    (graph, exported.report)
 }
 
 #[test]
 fn resnet8_float_matches_onnxruntime_and_int8_agrees() {
-    let graph = check(&resnet8(), "onnx/resnet8_fmnist.onnx", 0.97);
+    let (graph, report) = check(&resnet8(), "onnx/resnet8_fmnist.onnx", 0.97);
     // 3 stem/residual convs per block ×3, 2 downsample convs, the stem, 3 Adds, the pool, fc.
     let ops: Vec<String> = graph.nodes.iter().map(|n| n.op.name()).collect();
     assert_eq!(
@@ -124,6 +124,25 @@ fn resnet8_float_matches_onnxruntime_and_int8_agrees() {
     );
     assert_eq!(ops.len(), 9 + 3 + 2, "{ops:?}");
     assert_eq!(ops.last().map(String::as_str), Some("gemm"));
+    // In the blob each Add is fused into the last conv before it, written over the residual:
+    // two 16×28×28 maps alive in the first block instead of three.
+    let fused: Vec<&str> = report
+        .nodes
+        .iter()
+        .map(|n| n.op.as_str())
+        .filter(|op| op.contains("+add"))
+        .collect();
+    assert_eq!(
+        fused,
+        [
+            "conv3x3/1+add+relu",
+            "conv1x1/2+add+relu",
+            "conv1x1/2+add+relu"
+        ]
+    );
+    assert_eq!(report.nodes.len(), 11);
+    assert_eq!(report.arena_bytes, 2 * 16 * 28 * 28);
+    assert_eq!(report.live_peak_bytes, report.arena_bytes);
 }
 
 #[test]
@@ -134,7 +153,7 @@ fn every_graph_operator_matches_onnxruntime() {
         report.folded,
         ["BatchNormalization /bn1/BatchNormalization into Conv /c1/Conv"]
     );
-    let graph = check(&test_model("graph_ops.onnx"), "graph_ops.onnx", 0.9);
+    let (graph, _) = check(&test_model("graph_ops.onnx"), "graph_ops.onnx", 0.9);
     let ops: Vec<String> = graph.nodes.iter().map(|n| n.op.name()).collect();
     assert_eq!(
         ops,

@@ -10,8 +10,10 @@ use crate::quant::{SHIFT_RANGE, valid_scale};
 use crate::shape::MapShape;
 
 use super::error::{GraphError, SectionProblem};
-use super::format::{ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window};
-use super::kernels::{ChannelData, window_len};
+use super::format::{
+    self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window,
+};
+use super::kernels::{ChannelData, Residual, window_len};
 pub(crate) use super::prepared_node::Prepared;
 use super::view::Graph;
 
@@ -149,8 +151,10 @@ fn check<'a>(
     // Lifetimes: the node that writes each tensor and the last node that reads it.
     let mut scratch_len = 0;
     let mut kernels = super::kernel_table::KernelTable::default();
-    // Bit n: node n is an Add of two different tensors, which may write over either.
+    // Bit n: node n is an Add (or ConvAdd) of two different tensors, which may write over
+    // an input (`takeable`, bit t: tensor t, at its last reader).
     let mut in_place_adds = 0_u64;
+    let mut takeable = 0_u64;
     let mut born = [UNBORN; MAX_TENSORS];
     let mut dies = [0_u8; MAX_TENSORS];
     born[0] = 0;
@@ -203,8 +207,22 @@ fn check<'a>(
         *born_at = index as u8;
         *dies_at = index as u8;
         let prepared = prepare(data, &node, index, &inputs, &out, true)?;
-        if matches!(node.op, NodeOp::Add(_)) && node.inputs.first() != node.inputs.get(1) {
-            in_place_adds |= 1_u64.checked_shl(index as u32).unwrap_or(0);
+        let bit = |t: Option<&u16>| t.map_or(0, |&t| 1_u64.checked_shl(u32::from(t)).unwrap_or(0));
+        // Which inputs this node, if it is their last reader, may write over: both of an
+        // Add's, only the residual of a fused ConvAdd (the conv reads its input throughout).
+        for t in &node.inputs {
+            takeable &= !bit(Some(t));
+        }
+        let (first, second) = (node.inputs.first(), node.inputs.get(1));
+        if first != second {
+            match node.op {
+                NodeOp::Add(_) => takeable |= bit(first) | bit(second),
+                NodeOp::ConvAdd(_) => takeable |= bit(second),
+                _ => {}
+            }
+            if matches!(node.op, NodeOp::Add(_) | NodeOp::ConvAdd(_)) {
+                in_place_adds |= 1_u64.checked_shl(index as u32).unwrap_or(0);
+            }
         }
         // The kernel this target runs the node with, once for good, and the scratch it takes.
         let (kernel, scratch) = super::fast::choose(&prepared, Kernels::NATIVE);
@@ -225,7 +243,7 @@ fn check<'a>(
         *d = node_count as u8;
     }
     // The one overlap allowed: tensor `y` written by an in-place Add exactly over its input
-    // `x`, which that Add is the last to read.
+    // `x` (a ConvAdd: its residual), which that node is the last to read.
     let in_place = |(x, tx): (usize, &TensorDesc), (y, ty): (usize, &TensorDesc)| {
         let (Some(&born_x), Some(&born_y), Some(&dies_x)) = (born.get(x), born.get(y), dies.get(x))
         else {
@@ -233,6 +251,7 @@ fn check<'a>(
         };
         born_x < born_y
             && dies_x == born_y
+            && takeable.checked_shr(x as u32).unwrap_or(0) & 1 == 1
             && in_place_adds.checked_shr(u32::from(born_y)).unwrap_or(0) & 1 == 1
             && tx.offset == ty.offset
             && len(tx) == len(ty)
@@ -274,7 +293,7 @@ pub(crate) fn node_macs(node: &Node, inputs: &[(u16, TensorDesc)], output: &Tens
     let in_len = inputs.first().map_or(0, |(_, d)| len(d)) as u64;
     let out = map(output);
     match &node.op {
-        NodeOp::Conv(conv) => {
+        NodeOp::Conv(conv) | NodeOp::ConvAdd(format::ConvAdd { conv, .. }) => {
             let in_c = inputs.first().map_or(0, |(_, d)| usize::from(d.shape.c));
             let per_output = (in_c / usize::from(conv.groups.max(1)))
                 * usize::from(conv.window.kernel[0])
@@ -301,7 +320,7 @@ pub(crate) fn prepare<'a>(
     scan: bool,
 ) -> Result<Prepared<'a>, GraphError> {
     use GraphError::*;
-    let count = if matches!(node.op, NodeOp::Add(_)) {
+    let count = if matches!(node.op, NodeOp::Add(_) | NodeOp::ConvAdd(_)) {
         2
     } else {
         1
@@ -343,33 +362,12 @@ pub(crate) fn prepare<'a>(
     };
     let prepared = match &node.op {
         NodeOp::Conv(conv) => {
-            let mut expected = windowed(&conv.window)?;
-            expected.c = out_shape.c;
-            if expected != out_shape {
-                return Err(mismatch);
-            }
-            let groups = usize::from(conv.groups);
-            if groups == 0
-                || !in_shape.c.is_multiple_of(groups)
-                || !out_shape.c.is_multiple_of(groups)
-            {
-                return Err(BadGroups { node: index });
-            }
-            if !clamp_ok(conv.clamp) {
-                return Err(BadClamp { node: index });
-            }
-            let [kh, kw] = conv.window.kernel.map(usize::from);
-            let per_output = in_shape.c / groups * kh * kw;
-            if per_output > MAX_DOT_LEN {
-                return Err(DotTooLong { node: index });
-            }
-            let weights = weights(data, conv.weights, out_shape.c * per_output, index, scan)?;
-            let channels = channels(
+            let (groups, weights, channels) = conv_parts(
                 data,
-                &conv.channels,
-                out_shape.c,
+                conv,
+                windowed(&conv.window)?,
+                (in_shape, out_shape, *out_t),
                 out_desc.quant.zero_point,
-                conv.clamp,
                 index,
                 scan,
             )?;
@@ -381,6 +379,40 @@ pub(crate) fn prepare<'a>(
                 input_zero_point: in_desc.quant.zero_point,
                 weights,
                 channels,
+            }
+        }
+        NodeOp::ConvAdd(fused) => {
+            let conv = &fused.conv;
+            let (groups, weights, channels) = conv_parts(
+                data,
+                conv,
+                windowed(&conv.window)?,
+                (in_shape, out_shape, *out_t),
+                fused.conv_zero_point,
+                index,
+                scan,
+            )?;
+            let residual = rest.first().map(|(_, d)| d);
+            if residual.map(map) != Some(out_shape) {
+                return Err(mismatch);
+            }
+            add_ok(&fused.add, index)?;
+            Prepared::ConvAdd {
+                in_shape,
+                out_shape,
+                window: conv.window,
+                groups,
+                input_zero_point: in_desc.quant.zero_point,
+                weights,
+                channels,
+                residual: Residual {
+                    params: fused.add,
+                    zero_points: [
+                        fused.conv_zero_point,
+                        residual.map_or(0, |d| d.quant.zero_point),
+                        out_desc.quant.zero_point,
+                    ],
+                },
             }
         }
         NodeOp::MaxPool(window) | NodeOp::AveragePool { window, .. } => {
@@ -418,13 +450,7 @@ pub(crate) fn prepare<'a>(
             if other != Some(in_shape) || in_shape != out_shape {
                 return Err(mismatch);
             }
-            let shifts_ok = add.shifts.iter().all(|s| (-31..=0).contains(s));
-            if add.left_shift > 20 || add.multipliers.iter().any(|&m| m < 0) || !shifts_ok {
-                return Err(BadAdd { node: index });
-            }
-            if !clamp_ok(add.clamp) {
-                return Err(BadClamp { node: index });
-            }
+            add_ok(add, index)?;
             let zb = rest.first().map_or(0, |(_, d)| d.quant.zero_point);
             Prepared::Add {
                 params: *add,
@@ -456,6 +482,63 @@ pub(crate) fn prepare<'a>(
         }
     };
     Ok(prepared)
+}
+
+/// The Add's parameters in range.
+fn add_ok(add: &format::Add, index: usize) -> Result<(), GraphError> {
+    let shifts_ok = add.shifts.iter().all(|s| (-31..=0).contains(s));
+    if add.left_shift > 20 || add.multipliers.iter().any(|&m| m < 0) || !shifts_ok {
+        return Err(GraphError::BadAdd { node: index });
+    }
+    if !clamp_ok(add.clamp) {
+        return Err(GraphError::BadClamp { node: index });
+    }
+    Ok(())
+}
+
+/// A Conv's checks (its window's output `expected` with the output's channels, groups,
+/// clamp, dot length, sections): its groups, weights and channels, requantizing to
+/// `zero_point`.
+fn conv_parts<'a>(
+    data: &'a [u8],
+    conv: &format::Conv,
+    mut expected: MapShape,
+    (in_shape, out_shape, out_t): (MapShape, MapShape, u16),
+    zero_point: i8,
+    index: usize,
+    scan: bool,
+) -> Result<(usize, &'a [i8], ChannelData<'a>), GraphError> {
+    use GraphError::*;
+    expected.c = out_shape.c;
+    if expected != out_shape {
+        return Err(ShapeMismatch {
+            node: index,
+            tensor: out_t,
+        });
+    }
+    let groups = usize::from(conv.groups);
+    if groups == 0 || !in_shape.c.is_multiple_of(groups) || !out_shape.c.is_multiple_of(groups) {
+        return Err(BadGroups { node: index });
+    }
+    if !clamp_ok(conv.clamp) {
+        return Err(BadClamp { node: index });
+    }
+    let [kh, kw] = conv.window.kernel.map(usize::from);
+    let per_output = in_shape.c / groups * kh * kw;
+    if per_output > MAX_DOT_LEN {
+        return Err(DotTooLong { node: index });
+    }
+    let weights = weights(data, conv.weights, out_shape.c * per_output, index, scan)?;
+    let channels = channels(
+        data,
+        &conv.channels,
+        out_shape.c,
+        zero_point,
+        conv.clamp,
+        index,
+        scan,
+    )?;
+    Ok((groups, weights, channels))
 }
 
 fn section(

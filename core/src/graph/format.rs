@@ -73,6 +73,11 @@ pub enum NodeOp {
     GlobalAveragePool,
     Add(Add),
     Gemm(Gemm),
+    /// A Conv whose output goes straight into a residual Add (issue 12: ResNet's second conv
+    /// of a block). Inputs: the conv's input and the residual; the output may lie exactly over
+    /// the residual, which each output element replaces once it is read. Bit for bit the Conv
+    /// then the Add. (Added after the others: blobs without it encode as before.)
+    ConvAdd(ConvAdd),
 }
 
 /// A 2-D window: kernel and stride as (h, w), pads as ONNX orders them (top, left, bottom,
@@ -109,6 +114,17 @@ pub struct Gemm {
     pub clamp: [i8; 2],
     pub weights: Section,
     pub channels: ChannelSections,
+}
+
+/// A Conv fused with the Add that is its output's one reader.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ConvAdd {
+    pub conv: Conv,
+    /// The zero point of the conv's int8 output (its `clamp` is in that quantization); the
+    /// values never reach the arena, each goes straight into the Add.
+    pub conv_zero_point: i8,
+    /// The Add, its first input the conv's output, its second the residual.
+    pub add: Add,
 }
 
 /// TFLite's integer Add of two int8 tensors with their own scales: each input, less its zero

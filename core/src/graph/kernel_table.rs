@@ -25,7 +25,8 @@ pub struct KernelTable {
 }
 
 impl KernelTable {
-    /// The kernels of a Conv, of an Add, of the average pools, of MaxPool; a Gemm has only
+    /// The kernels of a Conv (and of a Conv with its residual Add fused, which runs the patch
+    /// conv or the portable code), of an Add, of the average pools, of MaxPool; a Gemm has only
     /// the portable one. Code 0 is the portable kernel for every operator.
     const OPTIONS: [[GraphKernel; 4]; 4] = {
         use GraphKernel::*;
@@ -39,7 +40,7 @@ impl KernelTable {
 
     fn family(op: &NodeOp) -> Option<usize> {
         match op {
-            NodeOp::Conv(_) => Some(0),
+            NodeOp::Conv(_) | NodeOp::ConvAdd(_) => Some(0),
             NodeOp::Add(_) => Some(1),
             NodeOp::AveragePool { .. } | NodeOp::GlobalAveragePool => Some(2),
             NodeOp::MaxPool(_) => Some(3),

@@ -94,11 +94,58 @@ pub fn conv(
         input_zero_point,
         weights,
         channels,
+        None,
     );
 }
 
-/// [`conv`]'s body, inlined into every caller: the host's prepared model compiles it a second
-/// time inside an AVX2 function (`crate::prepared_graph`), so that it vectorizes for AVX2.
+/// [`conv`] followed by the residual Add of a fused node: `output` holds the residual and
+/// receives `residual.add(conv value, residual value)` element by element.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_add(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    groups: usize,
+    input_zero_point: i8,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: &Residual,
+) {
+    conv_body(
+        input,
+        in_shape,
+        output,
+        out_shape,
+        window,
+        groups,
+        input_zero_point,
+        weights,
+        channels,
+        Some(residual),
+    );
+}
+
+/// The residual Add fused into a conv: the Add's parameters (its first input the conv's
+/// int8 output) and the zero points of the conv's output, the residual and the sum.
+#[derive(Clone, Copy, Debug)]
+pub struct Residual {
+    pub params: super::format::Add,
+    pub zero_points: [i8; 3],
+}
+
+impl Residual {
+    /// The sum of the conv's int8 value `q` and the residual's `r`, exactly as [`add`].
+    #[inline]
+    pub fn add(&self, q: i8, r: i8) -> i8 {
+        add_element(q, r, self.zero_points, &self.params)
+    }
+}
+
+/// [`conv`]'s body (with a fused residual Add: [`conv_add`]), inlined into every caller: the
+/// host's prepared model compiles it a second time inside an AVX2 function
+/// (`crate::prepared_graph`), so that it vectorizes for AVX2.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn conv_body(
@@ -111,6 +158,7 @@ pub(crate) fn conv_body(
     input_zero_point: i8,
     weights: &[i8],
     channels: &ChannelData<'_>,
+    residual: Option<&Residual>,
 ) {
     const BLOCK: usize = 64;
     let [kh, kw] = window.kernel.map(usize::from);
@@ -181,7 +229,8 @@ pub(crate) fn conv_body(
                     }
                 }
                 for (out, &a) in out_block.iter_mut().zip(acc.iter()) {
-                    *out = channels.finish(&requant, a);
+                    let q = channels.finish(&requant, a);
+                    *out = residual.map_or(q, |r| r.add(q, *out));
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! `super::check::prepare` returns and `super::fast::choose` picks a kernel for.
 
 use super::format::{self, Window};
-use super::kernels::ChannelData;
+use super::kernels::{ChannelData, Residual};
 use crate::shape::MapShape;
 
 /// A node ready for its kernel.
@@ -33,5 +33,16 @@ pub(crate) enum Prepared<'a> {
     Gemm {
         weights: &'a [i8],
         channels: ChannelData<'a>,
+    },
+    /// A Conv with its residual Add ([`format::ConvAdd`]): the conv's fields, then the Add's.
+    ConvAdd {
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        groups: usize,
+        input_zero_point: i8,
+        weights: &'a [i8],
+        channels: ChannelData<'a>,
+        residual: Residual,
     },
 }

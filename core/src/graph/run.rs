@@ -132,7 +132,9 @@ impl Graph<'_> {
             let out_range = range(&output.1);
             let kernel = self.kernels.get(index, &node.op);
             // An Add the planner put over one of its inputs (the loader allows no other overlap).
-            if let Some(which) = ranges.iter().position(|r| *r == out_range) {
+            if let Prepared::ConvAdd { .. } = &prepared {
+                run_conv_add(kernel, &prepared, arena, out_range, &ranges, scratch)?;
+            } else if let Some(which) = ranges.iter().position(|r| *r == out_range) {
                 let Prepared::Add {
                     params,
                     zero_points,
@@ -162,6 +164,68 @@ impl Graph<'_> {
         let arena: &'b [i8] = arena;
         arena.get(start..start + len)
     }
+}
+
+/// A fused Conv + residual Add: the residual copied to the output unless the planner put
+/// the output over it, then the conv adding into it element by element.
+fn run_conv_add(
+    kernel: GraphKernel,
+    prepared: &Prepared<'_>,
+    arena: &mut [i8],
+    out_range: (usize, usize),
+    ranges: &[(usize, usize)],
+    scratch: &mut [i8],
+) -> Option<()> {
+    let Prepared::ConvAdd {
+        in_shape,
+        out_shape,
+        window,
+        groups,
+        input_zero_point,
+        weights,
+        channels,
+        residual,
+    } = prepared
+    else {
+        return None;
+    };
+    let (input, residual_range) = (*ranges.first()?, *ranges.get(1)?);
+    let in_place = residual_range == out_range;
+    let both = [input, residual_range];
+    let (out, [a, b]) = views(arena, out_range, if in_place { &both[..1] } else { &both })?;
+    if !in_place {
+        for (q, &r) in out.iter_mut().zip(b) {
+            *q = r;
+        }
+    }
+    let fast = kernel == GraphKernel::PatchConv
+        && fast::patch_conv::conv_add(
+            a,
+            *in_shape,
+            out,
+            *out_shape,
+            *window,
+            *input_zero_point,
+            weights,
+            channels,
+            residual,
+            scratch,
+        );
+    if !fast {
+        kernels::conv_add(
+            a,
+            *in_shape,
+            out,
+            *out_shape,
+            *window,
+            *groups,
+            *input_zero_point,
+            weights,
+            channels,
+            residual,
+        );
+    }
+    Some(())
 }
 
 /// `prepared` with the portable kernels.
@@ -198,6 +262,8 @@ fn run_portable(prepared: Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
             zero_points,
         } => kernels::add(a, b, out, zero_points, &params),
         Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, &channels),
+        // Run by `run_conv_add`, which has the residual's bytes.
+        Prepared::ConvAdd { .. } => {}
     }
 }
 

@@ -387,6 +387,9 @@ fn reference(header: &GraphHeader, data: &[u8], image: &[u8]) -> Vec<i8> {
                     }) as i8;
                 }
             }
+            // Compared with the unfused graph instead
+            // (`a_fused_conv_add_gives_the_unfused_logits_also_over_its_residual`).
+            NodeOp::ConvAdd(_) => panic!("the reference has no fused nodes"),
             NodeOp::Gemm(gm) => {
                 for oo in 0..oc as usize {
                     let mut acc = word(gm.channels.bias, oo);
@@ -552,5 +555,108 @@ fn damaged_graph_blobs_are_refused_or_run_without_panicking() {
     assert!(
         loaded > 0 && refused > 0,
         "{loaded} loaded, {refused} refused"
+    );
+}
+
+/// The fixture's depthwise conv and Add as one fused node, with the Add's operands swapped
+/// (the conv's output first, as the node takes them).
+fn fused_add(header: &GraphHeader, conv_node: usize) -> NodeOp {
+    let NodeOp::Add(add) = header.nodes[2].op else {
+        panic!("node 2 is the fixture's Add")
+    };
+    NodeOp::ConvAdd(ConvAdd {
+        conv: match &header.nodes[conv_node].op {
+            NodeOp::Conv(c) => c.clone(),
+            other => panic!("{other:?}"),
+        },
+        conv_zero_point: header.tensors[2].quant.zero_point,
+        add: Add {
+            multipliers: [add.multipliers[1], add.multipliers[0], add.multipliers[2]],
+            shifts: [add.shifts[1], add.shifts[0], add.shifts[2]],
+            ..add
+        },
+    })
+}
+
+fn logits(header: &GraphHeader, data: &[u8], images: &[Vec<u8>]) -> Vec<Vec<i8>> {
+    let bytes = blob(header, data);
+    let model = Model::from_bytes(&bytes).unwrap();
+    images
+        .iter()
+        .map(|image| {
+            let mut arena = vec![0x55; model.arena_len()];
+            model.infer(image, &mut arena).unwrap().as_slice().to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn a_fused_conv_add_gives_the_unfused_logits_also_over_its_residual() {
+    let (header, data) = fixture();
+    let mut rng = SplitMix(11);
+    let images: Vec<Vec<u8>> = (0..30).map(|_| rng.u8s(25)).collect();
+    let unfused = logits(&header, &data, &images);
+    assert!(
+        unfused
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 10
+    );
+
+    // Add(t1, dw(t1)) as one node reading t1 twice (so not in place): t2 never exists.
+    let mut fused = header.clone();
+    fused.nodes[1] = node(fused_add(&header, 1), &[1, 1], 3);
+    fused.nodes.remove(2);
+    fused.tensors.remove(2);
+    for n in fused.nodes.iter_mut() {
+        for t in n.inputs.iter_mut().chain([&mut n.output]) {
+            if *t > 2 {
+                *t -= 1;
+            }
+        }
+    }
+    fused.output -= 1;
+    assert_eq!(logits(&fused, &data, &images), unfused);
+
+    // t1 → dw → t2 → dw → (+ t1), the last conv fused and written over t1, which dies there;
+    // against the same graph unfused (the second conv's output t8 at 205).
+    let mut chain = header.clone();
+    chain
+        .tensors
+        .push(tensor(4, 5, 3, header.tensors[2].quant, 205))
+        .unwrap();
+    chain.arena_len = 265;
+    let mut second_conv = header.nodes[1].clone();
+    second_conv.inputs[0] = 2;
+    second_conv.output = 8;
+    chain.nodes[2].inputs = [1, 8].into_iter().collect();
+    chain.nodes.insert(2, second_conv).unwrap();
+    let expected = logits(&chain, &data, &images);
+    let mut in_place = header.clone();
+    in_place.tensors[3].offset = 25;
+    in_place.tensors[4].offset = 145;
+    in_place.nodes[2] = node(fused_add(&header, 1), &[2, 1], 3);
+    assert_eq!(logits(&in_place, &data, &images), expected);
+    assert_ne!(expected, unfused);
+
+    // Written over its conv's input instead (t2, which also dies there): refused.
+    let mut over_input = in_place.clone();
+    over_input.tensors[3].offset = 85;
+    let bytes = blob(&over_input, &data);
+    assert_eq!(
+        Model::from_bytes(&bytes).map(|m| m.arena_len()),
+        Err(ModelError::Graph(GraphError::Overlap {
+            first: 2,
+            second: 3
+        }))
+    );
+    // A fused node with one input: named.
+    let mut one_input = in_place;
+    one_input.nodes[2].inputs.pop();
+    let bytes = blob(&one_input, &data);
+    assert_eq!(
+        Model::from_bytes(&bytes).map(|m| m.arena_len()),
+        Err(ModelError::Graph(GraphError::InputCount { node: 2 }))
     );
 }

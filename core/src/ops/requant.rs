@@ -47,6 +47,18 @@ impl PreparedRequantizer {
         ]
     }
 
+    /// The requantizer [`Self::to_words`] wrote.
+    pub fn from_words([multiplier, left, right, mask, zero_point, min]: [u32; 6]) -> Self {
+        Self {
+            multiplier: multiplier as i32,
+            left,
+            right,
+            mask: mask as i32,
+            zero_point: zero_point as i32,
+            min: min as i32,
+        }
+    }
+
     /// Exactly [`Requantizer::apply`].
     #[inline(always)]
     pub fn apply(&self, acc: i32) -> i8 {

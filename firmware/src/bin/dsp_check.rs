@@ -32,8 +32,8 @@ use qcnn_core::{Kernels, MapShape};
 use qcnn_firmware as _;
 
 const CONV_CASES: usize = 400;
-/// Random cases of each of the graph's fast kernels (issue 12): patch conv, depthwise, Add
-/// (and in place), average pools.
+/// Random cases of each of the graph's fast kernels (issue 12): patch conv (also with a
+/// fused residual Add), depthwise, Add (and in place), average pools.
 const GRAPH_CASES: usize = 150;
 const LINEAR_CASES: usize = 300;
 /// Random Conv2d → Conv2d pairs streamed on the M4 (`qcnn_core::dsp_stream_pair`).
@@ -125,7 +125,7 @@ fn main() -> ! {
                 pair_outputs
             );
             hprintln!(
-                "dsp_check: graph kernels, {} random cases each of patch conv (every third pointwise), depthwise conv, Add (and in place), average and max pools ({} outputs): identical to the portable code",
+                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise), depthwise conv, Add (and in place), average and max pools ({} outputs): identical to the portable code",
                 GRAPH_CASES,
                 graph_outputs
             );
@@ -459,6 +459,23 @@ fn random_window(rng: &mut Rng, max_side: usize) -> Window {
     }
 }
 
+/// TFLite Add parameters as the quantize tool writes them, at random.
+fn random_add(rng: &mut Rng) -> Add {
+    let mut multiplier = || (1 << 30) + (rng.next() as i32 & 0x3FFF_FFFF);
+    let multipliers = [multiplier(), multiplier(), multiplier()];
+    let lo = rng.next() as i8;
+    Add {
+        left_shift: 20,
+        multipliers,
+        shifts: [
+            -(rng.below(3) as i8),
+            -(rng.below(3) as i8),
+            -(rng.below(8) as i8 + 16),
+        ],
+        clamp: [lo, lo.saturating_add(rng.below(256) as i8)],
+    }
+}
+
 /// The graph's fast kernels (`qcnn_core::graph::fast`) against its portable ones: the
 /// ResNet-8, DS-CNN and MobileNet layer shapes first, then random ones with odd sizes.
 fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
@@ -551,7 +568,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         } else if pointwise {
             fast::pointwise::scratch_bytes(c)
         } else {
-            fast::patch_conv::scratch_bytes(per_output)
+            fast::patch_conv::scratch_bytes(per_output, window, o)
         };
         if in_len > b.input.len()
             || out_len > b.fast.len()
@@ -631,6 +648,58 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;
+        let add_scratch_len = fast::patch_conv::conv_add_scratch_bytes(per_output, window, o);
+        if depthwise || add_scratch_len + 3 > b.scratch.len() {
+            continue;
+        }
+        // The same conv with a residual Add fused (ResNet-8's blocks): both paths start from
+        // the same random residual and add into it.
+        let residual = graph_kernels::Residual {
+            params: random_add(&mut rng),
+            zero_points: [channels.zero_point, rng.next() as i8, rng.next() as i8],
+        };
+        rng.fill(&mut b.portable[..out_len], extreme);
+        b.fast[..out_len].copy_from_slice(&b.portable[..out_len]);
+        graph_kernels::conv_add(
+            x,
+            input,
+            &mut b.portable[..out_len],
+            output,
+            window,
+            1,
+            zero_point,
+            weights,
+            &channels,
+            &residual,
+        );
+        let ran = fast::patch_conv::conv_add(
+            x,
+            input,
+            &mut b.fast[..out_len],
+            output,
+            window,
+            zero_point,
+            weights,
+            &channels,
+            &residual,
+            scratch(b.scratch, case + 1, add_scratch_len),
+        );
+        if !ran {
+            return Err(Mismatch {
+                layer: "patch conv + add",
+                case,
+                at: 0,
+                fast: 0,
+                portable: 0,
+            });
+        }
+        compare(
+            "patch conv + add",
+            case,
+            &b.fast[..out_len],
+            &b.portable[..out_len],
+        )?;
+        outputs += out_len;
     }
     for case in 0..GRAPH_CASES {
         // Add: two random tensors, odd lengths, ResNet-8's last first.
@@ -638,22 +707,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             0 => 64 * 7 * 7,
             _ => rng.below(MAX_INPUT / 2) + 1,
         };
-        let multiplier = |rng: &mut Rng| (1 << 30) + (rng.next() as i32 & 0x3FFF_FFFF);
-        let lo = rng.next() as i8;
-        let params = Add {
-            left_shift: 20,
-            multipliers: [
-                multiplier(&mut rng),
-                multiplier(&mut rng),
-                multiplier(&mut rng),
-            ],
-            shifts: [
-                -(rng.below(3) as i8),
-                -(rng.below(3) as i8),
-                -(rng.below(8) as i8 + 16),
-            ],
-            clamp: [lo, lo.saturating_add(rng.below(256) as i8)],
-        };
+        let params = random_add(&mut rng);
         let zero_points = [rng.next() as i8, rng.next() as i8, rng.next() as i8];
         rng.fill(&mut b.input[..2 * n], None);
         let (x, y) = b.input[..2 * n].split_at(n);

@@ -8,7 +8,7 @@ use qcnn_core::graph::format as blob;
 use qcnn_core::plan::{Lifetime, live_peak, place_sharing};
 use serde::Serialize;
 
-use super::{Clamp, FloatGraph, FloatOp, Window};
+use super::{Clamp, FloatGraph, FloatNode, FloatOp, Window};
 use crate::calibrate::{CalibratedOutput, calibrate_points};
 use crate::export::{ExportError, quantize_channels};
 use crate::scales::{self, activation_params, quantize_multiplier};
@@ -106,34 +106,59 @@ pub fn export_graph(
         }
     }
 
+    // Each Add whose input is a Conv's output read by nothing else is fused into that Conv
+    // (its output over the residual, so that a block's two maps are alive, not three); the
+    // Conv's own output tensor then never exists, and the tensors are numbered without them.
+    let steps = fuse_residual_adds(graph);
+    let mut exists = vec![true; graph.tensors.len()];
+    for step in steps.iter().filter(|s| s.add.is_some()) {
+        exists[step.node.output] = false;
+    }
+    let mut renumbered = vec![usize::MAX; graph.tensors.len()];
+    let mut next = 0;
+    for (t, &keep) in exists.iter().enumerate() {
+        if keep {
+            renumbered[t] = next;
+            next += 1;
+        }
+    }
+    let new = |t: usize| renumbered[t];
     // Lifetimes and the arena.
-    let n = graph.nodes.len();
+    let n = steps.len();
     let mut lifetimes: Vec<Lifetime> = graph
         .tensors
         .iter()
-        .map(|t| Lifetime {
+        .zip(&exists)
+        .filter(|(_, keep)| **keep)
+        .map(|(t, _)| Lifetime {
             len: t.len(),
             born: 0,
             dies: 0,
         })
         .collect();
-    for (i, node) in graph.nodes.iter().enumerate() {
-        lifetimes[node.output].born = i;
-        lifetimes[node.output].dies = i;
-        for &t in &node.inputs {
-            lifetimes[t].dies = i;
+    for (i, step) in steps.iter().enumerate() {
+        lifetimes[new(step.output())].born = i;
+        lifetimes[new(step.output())].dies = i;
+        for t in step.inputs() {
+            lifetimes[new(t)].dies = i;
         }
     }
-    lifetimes[graph.output].dies = n;
-    // An Add may write over an input that dies there (element by element, in place).
+    lifetimes[new(graph.output)].dies = n;
+    // An Add may write over an input that dies there (element by element, in place); a fused
+    // Conv + Add over its residual only.
     let mut shares = vec![None; lifetimes.len()];
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if matches!(node.op, FloatOp::Add { .. }) && node.inputs.first() != node.inputs.get(1) {
-            shares[node.output] = node
-                .inputs
+    for (i, step) in steps.iter().enumerate() {
+        let inputs = step.inputs();
+        let takeable: &[usize] = match (&step.node.op, step.add) {
+            (_, Some(_)) => &inputs[1..],
+            (FloatOp::Add { .. }, None) => &inputs,
+            _ => &[],
+        };
+        if inputs.first() != inputs.get(1) {
+            shares[new(step.output())] = takeable
                 .iter()
-                .copied()
-                .find(|&t| lifetimes[t].dies == i && t != graph.output);
+                .map(|&t| new(t))
+                .find(|&t| lifetimes[t].dies == i && t != new(graph.output));
         }
     }
     let mut offsets = vec![0; lifetimes.len()];
@@ -170,7 +195,8 @@ pub fn export_graph(
     let encode = ExportError::Encode;
     let mut nodes = heapless::Vec::<blob::Node, { blob::MAX_NODES }>::new();
     let mut node_reports = Vec::new();
-    for node in &graph.nodes {
+    for step in &steps {
+        let node = step.node;
         let input = quant[node.inputs[0]];
         let output = quant[node.output];
         let op = match &node.op {
@@ -218,9 +244,22 @@ pub fn export_graph(
                 blob::NodeOp::Add(add_params(&node.name, input, other, output, *clamp)?)
             }
         };
-        let index = |t: usize| u16::try_from(t).map_err(|_| encode(EncodeError::TooLarge));
-        let inputs = node
-            .inputs
+        let op = match (op, step.add) {
+            (blob::NodeOp::Conv(conv), Some((add, residual))) => {
+                // Only Adds are fused.
+                let clamp = add.op.clamp();
+                let (sum, other) = (quant[add.output], quant[residual]);
+                blob::NodeOp::ConvAdd(blob::ConvAdd {
+                    conv,
+                    conv_zero_point: output.zero_point,
+                    add: add_params(&add.name, output, other, sum, clamp)?,
+                })
+            }
+            (op, _) => op,
+        };
+        let index = |t: usize| u16::try_from(new(t)).map_err(|_| encode(EncodeError::TooLarge));
+        let inputs = step
+            .inputs()
             .iter()
             .map(|&t| index(t))
             .collect::<Result<heapless::Vec<u16, 2>, _>>()?;
@@ -228,22 +267,37 @@ pub fn export_graph(
             .push(blob::Node {
                 op,
                 inputs,
-                output: index(node.output)?,
+                output: index(step.output())?,
             })
             .map_err(|_| encode(EncodeError::TooLarge))?;
+        let out = step.output();
+        let (name, op) = match step.add {
+            Some((add, _)) => (
+                format!("{}+{}", node.name, add.name),
+                format!("{}+{}", node.op.name(), add.op.name()),
+            ),
+            None => (node.name.clone(), node.op.name()),
+        };
         node_reports.push(GraphNodeReport {
-            name: node.name.clone(),
-            op: node.op.name(),
-            inputs: node.inputs.clone(),
-            output: node.output,
-            output_shape: graph.tensors[node.output].shape,
-            output_quant: output,
-            quant_source: sources[node.output],
-            offset: offsets[node.output],
+            name,
+            op,
+            inputs: step.inputs().iter().map(|&t| new(t)).collect(),
+            output: new(out),
+            output_shape: graph.tensors[out].shape,
+            output_quant: quant[out],
+            quant_source: sources[out],
+            offset: offsets[new(out)],
         });
     }
     let mut tensors = heapless::Vec::<blob::TensorDesc, { blob::MAX_TENSORS }>::new();
-    for ((t, q), &offset) in graph.tensors.iter().zip(&quant).zip(&offsets) {
+    let kept_tensors = graph
+        .tensors
+        .iter()
+        .zip(&quant)
+        .zip(&exists)
+        .filter(|(_, keep)| **keep)
+        .map(|(tq, _)| tq);
+    for ((t, q), &offset) in kept_tensors.zip(&offsets) {
         let dim = |d: usize| u16::try_from(d).map_err(|_| encode(EncodeError::TooLarge));
         tensors
             .push(blob::TensorDesc {
@@ -261,7 +315,7 @@ pub fn export_graph(
     let header = blob::GraphHeader {
         tensors,
         nodes,
-        output: u16::try_from(graph.output).map_err(|_| encode(EncodeError::TooLarge))?,
+        output: u16::try_from(new(graph.output)).map_err(|_| encode(EncodeError::TooLarge))?,
         arena_len: u32::try_from(arena).map_err(|_| encode(EncodeError::TooLarge))?,
         data_len: u32::try_from(data_len).map_err(|_| encode(EncodeError::TooLarge))?,
     };
@@ -279,6 +333,80 @@ pub fn export_graph(
             ping_pong_bytes: report_plan.2,
         },
     })
+}
+
+/// One node of the blob: a float node, or a Conv with the Add its output goes to (and
+/// that Add's other input, the residual).
+struct Step<'g> {
+    node: &'g FloatNode,
+    add: Option<(&'g FloatNode, usize)>,
+}
+
+impl Step<'_> {
+    fn inputs(&self) -> Vec<usize> {
+        match self.add {
+            Some((_, residual)) => vec![self.node.inputs[0], residual],
+            None => self.node.inputs.clone(),
+        }
+    }
+
+    fn output(&self) -> usize {
+        self.add.map_or(self.node.output, |(add, _)| add.output)
+    }
+}
+
+/// The blob's nodes: each Add of two different tensors, one of which a Conv computes for
+/// it alone, is fused into that Conv (the later one if both are), provided the residual
+/// exists by then, is not the Conv's input, and nothing reads it after the Conv.
+fn fuse_residual_adds(graph: &FloatGraph) -> Vec<Step<'_>> {
+    let mut producer = vec![None; graph.tensors.len()];
+    let mut readers = vec![Vec::new(); graph.tensors.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        producer[node.output] = Some(i);
+        for &t in &node.inputs {
+            readers[t].push(i);
+        }
+    }
+    // fused[conv] = (add, residual); folded[add] = true.
+    let mut fused = vec![None; graph.nodes.len()];
+    let mut folded = vec![false; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let (FloatOp::Add { .. }, [a, b]) = (&node.op, node.inputs.as_slice()) else {
+            continue;
+        };
+        if a == b {
+            continue;
+        }
+        let candidate = |conv_t: usize, residual: usize| {
+            let p = producer[conv_t]?;
+            let conv = &graph.nodes[p];
+            let fits = matches!(conv.op, FloatOp::Conv { .. })
+                && readers[conv_t] == [i]
+                && conv_t != graph.output
+                && conv.inputs[0] != residual
+                && producer[residual].is_none_or(|r| r < p)
+                && readers[residual].iter().all(|&r| r < p || r == i);
+            fits.then_some((p, residual))
+        };
+        let best = [candidate(*a, *b), candidate(*b, *a)]
+            .into_iter()
+            .flatten()
+            .max_by_key(|(p, _)| *p);
+        if let Some((p, residual)) = best {
+            fused[p] = Some((node, residual));
+            folded[i] = true;
+        }
+    }
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !folded[*i])
+        .map(|(i, node)| Step {
+            node,
+            add: fused[i],
+        })
+        .collect()
 }
 
 fn blob_window(window: &Window) -> Result<blob::Window, ExportError> {

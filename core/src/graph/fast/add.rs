@@ -13,24 +13,28 @@ use super::requant::ChannelRequant;
 pub const SCRATCH_BYTES: usize = 2 * 256 * 4 + 3;
 
 /// The element-wise part, shared by [`add`] and [`add_in_place`].
-struct Tables<'s> {
-    a: &'s [i32; 256],
-    b: &'s [i32; 256],
+pub(crate) struct Tables<'s> {
+    pub(crate) a: &'s [i32; 256],
+    pub(crate) b: &'s [i32; 256],
     /// The sum's rescaling to the output, its zero point and the fused clamp, prepared once
     /// (validated multipliers are non-negative, shifts 0 or right).
-    output: ChannelRequant,
+    pub(crate) output: ChannelRequant,
 }
 
 impl Tables<'_> {
     #[inline(always)]
-    fn apply(&self, x: i8, y: i8) -> i8 {
+    pub(crate) fn apply(&self, x: i8, y: i8) -> i8 {
         let sum = self.a[usize::from(x as u8)].saturating_add(self.b[usize::from(y as u8)]);
         self.output.apply(sum)
     }
 }
 
 /// Builds the tables in `scratch`; `None` when it is too short.
-fn tables<'s>(scratch: &'s mut [i8], zero_points: [i8; 3], params: &Add) -> Option<Tables<'s>> {
+pub(crate) fn tables<'s>(
+    scratch: &'s mut [i8],
+    zero_points: [i8; 3],
+    params: &Add,
+) -> Option<Tables<'s>> {
     let words = bytemuck::pod_align_to_mut::<i8, i32>(scratch).1;
     let (a, rest) = words.split_first_chunk_mut::<256>()?;
     let (b, _) = rest.split_first_chunk_mut::<256>()?;

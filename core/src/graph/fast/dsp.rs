@@ -4,7 +4,9 @@
 //! portable kernels too.
 
 #[cfg(qcnn_arm_dsp)]
-pub(crate) use crate::ops::arm_dsp::{mac_patch4, mac_patch4_unrolled, smlad, sum_bytes};
+pub(crate) use crate::ops::arm_dsp::{
+    gather_runs, mac_patch4, mac_patch4_unrolled, requantize, smlad, sum_bytes, sxtb16_pairs,
+};
 
 #[cfg(not(qcnn_arm_dsp))]
 fn halves(word: u32) -> (i32, i32) {
@@ -12,6 +14,16 @@ fn halves(word: u32) -> (i32, i32) {
         i32::from(word as u16 as i16),
         i32::from((word >> 16) as u16 as i16),
     )
+}
+
+/// SXTB16 and SXTB16 ROR #8: the int8 bytes of `word` as the int16 pairs (bytes 0 and 2,
+/// bytes 1 and 3).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn sxtb16_pairs(word: u32) -> (u32, u32) {
+    let pair = |lo: u32, hi: u32| {
+        (lo as u8 as i8 as i16 as u16 as u32) | (hi as u8 as i8 as i16 as u16 as u32) << 16
+    };
+    (pair(word, word >> 16), pair(word >> 8, word >> 24))
 }
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -43,6 +55,45 @@ pub(crate) fn mac_patch4(patch: &[u32], weights: &[i8], groups: usize, acc: &mut
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) fn sum_bytes(bytes: &[i8]) -> i32 {
     bytes.iter().map(|&b| i32::from(b)).sum()
+}
+
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn gather_runs(
+    src: &[i8],
+    (plane, row, rows, channels): (usize, usize, usize, usize),
+    dst: &mut [i8],
+    step: usize,
+) -> bool {
+    let runs = (0..channels).flat_map(|c| (0..rows).map(move |r| c * plane + r * row));
+    let fits = channels > 0
+        && rows > 0
+        && runs.clone().all(|at| at + 4 <= src.len())
+        && (channels * rows - 1) * step + 4 <= dst.len();
+    if !fits {
+        return false;
+    }
+    for (i, at) in runs.enumerate() {
+        if let (Some(d), Some(s)) = (dst.get_mut(i * step..i * step + 4), src.get(at..at + 4)) {
+            d.copy_from_slice(s);
+        }
+    }
+    true
+}
+
+/// `out[o · plane] = requantizer o (its six words in `requants`) applied to `best[o]`, for
+/// the first `n` channels (the Cortex-M4's is the chain conv's assembly).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: usize) {
+    let words = requants.chunks_exact(6).take(n);
+    for ((&acc, words), q) in best
+        .iter()
+        .zip(words)
+        .zip(out.iter_mut().step_by(plane.max(1)))
+    {
+        if let Ok(words) = <[u32; 6]>::try_from(words) {
+            *q = crate::ops::requant::PreparedRequantizer::from_words(words).apply(acc);
+        }
+    }
 }
 
 /// The same sums as [`mac_patch4`] (the Cortex-M4's runs two groups a loop pass).

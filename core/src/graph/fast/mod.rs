@@ -59,7 +59,10 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
                 (GraphKernel::Pointwise, pointwise::scratch_bytes(in_shape.c))
             } else if *groups == 1 {
                 let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-                (GraphKernel::PatchConv, patch_conv::scratch_bytes(k))
+                (
+                    GraphKernel::PatchConv,
+                    patch_conv::scratch_bytes(k, *window, out_shape.c),
+                )
             } else if *groups == in_shape.c && out_shape.c == in_shape.c {
                 (
                     GraphKernel::Depthwise,
@@ -68,6 +71,19 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
             } else {
                 (GraphKernel::Portable, 0)
             }
+        }
+        Prepared::ConvAdd {
+            in_shape,
+            out_shape,
+            window,
+            groups: 1,
+            ..
+        } => {
+            let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+            (
+                GraphKernel::PatchConv,
+                patch_conv::conv_add_scratch_bytes(k, *window, out_shape.c),
+            )
         }
         Prepared::Add { .. } => (GraphKernel::AddTable, add::SCRATCH_BYTES),
         Prepared::Pool {

@@ -100,7 +100,7 @@ fn patch_conv_matches_the_portable_conv() {
         let mut got = vec![0; expected.len()];
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
-        let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k)];
+        let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k, window, out_c)];
         assert!(patch_conv::conv(
             &x,
             input,
@@ -113,6 +113,60 @@ fn patch_conv_matches_the_portable_conv() {
             &mut scratch[offset..],
         ));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
+
+        // With a residual Add fused: the conv's values then TFLite's Add, element by element.
+        let residual_values = rng.i8s(expected.len());
+        let residual = kernels::Residual {
+            params: Add {
+                left_shift: 20,
+                multipliers: [0; 3].map(|_| (1 << 30) + rng.below(1 << 30) as i32),
+                shifts: [
+                    -(rng.below(3) as i8),
+                    -(rng.below(3) as i8),
+                    -19 - rng.below(4) as i8,
+                ],
+                clamp: clamp(&mut rng),
+            },
+            zero_points: [data.zero_point, rng.next() as i8, rng.next() as i8],
+        };
+        let mut sums = vec![0; expected.len()];
+        kernels::add(
+            &expected,
+            &residual_values,
+            &mut sums,
+            residual.zero_points,
+            &residual.params,
+        );
+        let mut portable = residual_values.clone();
+        kernels::conv_add(
+            &x,
+            input,
+            &mut portable,
+            out,
+            window,
+            1,
+            zero_point,
+            &weights,
+            &data,
+            &residual,
+        );
+        assert_eq!(portable, sums, "portable conv_add {input:?} {window:?}");
+        let mut fast = residual_values;
+        let mut scratch =
+            vec![0x55_i8; offset + patch_conv::conv_add_scratch_bytes(k, window, out_c)];
+        assert!(patch_conv::conv_add(
+            &x,
+            input,
+            &mut fast,
+            out,
+            window,
+            zero_point,
+            &weights,
+            &data,
+            &residual,
+            &mut scratch[offset..],
+        ));
+        assert_eq!(fast, sums, "fast conv_add {input:?} {window:?}");
     }
 }
 
@@ -407,7 +461,18 @@ fn the_choice_follows_the_node_and_the_target() {
     assert_eq!(choose(&conv_k(64, 64, 64, 1), m4).0, GraphKernel::Depthwise);
     assert_eq!(
         choose(&conv(1, 16, 16), m4),
-        (GraphKernel::PatchConv, patch_conv::scratch_bytes(144))
+        (
+            GraphKernel::PatchConv,
+            patch_conv::scratch_bytes(
+                144,
+                Window {
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    pads: [1, 1, 1, 1],
+                },
+                16
+            )
+        )
     );
     assert_eq!(choose(&conv(16, 16, 16), m4).0, GraphKernel::Depthwise);
     assert_eq!(choose(&conv(2, 16, 16), m4), (GraphKernel::Portable, 0));

@@ -259,7 +259,7 @@ fn conv2d_from<S: RowSource>(
 /// requantizers are six words each in `requants` ([`PreparedRequantizer::to_words`]), in
 /// assembly: 24 instructions per output instead of the compiler's ~45 (its loop spills).
 #[inline(always)]
-fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: usize) {
+pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: usize) {
     let fits = n > 0 && best.len() >= n && requants.len() >= 6 * n && out.len() > (n - 1) * plane;
     if !fits {
         return;
