@@ -15,7 +15,7 @@
 
 use std::vec::Vec;
 
-use crate::graph::kernels::{self, ChannelData};
+use crate::graph::kernels::ChannelData;
 use crate::graph::{Graph, NodeKernels, Prepared, prepare};
 use crate::ops::gemm::{GemmKernel, MAX_COLUMNS, MAX_ROWS, gemm_kernel};
 use crate::ops::tier::KernelTier;
@@ -454,9 +454,10 @@ fn depthwise(
 mod avx2 {
     #![allow(unsafe_code)]
 
-    use super::{depthwise, kernels};
+    use super::depthwise;
     use crate::graph::Prepared;
     use crate::graph::format::Add;
+    use crate::graph::kernels;
 
     /// The depthwise Conv, Add or average pool `prepared` is; `false` for other nodes or
     /// without AVX2.

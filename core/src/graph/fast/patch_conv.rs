@@ -53,7 +53,7 @@ fn stage_stride(window: Window) -> usize {
 const REQUANT_WORDS: usize = 6;
 
 /// Scratch bytes for a conv with patches of `k` taps through `window` and `out_c` output
-/// channels: the patch, the staging, and when [`batched`], every channel's prepared
+/// channels: the patch, the staging, and when `batched`, every channel's prepared
 /// requantizer, four columns' sums and one column's int8 values (with the slack of aligning
 /// to a word).
 pub fn scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
