@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::graph::format::{Add, Window};
-use crate::graph::kernels::window_len;
+use crate::graph::kernels::{self, window_len};
 use crate::model::Model;
 use crate::prepared::PreparedModel;
 use crate::test_util::SplitMix;
