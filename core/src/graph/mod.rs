@@ -17,6 +17,8 @@ pub mod kernels;
 mod prepared_node;
 mod run;
 #[cfg(test)]
+pub(crate) mod test_cases;
+#[cfg(test)]
 pub(crate) mod tests;
 pub mod view;
 
