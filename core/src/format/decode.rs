@@ -38,6 +38,9 @@ impl<'a> Decoder<'a> {
         (!self.failed).then_some(value)
     }
 
+    // Not inlined, as `varint` and `section`: a call where each field is read, not a copy
+    // of the bounds check (these run once per layer per inference, not per MAC).
+    #[inline(never)]
     fn byte(&mut self) -> u8 {
         match self.rest.split_first() {
             Some((&byte, rest)) => {
@@ -52,7 +55,6 @@ impl<'a> Decoder<'a> {
     }
 
     /// A LEB128 varint of at most `max_len` bytes, the last holding at most `last_max`.
-    // Not inlined: one loop serves every field.
     #[inline(never)]
     fn varint(&mut self, max_len: u32, last_max: u8) -> u32 {
         let mut value = 0_u32;
@@ -95,6 +97,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    #[inline(never)]
     fn section(&mut self) -> Section {
         Section {
             offset: self.varint_u32(),
@@ -102,6 +105,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    #[inline(never)]
     fn requant(&mut self) -> Requant {
         Requant {
             bias: self.section(),
