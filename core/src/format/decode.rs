@@ -55,17 +55,20 @@ impl<'a> Decoder<'a> {
     }
 
     /// A LEB128 varint of at most `max_len` bytes, the last holding at most `last_max`.
+    // Reads its bytes itself rather than through `byte`: most fields are varints, and the
+    // layers are decoded again at every inference.
     #[inline(never)]
     fn varint(&mut self, max_len: u32, last_max: u8) -> u32 {
         let mut value = 0_u32;
-        for i in 0..max_len {
-            let byte = self.byte();
+        for (i, &byte) in (0..max_len).zip(self.rest) {
             value |= u32::from(byte & 0x7F).wrapping_shl(7 * i);
             if byte & 0x80 == 0 {
+                self.rest = self.rest.get(i as usize + 1..).unwrap_or_default();
                 self.failed |= i + 1 == max_len && byte > last_max;
                 return value;
             }
         }
+        // Out of bytes, or `max_len` of them all with the continuation bit.
         self.failed = true;
         value
     }
