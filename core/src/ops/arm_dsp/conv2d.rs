@@ -460,6 +460,21 @@ fn fill_patch(
     }
 }
 
+/// Four patch words from two words of int8 values: `r9` reads, `r8` writes (both advance).
+macro_rules! expand_four_words {
+    () => {
+        concat!(
+            "ldr r4, [r9], #4\n",
+            "ldr r5, [r9], #4\n",
+            "sxtb16 r0, r4\n",
+            "sxtb16 r1, r4, ror #8\n",
+            "sxtb16 r2, r5\n",
+            "sxtb16 r3, r5, ror #8\n",
+            "stm r8!, {{r0, r1, r2, r3}}",
+        )
+    };
+}
+
 /// Fills `dst` (an even number of words) from the `2 · dst.len()` int8 values at `src`
 /// (readable, any alignment): each word of four values becomes two patch words with SXTB16,
 /// values (0, 2) and (1, 3); twelve words without a loop (a 3×3 kernel row over 8 channels,
@@ -479,27 +494,9 @@ fn expand_words(dst: &mut [u32], src: *const u32) {
         // branch were 6 of the 27 instructions of each.
         unsafe {
             asm!(
-                "ldr r4, [r9], #4",
-                "ldr r5, [r9], #4",
-                "sxtb16 r0, r4",
-                "sxtb16 r1, r4, ror #8",
-                "sxtb16 r2, r5",
-                "sxtb16 r3, r5, ror #8",
-                "stm r8!, {{r0, r1, r2, r3}}",
-                "ldr r4, [r9], #4",
-                "ldr r5, [r9], #4",
-                "sxtb16 r0, r4",
-                "sxtb16 r1, r4, ror #8",
-                "sxtb16 r2, r5",
-                "sxtb16 r3, r5, ror #8",
-                "stm r8!, {{r0, r1, r2, r3}}",
-                "ldr r4, [r9]",
-                "ldr r5, [r9, #4]",
-                "sxtb16 r0, r4",
-                "sxtb16 r1, r4, ror #8",
-                "sxtb16 r2, r5",
-                "sxtb16 r3, r5, ror #8",
-                "stm r8, {{r0, r1, r2, r3}}",
+                expand_four_words!(),
+                expand_four_words!(),
+                expand_four_words!(),
                 out("r0") _,
                 out("r1") _,
                 out("r2") _,
@@ -520,13 +517,7 @@ fn expand_words(dst: &mut [u32], src: *const u32) {
         unsafe {
             asm!(
                 "2:",
-                "ldr r4, [r9], #4",
-                "ldr r5, [r9], #4",
-                "sxtb16 r0, r4",
-                "sxtb16 r1, r4, ror #8",
-                "sxtb16 r2, r5",
-                "sxtb16 r3, r5, ror #8",
-                "stm r8!, {{r0, r1, r2, r3}}",
+                expand_four_words!(),
                 "cmp r8, r12",
                 "bne 2b",
                 out("r0") _,
