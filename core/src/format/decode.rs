@@ -232,9 +232,12 @@ mod tests {
         postcard::to_slice(value, &mut buf).unwrap().to_vec()
     }
 
-    /// postcard's reading of `bytes` as a `Layer` and the rest, compared by bits (a NaN
-    /// scale is not equal to itself).
-    fn both(bytes: &[u8]) -> (Option<(String, &[u8])>, Option<(String, &[u8])>) {
+    /// A decoded layer (as its `Debug` text) and the bytes after it.
+    type Reading<'a> = Option<(String, &'a [u8])>;
+
+    /// Our reading of `bytes` as a `Layer` and the rest, and postcard's, compared as text (a
+    /// NaN scale is not equal to itself).
+    fn both(bytes: &[u8]) -> (Reading<'_>, Reading<'_>) {
         let ours = {
             let mut decoder = Decoder::new(bytes);
             decoder.layer().map(|l| (format!("{l:?}"), decoder.rest()))
