@@ -15,34 +15,10 @@ use qcnn_quantize::graph::FloatGraph;
 use qcnn_quantize::graph::export::{GraphReport, export_graph};
 use qcnn_quantize::onnx::{self, AnyImport};
 
-use common::{repo, repo_config};
-
-fn test_model(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/onnx")
-        .join(name)
-}
+use common::{golden, repo, repo_config, test_model};
 
 fn resnet8() -> PathBuf {
     repo().join("../shared/fixtures/onnx/resnet8_fmnist.onnx")
-}
-
-/// onnxruntime's float logits of test images 0..256 for `key`.
-fn golden(key: &str) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(test_model("golden_logits.json")).unwrap();
-    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
-    golden["models"][key]
-        .as_array()
-        .unwrap_or_else(|| panic!("no golden logits for {key}"))
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
 }
 
 fn data() -> FashionMnist {

@@ -13,13 +13,7 @@ use qcnn_quantize::float_model::FloatModel;
 use qcnn_quantize::onnx::{self, Imported};
 use qcnn_quantize::pipeline::quantize_checkpoint;
 
-use common::{fixture, repo, repo_config};
-
-fn test_model(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/onnx")
-        .join(name)
-}
+use common::{fixture, golden, repo, repo_config, test_model};
 
 /// The repository's config.yaml without its `model:` section, which ONNX input does not need.
 fn config_without_model() -> Config {
@@ -36,25 +30,6 @@ fn config_without_model() -> Config {
     let config = Config::parse(&text, Path::new("no-model.yaml"), &repo()).unwrap();
     assert!(config.model.is_none());
     config
-}
-
-/// onnxruntime's float logits of test images 0..256 for `key`.
-fn golden(key: &str) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(test_model("golden_logits.json")).unwrap();
-    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(golden["first_test_index"], 0);
-    golden["models"][key]
-        .as_array()
-        .unwrap_or_else(|| panic!("no golden logits for {key}"))
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
 }
 
 /// The imported float model's logits match onnxruntime's to 1e-4 (max abs) on 256 test images.

@@ -102,3 +102,29 @@ pub fn unprivileged(command: std::process::Command) -> std::process::Command {
         .args(command.get_args());
     wrapped
 }
+
+/// One of the ONNX test models (`quantize/tests/onnx/`), or their golden logits file.
+pub fn test_model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/onnx")
+        .join(name)
+}
+
+/// onnxruntime's float logits of test images 0..256 for `key`.
+pub fn golden(key: &str) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(test_model("golden_logits.json")).unwrap();
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(golden["first_test_index"], 0);
+    golden["models"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no golden logits for {key}"))
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
