@@ -27,53 +27,61 @@ pub fn run_tier(tier: KernelTier, check: fn(KernelTier)) {
 /// siblings. A tier the build machine's CPU lacks is `#[ignore]`d (reported as ignored, never
 /// as passed; `core/build.rs` detects it when it builds for its own architecture); when
 /// cross-built, [`run_tier`] fails on a CPU without the tier instead.
+///
+/// `kernel_tests!(simd: check)` leaves the portable tier out, for checks of SIMD code that
+/// has no portable form (its reference is the scalar code).
 #[macro_export]
 macro_rules! kernel_tests {
-    ($($check:ident),+ $(,)?) => {$(
+    (simd: $($check:ident),+ $(,)?) => {$(
         mod $check {
-            use $crate::ops::tier::KernelTier;
-            use $crate::test_util::run_tier;
-
-            #[test]
-            fn portable() {
-                run_tier(KernelTier::Portable, super::$check);
-            }
-
-            #[cfg(target_arch = "x86_64")]
-            #[test]
-            #[cfg_attr(qcnn_cpu_lacks_avx2, ignore = "this CPU has no AVX2")]
-            fn avx2() {
-                run_tier(KernelTier::Avx2, super::$check);
-            }
-
-            #[cfg(target_arch = "x86_64")]
-            #[test]
-            #[cfg_attr(qcnn_cpu_lacks_avx_vnni, ignore = "this CPU has no AVX-VNNI")]
-            fn avx_vnni() {
-                run_tier(KernelTier::AvxVnni, super::$check);
-            }
-
-            #[cfg(target_arch = "x86_64")]
-            #[test]
-            #[cfg_attr(qcnn_cpu_lacks_avx512_vnni, ignore = "this CPU has no AVX-512 VNNI/VBMI")]
-            fn avx512_vnni() {
-                run_tier(KernelTier::Avx512Vnni, super::$check);
-            }
-
-            #[cfg(target_arch = "aarch64")]
-            #[test]
-            fn neon() {
-                run_tier(KernelTier::Neon, super::$check);
-            }
-
-            #[cfg(target_arch = "aarch64")]
-            #[test]
-            #[cfg_attr(qcnn_cpu_lacks_neon_dot, ignore = "this CPU has no dot product")]
-            fn neon_dot() {
-                run_tier(KernelTier::NeonDot, super::$check);
-            }
+            $crate::kernel_tests!(@simd $check);
         }
     )+};
+    ($($check:ident),+ $(,)?) => {$(
+        mod $check {
+            #[test]
+            fn portable() {
+                $crate::test_util::run_tier($crate::ops::tier::KernelTier::Portable, super::$check);
+            }
+
+            $crate::kernel_tests!(@simd $check);
+        }
+    )+};
+    (@simd $check:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        #[cfg_attr(qcnn_cpu_lacks_avx2, ignore = "this CPU has no AVX2")]
+        fn avx2() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::Avx2, super::$check);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        #[cfg_attr(qcnn_cpu_lacks_avx_vnni, ignore = "this CPU has no AVX-VNNI")]
+        fn avx_vnni() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::AvxVnni, super::$check);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        #[cfg_attr(qcnn_cpu_lacks_avx512_vnni, ignore = "this CPU has no AVX-512 VNNI/VBMI")]
+        fn avx512_vnni() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::Avx512Vnni, super::$check);
+        }
+
+        #[cfg(target_arch = "aarch64")]
+        #[test]
+        fn neon() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::Neon, super::$check);
+        }
+
+        #[cfg(target_arch = "aarch64")]
+        #[test]
+        #[cfg_attr(qcnn_cpu_lacks_neon_dot, ignore = "this CPU has no dot product")]
+        fn neon_dot() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::NeonDot, super::$check);
+        }
+    };
 }
 
 /// SplitMix64: tiny, fast, and good enough to drive randomized comparisons.

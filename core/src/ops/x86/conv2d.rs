@@ -681,12 +681,6 @@ mod tests {
     use crate::test_util::SplitMix;
     use crate::test_util::cases::ConvRanges;
 
-    const TIERS: [KernelTier; 3] = [
-        KernelTier::Avx2,
-        KernelTier::AvxVnni,
-        KernelTier::Avx512Vnni,
-    ];
-
     crate::kernel_tests!(direct_conv_matches_reference);
 
     /// Random layers this path takes (up to 40 output channels, maps up to 40 wide, every
@@ -800,8 +794,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn refuses_other_pools_and_oversized_inputs() {
+    crate::kernel_tests!(simd: refuses_other_pools_and_oversized_inputs);
+
+    fn refuses_other_pools_and_oversized_inputs(tier: KernelTier) {
         let data = ChannelData::random(&mut SplitMix(1), 2);
         let weights = [1; 2 * 8 * 9];
         let op = |c: usize, h: usize, pool: PoolWindow| {
@@ -819,10 +814,6 @@ mod tests {
         let pool3 = PoolWindow {
             kernel: 3,
             stride: 3,
-        };
-        let Some(tier) = TIERS.into_iter().rev().find(|t| t.is_supported()) else {
-            eprintln!("skipped: this CPU has no AVX2");
-            return;
         };
         let conv2d = |op: &Conv2dOp<'_>, x: &[i8], out: &mut [i8]| conv2d_with(tier, op, x, out);
         assert!(!conv2d(&op(3, 12, pool3), &x, &mut out));
