@@ -13,7 +13,7 @@ use qcnn_quantize::float_model::FloatModel;
 use qcnn_quantize::onnx::{self, Imported};
 use qcnn_quantize::pipeline::quantize_checkpoint;
 
-use common::{fixture, golden, repo, repo_config, test_model};
+use common::{GOLDEN_IMAGES, assert_matches_golden, fixture, repo, repo_config, test_model};
 
 /// The repository's config.yaml without its `model:` section, which ONNX input does not need.
 fn config_without_model() -> Config {
@@ -41,21 +41,9 @@ fn float_matches_onnxruntime(path: &Path, key: &str) -> Imported {
         );
     };
     let model = FloatModel::new(&imported.architecture, &imported.checkpoint);
-    let expected = golden(key);
-    assert_eq!(expected.len(), 256);
     let data = FashionMnist::load(&config_without_model().data.dirs).unwrap();
-    let images: Vec<&[u8]> = (0..expected.len()).map(|i| data.test.image(i)).collect();
-    let logits = model.forward_all(&images);
-    let mut worst = 0.0f64;
-    for (i, (got, want)) in logits.iter().zip(&expected).enumerate() {
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(want) {
-            let diff = (f64::from(*g) - w).abs();
-            worst = worst.max(diff);
-            assert!(diff <= 1e-4, "{key}, image {i}: {got:?} vs {want:?}");
-        }
-    }
-    eprintln!("{key}: worst |float - onnxruntime| over 256 images {worst:e}");
+    let images: Vec<&[u8]> = (0..GOLDEN_IMAGES).map(|i| data.test.image(i)).collect();
+    assert_matches_golden(key, &model.forward_all(&images));
     imported
 }
 

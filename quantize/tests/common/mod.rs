@@ -110,6 +110,27 @@ pub fn test_model(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Test images 0..256 have golden logits.
+pub const GOLDEN_IMAGES: usize = 256;
+
+/// `logits` (of test images 0..256) match onnxruntime's for `key` to 1e-4 (max abs); prints
+/// the worst difference.
+pub fn assert_matches_golden(key: &str, logits: &[Vec<f32>]) {
+    let expected = golden(key);
+    assert_eq!(expected.len(), GOLDEN_IMAGES);
+    assert_eq!(logits.len(), expected.len());
+    let mut worst = 0.0f64;
+    for (i, (got, want)) in logits.iter().zip(&expected).enumerate() {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            let diff = (f64::from(*g) - w).abs();
+            worst = worst.max(diff);
+            assert!(diff <= 1e-4, "{key}, image {i}: {got:?} vs {want:?}");
+        }
+    }
+    eprintln!("{key}: worst |float - onnxruntime| over 256 images {worst:e}");
+}
+
 /// onnxruntime's float logits of test images 0..256 for `key`.
 pub fn golden(key: &str) -> Vec<Vec<f64>> {
     let text = std::fs::read_to_string(test_model("golden_logits.json")).unwrap();
