@@ -10,7 +10,11 @@
 //! it unpacks its input in blocks (an arena sized for the streaming schedule). Random
 //! Conv2d → Conv2d pairs also run streamed (`qcnn_core::dsp_stream_pair`: the producer's rows
 //! written as int8 into the consumer's ring) against both layers on whole maps with the
-//! portable code. Prints a summary line per group; exits non-zero on the first mismatch. Run by `run-tests.sh` under qemu mps2-an386.
+//! portable code. Its layers come from core's testing kit (`qcnn_core::test_util::cases`, the
+//! generators core's own kernel tests use) and are built through the ops' checked constructors
+//! (`Conv2dOp::new`, `LinearOp::new`, `Channels::new`): a case the constructors refuse fails
+//! the check. Prints a summary line per group; exits non-zero on the first mismatch. Run by
+//! `run-tests.sh` under qemu mps2-an386.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
