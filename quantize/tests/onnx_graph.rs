@@ -39,7 +39,8 @@ fn check(path: &Path, key: &str, min_agreement: f64) -> (FloatGraph, GraphReport
     let (graph, _) = graph_of(path);
     let data = data();
     let images: Vec<&[u8]> = (0..GOLDEN_IMAGES).map(|i| data.test.image(i)).collect();
-    assert_matches_golden(key, &graph.forward_all(&images));
+    let logits = graph.forward_all(&images);
+    assert_matches_golden(key, &logits);
 
     let config = Config::load(&repo_config()).unwrap();
     let calibration: Vec<&[u8]> = (0..500).map(|i| data.train.image(i)).collect();
