@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use qcnn_config::config::Config;
 use qcnn_config::model::LayerSpec;
