@@ -309,6 +309,10 @@ impl Geometry {
                     continue;
                 }
             }
+            // A window over the padding: every kernel row still one word, shifted and filled.
+            if self.gather_padded((oy, x0), c0, count, input, dst) {
+                continue;
+            }
             let mut j = 0;
             for c in c0..c0 + count {
                 for ky in 0..kh {
@@ -342,5 +346,70 @@ impl Geometry {
                 }
             }
         }
+    }
+
+    /// Stages one column's taps (output row `oy`, input column `x0` of tap kx = 0, wrapped
+    /// below 0) when its window lies over the padding, for `kw ≤ 4`, `kh ≤ 8` and a row of at
+    /// least four values: each kernel row is one word read inside its input row, shifted so
+    /// that its taps inside the row land in place, and the zero point filled in where the
+    /// padding is (a kernel row wholly over the padding: the zero point's word). `false` when
+    /// the window is not of that kind, or a word would be read past the input (the caller then
+    /// stages tap by tap).
+    fn gather_padded(
+        &self,
+        (oy, x0): (usize, usize),
+        c0: usize,
+        count: usize,
+        input: &[i8],
+        dst: &mut [i8],
+    ) -> bool {
+        const MAX_ROWS: usize = 8;
+        let [kh, kw] = self.window.kernel.map(usize::from);
+        let [pt, _, _, _] = self.window.pads.map(usize::from);
+        let MapShape { h, w, .. } = self.in_shape;
+        if kw > 4 || kh > MAX_ROWS || w < 4 {
+            return false;
+        }
+        let z = u32::from_le_bytes([self.zero_point as u8; 4]);
+        // Where a kernel row inside the input is read (from its row's start), and the shifts
+        // and the zero-point fill that put its taps in place: left of the input (x0 = −p),
+        // the word at the row's start moved up p bytes; right of it (v taps inside), the
+        // row's last word moved down 4 − v bytes.
+        let (start, up, down, fill) = if x0 > w {
+            let p = x0.wrapping_neg();
+            (0, 8 * p as u32, 0, z.checked_shr(32 - 8 * p as u32).unwrap_or(0))
+        } else if x0 + kw > w {
+            let v = w - x0;
+            (w - 4, 0, 8 * (4 - v) as u32, z << (8 * v as u32))
+        } else {
+            (x0, 0, 0, 0)
+        };
+        // Per kernel row: (offset in a channel's plane, shift up, shift down, fill).
+        let mut rows = [(0, 32, 0, z); MAX_ROWS];
+        for (ky, row) in rows.iter_mut().enumerate().take(kh) {
+            let iy = (oy * usize::from(self.window.stride[0]) + ky).wrapping_sub(pt);
+            if iy < h {
+                *row = (iy * w + start, up, down, fill);
+            }
+        }
+        let plane = self.in_shape.plane();
+        let mut j = 0;
+        for c in c0..c0 + count {
+            for &(offset, up, down, fill) in rows.iter().take(kh) {
+                let at = c * plane + offset;
+                let (Some(src), Some(d)) = (input.get(at..at + 4), dst.get_mut(j..j + 4)) else {
+                    return false;
+                };
+                let word = src
+                    .first_chunk::<4>()
+                    .map_or(0, |b| u32::from_le_bytes(b.map(|x| x as u8)));
+                let word = (word.checked_shl(up).unwrap_or(0) >> down) | fill;
+                for (d, b) in d.iter_mut().zip(word.to_le_bytes()) {
+                    *d = b as i8;
+                }
+                j += kw;
+            }
+        }
+        true
     }
 }

@@ -141,19 +141,25 @@ mod tests {
     use super::*;
     use crate::test_util::SplitMix;
 
+    /// Any non-negative multiplier, any shift (out-of-range ones too), zero point, ReLU or
+    /// not, and a clamp.
+    fn random_requantizer(rng: &mut SplitMix) -> (Requantizer, [i8; 2]) {
+        let shift = (rng.below(64) as i32 - 32) as i8;
+        let r = Requantizer::new(
+            rng.i32() & i32::MAX,
+            shift,
+            rng.next() as i8,
+            rng.below(2) == 0,
+        );
+        let lo = rng.next() as i8;
+        (r, [lo, lo.saturating_add(rng.below(256) as i8).max(lo)])
+    }
+
     #[test]
     fn matches_the_requantizer_and_the_clamp() {
         let mut rng = SplitMix(46);
         for _ in 0..200_000 {
-            let shift = (rng.below(64) as i32 - 32) as i8;
-            let r = Requantizer::new(
-                rng.i32() & i32::MAX,
-                shift,
-                rng.next() as i8,
-                rng.below(2) == 0,
-            );
-            let lo = rng.next() as i8;
-            let clamp = [lo, lo.saturating_add(rng.below(256) as i8).max(lo)];
+            let (r, clamp) = random_requantizer(&mut rng);
             let c = ChannelRequant::new(&r, clamp).unwrap();
             let acc = rng.i32() >> rng.below(31);
             let expected = r.apply(acc).max(clamp[0]).min(clamp[1]);
@@ -167,15 +173,7 @@ mod tests {
         let mut rng = SplitMix(47);
         let mut folded = 0;
         for case in 0..400_000 {
-            let shift = (rng.below(64) as i32 - 32) as i8;
-            let r = Requantizer::new(
-                rng.i32() & i32::MAX,
-                shift,
-                rng.next() as i8,
-                rng.below(2) == 0,
-            );
-            let lo = rng.next() as i8;
-            let clamp = [lo, lo.saturating_add(rng.below(256) as i8).max(lo)];
+            let (r, clamp) = random_requantizer(&mut rng);
             let Some(f) = FoldedRequant::new(&r, clamp) else {
                 let (left, right) = crate::quant::split_shift(r.shift);
                 assert!(left > 0 || !(2..=23).contains(&right), "{r:?}");
