@@ -5,8 +5,8 @@
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, requantize_columns, smlad,
-    sum_bytes,
+    add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled,
+    requantize_columns, smlad, sum_bytes,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -87,6 +87,29 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
     let folded = super::requant::FoldedRequant::from_words(words);
     for (q, &a) in out.iter_mut().zip(acc) {
         *q = folded.apply(a);
+    }
+}
+
+/// The fused residual Add of four outputs (the Cortex-M4's in assembly): each sum through
+/// the channel's folded requantizer `words`, then with the residual in `out` through the
+/// Add's tables and its folded output requantizer `add`.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn add_columns(
+    acc: &[i32; 4],
+    words: &[u32],
+    (a, b): (&[i32; 256], &[i32; 256]),
+    add: &[u32],
+    out: &mut [i8],
+) {
+    use super::requant::FoldedRequant;
+    let folded = |w: &[u32]| <[u32; 5]>::try_from(w.get(..5)?).ok().map(FoldedRequant::from_words);
+    let (Some(conv), Some(add)) = (folded(words), folded(add)) else {
+        return;
+    };
+    for (q, &acc) in out.iter_mut().zip(acc) {
+        let v = conv.apply(acc);
+        let sum = a[usize::from(v as u8)].saturating_add(b[usize::from(*q as u8)]);
+        *q = add.apply(sum);
     }
 }
 

@@ -25,15 +25,16 @@ use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
-use super::dsp::{expand_columns, gather_runs, mac_patch4, requantize_columns};
+use super::dsp::{add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns};
 use super::requant::{FOLDED_WORDS, FoldedRequant};
 
 /// Output positions computed together.
 const COLUMNS: usize = 4;
 /// Input channels staged at a time: a multiple of four, so that a staged pass is whole groups
-/// of four taps, and about 64 taps a pass (a 1×1 conv stages 64 channels, a 3×3 one four).
+/// of four taps, and about 128 taps a pass (a 3×3 conv stages twelve channels: fewer calls of
+/// the gather and the expansion per output than four at a time).
 fn staged_channels(taps: usize) -> usize {
-    ((64 / taps.max(1)) & !3).max(4)
+    ((128 / taps.max(1)) & !3).max(4)
 }
 
 /// Words of the int16 patch: eight per group of four taps (four columns, two words each).
@@ -175,6 +176,11 @@ fn conv_into(
         slot.copy_from_slice(&folded.map_or(UNFOLDED, FoldedRequant::to_words));
     }
     let requants = &*requants;
+    // The fused Add's output requantizer folded too, when it folds (validated ones do).
+    let add_words = residual.and_then(|r| {
+        let output = super::add::output_requantizer(&r.params, r.zero_points);
+        FoldedRequant::new(&output, r.params.clamp).map(FoldedRequant::to_words)
+    });
     let geometry = Geometry {
         in_shape,
         window,
@@ -229,6 +235,10 @@ fn conv_into(
                 // The common case: four outputs requantized, clamped and stored together.
                 (None, out) if n == COLUMNS && is_folded => {
                     requantize_columns(&acc, folded, out);
+                }
+                (Some(t), out) if n == COLUMNS && is_folded && add_words.is_some() => {
+                    let add = add_words.as_ref().map_or(&[][..], |w| &w[..]);
+                    add_columns(&acc, folded, (t.a, t.b), add, out);
                 }
                 (tables, out) => {
                     let values = match <[u32; FOLDED_WORDS]>::try_from(folded) {

@@ -26,6 +26,6 @@ pub(crate) use linear::{linear, linear_blocked};
 // The pointwise kernel's name for `mac_patch4` (the same loop).
 pub(crate) use patch_mac::mac_patch4 as mac_patch4_unrolled;
 pub(crate) use patch_mac::{
-    expand_columns, gather_runs, mac_patch4, requantize_columns, smlad, sum_bytes,
+    add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns, smlad, sum_bytes,
 };
 pub(crate) use row3::conv3x3_row;
