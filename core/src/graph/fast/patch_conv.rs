@@ -31,10 +31,12 @@ use super::requant::{FOLDED_WORDS, FoldedRequant};
 /// Output positions computed together.
 const COLUMNS: usize = 4;
 /// Input channels staged at a time: a multiple of four, so that a staged pass is whole groups
-/// of four taps, and about 128 taps a pass (a 3×3 conv stages twelve channels: fewer calls of
+/// of four taps, and about 256 taps a pass (a 3×3 conv stages 28 channels: fewer calls of
 /// the gather and the expansion per output than four at a time).
-fn staged_channels(taps: usize) -> usize {
-    ((128 / taps.max(1)) & !3).max(4)
+/// No more than the conv's own channels (rounded up to four), so that a stem's staging stays
+/// small.
+fn staged_channels(taps: usize, channels: usize) -> usize {
+    ((256 / taps.max(1)) & !3).clamp(4, channels.next_multiple_of(4).max(4))
 }
 
 /// Words of the int16 patch: eight per group of four taps (four columns, two words each).
@@ -44,19 +46,29 @@ fn patch_words(k: usize) -> usize {
 
 /// Bytes of one column's staging: four channels' taps, and the three bytes a word copy of the
 /// last kernel row may write past them (rounded to a word).
-fn stage_stride(window: Window) -> usize {
+fn stage_stride(window: Window, channels: usize) -> usize {
     let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-    staged_channels(taps) * taps + 4
+    staged_channels(taps, channels) * taps + 4
+}
+
+/// Whether every channel's folded requantizer is kept in the scratch for the whole call: when
+/// they take at most the patch's bytes (each 3×3 conv of ResNet-8). Otherwise (a stem: one
+/// input channel, a short patch) each channel's is folded again for each four outputs, in one
+/// slot, so that the scratch stays as small as the patch.
+fn folded_kept(k: usize, out_c: usize) -> bool {
+    FOLDED_WORDS.saturating_mul(out_c) <= patch_words(k)
 }
 
 /// Scratch bytes for a conv with patches of `k` taps through `window` and `out_c` output
 /// channels: the patch, the staging, every channel's folded requantizer, and the slack of
 /// aligning to a word.
 pub fn scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
+    let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+    let kept = if folded_kept(k, out_c) { out_c } else { 1 };
     patch_words(k)
-        .saturating_add(FOLDED_WORDS.saturating_mul(out_c))
+        .saturating_add(FOLDED_WORDS.saturating_mul(kept))
         .saturating_mul(4)
-        .saturating_add(COLUMNS.saturating_mul(stage_stride(window)))
+        .saturating_add(COLUMNS.saturating_mul(stage_stride(window, k / taps.max(1))))
         .saturating_add(3)
 }
 
@@ -148,8 +160,8 @@ fn conv_into(
     let taps = kh * kw;
     let k = in_shape.c * taps;
     let k4 = k & !3;
-    let stride = stage_stride(window);
-    let staged = staged_channels(taps);
+    let stride = stage_stride(window, in_shape.c);
+    let staged = staged_channels(taps, in_shape.c);
     let out_c = out_shape.c;
     let Some((patch, rest)) = words.split_at_mut_checked(patch_words(k)) else {
         return false;
@@ -157,7 +169,8 @@ fn conv_into(
     let Some((stage, rest)) = rest.split_at_mut_checked(COLUMNS * stride / 4) else {
         return false;
     };
-    let Some(requants) = rest.get_mut(..FOLDED_WORDS * out_c) else {
+    let kept = folded_kept(k, out_c);
+    let Some(requants) = rest.get_mut(..FOLDED_WORDS * if kept { out_c } else { 1 }) else {
         return false;
     };
     // A negative multiplier (no validated blob has one): the portable code runs.
@@ -169,13 +182,17 @@ fn conv_into(
         return false;
     }
     let stage: &mut [i8] = bytemuck::cast_slice_mut(stage);
-    // Every channel's requantizer and clamp folded once.
-    for (o, slot) in requants.chunks_exact_mut(FOLDED_WORDS).enumerate() {
+    // Every channel's requantizer and clamp folded once (when kept).
+    let fold = |o: usize, slot: &mut [u32]| {
         let (_, requant) = channels.channel(o);
         let folded = FoldedRequant::new(&requant, channels.clamp);
         slot.copy_from_slice(&folded.map_or(UNFOLDED, FoldedRequant::to_words));
+    };
+    if kept {
+        for (o, slot) in requants.chunks_exact_mut(FOLDED_WORDS).enumerate() {
+            fold(o, slot);
+        }
     }
-    let requants = &*requants;
     // The fused Add's output requantizer folded too, when it folds (validated ones do).
     let add_words = residual.and_then(|r| {
         let output = super::add::output_requantizer(&r.params, r.zero_points);
@@ -212,8 +229,15 @@ fn conv_into(
             tail_start = groups * 4;
         }
         let rows = weights.chunks_exact(k.max(1)).take(out_c);
-        let per_channel = rows.zip(channels.bias).zip(requants.chunks_exact(FOLDED_WORDS));
-        for (o, ((w_row, bias), folded)) in per_channel.enumerate() {
+        for (o, (w_row, bias)) in rows.zip(channels.bias).enumerate() {
+            let at = if kept { FOLDED_WORDS * o } else { 0 };
+            let Some(folded) = requants.get_mut(at..at + FOLDED_WORDS) else {
+                continue;
+            };
+            if !kept {
+                fold(o, folded);
+            }
+            let folded = &*folded;
             let mut acc = [i32::from_le_bytes(*bias); COLUMNS];
             mac_patch4(patch, w_row, k4 / 4, &mut acc);
             if tail > 0 {
