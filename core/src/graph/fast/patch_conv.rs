@@ -262,7 +262,7 @@ fn conv_into(
                 }
                 (Some(t), out) if n == COLUMNS && is_folded && add_words.is_some() => {
                     let add = add_words.as_ref().map_or(&[][..], |w| &w[..]);
-                    add_columns(&acc, folded, (t.a, t.b), add, out);
+                    add_columns(&acc, [folded, add], [t.a, t.b], out);
                 }
                 (tables, out) => {
                     let values = match <[u32; FOLDED_WORDS]>::try_from(folded) {
@@ -411,7 +411,12 @@ impl Geometry {
         // row's last word moved down 4 − v bytes.
         let (start, up, down, fill) = if x0 > w {
             let p = x0.wrapping_neg();
-            (0, 8 * p as u32, 0, z.checked_shr(32 - 8 * p as u32).unwrap_or(0))
+            (
+                0,
+                8 * p as u32,
+                0,
+                z.checked_shr(32 - 8 * p as u32).unwrap_or(0),
+            )
         } else if x0 + kw > w {
             let v = w - x0;
             (w - 4, 0, 8 * (4 - v) as u32, z << (8 * v as u32))
