@@ -53,8 +53,9 @@ runtime_code_limit=16096
 # max-pool and row-wise depthwise kernels and the per-node kernel table; 42,468 B on branch
 # gconv with the staged patch conv (its gather and requantization assembly, two requantization
 # paths) and the fused Conv + Add, 46,756 B merged with gdw's kernels; 49,364 B with all
-# (after the merge of ram, hostsimd and coremap too).
-runtime_code_limit_graph=49424
+# (after the merge of ram, hostsimd and coremap too); 51,768 B on branch pconv (the patch
+# conv's eight-group MAC loop, folded requantization, fused Add and padded staging in asm).
+runtime_code_limit_graph=51776
 # The streaming schedule (QCNN_MAX_ARENA=min) on the M4: issue 13's arena (9,408 B), stack
 # (2,048 B) and RAM-in-all (10,240 B) targets are met, held here to the figures reached (8,001,
 # 2,000 and 10,016 B measured); its speed target (1.5 per MAC) is not: 1.533 measured after the merges (1.527 on its branch).
@@ -69,8 +70,8 @@ stream_mac_limit_milli=1535
 # qcnn's arena + stack limit. Issue 12's targets (0.6x CMSIS-NN's instructions, less RAM) are
 # not met yet: firmware/README.md.
 graph_models=(
-    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 19170000 34900"
-    "ds_cnn $firmware/graph-models/ds_cnn_m4.onnx 11688143 25994 11515000 28050"
+    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 13464720 34471"
+    "ds_cnn $firmware/graph-models/ds_cnn_m4.onnx 11688143 25994 10854760 29883"
     "mobilenet $firmware/graph-models/mobilenet_m4.onnx 1514727 5866 1960000 7670"
 )
 # The M0 build (small model, 16 KiB of RAM on the micro:bit).

@@ -94,9 +94,14 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
 /// the channel's folded requantizer `words`, then with the residual in `out` through the
 /// Add's tables and its folded output requantizer `add`.
 #[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn add_columns(acc: &[i32; 4], r: [&[u32]; 2], t: [&[i32; 256]; 2], o: &mut [i8]) {
+pub(crate) fn add_columns(
+    acc: &[i32; 4],
+    words: &[u32],
+    (a, b): (&[i32; 256], &[i32; 256]),
+    add: &[u32],
+    out: &mut [i8],
+) {
     use super::requant::FoldedRequant;
-    let ([words, add], [a, b], out) = (r, t, o);
     let folded = |w: &[u32]| {
         <[u32; 5]>::try_from(w.get(..5)?)
             .ok()

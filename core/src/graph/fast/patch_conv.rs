@@ -32,9 +32,8 @@ use super::requant::{FOLDED_WORDS, FoldedRequant};
 const COLUMNS: usize = 4;
 /// Input channels staged at a time: a multiple of four, so that a staged pass is whole groups
 /// of four taps, and about 256 taps a pass (a 3×3 conv stages 28 channels: fewer calls of
-/// the gather and the expansion per output than four at a time).
-/// No more than the conv's own channels (rounded up to four), so that a stem's staging stays
-/// small.
+/// the gather and the expansion per output than four at a time), no more than the conv's own
+/// channels (rounded up to four), so that a stem's staging stays small.
 fn staged_channels(taps: usize, channels: usize) -> usize {
     ((256 / taps.max(1)) & !3).clamp(4, channels.next_multiple_of(4).max(4))
 }
@@ -51,22 +50,13 @@ fn stage_stride(window: Window, channels: usize) -> usize {
     staged_channels(taps, channels) * taps + 4
 }
 
-/// Whether every channel's folded requantizer is kept in the scratch for the whole call: when
-/// they take at most the patch's bytes (each 3×3 conv of ResNet-8). Otherwise (a stem: one
-/// input channel, a short patch) each channel's is folded again for each four outputs, in one
-/// slot, so that the scratch stays as small as the patch.
-fn folded_kept(k: usize, out_c: usize) -> bool {
-    FOLDED_WORDS.saturating_mul(out_c) <= patch_words(k)
-}
-
 /// Scratch bytes for a conv with patches of `k` taps through `window` and `out_c` output
 /// channels: the patch, the staging, every channel's folded requantizer, and the slack of
 /// aligning to a word.
 pub fn scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
     let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-    let kept = if folded_kept(k, out_c) { out_c } else { 1 };
     patch_words(k)
-        .saturating_add(FOLDED_WORDS.saturating_mul(kept))
+        .saturating_add(FOLDED_WORDS.saturating_mul(out_c))
         .saturating_mul(4)
         .saturating_add(COLUMNS.saturating_mul(stage_stride(window, k / taps.max(1))))
         .saturating_add(3)
@@ -169,8 +159,7 @@ fn conv_into(
     let Some((stage, rest)) = rest.split_at_mut_checked(COLUMNS * stride / 4) else {
         return false;
     };
-    let kept = folded_kept(k, out_c);
-    let Some(requants) = rest.get_mut(..FOLDED_WORDS * if kept { out_c } else { 1 }) else {
+    let Some(requants) = rest.get_mut(..FOLDED_WORDS * out_c) else {
         return false;
     };
     // A negative multiplier (no validated blob has one): the portable code runs.
@@ -182,17 +171,13 @@ fn conv_into(
         return false;
     }
     let stage: &mut [i8] = bytemuck::cast_slice_mut(stage);
-    // Every channel's requantizer and clamp folded once (when kept).
-    let fold = |o: usize, slot: &mut [u32]| {
+    // Every channel's requantizer and clamp folded once.
+    for (o, slot) in requants.chunks_exact_mut(FOLDED_WORDS).enumerate() {
         let (_, requant) = channels.channel(o);
         let folded = FoldedRequant::new(&requant, channels.clamp);
         slot.copy_from_slice(&folded.map_or(UNFOLDED, FoldedRequant::to_words));
-    };
-    if kept {
-        for (o, slot) in requants.chunks_exact_mut(FOLDED_WORDS).enumerate() {
-            fold(o, slot);
-        }
     }
+    let requants = &*requants;
     // The fused Add's output requantizer folded too, when it folds (validated ones do).
     let add_words = residual.and_then(|r| {
         let output = super::add::output_requantizer(&r.params, r.zero_points);
@@ -229,15 +214,10 @@ fn conv_into(
             tail_start = groups * 4;
         }
         let rows = weights.chunks_exact(k.max(1)).take(out_c);
-        for (o, (w_row, bias)) in rows.zip(channels.bias).enumerate() {
-            let at = if kept { FOLDED_WORDS * o } else { 0 };
-            let Some(folded) = requants.get_mut(at..at + FOLDED_WORDS) else {
-                continue;
-            };
-            if !kept {
-                fold(o, folded);
-            }
-            let folded = &*folded;
+        let per_channel = rows
+            .zip(channels.bias)
+            .zip(requants.chunks_exact(FOLDED_WORDS));
+        for (o, ((w_row, bias), folded)) in per_channel.enumerate() {
             let mut acc = [i32::from_le_bytes(*bias); COLUMNS];
             mac_patch4(patch, w_row, k4 / 4, &mut acc);
             if tail > 0 {
@@ -262,7 +242,7 @@ fn conv_into(
                 }
                 (Some(t), out) if n == COLUMNS && is_folded && add_words.is_some() => {
                     let add = add_words.as_ref().map_or(&[][..], |w| &w[..]);
-                    add_columns(&acc, [folded, add], [t.a, t.b], out);
+                    add_columns(&acc, folded, (t.a, t.b), add, out);
                 }
                 (tables, out) => {
                     let values = match <[u32; FOLDED_WORDS]>::try_from(folded) {

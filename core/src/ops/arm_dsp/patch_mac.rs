@@ -166,27 +166,70 @@ macro_rules! mac_group {
 use mac_group;
 
 /// `out[i] = FoldedRequant::apply(acc[i])` for the four sums of a channel (`words`: its
-/// `FoldedRequant::to_words`, `graph::fast::requant`), stored with one word.
+/// `FoldedRequant::to_words`, `graph::fast::requant`), stored with one word: per output the
+/// 64-bit constant built from the sum's sign (three instructions), SMLAL, the top word's shift
+/// and SSAT; then the four bytes packed (BFI) and clamped together (SSUB8 and SEL against the
+/// bounds repeated in each byte): 33 instructions for four outputs.
 #[inline(always)]
 pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) {
-    if let (Some(out), Some(values)) = (out.first_chunk_mut::<4>(), fold_columns(acc, words)) {
-        *out = values.to_le_bytes().map(|b| b as i8);
+    if out.len() < 4 || words.len() < 5 {
+        return;
+    }
+    // SAFETY: reads the first five words of `words` (word-aligned, a `u32` slice) with LDM and
+    // writes the four bytes at `out` (checked above) with one STR, which the Cortex-M4 allows
+    // unaligned (CCR.UNALIGN_TRP clear). Registers and flags (SSUB8's GE bits) only otherwise;
+    // no stack.
+    unsafe {
+        asm!(
+            "ldm r11, {{r4, r5, r8, r9, r10}}",
+            fold_column!("r0"),
+            fold_column!("r1"),
+            fold_column!("r2"),
+            fold_column!("r3"),
+            "bfi r0, r1, #8, #8",
+            "bfi r0, r2, #16, #8",
+            "bfi r0, r3, #24, #8",
+            "ssub8 r11, r0, r9",
+            "sel r0, r0, r9",
+            "ssub8 r11, r10, r0",
+            "sel r0, r0, r10",
+            "str r0, [lr]",
+            inout("r0") acc[0] => _,
+            inout("r1") acc[1] => _,
+            inout("r2") acc[2] => _,
+            inout("r3") acc[3] => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            inout("r11") words.as_ptr() => _,
+            out("r12") _,
+            in("lr") out.as_mut_ptr(),
+            options(nostack),
+        );
     }
 }
 
-/// The four int8 outputs (byte `i` from `acc[i]`) of a channel's folded requantizer `words`
-/// (at least five); `None` when it is shorter. Per output the 64-bit constant built from the
-/// sum's sign (three instructions), SMLAL, the top word's shift and SSAT; then the four bytes
-/// packed (BFI) and clamped together (SSUB8 and SEL against the bounds repeated in each
-/// byte): 32 instructions for four outputs.
+/// The fused residual Add of four outputs of a channel: each sum requantized and clamped as
+/// [`requantize_columns`] does, then added to the residual byte in `out` as the Add kernel
+/// does (`graph::fast::add`: both inputs' rescaling looked up in `a` and `b`, their
+/// saturating sum requantized by the Add's folded output requantizer `add`, its clamp), the
+/// four sums stored over the residual with one word: 87 instructions for four outputs.
 #[inline(always)]
-fn fold_columns(acc: &[i32; 4], words: &[u32]) -> Option<u32> {
-    if words.len() < 5 {
-        return None;
+pub(crate) fn add_columns(
+    acc: &[i32; 4],
+    words: &[u32],
+    (a, b): (&[i32; 256], &[i32; 256]),
+    add: &[u32],
+    out: &mut [i8],
+) {
+    if out.len() < 4 || words.len() < 5 || add.len() < 5 {
+        return;
     }
     let values: u32;
-    // SAFETY: reads the first five words of `words` (word-aligned, a `u32` slice; checked
-    // above) with LDM; registers and flags (SSUB8's GE bits) only otherwise; no stack.
+    // SAFETY: as `requantize_columns` for the first part (reads five words of `words`, no
+    // store); no memory then but the value in r0.
     unsafe {
         asm!(
             "ldm r11, {{r4, r5, r8, r9, r10}}",
@@ -215,23 +258,6 @@ fn fold_columns(acc: &[i32; 4], words: &[u32]) -> Option<u32> {
             options(nostack, readonly),
         );
     }
-    Some(values)
-}
-
-/// The fused residual Add of four outputs of a channel: each sum requantized and clamped as
-/// [`requantize_columns`] does (`r[0]`), then added to the residual byte in `o` as the Add
-/// kernel does (`graph::fast::add`: both inputs' rescaling looked up in its tables `t`, their
-/// saturating sum requantized by the Add's folded output requantizer `r[1]`, its clamp), the
-/// four sums stored over the residual with one word: 86 instructions for four.
-#[inline(always)]
-pub(crate) fn add_columns(acc: &[i32; 4], r: [&[u32]; 2], t: [&[i32; 256]; 2], o: &mut [i8]) {
-    let ([words, add], [a, b], out) = (r, t, o);
-    if out.len() < 4 || add.len() < 5 {
-        return;
-    }
-    let Some(values) = fold_columns(acc, words) else {
-        return;
-    };
     // SAFETY: reads entries `values' byte` of `a` and `residual byte` of `b` (indices
     // below 256: unsigned bytes), the first five words of `add` (LDM and LDRD, word-aligned),
     // and the four bytes at `out`, which it then overwrites with one STR (unaligned STR is
