@@ -49,9 +49,15 @@ const MAX_CHANNELS: usize = 40;
 const CHANNEL_SLOTS: usize = 64;
 /// Longest Linear input tried.
 const MAX_FEATURES: usize = 3600;
-/// Scratch for either path: the most the DSP conv can ask for is about 6.9 KB, the DSP
-/// Linear 2 bytes a feature; plus 3 bytes of misalignment.
-const MAX_SCRATCH: usize = 2 * MAX_FEATURES + 8;
+/// Scratch for any path: the most the DSP conv can ask for is about 6.9 KB, the DSP
+/// Linear 2 bytes a feature, a graph fast kernel `fast::MAX_SCRATCH` (a case asking more
+/// is skipped, as the loader runs such a node on the portable code); plus 3 bytes of
+/// misalignment.
+const MAX_SCRATCH: usize = max(2 * MAX_FEATURES, fast::MAX_SCRATCH) + 8;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
 const MAX_INPUT: usize = 8 * 28 * 28;
 const MAX_WEIGHTS: usize = 40 * 4096 + 4;
 

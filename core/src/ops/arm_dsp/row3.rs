@@ -9,8 +9,6 @@
 //! `(a1, a3)·P` plus SMLADX's crossed `(a0, a2)·(0, w1)`: seven instructions per kernel row
 //! for six multiply-accumulates.
 
-use core::arch::asm;
-
 use super::conv2d::requantize_channel;
 use super::patch_mac::{smlad, sxtb16_pairs};
 use crate::ops::conv2d::Conv2dOp;
@@ -144,20 +142,8 @@ fn add_pair(rows: &[i8], width: usize, w: &[u32; 6], x: usize, a: i32, b: i32) -
     (a, b)
 }
 
-/// `acc + low(a)·high(b) + high(a)·low(b)` on int16 halves, wrapping (SMLADX).
-#[inline(always)]
-fn smladx(a: u32, b: u32, acc: i32) -> i32 {
-    let out: i32;
-    // SAFETY: register arithmetic only (SMLADX may set the sticky Q flag, nothing else).
-    unsafe {
-        asm!(
-            "smladx {out}, {a}, {b}, {acc}",
-            out = lateout(reg) out,
-            a = in(reg) a,
-            b = in(reg) b,
-            acc = in(reg) acc,
-            options(pure, nomem, nostack),
-        );
-    }
-    out
-}
+super::patch_mac::dual_mac!(
+    /// `acc + low(a)·high(b) + high(a)·low(b)` on int16 halves, wrapping (SMLADX).
+    smladx,
+    "smladx"
+);
