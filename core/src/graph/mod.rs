@@ -12,6 +12,9 @@ mod check;
 pub mod error;
 pub mod fast;
 pub mod format;
+pub mod in_place;
+#[cfg(test)]
+mod in_place_tests;
 pub mod kernel_table;
 pub mod kernels;
 mod prepared_node;
@@ -36,13 +39,20 @@ pub use self::view::{Graph, NodeInfo};
 // view (`view.rs`) is what `check` builds and must not import them.
 impl<'a> Graph<'a> {
     /// Scratch bytes after the planned tensors on a target with `kernels`: the most any
-    /// node's chosen kernel takes.
+    /// node's chosen kernel takes, with its staging for a node planned in place.
     pub fn scratch_len_for(&self, kernels: crate::ops::Kernels) -> usize {
         self.nodes()
             .filter_map(|n| {
                 let prepared =
                     check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false);
-                Some(fast::choose(&prepared.ok()?, kernels).1)
+                let staging = n.inputs.first().map_or(0, |(_, d)| {
+                    in_place::staged_scratch(&n.node.op, d, &n.output.1)
+                });
+                Some(
+                    fast::choose(&prepared.ok()?, kernels)
+                        .1
+                        .saturating_add(staging),
+                )
             })
             .max()
             .unwrap_or(0)
