@@ -42,20 +42,20 @@ impl<'a> Graph<'a> {
     /// node's chosen kernel takes, with its staging for a node planned in place.
     pub fn scratch_len_for(&self, kernels: crate::ops::Kernels) -> usize {
         self.nodes()
-            .filter_map(|n| {
-                let prepared =
-                    check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false);
-                let staging = n.inputs.first().map_or(0, |(_, d)| {
-                    in_place::staged_scratch(&n.node.op, d, &n.output.1)
-                });
-                Some(
-                    fast::choose(&prepared.ok()?, kernels)
-                        .1
-                        .saturating_add(staging),
-                )
-            })
+            .map(|n| self.node_scratch_len(&n, kernels))
             .max()
             .unwrap_or(0)
+    }
+
+    /// The scratch node `n` takes on a target with `kernels`: its kernel's, and its staging
+    /// when it runs in place ([`NodeInfo::in_place`]).
+    pub fn node_scratch_len(&self, n: &NodeInfo, kernels: crate::ops::Kernels) -> usize {
+        let prepared = check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false);
+        let staging = n
+            .inputs
+            .first()
+            .map_or(0, |(_, d)| in_place::staged_scratch(&n.node.op, d, &n.output.1));
+        prepared.map_or(0, |p| fast::choose(&p, kernels).1.saturating_add(staging))
     }
 
     /// Each node's kernel on a target with `kernels`, chosen as the loader does (for a host
@@ -94,6 +94,16 @@ impl<'a> Graph<'a> {
                 output,
                 macs,
             })
+        })
+    }
+}
+
+impl NodeInfo {
+    /// Whether the node runs in place, its output over its input staged through the scratch
+    /// ([`in_place`]); an Add over one of its inputs is not staged and is not counted.
+    pub fn in_place(&self) -> bool {
+        self.inputs.first().is_some_and(|(_, d)| {
+            in_place::staged_scratch(&self.node.op, d, &self.output.1) > 0
         })
     }
 }
