@@ -147,7 +147,8 @@ fn one_channel<'a>(prepared: &Prepared<'a>, c: usize) -> Option<Prepared<'a>> {
 /// Runs `prepared` in place over `tensor` (its input's bytes from the shared offset, as many
 /// as the larger of input and output), staging through `scratch`; `node` runs one staged
 /// piece (node, input, output, the kernel's scratch). `None` if the pieces do not fit, which
-/// validation rules out.
+/// validation rules out. Never inlined: its frame is on the stack for staged nodes only.
+#[inline(never)]
 pub(crate) fn run(
     staging: Staging,
     prepared: &Prepared<'_>,

@@ -5,7 +5,7 @@
 
 use super::Graph;
 use super::format::*;
-use super::tests::{blob, channels, fixture, node, tensor};
+use super::tests::{blob, channels, fixture, logits, node, tensor};
 use crate::format::{DataWriter, QuantParams};
 use crate::graph::GraphError;
 use crate::ops::Kernels;
@@ -324,18 +324,7 @@ fn the_fixtures_pools_in_place_give_its_logits() {
     pooled_over.tensors[5].offset = 145;
     let mut rng = SplitMix(5);
     let images: Vec<Vec<u8>> = (0..30).map(|_| rng.u8s(25)).collect();
-    let run = |header: &GraphHeader| -> Vec<Vec<i8>> {
-        let bytes = blob(header, &data);
-        let model = Model::from_bytes(&bytes).unwrap();
-        images
-            .iter()
-            .map(|image| {
-                let mut arena = vec![0x55; model.arena_len()];
-                model.infer(image, &mut arena).unwrap().as_slice().to_vec()
-            })
-            .collect()
-    };
-    let expected = run(&header);
+    let expected = logits(&header, &data, &images);
     assert!(
         expected
             .iter()
@@ -343,7 +332,7 @@ fn the_fixtures_pools_in_place_give_its_logits() {
             .len()
             >= 10
     );
-    assert_eq!(run(&pooled_over), expected);
+    assert_eq!(logits(&pooled_over, &data, &images), expected);
     // The loader adds one staged plane (5×3 bytes, a word's multiple) to the scratch.
     assert_eq!(load(&pooled_over, &data), Ok(205 + 16));
 }

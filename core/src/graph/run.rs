@@ -244,8 +244,10 @@ fn run_conv_add(
 
 /// Node `index` (`prepared`, or a staged piece of it) from `a` (and `b`) into `out`: the
 /// host's kernel if it takes the node, else the fast kernel chosen at load, else the portable
-/// code. The one dispatch every node goes through.
+/// code. The one dispatch every node goes through. Never inlined: a staged node calls it
+/// under `in_place::run`, and its kernels' frames must not stack on that path twice.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn run_node<H: NodeKernels>(
     host: &H,
     index: usize,

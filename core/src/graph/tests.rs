@@ -584,7 +584,7 @@ fn fused_add(header: &GraphHeader, conv_node: usize) -> NodeOp {
     })
 }
 
-fn logits(header: &GraphHeader, data: &[u8], images: &[Vec<u8>]) -> Vec<Vec<i8>> {
+pub(super) fn logits(header: &GraphHeader, data: &[u8], images: &[Vec<u8>]) -> Vec<Vec<i8>> {
     let bytes = blob(header, data);
     let model = Model::from_bytes(&bytes).unwrap();
     images

@@ -81,6 +81,26 @@ pub fn export_graph(
     images: &[&[u8]],
     settings: &QuantizeConfig,
 ) -> Result<ExportedGraph, ExportError> {
+    export_graph_with(graph, images, settings, InPlace::WherePays)
+}
+
+/// Whether the planner may run nodes in place (`qcnn_core::graph::in_place`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// Where that lowers the Cortex-M4's arena + scratch (the default).
+    WherePays,
+    /// Never (but the Adds over their inputs): the plan before issue 12's in-place nodes, for
+    /// comparisons.
+    Never,
+}
+
+/// [`export_graph`], with the in-place nodes `in_place` allows.
+pub fn export_graph_with(
+    graph: &FloatGraph,
+    images: &[&[u8]],
+    settings: &QuantizeConfig,
+    in_place: InPlace,
+) -> Result<ExportedGraph, ExportError> {
     // Every tensor a node computes gets its own range, but pools keep their input's; the
     // logits come last (calibrate keeps the last point's range whole).
     let mut points: Vec<(usize, bool)> = graph
@@ -352,7 +372,10 @@ pub fn export_graph(
         }
     }
     let out_of_place = plan_arena(&lifetimes, &add_shares, &[], &[]);
-    let plan = choose_in_place(&lifetimes, &add_shares, &staged, &m4_ram);
+    let plan = match in_place {
+        InPlace::WherePays => choose_in_place(&lifetimes, &add_shares, &staged, &m4_ram),
+        InPlace::Never => plan_arena(&lifetimes, &add_shares, &[], &[]),
+    };
     let (arena, offsets) = (plan.arena, &plan.offsets);
     let shares = plan.shares;
     let largest = lifetimes.iter().map(|t| t.len).max().unwrap_or(0);
