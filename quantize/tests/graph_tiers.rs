@@ -48,14 +48,20 @@ fn graph_models_give_the_portable_logits_on_every_tier() {
         // The same graph with every node out of place (issue 12's plan before its in-place
         // nodes) gives the same logits; the DS-CNN and the MobileNet run nodes in place, in a
         // smaller arena.
-        let apart = export_graph_with(&graph, &calibration, &config.quantize, InPlace::Never)
-            .unwrap();
+        let apart =
+            export_graph_with(&graph, &calibration, &config.quantize, InPlace::Never).unwrap();
         assert!(apart.report.nodes.iter().all(|n| !n.in_place), "{path}");
         let apart_model = Model::from_bytes(&apart.blob).unwrap();
-        assert!(portable_logits(&apart_model) == expected, "{path}: in place vs apart");
+        assert!(
+            portable_logits(&apart_model) == expected,
+            "{path}: in place vs apart"
+        );
         if !path.contains("resnet8") {
             assert!(exported.report.nodes.iter().any(|n| n.in_place), "{path}");
-            assert!(exported.report.arena_bytes < apart.report.arena_bytes, "{path}");
+            assert!(
+                exported.report.arena_bytes < apart.report.arena_bytes,
+                "{path}"
+            );
         }
         eprintln!(
             "{path}: arena {} B in place ({} B of staging), {} B apart",

@@ -201,6 +201,9 @@ pub(crate) fn run(
             let (computed, rest) = rest.split_at_mut_checked(words(pixels * out_c))?;
             for p0 in (0..plane).step_by(pixels.max(1)) {
                 let n = pixels.min(plane - p0);
+                if n == 0 {
+                    return None;
+                }
                 let (gathered, computed) = (
                     gathered.get_mut(..n * in_c)?,
                     computed.get_mut(..n * out_c)?,

@@ -51,10 +51,9 @@ impl<'a> Graph<'a> {
     /// when it runs in place ([`NodeInfo::in_place`]).
     pub fn node_scratch_len(&self, n: &NodeInfo, kernels: crate::ops::Kernels) -> usize {
         let prepared = check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false);
-        let staging = n
-            .inputs
-            .first()
-            .map_or(0, |(_, d)| in_place::staged_scratch(&n.node.op, d, &n.output.1));
+        let staging = n.inputs.first().map_or(0, |(_, d)| {
+            in_place::staged_scratch(&n.node.op, d, &n.output.1)
+        });
         prepared.map_or(0, |p| fast::choose(&p, kernels).1.saturating_add(staging))
     }
 
@@ -102,8 +101,8 @@ impl NodeInfo {
     /// Whether the node runs in place, its output over its input staged through the scratch
     /// ([`in_place`]); an Add over one of its inputs is not staged and is not counted.
     pub fn in_place(&self) -> bool {
-        self.inputs.first().is_some_and(|(_, d)| {
-            in_place::staged_scratch(&self.node.op, d, &self.output.1) > 0
-        })
+        self.inputs
+            .first()
+            .is_some_and(|(_, d)| in_place::staged_scratch(&self.node.op, d, &self.output.1) > 0)
     }
 }

@@ -182,6 +182,7 @@ impl Graph<'_> {
 
 /// A fused Conv + residual Add: the residual copied to the output unless the planner put
 /// the output over it, then the conv adding into it element by element.
+#[inline(never)]
 fn run_conv_add(
     kernel: GraphKernel,
     prepared: &Prepared<'_>,
@@ -264,7 +265,10 @@ fn run_node<H: NodeKernels>(
     }
 }
 
-/// `prepared` with the portable kernels.
+/// `prepared` with the portable kernels. Never inlined, like [`run_fast`] and
+/// [`run_conv_add`]: each keeps its kernels' locals in a frame of its own, on the stack only
+/// while it runs, not in [`run_node`]'s under every kernel.
+#[inline(never)]
 fn run_portable(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
     match prepared {
         Prepared::Conv {
@@ -305,6 +309,7 @@ fn run_portable(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
 
 /// `prepared` with the fast kernel `kernel`; `false` (nothing written) when that kernel
 /// declines it (the portable code then runs).
+#[inline(never)]
 fn run_fast(
     kernel: GraphKernel,
     prepared: &Prepared<'_>,
