@@ -144,6 +144,10 @@ fn one_channel<'a>(prepared: &Prepared<'a>, c: usize) -> Option<Prepared<'a>> {
     })
 }
 
+/// Runs one staged piece of a node: (the piece as a node, its input, its output, the kernel's
+/// scratch).
+pub(crate) type StagedPiece<'f> = dyn FnMut(&Prepared<'_>, &[i8], &mut [i8], &mut [i8]) + 'f;
+
 /// Runs `prepared` in place over `tensor` (its input's bytes from the shared offset, as many
 /// as the larger of input and output), staging through `scratch`; `node` runs one staged
 /// piece (node, input, output, the kernel's scratch). `None` if the pieces do not fit, which
@@ -154,7 +158,7 @@ pub(crate) fn run(
     prepared: &Prepared<'_>,
     tensor: &mut [i8],
     scratch: &mut [i8],
-    node: &mut dyn FnMut(&Prepared<'_>, &[i8], &mut [i8], &mut [i8]),
+    node: &mut StagedPiece<'_>,
 ) -> Option<()> {
     let (in_shape, out_shape) = match prepared {
         Prepared::Conv {
