@@ -43,6 +43,7 @@ pub fn plan_arena(
     chosen: &[bool],
 ) -> ArenaPlan {
     let mut shares = add_shares.to_vec();
+    shares.resize(lifetimes.len(), None);
     for (c, _) in candidates
         .iter()
         .zip(chosen.iter().chain(std::iter::repeat(&false)))
