@@ -364,11 +364,13 @@ pub fn place_by_lifetimes(tensors: &[Lifetime], offsets: &mut [usize]) -> usize 
     place_sharing(tensors, &[], offsets)
 }
 
-/// [`place_by_lifetimes`] where tensor `i` may also take exactly the bytes of tensor
-/// `shares[i]` (missing entries: none), a tensor of the same length that dies at the node
-/// that writes `i`: an Add writing over one of its inputs, element by element. That is the
-/// one overlap the loader accepts (`graph::check`); the planner takes it whenever the shared
-/// tensor is already placed and nothing else alive there clashes.
+/// [`place_by_lifetimes`] where tensor `i` may also take the offset of tensor `shares[i]`
+/// (missing entries: none), a tensor that dies at the node that writes `i`: that node writes
+/// over its input, as an Add does element by element, a fused Conv + Add over its residual, or
+/// a node the loader lets stage its input (`graph::in_place`; its output may be shorter or
+/// longer than the input). Those are the overlaps the loader accepts (`graph::check`); the
+/// planner takes one whenever the partner (either of the two) is already placed and nothing
+/// else alive there clashes.
 pub fn place_sharing(
     tensors: &[Lifetime],
     shares: &[Option<usize>],
@@ -393,13 +395,18 @@ pub fn place_sharing(
         else {
             break;
         };
-        // The tensor whose bytes this one may take, if any.
-        let shared = shares.get(next).copied().flatten().filter(|&j| {
-            tensors
-                .get(j)
-                .is_some_and(|s| j != next && s.len == t.len && s.dies == t.born)
-                && offsets.get(j).is_some_and(|&at| at != UNPLACED)
-        });
+        // The tensors whose offset this one may take: the input it writes over, and the output
+        // written over it (a chain of in-place nodes shares one offset).
+        let written_over = |(out, input): (usize, usize)| {
+            let (Some(o), Some(i)) = (tensors.get(out), tensors.get(input)) else {
+                return false;
+            };
+            out != input && i.dies == o.born
+        };
+        let partner = |i: usize| {
+            (shares.get(next) == Some(&Some(i)) && written_over((next, i)))
+                || (shares.get(i) == Some(&Some(next)) && written_over((i, next)))
+        };
         let clashes = |offset: usize| {
             tensors
                 .iter()
@@ -407,17 +414,22 @@ pub fn place_sharing(
                 .enumerate()
                 .any(|(i, (other, &at))| {
                     at != UNPLACED
-                        && !(Some(i) == shared && at == offset)
+                        && !(at == offset && partner(i))
                         && other.meets(t)
                         && at < offset.saturating_add(t.len)
                         && offset < at.saturating_add(other.len)
                 })
         };
-        // Candidates: the shared tensor's offset, the start, and the end of every placed
+        // Candidates: a placed partner's offset, else the start and the end of every placed
         // tensor alive with this one.
-        let shared_at = shared.and_then(|j| offsets.get(j).copied());
+        let shared_at = offsets
+            .iter()
+            .enumerate()
+            .filter(|&(i, &at)| at != UNPLACED && partner(i))
+            .map(|(_, &at)| at)
+            .find(|&at| !clashes(at));
         let offset = match shared_at {
-            Some(at) if !clashes(at) => at,
+            Some(at) => at,
             _ => core::iter::once(0)
                 .chain(
                     tensors
@@ -488,6 +500,24 @@ mod tests {
     }
 
     #[test]
+    fn a_share_is_taken_from_either_side_and_whatever_the_lengths() {
+        // A pointwise conv widening a (400 B) into c (600 B) in place: c, placed first, lets a
+        // take its offset; a node narrowing it the other way round as well.
+        let t = |len, born, dies| Lifetime { len, born, dies };
+        let tensors = [t(100, 0, 0), t(400, 0, 1), t(600, 1, 2), t(10, 2, 3)];
+        let mut offsets = [0; 4];
+        let arena = place_sharing(&tensors, &[None, None, Some(1), None], &mut offsets);
+        assert_eq!(offsets[1], offsets[2], "{offsets:?}");
+        assert_eq!(arena, 610, "{offsets:?}");
+        // Without the share, a and c are apart.
+        assert_eq!(
+            place_by_lifetimes(&tensors, &mut offsets),
+            1000,
+            "{offsets:?}"
+        );
+    }
+
+    #[test]
     fn an_add_takes_the_bytes_of_an_input_dying_there_and_nothing_else_does() {
         // With the Add's output over a, two maps.
         let tensors = residual_add();
@@ -496,13 +526,10 @@ mod tests {
         let arena = place_sharing(&tensors, &shares, &mut offsets);
         assert_eq!(arena, 800, "{offsets:?}");
         assert_eq!(offsets[3], offsets[1]);
-        // A share with a tensor that outlives the Add, or of another length, is not taken.
+        // A share with a tensor that outlives the Add is not taken.
         let mut longer = tensors;
         longer[1].dies = 3;
         assert_eq!(place_sharing(&longer, &shares, &mut offsets), 1200);
-        let mut shorter = tensors;
-        shorter[1].len = 300;
-        place_sharing(&shorter, &shares, &mut offsets);
         assert_ne!(offsets[3], offsets[1]);
     }
 

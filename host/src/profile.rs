@@ -83,6 +83,7 @@ pub fn table(plan: &Plan, macs: u64) -> String {
             match node.streaming {
                 "into_next" => "rows into next",
                 "from_previous" => "rows from previous",
+                _ if node.in_place => "in place (input staged in scratch)",
                 _ => "-",
             }
         );
@@ -105,7 +106,7 @@ pub fn table(plan: &Plan, macs: u64) -> String {
     );
     let _ = writeln!(
         s,
-        "(offset+bytes in the arena; a node's input dies when it ends, its output after node `dies`;\n a streamed pair's first node never writes its map: the rows sit in its scratch)"
+        "(offset+bytes in the arena; a node's input dies when it ends, its output after node `dies`;\n an in-place node writes its output over its input, which it copies to its scratch piece by piece;\n a streamed pair's first node never writes its map: the rows sit in its scratch)"
     );
     s
 }

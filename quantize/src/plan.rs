@@ -74,6 +74,9 @@ pub struct PlanNode {
     /// them (its output map never exists: `output` is the next node's, `scratch` the rows);
     /// `from_previous` for that next node.
     pub streaming: &'static str,
+    /// A graph node run in place: its output at its input's offset, the input staged through
+    /// the scratch (`qcnn_core::graph::in_place`).
+    pub in_place: bool,
 }
 
 /// Bytes `offset .. offset + bytes` of the arena.
@@ -134,6 +137,7 @@ impl Plan {
                     Streaming::IntoNext => "into_next",
                     Streaming::FromPrevious => "from_previous",
                 },
+                in_place: false,
             })
             .collect();
         Self {
@@ -160,7 +164,7 @@ fn peak_nodes(nodes: &[PlanNode], arena_bytes: usize) -> Vec<usize> {
 impl Plan {
     /// A graph's plan: its tensors where the quantize-time planner put them; nothing streams.
     fn of_graph(graph: &qcnn_core::graph::Graph<'_>, kernels: Kernels, arena_bytes: usize) -> Self {
-        let nodes = graph_nodes(graph);
+        let nodes = graph_nodes(graph, kernels);
         Self {
             kernels: kernels_name(kernels),
             arena_bytes,
@@ -173,9 +177,10 @@ impl Plan {
     }
 }
 
-/// A graph's nodes where the quantize-time planner put their tensors (the first input shown;
-/// no scratch). `arena_bytes` is the end of the highest tensor alive at the node.
-fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>) -> Vec<PlanNode> {
+/// A graph's nodes where the quantize-time planner put their tensors (the first input shown),
+/// and the scratch each takes with `kernels` after the planned tensors (its staging included
+/// when it runs in place). `arena_bytes` is the end of the highest tensor alive at the node.
+fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>, kernels: Kernels) -> Vec<PlanNode> {
     let nodes: Vec<_> = graph.nodes().collect();
     let place = |d: &qcnn_core::graph::format::TensorDesc| Place {
         offset: d.offset as usize,
@@ -214,8 +219,8 @@ fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>) -> Vec<PlanNode> {
                 macs: n.macs,
                 input: place(&first),
                 scratch: Place {
-                    offset: top,
-                    bytes: 0,
+                    offset: graph.arena_len(),
+                    bytes: graph.node_scratch_len(n, kernels),
                 },
                 output,
                 output_dies_after: if n.output.0 == graph.output() {
@@ -225,6 +230,7 @@ fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>) -> Vec<PlanNode> {
                 },
                 arena_bytes: top,
                 streaming: "no",
+                in_place: n.in_place(),
             }
         })
         .collect()

@@ -172,13 +172,22 @@ impl Report {
                     format!("{c}x{h}x{w}"),
                     n.output_quant.scale,
                     n.output_quant.zero_point,
-                    n.offset
+                    if n.in_place {
+                        format!("{} (in place)", n.offset)
+                    } else {
+                        n.offset.to_string()
+                    }
                 );
             }
             let _ = writeln!(
                 s,
-                "arena plan  {} bytes by tensor lifetimes; live peak (no layout of this order needs less) {}, ping-pong {}, no reuse {}",
-                g.arena_bytes, g.live_peak_bytes, g.ping_pong_bytes, g.no_reuse_bytes
+                "arena plan  {} bytes by tensor lifetimes ({} with every node out of place; in-place nodes stage through {} bytes of scratch); live peak (no layout of this order needs less) {}, ping-pong {}, no reuse {}",
+                g.arena_bytes,
+                g.out_of_place_arena_bytes,
+                g.staging_bytes,
+                g.live_peak_bytes,
+                g.ping_pong_bytes,
+                g.no_reuse_bytes
             );
         }
         let b = &self.blob;

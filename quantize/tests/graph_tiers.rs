@@ -2,15 +2,16 @@
 //! the MobileNet (models/), imported from their QDQ files (the file's own scales; a short
 //! calibration for the rest), then run on the first 1,000 FashionMNIST test images by the
 //! prepared model of every tier this CPU supports (the host's per-node kernels), whose logits
-//! must equal `Model::infer`'s (the portable graph kernels) bit for bit. Tiers the CPU
-//! lacks are printed as skipped; the CPU's best tier must have run.
+//! must equal `Model::infer`'s (the portable graph kernels) bit for bit, as must the same
+//! graph planned with every node out of place. Tiers the CPU lacks are printed as skipped;
+//! the CPU's best tier must have run.
 
 mod common;
 
 use qcnn_config::config::Config;
 use qcnn_core::{KernelTier, Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
-use qcnn_quantize::graph::export::export_graph;
+use qcnn_quantize::graph::export::{InPlace, export_graph, export_graph_with};
 use qcnn_quantize::onnx;
 
 use common::{repo, repo_config};
@@ -30,18 +31,42 @@ fn graph_models_give_the_portable_logits_on_every_tier() {
         "models/mobilenet_int8.onnx",
     ] {
         let (graph, _) = onnx::import_graph(&repo().join(path)).unwrap();
-        let blob = export_graph(&graph, &calibration, &config.quantize)
-            .unwrap()
-            .blob;
+        let exported = export_graph(&graph, &calibration, &config.quantize).unwrap();
+        let blob = exported.blob;
         let model = Model::from_bytes(&blob).unwrap();
         assert!(model.graph().is_some(), "{path}");
         let classes = model.num_classes();
-        let mut expected = Vec::with_capacity(IMAGES * classes);
-        let mut arena = vec![0_u8; model.arena_len()];
-        for image in images.chunks(model.input_len()) {
-            let logits = model.infer(image, &mut arena).unwrap();
-            expected.extend_from_slice(logits.as_slice());
+        let portable_logits = |model: &Model<'_>| {
+            let mut logits = Vec::with_capacity(IMAGES * classes);
+            let mut arena = vec![0_u8; model.arena_len()];
+            for image in images.chunks(model.input_len()) {
+                logits.extend_from_slice(model.infer(image, &mut arena).unwrap().as_slice());
+            }
+            logits
+        };
+        let expected = portable_logits(&model);
+        // The same graph with every node out of place (issue 12's plan before its in-place
+        // nodes) gives the same logits; the DS-CNN and the MobileNet run nodes in place, in a
+        // smaller arena.
+        let apart =
+            export_graph_with(&graph, &calibration, &config.quantize, InPlace::Never).unwrap();
+        assert!(apart.report.nodes.iter().all(|n| !n.in_place), "{path}");
+        let apart_model = Model::from_bytes(&apart.blob).unwrap();
+        assert!(
+            portable_logits(&apart_model) == expected,
+            "{path}: in place vs apart"
+        );
+        if !path.contains("resnet8") {
+            assert!(exported.report.nodes.iter().any(|n| n.in_place), "{path}");
+            assert!(
+                exported.report.arena_bytes < apart.report.arena_bytes,
+                "{path}"
+            );
         }
+        eprintln!(
+            "{path}: arena {} B in place ({} B of staging), {} B apart",
+            exported.report.arena_bytes, exported.report.staging_bytes, apart.report.arena_bytes
+        );
         for tier in KernelTier::ALL {
             if !tier.is_supported() {
                 skipped.push(format!("{path} {tier}"));

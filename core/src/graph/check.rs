@@ -13,6 +13,7 @@ use super::error::{GraphError, SectionProblem};
 use super::format::{
     self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window,
 };
+use super::in_place::{Staging, staged_scratch};
 use super::kernels::{ChannelData, Residual, window_len};
 pub(crate) use super::prepared_node::Prepared;
 use super::view::Graph;
@@ -151,9 +152,9 @@ fn check<'a>(
     // Lifetimes: the node that writes each tensor and the last node that reads it.
     let mut scratch_len = 0;
     let mut kernels = super::kernel_table::KernelTable::default();
-    // Bit n: node n is an Add (or ConvAdd) of two different tensors, which may write over
-    // an input (`takeable`, bit t: tensor t, at its last reader).
-    let mut in_place_adds = 0_u64;
+    // Bit n: node n may write over an input (`takeable`, bit t: tensor t, at its last
+    // reader): an Add (or ConvAdd) of two different tensors, or a node `Staging` allows.
+    let mut in_place_nodes = 0_u64;
     let mut takeable = 0_u64;
     let mut born = [UNBORN; MAX_TENSORS];
     let mut dies = [0_u8; MAX_TENSORS];
@@ -213,21 +214,27 @@ fn check<'a>(
         for t in &node.inputs {
             takeable &= !bit(Some(t));
         }
+        // ... and the only input of a node that stages it through the scratch (`in_place`).
         let (first, second) = (node.inputs.first(), node.inputs.get(1));
-        if first != second {
-            match node.op {
-                NodeOp::Add(_) => takeable |= bit(first) | bit(second),
-                NodeOp::ConvAdd(_) => takeable |= bit(second),
-                _ => {}
-            }
-            if matches!(node.op, NodeOp::Add(_) | NodeOp::ConvAdd(_)) {
-                in_place_adds |= 1_u64.checked_shl(index as u32).unwrap_or(0);
-            }
+        let first_desc = inputs.first().map(|(_, d)| d);
+        let staged =
+            first_desc.is_some_and(|d| Staging::of(&node.op, map(d), map(&out.1)).is_some());
+        let taken = match node.op {
+            NodeOp::Add(_) if first != second => bit(first) | bit(second),
+            NodeOp::ConvAdd(_) if first != second => bit(second),
+            _ if staged => bit(first),
+            _ => 0,
+        };
+        takeable |= taken;
+        if taken != 0 {
+            in_place_nodes |= 1_u64.checked_shl(index as u32).unwrap_or(0);
         }
-        // The kernel this target runs the node with, once for good, and the scratch it takes.
+        // The kernel this target runs the node with, once for good, and the scratch it takes
+        // (with the staging, for a node planned in place).
         let (kernel, scratch) = super::fast::choose(&prepared, Kernels::NATIVE);
         kernels.set(index, &node.op, kernel);
-        scratch_len = scratch_len.max(scratch);
+        let staging = first_desc.map_or(0, |d| staged_scratch(&node.op, d, &out.1));
+        scratch_len = scratch_len.max(scratch.saturating_add(staging));
     }
     for (t, &b) in born.iter().enumerate().take(tensors.count) {
         if b == UNBORN {
@@ -242,8 +249,10 @@ fn check<'a>(
     if let Some(d) = dies.get_mut(usize::from(output)) {
         *d = node_count as u8;
     }
-    // The one overlap allowed: tensor `y` written by an in-place Add exactly over its input
-    // `x` (a ConvAdd: its residual), which that node is the last to read.
+    // The one overlap allowed: tensor `y` written by an in-place node at the offset of its
+    // input `x` (a ConvAdd: its residual), which that node is the last to read. An Add's
+    // tensors have one shape (`prepare`); a staged node's output may be shorter or, for a
+    // pointwise Conv, longer, and any other tensor it reaches is an overlap below.
     let in_place = |(x, tx): (usize, &TensorDesc), (y, ty): (usize, &TensorDesc)| {
         let (Some(&born_x), Some(&born_y), Some(&dies_x)) = (born.get(x), born.get(y), dies.get(x))
         else {
@@ -252,9 +261,8 @@ fn check<'a>(
         born_x < born_y
             && dies_x == born_y
             && takeable.checked_shr(x as u32).unwrap_or(0) & 1 == 1
-            && in_place_adds.checked_shr(u32::from(born_y)).unwrap_or(0) & 1 == 1
+            && in_place_nodes.checked_shr(u32::from(born_y)).unwrap_or(0) & 1 == 1
             && tx.offset == ty.offset
-            && len(tx) == len(ty)
     };
     let lives = born.iter().zip(dies.iter());
     for (a, (ta, (&born_a, &dies_a))) in tensors.iter().zip(lives.clone()).enumerate() {

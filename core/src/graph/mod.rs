@@ -12,6 +12,9 @@ mod check;
 pub mod error;
 pub mod fast;
 pub mod format;
+pub mod in_place;
+#[cfg(test)]
+mod in_place_tests;
 pub mod kernel_table;
 pub mod kernels;
 mod prepared_node;
@@ -36,16 +39,22 @@ pub use self::view::{Graph, NodeInfo};
 // view (`view.rs`) is what `check` builds and must not import them.
 impl<'a> Graph<'a> {
     /// Scratch bytes after the planned tensors on a target with `kernels`: the most any
-    /// node's chosen kernel takes.
+    /// node's chosen kernel takes, with its staging for a node planned in place.
     pub fn scratch_len_for(&self, kernels: crate::ops::Kernels) -> usize {
         self.nodes()
-            .filter_map(|n| {
-                let prepared =
-                    check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false);
-                Some(fast::choose(&prepared.ok()?, kernels).1)
-            })
+            .map(|n| self.node_scratch_len(&n, kernels))
             .max()
             .unwrap_or(0)
+    }
+
+    /// The scratch node `n` takes on a target with `kernels`: its kernel's, and its staging
+    /// when it runs in place ([`NodeInfo::in_place`]).
+    pub fn node_scratch_len(&self, n: &NodeInfo, kernels: crate::ops::Kernels) -> usize {
+        let prepared = check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false);
+        let staging = n.inputs.first().map_or(0, |(_, d)| {
+            in_place::staged_scratch(&n.node.op, d, &n.output.1)
+        });
+        prepared.map_or(0, |p| fast::choose(&p, kernels).1.saturating_add(staging))
     }
 
     /// Each node's kernel on a target with `kernels`, chosen as the loader does (for a host
@@ -85,5 +94,15 @@ impl<'a> Graph<'a> {
                 macs,
             })
         })
+    }
+}
+
+impl NodeInfo {
+    /// Whether the node runs in place, its output over its input staged through the scratch
+    /// ([`in_place`]); an Add over one of its inputs is not staged and is not counted.
+    pub fn in_place(&self) -> bool {
+        self.inputs
+            .first()
+            .is_some_and(|(_, d)| in_place::staged_scratch(&self.node.op, d, &self.output.1) > 0)
     }
 }

@@ -4,6 +4,7 @@
 use super::check::{map, prepare};
 use super::fast::{self, GraphKernel};
 use super::format::{Node, TensorDesc};
+use super::in_place::{self, Staging};
 use super::kernels;
 use super::prepared_node::Prepared;
 use super::view::Graph;
@@ -131,17 +132,20 @@ impl Graph<'_> {
             }
             let out_range = range(&output.1);
             let kernel = self.kernels.get(index, &node.op);
-            // An Add the planner put over one of its inputs (the loader allows no other overlap).
+            let in_range = *ranges.first()?;
+            let add_over = ranges.iter().position(|r| *r == out_range);
+            // The loader allows three overlaps: a fused ConvAdd over its residual, an Add over
+            // one of its inputs, and a staged node over its input (`in_place`).
             if let Prepared::ConvAdd { .. } = &prepared {
                 run_conv_add(kernel, &prepared, arena, out_range, &ranges, scratch)?;
-            } else if let Some(which) = ranges.iter().position(|r| *r == out_range) {
-                let Prepared::Add {
+            } else if let (
+                Prepared::Add {
                     params,
                     zero_points,
-                } = &prepared
-                else {
-                    return None;
-                };
+                },
+                Some(which),
+            ) = (&prepared, add_over)
+            {
                 let other = *ranges.get(1 - which.min(1))?;
                 let (out, [b, _]) = views(arena, out_range, &[other])?;
                 let first = which == 0;
@@ -151,12 +155,22 @@ impl Graph<'_> {
                 if !fast {
                     kernels::add_in_place(out, b, first, *zero_points, params);
                 }
+            } else if in_range.0 == out_range.0 {
+                let staging = Staging::of(&node.op, map(&inputs.first()?.1), map(&output.1))?;
+                let end = in_range.0.checked_add(in_range.1.max(out_range.1))?;
+                let tensor = arena.get_mut(in_range.0..end)?;
+                in_place::run(
+                    staging,
+                    &prepared,
+                    tensor,
+                    scratch,
+                    &mut |piece, a, out, rest| {
+                        run_node(host, index, kernel, piece, [a, a], out, rest)
+                    },
+                )?;
             } else {
                 let (out, [a, b]) = views(arena, out_range, &ranges)?;
-                let hosted = host.run(index, &prepared, [a, b], out, scratch);
-                if !hosted && !run_fast(kernel, &prepared, a, b, out, scratch) {
-                    run_portable(prepared, a, b, out);
-                }
+                run_node(host, index, kernel, &prepared, [a, b], out, scratch);
             }
             after(index + 1);
         }
@@ -168,6 +182,7 @@ impl Graph<'_> {
 
 /// A fused Conv + residual Add: the residual copied to the output unless the planner put
 /// the output over it, then the conv adding into it element by element.
+#[inline(never)]
 fn run_conv_add(
     kernel: GraphKernel,
     prepared: &Prepared<'_>,
@@ -228,8 +243,33 @@ fn run_conv_add(
     Some(())
 }
 
-/// `prepared` with the portable kernels.
-fn run_portable(prepared: Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
+/// Node `index` (`prepared`, or a staged piece of it) from `a` (and `b`) into `out`: the
+/// host's kernel if it takes the node, else the fast kernel chosen at load, else the portable
+/// code. The one dispatch every node goes through. Never inlined: a staged node calls it
+/// under `in_place::run`, and its kernels' frames must not stack on that path twice.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn run_node<H: NodeKernels>(
+    host: &H,
+    index: usize,
+    kernel: GraphKernel,
+    prepared: &Prepared<'_>,
+    [a, b]: [&[i8]; 2],
+    out: &mut [i8],
+    scratch: &mut [i8],
+) {
+    if !host.run(index, prepared, [a, b], out, scratch)
+        && !run_fast(kernel, prepared, a, b, out, scratch)
+    {
+        run_portable(prepared, a, b, out);
+    }
+}
+
+/// `prepared` with the portable kernels. Never inlined, like [`run_fast`] and
+/// [`run_conv_add`]: each keeps its kernels' locals in a frame of its own, on the stack only
+/// while it runs, not in [`run_node`]'s under every kernel.
+#[inline(never)]
+fn run_portable(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
     match prepared {
         Prepared::Conv {
             in_shape,
@@ -241,27 +281,27 @@ fn run_portable(prepared: Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
             channels,
         } => kernels::conv(
             a,
-            in_shape,
+            *in_shape,
             out,
-            out_shape,
-            window,
-            groups,
-            input_zero_point,
+            *out_shape,
+            *window,
+            *groups,
+            *input_zero_point,
             weights,
-            &channels,
+            channels,
         ),
         Prepared::Pool {
             in_shape,
             out_shape,
             window,
             average,
-        } => kernels::pool(a, in_shape, out, out_shape, window, average),
-        Prepared::GlobalAverage { in_shape } => kernels::global_average(a, in_shape, out),
+        } => kernels::pool(a, *in_shape, out, *out_shape, *window, *average),
+        Prepared::GlobalAverage { in_shape } => kernels::global_average(a, *in_shape, out),
         Prepared::Add {
             params,
             zero_points,
-        } => kernels::add(a, b, out, zero_points, &params),
-        Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, &channels),
+        } => kernels::add(a, b, out, *zero_points, params),
+        Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, channels),
         // Run by `run_conv_add`, which has the residual's bytes.
         Prepared::ConvAdd { .. } => {}
     }
@@ -269,6 +309,7 @@ fn run_portable(prepared: Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
 
 /// `prepared` with the fast kernel `kernel`; `false` (nothing written) when that kernel
 /// declines it (the portable code then runs).
+#[inline(never)]
 fn run_fast(
     kernel: GraphKernel,
     prepared: &Prepared<'_>,

@@ -3,11 +3,16 @@
 //! fused activations as int8 clamps, and the arena laid out by the core's planner from the
 //! tensors' lifetimes.
 
+use qcnn_core::Model;
 use qcnn_core::format::{self, DataWriter, EncodeError, QuantParams};
 use qcnn_core::graph::format as blob;
-use qcnn_core::plan::{Lifetime, live_peak, place_sharing};
+use qcnn_core::graph::in_place::Staging;
+use qcnn_core::ops::Kernels;
+use qcnn_core::plan::{Lifetime, live_peak};
+use qcnn_core::shape::MapShape;
 use serde::Serialize;
 
+use super::in_place_plan::{ArenaPlan, StagedCandidate, choose_in_place, plan_arena};
 use super::{Clamp, FloatGraph, FloatNode, FloatOp, Window};
 use crate::calibrate::{CalibratedOutput, calibrate_points};
 use crate::export::{ExportError, quantize_channels};
@@ -18,8 +23,13 @@ use qcnn_config::config::QuantizeConfig;
 #[derive(Clone, Debug, Serialize)]
 pub struct GraphReport {
     pub nodes: Vec<GraphNodeReport>,
-    /// The arena the lifetime planner laid out (bytes; the kernels need no scratch).
+    /// The arena the lifetime planner laid out (bytes; the kernels' scratch and the in-place
+    /// nodes' staging come after it).
     pub arena_bytes: usize,
+    /// The arena with every node out of place but the Adds (before issue 12's in-place nodes).
+    pub out_of_place_arena_bytes: usize,
+    /// The most scratch one in-place node stages its input through.
+    pub staging_bytes: usize,
     /// The most bytes alive at once at any node: no layout of this node order needs less.
     pub live_peak_bytes: usize,
     /// Every tensor in its own buffer (no reuse at all).
@@ -40,6 +50,8 @@ pub struct GraphNodeReport {
     /// Where `output_quant` came from.
     pub quant_source: QuantSource,
     pub offset: usize,
+    /// Its output at its input's offset, the input staged through the scratch.
+    pub in_place: bool,
 }
 
 /// Where a tensor's scale and zero point came from.
@@ -68,6 +80,26 @@ pub fn export_graph(
     graph: &FloatGraph,
     images: &[&[u8]],
     settings: &QuantizeConfig,
+) -> Result<ExportedGraph, ExportError> {
+    export_graph_with(graph, images, settings, InPlace::WherePays)
+}
+
+/// Whether the planner may run nodes in place (`qcnn_core::graph::in_place`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// Where that lowers the Cortex-M4's arena + scratch (the default).
+    WherePays,
+    /// Never (but the Adds over their inputs): the plan before issue 12's in-place nodes, for
+    /// comparisons.
+    Never,
+}
+
+/// [`export_graph`], with the in-place nodes `in_place` allows.
+pub fn export_graph_with(
+    graph: &FloatGraph,
+    images: &[&[u8]],
+    settings: &QuantizeConfig,
+    in_place: InPlace,
 ) -> Result<ExportedGraph, ExportError> {
     // Every tensor a node computes gets its own range, but pools keep their input's; the
     // logits come last (calibrate keeps the last point's range whole).
@@ -144,42 +176,6 @@ pub fn export_graph(
         }
     }
     lifetimes[new(graph.output)].dies = n;
-    // An Add may write over an input that dies there (element by element, in place); a fused
-    // Conv + Add over its residual only.
-    let mut shares = vec![None; lifetimes.len()];
-    for (i, step) in steps.iter().enumerate() {
-        let inputs = step.inputs();
-        let takeable: &[usize] = match (&step.node.op, step.add) {
-            (_, Some(_)) => &inputs[1..],
-            (FloatOp::Add { .. }, None) => &inputs,
-            _ => &[],
-        };
-        if inputs.first() != inputs.get(1) {
-            shares[new(step.output())] = takeable
-                .iter()
-                .map(|&t| new(t))
-                .find(|&t| lifetimes[t].dies == i && t != new(graph.output));
-        }
-    }
-    let mut offsets = vec![0; lifetimes.len()];
-    let arena = place_sharing(&lifetimes, &shares, &mut offsets);
-    let largest = lifetimes.iter().map(|t| t.len).max().unwrap_or(0);
-    let kept = lifetimes.iter().filter(|t| t.dies > t.born + 1).count();
-    // The live peak's lower bound counts an in-place Add's output and input once.
-    let mut peak_lifetimes = lifetimes.clone();
-    for (i, share) in shares.iter().enumerate() {
-        if let Some(j) = *share
-            && offsets[i] == offsets[j]
-        {
-            peak_lifetimes[j].dies = lifetimes[i].born.saturating_sub(1);
-        }
-    }
-    let report_plan = (
-        live_peak(&peak_lifetimes, n),
-        lifetimes.iter().map(|t| t.len).sum::<usize>(),
-        largest * (2 + kept),
-    );
-
     let upper: usize = graph
         .nodes
         .iter()
@@ -286,48 +282,132 @@ pub fn export_graph(
             output_shape: graph.tensors[out].shape,
             output_quant: quant[out],
             quant_source: sources[out],
-            offset: offsets[new(out)],
+            offset: 0,
+            in_place: false,
         });
     }
-    let mut tensors = heapless::Vec::<blob::TensorDesc, { blob::MAX_TENSORS }>::new();
-    let kept_tensors = graph
-        .tensors
-        .iter()
-        .zip(&quant)
-        .zip(&exists)
-        .filter(|(_, keep)| **keep)
-        .map(|(tq, _)| tq);
-    for ((t, q), &offset) in kept_tensors.zip(&offsets) {
-        let dim = |d: usize| u16::try_from(d).map_err(|_| encode(EncodeError::TooLarge));
-        tensors
-            .push(blob::TensorDesc {
-                shape: format::Shape {
-                    c: dim(t.shape[0])?,
-                    h: dim(t.shape[1])?,
-                    w: dim(t.shape[2])?,
-                },
-                quant: *q,
-                offset: u32::try_from(offset).map_err(|_| encode(EncodeError::TooLarge))?,
-            })
-            .map_err(|_| encode(EncodeError::TooLarge))?;
-    }
+    // The blob with the tensors at `offsets` in an arena of `arena` bytes.
     let data_len = writer.len();
-    let header = blob::GraphHeader {
-        tensors,
-        nodes,
-        output: u16::try_from(new(graph.output)).map_err(|_| encode(EncodeError::TooLarge))?,
-        arena_len: u32::try_from(arena).map_err(|_| encode(EncodeError::TooLarge))?,
-        data_len: u32::try_from(data_len).map_err(|_| encode(EncodeError::TooLarge))?,
+    let data = &buffer[..data_len];
+    let encode_plan = |offsets: &[usize], arena: usize| -> Result<Vec<u8>, ExportError> {
+        let mut tensors = heapless::Vec::<blob::TensorDesc, { blob::MAX_TENSORS }>::new();
+        let kept_tensors = graph
+            .tensors
+            .iter()
+            .zip(&quant)
+            .zip(&exists)
+            .filter(|(_, keep)| **keep)
+            .map(|(tq, _)| tq);
+        for ((t, q), &offset) in kept_tensors.zip(offsets) {
+            let dim = |d: usize| u16::try_from(d).map_err(|_| encode(EncodeError::TooLarge));
+            tensors
+                .push(blob::TensorDesc {
+                    shape: format::Shape {
+                        c: dim(t.shape[0])?,
+                        h: dim(t.shape[1])?,
+                        w: dim(t.shape[2])?,
+                    },
+                    quant: *q,
+                    offset: u32::try_from(offset).map_err(|_| encode(EncodeError::TooLarge))?,
+                })
+                .map_err(|_| encode(EncodeError::TooLarge))?;
+        }
+        let header = blob::GraphHeader {
+            tensors,
+            nodes: nodes.clone(),
+            output: u16::try_from(new(graph.output)).map_err(|_| encode(EncodeError::TooLarge))?,
+            arena_len: u32::try_from(arena).map_err(|_| encode(EncodeError::TooLarge))?,
+            data_len: u32::try_from(data_len).map_err(|_| encode(EncodeError::TooLarge))?,
+        };
+        let mut out = vec![0_u8; format::graph_encoded_len(&header, data_len).map_err(encode)?];
+        let written = format::encode_graph(&header, data, &mut out).map_err(encode)?;
+        out.truncate(written);
+        Ok(out)
     };
-    let mut out = vec![0_u8; format::graph_encoded_len(&header, data_len).map_err(encode)?];
-    let written = format::encode_graph(&header, &buffer[..data_len], &mut out).map_err(encode)?;
-    out.truncate(written);
+    // What a plan costs on the Cortex-M4, the target whose RAM the plan is for: its arena and
+    // the scratch its kernels and staging take, as the loader sizes them.
+    let m4_ram = |plan: &ArenaPlan| {
+        encode_plan(&plan.offsets, plan.arena)
+            .ok()
+            .and_then(|blob| {
+                let model = Model::from_bytes(&blob).ok()?;
+                Some(model.arena_len_for(Kernels::CortexM4Dsp))
+            })
+            .unwrap_or(usize::MAX)
+    };
+    // The arena: an Add may write over an input that dies there (element by element), a
+    // fused Conv + Add over its residual only, and a node that can stage its input through
+    // the scratch (`Staging`) over that input, where that lowers arena + staging.
+    let mut add_shares = vec![None; lifetimes.len()];
+    let mut staged = Vec::new();
+    for (i, (step, node)) in steps.iter().zip(&nodes).enumerate() {
+        let inputs = step.inputs();
+        let takeable: &[usize] = match (&step.node.op, step.add) {
+            (_, Some(_)) => &inputs[1..],
+            (FloatOp::Add { .. }, None) => &inputs,
+            _ => &[],
+        };
+        if inputs.first() != inputs.get(1) {
+            add_shares[new(step.output())] = takeable
+                .iter()
+                .map(|&t| new(t))
+                .find(|&t| lifetimes[t].dies == i && t != new(graph.output));
+        }
+        let (input, output) = (new(inputs[0]), new(step.output()));
+        let shape = |t: usize| {
+            let [c, h, w] = graph.tensors[t].shape;
+            MapShape { c, h, w }
+        };
+        let staging = Staging::of(&node.op, shape(inputs[0]), shape(step.output()));
+        if let Some(staging) = staging
+            && step.add.is_none()
+            && lifetimes[input].dies == i
+            && input != new(graph.output)
+        {
+            staged.push(StagedCandidate {
+                input,
+                output,
+                scratch: staging.scratch_len(),
+            });
+        }
+    }
+    let out_of_place = plan_arena(&lifetimes, &add_shares, &[], &[]);
+    let plan = match in_place {
+        InPlace::WherePays => choose_in_place(&lifetimes, &add_shares, &staged, &m4_ram),
+        InPlace::Never => plan_arena(&lifetimes, &add_shares, &[], &[]),
+    };
+    let (arena, offsets) = (plan.arena, &plan.offsets);
+    let shares = plan.shares;
+    let largest = lifetimes.iter().map(|t| t.len).max().unwrap_or(0);
+    let kept = lifetimes.iter().filter(|t| t.dies > t.born + 1).count();
+    // The live peak's lower bound counts an in-place node's output and input once.
+    let mut peak_lifetimes = lifetimes.clone();
+    for (i, share) in shares.iter().enumerate() {
+        if let Some(j) = *share
+            && offsets[i] == offsets[j]
+        {
+            peak_lifetimes[j].dies = lifetimes[i].born.saturating_sub(1);
+        }
+    }
+    let report_plan = (
+        live_peak(&peak_lifetimes, n),
+        lifetimes.iter().map(|t| t.len).sum::<usize>(),
+        largest * (2 + kept),
+    );
+    for (report, step) in node_reports.iter_mut().zip(&steps) {
+        report.offset = offsets[new(step.output())];
+        report.in_place = plan.in_place.iter().any(|c| c.output == new(step.output()));
+    }
+
+    let out = encode_plan(&plan.offsets, arena)?;
     Ok(ExportedGraph {
         blob: out,
         calibration,
         report: GraphReport {
             nodes: node_reports,
             arena_bytes: arena,
+            out_of_place_arena_bytes: out_of_place.arena,
+            staging_bytes: plan.staging,
             live_peak_bytes: report_plan.0,
             no_reuse_bytes: report_plan.1,
             ping_pong_bytes: report_plan.2,

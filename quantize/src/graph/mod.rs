@@ -5,6 +5,7 @@
 
 pub mod export;
 pub mod forward;
+pub mod in_place_plan;
 
 use std::collections::BTreeMap;
 

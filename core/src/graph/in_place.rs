@@ -1,0 +1,252 @@
+//! Nodes run in place, their output at their input's offset (issue 12's graph RAM): the one
+//! rule the planner (`quantize`), the loader (`super::check`) and the runner
+//! (`super::run`) share. A node in place stages what it still has to read through the
+//! scratch and calls its kernel (portable, fast or a host tier's, whichever was chosen)
+//! unchanged on each staged piece, so its numbers are those of the same node out of place.
+//!
+//! - A per-channel node (depthwise Conv with `groups` = C = C_out, MaxPool, AveragePool):
+//!   channel by channel, input plane c copied to scratch, then the node on that one channel
+//!   from scratch into output plane c. Output plane c ends at or before the end of input
+//!   plane c when `H_out·W_out ≤ H·W`, so it never reaches a plane not yet copied.
+//! - A pointwise Conv (1×1, `groups` 1, stride 1, no pads): [`CHUNK_PIXELS`] pixels at a time,
+//!   their `C_in` bytes gathered to scratch, the conv run on that `C_in×1×P` map into a
+//!   `C_out×1×P` one in scratch, then scattered to the output planes. Output (o, p) lies only
+//!   over input (o, p), already gathered, so any `C_in` and `C_out` work.
+
+use crate::shape::MapShape;
+
+use super::check::map;
+use super::format::{NodeOp, TensorDesc};
+use super::kernels::ChannelData;
+use super::prepared_node::Prepared;
+
+/// Pixels a pointwise Conv in place gathers at a time: the fast kernel's block of four, so
+/// that its staging stays at `4·(C_in + C_out)` bytes; each call still spans every channel
+/// pair (at least C_in·C_out·4 MACs), which keeps the per-call overhead small.
+pub const CHUNK_PIXELS: usize = 4;
+
+/// How a node runs in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Staging {
+    /// A per-channel node: one input plane of `plane` bytes staged at a time.
+    Planes { plane: usize },
+    /// A pointwise Conv: `pixels` pixels of `in_c` channels gathered, `out_c` computed.
+    Pixels {
+        pixels: usize,
+        in_c: usize,
+        out_c: usize,
+    },
+}
+
+/// Bytes rounded up to a word, so that the kernel's scratch after a staged piece stays
+/// aligned as the arena is.
+fn words(bytes: usize) -> usize {
+    bytes.div_ceil(4).saturating_mul(4)
+}
+
+impl Staging {
+    /// How node `op` from `input` to `output` may run with its output at its input's offset;
+    /// `None` for a node that must keep them apart.
+    pub fn of(op: &NodeOp, input: MapShape, output: MapShape) -> Option<Staging> {
+        let per_channel = input.c == output.c && output.plane() <= input.plane();
+        match op {
+            NodeOp::Conv(conv)
+                if conv.groups == 1
+                    && conv.window.kernel == [1, 1]
+                    && conv.window.stride == [1, 1]
+                    && conv.window.pads == [0; 4]
+                    && input.plane() == output.plane() =>
+            {
+                Some(Staging::Pixels {
+                    pixels: CHUNK_PIXELS.min(input.plane()),
+                    in_c: input.c,
+                    out_c: output.c,
+                })
+            }
+            NodeOp::Conv(conv) if usize::from(conv.groups) == input.c && per_channel => {
+                Some(Staging::Planes {
+                    plane: input.plane(),
+                })
+            }
+            NodeOp::MaxPool(_) | NodeOp::AveragePool { .. } if per_channel => {
+                Some(Staging::Planes {
+                    plane: input.plane(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Scratch bytes the staging takes, before the kernel's own.
+    pub fn scratch_len(&self) -> usize {
+        match *self {
+            Staging::Planes { plane } => words(plane),
+            Staging::Pixels {
+                pixels,
+                in_c,
+                out_c,
+            } => words(pixels.saturating_mul(in_c))
+                .saturating_add(words(pixels.saturating_mul(out_c))),
+        }
+    }
+}
+
+/// `src` into the start of `dst` (nothing if `dst` is shorter): a copy that cannot panic.
+fn copy(dst: &mut [i8], src: &[i8]) {
+    if let Some(dst) = dst.get_mut(..src.len()) {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// Channel `c` of a per-channel node as a one-channel node: its shapes with one channel, and a
+/// depthwise Conv's weights and per-channel data cut to channel `c`.
+fn one_channel<'a>(prepared: &Prepared<'a>, c: usize) -> Option<Prepared<'a>> {
+    let one = |s: &MapShape| MapShape { c: 1, ..*s };
+    Some(match prepared {
+        Prepared::Conv {
+            in_shape,
+            out_shape,
+            window,
+            input_zero_point,
+            weights,
+            channels,
+            ..
+        } => {
+            let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+            let cut = c..c + 1;
+            Prepared::Conv {
+                in_shape: one(in_shape),
+                out_shape: one(out_shape),
+                window: *window,
+                groups: 1,
+                input_zero_point: *input_zero_point,
+                weights: weights.get(c * taps..(c + 1) * taps)?,
+                channels: ChannelData {
+                    bias: channels.bias.get(cut.clone())?,
+                    multiplier: channels.multiplier.get(cut.clone())?,
+                    shift: channels.shift.get(cut)?,
+                    ..*channels
+                },
+            }
+        }
+        Prepared::Pool {
+            in_shape,
+            out_shape,
+            window,
+            average,
+        } => Prepared::Pool {
+            in_shape: one(in_shape),
+            out_shape: one(out_shape),
+            window: *window,
+            average: *average,
+        },
+        _ => return None,
+    })
+}
+
+/// Runs one staged piece of a node: (the piece as a node, its input, its output, the kernel's
+/// scratch).
+pub(crate) type StagedPiece<'f> = dyn FnMut(&Prepared<'_>, &[i8], &mut [i8], &mut [i8]) + 'f;
+
+/// Runs `prepared` in place over `tensor` (its input's bytes from the shared offset, as many
+/// as the larger of input and output), staging through `scratch`; `node` runs one staged
+/// piece (node, input, output, the kernel's scratch). `None` if the pieces do not fit, which
+/// validation rules out. Never inlined: its frame is on the stack for staged nodes only.
+#[inline(never)]
+pub(crate) fn run(
+    staging: Staging,
+    prepared: &Prepared<'_>,
+    tensor: &mut [i8],
+    scratch: &mut [i8],
+    node: &mut StagedPiece<'_>,
+) -> Option<()> {
+    let (in_shape, out_shape) = match prepared {
+        Prepared::Conv {
+            in_shape,
+            out_shape,
+            ..
+        }
+        | Prepared::Pool {
+            in_shape,
+            out_shape,
+            ..
+        } => (*in_shape, *out_shape),
+        _ => return None,
+    };
+    let (plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    match staging {
+        Staging::Planes { .. } => {
+            let (stage, rest) = scratch.split_at_mut_checked(words(plane))?;
+            let stage = stage.get_mut(..plane)?;
+            for c in 0..in_shape.c {
+                copy(stage, tensor.get(c * plane..(c + 1) * plane)?);
+                let one = one_channel(prepared, c)?;
+                let out = tensor.get_mut(c * out_plane..(c + 1) * out_plane)?;
+                node(&one, stage, out, rest);
+            }
+        }
+        Staging::Pixels {
+            pixels,
+            in_c,
+            out_c,
+        } => {
+            let Prepared::Conv {
+                window,
+                groups,
+                input_zero_point,
+                weights,
+                channels,
+                ..
+            } = prepared
+            else {
+                return None;
+            };
+            let (gathered, rest) = scratch.split_at_mut_checked(words(pixels * in_c))?;
+            let (computed, rest) = rest.split_at_mut_checked(words(pixels * out_c))?;
+            for p0 in (0..plane).step_by(pixels.max(1)) {
+                let n = pixels.min(plane - p0);
+                if n == 0 {
+                    return None;
+                }
+                let (gathered, computed) = (
+                    gathered.get_mut(..n * in_c)?,
+                    computed.get_mut(..n * out_c)?,
+                );
+                for (c, dst) in gathered.chunks_exact_mut(n).enumerate() {
+                    copy(dst, tensor.get(c * plane + p0..c * plane + p0 + n)?);
+                }
+                let chunk = Prepared::Conv {
+                    in_shape: MapShape {
+                        c: in_c,
+                        h: 1,
+                        w: n,
+                    },
+                    out_shape: MapShape {
+                        c: out_c,
+                        h: 1,
+                        w: n,
+                    },
+                    window: *window,
+                    groups: *groups,
+                    input_zero_point: *input_zero_point,
+                    weights,
+                    channels: *channels,
+                };
+                node(&chunk, gathered, computed, rest);
+                for (o, src) in computed.chunks_exact(n).enumerate() {
+                    copy(tensor.get_mut(o * plane + p0..o * plane + p0 + n)?, src);
+                }
+            }
+        }
+    }
+    Some(())
+}
+
+/// Scratch the staging of node `op` takes when the planner put its output at its input's
+/// offset (0 otherwise): what the loader adds to the node's kernel scratch.
+pub(crate) fn staged_scratch(op: &NodeOp, input: &TensorDesc, output: &TensorDesc) -> usize {
+    if input.offset != output.offset {
+        return 0;
+    }
+    Staging::of(op, map(input), map(output)).map_or(0, |s| s.scratch_len())
+}
