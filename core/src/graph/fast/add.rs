@@ -9,8 +9,11 @@ use crate::quant::{Requantizer, multiply_by_quantized_multiplier};
 use super::super::format::Add;
 use super::requant::ChannelRequant;
 
-/// Two tables of 256 i32, and the slack of aligning them to a word.
-pub const SCRATCH_BYTES: usize = 2 * 256 * 4 + 3;
+/// Words of the two tables of 256 i32.
+pub(crate) const TABLE_WORDS: usize = 2 * 256;
+
+/// The two tables, and the slack of aligning them to a word.
+pub const SCRATCH_BYTES: usize = 4 * TABLE_WORDS + 3;
 
 /// The element-wise part, shared by [`add`] and [`add_in_place`].
 pub(crate) struct Tables<'s> {

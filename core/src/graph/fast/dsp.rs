@@ -5,7 +5,8 @@
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    gather_runs, mac_patch4, mac_patch4_unrolled, requantize, smlad, sum_bytes, sxtb16_pairs,
+    gather_runs, mac_patch4, mac_patch4_unrolled, mac_requant4, requantize, smlad, sum_bytes,
+    sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -105,4 +106,27 @@ pub(crate) fn mac_patch4_unrolled(
     acc: &mut [i32; 4],
 ) {
     mac_patch4(patch, weights, groups, acc)
+}
+
+/// [`mac_patch4`]'s sums from `acc`, each requantized as `super::requant::pointwise_requant`
+/// and clamped, column `i` in byte `i`.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn mac_requant4(
+    patch: &[u32],
+    weights: &[i8],
+    groups: usize,
+    mut acc: [i32; 4],
+    requant: &[u32; 5],
+) -> u32 {
+    if groups == 0 || patch.len() < 8 * groups || weights.len() < 4 * groups {
+        return 0;
+    }
+    mac_patch4(patch, weights, groups, &mut acc);
+    let [lo, hi] = [requant[3] as u8 as i8, requant[4] as u8 as i8];
+    let bytes = acc.map(|a| {
+        super::requant::pointwise_requant(*requant, a)
+            .max(lo)
+            .min(hi) as u8
+    });
+    u32::from_le_bytes(bytes)
 }

@@ -1,22 +1,28 @@
 //! Pointwise Conv (1×1 kernel, `group` 1, any stride; a 1×1 window has no padding): a matrix
-//! product `Y[co][p] = requant(bias + Σ_ci W[co][ci] · X[ci][p])` over the output pixels `p`.
+//! product `Y[co][p] = requant(bias + Σ_ci W[co][ci] · X[ci][p])` over the output pixels `p`,
+//! and the same with a residual Add fused (ResNet-8's 1×1 downsample convs).
 //!
 //! Four output pixels at a time, their input columns `X[·][p]` are unpacked to int16 into the
 //! scratch in the layout of [`super::patch_conv`] (per group of four input channels, for each
 //! pixel, the words `(x0 | x2 << 16)` and `(x1 | x3 << 16)`), with the four pixels' bytes of
 //! one channel read as one word at stride 1. Every output channel's int8 weight row is then
-//! read straight from the blob and meets the four columns with SMLAD, two groups a loop
-//! (`dsp::mac_patch4_unrolled`), and each sum is requantized with the channel's prepared requantizer.
+//! read straight from the blob and meets the four columns with SMLAD, two groups a loop, and
+//! the four sums are requantized in the same assembly block (`dsp::mac_requant4`, with
+//! [`PointwiseRequant`]'s one-multiply arithmetic, the channel's words made from the blob
+//! in a few instructions, nothing prepared per call in RAM).
 //! Unpacking costs about 2 instructions per int16 value and is shared by every output channel;
-//! what is left per MAC is the SMLAD loop (about one instruction) and, per output, one
-//! requantization.
+//! what is left per MAC is the SMLAD loop (about 0.9 instructions) and, per output, about
+//! eight instructions of requantization. A channel whose shift the one-multiply arithmetic
+//! does not take (a left shift, a right shift of 1 or above 23) is requantized with
+//! [`ChannelRequant`] instead.
 
 use crate::shape::MapShape;
 
 use super::super::format::Window;
-use super::super::kernels::ChannelData;
-use super::dsp::mac_patch4_unrolled;
-use super::requant::ChannelRequant;
+use super::super::kernels::{ChannelData, Residual};
+use super::add::{TABLE_WORDS, Tables};
+use super::dsp::{mac_patch4_unrolled, mac_requant4};
+use super::requant::{ChannelRequant, PointwiseRequant};
 
 /// Output pixels computed together.
 const COLUMNS: usize = 4;
@@ -29,6 +35,11 @@ fn words_for(c: usize) -> usize {
 /// Scratch bytes for `c` input channels (with the slack of aligning to a word).
 pub fn scratch_bytes(c: usize) -> usize {
     words_for(c).saturating_mul(4).saturating_add(3)
+}
+
+/// Scratch bytes for [`conv_add`]: the Add's tables, then the conv's.
+pub fn conv_add_scratch_bytes(c: usize) -> usize {
+    scratch_bytes(c).saturating_add(4 * TABLE_WORDS)
 }
 
 /// Whether this kernel takes a Conv of this window and group count.
@@ -50,18 +61,71 @@ pub fn conv(
     channels: &ChannelData<'_>,
     scratch: &mut [i8],
 ) -> bool {
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let geometry = (in_shape, out_shape, window);
+    conv_into(input, output, geometry, weights, channels, None, words)
+}
+
+/// [`crate::graph::kernels::conv_add`] for a 1×1 kernel with `groups == 1`: `output` holds the
+/// residual and receives the sums, each input's rescaling looked up as [`super::add`] does;
+/// `false` (nothing written) for another window, or when `scratch` is shorter than
+/// [`conv_add_scratch_bytes`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv_add(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: &Residual,
+    scratch: &mut [i8],
+) -> bool {
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let Some((tables, words)) = words.split_at_mut_checked(TABLE_WORDS) else {
+        return false;
+    };
+    let tables = bytemuck::cast_slice_mut(tables);
+    let Some(tables) = super::add::tables(tables, residual.zero_points, &residual.params) else {
+        return false;
+    };
+    let geometry = (in_shape, out_shape, window);
+    conv_into(input, output, geometry, weights, channels, Some(&tables), words)
+}
+
+fn conv_into(
+    input: &[i8],
+    output: &mut [i8],
+    (in_shape, out_shape, window): (MapShape, MapShape, Window),
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: Option<&Tables<'_>>,
+    words: &mut [u32],
+) -> bool {
     if !takes(window, 1) {
         return false;
     }
     let c = in_shape.c;
     let c4 = c & !3;
-    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     let Some(words) = words.get_mut(..words_for(c)) else {
         return false;
     };
     let Some((main, tail)) = words.split_at_mut_checked(2 * c4) else {
         return false;
     };
+    // A negative multiplier: never in a validated blob (the portable code then writes every
+    // output).
+    if channels
+        .multiplier
+        .iter()
+        .any(|m| i32::from_le_bytes(*m) < 0)
+    {
+        return false;
+    }
+    // The assembly's requantization, when every channel's shift suits it (and there is a
+    // group of four channels for its loop).
+    let requant = PointwiseRequant::for_channels(channels).filter(|_| c4 > 0);
     let [sh, sw] = window.stride.map(usize::from);
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
     // At stride 1 the output pixels are the input's, in order.
@@ -88,47 +152,67 @@ pub fn conv(
             bytemuck::cast_slice_mut(&mut *tail),
         );
         let tail_values: &[i16] = bytemuck::cast_slice(&*tail);
-        for (o, w_row) in weights.chunks_exact(c.max(1)).enumerate() {
-            let (bias, requant) = channels.channel(o);
+        let rows = weights.chunks_exact(c.max(1)).take(out_shape.c);
+        for (o, w_row) in rows.enumerate() {
             let start = o * out_plane + q0;
             let Some(out) = output.get_mut(start..start + n) else {
                 continue;
             };
-            let Some(requant) = ChannelRequant::new(&requant, channels.clamp) else {
-                // A negative multiplier: never in a validated blob (the portable code then
-                // writes every output).
-                return false;
+            let bias = channels.bias.get(o).map_or(0, |b| i32::from_le_bytes(*b));
+            let mut acc = [bias; COLUMNS];
+            add_tail(&mut acc, tail_values, w_row.get(c4..).unwrap_or_default());
+            let values = match &requant {
+                Some(r) => {
+                    let words = r.words(channels, o);
+                    mac_requant4(main, w_row, c4 / 4, acc, &words).to_le_bytes()
+                }
+                None => channel_outputs(main, w_row, acc, channels, o),
             };
-            channel_outputs(main, tail_values, w_row, bias, &requant, out);
+            match residual {
+                None => {
+                    for (q, &v) in out.iter_mut().zip(&values) {
+                        *q = v as i8;
+                    }
+                }
+                Some(t) => {
+                    for (q, &v) in out.iter_mut().zip(&values) {
+                        *q = t.apply(v as i8, *q);
+                    }
+                }
+            }
         }
     }
     true
 }
 
-/// One output channel's (up to) four outputs: its weight row against the unpacked columns,
-/// requantized and clamped. Not inlined, so that the channel's few values stay in registers.
-#[inline(never)]
-fn channel_outputs(
-    main: &[u32],
-    tail_values: &[i16],
-    w_row: &[i8],
-    bias: i32,
-    requant: &ChannelRequant,
-    out: &mut [i8],
-) {
-    let c4 = main.len() / 2;
-    let mut acc = [bias; COLUMNS];
-    mac_patch4_unrolled(main, w_row, c4 / 4, &mut acc);
-    for (t, &w) in w_row.get(c4..).unwrap_or_default().iter().enumerate() {
+/// The last `c mod 4` channels' products (`w_tail`) added to the four sums.
+#[inline(always)]
+fn add_tail(acc: &mut [i32; COLUMNS], tail_values: &[i16], w_tail: &[i8]) {
+    for (t, &w) in w_tail.iter().enumerate() {
         let w = i32::from(w);
         for (col, a) in acc.iter_mut().enumerate() {
             let x = tail_values.get(col * 4 + t).copied().unwrap_or(0);
             *a = a.wrapping_add(w * i32::from(x));
         }
     }
-    for (q, &a) in out.iter_mut().zip(&acc) {
-        *q = requant.apply(a);
-    }
+}
+
+/// One output channel's four outputs (as bytes) when its shift is one
+/// [`PointwiseRequant`] does not take: the SMLAD loop from `acc`, then [`ChannelRequant`].
+/// Not inlined: the uncommon path.
+#[inline(never)]
+fn channel_outputs(
+    main: &[u32],
+    w_row: &[i8],
+    mut acc: [i32; COLUMNS],
+    channels: &ChannelData<'_>,
+    o: usize,
+) -> [u8; COLUMNS] {
+    mac_patch4_unrolled(main, w_row, main.len() / 8, &mut acc);
+    let (_, requant) = channels.channel(o);
+    // Checked non-negative by the caller.
+    let requant = ChannelRequant::new(&requant, channels.clamp);
+    acc.map(|a| requant.map_or(0, |r| r.apply(a)) as u8)
 }
 
 /// Four channels' bytes of four pixels as `main`'s eight words.
