@@ -5,8 +5,8 @@
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    gather_runs, mac_patch4, mac_patch4_unrolled, mac_requant4, requantize, smlad, sum_bytes,
-    sxtb16_pairs,
+    gather_runs, mac_patch4, mac_patch4_unrolled, mac_requant4, pointwise_block, requantize, smlad,
+    sum_bytes, sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -129,4 +129,46 @@ pub(crate) fn mac_requant4(
             .min(hi) as u8
     });
     u32::from_le_bytes(bytes)
+}
+
+/// Every output channel's [`mac_requant4`] for one block of four columns, channel `o`'s four
+/// bytes at `out[o·plane..]` (the Cortex-M4's runs the channel loop in its assembly); `false`
+/// (nothing written) when `c` is not a positive multiple of 4 or a slice is short.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn pointwise_block(
+    patch: &[u32],
+    weights: &[i8],
+    (bias, multiplier, shift): (&[[u8; 4]], &[[u8; 4]], &[i8]),
+    (zero_point, clamp): (i8, [i8; 2]),
+    out: &mut [i8],
+    plane: usize,
+) -> bool {
+    let (n, c) = (bias.len(), patch.len() / 2);
+    let fits = n > 0
+        && c > 0
+        && patch.len() % 8 == 0
+        && weights.len() >= n * c
+        && multiplier.len() >= n
+        && shift.len() >= n
+        && plane >= 4
+        && out.len() >= (n - 1) * plane + 4;
+    let data = crate::graph::kernels::ChannelData {
+        bias,
+        multiplier,
+        shift,
+        zero_point,
+        clamp,
+    };
+    let Some(requant) = super::requant::PointwiseRequant::for_channels(&data).filter(|_| fits)
+    else {
+        return false;
+    };
+    for (o, (w_row, b)) in weights.chunks_exact(c).zip(bias).enumerate() {
+        let acc = [i32::from_le_bytes(*b); 4];
+        let word = mac_requant4(patch, w_row, c / 4, acc, &requant.words(&data, o));
+        if let Some(q) = out.get_mut(o * plane..o * plane + 4) {
+            q.copy_from_slice(&word.to_le_bytes().map(|b| b as i8));
+        }
+    }
+    true
 }

@@ -75,12 +75,13 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         }
         Prepared::ConvAdd {
             in_shape,
+            out_shape,
             window,
             groups: 1,
             ..
         } if pointwise::takes(*window, 1) => (
             GraphKernel::Pointwise,
-            pointwise::conv_add_scratch_bytes(in_shape.c),
+            pointwise::conv_add_scratch_bytes(in_shape.c, out_shape.c),
         ),
         Prepared::ConvAdd {
             in_shape,

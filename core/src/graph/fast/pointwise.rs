@@ -21,7 +21,7 @@ use crate::shape::MapShape;
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
 use super::add::{TABLE_WORDS, Tables};
-use super::dsp::{mac_patch4_unrolled, mac_requant4};
+use super::dsp::{mac_patch4_unrolled, mac_requant4, pointwise_block};
 use super::requant::{ChannelRequant, PointwiseRequant};
 
 /// Output pixels computed together.
@@ -37,9 +37,13 @@ pub fn scratch_bytes(c: usize) -> usize {
     words_for(c).saturating_mul(4).saturating_add(3)
 }
 
-/// Scratch bytes for [`conv_add`]: the Add's tables, then the conv's.
-pub fn conv_add_scratch_bytes(c: usize) -> usize {
-    scratch_bytes(c).saturating_add(4 * TABLE_WORDS)
+/// Scratch bytes for [`conv_add`] with `c` input and `out_c` output channels: the Add's
+/// tables, the conv's columns, and a block's conv values (four bytes a channel) before the
+/// Add.
+pub fn conv_add_scratch_bytes(c: usize, out_c: usize) -> usize {
+    scratch_bytes(c)
+        .saturating_add(4 * TABLE_WORDS)
+        .saturating_add(4 * out_c)
 }
 
 /// Whether this kernel takes a Conv of this window and group count.
@@ -71,6 +75,7 @@ pub fn conv(
 /// `false` (nothing written) for another window, or when `scratch` is shorter than
 /// [`conv_add_scratch_bytes`].
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn conv_add(
     input: &[i8],
     in_shape: MapShape,
@@ -90,8 +95,23 @@ pub fn conv_add(
     let Some(tables) = super::add::tables(tables, residual.zero_points, &residual.params) else {
         return false;
     };
+    let Some((words, values)) = words.split_at_mut_checked(words_for(in_shape.c)) else {
+        return false;
+    };
+    let Some(values) = values.get_mut(..out_shape.c) else {
+        return false;
+    };
+    let residual = (&tables, bytemuck::cast_slice_mut(values));
     let geometry = (in_shape, out_shape, window);
-    conv_into(input, output, geometry, weights, channels, Some(&tables), words)
+    conv_into(
+        input,
+        output,
+        geometry,
+        weights,
+        channels,
+        Some(residual),
+        words,
+    )
 }
 
 fn conv_into(
@@ -100,7 +120,8 @@ fn conv_into(
     (in_shape, out_shape, window): (MapShape, MapShape, Window),
     weights: &[i8],
     channels: &ChannelData<'_>,
-    residual: Option<&Tables<'_>>,
+    // The Add's tables, and room for a block's conv values (four bytes a channel).
+    mut residual: Option<(&Tables<'_>, &mut [i8])>,
     words: &mut [u32],
 ) -> bool {
     if !takes(window, 1) {
@@ -151,6 +172,40 @@ fn conv_into(
             main,
             bytemuck::cast_slice_mut(&mut *tail),
         );
+        // The common block (four whole columns, channels in groups of four): every channel
+        // in one assembly loop, into the output or, with a residual, into `values` first.
+        if requant.is_some() && n == COLUMNS && c4 == c {
+            let n_out = out_shape.c;
+            let block_channels = (
+                channels.bias.get(..n_out).unwrap_or_default(),
+                channels.multiplier,
+                channels.shift,
+            );
+            let requant_args = (channels.zero_point, channels.clamp);
+            let done = match &mut residual {
+                None => {
+                    let out = output.get_mut(q0..).unwrap_or_default();
+                    pointwise_block(main, weights, block_channels, requant_args, out, out_plane)
+                }
+                Some((t, values)) => {
+                    let ran =
+                        pointwise_block(main, weights, block_channels, requant_args, values, 4);
+                    if ran {
+                        let rows = output.chunks_exact_mut(out_plane.max(1));
+                        for (out, v) in rows.zip(values.chunks_exact(COLUMNS)) {
+                            let out = out.get_mut(q0..q0 + COLUMNS).unwrap_or_default();
+                            for (q, &v) in out.iter_mut().zip(v) {
+                                *q = t.apply(v, *q);
+                            }
+                        }
+                    }
+                    ran
+                }
+            };
+            if done {
+                continue;
+            }
+        }
         let tail_values: &[i16] = bytemuck::cast_slice(&*tail);
         let rows = weights.chunks_exact(c.max(1)).take(out_shape.c);
         for (o, w_row) in rows.enumerate() {
@@ -168,15 +223,20 @@ fn conv_into(
                 }
                 None => channel_outputs(main, w_row, acc, channels, o),
             };
-            match residual {
-                None => {
-                    for (q, &v) in out.iter_mut().zip(&values) {
-                        *q = v as i8;
+            let values = values.map(|v| v as i8);
+            match &residual {
+                // Four outputs: one word (the compiler's copy of `n` bytes is a call).
+                None => match <&mut [i8; COLUMNS]>::try_from(&mut *out) {
+                    Ok(four) => *four = values,
+                    Err(_) => {
+                        for (q, &v) in out.iter_mut().zip(&values) {
+                            *q = v;
+                        }
                     }
-                }
-                Some(t) => {
+                },
+                Some((t, _)) => {
                     for (q, &v) in out.iter_mut().zip(&values) {
-                        *q = t.apply(v as i8, *q);
+                        *q = t.apply(v, *q);
                     }
                 }
             }

@@ -95,7 +95,10 @@ impl PointwiseRequant {
     /// product starts from, the low and high clamps.
     #[inline(always)]
     pub(crate) fn words(&self, channels: &ChannelData<'_>, o: usize) -> [u32; 5] {
-        let multiplier = channels.multiplier.get(o).map_or(0, |m| u32::from_le_bytes(*m));
+        let multiplier = channels
+            .multiplier
+            .get(o)
+            .map_or(0, |m| u32::from_le_bytes(*m));
         let shift = channels.shift.get(o).map_or(-2, |&s| i32::from(s));
         let right_minus_one = (-shift - 1) as u32 & 31;
         let high_start = ((2 * self.zero_point + 1) << right_minus_one) >> 1;
@@ -170,7 +173,9 @@ mod tests {
                 zero_point,
                 clamp,
             };
-            let words = PointwiseRequant::for_channels(&data).unwrap().words(&data, 0);
+            let words = PointwiseRequant::for_channels(&data)
+                .unwrap()
+                .words(&data, 0);
             // Small sums (every tie of the small shifts), then any size.
             let acc = if case % 2 == 0 {
                 (case / 2 % 4096) as i32 - 2048
@@ -191,7 +196,9 @@ mod tests {
                     zero_point: -128,
                     clamp: [-128, 127],
                 };
-                let words = PointwiseRequant::for_channels(&data).unwrap().words(&data, 0);
+                let words = PointwiseRequant::for_channels(&data)
+                    .unwrap()
+                    .words(&data, 0);
                 assert_eq!(pointwise_requant(words, acc), r.apply(acc), "{acc} {shift}");
             }
         }

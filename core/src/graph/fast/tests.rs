@@ -207,7 +207,7 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
 
         // With a residual Add fused (ResNet-8's 1×1 downsample convs).
         let (residual, mut fast, sums) = random_residual(&mut rng, &expected, &data);
-        let mut scratch = vec![0x55_i8; offset + pointwise::conv_add_scratch_bytes(c)];
+        let mut scratch = vec![0x55_i8; offset + pointwise::conv_add_scratch_bytes(c, out_c)];
         assert!(pointwise::conv_add(
             &x,
             input,
@@ -219,7 +219,10 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
             &residual,
             &mut scratch[offset..],
         ));
-        assert_eq!(fast, sums, "pointwise conv_add {input:?} -> {out:?} {window:?}");
+        assert_eq!(
+            fast, sums,
+            "pointwise conv_add {input:?} -> {out:?} {window:?}"
+        );
     }
 }
 
@@ -496,7 +499,10 @@ fn the_choice_follows_the_node_and_the_target() {
     };
     assert_eq!(
         choose(&conv_add(1, 2), m4),
-        (GraphKernel::Pointwise, pointwise::conv_add_scratch_bytes(16))
+        (
+            GraphKernel::Pointwise,
+            pointwise::conv_add_scratch_bytes(16, 32)
+        )
     );
     assert_eq!(choose(&conv_add(3, 1), m4).0, GraphKernel::PatchConv);
     assert_eq!(
