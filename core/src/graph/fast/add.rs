@@ -7,6 +7,7 @@
 use crate::quant::{Requantizer, multiply_by_quantized_multiplier};
 
 use super::super::format::Add;
+use super::super::kernels::Residual;
 use super::requant::ChannelRequant;
 
 /// Words of the two tables of 256 i32.
@@ -61,6 +62,21 @@ pub(crate) fn tables<'s>(
         b,
         output: ChannelRequant::new(&output, params.clamp)?,
     })
+}
+
+/// The tables of a residual Add fused into a conv, built in the first [`TABLE_WORDS`] of
+/// `words`, and the words after them; `None` when `words` is too short.
+pub(crate) fn residual_tables<'s>(
+    words: &'s mut [u32],
+    residual: &Residual,
+) -> Option<(Tables<'s>, &'s mut [u32])> {
+    let (head, rest) = words.split_at_mut_checked(TABLE_WORDS)?;
+    let t = tables(
+        bytemuck::cast_slice_mut(head),
+        residual.zero_points,
+        &residual.params,
+    )?;
+    Some((t, rest))
 }
 
 /// `output = a + b`; `false` (nothing written) when `scratch` is shorter than

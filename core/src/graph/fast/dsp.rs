@@ -5,8 +5,8 @@
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    gather_runs, mac_patch4, mac_patch4_unrolled, mac_requant4, pointwise_block, requantize, smlad,
-    sum_bytes, sxtb16_pairs,
+    gather_runs, mac_patch4, mac_patch4_unrolled, pointwise_block, requantize, smlad, sum_bytes,
+    sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -108,32 +108,11 @@ pub(crate) fn mac_patch4_unrolled(
     mac_patch4(patch, weights, groups, acc)
 }
 
-/// [`mac_patch4`]'s sums from `acc`, each requantized as `super::requant::pointwise_requant`
-/// and clamped, column `i` in byte `i`.
-#[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn mac_requant4(
-    patch: &[u32],
-    weights: &[i8],
-    groups: usize,
-    mut acc: [i32; 4],
-    requant: &[u32; 5],
-) -> u32 {
-    if groups == 0 || patch.len() < 8 * groups || weights.len() < 4 * groups {
-        return 0;
-    }
-    mac_patch4(patch, weights, groups, &mut acc);
-    let [lo, hi] = [requant[3] as u8 as i8, requant[4] as u8 as i8];
-    let bytes = acc.map(|a| {
-        super::requant::pointwise_requant(*requant, a)
-            .max(lo)
-            .min(hi) as u8
-    });
-    u32::from_le_bytes(bytes)
-}
-
-/// Every output channel's [`mac_requant4`] for one block of four columns, channel `o`'s four
-/// bytes at `out[o·plane..]` (the Cortex-M4's runs the channel loop in its assembly); `false`
-/// (nothing written) when `c` is not a positive multiple of 4 or a slice is short.
+/// Every output channel's four outputs for one block of four columns: [`mac_patch4`]'s sums
+/// from the channel's bias, each requantized as `super::requant::pointwise_requant` and
+/// clamped, channel `o`'s at `out[o·plane..]` (the Cortex-M4's runs the channel loop in its
+/// assembly); `false` (nothing written) when `c` is not a positive multiple of 4 or a
+/// channel's shift is one that arithmetic does not take.
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) fn pointwise_block(
     patch: &[u32],
@@ -143,15 +122,7 @@ pub(crate) fn pointwise_block(
     out: &mut [i8],
     plane: usize,
 ) -> bool {
-    let (n, c) = (bias.len(), patch.len() / 2);
-    let fits = n > 0
-        && c > 0
-        && patch.len() % 8 == 0
-        && weights.len() >= n * c
-        && multiplier.len() >= n
-        && shift.len() >= n
-        && plane >= 4
-        && out.len() >= (n - 1) * plane + 4;
+    let c = patch.len() / 2;
     let data = crate::graph::kernels::ChannelData {
         bias,
         multiplier,
@@ -159,15 +130,18 @@ pub(crate) fn pointwise_block(
         zero_point,
         clamp,
     };
-    let Some(requant) = super::requant::PointwiseRequant::for_channels(&data).filter(|_| fits)
-    else {
+    let requant = super::requant::PointwiseRequant::for_channels(&data);
+    let Some(requant) = requant.filter(|_| c > 0 && patch.len() % 8 == 0) else {
         return false;
     };
+    let [lo, hi] = clamp;
     for (o, (w_row, b)) in weights.chunks_exact(c).zip(bias).enumerate() {
-        let acc = [i32::from_le_bytes(*b); 4];
-        let word = mac_requant4(patch, w_row, c / 4, acc, &requant.words(&data, o));
-        if let Some(q) = out.get_mut(o * plane..o * plane + 4) {
-            q.copy_from_slice(&word.to_le_bytes().map(|b| b as i8));
+        let mut acc = [i32::from_le_bytes(*b); 4];
+        mac_patch4(patch, w_row, c / 4, &mut acc);
+        let words = requant.words(&data, o);
+        let outs = out.iter_mut().skip(o * plane).take(4);
+        for (q, a) in outs.zip(acc) {
+            *q = super::requant::pointwise_requant(words, a).max(lo).min(hi);
         }
     }
     true

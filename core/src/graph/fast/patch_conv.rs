@@ -25,7 +25,7 @@ use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
-use super::add::Tables;
+use super::add::{TABLE_WORDS, Tables};
 use super::dsp::{gather_runs, mac_patch4, requantize, sxtb16_pairs};
 use super::requant::ChannelRequant;
 
@@ -69,9 +69,6 @@ pub fn scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
         .saturating_add(3 + 3)
 }
 
-/// The Add's two 256-entry tables ([`super::add`]), before the conv's scratch.
-const TABLE_WORDS: usize = 2 * 256;
-
 /// Scratch bytes for [`conv_add`]: the Add's tables, then the conv's.
 pub fn conv_add_scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
     scratch_bytes(k, window, out_c).saturating_add(4 * TABLE_WORDS)
@@ -114,11 +111,7 @@ pub fn conv_add(
 ) -> bool {
     let geometry = (in_shape, out_shape, window, input_zero_point);
     let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
-    let Some((tables, words)) = words.split_at_mut_checked(TABLE_WORDS) else {
-        return false;
-    };
-    let tables = bytemuck::cast_slice_mut(tables);
-    let Some(tables) = super::add::tables(tables, residual.zero_points, &residual.params) else {
+    let Some((tables, words)) = super::add::residual_tables(words, residual) else {
         return false;
     };
     conv_into(

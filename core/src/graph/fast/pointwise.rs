@@ -21,7 +21,7 @@ use crate::shape::MapShape;
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
 use super::add::{TABLE_WORDS, Tables};
-use super::dsp::{mac_patch4_unrolled, mac_requant4, pointwise_block};
+use super::dsp::{mac_patch4_unrolled, pointwise_block};
 use super::requant::{ChannelRequant, PointwiseRequant};
 
 /// Output pixels computed together.
@@ -88,11 +88,7 @@ pub fn conv_add(
     scratch: &mut [i8],
 ) -> bool {
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-    let Some((tables, words)) = words.split_at_mut_checked(TABLE_WORDS) else {
-        return false;
-    };
-    let tables = bytemuck::cast_slice_mut(tables);
-    let Some(tables) = super::add::tables(tables, residual.zero_points, &residual.params) else {
+    let Some((tables, words)) = super::add::residual_tables(words, residual) else {
         return false;
     };
     let Some((words, values)) = words.split_at_mut_checked(words_for(in_shape.c)) else {
@@ -159,8 +155,12 @@ fn conv_into(
             (q / out_w) * sh * in_shape.w + (q % out_w) * sw
         }
     };
-    for q0 in (0..out_plane).step_by(COLUMNS) {
-        let n = (out_plane - q0).min(COLUMNS);
+    for block in (0..out_plane).step_by(COLUMNS) {
+        // A last block of fewer than four columns, in a map of four or more, is the map's
+        // last four: the columns it shares with the block before are computed again (the
+        // same values), and `skip` keeps them from being stored, or added to, twice.
+        let q0 = block.min(out_plane.saturating_sub(COLUMNS));
+        let (skip, n) = (block - q0, (out_plane - q0).min(COLUMNS));
         // Input pixel of each column (past the plane's end: the last one, never stored).
         let pixels: [usize; COLUMNS] = core::array::from_fn(|col| source(q0 + col.min(n - 1)));
         fill(
@@ -172,6 +172,7 @@ fn conv_into(
             main,
             bytemuck::cast_slice_mut(&mut *tail),
         );
+        let columns = (q0, skip, n);
         // The common block (four whole columns, channels in groups of four): every channel
         // in one assembly loop, into the output or, with a residual, into `values` first.
         if requant.is_some() && n == COLUMNS && c4 == c {
@@ -193,8 +194,8 @@ fn conv_into(
                     if ran {
                         let rows = output.chunks_exact_mut(out_plane.max(1));
                         for (out, v) in rows.zip(values.chunks_exact(COLUMNS)) {
-                            let out = out.get_mut(q0..q0 + COLUMNS).unwrap_or_default();
-                            for (q, &v) in out.iter_mut().zip(v) {
+                            let out = out.get_mut(block..q0 + n).unwrap_or_default();
+                            for (q, &v) in out.iter_mut().zip(v.iter().skip(skip)) {
                                 *q = t.apply(v, *q);
                             }
                         }
@@ -207,42 +208,57 @@ fn conv_into(
             }
         }
         let tail_values: &[i16] = bytemuck::cast_slice(&*tail);
-        let rows = weights.chunks_exact(c.max(1)).take(out_shape.c);
-        for (o, w_row) in rows.enumerate() {
-            let start = o * out_plane + q0;
-            let Some(out) = output.get_mut(start..start + n) else {
-                continue;
-            };
-            let bias = channels.bias.get(o).map_or(0, |b| i32::from_le_bytes(*b));
-            let mut acc = [bias; COLUMNS];
-            add_tail(&mut acc, tail_values, w_row.get(c4..).unwrap_or_default());
-            let values = match &requant {
-                Some(r) => {
-                    let words = r.words(channels, o);
-                    mac_requant4(main, w_row, c4 / 4, acc, &words).to_le_bytes()
+        let residual = residual.as_ref().map(|(t, _)| *t);
+        let unpacked = (&*main, tail_values, c);
+        one_channel_at_a_time(
+            unpacked, columns, weights, channels, residual, output, out_plane,
+        );
+    }
+    true
+}
+
+/// Every output channel's outputs of one block outside [`pointwise_block`] (a block of
+/// fewer than four columns, channels not in groups of four, or a shift [`PointwiseRequant`]
+/// does not take), columns `skip..n` of the block at `q0` (see `conv_into`). Not inlined: the
+/// uncommon path keeps its frame off the common one.
+#[inline(never)]
+fn one_channel_at_a_time(
+    (main, tail_values, c): (&[u32], &[i16], usize),
+    (q0, skip, n): (usize, usize, usize),
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: Option<&Tables<'_>>,
+    output: &mut [i8],
+    out_plane: usize,
+) {
+    let c4 = c & !3;
+    let rows = weights.chunks_exact(c.max(1)).zip(channels.bias);
+    for (o, (w_row, bias)) in rows.enumerate() {
+        let start = o * out_plane + q0;
+        let Some(out) = output.get_mut(start + skip..start + n) else {
+            continue;
+        };
+        let mut acc = [i32::from_le_bytes(*bias); COLUMNS];
+        add_tail(&mut acc, tail_values, w_row.get(c4..).unwrap_or_default());
+        let values = channel_outputs(main, w_row, acc, channels, o).map(|v| v as i8);
+        let values = values.get(skip..).unwrap_or_default();
+        match residual {
+            // Four outputs: one word (the compiler's copy of `n` bytes is a call).
+            None => match <&mut [i8; COLUMNS]>::try_from(&mut *out) {
+                Ok(four) => four.copy_from_slice(values),
+                Err(_) => {
+                    for (q, &v) in out.iter_mut().zip(values) {
+                        *q = v;
+                    }
                 }
-                None => channel_outputs(main, w_row, acc, channels, o),
-            };
-            let values = values.map(|v| v as i8);
-            match &residual {
-                // Four outputs: one word (the compiler's copy of `n` bytes is a call).
-                None => match <&mut [i8; COLUMNS]>::try_from(&mut *out) {
-                    Ok(four) => *four = values,
-                    Err(_) => {
-                        for (q, &v) in out.iter_mut().zip(&values) {
-                            *q = v;
-                        }
-                    }
-                },
-                Some((t, _)) => {
-                    for (q, &v) in out.iter_mut().zip(&values) {
-                        *q = t.apply(v, *q);
-                    }
+            },
+            Some(t) => {
+                for (q, &v) in out.iter_mut().zip(values) {
+                    *q = t.apply(v, *q);
                 }
             }
         }
     }
-    true
 }
 
 /// The last `c mod 4` channels' products (`w_tail`) added to the four sums.
@@ -257,10 +273,8 @@ fn add_tail(acc: &mut [i32; COLUMNS], tail_values: &[i16], w_tail: &[i8]) {
     }
 }
 
-/// One output channel's four outputs (as bytes) when its shift is one
-/// [`PointwiseRequant`] does not take: the SMLAD loop from `acc`, then [`ChannelRequant`].
-/// Not inlined: the uncommon path.
-#[inline(never)]
+/// One output channel's four outputs (as bytes): the SMLAD loop from `acc`, then
+/// [`ChannelRequant`].
 fn channel_outputs(
     main: &[u32],
     w_row: &[i8],

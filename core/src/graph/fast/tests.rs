@@ -466,36 +466,34 @@ fn the_choice_follows_the_node_and_the_target() {
     // A patch beyond MAX_SCRATCH runs the portable code.
     assert_eq!(choose(&conv(1, 1000, 4), m4), (GraphKernel::Portable, 0));
     // A conv with its residual Add fused: a 1×1 one (any stride) takes the pointwise kernel.
-    let conv_add = |k: u8, stride: u8| match conv_k(1, 16, 32, k) {
-        Prepared::Conv {
-            in_shape,
-            out_shape,
-            window,
-            weights,
-            channels,
-            ..
-        } => Prepared::ConvAdd {
-            in_shape,
-            out_shape,
-            window: Window {
-                stride: [stride; 2],
-                ..window
-            },
-            groups: 1,
-            input_zero_point: 0,
-            weights,
-            channels,
-            residual: crate::graph::kernels::Residual {
-                params: Add {
-                    left_shift: 20,
-                    multipliers: [1 << 30; 3],
-                    shifts: [0, 0, -20],
-                    clamp: [-128, 127],
-                },
-                zero_points: [0; 3],
-            },
+    let map = |c| MapShape { c, h: 8, w: 8 };
+    let conv_add = |k: u8, stride: u8| Prepared::ConvAdd {
+        in_shape: map(16),
+        out_shape: map(32),
+        window: Window {
+            kernel: [k, k],
+            stride: [stride; 2],
+            pads: [0; 4],
         },
-        other => other,
+        groups: 1,
+        input_zero_point: 0,
+        weights: &[],
+        channels: ChannelData {
+            bias: &[],
+            multiplier: &[],
+            shift: &[],
+            zero_point: 0,
+            clamp: [-128, 127],
+        },
+        residual: crate::graph::kernels::Residual {
+            params: Add {
+                left_shift: 20,
+                multipliers: [1 << 30; 3],
+                shifts: [0, 0, -20],
+                clamp: [-128, 127],
+            },
+            zero_points: [0; 3],
+        },
     };
     assert_eq!(
         choose(&conv_add(1, 2), m4),

@@ -27,5 +27,5 @@ pub(crate) use conv2d::{RowSource, conv2d, conv2d_rows, requantize};
 pub(crate) use linear::{linear, linear_blocked};
 pub(crate) use pair_mac::mac_patch4_unrolled;
 pub(crate) use patch_mac::{gather_runs, mac_patch4, smlad, sum_bytes, sxtb16_pairs};
-pub(crate) use pointwise_mac::{mac_requant4, pointwise_block};
+pub(crate) use pointwise_mac::pointwise_block;
 pub(crate) use row3::conv3x3_row;

@@ -74,7 +74,7 @@ macro_rules! mac_group {
         )
     };
 }
-use mac_group;
+pub(super) use mac_group;
 
 /// Copies `channels · rows` runs of four bytes: run `(c, r)` from `src[c·plane + r·row..]`
 /// to `dst[(c·rows + r)·step..]`, in that order, so that each run keeps its first `step`
