@@ -131,7 +131,7 @@ pub(crate) fn pointwise_block(
         clamp,
     };
     let requant = super::requant::PointwiseRequant::for_channels(&data);
-    let Some(requant) = requant.filter(|_| c > 0 && patch.len() % 8 == 0) else {
+    let Some(requant) = requant.filter(|_| c > 0 && patch.len().is_multiple_of(8)) else {
         return false;
     };
     let [lo, hi] = clamp;

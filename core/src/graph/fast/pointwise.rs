@@ -2,19 +2,20 @@
 //! product `Y[co][p] = requant(bias + Σ_ci W[co][ci] · X[ci][p])` over the output pixels `p`,
 //! and the same with a residual Add fused (ResNet-8's 1×1 downsample convs).
 //!
-//! Four output pixels at a time, their input columns `X[·][p]` are unpacked to int16 into the
-//! scratch in the layout of [`super::patch_conv`] (per group of four input channels, for each
-//! pixel, the words `(x0 | x2 << 16)` and `(x1 | x3 << 16)`), with the four pixels' bytes of
-//! one channel read as one word at stride 1. Every output channel's int8 weight row is then
-//! read straight from the blob and meets the four columns with SMLAD, two groups a loop, and
-//! the four sums are requantized in the same assembly block (`dsp::mac_requant4`, with
-//! [`PointwiseRequant`]'s one-multiply arithmetic, the channel's words made from the blob
-//! in a few instructions, nothing prepared per call in RAM).
-//! Unpacking costs about 2 instructions per int16 value and is shared by every output channel;
-//! what is left per MAC is the SMLAD loop (about 0.9 instructions) and, per output, about
-//! eight instructions of requantization. A channel whose shift the one-multiply arithmetic
-//! does not take (a left shift, a right shift of 1 or above 23) is requantized with
-//! [`ChannelRequant`] instead.
+//! Four output pixels at a time (a last block of fewer, in a map of four or more, is the
+//! map's last four), their input columns `X[·][p]` are unpacked to int16 into the scratch in
+//! the layout of [`super::patch_conv`] (per group of four input channels, for each pixel, the
+//! words `(x0 | x2 << 16)` and `(x1 | x3 << 16)`), with the four pixels' bytes of one channel
+//! read as one word at stride 1. Then one assembly routine (`dsp::pointwise_block`) runs
+//! every output channel: its int8 weight row, read straight from the blob, meets the four
+//! columns with SMLAD (two groups of four channels a loop pass, 0.9 instructions per MAC), and
+//! its four sums are requantized in registers with [`PointwiseRequant`]'s one-multiply
+//! arithmetic (six instructions an output, the channel's parameters read from the blob, none
+//! prepared per call in RAM), clamped four bytes at once and stored as one word. With a fused
+//! residual Add the block's values go to the scratch first, then through the Add's tables.
+//! A block with channels not in groups of four, or a channel whose shift that arithmetic does
+//! not take (a left shift, a right shift of 1 or above 23), runs one channel at a time with
+//! [`ChannelRequant`].
 
 use crate::shape::MapShape;
 
@@ -55,6 +56,7 @@ pub fn takes(window: Window, groups: usize) -> bool {
 /// (nothing written) for another window, or when `scratch` is shorter than
 /// [`scratch_bytes`].
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn conv(
     input: &[i8],
     in_shape: MapShape,
@@ -195,7 +197,8 @@ fn conv_into(
                         let rows = output.chunks_exact_mut(out_plane.max(1));
                         for (out, v) in rows.zip(values.chunks_exact(COLUMNS)) {
                             let out = out.get_mut(block..q0 + n).unwrap_or_default();
-                            for (q, &v) in out.iter_mut().zip(v.iter().skip(skip)) {
+                            let v = v.get(skip..).unwrap_or_default();
+                            for (q, &v) in out.iter_mut().zip(v) {
                                 *q = t.apply(v, *q);
                             }
                         }
@@ -328,7 +331,9 @@ fn pair(low: i8, high: i8) -> u32 {
 /// Unpacks the columns of input pixels `pixels` into `main` (per group of four channels, for
 /// each column, `(x0 | x2 << 16)` then `(x1 | x3 << 16)`) and the last `c mod 4` channels
 /// into `tail` (column `col`'s channel `t` at `4·col + t`). `contiguous`: the four pixels
-/// follow one another, so one channel's four bytes are one slice.
+/// follow one another, so one channel's four bytes are one slice. Not inlined: its arrays
+/// stay off the frame that the assembly block is called from.
+#[inline(never)]
 fn fill(
     input: &[i8],
     plane: usize,

@@ -74,7 +74,7 @@ pub(crate) fn pointwise_block(
     let c = patch.len() / 2;
     let fits = n > 0
         && c > 0
-        && patch.len() % 8 == 0
+        && patch.len().is_multiple_of(8)
         && weights.len() >= n * c
         && multiplier.len() >= n
         && shift.len() >= n
