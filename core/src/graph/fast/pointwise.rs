@@ -196,9 +196,9 @@ fn conv_into(
                     if ran {
                         let rows = output.chunks_exact_mut(out_plane.max(1));
                         for (out, v) in rows.zip(values.chunks_exact(COLUMNS)) {
-                            let out = out.get_mut(block..q0 + n).unwrap_or_default();
-                            let v = v.get(skip..).unwrap_or_default();
-                            for (q, &v) in out.iter_mut().zip(v) {
+                            // Four columns a fixed length (unrolled), then any skipped.
+                            let out = out.get_mut(q0..q0 + COLUMNS).unwrap_or_default();
+                            for (q, &v) in out.iter_mut().zip(v).skip(skip) {
                                 *q = t.apply(v, *q);
                             }
                         }
@@ -244,19 +244,20 @@ fn one_channel_at_a_time(
         let mut acc = [i32::from_le_bytes(*bias); COLUMNS];
         add_tail(&mut acc, tail_values, w_row.get(c4..).unwrap_or_default());
         let values = channel_outputs(main, w_row, acc, channels, o).map(|v| v as i8);
-        let values = values.get(skip..).unwrap_or_default();
+        let unstored = values.iter().skip(skip);
         match residual {
-            // Four outputs: one word (the compiler's copy of `n` bytes is a call).
+            // Four outputs (then nothing skipped): one word (the compiler's copy of `n` bytes
+            // is a call).
             None => match <&mut [i8; COLUMNS]>::try_from(&mut *out) {
-                Ok(four) => four.copy_from_slice(values),
+                Ok(four) => *four = values,
                 Err(_) => {
-                    for (q, &v) in out.iter_mut().zip(values) {
+                    for (q, &v) in out.iter_mut().zip(unstored) {
                         *q = v;
                     }
                 }
             },
             Some(t) => {
-                for (q, &v) in out.iter_mut().zip(values) {
+                for (q, &v) in out.iter_mut().zip(unstored) {
                     *q = t.apply(v, *q);
                 }
             }
