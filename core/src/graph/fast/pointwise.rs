@@ -196,10 +196,17 @@ fn conv_into(
                     if ran {
                         let rows = output.chunks_exact_mut(out_plane.max(1));
                         for (out, v) in rows.zip(values.chunks_exact(COLUMNS)) {
-                            // Four columns a fixed length (unrolled), then any skipped.
+                            // Four columns a fixed length (an unrolled loop) unless some are
+                            // the block before's.
                             let out = out.get_mut(q0..q0 + COLUMNS).unwrap_or_default();
-                            for (q, &v) in out.iter_mut().zip(v).skip(skip) {
-                                *q = t.apply(v, *q);
+                            if skip == 0 {
+                                for (q, &v) in out.iter_mut().zip(v) {
+                                    *q = t.apply(v, *q);
+                                }
+                            } else {
+                                for (q, &v) in out.iter_mut().zip(v).skip(skip) {
+                                    *q = t.apply(v, *q);
+                                }
                             }
                         }
                     }
