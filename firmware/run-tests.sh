@@ -54,7 +54,7 @@ runtime_code_limit=16096
 # gconv with the staged patch conv (its gather and requantization assembly, two requantization
 # paths) and the fused Conv + Add, 46,756 B merged with gdw's kernels; 49,364 B with all
 # (after the merge of ram, hostsimd and coremap too).
-runtime_code_limit_graph=49424
+runtime_code_limit_graph=53000
 # The streaming schedule (QCNN_MAX_ARENA=min) on the M4: issue 13's arena (9,408 B), stack
 # (2,048 B) and RAM-in-all (10,240 B) targets are met, held here to the figures reached (8,001,
 # 2,000 and 10,016 B measured); its speed target (1.5 per MAC) is not: 1.533 measured after the merges (1.527 on its branch).
@@ -69,9 +69,9 @@ stream_mac_limit_milli=1535
 # qcnn's arena + stack limit. Issue 12's targets (0.6x CMSIS-NN's instructions, less RAM) are
 # not met yet: firmware/README.md.
 graph_models=(
-    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 19170000 35000"
-    "ds_cnn $firmware/graph-models/ds_cnn_m4.onnx 11688143 25994 11515000 28150"
-    "mobilenet $firmware/graph-models/mobilenet_m4.onnx 1514727 5866 1960000 7770"
+    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 18615000 34902"
+    "ds_cnn $firmware/graph-models/ds_cnn_m4.onnx 11688143 25994 9261000 28051"
+    "mobilenet $firmware/graph-models/mobilenet_m4.onnx 1514727 5866 1531000 7667"
 )
 # The M0 build (small model, 16 KiB of RAM on the micro:bit).
 m0_flash_limit=$((256 * 1024))
