@@ -66,6 +66,9 @@ impl ChannelRequant {
 /// `x·m ∈ [−2^30, 0)`, where for `r ≥ 1` both constants give the same quotient. For `r ≤ 23`
 /// the high word stays inside i32 (at most `2^30 + 2^21 + 2^29` in size), so the zero point
 /// added there never needs the saturation `ChannelRequant` has.
+// On the Cortex-M4 only `for_channels` is read: the assembly makes each channel's words from
+// the blob itself (the host's stand-in calls `words`).
+#[cfg_attr(qcnn_arm_dsp, allow(dead_code))]
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PointwiseRequant {
     zero_point: i32,
@@ -93,6 +96,7 @@ impl PointwiseRequant {
 
     /// Channel `o`'s words for `dsp::mac_requant4`: multiplier, `r − 1`, the high word the
     /// product starts from, the low and high clamps.
+    #[cfg_attr(qcnn_arm_dsp, allow(dead_code))]
     #[inline(always)]
     pub(crate) fn words(&self, channels: &ChannelData<'_>, o: usize) -> [u32; 5] {
         let multiplier = channels

@@ -24,7 +24,6 @@ macro_rules! requant_one {
         )
     };
 }
-use requant_one;
 
 /// What [`pointwise_block`]'s assembly reads and advances, at fixed offsets.
 #[repr(C)]
