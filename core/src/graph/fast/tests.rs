@@ -408,6 +408,13 @@ fn average_and_max_pools_match_the_portable_pools() {
 #[test]
 fn the_choice_follows_the_node_and_the_target() {
     use crate::graph::check::Prepared;
+    let no_channels = ChannelData {
+        bias: &[],
+        multiplier: &[],
+        shift: &[],
+        zero_point: 0,
+        clamp: [-128, 127],
+    };
     let conv_k = |groups, c_in, c_out, k: u8| Prepared::Conv {
         in_shape: MapShape {
             c: c_in,
@@ -427,13 +434,7 @@ fn the_choice_follows_the_node_and_the_target() {
         groups,
         input_zero_point: 0,
         weights: &[],
-        channels: ChannelData {
-            bias: &[],
-            multiplier: &[],
-            shift: &[],
-            zero_point: 0,
-            clamp: [-128, 127],
-        },
+        channels: no_channels,
     };
     let conv = |groups, c_in, c_out| conv_k(groups, c_in, c_out, 3);
     let m4 = crate::Kernels::CortexM4Dsp;
@@ -478,13 +479,7 @@ fn the_choice_follows_the_node_and_the_target() {
         groups: 1,
         input_zero_point: 0,
         weights: &[],
-        channels: ChannelData {
-            bias: &[],
-            multiplier: &[],
-            shift: &[],
-            zero_point: 0,
-            clamp: [-128, 127],
-        },
+        channels: no_channels,
         residual: crate::graph::kernels::Residual {
             params: Add {
                 left_shift: 20,
