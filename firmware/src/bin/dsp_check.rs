@@ -664,12 +664,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         if !ran {
             return Err(refused(name, case));
         }
-        compare(
-            name,
-            case,
-            &b.fast[..out_len],
-            &b.portable[..out_len],
-        )?;
+        compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;
     }
     for case in 0..GRAPH_CASES {
