@@ -213,8 +213,11 @@ fn run_conv_add(
             *q = r;
         }
     }
-    let fast = kernel == GraphKernel::PatchConv
-        && fast::patch_conv::conv_add(
+    let fast = match kernel {
+        GraphKernel::Pointwise => fast::pointwise::conv_add(
+            a, *in_shape, out, *out_shape, *window, weights, channels, residual, scratch,
+        ),
+        GraphKernel::PatchConv => fast::patch_conv::conv_add(
             a,
             *in_shape,
             out,
@@ -225,7 +228,9 @@ fn run_conv_add(
             channels,
             residual,
             scratch,
-        );
+        ),
+        _ => false,
+    };
     if !fast {
         kernels::conv_add(
             a,

@@ -160,7 +160,7 @@ fn main() -> ! {
                 pair_outputs
             );
             hprintln!(
-                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise), depthwise conv, Add (and in place), average and max pools ({} outputs): identical to the portable code",
+                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise, its fused Add too), depthwise conv, Add (and in place), average and max pools ({} outputs): identical to the portable code",
                 GRAPH_CASES,
                 graph_outputs
             );
@@ -623,7 +623,11 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;
-        let add_scratch_len = fast::patch_conv::conv_add_scratch_bytes(per_output, window, o);
+        let add_scratch_len = if pointwise {
+            fast::pointwise::conv_add_scratch_bytes(c, o)
+        } else {
+            fast::patch_conv::conv_add_scratch_bytes(per_output, window, o)
+        };
         if depthwise || add_scratch_len + 3 > b.scratch.len() {
             continue;
         }
@@ -647,27 +651,26 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             &channels,
             &residual,
         );
-        let ran = fast::patch_conv::conv_add(
-            x,
-            input,
-            &mut b.fast[..out_len],
-            output,
-            window,
-            zero_point,
-            weights,
-            &channels,
-            &residual,
-            scratch(b.scratch, case + 1, add_scratch_len),
-        );
+        let s = scratch(b.scratch, case + 1, add_scratch_len);
+        let out = &mut b.fast[..out_len];
+        let ran = if pointwise {
+            fast::pointwise::conv_add(
+                x, input, out, output, window, weights, &channels, &residual, s,
+            )
+        } else {
+            fast::patch_conv::conv_add(
+                x, input, out, output, window, zero_point, weights, &channels, &residual, s,
+            )
+        };
+        let name = if pointwise {
+            "pointwise conv + add"
+        } else {
+            "patch conv + add"
+        };
         if !ran {
-            return Err(refused("patch conv + add", case));
+            return Err(refused(name, case));
         }
-        compare(
-            "patch conv + add",
-            case,
-            &b.fast[..out_len],
-            &b.portable[..out_len],
-        )?;
+        compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;
     }
     for case in 0..GRAPH_CASES {

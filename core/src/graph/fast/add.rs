@@ -7,10 +7,14 @@
 use crate::quant::{Requantizer, multiply_by_quantized_multiplier};
 
 use super::super::format::Add;
+use super::super::kernels::Residual;
 use super::requant::ChannelRequant;
 
-/// Two tables of 256 i32, and the slack of aligning them to a word.
-pub const SCRATCH_BYTES: usize = 2 * 256 * 4 + 3;
+/// Words of the two tables of 256 i32.
+pub(crate) const TABLE_WORDS: usize = 2 * 256;
+
+/// The two tables, and the slack of aligning them to a word.
+pub const SCRATCH_BYTES: usize = 4 * TABLE_WORDS + 3;
 
 /// The element-wise part, shared by [`add`] and [`add_in_place`].
 pub(crate) struct Tables<'s> {
@@ -63,6 +67,21 @@ pub(crate) fn output_requantizer(params: &Add, zero_points: [i8; 3]) -> Requanti
         zero_point: i32::from(zero_points[2]),
         min: i32::from(i8::MIN),
     }
+}
+
+/// The tables of a residual Add fused into a conv, built in the first [`TABLE_WORDS`] of
+/// `words`, and the words after them; `None` when `words` is too short.
+pub(crate) fn residual_tables<'s>(
+    words: &'s mut [u32],
+    residual: &Residual,
+) -> Option<(Tables<'s>, &'s mut [u32])> {
+    let (head, rest) = words.split_at_mut_checked(TABLE_WORDS)?;
+    let t = tables(
+        bytemuck::cast_slice_mut(head),
+        residual.zero_points,
+        &residual.params,
+    )?;
+    Some((t, rest))
 }
 
 /// `output = a + b`; `false` (nothing written) when `scratch` is shorter than

@@ -5,8 +5,8 @@
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, requantize_columns,
-    smlad, sum_bytes,
+    add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, pointwise_block,
+    requantize_columns, smlad, sum_bytes,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -163,4 +163,43 @@ pub(crate) fn runs_fit(
         && rows > 0
         && last_read.is_some_and(|end| end <= src_len)
         && last_write.is_some_and(|end| end <= dst_len)
+}
+
+/// Every output channel's four outputs for one block of four columns: [`mac_patch4`]'s sums
+/// from the channel's bias, each requantized as `super::requant::pointwise_requant` and
+/// clamped, channel `o`'s at `out[o·plane..]` (the Cortex-M4's runs the channel loop in its
+/// assembly); `false` (nothing written) when `c` is not a positive multiple of 4 or a
+/// channel's shift is one that arithmetic does not take.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn pointwise_block(
+    patch: &[u32],
+    weights: &[i8],
+    (bias, multiplier, shift): (&[[u8; 4]], &[[u8; 4]], &[i8]),
+    (zero_point, clamp): (i8, [i8; 2]),
+    out: &mut [i8],
+    plane: usize,
+) -> bool {
+    let c = patch.len() / 2;
+    let data = crate::graph::kernels::ChannelData {
+        bias,
+        multiplier,
+        shift,
+        zero_point,
+        clamp,
+    };
+    let requant = super::requant::PointwiseRequant::for_channels(&data);
+    let Some(requant) = requant.filter(|_| c > 0 && patch.len().is_multiple_of(8)) else {
+        return false;
+    };
+    let [lo, hi] = clamp;
+    for (o, (w_row, b)) in weights.chunks_exact(c).zip(bias).enumerate() {
+        let mut acc = [i32::from_le_bytes(*b); 4];
+        mac_patch4(patch, w_row, c / 4, &mut acc);
+        let words = requant.words(&data, o);
+        let outs = out.iter_mut().skip(o * plane).take(4);
+        for (q, a) in outs.zip(acc) {
+            *q = super::requant::pointwise_requant(words, a).max(lo).min(hi);
+        }
+    }
+    true
 }

@@ -6,8 +6,9 @@
 //!   output positions' patches unpacked once to int16 in the scratch, then every output
 //!   channel's int8 weights read straight from the blob against all four (SMLAD).
 //! - [`pointwise`]: Conv with a 1×1 kernel and `group` 1, any stride (DS-CNN's and
-//!   MobileNet's pointwise layers): a matrix product, four output pixels' input columns
-//!   unpacked once to int16 and met by every output channel's weight row with SMLAD.
+//!   MobileNet's pointwise layers, and with its residual Add fused, ResNet-8's downsample
+//!   convs): a matrix product, four output pixels' input columns unpacked once to int16 and
+//!   met by every output channel's weight row with SMLAD, requantized in the same assembly.
 //! - [`depthwise`]: Conv with `group` = channels and one output per group: each input row
 //!   unpacked once to int16 with its padding, then every tap pair one SMLAD.
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
@@ -72,6 +73,16 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
                 (GraphKernel::Portable, 0)
             }
         }
+        Prepared::ConvAdd {
+            in_shape,
+            out_shape,
+            window,
+            groups: 1,
+            ..
+        } if pointwise::takes(*window, 1) => (
+            GraphKernel::Pointwise,
+            pointwise::conv_add_scratch_bytes(in_shape.c, out_shape.c),
+        ),
         Prepared::ConvAdd {
             in_shape,
             out_shape,

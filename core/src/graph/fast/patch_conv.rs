@@ -25,6 +25,7 @@ use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
+use super::add::TABLE_WORDS;
 use super::dsp::{add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns};
 use super::requant::{FOLDED_WORDS, FoldedRequant};
 
@@ -61,9 +62,6 @@ pub fn scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
         .saturating_add(COLUMNS.saturating_mul(stage_stride(window, k / taps.max(1))))
         .saturating_add(3)
 }
-
-/// The Add's two 256-entry tables ([`super::add`]), before the conv's scratch.
-const TABLE_WORDS: usize = 2 * 256;
 
 /// Scratch bytes for [`conv_add`]: the Add's tables, then the conv's.
 pub fn conv_add_scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {

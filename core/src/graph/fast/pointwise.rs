@@ -1,22 +1,29 @@
 //! Pointwise Conv (1×1 kernel, `group` 1, any stride; a 1×1 window has no padding): a matrix
-//! product `Y[co][p] = requant(bias + Σ_ci W[co][ci] · X[ci][p])` over the output pixels `p`.
+//! product `Y[co][p] = requant(bias + Σ_ci W[co][ci] · X[ci][p])` over the output pixels `p`,
+//! and the same with a residual Add fused (ResNet-8's 1×1 downsample convs).
 //!
-//! Four output pixels at a time, their input columns `X[·][p]` are unpacked to int16 into the
-//! scratch in the layout of [`super::patch_conv`] (per group of four input channels, for each
-//! pixel, the words `(x0 | x2 << 16)` and `(x1 | x3 << 16)`), with the four pixels' bytes of
-//! one channel read as one word at stride 1. Every output channel's int8 weight row is then
-//! read straight from the blob and meets the four columns with SMLAD, two groups a loop
-//! (`dsp::mac_patch4_unrolled`), and each sum is requantized with the channel's prepared requantizer.
-//! Unpacking costs about 2 instructions per int16 value and is shared by every output channel;
-//! what is left per MAC is the SMLAD loop (about one instruction) and, per output, one
-//! requantization.
+//! Four output pixels at a time (a last block of fewer, in a map of four or more, is the
+//! map's last four), their input columns `X[·][p]` are unpacked to int16 into the scratch in
+//! the layout of [`super::patch_conv`] (per group of four input channels, for each pixel, the
+//! words `(x0 | x2 << 16)` and `(x1 | x3 << 16)`), with the four pixels' bytes of one channel
+//! read as one word at stride 1. Then one assembly routine (`dsp::pointwise_block`) runs
+//! every output channel: its int8 weight row, read straight from the blob, meets the four
+//! columns with SMLAD (two groups of four channels a loop pass, 0.9 instructions per MAC), and
+//! its four sums are requantized in registers with [`PointwiseRequant`]'s one-multiply
+//! arithmetic (six instructions an output, the channel's parameters read from the blob, none
+//! prepared per call in RAM), clamped four bytes at once and stored as one word. With a fused
+//! residual Add the block's values go to the scratch first, then through the Add's tables.
+//! A block with channels not in groups of four, or a channel whose shift that arithmetic does
+//! not take (a left shift, a right shift of 1 or above 23), runs one channel at a time with
+//! [`ChannelRequant`].
 
 use crate::shape::MapShape;
 
 use super::super::format::Window;
-use super::super::kernels::ChannelData;
-use super::dsp::mac_patch4_unrolled;
-use super::requant::ChannelRequant;
+use super::super::kernels::{ChannelData, Residual};
+use super::add::{TABLE_WORDS, Tables};
+use super::dsp::{mac_patch4_unrolled, pointwise_block};
+use super::requant::{ChannelRequant, PointwiseRequant};
 
 /// Output pixels computed together.
 const COLUMNS: usize = 4;
@@ -31,6 +38,15 @@ pub fn scratch_bytes(c: usize) -> usize {
     words_for(c).saturating_mul(4).saturating_add(3)
 }
 
+/// Scratch bytes for [`conv_add`] with `c` input and `out_c` output channels: the Add's
+/// tables, the conv's columns, and a block's conv values (four bytes a channel) before the
+/// Add.
+pub fn conv_add_scratch_bytes(c: usize, out_c: usize) -> usize {
+    scratch_bytes(c)
+        .saturating_add(4 * TABLE_WORDS)
+        .saturating_add(4 * out_c)
+}
+
 /// Whether this kernel takes a Conv of this window and group count.
 pub fn takes(window: Window, groups: usize) -> bool {
     groups == 1 && window.kernel == [1, 1] && window.pads == [0; 4]
@@ -40,6 +56,7 @@ pub fn takes(window: Window, groups: usize) -> bool {
 /// (nothing written) for another window, or when `scratch` is shorter than
 /// [`scratch_bytes`].
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn conv(
     input: &[i8],
     in_shape: MapShape,
@@ -50,18 +67,84 @@ pub fn conv(
     channels: &ChannelData<'_>,
     scratch: &mut [i8],
 ) -> bool {
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let geometry = (in_shape, out_shape, window);
+    conv_into(input, output, geometry, weights, channels, None, words)
+}
+
+/// [`crate::graph::kernels::conv_add`] for a 1×1 kernel with `groups == 1`: `output` holds the
+/// residual and receives the sums, each input's rescaling looked up as [`super::add`] does;
+/// `false` (nothing written) for another window, or when `scratch` is shorter than
+/// [`conv_add_scratch_bytes`].
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+pub fn conv_add(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: &Residual,
+    scratch: &mut [i8],
+) -> bool {
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let Some((tables, words)) = super::add::residual_tables(words, residual) else {
+        return false;
+    };
+    let Some((words, values)) = words.split_at_mut_checked(words_for(in_shape.c)) else {
+        return false;
+    };
+    let Some(values) = values.get_mut(..out_shape.c) else {
+        return false;
+    };
+    let residual = (&tables, bytemuck::cast_slice_mut(values));
+    let geometry = (in_shape, out_shape, window);
+    conv_into(
+        input,
+        output,
+        geometry,
+        weights,
+        channels,
+        Some(residual),
+        words,
+    )
+}
+
+fn conv_into(
+    input: &[i8],
+    output: &mut [i8],
+    (in_shape, out_shape, window): (MapShape, MapShape, Window),
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    // The Add's tables, and room for a block's conv values (four bytes a channel).
+    mut residual: Option<(&Tables<'_>, &mut [i8])>,
+    words: &mut [u32],
+) -> bool {
     if !takes(window, 1) {
         return false;
     }
     let c = in_shape.c;
     let c4 = c & !3;
-    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     let Some(words) = words.get_mut(..words_for(c)) else {
         return false;
     };
     let Some((main, tail)) = words.split_at_mut_checked(2 * c4) else {
         return false;
     };
+    // A negative multiplier: never in a validated blob (the portable code then writes every
+    // output).
+    if channels
+        .multiplier
+        .iter()
+        .any(|m| i32::from_le_bytes(*m) < 0)
+    {
+        return false;
+    }
+    // The assembly's requantization, when every channel's shift suits it (and there is a
+    // group of four channels for its loop).
+    let requant = PointwiseRequant::for_channels(channels).filter(|_| c4 > 0);
     let [sh, sw] = window.stride.map(usize::from);
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
     // At stride 1 the output pixels are the input's, in order.
@@ -74,8 +157,12 @@ pub fn conv(
             (q / out_w) * sh * in_shape.w + (q % out_w) * sw
         }
     };
-    for q0 in (0..out_plane).step_by(COLUMNS) {
-        let n = (out_plane - q0).min(COLUMNS);
+    for block in (0..out_plane).step_by(COLUMNS) {
+        // A last block of fewer than four columns, in a map of four or more, is the map's
+        // last four: the columns it shares with the block before are computed again (the
+        // same values), and `skip` keeps them from being stored, or added to, twice.
+        let q0 = block.min(out_plane.saturating_sub(COLUMNS));
+        let (skip, n) = (block - q0, (out_plane - q0).min(COLUMNS));
         // Input pixel of each column (past the plane's end: the last one, never stored).
         let pixels: [usize; COLUMNS] = core::array::from_fn(|col| source(q0 + col.min(n - 1)));
         fill(
@@ -87,48 +174,130 @@ pub fn conv(
             main,
             bytemuck::cast_slice_mut(&mut *tail),
         );
-        let tail_values: &[i16] = bytemuck::cast_slice(&*tail);
-        for (o, w_row) in weights.chunks_exact(c.max(1)).enumerate() {
-            let (bias, requant) = channels.channel(o);
-            let start = o * out_plane + q0;
-            let Some(out) = output.get_mut(start..start + n) else {
+        let columns = (q0, skip, n);
+        // The common block (four whole columns, channels in groups of four): every channel
+        // in one assembly loop, into the output or, with a residual, into `values` first.
+        if requant.is_some() && n == COLUMNS && c4 == c {
+            let n_out = out_shape.c;
+            let block_channels = (
+                channels.bias.get(..n_out).unwrap_or_default(),
+                channels.multiplier,
+                channels.shift,
+            );
+            let requant_args = (channels.zero_point, channels.clamp);
+            let done = match &mut residual {
+                None => {
+                    let out = output.get_mut(q0..).unwrap_or_default();
+                    pointwise_block(main, weights, block_channels, requant_args, out, out_plane)
+                }
+                Some((t, values)) => {
+                    let ran =
+                        pointwise_block(main, weights, block_channels, requant_args, values, 4);
+                    if ran {
+                        let rows = output.chunks_exact_mut(out_plane.max(1));
+                        for (out, v) in rows.zip(values.chunks_exact(COLUMNS)) {
+                            // Four columns a fixed length (an unrolled loop) unless some are
+                            // the block before's.
+                            let out = out.get_mut(q0..q0 + COLUMNS).unwrap_or_default();
+                            if skip == 0 {
+                                for (q, &v) in out.iter_mut().zip(v) {
+                                    *q = t.apply(v, *q);
+                                }
+                            } else {
+                                for (q, &v) in out.iter_mut().zip(v).skip(skip) {
+                                    *q = t.apply(v, *q);
+                                }
+                            }
+                        }
+                    }
+                    ran
+                }
+            };
+            if done {
                 continue;
-            };
-            let Some(requant) = ChannelRequant::new(&requant, channels.clamp) else {
-                // A negative multiplier: never in a validated blob (the portable code then
-                // writes every output).
-                return false;
-            };
-            channel_outputs(main, tail_values, w_row, bias, &requant, out);
+            }
         }
+        let tail_values: &[i16] = bytemuck::cast_slice(&*tail);
+        let residual = residual.as_ref().map(|(t, _)| *t);
+        let unpacked = (&*main, tail_values, c);
+        one_channel_at_a_time(
+            unpacked, columns, weights, channels, residual, output, out_plane,
+        );
     }
     true
 }
 
-/// One output channel's (up to) four outputs: its weight row against the unpacked columns,
-/// requantized and clamped. Not inlined, so that the channel's few values stay in registers.
+/// Every output channel's outputs of one block outside [`pointwise_block`] (a block of
+/// fewer than four columns, channels not in groups of four, or a shift [`PointwiseRequant`]
+/// does not take), columns `skip..n` of the block at `q0` (see `conv_into`). Not inlined: the
+/// uncommon path keeps its frame off the common one.
 #[inline(never)]
-fn channel_outputs(
-    main: &[u32],
-    tail_values: &[i16],
-    w_row: &[i8],
-    bias: i32,
-    requant: &ChannelRequant,
-    out: &mut [i8],
+fn one_channel_at_a_time(
+    (main, tail_values, c): (&[u32], &[i16], usize),
+    (q0, skip, n): (usize, usize, usize),
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    residual: Option<&Tables<'_>>,
+    output: &mut [i8],
+    out_plane: usize,
 ) {
-    let c4 = main.len() / 2;
-    let mut acc = [bias; COLUMNS];
-    mac_patch4_unrolled(main, w_row, c4 / 4, &mut acc);
-    for (t, &w) in w_row.get(c4..).unwrap_or_default().iter().enumerate() {
+    let c4 = c & !3;
+    let rows = weights.chunks_exact(c.max(1)).zip(channels.bias);
+    for (o, (w_row, bias)) in rows.enumerate() {
+        let start = o * out_plane + q0;
+        let Some(out) = output.get_mut(start + skip..start + n) else {
+            continue;
+        };
+        let mut acc = [i32::from_le_bytes(*bias); COLUMNS];
+        add_tail(&mut acc, tail_values, w_row.get(c4..).unwrap_or_default());
+        let values = channel_outputs(main, w_row, acc, channels, o).map(|v| v as i8);
+        let unstored = values.iter().skip(skip);
+        match residual {
+            // Four outputs (then nothing skipped): one word (the compiler's copy of `n` bytes
+            // is a call).
+            None => match <&mut [i8; COLUMNS]>::try_from(&mut *out) {
+                Ok(four) => *four = values,
+                Err(_) => {
+                    for (q, &v) in out.iter_mut().zip(unstored) {
+                        *q = v;
+                    }
+                }
+            },
+            Some(t) => {
+                for (q, &v) in out.iter_mut().zip(unstored) {
+                    *q = t.apply(v, *q);
+                }
+            }
+        }
+    }
+}
+
+/// The last `c mod 4` channels' products (`w_tail`) added to the four sums.
+#[inline(always)]
+fn add_tail(acc: &mut [i32; COLUMNS], tail_values: &[i16], w_tail: &[i8]) {
+    for (t, &w) in w_tail.iter().enumerate() {
         let w = i32::from(w);
         for (col, a) in acc.iter_mut().enumerate() {
             let x = tail_values.get(col * 4 + t).copied().unwrap_or(0);
             *a = a.wrapping_add(w * i32::from(x));
         }
     }
-    for (q, &a) in out.iter_mut().zip(&acc) {
-        *q = requant.apply(a);
-    }
+}
+
+/// One output channel's four outputs (as bytes): the SMLAD loop from `acc`, then
+/// [`ChannelRequant`].
+fn channel_outputs(
+    main: &[u32],
+    w_row: &[i8],
+    mut acc: [i32; COLUMNS],
+    channels: &ChannelData<'_>,
+    o: usize,
+) -> [u8; COLUMNS] {
+    mac_patch4_unrolled(main, w_row, main.len() / 8, &mut acc);
+    let (_, requant) = channels.channel(o);
+    // Checked non-negative by the caller.
+    let requant = ChannelRequant::new(&requant, channels.clamp);
+    acc.map(|a| requant.map_or(0, |r| r.apply(a)) as u8)
 }
 
 /// Four channels' bytes of four pixels as `main`'s eight words.
@@ -170,7 +339,9 @@ fn pair(low: i8, high: i8) -> u32 {
 /// Unpacks the columns of input pixels `pixels` into `main` (per group of four channels, for
 /// each column, `(x0 | x2 << 16)` then `(x1 | x3 << 16)`) and the last `c mod 4` channels
 /// into `tail` (column `col`'s channel `t` at `4·col + t`). `contiguous`: the four pixels
-/// follow one another, so one channel's four bytes are one slice.
+/// follow one another, so one channel's four bytes are one slice. Not inlined: its arrays
+/// stay off the frame that the assembly block is called from.
+#[inline(never)]
 fn fill(
     input: &[i8],
     plane: usize,

@@ -63,28 +63,7 @@ fn patch_conv_matches_the_portable_conv() {
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
 
         // With a residual Add fused: the conv's values then TFLite's Add, element by element.
-        let residual_values = rng.i8s(expected.len());
-        let residual = kernels::Residual {
-            params: Add {
-                left_shift: 20,
-                multipliers: [0; 3].map(|_| (1 << 30) + rng.below(1 << 30) as i32),
-                shifts: [
-                    -(rng.below(3) as i8),
-                    -(rng.below(3) as i8),
-                    -19 - rng.below(4) as i8,
-                ],
-                clamp: clamp(&mut rng),
-            },
-            zero_points: [data.zero_point, rng.next() as i8, rng.next() as i8],
-        };
-        let mut sums = vec![0; expected.len()];
-        kernels::add(
-            &expected,
-            &residual_values,
-            &mut sums,
-            residual.zero_points,
-            &residual.params,
-        );
+        let (residual, residual_values, sums) = random_residual(&mut rng, &expected, &data);
         let mut portable = residual_values.clone();
         kernels::conv_add(
             &x,
@@ -118,8 +97,40 @@ fn patch_conv_matches_the_portable_conv() {
     }
 }
 
+/// A random residual Add fused after a conv whose outputs are `conv_values`: its
+/// parameters, the residual's values, and the sums TFLite's Add gives.
+fn random_residual(
+    rng: &mut SplitMix,
+    conv_values: &[i8],
+    data: &ChannelData<'_>,
+) -> (kernels::Residual, Vec<i8>, Vec<i8>) {
+    let residual_values = rng.i8s(conv_values.len());
+    let residual = kernels::Residual {
+        params: Add {
+            left_shift: 20,
+            multipliers: [0; 3].map(|_| (1 << 30) + rng.below(1 << 30) as i32),
+            shifts: [
+                -(rng.below(3) as i8),
+                -(rng.below(3) as i8),
+                -19 - rng.below(4) as i8,
+            ],
+            clamp: clamp(rng),
+        },
+        zero_points: [data.zero_point, rng.next() as i8, rng.next() as i8],
+    };
+    let mut sums = vec![0; conv_values.len()];
+    kernels::add(
+        conv_values,
+        &residual_values,
+        &mut sums,
+        residual.zero_points,
+        &residual.params,
+    );
+    (residual, residual_values, sums)
+}
+
 #[test]
-fn pointwise_matches_the_portable_conv() {
+fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
     let mut rng = SplitMix(45);
     for case in 0..300 {
         let stride = [1 + rng.below(3) as u8, 1 + rng.below(3) as u8];
@@ -144,7 +155,12 @@ fn pointwise_matches_the_portable_conv() {
         let out = out_shape(input, out_c, &window).unwrap();
         let x = rng.i8s(c * input.h * input.w);
         let weights = rng.weights(out_c * c);
-        let channels = Channels::random(&mut rng, out_c);
+        let mut channels = Channels::random(&mut rng, out_c);
+        // Every fifth case one channel's shift outside the assembly's requantization (a right
+        // shift of 1 or a left shift): the whole call then takes `ChannelRequant`.
+        if case % 5 == 4 {
+            channels.shift[rng.below(out_c)] = rng.below(3) as i8 - 1;
+        }
         let zero_point = rng.next() as i8;
         let data = channels.data(rng.next() as i8, clamp(&mut rng));
         let mut expected = vec![0; out.c * out.h * out.w];
@@ -188,6 +204,25 @@ fn pointwise_matches_the_portable_conv() {
             &mut vec![0; short][..],
         ));
         assert!(untouched.iter().all(|&q| q == 7));
+
+        // With a residual Add fused (ResNet-8's 1×1 downsample convs).
+        let (residual, mut fast, sums) = random_residual(&mut rng, &expected, &data);
+        let mut scratch = vec![0x55_i8; offset + pointwise::conv_add_scratch_bytes(c, out_c)];
+        assert!(pointwise::conv_add(
+            &x,
+            input,
+            &mut fast,
+            out,
+            window,
+            &weights,
+            &data,
+            &residual,
+            &mut scratch[offset..],
+        ));
+        assert_eq!(
+            fast, sums,
+            "pointwise conv_add {input:?} -> {out:?} {window:?}"
+        );
     }
 }
 
@@ -364,6 +399,13 @@ fn average_and_max_pools_match_the_portable_pools() {
 #[test]
 fn the_choice_follows_the_node_and_the_target() {
     use crate::graph::check::Prepared;
+    let no_channels = ChannelData {
+        bias: &[],
+        multiplier: &[],
+        shift: &[],
+        zero_point: 0,
+        clamp: [-128, 127],
+    };
     let conv_k = |groups, c_in, c_out, k: u8| Prepared::Conv {
         in_shape: MapShape {
             c: c_in,
@@ -383,13 +425,7 @@ fn the_choice_follows_the_node_and_the_target() {
         groups,
         input_zero_point: 0,
         weights: &[],
-        channels: ChannelData {
-            bias: &[],
-            multiplier: &[],
-            shift: &[],
-            zero_point: 0,
-            clamp: [-128, 127],
-        },
+        channels: no_channels,
     };
     let conv = |groups, c_in, c_out| conv_k(groups, c_in, c_out, 3);
     let m4 = crate::Kernels::CortexM4Dsp;
@@ -421,6 +457,42 @@ fn the_choice_follows_the_node_and_the_target() {
     );
     // A patch beyond MAX_SCRATCH runs the portable code.
     assert_eq!(choose(&conv(1, 1000, 4), m4), (GraphKernel::Portable, 0));
+    // A conv with its residual Add fused: a 1×1 one (any stride) takes the pointwise kernel.
+    let map = |c| MapShape { c, h: 8, w: 8 };
+    let conv_add = |k: u8, stride: u8| Prepared::ConvAdd {
+        in_shape: map(16),
+        out_shape: map(32),
+        window: Window {
+            kernel: [k, k],
+            stride: [stride; 2],
+            pads: [0; 4],
+        },
+        groups: 1,
+        input_zero_point: 0,
+        weights: &[],
+        channels: no_channels,
+        residual: crate::graph::kernels::Residual {
+            params: Add {
+                left_shift: 20,
+                multipliers: [1 << 30; 3],
+                shifts: [0, 0, -20],
+                clamp: [-128, 127],
+            },
+            zero_points: [0; 3],
+        },
+    };
+    assert_eq!(
+        choose(&conv_add(1, 2), m4),
+        (
+            GraphKernel::Pointwise,
+            pointwise::conv_add_scratch_bytes(16, 32)
+        )
+    );
+    assert_eq!(choose(&conv_add(3, 1), m4).0, GraphKernel::PatchConv);
+    assert_eq!(
+        choose(&conv_add(1, 2), crate::Kernels::Portable).0,
+        GraphKernel::Portable
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@
 mod conv2d;
 mod linear;
 mod patch_mac;
+mod pointwise_mac;
 mod row3;
 
 pub(crate) use conv2d::{RowSource, conv2d, conv2d_rows};
@@ -28,4 +29,5 @@ pub(crate) use patch_mac::mac_patch4 as mac_patch4_unrolled;
 pub(crate) use patch_mac::{
     add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns, smlad, sum_bytes,
 };
+pub(crate) use pointwise_mac::pointwise_block;
 pub(crate) use row3::conv3x3_row;

@@ -163,7 +163,7 @@ macro_rules! mac_group {
         )
     };
 }
-use mac_group;
+pub(super) use mac_group;
 
 /// `out[i] = FoldedRequant::apply(acc[i])` for the four sums of a channel (`words`: its
 /// `FoldedRequant::to_words`, `graph::fast::requant`), stored with one word: per output the
