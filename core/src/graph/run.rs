@@ -292,7 +292,29 @@ fn run_fast(
             a, *in_shape, out, *out_shape, *window, weights, channels, scratch,
         ),
         (
-            GraphKernel::PatchConv | GraphKernel::Depthwise,
+            GraphKernel::PatchConv,
+            Prepared::Conv {
+                in_shape,
+                out_shape,
+                window,
+                input_zero_point,
+                weights,
+                channels,
+                ..
+            },
+        ) => fast::patch_conv::conv(
+            a,
+            *in_shape,
+            out,
+            *out_shape,
+            *window,
+            *input_zero_point,
+            weights,
+            channels,
+            scratch,
+        ),
+        (
+            GraphKernel::Depthwise,
             Prepared::Conv {
                 in_shape,
                 out_shape,
@@ -303,22 +325,15 @@ fn run_fast(
                 ..
             },
         ) => {
-            let conv = if kernel == GraphKernel::PatchConv {
-                fast::patch_conv::conv
-            } else {
-                fast::depthwise::conv
-            };
-            conv(
-                a,
-                *in_shape,
-                out,
-                *out_shape,
-                *window,
-                *input_zero_point,
+            let node = fast::depthwise::DepthwiseConv {
+                in_shape: *in_shape,
+                out_shape: *out_shape,
+                window: *window,
+                input_zero_point: *input_zero_point,
                 weights,
                 channels,
-                scratch,
-            )
+            };
+            fast::depthwise::conv(&node, a, out, scratch)
         }
         (
             GraphKernel::AddTable,

@@ -125,7 +125,7 @@ fn main() -> ! {
                 pair_outputs
             );
             hprintln!(
-                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise), depthwise conv, Add (and in place), average and max pools ({} outputs): identical to the portable code",
+                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise), depthwise conv (also one-channel stems), Add (and in place), average and max pools ({} outputs): identical to the portable code",
                 GRAPH_CASES,
                 graph_outputs
             );
@@ -513,13 +513,32 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             10 => (64, 9, 9, 40, square(1, 1, 0)),
             1 => (40, 14, 14, 40, square(3, 1, 1)),
             3 => (32, 7, 7, 32, square(3, 2, 1)),
+            // The one-channel stems (the depthwise kernel's `stem` path): DS-CNN's, MobileNet's.
+            5 => (
+                1,
+                28,
+                28,
+                64,
+                Window {
+                    kernel: [5, 3],
+                    stride: [2, 2],
+                    pads: [2, 1, 2, 1],
+                },
+            ),
+            7 => (1, 28, 28, 8, square(3, 2, 1)),
+            // Random: every fifth a one-channel stem, every third up to 3 outputs per channel.
             _ if depthwise => {
-                let c = rng.below(MAX_CHANNELS) + 1;
+                let c = if case % 10 == 9 { 1 } else { rng.below(MAX_CHANNELS) + 1 };
+                let per_channel = match (c, case % 6) {
+                    (1, _) => rng.below(MAX_CHANNELS) + 1,
+                    (_, 3) => rng.below(3) + 1,
+                    _ => 1,
+                };
                 (
                     c,
                     rng.below(14) + 1,
                     rng.below(14) + 1,
-                    c,
+                    c * per_channel,
                     random_window(&mut rng, 5),
                 )
             }
@@ -601,12 +620,22 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             weights,
             &channels,
         );
-        let kernel = if depthwise {
-            fast::depthwise::conv
-        } else {
-            fast::patch_conv::conv
-        };
-        let ran = if pointwise {
+        let ran = if depthwise {
+            let node = fast::depthwise::DepthwiseConv {
+                in_shape: input,
+                out_shape: output,
+                window,
+                input_zero_point: zero_point,
+                weights,
+                channels: &channels,
+            };
+            fast::depthwise::conv(
+                &node,
+                x,
+                &mut b.fast[..out_len],
+                scratch(b.scratch, case, scratch_len),
+            )
+        } else if pointwise {
             fast::pointwise::conv(
                 x,
                 input,
@@ -618,7 +647,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                 scratch(b.scratch, case, scratch_len),
             )
         } else {
-            kernel(
+            fast::patch_conv::conv(
                 x,
                 input,
                 &mut b.fast[..out_len],

@@ -1,22 +1,29 @@
-//! Depthwise Conv (`group` = input channels = output channels), any window up to 5×5:
-//! per channel, each input row the window reaches is unpacked once to int16 with its left
-//! and right padding (the input zero point) into a ring of `kh` word-aligned rows in the
-//! scratch; rows above or below the map are zero points throughout. Every output is then
-//! `bias + Σ w·x` over its whole window.
+//! Convs whose every group reads one input channel, any window up to 5×5: depthwise convs
+//! (`group` = input channels, any number of outputs per group) and, through [`super::stem`],
+//! convs of a one-channel input (the image stems of ResNet-8, DS-CNN and MobileNet, which
+//! are the same arithmetic with every output channel reading channel 0).
 //!
-//! 3×3 at horizontal stride 1 or 2 (DS-CNN's and MobileNet's), the common case: the row's
-//! aligned words `(x[2i], x[2i+1])` meet weight pairs held for the whole channel. At stride 2
-//! output `i` is `(w0, w1)·word i + (w2, 0)·word i+1` per kernel row: one new word and two
-//! SMLAD. At stride 1 two outputs share two words: output `2i` is `(w0, w1)·word i +
-//! (w2, 0)·word i+1`, output `2i+1` is `(0, w0)·word i + (w1, w2)·word i+1`: four SMLAD for
-//! six MACs and one new word. Other windows take their taps in pairs from the int16 row.
+//! The input rows a window reaches are widened once to int16 with their left and right
+//! padding (the input zero point) into a ring of `kh` word-aligned rows in the scratch
+//! ([`RowRing`]; four bytes a word load, SXTB16); rows above or below the map are zero points
+//! throughout. Every output is then `bias + Σ w·x` over its whole window.
+//!
+//! Three taps wide at horizontal stride 1 or 2 (every stem and depthwise layer of the three
+//! models), the common case: a row's aligned words `(x[2i], x[2i+1])` meet weight pairs held
+//! for the whole output row. At stride 2 output `i` is `(w0, w1)·word i + (w2, 0)·word i+1`
+//! per kernel row: one new word and two SMLAD. At stride 1 two outputs share two words:
+//! output `2i` is `(w0, w1)·word i + (w2, 0)·word i+1`, output `2i+1` is `(0, w0)·word i +
+//! (w1, w2)·word i+1`: four SMLAD for six MACs and one new word. Three kernel rows are summed
+//! in one pass (no sums stored between rows); taller kernels a row of sums at a time. The row of
+//! sums is then requantized in a tight loop with the channel's prepared parameters. Other
+//! windows take their taps in pairs from the int16 rows, one output at a time.
 
 use crate::ops::requant::PreparedRequantizer;
 use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::ChannelData;
-use super::dsp::smlad;
+use super::dsp::{smlad, sxtb16_pairs};
 use super::requant::ChannelRequant;
 
 /// Largest kernel side this path takes.
@@ -26,6 +33,18 @@ const MAX_SIDE: usize = 5;
 const NOTHING: usize = usize::MAX / 2;
 /// Weight pairs of one channel: `kh · ⌈kw / 2⌉`.
 const MAX_PAIRS: usize = MAX_SIDE * MAX_SIDE.div_ceil(2);
+
+/// A Conv with one input channel per group: output channel `o` reads input channel
+/// `o / (out_shape.c / in_shape.c)` through its own `kh × kw` weights (OIHW with I = 1).
+#[derive(Clone, Copy, Debug)]
+pub struct DepthwiseConv<'a> {
+    pub in_shape: MapShape,
+    pub out_shape: MapShape,
+    pub window: Window,
+    pub input_zero_point: i8,
+    pub weights: &'a [i8],
+    pub channels: &'a ChannelData<'a>,
+}
 
 fn row_values(w: usize, window: Window) -> usize {
     // The padded row, and spare values so that the last output's words stay inside; even,
@@ -40,149 +59,320 @@ pub fn scratch_bytes(w: usize, window: Window) -> usize {
     if kh > MAX_SIDE || kw > MAX_SIDE {
         return usize::MAX;
     }
-    // The ring of int16 rows, then a row of i32 sums (3×3 at strides 1 and 2).
+    // The ring of int16 rows, then a row of i32 sums.
     (kh * row_values(w, window))
         .saturating_mul(2)
         .saturating_add(row_values(w, window).saturating_mul(4))
         .saturating_add(3)
 }
 
-/// The conv of [`crate::graph::kernels::conv`] for a depthwise node; `false` (nothing
-/// written) outside this path's limits or when `scratch` is short.
-#[allow(clippy::too_many_arguments)]
-pub fn conv(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    input_zero_point: i8,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-    scratch: &mut [i8],
-) -> bool {
-    let [kh, kw] = window.kernel.map(usize::from);
-    let [sh, sw] = window.stride.map(usize::from);
-    let [pt, pl, _, _] = window.pads.map(usize::from);
-    if kh > MAX_SIDE || kw > MAX_SIDE || kh == 0 || kw == 0 {
+/// The conv of [`crate::graph::kernels::conv`] (with `group` = input channels) for `node`;
+/// `false` (nothing written) outside this path's limits or when `scratch` is short.
+pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
+    let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
+    let [kh, kw] = node.window.kernel.map(usize::from);
+    if kh > MAX_SIDE || kw > MAX_SIDE || kh == 0 || kw == 0 || in_c == 0 || out_c % in_c != 0 {
         return false;
     }
-    let stride = row_values(in_shape.w, window);
-    let ring: &mut [u32] = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-    let Some((ring, sums)) = ring.split_at_mut_checked(kh * stride / 2) else {
+    let Some((mut ring, acc)) = RowRing::new(scratch, node.in_shape.w, node.window) else {
         return false;
     };
-    let ring: &mut [i16] = bytemuck::cast_slice_mut(ring);
-    // The sums of one output row (at most `stride − 1` outputs, rounded up to even).
-    let mut acc_row: Option<&mut [i32]> = sums
-        .get_mut(..stride)
-        .map(bytemuck::cast_slice_mut::<u32, i32>);
-    let z = i16::from(input_zero_point);
-    let pairs_per_row = kw / 2;
-    let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    if in_c == 1 && out_c > 1 {
+        return super::stem::conv(node, input, output, &mut ring, acc);
+    }
+    let per_input = out_c / in_c;
+    let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
     let planes = input.chunks_exact(in_plane.max(1));
-    let kernels = weights.chunks_exact(kh * kw);
-    let outs = output.chunks_exact_mut(out_plane.max(1));
-    for (o, ((plane, w_c), out_c)) in planes.zip(kernels).zip(outs).enumerate() {
-        let (bias, requant) = channels.channel(o);
-        let prepared = PreparedRequantizer::new(&requant);
-        let fast_requant = ChannelRequant::new(&requant, channels.clamp);
-        // (w[2i], w[2i+1]) of each kernel row as a word; an odd width's last tap apart.
+    let groups = output.chunks_exact_mut((out_plane * per_input).max(1));
+    for (c, (plane, out_group)) in planes.zip(groups).enumerate() {
+        ring.reset();
+        let outs = out_group.chunks_exact_mut(out_plane.max(1));
+        for (j, out_c) in outs.enumerate() {
+            let o = c * per_input + j;
+            let Some(taps) = ChannelTaps::new(node, o) else {
+                return false;
+            };
+            for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
+                let rows = ring.rows(plane, node, oy);
+                taps.row(node.window, &rows, acc, out_row);
+            }
+        }
+    }
+    true
+}
+
+/// One output channel's weights and requantization, prepared for its rows.
+pub(super) struct ChannelTaps {
+    /// `(w[2i], w[2i+1])` of each kernel row as a word; an odd width's last tap apart.
+    pairs: [u32; MAX_PAIRS],
+    singles: [i32; MAX_SIDE],
+    kh: usize,
+    kw: usize,
+    bias: i32,
+    requant: Option<ChannelRequant>,
+    prepared: Option<PreparedRequantizer>,
+    exact: crate::quant::Requantizer,
+    clamp: [i8; 2],
+}
+
+impl ChannelTaps {
+    /// Output channel `o`'s; `None` when its weights are missing (never in a validated node).
+    pub(super) fn new(node: &DepthwiseConv<'_>, o: usize) -> Option<Self> {
+        let [kh, kw] = node.window.kernel.map(usize::from);
+        let w_c = node.weights.get(o * kh * kw..(o + 1) * kh * kw)?;
+        let (bias, exact) = node.channels.channel(o);
+        let pairs_per_row = kw / 2;
         let mut pairs = [0_u32; MAX_PAIRS];
         let mut singles = [0_i32; MAX_SIDE];
         for (ky, w_row) in w_c.chunks_exact(kw).enumerate() {
             for (i, pair) in w_row.chunks_exact(2).enumerate() {
                 if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
-                    *p = u32::from(i16::from(*a) as u16) | u32::from(i16::from(*b) as u16) << 16;
+                    *p = half(*a) | half(*b) << 16;
                 }
             }
-            if let (Some(s), Some(&last)) = (singles.get_mut(ky), w_row.get(kw - 1)) {
-                *s = if kw % 2 == 1 { i32::from(last) } else { 0 };
+            if let (Some(s), Some(&last), true) = (singles.get_mut(ky), w_row.last(), kw % 2 == 1) {
+                *s = i32::from(last);
             }
         }
-        // Which input row each ring slot holds.
-        let mut loaded = [NOTHING; MAX_SIDE];
-        for (oy, out_row) in out_c.chunks_exact_mut(out_shape.w.max(1)).enumerate() {
-            let mut bases = [0_usize; MAX_SIDE];
-            for (ky, base) in bases.iter_mut().enumerate().take(kh) {
-                // Padding rows (above or below the map) map to slots of their own row
-                // number too: filled with zero points, and never taken for a real row.
-                let iy = (oy * sh + ky).wrapping_sub(pt);
-                let slot = iy.wrapping_add(kh * MAX_SIDE) % kh;
-                *base = slot * stride;
-                if loaded.get(slot) == Some(&iy) {
-                    continue;
-                }
-                let Some(dst) = ring.get_mut(slot * stride..(slot + 1) * stride) else {
-                    continue;
-                };
-                let src = if iy < in_shape.h {
-                    plane.get(iy * in_shape.w..(iy + 1) * in_shape.w)
+        Some(Self {
+            pairs,
+            singles,
+            kh,
+            kw,
+            bias,
+            requant: ChannelRequant::new(&exact, node.channels.clamp),
+            prepared: PreparedRequantizer::new(&exact),
+            exact,
+            clamp: node.channels.clamp,
+        })
+    }
+
+    /// One output row from the ring's `rows` (the kernel rows' padded int16 inputs), `acc` a
+    /// row of sums at least as long as a ring row.
+    pub(super) fn row(
+        &self,
+        window: Window,
+        rows: &[&[i16]; MAX_SIDE],
+        acc: &mut [i32],
+        out: &mut [i8],
+    ) {
+        let sw = usize::from(window.stride[1]);
+        if let (Some(requant), 3, 1 | 2) = (&self.requant, self.kw, sw) {
+            // Stride 1 sums outputs in pairs: an even count of sums (the last may be a spare).
+            let n = if sw == 1 {
+                out.len().next_multiple_of(2)
+            } else {
+                out.len()
+            };
+            let Some(acc) = acc.get_mut(..n) else {
+                return;
+            };
+            let words = rows.map(words);
+            // Per kernel row: ((w0 | w1 << 16), w2).
+            let weights: [(u32, u32); MAX_SIDE] = core::array::from_fn(|ky| {
+                let a = self.pairs.get(ky).copied().unwrap_or(0);
+                (a, self.singles.get(ky).map_or(0, |&s| s as u16 as u32))
+            });
+            if self.kh == 3 {
+                let [r0, r1, r2, ..] = words;
+                let [w0, w1, w2, ..] = weights;
+                if sw == 1 {
+                    sums_3x3_stride1([r0, r1, r2], [w0, w1, w2], self.bias, acc);
                 } else {
-                    None
-                };
-                match src {
-                    Some(src) => {
-                        let (left, rest) = dst.split_at_mut(pl.min(stride));
-                        left.fill(z);
-                        let (middle, right) = rest.split_at_mut(src.len().min(rest.len()));
-                        for (d, &s) in middle.iter_mut().zip(src) {
-                            *d = i16::from(s);
-                        }
-                        right.fill(z);
-                    }
-                    _ => dst.fill(z),
+                    sums_3x3_stride2([r0, r1, r2], [w0, w1, w2], self.bias, acc);
                 }
-                if let Some(l) = loaded.get_mut(slot) {
-                    *l = iy;
-                }
-            }
-            let ring: &[i16] = ring;
-            let rows = bases.map(|base| ring.get(base..base + stride).unwrap_or_default());
-            if let (Some(fast_requant), Some(acc), [3, 3], 1 | 2) =
-                (&fast_requant, acc_row.as_deref_mut(), [kh, kw], sw)
-            {
-                let acc = acc
-                    .get_mut(..out_row.len().next_multiple_of(2))
-                    .unwrap_or_default();
-                let weights = [0, 1, 2].map(|k| {
-                    let pair = pairs.get(k).copied().unwrap_or(0);
-                    (pair, singles.get(k).map_or(0, |&s| s as u16 as u32))
-                });
-                sums_3x3(
-                    [rows[0], rows[1], rows[2]].map(words),
-                    weights,
+            } else {
+                let kh = self.kh;
+                sums_kx3(
+                    &words[..kh.min(MAX_SIDE)],
+                    &weights[..kh.min(MAX_SIDE)],
                     sw,
-                    bias,
+                    self.bias,
                     acc,
                 );
-                requantize_row(acc, out_row, fast_requant);
-                continue;
             }
-            for (ox, q) in out_row.iter_mut().enumerate() {
-                let mut acc = bias;
-                let x = ox * sw;
-                for (ky, row) in rows.iter().enumerate().take(kh) {
-                    let row = row.get(x..).unwrap_or_default();
-                    let row_pairs = pairs.get(ky * pairs_per_row..).unwrap_or_default();
-                    for (i, &p) in row_pairs.iter().enumerate().take(pairs_per_row) {
-                        if let Some(&[a, b]) = row.get(2 * i..2 * i + 2) {
-                            let word = u32::from(a as u16) | u32::from(b as u16) << 16;
-                            acc = smlad(p, word, acc);
-                        }
-                    }
-                    if let (Some(&s), Some(&v)) = (singles.get(ky), row.get(kw - 1)) {
-                        acc = acc.wrapping_add(s * i32::from(v));
+            requantize_row(acc, out, requant);
+            return;
+        }
+        self.row_any(window, rows, out);
+    }
+
+    /// Any window: each output its taps in pairs.
+    fn row_any(&self, window: Window, rows: &[&[i16]; MAX_SIDE], out: &mut [i8]) {
+        let sw = usize::from(window.stride[1]);
+        let pairs_per_row = self.kw / 2;
+        for (ox, q) in out.iter_mut().enumerate() {
+            let mut acc = self.bias;
+            let x = ox * sw;
+            for (ky, row) in rows.iter().enumerate().take(self.kh) {
+                let row = row.get(x..).unwrap_or_default();
+                let row_pairs = self.pairs.get(ky * pairs_per_row..).unwrap_or_default();
+                for (i, &p) in row_pairs.iter().enumerate().take(pairs_per_row) {
+                    if let Some(&[a, b]) = row.get(2 * i..2 * i + 2) {
+                        let word = u32::from(a as u16) | u32::from(b as u16) << 16;
+                        acc = smlad(p, word, acc);
                     }
                 }
-                *q = match &prepared {
-                    Some(p) => clamp(p.apply(acc), channels.clamp),
-                    None => channels.finish(&requant, acc),
-                };
+                if let (Some(&s), Some(&v)) = (self.singles.get(ky), row.get(self.kw - 1)) {
+                    acc = acc.wrapping_add(s * i32::from(v));
+                }
             }
+            *q = match &self.prepared {
+                Some(p) => p.apply(acc).max(self.clamp[0]).min(self.clamp[1]),
+                None => self.exact.apply(acc).max(self.clamp[0]).min(self.clamp[1]),
+            };
         }
     }
-    true
+}
+
+/// The int16 value of `v` in the low half of a word.
+fn half(v: i8) -> u32 {
+    u32::from(i16::from(v) as u16)
+}
+
+/// The input rows the kernel rows of an output row read, widened to int16 with their padding,
+/// in a ring of `kh` word-aligned rows: consecutive output rows share all but their new rows.
+pub(super) struct RowRing<'s> {
+    ring: &'s mut [i16],
+    /// Values per ring row ([`row_values`]).
+    stride: usize,
+    /// Which input row each slot holds.
+    loaded: [usize; MAX_SIDE],
+}
+
+impl<'s> RowRing<'s> {
+    /// The ring and a row of sums cut from `scratch`; `None` when it is short.
+    fn new(scratch: &'s mut [i8], w: usize, window: Window) -> Option<(Self, &'s mut [i32])> {
+        let kh = usize::from(window.kernel[0]);
+        let stride = row_values(w, window);
+        let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+        let (ring, sums) = words.split_at_mut_checked(kh * stride / 2)?;
+        let acc = bytemuck::cast_slice_mut::<u32, i32>(sums.get_mut(..stride)?);
+        let ring = Self {
+            ring: bytemuck::cast_slice_mut(ring),
+            stride,
+            loaded: [NOTHING; MAX_SIDE],
+        };
+        Some((ring, acc))
+    }
+
+    /// Forgets every row (a new input plane follows).
+    pub(super) fn reset(&mut self) {
+        self.loaded = [NOTHING; MAX_SIDE];
+    }
+
+    /// The rows output row `oy` reads from `plane` (the input channel's), each loaded once.
+    pub(super) fn rows(
+        &mut self,
+        plane: &[i8],
+        node: &DepthwiseConv<'_>,
+        oy: usize,
+    ) -> [&[i16]; MAX_SIDE] {
+        let window = node.window;
+        let kh = usize::from(window.kernel[0]);
+        let (sh, pt, pl) = (
+            usize::from(window.stride[0]),
+            usize::from(window.pads[0]),
+            usize::from(window.pads[1]),
+        );
+        let (w, h) = (node.in_shape.w, node.in_shape.h);
+        let z = i16::from(node.input_zero_point);
+        let stride = self.stride;
+        let mut bases = [0_usize; MAX_SIDE];
+        for (ky, base) in bases.iter_mut().enumerate().take(kh) {
+            // Padding rows (above or below the map) map to slots of their own row number
+            // too: filled with zero points, and never taken for a real row.
+            let iy = (oy * sh + ky).wrapping_sub(pt);
+            let slot = iy.wrapping_add(kh * MAX_SIDE) % kh.max(1);
+            *base = slot * stride;
+            if self.loaded.get(slot) == Some(&iy) {
+                continue;
+            }
+            let Some(dst) = self.ring.get_mut(slot * stride..(slot + 1) * stride) else {
+                continue;
+            };
+            match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
+                Some(src) if iy < h => widen_row(src, dst, pl, z),
+                _ => dst.fill(z),
+            }
+            if let Some(l) = self.loaded.get_mut(slot) {
+                *l = iy;
+            }
+        }
+        let ring: &[i16] = self.ring;
+        bases.map(|base| ring.get(base..base + stride).unwrap_or_default())
+    }
+}
+
+/// `dst` = `left` zero points, `src` widened to int16, zero points to the end: four values
+/// a word load (SXTB16 on the Cortex-M4), stored as two words wherever they fall.
+fn widen_row(src: &[i8], dst: &mut [i16], left: usize, z: i16) {
+    let (pad, rest) = dst.split_at_mut(left.min(dst.len()));
+    pad.fill(z);
+    let (body, right) = rest.split_at_mut(src.len().min(rest.len()));
+    right.fill(z);
+    let whole = src.len() & !3;
+    let (body, tail) = body.split_at_mut(whole.min(body.len()));
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(body);
+    for (d, s) in bytes.chunks_exact_mut(8).zip(src.chunks_exact(4)) {
+        if let (Ok(d), Ok(s)) = (<&mut [u8; 8]>::try_from(d), <[i8; 4]>::try_from(s)) {
+            // (x0, x2) and (x1, x3), re-paired as (x0, x1) and (x2, x3).
+            let (even, odd) = sxtb16_pairs(u32::from_le_bytes(s.map(|b| b as u8)));
+            let low = (even & 0xFFFF) | odd << 16;
+            let high = even >> 16 | (odd & 0xFFFF_0000);
+            let (d0, d1) = d.split_at_mut(4);
+            d0.copy_from_slice(&low.to_le_bytes());
+            d1.copy_from_slice(&high.to_le_bytes());
+        }
+    }
+    for (d, &s) in tail.iter_mut().zip(src.get(whole..).unwrap_or_default()) {
+        *d = i16::from(s);
+    }
+}
+
+/// `acc[2i], acc[2i+1]` for a 3×3 kernel at stride 1 (see the module's comment), all three
+/// kernel rows in one pass; `acc.len()` is even (its last sum may be a spare).
+#[inline(never)]
+fn sums_3x3_stride1(rows: [&[u32]; 3], weights: [(u32, u32); 3], bias: i32, acc: &mut [i32]) {
+    // Output 2i+1's weights: (0, w0) and (w1, w2).
+    let odd = weights.map(|(a, b)| (a << 16, a >> 16 | b << 16));
+    let [(a0, b0), (a1, b1), (a2, b2)] = weights;
+    let [(c0, d0), (c1, d1), (c2, d2)] = odd;
+    let [r0, r1, r2] = rows;
+    let sums = acc.chunks_exact_mut(2);
+    for (((sums, x0), x1), x2) in sums
+        .zip(r0.windows(2))
+        .zip(r1.windows(2))
+        .zip(r2.windows(2))
+    {
+        if let ([even, odd], &[p0, q0], &[p1, q1], &[p2, q2]) = (sums, x0, x1, x2) {
+            let e = smlad(b0, q0, smlad(a0, p0, bias));
+            let e = smlad(b1, q1, smlad(a1, p1, e));
+            *even = smlad(b2, q2, smlad(a2, p2, e));
+            let o = smlad(d0, q0, smlad(c0, p0, bias));
+            let o = smlad(d1, q1, smlad(c1, p1, o));
+            *odd = smlad(d2, q2, smlad(c2, p2, o));
+        }
+    }
+}
+
+/// `acc[i]` for a 3×3 kernel at stride 2, all three kernel rows in one pass.
+#[inline(never)]
+fn sums_3x3_stride2(rows: [&[u32]; 3], weights: [(u32, u32); 3], bias: i32, acc: &mut [i32]) {
+    let [(a0, b0), (a1, b1), (a2, b2)] = weights;
+    let [r0, r1, r2] = rows;
+    for (((sum, x0), x1), x2) in acc
+        .iter_mut()
+        .zip(r0.windows(2))
+        .zip(r1.windows(2))
+        .zip(r2.windows(2))
+    {
+        if let (&[p0, q0], &[p1, q1], &[p2, q2]) = (x0, x1, x2) {
+            let s = smlad(b0, q0, smlad(a0, p0, bias));
+            let s = smlad(b1, q1, smlad(a1, p1, s));
+            *sum = smlad(b2, q2, smlad(a2, p2, s));
+        }
+    }
 }
 
 /// `acc[i] = bias + Σ_k (w_k0, w_k1, w_k2) · row_k[x .. x + 3]` for output `i` at `x = i·stride`
@@ -190,15 +380,9 @@ pub fn conv(
 /// One pass over the sums per kernel row, so that few registers are live: its weight pairs,
 /// a word or two, two sums. At stride 1, `acc.len()` is even (its last sum may be a spare).
 #[inline(never)]
-fn sums_3x3(
-    rows: [&[u32]; 3],
-    weights: [(u32, u32); 3],
-    stride: usize,
-    bias: i32,
-    acc: &mut [i32],
-) {
+fn sums_kx3(rows: &[&[u32]], weights: &[(u32, u32)], stride: usize, bias: i32, acc: &mut [i32]) {
     // The first kernel row starts each sum at the bias (no separate fill pass).
-    for (k, (row, (a, b))) in rows.into_iter().zip(weights).enumerate() {
+    for (k, (row, &(a, b))) in rows.iter().zip(weights).enumerate() {
         let first = k == 0;
         if stride == 2 {
             for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
@@ -232,8 +416,4 @@ fn requantize_row(acc: &[i32], out: &mut [i8], requant: &ChannelRequant) {
 /// A ring row as its words (word-aligned and of even length by construction).
 fn words(row: &[i16]) -> &[u32] {
     bytemuck::try_cast_slice(row).unwrap_or_default()
-}
-
-fn clamp(q: i8, [lo, hi]: [i8; 2]) -> i8 {
-    q.max(lo).min(hi)
 }

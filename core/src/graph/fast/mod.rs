@@ -8,8 +8,12 @@
 //! - [`pointwise`]: Conv with a 1×1 kernel and `group` 1, any stride (DS-CNN's and
 //!   MobileNet's pointwise layers): a matrix product, four output pixels' input columns
 //!   unpacked once to int16 and met by every output channel's weight row with SMLAD.
-//! - [`depthwise`]: Conv with `group` = channels and one output per group: each input row
-//!   unpacked once to int16 with its padding, then every tap pair one SMLAD.
+//! - [`depthwise`]: Conv with one input channel per group (`group` = input channels, any
+//!   outputs per group): each input row widened once to int16 with its padding, then a
+//!   3-wide kernel's rows summed in one pass over an output row with SMLAD, the row
+//!   requantized in a tight loop.
+//! - [`stem`]: the same for a one-channel input (`group` 1: the image stems), each output
+//!   row's input widened once for every output channel.
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
@@ -31,6 +35,7 @@ pub mod max_pool;
 pub mod patch_conv;
 pub mod pointwise;
 mod requant;
+mod stem;
 
 use crate::ops::kernels::Kernels;
 
@@ -57,16 +62,19 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         } => {
             if pointwise::takes(*window, *groups) {
                 (GraphKernel::Pointwise, pointwise::scratch_bytes(in_shape.c))
+            } else if *groups == in_shape.c
+                && depthwise::scratch_bytes(in_shape.w, *window) <= MAX_SCRATCH
+            {
+                // One input channel per group: a depthwise conv, or a one-channel stem.
+                (
+                    GraphKernel::Depthwise,
+                    depthwise::scratch_bytes(in_shape.w, *window),
+                )
             } else if *groups == 1 {
                 let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
                 (
                     GraphKernel::PatchConv,
                     patch_conv::scratch_bytes(k, *window, out_shape.c),
-                )
-            } else if *groups == in_shape.c && out_shape.c == in_shape.c {
-                (
-                    GraphKernel::Depthwise,
-                    depthwise::scratch_bytes(in_shape.w, *window),
                 )
             } else {
                 (GraphKernel::Portable, 0)

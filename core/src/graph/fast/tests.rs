@@ -203,23 +203,31 @@ fn depthwise_matches_the_portable_conv() {
             window.kernel = [3, 3];
             window.pads = window.pads.map(|p| p.min(2));
         }
-        let c = 1 + rng.below(9);
+        // Every fifth case a one-channel stem (`group` 1), every third of the others up to
+        // three outputs per input channel.
+        let c = if cases % 5 == 4 { 1 } else { 1 + rng.below(9) };
+        let per_channel = match (c, cases % 3) {
+            (1, _) => 1 + rng.below(20),
+            (_, 1) => 1 + rng.below(3),
+            _ => 1,
+        };
         let input = MapShape {
             c,
             h: 1 + rng.below(15),
             w: 1 + rng.below(15),
         };
-        let Some(out) = out_shape(input, c, &window) else {
+        let out_c = c * per_channel;
+        let Some(out) = out_shape(input, out_c, &window) else {
             continue;
         };
         cases += 1;
         let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
         let x = rng.i8s(c * input.h * input.w);
-        let weights = rng.weights(c * taps);
-        let channels = Channels::random(&mut rng, c);
+        let weights = rng.weights(out_c * taps);
+        let channels = Channels::random(&mut rng, out_c);
         let zero_point = rng.next() as i8;
         let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let mut expected = vec![0; c * out.h * out.w];
+        let mut expected = vec![0; out_c * out.h * out.w];
         kernels::conv(
             &x,
             input,
@@ -235,17 +243,15 @@ fn depthwise_matches_the_portable_conv() {
         let offset = rng.below(4);
         let bytes = depthwise::scratch_bytes(input.w, window);
         let mut scratch = vec![0x55_i8; offset + bytes];
-        assert!(depthwise::conv(
-            &x,
-            input,
-            &mut got,
-            out,
+        let node = depthwise::DepthwiseConv {
+            in_shape: input,
+            out_shape: out,
             window,
-            zero_point,
-            &weights,
-            &data,
-            &mut scratch[offset..],
-        ));
+            input_zero_point: zero_point,
+            weights: &weights,
+            channels: &data,
+        };
+        assert!(depthwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
     }
 }
@@ -423,6 +429,11 @@ fn the_choice_follows_the_node_and_the_target() {
         )
     );
     assert_eq!(choose(&conv(16, 16, 16), m4).0, GraphKernel::Depthwise);
+    // Two outputs per input channel, and a one-channel stem: the depthwise kernel's too.
+    assert_eq!(choose(&conv(16, 16, 32), m4).0, GraphKernel::Depthwise);
+    assert_eq!(choose(&conv(1, 1, 64), m4).0, GraphKernel::Depthwise);
+    // A stem kernel wider than the depthwise kernel's 5 stays with the patch conv.
+    assert_eq!(choose(&conv_k(1, 1, 8, 7), m4).0, GraphKernel::PatchConv);
     assert_eq!(choose(&conv(2, 16, 16), m4), (GraphKernel::Portable, 0));
     assert_eq!(
         choose(&conv(1, 16, 16), crate::Kernels::Portable),
