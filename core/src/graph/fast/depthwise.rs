@@ -24,7 +24,7 @@ use crate::shape::MapShape;
 use super::super::format::Window;
 use super::super::kernels::ChannelData;
 use super::dsp::{smlad, sxtb16_pairs};
-use super::requant::ChannelRequant;
+use super::requant::{ChannelRequant, FoldedRequant};
 
 /// Largest kernel side this path takes.
 const MAX_SIDE: usize = 5;
@@ -110,6 +110,7 @@ pub(super) struct ChannelTaps {
     kw: usize,
     bias: i32,
     requant: Option<ChannelRequant>,
+    folded: Option<FoldedRequant>,
     prepared: Option<PreparedRequantizer>,
     exact: crate::quant::Requantizer,
     clamp: [i8; 2],
@@ -141,6 +142,7 @@ impl ChannelTaps {
             kw,
             bias,
             requant: ChannelRequant::new(&exact, node.channels.clamp),
+            folded: FoldedRequant::new(&exact, node.channels.clamp),
             prepared: PreparedRequantizer::new(&exact),
             exact,
             clamp: node.channels.clamp,
@@ -191,7 +193,10 @@ impl ChannelTaps {
                     acc,
                 );
             }
-            requantize_row(acc, out, requant);
+            match &self.folded {
+                Some(folded) => requantize_row(acc, out, |a| folded.apply(a)),
+                None => requantize_row(acc, out, |a| requant.apply(a)),
+            }
             return;
         }
         self.row_any(window, rows, out);
@@ -407,9 +412,9 @@ fn sums_kx3(rows: &[&[u32]], weights: &[(u32, u32)], stride: usize, bias: i32, a
 
 /// `out[i] = requantize(acc[i])` with the fused clamp, the channel's parameters in registers.
 #[inline(never)]
-fn requantize_row(acc: &[i32], out: &mut [i8], requant: &ChannelRequant) {
+fn requantize_row(acc: &[i32], out: &mut [i8], requantize: impl Fn(i32) -> i8) {
     for (q, &a) in out.iter_mut().zip(acc) {
-        *q = requant.apply(a);
+        *q = requantize(a);
     }
 }
 

@@ -51,6 +51,59 @@ impl ChannelRequant {
     }
 }
 
+/// [`ChannelRequant`] with its two roundings (the doubling high multiply's, then the
+/// rounding right shift's) and the zero point folded into one 64-bit constant: for a right
+/// shift `r` ≥ 2, `floor((x·m + C) / 2^(31+r))` is exactly TFLite's result plus the zero
+/// point, where `C = 2^30 + 2^(30+r) + zp·2^(31+r)` for `x` ≥ 0 and `2^31` less for `x` < 0
+/// (the shift rounds half away from zero). On the Cortex-M4 that is one SMLAL into a constant
+/// whose high word takes `x`'s sign and one shift of the high word: about half the
+/// instructions of the two roundings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FoldedRequant {
+    multiplier: i32,
+    left: u32,
+    /// `C`'s high word for `x` ≥ 0 (its low word is `2^30`, or `2^30 + 2^31` for `x` < 0,
+    /// whose high word is one less).
+    round_high: i32,
+    /// The high word's shift: `r − 1`.
+    shift: u32,
+    lo: i32,
+    hi: i32,
+}
+
+impl FoldedRequant {
+    /// `None` where the folding does not hold: a right shift below 2, or so large that the
+    /// zero point's share of `C` leaves an i32 (neither in a conv's usual scales), or a
+    /// negative multiplier.
+    pub(crate) fn new(requant: &Requantizer, [lo, hi]: [i8; 2]) -> Option<Self> {
+        let (left, right) = crate::quant::split_shift(requant.shift);
+        if requant.multiplier < 0 || !(2..=22).contains(&right) {
+            return None;
+        }
+        Some(Self {
+            multiplier: requant.multiplier,
+            left,
+            round_high: (1 << (right - 2)) + requant.zero_point * (1 << (right - 1)),
+            shift: right - 1,
+            lo: requant.min.max(i32::from(lo)),
+            hi: i32::from(hi).min(i32::from(i8::MAX)),
+        })
+    }
+
+    /// Exactly [`ChannelRequant::apply`].
+    #[inline(always)]
+    pub(crate) fn apply(&self, acc: i32) -> i8 {
+        let x = acc.wrapping_shl(self.left);
+        let sign = x >> 31;
+        let low = 0x4000_0000 | (x as u32 & 0x8000_0000);
+        let c = i64::from(self.round_high.wrapping_add(sign)) << 32 | i64::from(low);
+        let sum = (i64::from(x) * i64::from(self.multiplier)).wrapping_add(c);
+        (((sum >> 32) as i32) >> self.shift)
+            .max(self.lo)
+            .min(self.hi) as i8
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +128,49 @@ mod tests {
             assert_eq!(c.apply(acc), expected, "{r:?} {clamp:?} {acc}");
         }
         assert!(ChannelRequant::new(&Requantizer::new(-1, 0, 0, false), [-128, 127]).is_none());
+    }
+
+    #[test]
+    fn the_folded_rounding_matches_the_requantizer_and_the_clamp() {
+        let mut rng = SplitMix(47);
+        let (mut folded, mut ties) = (0, 0);
+        for case in 0..300_000 {
+            let shift = (rng.below(40) as i32 - 28) as i8;
+            let r = Requantizer::new(
+                rng.i32() & i32::MAX,
+                shift,
+                rng.next() as i8,
+                rng.below(2) == 0,
+            );
+            let lo = rng.next() as i8;
+            let clamp = [lo, lo.saturating_add(rng.below(256) as i8).max(lo)];
+            let Some(f) = FoldedRequant::new(&r, clamp) else {
+                continue;
+            };
+            folded += 1;
+            // Every third accumulator a tie of the final shift or near one.
+            let acc = match case % 3 {
+                0 => rng.i32() >> rng.below(31),
+                _ => {
+                    let (left, right) = crate::quant::split_shift(r.shift);
+                    let m = i64::from(r.multiplier.max(1)) << left;
+                    let base = i64::from(rng.i32() >> rng.below(31)) >> right << right;
+                    let high = base + (1 << (right - 1)) + rng.below(3) as i64 - 1;
+                    ((high << 31) / m).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+                }
+            };
+            let expected = r.apply(acc).max(clamp[0]).min(clamp[1]);
+            assert_eq!(f.apply(acc), expected, "{r:?} {clamp:?} {acc}");
+            let (left, right) = crate::quant::split_shift(r.shift);
+            let x = i64::from(acc.wrapping_shl(left));
+            let high = (x * i64::from(r.multiplier) + (1 << 30)) >> 31;
+            ties += usize::from(high & ((1 << right) - 1) == 1 << (right - 1));
+        }
+        assert!(folded > 100_000, "{folded}");
+        // Ties of the final rounding, where rounding half away from zero matters.
+        assert!(ties > 10_000, "{ties}");
+        assert!(
+            FoldedRequant::new(&Requantizer::new(1 << 30, -1, 0, false), [-128, 127]).is_none()
+        );
     }
 }
