@@ -814,7 +814,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             &b.portable[..out_len],
         )?;
         graph_kernels::pool(x, input, &mut b.portable[..out_len], output, window, None);
-        let scratch_len = fast::max_pool::scratch_bytes(input.w);
+        let scratch_len = fast::max_pool::scratch_bytes(input.w, window);
         if !fast::max_pool::max_pool(
             x,
             input,

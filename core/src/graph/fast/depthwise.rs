@@ -18,7 +18,6 @@
 //! sums is then requantized in a tight loop with the channel's prepared parameters. Other
 //! windows take their taps in pairs from the int16 rows, one output at a time.
 
-use crate::ops::requant::PreparedRequantizer;
 use crate::shape::MapShape;
 
 use super::super::format::Window;
@@ -94,7 +93,7 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
             };
             for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
                 let rows = ring.rows(plane, node, oy);
-                taps.row(node.window, &rows, acc, out_row);
+                taps.row(usize::from(node.window.stride[1]), &rows, acc, out_row);
             }
         }
     }
@@ -109,11 +108,16 @@ pub(super) struct ChannelTaps {
     kh: usize,
     kw: usize,
     bias: i32,
-    requant: Option<ChannelRequant>,
-    folded: Option<FoldedRequant>,
-    prepared: Option<PreparedRequantizer>,
-    exact: crate::quant::Requantizer,
+    requant: Requant,
     clamp: [i8; 2],
+}
+
+/// How a channel's sums become int8, fastest first.
+enum Requant {
+    Folded(FoldedRequant),
+    Channel(ChannelRequant),
+    /// A negative multiplier (never in a validated blob): the portable arithmetic.
+    Exact(crate::quant::Requantizer),
 }
 
 impl ChannelTaps {
@@ -135,33 +139,32 @@ impl ChannelTaps {
                 *s = i32::from(last);
             }
         }
+        let clamp = node.channels.clamp;
+        let requant = match (
+            FoldedRequant::new(&exact, clamp),
+            ChannelRequant::new(&exact, clamp),
+        ) {
+            (Some(folded), _) => Requant::Folded(folded),
+            (None, Some(channel)) => Requant::Channel(channel),
+            (None, None) => Requant::Exact(exact),
+        };
         Some(Self {
             pairs,
             singles,
             kh,
             kw,
             bias,
-            requant: ChannelRequant::new(&exact, node.channels.clamp),
-            folded: FoldedRequant::new(&exact, node.channels.clamp),
-            prepared: PreparedRequantizer::new(&exact),
-            exact,
-            clamp: node.channels.clamp,
+            requant,
+            clamp,
         })
     }
 
-    /// One output row from the ring's `rows` (the kernel rows' padded int16 inputs), `acc` a
+    /// One output row from `rows` (the kernel rows' padded int16 inputs as words), `acc` a
     /// row of sums at least as long as a ring row.
-    pub(super) fn row(
-        &self,
-        window: Window,
-        rows: &[&[i16]; MAX_SIDE],
-        acc: &mut [i32],
-        out: &mut [i8],
-    ) {
-        let sw = usize::from(window.stride[1]);
-        if let (Some(requant), 3, 1 | 2) = (&self.requant, self.kw, sw) {
+    pub(super) fn row(&self, stride: usize, rows: &[&[u32]], acc: &mut [i32], out: &mut [i8]) {
+        if self.kw == 3 && (stride == 1 || stride == 2) {
             // Stride 1 sums outputs in pairs: an even count of sums (the last may be a spare).
-            let n = if sw == 1 {
+            let n = if stride == 1 {
                 out.len().next_multiple_of(2)
             } else {
                 out.len()
@@ -169,47 +172,39 @@ impl ChannelTaps {
             let Some(acc) = acc.get_mut(..n) else {
                 return;
             };
-            let words = rows.map(words);
-            // Per kernel row: ((w0 | w1 << 16), w2).
-            let weights: [(u32, u32); MAX_SIDE] = core::array::from_fn(|ky| {
+            for (ky, &row) in rows.iter().enumerate().take(self.kh) {
+                // ((w0 | w1 << 16), w2) of kernel row `ky`.
                 let a = self.pairs.get(ky).copied().unwrap_or(0);
-                (a, self.singles.get(ky).map_or(0, |&s| s as u16 as u32))
-            });
-            if self.kh == 3 {
-                let [r0, r1, r2, ..] = words;
-                let [w0, w1, w2, ..] = weights;
-                if sw == 1 {
-                    sums_3x3_stride1([r0, r1, r2], [w0, w1, w2], self.bias, acc);
-                } else {
-                    sums_3x3_stride2([r0, r1, r2], [w0, w1, w2], self.bias, acc);
+                let b = self.singles.get(ky).map_or(0, |&s| s as u16 as u32);
+                match (stride, ky) {
+                    (1, 0) => first_row_stride1(row, a, b, self.bias, acc),
+                    (1, _) => add_row_stride1(row, a, b, acc),
+                    (_, 0) => first_row_stride2(row, a, b, self.bias, acc),
+                    _ => add_row_stride2(row, a, b, acc),
                 }
-            } else {
-                let kh = self.kh;
-                sums_kx3(
-                    &words[..kh.min(MAX_SIDE)],
-                    &weights[..kh.min(MAX_SIDE)],
-                    sw,
-                    self.bias,
-                    acc,
-                );
             }
-            match &self.folded {
-                Some(folded) => requantize_row(acc, out, |a| folded.apply(a)),
-                None => requantize_row(acc, out, |a| requant.apply(a)),
+            match &self.requant {
+                Requant::Folded(r) => requantize_row(acc, out, |a| r.apply(a)),
+                Requant::Channel(r) => requantize_row(acc, out, |a| r.apply(a)),
+                Requant::Exact(r) => requantize_row(acc, out, |a| self.finish(r, a)),
             }
             return;
         }
-        self.row_any(window, rows, out);
+        self.row_any(stride, rows, out);
+    }
+
+    fn finish(&self, requant: &crate::quant::Requantizer, acc: i32) -> i8 {
+        requant.apply(acc).max(self.clamp[0]).min(self.clamp[1])
     }
 
     /// Any window: each output its taps in pairs.
-    fn row_any(&self, window: Window, rows: &[&[i16]; MAX_SIDE], out: &mut [i8]) {
-        let sw = usize::from(window.stride[1]);
+    fn row_any(&self, stride: usize, rows: &[&[u32]], out: &mut [i8]) {
         let pairs_per_row = self.kw / 2;
         for (ox, q) in out.iter_mut().enumerate() {
             let mut acc = self.bias;
-            let x = ox * sw;
-            for (ky, row) in rows.iter().enumerate().take(self.kh) {
+            let x = ox * stride;
+            for (ky, &row) in rows.iter().enumerate().take(self.kh) {
+                let row: &[i16] = bytemuck::cast_slice(row);
                 let row = row.get(x..).unwrap_or_default();
                 let row_pairs = self.pairs.get(ky * pairs_per_row..).unwrap_or_default();
                 for (i, &p) in row_pairs.iter().enumerate().take(pairs_per_row) {
@@ -222,9 +217,10 @@ impl ChannelTaps {
                     acc = acc.wrapping_add(s * i32::from(v));
                 }
             }
-            *q = match &self.prepared {
-                Some(p) => p.apply(acc).max(self.clamp[0]).min(self.clamp[1]),
-                None => self.exact.apply(acc).max(self.clamp[0]).min(self.clamp[1]),
+            *q = match &self.requant {
+                Requant::Folded(r) => r.apply(acc),
+                Requant::Channel(r) => r.apply(acc),
+                Requant::Exact(r) => self.finish(r, acc),
             };
         }
     }
@@ -238,8 +234,8 @@ fn half(v: i8) -> u32 {
 /// The input rows the kernel rows of an output row read, widened to int16 with their padding,
 /// in a ring of `kh` word-aligned rows: consecutive output rows share all but their new rows.
 pub(super) struct RowRing<'s> {
-    ring: &'s mut [i16],
-    /// Values per ring row ([`row_values`]).
+    ring: &'s mut [u32],
+    /// Words per ring row (half of [`row_values`]).
     stride: usize,
     /// Which input row each slot holds.
     loaded: [usize; MAX_SIDE],
@@ -249,12 +245,12 @@ impl<'s> RowRing<'s> {
     /// The ring and a row of sums cut from `scratch`; `None` when it is short.
     fn new(scratch: &'s mut [i8], w: usize, window: Window) -> Option<(Self, &'s mut [i32])> {
         let kh = usize::from(window.kernel[0]);
-        let stride = row_values(w, window);
+        let stride = row_values(w, window) / 2;
         let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-        let (ring, sums) = words.split_at_mut_checked(kh * stride / 2)?;
-        let acc = bytemuck::cast_slice_mut::<u32, i32>(sums.get_mut(..stride)?);
+        let (ring, sums) = words.split_at_mut_checked(kh * stride)?;
+        let acc = bytemuck::cast_slice_mut::<u32, i32>(sums.get_mut(..2 * stride)?);
         let ring = Self {
-            ring: bytemuck::cast_slice_mut(ring),
+            ring,
             stride,
             loaded: [NOTHING; MAX_SIDE],
         };
@@ -266,13 +262,14 @@ impl<'s> RowRing<'s> {
         self.loaded = [NOTHING; MAX_SIDE];
     }
 
-    /// The rows output row `oy` reads from `plane` (the input channel's), each loaded once.
+    /// The rows output row `oy` reads from `plane` (the input channel's), each loaded once,
+    /// as words: the first `kh` of the array.
     pub(super) fn rows(
         &mut self,
         plane: &[i8],
         node: &DepthwiseConv<'_>,
         oy: usize,
-    ) -> [&[i16]; MAX_SIDE] {
+    ) -> [&[u32]; MAX_SIDE] {
         let window = node.window;
         let kh = usize::from(window.kernel[0]);
         let (sh, pt, pl) = (
@@ -284,10 +281,11 @@ impl<'s> RowRing<'s> {
         let z = i16::from(node.input_zero_point);
         let stride = self.stride;
         let mut bases = [0_usize; MAX_SIDE];
+        let first = (oy * sh).wrapping_sub(pt);
         for (ky, base) in bases.iter_mut().enumerate().take(kh) {
             // Padding rows (above or below the map) map to slots of their own row number
             // too: filled with zero points, and never taken for a real row.
-            let iy = (oy * sh + ky).wrapping_sub(pt);
+            let iy = first.wrapping_add(ky);
             let slot = iy.wrapping_add(kh * MAX_SIDE) % kh.max(1);
             *base = slot * stride;
             if self.loaded.get(slot) == Some(&iy) {
@@ -296,6 +294,7 @@ impl<'s> RowRing<'s> {
             let Some(dst) = self.ring.get_mut(slot * stride..(slot + 1) * stride) else {
                 continue;
             };
+            let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
             match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
                 Some(src) if iy < h => widen_row(src, dst, pl, z),
                 _ => dst.fill(z),
@@ -304,7 +303,7 @@ impl<'s> RowRing<'s> {
                 *l = iy;
             }
         }
-        let ring: &[i16] = self.ring;
+        let ring: &[u32] = self.ring;
         bases.map(|base| ring.get(base..base + stride).unwrap_or_default())
     }
 }
@@ -335,77 +334,49 @@ fn widen_row(src: &[i8], dst: &mut [i16], left: usize, z: i16) {
     }
 }
 
-/// `acc[2i], acc[2i+1]` for a 3×3 kernel at stride 1 (see the module's comment), all three
-/// kernel rows in one pass; `acc.len()` is even (its last sum may be a spare).
+/// `acc[2i], acc[2i+1] = bias + ` kernel row `(w0, w1, w2)` at stride 1 (see the module's
+/// comment), `a = (w0 | w1 << 16)`, `b = w2`; `acc.len()` is even (the last may be a spare).
+/// One pass per kernel row keeps every value of the loop in a register.
 #[inline(never)]
-fn sums_3x3_stride1(rows: [&[u32]; 3], weights: [(u32, u32); 3], bias: i32, acc: &mut [i32]) {
+fn first_row_stride1(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
     // Output 2i+1's weights: (0, w0) and (w1, w2).
-    let odd = weights.map(|(a, b)| (a << 16, a >> 16 | b << 16));
-    let [(a0, b0), (a1, b1), (a2, b2)] = weights;
-    let [(c0, d0), (c1, d1), (c2, d2)] = odd;
-    let [r0, r1, r2] = rows;
-    let sums = acc.chunks_exact_mut(2);
-    for (((sums, x0), x1), x2) in sums
-        .zip(r0.windows(2))
-        .zip(r1.windows(2))
-        .zip(r2.windows(2))
-    {
-        if let ([even, odd], &[p0, q0], &[p1, q1], &[p2, q2]) = (sums, x0, x1, x2) {
-            let e = smlad(b0, q0, smlad(a0, p0, bias));
-            let e = smlad(b1, q1, smlad(a1, p1, e));
-            *even = smlad(b2, q2, smlad(a2, p2, e));
-            let o = smlad(d0, q0, smlad(c0, p0, bias));
-            let o = smlad(d1, q1, smlad(c1, p1, o));
-            *odd = smlad(d2, q2, smlad(c2, p2, o));
+    let (c, d) = (a << 16, a >> 16 | b << 16);
+    for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
+        if let ([even, odd], &[x01, x23]) = (sums, w) {
+            *even = smlad(b, x23, smlad(a, x01, bias));
+            *odd = smlad(d, x23, smlad(c, x01, bias));
         }
     }
 }
 
-/// `acc[i]` for a 3×3 kernel at stride 2, all three kernel rows in one pass.
+/// [`first_row_stride1`] adding to the sums.
 #[inline(never)]
-fn sums_3x3_stride2(rows: [&[u32]; 3], weights: [(u32, u32); 3], bias: i32, acc: &mut [i32]) {
-    let [(a0, b0), (a1, b1), (a2, b2)] = weights;
-    let [r0, r1, r2] = rows;
-    for (((sum, x0), x1), x2) in acc
-        .iter_mut()
-        .zip(r0.windows(2))
-        .zip(r1.windows(2))
-        .zip(r2.windows(2))
-    {
-        if let (&[p0, q0], &[p1, q1], &[p2, q2]) = (x0, x1, x2) {
-            let s = smlad(b0, q0, smlad(a0, p0, bias));
-            let s = smlad(b1, q1, smlad(a1, p1, s));
-            *sum = smlad(b2, q2, smlad(a2, p2, s));
+fn add_row_stride1(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
+    let (c, d) = (a << 16, a >> 16 | b << 16);
+    for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
+        if let ([even, odd], &[x01, x23]) = (sums, w) {
+            *even = smlad(b, x23, smlad(a, x01, *even));
+            *odd = smlad(d, x23, smlad(c, x01, *odd));
         }
     }
 }
 
-/// `acc[i] = bias + Σ_k (w_k0, w_k1, w_k2) · row_k[x .. x + 3]` for output `i` at `x = i·stride`
-/// (1 or 2), `weights[k]` = ((w_k0 | w_k1 << 16), w_k2), the rows as word-aligned int16 pairs.
-/// One pass over the sums per kernel row, so that few registers are live: its weight pairs,
-/// a word or two, two sums. At stride 1, `acc.len()` is even (its last sum may be a spare).
+/// `acc[i] = bias + ` kernel row `(w0, w1, w2)` at stride 2: `a·word i + b·word i+1`.
 #[inline(never)]
-fn sums_kx3(rows: &[&[u32]], weights: &[(u32, u32)], stride: usize, bias: i32, acc: &mut [i32]) {
-    // The first kernel row starts each sum at the bias (no separate fill pass).
-    for (k, (row, &(a, b))) in rows.iter().zip(weights).enumerate() {
-        let first = k == 0;
-        if stride == 2 {
-            for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
-                if let &[x01, x23] = w {
-                    let start = if first { bias } else { *sum };
-                    *sum = smlad(b, x23, smlad(a, x01, start));
-                }
-            }
-        } else {
-            // Output 2i+1's weights: (0, w0) and (w1, w2).
-            let (c, d) = (a << 16, a >> 16 | b << 16);
-            for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
-                if let ([even, odd], &[x01, x23]) = (sums, w) {
-                    let (e, o) = if first { (bias, bias) } else { (*even, *odd) };
-                    *even = smlad(b, x23, smlad(a, x01, e));
-                    *odd = smlad(d, x23, smlad(c, x01, o));
-                }
-            }
+fn first_row_stride2(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
+    for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
+        if let &[x01, x23] = w {
+            *sum = smlad(b, x23, smlad(a, x01, bias));
+        }
+    }
+}
+
+/// [`first_row_stride2`] adding to the sums.
+#[inline(never)]
+fn add_row_stride2(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
+    for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
+        if let &[x01, x23] = w {
+            *sum = smlad(b, x23, smlad(a, x01, *sum));
         }
     }
 }
@@ -416,9 +387,4 @@ fn requantize_row(acc: &[i32], out: &mut [i8], requantize: impl Fn(i32) -> i8) {
     for (q, &a) in out.iter_mut().zip(acc) {
         *q = requantize(a);
     }
-}
-
-/// A ring row as its words (word-aligned and of even length by construction).
-fn words(row: &[i16]) -> &[u32] {
-    bytemuck::try_cast_slice(row).unwrap_or_default()
 }

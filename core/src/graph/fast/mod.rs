@@ -17,7 +17,8 @@
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
-//! - [`max_pool`]: MaxPool separably, the window's rows folded column by column first.
+//! - [`max_pool`]: MaxPool separably, the window's rows folded column by column first,
+//!   four bytes a word (SSUB8, SEL).
 //!
 //! Which kernel a node takes is decided from the node alone by `choose`, once, when the
 //! model is loaded: the loader records each node's kernel in a [`KernelTable`] (two bits a
@@ -100,9 +101,13 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         | Prepared::GlobalAverage { .. } => (GraphKernel::Average, 0),
         Prepared::Pool {
             in_shape,
+            window,
             average: None,
             ..
-        } => (GraphKernel::MaxRows, max_pool::scratch_bytes(in_shape.w)),
+        } => (
+            GraphKernel::MaxRows,
+            max_pool::scratch_bytes(in_shape.w, *window),
+        ),
         _ => (GraphKernel::Portable, 0),
     };
     if scratch > MAX_SCRATCH {

@@ -26,7 +26,7 @@ pub(super) fn conv(
             let Some(out_row) = out_c.get_mut(oy * out_w..(oy + 1) * out_w) else {
                 return false;
             };
-            taps.row(node.window, &rows, acc, out_row);
+            taps.row(usize::from(node.window.stride[1]), &rows, acc, out_row);
         }
     }
     true

@@ -349,7 +349,7 @@ fn average_and_max_pools_match_the_portable_pools() {
         let mut expected = vec![0; out.c * out.h * out.w];
         kernels::pool(&x, input, &mut expected, out, window, None);
         let mut got = vec![0; expected.len()];
-        let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w)];
+        let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w, window)];
         assert!(max_pool::max_pool(
             &x,
             input,

@@ -16,12 +16,14 @@
 //! opts out of the crate's `deny(unsafe_code)`, with a `SAFETY` note on every block.
 #![allow(unsafe_code)]
 
+mod byte_max;
 mod conv2d;
 mod linear;
 mod pair_mac;
 mod patch_mac;
 mod row3;
 
+pub(crate) use byte_max::max_bytes4;
 pub(crate) use conv2d::{RowSource, conv2d, conv2d_rows, requantize};
 pub(crate) use linear::{linear, linear_blocked};
 pub(crate) use pair_mac::mac_patch4_unrolled;
