@@ -507,3 +507,43 @@ fn the_kernel_table_keeps_each_nodes_kernel() {
     table.set(MAX_NODES, &conv, GraphKernel::Pointwise);
     assert_eq!(table.get(MAX_NODES, &conv), GraphKernel::Portable);
 }
+
+/// A window as wide as the map is summed as one run of rows (both tiers): against the mean
+/// written out tap by tap.
+#[test]
+fn a_full_width_average_is_the_mean_of_its_taps() {
+    let mut rng = SplitMix(48);
+    for _ in 0..200 {
+        let (h, w) = (1 + rng.below(16), 1 + rng.below(16));
+        let kh = 1 + rng.below(h);
+        let window = Window {
+            kernel: [kh as u8, w as u8],
+            stride: [1 + rng.below(3) as u8, 1],
+            pads: [0; 4],
+        };
+        let input = MapShape { c: 3, h, w };
+        let Some(out) = out_shape(input, 3, &window) else {
+            continue;
+        };
+        let x = rng.i8s(3 * h * w);
+        let expected: Vec<i8> = (0..3)
+            .flat_map(|c| (0..out.h).map(move |oy| (c, oy)))
+            .map(|(c, oy)| {
+                let taps = (0..kh).flat_map(|ky| (0..w).map(move |kx| (ky, kx)));
+                let sum: i32 = taps
+                    .map(|(ky, kx)| {
+                        let iy = oy * usize::from(window.stride[0]) + ky;
+                        i32::from(x[c * h * w + iy * w + kx])
+                    })
+                    .sum();
+                kernels::rounded_mean(sum, kh * w)
+            })
+            .collect();
+        let mut portable = vec![0; expected.len()];
+        kernels::pool(&x, input, &mut portable, out, window, Some((false, 0)));
+        assert_eq!(portable, expected, "{input:?} {window:?}");
+        let mut fast = vec![0; expected.len()];
+        average::average_pool(&x, input, &mut fast, out, window, (false, 0));
+        assert_eq!(fast, expected, "{input:?} {window:?}");
+    }
+}
