@@ -583,7 +583,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let per_output = if depthwise { taps } else { c * taps };
         let (in_len, out_len, weights_len) = (c * h * w, o * out_h * out_w, o * per_output);
         let scratch_len = if depthwise {
-            fast::depthwise::scratch_bytes(w, window)
+            fast::depthwise::scratch_bytes(input, o, window)
         } else if pointwise {
             fast::pointwise::scratch_bytes(c)
         } else {

@@ -51,17 +51,36 @@ fn row_values(w: usize, window: Window) -> usize {
     (w + usize::from(window.pads[1]) + usize::from(window.pads[3]) + 3) & !1
 }
 
-/// Scratch bytes for a map `w` wide under `window`; beyond [`super::MAX_SCRATCH`] (the path
-/// declines) for kernels wider or taller than 5.
-pub fn scratch_bytes(w: usize, window: Window) -> usize {
+/// Most scratch a depthwise conv's whole padded plane may take; a larger map is read through
+/// the ring of `kh` rows the stems use.
+const MAX_PLANE_BYTES: usize = 4 * 1024;
+
+/// Bytes of the int16 rows a conv of `in_shape` under `window` keeps: the whole padded plane
+/// of a channel for a depthwise conv (each row widened once per channel, every output row
+/// then reads its kernel rows at fixed places), or a ring of `kh` rows for a one-channel stem
+/// (whose rows serve every output channel) and for planes past [`MAX_PLANE_BYTES`].
+fn rows_bytes(in_shape: MapShape, out_c: usize, window: Window) -> (usize, bool) {
+    let values = row_values(in_shape.w, window);
+    let padded_h = in_shape.h + usize::from(window.pads[0]) + usize::from(window.pads[2]);
+    let plane = padded_h.saturating_mul(values).saturating_mul(2);
+    if (in_shape.c > 1 || out_c == 1) && plane <= MAX_PLANE_BYTES {
+        (plane, true)
+    } else {
+        (usize::from(window.kernel[0]) * values * 2, false)
+    }
+}
+
+/// Scratch bytes for a conv of `in_shape` into `out_c` channels under `window`; beyond
+/// [`super::MAX_SCRATCH`] (the path declines) for kernels wider or taller than 5.
+pub fn scratch_bytes(in_shape: MapShape, out_c: usize, window: Window) -> usize {
     let [kh, kw] = window.kernel.map(usize::from);
     if kh > MAX_SIDE || kw > MAX_SIDE {
         return usize::MAX;
     }
-    // The ring of int16 rows, then a row of i32 sums.
-    (kh * row_values(w, window))
-        .saturating_mul(2)
-        .saturating_add(row_values(w, window).saturating_mul(4))
+    // The int16 rows, then a row of i32 sums.
+    rows_bytes(in_shape, out_c, window)
+        .0
+        .saturating_add(row_values(in_shape.w, window).saturating_mul(4))
         .saturating_add(3)
 }
 
@@ -73,9 +92,20 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     if kh > MAX_SIDE || kw > MAX_SIDE || kh == 0 || kw == 0 || in_c == 0 || out_c % in_c != 0 {
         return false;
     }
-    let Some((mut ring, acc)) = RowRing::new(scratch, node.in_shape.w, node.window) else {
+    let (rows_len, whole_plane) = rows_bytes(node.in_shape, out_c, node.window);
+    let values = row_values(node.in_shape.w, node.window);
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
+    let Some(acc) = sums.get_mut(..values) else {
+        return false;
+    };
+    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
+    if whole_plane {
+        return by_planes(node, input, output, rows, acc);
+    }
+    let mut ring = RowRing::new(rows, values / 2);
     if in_c == 1 && out_c > 1 {
         return super::stem::conv(node, input, output, &mut ring, acc);
     }
@@ -87,13 +117,63 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
         ring.reset();
         let outs = out_group.chunks_exact_mut(out_plane.max(1));
         for (j, out_c) in outs.enumerate() {
-            let o = c * per_input + j;
-            let Some(taps) = ChannelTaps::new(node, o) else {
+            let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
                 return false;
             };
             for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
                 let rows = ring.rows(plane, node, oy);
                 taps.row(usize::from(node.window.stride[1]), &rows, acc, out_row);
+            }
+        }
+    }
+    true
+}
+
+/// [`conv`] with each input channel's padded plane widened once into `buffer`.
+fn by_planes(
+    node: &DepthwiseConv<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    buffer: &mut [u32],
+    acc: &mut [i32],
+) -> bool {
+    let window = node.window;
+    let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
+    let per_input = out_c / in_c.max(1);
+    let kh = usize::from(window.kernel[0]);
+    let (sh, sw) = (usize::from(window.stride[0]), usize::from(window.stride[1]));
+    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
+    let w = node.in_shape.w;
+    let row_words = row_values(w, window) / 2;
+    let z = i16::from(node.input_zero_point);
+    let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
+    let planes = input.chunks_exact(in_plane.max(1));
+    let groups = output.chunks_exact_mut((out_plane * per_input).max(1));
+    for (c, (plane, out_group)) in planes.zip(groups).enumerate() {
+        for (py, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
+            let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
+            let iy = py.wrapping_sub(pt);
+            match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
+                Some(src) if iy < node.in_shape.h => widen_row(src, dst, pl, z),
+                _ => dst.fill(z),
+            }
+        }
+        let buffer: &[u32] = buffer;
+        let outs = out_group.chunks_exact_mut(out_plane.max(1));
+        for (j, out_c) in outs.enumerate() {
+            let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
+                return false;
+            };
+            for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
+                let first = oy * sh * row_words;
+                let rows: [&[u32]; MAX_SIDE] = core::array::from_fn(|ky| {
+                    let start = first + ky * row_words;
+                    match ky < kh {
+                        true => buffer.get(start..start + row_words).unwrap_or_default(),
+                        false => &[],
+                    }
+                });
+                taps.row(sw, &rows, acc, out_row);
             }
         }
     }
@@ -126,27 +206,37 @@ impl ChannelTaps {
         let [kh, kw] = node.window.kernel.map(usize::from);
         let w_c = node.weights.get(o * kh * kw..(o + 1) * kh * kw)?;
         let (bias, exact) = node.channels.channel(o);
-        let pairs_per_row = kw / 2;
         let mut pairs = [0_u32; MAX_PAIRS];
         let mut singles = [0_i32; MAX_SIDE];
-        for (ky, w_row) in w_c.chunks_exact(kw).enumerate() {
-            for (i, pair) in w_row.chunks_exact(2).enumerate() {
-                if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
-                    *p = half(*a) | half(*b) << 16;
+        if kw == 3 {
+            // The common case, without the general loop's bookkeeping.
+            for ((p, s), w_row) in pairs.iter_mut().zip(&mut singles).zip(w_c.chunks_exact(3)) {
+                if let &[a, b, c] = w_row {
+                    *p = half(a) | half(b) << 16;
+                    *s = i32::from(c);
                 }
             }
-            if let (Some(s), Some(&last), true) = (singles.get_mut(ky), w_row.last(), kw % 2 == 1) {
-                *s = i32::from(last);
+        } else {
+            let pairs_per_row = kw / 2;
+            for (ky, w_row) in w_c.chunks_exact(kw).enumerate() {
+                for (i, pair) in w_row.chunks_exact(2).enumerate() {
+                    if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
+                        *p = half(*a) | half(*b) << 16;
+                    }
+                }
+                if let (Some(s), Some(&last), true) =
+                    (singles.get_mut(ky), w_row.last(), kw % 2 == 1)
+                {
+                    *s = i32::from(last);
+                }
             }
         }
         let clamp = node.channels.clamp;
-        let requant = match (
-            FoldedRequant::new(&exact, clamp),
-            ChannelRequant::new(&exact, clamp),
-        ) {
-            (Some(folded), _) => Requant::Folded(folded),
-            (None, Some(channel)) => Requant::Channel(channel),
-            (None, None) => Requant::Exact(exact),
+        let requant = match FoldedRequant::new(&exact, clamp) {
+            Some(folded) => Requant::Folded(folded),
+            None => {
+                ChannelRequant::new(&exact, clamp).map_or(Requant::Exact(exact), Requant::Channel)
+            }
         };
         Some(Self {
             pairs,
@@ -242,19 +332,13 @@ pub(super) struct RowRing<'s> {
 }
 
 impl<'s> RowRing<'s> {
-    /// The ring and a row of sums cut from `scratch`; `None` when it is short.
-    fn new(scratch: &'s mut [i8], w: usize, window: Window) -> Option<(Self, &'s mut [i32])> {
-        let kh = usize::from(window.kernel[0]);
-        let stride = row_values(w, window) / 2;
-        let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-        let (ring, sums) = words.split_at_mut_checked(kh * stride)?;
-        let acc = bytemuck::cast_slice_mut::<u32, i32>(sums.get_mut(..2 * stride)?);
-        let ring = Self {
+    /// A ring of rows of `stride` words in `ring`.
+    fn new(ring: &'s mut [u32], stride: usize) -> Self {
+        Self {
             ring,
             stride,
             loaded: [NOTHING; MAX_SIDE],
-        };
-        Some((ring, acc))
+        }
     }
 
     /// Forgets every row (a new input plane follows).

@@ -64,12 +64,12 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
             if pointwise::takes(*window, *groups) {
                 (GraphKernel::Pointwise, pointwise::scratch_bytes(in_shape.c))
             } else if *groups == in_shape.c
-                && depthwise::scratch_bytes(in_shape.w, *window) <= MAX_SCRATCH
+                && depthwise::scratch_bytes(*in_shape, out_shape.c, *window) <= MAX_SCRATCH
             {
                 // One input channel per group: a depthwise conv, or a one-channel stem.
                 (
                     GraphKernel::Depthwise,
-                    depthwise::scratch_bytes(in_shape.w, *window),
+                    depthwise::scratch_bytes(*in_shape, out_shape.c, *window),
                 )
             } else if *groups == 1 {
                 let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
