@@ -240,6 +240,7 @@ pub(crate) fn conv_body(
 /// Max or average pooling over a padded window; the output has the input's quantization.
 /// Padding never wins a max; for the average it counts as the zero point (a real 0) when
 /// `count_include_pad`, else the mean is over the valid taps only.
+#[inline(always)]
 pub fn pool(
     input: &[i8],
     in_shape: MapShape,
@@ -248,28 +249,16 @@ pub fn pool(
     window: Window,
     average: Option<(bool, i8)>,
 ) {
-    pool_body(input, in_shape, output, out_shape, window, average);
-}
-
-/// [`pool`]'s body, inlined into every caller (see [`conv_body`]).
-#[inline(always)]
-pub(crate) fn pool_body(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    average: Option<(bool, i8)>,
-) {
-    pool_with(
+    pool_body(
         input, in_shape, output, out_shape, window, average, sum_values,
     );
 }
 
-/// [`pool`] with the averages' sums of runs of values taken by `sum` (the Cortex-M4's sums
-/// four bytes a word). A window as wide as the map sums its rows as one run.
+/// [`pool`]'s body, inlined into every caller (see [`conv_body`]), with the averages' sums
+/// of runs of values taken by `sum` (the Cortex-M4's sums four bytes a word). A window as
+/// wide as the map sums its rows as one run.
 #[inline(always)]
-pub(crate) fn pool_with(
+pub(crate) fn pool_body(
     input: &[i8],
     in_shape: MapShape,
     output: &mut [i8],
@@ -319,24 +308,20 @@ pub(crate) fn pool_with(
 
 /// The sum of `values`, one at a time.
 #[inline(always)]
-fn sum_values(values: &[i8]) -> i32 {
+pub(crate) fn sum_values(values: &[i8]) -> i32 {
     values.iter().map(|&q| i32::from(q)).sum()
 }
 
 /// The mean of each channel over H×W, same quantization.
+#[inline(always)]
 pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
-    global_average_body(input, in_shape, output);
+    global_average_body(input, in_shape, output, sum_values);
 }
 
-/// [`global_average`]'s body, inlined into every caller (see [`conv_body`]).
+/// [`global_average`]'s body, inlined into every caller (see [`conv_body`]), each plane
+/// summed by `sum`.
 #[inline(always)]
-pub(crate) fn global_average_body(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
-    global_average_with(input, in_shape, output, sum_values);
-}
-
-/// [`global_average`] with each plane summed by `sum`.
-#[inline(always)]
-pub(crate) fn global_average_with(
+pub(crate) fn global_average_body(
     input: &[i8],
     in_shape: MapShape,
     output: &mut [i8],

@@ -292,44 +292,35 @@ fn run_fast(
             a, *in_shape, out, *out_shape, *window, weights, channels, scratch,
         ),
         (
-            GraphKernel::PatchConv,
-            Prepared::Conv {
+            GraphKernel::PatchConv | GraphKernel::Depthwise,
+            &Prepared::Conv {
                 in_shape,
                 out_shape,
                 window,
                 input_zero_point,
                 weights,
-                channels,
-                ..
-            },
-        ) => fast::patch_conv::conv(
-            a,
-            *in_shape,
-            out,
-            *out_shape,
-            *window,
-            *input_zero_point,
-            weights,
-            channels,
-            scratch,
-        ),
-        (
-            GraphKernel::Depthwise,
-            Prepared::Conv {
-                in_shape,
-                out_shape,
-                window,
-                input_zero_point,
-                weights,
-                channels,
+                ref channels,
                 ..
             },
         ) => {
+            if kernel == GraphKernel::PatchConv {
+                return fast::patch_conv::conv(
+                    a,
+                    in_shape,
+                    out,
+                    out_shape,
+                    window,
+                    input_zero_point,
+                    weights,
+                    channels,
+                    scratch,
+                );
+            }
             let node = fast::depthwise::DepthwiseConv {
-                in_shape: *in_shape,
-                out_shape: *out_shape,
-                window: *window,
-                input_zero_point: *input_zero_point,
+                in_shape,
+                out_shape,
+                window,
+                input_zero_point,
                 weights,
                 channels,
             };

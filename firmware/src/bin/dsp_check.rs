@@ -492,39 +492,24 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             stride: [s, s],
             pads: [p; 4],
         };
+        let ds_cnn_stem = Window {
+            kernel: [5, 3],
+            stride: [2, 2],
+            pads: [2, 1, 2, 1],
+        };
         // (c, h, w, output channels, window)
         let (c, h, w, o, window) = match case {
             0 => (1, 28, 28, 16, square(3, 1, 1)),
             2 => (64, 7, 7, 64, square(3, 1, 1)),
             4 => (16, 14, 14, 32, square(1, 2, 0)),
-            6 => (
-                1,
-                28,
-                28,
-                40,
-                Window {
-                    kernel: [5, 3],
-                    stride: [2, 2],
-                    pads: [2, 1, 2, 1],
-                },
-            ),
+            6 => (1, 28, 28, 40, ds_cnn_stem),
             8 => (40, 6, 6, 40, square(1, 1, 0)),
             // A DS-CNN pointwise layer's 64 input channels (16 groups, an even count).
             10 => (64, 9, 9, 40, square(1, 1, 0)),
             1 => (40, 14, 14, 40, square(3, 1, 1)),
             3 => (32, 7, 7, 32, square(3, 2, 1)),
             // The one-channel stems (the depthwise kernel's `stem` path): DS-CNN's, MobileNet's.
-            5 => (
-                1,
-                28,
-                28,
-                64,
-                Window {
-                    kernel: [5, 3],
-                    stride: [2, 2],
-                    pads: [2, 1, 2, 1],
-                },
-            ),
+            5 => (1, 28, 28, 64, ds_cnn_stem),
             7 => (1, 28, 28, 8, square(3, 2, 1)),
             // Random: every fifth a one-channel stem, every third up to 3 outputs per channel.
             _ if depthwise => {

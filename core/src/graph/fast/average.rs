@@ -6,12 +6,12 @@
 use crate::shape::MapShape;
 
 use super::super::format::Window;
-use super::super::kernels::{global_average_with, pool_with};
+use super::super::kernels::{global_average_body, pool_body};
 use super::dsp::sum_bytes;
 
 /// The mean of each channel over H×W, same quantization.
 pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
-    global_average_with(input, in_shape, output, sum_bytes);
+    global_average_body(input, in_shape, output, sum_bytes);
 }
 
 /// Average pooling over a padded window, `count_include_pad` as ONNX's.
@@ -23,7 +23,7 @@ pub fn average_pool(
     window: Window,
     average: (bool, i8),
 ) {
-    pool_with(
+    pool_body(
         input,
         in_shape,
         output,

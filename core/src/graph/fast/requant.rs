@@ -109,19 +109,24 @@ mod tests {
     use super::*;
     use crate::test_util::SplitMix;
 
+    /// A requantizer with a shift in `−below .. spread − below`, and a fused clamp.
+    fn random_requantizer(rng: &mut SplitMix, spread: usize, below: i32) -> (Requantizer, [i8; 2]) {
+        let shift = (rng.below(spread) as i32 - below) as i8;
+        let r = Requantizer::new(
+            rng.i32() & i32::MAX,
+            shift,
+            rng.next() as i8,
+            rng.below(2) == 0,
+        );
+        let lo = rng.next() as i8;
+        (r, [lo, lo.saturating_add(rng.below(256) as i8).max(lo)])
+    }
+
     #[test]
     fn matches_the_requantizer_and_the_clamp() {
         let mut rng = SplitMix(46);
         for _ in 0..200_000 {
-            let shift = (rng.below(64) as i32 - 32) as i8;
-            let r = Requantizer::new(
-                rng.i32() & i32::MAX,
-                shift,
-                rng.next() as i8,
-                rng.below(2) == 0,
-            );
-            let lo = rng.next() as i8;
-            let clamp = [lo, lo.saturating_add(rng.below(256) as i8).max(lo)];
+            let (r, clamp) = random_requantizer(&mut rng, 64, 32);
             let c = ChannelRequant::new(&r, clamp).unwrap();
             let acc = rng.i32() >> rng.below(31);
             let expected = r.apply(acc).max(clamp[0]).min(clamp[1]);
@@ -135,15 +140,7 @@ mod tests {
         let mut rng = SplitMix(47);
         let (mut folded, mut ties) = (0, 0);
         for case in 0..300_000 {
-            let shift = (rng.below(40) as i32 - 28) as i8;
-            let r = Requantizer::new(
-                rng.i32() & i32::MAX,
-                shift,
-                rng.next() as i8,
-                rng.below(2) == 0,
-            );
-            let lo = rng.next() as i8;
-            let clamp = [lo, lo.saturating_add(rng.below(256) as i8).max(lo)];
+            let (r, clamp) = random_requantizer(&mut rng, 40, 28);
             let Some(f) = FoldedRequant::new(&r, clamp) else {
                 continue;
             };

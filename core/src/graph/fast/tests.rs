@@ -215,8 +215,16 @@ fn depthwise_matches_the_portable_conv() {
         let big = cases >= 400;
         let input = MapShape {
             c,
-            h: 1 + rng.below(if big { 60 } else { 15 }),
-            w: if big { 60 - rng.below(10) } else { 1 + rng.below(15) },
+            h: if big {
+                40 + rng.below(20)
+            } else {
+                1 + rng.below(15)
+            },
+            w: if big {
+                60 - rng.below(10)
+            } else {
+                1 + rng.below(15)
+            },
         };
         let out_c = c * per_channel;
         let Some(out) = out_shape(input, out_c, &window) else {
