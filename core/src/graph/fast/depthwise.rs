@@ -262,18 +262,19 @@ impl ChannelTaps {
             let Some(acc) = acc.get_mut(..n) else {
                 return;
             };
-            for (ky, &row) in rows.iter().enumerate().take(self.kh) {
-                // ((w0 | w1 << 16), w2) of kernel row `ky`.
-                let a = self.pairs.get(ky).copied().unwrap_or(0);
-                let b = self.singles.get(ky).map_or(0, |&s| s as u16 as u32);
-                match (stride, ky) {
-                    (1, 0) => first_row_stride1(row, a, b, self.bias, acc),
-                    (1, _) => add_row_stride1(row, a, b, acc),
-                    (_, 0) => first_row_stride2(row, a, b, self.bias, acc),
-                    _ => add_row_stride2(row, a, b, acc),
-                }
-            }
+            sums_kx3(
+                rows,
+                &self.pairs,
+                &self.singles,
+                self.kh,
+                stride,
+                self.bias,
+                acc,
+            );
             match &self.requant {
+                Requant::Folded(r) if r.tops_at_127() => {
+                    requantize_row(acc, out, |a| r.apply_to_127(a))
+                }
                 Requant::Folded(r) => requantize_row(acc, out, |a| r.apply(a)),
                 Requant::Channel(r) => requantize_row(acc, out, |a| r.apply(a)),
                 Requant::Exact(r) => requantize_row(acc, out, |a| self.finish(r, a)),
@@ -418,10 +419,35 @@ fn widen_row(src: &[i8], dst: &mut [i16], left: usize, z: i16) {
     }
 }
 
+/// `acc[i] = bias + Σ_k (w_k0, w_k1, w_k2) · row_k[x .. x + 3]` for output `i` at `x = i·stride`
+/// (1 or 2) over the first `kh` rows, `pairs[k] = (w_k0 | w_k1 << 16)`, `singles[k] = w_k2`:
+/// one call a row of outputs, one pass over the sums per kernel row.
+#[inline(never)]
+fn sums_kx3(
+    rows: &[&[u32]],
+    pairs: &[u32],
+    singles: &[i32],
+    kh: usize,
+    stride: usize,
+    bias: i32,
+    acc: &mut [i32],
+) {
+    let taps = rows.iter().zip(pairs).zip(singles).take(kh);
+    for (ky, ((&row, &a), &b)) in taps.enumerate() {
+        let b = b as u16 as u32;
+        match (stride, ky) {
+            (1, 0) => first_row_stride1(row, a, b, bias, acc),
+            (1, _) => add_row_stride1(row, a, b, acc),
+            (_, 0) => first_row_stride2(row, a, b, bias, acc),
+            _ => add_row_stride2(row, a, b, acc),
+        }
+    }
+}
+
 /// `acc[2i], acc[2i+1] = bias + ` kernel row `(w0, w1, w2)` at stride 1 (see the module's
 /// comment), `a = (w0 | w1 << 16)`, `b = w2`; `acc.len()` is even (the last may be a spare).
 /// One pass per kernel row keeps every value of the loop in a register.
-#[inline(never)]
+#[inline(always)]
 fn first_row_stride1(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
     // Output 2i+1's weights: (0, w0) and (w1, w2).
     let (c, d) = (a << 16, a >> 16 | b << 16);
@@ -434,7 +460,7 @@ fn first_row_stride1(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
 }
 
 /// [`first_row_stride1`] adding to the sums.
-#[inline(never)]
+#[inline(always)]
 fn add_row_stride1(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
     let (c, d) = (a << 16, a >> 16 | b << 16);
     for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
@@ -446,7 +472,7 @@ fn add_row_stride1(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
 }
 
 /// `acc[i] = bias + ` kernel row `(w0, w1, w2)` at stride 2: `a·word i + b·word i+1`.
-#[inline(never)]
+#[inline(always)]
 fn first_row_stride2(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
     for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
         if let &[x01, x23] = w {
@@ -456,7 +482,7 @@ fn first_row_stride2(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
 }
 
 /// [`first_row_stride2`] adding to the sums.
-#[inline(never)]
+#[inline(always)]
 fn add_row_stride2(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
     for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
         if let &[x01, x23] = w {

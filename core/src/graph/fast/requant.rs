@@ -93,14 +93,30 @@ impl FoldedRequant {
     /// Exactly [`ChannelRequant::apply`].
     #[inline(always)]
     pub(crate) fn apply(&self, acc: i32) -> i8 {
+        self.scaled(acc).max(self.lo).min(self.hi) as i8
+    }
+
+    /// [`Self::apply`] where the clamp's top is 127 ([`Self::tops_at_127`]): the clamp to
+    /// int8 is one SSAT, then the bottom.
+    #[inline(always)]
+    pub(crate) fn apply_to_127(&self, acc: i32) -> i8 {
+        self.scaled(acc).clamp(-128, 127).max(self.lo) as i8
+    }
+
+    /// Whether the clamp's top is 127 (no upper clamp beyond int8's).
+    pub(crate) fn tops_at_127(&self) -> bool {
+        self.hi == i32::from(i8::MAX)
+    }
+
+    /// The requantized value with the zero point, before the clamp.
+    #[inline(always)]
+    fn scaled(&self, acc: i32) -> i32 {
         let x = acc.wrapping_shl(self.left);
         let sign = x >> 31;
         let low = 0x4000_0000 | (x as u32 & 0x8000_0000);
         let c = i64::from(self.round_high.wrapping_add(sign)) << 32 | i64::from(low);
         let sum = (i64::from(x) * i64::from(self.multiplier)).wrapping_add(c);
-        (((sum >> 32) as i32) >> self.shift)
-            .max(self.lo)
-            .min(self.hi) as i8
+        ((sum >> 32) as i32) >> self.shift
     }
 }
 
@@ -138,7 +154,7 @@ mod tests {
     #[test]
     fn the_folded_rounding_matches_the_requantizer_and_the_clamp() {
         let mut rng = SplitMix(47);
-        let (mut folded, mut ties) = (0, 0);
+        let (mut folded, mut ties, mut tops) = (0, 0, 0);
         for case in 0..300_000 {
             let (r, clamp) = random_requantizer(&mut rng, 40, 28);
             let Some(f) = FoldedRequant::new(&r, clamp) else {
@@ -158,6 +174,10 @@ mod tests {
             };
             let expected = r.apply(acc).max(clamp[0]).min(clamp[1]);
             assert_eq!(f.apply(acc), expected, "{r:?} {clamp:?} {acc}");
+            if f.tops_at_127() {
+                assert_eq!(f.apply_to_127(acc), expected, "{r:?} {clamp:?} {acc}");
+                tops += 1;
+            }
             let (left, right) = crate::quant::split_shift(r.shift);
             let x = i64::from(acc.wrapping_shl(left));
             let high = (x * i64::from(r.multiplier) + (1 << 30)) >> 31;
@@ -166,6 +186,7 @@ mod tests {
         assert!(folded > 100_000, "{folded}");
         // Ties of the final rounding, where rounding half away from zero matters.
         assert!(ties > 10_000, "{ties}");
+        assert!(tops > 100, "{tops}");
         assert!(
             FoldedRequant::new(&Requantizer::new(1 << 30, -1, 0, false), [-128, 127]).is_none()
         );
