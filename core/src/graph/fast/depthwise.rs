@@ -1,11 +1,11 @@
 //! Convs whose every group reads one input channel, any window up to 5×5: depthwise convs
-//! (`group` = input channels, any number of outputs per group) and, through [`super::stem`],
+//! (`group` = input channels, any number of outputs per group) and, through `stem`,
 //! convs of a one-channel input (the image stems of ResNet-8, DS-CNN and MobileNet, which
 //! are the same arithmetic with every output channel reading channel 0).
 //!
 //! The input rows a window reaches are widened once to int16 with their left and right
 //! padding (the input zero point) into a ring of `kh` word-aligned rows in the scratch
-//! ([`RowRing`]; four bytes a word load, SXTB16); rows above or below the map are zero points
+//! (`RowRing`; four bytes a word load, SXTB16); rows above or below the map are zero points
 //! throughout. Every output is then `bias + Σ w·x` over its whole window.
 //!
 //! Three taps wide at horizontal stride 1 or 2 (every stem and depthwise layer of the three
