@@ -30,8 +30,8 @@ const MAX_SIDE: usize = 5;
 /// A ring slot holding no row yet: no row number, not even a wrapped negative one (a padding
 /// row above the map), is this far from both 0 and `usize::MAX`.
 const NOTHING: usize = usize::MAX / 2;
-/// Weight pairs of one channel: `kh · ⌈kw / 2⌉`.
-const MAX_PAIRS: usize = MAX_SIDE * MAX_SIDE.div_ceil(2);
+/// Weight pairs of one channel: `kh · ⌊kw / 2⌋` (an odd width's last tap is a single).
+const MAX_PAIRS: usize = MAX_SIDE * (MAX_SIDE / 2);
 
 /// A Conv with one input channel per group: output channel `o` reads input channel
 /// `o / (out_shape.c / in_shape.c)` through its own `kh × kw` weights (OIHW with I = 1).
@@ -109,7 +109,21 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     if in_c == 1 && out_c > 1 {
         return super::stem::conv(node, input, output, &mut ring, acc);
     }
-    let per_input = out_c / in_c;
+    by_rows(node, input, output, &mut ring, acc)
+}
+
+/// [`conv`] through the ring of rows (a plane past [`MAX_PLANE_BYTES`]). Each way of
+/// running is a function of its own, so that the stack holds one way's frame at a time.
+#[inline(never)]
+fn by_rows(
+    node: &DepthwiseConv<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    ring: &mut RowRing<'_>,
+    acc: &mut [i32],
+) -> bool {
+    let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
+    let per_input = out_c / in_c.max(1);
     let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
     let planes = input.chunks_exact(in_plane.max(1));
     let groups = output.chunks_exact_mut((out_plane * per_input).max(1));
@@ -130,6 +144,7 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
 }
 
 /// [`conv`] with each input channel's padded plane widened once into `buffer`.
+#[inline(never)]
 fn by_planes(
     node: &DepthwiseConv<'_>,
     input: &[i8],

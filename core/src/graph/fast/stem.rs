@@ -8,6 +8,7 @@
 use super::depthwise::{ChannelTaps, DepthwiseConv, RowRing};
 
 /// [`super::depthwise::conv`] for `node.in_shape.c == 1`, with its ring and row of sums.
+#[inline(never)]
 pub(super) fn conv(
     node: &DepthwiseConv<'_>,
     input: &[i8],
