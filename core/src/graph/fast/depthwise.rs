@@ -105,11 +105,11 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     if whole_plane {
         return by_planes(node, input, output, rows, acc);
     }
-    let mut ring = RowRing::new(rows, values / 2);
+    let mut ring = RowRing::new(rows, values / 2, acc);
     if in_c == 1 && out_c > 1 {
-        return super::stem::conv(node, input, output, &mut ring, acc);
+        return super::stem::conv(node, input, output, &mut ring);
     }
-    by_rows(node, input, output, &mut ring, acc)
+    by_rows(node, input, output, &mut ring)
 }
 
 /// [`conv`] through the ring of rows (a plane past [`MAX_PLANE_BYTES`]). Each way of
@@ -120,7 +120,6 @@ fn by_rows(
     input: &[i8],
     output: &mut [i8],
     ring: &mut RowRing<'_>,
-    acc: &mut [i32],
 ) -> bool {
     let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
     let per_input = out_c / in_c.max(1);
@@ -135,7 +134,7 @@ fn by_rows(
                 return false;
             };
             for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
-                let rows = ring.rows(plane, node, oy);
+                let (rows, acc) = ring.rows(plane, node, oy);
                 taps.row(usize::from(node.window.stride[1]), &rows, acc, out_row);
             }
         }
@@ -345,15 +344,18 @@ pub(super) struct RowRing<'s> {
     stride: usize,
     /// Which input row each slot holds.
     loaded: [usize; MAX_SIDE],
+    /// The row of sums the rows' outputs are summed in.
+    acc: &'s mut [i32],
 }
 
 impl<'s> RowRing<'s> {
-    /// A ring of rows of `stride` words in `ring`.
-    fn new(ring: &'s mut [u32], stride: usize) -> Self {
+    /// A ring of rows of `stride` words in `ring`, and its row of sums.
+    fn new(ring: &'s mut [u32], stride: usize, acc: &'s mut [i32]) -> Self {
         Self {
             ring,
             stride,
             loaded: [NOTHING; MAX_SIDE],
+            acc,
         }
     }
 
@@ -363,13 +365,13 @@ impl<'s> RowRing<'s> {
     }
 
     /// The rows output row `oy` reads from `plane` (the input channel's), each loaded once,
-    /// as words: the first `kh` of the array.
+    /// as words (the first `kh` of the array), and the row of sums.
     pub(super) fn rows(
         &mut self,
         plane: &[i8],
         node: &DepthwiseConv<'_>,
         oy: usize,
-    ) -> [&[u32]; MAX_SIDE] {
+    ) -> ([&[u32]; MAX_SIDE], &mut [i32]) {
         let window = node.window;
         let kh = usize::from(window.kernel[0]);
         let (sh, pt, pl) = (
@@ -404,7 +406,8 @@ impl<'s> RowRing<'s> {
             }
         }
         let ring: &[u32] = self.ring;
-        bases.map(|base| ring.get(base..base + stride).unwrap_or_default())
+        let rows = bases.map(|base| ring.get(base..base + stride).unwrap_or_default());
+        (rows, self.acc)
     }
 }
 

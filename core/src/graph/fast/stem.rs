@@ -7,19 +7,18 @@
 
 use super::depthwise::{ChannelTaps, DepthwiseConv, RowRing};
 
-/// [`super::depthwise::conv`] for `node.in_shape.c == 1`, with its ring and row of sums.
+/// [`super::depthwise::conv`] for `node.in_shape.c == 1`, with its ring of rows.
 #[inline(never)]
 pub(super) fn conv(
     node: &DepthwiseConv<'_>,
     input: &[i8],
     output: &mut [i8],
     ring: &mut RowRing<'_>,
-    acc: &mut [i32],
 ) -> bool {
     let (out_w, out_plane) = (node.out_shape.w, node.out_shape.plane());
     let plane = input.get(..node.in_shape.plane()).unwrap_or_default();
     for oy in 0..node.out_shape.h {
-        let rows = ring.rows(plane, node, oy);
+        let (rows, acc) = ring.rows(plane, node, oy);
         for (o, out_c) in output.chunks_exact_mut(out_plane.max(1)).enumerate() {
             let Some(taps) = ChannelTaps::new(node, o) else {
                 return false;
