@@ -516,7 +516,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                 let c = if case % 10 == 9 { 1 } else { rng.below(MAX_CHANNELS) + 1 };
                 let per_channel = match (c, case % 6) {
                     (1, _) => rng.below(MAX_CHANNELS) + 1,
-                    (_, 3) => rng.below(3) + 1,
+                    (_, 3) => (rng.below(3) + 1).min(CHANNEL_SLOTS / c),
                     _ => 1,
                 };
                 (

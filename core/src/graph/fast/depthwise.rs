@@ -232,7 +232,7 @@ impl ChannelTaps {
             }
         } else {
             let pairs_per_row = kw / 2;
-            for (ky, w_row) in w_c.chunks_exact(kw).enumerate() {
+            for (ky, w_row) in w_c.chunks_exact(kw.max(1)).enumerate() {
                 for (i, pair) in w_row.chunks_exact(2).enumerate() {
                     if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
                         *p = half(*a) | half(*b) << 16;

@@ -49,7 +49,9 @@ pub fn max_pool(
             for (n, iy) in (iy0..iy0 + (ky_hi - ky_lo)).enumerate() {
                 let row = plane.get(iy * w..(iy + 1) * w).unwrap_or_default();
                 if n == 0 {
-                    body.copy_from_slice(row);
+                    for (b, &x) in body.iter_mut().zip(row) {
+                        *b = x;
+                    }
                 } else {
                     fold_row(body, row);
                 }
@@ -74,7 +76,9 @@ fn fold_row(acc: &mut [i8], row: &[i8]) {
     for at in starts {
         if let (Some(a), Some(r)) = (acc.get_mut(at..at + 4), row.get(at..at + 4)) {
             let m = max_bytes4(word(a), word(r));
-            a.copy_from_slice(&bytes(m));
+            if let Ok(a) = <&mut [i8; 4]>::try_from(a) {
+                *a = bytes(m);
+            }
         }
     }
 }
@@ -94,8 +98,8 @@ fn row_maxima(columns: &[i8], out: &mut [i8], kw: usize, stride: usize) {
         for k in 0..kw {
             m = max_bytes4(m, columns.get(at + k..at + k + 4).map_or(0x8080_8080, word));
         }
-        if let Some(q) = out.get_mut(at..at + 4) {
-            q.copy_from_slice(&bytes(m));
+        if let Some(Ok(q)) = out.get_mut(at..at + 4).map(<&mut [i8; 4]>::try_from) {
+            *q = bytes(m);
         }
     }
 }
