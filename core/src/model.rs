@@ -5,6 +5,7 @@
 
 use crate::arena;
 use crate::error::ModelError;
+use crate::format::decode::Decoder;
 use crate::format::layout::{
     self as format, Layer, Pool, QuantParams, Requant, Section, SectionKind, to_usize,
 };
@@ -373,12 +374,12 @@ impl<'a> Walk<'a> {
             return None;
         }
         self.remaining -= 1;
-        let decoded = postcard::take_from_bytes::<Layer>(self.bytes);
-        let Ok((layer, rest)) = decoded else {
+        let mut decoder = Decoder::new(self.bytes);
+        let Some(layer) = decoder.layer() else {
             self.remaining = 0;
             return Some(Err(ModelError::HeaderDecode));
         };
-        self.bytes = rest;
+        self.bytes = decoder.rest();
         self.builder.index = self.next_index;
         self.next_index += 1;
         let checked = self.builder.layer(&layer);

@@ -58,13 +58,14 @@ impl ChannelData {
     }
 
     pub fn channels(&self) -> crate::ops::Channels<'_> {
-        crate::ops::Channels {
-            bias: &self.bias_le,
-            multiplier: &self.multiplier_le,
-            shift: &self.shift,
-            zero_point: self.zero_point,
-            relu: self.relu,
-        }
+        crate::ops::Channels::new(
+            &self.bias_le,
+            &self.multiplier_le,
+            &self.shift,
+            self.zero_point,
+            self.relu,
+        )
+        .expect("ChannelData::new gives every channel a bias, multiplier and shift")
     }
 
     /// Bias add (wrapping to i32, like the engine's accumulator) and requantization.
@@ -91,6 +92,19 @@ pub struct Conv {
 }
 
 impl Conv {
+    /// The engine's form of the same window.
+    pub fn window(&self) -> crate::ops::conv2d_op::ConvWindow {
+        crate::ops::conv2d_op::ConvWindow {
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            pool: crate::ops::maxpool2d::PoolWindow {
+                kernel: self.pool.0,
+                stride: self.pool.1,
+            },
+        }
+    }
+
     /// Output positions along an axis of `n`; 0 where the kernel does not fit.
     pub fn conv_len(&self, n: usize) -> usize {
         window_len(n, self.kernel, self.stride, self.padding, self.padding).unwrap_or(0)

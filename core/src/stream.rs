@@ -83,21 +83,7 @@ impl Window {
 /// `op` on a band: `span` rows of its input with the padding written out, giving one output
 /// row.
 fn band_conv<'a>(op: &Conv2dOp<'a>, window: &Window) -> Option<Conv2dOp<'a>> {
-    let padded = op.input.w.checked_add(op.padding.checked_mul(2)?)?;
-    Some(Conv2dOp {
-        input: MapShape {
-            c: op.input.c,
-            h: window.span,
-            w: padded,
-        },
-        output: MapShape {
-            c: op.output.c,
-            h: 1,
-            w: op.output.w,
-        },
-        padding: 0,
-        ..*op
-    })
+    op.band(window.span)
 }
 
 impl<'p, 'a> StreamPair<'p, 'a> {
@@ -337,20 +323,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
                     }
                 }
                 Consumer::Pool(op) => {
-                    let band_op = MaxPool2dOp {
-                        input: MapShape {
-                            c: q_in.c,
-                            h: span,
-                            w: q_in.w,
-                        },
-                        output: MapShape {
-                            c: q_out.c,
-                            h: 1,
-                            w: q_out.w,
-                        },
-                        window: op.window,
-                    };
-                    band_op.run(consumer_band, consumer_row);
+                    op.band(span).run(consumer_band, consumer_row);
                 }
             }
             // Row `y` of every output channel.

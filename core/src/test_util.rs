@@ -1,5 +1,88 @@
-//! Deterministic test data without extra dependencies: core's tests, and (feature `testing`,
-//! `no_std`) the firmware's `dsp_check`, so that both draw their cases from one generator.
+//! The testing kit, `no_std`: core's tests and (feature `testing`) the firmware's `dsp_check`
+//! draw their data from one generator ([`SplitMix`]) and their layers from one set of case
+//! generators ([`cases`]), and core's tier checks run through [`kernel_tests!`](crate::kernel_tests).
+
+pub mod cases;
+
+use crate::ops::tier::KernelTier;
+
+/// Runs `check` on `tier`, which this build found on the CPU (`kernel_tests!` marks the
+/// tests of the tiers it did not find as ignored). Fails rather than passes when the CPU
+/// lacks the tier after all (a binary built elsewhere, or run under another emulated CPU
+/// without `--skip` for that tier), so that a missing tier is never counted as a pass.
+pub fn run_tier(tier: KernelTier, check: fn(KernelTier)) {
+    assert!(
+        tier.is_supported(),
+        "{tier}: this CPU lacks it; leave its tests out (cargo test -- --skip <tier>)"
+    );
+    check(tier);
+    // The logs' list of the tiers that ran (`scripts/test.sh`'s aarch64 step greps it).
+    #[cfg(any(test, feature = "std"))]
+    std::eprintln!("ran {tier}");
+}
+
+/// One `#[test]` per kernel tier of the target (portable; avx2, avx-vnni, avx512-vnni on
+/// x86-64; neon, neon-dot on AArch64) for each named check `fn(KernelTier)`, in a module of
+/// the check's name: `cargo test` lists `conv_matches_reference::avx512_vnni` and its
+/// siblings. A tier the build machine's CPU lacks is `#[ignore]`d (reported as ignored, never
+/// as passed; `core/build.rs` detects it when it builds for its own architecture); when
+/// cross-built, [`run_tier`] fails on a CPU without the tier instead.
+///
+/// `kernel_tests!(simd: check)` leaves the portable tier out, for checks of SIMD code that
+/// has no portable form (its reference is the scalar code).
+#[macro_export]
+macro_rules! kernel_tests {
+    (simd: $($check:ident),+ $(,)?) => {$(
+        mod $check {
+            $crate::kernel_tests!(@simd $check);
+        }
+    )+};
+    ($($check:ident),+ $(,)?) => {$(
+        mod $check {
+            #[test]
+            fn portable() {
+                $crate::test_util::run_tier($crate::ops::tier::KernelTier::Portable, super::$check);
+            }
+
+            $crate::kernel_tests!(@simd $check);
+        }
+    )+};
+    (@simd $check:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        #[cfg_attr(qcnn_cpu_lacks_avx2, ignore = "this CPU has no AVX2")]
+        fn avx2() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::Avx2, super::$check);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        #[cfg_attr(qcnn_cpu_lacks_avx_vnni, ignore = "this CPU has no AVX-VNNI")]
+        fn avx_vnni() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::AvxVnni, super::$check);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        #[cfg_attr(qcnn_cpu_lacks_avx512_vnni, ignore = "this CPU has no AVX-512 VNNI/VBMI")]
+        fn avx512_vnni() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::Avx512Vnni, super::$check);
+        }
+
+        #[cfg(target_arch = "aarch64")]
+        #[test]
+        fn neon() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::Neon, super::$check);
+        }
+
+        #[cfg(target_arch = "aarch64")]
+        #[test]
+        #[cfg_attr(qcnn_cpu_lacks_neon_dot, ignore = "this CPU has no dot product")]
+        fn neon_dot() {
+            $crate::test_util::run_tier($crate::ops::tier::KernelTier::NeonDot, super::$check);
+        }
+    };
+}
 
 /// SplitMix64: tiny, fast, and good enough to drive randomized comparisons.
 pub struct SplitMix(pub u64);

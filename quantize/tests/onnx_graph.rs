@@ -15,34 +15,10 @@ use qcnn_quantize::graph::FloatGraph;
 use qcnn_quantize::graph::export::{GraphReport, export_graph};
 use qcnn_quantize::onnx::{self, AnyImport};
 
-use common::{repo, repo_config};
-
-fn test_model(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/onnx")
-        .join(name)
-}
+use common::{GOLDEN_IMAGES, assert_matches_golden, repo, repo_config, test_model};
 
 fn resnet8() -> PathBuf {
     repo().join("../shared/fixtures/onnx/resnet8_fmnist.onnx")
-}
-
-/// onnxruntime's float logits of test images 0..256 for `key`.
-fn golden(key: &str) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(test_model("golden_logits.json")).unwrap();
-    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
-    golden["models"][key]
-        .as_array()
-        .unwrap_or_else(|| panic!("no golden logits for {key}"))
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
 }
 
 fn data() -> FashionMnist {
@@ -61,21 +37,10 @@ fn graph_of(path: &Path) -> (FloatGraph, onnx::ImportReport) {
 /// the int8 blob (calibrated on training images) loads and agrees with the float model.
 fn check(path: &Path, key: &str, min_agreement: f64) -> (FloatGraph, GraphReport) {
     let (graph, _) = graph_of(path);
-    let expected = golden(key);
-    assert_eq!(expected.len(), 256);
     let data = data();
-    let images: Vec<&[u8]> = (0..expected.len()).map(|i| data.test.image(i)).collect();
+    let images: Vec<&[u8]> = (0..GOLDEN_IMAGES).map(|i| data.test.image(i)).collect();
     let logits = graph.forward_all(&images);
-    let mut worst = 0.0f64;
-    for (i, (got, want)) in logits.iter().zip(&expected).enumerate() {
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(want) {
-            let diff = (f64::from(*g) - w).abs();
-            worst = worst.max(diff);
-            assert!(diff <= 1e-4, "{key}, image {i}: {got:?} vs {want:?}");
-        }
-    }
-    eprintln!("{key}: worst |float - onnxruntime| over 256 images {worst:e}");
+    assert_matches_golden(key, &logits);
 
     let config = Config::load(&repo_config()).unwrap();
     let calibration: Vec<&[u8]> = (0..500).map(|i| data.train.image(i)).collect();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use qcnn_config::config::Config;
 use qcnn_config::model::LayerSpec;
@@ -13,13 +13,7 @@ use qcnn_quantize::float_model::FloatModel;
 use qcnn_quantize::onnx::{self, Imported};
 use qcnn_quantize::pipeline::quantize_checkpoint;
 
-use common::{fixture, repo, repo_config};
-
-fn test_model(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/onnx")
-        .join(name)
-}
+use common::{GOLDEN_IMAGES, assert_matches_golden, fixture, repo, repo_config, test_model};
 
 /// The repository's config.yaml without its `model:` section, which ONNX input does not need.
 fn config_without_model() -> Config {
@@ -38,25 +32,6 @@ fn config_without_model() -> Config {
     config
 }
 
-/// onnxruntime's float logits of test images 0..256 for `key`.
-fn golden(key: &str) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(test_model("golden_logits.json")).unwrap();
-    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(golden["first_test_index"], 0);
-    golden["models"][key]
-        .as_array()
-        .unwrap_or_else(|| panic!("no golden logits for {key}"))
-        .iter()
-        .map(|row| {
-            row.as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
-}
-
 /// The imported float model's logits match onnxruntime's to 1e-4 (max abs) on 256 test images.
 fn float_matches_onnxruntime(path: &Path, key: &str) -> Imported {
     let onnx::AnyImport::Sequential(imported) = onnx::import(path).unwrap() else {
@@ -66,21 +41,9 @@ fn float_matches_onnxruntime(path: &Path, key: &str) -> Imported {
         );
     };
     let model = FloatModel::new(&imported.architecture, &imported.checkpoint);
-    let expected = golden(key);
-    assert_eq!(expected.len(), 256);
     let data = FashionMnist::load(&config_without_model().data.dirs).unwrap();
-    let images: Vec<&[u8]> = (0..expected.len()).map(|i| data.test.image(i)).collect();
-    let logits = model.forward_all(&images);
-    let mut worst = 0.0f64;
-    for (i, (got, want)) in logits.iter().zip(&expected).enumerate() {
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(want) {
-            let diff = (f64::from(*g) - w).abs();
-            worst = worst.max(diff);
-            assert!(diff <= 1e-4, "{key}, image {i}: {got:?} vs {want:?}");
-        }
-    }
-    eprintln!("{key}: worst |float - onnxruntime| over 256 images {worst:e}");
+    let images: Vec<&[u8]> = (0..GOLDEN_IMAGES).map(|i| data.test.image(i)).collect();
+    assert_matches_golden(key, &model.forward_all(&images));
     imported
 }
 

@@ -46,10 +46,12 @@
 //! Activations are int8 in C,H,W order, so Flatten is PyTorch's flatten.
 //!
 //! The files: [`mod@layout`] (the constants, the framing of each version, the header types),
+//! `decode` (the layer-sequence header's decoder, postcard's wire format without serde),
 //! [`mod@read`] (the framing's checks when a blob is loaded) and [`mod@write`] (the encoder and the
 //! data-section writer). Inside the crate, import from those files, not through this one: it
 //! only gathers them for the crate's users.
 
+pub(crate) mod decode;
 pub mod layout;
 pub mod read;
 pub mod write;

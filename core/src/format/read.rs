@@ -2,7 +2,8 @@
 //! [`super::write`]. The header's meaning (shapes, sections, ranges) is checked by
 //! `crate::model` and `crate::graph`.
 
-use super::layout::{self, CHECKSUM_LEN, Layer, Layout, MAGIC, PREFIX_LEN, to_usize};
+use super::decode::Decoder;
+use super::layout::{self, CHECKSUM_LEN, Layout, MAGIC, PREFIX_LEN, to_usize};
 use crate::checksum::Checksum;
 use crate::error::ModelError;
 use crate::graph::view::Graph;
@@ -79,8 +80,8 @@ pub(crate) enum Parsed<'a> {
 }
 
 /// Checks the framing (prefix, checksum if asked, header, padding, data length). The header is
-/// decoded piece by piece (shape, layer count, each layer, data length) exactly as postcard
-/// would decode a [`Header`](layout::Header), without ever holding the whole layer list.
+/// decoded piece by piece (shape, layer count, each layer, data length) as postcard would
+/// decode a [`Header`](layout::Header) (`super::decode`), without ever holding the whole layer list.
 pub(crate) fn parse(blob: &[u8], check_checksum: bool) -> Result<Parsed<'_>, ModelError> {
     let framing = prefix_framing(blob)?;
     let too_short = ModelError::TooShort { len: blob.len() };
@@ -116,23 +117,21 @@ pub(crate) fn parse(blob: &[u8], check_checksum: bool) -> Result<Parsed<'_>, Mod
         let data = body.get(data_start..).unwrap_or_default();
         return crate::graph::load(header_bytes, data).map(Parsed::Graph);
     }
-    let (input, rest) =
-        postcard::take_from_bytes::<layout::Shape>(header_bytes).map_err(|_| decode)?;
-    let (count, layers_start) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
-    let layer_count = to_usize(count);
+    let mut header = Decoder::new(header_bytes);
+    let input = header.shape().ok_or(decode)?;
+    let layer_count = to_usize(header.u32().ok_or(decode)?);
     if layer_count > layout::MAX_LAYERS {
         return Err(decode);
     }
-    let mut after_layers = layers_start;
+    let layers_start = header.rest();
     for _ in 0..layer_count {
-        after_layers = postcard::take_from_bytes::<Layer>(after_layers)
-            .map_err(|_| decode)?
-            .1;
+        header.layer().ok_or(decode)?;
     }
     let layers = layers_start
-        .get(..layers_start.len() - after_layers.len())
+        .get(..layers_start.len() - header.rest().len())
         .unwrap_or_default();
-    let (data_len, unused) = postcard::take_from_bytes::<u32>(after_layers).map_err(|_| decode)?;
+    let data_len = header.u32().ok_or(decode)?;
+    let unused = header.rest();
     if !unused.is_empty() {
         return Err(ModelError::HeaderTrailingBytes);
     }

@@ -1,9 +1,10 @@
 //! Random graph-kernel cases shared by the fast kernels' tests (`graph/fast/tests.rs`) and the
-//! host tiers' (`prepared_graph/tests.rs`): per-channel requantizers, windows, clamps.
+//! host tiers' (`prepared_graph/tests.rs`): per-channel requantizers held in `Vec`s; the
+//! windows, clamps and output shapes are the testing kit's (`test_util::cases`), which the
+//! firmware's `dsp_check` draws from too.
 
 use crate::graph::format::Window;
-use crate::graph::kernels::{ChannelData, window_len};
-use crate::shape::MapShape;
+use crate::graph::kernels::ChannelData;
 use crate::test_util::SplitMix;
 
 pub(crate) struct Channels {
@@ -36,25 +37,13 @@ impl Channels {
     }
 }
 
+/// The testing kit's window with strides 1–3 (`SplitMix::window`).
 pub(crate) fn random_window(rng: &mut SplitMix, max_side: usize) -> Window {
-    let kh = 1 + rng.below(max_side) as u8;
-    let kw = 1 + rng.below(max_side) as u8;
-    let pad = |rng: &mut SplitMix, k: u8| rng.below(usize::from(k)) as u8;
-    Window {
-        kernel: [kh, kw],
-        stride: [1 + rng.below(3) as u8, 1 + rng.below(3) as u8],
-        pads: [pad(rng, kh), pad(rng, kw), pad(rng, kh), pad(rng, kw)],
-    }
+    rng.window(max_side, 3)
 }
 
-pub(crate) fn out_shape(input: MapShape, c: usize, w: &Window) -> Option<MapShape> {
-    let [pt, pl, pb, pr] = w.pads;
-    let h = window_len(input.h, w.kernel[0], w.stride[0], pt, pb)?;
-    let width = window_len(input.w, w.kernel[1], w.stride[1], pl, pr)?;
-    (h > 0 && width > 0).then_some(MapShape { c, h, w: width })
-}
+pub(crate) use crate::test_util::cases::out_shape;
 
 pub(crate) fn clamp(rng: &mut SplitMix) -> [i8; 2] {
-    let lo = rng.next() as i8;
-    [lo, lo.saturating_add(rng.below(200) as i8)]
+    rng.clamp()
 }

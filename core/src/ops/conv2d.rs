@@ -404,8 +404,10 @@ fn copy_row(dst: &mut [i8], src: &[i8]) {
 mod tests {
     use super::*;
     use crate::ops::maxpool2d::PoolWindow;
+    use crate::ops::tier::KernelTier;
     use crate::reference::{self, ChannelData};
     use crate::test_util::SplitMix;
+    use crate::test_util::cases::ConvRanges;
 
     struct Case {
         input: MapShape,
@@ -416,26 +418,14 @@ mod tests {
 
     impl Case {
         fn op(&self) -> Conv2dOp<'_> {
-            let pool = PoolWindow {
-                kernel: self.conv.pool.0,
-                stride: self.conv.pool.1,
-            };
-            let output = MapShape {
-                c: self.data.len(),
-                h: pool.output_len(self.conv.conv_len(self.input.h)).unwrap(),
-                w: pool.output_len(self.conv.conv_len(self.input.w)).unwrap(),
-            };
-            Conv2dOp {
-                input: self.input,
-                output,
-                kernel: self.conv.kernel,
-                stride: self.conv.stride,
-                padding: self.conv.padding,
-                pool,
-                weights: &self.weights,
-                channels: self.data.channels(),
-                input_zero_point: self.conv.input_zero_point,
-            }
+            Conv2dOp::new(
+                self.input,
+                self.conv.window(),
+                &self.weights,
+                self.data.channels(),
+                self.conv.input_zero_point,
+            )
+            .unwrap()
         }
 
         fn run(&self, input: &[i8]) -> Vec<i8> {
@@ -458,6 +448,86 @@ mod tests {
     fn identity_channels(n: usize, zero_point: i8, relu: bool) -> ChannelData {
         // Multiplier 2^30 with shift 1 is exactly ×1.
         ChannelData::new(vec![0; n], vec![1 << 30; n], vec![1; n], zero_point, relu)
+    }
+
+    #[test]
+    fn new_refuses_what_the_kernels_cannot_run() {
+        use crate::ops::conv2d_op::ConvWindow;
+        use crate::ops::op_error::OpError;
+        let data = identity_channels(2, 0, false);
+        let weights = [1; 2 * 3 * 9];
+        let input = MapShape { c: 3, h: 6, w: 5 };
+        let window = ConvWindow {
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            pool: PoolWindow {
+                kernel: 2,
+                stride: 2,
+            },
+        };
+        let new =
+            |input, window, weights| Conv2dOp::new(input, window, weights, data.channels(), 0);
+        let op = new(input, window, &weights).unwrap();
+        assert_eq!(op.output(), MapShape { c: 2, h: 3, w: 2 });
+        assert_eq!(
+            new(input, window, &weights[1..]).unwrap_err(),
+            OpError::LengthMismatch
+        );
+        let c4 = MapShape { c: 4, ..input };
+        assert_eq!(
+            new(c4, window, &weights).unwrap_err(),
+            OpError::LengthMismatch
+        );
+        for bad in [
+            ConvWindow {
+                kernel: 0,
+                ..window
+            },
+            ConvWindow {
+                stride: 0,
+                ..window
+            },
+            ConvWindow {
+                padding: 256,
+                ..window
+            },
+            ConvWindow {
+                pool: PoolWindow {
+                    kernel: 2,
+                    stride: 0,
+                },
+                ..window
+            },
+        ] {
+            assert_eq!(new(input, bad, &weights).unwrap_err(), OpError::BadWindow);
+        }
+        let tiny = MapShape { c: 3, h: 1, w: 1 };
+        let unpadded = ConvWindow {
+            padding: 0,
+            ..window
+        };
+        assert_eq!(
+            new(tiny, unpadded, &weights).unwrap_err(),
+            OpError::EmptyOutput
+        );
+        let huge = MapShape {
+            c: usize::MAX,
+            ..input
+        };
+        assert_eq!(new(huge, window, &weights).unwrap_err(), OpError::TooLarge);
+        let deep = MapShape {
+            c: 1 << 16,
+            h: 3,
+            w: 3,
+        };
+        assert_eq!(
+            new(deep, window, &weights).unwrap_err(),
+            OpError::DotTooLong
+        );
+        // The multiply-adds happen before the pool: 2 outputs · 6×5 positions · 27 taps.
+        let output = window.output(input, 2).unwrap();
+        assert_eq!((output.conv, output.macs()), ((6, 5), 2 * 6 * 5 * 27));
     }
 
     #[test]
@@ -520,37 +590,30 @@ mod tests {
     /// A random conv (any kernel, padding, stride and fused pool that fit) with up to
     /// `max_channels` input and `max_outputs` output channels, and its input.
     fn random_case(rng: &mut SplitMix, max_channels: usize, max_outputs: usize) -> (Case, Vec<i8>) {
-        let kernel = [1, 3, 5][rng.below(3)];
-        let padding = rng.below(3);
-        let stride = rng.below(2) + 1;
-        let pool = match rng.below(3) {
-            0 => (2, 2),
-            1 => (rng.below(3) + 1, rng.below(3) + 1),
-            _ => (1, 1),
-        };
-        // Big enough for the kernel and the pool window.
-        let min = (kernel + pool.0 * stride)
-            .saturating_sub(2 * padding)
-            .max(1);
-        let input = MapShape {
-            c: rng.below(max_channels) + 1,
-            h: min + rng.below(6),
-            w: min + rng.below(6),
-        };
-        let out_channels = rng.below(max_outputs) + 1;
+        let layer = rng.conv_layer(&ConvRanges {
+            kernels: &[1, 3, 5],
+            max_stride: 2,
+            max_padding: 2,
+            odd_pools: true,
+            max_in_channels: max_channels,
+            extra_rows: 6,
+            extra_columns: 6,
+            max_out_channels: max_outputs,
+        });
+        let window = layer.window;
         let case = Case {
-            input,
+            input: layer.input,
             conv: reference::Conv {
-                kernel,
-                stride,
-                padding,
-                pool,
-                input_zero_point: rng.next() as i8,
+                kernel: window.kernel,
+                stride: window.stride,
+                padding: window.padding,
+                pool: (window.pool.kernel, window.pool.stride),
+                input_zero_point: layer.input_zero_point,
             },
-            weights: rng.weights(out_channels * input.c * kernel * kernel),
-            data: ChannelData::random(rng, out_channels),
+            weights: rng.weights(layer.weights_len()),
+            data: ChannelData::random(rng, layer.out_channels),
         };
-        let x = rng.i8s(input.c * input.plane());
+        let x = rng.i8s(layer.input.c * layer.input.plane());
         (case, x)
     }
 
@@ -568,11 +631,13 @@ mod tests {
         assert!(nonsaturated > 1000, "{nonsaturated}");
     }
 
-    /// The im2col path (whatever `gemm` kernel the target dispatches to) against the direct
-    /// path and the reference, including left shifts, where requantization is not monotone
-    /// and pooling must requantize every position, and more than `MAX_ROWS` output channels.
-    #[test]
-    fn im2col_path_matches_direct_path() {
+    crate::kernel_tests!(im2col_matches_direct_and_reference);
+
+    /// The im2col path over the tier's `gemm` kernel against the direct path and the
+    /// reference, including left shifts, where requantization is not monotone and pooling
+    /// must requantize every position, and more than `MAX_ROWS` output channels.
+    fn im2col_matches_direct_and_reference(tier: KernelTier) {
+        let gemm = crate::ops::gemm::gemm_kernel(tier);
         let mut rng = SplitMix(4);
         let mut non_monotone = 0;
         for i in 0..300 {
@@ -594,7 +659,7 @@ mod tests {
             let len = op.output.c * op.output.plane();
             let (mut im2col, mut direct) = (vec![0x55; len], vec![0x55; len]);
             let mut scratch = vec![0x5A; op.scratch_len(Kernels::Portable)];
-            op.run_portable(&x, &mut im2col, &mut scratch);
+            op.run_portable_with(gemm, &x, &mut im2col, &mut scratch);
             op.run_direct(&x, &mut direct);
             assert_eq!(im2col, direct, "{:?} {:?}", case.conv, case.input);
             assert_eq!(

@@ -80,7 +80,7 @@ pub(crate) mod tests {
     }
 
     /// Random shapes up to the call limits, `k` covering every remainder modulo 16.
-    pub(crate) fn random_case(rng: &mut SplitMix) -> (Vec<i8>, Vec<i8>, usize) {
+    fn random_case(rng: &mut SplitMix) -> (Vec<i8>, Vec<i8>, usize) {
         let k = if rng.below(4) == 0 {
             rng.below(3200) + 1
         } else {
@@ -106,6 +106,44 @@ pub(crate) mod tests {
             assert_eq!(acc[expected.len()], 0x5555, "wrote past rows · n");
         }
     }
+
+    /// A tier's kernel against the portable one on random shapes, including every tail
+    /// length, more columns than one block, partial rows and columns, short and long `acc`
+    /// and extreme values; and both against the i64 reference on the whole rows and columns
+    /// (so that the portable tier's run checks something too).
+    fn gemm_matches_reference(tier: KernelTier) {
+        let kernel = gemm_kernel(tier);
+        let mut rng = SplitMix(86);
+        for case in 0..2000 {
+            let (mut weights, mut columns, k) = random_case(&mut rng);
+            if case % 10 == 0 {
+                // Beyond the callers' limits, and saturating values: still identical.
+                let extra = k * rng.below(6);
+                columns.extend(rng.i8s(extra));
+                weights.fill(-127);
+                columns.fill(if case % 20 == 0 { -128 } else { 127 });
+            }
+            let (rows, n) = (weights.len() / k, columns.len() / k);
+            let expected = reference(&weights, &columns, k);
+            // Sometimes a partial trailing row or column, or a short or long `acc`.
+            let partial = [rng.below(2) * rng.below(k), rng.below(2) * rng.below(k)];
+            weights.extend(rng.weights(partial[0]));
+            columns.extend(rng.i8s(partial[1]));
+            let len = match rng.below(4) {
+                0 => rng.below(rows * n + 1),
+                _ => rows * n + rng.below(3),
+            };
+            let (mut fast, mut portable) = (vec![0x5a5a_5a5a; len], vec![0x5a5a_5a5a; len]);
+            kernel(&weights, &columns, k, &mut fast);
+            gemm_portable(&weights, &columns, k, &mut portable);
+            let context = format!("{tier} case {case}: rows {rows}, n {n}, k {k}");
+            assert_eq!(fast, portable, "{context}");
+            let got = fast.iter().map(|&v| i64::from(v));
+            assert!(got.zip(&expected).all(|(a, &b)| a == b), "{context}");
+        }
+    }
+
+    crate::kernel_tests!(gemm_matches_reference);
 
     #[test]
     fn dispatched_kernel_matches_portable() {

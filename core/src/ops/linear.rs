@@ -145,22 +145,38 @@ mod tests {
         let half = || vec![1 << 30, 1 << 30];
         let data = ChannelData::new(vec![10, -10], half(), vec![0, 0], 3, false);
         let weights = [1, 2, 3, -1, -2, -3];
-        let op = LinearOp {
-            in_features: 3,
-            weights: &weights,
-            channels: data.channels(),
-        };
+        let op = LinearOp::new(3, &weights, data.channels()).unwrap();
         let mut out = [0; 2];
         op.run(&[4, 5, 6], &mut out, &mut []);
         // (10 + 32)/2 + 3 = 24; (−10 − 32)/2 + 3 = −18.
         assert_eq!(out, [24, -18]);
         let data = ChannelData::new(vec![10, -10], half(), vec![0, 0], 3, true);
-        let op = LinearOp {
-            channels: data.channels(),
-            ..op
-        };
+        let op = LinearOp::new(3, &weights, data.channels()).unwrap();
         op.run(&[4, 5, 6], &mut out, &mut []);
         assert_eq!(out, [24, 3]);
+    }
+
+    #[test]
+    fn new_refuses_what_the_kernels_cannot_run() {
+        use crate::ops::op_error::OpError;
+        let data = ChannelData::random(&mut SplitMix(1), 2);
+        let weights = [1; 6];
+        assert!(LinearOp::new(3, &weights, data.channels()).is_ok());
+        let refused = |in_features, weights: &[i8]| {
+            LinearOp::new(in_features, weights, data.channels()).unwrap_err()
+        };
+        assert_eq!(refused(4, &weights), OpError::LengthMismatch);
+        assert_eq!(refused(3, &weights[..5]), OpError::LengthMismatch);
+        assert_eq!(refused(0, &[]), OpError::EmptyOutput);
+        assert_eq!(
+            refused(crate::ops::dot::MAX_DOT_LEN + 1, &weights),
+            OpError::DotTooLong
+        );
+        let none = ChannelData::random(&mut SplitMix(2), 0);
+        assert_eq!(
+            LinearOp::new(3, &[], none.channels()).unwrap_err(),
+            OpError::EmptyOutput
+        );
     }
 
     #[test]
@@ -171,11 +187,7 @@ mod tests {
             let weights = rng.weights(in_features * out_features);
             let data = ChannelData::random(&mut rng, out_features);
             let input = rng.i8s(in_features);
-            let op = LinearOp {
-                in_features,
-                weights: &weights,
-                channels: data.channels(),
-            };
+            let op = LinearOp::new(in_features, &weights, data.channels()).unwrap();
             let mut out = vec![0; out_features];
             op.run(
                 &input,
@@ -199,11 +211,7 @@ mod tests {
             let weights = rng.weights(in_features * out_features);
             let data = ChannelData::random(&mut rng, out_features);
             let inputs = rng.i8s(images * in_features);
-            let op = LinearOp {
-                in_features,
-                weights: &weights,
-                channels: data.channels(),
-            };
+            let op = LinearOp::new(in_features, &weights, data.channels()).unwrap();
             let mut batched = vec![0x55; images * out_features];
             op.run_batch(
                 &inputs,

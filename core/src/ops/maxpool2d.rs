@@ -2,6 +2,8 @@
 //! Conv2d through [`PoolWindow`].
 
 use super::chunks::{rows, rows_mut};
+#[cfg(test)]
+use super::op_error::OpError;
 use crate::shape::MapShape;
 
 /// A square pooling window and its stride.
@@ -32,14 +34,53 @@ impl PoolWindow {
     }
 }
 
+/// A checked standalone MaxPool2d: only [`Self::new`] builds one (and [`Self::band`] from
+/// one), so its output shape is always the window's over its input.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MaxPool2dOp {
-    pub input: MapShape,
-    pub output: MapShape,
-    pub window: PoolWindow,
+    pub(crate) input: MapShape,
+    pub(crate) output: MapShape,
+    pub(crate) window: PoolWindow,
 }
 
 impl MaxPool2dOp {
+    /// `window` over `input`, if the window is 1..=255 a side and stride and fits. Crate-private
+    /// like the op, so only core's tests build one this way (the loader checks with its own
+    /// errors, then builds the literal).
+    #[cfg(test)]
+    pub fn new(input: MapShape, window: PoolWindow) -> Result<Self, OpError> {
+        if !(1..=255).contains(&window.kernel) || !(1..=255).contains(&window.stride) {
+            return Err(OpError::BadWindow);
+        }
+        let len = |n| window.output_len(n).filter(|&n| n > 0);
+        let output = match (len(input.h), len(input.w)) {
+            (Some(h), Some(w)) if input.c > 0 => MapShape { c: input.c, h, w },
+            _ => return Err(OpError::EmptyOutput),
+        };
+        input.checked_len().ok_or(OpError::TooLarge)?;
+        Ok(Self {
+            input,
+            output,
+            window,
+        })
+    }
+
+    /// The pool on a band of `rows` input rows giving one output row, as the streamed
+    /// schedule runs it (`rows` its window's kernel).
+    pub(crate) fn band(&self, rows: usize) -> Self {
+        Self {
+            input: MapShape {
+                h: rows,
+                ..self.input
+            },
+            output: MapShape {
+                h: 1,
+                ..self.output
+            },
+            window: self.window,
+        }
+    }
+
     pub fn run(&self, input: &[i8], output: &mut [i8]) {
         let width = self.input.w;
         let planes = rows(input, self.input.plane()).zip(rows_mut(output, self.output.plane()));
@@ -65,17 +106,7 @@ mod tests {
     use crate::test_util::SplitMix;
 
     fn op(c: usize, h: usize, w: usize, kernel: usize, stride: usize) -> MaxPool2dOp {
-        let window = PoolWindow { kernel, stride };
-        let output = MapShape {
-            c,
-            h: window.output_len(h).unwrap(),
-            w: window.output_len(w).unwrap(),
-        };
-        MaxPool2dOp {
-            input: MapShape { c, h, w },
-            output,
-            window,
-        }
+        MaxPool2dOp::new(MapShape { c, h, w }, PoolWindow { kernel, stride }).unwrap()
     }
 
     #[test]
@@ -100,20 +131,49 @@ mod tests {
         let mut out = [0; 8];
         op.run(&input, &mut out);
         assert_eq!(out, input);
-        let op = MaxPool2dOp {
-            window: PoolWindow {
+        let op = MaxPool2dOp::new(
+            op.input,
+            PoolWindow {
                 kernel: 1,
                 stride: 3,
             },
-            ..op
-        };
-        let op = MaxPool2dOp {
-            output: MapShape { c: 2, h: 1, w: 2 },
-            ..op
-        };
+        )
+        .unwrap();
+        assert_eq!(op.output, MapShape { c: 2, h: 1, w: 2 });
         let mut out = [0; 4];
         op.run(&input, &mut out);
         assert_eq!(out, [1, 4, -1, -4]);
+    }
+
+    #[test]
+    fn new_refuses_what_the_kernel_cannot_run() {
+        let input = MapShape { c: 2, h: 3, w: 3 };
+        let window = |kernel, stride| PoolWindow { kernel, stride };
+        assert_eq!(
+            MaxPool2dOp::new(input, window(0, 1)).unwrap_err(),
+            OpError::BadWindow
+        );
+        assert_eq!(
+            MaxPool2dOp::new(input, window(2, 0)).unwrap_err(),
+            OpError::BadWindow
+        );
+        assert_eq!(
+            MaxPool2dOp::new(input, window(4, 1)).unwrap_err(),
+            OpError::EmptyOutput
+        );
+        let empty = MapShape { c: 0, ..input };
+        assert_eq!(
+            MaxPool2dOp::new(empty, window(2, 2)).unwrap_err(),
+            OpError::EmptyOutput
+        );
+        let huge = MapShape {
+            c: usize::MAX,
+            ..input
+        };
+        assert_eq!(
+            MaxPool2dOp::new(huge, window(2, 2)).unwrap_err(),
+            OpError::TooLarge
+        );
     }
 
     #[test]

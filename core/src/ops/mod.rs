@@ -13,14 +13,15 @@ pub(crate) mod arm_dsp;
 pub mod channels;
 pub(crate) mod chunks;
 pub mod conv2d;
-pub(crate) mod conv2d_op;
+pub mod conv2d_op;
 pub mod dot;
 pub mod gemm;
 pub(crate) mod gemm_portable;
 pub mod kernels;
 pub mod linear;
-pub(crate) mod linear_op;
+pub mod linear_op;
 pub mod maxpool2d;
+pub mod op_error;
 pub mod requant;
 pub(crate) mod scratch;
 pub mod tier;
@@ -29,6 +30,7 @@ pub mod x86;
 
 pub use channels::Channels;
 pub use kernels::Kernels;
+pub use op_error::OpError;
 
 /// The Cortex-M4 Linear in a scratch shorter than its whole unpacked input (the streaming
 /// schedule's), unpacking it block by block; `false` if it declines. For the firmware's

@@ -10,7 +10,11 @@
 //! it unpacks its input in blocks (an arena sized for the streaming schedule). Random
 //! Conv2d → Conv2d pairs also run streamed (`qcnn_core::dsp_stream_pair`: the producer's rows
 //! written as int8 into the consumer's ring) against both layers on whole maps with the
-//! portable code. Prints a summary line per group; exits non-zero on the first mismatch. Run by `run-tests.sh` under qemu mps2-an386.
+//! portable code. Its layers come from core's testing kit (`qcnn_core::test_util::cases`, the
+//! generators core's own kernel tests use) and are built through the ops' checked constructors
+//! (`Conv2dOp::new`, `LinearOp::new`, `Channels::new`): a case the constructors refuse fails
+//! the check. Prints a summary line per group; exits non-zero on the first mismatch. Run by
+//! `run-tests.sh` under qemu mps2-an386.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -20,13 +24,15 @@ use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
 use qcnn_core::graph::fast;
-use qcnn_core::graph::format::{Add, Window};
-use qcnn_core::graph::kernels::{self as graph_kernels, ChannelData, window_len};
+use qcnn_core::graph::format::Window;
+use qcnn_core::graph::kernels::{self as graph_kernels, ChannelData};
 use qcnn_core::ops::Channels;
 use qcnn_core::ops::conv2d::Conv2dOp;
+use qcnn_core::ops::conv2d_op::ConvWindow;
 use qcnn_core::ops::linear::LinearOp;
 use qcnn_core::ops::maxpool2d::PoolWindow;
 use qcnn_core::test_util::SplitMix as Rng;
+use qcnn_core::test_util::cases::{ConvLayer, ConvRanges, out_shape};
 use qcnn_core::{Kernels, MapShape};
 // The vector table's interrupt part (src/interrupts.rs) lives in the firmware's library.
 use qcnn_firmware as _;
@@ -43,9 +49,15 @@ const MAX_CHANNELS: usize = 40;
 const CHANNEL_SLOTS: usize = 64;
 /// Longest Linear input tried.
 const MAX_FEATURES: usize = 3600;
-/// Scratch for either path: the most the DSP conv can ask for is about 6.9 KB, the DSP
-/// Linear 2 bytes a feature; plus 3 bytes of misalignment.
-const MAX_SCRATCH: usize = 2 * MAX_FEATURES + 8;
+/// Scratch for any path: the most the DSP conv can ask for is about 6.9 KB, the DSP
+/// Linear 2 bytes a feature, a graph fast kernel `fast::MAX_SCRATCH` (a case asking more
+/// is skipped, as the loader runs such a node on the portable code); plus 3 bytes of
+/// misalignment.
+const MAX_SCRATCH: usize = max(2 * MAX_FEATURES, fast::MAX_SCRATCH) + 8;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
 const MAX_INPUT: usize = 8 * 28 * 28;
 const MAX_WEIGHTS: usize = 40 * 4096 + 4;
 
@@ -61,29 +73,52 @@ struct ChannelBytes {
 }
 
 impl ChannelBytes {
-    /// Random channels; one case in four has left shifts (non-monotone requantizers).
-    fn random(&mut self, rng: &mut Rng, n: usize, k: usize) -> Channels<'_> {
-        let left = rng.below(4) == 0;
-        for o in 0..n {
-            // Scales that spread the sums over the int8 range, as real layers do.
-            let bias = (rng.next() as i32) >> 12;
-            let multiplier = (1 << 30) + (rng.next() as i32 & 0x3FFF_FFFF);
-            let shift = if left {
-                rng.below(3) as i8
-            } else {
-                -((8 + rng.below(6) + (k > 200) as usize * 4) as i8)
-            };
+    /// Random channels (the testing kit's requantizers); one case in four has left shifts
+    /// (non-monotone requantizers). `None` only if `n` exceeds the slots.
+    fn random(&mut self, rng: &mut Rng, n: usize, k: usize) -> Option<Channels<'_>> {
+        let shifts = match (rng.below(4) == 0, k > 200) {
+            (true, _) => 0..3,
+            // Longer sums need larger right shifts to stay spread over the int8 range.
+            (false, true) => -17..-11,
+            (false, false) => -13..-7,
+        };
+        for o in 0..n.min(CHANNEL_SLOTS) {
+            let (bias, multiplier, shift) = rng.requantizer(shifts.clone());
             self.bias[o] = bias.to_le_bytes();
             self.multiplier[o] = multiplier.to_le_bytes();
             self.shift[o] = shift;
         }
-        Channels {
-            bias: &self.bias[..n],
-            multiplier: &self.multiplier[..n],
-            shift: &self.shift[..n],
-            zero_point: rng.next() as i8,
-            relu: rng.below(2) == 0,
-        }
+        Channels::new(
+            self.bias.get(..n)?,
+            self.multiplier.get(..n)?,
+            self.shift.get(..n)?,
+            rng.next() as i8,
+            rng.below(2) == 0,
+        )
+    }
+}
+
+/// The random convolutions' ranges: odd and even channel counts, kernels 1/3/5, stride 1–2,
+/// padding 0–2, any fused pool.
+const CONV_RANGES: ConvRanges = ConvRanges {
+    kernels: &[1, 3, 5],
+    max_stride: 2,
+    max_padding: 2,
+    odd_pools: true,
+    max_in_channels: 8,
+    extra_rows: 14,
+    extra_columns: 14,
+    max_out_channels: MAX_CHANNELS,
+};
+
+/// A case the check could not set up, which must not pass silently.
+fn refused(layer: &'static str, case: usize) -> Mismatch {
+    Mismatch {
+        layer,
+        case,
+        at: 0,
+        fast: 0,
+        portable: 0,
     }
 }
 
@@ -164,45 +199,38 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
     for case in 0..CONV_CASES {
         let extreme = [Some(-128), Some(127)].get(case % 10).copied().flatten();
         // The seed model's two convolutions first, then random ones.
-        let (c, h, w, o, kernel, stride, padding, pool) = match case {
-            0 => (1, 28, 28, 8, 3, 1, 1, (1, 1)),
-            1 => (8, 28, 28, 16, 3, 1, 1, (2, 2)),
-            _ => {
-                let kernel = [1, 3, 5][rng.below(3)];
-                let pool = [(1, 1), (2, 2), (rng.below(3) + 1, rng.below(3) + 1)][rng.below(3)];
-                let (c, h, w) = (rng.below(8) + 1, rng.below(14) + 6, rng.below(14) + 6);
-                (
-                    c,
-                    h,
-                    w,
-                    rng.below(MAX_CHANNELS) + 1,
-                    kernel,
-                    rng.below(2) + 1,
-                    rng.below(3),
-                    pool,
-                )
-            }
+        let seed = |c, out_channels, pool| ConvLayer {
+            input: MapShape { c, h: 28, w: 28 },
+            window: ConvWindow {
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                pool,
+            },
+            out_channels,
+            input_zero_point: -128,
         };
-        let input = MapShape { c, h, w };
-        let pool = PoolWindow {
-            kernel: pool.0,
-            stride: pool.1,
+        let layer = match case {
+            0 => seed(1, 8, PoolWindow::IDENTITY),
+            1 => seed(
+                8,
+                16,
+                PoolWindow {
+                    kernel: 2,
+                    stride: 2,
+                },
+            ),
+            _ => rng.conv_layer(&CONV_RANGES),
         };
-        let conv_len = |len| qcnn_core::shape::window_len(len, kernel, stride, padding, padding);
-        let (Some(out_h), Some(out_w)) = (
-            conv_len(h).and_then(|l| pool.output_len(l)),
-            conv_len(w).and_then(|l| pool.output_len(l)),
-        ) else {
-            continue;
+        let Some(output) = layer.output() else {
+            return Err(refused("conv (no output)", case));
         };
-        let output = MapShape {
-            c: o,
-            h: out_h,
-            w: out_w,
-        };
-        let (in_len, out_len) = (c * h * w, o * out_h * out_w);
-        let weights_len = o * c * kernel * kernel;
-        if out_len > b.fast.len() || weights_len > b.weights.len() {
+        let (in_len, out_len) = (
+            layer.input.c * layer.input.plane(),
+            output.c * output.plane(),
+        );
+        let weights_len = layer.weights_len();
+        if in_len > b.input.len() || out_len > b.fast.len() || weights_len > b.weights.len() {
             continue;
         }
         let weights = &mut b.weights[..weights_len];
@@ -210,16 +238,13 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..in_len], extreme);
-        let op = Conv2dOp {
-            input,
-            output,
-            kernel,
-            stride,
-            padding,
-            pool,
-            weights,
-            channels: b.channels.random(&mut rng, o, c * kernel * kernel),
-            input_zero_point: rng.next() as i8,
+        let k = layer.input.c * layer.window.kernel * layer.window.kernel;
+        let Some(channels) = b.channels.random(&mut rng, output.c, k) else {
+            return Err(refused("conv (channels)", case));
+        };
+        let zero_point = layer.input_zero_point;
+        let Ok(op) = Conv2dOp::new(layer.input, layer.window, weights, channels, zero_point) else {
+            return Err(refused("conv (constructor refused)", case));
         };
         let x = &b.input[..in_len];
         let dsp_scratch = op.scratch_len(Kernels::CortexM4Dsp);
@@ -258,10 +283,11 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..k], extreme);
-        let op = LinearOp {
-            in_features: k,
-            weights,
-            channels: b.channels.random(&mut rng, n, k),
+        let Some(channels) = b.channels.random(&mut rng, n, k) else {
+            return Err(refused("linear (channels)", case));
+        };
+        let Ok(op) = LinearOp::new(k, weights, channels) else {
+            return Err(refused("linear (constructor refused)", case));
         };
         let dsp_scratch = op.scratch_len(Kernels::CortexM4Dsp);
         op.run(
@@ -325,63 +351,55 @@ fn check_pairs(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         } else {
             PoolWindow::IDENTITY
         };
-        let conv_len = |len: usize, k: usize, s: usize, p: usize| {
-            (len + 2 * p).checked_sub(k).map(|l| l / s + 1)
+        let producer_window = ConvWindow {
+            kernel: 3,
+            stride: 1,
+            padding,
+            pool: PoolWindow::IDENTITY,
         };
-        let (Some(mh), Some(mw)) = (conv_len(h, 3, 1, padding), conv_len(w, 3, 1, padding)) else {
+        let consumer_window = ConvWindow {
+            kernel,
+            stride,
+            padding: pad2,
+            pool,
+        };
+        let input = MapShape { c, h, w };
+        let Ok(middle) = producer_window.output(input, mid) else {
             continue;
         };
-        let (Some(oh), Some(ow)) = (
-            conv_len(mh, kernel, stride, pad2).and_then(|l| pool.output_len(l)),
-            conv_len(mw, kernel, stride, pad2).and_then(|l| pool.output_len(l)),
-        ) else {
+        let Ok(out) = consumer_window.output(middle.shape, o) else {
             continue;
         };
-        let (in_len, mid_len, out_len) = (c * h * w, mid * mh * mw, o * oh * ow);
-        let (w1, w2) = (mid * c * 9, o * mid * kernel * kernel);
+        let (in_len, w1, w2) = (c * h * w, middle.weights_len, out.weights_len);
+        let (mid_len, out_len) = (mid * middle.shape.plane(), o * out.shape.plane());
         if mid_len > b.fast.len() || out_len > b.portable.len() || w1 + w2 > b.weights.len() {
             continue;
         }
         let extreme = [Some(-128), Some(127)].get(case % 10).copied().flatten();
         for v in b.weights[..w1 + w2].iter_mut() {
-            *v = extreme.unwrap_or((rng.below(255) as i32 - 127) as i8);
+            *v = extreme.unwrap_or(rng.weight());
         }
         rng.fill(&mut b.input[..in_len], extreme);
         let (weights1, weights2) = b.weights[..w1 + w2].split_at(w1);
         // One draw for both layers' channels (the producer's first): a consumer with left
         // shifts is declined by the DSP kernel, and the case skipped.
-        let both = b.channels.random(&mut rng, mid + o, mid * kernel * kernel);
-        let part = |from: usize, to: usize| Channels {
-            bias: &both.bias[from..to],
-            multiplier: &both.multiplier[from..to],
-            shift: &both.shift[from..to],
-            ..both
+        let Some(both) = b.channels.random(&mut rng, mid + o, mid * kernel * kernel) else {
+            return Err(refused("streamed pair (channels)", case));
         };
-        let producer = Conv2dOp {
-            input: MapShape { c, h, w },
-            output: MapShape {
-                c: mid,
-                h: mh,
-                w: mw,
-            },
-            kernel: 3,
-            stride: 1,
-            padding,
-            pool: PoolWindow::IDENTITY,
-            weights: weights1,
-            channels: part(0, mid),
-            input_zero_point: rng.next() as i8,
+        let (Some(first), Some(second)) = (both.slice(0..mid), both.slice(mid..mid + o)) else {
+            return Err(refused("streamed pair (channels)", case));
         };
-        let consumer = Conv2dOp {
-            input: producer.output,
-            output: MapShape { c: o, h: oh, w: ow },
-            kernel,
-            stride,
-            padding: pad2,
-            pool,
-            weights: weights2,
-            channels: part(mid, mid + o),
-            input_zero_point: rng.next() as i8,
+        let (Ok(producer), Ok(consumer)) = (
+            Conv2dOp::new(input, producer_window, weights1, first, rng.next() as i8),
+            Conv2dOp::new(
+                middle.shape,
+                consumer_window,
+                weights2,
+                second,
+                rng.next() as i8,
+            ),
+        ) else {
+            return Err(refused("streamed pair (constructor refused)", case));
         };
         let Some(between) = qcnn_core::dsp_pair_between_len(&producer, &consumer) else {
             continue;
@@ -414,13 +432,7 @@ fn check_pairs(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
     }
     if case < PAIR_CASES {
         // Too few cases ran (the DSP path declined the rest): a check that checks little fails.
-        return Err(Mismatch {
-            layer: "streamed pair (too few cases ran)",
-            case,
-            at: 0,
-            fast: 0,
-            portable: 0,
-        });
+        return Err(refused("streamed pair (too few cases ran)", case));
     }
     Ok(outputs)
 }
@@ -431,49 +443,25 @@ fn graph_channels<'c>(
     rng: &mut Rng,
     n: usize,
     k: usize,
-) -> ChannelData<'c> {
-    let zero_point = bytes.random(rng, n, k).zero_point;
+) -> Option<ChannelData<'c>> {
+    let zero_point = bytes.random(rng, n, k)?.zero_point();
     // Graph blobs never hold left shifts: the quantize tool writes right shifts for int8 layers.
-    for shift in &mut bytes.shift[..n] {
+    for shift in bytes.shift.get_mut(..n)? {
         *shift = -shift.abs().max(1);
     }
-    let lo = rng.next() as i8;
-    ChannelData {
+    Some(ChannelData {
         bias: &bytes.bias[..n],
         multiplier: &bytes.multiplier[..n],
         shift: &bytes.shift[..n],
         zero_point,
-        clamp: [lo, lo.saturating_add(rng.below(256) as i8)],
-    }
+        clamp: rng.clamp(),
+    })
 }
 
-/// A random window up to `max_side` a side: strides 1–2, pads below the kernel.
+/// A random window up to `max_side` a side (the testing kit's): strides 1–2, pads below
+/// the kernel.
 fn random_window(rng: &mut Rng, max_side: usize) -> Window {
-    let [kh, kw] = [rng.below(max_side) as u8 + 1, rng.below(max_side) as u8 + 1];
-    let mut pad = |k: u8| rng.below(usize::from(k)) as u8;
-    let pads = [pad(kh), pad(kw), pad(kh), pad(kw)];
-    Window {
-        kernel: [kh, kw],
-        stride: [rng.below(2) as u8 + 1, rng.below(2) as u8 + 1],
-        pads,
-    }
-}
-
-/// TFLite Add parameters as the quantize tool writes them, at random.
-fn random_add(rng: &mut Rng) -> Add {
-    let mut multiplier = || (1 << 30) + (rng.next() as i32 & 0x3FFF_FFFF);
-    let multipliers = [multiplier(), multiplier(), multiplier()];
-    let lo = rng.next() as i8;
-    Add {
-        left_shift: 20,
-        multipliers,
-        shifts: [
-            -(rng.below(3) as i8),
-            -(rng.below(3) as i8),
-            -(rng.below(8) as i8 + 16),
-        ],
-        clamp: [lo, lo.saturating_add(rng.below(256) as i8)],
-    }
+    rng.window(max_side, 2)
 }
 
 /// The graph's fast kernels (`qcnn_core::graph::fast`) against its portable ones: the
@@ -552,21 +540,12 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         };
         let pointwise = !depthwise && fast::pointwise::takes(window, 1);
         let input = MapShape { c, h, w };
-        let [pt, pl, pb, pr] = window.pads;
-        let (Some(out_h), Some(out_w)) = (
-            window_len(h, window.kernel[0], window.stride[0], pt, pb),
-            window_len(w, window.kernel[1], window.stride[1], pl, pr),
-        ) else {
+        let Some(output) = out_shape(input, o, &window) else {
             continue;
-        };
-        let output = MapShape {
-            c: o,
-            h: out_h,
-            w: out_w,
         };
         let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
         let per_output = if depthwise { taps } else { c * taps };
-        let (in_len, out_len, weights_len) = (c * h * w, o * out_h * out_w, o * per_output);
+        let (in_len, out_len, weights_len) = (c * h * w, o * output.plane(), o * per_output);
         let scratch_len = if depthwise {
             fast::depthwise::scratch_bytes(input, o, window)
         } else if pointwise {
@@ -591,7 +570,9 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         rng.fill(&mut b.input[..in_len], extreme);
         let zero_point = rng.next() as i8;
         let weights = &b.weights[skew..skew + weights_len];
-        let channels = graph_channels(b.channels, &mut rng, o, per_output);
+        let Some(channels) = graph_channels(b.channels, &mut rng, o, per_output) else {
+            return Err(refused("graph channels", case));
+        };
         let x = &b.input[..in_len];
         let groups = if depthwise { c } else { 1 };
         graph_kernels::conv(
@@ -652,13 +633,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             "patch conv"
         };
         if !ran {
-            return Err(Mismatch {
-                layer: name,
-                case,
-                at: 0,
-                fast: 0,
-                portable: 0,
-            });
+            return Err(refused(name, case));
         }
         compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;
@@ -669,7 +644,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         // The same conv with a residual Add fused (ResNet-8's blocks): both paths start from
         // the same random residual and add into it.
         let residual = graph_kernels::Residual {
-            params: random_add(&mut rng),
+            params: rng.add_params(),
             zero_points: [channels.zero_point, rng.next() as i8, rng.next() as i8],
         };
         rng.fill(&mut b.portable[..out_len], extreme);
@@ -699,13 +674,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             scratch(b.scratch, case + 1, add_scratch_len),
         );
         if !ran {
-            return Err(Mismatch {
-                layer: "patch conv + add",
-                case,
-                at: 0,
-                fast: 0,
-                portable: 0,
-            });
+            return Err(refused("patch conv + add", case));
         }
         compare(
             "patch conv + add",
@@ -721,7 +690,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             0 => 64 * 7 * 7,
             _ => rng.below(MAX_INPUT / 2) + 1,
         };
-        let params = random_add(&mut rng);
+        let params = rng.add_params();
         let zero_points = [rng.next() as i8, rng.next() as i8, rng.next() as i8];
         rng.fill(&mut b.input[..2 * n], None);
         let (x, y) = b.input[..2 * n].split_at(n);
@@ -761,19 +730,10 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         } else {
             input
         };
-        let [pt, pl, pb, pr] = window.pads;
-        let (Some(out_h), Some(out_w)) = (
-            window_len(input.h, window.kernel[0], window.stride[0], pt, pb),
-            window_len(input.w, window.kernel[1], window.stride[1], pl, pr),
-        ) else {
+        let Some(output) = out_shape(input, input.c, &window) else {
             continue;
         };
-        let output = MapShape {
-            c: input.c,
-            h: out_h,
-            w: out_w,
-        };
-        let (in_len, out_len) = (input.c * input.h * input.w, input.c * out_h * out_w);
+        let (in_len, out_len) = (input.c * input.plane(), input.c * output.plane());
         if in_len > b.input.len() || out_len > b.fast.len() {
             continue;
         }
@@ -808,13 +768,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             window,
             scratch(b.scratch, case, scratch_len),
         ) {
-            return Err(Mismatch {
-                layer: "max pool",
-                case,
-                at: 0,
-                fast: 0,
-                portable: 0,
-            });
+            return Err(refused("max pool", case));
         }
         compare("max pool", case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;

@@ -102,3 +102,50 @@ pub fn unprivileged(command: std::process::Command) -> std::process::Command {
         .args(command.get_args());
     wrapped
 }
+
+/// One of the ONNX test models (`quantize/tests/onnx/`), or their golden logits file.
+pub fn test_model(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/onnx")
+        .join(name)
+}
+
+/// Test images 0..256 have golden logits.
+pub const GOLDEN_IMAGES: usize = 256;
+
+/// `logits` (of test images 0..256) match onnxruntime's for `key` to 1e-4 (max abs); prints
+/// the worst difference.
+pub fn assert_matches_golden(key: &str, logits: &[Vec<f32>]) {
+    let expected = golden(key);
+    assert_eq!(expected.len(), GOLDEN_IMAGES);
+    assert_eq!(logits.len(), expected.len());
+    let mut worst = 0.0f64;
+    for (i, (got, want)) in logits.iter().zip(&expected).enumerate() {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            let diff = (f64::from(*g) - w).abs();
+            worst = worst.max(diff);
+            assert!(diff <= 1e-4, "{key}, image {i}: {got:?} vs {want:?}");
+        }
+    }
+    eprintln!("{key}: worst |float - onnxruntime| over 256 images {worst:e}");
+}
+
+/// onnxruntime's float logits of test images 0..256 for `key`.
+pub fn golden(key: &str) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(test_model("golden_logits.json")).unwrap();
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(golden["first_test_index"], 0);
+    golden["models"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no golden logits for {key}"))
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}

@@ -39,25 +39,30 @@ pub(crate) fn tables<'s>(
     let (a, rest) = words.split_first_chunk_mut::<256>()?;
     let (b, _) = rest.split_first_chunk_mut::<256>()?;
     let left = 1_i32 << params.left_shift.min(20);
-    let [ma, mb, mo] = params.multipliers;
-    let [sa, sb, so] = params.shifts.map(i32::from);
-    let [za, zb, zo] = zero_points.map(i32::from);
+    let [ma, mb, _] = params.multipliers;
+    let [sa, sb, _] = params.shifts.map(i32::from);
+    let [za, zb, _] = zero_points.map(i32::from);
     for (q, (ta, tb)) in (0_u8..=255).zip(a.iter_mut().zip(b.iter_mut())) {
         let x = i32::from(q as i8);
         *ta = multiply_by_quantized_multiplier((x - za) * left, ma, sa);
         *tb = multiply_by_quantized_multiplier((x - zb) * left, mb, sb);
     }
-    let output = Requantizer {
-        multiplier: mo,
-        shift: so,
-        zero_point: zo,
-        min: i32::from(i8::MIN),
-    };
+    let output = output_requantizer(params, zero_points);
     Some(Tables {
         a,
         b,
         output: ChannelRequant::new(&output, params.clamp)?,
     })
+}
+
+/// The Add's rescaling of the sum to its output (before the clamp).
+pub(crate) fn output_requantizer(params: &Add, zero_points: [i8; 3]) -> Requantizer {
+    Requantizer {
+        multiplier: params.multipliers[2],
+        shift: i32::from(params.shifts[2]),
+        zero_point: i32::from(zero_points[2]),
+        min: i32::from(i8::MIN),
+    }
 }
 
 /// `output = a + b`; `false` (nothing written) when `scratch` is shorter than

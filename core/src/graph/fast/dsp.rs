@@ -5,8 +5,8 @@
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    gather_runs, mac_patch4, mac_patch4_unrolled, max_bytes4, requantize, smlad, sum_bytes,
-    sxtb16_pairs,
+    add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, max_bytes4,
+    requantize_columns, smlad, sum_bytes, sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -73,14 +73,10 @@ pub(crate) fn gather_runs(
     dst: &mut [i8],
     step: usize,
 ) -> bool {
-    let runs = (0..channels).flat_map(|c| (0..rows).map(move |r| c * plane + r * row));
-    let fits = channels > 0
-        && rows > 0
-        && runs.clone().all(|at| at + 4 <= src.len())
-        && (channels * rows - 1) * step + 4 <= dst.len();
-    if !fits {
+    if !runs_fit(src.len(), (plane, row, rows, channels), dst.len(), step) {
         return false;
     }
+    let runs = (0..channels).flat_map(|c| (0..rows).map(move |r| c * plane + r * row));
     for (i, at) in runs.enumerate() {
         if let (Some(d), Some(s)) = (dst.get_mut(i * step..i * step + 4), src.get(at..at + 4)) {
             d.copy_from_slice(s);
@@ -89,29 +85,90 @@ pub(crate) fn gather_runs(
     true
 }
 
-/// `out[o · plane] = requantizer o (its six words in `requants`) applied to `best[o]`, for
-/// the first `n` channels (the Cortex-M4's is the chain conv's assembly).
+/// `out[i] = FoldedRequant::apply(acc[i])` for the four sums of a channel whose folded
+/// requantizer is `words` (the Cortex-M4's packs and clamps the four bytes together).
 #[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: usize) {
-    let words = requants.chunks_exact(6).take(n);
-    for ((&acc, words), q) in best
-        .iter()
-        .zip(words)
-        .zip(out.iter_mut().step_by(plane.max(1)))
-    {
-        if let Ok(words) = <[u32; 6]>::try_from(words) {
-            *q = crate::ops::requant::PreparedRequantizer::from_words(words).apply(acc);
+pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) {
+    let Ok(words) = <[u32; 5]>::try_from(words.get(..5).unwrap_or_default()) else {
+        return;
+    };
+    let folded = super::requant::FoldedRequant::from_words(words);
+    for (q, &a) in out.iter_mut().zip(acc) {
+        *q = folded.apply(a);
+    }
+}
+
+/// The fused residual Add of four outputs (the Cortex-M4's in assembly): each sum through
+/// the channel's folded requantizer `words`, then with the residual in `out` through the
+/// Add's tables and its folded output requantizer `add`.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn add_columns(
+    acc: &[i32; 4],
+    words: &[u32],
+    (a, b): (&[i32; 256], &[i32; 256]),
+    add: &[u32],
+    out: &mut [i8],
+) {
+    use super::requant::FoldedRequant;
+    let folded = |w: &[u32]| {
+        <[u32; 5]>::try_from(w.get(..5)?)
+            .ok()
+            .map(FoldedRequant::from_words)
+    };
+    let (Some(conv), Some(add)) = (folded(words), folded(add)) else {
+        return;
+    };
+    for (q, &acc) in out.iter_mut().zip(acc) {
+        let v = conv.apply(acc);
+        let sum = a[usize::from(v as u8)].saturating_add(b[usize::from(*q as u8)]);
+        *q = add.apply(sum);
+    }
+}
+
+/// The same pair words as the Cortex-M4's `expand_columns`: group `g` of column `c` (the
+/// four int8 taps at `stage[c·stride + 4g..]`) at words `8g + 2c` and `8g + 2c + 1`.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn expand_columns(patch: &mut [u32], stage: &[i8], stride: usize, groups: usize) {
+    let fits = groups > 0 && patch.len() >= 8 * groups && 3 * stride + 4 * groups <= stage.len();
+    if !fits {
+        return;
+    }
+    for (g, dst) in patch.chunks_exact_mut(8).take(groups).enumerate() {
+        for (col, pair) in dst.chunks_exact_mut(2).enumerate() {
+            let at = col * stride + 4 * g;
+            let word = stage
+                .get(at..at + 4)
+                .and_then(|b| <[i8; 4]>::try_from(b).ok())
+                .map_or(0, |b| u32::from_le_bytes(b.map(|x| x as u8)));
+            let (even, odd) = sxtb16_pairs(word);
+            pair.copy_from_slice(&[even, odd]);
         }
     }
 }
 
-/// The same sums as [`mac_patch4`] (the Cortex-M4's runs two groups a loop pass).
+/// The pointwise kernel's name for [`mac_patch4`] (the same loop).
 #[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn mac_patch4_unrolled(
-    patch: &[u32],
-    weights: &[i8],
-    groups: usize,
-    acc: &mut [i32; 4],
-) {
-    mac_patch4(patch, weights, groups, acc)
+pub(crate) use mac_patch4 as mac_patch4_unrolled;
+
+/// Whether `gather_runs` may copy: `channels · rows` runs of four bytes, run `(c, r)` read at
+/// `c·plane + r·row` of a source of `src_len` bytes and written at `(c·rows + r)·step` of a
+/// destination of `dst_len`, both counts at least 1 (the Cortex-M4's and the stand-in's check).
+pub(crate) fn runs_fit(
+    src_len: usize,
+    (plane, row, rows, channels): (usize, usize, usize, usize),
+    dst_len: usize,
+    step: usize,
+) -> bool {
+    let last_read = (channels.wrapping_sub(1))
+        .checked_mul(plane)
+        .and_then(|a| a.checked_add(rows.wrapping_sub(1).checked_mul(row)?))
+        .and_then(|a| a.checked_add(4));
+    let last_write = channels
+        .checked_mul(rows)
+        .and_then(|n| n.wrapping_sub(1).checked_mul(step))
+        .and_then(|a| a.checked_add(4));
+    channels > 0
+        && rows > 0
+        && last_read.is_some_and(|end| end <= src_len)
+        && last_write.is_some_and(|end| end <= dst_len)
 }

@@ -31,7 +31,7 @@
 pub mod add;
 pub mod average;
 pub mod depthwise;
-mod dsp;
+pub(crate) mod dsp;
 pub mod max_pool;
 pub mod patch_conv;
 pub mod pointwise;

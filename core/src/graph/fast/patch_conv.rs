@@ -25,16 +25,17 @@ use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
-use super::add::Tables;
-use super::dsp::{gather_runs, mac_patch4, requantize, sxtb16_pairs};
-use super::requant::ChannelRequant;
+use super::dsp::{add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns};
+use super::requant::{FOLDED_WORDS, FoldedRequant};
 
 /// Output positions computed together.
 const COLUMNS: usize = 4;
 /// Input channels staged at a time: a multiple of four, so that a staged pass is whole groups
-/// of four taps, and about 64 taps a pass (a 1×1 conv stages 64 channels, a 3×3 one four).
-fn staged_channels(taps: usize) -> usize {
-    ((64 / taps.max(1)) & !3).max(4)
+/// of four taps, and about 256 taps a pass (a 3×3 conv stages 28 channels: fewer calls of
+/// the gather and the expansion per output than four at a time), no more than the conv's own
+/// channels (rounded up to four), so that a stem's staging stays small.
+fn staged_channels(taps: usize, channels: usize) -> usize {
+    ((256 / taps.max(1)) & !3).clamp(4, channels.next_multiple_of(4).max(4))
 }
 
 /// Words of the int16 patch: eight per group of four taps (four columns, two words each).
@@ -44,29 +45,21 @@ fn patch_words(k: usize) -> usize {
 
 /// Bytes of one column's staging: four channels' taps, and the three bytes a word copy of the
 /// last kernel row may write past them (rounded to a word).
-fn stage_stride(window: Window) -> usize {
+fn stage_stride(window: Window, channels: usize) -> usize {
     let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-    staged_channels(taps) * taps + 4
+    staged_channels(taps, channels) * taps + 4
 }
 
-/// Words of one prepared requantizer ([`PreparedRequantizer::to_words`]).
-const REQUANT_WORDS: usize = 6;
-
 /// Scratch bytes for a conv with patches of `k` taps through `window` and `out_c` output
-/// channels: the patch, the staging, and when `batched`, every channel's prepared
-/// requantizer, four columns' sums and one column's int8 values (with the slack of aligning
-/// to a word).
+/// channels: the patch, the staging, every channel's folded requantizer, and the slack of
+/// aligning to a word.
 pub fn scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
-    let per_channel = if batched(k, out_c) {
-        per_channel_bytes()
-    } else {
-        0
-    };
+    let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
     patch_words(k)
+        .saturating_add(FOLDED_WORDS.saturating_mul(out_c))
         .saturating_mul(4)
-        .saturating_add(COLUMNS.saturating_mul(stage_stride(window)))
-        .saturating_add(per_channel.saturating_mul(out_c))
-        .saturating_add(3 + 3)
+        .saturating_add(COLUMNS.saturating_mul(stage_stride(window, k / taps.max(1))))
+        .saturating_add(3)
 }
 
 /// The Add's two 256-entry tables ([`super::add`]), before the conv's scratch.
@@ -92,8 +85,7 @@ pub fn conv(
     scratch: &mut [i8],
 ) -> bool {
     let geometry = (in_shape, out_shape, window, input_zero_point);
-    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
-    conv_into(input, output, geometry, weights, channels, None, words)
+    conv_into(input, output, geometry, weights, channels, None, scratch)
 }
 
 /// [`crate::graph::kernels::conv_add`]: `output` holds the residual and receives the sums,
@@ -113,24 +105,21 @@ pub fn conv_add(
     scratch: &mut [i8],
 ) -> bool {
     let geometry = (in_shape, out_shape, window, input_zero_point);
-    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
-    let Some((tables, words)) = words.split_at_mut_checked(TABLE_WORDS) else {
-        return false;
-    };
-    let tables = bytemuck::cast_slice_mut(tables);
-    let Some(tables) = super::add::tables(tables, residual.zero_points, &residual.params) else {
-        return false;
-    };
     conv_into(
         input,
         output,
         geometry,
         weights,
         channels,
-        Some(&tables),
-        words,
+        Some(residual),
+        scratch,
     )
 }
+
+/// The shift word that marks a channel whose requantizer does not fold
+/// ([`FoldedRequant::new`] is `None`): its outputs take the [`PreparedRequantizer`] instead.
+const UNFOLDED_SHIFT: u32 = u32::MAX;
+const UNFOLDED: [u32; FOLDED_WORDS] = [0, 0, UNFOLDED_SHIFT, 0, 0];
 
 fn conv_into(
     input: &[i8],
@@ -138,15 +127,31 @@ fn conv_into(
     (in_shape, out_shape, window, input_zero_point): (MapShape, MapShape, Window, i8),
     weights: &[i8],
     channels: &ChannelData<'_>,
-    residual: Option<&Tables<'_>>,
-    words: &mut [u32],
+    residual: Option<&Residual>,
+    scratch: &mut [i8],
 ) -> bool {
+    let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
+    // The Add's tables first, when a residual Add is fused.
+    let (tables, words) = match residual {
+        Some(residual) => {
+            let Some((tables, words)) = words.split_at_mut_checked(TABLE_WORDS) else {
+                return false;
+            };
+            let tables = bytemuck::cast_slice_mut(tables);
+            let Some(tables) = super::add::tables(tables, residual.zero_points, &residual.params)
+            else {
+                return false;
+            };
+            (Some(tables), words)
+        }
+        None => (None, words),
+    };
     let [kh, kw] = window.kernel.map(usize::from);
     let taps = kh * kw;
     let k = in_shape.c * taps;
     let k4 = k & !3;
-    let stride = stage_stride(window);
-    let staged = staged_channels(taps);
+    let stride = stage_stride(window, in_shape.c);
+    let staged = staged_channels(taps, in_shape.c);
     let out_c = out_shape.c;
     let Some((patch, rest)) = words.split_at_mut_checked(patch_words(k)) else {
         return false;
@@ -154,15 +159,7 @@ fn conv_into(
     let Some((stage, rest)) = rest.split_at_mut_checked(COLUMNS * stride / 4) else {
         return false;
     };
-    let batched = batched(k, out_c);
-    let per = if batched { out_c } else { 0 };
-    let Some((requants, rest)) = rest.split_at_mut_checked(REQUANT_WORDS * per) else {
-        return false;
-    };
-    let Some((sums, rest)) = rest.split_at_mut_checked(COLUMNS * per) else {
-        return false;
-    };
-    let Some(values) = rest.get_mut(..per.div_ceil(4)) else {
+    let Some(requants) = rest.get_mut(..FOLDED_WORDS * out_c) else {
         return false;
     };
     // A negative multiplier (no validated blob has one): the portable code runs.
@@ -174,119 +171,91 @@ fn conv_into(
         return false;
     }
     let stage: &mut [i8] = bytemuck::cast_slice_mut(stage);
-    let sums: &mut [i32] = bytemuck::cast_slice_mut(sums);
-    let values: &mut [i8] = bytemuck::cast_slice_mut(values);
-    // Every channel's requantizer prepared once, the lower clamp as its minimum (both are a
-    // max with the int8 value); the upper clamp after it.
-    let [lo, hi] = channels.clamp;
-    for (o, slot) in requants.chunks_exact_mut(REQUANT_WORDS).enumerate() {
+    // Every channel's requantizer and clamp folded once.
+    for (o, slot) in requants.chunks_exact_mut(FOLDED_WORDS).enumerate() {
         let (_, requant) = channels.channel(o);
-        let clamped = Requantizer {
-            min: i32::from(lo),
-            ..requant
-        };
-        match PreparedRequantizer::new(&clamped) {
-            Some(prepared) => {
-                for (w, p) in slot.iter_mut().zip(prepared.to_words()) {
-                    *w = p;
-                }
-            }
-            // A negative multiplier (no validated blob has one): the portable code runs.
-            None => return false,
-        }
+        let folded = FoldedRequant::new(&requant, channels.clamp);
+        slot.copy_from_slice(&folded.and_then(FoldedRequant::to_words).unwrap_or(UNFOLDED));
     }
+    let requants = &*requants;
+    // The fused Add's output requantizer folded too, when it folds (validated ones do).
+    let add_words = residual.and_then(|r| {
+        let output = super::add::output_requantizer(&r.params, r.zero_points);
+        FoldedRequant::new(&output, r.params.clamp).and_then(FoldedRequant::to_words)
+    });
     let geometry = Geometry {
         in_shape,
         window,
         zero_point: input_zero_point,
         stride,
     };
-    let out_plane = out_shape.plane();
+    let plane = out_shape.plane();
     let tail = k - k4;
-    // The Add's output rescaling and its clamp, prepared once by `add::tables`.
-    let residual = residual.map(|t| (t, t.output));
-    for oy in 0..out_shape.h {
-        for ox0 in (0..out_shape.w).step_by(COLUMNS) {
-            let n = (out_shape.w - ox0).min(COLUMNS);
-            // The last pass's staging holds the tail taps afterwards.
-            let mut tail_start = 0;
-            for c0 in (0..in_shape.c).step_by(staged) {
-                let count = (in_shape.c - c0).min(staged);
-                let staged = count * taps;
-                geometry.gather(input, oy, ox0, c0, count, stage);
-                let first_group = c0 * taps / 4;
-                let groups = staged / 4;
-                if let Some(dst) = patch.get_mut(8 * first_group..8 * (first_group + groups)) {
-                    expand(dst, stage, stride);
-                }
-                tail_start = groups * 4;
+    // The output positions in row-major order, four at a time across row ends, so that a
+    // narrow map (7 or 14 wide) wastes no columns but in its last pass.
+    for p0 in (0..plane).step_by(COLUMNS) {
+        let n = (plane - p0).min(COLUMNS);
+        // The last pass's missing columns repeat its last position; their sums are dropped.
+        let positions: [(usize, usize); COLUMNS] = core::array::from_fn(|col| {
+            let p = (p0 + col).min(plane - 1);
+            (p / out_shape.w.max(1), p % out_shape.w.max(1))
+        });
+        // The last pass's staging holds the tail taps afterwards.
+        let mut tail_start = 0;
+        for c0 in (0..in_shape.c).step_by(staged) {
+            let count = (in_shape.c - c0).min(staged);
+            let staged = count * taps;
+            geometry.gather(input, &positions, c0, count, stage);
+            let first_group = c0 * taps / 4;
+            let groups = staged / 4;
+            if let Some(dst) = patch.get_mut(8 * first_group..) {
+                expand_columns(dst, stage, stride, groups);
             }
-            // Each channel's four sums, kept per column so that a column's channels are
-            // requantized together.
-            let rows = weights.chunks_exact(k.max(1)).take(out_c);
-            for (o, (w_row, bias)) in rows.zip(channels.bias).enumerate() {
-                let mut acc = [i32::from_le_bytes(*bias); COLUMNS];
-                mac_patch4(patch, w_row, k4 / 4, &mut acc);
-                if tail > 0 {
-                    let w_tail = w_row.get(k4..).unwrap_or_default();
-                    for (col, a) in acc.iter_mut().enumerate() {
-                        let start = col * stride + tail_start;
-                        let xs = stage.get(start..start + tail).unwrap_or_default();
-                        for (&w, &x) in w_tail.iter().zip(xs) {
-                            *a = a.wrapping_add(i32::from(w) * i32::from(x));
-                        }
+            tail_start = groups * 4;
+        }
+        let rows = weights.chunks_exact(k.max(1)).take(out_c);
+        let per_channel = rows
+            .zip(channels.bias)
+            .zip(requants.chunks_exact(FOLDED_WORDS));
+        for (o, ((w_row, bias), folded)) in per_channel.enumerate() {
+            let mut acc = [i32::from_le_bytes(*bias); COLUMNS];
+            mac_patch4(patch, w_row, k4 / 4, &mut acc);
+            if tail > 0 {
+                let w_tail = w_row.get(k4..).unwrap_or_default();
+                for (col, a) in acc.iter_mut().enumerate() {
+                    let start = col * stride + tail_start;
+                    let xs = stage.get(start..start + tail).unwrap_or_default();
+                    for (&w, &x) in w_tail.iter().zip(xs) {
+                        *a = a.wrapping_add(i32::from(w) * i32::from(x));
                     }
                 }
-                if batched {
-                    for (col, &a) in acc.iter().enumerate() {
-                        if let Some(s) = sums.get_mut(col * out_c + o) {
-                            *s = a;
-                        }
-                    }
-                    continue;
-                }
-                // This channel's outputs now, its requantizer prepared for them.
-                let (_, requant) = channels.channel(o);
-                let clamped = Requantizer {
-                    min: i32::from(lo),
-                    ..requant
-                };
-                let (Some(prepared), Some(out)) = (
-                    PreparedRequantizer::new(&clamped),
-                    output.get_mut(o * out_plane + oy * out_shape.w + ox0..),
-                ) else {
-                    continue;
-                };
-                for (q, &a) in out.iter_mut().take(n).zip(&acc) {
-                    let v = prepared.apply(a).min(hi);
-                    *q = match &residual {
-                        Some((t, sum)) => add(t, sum, v, *q),
-                        None => v,
-                    };
-                }
             }
-            if !batched {
+            let Some(out) = output.get_mut(o * plane + p0..o * plane + p0 + n) else {
                 continue;
-            }
-            for col in 0..n {
-                let pixel = oy * out_shape.w + ox0 + col;
-                let column = sums.get(col * out_c..(col + 1) * out_c).unwrap_or_default();
-                let out = output.get_mut(pixel..).unwrap_or_default();
-                match residual {
-                    None if hi == i8::MAX => requantize(column, requants, out_c, out, out_plane),
-                    None => {
-                        requantize(column, requants, out_c, values, 1);
-                        let outputs = out.iter_mut().step_by(out_plane.max(1));
-                        for (q, &v) in outputs.zip(values.iter()) {
-                            *q = v.min(hi);
+            };
+            // (Slices, not arrays: a copy or a comparison of five words costs a call here.)
+            let is_folded = folded.get(2).is_some_and(|&shift| shift != UNFOLDED_SHIFT);
+            match (&tables, out) {
+                // The common case: four outputs requantized, clamped and stored together.
+                (None, out) if n == COLUMNS && is_folded => {
+                    requantize_columns(&acc, folded, out);
+                }
+                (Some(t), out) if n == COLUMNS && is_folded && add_words.is_some() => {
+                    let add = add_words.as_ref().map_or(&[][..], |w| &w[..]);
+                    add_columns(&acc, folded, (t.a, t.b), add, out);
+                }
+                (tables, out) => {
+                    let values = match <[u32; FOLDED_WORDS]>::try_from(folded) {
+                        Ok(words) if is_folded => {
+                            acc.map(|a| FoldedRequant::from_words(words).apply(a))
                         }
-                    }
-                    Some((t, sum)) => {
-                        requantize(column, requants, out_c, values, 1);
-                        let outputs = out.iter_mut().step_by(out_plane.max(1));
-                        for (q, &v) in outputs.zip(values.iter()) {
-                            *q = add(t, &sum, v.min(hi), *q);
-                        }
+                        _ => unfolded(channels, o, &acc),
+                    };
+                    for (q, &v) in out.iter_mut().zip(&values) {
+                        *q = match tables {
+                            Some(t) => t.apply(v, *q),
+                            None => v,
+                        };
                     }
                 }
             }
@@ -295,51 +264,20 @@ fn conv_into(
     true
 }
 
-/// `Tables::apply` of the conv's value `v` and the residual `r`, the output's rescaling
-/// prepared once (`sum`).
-#[inline(always)]
-fn add(t: &Tables<'_>, sum: &ChannelRequant, v: i8, r: i8) -> i8 {
-    let total = t.a[usize::from(v as u8)].saturating_add(t.b[usize::from(r as u8)]);
-    sum.apply(total)
-}
-
-/// Whether the channels are requantized a column at a time (every channel's requantizer
-/// prepared once per call, the chain conv's assembly): when their scratch is at most the
-/// patch's, so that it never more than doubles the node's scratch (a stem's or a 1×1 conv's
-/// channels are requantized one at a time instead).
-fn batched(k: usize, out_c: usize) -> bool {
-    per_channel_bytes().saturating_mul(out_c) <= 4 * patch_words(k)
-}
-
-fn per_channel_bytes() -> usize {
-    4 * (REQUANT_WORDS + COLUMNS) + 1
-}
-
-/// Writes the int16 pair words of the staged taps: group `g` of column `col` (bytes
-/// `4g..4g + 4` of its staging) at words `8g + 2·col` and `8g + 2·col + 1`.
-#[inline(always)]
-fn expand(patch: &mut [u32], stage: &[i8], stride: usize) {
-    let column = |col: usize| {
-        stage
-            .get(col * stride..(col + 1) * stride)
-            .unwrap_or_default()
-            .chunks_exact(4)
+/// Channel `o`'s outputs from its sums with the [`PreparedRequantizer`] and the clamp (a
+/// requantizer [`FoldedRequant`] does not take; none the quantize tool writes).
+#[cold]
+fn unfolded(channels: &ChannelData<'_>, o: usize, acc: &[i32; COLUMNS]) -> [i8; COLUMNS] {
+    let (_, requant) = channels.channel(o);
+    let [lo, hi] = channels.clamp;
+    let clamped = Requantizer {
+        min: i32::from(lo),
+        ..requant
     };
-    let words =
-        |b: &[i8]| <[i8; 4]>::try_from(b).map_or(0, |b| u32::from_le_bytes(b.map(|x| x as u8)));
-    let groups = patch
-        .chunks_exact_mut(8)
-        .zip(column(0))
-        .zip(column(1))
-        .zip(column(2))
-        .zip(column(3));
-    for ((((dst, b0), b1), b2), b3) in groups {
-        let pairs = [b0, b1, b2, b3].map(|b| sxtb16_pairs(words(b)));
-        for (d, pair) in dst.chunks_exact_mut(2).zip(pairs) {
-            if let [even, odd] = d {
-                (*even, *odd) = pair;
-            }
-        }
+    match PreparedRequantizer::new(&clamped) {
+        Some(prepared) => acc.map(|a| prepared.apply(a).min(hi)),
+        // Never: the multipliers were checked non-negative.
+        None => [0; COLUMNS],
     }
 }
 
@@ -352,14 +290,12 @@ struct Geometry {
 }
 
 impl Geometry {
-    /// Stages the int8 taps of input channels `c0..c0 + count` of the patches of positions
-    /// `ox0..ox0 + 4` of output row `oy`, column `col` at `stage[col · stride..]` (columns past
-    /// the row's end get whatever their window holds; their sums are never stored).
+    /// Stages the int8 taps of input channels `c0..c0 + count` of the patches of the output
+    /// positions `(oy, ox)` in `positions`, column `col` at `stage[col · stride..]`.
     fn gather(
         &self,
         input: &[i8],
-        oy: usize,
-        ox0: usize,
+        positions: &[(usize, usize); COLUMNS],
         c0: usize,
         count: usize,
         stage: &mut [i8],
@@ -370,10 +306,9 @@ impl Geometry {
         let MapShape { h, w, .. } = self.in_shape;
         let plane_len = self.in_shape.plane();
         let z = self.zero_point;
-        for col in 0..COLUMNS {
+        for (col, &(oy, ox)) in positions.iter().enumerate() {
             // Input column of tap kx = 0 (wrapping below 0: then never inside a row).
-            let x0 = (ox0 + col) * sw;
-            let x0 = x0.wrapping_sub(pl);
+            let x0 = (ox * sw).wrapping_sub(pl);
             let inside = x0.checked_add(kw).is_some_and(|end| end <= w);
             let Some(dst) = stage.get_mut(col * self.stride..(col + 1) * self.stride) else {
                 return;
@@ -387,6 +322,10 @@ impl Geometry {
                 if gather_runs(src, (plane_len, w, kh, count), dst, kw) {
                     continue;
                 }
+            }
+            // A window over the padding: every kernel row still one word, shifted and filled.
+            if self.gather_padded((oy, x0), c0, count, input, dst) {
+                continue;
             }
             let mut j = 0;
             for c in c0..c0 + count {
@@ -421,5 +360,75 @@ impl Geometry {
                 }
             }
         }
+    }
+
+    /// Stages one column's taps (output row `oy`, input column `x0` of tap kx = 0, wrapped
+    /// below 0) when its window lies over the padding, for `kw ≤ 4`, `kh ≤ 8` and a row of at
+    /// least four values: each kernel row is one word read inside its input row, shifted so
+    /// that its taps inside the row land in place, and the zero point filled in where the
+    /// padding is (a kernel row wholly over the padding: the zero point's word). `false` when
+    /// the window is not of that kind, or a word would be read past the input (the caller then
+    /// stages tap by tap).
+    fn gather_padded(
+        &self,
+        (oy, x0): (usize, usize),
+        c0: usize,
+        count: usize,
+        input: &[i8],
+        dst: &mut [i8],
+    ) -> bool {
+        const MAX_ROWS: usize = 8;
+        let [kh, kw] = self.window.kernel.map(usize::from);
+        let [pt, _, _, _] = self.window.pads.map(usize::from);
+        let MapShape { h, w, .. } = self.in_shape;
+        if kw > 4 || kh > MAX_ROWS || w < 4 {
+            return false;
+        }
+        let z = u32::from_le_bytes([self.zero_point as u8; 4]);
+        // Where a kernel row inside the input is read (from its row's start), and the shifts
+        // and the zero-point fill that put its taps in place: left of the input (x0 = −p),
+        // the word at the row's start moved up p bytes; right of it (v taps inside), the
+        // row's last word moved down 4 − v bytes.
+        let (start, up, down, fill) = if x0 > w {
+            let p = x0.wrapping_neg();
+            (
+                0,
+                8 * p as u32,
+                0,
+                z.checked_shr(32 - 8 * p as u32).unwrap_or(0),
+            )
+        } else if x0 + kw > w {
+            let v = w - x0;
+            (w - 4, 0, 8 * (4 - v) as u32, z << (8 * v as u32))
+        } else {
+            (x0, 0, 0, 0)
+        };
+        // Per kernel row: (offset in a channel's plane, shift up, shift down, fill).
+        let mut rows = [(0, 32, 0, z); MAX_ROWS];
+        for (ky, row) in rows.iter_mut().enumerate().take(kh) {
+            let iy = (oy * usize::from(self.window.stride[0]) + ky).wrapping_sub(pt);
+            if iy < h {
+                *row = (iy * w + start, up, down, fill);
+            }
+        }
+        let plane = self.in_shape.plane();
+        let mut j = 0;
+        for c in c0..c0 + count {
+            for &(offset, up, down, fill) in rows.iter().take(kh) {
+                let at = c * plane + offset;
+                let (Some(src), Some(d)) = (input.get(at..at + 4), dst.get_mut(j..j + 4)) else {
+                    return false;
+                };
+                let word = src
+                    .first_chunk::<4>()
+                    .map_or(0, |b| u32::from_le_bytes(b.map(|x| x as u8)));
+                let word = (word.checked_shl(up).unwrap_or(0) >> down) | fill;
+                for (d, b) in d.iter_mut().zip(word.to_le_bytes()) {
+                    *d = b as i8;
+                }
+                j += kw;
+            }
+        }
+        true
     }
 }

@@ -51,72 +51,120 @@ impl ChannelRequant {
     }
 }
 
-/// [`ChannelRequant`] with its two roundings (the doubling high multiply's, then the
-/// rounding right shift's) and the zero point folded into one 64-bit constant: for a right
-/// shift `r` ≥ 2, `floor((x·m + C) / 2^(31+r))` is exactly TFLite's result plus the zero
-/// point, where `C = 2^30 + 2^(30+r) + zp·2^(31+r)` for `x` ≥ 0 and `2^31` less for `x` < 0
-/// (the shift rounds half away from zero). On the Cortex-M4 that is one SMLAL into a constant
-/// whose high word takes `x`'s sign and one shift of the high word: about half the
+/// A channel's requantization and fused clamp as one 64-bit multiply-add and one shift, for
+/// the common case (a right shift `r` of 2 to 23, a non-negative multiplier, an int8 zero
+/// point): the rounding high multiply, the rounding right shift and the zero point all become
+/// `(x·m + C) >> (31 + r)` with `x` the sum after the left shift,
+/// `C = 2^30 + 2^(30+r) + zp·2^(31+r) − [x < 0]·2^31`, then SSAT and the clamp. On the
+/// Cortex-M4 that is one SMLAL into a constant whose high word takes `x`'s sign and one shift
+/// of the high word: five instructions an output before the clamp, with every parameter in a
+/// register (`dsp::requantize_columns`, the depthwise and stem kernels), about half the
 /// instructions of the two roundings.
-#[derive(Clone, Copy, Debug)]
+///
+/// Why it is exact: `PreparedRequantizer::apply` is `h = ⌊(x·m + 2^30) / 2^31⌋` then
+/// `⌊(h + 2^(r−1) − [h < 0]) / 2^r⌋ + zp`, and nested floors by powers of two are one floor;
+/// `[h < 0]` may be `[x < 0]` because when they differ `h = 0`, where both give 0 (r ≥ 1).
+/// `r ≤ 23` keeps `zp·2^(r−1)` and the top word within an i32; `r ≥ 2` makes the low word of
+/// `C` `2^30` or `2^30 + 2^31`, so building it never carries.
+///
+/// The pointwise kernels' assembly reads [`Self::to_words`], which has no left shift: those
+/// take only a requantizer without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FoldedRequant {
-    multiplier: i32,
-    left: u32,
-    /// `C`'s high word for `x` ≥ 0 (its low word is `2^30`, or `2^30 + 2^31` for `x` < 0,
-    /// whose high word is one less).
-    round_high: i32,
-    /// The high word's shift: `r − 1`.
-    shift: u32,
-    lo: i32,
-    hi: i32,
+    pub(crate) multiplier: i32,
+    /// The sum's left shift before the multiply (0 in [`Self::to_words`]).
+    pub(crate) left: u32,
+    /// The top word of `C` for `x ≥ 0`: `2^(r−2) + zp·2^(r−1)`.
+    pub(crate) high: i32,
+    /// `r − 1`: the shift of the product's top word.
+    pub(crate) shift: u32,
+    /// The clamp's bounds, each byte repeated four times (SSUB8 and SEL clamp four at once).
+    pub(crate) lo: u32,
+    pub(crate) hi: u32,
 }
 
+/// Words of [`FoldedRequant::to_words`].
+pub(crate) const FOLDED_WORDS: usize = 5;
+
 impl FoldedRequant {
-    /// `None` where the folding does not hold: a right shift below 2, or so large that the
-    /// zero point's share of `C` leaves an i32 (neither in a conv's usual scales), or a
-    /// negative multiplier.
+    /// `requant` then the clamp `[lo, hi]`; `None` outside the case above (the caller then
+    /// applies a [`ChannelRequant`] or a [`crate::ops::requant::PreparedRequantizer`]).
     pub(crate) fn new(requant: &Requantizer, [lo, hi]: [i8; 2]) -> Option<Self> {
         let (left, right) = crate::quant::split_shift(requant.shift);
-        if requant.multiplier < 0 || !(2..=22).contains(&right) {
-            return None;
-        }
-        Some(Self {
-            multiplier: requant.multiplier,
-            left,
-            round_high: (1 << (right - 2)) + requant.zero_point * (1 << (right - 1)),
-            shift: right - 1,
-            lo: requant.min.max(i32::from(lo)),
-            hi: i32::from(hi).min(i32::from(i8::MAX)),
+        let fits = (2..=23).contains(&right)
+            && requant.multiplier >= 0
+            && (-128..=127).contains(&requant.zero_point)
+            && (-128..=127).contains(&requant.min);
+        fits.then(|| {
+            // The requantizer's own lower bound folds into the clamp's (both are a max).
+            let lo = i32::from(lo).max(requant.min) as i8;
+            let bytes = |b: i8| u32::from_le_bytes([b as u8; 4]);
+            Self {
+                multiplier: requant.multiplier,
+                left,
+                high: (1 << (right - 2)) + (requant.zero_point << (right - 1)),
+                shift: right - 1,
+                lo: bytes(lo),
+                hi: bytes(hi),
+            }
         })
     }
 
-    /// Exactly [`ChannelRequant::apply`].
+    /// Exactly `requant.apply(acc)` then the clamp `[lo, hi]` of [`Self::new`] (as max then
+    /// min); what `dsp::requantize_columns` computes.
     #[inline(always)]
     pub(crate) fn apply(&self, acc: i32) -> i8 {
-        self.scaled(acc).max(self.lo).min(self.hi) as i8
+        // `lo` ≥ −128 and `hi` ≤ 127: the clamp to int8 is implied.
+        self.scaled(acc)
+            .max(i32::from(self.lo as i8))
+            .min(i32::from(self.hi as i8)) as i8
     }
 
     /// [`Self::apply`] where the clamp's top is 127 ([`Self::tops_at_127`]): the clamp to
     /// int8 is one SSAT, then the bottom.
     #[inline(always)]
     pub(crate) fn apply_to_127(&self, acc: i32) -> i8 {
-        self.scaled(acc).clamp(-128, 127).max(self.lo) as i8
+        (self.scaled(acc).clamp(-128, 127) as i8).max(self.lo as i8)
     }
 
     /// Whether the clamp's top is 127 (no upper clamp beyond int8's).
     pub(crate) fn tops_at_127(&self) -> bool {
-        self.hi == i32::from(i8::MAX)
+        self.hi as i8 == i8::MAX
     }
 
     /// The requantized value with the zero point, before the clamp.
     #[inline(always)]
     fn scaled(&self, acc: i32) -> i32 {
         let x = acc.wrapping_shl(self.left);
-        let sign = x >> 31;
-        let low = 0x4000_0000 | (x as u32 & 0x8000_0000);
-        let c = i64::from(self.round_high.wrapping_add(sign)) << 32 | i64::from(low);
-        let sum = (i64::from(x) * i64::from(self.multiplier)).wrapping_add(c);
+        let low = 0x4000_0000_u32 | (x as u32 & 0x8000_0000);
+        let high = self.high.wrapping_add(x >> 31);
+        let c = (i64::from(high) << 32) | i64::from(low);
+        let sum = c.wrapping_add(i64::from(x) * i64::from(self.multiplier));
         ((sum >> 32) as i32) >> self.shift
+    }
+
+    /// The words the pointwise kernels' assembly reads; `None` with a left shift (the words
+    /// have none).
+    pub(crate) fn to_words(self) -> Option<[u32; FOLDED_WORDS]> {
+        (self.left == 0).then_some([
+            self.multiplier as u32,
+            self.high as u32,
+            self.shift,
+            self.lo,
+            self.hi,
+        ])
+    }
+
+    /// The requantizer [`Self::to_words`] wrote.
+    pub(crate) fn from_words([multiplier, high, shift, lo, hi]: [u32; FOLDED_WORDS]) -> Self {
+        Self {
+            multiplier: multiplier as i32,
+            left: 0,
+            high: high as i32,
+            shift,
+            lo,
+            hi,
+        }
     }
 }
 
@@ -125,7 +173,8 @@ mod tests {
     use super::*;
     use crate::test_util::SplitMix;
 
-    /// A requantizer with a shift in `−below .. spread − below`, and a fused clamp.
+    /// Any non-negative multiplier, a shift in `−below .. spread − below`, zero point, ReLU or
+    /// not, and a fused clamp.
     fn random_requantizer(rng: &mut SplitMix, spread: usize, below: i32) -> (Requantizer, [i8; 2]) {
         let shift = (rng.below(spread) as i32 - below) as i8;
         let r = Requantizer::new(
@@ -190,5 +239,33 @@ mod tests {
         assert!(
             FoldedRequant::new(&Requantizer::new(1 << 30, -1, 0, false), [-128, 127]).is_none()
         );
+    }
+
+    #[test]
+    fn folded_matches_the_requantizer_and_the_clamp() {
+        let mut rng = SplitMix(47);
+        let mut folded = 0;
+        for case in 0..400_000 {
+            let (r, clamp) = random_requantizer(&mut rng, 64, 32);
+            let Some(f) = FoldedRequant::new(&r, clamp) else {
+                let (left, right) = crate::quant::split_shift(r.shift);
+                assert!(!(2..=23).contains(&right), "{r:?} {left}");
+                continue;
+            };
+            folded += 1;
+            match f.to_words() {
+                Some(words) => assert_eq!(FoldedRequant::from_words(words), f),
+                None => assert!(f.left > 0, "{f:?}"),
+            }
+            // Extremes and values near the rounding ties as well as random ones.
+            let acc = match case % 4 {
+                0 => [i32::MIN, i32::MAX, 0, -1, 1][rng.below(5)],
+                1 => rng.i32(),
+                _ => rng.i32() >> rng.below(31),
+            };
+            let expected = r.apply(acc).max(clamp[0]).min(clamp[1]);
+            assert_eq!(f.apply(acc), expected, "{r:?} {clamp:?} {acc}");
+        }
+        assert!(folded > 100_000, "{folded}");
     }
 }

@@ -266,18 +266,9 @@ fn depthwise_matches_the_portable_conv() {
     }
 }
 
+/// The testing kit's Add parameters (`SplitMix::add_params`), as `dsp_check` draws them.
 fn random_add(rng: &mut SplitMix) -> Add {
-    let multiplier = |rng: &mut SplitMix| (1 << 30) + rng.below(1 << 30) as i32;
-    Add {
-        left_shift: 20,
-        multipliers: [multiplier(rng), multiplier(rng), multiplier(rng)],
-        shifts: [
-            -(rng.below(4) as i8),
-            -(rng.below(4) as i8),
-            -(14 + rng.below(8) as i8),
-        ],
-        clamp: clamp(rng),
-    }
+    rng.add_params()
 }
 
 #[test]

@@ -220,39 +220,3 @@ unsafe fn blocks<P: Products, const R: usize, const C: usize>(
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ops::gemm::tests::random_case;
-    use crate::test_util::SplitMix;
-
-    #[test]
-    fn every_supported_tier_matches_portable() {
-        let mut ran = 0;
-        for tier in [KernelTier::Neon, KernelTier::NeonDot] {
-            if !tier.is_supported() {
-                eprintln!("skipped {tier}: not this CPU");
-                continue;
-            }
-            let kernel = gemm_kernel(tier);
-            let mut rng = SplitMix(86);
-            for case in 0..2000 {
-                let (mut weights, mut columns, k) = random_case(&mut rng);
-                if case % 10 == 0 {
-                    weights.fill(-127);
-                    columns.fill(if case % 20 == 0 { -128 } else { 127 });
-                }
-                let len = weights.len() / k * (columns.len() / k) + rng.below(3);
-                let (mut fast, mut portable) = (vec![0x5a5a_5a5a; len], vec![0x5a5a_5a5a; len]);
-                kernel(&weights, &columns, k, &mut fast);
-                gemm_portable(&weights, &columns, k, &mut portable);
-                assert_eq!(fast, portable, "{tier} case {case}: k {k}");
-            }
-            eprintln!("ran {tier}");
-            ran += 1;
-        }
-        // Every AArch64 CPU has NEON: it must have run.
-        assert!(ran >= 1);
-    }
-}

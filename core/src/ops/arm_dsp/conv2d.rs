@@ -255,28 +255,18 @@ fn conv2d_from<S: RowSource>(
     true
 }
 
-/// `out[o · plane] = requant[o].apply(best[o])` for the first `n` channels, whose prepared
-/// requantizers are six words each in `requants` ([`PreparedRequantizer::to_words`]), in
-/// assembly: 24 instructions per output instead of the compiler's ~45 (its loop spills).
-#[inline(always)]
-pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: usize) {
-    let fits = n > 0 && best.len() >= n && requants.len() >= 6 * n && out.len() > (n - 1) * plane;
-    if !fits {
-        return;
-    }
-    // SAFETY: reads `n ≥ 1` accumulators of `best` and `n` prepared requantizers (six words
-    // each, in LDM order, word-aligned), and writes `out[o · plane]` for `o < n`, all
-    // in bounds as checked above. Registers only; no stack.
-    //
-    // Per output, exactly `PreparedRequantizer::apply`: the left shift; the rounding doubling
-    // high multiply as a 64-bit product plus 2^30, bits 31..62; the rounding right shift
-    // (`+1` when the dropped bits exceed half, minus one for negatives); the saturating zero
-    // point; then SSAT to int8 and the max with `min` (equal to max-then-min, as min ≤ 127).
-    unsafe {
+/// The requantization loop of [`requantize`] and [`requantize_channel`], which differ in
+/// `load`: the LDM of each output's six requantizer words, advancing or not. Per output,
+/// exactly `PreparedRequantizer::apply`: the left shift; the rounding doubling high multiply
+/// as a 64-bit product plus 2^30, bits 31..62; the rounding right shift (`+1` when the
+/// dropped bits exceed half, minus one for negatives); the saturating zero point; then SSAT
+/// to int8 and the max with `min` (equal to max-then-min, as min ≤ 127).
+macro_rules! requantize_asm {
+    ($load:literal, $sums:expr, $requants:expr, $n:expr, $out:expr, $stride:expr) => {
         asm!(
             "2:",
             "ldr r0, [r9], #4",
-            "ldm r10!, {{r1, r2, r3, r4, r5, r8}}",
+            $load,
             "lsl r0, r0, r2",
             "smull r2, r1, r0, r1",
             "adds r2, r2, #0x40000000",
@@ -306,13 +296,65 @@ pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8
             out("r4") _,
             out("r5") _,
             out("r8") _,
-            inout("r9") best.as_ptr() => _,
-            inout("r10") requants.as_ptr() => _,
-            inout("r11") out.as_mut_ptr() => _,
-            in("r12") plane,
-            inout("lr") n => _,
+            inout("r9") $sums.as_ptr() => _,
+            inout("r10") $requants.as_ptr() => _,
+            inout("r11") $out.as_mut_ptr() => _,
+            in("r12") $stride,
+            inout("lr") $n => _,
             options(nostack),
-        );
+        )
+    };
+}
+
+/// `out[o · plane] = requant[o].apply(best[o])` for the first `n` channels, whose prepared
+/// requantizers are six words each in `requants` ([`PreparedRequantizer::to_words`]), in
+/// assembly: 24 instructions per output instead of the compiler's ~45 (its loop spills).
+#[inline(always)]
+pub(crate) fn requantize(best: &[i32], requants: &[u32], n: usize, out: &mut [i8], plane: usize) {
+    let fits = n > 0 && best.len() >= n && requants.len() >= 6 * n && out.len() > (n - 1) * plane;
+    if !fits {
+        return;
+    }
+    // SAFETY: reads `n ≥ 1` accumulators of `best` and `n` prepared requantizers (six words
+    // each, in LDM order, word-aligned), and writes `out[o · plane]` for `o < n`, all
+    // in bounds as checked above. Registers only; no stack.
+    unsafe {
+        requantize_asm!(
+            "ldm r10!, {{r1, r2, r3, r4, r5, r8}}",
+            best,
+            requants,
+            n,
+            out,
+            plane
+        )
+    }
+}
+
+/// `out[i · stride] = requant.apply(sums[i])` for the first `n` sums, all with the one prepared
+/// requantizer `requant` ([`PreparedRequantizer::to_words`]): [`requantize`]'s assembly for the
+/// outputs of one channel (the streamed producer's rows, `super::row3`).
+pub(crate) fn requantize_channel(
+    sums: &[i32],
+    requant: &[u32; 6],
+    n: usize,
+    out: &mut [i8],
+    stride: usize,
+) {
+    let fits = n > 0 && sums.len() >= n && out.len() > (n - 1) * stride;
+    if !fits {
+        return;
+    }
+    // SAFETY: reads `n ≥ 1` sums and the six words of `requant`, and writes `out[i · stride]`
+    // for `i < n`, all in bounds as checked above. Registers only; no stack.
+    unsafe {
+        requantize_asm!(
+            "ldm r10, {{r1, r2, r3, r4, r5, r8}}",
+            sums,
+            requant,
+            n,
+            out,
+            stride
+        )
     }
 }
 
@@ -418,14 +460,54 @@ fn fill_patch(
     }
 }
 
+/// Four patch words from two words of int8 values: `r9` reads, `r8` writes (both advance).
+macro_rules! expand_four_words {
+    () => {
+        concat!(
+            "ldr r4, [r9], #4\n",
+            "ldr r5, [r9], #4\n",
+            "sxtb16 r0, r4\n",
+            "sxtb16 r1, r4, ror #8\n",
+            "sxtb16 r2, r5\n",
+            "sxtb16 r3, r5, ror #8\n",
+            "stm r8!, {{r0, r1, r2, r3}}",
+        )
+    };
+}
+
 /// Fills `dst` (an even number of words) from the `2 · dst.len()` int8 values at `src`
 /// (readable, any alignment): each word of four values becomes two patch words with SXTB16,
-/// values (0, 2) and (1, 3); four patch words per pass when the length allows (the seed
-/// model's second conv: 12 a kernel row).
+/// values (0, 2) and (1, 3); twelve words without a loop (a 3×3 kernel row over 8 channels,
+/// as the seed model's second conv's), else four patch words per pass when the length allows.
 #[inline(always)]
 fn expand_words(dst: &mut [u32], src: *const u32) {
     let n = dst.len();
     if n == 0 || !n.is_multiple_of(2) {
+        return;
+    }
+    if n == 12 {
+        // SAFETY: reads 6 words at `src` (unaligned LDR is allowed on ARMv7-M with the
+        // default CCR.UNALIGN_TRP clear) and writes the 12 words of `dst` (word-aligned, a
+        // `u32` slice of length 12).
+        // A 3×3 kernel row over 8 channels (the seed model's conv2), without a loop: the
+        // streamed schedule expands three such rows for every patch, and a loop's compare and
+        // branch were 6 of the 27 instructions of each.
+        unsafe {
+            asm!(
+                expand_four_words!(),
+                expand_four_words!(),
+                expand_four_words!(),
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                inout("r9") src => _,
+                inout("r8") dst.as_mut_ptr() => _,
+                options(nostack),
+            );
+        }
         return;
     }
     if n.is_multiple_of(4) {
@@ -435,13 +517,7 @@ fn expand_words(dst: &mut [u32], src: *const u32) {
         unsafe {
             asm!(
                 "2:",
-                "ldr r4, [r9], #4",
-                "ldr r5, [r9], #4",
-                "sxtb16 r0, r4",
-                "sxtb16 r1, r4, ror #8",
-                "sxtb16 r2, r5",
-                "sxtb16 r3, r5, ror #8",
-                "stm r8!, {{r0, r1, r2, r3}}",
+                expand_four_words!(),
                 "cmp r8, r12",
                 "bne 2b",
                 out("r0") _,

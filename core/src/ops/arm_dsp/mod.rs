@@ -19,13 +19,16 @@
 mod byte_max;
 mod conv2d;
 mod linear;
-mod pair_mac;
 mod patch_mac;
 mod row3;
 
 pub(crate) use byte_max::max_bytes4;
-pub(crate) use conv2d::{RowSource, conv2d, conv2d_rows, requantize};
+pub(crate) use conv2d::{RowSource, conv2d, conv2d_rows};
 pub(crate) use linear::{linear, linear_blocked};
-pub(crate) use pair_mac::mac_patch4_unrolled;
-pub(crate) use patch_mac::{gather_runs, mac_patch4, smlad, sum_bytes, sxtb16_pairs};
+// The pointwise kernel's name for `mac_patch4` (the same loop).
+pub(crate) use patch_mac::mac_patch4 as mac_patch4_unrolled;
+pub(crate) use patch_mac::{
+    add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns, smlad, sum_bytes,
+    sxtb16_pairs,
+};
 pub(crate) use row3::conv3x3_row;

@@ -8,8 +8,9 @@ use core::arch::asm;
 /// patches laid out as `graph::fast::patch_conv` writes them: per group, for each of the
 /// four columns, the words (x0 | x2 << 16) and (x1 | x3 << 16). One weight word (four int8
 /// taps, read unaligned from the blob) is unpacked with two SXTB16 into the pairs (w0, w2)
-/// and (w1, w3), then meets each column's two words with two SMLAD. The loop body is two
-/// groups (an odd count enters at the second): 29 instructions per 32 multiply-accumulates.
+/// and (w1, w3), then meets each column's two words with two SMLAD. The first `groups mod 8`
+/// groups run in a loop of four groups a pass (entered part way), the rest in one of eight:
+/// 107 instructions per 128 multiply-accumulates.
 #[inline(always)]
 pub(crate) fn mac_patch4(patch: &[u32], weights: &[i8], groups: usize, acc: &mut [i32; 4]) {
     let fits = groups > 0 && patch.len() >= 8 * groups && weights.len() >= 4 * groups;
@@ -19,23 +20,55 @@ pub(crate) fn mac_patch4(patch: &[u32], weights: &[i8], groups: usize, acc: &mut
     let [mut a0, mut a1, mut a2, mut a3] = *acc;
     // SAFETY: reads `8·groups` words of `patch` (word-aligned, a `u32` slice) with LDM and
     // `4·groups` bytes of `weights` with word loads (unaligned LDR is allowed on ARMv7-M with
-    // the default CCR.UNALIGN_TRP clear), all in bounds as checked above; `groups ≥ 1`, so the
-    // loop, which ends when the patch pointer reaches its end (checked after every second
-    // group, an odd count starting at the second), runs exactly `groups` groups. Its two
-    // stack words (the end pointer) are released before it ends.
+    // the default CCR.UNALIGN_TRP clear), all in bounds as checked above. The first loop runs
+    // `rest = groups mod 8` groups when that is not 0: it ends when the patch pointer reaches
+    // `patch + 8·rest` words (checked after every fourth group), and is entered at group
+    // `(4 − rest mod 4) mod 4` of its body (bit 0 of the count in Z, bit 1 in C after the
+    // LSLS), so it runs exactly `rest`; the second runs whole passes of eight groups until the
+    // pointer reaches the end of `8·groups` words, which a multiple of eight groups leaves.
+    // Its two stack words (the two ends) are released before it ends.
     unsafe {
         asm!(
             "sub sp, sp, #8",
+            "str r12, [sp, #4]",
+            "ands r12, r2, #7",
+            "beq 7f",
+            "add r12, r0, r12, lsl #5",
             "str r12, [sp]",
             "lsls r2, r2, #31",
-            "bne 3f",
+            "beq 6f",
+            "bcs 3f",
+            "b 5f",
+            "6:",
+            "bcs 4f",
             "2:",
             mac_group!(),
             "3:",
             mac_group!(),
+            "4:",
+            mac_group!(),
+            "5:",
+            mac_group!(),
             "ldr r12, [sp]",
             "cmp r0, r12",
             "bne 2b",
+            "7:",
+            "ldr r12, [sp, #4]",
+            "cmp r0, r12",
+            "beq 9f",
+            "8:",
+            mac_group!(),
+            mac_group!(),
+            mac_group!(),
+            mac_group!(),
+            mac_group!(),
+            mac_group!(),
+            mac_group!(),
+            mac_group!(),
+            "ldr r12, [sp, #4]",
+            "cmp r0, r12",
+            "bne 8b",
+            "9:",
             "add sp, sp, #8",
             inout("r0") patch.as_ptr() => _,
             inout("r1") weights.as_ptr() => _,
@@ -52,6 +85,62 @@ pub(crate) fn mac_patch4(patch: &[u32], weights: &[i8], groups: usize, acc: &mut
         );
     }
     *acc = [a0, a1, a2, a3];
+}
+
+/// Writes the int16 pair words of `groups` groups of four staged int8 taps of four columns
+/// (column `c`'s group `g` at `stage[c·stride + 4g..]`): group `g` of column `c` at words
+/// `8g + 2c` (taps 0 and 2) and `8g + 2c + 1` (taps 1 and 3) of `patch`. Two columns per STM:
+/// 17 instructions a group.
+#[inline(always)]
+pub(crate) fn expand_columns(patch: &mut [u32], stage: &[i8], stride: usize, groups: usize) {
+    let fits = groups > 0
+        && patch.len() >= 8 * groups
+        && stride
+            .checked_mul(3)
+            .and_then(|s| s.checked_add(4 * groups))
+            .is_some_and(|end| end <= stage.len());
+    if !fits {
+        return;
+    }
+    // SAFETY: reads the words at `c·stride + 4g` (c < 4, g < groups) of `stage`, the last
+    // ending within it as checked above (unaligned LDR is allowed on ARMv7-M), and writes the
+    // `8·groups` words of `patch` (word-aligned, a `u32` slice) with STM; `groups ≥ 1`, so
+    // the loop ends exactly when the patch pointer reaches its end. No stack.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr r0, [r8]",
+            "ldr r1, [r8, r10]",
+            "sxtb16 r2, r0",
+            "sxtb16 r3, r0, ror #8",
+            "sxtb16 r4, r1",
+            "sxtb16 r5, r1, ror #8",
+            "stm r9!, {{r2, r3, r4, r5}}",
+            "ldr r0, [r8, r11]",
+            "ldr r1, [r8, r12]",
+            "sxtb16 r2, r0",
+            "sxtb16 r3, r0, ror #8",
+            "sxtb16 r4, r1",
+            "sxtb16 r5, r1, ror #8",
+            "stm r9!, {{r2, r3, r4, r5}}",
+            "add r8, r8, #4",
+            "cmp r9, lr",
+            "bne 2b",
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            inout("r8") stage.as_ptr() => _,
+            inout("r9") patch.as_mut_ptr() => _,
+            in("r10") stride,
+            in("r11") 2 * stride,
+            in("r12") 3 * stride,
+            in("lr") patch.as_mut_ptr().add(8 * groups),
+            options(nostack),
+        );
+    }
 }
 
 /// One group of four taps: a weight word against the four columns' two words each.
@@ -76,6 +165,189 @@ macro_rules! mac_group {
 }
 use mac_group;
 
+/// `out[i] = FoldedRequant::apply(acc[i])` for the four sums of a channel (`words`: its
+/// `FoldedRequant::to_words`, `graph::fast::requant`), stored with one word: per output the
+/// 64-bit constant built from the sum's sign (three instructions), SMLAL, the top word's shift
+/// and SSAT; then the four bytes packed (BFI) and clamped together (SSUB8 and SEL against the
+/// bounds repeated in each byte): 33 instructions for four outputs.
+#[inline(always)]
+pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) {
+    if out.len() < 4 || words.len() < 5 {
+        return;
+    }
+    // SAFETY: reads the first five words of `words` (word-aligned, a `u32` slice) with LDM and
+    // writes the four bytes at `out` (checked above) with one STR, which the Cortex-M4 allows
+    // unaligned (CCR.UNALIGN_TRP clear). Registers and flags (SSUB8's GE bits) only otherwise;
+    // no stack.
+    unsafe {
+        asm!(
+            "ldm r11, {{r4, r5, r8, r9, r10}}",
+            fold_column!("r0"),
+            fold_column!("r1"),
+            fold_column!("r2"),
+            fold_column!("r3"),
+            "bfi r0, r1, #8, #8",
+            "bfi r0, r2, #16, #8",
+            "bfi r0, r3, #24, #8",
+            "ssub8 r11, r0, r9",
+            "sel r0, r0, r9",
+            "ssub8 r11, r10, r0",
+            "sel r0, r0, r10",
+            "str r0, [lr]",
+            inout("r0") acc[0] => _,
+            inout("r1") acc[1] => _,
+            inout("r2") acc[2] => _,
+            inout("r3") acc[3] => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            inout("r11") words.as_ptr() => _,
+            out("r12") _,
+            in("lr") out.as_mut_ptr(),
+            options(nostack),
+        );
+    }
+}
+
+/// The fused residual Add of four outputs of a channel: each sum requantized and clamped as
+/// [`requantize_columns`] does, then added to the residual byte in `out` as the Add kernel
+/// does (`graph::fast::add`: both inputs' rescaling looked up in `a` and `b`, their
+/// saturating sum requantized by the Add's folded output requantizer `add`, its clamp), the
+/// four sums stored over the residual with one word: 87 instructions for four outputs.
+#[inline(always)]
+pub(crate) fn add_columns(
+    acc: &[i32; 4],
+    words: &[u32],
+    (a, b): (&[i32; 256], &[i32; 256]),
+    add: &[u32],
+    out: &mut [i8],
+) {
+    if out.len() < 4 || words.len() < 5 || add.len() < 5 {
+        return;
+    }
+    let values: u32;
+    // SAFETY: as `requantize_columns` for the first part (reads five words of `words`, no
+    // store); no memory then but the value in r0.
+    unsafe {
+        asm!(
+            "ldm r11, {{r4, r5, r8, r9, r10}}",
+            fold_column!("r0"),
+            fold_column!("r1"),
+            fold_column!("r2"),
+            fold_column!("r3"),
+            "bfi r0, r1, #8, #8",
+            "bfi r0, r2, #16, #8",
+            "bfi r0, r3, #24, #8",
+            "ssub8 r11, r0, r9",
+            "sel r0, r0, r9",
+            "ssub8 r11, r10, r0",
+            "sel r0, r0, r10",
+            inout("r0") acc[0] => values,
+            inout("r1") acc[1] => _,
+            inout("r2") acc[2] => _,
+            inout("r3") acc[3] => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            inout("r11") words.as_ptr() => _,
+            out("r12") _,
+            options(nostack, readonly),
+        );
+    }
+    // SAFETY: reads entries `values' byte` of `a` and `residual byte` of `b` (indices
+    // below 256: unsigned bytes), the first five words of `add` (LDM and LDRD, word-aligned),
+    // and the four bytes at `out`, which it then overwrites with one STR (unaligned STR is
+    // allowed on the Cortex-M4); all in bounds as checked above. Registers and flags
+    // otherwise; no stack.
+    unsafe {
+        asm!(
+            "ldm r2, {{r3, r4, r5}}",
+            add_column!("0", "0"),
+            add_column!("8", "1"),
+            add_column!("16", "2"),
+            add_column!("24", "3"),
+            "ldrd r4, r5, [r2, #12]",
+            "ssub8 r12, r1, r4",
+            "sel r1, r1, r4",
+            "ssub8 r12, r5, r1",
+            "sel r1, r1, r5",
+            "str r1, [lr]",
+            in("r0") values,
+            out("r1") _,
+            in("r2") add.as_ptr(),
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            in("r8") a.as_ptr(),
+            in("r9") b.as_ptr(),
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            in("lr") out.as_mut_ptr(),
+            options(nostack),
+        );
+    }
+}
+
+/// Byte `$byte` (bit offset `$bit`) of the Add: the conv's value in r0 and the residual at
+/// `[lr, #$byte]` looked up in r8's and r9's tables, their saturating sum requantized by the
+/// Add's folded requantizer (r3 `m`, r4 `high`, r5 `shift`), SSAT to int8 and inserted into
+/// r1.
+macro_rules! add_column {
+    ($bit:literal, $byte:literal) => {
+        concat!(
+            "ubfx r10, r0, #",
+            $bit,
+            ", #8\n",
+            "ldr r10, [r8, r10, lsl #2]\n",
+            "ldrb r11, [lr, #",
+            $byte,
+            "]\n",
+            "ldr r11, [r9, r11, lsl #2]\n",
+            "qadd r10, r10, r11\n",
+            "and r11, r10, #0x80000000\n",
+            "orr r11, r11, #0x40000000\n",
+            "add r12, r4, r10, asr #31\n",
+            "smlal r11, r12, r10, r3\n",
+            "asr r12, r12, r5\n",
+            "ssat r12, #8, r12\n",
+            "bfi r1, r12, #",
+            $bit,
+            ", #8\n",
+        )
+    };
+}
+use add_column;
+
+/// One sum (in the named register, which receives the int8 value sign-extended):
+/// `(C + x·m) >> 32 >> shift`, SSAT to int8, with `C`'s low word `2^30` plus bit 31 for a
+/// negative `x` and its top word `high − [x < 0]` (r4 `m`, r5 `high`, r8 `shift`).
+macro_rules! fold_column {
+    ($x:literal) => {
+        concat!(
+            "and r11, ",
+            $x,
+            ", #0x80000000\n",
+            "orr r11, r11, #0x40000000\n",
+            "add r12, r5, ",
+            $x,
+            ", asr #31\n",
+            "smlal r11, r12, ",
+            $x,
+            ", r4\n",
+            "asr r12, r12, r8\n",
+            "ssat ",
+            $x,
+            ", #8, r12\n",
+        )
+    };
+}
+use fold_column;
+
 /// Copies `channels · rows` runs of four bytes: run `(c, r)` from `src[c·plane + r·row..]`
 /// to `dst[(c·rows + r)·step..]`, in that order, so that each run keeps its first `step`
 /// bytes and the next overwrites the rest (the graph patch conv's staging of a column whose
@@ -88,20 +360,43 @@ pub(crate) fn gather_runs(
     dst: &mut [i8],
     step: usize,
 ) -> bool {
-    let last_read = (channels.wrapping_sub(1))
-        .checked_mul(plane)
-        .and_then(|a| a.checked_add(rows.wrapping_sub(1).checked_mul(row)?))
-        .and_then(|a| a.checked_add(4));
-    let last_write = channels
-        .checked_mul(rows)
-        .and_then(|n| n.wrapping_sub(1).checked_mul(step))
-        .and_then(|a| a.checked_add(4));
-    let fits = channels > 0
-        && rows > 0
-        && last_read.is_some_and(|end| end <= src.len())
-        && last_write.is_some_and(|end| end <= dst.len());
-    if !fits {
+    let dims = (plane, row, rows, channels);
+    if !crate::graph::fast::dsp::runs_fit(src.len(), dims, dst.len(), step) {
         return false;
+    }
+    if rows == 3 {
+        // A 3-row kernel (most): the three runs of a channel in one pass, without the row loop.
+        // SAFETY: as below, with `rows` = 3: reads the words at `c·plane + r·row` and writes
+        // those at `(3c + r)·step` (c < channels, r < 3), all checked above; `channels ≥ 1`.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {a}, [{src}]",
+                "ldr {b}, [{src}, {row}]",
+                "ldr {c}, [{src}, {row2}]",
+                "str {a}, [{dst}]",
+                "str {b}, [{dst}, {step}]",
+                "str {c}, [{dst}, {step2}]",
+                "add {dst}, {dst}, {step3}",
+                "add {src}, {src}, {plane}",
+                "subs {ch}, {ch}, #1",
+                "bne 2b",
+                src = inout(reg) src.as_ptr() => _,
+                dst = inout(reg) dst.as_mut_ptr() => _,
+                ch = inout(reg) channels => _,
+                row = in(reg) row,
+                row2 = in(reg) 2 * row,
+                step = in(reg) step,
+                step2 = in(reg) 2 * step,
+                step3 = in(reg) 3 * step,
+                plane = in(reg) plane,
+                a = out(reg) _,
+                b = out(reg) _,
+                c = out(reg) _,
+                options(nostack),
+            );
+        }
+        return true;
     }
     // SAFETY: reads the words at `c·plane + r·row` (c < channels, r < rows) of `src` and
     // writes the words at `(c·rows + r)·step` of `dst`, the last of each ending within its
@@ -139,23 +434,36 @@ pub(crate) fn gather_runs(
     true
 }
 
-/// `acc + low(a)·low(b) + high(a)·high(b)` on int16 halves, wrapping (SMLAD).
-#[inline(always)]
-pub(crate) fn smlad(a: u32, b: u32, acc: i32) -> i32 {
-    let out: i32;
-    // SAFETY: register arithmetic only (SMLAD may set the sticky Q flag, nothing else).
-    unsafe {
-        asm!(
-            "smlad {out}, {a}, {b}, {acc}",
-            out = lateout(reg) out,
-            a = in(reg) a,
-            b = in(reg) b,
-            acc = in(reg) acc,
-            options(pure, nomem, nostack),
-        );
-    }
-    out
+/// Defines `$name(a, b, acc)`, the dual 16-bit multiply-accumulate instruction `$op`
+/// (SMLAD, SMLADX) on a register pair, wrapping.
+macro_rules! dual_mac {
+    ($(#[$doc:meta])* $name:ident, $op:literal) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub(crate) fn $name(a: u32, b: u32, acc: i32) -> i32 {
+            let out: i32;
+            // SAFETY: register arithmetic only (it may set the sticky Q flag, nothing else).
+            unsafe {
+                core::arch::asm!(
+                    concat!($op, " {out}, {a}, {b}, {acc}"),
+                    out = lateout(reg) out,
+                    a = in(reg) a,
+                    b = in(reg) b,
+                    acc = in(reg) acc,
+                    options(pure, nomem, nostack),
+                );
+            }
+            out
+        }
+    };
 }
+pub(crate) use dual_mac;
+
+dual_mac!(
+    /// `acc + low(a)·low(b) + high(a)·high(b)` on int16 halves, wrapping (SMLAD).
+    smlad,
+    "smlad"
+);
 
 /// The sum of `bytes` as int8: a word (four bytes, read unaligned) per two SXTAB16 into two
 /// 16-bit lanes, folded into the total every 512 bytes, before a lane could overflow.

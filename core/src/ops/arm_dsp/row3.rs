@@ -9,8 +9,7 @@
 //! `(a1, a3)·P` plus SMLADX's crossed `(a0, a2)·(0, w1)`: seven instructions per kernel row
 //! for six multiply-accumulates.
 
-use core::arch::asm;
-
+use super::conv2d::requantize_channel;
 use super::patch_mac::{smlad, sxtb16_pairs};
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::requant::PreparedRequantizer;
@@ -39,16 +38,7 @@ pub(crate) fn conv3x3_row(op: &Conv2dOp<'_>, band: &[i8], dst: &mut [i8], channe
         .chunks_exact(per_output.max(1))
         .zip(op.channels.iter());
     for (o, (weights, (bias, requant))) in outputs.enumerate() {
-        let prepared = PreparedRequantizer::new(&requant);
-        let apply = |acc: i32| match &prepared {
-            Some(p) => p.apply(acc),
-            None => requant.apply(acc),
-        };
-        let mut store = |x: usize, acc: i32| {
-            if let Some(d) = dst.get_mut(x * channels + o) {
-                *d = apply(acc);
-            }
-        };
+        let prepared = PreparedRequantizer::new(&requant).map(|p| p.to_words());
         let planes = || {
             weights
                 .chunks_exact(9)
@@ -60,37 +50,62 @@ pub(crate) fn conv3x3_row(op: &Conv2dOp<'_>, band: &[i8], dst: &mut [i8], channe
             _ => None,
         };
         let mut x = 0;
-        while x + 1 < w_out {
-            let (mut a, mut b) = (bias, bias);
-            match &single {
-                Some(packed) => (a, b) = add_pair(band, width, packed, x, a, b),
+        while x < w_out {
+            // A pass: up to PASS sums, then requantized together.
+            let n = (w_out - x).min(PASS);
+            let mut sums = [bias; PASS];
+            let mut i = 0;
+            while i + 1 < n {
+                let (mut a, mut b) = (bias, bias);
+                match &single {
+                    Some(packed) => (a, b) = add_pair(band, width, packed, x + i, a, b),
+                    None => {
+                        for (w, rows) in planes() {
+                            if let Some(w) = w.first_chunk::<9>() {
+                                (a, b) = add_pair(rows, width, &pack(w), x + i, a, b);
+                            }
+                        }
+                    }
+                }
+                if let Some([sa, sb]) = sums.get_mut(i..i + 2).and_then(|s| s.first_chunk_mut()) {
+                    (*sa, *sb) = (a, b);
+                }
+                i += 2;
+            }
+            if i < n {
+                let mut a = bias;
+                for (w, rows) in planes() {
+                    for (r, w) in w.chunks_exact(3).enumerate() {
+                        let inputs = rows.get(r * width + x + i..).unwrap_or(&[]);
+                        for (&w, &v) in w.iter().zip(inputs) {
+                            a = a.wrapping_add(i32::from(w) * i32::from(v));
+                        }
+                    }
+                }
+                if let Some(s) = sums.get_mut(i) {
+                    *s = a;
+                }
+            }
+            let out = dst.get_mut(x * channels + o..).unwrap_or(&mut []);
+            match &prepared {
+                Some(words) => requantize_channel(&sums, words, n, out, channels),
                 None => {
-                    for (w, rows) in planes() {
-                        if let Some(w) = w.first_chunk::<9>() {
-                            (a, b) = add_pair(rows, width, &pack(w), x, a, b);
+                    for (k, &sum) in sums.iter().take(n).enumerate() {
+                        if let Some(d) = out.get_mut(k * channels) {
+                            *d = requant.apply(sum);
                         }
                     }
                 }
             }
-            store(x, a);
-            store(x + 1, b);
-            x += 2;
-        }
-        if x < w_out {
-            let mut a = bias;
-            for (w, rows) in planes() {
-                for (r, w) in w.chunks_exact(3).enumerate() {
-                    let inputs = rows.get(r * width + x..).unwrap_or(&[]);
-                    for (&w, &v) in w.iter().zip(inputs) {
-                        a = a.wrapping_add(i32::from(w) * i32::from(v));
-                    }
-                }
-            }
-            store(x, a);
+            x += n;
         }
     }
     true
 }
+
+/// Outputs of one channel a pass sums before requantizing them together with
+/// [`requantize_channel`]'s assembly (the sums sit on the stack: 32 bytes).
+const PASS: usize = 8;
 
 /// A 3×3 kernel's weights as `[P0, Q0, P1, Q1, P2, Q2]`, per kernel row `P = (w0, w2)` and
 /// `Q = (w1, 0)` as int16 halves.
@@ -127,20 +142,8 @@ fn add_pair(rows: &[i8], width: usize, w: &[u32; 6], x: usize, a: i32, b: i32) -
     (a, b)
 }
 
-/// `acc + low(a)·high(b) + high(a)·low(b)` on int16 halves, wrapping (SMLADX).
-#[inline(always)]
-fn smladx(a: u32, b: u32, acc: i32) -> i32 {
-    let out: i32;
-    // SAFETY: register arithmetic only (SMLADX may set the sticky Q flag, nothing else).
-    unsafe {
-        asm!(
-            "smladx {out}, {a}, {b}, {acc}",
-            out = lateout(reg) out,
-            a = in(reg) a,
-            b = in(reg) b,
-            acc = in(reg) acc,
-            options(pure, nomem, nostack),
-        );
-    }
-    out
-}
+super::patch_mac::dual_mac!(
+    /// `acc + low(a)·high(b) + high(a)·low(b)` on int16 halves, wrapping (SMLADX).
+    smladx,
+    "smladx"
+);

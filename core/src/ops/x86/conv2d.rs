@@ -674,57 +674,46 @@ impl<I: Isa> Weights<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::conv2d_op::ConvWindow;
     use crate::ops::tier::KernelTier;
     use crate::ops::x86::conv2d_with;
     use crate::reference::{self, ChannelData};
     use crate::test_util::SplitMix;
+    use crate::test_util::cases::ConvRanges;
 
-    const TIERS: [KernelTier; 3] = [
-        KernelTier::Avx2,
-        KernelTier::AvxVnni,
-        KernelTier::Avx512Vnni,
-    ];
-
-    #[test]
-    fn matches_the_reference_on_every_supported_tier() {
-        for tier in TIERS {
-            if tier.is_supported() {
-                matches_the_reference(tier);
-                eprintln!("ran {tier}");
-            } else {
-                eprintln!("skipped {tier}: not this CPU");
-            }
-        }
-    }
+    crate::kernel_tests!(direct_conv_matches_reference);
 
     /// Random layers this path takes (up to 40 output channels, maps up to 40 wide, every
     /// stride, kernel and padding it supports, with and without the pool), against the
-    /// reference; plus layers it must refuse.
-    fn matches_the_reference(tier: KernelTier) {
+    /// reference; plus layers it must refuse. The portable tier has no direct kernel: it
+    /// must decline every layer and write nothing.
+    fn direct_conv_matches_reference(tier: KernelTier) {
         let mut rng = SplitMix(88);
         let (mut taken, mut nonsaturated) = (0, 0);
         for case in 0..600 {
-            let kernel = rng.below(5) + 1;
-            let (stride, padding) = (rng.below(3) + 1, rng.below(3));
-            let pool = if rng.below(2) == 0 { (2, 2) } else { (1, 1) };
+            let layer = rng.conv_layer(&ConvRanges {
+                kernels: &[1, 2, 3, 4, 5],
+                max_stride: 3,
+                max_padding: 2,
+                odd_pools: false,
+                max_in_channels: if case % 4 == 0 { 16 } else { 4 },
+                extra_rows: 12,
+                extra_columns: if case % 3 == 0 { 40 } else { 20 },
+                max_out_channels: if case % 2 == 0 { 40 } else { 9 },
+            });
+            let (input, kernel, stride) = (layer.input, layer.window.kernel, layer.window.stride);
+            let out_channels = layer.out_channels;
             let conv = reference::Conv {
                 kernel,
                 stride,
-                padding,
-                pool,
-                input_zero_point: rng.next() as i8,
+                padding: layer.window.padding,
+                pool: (layer.window.pool.kernel, layer.window.pool.stride),
+                input_zero_point: layer.input_zero_point,
             };
-            let min = (kernel + 2 * stride).saturating_sub(2 * padding).max(1);
-            let input = MapShape {
-                c: rng.below(if case % 4 == 0 { 16 } else { 4 }) + 1,
-                h: min + rng.below(12),
-                w: min + rng.below(if case % 3 == 0 { 40 } else { 20 }),
-            };
-            let out_channels = rng.below(if case % 2 == 0 { 40 } else { 9 }) + 1;
             let Some(shape) = conv.output(input, out_channels) else {
                 continue;
             };
-            let weights = rng.weights(out_channels * input.c * kernel * kernel);
+            let weights = rng.weights(layer.weights_len());
             let mut data = ChannelData::random(&mut rng, out_channels);
             if case % 3 == 0 {
                 // A left shift that may wrap makes the requantizer non-monotone: the pool must
@@ -740,20 +729,15 @@ mod tests {
                 );
             }
             let x = rng.i8s(input.c * input.plane());
-            let op = Conv2dOp {
+            let op = Conv2dOp::new(
                 input,
-                output: shape,
-                kernel,
-                stride,
-                padding,
-                pool: PoolWindow {
-                    kernel: pool.0,
-                    stride: pool.1,
-                },
-                weights: &weights,
-                channels: data.channels(),
-                input_zero_point: conv.input_zero_point,
-            };
+                conv.window(),
+                &weights,
+                data.channels(),
+                conv.input_zero_point,
+            )
+            .unwrap();
+            assert_eq!(op.output, shape);
             let mut out = vec![0x55; shape.c * shape.plane() + 1];
             let took = conv2d_with(tier, &op, &x, &mut out);
             // The same layer through weights packed beforehand, as the prepared model runs it.
@@ -768,8 +752,11 @@ mod tests {
                     assert_eq!(again, direct, "{tier} case {case}: packed once vs per call");
                 }
             }
+            if tier == KernelTier::Portable {
+                assert!(!took, "case {case}: the portable tier has no direct kernel");
+            }
             // Kernels up to 4 always fit one layout; wider ones only the stride-1 packed one.
-            if kernel <= 4 || stride > 1 {
+            else if kernel <= 4 || stride > 1 {
                 assert_eq!(took, kernel <= 4, "case {case}: {conv:?} {input:?}");
             }
             if !took {
@@ -787,8 +774,12 @@ mod tests {
             assert_eq!(out[expected.len()], 0x55, "wrote past the output");
             nonsaturated += expected.iter().filter(|&&v| v != 127 && v != -128).count();
         }
-        assert!(taken > 300, "{taken}");
-        assert!(nonsaturated > 10_000, "{nonsaturated}");
+        if tier == KernelTier::Portable {
+            assert_eq!(taken, 0);
+        } else {
+            assert!(taken > 300, "{taken}");
+            assert!(nonsaturated > 10_000, "{nonsaturated}");
+        }
     }
 
     #[test]
@@ -803,20 +794,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn refuses_other_pools_and_oversized_inputs() {
+    crate::kernel_tests!(simd: refuses_other_pools_and_oversized_inputs);
+
+    fn refuses_other_pools_and_oversized_inputs(tier: KernelTier) {
         let data = ChannelData::random(&mut SplitMix(1), 2);
         let weights = [1; 2 * 8 * 9];
-        let op = |c: usize, h: usize, pool: PoolWindow, output: MapShape| Conv2dOp {
-            input: MapShape { c, h, w: h },
-            output,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            pool,
-            weights: &weights,
-            channels: data.channels(),
-            input_zero_point: 0,
+        let op = |c: usize, h: usize, pool: PoolWindow| {
+            let window = ConvWindow {
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                pool,
+            };
+            let input = MapShape { c, h, w: h };
+            Conv2dOp::new(input, window, &weights[..2 * c * 9], data.channels(), 0).unwrap()
         };
         let mut out = [0; 2 * 64 * 64];
         let x = [0; 8 * 64 * 64];
@@ -824,26 +815,12 @@ mod tests {
             kernel: 3,
             stride: 3,
         };
-        let square = |h| MapShape { c: 2, h, w: h };
-        let Some(tier) = TIERS.into_iter().rev().find(|t| t.is_supported()) else {
-            eprintln!("skipped: this CPU has no AVX2");
-            return;
-        };
         let conv2d = |op: &Conv2dOp<'_>, x: &[i8], out: &mut [i8]| conv2d_with(tier, op, x, out);
-        assert!(!conv2d(&op(3, 12, pool3, square(4)), &x, &mut out));
+        assert!(!conv2d(&op(3, 12, pool3), &x, &mut out));
         // 8 × 66 × 66 padded bytes fit neither layout's buffer.
-        assert!(!conv2d(
-            &op(8, 64, PoolWindow::IDENTITY, square(64)),
-            &x,
-            &mut out
-        ));
-        // An output shape that disagrees with the layer, or short buffers.
-        assert!(!conv2d(&op(3, 12, POOL_2X2, square(7)), &x, &mut out));
-        assert!(!conv2d(
-            &op(3, 12, POOL_2X2, square(6)),
-            &x[..100],
-            &mut out
-        ));
-        assert!(conv2d(&op(3, 12, POOL_2X2, square(6)), &x, &mut out));
+        assert!(!conv2d(&op(8, 64, PoolWindow::IDENTITY), &x, &mut out));
+        // Short buffers (an output shape that disagrees with the layer cannot be built).
+        assert!(!conv2d(&op(3, 12, POOL_2X2), &x[..100], &mut out));
+        assert!(conv2d(&op(3, 12, POOL_2X2), &x, &mut out));
     }
 }

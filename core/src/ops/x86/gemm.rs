@@ -189,60 +189,6 @@ unsafe fn column_sum<I: Isa>(x: *const i8, k: usize) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use crate::ops::gemm::gemm_portable;
-    use crate::ops::gemm::tests::random_case;
-    use crate::ops::tier::KernelTier;
-    use crate::test_util::SplitMix;
-
-    /// Runs the tier's kernel and the portable kernel on random shapes, including every tail
-    /// length, more columns than one block, short and long `acc`, and extreme values.
-    fn matches_portable(tier: KernelTier) {
-        let kernel = super::super::gemm_kernel(tier);
-        let mut rng = SplitMix(86);
-        for case in 0..2000 {
-            let (mut weights, mut columns, k) = random_case(&mut rng);
-            if case % 10 == 0 {
-                // Beyond the callers' limits, and saturating values: still identical.
-                let extra = k * rng.below(6);
-                columns.extend(rng.i8s(extra));
-                weights.fill(-127);
-                columns.fill(if case % 20 == 0 { -128 } else { 127 });
-            }
-            let (rows, n) = (weights.len() / k, columns.len() / k);
-            // Sometimes a partial trailing row or column, or a short or long `acc`.
-            let partial = [rng.below(2) * rng.below(k), rng.below(2) * rng.below(k)];
-            weights.extend(rng.weights(partial[0]));
-            columns.extend(rng.i8s(partial[1]));
-            let len = match rng.below(4) {
-                0 => rng.below(rows * n + 1),
-                _ => rows * n + rng.below(3),
-            };
-            let (mut fast, mut portable) = (vec![0x5a5a_5a5a; len], vec![0x5a5a_5a5a; len]);
-            kernel(&weights, &columns, k, &mut fast);
-            gemm_portable(&weights, &columns, k, &mut portable);
-            assert_eq!(
-                fast, portable,
-                "{tier} case {case}: rows {rows}, n {n}, k {k}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_supported_tier_matches_portable() {
-        for tier in [
-            KernelTier::Avx2,
-            KernelTier::AvxVnni,
-            KernelTier::Avx512Vnni,
-        ] {
-            if tier.is_supported() {
-                matches_portable(tier);
-                eprintln!("ran {tier}");
-            } else {
-                eprintln!("skipped {tier}: not this CPU");
-            }
-        }
-    }
-
     #[test]
     fn dispatched_matches_portable_on_hand_case() {
         // 3 rows × 2 columns, k = 3.

@@ -152,20 +152,18 @@ mod tests {
         got
     }
 
-    #[test]
-    fn every_tier_matches_the_scalar_requantizer() {
-        if KernelTier::Avx512Vnni.is_supported() {
-            // SAFETY: supported (checked just above).
-            matches_the_scalar_requantizer(|r, a| unsafe { apply_avx512(r, a) });
-        } else {
-            eprintln!("skipped avx512-vnni: not this CPU");
-        }
-        if KernelTier::Avx2.is_supported() {
-            // SAFETY: supported (checked just above); both use AVX2 only here.
-            matches_the_scalar_requantizer(|r, a| unsafe { apply_256::<Avx2>(r, a) });
-            matches_the_scalar_requantizer(|r, a| unsafe { apply_256::<AvxVnni>(r, a) });
-        } else {
-            eprintln!("skipped avx2: not this CPU");
+    crate::kernel_tests!(simd: vector_matches_the_scalar_requantizer);
+
+    fn vector_matches_the_scalar_requantizer(tier: KernelTier) {
+        // SAFETY: `kernel_tests!` runs a tier only where the CPU has it (`run_tier` checks).
+        match tier {
+            KernelTier::Avx512Vnni => {
+                matches_the_scalar_requantizer(|r, a| unsafe { apply_avx512(r, a) })
+            }
+            KernelTier::AvxVnni => {
+                matches_the_scalar_requantizer(|r, a| unsafe { apply_256::<AvxVnni>(r, a) })
+            }
+            _ => matches_the_scalar_requantizer(|r, a| unsafe { apply_256::<Avx2>(r, a) }),
         }
     }
 }
