@@ -551,8 +551,8 @@ mod avx2 {
                 out_shape,
                 window,
                 average: average @ Some(_),
-            } => kernels::pool_body(a, *in_shape, out, *out_shape, *window, *average),
-            Prepared::GlobalAverage { in_shape } => kernels::global_average_body(a, *in_shape, out),
+            } => kernels::pool(a, *in_shape, out, *out_shape, *window, *average),
+            Prepared::GlobalAverage { in_shape } => kernels::global_average(a, *in_shape, out),
             _ => return false,
         }
         true

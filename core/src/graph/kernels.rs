@@ -240,6 +240,7 @@ pub(crate) fn conv_body(
 /// Max or average pooling over a padded window; the output has the input's quantization.
 /// Padding never wins a max; for the average it counts as the zero point (a real 0) when
 /// `count_include_pad`, else the mean is over the valid taps only.
+#[inline(always)]
 pub fn pool(
     input: &[i8],
     in_shape: MapShape,
@@ -248,10 +249,14 @@ pub fn pool(
     window: Window,
     average: Option<(bool, i8)>,
 ) {
-    pool_body(input, in_shape, output, out_shape, window, average);
+    pool_body(
+        input, in_shape, output, out_shape, window, average, sum_values,
+    );
 }
 
-/// [`pool`]'s body, inlined into every caller (see [`conv_body`]).
+/// [`pool`]'s body, inlined into every caller (see [`conv_body`]), with the averages' sums
+/// of runs of values taken by `sum` (the Cortex-M4's sums four bytes a word). A window as
+/// wide as the map sums its rows as one run.
 #[inline(always)]
 pub(crate) fn pool_body(
     input: &[i8],
@@ -260,33 +265,40 @@ pub(crate) fn pool_body(
     out_shape: MapShape,
     window: Window,
     average: Option<(bool, i8)>,
+    sum: impl Fn(&[i8]) -> i32,
 ) {
     let [kh, kw] = window.kernel.map(usize::from);
     let [sh, sw] = window.stride.map(usize::from);
     let [pt, pl, _, _] = window.pads.map(usize::from);
+    let w = in_shape.w;
     for (plane, out_plane) in input
         .chunks_exact(in_shape.plane().max(1))
         .zip(output.chunks_exact_mut(out_shape.plane().max(1)))
     {
         for (oy, out_row) in out_plane.chunks_exact_mut(out_shape.w.max(1)).enumerate() {
             let (ky_lo, ky_hi, iy0) = taps(oy * sh, pt, kh, in_shape.h);
+            let height = ky_hi - ky_lo;
             for (ox, out) in out_row.iter_mut().enumerate() {
-                let (kx_lo, kx_hi, ix0) = taps(ox * sw, pl, kw, in_shape.w);
-                let rows = (iy0..iy0 + (ky_hi - ky_lo)).filter_map(|iy| {
-                    plane.get(iy * in_shape.w + ix0..iy * in_shape.w + ix0 + (kx_hi - kx_lo))
-                });
+                let (kx_lo, kx_hi, ix0) = taps(ox * sw, pl, kw, w);
+                let width = kx_hi - kx_lo;
+                let rows = (iy0..iy0 + height)
+                    .filter_map(|iy| plane.get(iy * w + ix0..iy * w + ix0 + width));
                 *out = match average {
                     None => rows.flatten().copied().max().unwrap_or(i8::MIN),
                     Some((count_include_pad, zero_point)) => {
-                        let valid = (ky_hi - ky_lo) * (kx_hi - kx_lo);
-                        let mut sum: i32 = rows.flatten().map(|&q| i32::from(q)).sum();
+                        let valid = height * width;
+                        let mut total = if width == w {
+                            sum(plane.get(iy0 * w..(iy0 + height) * w).unwrap_or_default())
+                        } else {
+                            rows.map(&sum).sum()
+                        };
                         let count = if count_include_pad {
-                            sum += (kh * kw - valid) as i32 * i32::from(zero_point);
+                            total += (kh * kw - valid) as i32 * i32::from(zero_point);
                             kh * kw
                         } else {
                             valid
                         };
-                        rounded_mean(sum, count)
+                        rounded_mean(total, count)
                     }
                 };
             }
@@ -294,18 +306,30 @@ pub(crate) fn pool_body(
     }
 }
 
-/// The mean of each channel over H×W, same quantization.
-pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
-    global_average_body(input, in_shape, output);
+/// The sum of `values`, one at a time.
+#[inline(always)]
+pub(crate) fn sum_values(values: &[i8]) -> i32 {
+    values.iter().map(|&q| i32::from(q)).sum()
 }
 
-/// [`global_average`]'s body, inlined into every caller (see [`conv_body`]).
+/// The mean of each channel over H×W, same quantization.
 #[inline(always)]
-pub(crate) fn global_average_body(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
+pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
+    global_average_body(input, in_shape, output, sum_values);
+}
+
+/// [`global_average`]'s body, inlined into every caller (see [`conv_body`]), each plane
+/// summed by `sum`.
+#[inline(always)]
+pub(crate) fn global_average_body(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    sum: impl Fn(&[i8]) -> i32,
+) {
     let plane = in_shape.plane();
     for (values, out) in input.chunks_exact(plane.max(1)).zip(output.iter_mut()) {
-        let sum: i32 = values.iter().map(|&q| i32::from(q)).sum();
-        *out = rounded_mean(sum, plane);
+        *out = rounded_mean(sum(values), plane);
     }
 }
 

@@ -339,32 +339,38 @@ fn run_fast(
         ),
         (
             GraphKernel::PatchConv | GraphKernel::Depthwise,
-            Prepared::Conv {
+            &Prepared::Conv {
+                in_shape,
+                out_shape,
+                window,
+                input_zero_point,
+                weights,
+                ref channels,
+                ..
+            },
+        ) => {
+            if kernel == GraphKernel::PatchConv {
+                return fast::patch_conv::conv(
+                    a,
+                    in_shape,
+                    out,
+                    out_shape,
+                    window,
+                    input_zero_point,
+                    weights,
+                    channels,
+                    scratch,
+                );
+            }
+            let node = fast::depthwise::DepthwiseConv {
                 in_shape,
                 out_shape,
                 window,
                 input_zero_point,
                 weights,
                 channels,
-                ..
-            },
-        ) => {
-            let conv = if kernel == GraphKernel::PatchConv {
-                fast::patch_conv::conv
-            } else {
-                fast::depthwise::conv
             };
-            conv(
-                a,
-                *in_shape,
-                out,
-                *out_shape,
-                *window,
-                *input_zero_point,
-                weights,
-                channels,
-                scratch,
-            )
+            fast::depthwise::conv(&node, a, out, scratch)
         }
         (
             GraphKernel::AddTable,

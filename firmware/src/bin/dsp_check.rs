@@ -160,7 +160,7 @@ fn main() -> ! {
                 pair_outputs
             );
             hprintln!(
-                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise, its fused Add too), depthwise conv, Add (and in place), average and max pools ({} outputs): identical to the portable code",
+                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise, its fused Add too), depthwise conv (also one-channel stems), Add (and in place), average and max pools ({} outputs): identical to the portable code",
                 GRAPH_CASES,
                 graph_outputs
             );
@@ -480,34 +480,38 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             stride: [s, s],
             pads: [p; 4],
         };
+        let ds_cnn_stem = Window {
+            kernel: [5, 3],
+            stride: [2, 2],
+            pads: [2, 1, 2, 1],
+        };
         // (c, h, w, output channels, window)
         let (c, h, w, o, window) = match case {
             0 => (1, 28, 28, 16, square(3, 1, 1)),
             2 => (64, 7, 7, 64, square(3, 1, 1)),
             4 => (16, 14, 14, 32, square(1, 2, 0)),
-            6 => (
-                1,
-                28,
-                28,
-                40,
-                Window {
-                    kernel: [5, 3],
-                    stride: [2, 2],
-                    pads: [2, 1, 2, 1],
-                },
-            ),
+            6 => (1, 28, 28, 40, ds_cnn_stem),
             8 => (40, 6, 6, 40, square(1, 1, 0)),
             // A DS-CNN pointwise layer's 64 input channels (16 groups, an even count).
             10 => (64, 9, 9, 40, square(1, 1, 0)),
             1 => (40, 14, 14, 40, square(3, 1, 1)),
             3 => (32, 7, 7, 32, square(3, 2, 1)),
+            // The one-channel stems (the depthwise kernel's `stem` path): DS-CNN's, MobileNet's.
+            5 => (1, 28, 28, 64, ds_cnn_stem),
+            7 => (1, 28, 28, 8, square(3, 2, 1)),
+            // Random: every fifth a one-channel stem, every third up to 3 outputs per channel.
             _ if depthwise => {
-                let c = rng.below(MAX_CHANNELS) + 1;
+                let c = if case % 10 == 9 { 1 } else { rng.below(MAX_CHANNELS) + 1 };
+                let per_channel = match (c, case % 6) {
+                    (1, _) => rng.below(MAX_CHANNELS) + 1,
+                    (_, 3) => (rng.below(3) + 1).min(CHANNEL_SLOTS / c),
+                    _ => 1,
+                };
                 (
                     c,
                     rng.below(14) + 1,
                     rng.below(14) + 1,
-                    c,
+                    c * per_channel,
                     random_window(&mut rng, 5),
                 )
             }
@@ -543,7 +547,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let per_output = if depthwise { taps } else { c * taps };
         let (in_len, out_len, weights_len) = (c * h * w, o * output.plane(), o * per_output);
         let scratch_len = if depthwise {
-            fast::depthwise::scratch_bytes(w, window)
+            fast::depthwise::scratch_bytes(input, o, window)
         } else if pointwise {
             fast::pointwise::scratch_bytes(c)
         } else {
@@ -582,12 +586,22 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             weights,
             &channels,
         );
-        let kernel = if depthwise {
-            fast::depthwise::conv
-        } else {
-            fast::patch_conv::conv
-        };
-        let ran = if pointwise {
+        let ran = if depthwise {
+            let node = fast::depthwise::DepthwiseConv {
+                in_shape: input,
+                out_shape: output,
+                window,
+                input_zero_point: zero_point,
+                weights,
+                channels: &channels,
+            };
+            fast::depthwise::conv(
+                &node,
+                x,
+                &mut b.fast[..out_len],
+                scratch(b.scratch, case, scratch_len),
+            )
+        } else if pointwise {
             fast::pointwise::conv(
                 x,
                 input,
@@ -599,7 +613,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                 scratch(b.scratch, case, scratch_len),
             )
         } else {
-            kernel(
+            fast::patch_conv::conv(
                 x,
                 input,
                 &mut b.fast[..out_len],
@@ -748,7 +762,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             &b.portable[..out_len],
         )?;
         graph_kernels::pool(x, input, &mut b.portable[..out_len], output, window, None);
-        let scratch_len = fast::max_pool::scratch_bytes(input.w);
+        let scratch_len = fast::max_pool::scratch_bytes(input.w, window);
         if !fast::max_pool::max_pool(
             x,
             input,

@@ -1,31 +1,49 @@
-//! Depthwise Conv (`group` = input channels = output channels), any window up to 5×5:
-//! per channel, each input row the window reaches is unpacked once to int16 with its left
-//! and right padding (the input zero point) into a ring of `kh` word-aligned rows in the
-//! scratch; rows above or below the map are zero points throughout. Every output is then
-//! `bias + Σ w·x` over its whole window.
+//! Convs whose every group reads one input channel, any window up to 5×5: depthwise convs
+//! (`group` = input channels, any number of outputs per group) and, through `stem`,
+//! convs of a one-channel input (the image stems of ResNet-8, DS-CNN and MobileNet, which
+//! are the same arithmetic with every output channel reading channel 0).
 //!
-//! 3×3 at horizontal stride 1 or 2 (DS-CNN's and MobileNet's), the common case: the row's
-//! aligned words `(x[2i], x[2i+1])` meet weight pairs held for the whole channel. At stride 2
-//! output `i` is `(w0, w1)·word i + (w2, 0)·word i+1` per kernel row: one new word and two
-//! SMLAD. At stride 1 two outputs share two words: output `2i` is `(w0, w1)·word i +
-//! (w2, 0)·word i+1`, output `2i+1` is `(0, w0)·word i + (w1, w2)·word i+1`: four SMLAD for
-//! six MACs and one new word. Other windows take their taps in pairs from the int16 row.
+//! The input rows a window reaches are widened once to int16 with their left and right
+//! padding (the input zero point) into a ring of `kh` word-aligned rows in the scratch
+//! (`RowRing`; four bytes a word load, SXTB16); rows above or below the map are zero points
+//! throughout. Every output is then `bias + Σ w·x` over its whole window.
+//!
+//! Three taps wide at horizontal stride 1 or 2 (every stem and depthwise layer of the three
+//! models), the common case: a row's aligned words `(x[2i], x[2i+1])` meet weight pairs held
+//! for the whole output row. At stride 2 output `i` is `(w0, w1)·word i + (w2, 0)·word i+1`
+//! per kernel row: one new word and two SMLAD. At stride 1 two outputs share two words:
+//! output `2i` is `(w0, w1)·word i + (w2, 0)·word i+1`, output `2i+1` is `(0, w0)·word i +
+//! (w1, w2)·word i+1`: four SMLAD for six MACs and one new word. Three kernel rows are summed
+//! in one pass (no sums stored between rows); taller kernels a row of sums at a time. The row of
+//! sums is then requantized in a tight loop with the channel's prepared parameters. Other
+//! windows take their taps in pairs from the int16 rows, one output at a time.
 
-use crate::ops::requant::PreparedRequantizer;
 use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::ChannelData;
-use super::dsp::smlad;
-use super::requant::ChannelRequant;
+use super::dsp::{smlad, sxtb16_pairs};
+use super::requant::{ChannelRequant, FoldedRequant};
 
 /// Largest kernel side this path takes.
 const MAX_SIDE: usize = 5;
 /// A ring slot holding no row yet: no row number, not even a wrapped negative one (a padding
 /// row above the map), is this far from both 0 and `usize::MAX`.
 const NOTHING: usize = usize::MAX / 2;
-/// Weight pairs of one channel: `kh · ⌈kw / 2⌉`.
-const MAX_PAIRS: usize = MAX_SIDE * MAX_SIDE.div_ceil(2);
+/// Weight pairs of one channel: `kh · ⌊kw / 2⌋` (an odd width's last tap is a single).
+const MAX_PAIRS: usize = MAX_SIDE * (MAX_SIDE / 2);
+
+/// A Conv with one input channel per group: output channel `o` reads input channel
+/// `o / (out_shape.c / in_shape.c)` through its own `kh × kw` weights (OIHW with I = 1).
+#[derive(Clone, Copy, Debug)]
+pub struct DepthwiseConv<'a> {
+    pub in_shape: MapShape,
+    pub out_shape: MapShape,
+    pub window: Window,
+    pub input_zero_point: i8,
+    pub weights: &'a [i8],
+    pub channels: &'a ChannelData<'a>,
+}
 
 fn row_values(w: usize, window: Window) -> usize {
     // The padded row, and spare values so that the last output's words stay inside; even,
@@ -33,207 +51,468 @@ fn row_values(w: usize, window: Window) -> usize {
     (w + usize::from(window.pads[1]) + usize::from(window.pads[3]) + 3) & !1
 }
 
-/// Scratch bytes for a map `w` wide under `window`; beyond [`super::MAX_SCRATCH`] (the path
-/// declines) for kernels wider or taller than 5.
-pub fn scratch_bytes(w: usize, window: Window) -> usize {
+/// Most scratch a depthwise conv's whole padded plane may take; a larger map is read through
+/// the ring of `kh` rows the stems use.
+const MAX_PLANE_BYTES: usize = 4 * 1024;
+
+/// Bytes of the int16 rows a conv of `in_shape` under `window` keeps: the whole padded plane
+/// of a channel for a depthwise conv (each row widened once per channel, every output row
+/// then reads its kernel rows at fixed places), or a ring of `kh` rows for a one-channel stem
+/// (whose rows serve every output channel) and for planes past [`MAX_PLANE_BYTES`].
+fn rows_bytes(in_shape: MapShape, out_c: usize, window: Window) -> (usize, bool) {
+    let values = row_values(in_shape.w, window);
+    let padded_h = in_shape.h + usize::from(window.pads[0]) + usize::from(window.pads[2]);
+    let plane = padded_h.saturating_mul(values).saturating_mul(2);
+    if (in_shape.c > 1 || out_c == 1) && plane <= MAX_PLANE_BYTES {
+        (plane, true)
+    } else {
+        (usize::from(window.kernel[0]) * values * 2, false)
+    }
+}
+
+/// Scratch bytes for a conv of `in_shape` into `out_c` channels under `window`; beyond
+/// [`super::MAX_SCRATCH`] (the path declines) for kernels wider or taller than 5.
+pub fn scratch_bytes(in_shape: MapShape, out_c: usize, window: Window) -> usize {
     let [kh, kw] = window.kernel.map(usize::from);
     if kh > MAX_SIDE || kw > MAX_SIDE {
         return usize::MAX;
     }
-    // The ring of int16 rows, then a row of i32 sums (3×3 at strides 1 and 2).
-    (kh * row_values(w, window))
-        .saturating_mul(2)
-        .saturating_add(row_values(w, window).saturating_mul(4))
+    // The int16 rows, then a row of i32 sums.
+    rows_bytes(in_shape, out_c, window)
+        .0
+        .saturating_add(row_values(in_shape.w, window).saturating_mul(4))
         .saturating_add(3)
 }
 
-/// The conv of [`crate::graph::kernels::conv`] for a depthwise node; `false` (nothing
-/// written) outside this path's limits or when `scratch` is short.
-#[allow(clippy::too_many_arguments)]
-pub fn conv(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    input_zero_point: i8,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-    scratch: &mut [i8],
-) -> bool {
-    let [kh, kw] = window.kernel.map(usize::from);
-    let [sh, sw] = window.stride.map(usize::from);
-    let [pt, pl, _, _] = window.pads.map(usize::from);
-    if kh > MAX_SIDE || kw > MAX_SIDE || kh == 0 || kw == 0 {
+/// The conv of [`crate::graph::kernels::conv`] (with `group` = input channels) for `node`;
+/// `false` (nothing written) outside this path's limits or when `scratch` is short.
+pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
+    let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
+    let [kh, kw] = node.window.kernel.map(usize::from);
+    if kh > MAX_SIDE || kw > MAX_SIDE || kh == 0 || kw == 0 || in_c == 0 || out_c % in_c != 0 {
         return false;
     }
-    let stride = row_values(in_shape.w, window);
-    let ring: &mut [u32] = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-    let Some((ring, sums)) = ring.split_at_mut_checked(kh * stride / 2) else {
+    let (rows_len, whole_plane) = rows_bytes(node.in_shape, out_c, node.window);
+    let values = row_values(node.in_shape.w, node.window);
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let ring: &mut [i16] = bytemuck::cast_slice_mut(ring);
-    // The sums of one output row (at most `stride − 1` outputs, rounded up to even).
-    let mut acc_row: Option<&mut [i32]> = sums
-        .get_mut(..stride)
-        .map(bytemuck::cast_slice_mut::<u32, i32>);
-    let z = i16::from(input_zero_point);
-    let pairs_per_row = kw / 2;
-    let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    let Some(acc) = sums.get_mut(..values) else {
+        return false;
+    };
+    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
+    if whole_plane {
+        return by_planes(node, input, output, rows, acc);
+    }
+    let mut ring = RowRing::new(rows, values / 2, acc);
+    if in_c == 1 && out_c > 1 {
+        return super::stem::conv(node, input, output, &mut ring);
+    }
+    by_rows(node, input, output, &mut ring)
+}
+
+/// [`conv`] through the ring of rows (a plane past [`MAX_PLANE_BYTES`]). Each way of
+/// running is a function of its own, so that the stack holds one way's frame at a time.
+#[inline(never)]
+fn by_rows(
+    node: &DepthwiseConv<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    ring: &mut RowRing<'_>,
+) -> bool {
+    let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
+    let per_input = out_c / in_c.max(1);
+    let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
     let planes = input.chunks_exact(in_plane.max(1));
-    let kernels = weights.chunks_exact(kh * kw);
-    let outs = output.chunks_exact_mut(out_plane.max(1));
-    for (o, ((plane, w_c), out_c)) in planes.zip(kernels).zip(outs).enumerate() {
-        let (bias, requant) = channels.channel(o);
-        let prepared = PreparedRequantizer::new(&requant);
-        let fast_requant = ChannelRequant::new(&requant, channels.clamp);
-        // (w[2i], w[2i+1]) of each kernel row as a word; an odd width's last tap apart.
-        let mut pairs = [0_u32; MAX_PAIRS];
-        let mut singles = [0_i32; MAX_SIDE];
-        for (ky, w_row) in w_c.chunks_exact(kw).enumerate() {
-            for (i, pair) in w_row.chunks_exact(2).enumerate() {
-                if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
-                    *p = u32::from(i16::from(*a) as u16) | u32::from(i16::from(*b) as u16) << 16;
-                }
-            }
-            if let (Some(s), Some(&last)) = (singles.get_mut(ky), w_row.get(kw - 1)) {
-                *s = if kw % 2 == 1 { i32::from(last) } else { 0 };
-            }
-        }
-        // Which input row each ring slot holds.
-        let mut loaded = [NOTHING; MAX_SIDE];
-        for (oy, out_row) in out_c.chunks_exact_mut(out_shape.w.max(1)).enumerate() {
-            let mut bases = [0_usize; MAX_SIDE];
-            for (ky, base) in bases.iter_mut().enumerate().take(kh) {
-                // Padding rows (above or below the map) map to slots of their own row
-                // number too: filled with zero points, and never taken for a real row.
-                let iy = (oy * sh + ky).wrapping_sub(pt);
-                let slot = iy.wrapping_add(kh * MAX_SIDE) % kh;
-                *base = slot * stride;
-                if loaded.get(slot) == Some(&iy) {
-                    continue;
-                }
-                let Some(dst) = ring.get_mut(slot * stride..(slot + 1) * stride) else {
-                    continue;
-                };
-                let src = if iy < in_shape.h {
-                    plane.get(iy * in_shape.w..(iy + 1) * in_shape.w)
-                } else {
-                    None
-                };
-                match src {
-                    Some(src) => {
-                        let (left, rest) = dst.split_at_mut(pl.min(stride));
-                        left.fill(z);
-                        let (middle, right) = rest.split_at_mut(src.len().min(rest.len()));
-                        for (d, &s) in middle.iter_mut().zip(src) {
-                            *d = i16::from(s);
-                        }
-                        right.fill(z);
-                    }
-                    _ => dst.fill(z),
-                }
-                if let Some(l) = loaded.get_mut(slot) {
-                    *l = iy;
-                }
-            }
-            let ring: &[i16] = ring;
-            let rows = bases.map(|base| ring.get(base..base + stride).unwrap_or_default());
-            if let (Some(fast_requant), Some(acc), [3, 3], 1 | 2) =
-                (&fast_requant, acc_row.as_deref_mut(), [kh, kw], sw)
-            {
-                let acc = acc
-                    .get_mut(..out_row.len().next_multiple_of(2))
-                    .unwrap_or_default();
-                let weights = [0, 1, 2].map(|k| {
-                    let pair = pairs.get(k).copied().unwrap_or(0);
-                    (pair, singles.get(k).map_or(0, |&s| s as u16 as u32))
-                });
-                sums_3x3(
-                    [rows[0], rows[1], rows[2]].map(words),
-                    weights,
-                    sw,
-                    bias,
-                    acc,
-                );
-                requantize_row(acc, out_row, fast_requant);
-                continue;
-            }
-            for (ox, q) in out_row.iter_mut().enumerate() {
-                let mut acc = bias;
-                let x = ox * sw;
-                for (ky, row) in rows.iter().enumerate().take(kh) {
-                    let row = row.get(x..).unwrap_or_default();
-                    let row_pairs = pairs.get(ky * pairs_per_row..).unwrap_or_default();
-                    for (i, &p) in row_pairs.iter().enumerate().take(pairs_per_row) {
-                        if let Some(&[a, b]) = row.get(2 * i..2 * i + 2) {
-                            let word = u32::from(a as u16) | u32::from(b as u16) << 16;
-                            acc = smlad(p, word, acc);
-                        }
-                    }
-                    if let (Some(&s), Some(&v)) = (singles.get(ky), row.get(kw - 1)) {
-                        acc = acc.wrapping_add(s * i32::from(v));
-                    }
-                }
-                *q = match &prepared {
-                    Some(p) => clamp(p.apply(acc), channels.clamp),
-                    None => channels.finish(&requant, acc),
-                };
+    let groups = output.chunks_exact_mut((out_plane * per_input).max(1));
+    for (c, (plane, out_group)) in planes.zip(groups).enumerate() {
+        ring.reset();
+        let outs = out_group.chunks_exact_mut(out_plane.max(1));
+        for (j, out_c) in outs.enumerate() {
+            let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
+                return false;
+            };
+            for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
+                let (rows, acc) = ring.rows(plane, node, oy);
+                taps.row(usize::from(node.window.stride[1]), &rows, acc, out_row);
             }
         }
     }
     true
 }
 
-/// `acc[i] = bias + Σ_k (w_k0, w_k1, w_k2) · row_k[x .. x + 3]` for output `i` at `x = i·stride`
-/// (1 or 2), `weights[k]` = ((w_k0 | w_k1 << 16), w_k2), the rows as word-aligned int16 pairs.
-/// One pass over the sums per kernel row, so that few registers are live: its weight pairs,
-/// a word or two, two sums. At stride 1, `acc.len()` is even (its last sum may be a spare).
+/// [`conv`] with each input channel's padded plane widened once into `buffer`.
 #[inline(never)]
-fn sums_3x3(
-    rows: [&[u32]; 3],
-    weights: [(u32, u32); 3],
+fn by_planes(
+    node: &DepthwiseConv<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    buffer: &mut [u32],
+    acc: &mut [i32],
+) -> bool {
+    let window = node.window;
+    let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
+    let per_input = out_c / in_c.max(1);
+    let kh = usize::from(window.kernel[0]);
+    let (sh, sw) = (usize::from(window.stride[0]), usize::from(window.stride[1]));
+    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
+    let w = node.in_shape.w;
+    let row_words = row_values(w, window) / 2;
+    let z = i16::from(node.input_zero_point);
+    let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
+    let planes = input.chunks_exact(in_plane.max(1));
+    let groups = output.chunks_exact_mut((out_plane * per_input).max(1));
+    for (c, (plane, out_group)) in planes.zip(groups).enumerate() {
+        for (py, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
+            let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
+            let iy = py.wrapping_sub(pt);
+            match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
+                Some(src) if iy < node.in_shape.h => widen_row(src, dst, pl, z),
+                _ => dst.fill(z),
+            }
+        }
+        let buffer: &[u32] = buffer;
+        let outs = out_group.chunks_exact_mut(out_plane.max(1));
+        for (j, out_c) in outs.enumerate() {
+            let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
+                return false;
+            };
+            for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
+                let first = oy * sh * row_words;
+                let rows: [&[u32]; MAX_SIDE] = core::array::from_fn(|ky| {
+                    let start = first + ky * row_words;
+                    match ky < kh {
+                        true => buffer.get(start..start + row_words).unwrap_or_default(),
+                        false => &[],
+                    }
+                });
+                taps.row(sw, &rows, acc, out_row);
+            }
+        }
+    }
+    true
+}
+
+/// One output channel's weights and requantization, prepared for its rows.
+pub(super) struct ChannelTaps {
+    /// `(w[2i], w[2i+1])` of each kernel row as a word; an odd width's last tap apart.
+    pairs: [u32; MAX_PAIRS],
+    singles: [i32; MAX_SIDE],
+    kh: usize,
+    kw: usize,
+    bias: i32,
+    requant: Requant,
+    clamp: [i8; 2],
+}
+
+/// How a channel's sums become int8, fastest first.
+enum Requant {
+    Folded(FoldedRequant),
+    Channel(ChannelRequant),
+    /// A negative multiplier (never in a validated blob): the portable arithmetic.
+    Exact(crate::quant::Requantizer),
+}
+
+impl ChannelTaps {
+    /// Output channel `o`'s; `None` when its weights are missing (never in a validated node).
+    pub(super) fn new(node: &DepthwiseConv<'_>, o: usize) -> Option<Self> {
+        let [kh, kw] = node.window.kernel.map(usize::from);
+        let w_c = node.weights.get(o * kh * kw..(o + 1) * kh * kw)?;
+        let (bias, exact) = node.channels.channel(o);
+        let mut pairs = [0_u32; MAX_PAIRS];
+        let mut singles = [0_i32; MAX_SIDE];
+        if kw == 3 {
+            // The common case, without the general loop's bookkeeping.
+            for ((p, s), w_row) in pairs.iter_mut().zip(&mut singles).zip(w_c.chunks_exact(3)) {
+                if let &[a, b, c] = w_row {
+                    *p = half(a) | half(b) << 16;
+                    *s = i32::from(c);
+                }
+            }
+        } else {
+            let pairs_per_row = kw / 2;
+            for (ky, w_row) in w_c.chunks_exact(kw.max(1)).enumerate() {
+                for (i, pair) in w_row.chunks_exact(2).enumerate() {
+                    if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
+                        *p = half(*a) | half(*b) << 16;
+                    }
+                }
+                if let (Some(s), Some(&last), true) =
+                    (singles.get_mut(ky), w_row.last(), kw % 2 == 1)
+                {
+                    *s = i32::from(last);
+                }
+            }
+        }
+        let clamp = node.channels.clamp;
+        let requant = match FoldedRequant::new(&exact, clamp) {
+            Some(folded) => Requant::Folded(folded),
+            None => {
+                ChannelRequant::new(&exact, clamp).map_or(Requant::Exact(exact), Requant::Channel)
+            }
+        };
+        Some(Self {
+            pairs,
+            singles,
+            kh,
+            kw,
+            bias,
+            requant,
+            clamp,
+        })
+    }
+
+    /// One output row from `rows` (the kernel rows' padded int16 inputs as words), `acc` a
+    /// row of sums at least as long as a ring row.
+    pub(super) fn row(&self, stride: usize, rows: &[&[u32]], acc: &mut [i32], out: &mut [i8]) {
+        if self.kw == 3 && (stride == 1 || stride == 2) {
+            // Stride 1 sums outputs in pairs: an even count of sums (the last may be a spare).
+            let n = if stride == 1 {
+                out.len().next_multiple_of(2)
+            } else {
+                out.len()
+            };
+            let Some(acc) = acc.get_mut(..n) else {
+                return;
+            };
+            sums_kx3(
+                rows,
+                &self.pairs,
+                &self.singles,
+                self.kh,
+                stride,
+                self.bias,
+                acc,
+            );
+            match &self.requant {
+                Requant::Folded(r) if r.tops_at_127() => {
+                    requantize_row(acc, out, |a| r.apply_to_127(a))
+                }
+                Requant::Folded(r) => requantize_row(acc, out, |a| r.apply(a)),
+                Requant::Channel(r) => requantize_row(acc, out, |a| r.apply(a)),
+                Requant::Exact(r) => requantize_row(acc, out, |a| self.finish(r, a)),
+            }
+            return;
+        }
+        self.row_any(stride, rows, out);
+    }
+
+    fn finish(&self, requant: &crate::quant::Requantizer, acc: i32) -> i8 {
+        requant.apply(acc).max(self.clamp[0]).min(self.clamp[1])
+    }
+
+    /// Any window: each output its taps in pairs.
+    fn row_any(&self, stride: usize, rows: &[&[u32]], out: &mut [i8]) {
+        let pairs_per_row = self.kw / 2;
+        for (ox, q) in out.iter_mut().enumerate() {
+            let mut acc = self.bias;
+            let x = ox * stride;
+            for (ky, &row) in rows.iter().enumerate().take(self.kh) {
+                let row: &[i16] = bytemuck::cast_slice(row);
+                let row = row.get(x..).unwrap_or_default();
+                let row_pairs = self.pairs.get(ky * pairs_per_row..).unwrap_or_default();
+                for (i, &p) in row_pairs.iter().enumerate().take(pairs_per_row) {
+                    if let Some(&[a, b]) = row.get(2 * i..2 * i + 2) {
+                        let word = u32::from(a as u16) | u32::from(b as u16) << 16;
+                        acc = smlad(p, word, acc);
+                    }
+                }
+                if let (Some(&s), Some(&v)) = (self.singles.get(ky), row.get(self.kw - 1)) {
+                    acc = acc.wrapping_add(s * i32::from(v));
+                }
+            }
+            *q = match &self.requant {
+                Requant::Folded(r) => r.apply(acc),
+                Requant::Channel(r) => r.apply(acc),
+                Requant::Exact(r) => self.finish(r, acc),
+            };
+        }
+    }
+}
+
+/// The int16 value of `v` in the low half of a word.
+fn half(v: i8) -> u32 {
+    u32::from(i16::from(v) as u16)
+}
+
+/// The input rows the kernel rows of an output row read, widened to int16 with their padding,
+/// in a ring of `kh` word-aligned rows: consecutive output rows share all but their new rows.
+pub(super) struct RowRing<'s> {
+    ring: &'s mut [u32],
+    /// Words per ring row (half of [`row_values`]).
+    stride: usize,
+    /// Which input row each slot holds.
+    loaded: [usize; MAX_SIDE],
+    /// The row of sums the rows' outputs are summed in.
+    acc: &'s mut [i32],
+}
+
+impl<'s> RowRing<'s> {
+    /// A ring of rows of `stride` words in `ring`, and its row of sums.
+    fn new(ring: &'s mut [u32], stride: usize, acc: &'s mut [i32]) -> Self {
+        Self {
+            ring,
+            stride,
+            loaded: [NOTHING; MAX_SIDE],
+            acc,
+        }
+    }
+
+    /// Forgets every row (a new input plane follows).
+    pub(super) fn reset(&mut self) {
+        self.loaded = [NOTHING; MAX_SIDE];
+    }
+
+    /// The rows output row `oy` reads from `plane` (the input channel's), each loaded once,
+    /// as words (the first `kh` of the array), and the row of sums.
+    pub(super) fn rows(
+        &mut self,
+        plane: &[i8],
+        node: &DepthwiseConv<'_>,
+        oy: usize,
+    ) -> ([&[u32]; MAX_SIDE], &mut [i32]) {
+        let window = node.window;
+        let kh = usize::from(window.kernel[0]);
+        let (sh, pt, pl) = (
+            usize::from(window.stride[0]),
+            usize::from(window.pads[0]),
+            usize::from(window.pads[1]),
+        );
+        let (w, h) = (node.in_shape.w, node.in_shape.h);
+        let z = i16::from(node.input_zero_point);
+        let stride = self.stride;
+        let mut bases = [0_usize; MAX_SIDE];
+        let first = (oy * sh).wrapping_sub(pt);
+        for (ky, base) in bases.iter_mut().enumerate().take(kh) {
+            // Padding rows (above or below the map) map to slots of their own row number
+            // too: filled with zero points, and never taken for a real row.
+            let iy = first.wrapping_add(ky);
+            let slot = iy.wrapping_add(kh * MAX_SIDE) % kh.max(1);
+            *base = slot * stride;
+            if self.loaded.get(slot) == Some(&iy) {
+                continue;
+            }
+            let Some(dst) = self.ring.get_mut(slot * stride..(slot + 1) * stride) else {
+                continue;
+            };
+            let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
+            match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
+                Some(src) if iy < h => widen_row(src, dst, pl, z),
+                _ => dst.fill(z),
+            }
+            if let Some(l) = self.loaded.get_mut(slot) {
+                *l = iy;
+            }
+        }
+        let ring: &[u32] = self.ring;
+        let rows = bases.map(|base| ring.get(base..base + stride).unwrap_or_default());
+        (rows, self.acc)
+    }
+}
+
+/// `dst` = `left` zero points, `src` widened to int16, zero points to the end: four values
+/// a word load (SXTB16 on the Cortex-M4), stored as two words wherever they fall.
+fn widen_row(src: &[i8], dst: &mut [i16], left: usize, z: i16) {
+    let (pad, rest) = dst.split_at_mut(left.min(dst.len()));
+    pad.fill(z);
+    let (body, right) = rest.split_at_mut(src.len().min(rest.len()));
+    right.fill(z);
+    let whole = src.len() & !3;
+    let (body, tail) = body.split_at_mut(whole.min(body.len()));
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(body);
+    for (d, s) in bytes.chunks_exact_mut(8).zip(src.chunks_exact(4)) {
+        if let (Ok(d), Ok(s)) = (<&mut [u8; 8]>::try_from(d), <[i8; 4]>::try_from(s)) {
+            // (x0, x2) and (x1, x3), re-paired as (x0, x1) and (x2, x3).
+            let (even, odd) = sxtb16_pairs(u32::from_le_bytes(s.map(|b| b as u8)));
+            let low = (even & 0xFFFF) | odd << 16;
+            let high = even >> 16 | (odd & 0xFFFF_0000);
+            let (d0, d1) = d.split_at_mut(4);
+            d0.copy_from_slice(&low.to_le_bytes());
+            d1.copy_from_slice(&high.to_le_bytes());
+        }
+    }
+    for (d, &s) in tail.iter_mut().zip(src.get(whole..).unwrap_or_default()) {
+        *d = i16::from(s);
+    }
+}
+
+/// `acc[i] = bias + Σ_k (w_k0, w_k1, w_k2) · row_k[x .. x + 3]` for output `i` at `x = i·stride`
+/// (1 or 2) over the first `kh` rows, `pairs[k] = (w_k0 | w_k1 << 16)`, `singles[k] = w_k2`:
+/// one call a row of outputs, one pass over the sums per kernel row.
+#[inline(never)]
+fn sums_kx3(
+    rows: &[&[u32]],
+    pairs: &[u32],
+    singles: &[i32],
+    kh: usize,
     stride: usize,
     bias: i32,
     acc: &mut [i32],
 ) {
-    // The first kernel row starts each sum at the bias (no separate fill pass).
-    for (k, (row, (a, b))) in rows.into_iter().zip(weights).enumerate() {
-        let first = k == 0;
-        if stride == 2 {
-            for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
-                if let &[x01, x23] = w {
-                    let start = if first { bias } else { *sum };
-                    *sum = smlad(b, x23, smlad(a, x01, start));
-                }
-            }
-        } else {
-            // Output 2i+1's weights: (0, w0) and (w1, w2).
-            let (c, d) = (a << 16, a >> 16 | b << 16);
-            for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
-                if let ([even, odd], &[x01, x23]) = (sums, w) {
-                    let (e, o) = if first { (bias, bias) } else { (*even, *odd) };
-                    *even = smlad(b, x23, smlad(a, x01, e));
-                    *odd = smlad(d, x23, smlad(c, x01, o));
-                }
-            }
+    let taps = rows.iter().zip(pairs).zip(singles).take(kh);
+    for (ky, ((&row, &a), &b)) in taps.enumerate() {
+        let b = b as u16 as u32;
+        match (stride, ky) {
+            (1, 0) => first_row_stride1(row, a, b, bias, acc),
+            (1, _) => add_row_stride1(row, a, b, acc),
+            (_, 0) => first_row_stride2(row, a, b, bias, acc),
+            _ => add_row_stride2(row, a, b, acc),
+        }
+    }
+}
+
+/// `acc[2i], acc[2i+1] = bias + ` kernel row `(w0, w1, w2)` at stride 1 (see the module's
+/// comment), `a = (w0 | w1 << 16)`, `b = w2`; `acc.len()` is even (the last may be a spare).
+/// One pass per kernel row keeps every value of the loop in a register.
+#[inline(always)]
+fn first_row_stride1(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
+    // Output 2i+1's weights: (0, w0) and (w1, w2).
+    let (c, d) = (a << 16, a >> 16 | b << 16);
+    for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
+        if let ([even, odd], &[x01, x23]) = (sums, w) {
+            *even = smlad(b, x23, smlad(a, x01, bias));
+            *odd = smlad(d, x23, smlad(c, x01, bias));
+        }
+    }
+}
+
+/// [`first_row_stride1`] adding to the sums.
+#[inline(always)]
+fn add_row_stride1(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
+    let (c, d) = (a << 16, a >> 16 | b << 16);
+    for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
+        if let ([even, odd], &[x01, x23]) = (sums, w) {
+            *even = smlad(b, x23, smlad(a, x01, *even));
+            *odd = smlad(d, x23, smlad(c, x01, *odd));
+        }
+    }
+}
+
+/// `acc[i] = bias + ` kernel row `(w0, w1, w2)` at stride 2: `a·word i + b·word i+1`.
+#[inline(always)]
+fn first_row_stride2(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
+    for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
+        if let &[x01, x23] = w {
+            *sum = smlad(b, x23, smlad(a, x01, bias));
+        }
+    }
+}
+
+/// [`first_row_stride2`] adding to the sums.
+#[inline(always)]
+fn add_row_stride2(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
+    for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
+        if let &[x01, x23] = w {
+            *sum = smlad(b, x23, smlad(a, x01, *sum));
         }
     }
 }
 
 /// `out[i] = requantize(acc[i])` with the fused clamp, the channel's parameters in registers.
 #[inline(never)]
-fn requantize_row(acc: &[i32], out: &mut [i8], requant: &ChannelRequant) {
+fn requantize_row(acc: &[i32], out: &mut [i8], requantize: impl Fn(i32) -> i8) {
     for (q, &a) in out.iter_mut().zip(acc) {
-        *q = requant.apply(a);
+        *q = requantize(a);
     }
-}
-
-/// A ring row as its words (word-aligned and of even length by construction).
-fn words(row: &[i16]) -> &[u32] {
-    bytemuck::try_cast_slice(row).unwrap_or_default()
-}
-
-fn clamp(q: i8, [lo, hi]: [i8; 2]) -> i8 {
-    q.max(lo).min(hi)
 }

@@ -5,8 +5,8 @@
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, pointwise_block,
-    requantize_columns, smlad, sum_bytes,
+    add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, max_bytes4,
+    pointwise_block, requantize_columns, smlad, sum_bytes, sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -25,6 +25,14 @@ pub(crate) fn sxtb16_pairs(word: u32) -> (u32, u32) {
         (lo as u8 as i8 as i16 as u16 as u32) | (hi as u8 as i8 as i16 as u16 as u32) << 16
     };
     (pair(word, word >> 16), pair(word >> 8, word >> 24))
+}
+
+/// SSUB8 then SEL: the lane-wise maximum of four int8 values.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn max_bytes4(a: u32, b: u32) -> u32 {
+    let lanes = |w: u32| w.to_le_bytes().map(|b| b as i8);
+    let (a, b) = (lanes(a), lanes(b));
+    u32::from_le_bytes(core::array::from_fn(|i| a[i].max(b[i]) as u8))
 }
 
 #[cfg(not(qcnn_arm_dsp))]

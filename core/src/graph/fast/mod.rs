@@ -9,12 +9,17 @@
 //!   MobileNet's pointwise layers, and with its residual Add fused, ResNet-8's downsample
 //!   convs): a matrix product, four output pixels' input columns unpacked once to int16 and
 //!   met by every output channel's weight row with SMLAD, requantized in the same assembly.
-//! - [`depthwise`]: Conv with `group` = channels and one output per group: each input row
-//!   unpacked once to int16 with its padding, then every tap pair one SMLAD.
+//! - [`depthwise`]: Conv with one input channel per group (`group` = input channels, any
+//!   outputs per group): each input row widened once to int16 with its padding, then a
+//!   3-wide kernel's rows summed in one pass over an output row with SMLAD, the row
+//!   requantized in a tight loop.
+//! - `stem`: the same for a one-channel input (`group` 1: the image stems), each output
+//!   row's input widened once for every output channel.
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
-//! - [`max_pool`]: MaxPool separably, the window's rows folded column by column first.
+//! - [`max_pool`]: MaxPool separably, the window's rows folded column by column first,
+//!   four bytes a word (SSUB8, SEL).
 //!
 //! Which kernel a node takes is decided from the node alone by `choose`, once, when the
 //! model is loaded: the loader records each node's kernel in a [`KernelTable`] (two bits a
@@ -32,6 +37,7 @@ pub mod max_pool;
 pub mod patch_conv;
 pub mod pointwise;
 mod requant;
+mod stem;
 
 use crate::ops::kernels::Kernels;
 
@@ -58,16 +64,19 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         } => {
             if pointwise::takes(*window, *groups) {
                 (GraphKernel::Pointwise, pointwise::scratch_bytes(in_shape.c))
+            } else if *groups == in_shape.c
+                && depthwise::scratch_bytes(*in_shape, out_shape.c, *window) <= MAX_SCRATCH
+            {
+                // One input channel per group: a depthwise conv, or a one-channel stem.
+                (
+                    GraphKernel::Depthwise,
+                    depthwise::scratch_bytes(*in_shape, out_shape.c, *window),
+                )
             } else if *groups == 1 {
                 let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
                 (
                     GraphKernel::PatchConv,
                     patch_conv::scratch_bytes(k, *window, out_shape.c),
-                )
-            } else if *groups == in_shape.c && out_shape.c == in_shape.c {
-                (
-                    GraphKernel::Depthwise,
-                    depthwise::scratch_bytes(in_shape.w, *window),
                 )
             } else {
                 (GraphKernel::Portable, 0)
@@ -103,9 +112,13 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         | Prepared::GlobalAverage { .. } => (GraphKernel::Average, 0),
         Prepared::Pool {
             in_shape,
+            window,
             average: None,
             ..
-        } => (GraphKernel::MaxRows, max_pool::scratch_bytes(in_shape.w)),
+        } => (
+            GraphKernel::MaxRows,
+            max_pool::scratch_bytes(in_shape.w, *window),
+        ),
         _ => (GraphKernel::Portable, 0),
     };
     if scratch > MAX_SCRATCH {

@@ -173,13 +173,13 @@ fn conv_into(
     for (o, slot) in requants.chunks_exact_mut(FOLDED_WORDS).enumerate() {
         let (_, requant) = channels.channel(o);
         let folded = FoldedRequant::new(&requant, channels.clamp);
-        slot.copy_from_slice(&folded.map_or(UNFOLDED, FoldedRequant::to_words));
+        slot.copy_from_slice(&folded.and_then(FoldedRequant::to_words).unwrap_or(UNFOLDED));
     }
     let requants = &*requants;
     // The fused Add's output requantizer folded too, when it folds (validated ones do).
     let add_words = residual.and_then(|r| {
         let output = super::add::output_requantizer(&r.params, r.zero_points);
-        FoldedRequant::new(&output, r.params.clamp).map(FoldedRequant::to_words)
+        FoldedRequant::new(&output, r.params.clamp).and_then(FoldedRequant::to_words)
     });
     let geometry = Geometry {
         in_shape,

@@ -54,20 +54,28 @@ impl ChannelRequant {
 }
 
 /// A channel's requantization and fused clamp as one 64-bit multiply-add and one shift, for
-/// the common case (no left shift, a right shift `r` of 2 to 23, a non-negative multiplier):
-/// the rounding high multiply, the rounding right shift and the zero point all become
-/// `(x·m + C) >> (31 + r)` with `C = 2^30 + 2^(30+r) + zp·2^(31+r) − [x < 0]·2^31`, then SSAT
-/// and the clamp. Five instructions an output before the clamp, with every parameter in a
-/// register (`dsp::requantize_columns`).
+/// the common case (a right shift `r` of 2 to 23, a non-negative multiplier, an int8 zero
+/// point): the rounding high multiply, the rounding right shift and the zero point all become
+/// `(x·m + C) >> (31 + r)` with `x` the sum after the left shift,
+/// `C = 2^30 + 2^(30+r) + zp·2^(31+r) − [x < 0]·2^31`, then SSAT and the clamp. On the
+/// Cortex-M4 that is one SMLAL into a constant whose high word takes `x`'s sign and one shift
+/// of the high word: five instructions an output before the clamp, with every parameter in a
+/// register (`dsp::requantize_columns`, the depthwise and stem kernels), about half the
+/// instructions of the two roundings.
 ///
 /// Why it is exact: `PreparedRequantizer::apply` is `h = ⌊(x·m + 2^30) / 2^31⌋` then
 /// `⌊(h + 2^(r−1) − [h < 0]) / 2^r⌋ + zp`, and nested floors by powers of two are one floor;
 /// `[h < 0]` may be `[x < 0]` because when they differ `h = 0`, where both give 0 (r ≥ 1).
 /// `r ≤ 23` keeps `zp·2^(r−1)` and the top word within an i32; `r ≥ 2` makes the low word of
 /// `C` `2^30` or `2^30 + 2^31`, so building it never carries.
+///
+/// The pointwise kernels' assembly reads [`Self::to_words`], which has no left shift: those
+/// take only a requantizer without one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FoldedRequant {
     pub(crate) multiplier: i32,
+    /// The sum's left shift before the multiply (0 in [`Self::to_words`]).
+    pub(crate) left: u32,
     /// The top word of `C` for `x ≥ 0`: `2^(r−2) + zp·2^(r−1)`.
     pub(crate) high: i32,
     /// `r − 1`: the shift of the product's top word.
@@ -82,11 +90,10 @@ pub(crate) const FOLDED_WORDS: usize = 5;
 
 impl FoldedRequant {
     /// `requant` then the clamp `[lo, hi]`; `None` outside the case above (the caller then
-    /// applies a [`crate::ops::requant::PreparedRequantizer`]).
+    /// applies a [`ChannelRequant`] or a [`crate::ops::requant::PreparedRequantizer`]).
     pub(crate) fn new(requant: &Requantizer, [lo, hi]: [i8; 2]) -> Option<Self> {
         let (left, right) = crate::quant::split_shift(requant.shift);
-        let fits = left == 0
-            && (2..=23).contains(&right)
+        let fits = (2..=23).contains(&right)
             && requant.multiplier >= 0
             && (-128..=127).contains(&requant.zero_point)
             && (-128..=127).contains(&requant.min);
@@ -96,6 +103,7 @@ impl FoldedRequant {
             let bytes = |b: i8| u32::from_le_bytes([b as u8; 4]);
             Self {
                 multiplier: requant.multiplier,
+                left,
                 high: (1 << (right - 2)) + (requant.zero_point << (right - 1)),
                 shift: right - 1,
                 lo: bytes(lo),
@@ -108,28 +116,52 @@ impl FoldedRequant {
     /// min); what `dsp::requantize_columns` computes.
     #[inline(always)]
     pub(crate) fn apply(&self, acc: i32) -> i8 {
-        let low = 0x4000_0000_u32 | (acc as u32 & 0x8000_0000);
-        let high = self.high.wrapping_add(acc >> 31);
-        let c = (i64::from(high) << 32) | i64::from(low);
-        let sum = c.wrapping_add(i64::from(acc) * i64::from(self.multiplier));
-        let top = (sum >> 32) as i32;
-        let v = (top >> self.shift).clamp(-128, 127) as i8;
-        v.max(self.lo as i8).min(self.hi as i8)
+        // `lo` ≥ −128 and `hi` ≤ 127: the clamp to int8 is implied.
+        self.scaled(acc)
+            .max(i32::from(self.lo as i8))
+            .min(i32::from(self.hi as i8)) as i8
     }
 
-    pub(crate) fn to_words(self) -> [u32; FOLDED_WORDS] {
-        [
+    /// [`Self::apply`] where the clamp's top is 127 ([`Self::tops_at_127`]): the clamp to
+    /// int8 is one SSAT, then the bottom.
+    #[inline(always)]
+    pub(crate) fn apply_to_127(&self, acc: i32) -> i8 {
+        (self.scaled(acc).clamp(-128, 127) as i8).max(self.lo as i8)
+    }
+
+    /// Whether the clamp's top is 127 (no upper clamp beyond int8's).
+    pub(crate) fn tops_at_127(&self) -> bool {
+        self.hi as i8 == i8::MAX
+    }
+
+    /// The requantized value with the zero point, before the clamp.
+    #[inline(always)]
+    fn scaled(&self, acc: i32) -> i32 {
+        let x = acc.wrapping_shl(self.left);
+        let low = 0x4000_0000_u32 | (x as u32 & 0x8000_0000);
+        let high = self.high.wrapping_add(x >> 31);
+        let c = (i64::from(high) << 32) | i64::from(low);
+        let sum = c.wrapping_add(i64::from(x) * i64::from(self.multiplier));
+        ((sum >> 32) as i32) >> self.shift
+    }
+
+    /// The words the pointwise kernels' assembly reads; `None` with a left shift (the words
+    /// have none).
+    pub(crate) fn to_words(self) -> Option<[u32; FOLDED_WORDS]> {
+        (self.left == 0).then_some([
             self.multiplier as u32,
             self.high as u32,
             self.shift,
             self.lo,
             self.hi,
-        ]
+        ])
     }
 
+    /// The requantizer [`Self::to_words`] wrote.
     pub(crate) fn from_words([multiplier, high, shift, lo, hi]: [u32; FOLDED_WORDS]) -> Self {
         Self {
             multiplier: multiplier as i32,
+            left: 0,
             high: high as i32,
             shift,
             lo,
@@ -220,10 +252,10 @@ mod tests {
     use super::*;
     use crate::test_util::SplitMix;
 
-    /// Any non-negative multiplier, any shift (out-of-range ones too), zero point, ReLU or
-    /// not, and a clamp.
-    fn random_requantizer(rng: &mut SplitMix) -> (Requantizer, [i8; 2]) {
-        let shift = (rng.below(64) as i32 - 32) as i8;
+    /// Any non-negative multiplier, a shift in `−below .. spread − below`, zero point, ReLU or
+    /// not, and a fused clamp.
+    fn random_requantizer(rng: &mut SplitMix, spread: usize, below: i32) -> (Requantizer, [i8; 2]) {
+        let shift = (rng.below(spread) as i32 - below) as i8;
         let r = Requantizer::new(
             rng.i32() & i32::MAX,
             shift,
@@ -238,7 +270,7 @@ mod tests {
     fn matches_the_requantizer_and_the_clamp() {
         let mut rng = SplitMix(46);
         for _ in 0..200_000 {
-            let (r, clamp) = random_requantizer(&mut rng);
+            let (r, clamp) = random_requantizer(&mut rng, 64, 32);
             let c = ChannelRequant::new(&r, clamp).unwrap();
             let acc = rng.i32() >> rng.below(31);
             let expected = r.apply(acc).max(clamp[0]).min(clamp[1]);
@@ -248,18 +280,62 @@ mod tests {
     }
 
     #[test]
+    fn the_folded_rounding_matches_the_requantizer_and_the_clamp() {
+        let mut rng = SplitMix(47);
+        let (mut folded, mut ties, mut tops) = (0, 0, 0);
+        for case in 0..300_000 {
+            let (r, clamp) = random_requantizer(&mut rng, 40, 28);
+            let Some(f) = FoldedRequant::new(&r, clamp) else {
+                continue;
+            };
+            folded += 1;
+            // Every third accumulator a tie of the final shift or near one.
+            let acc = match case % 3 {
+                0 => rng.i32() >> rng.below(31),
+                _ => {
+                    let (left, right) = crate::quant::split_shift(r.shift);
+                    let m = i64::from(r.multiplier.max(1)) << left;
+                    let base = i64::from(rng.i32() >> rng.below(31)) >> right << right;
+                    let high = base + (1 << (right - 1)) + rng.below(3) as i64 - 1;
+                    ((high << 31) / m).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+                }
+            };
+            let expected = r.apply(acc).max(clamp[0]).min(clamp[1]);
+            assert_eq!(f.apply(acc), expected, "{r:?} {clamp:?} {acc}");
+            if f.tops_at_127() {
+                assert_eq!(f.apply_to_127(acc), expected, "{r:?} {clamp:?} {acc}");
+                tops += 1;
+            }
+            let (left, right) = crate::quant::split_shift(r.shift);
+            let x = i64::from(acc.wrapping_shl(left));
+            let high = (x * i64::from(r.multiplier) + (1 << 30)) >> 31;
+            ties += usize::from(high & ((1 << right) - 1) == 1 << (right - 1));
+        }
+        assert!(folded > 100_000, "{folded}");
+        // Ties of the final rounding, where rounding half away from zero matters.
+        assert!(ties > 10_000, "{ties}");
+        assert!(tops > 100, "{tops}");
+        assert!(
+            FoldedRequant::new(&Requantizer::new(1 << 30, -1, 0, false), [-128, 127]).is_none()
+        );
+    }
+
+    #[test]
     fn folded_matches_the_requantizer_and_the_clamp() {
         let mut rng = SplitMix(47);
         let mut folded = 0;
         for case in 0..400_000 {
-            let (r, clamp) = random_requantizer(&mut rng);
+            let (r, clamp) = random_requantizer(&mut rng, 64, 32);
             let Some(f) = FoldedRequant::new(&r, clamp) else {
                 let (left, right) = crate::quant::split_shift(r.shift);
-                assert!(left > 0 || !(2..=23).contains(&right), "{r:?}");
+                assert!(!(2..=23).contains(&right), "{r:?} {left}");
                 continue;
             };
             folded += 1;
-            assert_eq!(FoldedRequant::from_words(f.to_words()), f);
+            match f.to_words() {
+                Some(words) => assert_eq!(FoldedRequant::from_words(words), f),
+                None => assert!(f.left > 0, "{f:?}"),
+            }
             // Extremes and values near the rounding ties as well as random ones.
             let acc = match case % 4 {
                 0 => [i32::MIN, i32::MAX, 0, -1, 1][rng.below(5)],

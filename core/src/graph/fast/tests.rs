@@ -230,7 +230,8 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
 fn depthwise_matches_the_portable_conv() {
     let mut rng = SplitMix(42);
     let mut cases = 0;
-    while cases < 400 {
+    // The last cases' planes are past the whole-plane buffer: read through the ring of rows.
+    while cases < 404 {
         let mut window = random_window(&mut rng, 5);
         // Every other case 3×3 (DS-CNN's and MobileNet's), whose strides 1 and 2 have paths
         // of their own.
@@ -238,23 +239,40 @@ fn depthwise_matches_the_portable_conv() {
             window.kernel = [3, 3];
             window.pads = window.pads.map(|p| p.min(2));
         }
-        let c = 1 + rng.below(9);
+        // Every fifth case a one-channel stem (`group` 1), every third of the others up to
+        // three outputs per input channel.
+        let c = if cases % 5 == 4 { 1 } else { 1 + rng.below(9) };
+        let per_channel = match (c, cases % 3) {
+            (1, _) => 1 + rng.below(20),
+            (_, 1) => 1 + rng.below(3),
+            _ => 1,
+        };
+        let big = cases >= 400;
         let input = MapShape {
             c,
-            h: 1 + rng.below(15),
-            w: 1 + rng.below(15),
+            h: if big {
+                40 + rng.below(20)
+            } else {
+                1 + rng.below(15)
+            },
+            w: if big {
+                60 - rng.below(10)
+            } else {
+                1 + rng.below(15)
+            },
         };
-        let Some(out) = out_shape(input, c, &window) else {
+        let out_c = c * per_channel;
+        let Some(out) = out_shape(input, out_c, &window) else {
             continue;
         };
         cases += 1;
         let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
         let x = rng.i8s(c * input.h * input.w);
-        let weights = rng.weights(c * taps);
-        let channels = Channels::random(&mut rng, c);
+        let weights = rng.weights(out_c * taps);
+        let channels = Channels::random(&mut rng, out_c);
         let zero_point = rng.next() as i8;
         let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let mut expected = vec![0; c * out.h * out.w];
+        let mut expected = vec![0; out_c * out.h * out.w];
         kernels::conv(
             &x,
             input,
@@ -268,19 +286,17 @@ fn depthwise_matches_the_portable_conv() {
         );
         let mut got = vec![0; expected.len()];
         let offset = rng.below(4);
-        let bytes = depthwise::scratch_bytes(input.w, window);
+        let bytes = depthwise::scratch_bytes(input, out_c, window);
         let mut scratch = vec![0x55_i8; offset + bytes];
-        assert!(depthwise::conv(
-            &x,
-            input,
-            &mut got,
-            out,
+        let node = depthwise::DepthwiseConv {
+            in_shape: input,
+            out_shape: out,
             window,
-            zero_point,
-            &weights,
-            &data,
-            &mut scratch[offset..],
-        ));
+            input_zero_point: zero_point,
+            weights: &weights,
+            channels: &data,
+        };
+        assert!(depthwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
     }
 }
@@ -369,7 +385,7 @@ fn average_and_max_pools_match_the_portable_pools() {
         let mut expected = vec![0; out.c * out.h * out.w];
         kernels::pool(&x, input, &mut expected, out, window, None);
         let mut got = vec![0; expected.len()];
-        let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w)];
+        let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w, window)];
         assert!(max_pool::max_pool(
             &x,
             input,
@@ -450,6 +466,11 @@ fn the_choice_follows_the_node_and_the_target() {
         )
     );
     assert_eq!(choose(&conv(16, 16, 16), m4).0, GraphKernel::Depthwise);
+    // Two outputs per input channel, and a one-channel stem: the depthwise kernel's too.
+    assert_eq!(choose(&conv(16, 16, 32), m4).0, GraphKernel::Depthwise);
+    assert_eq!(choose(&conv(1, 1, 64), m4).0, GraphKernel::Depthwise);
+    // A stem kernel wider than the depthwise kernel's 5 stays with the patch conv.
+    assert_eq!(choose(&conv_k(1, 1, 8, 7), m4).0, GraphKernel::PatchConv);
     assert_eq!(choose(&conv(2, 16, 16), m4), (GraphKernel::Portable, 0));
     assert_eq!(
         choose(&conv(1, 16, 16), crate::Kernels::Portable),
@@ -558,4 +579,44 @@ fn the_kernel_table_keeps_each_nodes_kernel() {
     // Past MAX_NODES: nothing recorded, portable.
     table.set(MAX_NODES, &conv, GraphKernel::Pointwise);
     assert_eq!(table.get(MAX_NODES, &conv), GraphKernel::Portable);
+}
+
+/// A window as wide as the map is summed as one run of rows (both tiers): against the mean
+/// written out tap by tap.
+#[test]
+fn a_full_width_average_is_the_mean_of_its_taps() {
+    let mut rng = SplitMix(48);
+    for _ in 0..200 {
+        let (h, w) = (1 + rng.below(16), 1 + rng.below(16));
+        let kh = 1 + rng.below(h);
+        let window = Window {
+            kernel: [kh as u8, w as u8],
+            stride: [1 + rng.below(3) as u8, 1],
+            pads: [0; 4],
+        };
+        let input = MapShape { c: 3, h, w };
+        let Some(out) = out_shape(input, 3, &window) else {
+            continue;
+        };
+        let x = rng.i8s(3 * h * w);
+        let expected: Vec<i8> = (0..3)
+            .flat_map(|c| (0..out.h).map(move |oy| (c, oy)))
+            .map(|(c, oy)| {
+                let taps = (0..kh).flat_map(|ky| (0..w).map(move |kx| (ky, kx)));
+                let sum: i32 = taps
+                    .map(|(ky, kx)| {
+                        let iy = oy * usize::from(window.stride[0]) + ky;
+                        i32::from(x[c * h * w + iy * w + kx])
+                    })
+                    .sum();
+                kernels::rounded_mean(sum, kh * w)
+            })
+            .collect();
+        let mut portable = vec![0; expected.len()];
+        kernels::pool(&x, input, &mut portable, out, window, Some((false, 0)));
+        assert_eq!(portable, expected, "{input:?} {window:?}");
+        let mut fast = vec![0; expected.len()];
+        average::average_pool(&x, input, &mut fast, out, window, (false, 0));
+        assert_eq!(fast, expected, "{input:?} {window:?}");
+    }
 }
