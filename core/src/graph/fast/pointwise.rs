@@ -9,13 +9,13 @@
 //! read as one word at stride 1. Then one assembly routine (`dsp::pointwise_block`) runs
 //! every output channel: its int8 weight row, read straight from the blob, meets the four
 //! columns with SMLAD (two groups of four channels a loop pass, 0.9 instructions per MAC), and
-//! its four sums are requantized in registers with [`PointwiseRequant`]'s one-multiply
+//! its four sums are requantized in registers with `PointwiseRequant`'s one-multiply
 //! arithmetic (six instructions an output, the channel's parameters read from the blob, none
 //! prepared per call in RAM), clamped four bytes at once and stored as one word. With a fused
 //! residual Add the block's values go to the scratch first, then through the Add's tables.
 //! A block with channels not in groups of four, or a channel whose shift that arithmetic does
 //! not take (a left shift, a right shift of 1 or above 23), runs one channel at a time with
-//! [`ChannelRequant`].
+//! `ChannelRequant`.
 
 use crate::shape::MapShape;
 
