@@ -11,20 +11,12 @@ use crate::shape::MapShape;
 
 use super::error::{GraphError, SectionProblem};
 use super::format::{
-    self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window,
+    self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window, map,
 };
 use super::in_place::{Staging, staged_scratch};
 use super::kernels::{ChannelData, Residual, window_len};
 pub(crate) use super::prepared_node::Prepared;
 use super::view::Graph;
-
-pub(crate) fn map(desc: &TensorDesc) -> MapShape {
-    MapShape {
-        c: desc.shape.c.into(),
-        h: desc.shape.h.into(),
-        w: desc.shape.w.into(),
-    }
-}
 
 fn len(desc: &TensorDesc) -> usize {
     map(desc).checked_len().unwrap_or(usize::MAX)

@@ -23,6 +23,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::format::layout::{QuantParams, Section, Shape};
+use crate::shape::MapShape;
 
 /// The format versions of graph blobs (defined with the others in [`crate::format`]).
 pub use crate::format::layout::{CRC32_GRAPH_VERSION, GRAPH_VERSION};
@@ -138,4 +139,13 @@ pub struct Add {
     /// Right shifts as TFLite's `MultiplyByQuantizedMultiplier` takes them: −31..=0.
     pub shifts: [i8; 3],
     pub clamp: [i8; 2],
+}
+
+/// A tensor's shape as a feature map.
+pub(crate) fn map(desc: &TensorDesc) -> MapShape {
+    MapShape {
+        c: desc.shape.c.into(),
+        h: desc.shape.h.into(),
+        w: desc.shape.w.into(),
+    }
 }

@@ -15,7 +15,7 @@
 
 use crate::shape::MapShape;
 
-use super::check::map;
+use super::format::map;
 use super::format::{NodeOp, TensorDesc};
 use super::kernels::ChannelData;
 use super::prepared_node::Prepared;

@@ -1,8 +1,9 @@
 //! Running a validated graph: each node decoded again from the header (without the data
 //! scans), its tensors cut from the arena at their planned offsets, its kernel run.
 
-use super::check::{map, prepare};
+use super::check::prepare;
 use super::fast::{self, GraphKernel};
+use super::format::map;
 use super::format::{Node, TensorDesc};
 use super::in_place::{self, Staging};
 use super::kernels;

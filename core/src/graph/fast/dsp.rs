@@ -3,6 +3,9 @@
 //! tests run the fast kernels' own bookkeeping (patch layout, tails, padding) against the
 //! portable kernels too.
 
+#[cfg(not(qcnn_arm_dsp))]
+use crate::ops::chunks::runs_fit;
+
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
     add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, max_bytes4,
@@ -149,29 +152,6 @@ pub(crate) fn expand_columns(patch: &mut [u32], stage: &[i8], stride: usize, gro
 /// The pointwise kernel's name for [`mac_patch4`] (the same loop).
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) use mac_patch4 as mac_patch4_unrolled;
-
-/// Whether `gather_runs` may copy: `channels · rows` runs of four bytes, run `(c, r)` read at
-/// `c·plane + r·row` of a source of `src_len` bytes and written at `(c·rows + r)·step` of a
-/// destination of `dst_len`, both counts at least 1 (the Cortex-M4's and the stand-in's check).
-pub(crate) fn runs_fit(
-    src_len: usize,
-    (plane, row, rows, channels): (usize, usize, usize, usize),
-    dst_len: usize,
-    step: usize,
-) -> bool {
-    let last_read = (channels.wrapping_sub(1))
-        .checked_mul(plane)
-        .and_then(|a| a.checked_add(rows.wrapping_sub(1).checked_mul(row)?))
-        .and_then(|a| a.checked_add(4));
-    let last_write = channels
-        .checked_mul(rows)
-        .and_then(|n| n.wrapping_sub(1).checked_mul(step))
-        .and_then(|a| a.checked_add(4));
-    channels > 0
-        && rows > 0
-        && last_read.is_some_and(|end| end <= src_len)
-        && last_write.is_some_and(|end| end <= dst_len)
-}
 
 /// Every output channel's four outputs for one block of four columns: [`mac_patch4`]'s sums
 /// from the channel's bias, each requantized as `super::requant::pointwise_requant` and

@@ -13,7 +13,7 @@
 //!   outputs per group): each input row widened once to int16 with its padding, then a
 //!   3-wide kernel's rows summed in one pass over an output row with SMLAD, the row
 //!   requantized in a tight loop.
-//! - `stem`: the same for a one-channel input (`group` 1: the image stems), each output
+//!   Its `stem_conv`: the same for a one-channel input (`group` 1: the image stems), each output
 //!   row's input widened once for every output channel.
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
@@ -37,7 +37,6 @@ pub mod max_pool;
 pub mod patch_conv;
 pub mod pointwise;
 mod requant;
-mod stem;
 
 use crate::ops::kernels::Kernels;
 

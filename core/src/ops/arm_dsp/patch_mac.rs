@@ -361,7 +361,7 @@ pub(crate) fn gather_runs(
     step: usize,
 ) -> bool {
     let dims = (plane, row, rows, channels);
-    if !crate::graph::fast::dsp::runs_fit(src.len(), dims, dst.len(), step) {
+    if !crate::ops::chunks::runs_fit(src.len(), dims, dst.len(), step) {
         return false;
     }
     if rows == 3 {
