@@ -20,10 +20,20 @@ use super::format::{NodeOp, TensorDesc};
 use super::kernels::ChannelData;
 use super::prepared_node::Prepared;
 
-/// Pixels a pointwise Conv in place gathers at a time: the fast kernel's block of four, so
-/// that its staging stays at `4·(C_in + C_out)` bytes; each call still spans every channel
-/// pair (at least C_in·C_out·4 MACs), which keeps the per-call overhead small.
+/// Pixels a pointwise Conv in place gathers at a time, at least: the fast kernel's block of
+/// four. More are taken, in blocks of four, while the staging `P·(C_in + C_out)` stays within
+/// [`CHUNK_BUDGET`]: each staged piece costs a kernel call and a copy per channel, so fewer,
+/// longer pieces cost fewer instructions.
 pub const CHUNK_PIXELS: usize = 4;
+
+/// Staging bytes a pointwise Conv in place may take beyond [`CHUNK_PIXELS`]' minimum.
+pub const CHUNK_BUDGET: usize = 2048;
+
+/// The pixels of one staged piece of a pointwise Conv in place.
+fn chunk_pixels(plane: usize, in_c: usize, out_c: usize) -> usize {
+    let fit = CHUNK_BUDGET / in_c.saturating_add(out_c).max(1) / 4 * 4;
+    fit.max(CHUNK_PIXELS).min(plane)
+}
 
 /// How a node runs in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +68,7 @@ impl Staging {
                     && input.plane() == output.plane() =>
             {
                 Some(Staging::Pixels {
-                    pixels: CHUNK_PIXELS.min(input.plane()),
+                    pixels: chunk_pixels(input.plane(), input.c, output.c),
                     in_c: input.c,
                     out_c: output.c,
                 })
