@@ -501,7 +501,11 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             7 => (1, 28, 28, 8, square(3, 2, 1)),
             // Random: every fifth a one-channel stem, every third up to 3 outputs per channel.
             _ if depthwise => {
-                let c = if case % 10 == 9 { 1 } else { rng.below(MAX_CHANNELS) + 1 };
+                let c = if case % 10 == 9 {
+                    1
+                } else {
+                    rng.below(MAX_CHANNELS) + 1
+                };
                 let per_channel = match (c, case % 6) {
                     (1, _) => rng.below(MAX_CHANNELS) + 1,
                     (_, 3) => (rng.below(3) + 1).min(CHANNEL_SLOTS / c),
