@@ -80,8 +80,8 @@ stream_mac_limit_milli=1490
 # firmware/README.md.
 graph_models=(
     "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 13239920 35011"
-    "ds_cnn $root/models/ds_cnn.onnx 11688143 25994 10332320 17039"
-    "mobilenet $root/models/mobilenet.onnx 1514727 5866 1659440 7103"
+    "ds_cnn $root/models/ds_cnn.onnx 11688143 25994 9171280 18575"
+    "mobilenet $root/models/mobilenet.onnx 1514727 5866 1456200 7999"
 )
 # The M0 build (small model, 16 KiB of RAM on the micro:bit).
 m0_flash_limit=$((256 * 1024))
