@@ -340,6 +340,11 @@ pub fn previous_compute(steps: &[Step]) -> Option<LayerSpec> {
         .find(|l| *l != LayerSpec::Dropout)
 }
 
+/// Each layer's [`layer_name`], in order: what a report (or a test) lists of a model.
+pub fn layer_names(layers: &[LayerSpec]) -> Vec<&'static str> {
+    layers.iter().map(layer_name).collect()
+}
+
 pub fn layer_name(layer: &LayerSpec) -> &'static str {
     match layer {
         LayerSpec::Conv2d(_) => "conv2d",
@@ -556,15 +561,7 @@ mod tests {
     }
 
     fn conv(i: usize, o: usize, k: usize, s: usize, p: usize) -> LayerSpec {
-        LayerSpec::Conv2d(Conv2dSpec {
-            in_channels: i,
-            out_channels: o,
-            kernel: k,
-            stride: s,
-            padding: p,
-            groups: 1,
-            bias: true,
-        })
+        LayerSpec::Conv2d(Conv2dSpec::dense(i, o, k, s, p))
     }
 
     fn linear(i: usize, o: usize) -> LayerSpec {

@@ -349,15 +349,7 @@ mod tests {
         assert_eq!(config.model.as_ref().unwrap().layers.len(), 11);
         assert_eq!(
             config.model.as_ref().unwrap().layers[0],
-            LayerSpec::Conv2d(Conv2dSpec {
-                in_channels: 1,
-                out_channels: 8,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
-                groups: 1,
-                bias: true,
-            })
+            LayerSpec::Conv2d(Conv2dSpec::dense(1, 8, 3, 1, 1))
         );
         assert_eq!(config.model.as_ref().unwrap().layers[1], LayerSpec::Relu);
         assert_eq!(

@@ -61,6 +61,27 @@ pub struct Conv2dSpec {
     pub bias: bool,
 }
 
+impl Conv2dSpec {
+    /// An ungrouped conv with a bias: PyTorch's `nn.Conv2d` defaults.
+    pub fn dense(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            groups: 1,
+            bias: true,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BatchNormSpec {

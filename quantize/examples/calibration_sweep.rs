@@ -6,9 +6,9 @@
 //!
 //! cargo run -p qcnn-quantize --example calibration_sweep
 
-use std::path::Path;
+mod sweep;
 
-use qcnn_config::config::{CalibrationMethod, Config};
+use qcnn_config::config::CalibrationMethod;
 use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::calibrate::calibrate;
@@ -18,10 +18,7 @@ use qcnn_quantize::float_model::FloatModel;
 use qcnn_quantize::validate;
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../config.yaml"
-    )))?;
+    let config = sweep::repo_config()?;
     let architecture = config.architecture()?;
     let checkpoint = Checkpoint::read_checked(&config.checkpoint.path, &architecture)?;
     let float = FloatModel::new(&architecture, &checkpoint);
@@ -58,22 +55,15 @@ fn main() -> anyhow::Result<()> {
         (CalibrationMethod::Percentile, 99.9, 5000),
         (CalibrationMethod::Mse, 100.0, 5000),
     ];
-    for (method, percentile, images) in settings {
-        let mut q = config.quantize;
-        (q.method, q.percentile, q.calibration_images) = (method, percentile, images);
-        let calibration_images: Vec<&[u8]> = split.train[..images]
-            .iter()
-            .map(|&i| data.train.image(i))
-            .collect();
+    for setting @ (method, _, images) in settings {
+        let (q, calibration_images) =
+            sweep::candidate(config.quantize, setting, &data.train, &split.train);
         let ranges = calibrate(&float, &calibration_images, &q);
         let blob = export(&architecture, &checkpoint, &ranges)?.blob;
         let model = Model::from_bytes(&blob)?;
         let int8_logits = validate::int8_logits(&PreparedModel::new(model)?, &validation_images)?;
         let confusion = validate::confusion(int8_logits.rows(), validation.labels());
-        let percentile = match method {
-            CalibrationMethod::Percentile => format!("{percentile}"),
-            _ => "-".into(),
-        };
+        let percentile = sweep::percentile_column(setting);
         println!(
             "{:<11} {percentile:<10} {images:<8} {:>17.2}% {:>8.2}% {:>9.2}%",
             format!("{method:?}"),

@@ -9,11 +9,13 @@
 //!
 //! cargo run -p qcnn-quantize --example onnx_calibration_sweep -- models/ds_cnn.onnx [MEAN STD]
 
+mod sweep;
+
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use qcnn_config::config::{CalibrationMethod, Config};
+use qcnn_config::config::CalibrationMethod;
 use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::graph::InputNorm;
@@ -39,10 +41,7 @@ fn main() -> anyhow::Result<()> {
         },
         _ => InputNorm::PIXEL_OVER_255,
     };
-    let config = Config::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../config.yaml"
-    )))?;
+    let config = sweep::repo_config()?;
     let (mut graph, _) = onnx::import_graph(&path)?;
     graph.input_norm = norm;
     let data = FashionMnist::load(&config.data.dirs)?;
@@ -75,21 +74,14 @@ fn main() -> anyhow::Result<()> {
         100.0 * float_scores.accuracy,
     );
     println!("method      percentile images   val int8 accuracy  agreement");
-    for (method, percentile, images) in settings {
-        let mut q = config.quantize;
-        (q.method, q.percentile, q.calibration_images) = (method, percentile, images);
-        let calibration_images: Vec<&[u8]> = split.train[..images]
-            .iter()
-            .map(|&i| data.train.image(i))
-            .collect();
+    for setting @ (method, _, images) in settings {
+        let (q, calibration_images) =
+            sweep::candidate(config.quantize, setting, &data.train, &split.train);
         let blob = export_graph(&graph, &calibration_images, &q)?.blob;
         let model = PreparedModel::new(Model::from_bytes(&blob)?)?;
         let int8_logits = validate::int8_logits(&model, &validation_images)?;
         let scores = validate::int8_scores(&int8_logits, validation.labels());
-        let percentile = match method {
-            CalibrationMethod::Percentile => format!("{percentile}"),
-            _ => "-".into(),
-        };
+        let percentile = sweep::percentile_column(setting);
         println!(
             "{:<11} {percentile:<10} {images:<8} {:>17.2}% {:>9.2}%",
             format!("{method:?}"),

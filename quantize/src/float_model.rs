@@ -304,15 +304,7 @@ mod tests {
     /// A 1×4×4 input through a 3×3 kernel, stride 2, padding 1, checked by hand.
     #[test]
     fn strided_padded_conv_by_hand() {
-        let spec = Conv2dSpec {
-            in_channels: 1,
-            out_channels: 1,
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-            groups: 1,
-            bias: true,
-        };
+        let spec = Conv2dSpec::dense(1, 1, 3, 2, 1);
         let input: Vec<f32> = (1..=16).map(|v| v as f32).collect();
         let weights = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0]; // centre, right, below
         let mut out = [0.0; 4];
@@ -383,15 +375,7 @@ mod tests {
             (2, 3, 3, 1, 3, 2, 3),
             (1, 2, 5, 3, 4, 5, 6),
         ] {
-            let spec = Conv2dSpec {
-                in_channels: c,
-                out_channels: o,
-                kernel: k,
-                stride: s,
-                padding: p,
-                groups: 1,
-                bias: true,
-            };
+            let spec = Conv2dSpec::dense(c, o, k, s, p);
             let weights: Vec<f32> = (0..o * c * k * k).map(|_| next()).collect();
             let bias: Vec<f32> = (0..o).map(|_| next()).collect();
             let input: Vec<f32> = (0..c * h * w).map(|_| next()).collect();

@@ -99,12 +99,7 @@ fn matmul_model_matches_onnxruntime() {
             "Relu /relu1/Relu before MaxPool /pool1/MaxPool (the same result: max commutes with ReLU)"
         ]
     );
-    let kinds: Vec<&str> = imported
-        .model
-        .layers
-        .iter()
-        .map(qcnn_config::architecture::layer_name)
-        .collect();
+    let kinds = qcnn_config::architecture::layer_names(&imported.model.layers);
     assert_eq!(
         kinds,
         [

@@ -126,23 +126,19 @@ mod tests {
 
     #[test]
     fn every_version_names_its_header_and_checksum() {
-        let expected = |layout, checksum| Some(Framing { layout, checksum });
-        assert_eq!(
-            framing(CRC32_VERSION),
-            expected(Layout::Sequence, Checksum::Crc32)
-        );
-        assert_eq!(
-            framing(CRC32_GRAPH_VERSION),
-            expected(Layout::Graph, Checksum::Crc32)
-        );
-        assert_eq!(
-            framing(VERSION),
-            expected(Layout::Sequence, Checksum::XxHash32)
-        );
-        assert_eq!(
-            framing(GRAPH_VERSION),
-            expected(Layout::Graph, Checksum::XxHash32)
-        );
+        let versions = [
+            (CRC32_VERSION, Layout::Sequence, Checksum::Crc32),
+            (CRC32_GRAPH_VERSION, Layout::Graph, Checksum::Crc32),
+            (VERSION, Layout::Sequence, Checksum::XxHash32),
+            (GRAPH_VERSION, Layout::Graph, Checksum::XxHash32),
+        ];
+        for (version, layout, checksum) in versions {
+            assert_eq!(
+                framing(version),
+                Some(Framing { layout, checksum }),
+                "{version}"
+            );
+        }
         assert_eq!(
             (CRC32_VERSION, CRC32_GRAPH_VERSION, VERSION, GRAPH_VERSION),
             (1, 2, 3, 4)

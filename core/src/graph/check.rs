@@ -22,42 +22,35 @@ fn len(desc: &TensorDesc) -> usize {
     map(desc).checked_len().unwrap_or(usize::MAX)
 }
 
+/// The postcard list of at most `max` `T`s that `bytes` starts with: its length, its bytes
+/// and what follows. Each element is decoded here only to find the list's end, then again
+/// where needed: no table of decoded elements on the stack (the load's stack peak).
+fn list<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+) -> Result<(usize, &[u8], &[u8]), ModelError> {
+    let decode = ModelError::HeaderDecode;
+    let (count, start) = postcard::take_from_bytes::<u32>(bytes).map_err(|_| decode)?;
+    let count = to_usize(count);
+    if count > max {
+        return Err(decode);
+    }
+    let mut rest = start;
+    for _ in 0..count {
+        rest = postcard::take_from_bytes::<T>(rest).map_err(|_| decode)?.1;
+    }
+    let list = start.get(..start.len() - rest.len()).unwrap_or_default();
+    Ok((count, list, rest))
+}
+
 /// Decodes `header` (a graph header) and checks it all against `data` (the bytes after
 /// the header's padding up to the checksum).
 // Never inlined: loading a chain must not carry this function's tensor tables on its stack.
 #[inline(never)]
 pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, ModelError> {
     let decode = ModelError::HeaderDecode;
-    let (count, tensors_start) = postcard::take_from_bytes::<u32>(header).map_err(|_| decode)?;
-    let tensor_count = to_usize(count);
-    if tensor_count > MAX_TENSORS {
-        return Err(decode);
-    }
-    // Decoded once here to find the list's end, then again where needed: no table of
-    // decoded tensors on the stack (the load's stack peak).
-    let mut rest = tensors_start;
-    for _ in 0..tensor_count {
-        rest = postcard::take_from_bytes::<TensorDesc>(rest)
-            .map_err(|_| decode)?
-            .1;
-    }
-    let tensor_bytes = tensors_start
-        .get(..tensors_start.len() - rest.len())
-        .unwrap_or_default();
-    let (count, nodes_start) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
-    let node_count = to_usize(count);
-    if node_count > MAX_NODES {
-        return Err(decode);
-    }
-    let mut rest = nodes_start;
-    for _ in 0..node_count {
-        rest = postcard::take_from_bytes::<Node>(rest)
-            .map_err(|_| decode)?
-            .1;
-    }
-    let node_bytes = nodes_start
-        .get(..nodes_start.len() - rest.len())
-        .unwrap_or_default();
+    let (tensor_count, tensor_bytes, rest) = list::<TensorDesc>(header, MAX_TENSORS)?;
+    let (node_count, node_bytes, rest) = list::<Node>(rest, MAX_NODES)?;
     let (output, rest) = postcard::take_from_bytes::<u16>(rest).map_err(|_| decode)?;
     let (arena_len, rest) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
     let (data_len, rest) = postcard::take_from_bytes::<u32>(rest).map_err(|_| decode)?;
@@ -272,20 +265,20 @@ fn check<'a>(
             }
         }
     }
-    Ok(Graph {
-        tensors: &[],
-        tensor_count: tensors.count,
-        nodes: node_bytes,
-        node_count,
+    Ok(Graph::from_parts(
+        (&[], tensors.count),
+        (node_bytes, node_count),
         data,
         output,
-        arena_len,
-        scratch_len,
         kernels,
-        input: map(image),
-        output_len: len(out_desc),
-        output_quant: out_desc.quant,
-    })
+        (
+            arena_len,
+            scratch_len,
+            map(image),
+            len(out_desc),
+            out_desc.quant,
+        ),
+    ))
 }
 
 /// Multiply-accumulates of one node.

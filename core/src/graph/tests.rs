@@ -147,6 +147,17 @@ pub(crate) fn fixture() -> (GraphHeader, Vec<u8>) {
     (header, data)
 }
 
+/// The fixture with its Add (node 2) written in place: over its second input, t2, and over
+/// its first, t1 (the AvgPool's output then moves out of the way).
+pub(crate) fn in_place_fixtures(header: &GraphHeader) -> [GraphHeader; 2] {
+    let mut over_second = header.clone();
+    over_second.tensors[3].offset = 85;
+    let mut over_first = header.clone();
+    over_first.tensors[3].offset = 25;
+    over_first.tensors[4].offset = 145;
+    [over_second, over_first]
+}
+
 pub(crate) fn blob(header: &GraphHeader, data: &[u8]) -> Vec<u8> {
     let mut out = vec![0; graph_encoded_len(header, data.len()).unwrap()];
     let n = encode_graph(header, data, &mut out).unwrap();
@@ -205,15 +216,8 @@ fn fixture_loads_and_runs_like_the_reference() {
 #[test]
 fn an_in_place_add_runs_like_the_reference_and_no_other_overlap_loads() {
     let (header, data) = fixture();
-    // The Add (node 2) written over its second input, t2 ...
-    let mut over_second = header.clone();
-    over_second.tensors[3].offset = 85;
-    // ... and over its first, t1 (the AvgPool's output then moves out of the way).
-    let mut over_first = header.clone();
-    over_first.tensors[3].offset = 25;
-    over_first.tensors[4].offset = 145;
     let mut rng = SplitMix(5);
-    for h in [over_second, over_first] {
+    for h in in_place_fixtures(&header) {
         let bytes = blob(&h, &data);
         let model = Model::from_bytes(&bytes).unwrap();
         for _ in 0..20 {

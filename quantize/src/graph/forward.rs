@@ -40,21 +40,18 @@ impl FloatGraph {
                     bias,
                     window,
                     groups,
-                    clamp,
-                } => {
-                    conv(
-                        input,
-                        in_shape,
-                        &mut out,
-                        out_shape,
-                        weight,
-                        bias,
-                        window,
-                        *groups,
-                        &mut columns,
-                    );
-                    out.iter_mut().for_each(|v| *v = clamp.apply(*v));
-                }
+                    ..
+                } => conv(
+                    input,
+                    in_shape,
+                    &mut out,
+                    out_shape,
+                    weight,
+                    bias,
+                    window,
+                    *groups,
+                    &mut columns,
+                ),
                 FloatOp::MaxPool(window) => {
                     pool(input, in_shape, &mut out, out_shape, window, None)
                 }
@@ -75,17 +72,13 @@ impl FloatGraph {
                         *o = values.iter().sum::<f32>() / plane as f32;
                     }
                 }
-                FloatOp::Add { clamp } => {
+                FloatOp::Add { .. } => {
                     let other = &values[node.inputs[1]];
                     for ((o, &a), &b) in out.iter_mut().zip(input).zip(other) {
-                        *o = clamp.apply(a + b);
+                        *o = a + b;
                     }
                 }
-                FloatOp::Gemm {
-                    weight,
-                    bias,
-                    clamp,
-                } => {
+                FloatOp::Gemm { weight, bias, .. } => {
                     let n = out.len();
                     sgemm(
                         1,
@@ -97,9 +90,14 @@ impl FloatGraph {
                         &mut out,
                     );
                     for (o, &b) in out.iter_mut().zip(bias) {
-                        *o = clamp.apply(*o + b);
+                        *o += b;
                     }
                 }
+            }
+            // The activation each op fuses, in one place (none leaves NaNs as they are).
+            let clamp = node.op.clamp();
+            if !clamp.is_none() {
+                out.iter_mut().for_each(|v| *v = clamp.apply(*v));
             }
             observe(node.output, &out);
             values[node.output] = out;

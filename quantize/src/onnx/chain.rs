@@ -54,15 +54,7 @@ pub fn as_chain(
                 ..
             } => {
                 let (kernel, stride, padding) = square(window)?;
-                let spec = Conv2dSpec {
-                    in_channels,
-                    out_channels: bias.len(),
-                    kernel,
-                    stride,
-                    padding,
-                    groups: 1,
-                    bias: true,
-                };
+                let spec = Conv2dSpec::dense(in_channels, bias.len(), kernel, stride, padding);
                 let shape = vec![bias.len(), in_channels, kernel, kernel];
                 parameters.insert(layers.len(), (shape, weight.clone(), bias.clone()));
                 layers.push(LayerSpec::Conv2d(spec));

@@ -270,12 +270,7 @@ fn nodes_the_chain_cannot_hold_become_graph_nodes() {
         imported.report.moved,
         ["Relu /relu before MaxPool /pool (the same result: max commutes with ReLU)"]
     );
-    let kinds: Vec<&str> = imported
-        .model
-        .layers
-        .iter()
-        .map(qcnn_config::architecture::layer_name)
-        .collect();
+    let kinds = qcnn_config::architecture::layer_names(&imported.model.layers);
     assert_eq!(kinds, ["conv2d", "relu", "maxpool2d", "flatten", "linear"]);
 }
 
