@@ -102,10 +102,10 @@ step_aarch64() {
     # The NEON kernels, cross-built for aarch64 and run under qemu-aarch64 user mode: core's
     # unit tests (every supported tier against the portable code, the prepared model against
     # Model::infer) on qemu's `max` CPU (NEON and sdot) and on a Cortex-A53 (NEON only, so
-    # neon-dot must report itself skipped). Bit-exactness only: qemu says nothing about speed.
+    # neon-dot must not run there). Bit-exactness only: qemu says nothing about speed.
     # One cross-built binary serves both CPUs, so the build cannot mark neon-dot's
     # `kernel_tests!` as ignored: on the Cortex-A53 they are filtered out by name (they would
-    # fail there, never pass).
+    # fail there, never pass), and each tier that runs prints `ran <tier>`.
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
     local cpu skip
     for cpu in max cortex-a53; do
@@ -115,10 +115,14 @@ step_aarch64() {
         CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu $cpu" \
             cargo test -p qcnn-core --features std --lib --target aarch64-unknown-linux-gnu \
             -- --nocapture "${skip[@]}" 2>&1 | tee "$QCNN_ROOT/target/aarch64-$cpu.log"
-        grep -E '^(ran|skipped)' "$QCNN_ROOT/target/aarch64-$cpu.log"
+        grep -E '^ran ' "$QCNN_ROOT/target/aarch64-$cpu.log" | sort | uniq -c
     done
     grep -q '^ran neon-dot' "$QCNN_ROOT/target/aarch64-max.log"
-    grep -q '^skipped neon-dot' "$QCNN_ROOT/target/aarch64-cortex-a53.log"
+    grep -q '^ran neon$' "$QCNN_ROOT/target/aarch64-cortex-a53.log"
+    if grep -q '^ran neon-dot' "$QCNN_ROOT/target/aarch64-cortex-a53.log"; then
+        echo "neon-dot ran on a Cortex-A53, which lacks it" >&2
+        return 1
+    fi
     # The release model on the first 1,000 test images: every aarch64 tier under qemu must give
     # the logits (FNV digest) the x86-64 host gives with its best tier.
     local blob=target/aarch64-check.qcnn images=target/aarch64-check-images n=1000 host tier

@@ -379,7 +379,7 @@ impl<'a> Logits<'a> {
 mod tests {
     use super::*;
     use crate::test_blob::Spec;
-    use crate::test_util::SplitMix;
+    use crate::test_util::{SplitMix, check_batch};
 
     #[test]
     fn softmax_is_a_distribution_for_any_scale() {
@@ -435,19 +435,14 @@ mod tests {
             let blob = spec.to_blob();
             let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{e}: {spec:?}"));
             let count = rng.below(9) + 1;
-            let images = rng.u8s(count * model.input_len());
             let mut arena = vec![0x5A; model.batch_arena_len(count).unwrap()];
-            let mut logits = vec![0x33; count * model.num_classes() + 1];
-            assert_eq!(
-                model.infer_batch(&images, &mut arena, &mut logits),
-                Ok(count)
+            check_batch(
+                &mut rng,
+                (count, model.input_len(), model.num_classes()),
+                |images, logits| model.infer_batch(images, &mut arena, logits),
+                |image| spec.reference(image),
+                &spec,
             );
-            for (i, image) in images.chunks(model.input_len()).enumerate() {
-                let expected = spec.reference(image);
-                let got = &logits[i * expected.len()..][..expected.len()];
-                assert_eq!(got, &expected[..], "image {i} of {count}: {spec:?}");
-            }
-            assert_eq!(logits.last(), Some(&0x33), "wrote past the batch's logits");
         }
     }
 

@@ -321,7 +321,7 @@ impl Step<'_> {
 mod tests {
     use super::*;
     use crate::test_blob::Spec;
-    use crate::test_util::SplitMix;
+    use crate::test_util::{SplitMix, check_batch};
 
     crate::kernel_tests!(prepared_matches_model_infer);
 
@@ -336,20 +336,15 @@ mod tests {
             let prepared = PreparedModel::with_tier(model.clone(), tier).unwrap();
             assert_eq!(prepared.tier(), tier);
             let count = rng.below(5) + 1;
-            let images = rng.u8s(count * model.input_len());
             let mut arena = vec![0x5A; prepared.batch_arena_len(count).unwrap()];
-            let mut logits = vec![0x33; count * model.num_classes() + 1];
-            assert_eq!(
-                prepared.infer_batch(&images, &mut arena, &mut logits),
-                Ok(count)
-            );
             let mut one = vec![0; model.arena_len()];
-            for (i, image) in images.chunks(model.input_len()).enumerate() {
-                let expected = model.infer(image, &mut one).unwrap();
-                let got = &logits[i * expected.len()..][..expected.len()];
-                assert_eq!(got, expected.as_slice(), "{tier}, image {i}: {spec:?}");
-            }
-            assert_eq!(logits.last(), Some(&0x33), "wrote past the logits");
+            check_batch(
+                &mut rng,
+                (count, model.input_len(), model.num_classes()),
+                |images, logits| prepared.infer_batch(images, &mut arena, logits),
+                |image| model.infer(image, &mut one).unwrap().as_slice().to_vec(),
+                &(tier, &spec),
+            );
         }
     }
 

@@ -84,6 +84,35 @@ macro_rules! kernel_tests {
     };
 }
 
+/// Runs a batch of `count` random images of `input_len` bytes through `batch` (which writes
+/// `classes` logits an image and returns how many images it ran) and checks each image's
+/// logits against `one` run on that image alone, and that nothing was written past them:
+/// what every batched entry point (`infer_batch` of each model kind and tier) must hold.
+#[cfg(any(test, feature = "std"))]
+pub fn check_batch<E: core::fmt::Debug + PartialEq>(
+    rng: &mut SplitMix,
+    (count, input_len, classes): (usize, usize, usize),
+    batch: impl FnOnce(&[u8], &mut [i8]) -> Result<usize, E>,
+    mut one: impl FnMut(&[u8]) -> Vec<i8>,
+    what: &dyn core::fmt::Debug,
+) {
+    let images = rng.u8s(count * input_len);
+    let mut logits = vec![0x33; count * classes + 1];
+    assert_eq!(batch(&images, &mut logits), Ok(count), "{what:?}");
+    for (i, image) in images.chunks(input_len).enumerate() {
+        assert_eq!(
+            logits[i * classes..][..classes],
+            one(image)[..],
+            "image {i} of {count}: {what:?}"
+        );
+    }
+    assert_eq!(
+        logits[count * classes],
+        0x33,
+        "wrote past the logits: {what:?}"
+    );
+}
+
 /// SplitMix64: tiny, fast, and good enough to drive randomized comparisons.
 pub struct SplitMix(pub u64);
 

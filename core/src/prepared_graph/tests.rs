@@ -10,7 +10,7 @@ use crate::graph::kernels;
 use crate::graph::test_cases::{Channels, clamp, out_shape, random_window};
 use crate::model::Model;
 use crate::prepared::PreparedModel;
-use crate::test_util::SplitMix;
+use crate::test_util::{SplitMix, check_batch};
 
 // The portable tier's graph kernels are the reference, so only the SIMD tiers are checked.
 crate::kernel_tests!(simd:
@@ -224,22 +224,14 @@ fn graphs_run_like_model_infer_on_every_tier(tier: KernelTier) {
         assert_eq!(kernels[0], NodeKernel::ConvGemm);
         assert_eq!(kernels[6], NodeKernel::Gemm);
         let count = 1 + rng.below(5);
-        let images = rng.u8s(count * 25);
         let mut arena = vec![0x5A; prepared.batch_arena_len(count).unwrap()];
-        let mut logits = vec![0x33; count * 3 + 1];
-        assert_eq!(
-            prepared.infer_batch(&images, &mut arena, &mut logits),
-            Ok(count)
-        );
         let mut one = vec![0; model.arena_len()];
-        for (i, image) in images.chunks(25).enumerate() {
-            let expected = model.infer(image, &mut one).unwrap();
-            assert_eq!(
-                &logits[i * 3..][..3],
-                expected.as_slice(),
-                "{tier}, image {i}"
-            );
-        }
-        assert_eq!(logits[count * 3], 0x33);
+        check_batch(
+            &mut rng,
+            (count, 25, 3),
+            |images, logits| prepared.infer_batch(images, &mut arena, logits),
+            |image| model.infer(image, &mut one).unwrap().as_slice().to_vec(),
+            &tier,
+        );
     }
 }

@@ -181,18 +181,7 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
     // no stack.
     unsafe {
         asm!(
-            "ldm r11, {{r4, r5, r8, r9, r10}}",
-            fold_column!("r0"),
-            fold_column!("r1"),
-            fold_column!("r2"),
-            fold_column!("r3"),
-            "bfi r0, r1, #8, #8",
-            "bfi r0, r2, #16, #8",
-            "bfi r0, r3, #24, #8",
-            "ssub8 r11, r0, r9",
-            "sel r0, r0, r9",
-            "ssub8 r11, r10, r0",
-            "sel r0, r0, r10",
+            requantize_four!(),
             "str r0, [lr]",
             inout("r0") acc[0] => _,
             inout("r1") acc[1] => _,
@@ -232,18 +221,7 @@ pub(crate) fn add_columns(
     // store); no memory then but the value in r0.
     unsafe {
         asm!(
-            "ldm r11, {{r4, r5, r8, r9, r10}}",
-            fold_column!("r0"),
-            fold_column!("r1"),
-            fold_column!("r2"),
-            fold_column!("r3"),
-            "bfi r0, r1, #8, #8",
-            "bfi r0, r2, #16, #8",
-            "bfi r0, r3, #24, #8",
-            "ssub8 r11, r0, r9",
-            "sel r0, r0, r9",
-            "ssub8 r11, r10, r0",
-            "sel r0, r0, r10",
+            requantize_four!(),
             inout("r0") acc[0] => values,
             inout("r1") acc[1] => _,
             inout("r2") acc[2] => _,
@@ -347,6 +325,30 @@ macro_rules! fold_column {
     };
 }
 use fold_column;
+
+/// The four sums of a channel in r0–r3 requantized (`fold_column!`, with the five words of
+/// `FoldedRequant::to_words` at r11) and packed into r0's bytes, clamped by SSUB8 and SEL
+/// against the bounds in r9 and r10: what [`requantize_columns`] stores and [`add_columns`]
+/// adds to the residual.
+macro_rules! requantize_four {
+    () => {
+        concat!(
+            "ldm r11, {{r4, r5, r8, r9, r10}}\n",
+            fold_column!("r0"),
+            fold_column!("r1"),
+            fold_column!("r2"),
+            fold_column!("r3"),
+            "bfi r0, r1, #8, #8\n",
+            "bfi r0, r2, #16, #8\n",
+            "bfi r0, r3, #24, #8\n",
+            "ssub8 r11, r0, r9\n",
+            "sel r0, r0, r9\n",
+            "ssub8 r11, r10, r0\n",
+            "sel r0, r0, r10\n",
+        )
+    };
+}
+use requantize_four;
 
 /// Copies `channels · rows` runs of four bytes: run `(c, r)` from `src[c·plane + r·row..]`
 /// to `dst[(c·rows + r)·step..]`, in that order, so that each run keeps its first `step`
