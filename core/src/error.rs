@@ -7,7 +7,6 @@ use crate::checksum::Checksum;
 use crate::format::layout::SectionKind;
 use crate::graph::error::GraphError;
 use crate::ops::dot::MAX_DOT_LEN;
-use crate::ops::op_error::OpError;
 use crate::shape::MAX_TENSOR_LEN;
 
 /// Why a blob was rejected. `layer` is the 0-based index in the header's layer list.
@@ -136,25 +135,6 @@ pub enum ModelError {
     Graph(GraphError),
     /// A graph blob (version 4, or 2), given to a build without the `graph` feature.
     GraphSupportNotBuilt,
-}
-
-impl ModelError {
-    /// An operator constructor's refusal, at `layer`. The loader checks kernels, strides and
-    /// section lengths with their own named errors first, so `BadWindow` and `LengthMismatch`
-    /// only guard against a loader that forgot one.
-    #[inline(always)]
-    pub(crate) fn from_op(error: OpError, layer: usize) -> Self {
-        match error {
-            OpError::BadWindow => Self::BadPool { layer },
-            OpError::EmptyOutput => Self::EmptyOutput { layer },
-            OpError::TooLarge => Self::TooLarge { layer },
-            OpError::DotTooLong => Self::DotTooLong { layer },
-            OpError::LengthMismatch => Self::SectionLength {
-                layer,
-                section: SectionKind::Weights,
-            },
-        }
-    }
 }
 
 impl fmt::Display for ModelError {

@@ -14,12 +14,12 @@ use crate::graph::view::Graph;
 use crate::ops::Op;
 use crate::ops::channels::Channels;
 use crate::ops::conv2d::Conv2dOp;
-use crate::ops::conv2d_op::ConvWindow;
+use crate::ops::dot::MAX_DOT_LEN;
 use crate::ops::kernels::Kernels;
 use crate::ops::linear::LinearOp;
 use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
 use crate::quant::{SHIFT_RANGE, valid_scale};
-use crate::shape::{MapShape, TensorShape};
+use crate::shape::{MAX_TENSOR_LEN, MapShape, TensorShape};
 
 /// What a layer computes, for reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -453,22 +453,51 @@ impl<'a> Builder<'a> {
             Some(pool) => self.window(pool)?,
             None => PoolWindow::IDENTITY,
         };
-        let window = ConvWindow {
-            kernel: usize::from(conv.kernel),
-            stride: usize::from(conv.stride),
-            padding: usize::from(conv.padding),
-            pool,
+        let (kernel, stride, padding) = (
+            usize::from(conv.kernel),
+            usize::from(conv.stride),
+            usize::from(conv.padding),
+        );
+        let empty = ModelError::EmptyOutput { layer };
+        let conv_len = |n| crate::shape::window_len(n, kernel, stride, padding, padding);
+        let (conv_h, conv_w) = (
+            conv_len(input.h).ok_or(empty)?,
+            conv_len(input.w).ok_or(empty)?,
+        );
+        let output = MapShape {
+            c: usize::from(conv.out_channels),
+            h: pool.output_len(conv_h).ok_or(empty)?,
+            w: pool.output_len(conv_w).ok_or(empty)?,
         };
-        let op_error = |e| ModelError::from_op(e, layer);
-        let output = window
-            .output(input, usize::from(conv.out_channels))
-            .map_err(op_error)?;
-        let weights = self.weights(conv.weights, output.weights_len)?;
-        let channels = self.channels(&conv.requant, output.shape.c, conv.relu)?;
-        let zero_point = self.quant.zero_point;
-        let op = Conv2dOp::with_output(input, window, &output, weights, channels, zero_point)
-            .map_err(op_error)?;
+        if output.c == 0 {
+            return Err(empty);
+        }
+        let too_large = ModelError::TooLarge { layer };
+        output.checked_len().ok_or(too_large)?;
+        let per_output = input.c.checked_mul(kernel * kernel).ok_or(too_large)?;
+        if per_output > MAX_DOT_LEN {
+            return Err(ModelError::DotTooLong { layer });
+        }
+        let weights = self.weights(
+            conv.weights,
+            output.c.checked_mul(per_output).ok_or(too_large)?,
+        )?;
+        let channels = self.channels(&conv.requant, output.c, conv.relu)?;
+        let op = Conv2dOp {
+            input,
+            output,
+            kernel,
+            stride,
+            padding,
+            pool,
+            weights,
+            channels,
+            input_zero_point: self.quant.zero_point,
+        };
         self.quant = conv.requant.output;
+        let macs = [output.c, conv_h, conv_w, per_output]
+            .iter()
+            .fold(1_u64, |p, &n| p.saturating_mul(n as u64));
         let kind = LayerKind::Conv2d {
             kernel: conv.kernel,
             stride: conv.stride,
@@ -476,12 +505,7 @@ impl<'a> Builder<'a> {
             relu: conv.relu,
             pool: conv.pool,
         };
-        Ok((
-            Op::Conv2d(op),
-            kind,
-            TensorShape::Map(output.shape),
-            output.macs(),
-        ))
+        Ok((Op::Conv2d(op), kind, TensorShape::Map(output), macs))
     }
 
     fn maxpool2d(
@@ -525,12 +549,26 @@ impl<'a> Builder<'a> {
             });
         }
         let out_features = to_usize(linear.out_features);
-        let op_error = |e| ModelError::from_op(e, layer);
-        let count = LinearOp::weights_len(in_features, out_features).map_err(op_error)?;
+        if out_features == 0 {
+            return Err(ModelError::EmptyOutput { layer });
+        }
+        if out_features > MAX_TENSOR_LEN {
+            return Err(ModelError::TooLarge { layer });
+        }
+        if in_features > MAX_DOT_LEN {
+            return Err(ModelError::DotTooLong { layer });
+        }
+        let count = out_features
+            .checked_mul(in_features)
+            .ok_or(ModelError::TooLarge { layer })?;
         let weights = self.weights(linear.weights, count)?;
         let channels = self.channels(&linear.requant, out_features, linear.relu)?;
         self.quant = linear.requant.output;
-        let op = LinearOp::with_len(in_features, count, weights, channels).map_err(op_error)?;
+        let op = LinearOp {
+            in_features,
+            weights,
+            channels,
+        };
         let kind = LayerKind::Linear { relu: linear.relu };
         Ok((
             Op::Linear(op),

@@ -22,23 +22,20 @@ impl ConvWindow {
     /// The output of `input` through this window into `out_channels` channels, after the
     /// pool, with the conv's own height and width before it; checked in the order the loader
     /// reports: the window, an empty output, a too large one, a too long dot product.
-    // Inlined: the loader is the firmware's one caller, and its format already bounds the
-    // window (so the window check folds away there).
-    #[inline(always)]
     pub fn output(&self, input: MapShape, out_channels: usize) -> Result<ConvOutput, OpError> {
         let sides = [self.kernel, self.stride, self.pool.kernel, self.pool.stride];
         if sides.iter().any(|&n| !(1..=255).contains(&n)) || self.padding > 255 {
             return Err(OpError::BadWindow);
         }
-        // Bounding the input first keeps the padded sides far from overflow, so a window
-        // length, when there is one, is at least 1.
+        // Bounding the input first keeps the padded sides far from overflow.
         input.checked_len().ok_or(OpError::TooLarge)?;
         let conv_len = |n| {
             crate::shape::window_len(n, self.kernel, self.stride, self.padding, self.padding)
+                .filter(|&len| len > 0)
                 .ok_or(OpError::EmptyOutput)
         };
         let conv = (conv_len(input.h)?, conv_len(input.w)?);
-        let pooled = |n| self.pool.output_len(n);
+        let pooled = |n| self.pool.output_len(n).filter(|&len| len > 0);
         let output = match (pooled(conv.0), pooled(conv.1)) {
             (Some(h), Some(w)) if out_channels > 0 && input.c > 0 => MapShape {
                 c: out_channels,
@@ -79,10 +76,9 @@ pub struct ConvOutput {
 
 impl ConvOutput {
     /// Multiply-accumulates of one image, saturating.
-    /// Each weight is used once per conv output position (before the pool), so no division.
-    #[inline]
     pub fn macs(&self) -> u64 {
-        [self.weights_len, self.conv.0, self.conv.1]
+        let per_output = self.weights_len.checked_div(self.shape.c).unwrap_or(0);
+        [self.shape.c, self.conv.0, self.conv.1, per_output]
             .iter()
             .fold(1_u64, |p, &n| p.saturating_mul(n as u64))
     }
@@ -119,22 +115,7 @@ impl<'a> Conv2dOp<'a> {
         input_zero_point: i8,
     ) -> Result<Self, OpError> {
         let output = window.output(input, channels.len())?;
-        Self::with_output(input, window, &output, weights, channels, input_zero_point)
-    }
-
-    /// [`Self::new`] for a caller that needed the output first (the loader sizes the weight
-    /// section from it): `output` is `window.output(input, ..)`, so only the lengths are
-    /// checked here, and the shape checks run once.
-    #[inline]
-    pub(crate) fn with_output(
-        input: MapShape,
-        window: ConvWindow,
-        output: &ConvOutput,
-        weights: &'a [i8],
-        channels: Channels<'a>,
-        input_zero_point: i8,
-    ) -> Result<Self, OpError> {
-        if weights.len() != output.weights_len || channels.len() != output.shape.c {
+        if weights.len() != output.weights_len {
             return Err(OpError::LengthMismatch);
         }
         Ok(Self {

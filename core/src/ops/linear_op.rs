@@ -19,7 +19,6 @@ pub struct LinearOp<'a> {
 impl<'a> LinearOp<'a> {
     /// The weights `[out][in]` of `in_features → out_features`, checked in the order the
     /// loader reports: an empty output, a too large one, a too long dot product.
-    #[inline]
     pub fn weights_len(in_features: usize, out_features: usize) -> Result<usize, OpError> {
         if out_features == 0 || in_features == 0 {
             return Err(OpError::EmptyOutput);
@@ -41,21 +40,7 @@ impl<'a> LinearOp<'a> {
         weights: &'a [i8],
         channels: Channels<'a>,
     ) -> Result<Self, OpError> {
-        let len = Self::weights_len(in_features, channels.len())?;
-        Self::with_len(in_features, len, weights, channels)
-    }
-
-    /// [`Self::new`] for a caller that needed the weights' length first (the loader sizes
-    /// the weight section from it): `len` is `weights_len(in_features, channels.len())`, so
-    /// only the weights are checked against it here, and the shape checks run once.
-    #[inline]
-    pub(crate) fn with_len(
-        in_features: usize,
-        len: usize,
-        weights: &'a [i8],
-        channels: Channels<'a>,
-    ) -> Result<Self, OpError> {
-        if weights.len() != len {
+        if Self::weights_len(in_features, channels.len())? != weights.len() {
             return Err(OpError::LengthMismatch);
         }
         Ok(Self {

@@ -1,7 +1,7 @@
 //! Why an operator's checked constructor refused its parameters ([`OpError`]).
 
-/// What an operator constructor found wrong; the loader names the layer
-/// (`ModelError::from_op`).
+/// What an operator constructor found wrong. The loader (`model.rs`) runs the same checks
+/// with its own per-layer errors (`ModelError`) before it builds an op.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpError {
     /// A kernel, stride or pool window of 0, or one larger than the format stores (255).
