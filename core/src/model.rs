@@ -183,12 +183,13 @@ impl<'a> Model<'a> {
         }
         let mut walk = Walk::new(framed.layers, framed.layer_count, framed.data, input, true);
         let mut arena_len = input_len;
-        while let Some(checked) = walk.next_layer() {
+        // Borrowed where `next_layer` wrote it: moving the layer out would be a `memcpy` call.
+        while let Some(checked) = &walk.next_layer() {
             let index = walk.builder.index;
             // Every target's figure must fit `usize`, not only this one's.
             let needs = [Kernels::Portable, Kernels::CortexM4Dsp]
                 .map(|k| checked.as_ref().ok()?.arena_need(k));
-            let checked = checked?;
+            let checked = checked.as_ref().map_err(|e| *e)?;
             let [Some(_), Some(_)] = needs else {
                 return Err(ModelError::TooLarge { layer: index });
             };
@@ -318,6 +319,16 @@ fn narrow(shape: MapShape) -> format::Shape {
 #[derive(Clone, Debug)]
 pub struct Layers<'a> {
     walk: Walk<'a>,
+}
+
+impl<'a> Layers<'a> {
+    /// The next layer as the loader's walk returns it, for a caller to borrow where it lies:
+    /// [`Iterator::next`]'s conversion to an `Option` moves the layer (over 64 bytes, so a
+    /// `memcpy` call on a Cortex-M: flash). A validated model's layers are all `Ok`.
+    #[inline]
+    pub(crate) fn next_checked(&mut self) -> Option<Result<CheckedLayer<'a>, ModelError>> {
+        self.walk.next_layer()
+    }
 }
 
 impl<'a> Iterator for Layers<'a> {
