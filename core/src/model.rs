@@ -46,7 +46,6 @@ pub struct CheckedLayer<'a> {
     input: TensorShape,
     output: TensorShape,
     output_quant: QuantParams,
-    macs: u64,
 }
 
 impl<'a> CheckedLayer<'a> {
@@ -68,8 +67,17 @@ impl<'a> CheckedLayer<'a> {
     }
 
     /// Multiply-accumulates per inference (a fused pool's window counted once per conv output).
+    /// Derived from the op when asked, not on every decode: reports want it, inference does
+    /// not (flash and instructions on a microcontroller).
     pub fn macs(&self) -> u64 {
-        self.macs
+        match &self.op {
+            Op::Conv2d(op) => op
+                .window()
+                .output(op.input(), op.output().c)
+                .map_or(0, |conv| conv.macs()),
+            Op::Linear(op) => (op.in_features() as u64).saturating_mul(op.out_features() as u64),
+            Op::MaxPool2d(_) | Op::Flatten => 0,
+        }
     }
 
     /// Bytes of scratch `kernels` take from the arena while this layer runs, between its
@@ -301,7 +309,7 @@ impl<'a> Model<'a> {
         if let Some(graph) = self.graph() {
             return graph.macs();
         }
-        self.layers().fold(0, |sum, l| sum.saturating_add(l.macs))
+        self.layers().fold(0, |sum, l| sum.saturating_add(l.macs()))
     }
 }
 
@@ -416,7 +424,7 @@ struct Builder<'a> {
 impl<'a> Builder<'a> {
     fn layer(&mut self, layer: &Layer) -> Result<CheckedLayer<'a>, ModelError> {
         let input = self.shape;
-        let (op, kind, output, macs) = match layer {
+        let (op, kind, output) = match layer {
             Layer::Conv2d(conv) => self.conv2d(conv)?,
             Layer::MaxPool2d(pool) => self.maxpool2d(*pool)?,
             Layer::Flatten => {
@@ -425,7 +433,6 @@ impl<'a> Builder<'a> {
                     Op::Flatten,
                     LayerKind::Flatten,
                     TensorShape::Vector(TensorShape::Map(map).len()),
-                    0,
                 )
             }
             Layer::Linear(linear) => self.linear(linear)?,
@@ -437,14 +444,13 @@ impl<'a> Builder<'a> {
             input,
             output,
             output_quant: self.quant,
-            macs,
         })
     }
 
     fn conv2d(
         &mut self,
         conv: &format::Conv2d,
-    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    ) -> Result<(Op<'a>, LayerKind, TensorShape), ModelError> {
         let layer = self.index;
         let input = self.map()?;
         if usize::from(conv.in_channels) != input.c {
@@ -506,9 +512,6 @@ impl<'a> Builder<'a> {
             input_zero_point: self.quant.zero_point,
         };
         self.quant = conv.requant.output;
-        let macs = [output.c, conv_h, conv_w, per_output]
-            .iter()
-            .fold(1_u64, |p, &n| p.saturating_mul(n as u64));
         let kind = LayerKind::Conv2d {
             kernel: conv.kernel,
             stride: conv.stride,
@@ -516,13 +519,13 @@ impl<'a> Builder<'a> {
             relu: conv.relu,
             pool: conv.pool,
         };
-        Ok((Op::Conv2d(op), kind, TensorShape::Map(output), macs))
+        Ok((Op::Conv2d(op), kind, TensorShape::Map(output)))
     }
 
     fn maxpool2d(
         &mut self,
         pool: Pool,
-    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    ) -> Result<(Op<'a>, LayerKind, TensorShape), ModelError> {
         let input = self.map()?;
         let window = self.window(pool)?;
         let empty = ModelError::EmptyOutput { layer: self.index };
@@ -540,14 +543,13 @@ impl<'a> Builder<'a> {
             Op::MaxPool2d(op),
             LayerKind::MaxPool2d(pool),
             TensorShape::Map(output),
-            0,
         ))
     }
 
     fn linear(
         &mut self,
         linear: &format::Linear,
-    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    ) -> Result<(Op<'a>, LayerKind, TensorShape), ModelError> {
         let layer = self.index;
         let TensorShape::Vector(in_features) = self.shape else {
             return Err(ModelError::NeedsVector { layer });
@@ -585,7 +587,6 @@ impl<'a> Builder<'a> {
             Op::Linear(op),
             kind,
             TensorShape::Vector(out_features),
-            count as u64,
         ))
     }
 
