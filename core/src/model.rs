@@ -522,10 +522,7 @@ impl<'a> Builder<'a> {
         Ok((Op::Conv2d(op), kind, TensorShape::Map(output)))
     }
 
-    fn maxpool2d(
-        &mut self,
-        pool: Pool,
-    ) -> Result<(Op<'a>, LayerKind, TensorShape), ModelError> {
+    fn maxpool2d(&mut self, pool: Pool) -> Result<(Op<'a>, LayerKind, TensorShape), ModelError> {
         let input = self.map()?;
         let window = self.window(pool)?;
         let empty = ModelError::EmptyOutput { layer: self.index };
@@ -583,11 +580,7 @@ impl<'a> Builder<'a> {
             channels,
         };
         let kind = LayerKind::Linear { relu: linear.relu };
-        Ok((
-            Op::Linear(op),
-            kind,
-            TensorShape::Vector(out_features),
-        ))
+        Ok((Op::Linear(op), kind, TensorShape::Vector(out_features)))
     }
 
     fn map(&self) -> Result<MapShape, ModelError> {

@@ -340,7 +340,9 @@ impl Conv2dOp<'_> {
                     *out = pool
                         .positions(py, px)
                         .map(|(y, x)| {
-                            requant.apply_outlined(bias.wrapping_add(self.accumulate(weights, input, y, x)))
+                            requant.apply_outlined(
+                                bias.wrapping_add(self.accumulate(weights, input, y, x)),
+                            )
                         })
                         .max()
                         .unwrap_or(i8::MIN);
