@@ -160,15 +160,17 @@ impl Graph<'_> {
                 let staging = Staging::of(&node.op, map(&inputs.first()?.1), map(&output.1))?;
                 let end = in_range.0.checked_add(in_range.1.max(out_range.1))?;
                 let tensor = arena.get_mut(in_range.0..end)?;
-                in_place::run(
-                    staging,
-                    &prepared,
-                    tensor,
-                    scratch,
-                    &mut |piece, a, out, rest| {
-                        run_node(host, index, kernel, piece, [a, a], out, rest)
-                    },
-                )?;
+                if !run_over_itself(kernel, &prepared, tensor, scratch) {
+                    in_place::run(
+                        staging,
+                        &prepared,
+                        tensor,
+                        scratch,
+                        &mut |piece, a, out, rest| {
+                            run_node(host, index, kernel, piece, [a, a], out, rest)
+                        },
+                    )?;
+                }
             } else {
                 let (out, [a, b]) = views(arena, out_range, &ranges)?;
                 run_node(host, index, kernel, &prepared, [a, b], out, scratch);
@@ -178,6 +180,34 @@ impl Graph<'_> {
         let (start, len) = range(&self.tensor(self.output)?);
         let arena: &'b [i8] = arena;
         arena.get(start..start + len)
+    }
+}
+
+/// A node in place that its fast kernel runs over its own input, unstaged (the pointwise
+/// Conv: each block's columns are read before its outputs are written); `false` (nothing
+/// written) for the others, which `in_place::run` stages.
+#[inline(never)]
+fn run_over_itself(
+    kernel: GraphKernel,
+    prepared: &Prepared<'_>,
+    tensor: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    match (kernel, prepared) {
+        (
+            GraphKernel::Pointwise,
+            Prepared::Conv {
+                in_shape,
+                out_shape,
+                window,
+                weights,
+                channels,
+                ..
+            },
+        ) => fast::pointwise::conv_in_place(
+            tensor, *in_shape, *out_shape, *window, weights, channels, scratch,
+        ),
+        _ => false,
     }
 }
 

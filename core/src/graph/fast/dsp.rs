@@ -5,11 +5,14 @@
 
 #[cfg(not(qcnn_arm_dsp))]
 use crate::ops::chunks::runs_fit;
+#[cfg(not(qcnn_arm_dsp))]
+use crate::ops::pointwise_columns::blocks_fit;
+pub(crate) use crate::ops::pointwise_columns::Columns;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
     add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, max_bytes4,
-    pointwise_block, requantize_columns, smlad, sum_bytes, sxtb16_pairs,
+    pointwise_blocks, requantize_columns, smlad, sum_bytes, sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -153,19 +156,23 @@ pub(crate) fn expand_columns(patch: &mut [u32], stage: &[i8], stride: usize, gro
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) use mac_patch4 as mac_patch4_unrolled;
 
-/// Every output channel's four outputs for one block of four columns: [`mac_patch4`]'s sums
-/// from the channel's bias, each requantized as `super::requant::pointwise_requant` and
-/// clamped, channel `o`'s at `out[o·plane..]` (the Cortex-M4's runs the channel loop in its
-/// assembly); `false` (nothing written) when `c` is not a positive multiple of 4 or a
-/// channel's shift is one that arithmetic does not take.
+/// Every output channel's four outputs for `blocks` blocks of four columns (each unpacked
+/// first into `patch` from `columns`, as the Cortex-M4's assembly does): [`mac_patch4`]'s
+/// sums from the channel's bias, each requantized as `super::requant::pointwise_requant` and
+/// clamped, block `b`'s channel `o` at `out[o·plane + 4b..]`; `false` (nothing written) when
+/// `c` is not a positive multiple of 4, a channel's shift is one that arithmetic does not
+/// take, or a slice is short.
 #[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn pointwise_block(
-    patch: &[u32],
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pointwise_blocks(
+    columns: Columns<'_>,
+    patch: &mut [u32],
     weights: &[i8],
     (bias, multiplier, shift): (&[[u8; 4]], &[[u8; 4]], &[i8]),
     (zero_point, clamp): (i8, [i8; 2]),
     out: &mut [i8],
     plane: usize,
+    blocks: usize,
 ) -> bool {
     let c = patch.len() / 2;
     let data = crate::graph::kernels::ChannelData {
@@ -175,18 +182,42 @@ pub(crate) fn pointwise_block(
         zero_point,
         clamp,
     };
+    let lens = [bias.len(), multiplier.len(), shift.len()];
+    let fits = blocks_fit(columns, patch.len(), weights.len(), lens, out.len(), plane, blocks);
     let requant = super::requant::PointwiseRequant::for_channels(&data);
-    let Some(requant) = requant.filter(|_| c > 0 && patch.len().is_multiple_of(8)) else {
+    let Some(requant) = requant.filter(|_| fits) else {
         return false;
     };
     let [lo, hi] = clamp;
-    for (o, (w_row, b)) in weights.chunks_exact(c).zip(bias).enumerate() {
-        let mut acc = [i32::from_le_bytes(*b); 4];
-        mac_patch4(patch, w_row, c / 4, &mut acc);
-        let words = requant.words(&data, o);
-        let outs = out.iter_mut().skip(o * plane).take(4);
-        for (q, a) in outs.zip(acc) {
-            *q = super::requant::pointwise_requant(words, a).max(lo).min(hi);
+    for b in 0..blocks {
+        let source = match columns {
+            Columns::Unpacked => None,
+            Columns::Map(input, in_plane) => Some((input, in_plane)),
+            Columns::Output(in_plane) => Some((&*out, in_plane)),
+        };
+        if let Some((input, in_plane)) = source {
+            let column = |ci: usize| {
+                let at = ci * in_plane + 4 * b;
+                input.get(at..at + 4).map_or([0; 4], |s| {
+                    core::array::from_fn(|i| s.get(i).copied().unwrap_or(0))
+                })
+            };
+            for (g, words) in patch.chunks_exact_mut(8).enumerate() {
+                let rows: [[i8; 4]; 4] = core::array::from_fn(|k| column(4 * g + k));
+                for (p, pair) in words.chunks_exact_mut(2).enumerate() {
+                    let x = rows.map(|r| u32::from(i16::from(r[p]) as u16));
+                    pair.copy_from_slice(&[x[0] | x[2] << 16, x[1] | x[3] << 16]);
+                }
+            }
+        }
+        for (o, (w_row, bias)) in weights.chunks_exact(c).zip(bias).enumerate() {
+            let mut acc = [i32::from_le_bytes(*bias); 4];
+            mac_patch4(patch, w_row, c / 4, &mut acc);
+            let words = requant.words(&data, o);
+            let outs = out.iter_mut().skip(o * plane + 4 * b).take(4);
+            for (q, a) in outs.zip(acc) {
+                *q = super::requant::pointwise_requant(words, a).max(lo).min(hi);
+            }
         }
     }
     true

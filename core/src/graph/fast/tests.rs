@@ -205,6 +205,26 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
         ));
         assert!(untouched.iter().all(|&q| q == 7));
 
+        // Written over its own input (a node in place), at stride 1 only; every other case
+        // with the spare bytes (four a channel) that a last block of fewer pixels goes to.
+        let mut tensor = x.clone();
+        tensor.resize(x.len().max(expected.len()), 0x55);
+        let spare = if case % 2 == 0 { 4 * out_c } else { 0 };
+        let mut scratch = vec![0x55_i8; offset + pointwise::scratch_bytes(c) + spare];
+        let over_itself = pointwise::conv_in_place(
+            &mut tensor,
+            input,
+            out,
+            window,
+            &weights,
+            &data,
+            &mut scratch[offset..],
+        );
+        assert_eq!(over_itself, window.stride == [1, 1]);
+        if over_itself {
+            assert_eq!(tensor[..expected.len()], expected[..], "in place {input:?} -> {out:?}");
+        }
+
         // With a residual Add fused (ResNet-8's 1×1 downsample convs).
         let (residual, mut fast, sums) = random_residual(&mut rng, &expected, &data);
         let mut scratch = vec![0x55_i8; offset + pointwise::conv_add_scratch_bytes(c, out_c)];

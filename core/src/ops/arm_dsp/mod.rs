@@ -32,5 +32,5 @@ pub(crate) use patch_mac::{
     add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns, smlad, sum_bytes,
     sxtb16_pairs,
 };
-pub(crate) use pointwise_mac::pointwise_block;
+pub(crate) use pointwise_mac::pointwise_blocks;
 pub(crate) use row3::conv3x3_row;
