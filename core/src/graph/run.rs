@@ -2,6 +2,7 @@
 //! scans), its tensors cut from the arena at their planned offsets, its kernel run.
 
 use super::check::prepare;
+use super::fast::conv_node::ConvNode;
 use super::fast::{self, GraphKernel};
 use super::format::map;
 use super::format::{Node, TensorDesc};
@@ -194,19 +195,8 @@ fn run_over_itself(
     scratch: &mut [i8],
 ) -> bool {
     match (kernel, prepared) {
-        (
-            GraphKernel::Pointwise,
-            Prepared::Conv {
-                in_shape,
-                out_shape,
-                window,
-                weights,
-                channels,
-                ..
-            },
-        ) => fast::pointwise::conv_in_place(
-            tensor, *in_shape, *out_shape, *window, weights, channels, scratch,
-        ),
+        (GraphKernel::Pointwise, Prepared::Conv { .. }) => ConvNode::of(prepared)
+            .is_some_and(|node| fast::pointwise::conv_in_place(&node, tensor, scratch)),
         _ => false,
     }
 }
@@ -244,22 +234,10 @@ fn run_conv_add(
             *q = r;
         }
     }
+    let node = ConvNode::of(prepared)?;
     let fast = match kernel {
-        GraphKernel::Pointwise => fast::pointwise::conv_add(
-            a, *in_shape, out, *out_shape, *window, weights, channels, residual, scratch,
-        ),
-        GraphKernel::PatchConv => fast::patch_conv::conv_add(
-            a,
-            *in_shape,
-            out,
-            *out_shape,
-            *window,
-            *input_zero_point,
-            weights,
-            channels,
-            residual,
-            scratch,
-        ),
+        GraphKernel::Pointwise => fast::pointwise::conv_add(&node, a, out, residual, scratch),
+        GraphKernel::PatchConv => fast::patch_conv::conv_add(&node, a, out, residual, scratch),
         _ => false,
     };
     if !fast {
@@ -355,21 +333,18 @@ fn run_fast(
     scratch: &mut [i8],
 ) -> bool {
     match (kernel, prepared) {
+        (GraphKernel::Pointwise | GraphKernel::PatchConv, Prepared::Conv { .. }) => {
+            let Some(node) = ConvNode::of(prepared) else {
+                return false;
+            };
+            if kernel == GraphKernel::Pointwise {
+                fast::pointwise::conv(&node, a, out, scratch)
+            } else {
+                fast::patch_conv::conv(&node, a, out, scratch)
+            }
+        }
         (
-            GraphKernel::Pointwise,
-            Prepared::Conv {
-                in_shape,
-                out_shape,
-                window,
-                weights,
-                channels,
-                ..
-            },
-        ) => fast::pointwise::conv(
-            a, *in_shape, out, *out_shape, *window, weights, channels, scratch,
-        ),
-        (
-            GraphKernel::PatchConv | GraphKernel::Depthwise,
+            GraphKernel::Depthwise,
             &Prepared::Conv {
                 in_shape,
                 out_shape,
@@ -380,19 +355,6 @@ fn run_fast(
                 ..
             },
         ) => {
-            if kernel == GraphKernel::PatchConv {
-                return fast::patch_conv::conv(
-                    a,
-                    in_shape,
-                    out,
-                    out_shape,
-                    window,
-                    input_zero_point,
-                    weights,
-                    channels,
-                    scratch,
-                );
-            }
             let node = fast::depthwise::DepthwiseConv {
                 in_shape,
                 out_shape,

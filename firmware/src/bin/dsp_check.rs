@@ -590,6 +590,14 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             weights,
             &channels,
         );
+        let node = fast::conv_node::ConvNode {
+            in_shape: input,
+            out_shape: output,
+            window,
+            input_zero_point: zero_point,
+            weights,
+            channels: &channels,
+        };
         let ran = if depthwise {
             let node = fast::depthwise::DepthwiseConv {
                 in_shape: input,
@@ -607,25 +615,16 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             )
         } else if pointwise {
             fast::pointwise::conv(
+                &node,
                 x,
-                input,
                 &mut b.fast[..out_len],
-                output,
-                window,
-                weights,
-                &channels,
                 scratch(b.scratch, case, scratch_len),
             )
         } else {
             fast::patch_conv::conv(
+                &node,
                 x,
-                input,
                 &mut b.fast[..out_len],
-                output,
-                window,
-                zero_point,
-                weights,
-                &channels,
                 scratch(b.scratch, case, scratch_len),
             )
         };
@@ -649,12 +648,8 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         if pointwise && window.stride == [1, 1] && fits {
             b.fast[..in_len].copy_from_slice(x);
             let ran = fast::pointwise::conv_in_place(
+                &node,
                 &mut b.fast[..tensor_len],
-                input,
-                output,
-                window,
-                weights,
-                &channels,
                 scratch(b.scratch, case, scratch_len + spare),
             );
             if !ran {
@@ -699,13 +694,9 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let s = scratch(b.scratch, case + 1, add_scratch_len);
         let out = &mut b.fast[..out_len];
         let ran = if pointwise {
-            fast::pointwise::conv_add(
-                x, input, out, output, window, weights, &channels, &residual, s,
-            )
+            fast::pointwise::conv_add(&node, x, out, &residual, s)
         } else {
-            fast::patch_conv::conv_add(
-                x, input, out, output, window, zero_point, weights, &channels, &residual, s,
-            )
+            fast::patch_conv::conv_add(&node, x, out, &residual, s)
         };
         let name = if pointwise {
             "pointwise conv + add"

@@ -5,9 +5,9 @@
 
 #[cfg(not(qcnn_arm_dsp))]
 use crate::ops::chunks::runs_fit;
+pub(crate) use crate::ops::pointwise_columns::Columns;
 #[cfg(not(qcnn_arm_dsp))]
 use crate::ops::pointwise_columns::blocks_fit;
-pub(crate) use crate::ops::pointwise_columns::Columns;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
@@ -183,7 +183,15 @@ pub(crate) fn pointwise_blocks(
         clamp,
     };
     let lens = [bias.len(), multiplier.len(), shift.len()];
-    let fits = blocks_fit(columns, patch.len(), weights.len(), lens, out.len(), plane, blocks);
+    let fits = blocks_fit(
+        columns,
+        patch.len(),
+        weights.len(),
+        lens,
+        out.len(),
+        plane,
+        blocks,
+    );
     let requant = super::requant::PointwiseRequant::for_channels(&data);
     let Some(requant) = requant.filter(|_| fits) else {
         return false;

@@ -17,11 +17,10 @@
 //! not take (a left shift, a right shift of 1 or above 23), runs one channel at a time with
 //! `ChannelRequant`.
 
-use crate::shape::MapShape;
-
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
 use super::add::{TABLE_WORDS, Tables};
+use super::conv_node::ConvNode;
 use super::dsp::{Columns, mac_patch4_unrolled, pointwise_blocks};
 use super::requant::{ChannelRequant, PointwiseRequant};
 
@@ -55,22 +54,10 @@ pub fn takes(window: Window, groups: usize) -> bool {
 /// The conv of [`crate::graph::kernels::conv`] for a 1×1 kernel with `groups == 1`; `false`
 /// (nothing written) for another window, or when `scratch` is shorter than
 /// [`scratch_bytes`].
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub fn conv(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-    scratch: &mut [i8],
-) -> bool {
+pub fn conv(node: &ConvNode<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-    let geometry = (in_shape, out_shape, window);
-    let maps = Maps::Apart(input, output);
-    conv_into(maps, geometry, weights, channels, None, words)
+    conv_into(node, Maps::Apart(input, output), None, words)
 }
 
 /// [`conv`] with the output written over the input (`tensor`, the larger of the two maps):
@@ -78,18 +65,10 @@ pub fn conv(
 /// over input (o, p) only, so no staging copy is needed. Stride 1 only (the output pixels are
 /// the input's); `false` (nothing written) otherwise, or when `scratch` is shorter than
 /// [`scratch_bytes`].
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub fn conv_in_place(
-    tensor: &mut [i8],
-    in_shape: MapShape,
-    out_shape: MapShape,
-    window: Window,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-    scratch: &mut [i8],
-) -> bool {
-    if window.stride != [1, 1] || in_shape.plane() != out_shape.plane() {
+pub fn conv_in_place(node: &ConvNode<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
+    let (in_shape, out_shape) = (node.in_shape, node.out_shape);
+    if node.window.stride != [1, 1] || in_shape.plane() != out_shape.plane() {
         return false;
     }
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
@@ -100,9 +79,8 @@ pub fn conv_in_place(
         return false;
     };
     let spare = spare.get_mut(..out_shape.c).unwrap_or_default();
-    let geometry = (in_shape, out_shape, window);
     let maps = Maps::InPlace(tensor, bytemuck::cast_slice_mut(spare));
-    conv_into(maps, geometry, weights, channels, None, words)
+    conv_into(node, maps, None, words)
 }
 
 /// The map a conv reads and the one it writes: apart, or one slice written over itself
@@ -132,16 +110,11 @@ impl Maps<'_> {
 /// residual and receives the sums, each input's rescaling looked up as [`super::add`] does;
 /// `false` (nothing written) for another window, or when `scratch` is shorter than
 /// [`conv_add_scratch_bytes`].
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn conv_add(
+    node: &ConvNode<'_>,
     input: &[i8],
-    in_shape: MapShape,
     output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
     residual: &Residual,
     scratch: &mut [i8],
 ) -> bool {
@@ -149,29 +122,26 @@ pub fn conv_add(
     let Some((tables, words)) = super::add::residual_tables(words, residual) else {
         return false;
     };
-    let Some((words, values)) = words.split_at_mut_checked(words_for(in_shape.c)) else {
+    let Some((words, values)) = words.split_at_mut_checked(words_for(node.in_shape.c)) else {
         return false;
     };
-    let Some(values) = values.get_mut(..out_shape.c) else {
+    let Some(values) = values.get_mut(..node.out_shape.c) else {
         return false;
     };
     let residual = (&tables, bytemuck::cast_slice_mut(values));
-    let geometry = (in_shape, out_shape, window);
-    conv_into(
-        Maps::Apart(input, output),
-        geometry,
-        weights,
-        channels,
-        Some(residual),
-        words,
-    )
+    conv_into(node, Maps::Apart(input, output), Some(residual), words)
 }
 
 fn conv_into(
+    &ConvNode {
+        in_shape,
+        out_shape,
+        window,
+        weights,
+        channels,
+        ..
+    }: &ConvNode<'_>,
     mut maps: Maps<'_>,
-    (in_shape, out_shape, window): (MapShape, MapShape, Window),
-    weights: &[i8],
-    channels: &ChannelData<'_>,
     // The Add's tables, and room for a block's conv values (four bytes a channel).
     mut residual: Option<(&Tables<'_>, &mut [i8])>,
     words: &mut [u32],

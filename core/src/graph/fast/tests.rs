@@ -4,6 +4,7 @@
 //! stand-ins of `dsp.rs`; the firmware's `dsp_check` runs the same comparisons on a
 //! Cortex-M4 with the real ones.
 
+use super::conv_node::ConvNode;
 use super::*;
 use crate::graph::format::{Add, Window};
 use crate::graph::kernels::{self, ChannelData};
@@ -49,16 +50,19 @@ fn patch_conv_matches_the_portable_conv() {
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
         let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k, window, out_c)];
-        assert!(patch_conv::conv(
-            &x,
-            input,
-            &mut got,
-            out,
+        let node = ConvNode {
+            in_shape: input,
+            out_shape: out,
             window,
-            zero_point,
-            &weights,
-            &data,
-            &mut scratch[offset..],
+            input_zero_point: zero_point,
+            weights: &weights,
+            channels: &data,
+        };
+        assert!(patch_conv::conv(
+            &node,
+            &x,
+            &mut got,
+            &mut scratch[offset..]
         ));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
 
@@ -82,14 +86,9 @@ fn patch_conv_matches_the_portable_conv() {
         let mut scratch =
             vec![0x55_i8; offset + patch_conv::conv_add_scratch_bytes(k, window, out_c)];
         assert!(patch_conv::conv_add(
+            &node,
             &x,
-            input,
             &mut fast,
-            out,
-            window,
-            zero_point,
-            &weights,
-            &data,
             &residual,
             &mut scratch[offset..],
         ));
@@ -179,28 +178,23 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
         let mut scratch = vec![0x55_i8; offset + pointwise::scratch_bytes(c)];
-        assert!(pointwise::conv(
-            &x,
-            input,
-            &mut got,
-            out,
+        let node = ConvNode {
+            in_shape: input,
+            out_shape: out,
             window,
-            &weights,
-            &data,
-            &mut scratch[offset..],
-        ));
+            input_zero_point: 0,
+            weights: &weights,
+            channels: &data,
+        };
+        assert!(pointwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
         // One byte short: declined, nothing written.
         let mut untouched = vec![7_i8; expected.len()];
         let short = pointwise::scratch_bytes(c) - 4;
         assert!(!pointwise::conv(
+            &node,
             &x,
-            input,
             &mut untouched,
-            out,
-            window,
-            &weights,
-            &data,
             &mut vec![0; short][..],
         ));
         assert!(untouched.iter().all(|&q| q == 7));
@@ -211,31 +205,23 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
         tensor.resize(x.len().max(expected.len()), 0x55);
         let spare = if case % 2 == 0 { 4 * out_c } else { 0 };
         let mut scratch = vec![0x55_i8; offset + pointwise::scratch_bytes(c) + spare];
-        let over_itself = pointwise::conv_in_place(
-            &mut tensor,
-            input,
-            out,
-            window,
-            &weights,
-            &data,
-            &mut scratch[offset..],
-        );
+        let over_itself = pointwise::conv_in_place(&node, &mut tensor, &mut scratch[offset..]);
         assert_eq!(over_itself, window.stride == [1, 1]);
         if over_itself {
-            assert_eq!(tensor[..expected.len()], expected[..], "in place {input:?} -> {out:?}");
+            assert_eq!(
+                tensor[..expected.len()],
+                expected[..],
+                "in place {input:?} -> {out:?}"
+            );
         }
 
         // With a residual Add fused (ResNet-8's 1×1 downsample convs).
         let (residual, mut fast, sums) = random_residual(&mut rng, &expected, &data);
         let mut scratch = vec![0x55_i8; offset + pointwise::conv_add_scratch_bytes(c, out_c)];
         assert!(pointwise::conv_add(
+            &node,
             &x,
-            input,
             &mut fast,
-            out,
-            window,
-            &weights,
-            &data,
             &residual,
             &mut scratch[offset..],
         ));

@@ -130,7 +130,15 @@ pub(crate) fn pointwise_blocks(
     let n = bias.len();
     let c = patch.len() / 2;
     let lens = [bias.len(), multiplier.len(), shift.len()];
-    if !blocks_fit(columns, patch.len(), weights.len(), lens, out.len(), plane, blocks) {
+    if !blocks_fit(
+        columns,
+        patch.len(),
+        weights.len(),
+        lens,
+        out.len(),
+        plane,
+        blocks,
+    ) {
         return false;
     }
     let (input, in_plane) = match columns {
