@@ -158,8 +158,8 @@ pub(crate) use mac_patch4 as mac_patch4_unrolled;
 
 /// Every output channel's four outputs for `blocks` blocks of four columns (each unpacked
 /// first into `patch` from `columns`, as the Cortex-M4's assembly does): [`mac_patch4`]'s
-/// sums from the channel's bias, each requantized as `super::requant::pointwise_requant` and
-/// clamped, block `b`'s channel `o` at `out[o·plane + 4b..]`; `false` (nothing written) when
+/// sums from the channel's bias, each requantized and clamped by its
+/// `super::requant::FoldedRequant`, block `b`'s channel `o` at `out[o·plane + 4b..]`; `false` (nothing written) when
 /// `c` is not a positive multiple of 4, a channel's shift is one that arithmetic does not
 /// take, or a slice is short.
 #[cfg(not(qcnn_arm_dsp))]
@@ -192,11 +192,9 @@ pub(crate) fn pointwise_blocks(
         plane,
         blocks,
     );
-    let requant = super::requant::PointwiseRequant::for_channels(&data);
-    let Some(requant) = requant.filter(|_| fits) else {
+    if !fits || !super::requant::pointwise_folds(&data) {
         return false;
-    };
-    let [lo, hi] = clamp;
+    }
     for b in 0..blocks {
         let source = match columns {
             Columns::Unpacked => None,
@@ -221,10 +219,13 @@ pub(crate) fn pointwise_blocks(
         for (o, (w_row, bias)) in weights.chunks_exact(c).zip(bias).enumerate() {
             let mut acc = [i32::from_le_bytes(*bias); 4];
             mac_patch4(patch, w_row, c / 4, &mut acc);
-            let words = requant.words(&data, o);
+            let (_, requant) = data.channel(o);
+            let Some(folded) = super::requant::FoldedRequant::new(&requant, clamp) else {
+                continue;
+            };
             let outs = out.iter_mut().skip(o * plane + 4 * b).take(4);
             for (q, a) in outs.zip(acc) {
-                *q = super::requant::pointwise_requant(words, a).max(lo).min(hi);
+                *q = folded.apply(a);
             }
         }
     }

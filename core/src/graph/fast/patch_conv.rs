@@ -72,7 +72,21 @@ pub fn conv_add_scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
 /// The conv of [`crate::graph::kernels::conv`] for `groups == 1`; `false` (nothing written)
 /// when `scratch` is shorter than [`scratch_bytes`].
 pub fn conv(node: &ConvNode<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
-    conv_into(node, input, output, None, scratch)
+    let geometry = (
+        node.in_shape,
+        node.out_shape,
+        node.window,
+        node.input_zero_point,
+    );
+    conv_into(
+        input,
+        output,
+        geometry,
+        node.weights,
+        node.channels,
+        None,
+        scratch,
+    )
 }
 
 /// [`crate::graph::kernels::conv_add`]: `output` holds the residual and receives the sums,
@@ -85,7 +99,22 @@ pub fn conv_add(
     residual: &Residual,
     scratch: &mut [i8],
 ) -> bool {
-    conv_into(node, input, output, Some(residual), scratch)
+    let geometry = (
+        node.in_shape,
+        node.out_shape,
+        node.window,
+        node.input_zero_point,
+    );
+    let (weights, channels) = (node.weights, node.channels);
+    conv_into(
+        input,
+        output,
+        geometry,
+        weights,
+        channels,
+        Some(residual),
+        scratch,
+    )
 }
 
 /// The shift word that marks a channel whose requantizer does not fold
@@ -94,16 +123,11 @@ const UNFOLDED_SHIFT: u32 = u32::MAX;
 const UNFOLDED: [u32; FOLDED_WORDS] = [0, 0, UNFOLDED_SHIFT, 0, 0];
 
 fn conv_into(
-    &ConvNode {
-        in_shape,
-        out_shape,
-        window,
-        input_zero_point,
-        weights,
-        channels,
-    }: &ConvNode<'_>,
     input: &[i8],
     output: &mut [i8],
+    (in_shape, out_shape, window, input_zero_point): (MapShape, MapShape, Window, i8),
+    weights: &[i8],
+    channels: &ChannelData<'_>,
     residual: Option<&Residual>,
     scratch: &mut [i8],
 ) -> bool {

@@ -9,7 +9,7 @@
 //! read as one word at stride 1. Then one assembly routine (`dsp::pointwise_block`) runs
 //! every output channel: its int8 weight row, read straight from the blob, meets the four
 //! columns with SMLAD (two groups of four channels a loop pass, 0.9 instructions per MAC), and
-//! its four sums are requantized in registers with `PointwiseRequant`'s one-multiply
+//! its four sums are requantized in registers with `FoldedRequant`'s one-multiply
 //! arithmetic (six instructions an output, the channel's parameters read from the blob, none
 //! prepared per call in RAM), clamped four bytes at once and stored as one word. With a fused
 //! residual Add the block's values go to the scratch first, then through the Add's tables.
@@ -22,7 +22,7 @@ use super::super::kernels::{ChannelData, Residual};
 use super::add::{TABLE_WORDS, Tables};
 use super::conv_node::ConvNode;
 use super::dsp::{Columns, mac_patch4_unrolled, pointwise_blocks};
-use super::requant::{ChannelRequant, PointwiseRequant};
+use super::requant::{ChannelRequant, pointwise_folds};
 
 /// Output pixels computed together.
 const COLUMNS: usize = 4;
@@ -168,7 +168,7 @@ fn conv_into(
     }
     // The assembly's requantization, when every channel's shift suits it (and there is a
     // group of four channels for its loop).
-    let requant = PointwiseRequant::for_channels(channels).filter(|_| c4 > 0);
+    let requant = (pointwise_folds(channels) && c4 > 0).then_some(());
     let [sh, sw] = window.stride.map(usize::from);
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
     // At stride 1 the output pixels are the input's, in order.
@@ -335,7 +335,7 @@ fn conv_into(
 }
 
 /// Every output channel's outputs of one block outside [`pointwise_block`] (a block of
-/// fewer than four columns, channels not in groups of four, or a shift [`PointwiseRequant`]
+/// fewer than four columns, channels not in groups of four, or a shift the assembly's [`super::requant::FoldedRequant`]
 /// does not take), columns `skip..n` of the block at `q0` (see `conv_into`). Not inlined: the
 /// uncommon path keeps its frame off the common one.
 #[inline(never)]

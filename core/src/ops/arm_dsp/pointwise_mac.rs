@@ -106,14 +106,14 @@ struct BlockState {
 /// (its columns unpacked first into `patch`, unless [`Columns::Unpacked`]) and channel `o`,
 /// `acc[i] = bias + Σ_t row[t] · patch value (i, t)` over weight row `o` (`c` int8 values, `c`
 /// a multiple of 4; the layout and the loop of `mac_patch4`), each sum requantized with
-/// channel `o`'s multiplier and shift as `graph::fast::requant::PointwiseRequant` does (the
+/// channel `o`'s multiplier and shift as `graph::fast::requant::FoldedRequant` does (the
 /// sign's rounding correction, three instructions; SMLAL onto the high word
 /// `(2z + 1)·2^(r−2)`; ASR by `r − 1`; SSAT), the four bytes clamped together (two
 /// SSUB8/SEL) and stored as one word at `out[o·plane + 4b..]`. The block and channel loops
 /// are in the assembly too: a channel's requantization words are made before its MAC loop
 /// and wait on the stack, and the pointers it advances are read and written a few at a
 /// time. `false` (nothing written) when `c` is not a positive multiple of 4, a shift is
-/// outside `-23..=-2` (not checked here: the caller's `PointwiseRequant` did), or a slice is
+/// outside `-23..=-2` (not checked here: the caller's `pointwise_folds` did), or a slice is
 /// short.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
