@@ -234,10 +234,20 @@ fn run_conv_add(
             *q = r;
         }
     }
-    let node = ConvNode::of(prepared)?;
     let fast = match kernel {
-        GraphKernel::Pointwise => fast::pointwise::conv_add(&node, a, out, residual, scratch),
-        GraphKernel::PatchConv => fast::patch_conv::conv_add(&node, a, out, residual, scratch),
+        GraphKernel::Pointwise => pointwise_conv_add(prepared, a, out, residual, scratch),
+        GraphKernel::PatchConv => fast::patch_conv::conv_add(
+            a,
+            *in_shape,
+            out,
+            *out_shape,
+            *window,
+            *input_zero_point,
+            weights,
+            channels,
+            residual,
+            scratch,
+        ),
         _ => false,
     };
     if !fast {
@@ -333,18 +343,11 @@ fn run_fast(
     scratch: &mut [i8],
 ) -> bool {
     match (kernel, prepared) {
-        (GraphKernel::Pointwise | GraphKernel::PatchConv, Prepared::Conv { .. }) => {
-            let Some(node) = ConvNode::of(prepared) else {
-                return false;
-            };
-            if kernel == GraphKernel::Pointwise {
-                fast::pointwise::conv(&node, a, out, scratch)
-            } else {
-                fast::patch_conv::conv(&node, a, out, scratch)
-            }
+        (GraphKernel::Pointwise, Prepared::Conv { .. }) => {
+            pointwise_conv(prepared, a, out, scratch)
         }
         (
-            GraphKernel::Depthwise,
+            GraphKernel::PatchConv | GraphKernel::Depthwise,
             &Prepared::Conv {
                 in_shape,
                 out_shape,
@@ -355,6 +358,19 @@ fn run_fast(
                 ..
             },
         ) => {
+            if kernel == GraphKernel::PatchConv {
+                return fast::patch_conv::conv(
+                    a,
+                    in_shape,
+                    out,
+                    out_shape,
+                    window,
+                    input_zero_point,
+                    weights,
+                    channels,
+                    scratch,
+                );
+            }
             let node = fast::depthwise::DepthwiseConv {
                 in_shape,
                 out_shape,
@@ -399,4 +415,24 @@ fn run_fast(
         }
         _ => false,
     }
+}
+
+/// The pointwise kernel on a prepared Conv. Never inlined, like its `conv_add` below: the
+/// node's `ConvNode` stays in this short frame, not in the dispatch frames every kernel runs
+/// under.
+#[inline(never)]
+fn pointwise_conv(prepared: &Prepared<'_>, a: &[i8], out: &mut [i8], scratch: &mut [i8]) -> bool {
+    ConvNode::of(prepared).is_some_and(|node| fast::pointwise::conv(&node, a, out, scratch))
+}
+
+#[inline(never)]
+fn pointwise_conv_add(
+    prepared: &Prepared<'_>,
+    a: &[i8],
+    out: &mut [i8],
+    residual: &kernels::Residual,
+    scratch: &mut [i8],
+) -> bool {
+    ConvNode::of(prepared)
+        .is_some_and(|node| fast::pointwise::conv_add(&node, a, out, residual, scratch))
 }

@@ -622,9 +622,14 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             )
         } else {
             fast::patch_conv::conv(
-                &node,
                 x,
+                input,
                 &mut b.fast[..out_len],
+                output,
+                window,
+                zero_point,
+                weights,
+                &channels,
                 scratch(b.scratch, case, scratch_len),
             )
         };
@@ -696,7 +701,9 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let ran = if pointwise {
             fast::pointwise::conv_add(&node, x, out, &residual, s)
         } else {
-            fast::patch_conv::conv_add(&node, x, out, &residual, s)
+            fast::patch_conv::conv_add(
+                x, input, out, output, window, zero_point, weights, &channels, &residual, s,
+            )
         };
         let name = if pointwise {
             "pointwise conv + add"

@@ -26,7 +26,6 @@ use crate::shape::MapShape;
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
 use super::add::TABLE_WORDS;
-use super::conv_node::ConvNode;
 use super::dsp::{add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns};
 use super::requant::{FOLDED_WORDS, FoldedRequant};
 
@@ -71,41 +70,39 @@ pub fn conv_add_scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
 
 /// The conv of [`crate::graph::kernels::conv`] for `groups == 1`; `false` (nothing written)
 /// when `scratch` is shorter than [`scratch_bytes`].
-pub fn conv(node: &ConvNode<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
-    let geometry = (
-        node.in_shape,
-        node.out_shape,
-        node.window,
-        node.input_zero_point,
-    );
-    conv_into(
-        input,
-        output,
-        geometry,
-        node.weights,
-        node.channels,
-        None,
-        scratch,
-    )
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    input: &[i8],
+    in_shape: MapShape,
+    output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    input_zero_point: i8,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
+    scratch: &mut [i8],
+) -> bool {
+    let geometry = (in_shape, out_shape, window, input_zero_point);
+    conv_into(input, output, geometry, weights, channels, None, scratch)
 }
 
 /// [`crate::graph::kernels::conv_add`]: `output` holds the residual and receives the sums,
 /// each input's rescaling looked up as [`super::add`] does; `false` (nothing written) when
 /// `scratch` is shorter than [`conv_add_scratch_bytes`].
+#[allow(clippy::too_many_arguments)]
 pub fn conv_add(
-    node: &ConvNode<'_>,
     input: &[i8],
+    in_shape: MapShape,
     output: &mut [i8],
+    out_shape: MapShape,
+    window: Window,
+    input_zero_point: i8,
+    weights: &[i8],
+    channels: &ChannelData<'_>,
     residual: &Residual,
     scratch: &mut [i8],
 ) -> bool {
-    let geometry = (
-        node.in_shape,
-        node.out_shape,
-        node.window,
-        node.input_zero_point,
-    );
-    let (weights, channels) = (node.weights, node.channels);
+    let geometry = (in_shape, out_shape, window, input_zero_point);
     conv_into(
         input,
         output,

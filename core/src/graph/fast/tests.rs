@@ -50,19 +50,16 @@ fn patch_conv_matches_the_portable_conv() {
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
         let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k, window, out_c)];
-        let node = ConvNode {
-            in_shape: input,
-            out_shape: out,
-            window,
-            input_zero_point: zero_point,
-            weights: &weights,
-            channels: &data,
-        };
         assert!(patch_conv::conv(
-            &node,
             &x,
+            input,
             &mut got,
-            &mut scratch[offset..]
+            out,
+            window,
+            zero_point,
+            &weights,
+            &data,
+            &mut scratch[offset..],
         ));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
 
@@ -86,9 +83,14 @@ fn patch_conv_matches_the_portable_conv() {
         let mut scratch =
             vec![0x55_i8; offset + patch_conv::conv_add_scratch_bytes(k, window, out_c)];
         assert!(patch_conv::conv_add(
-            &node,
             &x,
+            input,
             &mut fast,
+            out,
+            window,
+            zero_point,
+            &weights,
+            &data,
             &residual,
             &mut scratch[offset..],
         ));
