@@ -1,4 +1,4 @@
-//! A Conv node as the pointwise kernel takes it: its shapes,
+//! A Conv node as the pointwise and depthwise kernels take it: its shapes,
 //! window, input zero point, weights and per-channel data in one value, so that each
 //! kernel's entry points (out of place, in place, with a residual Add) name them once.
 

@@ -21,7 +21,6 @@
 use crate::shape::MapShape;
 
 use super::super::format::Window;
-use super::super::kernels::ChannelData;
 use super::dsp::{smlad, sxtb16_pairs};
 use super::requant::{ChannelRequant, FoldedRequant};
 
@@ -35,15 +34,7 @@ const MAX_PAIRS: usize = MAX_SIDE * (MAX_SIDE / 2);
 
 /// A Conv with one input channel per group: output channel `o` reads input channel
 /// `o / (out_shape.c / in_shape.c)` through its own `kh × kw` weights (OIHW with I = 1).
-#[derive(Clone, Copy, Debug)]
-pub struct DepthwiseConv<'a> {
-    pub in_shape: MapShape,
-    pub out_shape: MapShape,
-    pub window: Window,
-    pub input_zero_point: i8,
-    pub weights: &'a [i8],
-    pub channels: &'a ChannelData<'a>,
-}
+pub type DepthwiseConv<'a> = super::conv_node::ConvNode<'a>;
 
 fn row_values(w: usize, window: Window) -> usize {
     // The padded row, and spare values so that the last output's words stay inside; even,

@@ -244,23 +244,26 @@ fn conv_into(
             bytemuck::cast_slice_mut(&mut *tail),
         );
         let columns = (q0, skip, n);
+        // The one block just unpacked, every channel in one assembly loop into `out`.
+        let mut one_block = |out: &mut [i8], plane: usize| {
+            pointwise_blocks(
+                Columns::Unpacked,
+                main,
+                weights,
+                block_channels,
+                requant_args,
+                out,
+                plane,
+                1,
+            )
+        };
         // In place, a last block of fewer than four: every channel in one assembly loop into
         // the spare bytes, then its `n` bytes of each channel.
         if let (true, Some(_), Maps::InPlace(tensor, spare)) =
             (n < COLUMNS && c4 == c, requant, &mut maps)
         {
             let spare = &mut **spare;
-            let ran = pointwise_blocks(
-                Columns::Unpacked,
-                main,
-                weights,
-                block_channels,
-                requant_args,
-                spare,
-                COLUMNS,
-                1,
-            );
-            if ran {
+            if one_block(spare, COLUMNS) {
                 let rows = tensor.chunks_mut(out_plane.max(1)).take(n_out);
                 for (out, v) in rows.zip(spare.chunks_exact(COLUMNS)) {
                     let out = out.get_mut(q0..q0 + n).unwrap_or_default();
@@ -276,30 +279,9 @@ fn conv_into(
         // into the output or, with a residual, into `values` first.
         if requant.is_some() && n == COLUMNS && c4 == c {
             let done = match &mut residual {
-                None => {
-                    let out = output.get_mut(q0..).unwrap_or_default();
-                    pointwise_blocks(
-                        Columns::Unpacked,
-                        main,
-                        weights,
-                        block_channels,
-                        requant_args,
-                        out,
-                        out_plane,
-                        1,
-                    )
-                }
+                None => one_block(output.get_mut(q0..).unwrap_or_default(), out_plane),
                 Some((t, values)) => {
-                    let ran = pointwise_blocks(
-                        Columns::Unpacked,
-                        main,
-                        weights,
-                        block_channels,
-                        requant_args,
-                        values,
-                        4,
-                        1,
-                    );
+                    let ran = one_block(values, COLUMNS);
                     if ran {
                         let rows = output.chunks_exact_mut(out_plane.max(1));
                         for (out, v) in rows.zip(values.chunks_exact(COLUMNS)) {
