@@ -21,28 +21,21 @@ use super::kernels::ChannelData;
 use super::prepared_node::Prepared;
 
 /// Pixels a pointwise Conv in place gathers at a time, at least: the fast kernel's block of
-/// four. More are taken, in blocks of four, while the staging `P·(C_in + C_out)` stays within
-/// [`CHUNK_BUDGET`]: each staged piece costs a kernel call and a copy per channel, so fewer,
-/// longer pieces cost fewer instructions.
+/// four. The scratch the model needs anyway for its other nodes decides how many more
+/// ([`Staging::within`]): each staged piece costs a kernel call and a copy per channel, so
+/// fewer, longer pieces cost fewer instructions, and taking room that is there costs no RAM.
 pub const CHUNK_PIXELS: usize = 4;
-
-/// Staging bytes a pointwise Conv in place may take beyond [`CHUNK_PIXELS`]' minimum.
-pub const CHUNK_BUDGET: usize = 2048;
-
-/// The pixels of one staged piece of a pointwise Conv in place.
-fn chunk_pixels(plane: usize, in_c: usize, out_c: usize) -> usize {
-    let fit = CHUNK_BUDGET / in_c.saturating_add(out_c).max(1) / 4 * 4;
-    fit.max(CHUNK_PIXELS).min(plane)
-}
 
 /// How a node runs in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Staging {
     /// A per-channel node: one input plane of `plane` bytes staged at a time.
     Planes { plane: usize },
-    /// A pointwise Conv: `pixels` pixels of `in_c` channels gathered, `out_c` computed.
+    /// A pointwise Conv over `plane` pixels: `pixels` of them at a time, their `in_c` channels
+    /// gathered, `out_c` computed.
     Pixels {
         pixels: usize,
+        plane: usize,
         in_c: usize,
         out_c: usize,
     },
@@ -55,8 +48,9 @@ fn words(bytes: usize) -> usize {
 }
 
 impl Staging {
-    /// How node `op` from `input` to `output` may run with its output at its input's offset;
-    /// `None` for a node that must keep them apart.
+    /// How node `op` from `input` to `output` may run with its output at its input's offset,
+    /// with the least staging ([`CHUNK_PIXELS`] for a pointwise Conv); `None` for a node that
+    /// must keep them apart.
     pub fn of(op: &NodeOp, input: MapShape, output: MapShape) -> Option<Staging> {
         let per_channel = input.c == output.c && output.plane() <= input.plane();
         match op {
@@ -68,7 +62,8 @@ impl Staging {
                     && input.plane() == output.plane() =>
             {
                 Some(Staging::Pixels {
-                    pixels: chunk_pixels(input.plane(), input.c, output.c),
+                    pixels: CHUNK_PIXELS.min(input.plane()),
+                    plane: input.plane(),
                     in_c: input.c,
                     out_c: output.c,
                 })
@@ -87,6 +82,44 @@ impl Staging {
         }
     }
 
+    /// This staging with a pointwise Conv's pieces as long as `room` bytes of scratch hold
+    /// (whole blocks of [`CHUNK_PIXELS`], or the whole plane), never shorter than
+    /// [`Self::of`]'s. The one rule the loader, the runner and the reports share: `room` is
+    /// the model's scratch less the node's kernel's (`Graph::staging`), so the longer pieces
+    /// take only scratch that another node needs anyway.
+    pub fn within(self, room: usize) -> Staging {
+        let Staging::Pixels {
+            pixels,
+            plane,
+            in_c,
+            out_c,
+        } = self
+        else {
+            return self;
+        };
+        let per_pixel = in_c.saturating_add(out_c).max(1);
+        let fit = (room / per_pixel / CHUNK_PIXELS * CHUNK_PIXELS).min(plane);
+        let longer = Staging::Pixels {
+            pixels: fit,
+            plane,
+            in_c,
+            out_c,
+        };
+        if fit > pixels && longer.scratch_len() <= room {
+            longer
+        } else {
+            self
+        }
+    }
+
+    /// The pixels of a pointwise Conv's staged pieces (0 for a per-channel node), for reports.
+    pub fn pixels(&self) -> usize {
+        match *self {
+            Staging::Planes { .. } => 0,
+            Staging::Pixels { pixels, .. } => pixels,
+        }
+    }
+
     /// Scratch bytes the staging takes, before the kernel's own.
     pub fn scratch_len(&self) -> usize {
         match *self {
@@ -95,6 +128,7 @@ impl Staging {
                 pixels,
                 in_c,
                 out_c,
+                ..
             } => words(pixels.saturating_mul(in_c))
                 .saturating_add(words(pixels.saturating_mul(out_c))),
         }
@@ -199,6 +233,7 @@ pub(crate) fn run(
             pixels,
             in_c,
             out_c,
+            ..
         } => {
             let Prepared::Conv {
                 window,

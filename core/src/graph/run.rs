@@ -9,6 +9,7 @@ use super::in_place::{self, Staging};
 use super::kernels;
 use super::prepared_node::Prepared;
 use super::view::Graph;
+use crate::ops::kernels::Kernels;
 
 /// The byte range of `desc` in the arena.
 fn range(desc: &TensorDesc) -> (usize, usize) {
@@ -157,7 +158,12 @@ impl Graph<'_> {
                     kernels::add_in_place(out, b, first, *zero_points, params);
                 }
             } else if in_range.0 == out_range.0 {
-                let staging = Staging::of(&node.op, map(&inputs.first()?.1), map(&output.1))?;
+                // Longer pieces in the scratch the model has anyway (`Staging::within`).
+                let room = self
+                    .scratch_len
+                    .saturating_sub(fast::choose(&prepared, Kernels::NATIVE).1);
+                let staging =
+                    Staging::of(&node.op, map(&inputs.first()?.1), map(&output.1))?.within(room);
                 let end = in_range.0.checked_add(in_range.1.max(out_range.1))?;
                 let tensor = arena.get_mut(in_range.0..end)?;
                 in_place::run(
