@@ -225,6 +225,9 @@ impl Model<'_> {
     /// input, output and scratch. With `STREAMING`, a pair `schedule` streams runs as one
     /// step (one image only), from the first layer's input to the second one's output;
     /// without, none of the streaming code is compiled in.
+    // Never inlined: a graph's inference, which goes the other way, must not carry this
+    // frame on its stack.
+    #[inline(never)]
     fn run_layers<'b, const STREAMING: bool>(
         &self,
         images: &[u8],
