@@ -119,13 +119,27 @@ impl<'a> Graph<'a> {
         after(0);
         let mut bytes = self.nodes;
         for index in 0..self.node_count {
-            let step = self.step(&mut bytes, index)?;
-            step.run(host, arena, scratch)?;
+            self.run_step(&mut bytes, index, host, arena, scratch)?;
             after(index + 1);
         }
         let (start, len) = range(&self.tensor(self.output)?);
         let arena: &'b [i8] = arena;
         arena.get(start..start + len)
+    }
+
+    /// Node `index`, decoded from the front of `bytes` (which moves past it), run. Never
+    /// inlined: the decoded node sits in this frame alone, once, while its kernel runs.
+    #[inline(never)]
+    fn run_step<H: NodeKernels>(
+        &self,
+        bytes: &mut &'a [u8],
+        index: usize,
+        host: &H,
+        arena: &mut [i8],
+        scratch: &mut [i8],
+    ) -> Option<()> {
+        // Run by reference: moving the step out of the `Option` would copy it.
+        self.step(bytes, index).as_ref()?.run(host, arena, scratch)
     }
 
     /// Node `index`, decoded from the front of `bytes` (which moves past it) and checked into
