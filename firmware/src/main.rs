@@ -72,7 +72,10 @@ fn main() -> ! {
 
     let status = match run(ARENA) {
         Ok(()) => EXIT_SUCCESS,
-        Err(err) => report(&err),
+        Err(err) => {
+            hprintln!("error: {}", err);
+            EXIT_FAILURE
+        }
     };
     debug::exit(status);
     // Only reached when no debugger is attached to stop the program.
@@ -81,86 +84,31 @@ fn main() -> ! {
     }
 }
 
-/// Prints `err`. Not inlined: its formatting stays out of `main`'s frame, which is on the
-/// stack under every load and inference the firmware measures.
-#[inline(never)]
-fn report(err: &FirmwareError) -> debug::ExitStatus {
-    hprintln!("error: {}", err);
-    EXIT_FAILURE
-}
-
-/// Loads the model, runs every image and prints the figures. Its frame, under every load and
-/// inference the firmware measures, holds the model and little more: the loads, the images'
-/// loop and the printing are functions of their own.
-#[inline(never)]
 fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
     let peripherals = cortex_m::Peripherals::take().ok_or(FirmwareError::PeripheralsTaken)?;
     let mut counter =
         InstructionCounter::calibrate(peripherals.SYST).map_err(FirmwareError::Counter)?;
 
     // What a boot costs: the checksum alone, every other check alone, and the default load
-    // (both), each timed in a function of its own that drops what it loaded.
-    let checksum_instructions = time_checksum(&mut counter)?;
-    let unverified_instructions = time_load(&mut counter, Model::from_bytes_unverified)?;
-    let load_instructions = time_load(&mut counter, Model::from_bytes)?;
-    // The model the images run with: loaded once more, untimed, straight into this frame
-    // (a timed load's result, wrapped in the count's, would be copied here out of it).
-    let loaded = Model::from_bytes(BLOB);
-    let model = loaded.as_ref().map_err(|&err| FirmwareError::Model(err))?;
+    // (both).
+    let (model, boot) = load(&mut counter)?;
     // Before any inference or printing: calibration and the loads only.
     let stack_at_load = footprint::stack_peak();
-    let images = run_images(model, arena, &mut counter)?;
-    print_figures(
-        model,
-        arena,
-        &mut counter,
-        &Run {
-            images,
-            load_instructions,
-            unverified_instructions,
-            checksum_instructions,
-            stack_at_load,
-        },
-    )
-}
-
-/// What the images' loop measured.
-struct Images {
-    total: u64,
-    fewest: u64,
-    most: u64,
-    stack_at_first_inference: usize,
-}
-
-/// Every embedded image, timed and printed as `qcnn predict` prints it. Not inlined: its
-/// frame holds only the loop's figures, under the inference.
-#[inline(never)]
-fn run_images(
-    model: &Model<'_>,
-    arena: &mut [u8],
-    counter: &mut InstructionCounter,
-) -> Result<Images, FirmwareError> {
     // The fastest schedule the static arena holds: streaming the early layers when it was
-    // sized below the whole-map figure (`QCNN_MAX_ARENA` at build time). Checked here, before
-    // the first inference, so that a too-small arena is named.
-    if model
+    // sized below the whole-map figure (`QCNN_MAX_ARENA` at build time).
+    let schedule = model
         .schedule_for_arena(Kernels::NATIVE, arena.len())
-        .is_none()
-    {
-        return Err(FirmwareError::ArenaTooSmall {
+        .ok_or_else(|| FirmwareError::ArenaTooSmall {
             needed: model.min_arena_len_for(Kernels::NATIVE),
             available: arena.len(),
-        });
-    }
-    let mut figures = Images {
-        total: 0,
-        fewest: u64::MAX,
-        most: 0,
-        stack_at_first_inference: 0,
-    };
+        })?;
+
+    let mut stack_at_first_inference = 0;
+    let mut total = 0u64;
+    let (mut fewest, mut most) = (u64::MAX, 0u64);
     for (index, image) in embedded::images().enumerate() {
         let (result, instructions) = counter
-            .count(|| infer(model, image, arena))
+            .count(|| infer(&model, image, arena))
             .map_err(FirmwareError::Counter)?;
         let logits = result.map_err(|source| FirmwareError::Infer {
             image: index,
@@ -168,19 +116,51 @@ fn run_images(
         })?;
         if index == 0 {
             // Before anything is printed: only loading, calibration and inference used the stack.
-            figures.stack_at_first_inference = footprint::stack_peak();
+            stack_at_first_inference = footprint::stack_peak();
         }
         print_image_line(index, &logits);
-        figures.total += instructions;
-        figures.fewest = figures.fewest.min(instructions);
-        figures.most = figures.most.max(instructions);
+        total += instructions;
+        fewest = fewest.min(instructions);
+        most = most.max(instructions);
     }
-    Ok(figures)
+
+    let run = Run {
+        total,
+        fewest,
+        most,
+        load_instructions: boot.load,
+        unverified_instructions: boot.unverified,
+        checksum_instructions: boot.checksum,
+        stack_at_load,
+        stack_at_first_inference,
+    };
+    print_figures(&model, arena, &schedule, &mut counter, &run)
 }
 
-/// The checksum alone, timed. Not inlined, like [`time_load`]: their temporaries
-/// stay out of `run`'s frame, which is on the stack under every load and inference the
-/// firmware measures.
+/// `img <i> pred <c> logits <10 int8>`, as `qcnn predict` prints it. Not inlined, like
+/// [`print_figures`].
+/// What the boot's three loads cost, in instructions.
+struct Boot {
+    load: u64,
+    unverified: u64,
+    checksum: u64,
+}
+
+/// The checksum alone, the load without it, then the default load, each timed, each in a
+/// function of its own: their temporaries stay out of `run`'s frame, which is on the stack
+/// under every load and inference the firmware measures.
+fn load(counter: &mut InstructionCounter) -> Result<(Model<'static>, Boot), FirmwareError> {
+    let checksum = time_checksum(counter)?;
+    let unverified = time_unverified_load(counter)?;
+    let (model, load) = time_load(counter)?;
+    let boot = Boot {
+        load,
+        unverified,
+        checksum,
+    };
+    Ok((model, boot))
+}
+
 #[inline(never)]
 fn time_checksum(counter: &mut InstructionCounter) -> Result<u64, FirmwareError> {
     let (checksum, instructions) = counter
@@ -190,22 +170,23 @@ fn time_checksum(counter: &mut InstructionCounter) -> Result<u64, FirmwareError>
     Ok(instructions)
 }
 
-/// A load by `load` (the default, or the one without the checksum), timed; the model is
-/// dropped.
 #[inline(never)]
-fn time_load(
-    counter: &mut InstructionCounter,
-    load: fn(&'static [u8]) -> Result<Model<'static>, ModelError>,
-) -> Result<u64, FirmwareError> {
-    let (loaded, instructions) = counter
-        .count(|| load(BLOB).map(drop))
+fn time_unverified_load(counter: &mut InstructionCounter) -> Result<u64, FirmwareError> {
+    let (unverified, instructions) = counter
+        .count(|| Model::from_bytes_unverified(BLOB).map(drop))
         .map_err(FirmwareError::Counter)?;
-    loaded.map_err(FirmwareError::Model)?;
+    unverified.map_err(FirmwareError::Model)?;
     Ok(instructions)
 }
 
-/// `img <i> pred <c> logits <10 int8>`, as `qcnn predict` prints it. Not inlined, like
-/// [`print_figures`].
+#[inline(never)]
+fn time_load(counter: &mut InstructionCounter) -> Result<(Model<'static>, u64), FirmwareError> {
+    let (loaded, instructions) = counter
+        .count(|| Model::from_bytes(BLOB))
+        .map_err(FirmwareError::Counter)?;
+    Ok((loaded.map_err(FirmwareError::Model)?, instructions))
+}
+
 #[inline(never)]
 fn print_image_line(index: usize, logits: &qcnn_core::Logits<'_>) {
     hprint!("img {} pred {} logits", index, logits.argmax());
@@ -217,11 +198,14 @@ fn print_image_line(index: usize, logits: &qcnn_core::Logits<'_>) {
 
 /// What the run measured, for [`print_figures`].
 struct Run {
-    images: Images,
+    total: u64,
+    fewest: u64,
+    most: u64,
     load_instructions: u64,
     unverified_instructions: u64,
     checksum_instructions: u64,
     stack_at_load: usize,
+    stack_at_first_inference: usize,
 }
 
 /// The `# ` lines. Not inlined: their formatting would otherwise widen `run`'s frame, which
@@ -230,16 +214,10 @@ struct Run {
 fn print_figures(
     model: &Model<'_>,
     arena: &mut [u8],
+    schedule: &Schedule,
     counter: &mut InstructionCounter,
     run: &Run,
 ) -> Result<(), FirmwareError> {
-    let schedule = model
-        .schedule_for_arena(Kernels::NATIVE, arena.len())
-        .ok_or_else(|| FirmwareError::ArenaTooSmall {
-            needed: model.min_arena_len_for(Kernels::NATIVE),
-            available: arena.len(),
-        })?;
-    let schedule = &schedule;
     let images = embedded::images().count() as u64;
     let calibration = counter.calibration();
     let milli = calibration.milli_instructions_per_tick();
@@ -252,13 +230,13 @@ fn print_figures(
     );
     hprintln!(
         "# instructions_per_inference {} (mean of {} images; min {}, max {})",
-        run.images.total / images,
+        run.total / images,
         images,
-        run.images.fewest,
-        run.images.most
+        run.fewest,
+        run.most
     );
     let macs = model.macs();
-    let milli_per_mac = run.images.total * 1000 / images / macs;
+    let milli_per_mac = run.total * 1000 / images / macs;
     hprintln!(
         "# instructions_per_mac {}.{:03} ({} MACs per inference)",
         milli_per_mac / 1000,
@@ -303,11 +281,11 @@ fn print_figures(
     );
     hprintln!(
         "# stack_peak_inference_bytes {} (reset to first inference)",
-        run.images.stack_at_first_inference
+        run.stack_at_first_inference
     );
     hprintln!(
         "# ram_in_all_bytes {} (static, arena included, + stack peak to first inference)",
-        ram_static + run.images.stack_at_first_inference
+        ram_static + run.stack_at_first_inference
     );
     hprintln!(
         "# stack_peak_total_bytes {} (whole run, semihosting output included; stack region {})",
