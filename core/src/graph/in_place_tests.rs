@@ -271,6 +271,27 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
             };
             // The staging is in the scratch the loader sized.
             assert!(over.arena_len() > case.over.arena_len as usize, "{kind:?}");
+            // What a report shows: the node's staging on the M4, its pieces at least the
+            // least, and with the node's kernel within the scratch the M4's loader sizes.
+            let graph = over.graph().unwrap();
+            let n = graph.nodes().find(|n| n.in_place()).unwrap();
+            let m4 = Kernels::CortexM4Dsp;
+            let staging = graph.node_staging(&n, m4).unwrap();
+            if let Staging::Pixels {
+                plane, in_c, out_c, ..
+            } = staging
+            {
+                let least = CHUNK_PIXELS.min(plane);
+                assert!((least..=plane).contains(&staging.pixels()), "{staging:?}");
+                let least_scratch = Staging::Pixels {
+                    pixels: least,
+                    plane,
+                    in_c,
+                    out_c,
+                };
+                let kernel = graph.node_scratch_len(&n, m4) - least_scratch.scratch_len();
+                assert!(kernel + staging.scratch_len() <= graph.scratch_len_for(m4));
+            }
             let (len, at_apart, at_over) = case.t2;
             let image = rng.u8s(apart.input_len());
             let expected = portable(&apart, &image, (len, at_apart));
