@@ -22,7 +22,7 @@ use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::ChannelData;
-use super::dsp::{smlad, sxtb16_pairs};
+use super::dsp::{KX3_TAPS, kx3_add_rows, kx3_sums, requantize_run, smlad, sxtb16_pairs};
 use super::requant::{ChannelRequant, FoldedRequant};
 
 /// Largest kernel side this path takes.
@@ -51,6 +51,15 @@ fn row_values(w: usize, window: Window) -> usize {
     (w + usize::from(window.pads[1]) + usize::from(window.pads[3]) + 3) & !1
 }
 
+/// Sums a whole-plane channel keeps at least: several output rows' sums requantized in one
+/// run, four outputs a word (a row of a small map alone would leave a tail of one to three).
+const SUMS_BLOCK: usize = 64;
+
+/// The sums' length for rows of `values` int16 values.
+fn sums_len(values: usize) -> usize {
+    values.max(SUMS_BLOCK)
+}
+
 /// Most scratch a depthwise conv's whole padded plane may take; a larger map is read through
 /// the ring of `kh` rows the stems use.
 const MAX_PLANE_BYTES: usize = 4 * 1024;
@@ -77,10 +86,10 @@ pub fn scratch_bytes(in_shape: MapShape, out_c: usize, window: Window) -> usize 
     if kh > MAX_SIDE || kw > MAX_SIDE {
         return usize::MAX;
     }
-    // The int16 rows, then a row of i32 sums.
+    // The int16 rows, then the i32 sums.
     rows_bytes(in_shape, out_c, window)
         .0
-        .saturating_add(row_values(in_shape.w, window).saturating_mul(4))
+        .saturating_add(sums_len(row_values(in_shape.w, window)).saturating_mul(4))
         .saturating_add(3)
 }
 
@@ -98,13 +107,14 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let Some(acc) = sums.get_mut(..values) else {
+    let Some(acc) = sums.get_mut(..sums_len(values)) else {
         return false;
     };
     let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
     if whole_plane {
         return by_planes(node, input, output, rows, acc);
     }
+    let acc = acc.get_mut(..values).unwrap_or_default();
     let mut ring = RowRing::new(rows, values / 2, acc);
     if in_c == 1 && out_c > 1 {
         return stem_conv(node, input, output, &mut ring);
@@ -174,20 +184,39 @@ fn by_planes(
         }
         let buffer: &[u32] = buffer;
         let outs = out_group.chunks_exact_mut(out_plane.max(1));
+        let out_w = node.out_shape.w.max(1);
+        // Output row `oy`'s kernel rows: from their first word to the plane's end (the sums'
+        // loops read a word past a row's last output, inside the plane).
+        let rows_of = |oy: usize| -> [&[u32]; MAX_SIDE] {
+            let first = oy * sh * row_words;
+            core::array::from_fn(|ky| match ky < kh {
+                true => buffer.get(first + ky * row_words..).unwrap_or_default(),
+                false => &[],
+            })
+        };
         for (j, out_c) in outs.enumerate() {
             let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
                 return false;
             };
-            for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
-                let first = oy * sh * row_words;
-                let rows: [&[u32]; MAX_SIDE] = core::array::from_fn(|ky| {
-                    let start = first + ky * row_words;
-                    match ky < kh {
-                        true => buffer.get(start..start + row_words).unwrap_or_default(),
-                        false => &[],
+            if !taps.takes_kx3(sw) {
+                for (oy, out_row) in out_c.chunks_exact_mut(out_w).enumerate() {
+                    taps.row(sw, &rows_of(oy), acc, out_row);
+                }
+                continue;
+            }
+            // Whole output rows' sums (an even count each, the last one's spare overwritten by
+            // the next row's first), as many rows as the sums hold, requantized in one run.
+            let even = out_w.next_multiple_of(2);
+            let block = (acc.len().saturating_sub(even) / out_w + 1) * out_w;
+            for (b, out_block) in out_c.chunks_mut(block).enumerate() {
+                let first_row = b * (block / out_w);
+                for r in 0..out_block.len() / out_w {
+                    let sums = acc.get_mut(r * out_w..r * out_w + even).unwrap_or_default();
+                    if !taps.kx3_sums(sw, &rows_of(first_row + r), sums) {
+                        return false;
                     }
-                });
-                taps.row(sw, &rows, acc, out_row);
+                }
+                taps.requantize(acc, out_block);
             }
         }
     }
@@ -199,6 +228,8 @@ pub(super) struct ChannelTaps {
     /// `(w[2i], w[2i+1])` of each kernel row as a word; an odd width's last tap apart.
     pairs: [u32; MAX_PAIRS],
     singles: [i32; MAX_SIDE],
+    /// A 3-wide kernel of 3 or 5 rows as the sums' loops read it (`dsp::kx3_sums`).
+    kx3: Option<[u32; KX3_TAPS]>,
     kh: usize,
     kw: usize,
     bias: i32,
@@ -245,6 +276,7 @@ impl ChannelTaps {
                 }
             }
         }
+        let kx3 = (kw == 3 && (kh == 3 || kh == 5)).then(|| kx3_taps(w_c, bias));
         let clamp = node.channels.clamp;
         let requant = match FoldedRequant::new(&exact, clamp) {
             Some(folded) => Requant::Folded(folded),
@@ -255,6 +287,7 @@ impl ChannelTaps {
         Some(Self {
             pairs,
             singles,
+            kx3,
             kh,
             kw,
             bias,
@@ -263,9 +296,59 @@ impl ChannelTaps {
         })
     }
 
+    /// Whether [`Self::kx3_sums`] takes this kernel at `stride`.
+    fn takes_kx3(&self, stride: usize) -> bool {
+        self.kx3.is_some() && (stride == 1 || stride == 2)
+    }
+
+    /// `acc[i]` = output `i`'s sum (bias included) of the output row whose kernel rows start at
+    /// `rows`, `acc.len()` even, every kernel row in one pass; `false` outside
+    /// [`Self::takes_kx3`] or when a row is short.
+    fn kx3_sums(&self, stride: usize, rows: &[&[u32]], acc: &mut [i32]) -> bool {
+        let Some(taps) = &self.kx3 else {
+            return false;
+        };
+        let row = |k: usize| rows.get(k).copied().unwrap_or_default();
+        kx3_sums([row(0), row(1), row(2)], taps, stride, acc)
+            && (self.kh == 3 || kx3_add_rows([row(3), row(4)], taps, stride, acc))
+    }
+
+    /// `out[i] = requantize(acc[i])` with the fused clamp: four outputs a word where the
+    /// requantizer folds without a left shift.
+    fn requantize(&self, acc: &[i32], out: &mut [i8]) {
+        match &self.requant {
+            Requant::Folded(r) => {
+                let whole = match r.to_words() {
+                    Some(words) => {
+                        requantize_run(acc, &words, out);
+                        out.len().min(acc.len()) / 4 * 4
+                    }
+                    None => 0,
+                };
+                let rest = out.get_mut(whole..).unwrap_or_default();
+                let sums = acc.get(whole..).unwrap_or_default();
+                match r.tops_at_127() {
+                    true => requantize_row(sums, rest, |a| r.apply_to_127(a)),
+                    false => requantize_row(sums, rest, |a| r.apply(a)),
+                }
+            }
+            Requant::Channel(r) => requantize_row(acc, out, |a| r.apply(a)),
+            Requant::Exact(r) => requantize_row(acc, out, |a| self.finish(r, a)),
+        }
+    }
+
     /// One output row from `rows` (the kernel rows' padded int16 inputs as words), `acc` a
     /// row of sums at least as long as a ring row.
     pub(super) fn row(&self, stride: usize, rows: &[&[u32]], acc: &mut [i32], out: &mut [i8]) {
+        if self.takes_kx3(stride) {
+            let Some(sums) = acc.get_mut(..out.len().next_multiple_of(2)) else {
+                return;
+            };
+            if self.kx3_sums(stride, rows, sums) {
+                self.requantize(sums, out);
+                return;
+            }
+        }
         if self.kw == 3 && (stride == 1 || stride == 2) {
             // Stride 1 sums outputs in pairs: an even count of sums (the last may be a spare).
             let n = if stride == 1 {
@@ -329,6 +412,25 @@ impl ChannelTaps {
             };
         }
     }
+}
+
+/// A 3-wide kernel's taps (`kh` rows of 3, at most 5) and bias as [`kx3_sums`] reads them:
+/// per row `(w0, w1)` and `(w1, w2)`, then the bias twice.
+fn kx3_taps(w_c: &[i8], bias: i32) -> [u32; KX3_TAPS] {
+    let mut taps = [0_u32; KX3_TAPS];
+    for (pair, w_row) in taps
+        .chunks_exact_mut(2)
+        .zip(w_c.chunks_exact(3))
+        .take(MAX_SIDE)
+    {
+        if let ([a, d], &[w0, w1, w2]) = (pair, w_row) {
+            (*a, *d) = (half(w0) | half(w1) << 16, half(w1) | half(w2) << 16);
+        }
+    }
+    if let Some(b) = taps.get_mut(KX3_TAPS - 2..) {
+        b.fill(bias as u32);
+    }
+    taps
 }
 
 /// The int16 value of `v` in the low half of a word.

@@ -8,8 +8,9 @@ use crate::ops::chunks::runs_fit;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, max_bytes4,
-    pointwise_block, requantize_columns, smlad, sum_bytes, sxtb16_pairs,
+    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_add_rows, kx3_sums, mac_patch4,
+    mac_patch4_unrolled, max_bytes4, pointwise_block, requantize_columns, requantize_run, smlad,
+    sum_bytes, sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -97,6 +98,88 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
     };
     let folded = super::requant::FoldedRequant::from_words(words);
     for (q, &a) in out.iter_mut().zip(acc) {
+        *q = folded.apply(a);
+    }
+}
+
+/// Words of a channel's taps for [`kx3_sums`]: five kernel rows' `(w0 | w1 << 16)` and
+/// `(w1 | w2 << 16)`, then the bias twice (the Cortex-M4's layout, `ops::arm_dsp`).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) const KX3_TAPS: usize = 12;
+
+/// Adds kernel rows `first..first + rows.len()` of `taps` to `acc[i]` for output `i` at
+/// `x = i·stride`, as the Cortex-M4's loops do, word by word; `false` (nothing written) where
+/// they would decline.
+#[cfg(not(qcnn_arm_dsp))]
+fn kx3_rows(
+    rows: &[&[u32]],
+    taps: &[u32; KX3_TAPS],
+    first: usize,
+    stride: usize,
+    acc: &mut [i32],
+) -> bool {
+    let need = stride * (acc.len() / 2) + 1;
+    let fits = !acc.is_empty() && acc.len() % 2 == 0 && rows.iter().all(|r| r.len() >= need);
+    if !fits || !(stride == 1 || stride == 2) {
+        return false;
+    }
+    let value = |row: &[u32], x: usize| {
+        let word = row.get(x / 2).copied().unwrap_or(0);
+        i32::from((word >> (16 * (x % 2))) as u16 as i16)
+    };
+    for (k, &row) in rows.iter().enumerate() {
+        let (a, d) = halves2(taps, first + k);
+        for (i, sum) in acc.iter_mut().enumerate() {
+            let x = i * stride;
+            let dot = a.0 * value(row, x) + a.1 * value(row, x + 1) + d.1 * value(row, x + 2);
+            *sum = sum.wrapping_add(dot);
+        }
+    }
+    true
+}
+
+/// Kernel row `k`'s `(w0, w1)` and `(w1, w2)` from the taps.
+#[cfg(not(qcnn_arm_dsp))]
+fn halves2(taps: &[u32; KX3_TAPS], k: usize) -> ((i32, i32), (i32, i32)) {
+    let word = |i: usize| halves(taps.get(i).copied().unwrap_or(0));
+    (word(2 * k), word(2 * k + 1))
+}
+
+/// `acc[i] = bias + ` kernel rows 0 to 2 of `taps` (3 wide) for output `i` at `x = i·stride`
+/// (1 or 2); `false` (nothing written) when `acc`'s length is odd or 0 or a row is short.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn kx3_sums(
+    rows: [&[u32]; 3],
+    taps: &[u32; KX3_TAPS],
+    stride: usize,
+    acc: &mut [i32],
+) -> bool {
+    let need = stride * (acc.len() / 2) + 1;
+    if acc.len() % 2 == 1 || rows.iter().any(|r| r.len() < need) || !(stride == 1 || stride == 2) {
+        return false;
+    }
+    acc.fill(taps.get(10).map_or(0, |&b| b as i32));
+    kx3_rows(&rows, taps, 0, stride, acc)
+}
+
+/// [`kx3_sums`] adding kernel rows 3 and 4 to `acc`.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn kx3_add_rows(
+    rows: [&[u32]; 2],
+    taps: &[u32; KX3_TAPS],
+    stride: usize,
+    acc: &mut [i32],
+) -> bool {
+    kx3_rows(&rows, taps, 3, stride, acc)
+}
+
+/// `out[i] = FoldedRequant::apply(acc[i])` for the first `4·⌊len / 4⌋` sums (the Cortex-M4's
+/// four a pass; the caller takes the rest).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn requantize_run(acc: &[i32], words: &[u32; 5], out: &mut [i8]) {
+    let folded = super::requant::FoldedRequant::from_words(*words);
+    let whole = acc.len().min(out.len()) / 4 * 4;
+    for (q, &a) in out.iter_mut().zip(acc).take(whole) {
         *q = folded.apply(a);
     }
 }
