@@ -160,15 +160,21 @@ impl Graph<'_> {
                 let staging = Staging::of(&node.op, map(&inputs.first()?.1), map(&output.1))?;
                 let end = in_range.0.checked_add(in_range.1.max(out_range.1))?;
                 let tensor = arena.get_mut(in_range.0..end)?;
-                in_place::run(
-                    staging,
-                    &prepared,
-                    tensor,
-                    scratch,
-                    &mut |piece, a, out, rest| {
-                        run_node(host, index, kernel, piece, [a, a], out, rest)
-                    },
-                )?;
+                // The depthwise kernel widens each input plane before writing over it: no
+                // staged copies.
+                let direct = kernel == GraphKernel::Depthwise
+                    && fast::depthwise::in_place(&prepared, tensor, scratch);
+                if !direct {
+                    in_place::run(
+                        staging,
+                        &prepared,
+                        tensor,
+                        scratch,
+                        &mut |piece, a, out, rest| {
+                            run_node(host, index, kernel, piece, [a, a], out, rest)
+                        },
+                    )?;
+                }
             } else {
                 let (out, [a, b]) = views(arena, out_range, &ranges)?;
                 run_node(host, index, kernel, &prepared, [a, b], out, scratch);

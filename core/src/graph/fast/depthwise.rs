@@ -65,29 +65,30 @@ fn sums_len(values: usize) -> usize {
 const MAX_PLANE_BYTES: usize = 4 * 1024;
 
 /// Bytes of the int16 rows a conv of `in_shape` under `window` keeps: the whole padded plane
-/// of a channel for a depthwise conv (each row widened once per channel, every output row
-/// then reads its kernel rows at fixed places), or a ring of `kh` rows for a one-channel stem
-/// (whose rows serve every output channel) and for planes past [`MAX_PLANE_BYTES`].
-fn rows_bytes(in_shape: MapShape, out_c: usize, window: Window) -> (usize, bool) {
+/// of an input channel (each row widened once, every output row of every output channel
+/// reading it then reads its kernel rows at fixed places), or for planes past
+/// [`MAX_PLANE_BYTES`] a ring of `kh` rows.
+fn rows_bytes(in_shape: MapShape, window: Window) -> (usize, bool) {
     let values = row_values(in_shape.w, window);
     let padded_h = in_shape.h + usize::from(window.pads[0]) + usize::from(window.pads[2]);
     let plane = padded_h.saturating_mul(values).saturating_mul(2);
-    if (in_shape.c > 1 || out_c == 1) && plane <= MAX_PLANE_BYTES {
+    if plane <= MAX_PLANE_BYTES {
         (plane, true)
     } else {
         (usize::from(window.kernel[0]) * values * 2, false)
     }
 }
 
-/// Scratch bytes for a conv of `in_shape` into `out_c` channels under `window`; beyond
+/// Scratch bytes for a conv of `in_shape` into `_out_c` channels under `window` (one input
+/// plane or ring and one run of sums, whatever the output channels); beyond
 /// [`super::MAX_SCRATCH`] (the path declines) for kernels wider or taller than 5.
-pub fn scratch_bytes(in_shape: MapShape, out_c: usize, window: Window) -> usize {
+pub fn scratch_bytes(in_shape: MapShape, _out_c: usize, window: Window) -> usize {
     let [kh, kw] = window.kernel.map(usize::from);
     if kh > MAX_SIDE || kw > MAX_SIDE {
         return usize::MAX;
     }
     // The int16 rows, then the i32 sums.
-    rows_bytes(in_shape, out_c, window)
+    rows_bytes(in_shape, window)
         .0
         .saturating_add(sums_len(row_values(in_shape.w, window)).saturating_mul(4))
         .saturating_add(3)
@@ -101,7 +102,7 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     if kh > MAX_SIDE || kw > MAX_SIDE || kh == 0 || kw == 0 || in_c == 0 || out_c % in_c != 0 {
         return false;
     }
-    let (rows_len, whole_plane) = rows_bytes(node.in_shape, out_c, node.window);
+    let (rows_len, whole_plane) = rows_bytes(node.in_shape, node.window);
     let values = row_values(node.in_shape.w, node.window);
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
@@ -161,63 +162,163 @@ fn by_planes(
     buffer: &mut [u32],
     acc: &mut [i32],
 ) -> bool {
-    let window = node.window;
-    let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
-    let per_input = out_c / in_c.max(1);
-    let kh = usize::from(window.kernel[0]);
-    let (sh, sw) = (usize::from(window.stride[0]), usize::from(window.stride[1]));
-    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
-    let w = node.in_shape.w;
-    let row_words = row_values(w, window) / 2;
-    let z = i16::from(node.input_zero_point);
+    let per_input = node.out_shape.c / node.in_shape.c.max(1);
     let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
     let planes = input.chunks_exact(in_plane.max(1));
     let groups = output.chunks_exact_mut((out_plane * per_input).max(1));
     for (c, (plane, out_group)) in planes.zip(groups).enumerate() {
-        for (py, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
-            let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
-            let iy = py.wrapping_sub(pt);
-            match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
-                Some(src) if iy < node.in_shape.h => widen_row(src, dst, pl, z),
-                _ => dst.fill(z),
-            }
+        widen_plane(node, plane, buffer);
+        if !plane_outputs(node, c * per_input, buffer, acc, out_group) {
+            return false;
         }
-        let buffer: &[u32] = buffer;
-        let outs = out_group.chunks_exact_mut(out_plane.max(1));
-        let out_w = node.out_shape.w.max(1);
-        // Output row `oy`'s kernel rows: from their first word to the plane's end (the sums'
-        // loops read a word past a row's last output, inside the plane).
-        let rows_of = |oy: usize| -> [&[u32]; MAX_SIDE] {
-            let first = oy * sh * row_words;
-            core::array::from_fn(|ky| match ky < kh {
-                true => buffer.get(first + ky * row_words..).unwrap_or_default(),
-                false => &[],
-            })
+    }
+    true
+}
+
+/// [`conv`] with the output over the input (`tensor`: both, from their shared offset), for a
+/// depthwise conv with one output per channel whose output planes are no larger than its
+/// input planes: each input plane is widened into the scratch before its output plane (which
+/// ends at or before the input plane's end) is written, so no staged copy is needed. `false`
+/// (nothing written) outside those limits or the whole-plane buffer's.
+pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
+    let (in_shape, out_shape) = (node.in_shape, node.out_shape);
+    let [kh, kw] = node.window.kernel.map(usize::from);
+    let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    // Checked before anything is written: past them every channel runs (the rows' lengths
+    // follow from the scratch's).
+    let fits = kh <= MAX_SIDE && kw <= MAX_SIDE && kh > 0 && kw > 0 && in_shape.c == out_shape.c;
+    let data = node.weights.len() >= out_shape.c * kh * kw
+        && node.channels.bias.len() >= out_shape.c
+        && node.channels.multiplier.len() >= out_shape.c
+        && node.channels.shift.len() >= out_shape.c;
+    if !fits || !data || out_plane > in_plane || tensor.len() < in_shape.c * in_plane {
+        return false;
+    }
+    let (rows_len, whole_plane) = rows_bytes(in_shape, node.window);
+    let values = row_values(in_shape.w, node.window);
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let Some((buffer, sums)) = words.split_at_mut_checked(rows_len / 4) else {
+        return false;
+    };
+    let Some(acc) = sums.get_mut(..sums_len(values)) else {
+        return false;
+    };
+    if !whole_plane {
+        return false;
+    }
+    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
+    for c in 0..in_shape.c {
+        widen_plane(
+            node,
+            tensor
+                .get(c * in_plane..(c + 1) * in_plane)
+                .unwrap_or_default(),
+            buffer,
+        );
+        let out = tensor
+            .get_mut(c * out_plane..(c + 1) * out_plane)
+            .unwrap_or_default();
+        if !plane_outputs(node, c, buffer, acc, out) {
+            return false;
+        }
+    }
+    true
+}
+
+/// [`conv_in_place`] for a prepared depthwise Conv node whose output is over its input;
+/// `false` (nothing written) for any other node or outside that path's limits.
+pub(crate) fn in_place(
+    prepared: &super::super::prepared_node::Prepared<'_>,
+    tensor: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    let &super::super::prepared_node::Prepared::Conv {
+        in_shape,
+        out_shape,
+        window,
+        groups,
+        input_zero_point,
+        weights,
+        ref channels,
+    } = prepared
+    else {
+        return false;
+    };
+    let node = DepthwiseConv {
+        in_shape,
+        out_shape,
+        window,
+        input_zero_point,
+        weights,
+        channels,
+    };
+    groups == in_shape.c && conv_in_place(&node, tensor, scratch)
+}
+
+/// `buffer` = input `plane` with its padding, widened to int16, row after row.
+fn widen_plane(node: &DepthwiseConv<'_>, plane: &[i8], buffer: &mut [u32]) {
+    let window = node.window;
+    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
+    let (w, h) = (node.in_shape.w, node.in_shape.h);
+    let row_words = row_values(w, window) / 2;
+    let z = i16::from(node.input_zero_point);
+    for (py, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
+        let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
+        let iy = py.wrapping_sub(pt);
+        match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
+            Some(src) if iy < h => widen_row(src, dst, pl, z),
+            _ => dst.fill(z),
+        }
+    }
+}
+
+/// Output channels `first..` (as many as `out_group` holds planes) from the widened input
+/// plane in `buffer`; `false` when a channel's weights are missing or a row is short (never
+/// for a validated node and its scratch).
+fn plane_outputs(
+    node: &DepthwiseConv<'_>,
+    first: usize,
+    buffer: &[u32],
+    acc: &mut [i32],
+    out_group: &mut [i8],
+) -> bool {
+    let window = node.window;
+    let kh = usize::from(window.kernel[0]);
+    let (sh, sw) = (usize::from(window.stride[0]), usize::from(window.stride[1]));
+    let row_words = row_values(node.in_shape.w, window) / 2;
+    let outs = out_group.chunks_exact_mut(node.out_shape.plane().max(1));
+    let out_w = node.out_shape.w.max(1);
+    // Output row `oy`'s kernel rows: from their first word to the plane's end (the sums'
+    // loops read a word past a row's last output, inside the plane).
+    let rows_of = |oy: usize| -> [&[u32]; MAX_SIDE] {
+        let first = oy * sh * row_words;
+        core::array::from_fn(|ky| match ky < kh {
+            true => buffer.get(first + ky * row_words..).unwrap_or_default(),
+            false => &[],
+        })
+    };
+    for (j, out_c) in outs.enumerate() {
+        let Some(taps) = ChannelTaps::new(node, first + j) else {
+            return false;
         };
-        for (j, out_c) in outs.enumerate() {
-            let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
-                return false;
-            };
-            if !taps.takes_kx3(sw) {
-                for (oy, out_row) in out_c.chunks_exact_mut(out_w).enumerate() {
-                    taps.row(sw, &rows_of(oy), acc, out_row);
-                }
-                continue;
+        if !taps.takes_kx3(sw) {
+            for (oy, out_row) in out_c.chunks_exact_mut(out_w).enumerate() {
+                taps.row(sw, &rows_of(oy), acc, out_row);
             }
-            // Whole output rows' sums (an even count each, the last one's spare overwritten by
-            // the next row's first), as many rows as the sums hold, requantized in one run.
-            let even = out_w.next_multiple_of(2);
-            let block = (acc.len().saturating_sub(even) / out_w + 1) * out_w;
-            for (b, out_block) in out_c.chunks_mut(block).enumerate() {
-                let first_row = b * (block / out_w);
-                for r in 0..out_block.len() / out_w {
-                    let sums = acc.get_mut(r * out_w..r * out_w + even).unwrap_or_default();
-                    if !taps.kx3_sums(sw, &rows_of(first_row + r), sums) {
-                        return false;
-                    }
+            continue;
+        }
+        // Whole output rows' sums (an even count each, the last one's spare overwritten by
+        // the next row's first), as many rows as the sums hold, requantized in one run.
+        let even = out_w.next_multiple_of(2);
+        let block_rows = acc.len().saturating_sub(even) / out_w + 1;
+        for (b, out_block) in out_c.chunks_mut((block_rows * out_w).max(1)).enumerate() {
+            for r in 0..out_block.len() / out_w {
+                let sums = acc.get_mut(r * out_w..r * out_w + even).unwrap_or_default();
+                if !taps.kx3_sums(sw, &rows_of(b * block_rows + r), sums) {
+                    return false;
                 }
-                taps.requantize(acc, out_block);
             }
+            taps.requantize(acc, out_block);
         }
     }
     true
