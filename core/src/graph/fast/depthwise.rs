@@ -166,6 +166,7 @@ fn by_planes(
     let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
     let planes = input.chunks_exact(in_plane.max(1));
     let groups = output.chunks_exact_mut((out_plane * per_input).max(1));
+    pad_planes(node, buffer);
     for (c, (plane, out_group)) in planes.zip(groups).enumerate() {
         widen_plane(node, plane, buffer);
         if !plane_outputs(node, c * per_input, buffer, acc, out_group) {
@@ -207,6 +208,7 @@ pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut 
         return false;
     }
     let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
+    pad_planes(node, buffer);
     for c in 0..in_shape.c {
         widen_plane(
             node,
@@ -255,20 +257,27 @@ pub(crate) fn in_place(
     groups == in_shape.c && conv_in_place(&node, tensor, scratch)
 }
 
-/// `buffer` = input `plane` with its padding, widened to int16, row after row.
+/// `buffer` filled with the input zero point: the padding of every plane [`widen_plane`]
+/// then writes, which only writes the map's own values.
+fn pad_planes(node: &DepthwiseConv<'_>, buffer: &mut [u32]) {
+    let z = u32::from(node.input_zero_point as i16 as u16) * 0x0001_0001;
+    buffer.fill(z);
+}
+
+/// The values of input `plane` widened to int16 into the padded plane in `buffer` (padded
+/// by [`pad_planes`]), row after row.
 fn widen_plane(node: &DepthwiseConv<'_>, plane: &[i8], buffer: &mut [u32]) {
     let window = node.window;
     let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
-    let (w, h) = (node.in_shape.w, node.in_shape.h);
-    let row_words = row_values(w, window) / 2;
-    let z = i16::from(node.input_zero_point);
-    for (py, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
-        let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
-        let iy = py.wrapping_sub(pt);
-        match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
-            Some(src) if iy < h => widen_row(src, dst, pl, z),
-            _ => dst.fill(z),
-        }
+    let w = node.in_shape.w.max(1);
+    let values = row_values(w, window);
+    let buffer: &mut [i16] = bytemuck::cast_slice_mut(buffer);
+    let rows = buffer.get_mut(pt * values..).unwrap_or_default();
+    for (src, dst) in plane
+        .chunks_exact(w)
+        .zip(rows.chunks_exact_mut(values.max(1)))
+    {
+        widen_into(src, dst.get_mut(pl..).unwrap_or_default());
     }
 }
 
@@ -312,11 +321,9 @@ fn plane_outputs(
         let even = out_w.next_multiple_of(2);
         let block_rows = acc.len().saturating_sub(even) / out_w + 1;
         for (b, out_block) in out_c.chunks_mut((block_rows * out_w).max(1)).enumerate() {
-            for r in 0..out_block.len() / out_w {
-                let sums = acc.get_mut(r * out_w..r * out_w + even).unwrap_or_default();
-                if !taps.kx3_sums(sw, &rows_of(b * block_rows + r), sums) {
-                    return false;
-                }
+            let shape = (out_w, out_block.len() / out_w, sh * row_words);
+            if !taps.kx3_sums(sw, &rows_of(b * block_rows), shape, acc) {
+                return false;
             }
             taps.requantize(acc, out_block);
         }
@@ -402,16 +409,39 @@ impl ChannelTaps {
         self.kx3.is_some() && (stride == 1 || stride == 2)
     }
 
-    /// `acc[i]` = output `i`'s sum (bias included) of the output row whose kernel rows start at
-    /// `rows`, `acc.len()` even, every kernel row in one pass; `false` outside
-    /// [`Self::takes_kx3`] or when a row is short.
-    fn kx3_sums(&self, stride: usize, rows: &[&[u32]], acc: &mut [i32]) -> bool {
+    /// `acc[y·width + i]` = output `i`'s sum (bias included) of output row `y < rows`, whose
+    /// kernel rows start `y·step` words into `inputs` (the first output row's), every kernel
+    /// row in one pass (`dsp::kx3_sums`); `false` outside [`Self::takes_kx3`] or when an input
+    /// or the sums are short.
+    fn kx3_sums<'r>(
+        &self,
+        stride: usize,
+        inputs: &[&'r [u32]],
+        (width, rows, step): (usize, usize, usize),
+        acc: &mut [i32],
+    ) -> bool {
         let Some(taps) = &self.kx3 else {
             return false;
         };
-        let row = |k: usize| rows.get(k).copied().unwrap_or_default();
-        kx3_sums([row(0), row(1), row(2)], taps, stride, acc)
-            && (self.kh == 3 || kx3_add_rows([row(3), row(4)], taps, stride, acc))
+        let input = |k: usize| inputs.get(k).copied().unwrap_or_default();
+        let first = [input(0), input(1), input(2)];
+        if self.kh == 3 {
+            return kx3_sums(first, taps, stride, (width, rows, step), acc);
+        }
+        // Five rows: the last two added after. An odd width's spare sum would be added to
+        // over the next row's first, so such rows run one at a time.
+        let last = [input(3), input(4)];
+        if width % 2 == 0 {
+            let shape = (width, rows, step);
+            return kx3_sums(first, taps, stride, shape, acc)
+                && kx3_add_rows(last, taps, stride, shape, acc);
+        }
+        (0..rows).all(|y| {
+            let at = |r: &'r [u32]| -> &'r [u32] { r.get(y * step..).unwrap_or_default() };
+            let sums = acc.get_mut(y * width..).unwrap_or_default();
+            kx3_sums(first.map(at), taps, stride, (width, 1, step), sums)
+                && kx3_add_rows(last.map(at), taps, stride, (width, 1, step), sums)
+        })
     }
 
     /// `out[i] = requantize(acc[i])` with the fused clamp: four outputs a word where the
@@ -445,7 +475,7 @@ impl ChannelTaps {
             let Some(sums) = acc.get_mut(..out.len().next_multiple_of(2)) else {
                 return;
             };
-            if self.kx3_sums(stride, rows, sums) {
+            if self.kx3_sums(stride, rows, (out.len(), 1, 0), sums) {
                 self.requantize(sums, out);
                 return;
             }
@@ -614,13 +644,18 @@ impl<'s> RowRing<'s> {
     }
 }
 
-/// `dst` = `left` zero points, `src` widened to int16, zero points to the end: four values
-/// a word load (SXTB16 on the Cortex-M4), stored as two words wherever they fall.
+/// `dst` = `left` zero points, `src` widened to int16 ([`widen_into`]), zero points to the end.
 fn widen_row(src: &[i8], dst: &mut [i16], left: usize, z: i16) {
     let (pad, rest) = dst.split_at_mut(left.min(dst.len()));
     pad.fill(z);
     let (body, right) = rest.split_at_mut(src.len().min(rest.len()));
     right.fill(z);
+    widen_into(src, body);
+}
+
+/// The start of `dst` = `src` widened to int16: four values a word load (SXTB16 on the
+/// Cortex-M4), stored as two words wherever they fall.
+fn widen_into(src: &[i8], body: &mut [i16]) {
     let whole = src.len() & !3;
     let (body, tail) = body.split_at_mut(whole.min(body.len()));
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(body);

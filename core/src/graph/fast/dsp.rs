@@ -107,70 +107,80 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) const KX3_TAPS: usize = 12;
 
-/// Adds kernel rows `first..first + rows.len()` of `taps` to `acc[i]` for output `i` at
-/// `x = i·stride`, as the Cortex-M4's loops do, word by word; `false` (nothing written) where
-/// they would decline.
+/// The Cortex-M4's row loops, value by value: for output rows `y < rows` and outputs
+/// `i < width` (at `x = i·stride`), `acc[y·width + i]` = the bias (`from_bias`) or itself, plus
+/// kernel rows `first..first + inputs.len()` of `taps` against `inputs[k][y·step + x..]`;
+/// `false` (nothing written) where those decline.
 #[cfg(not(qcnn_arm_dsp))]
 fn kx3_rows(
-    rows: &[&[u32]],
+    inputs: &[&[u32]],
     taps: &[u32; KX3_TAPS],
-    first: usize,
+    (first, from_bias): (usize, bool),
     stride: usize,
+    (width, rows, step): (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
-    let need = stride * (acc.len() / 2) + 1;
-    let fits = !acc.is_empty() && acc.len() % 2 == 0 && rows.iter().all(|r| r.len() >= need);
-    if !fits || !(stride == 1 || stride == 2) {
+    let pairs = width.div_ceil(2);
+    let Some(last) = rows.checked_sub(1) else {
+        return false;
+    };
+    let need = last * step + stride * pairs + 1;
+    let fits = pairs > 0
+        && (stride == 1 || stride == 2)
+        && step >= stride * pairs
+        && inputs.iter().all(|r| r.len() >= need)
+        && acc.len() >= last * width + 2 * pairs;
+    if !fits {
         return false;
     }
     let value = |row: &[u32], x: usize| {
         let word = row.get(x / 2).copied().unwrap_or(0);
         i32::from((word >> (16 * (x % 2))) as u16 as i16)
     };
-    for (k, &row) in rows.iter().enumerate() {
-        let (a, d) = halves2(taps, first + k);
-        for (i, sum) in acc.iter_mut().enumerate() {
-            let x = i * stride;
-            let dot = a.0 * value(row, x) + a.1 * value(row, x + 1) + d.1 * value(row, x + 2);
-            *sum = sum.wrapping_add(dot);
+    let bias = taps.get(KX3_TAPS - 2).map_or(0, |&b| b as i32);
+    for y in 0..rows {
+        // Pairs, as the loops: an odd width's spare is the next row's first.
+        for i in 0..2 * pairs {
+            let Some(sum) = acc.get_mut(y * width + i) else {
+                continue;
+            };
+            let mut total = if from_bias { bias } else { *sum };
+            for (k, &row) in inputs.iter().enumerate() {
+                let tap = |j: usize| halves(taps.get(2 * (first + k) + j).copied().unwrap_or(0));
+                let ((w0, w1), (_, w2)) = (tap(0), tap(1));
+                let x = y * 2 * step + i * stride;
+                let dot = w0 * value(row, x) + w1 * value(row, x + 1) + w2 * value(row, x + 2);
+                total = total.wrapping_add(dot);
+            }
+            *sum = total;
         }
     }
     true
 }
 
-/// Kernel row `k`'s `(w0, w1)` and `(w1, w2)` from the taps.
-#[cfg(not(qcnn_arm_dsp))]
-fn halves2(taps: &[u32; KX3_TAPS], k: usize) -> ((i32, i32), (i32, i32)) {
-    let word = |i: usize| halves(taps.get(i).copied().unwrap_or(0));
-    (word(2 * k), word(2 * k + 1))
-}
-
-/// `acc[i] = bias + ` kernel rows 0 to 2 of `taps` (3 wide) for output `i` at `x = i·stride`
-/// (1 or 2); `false` (nothing written) when `acc`'s length is odd or 0 or a row is short.
+/// `acc[y·width + i] = bias + ` kernel rows 0 to 2 of `taps` (3 wide) for output `i` of row
+/// `y` (`ops::arm_dsp`'s).
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) fn kx3_sums(
-    rows: [&[u32]; 3],
+    inputs: [&[u32]; 3],
     taps: &[u32; KX3_TAPS],
     stride: usize,
+    shape: (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
-    let need = stride * (acc.len() / 2) + 1;
-    if acc.len() % 2 == 1 || rows.iter().any(|r| r.len() < need) || !(stride == 1 || stride == 2) {
-        return false;
-    }
-    acc.fill(taps.get(10).map_or(0, |&b| b as i32));
-    kx3_rows(&rows, taps, 0, stride, acc)
+    kx3_rows(&inputs, taps, (0, true), stride, shape, acc)
 }
 
 /// [`kx3_sums`] adding kernel rows 3 and 4 to `acc`.
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) fn kx3_add_rows(
-    rows: [&[u32]; 2],
+    inputs: [&[u32]; 2],
     taps: &[u32; KX3_TAPS],
     stride: usize,
+    shape: (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
-    kx3_rows(&rows, taps, 3, stride, acc)
+    kx3_rows(&inputs, taps, (3, false), stride, shape, acc)
 }
 
 /// `out[i] = FoldedRequant::apply(acc[i])` for the first `4·⌊len / 4⌋` sums (the Cortex-M4's

@@ -14,8 +14,6 @@ use core::arch::asm;
 
 /// Words of a channel's taps: five kernel rows' `(a, d)`, then the bias twice.
 pub(crate) const KX3_TAPS: usize = 12;
-/// Where kernel row 3 starts in the taps (words); the bias is at byte 40.
-const ROW3: usize = 6;
 
 /// One kernel row at stride 1 (r4, r5 its weights at `$w` bytes of r11; input pointer `$p`).
 macro_rules! row_stride1 {
@@ -56,67 +54,114 @@ macro_rules! row_stride2 {
     };
 }
 
-/// The loop over output pairs: `$start` sets the sums (r0, r1), the rows add to them, one STRD
-/// stores them (r12 the sums' pointer, lr its end).
-macro_rules! pairs_loop {
-    ($start:literal, $($row:expr),+) => {
-        concat!("2:\n", $start, $($row,)+ "strd r0, r1, [r12], #8\ncmp r12, lr\nbne 2b\n")
+/// The loop over output pairs, then over output rows: `$start` sets the sums (r0, r1), the
+/// rows add to them, one STRD stores them (r12 the sums' pointer, lr the row's end); at a
+/// row's end the input pointers `$p` step to the next output row's kernel rows and the sums'
+/// pointer back over a spare sum, from the loop words after the taps (`loop_words`).
+macro_rules! rows_loop {
+    ($start:literal, [$($p:literal),+], $($row:expr),+) => {
+        concat!(
+            "2:\n", $start, $($row,)+ "strd r0, r1, [r12], #8\ncmp r12, lr\nbne 2b\n",
+            "ldrd r0, r1, [r11, #48]\n",
+            $("add ", $p, ", ", $p, ", r0\n",)+
+            "sub r12, r12, r1\n",
+            "ldrd r2, r3, [r11, #56]\n",
+            "add lr, r12, r2\n",
+            "subs r3, r3, #1\n",
+            "str r3, [r11, #60]\n",
+            "bne 2b\n",
+        )
     };
 }
 
-/// Words each row must hold for `pairs` output pairs at `stride`.
-fn row_words(pairs: usize, stride: usize) -> usize {
-    stride * pairs + 1
+/// The taps and the row loop's words (input bytes to skip, sums to step back, sums' bytes a
+/// row, rows left), checked against `inputs` and `acc`: `None` when a row or the sums are
+/// short, a count is 0, or the stride is not 1 or 2.
+fn loop_words(
+    taps: &[u32; KX3_TAPS],
+    inputs: &[&[u32]],
+    stride: usize,
+    (width, rows, step): (usize, usize, usize),
+    acc: &[i32],
+) -> Option<[u32; KX3_TAPS + 4]> {
+    let pairs = width.div_ceil(2);
+    let last = rows.checked_sub(1)?;
+    let need = last.checked_mul(step)?.checked_add(stride * pairs + 1)?;
+    let sums = last.checked_mul(width)?.checked_add(2 * pairs)?;
+    let fits = pairs > 0
+        && (stride == 1 || stride == 2)
+        && step >= stride * pairs
+        && inputs.iter().all(|r| r.len() >= need)
+        && acc.len() >= sums;
+    if !fits {
+        return None;
+    }
+    let mut words = [0_u32; KX3_TAPS + 4];
+    words.get_mut(..KX3_TAPS)?.copy_from_slice(taps);
+    let tail = [
+        4 * (step - stride * pairs),
+        4 * (2 * pairs - width),
+        8 * pairs,
+        rows,
+    ];
+    for (w, t) in words.get_mut(KX3_TAPS..)?.iter_mut().zip(tail) {
+        *w = u32::try_from(t).ok()?;
+    }
+    Some(words)
 }
 
-/// `acc[i] = bias + Σ_{k<3} (w_k0, w_k1, w_k2) · row_k[x..x + 3]` for output `i` at
-/// `x = i·stride` (1 or 2), `taps` laid out as [`KX3_TAPS`]; `false` (nothing written) when
-/// `acc`'s length is odd or 0, or a row is shorter than the outputs read.
+/// For each output row `y < rows` and output `i < width` (at `x = i·stride`, 1 or
+/// 2): `acc[y·width + i] = bias + Σ_{k<3} (w_k0, w_k1, w_k2) · inputs[k][y·step + x..][..3]`
+/// (int16 values, two a word), `taps` laid out as [`KX3_TAPS`]; each row's sums in pairs (an
+/// odd width's spare overwritten by the next row's first, the last one's written). `false`
+/// (nothing written) when the inputs or the sums are short.
 #[inline(never)]
 pub(crate) fn kx3_sums(
-    rows: [&[u32]; 3],
+    inputs: [&[u32]; 3],
     taps: &[u32; KX3_TAPS],
     stride: usize,
+    (width, rows, step): (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
-    let pairs = acc.len() / 2;
-    let need = row_words(pairs, stride);
-    let fits = pairs > 0 && acc.len() % 2 == 0 && rows.iter().all(|r| r.len() >= need);
-    if !fits || !(stride == 1 || stride == 2) {
+    let Some(mut words) = loop_words(taps, &inputs, stride, (width, rows, step), acc) else {
         return false;
-    }
-    let [p0, p1, p2] = rows.map(<[u32]>::as_ptr);
+    };
+    let [p0, p1, p2] = inputs.map(<[u32]>::as_ptr);
     let acc = acc.as_mut_ptr();
-    // SAFETY: reads the taps' twelve words (word-aligned, LDRD needs no more on the Cortex-M4)
-    // and `stride·pairs + 1` words of each row (checked above), and writes `2·pairs` sums of
-    // `acc`: the loop runs `pairs ≥ 1` times, until r12 reaches `acc + 2·pairs`. Registers
-    // and the Q flag only otherwise; no stack.
+    let words = words.as_mut_ptr();
+    // SAFETY: `loop_words` checked every read and write: rows `y < rows` read
+    // `stride·pairs + 1` words of each input from `y·step`, and write `2·pairs` sums from
+    // `y·width`; the pair loop runs `pairs ≥ 1` times a row (until r12 reaches lr), the row loop
+    // `rows ≥ 1` times, counting down its word of `words` (a local array, also the taps).
+    // Registers, that array and the Q flag only otherwise; no stack.
     unsafe {
-        let end = acc.add(2 * pairs);
+        let end = acc.add(2 * width.div_ceil(2));
         if stride == 1 {
             asm!(
-                pairs_loop!(
+                rows_loop!(
                     "ldrd r0, r1, [r11, #40]\n",
+                    ["r8", "r9", "r10"],
                     row_stride1!("0", "r8"),
                     row_stride1!("8", "r9"),
                     row_stride1!("16", "r10")
                 ),
                 out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
                 inout("r8") p0 => _, inout("r9") p1 => _, inout("r10") p2 => _,
-                in("r11") taps.as_ptr(), inout("r12") acc => _, in("lr") end,
+                in("r11") words, inout("r12") acc => _, inout("lr") end => _,
                 options(nostack),
             );
         } else {
             asm!(
-                pairs_loop!(
+                rows_loop!(
                     "ldrd r0, r1, [r11, #40]\n",
+                    ["r8", "r9", "r10"],
                     row_stride2!("0", "r8"),
                     row_stride2!("8", "r9"),
                     row_stride2!("16", "r10")
                 ),
                 out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
                 inout("r8") p0 => _, inout("r9") p1 => _, inout("r10") p2 => _,
-                in("r11") taps.as_ptr(), inout("r12") acc => _, in("lr") end,
+                in("r11") words, inout("r12") acc => _, inout("lr") end => _,
                 options(nostack),
             );
         }
@@ -127,46 +172,47 @@ pub(crate) fn kx3_sums(
 /// [`kx3_sums`] adding kernel rows 3 and 4 (a 5×3 kernel's last two) to the sums in `acc`.
 #[inline(never)]
 pub(crate) fn kx3_add_rows(
-    rows: [&[u32]; 2],
+    inputs: [&[u32]; 2],
     taps: &[u32; KX3_TAPS],
     stride: usize,
+    (width, rows, step): (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
-    let pairs = acc.len() / 2;
-    let need = row_words(pairs, stride);
-    let fits = pairs > 0 && acc.len() % 2 == 0 && rows.iter().all(|r| r.len() >= need);
-    if !fits || !(stride == 1 || stride == 2) {
+    let Some(mut words) = loop_words(taps, &inputs, stride, (width, rows, step), acc) else {
         return false;
-    }
-    let [p0, p1] = rows.map(<[u32]>::as_ptr);
+    };
+    let [p0, p1] = inputs.map(<[u32]>::as_ptr);
     let acc = acc.as_mut_ptr();
-    // SAFETY: as `kx3_sums`: reads rows 3 and 4's taps (words 6 to 9 of twelve) and
-    // `stride·pairs + 1` words of each row, reads and writes `2·pairs` sums of `acc`.
+    // Rows 3 and 4's taps at the pointer's words 0 to 3; the loop words stay at bytes 48 on
+    // from the array's start, so the pointer is the start and the taps' offsets are 24 on.
+    let words = words.as_mut_ptr();
+    // SAFETY: as `kx3_sums`, reading and writing the sums, rows 3 and 4's taps (words 6 to 9).
     unsafe {
-        let end = acc.add(2 * pairs);
-        let taps = taps.as_ptr().add(ROW3);
+        let end = acc.add(2 * width.div_ceil(2));
         if stride == 1 {
             asm!(
-                pairs_loop!(
+                rows_loop!(
                     "ldrd r0, r1, [r12]\n",
-                    row_stride1!("0", "r8"),
-                    row_stride1!("8", "r9")
+                    ["r8", "r9"],
+                    row_stride1!("24", "r8"),
+                    row_stride1!("32", "r9")
                 ),
                 out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
                 inout("r8") p0 => _, inout("r9") p1 => _,
-                in("r11") taps, inout("r12") acc => _, in("lr") end,
+                in("r11") words, inout("r12") acc => _, inout("lr") end => _,
                 options(nostack),
             );
         } else {
             asm!(
-                pairs_loop!(
+                rows_loop!(
                     "ldrd r0, r1, [r12]\n",
-                    row_stride2!("0", "r8"),
-                    row_stride2!("8", "r9")
+                    ["r8", "r9"],
+                    row_stride2!("24", "r8"),
+                    row_stride2!("32", "r9")
                 ),
                 out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
                 inout("r8") p0 => _, inout("r9") p1 => _,
-                in("r11") taps, inout("r12") acc => _, in("lr") end,
+                in("r11") words, inout("r12") acc => _, inout("lr") end => _,
                 options(nostack),
             );
         }
