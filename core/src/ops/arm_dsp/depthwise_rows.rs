@@ -74,6 +74,21 @@ macro_rules! rows_loop {
     };
 }
 
+/// The row loops' `asm!`: the template, the three input pointers (r8 to r10; a two-row
+/// template leaves r10 alone), the taps and loop words (r11), the sums (r12) and the first
+/// row's end (lr).
+macro_rules! rows_asm {
+    ($template:expr, [$p0:expr, $p1:expr, $p2:expr], ($words:expr, $acc:expr, $end:expr)) => {
+        asm!(
+            $template,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
+            inout("r8") $p0 => _, inout("r9") $p1 => _, inout("r10") $p2 => _,
+            in("r11") $words, inout("r12") $acc => _, inout("lr") $end => _,
+            options(nostack),
+        )
+    };
+}
+
 /// The taps and the row loop's words (input bytes to skip, sums to step back, sums' bytes a
 /// row, rows left), checked against `inputs` and `acc`: `None` when a row or the sums are
 /// short, a count is 0, or the stride is not 1 or 2.
@@ -137,7 +152,7 @@ pub(crate) fn kx3_sums(
     unsafe {
         let end = acc.add(2 * width.div_ceil(2));
         if stride == 1 {
-            asm!(
+            rows_asm!(
                 rows_loop!(
                     "ldrd r0, r1, [r11, #40]\n",
                     ["r8", "r9", "r10"],
@@ -145,13 +160,11 @@ pub(crate) fn kx3_sums(
                     row_stride1!("8", "r9"),
                     row_stride1!("16", "r10")
                 ),
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
-                inout("r8") p0 => _, inout("r9") p1 => _, inout("r10") p2 => _,
-                in("r11") words, inout("r12") acc => _, inout("lr") end => _,
-                options(nostack),
+                [p0, p1, p2],
+                (words, acc, end)
             );
         } else {
-            asm!(
+            rows_asm!(
                 rows_loop!(
                     "ldrd r0, r1, [r11, #40]\n",
                     ["r8", "r9", "r10"],
@@ -159,10 +172,8 @@ pub(crate) fn kx3_sums(
                     row_stride2!("8", "r9"),
                     row_stride2!("16", "r10")
                 ),
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
-                inout("r8") p0 => _, inout("r9") p1 => _, inout("r10") p2 => _,
-                in("r11") words, inout("r12") acc => _, inout("lr") end => _,
-                options(nostack),
+                [p0, p1, p2],
+                (words, acc, end)
             );
         }
     }
@@ -190,30 +201,26 @@ pub(crate) fn kx3_add_rows(
     unsafe {
         let end = acc.add(2 * width.div_ceil(2));
         if stride == 1 {
-            asm!(
+            rows_asm!(
                 rows_loop!(
                     "ldrd r0, r1, [r12]\n",
                     ["r8", "r9"],
                     row_stride1!("24", "r8"),
                     row_stride1!("32", "r9")
                 ),
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
-                inout("r8") p0 => _, inout("r9") p1 => _,
-                in("r11") words, inout("r12") acc => _, inout("lr") end => _,
-                options(nostack),
+                [p0, p1, p1],
+                (words, acc, end)
             );
         } else {
-            asm!(
+            rows_asm!(
                 rows_loop!(
                     "ldrd r0, r1, [r12]\n",
                     ["r8", "r9"],
                     row_stride2!("24", "r8"),
                     row_stride2!("32", "r9")
                 ),
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
-                inout("r8") p0 => _, inout("r9") p1 => _,
-                in("r11") words, inout("r12") acc => _, inout("lr") end => _,
-                options(nostack),
+                [p0, p1, p1],
+                (words, acc, end)
             );
         }
     }
