@@ -347,7 +347,17 @@ fn depthwise_in_place_matches_the_portable_conv() {
         let zero_point = rng.next() as i8;
         let data = channels.data(rng.next() as i8, clamp(&mut rng));
         let mut expected = vec![0; c * out.plane()];
-        kernels::conv(&x, input, &mut expected, out, window, c, zero_point, &weights, &data);
+        kernels::conv(
+            &x,
+            input,
+            &mut expected,
+            out,
+            window,
+            c,
+            zero_point,
+            &weights,
+            &data,
+        );
         let node = depthwise::DepthwiseConv {
             in_shape: input,
             out_shape: out,
