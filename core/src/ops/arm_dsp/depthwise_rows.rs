@@ -78,11 +78,12 @@ macro_rules! rows_loop {
 /// template leaves r10 alone), the taps and loop words (r11), the sums (r12) and the first
 /// row's end (lr).
 macro_rules! rows_asm {
-    ($template:expr, [$p0:expr, $p1:expr, $p2:expr], ($words:expr, $acc:expr, $end:expr)) => {
+    ($template:expr, $pointers:expr, ($words:expr, $acc:expr, $end:expr)) => {
         asm!(
             $template,
             out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
-            inout("r8") $p0 => _, inout("r9") $p1 => _, inout("r10") $p2 => _,
+            inout("r8") $pointers[0] => _, inout("r9") $pointers[1] => _,
+            inout("r10") $pointers[2] => _,
             in("r11") $words, inout("r12") $acc => _, inout("lr") $end => _,
             options(nostack),
         )
@@ -130,29 +131,58 @@ fn loop_words(
 /// (int16 values, two a word), `taps` laid out as [`KX3_TAPS`]; each row's sums in pairs (an
 /// odd width's spare overwritten by the next row's first, the last one's written). `false`
 /// (nothing written) when the inputs or the sums are short.
-#[inline(never)]
 pub(crate) fn kx3_sums(
     inputs: [&[u32]; 3],
+    taps: &[u32; KX3_TAPS],
+    stride: usize,
+    shape: (usize, usize, usize),
+    acc: &mut [i32],
+) -> bool {
+    kx3_pass(&inputs, taps, stride, shape, acc)
+}
+
+/// [`kx3_sums`] adding kernel rows 3 and 4 (a 5×3 kernel's last two) to the sums in `acc`.
+pub(crate) fn kx3_add_rows(
+    inputs: [&[u32]; 2],
+    taps: &[u32; KX3_TAPS],
+    stride: usize,
+    shape: (usize, usize, usize),
+    acc: &mut [i32],
+) -> bool {
+    kx3_pass(&inputs, taps, stride, shape, acc)
+}
+
+/// Three inputs: [`kx3_sums`]; two: [`kx3_add_rows`].
+#[inline(never)]
+fn kx3_pass(
+    inputs: &[&[u32]],
     taps: &[u32; KX3_TAPS],
     stride: usize,
     (width, rows, step): (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
-    let Some(mut words) = loop_words(taps, &inputs, stride, (width, rows, step), acc) else {
+    let Some(mut words) = loop_words(taps, inputs, stride, (width, rows, step), acc) else {
         return false;
     };
-    let [p0, p1, p2] = inputs.map(<[u32]>::as_ptr);
+    if !(inputs.len() == 2 || inputs.len() == 3) {
+        return false;
+    }
+    let input = |k: usize| inputs.get(k).map_or(core::ptr::null(), |r| r.as_ptr());
+    let (p0, p1, p2) = (input(0), input(1), input(2));
     let acc = acc.as_mut_ptr();
     let words = words.as_mut_ptr();
     // SAFETY: `loop_words` checked every read and write: rows `y < rows` read
     // `stride·pairs + 1` words of each input from `y·step`, and write `2·pairs` sums from
-    // `y·width`; the pair loop runs `pairs ≥ 1` times a row (until r12 reaches lr), the row loop
-    // `rows ≥ 1` times, counting down its word of `words` (a local array, also the taps).
-    // Registers, that array and the Q flag only otherwise; no stack.
+    // `y·width` (the two-row pass reads them first); the pair loop runs `pairs ≥ 1` times a row
+    // (until r12 reaches lr), the row loop `rows ≥ 1` times, counting down its word of `words`
+    // (a local array, also the taps: the two-row pass reads rows 3 and 4's, words 6 to 9).
+    // A two-row template never reads r10 (null then). Registers, that array and the Q flag
+    // only otherwise; no stack.
     unsafe {
         let end = acc.add(2 * width.div_ceil(2));
-        if stride == 1 {
-            rows_asm!(
+        let pointers = [p0, p1, p2];
+        match (inputs.len(), stride) {
+            (3, 1) => rows_asm!(
                 rows_loop!(
                     "ldrd r0, r1, [r11, #40]\n",
                     ["r8", "r9", "r10"],
@@ -160,11 +190,10 @@ pub(crate) fn kx3_sums(
                     row_stride1!("8", "r9"),
                     row_stride1!("16", "r10")
                 ),
-                [p0, p1, p2],
+                pointers,
                 (words, acc, end)
-            );
-        } else {
-            rows_asm!(
+            ),
+            (3, _) => rows_asm!(
                 rows_loop!(
                     "ldrd r0, r1, [r11, #40]\n",
                     ["r8", "r9", "r10"],
@@ -172,56 +201,29 @@ pub(crate) fn kx3_sums(
                     row_stride2!("8", "r9"),
                     row_stride2!("16", "r10")
                 ),
-                [p0, p1, p2],
+                pointers,
                 (words, acc, end)
-            );
-        }
-    }
-    true
-}
-
-/// [`kx3_sums`] adding kernel rows 3 and 4 (a 5×3 kernel's last two) to the sums in `acc`.
-#[inline(never)]
-pub(crate) fn kx3_add_rows(
-    inputs: [&[u32]; 2],
-    taps: &[u32; KX3_TAPS],
-    stride: usize,
-    (width, rows, step): (usize, usize, usize),
-    acc: &mut [i32],
-) -> bool {
-    let Some(mut words) = loop_words(taps, &inputs, stride, (width, rows, step), acc) else {
-        return false;
-    };
-    let [p0, p1] = inputs.map(<[u32]>::as_ptr);
-    let acc = acc.as_mut_ptr();
-    // Rows 3 and 4's taps at the pointer's words 0 to 3; the loop words stay at bytes 48 on
-    // from the array's start, so the pointer is the start and the taps' offsets are 24 on.
-    let words = words.as_mut_ptr();
-    // SAFETY: as `kx3_sums`, reading and writing the sums, rows 3 and 4's taps (words 6 to 9).
-    unsafe {
-        let end = acc.add(2 * width.div_ceil(2));
-        if stride == 1 {
-            rows_asm!(
+            ),
+            (_, 1) => rows_asm!(
                 rows_loop!(
                     "ldrd r0, r1, [r12]\n",
                     ["r8", "r9"],
                     row_stride1!("24", "r8"),
                     row_stride1!("32", "r9")
                 ),
-                [p0, p1, p1],
+                pointers,
                 (words, acc, end)
-            );
-        } else {
-            rows_asm!(
+            ),
+            _ => rows_asm!(
                 rows_loop!(
                     "ldrd r0, r1, [r12]\n",
                     ["r8", "r9"],
                     row_stride2!("24", "r8"),
                     row_stride2!("32", "r9")
                 ),
-                [p0, p1, p1],
+                pointers,
                 (words, acc, end)
-            );
+            ),
         }
     }
     true
