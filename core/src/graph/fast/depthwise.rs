@@ -3,20 +3,18 @@
 //! convs of a one-channel input (the image stems of ResNet-8, DS-CNN and MobileNet, which
 //! are the same arithmetic with every output channel reading channel 0).
 //!
-//! The input rows a window reaches are widened once to int16 with their left and right
-//! padding (the input zero point) into a ring of `kh` word-aligned rows in the scratch
-//! (`RowRing`; four bytes a word load, SXTB16); rows above or below the map are zero points
-//! throughout. Every output is then `bias + Σ w·x` over its whole window.
+//! The input plane a window reaches is widened once to int16 with its padding (the input zero
+//! point) into the scratch, row after row, each row word-aligned (four bytes a word load,
+//! SXTB16); a plane past [`MAX_PLANE_BYTES`] goes through a ring of `kh` rows (`RowRing`).
+//! Every output is then `bias + Σ w·x` over its whole window.
 //!
-//! Three taps wide at horizontal stride 1 or 2 (every stem and depthwise layer of the three
-//! models), the common case: a row's aligned words `(x[2i], x[2i+1])` meet weight pairs held
-//! for the whole output row. At stride 2 output `i` is `(w0, w1)·word i + (w2, 0)·word i+1`
-//! per kernel row: one new word and two SMLAD. At stride 1 two outputs share two words:
-//! output `2i` is `(w0, w1)·word i + (w2, 0)·word i+1`, output `2i+1` is `(0, w0)·word i +
-//! (w1, w2)·word i+1`: four SMLAD for six MACs and one new word. Three kernel rows are summed
-//! in one pass (no sums stored between rows); taller kernels a row of sums at a time. The row of
-//! sums is then requantized in a tight loop with the channel's prepared parameters. Other
-//! windows take their taps in pairs from the int16 rows, one output at a time.
+//! Three taps wide, 3 or 5 rows, at horizontal stride 1 or 2 (every stem and depthwise layer
+//! of the three models), the common case: `ops::arm_dsp::kx3_pass` sums a block of output rows,
+//! every kernel row in the same pass, two outputs per LDRD of weights and of inputs (its
+//! comment has the arithmetic), and the block is requantized four outputs a word
+//! (`requantize_run`). Other windows take their taps in pairs from the int16 rows, one output
+//! at a time. A depthwise node in place (`conv_in_place`) widens each input plane before
+//! writing its output plane over it.
 
 use crate::shape::MapShape;
 
@@ -477,35 +475,6 @@ impl ChannelTaps {
                 return;
             }
         }
-        if self.kw == 3 && (stride == 1 || stride == 2) {
-            // Stride 1 sums outputs in pairs: an even count of sums (the last may be a spare).
-            let n = if stride == 1 {
-                out.len().next_multiple_of(2)
-            } else {
-                out.len()
-            };
-            let Some(acc) = acc.get_mut(..n) else {
-                return;
-            };
-            sums_kx3(
-                rows,
-                &self.pairs,
-                &self.singles,
-                self.kh,
-                stride,
-                self.bias,
-                acc,
-            );
-            match &self.requant {
-                Requant::Folded(r) if r.tops_at_127() => {
-                    requantize_row(acc, out, |a| r.apply_to_127(a))
-                }
-                Requant::Folded(r) => requantize_row(acc, out, |a| r.apply(a)),
-                Requant::Channel(r) => requantize_row(acc, out, |a| r.apply(a)),
-                Requant::Exact(r) => requantize_row(acc, out, |a| self.finish(r, a)),
-            }
-            return;
-        }
         self.row_any(stride, rows, out);
     }
 
@@ -669,78 +638,6 @@ fn widen_into(src: &[i8], body: &mut [i16]) {
     }
     for (d, &s) in tail.iter_mut().zip(src.get(whole..).unwrap_or_default()) {
         *d = i16::from(s);
-    }
-}
-
-/// `acc[i] = bias + Σ_k (w_k0, w_k1, w_k2) · row_k[x .. x + 3]` for output `i` at `x = i·stride`
-/// (1 or 2) over the first `kh` rows, `pairs[k] = (w_k0 | w_k1 << 16)`, `singles[k] = w_k2`:
-/// one call a row of outputs, one pass over the sums per kernel row.
-#[inline(never)]
-fn sums_kx3(
-    rows: &[&[u32]],
-    pairs: &[u32],
-    singles: &[i32],
-    kh: usize,
-    stride: usize,
-    bias: i32,
-    acc: &mut [i32],
-) {
-    let taps = rows.iter().zip(pairs).zip(singles).take(kh);
-    for (ky, ((&row, &a), &b)) in taps.enumerate() {
-        let b = b as u16 as u32;
-        match (stride, ky) {
-            (1, 0) => first_row_stride1(row, a, b, bias, acc),
-            (1, _) => add_row_stride1(row, a, b, acc),
-            (_, 0) => first_row_stride2(row, a, b, bias, acc),
-            _ => add_row_stride2(row, a, b, acc),
-        }
-    }
-}
-
-/// `acc[2i], acc[2i+1] = bias + ` kernel row `(w0, w1, w2)` at stride 1 (see the module's
-/// comment), `a = (w0 | w1 << 16)`, `b = w2`; `acc.len()` is even (the last may be a spare).
-/// One pass per kernel row keeps every value of the loop in a register.
-#[inline(always)]
-fn first_row_stride1(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
-    // Output 2i+1's weights: (0, w0) and (w1, w2).
-    let (c, d) = (a << 16, a >> 16 | b << 16);
-    for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
-        if let ([even, odd], &[x01, x23]) = (sums, w) {
-            *even = smlad(b, x23, smlad(a, x01, bias));
-            *odd = smlad(d, x23, smlad(c, x01, bias));
-        }
-    }
-}
-
-/// [`first_row_stride1`] adding to the sums.
-#[inline(always)]
-fn add_row_stride1(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
-    let (c, d) = (a << 16, a >> 16 | b << 16);
-    for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
-        if let ([even, odd], &[x01, x23]) = (sums, w) {
-            *even = smlad(b, x23, smlad(a, x01, *even));
-            *odd = smlad(d, x23, smlad(c, x01, *odd));
-        }
-    }
-}
-
-/// `acc[i] = bias + ` kernel row `(w0, w1, w2)` at stride 2: `a·word i + b·word i+1`.
-#[inline(always)]
-fn first_row_stride2(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
-    for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
-        if let &[x01, x23] = w {
-            *sum = smlad(b, x23, smlad(a, x01, bias));
-        }
-    }
-}
-
-/// [`first_row_stride2`] adding to the sums.
-#[inline(always)]
-fn add_row_stride2(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
-    for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
-        if let &[x01, x23] = w {
-            *sum = smlad(b, x23, smlad(a, x01, *sum));
-        }
     }
 }
 

@@ -8,9 +8,9 @@ use crate::ops::chunks::runs_fit;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_add_rows, kx3_sums, mac_patch4,
-    mac_patch4_unrolled, max_bytes4, pointwise_block, requantize_columns, requantize_run, smlad,
-    sum_bytes, sxtb16_pairs,
+    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, mac_patch4, mac_patch4_unrolled,
+    max_bytes4, pointwise_block, requantize_columns, requantize_run, smlad, sum_bytes,
+    sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -107,25 +107,26 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) const KX3_TAPS: usize = 12;
 
-/// The Cortex-M4's row loops, value by value: for output rows `y < rows` and outputs
-/// `i < width` (at `x = i·stride`), `acc[y·width + i]` = the bias (`from_bias`) or itself, plus
-/// kernel rows `first..first + inputs.len()` of `taps` against `inputs[k][y·step + x..]`;
-/// `false` (nothing written) where those decline.
+/// The Cortex-M4's row loops (`ops::arm_dsp::kx3_pass`), value by value: for output rows
+/// `y < rows` and outputs `i < width` (at `x = i·stride`), `acc[y·width + i]` = the bias (three
+/// inputs: kernel rows 0 to 2) or itself (two: rows 3 and 4), plus those kernel rows of `taps`
+/// against `inputs[k][y·step + x..]`; `false` (nothing written) where those decline.
 #[cfg(not(qcnn_arm_dsp))]
-fn kx3_rows(
+pub(crate) fn kx3_pass(
     inputs: &[&[u32]],
     taps: &[u32; KX3_TAPS],
-    (first, from_bias): (usize, bool),
     stride: usize,
     (width, rows, step): (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
     let pairs = width.div_ceil(2);
+    let (first, from_bias) = (if inputs.len() == 3 { 0 } else { 3 }, inputs.len() == 3);
     let Some(last) = rows.checked_sub(1) else {
         return false;
     };
     let need = last * step + stride * pairs + 1;
     let fits = pairs > 0
+        && (inputs.len() == 2 || inputs.len() == 3)
         && (stride == 1 || stride == 2)
         && step >= stride * pairs
         && inputs.iter().all(|r| r.len() >= need)
@@ -158,9 +159,11 @@ fn kx3_rows(
     true
 }
 
-/// `acc[y·width + i] = bias + ` kernel rows 0 to 2 of `taps` (3 wide) for output `i` of row
-/// `y` (`ops::arm_dsp`'s).
-#[cfg(not(qcnn_arm_dsp))]
+/// `acc[y·width + i] = bias + ` kernel rows 0 to 2 of `taps` (3 wide) against the inputs for
+/// output `i` of row `y` (at `x = i·stride`, 1 or 2; `shape` = (width, rows, step), each output
+/// row's inputs `step` words after the one before); an odd width's spare sum lands on the next
+/// row's first, which overwrites it. `false` (nothing written) when the inputs or the sums are
+/// short.
 pub(crate) fn kx3_sums(
     inputs: [&[u32]; 3],
     taps: &[u32; KX3_TAPS],
@@ -168,11 +171,10 @@ pub(crate) fn kx3_sums(
     shape: (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
-    kx3_rows(&inputs, taps, (0, true), stride, shape, acc)
+    kx3_pass(&inputs, taps, stride, shape, acc)
 }
 
-/// [`kx3_sums`] adding kernel rows 3 and 4 to `acc`.
-#[cfg(not(qcnn_arm_dsp))]
+/// [`kx3_sums`] adding kernel rows 3 and 4 (a 5×3 kernel's last two) to `acc`.
 pub(crate) fn kx3_add_rows(
     inputs: [&[u32]; 2],
     taps: &[u32; KX3_TAPS],
@@ -180,7 +182,7 @@ pub(crate) fn kx3_add_rows(
     shape: (usize, usize, usize),
     acc: &mut [i32],
 ) -> bool {
-    kx3_rows(&inputs, taps, (3, false), stride, shape, acc)
+    kx3_pass(&inputs, taps, stride, shape, acc)
 }
 
 /// `out[i] = FoldedRequant::apply(acc[i])` for the first `4·⌊len / 4⌋` sums (the Cortex-M4's

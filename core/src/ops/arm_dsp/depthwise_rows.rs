@@ -126,35 +126,10 @@ fn loop_words(
     Some(words)
 }
 
-/// For each output row `y < rows` and output `i < width` (at `x = i·stride`, 1 or
-/// 2): `acc[y·width + i] = bias + Σ_{k<3} (w_k0, w_k1, w_k2) · inputs[k][y·step + x..][..3]`
-/// (int16 values, two a word), `taps` laid out as [`KX3_TAPS`]; each row's sums in pairs (an
-/// odd width's spare overwritten by the next row's first, the last one's written). `false`
-/// (nothing written) when the inputs or the sums are short.
-pub(crate) fn kx3_sums(
-    inputs: [&[u32]; 3],
-    taps: &[u32; KX3_TAPS],
-    stride: usize,
-    shape: (usize, usize, usize),
-    acc: &mut [i32],
-) -> bool {
-    kx3_pass(&inputs, taps, stride, shape, acc)
-}
-
-/// [`kx3_sums`] adding kernel rows 3 and 4 (a 5×3 kernel's last two) to the sums in `acc`.
-pub(crate) fn kx3_add_rows(
-    inputs: [&[u32]; 2],
-    taps: &[u32; KX3_TAPS],
-    stride: usize,
-    shape: (usize, usize, usize),
-    acc: &mut [i32],
-) -> bool {
-    kx3_pass(&inputs, taps, stride, shape, acc)
-}
-
-/// Three inputs: [`kx3_sums`]; two: [`kx3_add_rows`].
+/// The sums of `graph::fast::dsp::kx3_sums` (three inputs: kernel rows 0 to 2 from the
+/// bias) and `kx3_add_rows` (two: rows 3 and 4 added to `acc`), which call it.
 #[inline(never)]
-fn kx3_pass(
+pub(crate) fn kx3_pass(
     inputs: &[&[u32]],
     taps: &[u32; KX3_TAPS],
     stride: usize,
