@@ -60,8 +60,10 @@ runtime_code_limit=14912
 # branch pconv before that merge (the patch conv's eight-group MAC loop, folded requantization,
 # fused Add and padded staging in asm: 2,404 B more); 53,592 B on branch dw before main's merges
 # (the stems on the depthwise kernel, whole-plane and ring depthwise rows, the folded
-# requantization, MaxPool by words); 55,444 B with dw merged with main (one FoldedRequant).
-runtime_code_limit_graph=59076
+# requantization, MaxPool by words); 55,444 B with dw merged with main (one FoldedRequant);
+# 61,268 B on session 9's branch dw (59,072 B before: the depthwise kernel's row loops and
+# requantization run in asm, its in-place path, 2,196 B more).
+runtime_code_limit_graph=61272
 # The streaming schedule (QCNN_MAX_ARENA=min) on the M4: issue 13's arena (9,408 B), stack
 # (2,048 B), RAM-in-all (10,240 B) and speed (1.5 per MAC) targets are met, held here to the
 # figures reached (8,001, 1,932 and 9,948 B, 1.488 per MAC measured; 2,000 B, 10,016 B and
@@ -80,7 +82,7 @@ stream_mac_limit_milli=1490
 # one-pass rows; RAM: met by ResNet-8, and by DS-CNN now that its nodes run in place):
 # firmware/README.md.
 graph_models=(
-    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 13239920 35011"
+    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 12925880 35019"
     "ds_cnn $root/models/ds_cnn.onnx 11688143 25994 6713000 18487"
     "mobilenet $root/models/mobilenet.onnx 1514727 5866 1022000 7911"
 )
