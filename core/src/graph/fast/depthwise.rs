@@ -270,9 +270,13 @@ fn widen_plane(node: &DepthwiseConv<'_>, plane: &[i8], buffer: &mut [u32]) {
     let w = node.in_shape.w.max(1);
     let values = row_values(w, window);
     let buffer: &mut [i16] = bytemuck::cast_slice_mut(buffer);
-    for (iy, src) in plane.chunks_exact(w).enumerate() {
-        let at = (pt + iy) * values + pl;
-        widen_into(src, buffer.get_mut(at..at + w).unwrap_or_default());
+    // Tested, so that the optimiser knows the chunk size is not 0 (no panic path).
+    if values == 0 {
+        return;
+    }
+    let rows = buffer.get_mut(pt * values..).unwrap_or_default();
+    for (src, dst) in plane.chunks_exact(w).zip(rows.chunks_exact_mut(values)) {
+        widen_into(src, dst.get_mut(pl..).unwrap_or_default());
     }
 }
 
