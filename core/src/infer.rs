@@ -6,8 +6,8 @@ use micromath::F32Ext;
 
 use crate::arena::{self, End};
 use crate::format::layout::QuantParams;
-use crate::model::{CheckedLayer, Model};
-use crate::ops::{Kernels, Op};
+use crate::model::Model;
+use crate::ops::Kernels;
 use crate::plan::Schedule;
 use crate::stream;
 
@@ -243,19 +243,25 @@ impl Model<'_> {
         }
         let (mut end, mut len) = (End::Front, self.input_len());
         after(0);
-        let mut layers = self.layers().enumerate();
-        while let Some((index, op, out_len)) = next_step(&mut layers) {
-            let op = &op;
+        let mut layers = self.layers();
+        // Layers run so far. Each layer is borrowed where the walk wrote it: moving it (or
+        // its op) out, as an iterator would, is a `memcpy` call on a Cortex-M (flash).
+        let mut done = 0;
+        while let Some(Ok(layer)) = &layers.next_checked() {
+            let (op, out_len) = (layer.op(), layer.output().len());
+            let index = done;
+            done += 1;
             if !op.computes() {
-                after(index + 1);
+                after(done);
                 continue;
             }
             if STREAMING && count == 1 && schedule.streams(index) {
                 let out_len =
                     stream::run_with_next(op, &mut layers, arena, end, len).ok_or(too_small)?;
                 (end, len) = (end.other(), out_len);
-                after(index + 1);
-                after(index + 2);
+                after(done);
+                done += 1;
+                after(done);
                 continue;
             }
             let (batch_in, batch_out) = (count.saturating_mul(len), count.saturating_mul(out_len));
@@ -267,22 +273,11 @@ impl Model<'_> {
                 op.run_batch(split.input, split.output, (len, out_len), split.scratch);
             }
             (end, len) = (end.other(), out_len);
-            after(index + 1);
+            after(done);
         }
         let arena: &'b [i8] = arena;
         arena::tensor(arena, end, count.saturating_mul(len)).ok_or(too_small)
     }
-}
-
-/// The next layer's index, op and output length. Not inlined: the decoded layer and the
-/// temporaries of decoding it stay in this frame, off the stack while the layers run (the
-/// device's stack).
-#[inline(never)]
-fn next_step<'a>(
-    layers: &mut impl Iterator<Item = (usize, CheckedLayer<'a>)>,
-) -> Option<(usize, Op<'a>, usize)> {
-    let (index, layer) = layers.next()?;
-    Some((index, *layer.op(), layer.output().len()))
 }
 
 /// The first `needed` bytes of `arena` as int8, or why not.

@@ -46,7 +46,6 @@ pub struct CheckedLayer<'a> {
     input: TensorShape,
     output: TensorShape,
     output_quant: QuantParams,
-    macs: u64,
 }
 
 impl<'a> CheckedLayer<'a> {
@@ -68,8 +67,17 @@ impl<'a> CheckedLayer<'a> {
     }
 
     /// Multiply-accumulates per inference (a fused pool's window counted once per conv output).
+    /// Derived from the op when asked, not on every decode: reports want it, inference does
+    /// not (flash and instructions on a microcontroller).
     pub fn macs(&self) -> u64 {
-        self.macs
+        match &self.op {
+            Op::Conv2d(op) => op
+                .window()
+                .output(op.input(), op.output().c)
+                .map_or(0, |conv| conv.macs()),
+            Op::Linear(op) => (op.in_features() as u64).saturating_mul(op.out_features() as u64),
+            Op::MaxPool2d(_) | Op::Flatten => 0,
+        }
     }
 
     /// Bytes of scratch `kernels` take from the arena while this layer runs, between its
@@ -183,16 +191,24 @@ impl<'a> Model<'a> {
         }
         let mut walk = Walk::new(framed.layers, framed.layer_count, framed.data, input, true);
         let mut arena_len = input_len;
-        while let Some(checked) = walk.next_layer() {
+        // Borrowed where `next_layer` wrote it: moving the layer out would be a `memcpy` call.
+        while let Some(checked) = &walk.next_layer() {
             let index = walk.builder.index;
             // Every target's figure must fit `usize`, not only this one's.
             let needs = [Kernels::Portable, Kernels::CortexM4Dsp]
                 .map(|k| checked.as_ref().ok()?.arena_need(k));
-            let checked = checked?;
-            let [Some(_), Some(_)] = needs else {
+            if let Err(error) = checked {
+                return Err(*error);
+            }
+            // This target's figure is one of the two: computing it a third time cost 264 B of
+            // flash on a Cortex-M4.
+            let [Some(portable), Some(dsp)] = needs else {
                 return Err(ModelError::TooLarge { layer: index });
             };
-            let need = checked.arena_need(Kernels::NATIVE).unwrap_or(usize::MAX);
+            let need = match Kernels::NATIVE {
+                Kernels::Portable => portable,
+                Kernels::CortexM4Dsp => dsp,
+            };
             arena_len = arena_len.max(need);
         }
         let TensorShape::Vector(num_classes) = walk.builder.shape else {
@@ -300,7 +316,7 @@ impl<'a> Model<'a> {
         if let Some(graph) = self.graph() {
             return graph.macs();
         }
-        self.layers().fold(0, |sum, l| sum.saturating_add(l.macs))
+        self.layers().fold(0, |sum, l| sum.saturating_add(l.macs()))
     }
 }
 
@@ -318,6 +334,16 @@ fn narrow(shape: MapShape) -> format::Shape {
 #[derive(Clone, Debug)]
 pub struct Layers<'a> {
     walk: Walk<'a>,
+}
+
+impl<'a> Layers<'a> {
+    /// The next layer as the loader's walk returns it, for a caller to borrow where it lies:
+    /// [`Iterator::next`]'s conversion to an `Option` moves the layer (over 64 bytes, so a
+    /// `memcpy` call on a Cortex-M: flash). A validated model's layers are all `Ok`.
+    #[inline]
+    pub(crate) fn next_checked(&mut self) -> Option<Result<CheckedLayer<'a>, ModelError>> {
+        self.walk.next_layer()
+    }
 }
 
 impl<'a> Iterator for Layers<'a> {
@@ -405,7 +431,7 @@ struct Builder<'a> {
 impl<'a> Builder<'a> {
     fn layer(&mut self, layer: &Layer) -> Result<CheckedLayer<'a>, ModelError> {
         let input = self.shape;
-        let (op, kind, output, macs) = match layer {
+        let (op, kind, output) = match layer {
             Layer::Conv2d(conv) => self.conv2d(conv)?,
             Layer::MaxPool2d(pool) => self.maxpool2d(*pool)?,
             Layer::Flatten => {
@@ -414,7 +440,6 @@ impl<'a> Builder<'a> {
                     Op::Flatten,
                     LayerKind::Flatten,
                     TensorShape::Vector(TensorShape::Map(map).len()),
-                    0,
                 )
             }
             Layer::Linear(linear) => self.linear(linear)?,
@@ -426,14 +451,13 @@ impl<'a> Builder<'a> {
             input,
             output,
             output_quant: self.quant,
-            macs,
         })
     }
 
     fn conv2d(
         &mut self,
         conv: &format::Conv2d,
-    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    ) -> Result<(Op<'a>, LayerKind, TensorShape), ModelError> {
         let layer = self.index;
         let input = self.map()?;
         if usize::from(conv.in_channels) != input.c {
@@ -495,9 +519,6 @@ impl<'a> Builder<'a> {
             input_zero_point: self.quant.zero_point,
         };
         self.quant = conv.requant.output;
-        let macs = [output.c, conv_h, conv_w, per_output]
-            .iter()
-            .fold(1_u64, |p, &n| p.saturating_mul(n as u64));
         let kind = LayerKind::Conv2d {
             kernel: conv.kernel,
             stride: conv.stride,
@@ -505,13 +526,10 @@ impl<'a> Builder<'a> {
             relu: conv.relu,
             pool: conv.pool,
         };
-        Ok((Op::Conv2d(op), kind, TensorShape::Map(output), macs))
+        Ok((Op::Conv2d(op), kind, TensorShape::Map(output)))
     }
 
-    fn maxpool2d(
-        &mut self,
-        pool: Pool,
-    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    fn maxpool2d(&mut self, pool: Pool) -> Result<(Op<'a>, LayerKind, TensorShape), ModelError> {
         let input = self.map()?;
         let window = self.window(pool)?;
         let empty = ModelError::EmptyOutput { layer: self.index };
@@ -529,14 +547,13 @@ impl<'a> Builder<'a> {
             Op::MaxPool2d(op),
             LayerKind::MaxPool2d(pool),
             TensorShape::Map(output),
-            0,
         ))
     }
 
     fn linear(
         &mut self,
         linear: &format::Linear,
-    ) -> Result<(Op<'a>, LayerKind, TensorShape, u64), ModelError> {
+    ) -> Result<(Op<'a>, LayerKind, TensorShape), ModelError> {
         let layer = self.index;
         let TensorShape::Vector(in_features) = self.shape else {
             return Err(ModelError::NeedsVector { layer });
@@ -570,12 +587,7 @@ impl<'a> Builder<'a> {
             channels,
         };
         let kind = LayerKind::Linear { relu: linear.relu };
-        Ok((
-            Op::Linear(op),
-            kind,
-            TensorShape::Vector(out_features),
-            count as u64,
-        ))
+        Ok((Op::Linear(op), kind, TensorShape::Vector(out_features)))
     }
 
     fn map(&self) -> Result<MapShape, ModelError> {

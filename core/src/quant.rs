@@ -104,6 +104,14 @@ impl Requantizer {
         // max-then-min rather than `clamp`, which would panic if `min` exceeded 127.
         scaled.max(self.min).min(i32::from(i8::MAX)) as i8
     }
+
+    /// [`Self::apply`], never inlined: one copy in flash (each inlined one is about 100 bytes
+    /// of Thumb-2) for the paths that requantize once per dot product of a whole row (Linear)
+    /// or run as a fallback (the direct conv), where a call costs little next to the work.
+    #[inline(never)]
+    pub fn apply_outlined(&self, acc: i32) -> i8 {
+        self.apply(acc)
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! shorter than the whole-map schedule needs.
 
 use crate::arena::{self, End};
-use crate::model::CheckedLayer;
+use crate::model::Layers;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::maxpool2d::{MaxPool2dOp, PoolWindow};
 use crate::ops::requant::PreparedRequantizer;
@@ -346,7 +346,7 @@ impl<'p, 'a> StreamPair<'p, 'a> {
 #[inline(never)]
 pub(crate) fn run_with_next<'a>(
     first: &Op<'a>,
-    layers: &mut impl Iterator<Item = (usize, CheckedLayer<'a>)>,
+    layers: &mut Layers<'a>,
     arena: &mut [i8],
     end: End,
     in_len: usize,
@@ -363,11 +363,8 @@ pub(crate) fn run_with_next<'a>(
 /// The op of the next of `layers` into `op`, and its output's length. Not inlined: the
 /// decoded layer and its temporaries stay in this frame, which is gone when the pair runs.
 #[inline(never)]
-fn next_op<'a>(
-    layers: &mut impl Iterator<Item = (usize, CheckedLayer<'a>)>,
-    op: &mut Op<'a>,
-) -> Option<usize> {
-    let (_, layer) = layers.next()?;
+fn next_op<'a>(layers: &mut Layers<'a>, op: &mut Op<'a>) -> Option<usize> {
+    let layer = layers.next()?;
     *op = *layer.op();
     Some(layer.output().len())
 }

@@ -28,6 +28,7 @@ use super::dot::{dot, dot_constant};
 use super::gemm::GemmKernel;
 use super::gemm::{MAX_ACC, MAX_COLUMNS, MAX_ROWS, gemm};
 use super::kernels::Kernels;
+use super::maxpool2d::PoolWindow;
 use super::scratch::DspConvLayout;
 use crate::shape::MapShape;
 
@@ -324,17 +325,24 @@ impl Conv2dOp<'_> {
 
     fn run_direct(&self, input: &[i8], output: &mut [i8]) {
         let per_output = self.input.c * self.kernel * self.kernel;
+        // A checked pool window is never empty; saying so spares the optimizer's separate
+        // loop for an empty one, which filled rows with i8::MIN through `memset` (flash).
+        let pool = PoolWindow {
+            kernel: self.pool.kernel.max(1),
+            ..self.pool
+        };
         let outputs = rows(self.weights, per_output)
             .zip(self.channels.iter())
             .zip(rows_mut(output, self.output.plane()));
         for ((weights, (bias, requant)), out_plane) in outputs {
             for (py, out_row) in rows_mut(out_plane, self.output.w).enumerate() {
                 for (px, out) in out_row.iter_mut().enumerate() {
-                    *out = self
-                        .pool
+                    *out = pool
                         .positions(py, px)
                         .map(|(y, x)| {
-                            requant.apply(bias.wrapping_add(self.accumulate(weights, input, y, x)))
+                            requant.apply_outlined(
+                                bias.wrapping_add(self.accumulate(weights, input, y, x)),
+                            )
                         })
                         .max()
                         .unwrap_or(i8::MIN);

@@ -41,7 +41,7 @@ impl LinearOp<'_> {
         let x = input.get(..self.in_features).unwrap_or(input);
         let rows = self.weights.chunks_exact(self.in_features.max(1));
         for ((row, (bias, requant)), out) in rows.zip(self.channels.iter()).zip(output) {
-            *out = requant.apply(bias.wrapping_add(dot(row, x)));
+            *out = requant.apply_outlined(bias.wrapping_add(dot(row, x)));
         }
     }
 
@@ -125,7 +125,7 @@ impl LinearOp<'_> {
                 {
                     let image_outputs = outputs.iter_mut().skip(first_feature + feature);
                     for (out, &sum) in image_outputs.step_by(out_len).zip(sums) {
-                        *out = requant.apply(bias.wrapping_add(sum));
+                        *out = requant.apply_outlined(bias.wrapping_add(sum));
                     }
                 }
             }

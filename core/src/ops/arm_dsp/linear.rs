@@ -51,12 +51,12 @@ pub(crate) fn linear(
         let sums = match (rows.next(), outputs.next()) {
             (Some(r1), Some((out1, (bias1, requant1)))) => {
                 let [s0, s1] = two_rows(r0, r1, unpacked, body);
-                *out1 = requant1.apply(bias1.wrapping_add(row_sum(r1, s1)));
+                *out1 = requant1.apply_outlined(bias1.wrapping_add(row_sum(r1, s1)));
                 s0
             }
             _ => dot(r0.get(..body).unwrap_or(&[]), x_body),
         };
-        *out0 = requant0.apply(bias0.wrapping_add(row_sum(r0, sums)));
+        *out0 = requant0.apply_outlined(bias0.wrapping_add(row_sum(r0, sums)));
     }
     true
 }
@@ -129,7 +129,7 @@ pub(crate) fn linear_blocked(
     for (((row, (bias, requant)), out), &sum) in rows.zip(op.channels.iter()).zip(output).zip(&*acc)
     {
         let tail = dot(row.get(body..).unwrap_or(&[]), x_tail);
-        *out = requant.apply(bias.wrapping_add(sum).wrapping_add(tail));
+        *out = requant.apply_outlined(bias.wrapping_add(sum).wrapping_add(tail));
     }
     true
 }
