@@ -252,7 +252,8 @@ impl Step<'_> {
 }
 
 /// A node in place that its fast kernel runs over its own input, unstaged (the pointwise
-/// Conv: each block's columns are read before its outputs are written); `false` (nothing
+/// Conv: each block's columns are read before its outputs are written; the depthwise Conv:
+/// each input plane is widened before its output is written over it); `false` (nothing
 /// written) for the others, which `in_place::run` stages.
 #[inline(never)]
 fn run_over_itself(
@@ -264,6 +265,7 @@ fn run_over_itself(
     match (kernel, prepared) {
         (GraphKernel::Pointwise, Prepared::Conv { .. }) => ConvNode::of(prepared)
             .is_some_and(|node| fast::pointwise::conv_in_place(&node, tensor, scratch)),
+        (GraphKernel::Depthwise, _) => fast::depthwise::in_place(prepared, tensor, scratch),
         _ => false,
     }
 }

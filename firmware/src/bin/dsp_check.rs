@@ -499,6 +499,23 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             // The one-channel stems (the depthwise kernel's `stem` path): DS-CNN's, MobileNet's.
             5 => (1, 28, 28, 64, ds_cnn_stem),
             7 => (1, 28, 28, 8, square(3, 2, 1)),
+            // The depthwise kernel's small planes (MobileNet's 4×4 stride-2 outputs, 2×2 and
+            // 1×1 maps) and a 5×3 stem at stride 1 with an odd output width (its rows one at
+            // a time).
+            9 => (64, 7, 7, 64, square(3, 2, 1)),
+            11 => (16, 2, 2, 16, square(3, 1, 1)),
+            13 => (8, 1, 1, 8, square(3, 2, 1)),
+            15 => (
+                1,
+                9,
+                13,
+                5,
+                Window {
+                    kernel: [5, 3],
+                    stride: [1, 1],
+                    pads: [2, 1, 2, 1],
+                },
+            ),
             // Random: every fifth a one-channel stem, every third up to 3 outputs per channel.
             _ if depthwise => {
                 let c = if case % 10 == 9 {

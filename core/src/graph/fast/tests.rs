@@ -247,6 +247,11 @@ fn depthwise_matches_the_portable_conv() {
             window.kernel = [3, 3];
             window.pads = window.pads.map(|p| p.min(2));
         }
+        // Every tenth a 5×3 kernel (DS-CNN's stem), whose rows of an odd width run one at a
+        // time.
+        if cases % 10 == 5 {
+            window.kernel = [5, 3];
+        }
         // Every fifth case a one-channel stem (`group` 1), every third of the others up to
         // three outputs per input channel.
         let c = if cases % 5 == 4 { 1 } else { 1 + rng.below(9) };
@@ -306,6 +311,20 @@ fn depthwise_matches_the_portable_conv() {
         };
         assert!(depthwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
+        // With the output over the input (a node in place, no staged copy).
+        if out_c == c && out.plane() <= input.plane() && !big {
+            let mut tensor = x.clone();
+            assert!(depthwise::conv_in_place(
+                &node,
+                &mut tensor,
+                &mut scratch[offset..]
+            ));
+            assert_eq!(
+                tensor[..expected.len()],
+                expected[..],
+                "in place {input:?} {window:?}"
+            );
+        }
     }
 }
 
