@@ -44,10 +44,12 @@ examples="$capi/examples"
 # core/src/format/decode.rs: 576 B less); 53,028 B on branch dw before the merge with main (the
 # stems on the depthwise kernel, its whole-plane and ring ways, the folded requantization,
 # MaxPool by words); 54,948 B with dw merged with main (one FoldedRequant); 58,596 B with all
-# of session 8's branches merged (pw's pointwise assembly, inplace's staging too). The chain-only
+# of session 8's branches merged (pw's pointwise assembly, inplace's staging too); 60,772 B on
+# session 9's branch dw (the depthwise kernel's row loops and run requantization in asm, its
+# in-place path: 2,176 B more; the limit leaves a few bytes for its last widening fix). The chain-only
 # library: 14,548 B (15,700 B before that decoder, 15,380 B
 # before those merges).
-declare -A library_flash_limit=([chain]=16384 [full]=58600)
+declare -A library_flash_limit=([chain]=16384 [full]=60800)
 flavours=(chain full)
 m4_target=thumbv7em-none-eabihf
 m4_flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)

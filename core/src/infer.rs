@@ -225,6 +225,10 @@ impl Model<'_> {
     /// input, output and scratch. With `STREAMING`, a pair `schedule` streams runs as one
     /// step (one image only), from the first layer's input to the second one's output;
     /// without, none of the streaming code is compiled in.
+    // Never inlined where the graph engine is built in: a graph's inference, which goes the
+    // other way, must not carry this frame on its stack. A chain-only build keeps it inlined
+    // (less flash and stack for the chain).
+    #[cfg_attr(feature = "graph", inline(never))]
     fn run_layers<'b, const STREAMING: bool>(
         &self,
         images: &[u8],

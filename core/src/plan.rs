@@ -379,34 +379,43 @@ pub fn place_sharing(
     const UNPLACED: usize = usize::MAX;
     offsets.iter_mut().for_each(|o| *o = UNPLACED);
     let mut arena = 0;
+    // Tensor `out` written over tensor `input`, which dies at the node that writes it.
+    let written_over = |out: usize, input: usize| {
+        let (Some(o), Some(i)) = (tensors.get(out), tensors.get(input)) else {
+            return false;
+        };
+        out != input && i.dies == o.born
+    };
+    // The tensors whose offset `a` may take: the input it writes over, and the output written
+    // over it (a chain of in-place nodes shares one offset).
+    let partners = |a: usize, b: usize| {
+        (shares.get(a) == Some(&Some(b)) && written_over(a, b))
+            || (shares.get(b) == Some(&Some(a)) && written_over(b, a))
+    };
     for _ in 0..tensors.len().min(offsets.len()) {
-        // The largest tensor not placed yet (the first on ties).
+        // The largest tensor not placed yet (the first on ties), taking first those with a
+        // placed partner: an in-place chain gets its offset before a larger tensor alive with
+        // its end claims it (MobileNet's last pointwise, out of place, beside its input).
+        let placed_partner = |i: usize| {
+            (0..offsets.len()).any(|j| offsets.get(j) != Some(&UNPLACED) && partners(i, j))
+        };
         let Some((next, t)) = tensors
             .iter()
             .enumerate()
             .filter(|(i, _)| offsets.get(*i) == Some(&UNPLACED))
+            .map(|(i, t)| (i, t, placed_partner(i)))
             .fold(
                 None,
-                |best: Option<(usize, &Lifetime)>, (i, t)| match best {
-                    Some((_, b)) if b.len >= t.len => best,
-                    _ => Some((i, t)),
+                |best: Option<(usize, &Lifetime, bool)>, (i, t, p)| match best {
+                    Some((_, b, bp)) if (bp, b.len) >= (p, t.len) => best,
+                    _ => Some((i, t, p)),
                 },
             )
+            .map(|(i, t, _)| (i, t))
         else {
             break;
         };
-        // The tensors whose offset this one may take: the input it writes over, and the output
-        // written over it (a chain of in-place nodes shares one offset).
-        let written_over = |(out, input): (usize, usize)| {
-            let (Some(o), Some(i)) = (tensors.get(out), tensors.get(input)) else {
-                return false;
-            };
-            out != input && i.dies == o.born
-        };
-        let partner = |i: usize| {
-            (shares.get(next) == Some(&Some(i)) && written_over((next, i)))
-                || (shares.get(i) == Some(&Some(next)) && written_over((i, next)))
-        };
+        let partner = |i: usize| partners(next, i);
         let clashes = |offset: usize| {
             tensors
                 .iter()
@@ -515,6 +524,19 @@ mod tests {
             1000,
             "{offsets:?}"
         );
+    }
+
+    #[test]
+    fn an_in_place_output_takes_its_partner_before_a_larger_tensor_claims_the_offset() {
+        // MobileNet's tail: b (1 KB) written over a (3 KB) in place, then c (2 KB) written out
+        // of place beside b. Largest first alone put c at 0, then b, kept from a's offset by c,
+        // after a: 4 KB. With b placed beside its partner first, c fits after b.
+        let t = |len, born, dies| Lifetime { len, born, dies };
+        let tensors = [t(3136, 0, 1), t(1024, 1, 2), t(2048, 2, 3)];
+        let mut offsets = [0; 3];
+        let arena = place_sharing(&tensors, &[None, Some(0), None], &mut offsets);
+        assert_eq!(offsets, [0, 0, 1024]);
+        assert_eq!(arena, 3136);
     }
 
     #[test]

@@ -81,10 +81,14 @@ pub fn table(plan: &Plan, macs: u64) -> String {
             dies,
             node.arena_bytes,
             match node.streaming {
-                "into_next" => "rows into next",
-                "from_previous" => "rows from previous",
-                _ if node.in_place => "in place (input staged in scratch)",
-                _ => "-",
+                "into_next" => "rows into next".to_owned(),
+                "from_previous" => "rows from previous".to_owned(),
+                _ if node.in_place && node.staged_pixels > 0 => format!(
+                    "in place (input staged in scratch, {} pixels a piece)",
+                    node.staged_pixels
+                ),
+                _ if node.in_place => "in place (input staged in scratch)".to_owned(),
+                _ => "-".to_owned(),
             }
         );
     }

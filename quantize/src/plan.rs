@@ -77,6 +77,9 @@ pub struct PlanNode {
     /// A graph node run in place: its output at its input's offset, the input staged through
     /// the scratch (`qcnn_core::graph::in_place`).
     pub in_place: bool,
+    /// For a pointwise Conv in place, the pixels of each staged piece on this target: as many
+    /// as the model's scratch holds beside the node's kernel's (0 for any other node).
+    pub staged_pixels: usize,
 }
 
 /// Bytes `offset .. offset + bytes` of the arena.
@@ -138,6 +141,7 @@ impl Plan {
                     Streaming::FromPrevious => "from_previous",
                 },
                 in_place: false,
+                staged_pixels: 0,
             })
             .collect();
         Self {
@@ -231,6 +235,7 @@ fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>, kernels: Kernels) -> Vec<Pla
                 arena_bytes: top,
                 streaming: "no",
                 in_place: n.in_place(),
+                staged_pixels: graph.node_staging(n, kernels).map_or(0, |s| s.pixels()),
             }
         })
         .collect()

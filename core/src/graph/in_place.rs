@@ -21,28 +21,21 @@ use super::kernels::ChannelData;
 use super::prepared_node::Prepared;
 
 /// Pixels a pointwise Conv in place gathers at a time, at least: the fast kernel's block of
-/// four. More are taken, in blocks of four, while the staging `P·(C_in + C_out)` stays within
-/// [`CHUNK_BUDGET`]: each staged piece costs a kernel call and a copy per channel, so fewer,
-/// longer pieces cost fewer instructions.
+/// four. The scratch the model needs anyway for its other nodes decides how many more
+/// ([`Staging::within`]): each staged piece costs a kernel call and a copy per channel, so
+/// fewer, longer pieces cost fewer instructions, and taking room that is there costs no RAM.
 pub const CHUNK_PIXELS: usize = 4;
-
-/// Staging bytes a pointwise Conv in place may take beyond [`CHUNK_PIXELS`]' minimum.
-pub const CHUNK_BUDGET: usize = 2048;
-
-/// The pixels of one staged piece of a pointwise Conv in place.
-fn chunk_pixels(plane: usize, in_c: usize, out_c: usize) -> usize {
-    let fit = CHUNK_BUDGET / in_c.saturating_add(out_c).max(1) / 4 * 4;
-    fit.max(CHUNK_PIXELS).min(plane)
-}
 
 /// How a node runs in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Staging {
     /// A per-channel node: one input plane of `plane` bytes staged at a time.
     Planes { plane: usize },
-    /// A pointwise Conv: `pixels` pixels of `in_c` channels gathered, `out_c` computed.
+    /// A pointwise Conv over `plane` pixels: `pixels` of them at a time, their `in_c` channels
+    /// gathered, `out_c` computed.
     Pixels {
         pixels: usize,
+        plane: usize,
         in_c: usize,
         out_c: usize,
     },
@@ -55,8 +48,9 @@ fn words(bytes: usize) -> usize {
 }
 
 impl Staging {
-    /// How node `op` from `input` to `output` may run with its output at its input's offset;
-    /// `None` for a node that must keep them apart.
+    /// How node `op` from `input` to `output` may run with its output at its input's offset,
+    /// with the least staging ([`CHUNK_PIXELS`] for a pointwise Conv); `None` for a node that
+    /// must keep them apart.
     pub fn of(op: &NodeOp, input: MapShape, output: MapShape) -> Option<Staging> {
         let per_channel = input.c == output.c && output.plane() <= input.plane();
         match op {
@@ -68,7 +62,8 @@ impl Staging {
                     && input.plane() == output.plane() =>
             {
                 Some(Staging::Pixels {
-                    pixels: chunk_pixels(input.plane(), input.c, output.c),
+                    pixels: CHUNK_PIXELS.min(input.plane()),
+                    plane: input.plane(),
                     in_c: input.c,
                     out_c: output.c,
                 })
@@ -87,6 +82,44 @@ impl Staging {
         }
     }
 
+    /// This staging with a pointwise Conv's pieces as long as `room` bytes of scratch hold
+    /// (whole blocks of [`CHUNK_PIXELS`], or the whole plane), never shorter than
+    /// [`Self::of`]'s. The one rule the loader, the runner and the reports share: `room` is
+    /// the model's scratch less the node's kernel's (`Graph::staging`), so the longer pieces
+    /// take only scratch that another node needs anyway.
+    pub fn within(self, room: usize) -> Staging {
+        let Staging::Pixels {
+            pixels,
+            plane,
+            in_c,
+            out_c,
+        } = self
+        else {
+            return self;
+        };
+        let per_pixel = in_c.saturating_add(out_c).max(1);
+        let fit = (room / per_pixel / CHUNK_PIXELS * CHUNK_PIXELS).min(plane);
+        let longer = Staging::Pixels {
+            pixels: fit,
+            plane,
+            in_c,
+            out_c,
+        };
+        if fit > pixels && longer.scratch_len() <= room {
+            longer
+        } else {
+            self
+        }
+    }
+
+    /// The pixels of a pointwise Conv's staged pieces (0 for a per-channel node), for reports.
+    pub fn pixels(&self) -> usize {
+        match *self {
+            Staging::Planes { .. } => 0,
+            Staging::Pixels { pixels, .. } => pixels,
+        }
+    }
+
     /// Scratch bytes the staging takes, before the kernel's own.
     pub fn scratch_len(&self) -> usize {
         match *self {
@@ -95,6 +128,7 @@ impl Staging {
                 pixels,
                 in_c,
                 out_c,
+                ..
             } => words(pixels.saturating_mul(in_c))
                 .saturating_add(words(pixels.saturating_mul(out_c))),
         }
@@ -161,8 +195,8 @@ pub(crate) type StagedPiece<'f> = dyn FnMut(&Prepared<'_>, &[i8], &mut [i8], &mu
 /// Runs `prepared` in place over `tensor` (its input's bytes from the shared offset, as many
 /// as the larger of input and output), staging through `scratch`; `node` runs one staged
 /// piece (node, input, output, the kernel's scratch). `None` if the pieces do not fit, which
-/// validation rules out. Never inlined: its frame is on the stack for staged nodes only.
-#[inline(never)]
+/// validation rules out. Each kind's loop is a function of its own, never inlined, so that
+/// only the piece it builds is on the stack under the kernel.
 pub(crate) fn run(
     staging: Staging,
     prepared: &Prepared<'_>,
@@ -183,70 +217,111 @@ pub(crate) fn run(
         } => (*in_shape, *out_shape),
         _ => return None,
     };
-    let (plane, out_plane) = (in_shape.plane(), out_shape.plane());
     match staging {
         Staging::Planes { .. } => {
-            let (stage, rest) = scratch.split_at_mut_checked(words(plane))?;
-            let stage = stage.get_mut(..plane)?;
-            for c in 0..in_shape.c {
-                copy(stage, tensor.get(c * plane..(c + 1) * plane)?);
-                let one = one_channel(prepared, c)?;
-                let out = tensor.get_mut(c * out_plane..(c + 1) * out_plane)?;
-                node(&one, stage, out, rest);
-            }
+            run_planes(prepared, (in_shape, out_shape), tensor, scratch, node)
         }
         Staging::Pixels {
             pixels,
             in_c,
             out_c,
-        } => {
-            let Prepared::Conv {
-                window,
-                groups,
-                input_zero_point,
-                weights,
-                channels,
-                ..
-            } = prepared
-            else {
-                return None;
-            };
-            let (gathered, rest) = scratch.split_at_mut_checked(words(pixels * in_c))?;
-            let (computed, rest) = rest.split_at_mut_checked(words(pixels * out_c))?;
-            for p0 in (0..plane).step_by(pixels.max(1)) {
-                let n = pixels.min(plane - p0);
-                if n == 0 {
-                    return None;
-                }
-                let (gathered, computed) = (
-                    gathered.get_mut(..n * in_c)?,
-                    computed.get_mut(..n * out_c)?,
-                );
-                for (c, dst) in gathered.chunks_exact_mut(n).enumerate() {
-                    copy(dst, tensor.get(c * plane + p0..c * plane + p0 + n)?);
-                }
-                let chunk = Prepared::Conv {
-                    in_shape: MapShape {
-                        c: in_c,
-                        h: 1,
-                        w: n,
-                    },
-                    out_shape: MapShape {
-                        c: out_c,
-                        h: 1,
-                        w: n,
-                    },
-                    window: *window,
-                    groups: *groups,
-                    input_zero_point: *input_zero_point,
-                    weights,
-                    channels: *channels,
-                };
-                node(&chunk, gathered, computed, rest);
-                for (o, src) in computed.chunks_exact(n).enumerate() {
-                    copy(tensor.get_mut(o * plane + p0..o * plane + p0 + n)?, src);
-                }
-            }
+            ..
+        } => run_pixels(
+            prepared,
+            (in_shape.plane(), pixels, in_c, out_c),
+            tensor,
+            scratch,
+            node,
+        ),
+    }
+}
+
+/// A per-channel node, one plane at a time. Never inlined, like [`run_pixels`]: the piece
+/// each builds is in its own frame only.
+#[inline(never)]
+fn run_planes(
+    prepared: &Prepared<'_>,
+    (in_shape, out_shape): (MapShape, MapShape),
+    tensor: &mut [i8],
+    scratch: &mut [i8],
+    node: &mut StagedPiece<'_>,
+) -> Option<()> {
+    let (plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    let (stage, rest) = scratch.split_at_mut_checked(words(plane))?;
+    let stage = stage.get_mut(..plane)?;
+    for c in 0..in_shape.c {
+        copy(stage, tensor.get(c * plane..(c + 1) * plane)?);
+        // By reference: moving the piece out of the `Option` would copy it.
+        let one = one_channel(prepared, c);
+        let out = tensor.get_mut(c * out_plane..(c + 1) * out_plane)?;
+        node(one.as_ref()?, stage, out, rest);
+    }
+    Some(())
+}
+
+/// A pointwise Conv over `plane` pixels, `pixels` of them (`in_c` channels in, `out_c` out)
+/// at a time.
+#[inline(never)]
+fn run_pixels(
+    prepared: &Prepared<'_>,
+    (plane, pixels, in_c, out_c): (usize, usize, usize, usize),
+    tensor: &mut [i8],
+    scratch: &mut [i8],
+    node: &mut StagedPiece<'_>,
+) -> Option<()> {
+    let Prepared::Conv {
+        window,
+        groups,
+        input_zero_point,
+        weights,
+        channels,
+        ..
+    } = prepared
+    else {
+        return None;
+    };
+    let (gathered, rest) = scratch.split_at_mut_checked(words(pixels * in_c))?;
+    let (computed, rest) = rest.split_at_mut_checked(words(pixels * out_c))?;
+    // One piece, its width set for each: built once, so that one copy is on the stack.
+    let piece = |w: usize| MapShape { c: 0, h: 1, w };
+    let mut chunk = Prepared::Conv {
+        in_shape: MapShape {
+            c: in_c,
+            ..piece(0)
+        },
+        out_shape: MapShape {
+            c: out_c,
+            ..piece(0)
+        },
+        window: *window,
+        groups: *groups,
+        input_zero_point: *input_zero_point,
+        weights,
+        channels: *channels,
+    };
+    for p0 in (0..plane).step_by(pixels.max(1)) {
+        let n = pixels.min(plane - p0);
+        if n == 0 {
+            return None;
+        }
+        let (gathered, computed) = (
+            gathered.get_mut(..n * in_c)?,
+            computed.get_mut(..n * out_c)?,
+        );
+        for (c, dst) in gathered.chunks_exact_mut(n).enumerate() {
+            copy(dst, tensor.get(c * plane + p0..c * plane + p0 + n)?);
+        }
+        if let Prepared::Conv {
+            in_shape,
+            out_shape,
+            ..
+        } = &mut chunk
+        {
+            (in_shape.w, out_shape.w) = (n, n);
+        }
+        node(&chunk, gathered, computed, rest);
+        for (o, src) in computed.chunks_exact(n).enumerate() {
+            copy(tensor.get_mut(o * plane + p0..o * plane + p0 + n)?, src);
         }
     }
     Some(())

@@ -5,6 +5,7 @@
 
 use super::Graph;
 use super::format::*;
+use super::in_place::{CHUNK_PIXELS, Staging};
 use super::tests::{blob, channels, fixture, logits, node, tensor};
 use crate::format::{DataWriter, QuantParams};
 use crate::graph::GraphError;
@@ -178,8 +179,14 @@ fn portable(model: &Model<'_>, image: &[u8], t2: (usize, usize)) -> (Vec<i8>, Ve
     (logits, arena[t2.1..t2.1 + t2.0].to_vec())
 }
 
-/// The same with the Cortex-M4's kernels (their host stand-ins), chosen as its loader does.
-fn cortex_m4(model: &Model<'_>, image: &[u8], t2: (usize, usize)) -> (Vec<i8>, Vec<u8>) {
+/// The same with the Cortex-M4's kernels (their host stand-ins), chosen as its loader does,
+/// with `extra` bytes of scratch beyond the model's (longer staged pieces: `Staging::within`).
+fn cortex_m4(
+    model: &Model<'_>,
+    image: &[u8],
+    t2: (usize, usize),
+    extra: usize,
+) -> (Vec<i8>, Vec<u8>) {
     let graph = model.graph().unwrap();
     let (tensors, tensor_count, nodes, node_count, data, output) = graph.parts();
     let m4 = Graph::from_parts(
@@ -190,7 +197,7 @@ fn cortex_m4(model: &Model<'_>, image: &[u8], t2: (usize, usize)) -> (Vec<i8>, V
         graph.kernel_table_for(Kernels::CortexM4Dsp),
         (
             graph.arena_len(),
-            graph.scratch_len_for(Kernels::CortexM4Dsp),
+            graph.scratch_len_for(Kernels::CortexM4Dsp) + extra,
             graph.input_shape(),
             graph.num_classes(),
             graph.output_quant(),
@@ -264,6 +271,27 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
             };
             // The staging is in the scratch the loader sized.
             assert!(over.arena_len() > case.over.arena_len as usize, "{kind:?}");
+            // What a report shows: the node's staging on the M4, its pieces at least the
+            // least, and with the node's kernel within the scratch the M4's loader sizes.
+            let graph = over.graph().unwrap();
+            let n = graph.nodes().find(|n| n.in_place()).unwrap();
+            let m4 = Kernels::CortexM4Dsp;
+            let staging = graph.node_staging(&n, m4).unwrap();
+            if let Staging::Pixels {
+                plane, in_c, out_c, ..
+            } = staging
+            {
+                let least = CHUNK_PIXELS.min(plane);
+                assert!((least..=plane).contains(&staging.pixels()), "{staging:?}");
+                let least_scratch = Staging::Pixels {
+                    pixels: least,
+                    plane,
+                    in_c,
+                    out_c,
+                };
+                let kernel = graph.node_scratch_len(&n, m4) - least_scratch.scratch_len();
+                assert!(kernel + staging.scratch_len() <= graph.scratch_len_for(m4));
+            }
             let (len, at_apart, at_over) = case.t2;
             let image = rng.u8s(apart.input_len());
             let expected = portable(&apart, &image, (len, at_apart));
@@ -273,15 +301,18 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
                 "{kind:?}"
             );
             assert_eq!(
-                cortex_m4(&apart, &image, (len, at_apart)),
+                cortex_m4(&apart, &image, (len, at_apart), 0),
                 expected,
                 "{kind:?} M4"
             );
-            assert_eq!(
-                cortex_m4(&over, &image, (len, at_over)),
-                expected,
-                "{kind:?} M4"
-            );
+            // The least staging, and pieces as long as more scratch holds (to whole planes).
+            for extra in [0, rng.below(600), 5000] {
+                assert_eq!(
+                    cortex_m4(&over, &image, (len, at_over), extra),
+                    expected,
+                    "{kind:?} M4, {extra} bytes more scratch"
+                );
+            }
             for &tier in &tiers {
                 assert_eq!(
                     on_tier(&apart, tier, &image, (len, at_apart)),
@@ -305,6 +336,40 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
         );
         eprintln!("{kind:?}: {ran} cases in place, {refused} refused");
     }
+}
+
+#[test]
+fn a_pointwise_staging_grows_in_blocks_within_its_room_and_never_past_the_plane() {
+    let least = |plane: usize| Staging::Pixels {
+        pixels: CHUNK_PIXELS.min(plane),
+        plane,
+        in_c: 6,
+        out_c: 10,
+    };
+    // 16 bytes a pixel: 100 bytes of room hold 6 pixels, so one block of four.
+    assert_eq!(least(50).within(100).pixels(), 4);
+    assert_eq!(least(50).within(128).pixels(), 8);
+    assert_eq!(least(50).within(10_000).pixels(), 50);
+    // Never shorter than the least, even with no room.
+    assert_eq!(least(50).within(0).pixels(), 4);
+    assert_eq!(least(3).within(10_000).pixels(), 3);
+    for room in 0..2000 {
+        for plane in [1, 3, 4, 7, 49, 196] {
+            let grown = least(plane).within(room);
+            let p = grown.pixels();
+            assert!(
+                p >= least(plane).pixels() && p <= plane,
+                "{room} {plane}: {p}"
+            );
+            assert!(p == plane || p % CHUNK_PIXELS == 0, "{room} {plane}: {p}");
+            if p > least(plane).pixels() {
+                assert!(grown.scratch_len() <= room, "{room} {plane}: {p}");
+            }
+        }
+    }
+    // A per-channel node's staging is its plane, whatever the room.
+    let planes = Staging::Planes { plane: 49 };
+    assert_eq!(planes.within(10_000), planes);
 }
 
 fn load(header: &GraphHeader, data: &[u8]) -> Result<usize, ModelError> {

@@ -57,6 +57,28 @@ impl<'a> Graph<'a> {
         prepared.map_or(0, |p| fast::choose(&p, kernels).1.saturating_add(staging))
     }
 
+    /// How node `n` stages its input on a target with `kernels` when it runs in place (`None`
+    /// otherwise), as that target's runner takes it: a pointwise Conv's pieces as long as the
+    /// model's scratch holds beside the node's kernel's ([`in_place::Staging::within`]).
+    pub fn node_staging(
+        &self,
+        n: &NodeInfo,
+        kernels: crate::ops::Kernels,
+    ) -> Option<in_place::Staging> {
+        let (_, input) = n.inputs.first()?;
+        if !n.in_place() {
+            return None;
+        }
+        let prepared =
+            check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false).ok()?;
+        let room = self
+            .scratch_len_for(kernels)
+            .saturating_sub(fast::choose(&prepared, kernels).1);
+        let staging =
+            in_place::Staging::of(&n.node.op, format::map(input), format::map(&n.output.1));
+        Some(staging?.within(room))
+    }
+
     /// Each node's kernel on a target with `kernels`, chosen as the loader does (for a host
     /// that runs another target's kernels, or a report).
     pub fn kernel_table_for(&self, kernels: crate::ops::Kernels) -> kernel_table::KernelTable {

@@ -2,6 +2,7 @@
 //! scans), its tensors cut from the arena at their planned offsets, its kernel run.
 
 use super::check::prepare;
+use super::fast::conv_node::ConvNode;
 use super::fast::{self, GraphKernel};
 use super::format::map;
 use super::format::{Node, TensorDesc};
@@ -9,6 +10,7 @@ use super::in_place::{self, Staging};
 use super::kernels;
 use super::prepared_node::Prepared;
 use super::view::Graph;
+use crate::ops::kernels::Kernels;
 
 /// The byte range of `desc` in the arena.
 fn range(desc: &TensorDesc) -> (usize, usize) {
@@ -86,7 +88,7 @@ impl NodeKernels for NoHost {
     }
 }
 
-impl Graph<'_> {
+impl<'a> Graph<'a> {
     /// Runs the graph on one image already checked to be `input_len` bytes, in `arena` (at
     /// least `arena_len` bytes); `after(n)` is called once `n` nodes have run. Returns the
     /// logits, or `None` if the arena is too short (the caller checks that first).
@@ -118,66 +120,153 @@ impl Graph<'_> {
         after(0);
         let mut bytes = self.nodes;
         for index in 0..self.node_count {
-            let (node, rest): (Node, _) = postcard::take_from_bytes(bytes).ok()?;
-            bytes = rest;
-            let mut inputs: heapless::Vec<(u16, TensorDesc), 2> = heapless::Vec::new();
-            for &t in &node.inputs {
-                let _ = inputs.push((t, self.tensor(t)?));
+            self.run_step(&mut bytes, index, host, arena, scratch)?;
+            after(index + 1);
+        }
+        let (start, len) = range(&self.tensor(self.output)?);
+        let arena: &'b [i8] = arena;
+        arena.get(start..start + len)
+    }
+
+    /// Node `index`, decoded from the front of `bytes` (which moves past it), run. Never
+    /// inlined: the decoded node sits in this frame alone, once, while its kernel runs.
+    #[inline(never)]
+    fn run_step<H: NodeKernels>(
+        &self,
+        bytes: &mut &'a [u8],
+        index: usize,
+        host: &H,
+        arena: &mut [i8],
+        scratch: &mut [i8],
+    ) -> Option<()> {
+        // Run by reference: moving the step out of the `Option` would copy it.
+        self.step(bytes, index).as_ref()?.run(host, arena, scratch)
+    }
+
+    /// Node `index`, decoded from the front of `bytes` (which moves past it) and checked into
+    /// its kernel's form. Never inlined, like [`Step::run`]: the decoded header entries and
+    /// the checks' locals are off the stack while the node's kernel runs.
+    #[inline(never)]
+    fn step(&self, bytes: &mut &'a [u8], index: usize) -> Option<Step<'a>> {
+        let (node, rest): (Node, _) = postcard::take_from_bytes(bytes).ok()?;
+        *bytes = rest;
+        let mut inputs: heapless::Vec<(u16, TensorDesc), 2> = heapless::Vec::new();
+        for &t in &node.inputs {
+            let _ = inputs.push((t, self.tensor(t)?));
+        }
+        let output = (node.output, self.tensor(node.output)?);
+        let prepared = prepare(self.data, &node, index, &inputs, &output, false).ok()?;
+        // Pushed, not collected: heapless's `collect` panics on overflow.
+        let mut ranges: heapless::Vec<(usize, usize), 2> = heapless::Vec::new();
+        for (_, d) in &inputs {
+            let _ = ranges.push(range(d));
+        }
+        let out_range = range(&output.1);
+        let in_desc = inputs.first()?.1;
+        // A staged node over its input (`in_place`), with longer pieces in the scratch the
+        // model has anyway (`Staging::within`).
+        let staging = match prepared {
+            Prepared::ConvAdd { .. } | Prepared::Add { .. } => None,
+            _ if range(&in_desc).0 == out_range.0 => {
+                let room = self
+                    .scratch_len
+                    .saturating_sub(fast::choose(&prepared, Kernels::NATIVE).1);
+                Some(Staging::of(&node.op, map(&in_desc), map(&output.1))?.within(room))
             }
-            let output = (node.output, self.tensor(node.output)?);
-            let prepared = prepare(self.data, &node, index, &inputs, &output, false).ok()?;
-            // Pushed, not collected: heapless's `collect` panics on overflow.
-            let mut ranges: heapless::Vec<(usize, usize), 2> = heapless::Vec::new();
-            for (_, d) in &inputs {
-                let _ = ranges.push(range(d));
+            _ => None,
+        };
+        Some(Step {
+            index,
+            kernel: self.kernels.get(index, &node.op),
+            prepared,
+            inputs: ranges,
+            output: out_range,
+            staging,
+        })
+    }
+}
+
+/// One node ready to run: its kernel's form, the kernel chosen at load, and where its tensors
+/// sit in the arena.
+struct Step<'a> {
+    index: usize,
+    kernel: GraphKernel,
+    prepared: Prepared<'a>,
+    /// The inputs' (offset, length) in the arena, and the output's.
+    inputs: heapless::Vec<(usize, usize), 2>,
+    output: (usize, usize),
+    /// How the node stages its input when the planner put its output over it.
+    staging: Option<Staging>,
+}
+
+impl Step<'_> {
+    /// Runs the node over `arena`'s tensors with `scratch`: the one dispatch every node takes.
+    /// `None` only for what validation rules out. Never inlined (see [`Graph::step`]).
+    #[inline(never)]
+    fn run<H: NodeKernels>(&self, host: &H, arena: &mut [i8], scratch: &mut [i8]) -> Option<()> {
+        let (index, kernel, prepared) = (self.index, self.kernel, &self.prepared);
+        let (ranges, out_range) = (&self.inputs[..], self.output);
+        let add_over = ranges.iter().position(|r| *r == out_range);
+        // The loader allows three overlaps: a fused ConvAdd over its residual, an Add over
+        // one of its inputs, and a staged node over its input (`in_place`).
+        if let Prepared::ConvAdd { .. } = prepared {
+            run_conv_add(kernel, prepared, arena, out_range, ranges, scratch)?;
+        } else if let (
+            Prepared::Add {
+                params,
+                zero_points,
+            },
+            Some(which),
+        ) = (prepared, add_over)
+        {
+            let other = *ranges.get(1 - which.min(1))?;
+            let (out, [b, _]) = views(arena, out_range, &[other])?;
+            let first = which == 0;
+            let fast = host.add_in_place(index, prepared, out, b, first)
+                || kernel == GraphKernel::AddTable
+                    && fast::add::add_in_place(out, b, first, *zero_points, params, scratch);
+            if !fast {
+                kernels::add_in_place(out, b, first, *zero_points, params);
             }
-            let out_range = range(&output.1);
-            let kernel = self.kernels.get(index, &node.op);
+        } else if let Some(staging) = self.staging {
             let in_range = *ranges.first()?;
-            let add_over = ranges.iter().position(|r| *r == out_range);
-            // The loader allows three overlaps: a fused ConvAdd over its residual, an Add over
-            // one of its inputs, and a staged node over its input (`in_place`).
-            if let Prepared::ConvAdd { .. } = &prepared {
-                run_conv_add(kernel, &prepared, arena, out_range, &ranges, scratch)?;
-            } else if let (
-                Prepared::Add {
-                    params,
-                    zero_points,
-                },
-                Some(which),
-            ) = (&prepared, add_over)
-            {
-                let other = *ranges.get(1 - which.min(1))?;
-                let (out, [b, _]) = views(arena, out_range, &[other])?;
-                let first = which == 0;
-                let fast = host.add_in_place(index, &prepared, out, b, first)
-                    || kernel == GraphKernel::AddTable
-                        && fast::add::add_in_place(out, b, first, *zero_points, params, scratch);
-                if !fast {
-                    kernels::add_in_place(out, b, first, *zero_points, params);
-                }
-            } else if in_range.0 == out_range.0 {
-                let staging = Staging::of(&node.op, map(&inputs.first()?.1), map(&output.1))?;
-                let end = in_range.0.checked_add(in_range.1.max(out_range.1))?;
-                let tensor = arena.get_mut(in_range.0..end)?;
+            let end = in_range.0.checked_add(in_range.1.max(out_range.1))?;
+            let tensor = arena.get_mut(in_range.0..end)?;
+            if !run_over_itself(kernel, prepared, tensor, scratch) {
                 in_place::run(
                     staging,
-                    &prepared,
+                    prepared,
                     tensor,
                     scratch,
                     &mut |piece, a, out, rest| {
                         run_node(host, index, kernel, piece, [a, a], out, rest)
                     },
                 )?;
-            } else {
-                let (out, [a, b]) = views(arena, out_range, &ranges)?;
-                run_node(host, index, kernel, &prepared, [a, b], out, scratch);
             }
-            after(index + 1);
+        } else {
+            let (out, [a, b]) = views(arena, out_range, ranges)?;
+            run_node(host, index, kernel, prepared, [a, b], out, scratch);
         }
-        let (start, len) = range(&self.tensor(self.output)?);
-        let arena: &'b [i8] = arena;
-        arena.get(start..start + len)
+        Some(())
+    }
+}
+
+/// A node in place that its fast kernel runs over its own input, unstaged (the pointwise
+/// Conv: each block's columns are read before its outputs are written; the depthwise Conv:
+/// each input plane is widened before its output is written over it); `false` (nothing
+/// written) for the others, which `in_place::run` stages.
+#[inline(never)]
+fn run_over_itself(
+    kernel: GraphKernel,
+    prepared: &Prepared<'_>,
+    tensor: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    match (kernel, prepared) {
+        (GraphKernel::Pointwise, Prepared::Conv { .. }) => ConvNode::of(prepared)
+            .is_some_and(|node| fast::pointwise::conv_in_place(&node, tensor, scratch)),
+        (GraphKernel::Depthwise, _) => fast::depthwise::in_place(prepared, tensor, scratch),
+        _ => false,
     }
 }
 
@@ -215,9 +304,7 @@ fn run_conv_add(
         }
     }
     let fast = match kernel {
-        GraphKernel::Pointwise => fast::pointwise::conv_add(
-            a, *in_shape, out, *out_shape, *window, weights, channels, residual, scratch,
-        ),
+        GraphKernel::Pointwise => pointwise_conv_add(prepared, a, out, residual, scratch),
         GraphKernel::PatchConv => fast::patch_conv::conv_add(
             a,
             *in_shape,
@@ -325,19 +412,9 @@ fn run_fast(
     scratch: &mut [i8],
 ) -> bool {
     match (kernel, prepared) {
-        (
-            GraphKernel::Pointwise,
-            Prepared::Conv {
-                in_shape,
-                out_shape,
-                window,
-                weights,
-                channels,
-                ..
-            },
-        ) => fast::pointwise::conv(
-            a, *in_shape, out, *out_shape, *window, weights, channels, scratch,
-        ),
+        (GraphKernel::Pointwise, Prepared::Conv { .. }) => {
+            pointwise_conv(prepared, a, out, scratch)
+        }
         (
             GraphKernel::PatchConv | GraphKernel::Depthwise,
             &Prepared::Conv {
@@ -407,4 +484,24 @@ fn run_fast(
         }
         _ => false,
     }
+}
+
+/// The pointwise kernel on a prepared Conv. Never inlined, like its `conv_add` below: the
+/// node's `ConvNode` stays in this short frame, not in the dispatch frames every kernel runs
+/// under.
+#[inline(never)]
+fn pointwise_conv(prepared: &Prepared<'_>, a: &[i8], out: &mut [i8], scratch: &mut [i8]) -> bool {
+    ConvNode::of(prepared).is_some_and(|node| fast::pointwise::conv(&node, a, out, scratch))
+}
+
+#[inline(never)]
+fn pointwise_conv_add(
+    prepared: &Prepared<'_>,
+    a: &[i8],
+    out: &mut [i8],
+    residual: &kernels::Residual,
+    scratch: &mut [i8],
+) -> bool {
+    ConvNode::of(prepared)
+        .is_some_and(|node| fast::pointwise::conv_add(&node, a, out, residual, scratch))
 }

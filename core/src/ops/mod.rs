@@ -22,6 +22,7 @@ pub mod linear;
 pub mod linear_op;
 pub mod maxpool2d;
 pub mod op_error;
+pub(crate) mod pointwise_columns;
 pub mod requant;
 pub(crate) mod scratch;
 pub mod tier;

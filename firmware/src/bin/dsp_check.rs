@@ -499,6 +499,23 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             // The one-channel stems (the depthwise kernel's `stem` path): DS-CNN's, MobileNet's.
             5 => (1, 28, 28, 64, ds_cnn_stem),
             7 => (1, 28, 28, 8, square(3, 2, 1)),
+            // The depthwise kernel's small planes (MobileNet's 4×4 stride-2 outputs, 2×2 and
+            // 1×1 maps) and a 5×3 stem at stride 1 with an odd output width (its rows one at
+            // a time).
+            9 => (64, 7, 7, 64, square(3, 2, 1)),
+            11 => (16, 2, 2, 16, square(3, 1, 1)),
+            13 => (8, 1, 1, 8, square(3, 2, 1)),
+            15 => (
+                1,
+                9,
+                13,
+                5,
+                Window {
+                    kernel: [5, 3],
+                    stride: [1, 1],
+                    pads: [2, 1, 2, 1],
+                },
+            ),
             // Random: every fifth a one-channel stem, every third up to 3 outputs per channel.
             _ if depthwise => {
                 let c = if case % 10 == 9 {
@@ -590,6 +607,14 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             weights,
             &channels,
         );
+        let node = fast::conv_node::ConvNode {
+            in_shape: input,
+            out_shape: output,
+            window,
+            input_zero_point: zero_point,
+            weights,
+            channels: &channels,
+        };
         let ran = if depthwise {
             let node = fast::depthwise::DepthwiseConv {
                 in_shape: input,
@@ -607,13 +632,9 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             )
         } else if pointwise {
             fast::pointwise::conv(
+                &node,
                 x,
-                input,
                 &mut b.fast[..out_len],
-                output,
-                window,
-                weights,
-                &channels,
                 scratch(b.scratch, case, scratch_len),
             )
         } else {
@@ -641,6 +662,29 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
         outputs += out_len;
+        // A pointwise conv at stride 1 written over its own input (a node in place), every
+        // other case with the spare bytes a last block of fewer than four pixels goes to.
+        let tensor_len = in_len.max(out_len);
+        let spare = if case % 2 == 0 { 4 * o } else { 0 };
+        let fits = tensor_len <= b.fast.len() && scratch_len + spare + 3 <= b.scratch.len();
+        if pointwise && window.stride == [1, 1] && fits {
+            b.fast[..in_len].copy_from_slice(x);
+            let ran = fast::pointwise::conv_in_place(
+                &node,
+                &mut b.fast[..tensor_len],
+                scratch(b.scratch, case, scratch_len + spare),
+            );
+            if !ran {
+                return Err(refused("pointwise conv in place", case));
+            }
+            compare(
+                "pointwise conv in place",
+                case,
+                &b.fast[..out_len],
+                &b.portable[..out_len],
+            )?;
+            outputs += out_len;
+        }
         let add_scratch_len = if pointwise {
             fast::pointwise::conv_add_scratch_bytes(c, o)
         } else {
@@ -672,9 +716,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         let s = scratch(b.scratch, case + 1, add_scratch_len);
         let out = &mut b.fast[..out_len];
         let ran = if pointwise {
-            fast::pointwise::conv_add(
-                x, input, out, output, window, weights, &channels, &residual, s,
-            )
+            fast::pointwise::conv_add(&node, x, out, &residual, s)
         } else {
             fast::patch_conv::conv_add(
                 x, input, out, output, window, zero_point, weights, &channels, &residual, s,

@@ -3,26 +3,24 @@
 //! convs of a one-channel input (the image stems of ResNet-8, DS-CNN and MobileNet, which
 //! are the same arithmetic with every output channel reading channel 0).
 //!
-//! The input rows a window reaches are widened once to int16 with their left and right
-//! padding (the input zero point) into a ring of `kh` word-aligned rows in the scratch
-//! (`RowRing`; four bytes a word load, SXTB16); rows above or below the map are zero points
-//! throughout. Every output is then `bias + Σ w·x` over its whole window.
+//! The input plane a window reaches is widened once to int16 with its padding (the input zero
+//! point) into the scratch, row after row, each row word-aligned (four bytes a word load,
+//! SXTB16); a plane past [`MAX_PLANE_BYTES`] goes through a ring of `kh` rows (`RowRing`).
+//! Every output is then `bias + Σ w·x` over its whole window.
 //!
-//! Three taps wide at horizontal stride 1 or 2 (every stem and depthwise layer of the three
-//! models), the common case: a row's aligned words `(x[2i], x[2i+1])` meet weight pairs held
-//! for the whole output row. At stride 2 output `i` is `(w0, w1)·word i + (w2, 0)·word i+1`
-//! per kernel row: one new word and two SMLAD. At stride 1 two outputs share two words:
-//! output `2i` is `(w0, w1)·word i + (w2, 0)·word i+1`, output `2i+1` is `(0, w0)·word i +
-//! (w1, w2)·word i+1`: four SMLAD for six MACs and one new word. Three kernel rows are summed
-//! in one pass (no sums stored between rows); taller kernels a row of sums at a time. The row of
-//! sums is then requantized in a tight loop with the channel's prepared parameters. Other
-//! windows take their taps in pairs from the int16 rows, one output at a time.
+//! Three taps wide, 3 or 5 rows, at horizontal stride 1 or 2 (every stem and depthwise layer
+//! of the three models), the common case: `ops::arm_dsp::kx3_pass` sums a block of output rows,
+//! every kernel row in the same pass, two outputs per LDRD of weights and of inputs (its
+//! comment has the arithmetic), and the block is requantized four outputs a word
+//! (`requantize_run`). Other windows take their taps in pairs from the int16 rows, one output
+//! at a time. A depthwise node in place (`conv_in_place`) widens each input plane before
+//! writing its output plane over it.
 
 use crate::shape::MapShape;
 
 use super::super::format::Window;
 use super::super::kernels::ChannelData;
-use super::dsp::{smlad, sxtb16_pairs};
+use super::dsp::{KX3_TAPS, kx3_add_rows, kx3_sums, requantize_run, smlad, sxtb16_pairs};
 use super::requant::{ChannelRequant, FoldedRequant};
 
 /// Largest kernel side this path takes.
@@ -35,15 +33,7 @@ const MAX_PAIRS: usize = MAX_SIDE * (MAX_SIDE / 2);
 
 /// A Conv with one input channel per group: output channel `o` reads input channel
 /// `o / (out_shape.c / in_shape.c)` through its own `kh × kw` weights (OIHW with I = 1).
-#[derive(Clone, Copy, Debug)]
-pub struct DepthwiseConv<'a> {
-    pub in_shape: MapShape,
-    pub out_shape: MapShape,
-    pub window: Window,
-    pub input_zero_point: i8,
-    pub weights: &'a [i8],
-    pub channels: &'a ChannelData<'a>,
-}
+pub type DepthwiseConv<'a> = super::conv_node::ConvNode<'a>;
 
 fn row_values(w: usize, window: Window) -> usize {
     // The padded row, and spare values so that the last output's words stay inside; even,
@@ -51,36 +41,46 @@ fn row_values(w: usize, window: Window) -> usize {
     (w + usize::from(window.pads[1]) + usize::from(window.pads[3]) + 3) & !1
 }
 
+/// Sums a whole-plane channel keeps at least: several output rows' sums requantized in one
+/// run, four outputs a word (a row of a small map alone would leave a tail of one to three).
+const SUMS_BLOCK: usize = 64;
+
+/// The sums' length for rows of `values` int16 values.
+fn sums_len(values: usize) -> usize {
+    values.max(SUMS_BLOCK)
+}
+
 /// Most scratch a depthwise conv's whole padded plane may take; a larger map is read through
 /// the ring of `kh` rows the stems use.
 const MAX_PLANE_BYTES: usize = 4 * 1024;
 
 /// Bytes of the int16 rows a conv of `in_shape` under `window` keeps: the whole padded plane
-/// of a channel for a depthwise conv (each row widened once per channel, every output row
-/// then reads its kernel rows at fixed places), or a ring of `kh` rows for a one-channel stem
-/// (whose rows serve every output channel) and for planes past [`MAX_PLANE_BYTES`].
-fn rows_bytes(in_shape: MapShape, out_c: usize, window: Window) -> (usize, bool) {
+/// of an input channel (each row widened once, every output row of every output channel
+/// reading it then reads its kernel rows at fixed places), or for planes past
+/// [`MAX_PLANE_BYTES`] a ring of `kh` rows.
+fn rows_bytes(in_shape: MapShape, window: Window) -> (usize, bool) {
     let values = row_values(in_shape.w, window);
     let padded_h = in_shape.h + usize::from(window.pads[0]) + usize::from(window.pads[2]);
     let plane = padded_h.saturating_mul(values).saturating_mul(2);
-    if (in_shape.c > 1 || out_c == 1) && plane <= MAX_PLANE_BYTES {
+    if plane <= MAX_PLANE_BYTES {
         (plane, true)
     } else {
         (usize::from(window.kernel[0]) * values * 2, false)
     }
 }
 
-/// Scratch bytes for a conv of `in_shape` into `out_c` channels under `window`; beyond
+/// Scratch bytes for a conv of `in_shape` into `_out_c` channels under `window` (one input
+/// plane or ring and one run of sums, whatever the output channels); beyond
 /// [`super::MAX_SCRATCH`] (the path declines) for kernels wider or taller than 5.
-pub fn scratch_bytes(in_shape: MapShape, out_c: usize, window: Window) -> usize {
+pub fn scratch_bytes(in_shape: MapShape, _out_c: usize, window: Window) -> usize {
     let [kh, kw] = window.kernel.map(usize::from);
     if kh > MAX_SIDE || kw > MAX_SIDE {
         return usize::MAX;
     }
-    // The int16 rows, then a row of i32 sums.
-    rows_bytes(in_shape, out_c, window)
+    // The int16 rows, then the i32 sums.
+    rows_bytes(in_shape, window)
         .0
-        .saturating_add(row_values(in_shape.w, window).saturating_mul(4))
+        .saturating_add(sums_len(row_values(in_shape.w, window)).saturating_mul(4))
         .saturating_add(3)
 }
 
@@ -92,19 +92,20 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     if kh > MAX_SIDE || kw > MAX_SIDE || kh == 0 || kw == 0 || in_c == 0 || out_c % in_c != 0 {
         return false;
     }
-    let (rows_len, whole_plane) = rows_bytes(node.in_shape, out_c, node.window);
+    let (rows_len, whole_plane) = rows_bytes(node.in_shape, node.window);
     let values = row_values(node.in_shape.w, node.window);
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let Some(acc) = sums.get_mut(..values) else {
+    let Some(acc) = sums.get_mut(..sums_len(values)) else {
         return false;
     };
     let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
     if whole_plane {
         return by_planes(node, input, output, rows, acc);
     }
+    let acc = acc.get_mut(..values).unwrap_or_default();
     let mut ring = RowRing::new(rows, values / 2, acc);
     if in_c == 1 && out_c > 1 {
         return stem_conv(node, input, output, &mut ring);
@@ -151,44 +152,171 @@ fn by_planes(
     buffer: &mut [u32],
     acc: &mut [i32],
 ) -> bool {
-    let window = node.window;
-    let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
-    let per_input = out_c / in_c.max(1);
-    let kh = usize::from(window.kernel[0]);
-    let (sh, sw) = (usize::from(window.stride[0]), usize::from(window.stride[1]));
-    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
-    let w = node.in_shape.w;
-    let row_words = row_values(w, window) / 2;
-    let z = i16::from(node.input_zero_point);
+    let per_input = node.out_shape.c / node.in_shape.c.max(1);
     let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
     let planes = input.chunks_exact(in_plane.max(1));
     let groups = output.chunks_exact_mut((out_plane * per_input).max(1));
+    pad_planes(node, buffer);
     for (c, (plane, out_group)) in planes.zip(groups).enumerate() {
-        for (py, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
-            let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
-            let iy = py.wrapping_sub(pt);
-            match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
-                Some(src) if iy < node.in_shape.h => widen_row(src, dst, pl, z),
-                _ => dst.fill(z),
-            }
+        widen_plane(node, plane, buffer);
+        if !plane_outputs(node, c * per_input, buffer, acc, out_group) {
+            return false;
         }
-        let buffer: &[u32] = buffer;
-        let outs = out_group.chunks_exact_mut(out_plane.max(1));
-        for (j, out_c) in outs.enumerate() {
-            let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
-                return false;
-            };
-            for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
-                let first = oy * sh * row_words;
-                let rows: [&[u32]; MAX_SIDE] = core::array::from_fn(|ky| {
-                    let start = first + ky * row_words;
-                    match ky < kh {
-                        true => buffer.get(start..start + row_words).unwrap_or_default(),
-                        false => &[],
-                    }
-                });
-                taps.row(sw, &rows, acc, out_row);
+    }
+    true
+}
+
+/// [`conv`] with the output over the input (`tensor`: both, from their shared offset), for a
+/// depthwise conv with one output per channel whose output planes are no larger than its
+/// input planes: each input plane is widened into the scratch before its output plane (which
+/// ends at or before the input plane's end) is written, so no staged copy is needed. `false`
+/// (nothing written) outside those limits or the whole-plane buffer's.
+pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
+    let (in_shape, out_shape) = (node.in_shape, node.out_shape);
+    let [kh, kw] = node.window.kernel.map(usize::from);
+    let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
+    // Checked before anything is written: past them every channel runs (the rows' lengths
+    // follow from the scratch's).
+    let fits = kh <= MAX_SIDE && kw <= MAX_SIDE && kh > 0 && kw > 0 && in_shape.c == out_shape.c;
+    let data = node.weights.len() >= out_shape.c * kh * kw
+        && node.channels.bias.len() >= out_shape.c
+        && node.channels.multiplier.len() >= out_shape.c
+        && node.channels.shift.len() >= out_shape.c;
+    if !fits || !data || out_plane > in_plane || tensor.len() < in_shape.c * in_plane {
+        return false;
+    }
+    let (rows_len, whole_plane) = rows_bytes(in_shape, node.window);
+    let values = row_values(in_shape.w, node.window);
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    let Some((buffer, sums)) = words.split_at_mut_checked(rows_len / 4) else {
+        return false;
+    };
+    let Some(acc) = sums.get_mut(..sums_len(values)) else {
+        return false;
+    };
+    if !whole_plane {
+        return false;
+    }
+    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
+    pad_planes(node, buffer);
+    for c in 0..in_shape.c {
+        widen_plane(
+            node,
+            tensor
+                .get(c * in_plane..(c + 1) * in_plane)
+                .unwrap_or_default(),
+            buffer,
+        );
+        let out = tensor
+            .get_mut(c * out_plane..(c + 1) * out_plane)
+            .unwrap_or_default();
+        if !plane_outputs(node, c, buffer, acc, out) {
+            return false;
+        }
+    }
+    true
+}
+
+/// [`conv_in_place`] for a prepared depthwise Conv node whose output is over its input;
+/// `false` (nothing written) for any other node or outside that path's limits.
+pub(crate) fn in_place(
+    prepared: &super::super::prepared_node::Prepared<'_>,
+    tensor: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    let &super::super::prepared_node::Prepared::Conv {
+        in_shape,
+        out_shape,
+        window,
+        groups,
+        input_zero_point,
+        weights,
+        ref channels,
+    } = prepared
+    else {
+        return false;
+    };
+    let node = DepthwiseConv {
+        in_shape,
+        out_shape,
+        window,
+        input_zero_point,
+        weights,
+        channels,
+    };
+    groups == in_shape.c && conv_in_place(&node, tensor, scratch)
+}
+
+/// `buffer` filled with the input zero point: the padding of every plane [`widen_plane`]
+/// then writes, which only writes the map's own values.
+fn pad_planes(node: &DepthwiseConv<'_>, buffer: &mut [u32]) {
+    let z = u32::from(node.input_zero_point as i16 as u16) * 0x0001_0001;
+    buffer.fill(z);
+}
+
+/// The values of input `plane` widened to int16 into the padded plane in `buffer` (padded
+/// by [`pad_planes`]), row after row.
+fn widen_plane(node: &DepthwiseConv<'_>, plane: &[i8], buffer: &mut [u32]) {
+    let window = node.window;
+    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
+    let w = node.in_shape.w.max(1);
+    let values = row_values(w, window);
+    let buffer: &mut [i16] = bytemuck::cast_slice_mut(buffer);
+    // Tested, so that the optimiser knows the chunk size is not 0 (no panic path).
+    if values == 0 {
+        return;
+    }
+    let rows = buffer.get_mut(pt * values..).unwrap_or_default();
+    for (src, dst) in plane.chunks_exact(w).zip(rows.chunks_exact_mut(values)) {
+        widen_into(src, dst.get_mut(pl..).unwrap_or_default());
+    }
+}
+
+/// Output channels `first..` (as many as `out_group` holds planes) from the widened input
+/// plane in `buffer`; `false` when a channel's weights are missing or a row is short (never
+/// for a validated node and its scratch).
+fn plane_outputs(
+    node: &DepthwiseConv<'_>,
+    first: usize,
+    buffer: &[u32],
+    acc: &mut [i32],
+    out_group: &mut [i8],
+) -> bool {
+    let window = node.window;
+    let kh = usize::from(window.kernel[0]);
+    let (sh, sw) = (usize::from(window.stride[0]), usize::from(window.stride[1]));
+    let row_words = row_values(node.in_shape.w, window) / 2;
+    let outs = out_group.chunks_exact_mut(node.out_shape.plane().max(1));
+    let out_w = node.out_shape.w.max(1);
+    // Output row `oy`'s kernel rows: from their first word to the plane's end (the sums'
+    // loops read a word past a row's last output, inside the plane).
+    let rows_of = |oy: usize| -> [&[u32]; MAX_SIDE] {
+        let first = oy * sh * row_words;
+        core::array::from_fn(|ky| match ky < kh {
+            true => buffer.get(first + ky * row_words..).unwrap_or_default(),
+            false => &[],
+        })
+    };
+    for (j, out_c) in outs.enumerate() {
+        let Some(taps) = ChannelTaps::new(node, first + j) else {
+            return false;
+        };
+        if !taps.takes_kx3(sw) {
+            for (oy, out_row) in out_c.chunks_exact_mut(out_w).enumerate() {
+                taps.row(sw, &rows_of(oy), acc, out_row);
             }
+            continue;
+        }
+        // Whole output rows' sums (an even count each, the last one's spare overwritten by
+        // the next row's first), as many rows as the sums hold, requantized in one run.
+        let even = out_w.next_multiple_of(2);
+        let block_rows = acc.len().saturating_sub(even) / out_w + 1;
+        for (b, out_block) in out_c.chunks_mut((block_rows * out_w).max(1)).enumerate() {
+            let shape = (out_w, out_block.len() / out_w, sh * row_words);
+            if !taps.kx3_sums(sw, &rows_of(b * block_rows), shape, acc) {
+                return false;
+            }
+            taps.requantize(acc, out_block);
         }
     }
     true
@@ -199,6 +327,8 @@ pub(super) struct ChannelTaps {
     /// `(w[2i], w[2i+1])` of each kernel row as a word; an odd width's last tap apart.
     pairs: [u32; MAX_PAIRS],
     singles: [i32; MAX_SIDE],
+    /// A 3-wide kernel of 3 or 5 rows as the sums' loops read it (`dsp::kx3_sums`).
+    kx3: Option<[u32; KX3_TAPS]>,
     kh: usize,
     kw: usize,
     bias: i32,
@@ -245,6 +375,7 @@ impl ChannelTaps {
                 }
             }
         }
+        let kx3 = (kw == 3 && (kh == 3 || kh == 5)).then(|| kx3_taps(w_c, bias));
         let clamp = node.channels.clamp;
         let requant = match FoldedRequant::new(&exact, clamp) {
             Some(folded) => Requant::Folded(folded),
@@ -255,6 +386,7 @@ impl ChannelTaps {
         Some(Self {
             pairs,
             singles,
+            kx3,
             kh,
             kw,
             bias,
@@ -263,37 +395,81 @@ impl ChannelTaps {
         })
     }
 
+    /// Whether [`Self::kx3_sums`] takes this kernel at `stride`.
+    fn takes_kx3(&self, stride: usize) -> bool {
+        self.kx3.is_some() && (stride == 1 || stride == 2)
+    }
+
+    /// `acc[y·width + i]` = output `i`'s sum (bias included) of output row `y < rows`, whose
+    /// kernel rows start `y·step` words into `inputs` (the first output row's), every kernel
+    /// row in one pass (`dsp::kx3_sums`); `false` outside [`Self::takes_kx3`] or when an input
+    /// or the sums are short.
+    fn kx3_sums<'r>(
+        &self,
+        stride: usize,
+        inputs: &[&'r [u32]],
+        (width, rows, step): (usize, usize, usize),
+        acc: &mut [i32],
+    ) -> bool {
+        let Some(taps) = &self.kx3 else {
+            return false;
+        };
+        let input = |k: usize| inputs.get(k).copied().unwrap_or_default();
+        let first = [input(0), input(1), input(2)];
+        if self.kh == 3 {
+            return kx3_sums(first, taps, stride, (width, rows, step), acc);
+        }
+        // Five rows: the last two added after. An odd width's spare sum would be added to
+        // over the next row's first, so such rows run one at a time.
+        let last = [input(3), input(4)];
+        if width % 2 == 0 {
+            let shape = (width, rows, step);
+            return kx3_sums(first, taps, stride, shape, acc)
+                && kx3_add_rows(last, taps, stride, shape, acc);
+        }
+        (0..rows).all(|y| {
+            let at = |r: &'r [u32]| -> &'r [u32] { r.get(y * step..).unwrap_or_default() };
+            let sums = acc.get_mut(y * width..).unwrap_or_default();
+            kx3_sums(first.map(at), taps, stride, (width, 1, step), sums)
+                && kx3_add_rows(last.map(at), taps, stride, (width, 1, step), sums)
+        })
+    }
+
+    /// `out[i] = requantize(acc[i])` with the fused clamp: four outputs a word where the
+    /// requantizer folds without a left shift.
+    fn requantize(&self, acc: &[i32], out: &mut [i8]) {
+        match &self.requant {
+            Requant::Folded(r) => {
+                let whole = match r.to_words() {
+                    Some(words) => {
+                        requantize_run(acc, &words, out);
+                        out.len().min(acc.len()) / 4 * 4
+                    }
+                    None => 0,
+                };
+                let rest = out.get_mut(whole..).unwrap_or_default();
+                let sums = acc.get(whole..).unwrap_or_default();
+                match r.tops_at_127() {
+                    true => requantize_row(sums, rest, |a| r.apply_to_127(a)),
+                    false => requantize_row(sums, rest, |a| r.apply(a)),
+                }
+            }
+            Requant::Channel(r) => requantize_row(acc, out, |a| r.apply(a)),
+            Requant::Exact(r) => requantize_row(acc, out, |a| self.finish(r, a)),
+        }
+    }
+
     /// One output row from `rows` (the kernel rows' padded int16 inputs as words), `acc` a
     /// row of sums at least as long as a ring row.
     pub(super) fn row(&self, stride: usize, rows: &[&[u32]], acc: &mut [i32], out: &mut [i8]) {
-        if self.kw == 3 && (stride == 1 || stride == 2) {
-            // Stride 1 sums outputs in pairs: an even count of sums (the last may be a spare).
-            let n = if stride == 1 {
-                out.len().next_multiple_of(2)
-            } else {
-                out.len()
-            };
-            let Some(acc) = acc.get_mut(..n) else {
+        if self.takes_kx3(stride) {
+            let Some(sums) = acc.get_mut(..out.len().next_multiple_of(2)) else {
                 return;
             };
-            sums_kx3(
-                rows,
-                &self.pairs,
-                &self.singles,
-                self.kh,
-                stride,
-                self.bias,
-                acc,
-            );
-            match &self.requant {
-                Requant::Folded(r) if r.tops_at_127() => {
-                    requantize_row(acc, out, |a| r.apply_to_127(a))
-                }
-                Requant::Folded(r) => requantize_row(acc, out, |a| r.apply(a)),
-                Requant::Channel(r) => requantize_row(acc, out, |a| r.apply(a)),
-                Requant::Exact(r) => requantize_row(acc, out, |a| self.finish(r, a)),
+            if self.kx3_sums(stride, rows, (out.len(), 1, 0), sums) {
+                self.requantize(sums, out);
+                return;
             }
-            return;
         }
         self.row_any(stride, rows, out);
     }
@@ -329,6 +505,25 @@ impl ChannelTaps {
             };
         }
     }
+}
+
+/// A 3-wide kernel's taps (`kh` rows of 3, at most 5) and bias as [`kx3_sums`] reads them:
+/// per row `(w0, w1)` and `(w1, w2)`, then the bias twice.
+fn kx3_taps(w_c: &[i8], bias: i32) -> [u32; KX3_TAPS] {
+    let mut taps = [0_u32; KX3_TAPS];
+    for (pair, w_row) in taps
+        .chunks_exact_mut(2)
+        .zip(w_c.chunks_exact(3))
+        .take(MAX_SIDE)
+    {
+        if let ([a, d], &[w0, w1, w2]) = (pair, w_row) {
+            (*a, *d) = (half(w0) | half(w1) << 16, half(w1) | half(w2) << 16);
+        }
+    }
+    if let Some(b) = taps.get_mut(KX3_TAPS - 2..) {
+        b.fill(bias as u32);
+    }
+    taps
 }
 
 /// The int16 value of `v` in the low half of a word.
@@ -411,13 +606,18 @@ impl<'s> RowRing<'s> {
     }
 }
 
-/// `dst` = `left` zero points, `src` widened to int16, zero points to the end: four values
-/// a word load (SXTB16 on the Cortex-M4), stored as two words wherever they fall.
+/// `dst` = `left` zero points, `src` widened to int16 ([`widen_into`]), zero points to the end.
 fn widen_row(src: &[i8], dst: &mut [i16], left: usize, z: i16) {
     let (pad, rest) = dst.split_at_mut(left.min(dst.len()));
     pad.fill(z);
     let (body, right) = rest.split_at_mut(src.len().min(rest.len()));
     right.fill(z);
+    widen_into(src, body);
+}
+
+/// The start of `dst` = `src` widened to int16: four values a word load (SXTB16 on the
+/// Cortex-M4), stored as two words wherever they fall.
+fn widen_into(src: &[i8], body: &mut [i16]) {
     let whole = src.len() & !3;
     let (body, tail) = body.split_at_mut(whole.min(body.len()));
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(body);
@@ -434,78 +634,6 @@ fn widen_row(src: &[i8], dst: &mut [i16], left: usize, z: i16) {
     }
     for (d, &s) in tail.iter_mut().zip(src.get(whole..).unwrap_or_default()) {
         *d = i16::from(s);
-    }
-}
-
-/// `acc[i] = bias + Σ_k (w_k0, w_k1, w_k2) · row_k[x .. x + 3]` for output `i` at `x = i·stride`
-/// (1 or 2) over the first `kh` rows, `pairs[k] = (w_k0 | w_k1 << 16)`, `singles[k] = w_k2`:
-/// one call a row of outputs, one pass over the sums per kernel row.
-#[inline(never)]
-fn sums_kx3(
-    rows: &[&[u32]],
-    pairs: &[u32],
-    singles: &[i32],
-    kh: usize,
-    stride: usize,
-    bias: i32,
-    acc: &mut [i32],
-) {
-    let taps = rows.iter().zip(pairs).zip(singles).take(kh);
-    for (ky, ((&row, &a), &b)) in taps.enumerate() {
-        let b = b as u16 as u32;
-        match (stride, ky) {
-            (1, 0) => first_row_stride1(row, a, b, bias, acc),
-            (1, _) => add_row_stride1(row, a, b, acc),
-            (_, 0) => first_row_stride2(row, a, b, bias, acc),
-            _ => add_row_stride2(row, a, b, acc),
-        }
-    }
-}
-
-/// `acc[2i], acc[2i+1] = bias + ` kernel row `(w0, w1, w2)` at stride 1 (see the module's
-/// comment), `a = (w0 | w1 << 16)`, `b = w2`; `acc.len()` is even (the last may be a spare).
-/// One pass per kernel row keeps every value of the loop in a register.
-#[inline(always)]
-fn first_row_stride1(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
-    // Output 2i+1's weights: (0, w0) and (w1, w2).
-    let (c, d) = (a << 16, a >> 16 | b << 16);
-    for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
-        if let ([even, odd], &[x01, x23]) = (sums, w) {
-            *even = smlad(b, x23, smlad(a, x01, bias));
-            *odd = smlad(d, x23, smlad(c, x01, bias));
-        }
-    }
-}
-
-/// [`first_row_stride1`] adding to the sums.
-#[inline(always)]
-fn add_row_stride1(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
-    let (c, d) = (a << 16, a >> 16 | b << 16);
-    for (sums, w) in acc.chunks_exact_mut(2).zip(row.windows(2)) {
-        if let ([even, odd], &[x01, x23]) = (sums, w) {
-            *even = smlad(b, x23, smlad(a, x01, *even));
-            *odd = smlad(d, x23, smlad(c, x01, *odd));
-        }
-    }
-}
-
-/// `acc[i] = bias + ` kernel row `(w0, w1, w2)` at stride 2: `a·word i + b·word i+1`.
-#[inline(always)]
-fn first_row_stride2(row: &[u32], a: u32, b: u32, bias: i32, acc: &mut [i32]) {
-    for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
-        if let &[x01, x23] = w {
-            *sum = smlad(b, x23, smlad(a, x01, bias));
-        }
-    }
-}
-
-/// [`first_row_stride2`] adding to the sums.
-#[inline(always)]
-fn add_row_stride2(row: &[u32], a: u32, b: u32, acc: &mut [i32]) {
-    for (sum, w) in acc.iter_mut().zip(row.windows(2)) {
-        if let &[x01, x23] = w {
-            *sum = smlad(b, x23, smlad(a, x01, *sum));
-        }
     }
 }
 

@@ -5,11 +5,15 @@
 
 #[cfg(not(qcnn_arm_dsp))]
 use crate::ops::chunks::runs_fit;
+pub(crate) use crate::ops::pointwise_columns::Columns;
+#[cfg(not(qcnn_arm_dsp))]
+use crate::ops::pointwise_columns::blocks_fit;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    add_columns, expand_columns, gather_runs, mac_patch4, mac_patch4_unrolled, max_bytes4,
-    pointwise_block, requantize_columns, smlad, sum_bytes, sxtb16_pairs,
+    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, mac_patch4, mac_patch4_unrolled,
+    max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad, sum_bytes,
+    sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -101,6 +105,100 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
     }
 }
 
+/// Words of a channel's taps for [`kx3_sums`]: five kernel rows' `(w0 | w1 << 16)` and
+/// `(w1 | w2 << 16)`, then the bias twice (the Cortex-M4's layout, `ops::arm_dsp`).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) const KX3_TAPS: usize = 12;
+
+/// The Cortex-M4's row loops (`ops::arm_dsp::kx3_pass`), value by value: for output rows
+/// `y < rows` and outputs `i < width` (at `x = i·stride`), `acc[y·width + i]` = the bias (three
+/// inputs: kernel rows 0 to 2) or itself (two: rows 3 and 4), plus those kernel rows of `taps`
+/// against `inputs[k][y·step + x..]`; `false` (nothing written) where those decline.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn kx3_pass(
+    inputs: &[&[u32]],
+    taps: &[u32; KX3_TAPS],
+    stride: usize,
+    (width, rows, step): (usize, usize, usize),
+    acc: &mut [i32],
+) -> bool {
+    let pairs = width.div_ceil(2);
+    let (first, from_bias) = (if inputs.len() == 3 { 0 } else { 3 }, inputs.len() == 3);
+    let Some(last) = rows.checked_sub(1) else {
+        return false;
+    };
+    let need = last * step + stride * pairs + 1;
+    let fits = pairs > 0
+        && (inputs.len() == 2 || inputs.len() == 3)
+        && (stride == 1 || stride == 2)
+        && step >= stride * pairs
+        && inputs.iter().all(|r| r.len() >= need)
+        && acc.len() >= last * width + 2 * pairs;
+    if !fits {
+        return false;
+    }
+    let value = |row: &[u32], x: usize| {
+        let word = row.get(x / 2).copied().unwrap_or(0);
+        i32::from((word >> (16 * (x % 2))) as u16 as i16)
+    };
+    let bias = taps.get(KX3_TAPS - 2).map_or(0, |&b| b as i32);
+    for y in 0..rows {
+        // Pairs, as the loops: an odd width's spare is the next row's first.
+        for i in 0..2 * pairs {
+            let Some(sum) = acc.get_mut(y * width + i) else {
+                continue;
+            };
+            let mut total = if from_bias { bias } else { *sum };
+            for (k, &row) in inputs.iter().enumerate() {
+                let tap = |j: usize| halves(taps.get(2 * (first + k) + j).copied().unwrap_or(0));
+                let ((w0, w1), (_, w2)) = (tap(0), tap(1));
+                let x = y * 2 * step + i * stride;
+                let dot = w0 * value(row, x) + w1 * value(row, x + 1) + w2 * value(row, x + 2);
+                total = total.wrapping_add(dot);
+            }
+            *sum = total;
+        }
+    }
+    true
+}
+
+/// `acc[y·width + i] = bias + ` kernel rows 0 to 2 of `taps` (3 wide) against the inputs for
+/// output `i` of row `y` (at `x = i·stride`, 1 or 2; `shape` = (width, rows, step), each output
+/// row's inputs `step` words after the one before); an odd width's spare sum lands on the next
+/// row's first, which overwrites it. `false` (nothing written) when the inputs or the sums are
+/// short.
+pub(crate) fn kx3_sums(
+    inputs: [&[u32]; 3],
+    taps: &[u32; KX3_TAPS],
+    stride: usize,
+    shape: (usize, usize, usize),
+    acc: &mut [i32],
+) -> bool {
+    kx3_pass(&inputs, taps, stride, shape, acc)
+}
+
+/// [`kx3_sums`] adding kernel rows 3 and 4 (a 5×3 kernel's last two) to `acc`.
+pub(crate) fn kx3_add_rows(
+    inputs: [&[u32]; 2],
+    taps: &[u32; KX3_TAPS],
+    stride: usize,
+    shape: (usize, usize, usize),
+    acc: &mut [i32],
+) -> bool {
+    kx3_pass(&inputs, taps, stride, shape, acc)
+}
+
+/// `out[i] = FoldedRequant::apply(acc[i])` for the first `4·⌊len / 4⌋` sums (the Cortex-M4's
+/// four a pass; the caller takes the rest).
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn requantize_run(acc: &[i32], words: &[u32; 5], out: &mut [i8]) {
+    let folded = super::requant::FoldedRequant::from_words(*words);
+    let whole = acc.len().min(out.len()) / 4 * 4;
+    for (q, &a) in out.iter_mut().zip(acc).take(whole) {
+        *q = folded.apply(a);
+    }
+}
+
 /// The fused residual Add of four outputs (the Cortex-M4's in assembly): each sum through
 /// the channel's folded requantizer `words`, then with the residual in `out` through the
 /// Add's tables and its folded output requantizer `add`.
@@ -153,19 +251,23 @@ pub(crate) fn expand_columns(patch: &mut [u32], stage: &[i8], stride: usize, gro
 #[cfg(not(qcnn_arm_dsp))]
 pub(crate) use mac_patch4 as mac_patch4_unrolled;
 
-/// Every output channel's four outputs for one block of four columns: [`mac_patch4`]'s sums
-/// from the channel's bias, each requantized as `super::requant::pointwise_requant` and
-/// clamped, channel `o`'s at `out[o·plane..]` (the Cortex-M4's runs the channel loop in its
-/// assembly); `false` (nothing written) when `c` is not a positive multiple of 4 or a
-/// channel's shift is one that arithmetic does not take.
+/// Every output channel's four outputs for `blocks` blocks of four columns (each unpacked
+/// first into `patch` from `columns`, as the Cortex-M4's assembly does): [`mac_patch4`]'s
+/// sums from the channel's bias, each requantized and clamped by its
+/// `super::requant::FoldedRequant`, block `b`'s channel `o` at `out[o·plane + 4b..]`; `false` (nothing written) when
+/// `c` is not a positive multiple of 4, a channel's shift is one that arithmetic does not
+/// take, or a slice is short.
 #[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn pointwise_block(
-    patch: &[u32],
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pointwise_blocks(
+    columns: Columns<'_>,
+    patch: &mut [u32],
     weights: &[i8],
     (bias, multiplier, shift): (&[[u8; 4]], &[[u8; 4]], &[i8]),
     (zero_point, clamp): (i8, [i8; 2]),
     out: &mut [i8],
     plane: usize,
+    blocks: usize,
 ) -> bool {
     let c = patch.len() / 2;
     let data = crate::graph::kernels::ChannelData {
@@ -175,18 +277,51 @@ pub(crate) fn pointwise_block(
         zero_point,
         clamp,
     };
-    let requant = super::requant::PointwiseRequant::for_channels(&data);
-    let Some(requant) = requant.filter(|_| c > 0 && patch.len().is_multiple_of(8)) else {
+    let lens = [bias.len(), multiplier.len(), shift.len()];
+    let fits = blocks_fit(
+        columns,
+        patch.len(),
+        weights.len(),
+        lens,
+        out.len(),
+        plane,
+        blocks,
+    );
+    if !fits || !super::requant::pointwise_folds(&data) {
         return false;
-    };
-    let [lo, hi] = clamp;
-    for (o, (w_row, b)) in weights.chunks_exact(c).zip(bias).enumerate() {
-        let mut acc = [i32::from_le_bytes(*b); 4];
-        mac_patch4(patch, w_row, c / 4, &mut acc);
-        let words = requant.words(&data, o);
-        let outs = out.iter_mut().skip(o * plane).take(4);
-        for (q, a) in outs.zip(acc) {
-            *q = super::requant::pointwise_requant(words, a).max(lo).min(hi);
+    }
+    for b in 0..blocks {
+        let source = match columns {
+            Columns::Unpacked => None,
+            Columns::Map(input, in_plane) => Some((input, in_plane)),
+            Columns::Output(in_plane) => Some((&*out, in_plane)),
+        };
+        if let Some((input, in_plane)) = source {
+            let column = |ci: usize| {
+                let at = ci * in_plane + 4 * b;
+                input.get(at..at + 4).map_or([0; 4], |s| {
+                    core::array::from_fn(|i| s.get(i).copied().unwrap_or(0))
+                })
+            };
+            for (g, words) in patch.chunks_exact_mut(8).enumerate() {
+                let rows: [[i8; 4]; 4] = core::array::from_fn(|k| column(4 * g + k));
+                for (p, pair) in words.chunks_exact_mut(2).enumerate() {
+                    let x = rows.map(|r| u32::from(i16::from(r[p]) as u16));
+                    pair.copy_from_slice(&[x[0] | x[2] << 16, x[1] | x[3] << 16]);
+                }
+            }
+        }
+        for (o, (w_row, bias)) in weights.chunks_exact(c).zip(bias).enumerate() {
+            let mut acc = [i32::from_le_bytes(*bias); 4];
+            mac_patch4(patch, w_row, c / 4, &mut acc);
+            let (_, requant) = data.channel(o);
+            let Some(folded) = super::requant::FoldedRequant::new(&requant, clamp) else {
+                continue;
+            };
+            let outs = out.iter_mut().skip(o * plane + 4 * b).take(4);
+            for (q, a) in outs.zip(acc) {
+                *q = folded.apply(a);
+            }
         }
     }
     true

@@ -31,6 +31,7 @@
 
 pub mod add;
 pub mod average;
+pub mod conv_node;
 pub mod depthwise;
 pub(crate) mod dsp;
 pub mod max_pool;

@@ -9,7 +9,7 @@
 //! read as one word at stride 1. Then one assembly routine (`dsp::pointwise_block`) runs
 //! every output channel: its int8 weight row, read straight from the blob, meets the four
 //! columns with SMLAD (two groups of four channels a loop pass, 0.9 instructions per MAC), and
-//! its four sums are requantized in registers with `PointwiseRequant`'s one-multiply
+//! its four sums are requantized in registers with `FoldedRequant`'s one-multiply
 //! arithmetic (six instructions an output, the channel's parameters read from the blob, none
 //! prepared per call in RAM), clamped four bytes at once and stored as one word. With a fused
 //! residual Add the block's values go to the scratch first, then through the Add's tables.
@@ -17,13 +17,12 @@
 //! not take (a left shift, a right shift of 1 or above 23), runs one channel at a time with
 //! `ChannelRequant`.
 
-use crate::shape::MapShape;
-
 use super::super::format::Window;
 use super::super::kernels::{ChannelData, Residual};
 use super::add::{TABLE_WORDS, Tables};
-use super::dsp::{mac_patch4_unrolled, pointwise_block};
-use super::requant::{ChannelRequant, PointwiseRequant};
+use super::conv_node::ConvNode;
+use super::dsp::{Columns, mac_patch4_unrolled, pointwise_blocks};
+use super::requant::{ChannelRequant, pointwise_folds};
 
 /// Output pixels computed together.
 const COLUMNS: usize = 4;
@@ -55,37 +54,67 @@ pub fn takes(window: Window, groups: usize) -> bool {
 /// The conv of [`crate::graph::kernels::conv`] for a 1×1 kernel with `groups == 1`; `false`
 /// (nothing written) for another window, or when `scratch` is shorter than
 /// [`scratch_bytes`].
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub fn conv(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-    scratch: &mut [i8],
-) -> bool {
+pub fn conv(node: &ConvNode<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
-    let geometry = (in_shape, out_shape, window);
-    conv_into(input, output, geometry, weights, channels, None, words)
+    conv_into(node, Maps::Apart(input, output), None, words)
+}
+
+/// [`conv`] with the output written over the input (`tensor`, the larger of the two maps):
+/// each block's columns are unpacked before its outputs are stored, and output (o, p) lies
+/// over input (o, p) only, so no staging copy is needed. Stride 1 only (the output pixels are
+/// the input's); `false` (nothing written) otherwise, or when `scratch` is shorter than
+/// [`scratch_bytes`].
+#[inline(never)]
+pub fn conv_in_place(node: &ConvNode<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
+    let (in_shape, out_shape) = (node.in_shape, node.out_shape);
+    if node.window.stride != [1, 1] || in_shape.plane() != out_shape.plane() {
+        return false;
+    }
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    // The scratch past the columns' (the staging's, unused here): a last block of fewer
+    // than four pixels goes there first, four bytes a channel (without room, it runs one
+    // channel at a time).
+    let Some((words, spare)) = words.split_at_mut_checked(words_for(in_shape.c)) else {
+        return false;
+    };
+    let spare = spare.get_mut(..out_shape.c).unwrap_or_default();
+    let maps = Maps::InPlace(tensor, bytemuck::cast_slice_mut(spare));
+    conv_into(node, maps, None, words)
+}
+
+/// The map a conv reads and the one it writes: apart, or one slice written over itself
+/// (with four spare bytes a channel, or none).
+enum Maps<'a> {
+    Apart(&'a [i8], &'a mut [i8]),
+    InPlace(&'a mut [i8], &'a mut [i8]),
+}
+
+impl Maps<'_> {
+    fn input(&self) -> &[i8] {
+        match self {
+            Maps::Apart(input, _) => input,
+            Maps::InPlace(tensor, _) => tensor,
+        }
+    }
+
+    fn output(&mut self) -> &mut [i8] {
+        match self {
+            Maps::Apart(_, output) => output,
+            Maps::InPlace(tensor, _) => tensor,
+        }
+    }
 }
 
 /// [`crate::graph::kernels::conv_add`] for a 1×1 kernel with `groups == 1`: `output` holds the
 /// residual and receives the sums, each input's rescaling looked up as [`super::add`] does;
 /// `false` (nothing written) for another window, or when `scratch` is shorter than
 /// [`conv_add_scratch_bytes`].
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn conv_add(
+    node: &ConvNode<'_>,
     input: &[i8],
-    in_shape: MapShape,
     output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
     residual: &Residual,
     scratch: &mut [i8],
 ) -> bool {
@@ -93,31 +122,26 @@ pub fn conv_add(
     let Some((tables, words)) = super::add::residual_tables(words, residual) else {
         return false;
     };
-    let Some((words, values)) = words.split_at_mut_checked(words_for(in_shape.c)) else {
+    let Some((words, values)) = words.split_at_mut_checked(words_for(node.in_shape.c)) else {
         return false;
     };
-    let Some(values) = values.get_mut(..out_shape.c) else {
+    let Some(values) = values.get_mut(..node.out_shape.c) else {
         return false;
     };
     let residual = (&tables, bytemuck::cast_slice_mut(values));
-    let geometry = (in_shape, out_shape, window);
-    conv_into(
-        input,
-        output,
-        geometry,
-        weights,
-        channels,
-        Some(residual),
-        words,
-    )
+    conv_into(node, Maps::Apart(input, output), Some(residual), words)
 }
 
 fn conv_into(
-    input: &[i8],
-    output: &mut [i8],
-    (in_shape, out_shape, window): (MapShape, MapShape, Window),
-    weights: &[i8],
-    channels: &ChannelData<'_>,
+    &ConvNode {
+        in_shape,
+        out_shape,
+        window,
+        weights,
+        channels,
+        ..
+    }: &ConvNode<'_>,
+    mut maps: Maps<'_>,
     // The Add's tables, and room for a block's conv values (four bytes a channel).
     mut residual: Option<(&Tables<'_>, &mut [i8])>,
     words: &mut [u32],
@@ -144,7 +168,7 @@ fn conv_into(
     }
     // The assembly's requantization, when every channel's shift suits it (and there is a
     // group of four channels for its loop).
-    let requant = PointwiseRequant::for_channels(channels).filter(|_| c4 > 0);
+    let requant = (pointwise_folds(channels) && c4 > 0).then_some(());
     let [sh, sw] = window.stride.map(usize::from);
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
     // At stride 1 the output pixels are the input's, in order.
@@ -157,16 +181,61 @@ fn conv_into(
             (q / out_w) * sh * in_shape.w + (q % out_w) * sw
         }
     };
-    for block in (0..out_plane).step_by(COLUMNS) {
+    let in_place = matches!(maps, Maps::InPlace(..));
+    let n_out = out_shape.c;
+    let block_channels = (
+        channels.bias.get(..n_out).unwrap_or_default(),
+        channels.multiplier,
+        channels.shift,
+    );
+    let requant_args = (channels.zero_point, channels.clamp);
+    // The common case (stride 1, channels in groups of four, no residual): every whole
+    // block, its columns unpacked too, in one assembly call.
+    let mut first = 0;
+    if requant.is_some() && c4 == c && residual.is_none() && dense && out_plane >= COLUMNS {
+        let blocks = out_plane / COLUMNS;
+        let done = match &mut maps {
+            Maps::Apart(input, output) => pointwise_blocks(
+                Columns::Map(input, in_plane),
+                main,
+                weights,
+                block_channels,
+                requant_args,
+                output,
+                out_plane,
+                blocks,
+            ),
+            Maps::InPlace(tensor, _) => pointwise_blocks(
+                Columns::Output(in_plane),
+                main,
+                weights,
+                block_channels,
+                requant_args,
+                tensor,
+                out_plane,
+                blocks,
+            ),
+        };
+        if done {
+            first = blocks * COLUMNS;
+        }
+    }
+    for block in (first..out_plane).step_by(COLUMNS) {
         // A last block of fewer than four columns, in a map of four or more, is the map's
         // last four: the columns it shares with the block before are computed again (the
-        // same values), and `skip` keeps them from being stored, or added to, twice.
-        let q0 = block.min(out_plane.saturating_sub(COLUMNS));
+        // same values), and `skip` keeps them from being stored, or added to, twice. In
+        // place those columns are already outputs: the block keeps its own columns, the
+        // missing ones repeating its last (never stored).
+        let q0 = if in_place {
+            block
+        } else {
+            block.min(out_plane.saturating_sub(COLUMNS))
+        };
         let (skip, n) = (block - q0, (out_plane - q0).min(COLUMNS));
         // Input pixel of each column (past the plane's end: the last one, never stored).
         let pixels: [usize; COLUMNS] = core::array::from_fn(|col| source(q0 + col.min(n - 1)));
         fill(
-            input,
+            maps.input(),
             in_plane,
             c,
             pixels,
@@ -175,24 +244,44 @@ fn conv_into(
             bytemuck::cast_slice_mut(&mut *tail),
         );
         let columns = (q0, skip, n);
-        // The common block (four whole columns, channels in groups of four): every channel
-        // in one assembly loop, into the output or, with a residual, into `values` first.
-        if requant.is_some() && n == COLUMNS && c4 == c {
-            let n_out = out_shape.c;
-            let block_channels = (
-                channels.bias.get(..n_out).unwrap_or_default(),
-                channels.multiplier,
-                channels.shift,
-            );
-            let requant_args = (channels.zero_point, channels.clamp);
-            let done = match &mut residual {
-                None => {
-                    let out = output.get_mut(q0..).unwrap_or_default();
-                    pointwise_block(main, weights, block_channels, requant_args, out, out_plane)
+        // The one block just unpacked, every channel in one assembly loop into `out`.
+        let mut one_block = |out: &mut [i8], plane: usize| {
+            pointwise_blocks(
+                Columns::Unpacked,
+                main,
+                weights,
+                block_channels,
+                requant_args,
+                out,
+                plane,
+                1,
+            )
+        };
+        // In place, a last block of fewer than four: every channel in one assembly loop into
+        // the spare bytes, then its `n` bytes of each channel.
+        if let (true, Some(_), Maps::InPlace(tensor, spare)) =
+            (n < COLUMNS && c4 == c, requant, &mut maps)
+        {
+            let spare = &mut **spare;
+            if one_block(spare, COLUMNS) {
+                let rows = tensor.chunks_mut(out_plane.max(1)).take(n_out);
+                for (out, v) in rows.zip(spare.chunks_exact(COLUMNS)) {
+                    let out = out.get_mut(q0..q0 + n).unwrap_or_default();
+                    for (q, &v) in out.iter_mut().zip(v) {
+                        *q = v;
+                    }
                 }
+                continue;
+            }
+        }
+        let output = maps.output();
+        // A whole block, channels in groups of four: every channel in one assembly loop,
+        // into the output or, with a residual, into `values` first.
+        if requant.is_some() && n == COLUMNS && c4 == c {
+            let done = match &mut residual {
+                None => one_block(output.get_mut(q0..).unwrap_or_default(), out_plane),
                 Some((t, values)) => {
-                    let ran =
-                        pointwise_block(main, weights, block_channels, requant_args, values, 4);
+                    let ran = one_block(values, COLUMNS);
                     if ran {
                         let rows = output.chunks_exact_mut(out_plane.max(1));
                         for (out, v) in rows.zip(values.chunks_exact(COLUMNS)) {
@@ -228,7 +317,7 @@ fn conv_into(
 }
 
 /// Every output channel's outputs of one block outside [`pointwise_block`] (a block of
-/// fewer than four columns, channels not in groups of four, or a shift [`PointwiseRequant`]
+/// fewer than four columns, channels not in groups of four, or a shift the assembly's [`super::requant::FoldedRequant`]
 /// does not take), columns `skip..n` of the block at `q0` (see `conv_into`). Not inlined: the
 /// uncommon path keeps its frame off the common one.
 #[inline(never)]

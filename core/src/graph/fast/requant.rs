@@ -170,81 +170,18 @@ impl FoldedRequant {
     }
 }
 
-/// The requantization the pointwise kernel's assembly applies (`dsp::mac_requant4`), for
-/// channels whose shift is a rounding right shift `r` of 2..=23 (no left shift): exactly
-/// [`ChannelRequant::apply`] in one SMLAL and one ASR per output.
-///
-/// `ChannelRequant` takes `high = ⌊(x·m + 2^30) / 2^31⌋`, then divides it by `2^r` rounding
-/// half away from zero, which is `⌊(high + 2^(r−1) − n) / 2^r⌋` with `n = [high < 0]`, then
-/// adds the zero point `z`. Two floor divisions compose, so the output is
-/// `⌊(x·m + 2^30 − n·2^31 + (2z + 1)·2^(r+30)) / 2^(r+31)⌋`: a 64-bit SMLAL onto the constant
-/// (high word `(2z + 1)·2^(r−2)`, low word `2^30 − n·2^31`), whose high word shifted right by
-/// `r − 1` is the output. `n` may be read off the sign of `x` instead: they differ only when
-/// `x·m ∈ [−2^30, 0)`, where for `r ≥ 1` both constants give the same quotient. For `r ≤ 23`
-/// the high word stays inside i32 (at most `2^30 + 2^21 + 2^29` in size), so the zero point
-/// added there never needs the saturation `ChannelRequant` has.
-// On the Cortex-M4 only `for_channels` is read: the assembly makes each channel's words from
-// the blob itself (the host's stand-in calls `words`).
-#[cfg_attr(qcnn_arm_dsp, allow(dead_code))]
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PointwiseRequant {
-    zero_point: i32,
-    /// The fused clamp's bounds, each in the four bytes of a word.
-    lo: u32,
-    hi: u32,
-}
-
-impl PointwiseRequant {
-    /// For every channel of `channels`; `None` when one has a negative multiplier or a shift
-    /// outside `-23..=-2` (then [`ChannelRequant`] runs).
-    pub(crate) fn for_channels(channels: &ChannelData<'_>) -> Option<Self> {
-        let shifts_fit = channels.shift.iter().all(|s| (-23..=-2).contains(s));
-        let multipliers_fit = channels
+/// Whether every channel of `channels` folds with no left shift (a right shift of 2 to 23,
+/// a non-negative multiplier): the pointwise kernel's assembly applies [`FoldedRequant`] to
+/// such channels, making each one's words (multiplier, the high start `(2z + 1)·2^(r−2)`,
+/// `r − 1`) from the blob itself as it reaches the channel, so this is all it checks first
+/// (a shift and a sign a channel; building each `FoldedRequant` here would cost more).
+pub(crate) fn pointwise_folds(channels: &ChannelData<'_>) -> bool {
+    let shifts_fit = channels.shift.iter().all(|s| (-23..=-2).contains(s));
+    shifts_fit
+        && channels
             .multiplier
             .iter()
-            .all(|m| i32::from_le_bytes(*m) >= 0);
-        let [lo, hi] = channels.clamp;
-        (shifts_fit && multipliers_fit).then(|| Self {
-            zero_point: i32::from(channels.zero_point),
-            lo: u32::from_le_bytes([lo as u8; 4]),
-            hi: u32::from_le_bytes([hi as u8; 4]),
-        })
-    }
-
-    /// Channel `o`'s words for `dsp::mac_requant4`: multiplier, `r − 1`, the high word the
-    /// product starts from, the low and high clamps.
-    #[cfg_attr(qcnn_arm_dsp, allow(dead_code))]
-    #[inline(always)]
-    pub(crate) fn words(&self, channels: &ChannelData<'_>, o: usize) -> [u32; 5] {
-        let multiplier = channels
-            .multiplier
-            .get(o)
-            .map_or(0, |m| u32::from_le_bytes(*m));
-        let shift = channels.shift.get(o).map_or(-2, |&s| i32::from(s));
-        let right_minus_one = (-shift - 1) as u32 & 31;
-        let high_start = ((2 * self.zero_point + 1) << right_minus_one) >> 1;
-        [
-            multiplier,
-            right_minus_one,
-            high_start as u32,
-            self.lo,
-            self.hi,
-        ]
-    }
-}
-
-/// `dsp::mac_requant4`'s arithmetic on one sum, instruction by instruction (the host's
-/// stand-in), before the clamp.
-#[cfg(any(test, not(qcnn_arm_dsp)))]
-pub(crate) fn pointwise_requant([multiplier, shift, high_start, ..]: [u32; 5], acc: i32) -> i8 {
-    // AND, RSBS: the low word 2^30 − 2^31·(acc < 0), and its borrow out of the SBC.
-    let sign = acc as u32 & 0x8000_0000;
-    let low = 0x4000_0000_u32.wrapping_sub(sign);
-    let high = (high_start as i32).wrapping_sub(i32::from(sign > 0x4000_0000));
-    // SMLAL, ASR, SSAT.
-    let start = (i64::from(high) << 32) | i64::from(low);
-    let sum = start.wrapping_add(i64::from(acc) * i64::from(multiplier as i32));
-    ((sum >> 32) as i32 >> (shift & 31)).clamp(-128, 127) as i8
+            .all(|m| i32::from_le_bytes(*m) >= 0)
 }
 
 #[cfg(test)]
@@ -349,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pointwise_requantization_matches_the_requantizer() {
+    fn the_pointwise_check_is_the_fold_without_a_left_shift() {
         let mut rng = SplitMix(47);
         let multipliers = [0, 1, 1 << 30, (1 << 30) + 1, i32::MAX, 1_518_500_250];
         for case in 0..400_000 {
@@ -369,9 +306,9 @@ mod tests {
                 zero_point,
                 clamp,
             };
-            let words = PointwiseRequant::for_channels(&data)
-                .unwrap()
-                .words(&data, 0);
+            assert!(pointwise_folds(&data));
+            let f = FoldedRequant::new(&data.channel(0).1, clamp).unwrap();
+            assert_eq!(f.left, 0);
             // Small sums (every tie of the small shifts), then any size.
             let acc = if case % 2 == 0 {
                 (case / 2 % 4096) as i32 - 2048
@@ -379,23 +316,13 @@ mod tests {
                 rng.i32() >> rng.below(31)
             };
             let expected = r.apply(acc).max(clamp[0]).min(clamp[1]);
-            let got = pointwise_requant(words, acc).max(clamp[0]).min(clamp[1]);
-            assert_eq!(got, expected, "{r:?} {clamp:?} {acc}");
+            assert_eq!(f.apply(acc), expected, "{r:?} {clamp:?} {acc}");
         }
         for acc in [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX] {
             for shift in [-2, -23] {
                 let r = Requantizer::new(i32::MAX, shift, -128, false);
-                let data = ChannelData {
-                    bias: &[],
-                    multiplier: &[i32::MAX.to_le_bytes()],
-                    shift: &[shift],
-                    zero_point: -128,
-                    clamp: [-128, 127],
-                };
-                let words = PointwiseRequant::for_channels(&data)
-                    .unwrap()
-                    .words(&data, 0);
-                assert_eq!(pointwise_requant(words, acc), r.apply(acc), "{acc} {shift}");
+                let f = FoldedRequant::new(&r, [-128, 127]).unwrap();
+                assert_eq!(f.apply(acc), r.apply(acc), "{acc} {shift}");
             }
         }
         // Outside the shifts it takes, or a negative multiplier: declined.
@@ -407,7 +334,7 @@ mod tests {
                 zero_point: 0,
                 clamp: [-128, 127],
             };
-            assert!(PointwiseRequant::for_channels(&data).is_none());
+            assert!(!pointwise_folds(&data));
         }
     }
 }

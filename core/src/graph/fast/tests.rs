@@ -4,6 +4,7 @@
 //! stand-ins of `dsp.rs`; the firmware's `dsp_check` runs the same comparisons on a
 //! Cortex-M4 with the real ones.
 
+use super::conv_node::ConvNode;
 use super::*;
 use crate::graph::format::{Add, Window};
 use crate::graph::kernels::{self, ChannelData};
@@ -179,43 +180,50 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
         let mut scratch = vec![0x55_i8; offset + pointwise::scratch_bytes(c)];
-        assert!(pointwise::conv(
-            &x,
-            input,
-            &mut got,
-            out,
+        let node = ConvNode {
+            in_shape: input,
+            out_shape: out,
             window,
-            &weights,
-            &data,
-            &mut scratch[offset..],
-        ));
+            input_zero_point: 0,
+            weights: &weights,
+            channels: &data,
+        };
+        assert!(pointwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
         // One byte short: declined, nothing written.
         let mut untouched = vec![7_i8; expected.len()];
         let short = pointwise::scratch_bytes(c) - 4;
         assert!(!pointwise::conv(
+            &node,
             &x,
-            input,
             &mut untouched,
-            out,
-            window,
-            &weights,
-            &data,
             &mut vec![0; short][..],
         ));
         assert!(untouched.iter().all(|&q| q == 7));
+
+        // Written over its own input (a node in place), at stride 1 only; every other case
+        // with the spare bytes (four a channel) that a last block of fewer pixels goes to.
+        let mut tensor = x.clone();
+        tensor.resize(x.len().max(expected.len()), 0x55);
+        let spare = if case % 2 == 0 { 4 * out_c } else { 0 };
+        let mut scratch = vec![0x55_i8; offset + pointwise::scratch_bytes(c) + spare];
+        let over_itself = pointwise::conv_in_place(&node, &mut tensor, &mut scratch[offset..]);
+        assert_eq!(over_itself, window.stride == [1, 1]);
+        if over_itself {
+            assert_eq!(
+                tensor[..expected.len()],
+                expected[..],
+                "in place {input:?} -> {out:?}"
+            );
+        }
 
         // With a residual Add fused (ResNet-8's 1×1 downsample convs).
         let (residual, mut fast, sums) = random_residual(&mut rng, &expected, &data);
         let mut scratch = vec![0x55_i8; offset + pointwise::conv_add_scratch_bytes(c, out_c)];
         assert!(pointwise::conv_add(
+            &node,
             &x,
-            input,
             &mut fast,
-            out,
-            window,
-            &weights,
-            &data,
             &residual,
             &mut scratch[offset..],
         ));
@@ -238,6 +246,11 @@ fn depthwise_matches_the_portable_conv() {
         if cases % 2 == 0 {
             window.kernel = [3, 3];
             window.pads = window.pads.map(|p| p.min(2));
+        }
+        // Every tenth a 5×3 kernel (DS-CNN's stem), whose rows of an odd width run one at a
+        // time.
+        if cases % 10 == 5 {
+            window.kernel = [5, 3];
         }
         // Every fifth case a one-channel stem (`group` 1), every third of the others up to
         // three outputs per input channel.
@@ -298,6 +311,20 @@ fn depthwise_matches_the_portable_conv() {
         };
         assert!(depthwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
+        // With the output over the input (a node in place, no staged copy).
+        if out_c == c && out.plane() <= input.plane() && !big {
+            let mut tensor = x.clone();
+            assert!(depthwise::conv_in_place(
+                &node,
+                &mut tensor,
+                &mut scratch[offset..]
+            ));
+            assert_eq!(
+                tensor[..expected.len()],
+                expected[..],
+                "in place {input:?} {window:?}"
+            );
+        }
     }
 }
 

@@ -200,6 +200,58 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
     }
 }
 
+/// [`requantize_columns`] over a run of sums, four a pass: `out[i] = FoldedRequant::apply(acc[i])`
+/// for `i < 4·⌊acc.len() / 4⌋` (the caller requantizes the rest), the requantizer's words in
+/// registers for the whole run and the bounds reloaded after each four's packing: 37
+/// instructions for four outputs (the depthwise kernel's rows of sums).
+#[inline(never)]
+pub(crate) fn requantize_run(acc: &[i32], words: &[u32; 5], out: &mut [i8]) {
+    let quads = (acc.len() / 4).min(out.len() / 4);
+    if quads == 0 {
+        return;
+    }
+    // SAFETY: reads `4·quads` sums of `acc` (word-aligned, LDRD) and the five words of `words`,
+    // writes `4·quads` bytes of `out` (STR, unaligned allowed on the Cortex-M4 with
+    // CCR.UNALIGN_TRP clear), all within the slices; the loop runs `quads ≥ 1` times, until r3
+    // reaches `acc + 4·quads`. Registers and flags only otherwise; no stack.
+    unsafe {
+        asm!(
+            "ldm lr, {{r4, r5, r8}}",
+            "2:",
+            "ldrd r0, r1, [r3], #8",
+            fold_column!("r0"),
+            fold_column!("r1"),
+            "bfi r0, r1, #8, #8",
+            "ldrd r1, r2, [r3], #8",
+            fold_column!("r1"),
+            fold_column!("r2"),
+            "bfi r0, r1, #16, #8",
+            "bfi r0, r2, #24, #8",
+            "ldrd r1, r2, [lr, #12]",
+            "ssub8 r11, r0, r1",
+            "sel r0, r0, r1",
+            "ssub8 r11, r2, r0",
+            "sel r0, r0, r2",
+            "str r0, [r9], #4",
+            "cmp r3, r10",
+            "bne 2b",
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            inout("r3") acc.as_ptr() => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            inout("r9") out.as_mut_ptr() => _,
+            in("r10") acc.as_ptr().add(4 * quads),
+            out("r11") _,
+            out("r12") _,
+            in("lr") words.as_ptr(),
+            options(nostack),
+        );
+    }
+}
+
 /// The fused residual Add of four outputs of a channel: each sum requantized and clamped as
 /// [`requantize_columns`] does, then added to the residual byte in `out` as the Add kernel
 /// does (`graph::fast::add`: both inputs' rescaling looked up in `a` and `b`, their
