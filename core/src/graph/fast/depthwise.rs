@@ -19,7 +19,6 @@
 use crate::shape::MapShape;
 
 use super::super::format::Window;
-use super::super::kernels::ChannelData;
 use super::dsp::{KX3_TAPS, kx3_add_rows, kx3_sums, requantize_run, smlad, sxtb16_pairs};
 use super::requant::{ChannelRequant, FoldedRequant};
 
