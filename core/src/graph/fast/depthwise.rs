@@ -5,7 +5,7 @@
 //!
 //! The input plane a window reaches is widened once to int16 with its padding (the input zero
 //! point) into the scratch, row after row, each row word-aligned (four bytes a word load,
-//! SXTB16); a plane past [`MAX_PLANE_BYTES`] goes through a ring of `kh` rows (`RowRing`).
+//! SXTB16); a plane past `MAX_PLANE_BYTES` (4 KB) goes through a ring of `kh` rows (`RowRing`).
 //! Every output is then `bias + Σ w·x` over its whole window.
 //!
 //! Three taps wide, 3 or 5 rows, at horizontal stride 1 or 2 (every stem and depthwise layer
