@@ -49,7 +49,8 @@ examples="$capi/examples"
 # in-place path: 2,176 B more; the limit leaves a few bytes for its last widening fix). The chain-only
 # library: 14,548 B (15,700 B before that decoder, 15,380 B
 # before those merges).
-declare -A library_flash_limit=([chain]=16384 [full]=60800)
+# Session 9 merged (flash, small, mram, dw, dups): full 62,436 B, chain 13,076 B measured.
+declare -A library_flash_limit=([chain]=16384 [full]=62440)
 flavours=(chain full)
 m4_target=thumbv7em-none-eabihf
 m4_flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
