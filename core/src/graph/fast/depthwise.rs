@@ -5,7 +5,8 @@
 //!
 //! The input plane a window reaches is widened once to int16 with its padding (the input zero
 //! point) into the scratch, row after row, each row word-aligned (four bytes a word load,
-//! SXTB16); a plane past `MAX_PLANE_BYTES` (4 KB) goes through a ring of `kh` rows (`RowRing`).
+//! SXTB16); a plane past `MAX_PLANE_BYTES` (4 KB) goes through a ring of `kh` rows (`RowRing`),
+//! a stem's image through bands of rows as large as the model's scratch allows (`stem_bands`).
 //! Every output is then `bias + Σ w·x` over its whole window.
 //!
 //! Three taps wide, 3 or 5 rows, at horizontal stride 1 or 2 (every stem and depthwise layer
@@ -55,13 +56,15 @@ const MAX_PLANE_BYTES: usize = 4 * 1024;
 
 /// Bytes of the int16 rows a conv of `in_shape` under `window` keeps: the whole padded plane
 /// of an input channel (each row widened once, every output row of every output channel
-/// reading it then reads its kernel rows at fixed places), or for planes past
-/// [`MAX_PLANE_BYTES`] a ring of `kh` rows.
+/// reading it then reads its kernel rows at fixed places), or `kh` rows: a ring for planes
+/// past [`MAX_PLANE_BYTES`], and the least band of a one-channel input (a stem, whose one
+/// plane is the whole image: it set the scratch of models whose other nodes need far less;
+/// [`stem_bands`] takes what the model's scratch holds).
 fn rows_bytes(in_shape: MapShape, window: Window) -> (usize, bool) {
     let values = row_values(in_shape.w, window);
     let padded_h = in_shape.h + usize::from(window.pads[0]) + usize::from(window.pads[2]);
     let plane = padded_h.saturating_mul(values).saturating_mul(2);
-    if plane <= MAX_PLANE_BYTES {
+    if plane <= MAX_PLANE_BYTES && in_shape.c > 1 {
         (plane, true)
     } else {
         (usize::from(window.kernel[0]) * values * 2, false)
@@ -94,6 +97,13 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     let (rows_len, whole_plane) = rows_bytes(node.in_shape, node.window);
     let values = row_values(node.in_shape.w, node.window);
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
+    if in_c == 1 {
+        // The sums, then as many rows as the rest of the model's scratch holds.
+        let Some((acc, bands)) = words.split_at_mut_checked(sums_len(values)) else {
+            return false;
+        };
+        return stem_bands(node, input, output, bands, bytemuck::cast_slice_mut(acc));
+    }
     let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
@@ -106,13 +116,10 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     }
     let acc = acc.get_mut(..values).unwrap_or_default();
     let mut ring = RowRing::new(rows, values / 2, acc);
-    if in_c == 1 && out_c > 1 {
-        return stem_conv(node, input, output, &mut ring);
-    }
     by_rows(node, input, output, &mut ring)
 }
 
-/// [`conv`] through the ring of rows (a plane past [`MAX_PLANE_BYTES`]). Each way of
+/// [`conv`] through the ring of rows (a plane past [`MAX_PLANE_BYTES`] of several channels). Each way of
 /// running is a function of its own, so that the stack holds one way's frame at a time.
 #[inline(never)]
 fn by_rows(
@@ -281,14 +288,34 @@ fn plane_outputs(
     acc: &mut [i32],
     out_group: &mut [i8],
 ) -> bool {
+    let outs = out_group.chunks_exact_mut(node.out_shape.plane().max(1));
+    for (j, out_c) in outs.enumerate() {
+        let Some(taps) = ChannelTaps::new(node, first + j) else {
+            return false;
+        };
+        if !channel_rows(node, &taps, buffer, acc, out_c) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Output rows `out_rows` (whole rows) of one channel, `taps`, from the widened padded input
+/// rows in `buffer`, which start at the first output row's first kernel row.
+fn channel_rows(
+    node: &DepthwiseConv<'_>,
+    taps: &ChannelTaps,
+    buffer: &[u32],
+    acc: &mut [i32],
+    out_rows: &mut [i8],
+) -> bool {
     let window = node.window;
     let kh = usize::from(window.kernel[0]);
     let (sh, sw) = (usize::from(window.stride[0]), usize::from(window.stride[1]));
     let row_words = row_values(node.in_shape.w, window) / 2;
-    let outs = out_group.chunks_exact_mut(node.out_shape.plane().max(1));
     let out_w = node.out_shape.w.max(1);
-    // Output row `oy`'s kernel rows: from their first word to the plane's end (the sums'
-    // loops read a word past a row's last output, inside the plane).
+    // Output row `oy`'s kernel rows: from their first word to the buffer's end (the sums'
+    // loops read a word past a row's last output, inside the buffer).
     let rows_of = |oy: usize| -> [&[u32]; MAX_SIDE] {
         let first = oy * sh * row_words;
         core::array::from_fn(|ky| match ky < kh {
@@ -296,27 +323,22 @@ fn plane_outputs(
             false => &[],
         })
     };
-    for (j, out_c) in outs.enumerate() {
-        let Some(taps) = ChannelTaps::new(node, first + j) else {
+    if !taps.takes_kx3(sw) {
+        for (oy, out_row) in out_rows.chunks_exact_mut(out_w).enumerate() {
+            taps.row(sw, &rows_of(oy), acc, out_row);
+        }
+        return true;
+    }
+    // Whole output rows' sums (an even count each, the last one's spare overwritten by
+    // the next row's first), as many rows as the sums hold, requantized in one run.
+    let even = out_w.next_multiple_of(2);
+    let block_rows = acc.len().saturating_sub(even) / out_w + 1;
+    for (b, out_block) in out_rows.chunks_mut((block_rows * out_w).max(1)).enumerate() {
+        let shape = (out_w, out_block.len() / out_w, sh * row_words);
+        if !taps.kx3_sums(sw, &rows_of(b * block_rows), shape, acc) {
             return false;
-        };
-        if !taps.takes_kx3(sw) {
-            for (oy, out_row) in out_c.chunks_exact_mut(out_w).enumerate() {
-                taps.row(sw, &rows_of(oy), acc, out_row);
-            }
-            continue;
         }
-        // Whole output rows' sums (an even count each, the last one's spare overwritten by
-        // the next row's first), as many rows as the sums hold, requantized in one run.
-        let even = out_w.next_multiple_of(2);
-        let block_rows = acc.len().saturating_sub(even) / out_w + 1;
-        for (b, out_block) in out_c.chunks_mut((block_rows * out_w).max(1)).enumerate() {
-            let shape = (out_w, out_block.len() / out_w, sh * row_words);
-            if !taps.kx3_sums(sw, &rows_of(b * block_rows), shape, acc) {
-                return false;
-            }
-            taps.requantize(acc, out_block);
-        }
+        taps.requantize(acc, out_block);
     }
     true
 }
@@ -465,7 +487,11 @@ impl ChannelTaps {
             let Some(sums) = acc.get_mut(..out.len().next_multiple_of(2)) else {
                 return;
             };
-            if self.kx3_sums(stride, rows, (out.len(), 1, 0), sums) {
+            // One output row: the step to a next row is never taken, but the sums' loops
+            // take only a step past the row's inputs (a step of 0 sent every ring row, the
+            // stems' included, to the tap-pair loop: 35 instructions a MAC).
+            let step = stride * out.len().div_ceil(2);
+            if self.kx3_sums(stride, rows, (out.len(), 1, step), sums) {
                 self.requantize(sums, out);
                 return;
             }
@@ -647,28 +673,60 @@ fn requantize_row(acc: &[i32], out: &mut [i8], requantize: impl Fn(i32) -> i8) {
 /// [`conv`] for a one-channel input (`group` 1, the image stems: ResNet-8's 3×3/1 1→16,
 /// DS-CNN's 5×3/2 1→64, MobileNet's 3×3/2 1→8), as a depthwise conv whose every output
 /// channel reads channel 0: the patch conv would stage four input channels at a time and
-/// waste three quarters of its work here. Output row by output row, the kernel rows' input is
-/// widened to int16 once, then every output channel's taps meet it and its sums are
-/// requantized.
+/// waste three quarters of its work here. The image is read in bands of output rows: each
+/// band's padded input rows widened to int16 once into `bands` (as many rows as it holds, the
+/// whole plane when it fits), then every output channel's taps meet them as in a depthwise
+/// plane. The loader reserves one output row's kernel rows (`scratch_bytes`), so that a stem
+/// never sets the model's scratch; it then runs in as few bands as the scratch the other
+/// nodes need allows (ResNet-8's: one band, DS-CNN's and MobileNet's: a few, each band a
+/// channel's taps made again).
 #[inline(never)]
-fn stem_conv(
+fn stem_bands(
     node: &DepthwiseConv<'_>,
     input: &[i8],
     output: &mut [i8],
-    ring: &mut RowRing<'_>,
+    bands: &mut [u32],
+    acc: &mut [i32],
 ) -> bool {
-    let (out_w, out_plane) = (node.out_shape.w, node.out_shape.plane());
+    let window = node.window;
+    let kh = usize::from(window.kernel[0]);
+    let sh = usize::from(window.stride[0]).max(1);
+    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
+    let (w, h) = (node.in_shape.w, node.in_shape.h);
+    let row_words = row_values(w, window) / 2;
+    let (out_w, out_h, out_plane) = (node.out_shape.w, node.out_shape.h, node.out_shape.plane());
+    let z = i16::from(node.input_zero_point);
+    // Output rows a band holds: their kernel rows, `(n - 1)·sh + kh` input rows, in `bands`.
+    let Some(band) = (bands.len() / row_words.max(1))
+        .checked_sub(kh)
+        .map(|spare| (spare / sh + 1).min(out_h))
+    else {
+        return false;
+    };
     let plane = input.get(..node.in_shape.plane()).unwrap_or_default();
-    for oy in 0..node.out_shape.h {
-        let (rows, acc) = ring.rows(plane, node, oy);
+    for first in (0..out_h).step_by(band.max(1)) {
+        let rows = band.min(out_h - first);
+        let in_rows = (rows - 1) * sh + kh;
+        let buffer = bands.get_mut(..in_rows * row_words).unwrap_or_default();
+        for (r, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
+            // Padding rows (above or below the map) are zero points.
+            let iy = (first * sh + r).wrapping_sub(pt);
+            let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
+            match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
+                Some(src) if iy < h => widen_row(src, dst, pl, z),
+                _ => dst.fill(z),
+            }
+        }
         for (o, out_c) in output.chunks_exact_mut(out_plane.max(1)).enumerate() {
             let Some(taps) = ChannelTaps::new(node, o) else {
                 return false;
             };
-            let Some(out_row) = out_c.get_mut(oy * out_w..(oy + 1) * out_w) else {
+            let Some(out_rows) = out_c.get_mut(first * out_w..(first + rows) * out_w) else {
                 return false;
             };
-            taps.row(usize::from(node.window.stride[1]), &rows, acc, out_row);
+            if !channel_rows(node, &taps, buffer, acc, out_rows) {
+                return false;
+            }
         }
     }
     true

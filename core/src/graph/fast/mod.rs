@@ -13,8 +13,8 @@
 //!   outputs per group): each input row widened once to int16 with its padding, then a
 //!   3-wide kernel's rows summed in one pass over an output row with SMLAD, the row
 //!   requantized in a tight loop.
-//!   Its `stem_conv`: the same for a one-channel input (`group` 1: the image stems), each output
-//!   row's input widened once for every output channel.
+//!   Its `stem_bands`: the same for a one-channel input (`group` 1: the image stems), the
+//!   image widened in bands of rows as large as the model's scratch holds.
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
