@@ -691,11 +691,8 @@ fn stem_bands(
     let window = node.window;
     let kh = usize::from(window.kernel[0]);
     let sh = usize::from(window.stride[0]).max(1);
-    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
-    let (w, h) = (node.in_shape.w, node.in_shape.h);
-    let row_words = row_values(w, window) / 2;
+    let row_words = row_values(node.in_shape.w, window) / 2;
     let (out_w, out_h, out_plane) = (node.out_shape.w, node.out_shape.h, node.out_shape.plane());
-    let z = i16::from(node.input_zero_point);
     // Output rows a band holds: their kernel rows, `(n - 1)·sh + kh` input rows, in `bands`.
     let Some(band) = (bands.len() / row_words.max(1))
         .checked_sub(kh)
@@ -703,20 +700,11 @@ fn stem_bands(
     else {
         return false;
     };
-    let plane = input.get(..node.in_shape.plane()).unwrap_or_default();
     for first in (0..out_h).step_by(band.max(1)) {
         let rows = band.min(out_h - first);
         let in_rows = (rows - 1) * sh + kh;
         let buffer = bands.get_mut(..in_rows * row_words).unwrap_or_default();
-        for (r, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
-            // Padding rows (above or below the map) are zero points.
-            let iy = (first * sh + r).wrapping_sub(pt);
-            let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
-            match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
-                Some(src) if iy < h => widen_row(src, dst, pl, z),
-                _ => dst.fill(z),
-            }
-        }
+        widen_band(node, input, first * sh, buffer);
         for (o, out_c) in output.chunks_exact_mut(out_plane.max(1)).enumerate() {
             let Some(taps) = ChannelTaps::new(node, o) else {
                 return false;
@@ -730,4 +718,25 @@ fn stem_bands(
         }
     }
     true
+}
+
+/// The padded input rows from padded row `top` on, widened to int16 into `buffer` (as many
+/// rows as it holds), the padding rows above and below the map zero points. Apart from
+/// [`stem_bands`], so that its locals are off the stack while the channels' sums run.
+#[inline(never)]
+fn widen_band(node: &DepthwiseConv<'_>, input: &[i8], top: usize, buffer: &mut [u32]) {
+    let window = node.window;
+    let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
+    let (w, h) = (node.in_shape.w, node.in_shape.h);
+    let row_words = row_values(w, window) / 2;
+    let z = i16::from(node.input_zero_point);
+    let plane = input.get(..node.in_shape.plane()).unwrap_or_default();
+    for (r, dst) in buffer.chunks_exact_mut(row_words.max(1)).enumerate() {
+        let iy = (top + r).wrapping_sub(pt);
+        let dst: &mut [i16] = bytemuck::cast_slice_mut(dst);
+        match plane.get(iy.saturating_mul(w)..iy.saturating_add(1).saturating_mul(w)) {
+            Some(src) if iy < h => widen_row(src, dst, pl, z),
+            _ => dst.fill(z),
+        }
+    }
 }
