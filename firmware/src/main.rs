@@ -186,12 +186,12 @@ fn time_load<'s>(
     slot: &'s mut Option<Model<'static>>,
     verified: bool,
 ) -> Result<(&'s Model<'static>, u64), FirmwareError> {
-    let load = match verified {
-        true => Model::from_bytes,
-        false => Model::from_bytes_unverified,
+    let load = || match verified {
+        true => Model::from_bytes(BLOB),
+        false => Model::from_bytes_unverified(BLOB),
     };
     let (loaded, instructions) = counter
-        .count(|| load(BLOB).map(|model| &*slot.insert(model)))
+        .count(|| load().map(|model| &*slot.insert(model)))
         .map_err(FirmwareError::Counter)?;
     Ok((loaded.map_err(FirmwareError::Model)?, instructions))
 }
