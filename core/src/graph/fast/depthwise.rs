@@ -440,20 +440,14 @@ impl ChannelTaps {
         if self.kh == 3 {
             return kx3_sums(first, taps, stride, (width, rows, step), acc);
         }
-        // Five rows: the last two added after. An odd width's spare sum would be added to
-        // over the next row's first, so such rows run one at a time.
+        // Five rows: the last two added after.
         let last = [input(3), input(4)];
         if width % 2 == 0 {
             let shape = (width, rows, step);
             return kx3_sums(first, taps, stride, shape, acc)
                 && kx3_add_rows(last, taps, stride, shape, acc);
         }
-        (0..rows).all(|y| {
-            let at = |r: &'r [u32]| -> &'r [u32] { r.get(y * step..).unwrap_or_default() };
-            let sums = acc.get_mut(y * width..).unwrap_or_default();
-            kx3_sums(first.map(at), taps, stride, (width, 1, step), sums)
-                && kx3_add_rows(last.map(at), taps, stride, (width, 1, step), sums)
-        })
+        five_rows_one_at_a_time(first, last, taps, stride, (width, rows, step), acc)
     }
 
     /// `out[i] = requantize(acc[i])` with the fused clamp: four outputs a word where the
@@ -530,6 +524,26 @@ impl ChannelTaps {
             };
         }
     }
+}
+
+/// [`ChannelTaps::kx3_sums`] of a 5×3 kernel over rows of an odd width, whose spare sum would
+/// be added to over the next row's first: each output row alone. Apart, so that its arrays
+/// are off the stack of the common case, which the deepest inference path runs.
+#[inline(never)]
+fn five_rows_one_at_a_time<'r>(
+    first: [&'r [u32]; 3],
+    last: [&'r [u32]; 2],
+    taps: &[u32; KX3_TAPS],
+    stride: usize,
+    (width, rows, step): (usize, usize, usize),
+    acc: &mut [i32],
+) -> bool {
+    (0..rows).all(|y| {
+        let at = |r: &'r [u32]| -> &'r [u32] { r.get(y * step..).unwrap_or_default() };
+        let sums = acc.get_mut(y * width..).unwrap_or_default();
+        kx3_sums(first.map(at), taps, stride, (width, 1, step), sums)
+            && kx3_add_rows(last.map(at), taps, stride, (width, 1, step), sums)
+    })
 }
 
 /// A 3-wide kernel's taps (`kh` rows of 3, at most 5) and bias as [`kx3_sums`] reads them:
