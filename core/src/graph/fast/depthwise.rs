@@ -425,10 +425,10 @@ impl ChannelTaps {
     /// kernel rows start `y·step` words into `inputs` (the first output row's), every kernel
     /// row in one pass (`dsp::kx3_sums`); `false` outside [`Self::takes_kx3`] or when an input
     /// or the sums are short.
-    fn kx3_sums<'r>(
+    fn kx3_sums(
         &self,
         stride: usize,
-        inputs: &[&'r [u32]],
+        inputs: &[&[u32]],
         (width, rows, step): (usize, usize, usize),
         acc: &mut [i32],
     ) -> bool {
