@@ -109,13 +109,8 @@ impl<'a> Graph<'a> {
         after: &mut dyn FnMut(usize),
         host: &H,
     ) -> Option<&'b [i8]> {
-        // The planned tensors, then the fast kernels' scratch: no more of it than the loader
-        // sized, so that a kernel that takes what the scratch holds (a stem's bands of rows)
-        // runs the same way whatever arena the caller gives.
+        // The planned tensors, then the fast kernels' scratch.
         let (arena, scratch) = arena.split_at_mut_checked(self.arena_len)?;
-        let scratch = scratch
-            .get_mut(..self.scratch_len.min(scratch.len()))
-            .unwrap_or_default();
         let image_desc = self.tensor(0)?;
         let (start, len) = range(&image_desc);
         // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
