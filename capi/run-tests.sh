@@ -50,7 +50,8 @@ examples="$capi/examples"
 # library: 14,548 B (15,700 B before that decoder, 15,380 B
 # before those merges).
 # Session 9 merged (flash, small, mram, dw, dups): full 62,436 B, chain 13,076 B measured.
-declare -A library_flash_limit=([chain]=16384 [full]=62440)
+# Branch mram2: full 63,332 B (the stems' bands of rows beside the ring: 896 B more).
+declare -A library_flash_limit=([chain]=16384 [full]=63336)
 flavours=(chain full)
 m4_target=thumbv7em-none-eabihf
 m4_flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)
