@@ -11,9 +11,9 @@ use crate::ops::pointwise_columns::blocks_fit;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, mac_patch4, mac_patch4_unrolled,
-    max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad, sum_bytes,
-    sxtb16_pairs,
+    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, linear_rows, mac_patch4,
+    mac_patch4_unrolled, max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad,
+    sum_bytes, sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -66,6 +66,32 @@ pub(crate) fn mac_patch4(patch: &[u32], weights: &[i8], groups: usize, acc: &mut
                 .wrapping_add(w3 * x3);
         }
     }
+}
+
+/// The Cortex-M4's Linear rows (`ops::arm_dsp::linear_rows`) as plain dot products, within
+/// its limits: at least one 32-byte step, whole words, word-aligned rows, and the input's
+/// int16 pairs held by `scratch`; `false` (nothing written) outside them.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn linear_rows<F: FnOnce(i32) -> i8>(
+    weights: &[i8],
+    k: usize,
+    input: &[i8],
+    output: &mut [i8],
+    finish: impl Iterator<Item = F>,
+    scratch: &mut [i8],
+) -> bool {
+    let aligned = (weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1.len();
+    let Some(x) = input.get(..k) else {
+        return false;
+    };
+    if k < crate::ops::scratch::LINEAR_STEP || !aligned || words < k / 2 {
+        return false;
+    }
+    for ((row, out), finish) in weights.chunks_exact(k).zip(output).zip(finish) {
+        *out = finish(crate::ops::dot::dot(row, x));
+    }
+    true
 }
 
 #[cfg(not(qcnn_arm_dsp))]
