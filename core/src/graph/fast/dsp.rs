@@ -11,7 +11,7 @@ use crate::ops::pointwise_columns::blocks_fit;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, linear_rows, mac_patch4,
+    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, linear, mac_patch4,
     mac_patch4_unrolled, max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad,
     sum_bytes, sxtb16_pairs,
 };
@@ -68,29 +68,23 @@ pub(crate) fn mac_patch4(patch: &[u32], weights: &[i8], groups: usize, acc: &mut
     }
 }
 
-/// The Cortex-M4's Linear rows (`ops::arm_dsp::linear_rows`) as plain dot products, within
+/// The Cortex-M4's Linear kernel (`ops::arm_dsp::linear`) as one dot product per row, within
 /// its limits: at least one 32-byte step, whole words, word-aligned rows, and the input's
 /// int16 pairs held by `scratch`; `false` (nothing written) outside them.
 #[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn linear_rows<F: FnOnce(i32) -> i8>(
-    weights: &[i8],
-    k: usize,
+pub(crate) fn linear(
+    op: &crate::ops::linear_op::LinearOp<'_>,
     input: &[i8],
     output: &mut [i8],
-    finish: impl Iterator<Item = F>,
     scratch: &mut [i8],
 ) -> bool {
-    let aligned = (weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
+    let k = op.in_features;
+    let aligned = (op.weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1.len();
-    let Some(x) = input.get(..k) else {
-        return false;
-    };
-    if k < crate::ops::scratch::LINEAR_STEP || !aligned || words < k / 2 {
+    if k < crate::ops::scratch::LINEAR_STEP || !aligned || words < k / 2 || input.len() < k {
         return false;
     }
-    for ((row, out), finish) in weights.chunks_exact(k).zip(output).zip(finish) {
-        *out = finish(crate::ops::dot::dot(row, x));
-    }
+    op.run_rows(input, output);
     true
 }
 

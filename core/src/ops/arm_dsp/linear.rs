@@ -27,28 +27,10 @@ pub(crate) fn linear(
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
-    let finish = op
-        .channels
-        .iter()
-        .map(|(bias, requant)| move |dot: i32| requant.apply_outlined(bias.wrapping_add(dot)));
-    rows(op.weights, op.in_features, input, output, finish, scratch)
-}
-
-/// The dot product of each row of `weights` (`[out][k]`, word-aligned, `k` a multiple of 4)
-/// with `input`, each output written by its `finish` from that sum: [`linear`]'s loop, also the
-/// graph's Gemm (`graph::fast::gemm`, with its own bias and clamp). `false` (nothing written)
-/// when the layer is outside the path's limits or `scratch` does not hold the unpacked input.
-pub(crate) fn rows<F: FnOnce(i32) -> i8>(
-    weights: &[i8],
-    k: usize,
-    input: &[i8],
-    output: &mut [i8],
-    finish: impl Iterator<Item = F>,
-    scratch: &mut [i8],
-) -> bool {
+    let k = op.in_features;
     let body = k - k % STEP;
     // LDRD needs word-aligned rows.
-    let aligned = (weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
+    let aligned = (op.weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
     let Some(x) = input.get(..k) else {
         return false;
     };
@@ -63,18 +45,18 @@ pub(crate) fn rows<F: FnOnce(i32) -> i8>(
     let row_sum = |row: &[i8], body_sum: i32| {
         body_sum.wrapping_add(dot(row.get(body..).unwrap_or(&[]), x_tail))
     };
-    let mut rows = weights.chunks_exact(k);
-    let mut outputs = output.iter_mut().zip(finish);
-    while let (Some(r0), Some((out0, finish0))) = (rows.next(), outputs.next()) {
+    let mut rows = op.weights.chunks_exact(k);
+    let mut outputs = output.iter_mut().zip(op.channels.iter());
+    while let (Some(r0), Some((out0, (bias0, requant0)))) = (rows.next(), outputs.next()) {
         let sums = match (rows.next(), outputs.next()) {
-            (Some(r1), Some((out1, finish1))) => {
+            (Some(r1), Some((out1, (bias1, requant1)))) => {
                 let [s0, s1] = two_rows(r0, r1, unpacked, body);
-                *out1 = finish1(row_sum(r1, s1));
+                *out1 = requant1.apply_outlined(bias1.wrapping_add(row_sum(r1, s1)));
                 s0
             }
             _ => dot(r0.get(..body).unwrap_or(&[]), x_body),
         };
-        *out0 = finish0(row_sum(r0, sums));
+        *out0 = requant0.apply_outlined(bias0.wrapping_add(row_sum(r0, sums)));
     }
     true
 }
