@@ -10,7 +10,9 @@ use super::super::format::Window;
 use super::super::kernels::{global_average_body, pool_body};
 use super::dsp::sum_bytes;
 
-/// The mean of each channel over H×W, same quantization.
+/// The mean of each channel over H×W, same quantization. Never inlined: the GlobalAveragePool
+/// node and a whole-map [`average_pool`] share one copy.
+#[inline(never)]
 pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
     global_average_body(input, in_shape, output, sum_bytes);
 }
