@@ -14,7 +14,7 @@ pub enum GraphKernel {
     AddTable,
     Average,
     MaxRows,
-    /// Gemm with the Linear loop's SMLAD rows (`fast::gemm`).
+    /// Gemm on the chain's Linear kernel, two weight rows a pass with SMLAD (`fast::gemm`).
     GemmRows,
 }
 

@@ -17,8 +17,8 @@
 //!   image widened in bands of rows as large as the model's scratch holds.
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
-//! - [`gemm`]: Gemm with the chain engine's Linear loop (`ops::arm_dsp::linear_rows`): the
-//!   input unpacked once to int16, two weight rows at a time with SMLAD.
+//! - [`gemm`]: Gemm on the chain engine's Linear kernel itself (`ops::arm_dsp::linear`): the
+//!   input unpacked once to int16, two weight rows at a time with SMLAD, then the clamp.
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
 //! - [`max_pool`]: MaxPool separably, the window's rows folded column by column first,
 //!   four bytes a word (SSUB8, SEL).
