@@ -9,12 +9,14 @@ use crate::ops::kernels::Kernels;
 use crate::quant::{SHIFT_RANGE, valid_scale};
 use crate::shape::MapShape;
 
+use super::channel_data::ChannelData;
+use super::conv_params::ConvParams;
 use super::error::{GraphError, SectionProblem};
 use super::format::{
     self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window, map,
 };
 use super::in_place::{Staging, staged_scratch};
-use super::kernels::{ChannelData, Residual, window_len};
+use super::kernels::{Residual, window_len};
 pub(crate) use super::prepared_node::Prepared;
 use super::view::Graph;
 
@@ -354,33 +356,21 @@ pub(crate) fn prepare<'a>(
         })
     };
     let prepared = match &node.op {
-        NodeOp::Conv(conv) => {
-            let (groups, weights, channels) = conv_parts(
-                data,
-                conv,
-                windowed(&conv.window)?,
-                (in_shape, out_shape, *out_t),
-                out_desc.quant.zero_point,
-                index,
-                scan,
-            )?;
-            Prepared::Conv {
-                in_shape,
-                out_shape,
-                window: conv.window,
-                groups,
-                input_zero_point: in_desc.quant.zero_point,
-                weights,
-                channels,
-            }
-        }
+        NodeOp::Conv(conv) => Prepared::Conv(conv_params(
+            data,
+            conv,
+            windowed(&conv.window)?,
+            (in_desc, out_shape, *out_t),
+            out_desc.quant.zero_point,
+            index,
+            scan,
+        )?),
         NodeOp::ConvAdd(fused) => {
-            let conv = &fused.conv;
-            let (groups, weights, channels) = conv_parts(
+            let conv = conv_params(
                 data,
-                conv,
-                windowed(&conv.window)?,
-                (in_shape, out_shape, *out_t),
+                &fused.conv,
+                windowed(&fused.conv.window)?,
+                (in_desc, out_shape, *out_t),
                 fused.conv_zero_point,
                 index,
                 scan,
@@ -390,23 +380,15 @@ pub(crate) fn prepare<'a>(
                 return Err(mismatch);
             }
             add_ok(&fused.add, index)?;
-            Prepared::ConvAdd {
-                in_shape,
-                out_shape,
-                window: conv.window,
-                groups,
-                input_zero_point: in_desc.quant.zero_point,
-                weights,
-                channels,
-                residual: Residual {
-                    params: fused.add,
-                    zero_points: [
-                        fused.conv_zero_point,
-                        residual.map_or(0, |d| d.quant.zero_point),
-                        out_desc.quant.zero_point,
-                    ],
-                },
-            }
+            let residual = Residual {
+                params: fused.add,
+                zero_points: [
+                    fused.conv_zero_point,
+                    residual.map_or(0, |d| d.quant.zero_point),
+                    out_desc.quant.zero_point,
+                ],
+            };
+            Prepared::ConvAdd(conv, residual)
         }
         NodeOp::MaxPool(window) | NodeOp::AveragePool { window, .. } => {
             if windowed(window)? != out_shape {
@@ -490,18 +472,19 @@ fn add_ok(add: &format::Add, index: usize) -> Result<(), GraphError> {
 }
 
 /// A Conv's checks (its window's output `expected` with the output's channels, groups,
-/// clamp, dot length, sections): its groups, weights and channels, requantizing to
+/// clamp, dot length, sections): its parameters, reading `in_desc` and requantizing to
 /// `zero_point`.
-fn conv_parts<'a>(
+fn conv_params<'a>(
     data: &'a [u8],
     conv: &format::Conv,
     mut expected: MapShape,
-    (in_shape, out_shape, out_t): (MapShape, MapShape, u16),
+    (in_desc, out_shape, out_t): (&TensorDesc, MapShape, u16),
     zero_point: i8,
     index: usize,
     scan: bool,
-) -> Result<(usize, &'a [i8], ChannelData<'a>), GraphError> {
+) -> Result<ConvParams<'a>, GraphError> {
     use GraphError::*;
+    let in_shape = map(in_desc);
     expected.c = out_shape.c;
     if expected != out_shape {
         return Err(ShapeMismatch {
@@ -531,7 +514,15 @@ fn conv_parts<'a>(
         index,
         scan,
     )?;
-    Ok((groups, weights, channels))
+    Ok(ConvParams {
+        in_shape,
+        out_shape,
+        window: conv.window,
+        groups,
+        input_zero_point: in_desc.quant.zero_point,
+        weights,
+        channels,
+    })
 }
 
 fn section(

@@ -10,6 +10,7 @@ use crate::graph::kernels;
 use crate::graph::test_cases::{Channels, clamp, out_shape, random_window};
 use crate::model::Model;
 use crate::prepared::PreparedModel;
+use crate::shape::MapShape;
 use crate::test_util::{SplitMix, check_batch};
 
 // The portable tier's graph kernels are the reference, so only the SIMD tiers are checked.
@@ -58,19 +59,7 @@ fn convs_match_the_portable_conv(tier: KernelTier) {
         let channels = Channels::random(&mut rng, out_c);
         let zero_point = rng.next() as i8;
         let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let mut expected = vec![0; out.c * out.plane()];
-        kernels::conv(
-            &x,
-            input,
-            &mut expected,
-            out,
-            window,
-            groups,
-            zero_point,
-            &weights,
-            &data,
-        );
-        let prepared = Prepared::Conv {
+        let conv = ConvParams {
             in_shape: input,
             out_shape: out,
             window,
@@ -79,6 +68,9 @@ fn convs_match_the_portable_conv(tier: KernelTier) {
             weights: &weights,
             channels: data,
         };
+        let mut expected = vec![0; out.c * out.plane()];
+        kernels::conv(&conv, &x, &mut expected);
+        let prepared = Prepared::Conv(conv);
         let (kernel, scratch_len) = choose(&prepared, tier);
         let expected_kernel = match groups {
             1 => NodeKernel::ConvGemm,

@@ -25,6 +25,7 @@ use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
 use qcnn_core::graph::fast;
 use qcnn_core::graph::format::Window;
+use qcnn_core::graph::conv_params::ConvParams;
 use qcnn_core::graph::kernels::{self as graph_kernels, ChannelData};
 use qcnn_core::ops::Channels;
 use qcnn_core::ops::conv2d::Conv2dOp;
@@ -595,35 +596,17 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             return Err(refused("graph channels", case));
         };
         let x = &b.input[..in_len];
-        let groups = if depthwise { c } else { 1 };
-        graph_kernels::conv(
-            x,
-            input,
-            &mut b.portable[..out_len],
-            output,
-            window,
-            groups,
-            zero_point,
-            weights,
-            &channels,
-        );
-        let node = fast::conv_node::ConvNode {
+        let node = ConvParams {
             in_shape: input,
             out_shape: output,
             window,
+            groups: if depthwise { c } else { 1 },
             input_zero_point: zero_point,
             weights,
-            channels: &channels,
+            channels,
         };
+        graph_kernels::conv(&node, x, &mut b.portable[..out_len]);
         let ran = if depthwise {
-            let node = fast::depthwise::DepthwiseConv {
-                in_shape: input,
-                out_shape: output,
-                window,
-                input_zero_point: zero_point,
-                weights,
-                channels: &channels,
-            };
             fast::depthwise::conv(
                 &node,
                 x,
@@ -639,14 +622,9 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             )
         } else {
             fast::patch_conv::conv(
+                &node,
                 x,
-                input,
                 &mut b.fast[..out_len],
-                output,
-                window,
-                zero_point,
-                weights,
-                &channels,
                 scratch(b.scratch, case, scratch_len),
             )
         };
@@ -701,26 +679,13 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         };
         rng.fill(&mut b.portable[..out_len], extreme);
         b.fast[..out_len].copy_from_slice(&b.portable[..out_len]);
-        graph_kernels::conv_add(
-            x,
-            input,
-            &mut b.portable[..out_len],
-            output,
-            window,
-            1,
-            zero_point,
-            weights,
-            &channels,
-            &residual,
-        );
+        graph_kernels::conv_add(&node, x, &mut b.portable[..out_len], &residual);
         let s = scratch(b.scratch, case + 1, add_scratch_len);
         let out = &mut b.fast[..out_len];
         let ran = if pointwise {
             fast::pointwise::conv_add(&node, x, out, &residual, s)
         } else {
-            fast::patch_conv::conv_add(
-                x, input, out, output, window, zero_point, weights, &channels, &residual, s,
-            )
+            fast::patch_conv::conv_add(&node, x, out, &residual, s)
         };
         let name = if pointwise {
             "pointwise conv + add"

@@ -23,8 +23,10 @@ use crate::ops::requant::PreparedRequantizer;
 use crate::quant::Requantizer;
 use crate::shape::MapShape;
 
+use super::super::channel_data::ChannelData;
+use super::super::conv_params::ConvParams;
 use super::super::format::Window;
-use super::super::kernels::{ChannelData, Residual};
+use super::super::kernels::Residual;
 use super::add::TABLE_WORDS;
 use super::dsp::{add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns};
 use super::requant::{FOLDED_WORDS, FoldedRequant};
@@ -70,48 +72,21 @@ pub fn conv_add_scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
 
 /// The conv of [`crate::graph::kernels::conv`] for `groups == 1`; `false` (nothing written)
 /// when `scratch` is shorter than [`scratch_bytes`].
-#[allow(clippy::too_many_arguments)]
-pub fn conv(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    input_zero_point: i8,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-    scratch: &mut [i8],
-) -> bool {
-    let geometry = (in_shape, out_shape, window, input_zero_point);
-    conv_into(input, output, geometry, weights, channels, None, scratch)
+pub fn conv(conv: &ConvParams<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
+    conv_into(conv, input, output, None, scratch)
 }
 
 /// [`crate::graph::kernels::conv_add`]: `output` holds the residual and receives the sums,
 /// each input's rescaling looked up as [`super::add`] does; `false` (nothing written) when
 /// `scratch` is shorter than [`conv_add_scratch_bytes`].
-#[allow(clippy::too_many_arguments)]
 pub fn conv_add(
+    conv: &ConvParams<'_>,
     input: &[i8],
-    in_shape: MapShape,
     output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    input_zero_point: i8,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
     residual: &Residual,
     scratch: &mut [i8],
 ) -> bool {
-    let geometry = (in_shape, out_shape, window, input_zero_point);
-    conv_into(
-        input,
-        output,
-        geometry,
-        weights,
-        channels,
-        Some(residual),
-        scratch,
-    )
+    conv_into(conv, input, output, Some(residual), scratch)
 }
 
 /// The shift word that marks a channel whose requantizer does not fold
@@ -120,11 +95,17 @@ const UNFOLDED_SHIFT: u32 = u32::MAX;
 const UNFOLDED: [u32; FOLDED_WORDS] = [0, 0, UNFOLDED_SHIFT, 0, 0];
 
 fn conv_into(
+    &ConvParams {
+        in_shape,
+        out_shape,
+        window,
+        input_zero_point,
+        weights,
+        ref channels,
+        ..
+    }: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
-    (in_shape, out_shape, window, input_zero_point): (MapShape, MapShape, Window, i8),
-    weights: &[i8],
-    channels: &ChannelData<'_>,
     residual: Option<&Residual>,
     scratch: &mut [i8],
 ) -> bool {
