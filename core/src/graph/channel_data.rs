@@ -23,6 +23,13 @@ impl ChannelData<'_> {
         )
     }
 
+    /// Whether a channel's multiplier is negative: never in a validated blob; the fast kernels
+    /// then decline the node, and the portable code writes every output.
+    #[inline]
+    pub(crate) fn any_negative_multiplier(&self) -> bool {
+        self.multiplier.iter().any(|m| i32::from_le_bytes(*m) < 0)
+    }
+
     #[inline(always)]
     pub(crate) fn finish(&self, requant: &Requantizer, acc: i32) -> i8 {
         clamp(requant.apply(acc), self.clamp)

@@ -437,19 +437,11 @@ pub(crate) fn prepare<'a>(
             if out_shape.h != 1 || out_shape.w != 1 {
                 return Err(mismatch);
             }
-            if in_features > MAX_DOT_LEN {
-                return Err(DotTooLong { node: index });
-            }
-            if !clamp_ok(gemm.clamp) {
-                return Err(BadClamp { node: index });
-            }
-            let weights = weights(data, gemm.weights, out_shape.c * in_features, index, scan)?;
-            let channels = channels(
+            let (weights, channels) = dot_products(
                 data,
-                &gemm.channels,
-                out_shape.c,
+                (gemm.weights, &gemm.channels, gemm.clamp),
+                (out_shape.c, in_features),
                 out_desc.quant.zero_point,
-                gemm.clamp,
                 index,
                 scan,
             )?;
@@ -496,21 +488,12 @@ fn conv_params<'a>(
     if groups == 0 || !in_shape.c.is_multiple_of(groups) || !out_shape.c.is_multiple_of(groups) {
         return Err(BadGroups { node: index });
     }
-    if !clamp_ok(conv.clamp) {
-        return Err(BadClamp { node: index });
-    }
     let [kh, kw] = conv.window.kernel.map(usize::from);
-    let per_output = in_shape.c / groups * kh * kw;
-    if per_output > MAX_DOT_LEN {
-        return Err(DotTooLong { node: index });
-    }
-    let weights = weights(data, conv.weights, out_shape.c * per_output, index, scan)?;
-    let channels = channels(
+    let (weights, channels) = dot_products(
         data,
-        &conv.channels,
-        out_shape.c,
+        (conv.weights, &conv.channels, conv.clamp),
+        (out_shape.c, in_shape.c / groups * kh * kw),
         zero_point,
-        conv.clamp,
         index,
         scan,
     )?;
@@ -523,6 +506,36 @@ fn conv_params<'a>(
         weights,
         channels,
     })
+}
+
+/// The checks a Conv and a Gemm share (each output a dot product of `per_output` weights
+/// with its clamp, the weights and per-channel sections of `out_c` channels): the weights
+/// and channel data, requantizing to `zero_point`.
+fn dot_products<'a>(
+    data: &'a [u8],
+    (weights_section, channel_sections, clamp): (Section, &ChannelSections, [i8; 2]),
+    (out_c, per_output): (usize, usize),
+    zero_point: i8,
+    index: usize,
+    scan: bool,
+) -> Result<(&'a [i8], ChannelData<'a>), GraphError> {
+    if !clamp_ok(clamp) {
+        return Err(GraphError::BadClamp { node: index });
+    }
+    if per_output > MAX_DOT_LEN {
+        return Err(GraphError::DotTooLong { node: index });
+    }
+    let weights = weights(data, weights_section, out_c * per_output, index, scan)?;
+    let channels = channels(
+        data,
+        channel_sections,
+        out_c,
+        zero_point,
+        clamp,
+        index,
+        scan,
+    )?;
+    Ok((weights, channels))
 }
 
 fn section(

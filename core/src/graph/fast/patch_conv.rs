@@ -141,12 +141,7 @@ fn conv_into(
     let Some(requants) = rest.get_mut(..FOLDED_WORDS * out_c) else {
         return false;
     };
-    // A negative multiplier (no validated blob has one): the portable code runs.
-    if channels
-        .multiplier
-        .iter()
-        .any(|m| i32::from_le_bytes(*m) < 0)
-    {
+    if channels.any_negative_multiplier() {
         return false;
     }
     let stage: &mut [i8] = bytemuck::cast_slice_mut(stage);

@@ -158,13 +158,7 @@ fn conv_into(
     let Some((main, tail)) = words.split_at_mut_checked(2 * c4) else {
         return false;
     };
-    // A negative multiplier: never in a validated blob (the portable code then writes every
-    // output).
-    if channels
-        .multiplier
-        .iter()
-        .any(|m| i32::from_le_bytes(*m) < 0)
-    {
+    if channels.any_negative_multiplier() {
         return false;
     }
     // The assembly's requantization, when every channel's shift suits it (and there is a
