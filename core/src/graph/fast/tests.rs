@@ -8,7 +8,7 @@ use super::*;
 use crate::graph::conv_params::ConvParams;
 use crate::graph::format::{Add, Window};
 use crate::graph::kernels::{self, ChannelData};
-use crate::graph::test_cases::{Channels, clamp, out_shape, random_window};
+use crate::graph::test_cases::{ConvCase, clamp, out_shape, random_window};
 use crate::shape::MapShape;
 use crate::test_util::SplitMix;
 
@@ -29,45 +29,27 @@ fn patch_conv_matches_the_portable_conv() {
         };
         cases += 1;
         let k = input.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-        let x = rng.i8s(input.c * input.h * input.w);
-        let weights = rng.weights(out_c * k);
-        let channels = Channels::random(&mut rng, out_c);
-        let zero_point = rng.next() as i8;
-        let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let conv = ConvParams {
-            in_shape: input,
-            out_shape: out,
-            window,
-            groups: 1,
-            input_zero_point: zero_point,
-            weights: &weights,
-            channels: data,
-        };
-        let mut expected = vec![0; out.c * out.h * out.w];
-        kernels::conv(&conv, &x, &mut expected);
+        let case = ConvCase::random(&mut rng, (input, out), window, 1);
+        let (conv, x, data) = (case.params(), &case.x, case.params().channels);
+        let expected = case.portable();
         let mut got = vec![0; expected.len()];
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
         let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k, window, out_c)];
-        assert!(patch_conv::conv(
-            &conv,
-            &x,
-            &mut got,
-            &mut scratch[offset..]
-        ));
+        assert!(patch_conv::conv(&conv, x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
 
         // With a residual Add fused: the conv's values then TFLite's Add, element by element.
         let (residual, residual_values, sums) = random_residual(&mut rng, &expected, &data);
         let mut portable = residual_values.clone();
-        kernels::conv_add(&conv, &x, &mut portable, &residual);
+        kernels::conv_add(&conv, x, &mut portable, &residual);
         assert_eq!(portable, sums, "portable conv_add {input:?} {window:?}");
         let mut fast = residual_values;
         let mut scratch =
             vec![0x55_i8; offset + patch_conv::conv_add_scratch_bytes(k, window, out_c)];
         assert!(patch_conv::conv_add(
             &conv,
-            &x,
+            x,
             &mut fast,
             &residual,
             &mut scratch[offset..],
@@ -132,39 +114,26 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
         };
         let out_c = 1 + rng.below(13);
         let out = out_shape(input, out_c, &window).unwrap();
-        let x = rng.i8s(c * input.h * input.w);
-        let weights = rng.weights(out_c * c);
-        let mut channels = Channels::random(&mut rng, out_c);
+        let mut conv = ConvCase::random(&mut rng, (input, out), window, 1);
         // Every fifth case one channel's shift outside the assembly's requantization (a right
         // shift of 1 or a left shift): the whole call then takes `ChannelRequant`.
         if case % 5 == 4 {
-            channels.shift[rng.below(out_c)] = rng.below(3) as i8 - 1;
+            conv.channels.shift[rng.below(out_c)] = rng.below(3) as i8 - 1;
         }
-        let zero_point = rng.next() as i8;
-        let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let node = ConvParams {
-            in_shape: input,
-            out_shape: out,
-            window,
-            groups: 1,
-            input_zero_point: zero_point,
-            weights: &weights,
-            channels: data,
-        };
-        let mut expected = vec![0; out.c * out.h * out.w];
-        kernels::conv(&node, &x, &mut expected);
+        let (node, x, data) = (conv.params(), &conv.x, conv.params().channels);
+        let expected = conv.portable();
         let mut got = vec![0; expected.len()];
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
         let mut scratch = vec![0x55_i8; offset + pointwise::scratch_bytes(c)];
-        assert!(pointwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
+        assert!(pointwise::conv(&node, x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
         // One byte short: declined, nothing written.
         let mut untouched = vec![7_i8; expected.len()];
         let short = pointwise::scratch_bytes(c) - 4;
         assert!(!pointwise::conv(
             &node,
-            &x,
+            x,
             &mut untouched,
             &mut vec![0; short][..],
         ));
@@ -191,7 +160,7 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
         let mut scratch = vec![0x55_i8; offset + pointwise::conv_add_scratch_bytes(c, out_c)];
         assert!(pointwise::conv_add(
             &node,
-            &x,
+            x,
             &mut fast,
             &residual,
             &mut scratch[offset..],
@@ -248,28 +217,14 @@ fn depthwise_matches_the_portable_conv() {
             continue;
         };
         cases += 1;
-        let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-        let x = rng.i8s(c * input.h * input.w);
-        let weights = rng.weights(out_c * taps);
-        let channels = Channels::random(&mut rng, out_c);
-        let zero_point = rng.next() as i8;
-        let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let node = ConvParams {
-            in_shape: input,
-            out_shape: out,
-            window,
-            groups: c,
-            input_zero_point: zero_point,
-            weights: &weights,
-            channels: data,
-        };
-        let mut expected = vec![0; out_c * out.h * out.w];
-        kernels::conv(&node, &x, &mut expected);
+        let case = ConvCase::random(&mut rng, (input, out), window, c);
+        let (node, x) = (case.params(), &case.x);
+        let expected = case.portable();
         let mut got = vec![0; expected.len()];
         let offset = rng.below(4);
         let bytes = depthwise::scratch_bytes(input, out_c, window);
         let mut scratch = vec![0x55_i8; offset + bytes];
-        assert!(depthwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
+        assert!(depthwise::conv(&node, x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
         if c == 1 {
             // A stem reads its image in bands of as many rows as the scratch holds (the
@@ -278,7 +233,7 @@ fn depthwise_matches_the_portable_conv() {
             let mut banded = vec![0; expected.len()];
             assert!(depthwise::conv(
                 &node,
-                &x,
+                x,
                 &mut banded,
                 &mut wider[offset..]
             ));
