@@ -314,17 +314,9 @@ fn gemm_rows(
 #[inline(always)]
 fn depthwise(conv: &ConvParams<'_>, input: &[i8], out: &mut [i8], scratch: &mut [i8]) -> bool {
     const BLOCK: usize = 64;
-    let ConvParams {
-        in_shape,
-        out_shape,
-        input_zero_point: zero_point,
-        weights,
-        ref channels,
-        ..
-    } = *conv;
-    let [kh, kw] = conv.kernel();
-    let [sh, sw] = conv.stride();
-    let [pt, pl, pb, pr] = conv.pads();
+    let (in_shape, out_shape) = (conv.in_shape, conv.out_shape);
+    let (zero_point, weights, channels) = (conv.input_zero_point, conv.weights, &conv.channels);
+    let ([kh, kw], [sh, sw], [pt, pl, pb, pr]) = (conv.kernel(), conv.stride(), conv.pads());
     let (h, w) = (in_shape.h, in_shape.w);
     let (ph, pw) = (h + pt + pb, w + pl + pr);
     let Some(padded) = scratch.get_mut(..ph * pw) else {

@@ -635,11 +635,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         } else {
             "patch conv"
         };
-        if !ran {
-            return Err(refused(name, case));
-        }
-        compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
-        outputs += out_len;
+        outputs += ran_and_matches(name, case, ran, &b.fast[..out_len], &b.portable[..out_len])?;
         // A pointwise conv at stride 1 written over its own input (a node in place), every
         // other case with the spare bytes a last block of fewer than four pixels goes to.
         let tensor_len = in_len.max(out_len);
@@ -652,16 +648,8 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                 &mut b.fast[..tensor_len],
                 scratch(b.scratch, case, scratch_len + spare),
             );
-            if !ran {
-                return Err(refused("pointwise conv in place", case));
-            }
-            compare(
-                "pointwise conv in place",
-                case,
-                &b.fast[..out_len],
-                &b.portable[..out_len],
-            )?;
-            outputs += out_len;
+            let (fast, portable) = (&b.fast[..out_len], &b.portable[..out_len]);
+            outputs += ran_and_matches("pointwise conv in place", case, ran, fast, portable)?;
         }
         let add_scratch_len = if pointwise {
             fast::pointwise::conv_add_scratch_bytes(c, o)
@@ -692,11 +680,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         } else {
             "patch conv + add"
         };
-        if !ran {
-            return Err(refused(name, case));
-        }
-        compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
-        outputs += out_len;
+        outputs += ran_and_matches(name, case, ran, &b.fast[..out_len], &b.portable[..out_len])?;
     }
     for case in 0..GRAPH_CASES {
         // Add: two random tensors, odd lengths, ResNet-8's last first.
@@ -774,18 +758,21 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         )?;
         graph_kernels::pool(x, input, &mut b.portable[..out_len], output, window, None);
         let scratch_len = fast::max_pool::scratch_bytes(input.w, window);
-        if !fast::max_pool::max_pool(
+        let ran = fast::max_pool::max_pool(
             x,
             input,
             &mut b.fast[..out_len],
             output,
             window,
             scratch(b.scratch, case, scratch_len),
-        ) {
-            return Err(refused("max pool", case));
-        }
-        compare("max pool", case, &b.fast[..out_len], &b.portable[..out_len])?;
-        outputs += out_len;
+        );
+        outputs += ran_and_matches(
+            "max pool",
+            case,
+            ran,
+            &b.fast[..out_len],
+            &b.portable[..out_len],
+        )?;
         graph_kernels::global_average(x, input, &mut b.portable[..input.c]);
         fast::average::global_average(x, input, &mut b.fast[..input.c]);
         compare(
@@ -797,6 +784,22 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         outputs += out_len + input.c;
     }
     Ok(outputs)
+}
+
+/// The outputs compared, once the fast kernel `ran` (a fast kernel that declines a case it
+/// must take fails the check) and gave `portable`'s.
+fn ran_and_matches(
+    layer: &'static str,
+    case: usize,
+    ran: bool,
+    fast: &[i8],
+    portable: &[i8],
+) -> Result<usize, Mismatch> {
+    if !ran {
+        return Err(refused(layer, case));
+    }
+    compare(layer, case, fast, portable)?;
+    Ok(fast.len())
 }
 
 fn compare(layer: &'static str, case: usize, fast: &[i8], portable: &[i8]) -> Result<(), Mismatch> {

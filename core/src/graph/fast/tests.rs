@@ -231,12 +231,7 @@ fn depthwise_matches_the_portable_conv() {
             // loader's least: one output row's): more scratch, fewer bands, the same numbers.
             let mut wider = vec![0x55_i8; offset + bytes + rng.below(4096)];
             let mut banded = vec![0; expected.len()];
-            assert!(depthwise::conv(
-                &node,
-                x,
-                &mut banded,
-                &mut wider[offset..]
-            ));
+            assert!(depthwise::conv(&node, x, &mut banded, &mut wider[offset..]));
             assert_eq!(banded, expected, "stem in bands {input:?} {window:?}");
         }
         // With the output over the input (a node in place, no staged copy); a one-channel
