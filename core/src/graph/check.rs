@@ -501,7 +501,7 @@ fn conv_params<'a>(
         in_shape,
         out_shape,
         window: conv.window,
-        groups,
+        groups: conv.groups,
         input_zero_point: in_desc.quant.zero_point,
         weights,
         channels,

@@ -10,15 +10,17 @@ use super::channel_data::ChannelData;
 use super::format::Window;
 
 /// A Conv's shapes, window, groups, input zero point, weights (OIHW with I = in / groups)
-/// and per-output-channel data. `Copy` and ten words on a 32-bit target: the kernels take
-/// it as `&ConvParams`.
+/// and per-output-channel data. `Copy`, 72 bytes on a 32-bit target, which the kernels take
+/// as `&ConvParams`.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvParams<'a> {
     pub in_shape: MapShape,
     pub out_shape: MapShape,
     pub window: Window,
-    /// 1, the input channels (depthwise), or any common divisor of in and out channels.
-    pub groups: usize,
+    /// 1, the input channels (depthwise), or any common divisor of in and out channels. A
+    /// `u16`, as in the blob: with a `usize`, `Prepared::ConvAdd` grew by a word (its tag no
+    /// longer fit), and with it every node's step on the M4's stack.
+    pub groups: u16,
     pub input_zero_point: i8,
     pub weights: &'a [i8],
     pub channels: ChannelData<'a>,
@@ -53,13 +55,13 @@ impl<'a> ConvParams<'a> {
     /// Weights per output channel: the input channels of its group times the taps.
     #[inline]
     pub fn per_output(&self) -> usize {
-        self.in_shape.c / self.groups.max(1) * self.taps()
+        self.in_shape.c / usize::from(self.groups.max(1)) * self.taps()
     }
 
     /// One input channel per group: a depthwise conv, or a one-channel stem.
     #[inline]
     pub fn one_input_per_group(&self) -> bool {
-        self.groups == self.in_shape.c
+        usize::from(self.groups) == self.in_shape.c
     }
 
     /// Channel `c` of a depthwise conv (one output per input channel) as a conv of one

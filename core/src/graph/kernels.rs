@@ -93,7 +93,7 @@ pub(crate) fn conv_body(
     let [kh, kw] = conv.kernel();
     let [sh, sw] = conv.stride();
     let [pt, pl, _, _] = conv.pads();
-    let groups = conv.groups.max(1);
+    let groups = usize::from(conv.groups.max(1));
     let in_per_group = in_shape.c / groups;
     let out_per_group = (out_shape.c / groups).max(1);
     let per_output = conv.per_output();

@@ -53,7 +53,7 @@ impl ConvCase {
             in_shape: self.shapes.0,
             out_shape: self.shapes.1,
             window: self.window,
-            groups: self.groups,
+            groups: u16::try_from(self.groups).unwrap(),
             input_zero_point: self.zero_point,
             weights: &self.weights,
             channels: self.channels.data(self.output.0, self.output.1),

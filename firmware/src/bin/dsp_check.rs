@@ -600,7 +600,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             in_shape: input,
             out_shape: output,
             window,
-            groups: if depthwise { c } else { 1 },
+            groups: if depthwise { c as u16 } else { 1 },
             input_zero_point: zero_point,
             weights,
             channels,

@@ -56,7 +56,7 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
     let (kernel, scratch) = match prepared {
         Prepared::Conv(conv) => {
             let (in_shape, window) = (conv.in_shape, conv.window);
-            if pointwise::takes(window, conv.groups) {
+            if pointwise::takes(window, usize::from(conv.groups)) {
                 (GraphKernel::Pointwise, pointwise::scratch_bytes(in_shape.c))
             } else if conv.one_input_per_group()
                 && depthwise::scratch_bytes(in_shape, conv.out_shape.c, window) <= MAX_SCRATCH
