@@ -72,6 +72,7 @@ pub fn conv_add_scratch_bytes(k: usize, window: Window, out_c: usize) -> usize {
 
 /// The conv of [`crate::graph::kernels::conv`] for `groups == 1`; `false` (nothing written)
 /// when `scratch` is shorter than [`scratch_bytes`].
+#[inline(never)]
 pub fn conv(conv: &ConvParams<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
     conv_into(
         input,
@@ -87,6 +88,7 @@ pub fn conv(conv: &ConvParams<'_>, input: &[i8], output: &mut [i8], scratch: &mu
 /// [`crate::graph::kernels::conv_add`]: `output` holds the residual and receives the sums,
 /// each input's rescaling looked up as [`super::add`] does; `false` (nothing written) when
 /// `scratch` is shorter than [`conv_add_scratch_bytes`].
+#[inline(never)]
 pub fn conv_add(
     conv: &ConvParams<'_>,
     input: &[i8],
@@ -111,9 +113,12 @@ pub fn conv_add(
 const UNFOLDED_SHIFT: u32 = u32::MAX;
 const UNFOLDED: [u32; FOLDED_WORDS] = [0, 0, UNFOLDED_SHIFT, 0, 0];
 
-/// The shapes, window and input zero point [`conv_into`] takes by value: read once by the
-/// caller, not through the `ConvParams` in its loops, which cost the M4 up to 10 instructions
-/// per output channel and block of four outputs (ResNet-8: 57,200 per inference).
+/// The shapes, window and input zero point [`conv_into`] takes by value: read once by its
+/// entry points, not through the `ConvParams` in its loops, which cost the M4 up to 10
+/// instructions per output channel and block of four outputs (ResNet-8: 57,200 per
+/// inference). The entry points are never inlined, so that this copy sits in their short
+/// frames, not in the runner's (inlined, ResNet-8's stack peak grew by 12 B; apart, it fell
+/// by 52 B).
 fn geometry(conv: &ConvParams<'_>) -> (MapShape, MapShape, Window, i8) {
     (
         conv.in_shape,
