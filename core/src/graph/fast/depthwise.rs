@@ -137,7 +137,10 @@ fn by_rows(
         ring.reset();
         let outs = out_group.chunks_exact_mut(out_plane.max(1));
         for (j, out_c) in outs.enumerate() {
-            let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
+            // By reference: moving the taps out of the `Option` would copy them (the
+            // stack peak).
+            let taps = ChannelTaps::new(node, c * per_input + j);
+            let Some(taps) = &taps else {
                 return false;
             };
             for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
@@ -183,15 +186,17 @@ pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut 
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
     // Checked before anything is written: past them every channel runs (the rows' lengths
     // follow from the scratch's).
-    let fits = kh <= MAX_SIDE && kw <= MAX_SIDE && kh > 0 && kw > 0 && in_shape.c == out_shape.c;
     let data = node.weights.len() >= out_shape.c * kh * kw
         && node.channels.bias.len() >= out_shape.c
         && node.channels.multiplier.len() >= out_shape.c
         && node.channels.shift.len() >= out_shape.c;
-    if !fits || !data || out_plane > in_plane || tensor.len() < in_shape.c * in_plane {
+    if !runs_over_itself(in_shape, out_shape, node.window)
+        || !data
+        || tensor.len() < in_shape.c * in_plane
+    {
         return false;
     }
-    let (rows_len, whole_plane) = rows_bytes(in_shape, node.window);
+    let rows_len = rows_bytes(in_shape, node.window).0;
     let values = row_values(in_shape.w, node.window);
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     let Some((buffer, sums)) = words.split_at_mut_checked(rows_len / 4) else {
@@ -200,9 +205,6 @@ pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut 
     let Some(acc) = sums.get_mut(..sums_len(values)) else {
         return false;
     };
-    if !whole_plane {
-        return false;
-    }
     let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
     pad_planes(node, buffer);
     for c in 0..in_shape.c {
@@ -221,6 +223,19 @@ pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut 
         }
     }
     true
+}
+
+/// Whether [`conv_in_place`] runs a conv of these shapes over its own input (so the loader
+/// sizes no staging for it): one output per channel, output planes no larger than the input
+/// planes, a kernel this path takes, and the input plane widened whole (each is widened
+/// before its output plane is written; a ring of rows would be overwritten).
+pub fn runs_over_itself(in_shape: MapShape, out_shape: MapShape, window: Window) -> bool {
+    let [kh, kw] = window.kernel.map(usize::from);
+    (1..=MAX_SIDE).contains(&kh)
+        && (1..=MAX_SIDE).contains(&kw)
+        && in_shape.c == out_shape.c
+        && out_shape.plane() <= in_shape.plane()
+        && rows_bytes(in_shape, window).1
 }
 
 /// [`conv_in_place`] for a prepared depthwise Conv node whose output is over its input;
@@ -290,10 +305,13 @@ fn plane_outputs(
 ) -> bool {
     let outs = out_group.chunks_exact_mut(node.out_shape.plane().max(1));
     for (j, out_c) in outs.enumerate() {
-        let Some(taps) = ChannelTaps::new(node, first + j) else {
+        // By reference: moving the taps out of the `Option` would copy them (the
+        // stack peak).
+        let taps = ChannelTaps::new(node, first + j);
+        let Some(taps) = &taps else {
             return false;
         };
-        if !channel_rows(node, &taps, buffer, acc, out_c) {
+        if !channel_rows(node, taps, buffer, acc, out_c) {
             return false;
         }
     }
@@ -720,13 +738,16 @@ fn stem_bands(
         let buffer = bands.get_mut(..in_rows * row_words).unwrap_or_default();
         widen_band(node, input, first * sh, buffer);
         for (o, out_c) in output.chunks_exact_mut(out_plane.max(1)).enumerate() {
-            let Some(taps) = ChannelTaps::new(node, o) else {
+            // By reference: moving the taps out of the `Option` would copy them (the
+            // stack peak).
+            let taps = ChannelTaps::new(node, o);
+            let Some(taps) = &taps else {
                 return false;
             };
             let Some(out_rows) = out_c.get_mut(first * out_w..(first + rows) * out_w) else {
                 return false;
             };
-            if !channel_rows(node, &taps, buffer, acc, out_rows) {
+            if !channel_rows(node, taps, buffer, acc, out_rows) {
                 return false;
             }
         }
