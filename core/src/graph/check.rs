@@ -214,7 +214,10 @@ fn check_node<'b>(
         kernels,
         scratch_len,
     } = lives;
-    let Ok((node, rest)) = postcard::take_from_bytes::<Node>(bytes) else {
+    // Both by reference: moving the node out of the `Result`, or the prepared node below,
+    // would copy it in this frame (the load's stack peak).
+    let decoded = postcard::take_from_bytes::<Node>(bytes);
+    let Ok((node, rest)) = &decoded else {
         return Err(NoNodes);
     };
     let describe = |t: u16| {
@@ -259,7 +262,8 @@ fn check_node<'b>(
     }
     *born_at = index as u8;
     *dies_at = index as u8;
-    let prepared = prepare(data, &node, index, &inputs, &out, true)?;
+    let prepared = prepare(data, node, index, &inputs, &out, true);
+    let prepared = prepared.as_ref().map_err(|e| *e)?;
     let bit = |t: Option<&u16>| t.map_or(0, |&t| 1_u64.checked_shl(u32::from(t)).unwrap_or(0));
     // Which inputs this node, if it is their last reader, may write over: both of an
     // Add's, only the residual of a fused ConvAdd (the conv reads its input throughout).
@@ -283,8 +287,8 @@ fn check_node<'b>(
     // The kernel this target runs the node with, once for good, and the scratch it takes
     // (with the staging, for a node planned in place).
     let (kernel, scratch) = match first_desc {
-        Some(d) => super::fast::node_scratch(&prepared, Kernels::NATIVE, &node.op, (d, &out.1)),
-        None => super::fast::choose(&prepared, Kernels::NATIVE),
+        Some(d) => super::fast::node_scratch(prepared, Kernels::NATIVE, &node.op, (d, &out.1)),
+        None => super::fast::choose(prepared, Kernels::NATIVE),
     };
     kernels.set(index, &node.op, kernel);
     *scratch_len = (*scratch_len).max(scratch);

@@ -363,16 +363,63 @@ fn channel_rows(
 
 /// One output channel's weights and requantization, prepared for its rows.
 pub(super) struct ChannelTaps {
-    /// `(w[2i], w[2i+1])` of each kernel row as a word; an odd width's last tap apart.
-    pairs: [u32; MAX_PAIRS],
-    singles: [i32; MAX_SIDE],
-    /// A 3-wide kernel of 3 or 5 rows as the sums' loops read it (`dsp::kx3_sums`).
-    kx3: Option<[u32; KX3_TAPS]>,
+    taps: Taps,
     kh: usize,
     kw: usize,
     bias: i32,
     requant: Requant,
     clamp: [i8; 2],
+}
+
+/// A channel's weights in one form or the other, never both: the taps sit on the stack under
+/// every row's sums (with a stem's bands, the inference's deepest path).
+enum Taps {
+    /// A 3-wide kernel of 3 or 5 rows as the sums' loops read it (`dsp::kx3_sums`): per row
+    /// `(w0, w1)` and `(w1, w2)`, then the bias twice ([`kx3_taps`]).
+    Kx3([u32; KX3_TAPS]),
+    /// Any other: `(w[2i], w[2i+1])` of each kernel row as a word, an odd width's last tap
+    /// apart ([`pair_taps`]).
+    Pairs {
+        pairs: [u32; MAX_PAIRS],
+        singles: [i32; MAX_SIDE],
+    },
+}
+
+impl Taps {
+    /// Kernel row `ky`'s pair `i` as a word, `(w[2i], w[2i+1])`.
+    fn pair(&self, ky: usize, i: usize, pairs_per_row: usize) -> Option<u32> {
+        match self {
+            Taps::Kx3(taps) => taps.get(2 * ky).filter(|_| i == 0).copied(),
+            Taps::Pairs { pairs, .. } => pairs.get(ky * pairs_per_row + i).copied(),
+        }
+    }
+
+    /// Kernel row `ky`'s last tap of an odd width.
+    fn single(&self, ky: usize) -> Option<i32> {
+        match self {
+            // `(w1, w2)`: w2 in the high half.
+            Taps::Kx3(taps) => taps.get(2 * ky + 1).map(|&w| i32::from((w >> 16) as i16)),
+            Taps::Pairs { singles, .. } => singles.get(ky).copied(),
+        }
+    }
+}
+
+/// A `kw`-wide kernel's rows `w_c` as [`Taps::Pairs`].
+fn pair_taps(w_c: &[i8], kw: usize) -> Taps {
+    let mut pairs = [0_u32; MAX_PAIRS];
+    let mut singles = [0_i32; MAX_SIDE];
+    let pairs_per_row = kw / 2;
+    for (ky, w_row) in w_c.chunks_exact(kw.max(1)).enumerate() {
+        for (i, pair) in w_row.chunks_exact(2).enumerate() {
+            if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
+                *p = half(*a) | half(*b) << 16;
+            }
+        }
+        if let (Some(s), Some(&last), true) = (singles.get_mut(ky), w_row.last(), kw % 2 == 1) {
+            *s = i32::from(last);
+        }
+    }
+    Taps::Pairs { pairs, singles }
 }
 
 /// How a channel's sums become int8, fastest first.
@@ -389,32 +436,10 @@ impl ChannelTaps {
         let [kh, kw] = node.window.kernel.map(usize::from);
         let w_c = node.weights.get(o * kh * kw..(o + 1) * kh * kw)?;
         let (bias, exact) = node.channels.channel(o);
-        let mut pairs = [0_u32; MAX_PAIRS];
-        let mut singles = [0_i32; MAX_SIDE];
-        if kw == 3 {
-            // The common case, without the general loop's bookkeeping.
-            for ((p, s), w_row) in pairs.iter_mut().zip(&mut singles).zip(w_c.chunks_exact(3)) {
-                if let &[a, b, c] = w_row {
-                    *p = half(a) | half(b) << 16;
-                    *s = i32::from(c);
-                }
-            }
-        } else {
-            let pairs_per_row = kw / 2;
-            for (ky, w_row) in w_c.chunks_exact(kw.max(1)).enumerate() {
-                for (i, pair) in w_row.chunks_exact(2).enumerate() {
-                    if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
-                        *p = half(*a) | half(*b) << 16;
-                    }
-                }
-                if let (Some(s), Some(&last), true) =
-                    (singles.get_mut(ky), w_row.last(), kw % 2 == 1)
-                {
-                    *s = i32::from(last);
-                }
-            }
-        }
-        let kx3 = (kw == 3 && (kh == 3 || kh == 5)).then(|| kx3_taps(w_c, bias));
+        let taps = match kw == 3 && (kh == 3 || kh == 5) {
+            true => Taps::Kx3(kx3_taps(w_c, bias)),
+            false => pair_taps(w_c, kw),
+        };
         let clamp = node.channels.clamp;
         let requant = match FoldedRequant::new(&exact, clamp) {
             Some(folded) => Requant::Folded(folded),
@@ -423,9 +448,7 @@ impl ChannelTaps {
             }
         };
         Some(Self {
-            pairs,
-            singles,
-            kx3,
+            taps,
             kh,
             kw,
             bias,
@@ -436,7 +459,7 @@ impl ChannelTaps {
 
     /// Whether [`Self::kx3_sums`] takes this kernel at `stride`.
     fn takes_kx3(&self, stride: usize) -> bool {
-        self.kx3.is_some() && (stride == 1 || stride == 2)
+        matches!(self.taps, Taps::Kx3(_)) && (stride == 1 || stride == 2)
     }
 
     /// `acc[y·width + i]` = output `i`'s sum (bias included) of output row `y < rows`, whose
@@ -450,7 +473,7 @@ impl ChannelTaps {
         (width, rows, step): (usize, usize, usize),
         acc: &mut [i32],
     ) -> bool {
-        let Some(taps) = &self.kx3 else {
+        let Taps::Kx3(taps) = &self.taps else {
             return false;
         };
         let input = |k: usize| inputs.get(k).copied().unwrap_or_default();
@@ -524,14 +547,18 @@ impl ChannelTaps {
             for (ky, &row) in rows.iter().enumerate().take(self.kh) {
                 let row: &[i16] = bytemuck::cast_slice(row);
                 let row = row.get(x..).unwrap_or_default();
-                let row_pairs = self.pairs.get(ky * pairs_per_row..).unwrap_or_default();
-                for (i, &p) in row_pairs.iter().enumerate().take(pairs_per_row) {
-                    if let Some(&[a, b]) = row.get(2 * i..2 * i + 2) {
+                for i in 0..pairs_per_row {
+                    if let (Some(p), Some(&[a, b])) = (
+                        self.taps.pair(ky, i, pairs_per_row),
+                        row.get(2 * i..2 * i + 2),
+                    ) {
                         let word = u32::from(a as u16) | u32::from(b as u16) << 16;
                         acc = smlad(p, word, acc);
                     }
                 }
-                if let (Some(&s), Some(&v)) = (self.singles.get(ky), row.get(self.kw - 1)) {
+                let odd = self.kw % 2 == 1;
+                if let (Some(s), Some(&v), true) = (self.taps.single(ky), row.get(self.kw - 1), odd)
+                {
                     acc = acc.wrapping_add(s * i32::from(v));
                 }
             }
