@@ -24,7 +24,10 @@ fn len(desc: &TensorDesc) -> usize {
 
 /// The postcard list of at most `max` `T`s that `bytes` starts with: its length, its bytes
 /// and what follows. Each element is decoded here only to find the list's end, then again
-/// where needed: no table of decoded elements on the stack (the load's stack peak).
+/// where needed: no table of decoded elements on the stack (the load's stack peak). Never
+/// inlined: the element it decodes (a node is about 100 B) is off [`load`]'s frame, which is
+/// under every check.
+#[inline(never)]
 fn list<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     max: usize,
@@ -68,14 +71,7 @@ pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, Mo
         bytes: tensor_bytes,
         count: tensor_count,
     };
-    let graph = check(tensors, node_bytes, node_count, data, output, arena_len)
-        .map_err(ModelError::Graph)?;
-    Ok(Graph {
-        tensors: tensor_bytes,
-        tensor_count,
-        nodes: node_bytes,
-        ..graph
-    })
+    check(tensors, node_bytes, node_count, data, output, arena_len).map_err(ModelError::Graph)
 }
 
 /// The encoded tensor list, decoded as it is walked.
@@ -104,7 +100,7 @@ impl Tensors<'_> {
 const UNBORN: u8 = u8::MAX;
 
 fn check<'a>(
-    tensors: Tensors<'_>,
+    tensors: Tensors<'a>,
     node_bytes: &'a [u8],
     node_count: usize,
     data: &'a [u8],
@@ -163,7 +159,7 @@ fn check<'a>(
     }
     check_overlaps(tensors, &lives)?;
     Ok(Graph::from_parts(
-        (&[], tensors.count),
+        (tensors.bytes, tensors.count),
         (node_bytes, node_count),
         data,
         output,
