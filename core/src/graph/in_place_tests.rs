@@ -285,8 +285,8 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
                 assert_eq!(graph.node_scratch_len(&n, m4), kernel);
             }
             // The portable kernels stage it, with pieces as long as the scratch holds.
-            let portable = Kernels::Portable;
-            let staging = graph.node_staging(&n, portable).unwrap();
+            let staged_on = Kernels::Portable;
+            let staging = graph.node_staging(&n, staged_on).unwrap();
             if let Staging::Pixels {
                 plane, in_c, out_c, ..
             } = staging
@@ -299,8 +299,8 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
                     in_c,
                     out_c,
                 };
-                let kernel = graph.node_scratch_len(&n, portable) - least_scratch.scratch_len();
-                assert!(kernel + staging.scratch_len() <= graph.scratch_len_for(portable));
+                let kernel = graph.node_scratch_len(&n, staged_on) - least_scratch.scratch_len();
+                assert!(kernel + staging.scratch_len() <= graph.scratch_len_for(staged_on));
             }
             let (len, at_apart, at_over) = case.t2;
             let image = rng.u8s(apart.input_len());
