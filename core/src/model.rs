@@ -158,13 +158,9 @@ impl<'a> Model<'a> {
     }
 
     fn load(blob: &'a [u8], check_checksum: bool) -> Result<Self, ModelError> {
-        // By reference: moving the parsed blob out of the `Result` would copy it (a graph's
-        // view is about 100 B) in this frame, under the whole load.
-        let parsed = parse(blob, check_checksum);
-        let framed = match &parsed {
-            Err(error) => return Err(*error),
-            Ok(Parsed::Sequential(framed)) => framed,
-            Ok(Parsed::Graph(graph)) => {
+        let framed = match parse(blob, check_checksum)? {
+            Parsed::Sequential(framed) => framed,
+            Parsed::Graph(graph) => {
                 let (tensors, tensor_count, nodes, node_count, data, output) = graph.parts();
                 return Ok(Self {
                     layers: nodes,

@@ -158,22 +158,22 @@ impl<'a> Graph<'a> {
             let _ = inputs.push((t, self.tensor(t)?));
         }
         let output = (node.output, self.tensor(node.output)?);
-        let prepared = prepare(self.data, node, index, &inputs, &output, false).ok()?;
         // Pushed, not collected: heapless's `collect` panics on overflow.
         let mut ranges: heapless::Vec<(usize, usize), 2> = heapless::Vec::new();
         for (_, d) in &inputs {
             let _ = ranges.push(range(d));
         }
-        let out_range = range(&output.1);
-        let staging = self.staging(node, &prepared, &inputs.first()?.1, &output.1);
-        Some(Step {
+        // The prepared node written once, into the step: a local of its own would be copied.
+        let mut step = Step {
             index,
             kernel: self.kernels.get(index, &node.op),
-            prepared,
+            prepared: prepare(self.data, node, index, &inputs, &output, false).ok()?,
             inputs: ranges,
-            output: out_range,
-            staging,
-        })
+            output: range(&output.1),
+            staging: None,
+        };
+        step.staging = self.staging(node, &step.prepared, &inputs.first()?.1, &output.1);
+        Some(step)
     }
 }
 

@@ -43,11 +43,20 @@ fn row_values(w: usize, window: Window) -> usize {
 
 /// Sums a whole-plane channel keeps at least: several output rows' sums requantized in one
 /// run, four outputs a word (a row of a small map alone would leave a tail of one to three).
-const SUMS_BLOCK: usize = 64;
+/// The loader reserves this many; at run time the sums take all the model's scratch after the
+/// plane (`sums_in`), so only a node that sets the model's scratch runs with this few. 32, not
+/// 64: 128 B less scratch for MobileNet, whose largest depthwise planes set it (issue 12's RAM).
+const SUMS_BLOCK: usize = 32;
 
 /// The sums' length for rows of `values` int16 values.
 fn sums_len(values: usize) -> usize {
     values.max(SUMS_BLOCK)
+}
+
+/// The sums in `words` (the scratch after the rows): all of it, at least [`sums_len`];
+/// `None` when the scratch is shorter.
+fn sums_in(words: &mut [u32], values: usize) -> Option<&mut [i32]> {
+    (words.len() >= sums_len(values)).then(|| bytemuck::cast_slice_mut(words))
 }
 
 /// Most scratch a depthwise conv's whole padded plane may take; a larger map is read through
@@ -107,10 +116,9 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let Some(acc) = sums.get_mut(..sums_len(values)) else {
+    let Some(acc) = sums_in(sums, values) else {
         return false;
     };
-    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
     if whole_plane {
         return by_planes(node, input, output, rows, acc);
     }
@@ -202,10 +210,9 @@ pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut 
     let Some((buffer, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let Some(acc) = sums.get_mut(..sums_len(values)) else {
+    let Some(acc) = sums_in(sums, values) else {
         return false;
     };
-    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
     pad_planes(node, buffer);
     for c in 0..in_shape.c {
         widen_plane(
