@@ -48,15 +48,19 @@ fn row_values(w: usize, window: Window) -> usize {
 /// 64: 128 B less scratch for MobileNet, whose largest depthwise planes set it (issue 12's RAM).
 const SUMS_BLOCK: usize = 32;
 
-/// The sums' length for rows of `values` int16 values.
-fn sums_len(values: usize) -> usize {
-    values.max(SUMS_BLOCK)
+/// The same for a stem (one input channel), whose bands take the rest of the scratch: two of
+/// ResNet-8's 28-wide rows a run (one at 32 cost it 61,560 instructions).
+const STEM_SUMS: usize = 64;
+
+/// The sums' length for rows of `values` int16 values, of a `stem` or a whole plane.
+fn sums_len(stem: bool, values: usize) -> usize {
+    values.max(if stem { STEM_SUMS } else { SUMS_BLOCK })
 }
 
-/// The sums in `words` (the scratch after the rows): all of it, at least [`sums_len`];
+/// The sums in `words` (the scratch after a whole plane): all of it, at least [`sums_len`];
 /// `None` when the scratch is shorter.
 fn sums_in(words: &mut [u32], values: usize) -> Option<&mut [i32]> {
-    (words.len() >= sums_len(values)).then(|| bytemuck::cast_slice_mut(words))
+    (words.len() >= sums_len(false, values)).then(|| bytemuck::cast_slice_mut(words))
 }
 
 /// Most scratch a depthwise conv's whole padded plane may take; a larger map is read through
@@ -91,7 +95,7 @@ pub fn scratch_bytes(in_shape: MapShape, _out_c: usize, window: Window) -> usize
     // The int16 rows, then the i32 sums.
     rows_bytes(in_shape, window)
         .0
-        .saturating_add(sums_len(row_values(in_shape.w, window)).saturating_mul(4))
+        .saturating_add(sums_len(in_shape.c == 1, row_values(in_shape.w, window)).saturating_mul(4))
         .saturating_add(3)
 }
 
@@ -108,7 +112,7 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     if in_c == 1 {
         // The sums, then as many rows as the rest of the model's scratch holds.
-        let Some((acc, bands)) = words.split_at_mut_checked(sums_len(values)) else {
+        let Some((acc, bands)) = words.split_at_mut_checked(sums_len(true, values)) else {
             return false;
         };
         return stem_bands(node, input, output, bands, bytemuck::cast_slice_mut(acc));
