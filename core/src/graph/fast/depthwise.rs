@@ -41,26 +41,32 @@ fn row_values(w: usize, window: Window) -> usize {
     (w + usize::from(window.pads[1]) + usize::from(window.pads[3]) + 3) & !1
 }
 
-/// Sums a whole-plane channel keeps at least: several output rows' sums requantized in one
-/// run, four outputs a word (a row of a small map alone would leave a tail of one to three).
-/// The loader reserves this many; at run time the sums take all the model's scratch after the
-/// plane (`sums_in`), so only a node that sets the model's scratch runs with this few. 32, not
-/// 64: 128 B less scratch for MobileNet, whose largest depthwise planes set it (issue 12's RAM).
-const SUMS_BLOCK: usize = 32;
+/// Sums a channel keeps at least: several output rows' sums requantized in one run, four
+/// outputs a word (a row of a small map alone would leave a tail of one to three). The loader
+/// reserves this many; at run time a whole plane's sums take all the model's scratch after
+/// the plane (`sums_in`), so only a node that sets the model's scratch runs with this few.
+const SUMS_BLOCK: usize = 64;
 
-/// The same for a stem (one input channel), whose bands take the rest of the scratch: two of
-/// ResNet-8's 28-wide rows a run (one at 32 cost it 61,560 instructions).
-const STEM_SUMS: usize = 64;
+/// The same for a node of at most [`FEW_CHANNELS`] input channels (more than one): each run
+/// costs a setup per channel, so few channels pay little for shorter runs. MobileNet's
+/// largest planes (8 and 16 channels at 14×14) set its scratch: 128 B less for 8,880 more
+/// instructions; DS-CNN's 64-channel planes at 32 sums cost 335,880 more.
+const FEW_CHANNELS_SUMS: usize = 32;
+const FEW_CHANNELS: usize = 16;
 
-/// The sums' length for rows of `values` int16 values, of a `stem` or a whole plane.
-fn sums_len(stem: bool, values: usize) -> usize {
-    values.max(if stem { STEM_SUMS } else { SUMS_BLOCK })
+/// The sums' length for rows of `values` int16 values of an `in_c`-channel input.
+fn sums_len(in_c: usize, values: usize) -> usize {
+    let least = match in_c {
+        2..=FEW_CHANNELS => FEW_CHANNELS_SUMS,
+        _ => SUMS_BLOCK,
+    };
+    values.max(least)
 }
 
-/// The sums in `words` (the scratch after a whole plane): all of it, at least [`sums_len`];
-/// `None` when the scratch is shorter.
-fn sums_in(words: &mut [u32], values: usize) -> Option<&mut [i32]> {
-    (words.len() >= sums_len(false, values)).then(|| bytemuck::cast_slice_mut(words))
+/// The sums in `words` (the scratch after a whole plane of `in_c` channels): all of it, at
+/// least [`sums_len`]; `None` when the scratch is shorter.
+fn sums_in(words: &mut [u32], in_c: usize, values: usize) -> Option<&mut [i32]> {
+    (words.len() >= sums_len(in_c, values)).then(|| bytemuck::cast_slice_mut(words))
 }
 
 /// Most scratch a depthwise conv's whole padded plane may take; a larger map is read through
@@ -95,7 +101,7 @@ pub fn scratch_bytes(in_shape: MapShape, _out_c: usize, window: Window) -> usize
     // The int16 rows, then the i32 sums.
     rows_bytes(in_shape, window)
         .0
-        .saturating_add(sums_len(in_shape.c == 1, row_values(in_shape.w, window)).saturating_mul(4))
+        .saturating_add(sums_len(in_shape.c, row_values(in_shape.w, window)).saturating_mul(4))
         .saturating_add(3)
 }
 
@@ -112,7 +118,7 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     if in_c == 1 {
         // The sums, then as many rows as the rest of the model's scratch holds.
-        let Some((acc, bands)) = words.split_at_mut_checked(sums_len(true, values)) else {
+        let Some((acc, bands)) = words.split_at_mut_checked(sums_len(1, values)) else {
             return false;
         };
         return stem_bands(node, input, output, bands, bytemuck::cast_slice_mut(acc));
@@ -120,7 +126,7 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
     let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let Some(acc) = sums_in(sums, values) else {
+    let Some(acc) = sums_in(sums, in_c, values) else {
         return false;
     };
     if whole_plane {
@@ -214,7 +220,7 @@ pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut 
     let Some((buffer, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let Some(acc) = sums_in(sums, values) else {
+    let Some(acc) = sums_in(sums, in_shape.c, values) else {
         return false;
     };
     pad_planes(node, buffer);
