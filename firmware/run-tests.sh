@@ -74,6 +74,7 @@ runtime_code_limit=12028
 # Session 9 merged (flash, small, mram, dw, dups): 62,544 B measured. 63,468 B on branch mram2
 # (the stems' bands of rows, `stem_bands` and `widen_band`, beside the ring of rows that planes
 # past 4 KB still take; the depthwise rows' loop split in `channel_rows`): 924 B more.
+# 63,052 B on branch params (one ConvParams per conv node, by reference): 416 B less.
 # 63,948 B on branch mnram (the load's and the runner's frames split, a channel's taps in one
 # form, the staging rule shared by loader and reports): 480 B more, for MobileNet's 488 B less RAM.
 runtime_code_limit_graph=63952
