@@ -29,30 +29,28 @@ import jax.numpy as jnp
 import numpy as np
 import onnx
 import optax
-from onnx import helper, numpy_helper
-from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnx import helper
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from onnx_builders import (  # noqa: E402
     ROOT,
-    batch_norm_node,
-    clip_limits,
-    conv,
     idx_images,
     idx_labels,
-    logits_of,
     model,
-    session,
-    shortest_floats,
 )
 from train_onnx_models import (  # noqa: E402
     CALIBRATION,
-    GOLDEN_IMAGES,
     VALIDATION,
-    Calibration,
-    accuracy_of,
+    activation_nodes,
+    batch_norm,
     conv2d,
+    export_conv_bn,
+    export_fc,
+    init_conv,
+    init_fc,
+    onnxruntime_scores,
+    run_epoch,
+    training_step,
 )
 
 OUT = ROOT / "models" / "variants"
@@ -132,20 +130,11 @@ def init(nodes, key):
     params, state = {}, {}
     for node in nodes:
         if node[0] == "conv":
-            _, name, _, _, cin, cout, (kh, kw), _, _, groups, _ = node
-            key, k = jax.random.split(key)
-            fan_in = cin // groups * kh * kw
-            params[f"{name}.weight"] = jax.random.normal(k, (cout, cin // groups, kh, kw)) * np.sqrt(2.0 / fan_in)
-            params[f"{name}_bn.weight"] = jnp.ones(cout)
-            params[f"{name}_bn.bias"] = jnp.zeros(cout)
-            state[f"{name}_bn.running_mean"] = jnp.zeros(cout)
-            state[f"{name}_bn.running_var"] = jnp.ones(cout)
+            _, name, _, _, cin, cout, kernel, _, _, groups, _ = node
+            key = init_conv(params, state, key, name, cin, cout, kernel, groups)
         elif node[0] == "fc":
             _, name, _, _, n_in, n_out = node
-            key, k = jax.random.split(key)
-            bound = 1.0 / np.sqrt(n_in)
-            params[f"{name}.weight"] = jax.random.uniform(k, (n_out, n_in), minval=-bound, maxval=bound)
-            params[f"{name}.bias"] = jnp.zeros(n_out)
+            key = init_fc(params, key, name, n_in, n_out)
     return params, state
 
 
@@ -165,17 +154,7 @@ def forward(nodes, params, state, x, train):
         if kind == "conv":
             _, _, src, dst, cin, _, _, stride, pads, groups, act = node
             y = conv2d(t[src], params[f"{name}.weight"], stride, pads, groups == cin and groups > 1)
-            bn = f"{name}_bn"
-            if train:
-                mean, var = y.mean(axis=(0, 2, 3)), y.var(axis=(0, 2, 3))
-                n = y.shape[0] * y.shape[2] * y.shape[3]
-                new_state[f"{bn}.running_mean"] = 0.9 * state[f"{bn}.running_mean"] + 0.1 * mean
-                new_state[f"{bn}.running_var"] = 0.9 * state[f"{bn}.running_var"] + 0.1 * var * n / (n - 1)
-            else:
-                mean, var = state[f"{bn}.running_mean"], state[f"{bn}.running_var"]
-            y = (y - mean[None, :, None, None]) / jnp.sqrt(var[None, :, None, None] + 1e-5)
-            y = y * params[f"{bn}.weight"][None, :, None, None] + params[f"{bn}.bias"][None, :, None, None]
-            t[dst] = activation(y, act)
+            t[dst] = activation(batch_norm(params, state, new_state, f"{name}_bn", y, train), act)
         elif kind == "add":
             _, _, a, b, dst, act = node
             t[dst] = activation(t[a] + t[b], act)
@@ -200,21 +179,10 @@ def train(name, nodes, seed=0):
     params, state = init(nodes, jax.random.PRNGKey(seed))
     opt_state = optimizer.init(params)
 
-    @jax.jit
-    def step(params, state, opt_state, x, y):
-        def loss_fn(p):
-            logits, new_state = forward(nodes, p, state, x, True)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_state
-        (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), new_state, opt_state, loss
-
-    started, losses = time.time(), []
+    step = training_step(lambda p, s, x: forward(nodes, p, s, x, True), optimizer)
+    started = time.time()
     order = np.random.default_rng(seed).permutation(len(x_train))
-    for i in range(0, len(order) - batch + 1, batch):
-        idx = order[i:i + batch]
-        params, state, opt_state, loss = step(params, state, opt_state, x_train[idx], y_train[idx])
-        losses.append(float(loss))
+    params, state, _, losses = run_epoch(step, (params, state, opt_state), x_train, y_train, batch, order)
     print(f"{name}: one epoch on {TRAIN_IMAGES} images, loss {np.mean(losses[-50:]):.4f} ({time.time() - started:.0f} s)", flush=True)
     return {k: np.asarray(v, np.float32) for k, v in {**params, **state}.items()}
 
@@ -227,21 +195,11 @@ def export(name, nodes, weights):
         kind, lname = node[0], node[1]
         prefix = "/" + lname.replace(".", "/")
         if kind == "conv":
-            _, _, src, dst, _, _, (kh, kw), (sh, sw), pads, groups, act = node
-            w = numpy_helper.from_array(weights[f"{lname}.weight"], f"{lname}.weight")
-            inits.append(w)
-            out.append(conv(f"{prefix}/Conv", onnx_name[src], f"{prefix}/Conv_output_0", w, dilations=[1, 1], group=groups,
-                            kernel_shape=[kh, kw], pads=list(pads), strides=[sh, sw]))
-            bn = f"{lname}_bn"
-            bn_node, bn_inits = batch_norm_node(bn, f"{prefix}/Conv_output_0", f"{prefix}_bn/BatchNormalization_output_0",
-                                                weights[f"{bn}.weight"], weights[f"{bn}.bias"],
-                                                weights[f"{bn}.running_mean"], weights[f"{bn}.running_var"])
-            out.append(bn_node)
-            inits += bn_inits
-            y = bn_node.output[0]
+            _, _, src, dst, _, _, kernel, stride, pads, groups, act = node
+            y = export_conv_bn(out, inits, weights, lname, onnx_name[src], kernel, stride, pads, groups)
             if act is not None:
+                out += activation_nodes(f"{prefix}_act", y, f"{prefix}_act/output_0", act)
                 y = f"{prefix}_act/output_0"
-                out += activation_nodes(f"{prefix}_act", bn_node.output[0], y, act)
             onnx_name[dst] = y
         elif kind == "add":
             _, _, a, b, dst, act = node
@@ -267,44 +225,8 @@ def export(name, nodes, weights):
                                         name=f"{prefix}/GlobalAveragePool"))
             onnx_name[dst] = out[-1].output[0]
         elif kind == "fc":
-            _, _, src, _, _, _ = node
-            out.append(helper.make_node("Flatten", [onnx_name[src]], ["/Flatten_output_0"], name="/Flatten", axis=1))
-            w = numpy_helper.from_array(weights[f"{lname}.weight"], f"{lname}.weight")
-            b = numpy_helper.from_array(weights[f"{lname}.bias"], f"{lname}.bias")
-            inits += [w, b]
-            out.append(helper.make_node("Gemm", ["/Flatten_output_0", w.name, b.name], ["logits"], name=f"{prefix}/Gemm",
-                                        alpha=1.0, beta=1.0, transB=1))
+            export_fc(out, inits, weights, lname, onnx_name[node[2]])
     return model(out, inits, name, producer="make_variant_models.py")
-
-
-def activation_nodes(prefix, x, y, act):
-    if act == "relu":
-        return [helper.make_node("Relu", [x], [y], name=f"{prefix}/Relu")]
-    limits = clip_limits(prefix)
-    return limits + [helper.make_node("Clip", [x, limits[0].output[0], limits[1].output[0]], [y], name=f"{prefix}/Clip")]
-
-
-def macs(nodes):
-    shapes, total = {"input": (1, 28, 28)}, 0
-    for node in nodes:
-        kind = node[0]
-        if kind == "conv":
-            _, _, src, dst, cin, cout, (kh, kw), (sh, sw), (t, l, b, r), groups, _ = node
-            _, h, w = shapes[src]
-            h, w = (h + t + b - kh) // sh + 1, (w + l + r - kw) // sw + 1
-            shapes[dst] = (cout, h, w)
-            total += cout * h * w * (cin // groups) * kh * kw
-        elif kind == "add":
-            shapes[node[4]] = shapes[node[2]]
-        elif kind == "maxpool":
-            _, _, src, dst, k, s, p = node
-            c, h, w = shapes[src]
-            shapes[dst] = (c, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
-        elif kind in ("avgpool", "gap"):
-            shapes[node[3]] = (shapes[node[2]][0], 1, 1)
-        elif kind == "fc":
-            total += node[4] * node[5]
-    return total
 
 
 def main():
@@ -328,26 +250,10 @@ def main():
         m = export(name, nodes, weights)
         float_path, int8_path = OUT / f"{name}.onnx", OUT / f"{name}_int8.onnx"
         onnx.save(m, float_path)
-        preprocessed = OUT / f"{name}_pre.onnx"
-        quant_pre_process(str(float_path), str(preprocessed), skip_symbolic_shape=True)
-        quantize_static(str(preprocessed), str(int8_path),
-                        Calibration(train_images[CALIBRATION.start:CALIBRATION.stop]),
-                        quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8)
-        preprocessed.unlink()
-        int8_session = onnxruntime.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
-        # Only onnxruntime's figure is kept: the QDQ file itself is not committed.
-        float_session = session(m)
-        reference["models"][name] = {
-            "file": f"models/variants/{name}.onnx",
-            "macs": macs(nodes),
-            "train_images": TRAIN_IMAGES,
-            "float": {"validation_accuracy": accuracy_of(float_session, val_x, val_y),
-                      "test_accuracy": accuracy_of(float_session, test_images, test_labels)},
-            "int8": {"validation_accuracy": accuracy_of(int8_session, val_x, val_y),
-                     "test_accuracy": accuracy_of(int8_session, test_images, test_labels)},
-            "golden_logits": shortest_floats(logits_of(m, test_images[:GOLDEN_IMAGES])),
-        }
+        scores = onnxruntime_scores(m, float_path, int8_path, train_images[CALIBRATION.start:CALIBRATION.stop],
+                                    (val_x, val_y), (test_images, test_labels))
+        # Only onnxruntime's figures are kept: the QDQ file itself is not committed.
+        reference["models"][name] = {"file": f"models/variants/{name}.onnx", "train_images": TRAIN_IMAGES, **scores}
         int8_path.unlink()
         summary = {k: v for k, v in reference["models"][name].items() if k != "golden_logits"}
         print(json.dumps(summary), flush=True)
