@@ -8,6 +8,8 @@
 //!   int8 QDQ per-channel accuracy − 0.2 points and the float accuracy − 0.5 points, each
 //!   calibrated with config.yaml's settings or, where models/calibration.json names another
 //!   method, the one chosen on the model's validation images (never the test set);
+//! - trained variants of other shapes (models/variants/, scripts/make_variant_models.py),
+//!   quantized with config.yaml's own settings: the same bounds;
 //! - QDQ files (onnxruntime's `quantize_static` output) imported as they are: the integer
 //!   weights through their DequantizeLinear, the activations at the file's own scales and
 //!   zero points, scored against onnxruntime's int8 figure for the same file.
