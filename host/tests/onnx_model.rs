@@ -136,5 +136,20 @@ fn a_graph_onnx_model_evaluates_predicts_and_profiles() {
     );
     let json = env.run(&["profile", "--model", blob_arg, "--json"]).json();
     assert_eq!(json["arena_bytes"], arena);
-    assert_eq!(json["nodes"].as_array().unwrap().len(), nodes);
+    let rows = json["nodes"].as_array().unwrap();
+    assert_eq!(rows.len(), nodes);
+    // Every node's need (its tensors, or its scratch after the planned tensors) fits the
+    // arena, and the peak is a node whose need is the whole arena.
+    for row in rows {
+        assert!(
+            row["arena_bytes"].as_u64().unwrap() as usize <= arena,
+            "{row}"
+        );
+    }
+    let peaks = json["peak_nodes"].as_array().unwrap();
+    assert!(!peaks.is_empty(), "{json}");
+    for peak in peaks {
+        let row = &rows[peak.as_u64().unwrap() as usize];
+        assert_eq!(row["arena_bytes"], arena, "{row}");
+    }
 }
