@@ -77,6 +77,15 @@ fn embed_blob(out_dir: &Path) -> Result<(), String> {
     })?;
     println!("cargo::rerun-if-changed={path}");
     let blob = fs::read(&path).map_err(|e| format!("reading QCNN_BLOB {path}: {e}"))?;
+    // A graph blob in a build without the graph engine would only fail at load, on the device.
+    let version = blob.get(4..6).map(|v| u16::from_le_bytes([v[0], v[1]]));
+    if matches!(version, Some(2 | 4)) && env::var_os("CARGO_FEATURE_GRAPH").is_none() {
+        return Err(format!(
+            "QCNN_BLOB {path}: a graph model (format version {}) needs the graph engine: \
+             build with --features graph",
+            version.unwrap_or_default()
+        ));
+    }
     write(&out_dir.join("model.qcnn"), &blob)?;
     qcnn_build::emit(&path).map_err(|e| format!("QCNN_BLOB {e}"))?;
     Ok(())

@@ -20,6 +20,10 @@
 #               (its percentile 99.9, not models/calibration.json's minmax), run on 100 images (exactly `qcnn predict`'s lines), its
 #               instructions per inference and per MAC, arena, stack and RAM printed next to
 #               the CMSIS-NN figures of the issue, and held to the limits below;
+#   graph-checked  more graph models on the M4, each only diffed against `qcnn predict` (100
+#               images; figures printed, no limits): the MobileNet trained on normalized input
+#               and quantize/tests/onnx/graph_ops.onnx;
+#   variants    (only when named) the same for the trained variants of models/variants/;
 #   m0          the Cortex-M0+ (thumbv6m) build with the small model of m0-config.yaml: its
 #               panic_check must link and run, and its runtime's flash keep within a limit;
 #               its ELF must fit 256 KiB of flash, and on qemu's micro:bit it must print exactly
@@ -107,6 +111,24 @@ graph_models=(
     "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 12916040 33939"
     "ds_cnn $root/models/ds_cnn.onnx 11688143 25994 6054880 15975"
     "mobilenet $root/models/mobilenet.onnx 1514727 5866 856840 5655"
+)
+# Models run on the M4 only to check that their output is exactly `qcnn predict`'s (issue 12:
+# "the firmware runs any blob"; their figures are printed, not held to limits). Part
+# `graph-checked` (run by default): the MobileNet trained on normalized input (config.yaml
+# with its `preprocess`) and every graph operator with odd sizes (grouped convs, non-square
+# kernels and pools). Part `variants` (run when named: about a minute a model here): the
+# trained variants of models/variants/ (scripts/make_variant_models.py: widths not multiples
+# of 8, other depths, 5x5 and stride-2 depthwise, ReLU in a MobileNet, a 1x1 projection
+# shortcut). Each entry: name, ONNX file, preprocess mean, preprocess std.
+checked_models=(
+    "mobilenet_norm $root/models/mobilenet_norm.onnx 0.2860 0.3530"
+    "graph_ops $root/quantize/tests/onnx/graph_ops.onnx 0.0 1.0"
+)
+variant_models=(
+    "ds_cnn_narrow $root/models/variants/ds_cnn_narrow.onnx 0.0 1.0"
+    "mobilenet_relu $root/models/variants/mobilenet_relu.onnx 0.0 1.0"
+    "mobilenet_dw5 $root/models/variants/mobilenet_dw5.onnx 0.0 1.0"
+    "resnet_projection $root/models/variants/resnet_projection.onnx 0.0 1.0"
 )
 # The M0 build (small model, 16 KiB of RAM on the micro:bit).
 m0_flash_limit=$((256 * 1024))
@@ -259,6 +281,37 @@ part_graph() {
     done
 }
 
+# config.yaml with `preprocess` set to `mean` and `std`, its relative paths made absolute; prints
+# its path.
+config_with_preprocess() {
+    local mean="$1" std="$2" config="$work/config-$1-$2.yaml"
+    sed -e "s|^  mean: \[0.0\]|  mean: [$mean]|" -e "s|^  std: \[1.0\]|  std: [$std]|" \
+        -e "s|^    - data/|    - $root/data/|" -e "s|^  path: checkpoints/|  path: $root/checkpoints/|" \
+        "$root/config.yaml" >"$config"
+    grep -q "^  mean: \[$mean\]" "$config" || fail "config.yaml: no preprocess mean to set"
+    echo "$config"
+}
+
+# Each model given (entries as in `checked_models`): quantized with config.yaml (and its
+# preprocessing), built, run on 100 images, its `img` lines exactly `qcnn predict`'s; its
+# figures printed.
+check_models() {
+    local model fields name blob elf config
+    for model in "$@"; do
+        read -ra fields <<<"$model"
+        name="${fields[0]}" blob="$work/checked-${fields[0]}.qcnn"
+        echo "== checked model $name (${fields[1]})"
+        config="$(config_with_preprocess "${fields[2]}" "${fields[3]}")"
+        make_blob "$config" "${fields[1]}" "$blob"
+        elf="$(build_firmware thumbv7em-none-eabihf qcnn-firmware "$blob" "" graph)"
+        run_firmware mps2-an386 "$elf" "$blob" "checked-$name"
+    done
+}
+
+part_graph_checked() { check_models "${checked_models[@]}"; }
+
+part_variants() { check_models "${variant_models[@]}"; }
+
 part_m0() {
     local blob="$work/small_cnn.qcnn" elf runtime
     make_blob "$firmware/m0-config.yaml" "$firmware/m0/small_cnn.safetensors" "$blob"
@@ -281,7 +334,8 @@ part_m0() {
         "$(measurement "$work/m0.out" instructions_per_inference)"
 }
 
-all_parts=(m4 m4-stream panic-never runtime-size dsp graph m0)
+all_parts=(m4 m4-stream panic-never runtime-size dsp graph graph-checked variants m0)
+default_parts=(m4 m4-stream panic-never runtime-size dsp graph graph-checked m0)
 select_parts "$@"
 prepare_release_blob
 run_parts

@@ -97,21 +97,34 @@ def init(layers, key):
     params, state = {}, {}
     for layer in layers:
         if layer[0] == "conv":
-            _, name, cin, cout, (kh, kw), _, _, groups, _ = layer
-            key, k = jax.random.split(key)
-            fan_in = cin // groups * kh * kw
-            params[f"{name}.weight"] = jax.random.normal(k, (cout, cin // groups, kh, kw)) * np.sqrt(2.0 / fan_in)
-            params[f"{name}_bn.weight"] = jnp.ones(cout)
-            params[f"{name}_bn.bias"] = jnp.zeros(cout)
-            state[f"{name}_bn.running_mean"] = jnp.zeros(cout)
-            state[f"{name}_bn.running_var"] = jnp.ones(cout)
+            _, name, cin, cout, kernel, _, _, groups, _ = layer
+            key = init_conv(params, state, key, name, cin, cout, kernel, groups)
         elif layer[0] == "fc":
             _, name, n_in, n_out = layer
-            key, k = jax.random.split(key)
-            bound = 1.0 / np.sqrt(n_in)
-            params[f"{name}.weight"] = jax.random.uniform(k, (n_out, n_in), minval=-bound, maxval=bound)
-            params[f"{name}.bias"] = jnp.zeros(n_out)
+            key = init_fc(params, key, name, n_in, n_out)
     return params, state
+
+
+def init_conv(params, state, key, name, cin, cout, kernel, groups):
+    """A bias-free Conv's He-initialized weight and its BatchNorm `<name>_bn`; the next key."""
+    (kh, kw) = kernel
+    key, k = jax.random.split(key)
+    fan_in = cin // groups * kh * kw
+    params[f"{name}.weight"] = jax.random.normal(k, (cout, cin // groups, kh, kw)) * np.sqrt(2.0 / fan_in)
+    params[f"{name}_bn.weight"] = jnp.ones(cout)
+    params[f"{name}_bn.bias"] = jnp.zeros(cout)
+    state[f"{name}_bn.running_mean"] = jnp.zeros(cout)
+    state[f"{name}_bn.running_var"] = jnp.ones(cout)
+    return key
+
+
+def init_fc(params, key, name, n_in, n_out):
+    """A Linear layer as PyTorch initializes it (bias zero here); the next key."""
+    key, k = jax.random.split(key)
+    bound = 1.0 / np.sqrt(n_in)
+    params[f"{name}.weight"] = jax.random.uniform(k, (n_out, n_in), minval=-bound, maxval=bound)
+    params[f"{name}.bias"] = jnp.zeros(n_out)
+    return key
 
 
 def conv2d(x, w, stride, pads, depthwise):
@@ -142,16 +155,7 @@ def forward(layers, params, state, x, train):
         if kind == "conv":
             _, _, cin, _, _, stride, pads, groups, act = layer
             x = conv2d(x, params[f"{name}.weight"], stride, pads, groups == cin and groups > 1)
-            bn = f"{name}_bn"
-            if train:
-                mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
-                n = x.shape[0] * x.shape[2] * x.shape[3]
-                new_state[f"{bn}.running_mean"] = 0.9 * state[f"{bn}.running_mean"] + 0.1 * mean
-                new_state[f"{bn}.running_var"] = 0.9 * state[f"{bn}.running_var"] + 0.1 * var * n / (n - 1)
-            else:
-                mean, var = state[f"{bn}.running_mean"], state[f"{bn}.running_var"]
-            x = (x - mean[None, :, None, None]) / jnp.sqrt(var[None, :, None, None] + 1e-5)
-            x = x * params[f"{bn}.weight"][None, :, None, None] + params[f"{bn}.bias"][None, :, None, None]
+            x = batch_norm(params, state, new_state, f"{name}_bn", x, train)
             x = jnp.maximum(x, 0.0) if act == "relu" else jnp.clip(x, 0.0, 6.0)
         elif kind == "maxpool":
             _, _, k, s, p = layer
@@ -161,6 +165,46 @@ def forward(layers, params, state, x, train):
         elif kind == "fc":
             x = x.reshape(x.shape[0], -1) @ params[f"{name}.weight"].T + params[f"{name}.bias"]
     return x, new_state
+
+
+def batch_norm(params, state, new_state, bn, x, train):
+    """BatchNorm `bn` over x; in training with the batch's statistics, updating the running
+    ones in `new_state` as PyTorch does (momentum 0.1, unbiased variance)."""
+    if train:
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+        n = x.shape[0] * x.shape[2] * x.shape[3]
+        new_state[f"{bn}.running_mean"] = 0.9 * state[f"{bn}.running_mean"] + 0.1 * mean
+        new_state[f"{bn}.running_var"] = 0.9 * state[f"{bn}.running_var"] + 0.1 * var * n / (n - 1)
+    else:
+        mean, var = state[f"{bn}.running_mean"], state[f"{bn}.running_var"]
+    x = (x - mean[None, :, None, None]) / jnp.sqrt(var[None, :, None, None] + 1e-5)
+    return x * params[f"{bn}.weight"][None, :, None, None] + params[f"{bn}.bias"][None, :, None, None]
+
+
+def training_step(logits_and_state, optimizer):
+    """One jitted `optimizer` step on the cross-entropy of `logits_and_state(params, state, x)`
+    (the logits and the updated BatchNorm statistics)."""
+    @jax.jit
+    def step(params, state, opt_state, x, y):
+        def loss_fn(p):
+            logits, new_state = logits_and_state(p, state, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_state
+        (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), new_state, opt_state, loss
+    return step
+
+
+def run_epoch(step, weights, x, y, batch, order):
+    """`step` over the batches of x, y in `order`; the new (params, state, opt_state) and the
+    losses."""
+    params, state, opt_state = weights
+    losses = []
+    for i in range(0, len(order) - batch + 1, batch):
+        idx = order[i:i + batch]
+        params, state, opt_state, loss = step(params, state, opt_state, x[idx], y[idx])
+        losses.append(float(loss))
+    return params, state, opt_state, losses
 
 
 def train(name, layers, epochs, normalized, seed=0):
@@ -177,15 +221,7 @@ def train(name, layers, epochs, normalized, seed=0):
     params, state = init(layers, jax.random.PRNGKey(seed))
     opt_state = optimizer.init(params)
 
-    @jax.jit
-    def step(params, state, opt_state, x, y):
-        def loss_fn(p):
-            logits, new_state = forward(layers, p, state, x, True)
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, new_state
-        (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), new_state, opt_state, loss
+    step = training_step(lambda p, s, x: forward(layers, p, s, x, True), optimizer)
 
     @jax.jit
     def predict(params, state, x):
@@ -200,11 +236,7 @@ def train(name, layers, epochs, normalized, seed=0):
     for epoch in range(1, epochs + 1):
         started = time.time()
         order = rng.permutation(len(x_train))
-        losses = []
-        for i in range(0, len(order) - batch + 1, batch):
-            idx = order[i:i + batch]
-            params, state, opt_state, loss = step(params, state, opt_state, x_train[idx], y_train[idx])
-            losses.append(float(loss))
+        params, state, opt_state, losses = run_epoch(step, (params, state, opt_state), x_train, y_train, batch, order)
         val = accuracy(params, state, x_val, y_val)
         print(f"{name} epoch {epoch}: loss {np.mean(losses):.4f}, validation accuracy {val:.4f} ({time.time() - started:.0f} s)", flush=True)
         if val > best[0]:
@@ -221,23 +253,10 @@ def export(name, layers, weights, normalized):
         kind, lname = layer[0], layer[1]
         prefix = "/" + lname.replace(".", "/")
         if kind == "conv":
-            _, _, _, _, (kh, kw), (sh, sw), pads, groups, act = layer
-            w = numpy_helper.from_array(weights[f"{lname}.weight"], f"{lname}.weight")
-            inits.append(w)
-            nodes.append(conv(f"{prefix}/Conv", x, f"{prefix}/Conv_output_0", w, dilations=[1, 1], group=groups,
-                              kernel_shape=[kh, kw], pads=list(pads), strides=[sh, sw]))
-            bn = f"{lname}_bn"
-            node, bn_inits = batch_norm_node(bn, f"{prefix}/Conv_output_0", f"{prefix}_bn/BatchNormalization_output_0",
-                                             weights[f"{bn}.weight"], weights[f"{bn}.bias"],
-                                             weights[f"{bn}.running_mean"], weights[f"{bn}.running_var"])
-            nodes.append(node)
-            inits += bn_inits
+            _, _, _, _, kernel, stride, pads, groups, act = layer
+            x = export_conv_bn(nodes, inits, weights, lname, x, kernel, stride, pads, groups)
             y = f"{prefix}_act/output_0"
-            if act == "relu":
-                nodes.append(helper.make_node("Relu", [node.output[0]], [y], name=f"{prefix}_act/Relu"))
-            else:
-                limits = clip_limits(f"{prefix}_act")
-                nodes += limits + [helper.make_node("Clip", [node.output[0], limits[0].output[0], limits[1].output[0]], [y], name=f"{prefix}_act/Clip")]
+            nodes += activation_nodes(f"{prefix}_act", x, y, act)
             x = y
         elif kind == "maxpool":
             _, _, k, s, p = layer
@@ -253,13 +272,43 @@ def export(name, layers, weights, normalized):
             nodes.append(helper.make_node("GlobalAveragePool", [x], [f"{prefix}/GlobalAveragePool_output_0"], name=f"{prefix}/GlobalAveragePool"))
             x = nodes[-1].output[0]
         elif kind == "fc":
-            nodes.append(helper.make_node("Flatten", [x], ["/Flatten_output_0"], name="/Flatten", axis=1))
-            w = numpy_helper.from_array(weights[f"{lname}.weight"], f"{lname}.weight")
-            b = numpy_helper.from_array(weights[f"{lname}.bias"], f"{lname}.bias")
-            inits += [w, b]
-            nodes.append(helper.make_node("Gemm", ["/Flatten_output_0", w.name, b.name], ["logits"], name=f"{prefix}/Gemm",
-                                          alpha=1.0, beta=1.0, transB=1))
+            export_fc(nodes, inits, weights, lname, x)
     return model(nodes, inits, name, producer="train_onnx_models.py")
+
+
+def export_fc(nodes, inits, weights, lname, x):
+    """`Flatten` of x, then the Linear layer `lname` as a `Gemm` writing the logits."""
+    nodes.append(helper.make_node("Flatten", [x], ["/Flatten_output_0"], name="/Flatten", axis=1))
+    w = numpy_helper.from_array(weights[f"{lname}.weight"], f"{lname}.weight")
+    b = numpy_helper.from_array(weights[f"{lname}.bias"], f"{lname}.bias")
+    inits += [w, b]
+    nodes.append(helper.make_node("Gemm", ["/Flatten_output_0", w.name, b.name], ["logits"],
+                                  name="/" + lname.replace(".", "/") + "/Gemm", alpha=1.0, beta=1.0, transB=1))
+
+
+def export_conv_bn(nodes, inits, weights, lname, x, kernel, stride, pads, groups):
+    """A bias-free Conv reading x and its BatchNorm `<lname>_bn`, as PyTorch names them;
+    returns the BatchNorm's output."""
+    prefix = "/" + lname.replace(".", "/")
+    w = numpy_helper.from_array(weights[f"{lname}.weight"], f"{lname}.weight")
+    inits.append(w)
+    nodes.append(conv(f"{prefix}/Conv", x, f"{prefix}/Conv_output_0", w, dilations=[1, 1], group=groups,
+                      kernel_shape=list(kernel), pads=list(pads), strides=list(stride)))
+    bn = f"{lname}_bn"
+    node, bn_inits = batch_norm_node(bn, f"{prefix}/Conv_output_0", f"{prefix}_bn/BatchNormalization_output_0",
+                                     weights[f"{bn}.weight"], weights[f"{bn}.bias"],
+                                     weights[f"{bn}.running_mean"], weights[f"{bn}.running_var"])
+    nodes.append(node)
+    inits += bn_inits
+    return node.output[0]
+
+
+def activation_nodes(prefix, x, y, act):
+    """`Relu`, or ReLU6 as `Clip` with `Constant` limits, from x to y."""
+    if act == "relu":
+        return [helper.make_node("Relu", [x], [y], name=f"{prefix}/Relu")]
+    limits = clip_limits(prefix)
+    return limits + [helper.make_node("Clip", [x, limits[0].output[0], limits[1].output[0]], [y], name=f"{prefix}/Clip")]
 
 
 def macs_and_params(layers):
@@ -332,16 +381,8 @@ def main():
         prepare = (lambda x: (x - NORM_MEAN) / NORM_STD) if normalized else (lambda x: x)
         val_x, val_y = prepare(train_images[VALIDATION.start:VALIDATION.stop]), train_labels[VALIDATION.start:VALIDATION.stop]
         test_x = prepare(test_images)
-        preprocessed = OUT / f"{name}_pre.onnx"
-        quant_pre_process(str(float_path), str(preprocessed), skip_symbolic_shape=True)
-        quantize_static(str(preprocessed), str(int8_path),
-                        Calibration(prepare(train_images[CALIBRATION.start:CALIBRATION.stop])),
-                        quant_format=QuantFormat.QDQ, per_channel=True,
-                        weight_type=QuantType.QInt8, activation_type=QuantType.QInt8)
-        preprocessed.unlink()
-        import onnxruntime
-        int8_session = onnxruntime.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
-        float_session = session(m)
+        scores = onnxruntime_scores(m, float_path, int8_path, prepare(train_images[CALIBRATION.start:CALIBRATION.stop]),
+                                    (val_x, val_y), (test_x, test_labels))
         macs, params = macs_and_params(layers)
         reference["models"][name] = {
             "file": f"models/{name}.onnx",
@@ -353,11 +394,7 @@ def main():
             "macs": macs,
             "epochs": epochs,
             "chosen_epoch": epoch,
-            "float": {"validation_accuracy": accuracy_of(float_session, val_x, val_y),
-                      "test_accuracy": accuracy_of(float_session, test_x, test_labels)},
-            "int8": {"validation_accuracy": accuracy_of(int8_session, val_x, val_y),
-                     "test_accuracy": accuracy_of(int8_session, test_x, test_labels)},
-            "golden_logits": shortest_floats(logits_of(m, test_x[:GOLDEN_IMAGES])),
+            **scores,
         }
         summary = {k: v for k, v in reference["models"][name].items() if k != "golden_logits"}
         print(json.dumps(summary), flush=True)
@@ -366,6 +403,29 @@ def main():
         reference["golden_logits_of"] = f"test images 0..{GOLDEN_IMAGES - 1}, onnxruntime float, graph optimizations off"
         # Written after every model, so a stopped run keeps the others.
         write_reference(reference_path, reference)
+
+
+def onnxruntime_scores(m, float_path, int8_path, calibration, validation, test):
+    """onnxruntime's figures for float model `m` (saved at float_path): its own static int8
+    quantization written to int8_path (`quant_pre_process`, then `quantize_static` in QDQ
+    format, per channel, int8, MinMax on `calibration`), the accuracy of both on the
+    validation and test (images, labels), and the float logits of the first test images."""
+    import onnxruntime
+    preprocessed = int8_path.with_name(int8_path.stem + "_pre.onnx")
+    quant_pre_process(str(float_path), str(preprocessed), skip_symbolic_shape=True)
+    quantize_static(str(preprocessed), str(int8_path), Calibration(calibration),
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QInt8)
+    preprocessed.unlink()
+    int8_session = onnxruntime.InferenceSession(str(int8_path), providers=["CPUExecutionProvider"])
+    float_session = session(m)
+    return {
+        "float": {"validation_accuracy": accuracy_of(float_session, *validation),
+                  "test_accuracy": accuracy_of(float_session, *test)},
+        "int8": {"validation_accuracy": accuracy_of(int8_session, *validation),
+                 "test_accuracy": accuracy_of(int8_session, *test)},
+        "golden_logits": shortest_floats(logits_of(m, test[0][:GOLDEN_IMAGES])),
+    }
 
 
 def write_reference(path, reference):

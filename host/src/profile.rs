@@ -58,9 +58,17 @@ pub fn table(plan: &Plan, macs: u64) -> String {
         plan.whole_map_arena_bytes,
         plan.least_arena_bytes
     );
+    // A graph conv's op (`conv 3x3/s2x2/p[1, 1, 1, 1] g16`) is wider than a layer's.
+    let op_width = plan
+        .nodes
+        .iter()
+        .map(|n| n.op.len())
+        .max()
+        .unwrap_or(0)
+        .max(24);
     let _ = writeln!(
         s,
-        "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7} streaming",
+        "{:<4} {:<op_width$} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7} streaming",
         "node", "op", "input", "output", "MACs", "input@", "scratch@", "output@", "dies", "arena"
     );
     for node in &plan.nodes {
@@ -69,7 +77,7 @@ pub fn table(plan: &Plan, macs: u64) -> String {
             .map_or_else(|| "end".to_owned(), |i| format!("{i}"));
         let _ = writeln!(
             s,
-            "{:<4} {:<24} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7} {}",
+            "{:<4} {:<op_width$} {:<10} {:<10} {:>9} {:>13} {:>13} {:>13} {:>6} {:>7} {}",
             node.index,
             node.op,
             shape(&node.input_shape),

@@ -183,7 +183,8 @@ impl Plan {
 
 /// A graph's nodes where the quantize-time planner put their tensors (the first input shown),
 /// and the scratch each takes with `kernels` after the planned tensors (its staging included
-/// when it runs in place). `arena_bytes` is the end of the highest tensor alive at the node.
+/// when it runs in place). `arena_bytes` is what the node needs: the end of its scratch, or
+/// of its highest tensor when it takes none, so the node with the most scratch sets the peak.
 fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>, kernels: Kernels) -> Vec<PlanNode> {
     let nodes: Vec<_> = graph.nodes().collect();
     let place = |d: &qcnn_core::graph::format::TensorDesc| Place {
@@ -215,6 +216,10 @@ fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>, kernels: Kernels) -> Vec<Pla
                 .map(|p| p.offset + p.bytes)
                 .max()
                 .unwrap_or(0);
+            let scratch = Place {
+                offset: graph.arena_len(),
+                bytes: graph.node_scratch_len(n, kernels),
+            };
             PlanNode {
                 index: n.index,
                 op: graph_op_name(&n.node.op),
@@ -222,17 +227,18 @@ fn graph_nodes(graph: &qcnn_core::graph::Graph<'_>, kernels: Kernels) -> Vec<Pla
                 output_shape: shape(&n.output.1),
                 macs: n.macs,
                 input: place(&first),
-                scratch: Place {
-                    offset: graph.arena_len(),
-                    bytes: graph.node_scratch_len(n, kernels),
-                },
+                scratch,
                 output,
                 output_dies_after: if n.output.0 == graph.output() {
                     None
                 } else {
                     dies
                 },
-                arena_bytes: top,
+                arena_bytes: if scratch.bytes > 0 {
+                    scratch.offset + scratch.bytes
+                } else {
+                    top
+                },
                 streaming: "no",
                 in_place: n.in_place(),
                 staged_pixels: graph.node_staging(n, kernels).map_or(0, |s| s.pixels()),

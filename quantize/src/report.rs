@@ -189,6 +189,15 @@ impl Report {
                 g.ping_pong_bytes,
                 g.no_reuse_bytes
             );
+            let best = g.best_order_live_peak_bytes.map_or_else(
+                || "not searched (too many orders)".to_owned(),
+                |b| b.to_string(),
+            );
+            let _ = writeln!(
+                s,
+                "node order  every node out of place: live peak {} in this order, {best} in the best order of the nodes",
+                g.out_of_place_live_peak_bytes
+            );
         }
         let b = &self.blob;
         let _ = writeln!(

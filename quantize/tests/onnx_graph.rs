@@ -54,6 +54,9 @@ fn check(path: &Path, key: &str, min_agreement: f64) -> (FloatGraph, GraphReport
         exported.report.arena_bytes + exported.report.staging_bytes
     );
     assert!(exported.report.arena_bytes >= exported.report.live_peak_bytes);
+    // No order of the nodes needs more than the file's, with every node out of place.
+    let best_order = exported.report.best_order_live_peak_bytes.unwrap();
+    assert!(best_order <= exported.report.out_of_place_live_peak_bytes);
     let mut arena = vec![0_u8; model.arena_len()];
     let mut same = 0;
     for (image, float) in images.iter().zip(&logits) {
@@ -67,11 +70,13 @@ fn check(path: &Path, key: &str, min_agreement: f64) -> (FloatGraph, GraphReport
     }
     let agreement = same as f64 / images.len() as f64;
     eprintln!(
-        "{key}: int8/float agreement {agreement:.4}, arena {} (live peak {}, ping-pong {}, no reuse {})",
+        "{key}: int8/float agreement {agreement:.4}, arena {} (live peak {}, ping-pong {}, no reuse {}; \
+         out of place: live peak {}, best order's {best_order})",
         exported.report.arena_bytes,
         exported.report.live_peak_bytes,
         exported.report.ping_pong_bytes,
-        exported.report.no_reuse_bytes
+        exported.report.no_reuse_bytes,
+        exported.report.out_of_place_live_peak_bytes
     );
     assert!(agreement >= min_agreement, "{key}: agreement {agreement}");
     (graph, exported.report)

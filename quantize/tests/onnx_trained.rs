@@ -8,6 +8,8 @@
 //!   int8 QDQ per-channel accuracy − 0.2 points and the float accuracy − 0.5 points, each
 //!   calibrated with config.yaml's settings or, where models/calibration.json names another
 //!   method, the one chosen on the model's validation images (never the test set);
+//! - trained variants of other shapes (models/variants/, scripts/make_variant_models.py),
+//!   quantized with config.yaml's own settings: the same bounds;
 //! - QDQ files (onnxruntime's `quantize_static` output) imported as they are: the integer
 //!   weights through their DequantizeLinear, the activations at the file's own scales and
 //!   zero points, scored against onnxruntime's int8 figure for the same file.
@@ -34,7 +36,11 @@ fn models_dir() -> PathBuf {
 }
 
 fn reference() -> serde_json::Value {
-    let text = std::fs::read_to_string(models_dir().join("reference.json")).unwrap();
+    read_reference(&models_dir().join("reference.json"))
+}
+
+fn read_reference(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -101,10 +107,15 @@ fn chosen_calibration(name: &str, config: &mut Config) {
 /// A trained model: float reference against onnxruntime's golden logits, then qcnn's int8
 /// blob against onnxruntime's int8 and float accuracy.
 fn check_trained(name: &str) {
-    let reference = reference();
+    check_trained_from(&reference(), name);
+}
+
+/// As `check_trained`, for model `name` of `reference` (pixel/255 input where it names no
+/// `mean` and `std`).
+fn check_trained_from(reference: &serde_json::Value, name: &str) {
     let entry = &reference["models"][name];
-    let mean = entry["mean"][0].as_f64().unwrap();
-    let std = entry["std"][0].as_f64().unwrap();
+    let mean = entry["mean"][0].as_f64().unwrap_or(0.0);
+    let std = entry["std"][0].as_f64().unwrap_or(1.0);
     let mut config = config_with(mean, std);
     chosen_calibration(name, &mut config);
     let (graph, _) = graph(&repo().join(entry["file"].as_str().unwrap()), &config);
@@ -201,6 +212,36 @@ fn trained_mobilenet_matches_onnxruntime() {
 #[test]
 fn mobilenet_on_normalized_input_matches_onnxruntime() {
     check_trained("mobilenet_norm");
+}
+
+/// Trained models of the kinds above with other shapes (models/variants/, written by
+/// scripts/make_variant_models.py), quantized with config.yaml's own settings, as a user's
+/// model would be: the same float and int8 bounds.
+fn check_variant(name: &str) {
+    check_trained_from(
+        &read_reference(&models_dir().join("variants/reference.json")),
+        name,
+    );
+}
+
+#[test]
+fn variant_ds_cnn_narrow_5x5_and_stride_2_depthwise() {
+    check_variant("ds_cnn_narrow");
+}
+
+#[test]
+fn variant_mobilenet_relu_odd_widths() {
+    check_variant("mobilenet_relu");
+}
+
+#[test]
+fn variant_mobilenet_5x5_stride_2_depthwise() {
+    check_variant("mobilenet_dw5");
+}
+
+#[test]
+fn variant_resnet_with_a_projection_shortcut() {
+    check_variant("resnet_projection");
 }
 
 #[test]

@@ -97,9 +97,13 @@ check_at_most() {
     echo "$what $value <= $limit"
 }
 
-# Sets `parts` to the named parts (all of `all_parts` when none is named); fails on an unknown one.
+# Sets `parts` to the named parts (when none is named, `default_parts` if the script sets it,
+# else all of `all_parts`); fails on an unknown one.
 select_parts() {
     parts=("$@")
+    if [[ ${#parts[@]} -eq 0 && -n "${default_parts+set}" ]]; then
+        parts=("${default_parts[@]}")
+    fi
     [[ ${#parts[@]} -gt 0 ]] || parts=("${all_parts[@]}")
     local part
     for part in "${parts[@]}"; do

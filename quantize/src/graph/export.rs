@@ -13,6 +13,7 @@ use qcnn_core::shape::MapShape;
 use serde::Serialize;
 
 use super::in_place_plan::{ArenaPlan, StagedCandidate, choose_in_place, plan_arena};
+use super::order_search::{OrderNode, best_order_live_peak};
 use super::{Clamp, FloatGraph, FloatNode, FloatOp, Window};
 use crate::calibrate::{CalibratedOutput, calibrate_points};
 use crate::export::{ExportError, quantize_channels};
@@ -32,6 +33,10 @@ pub struct GraphReport {
     pub staging_bytes: usize,
     /// The most bytes alive at once at any node: no layout of this node order needs less.
     pub live_peak_bytes: usize,
+    /// The same with every node out of place (each tensor in bytes of its own), for this
+    /// order and for the best order of the nodes (`order_search`; `None`: too many orders).
+    pub out_of_place_live_peak_bytes: usize,
+    pub best_order_live_peak_bytes: Option<usize>,
     /// Every tensor in its own buffer (no reuse at all).
     pub no_reuse_bytes: usize,
     /// A ping-pong schedule: two buffers of the largest tensor, plus one more of the largest
@@ -389,6 +394,15 @@ pub fn export_graph_with(
             peak_lifetimes[j].dies = lifetimes[i].born.saturating_sub(1);
         }
     }
+    let order_nodes: Vec<OrderNode> = node_reports
+        .iter()
+        .map(|r| OrderNode {
+            inputs: &r.inputs,
+            output: r.output,
+        })
+        .collect();
+    let sizes: Vec<usize> = lifetimes.iter().map(|t| t.len).collect();
+    let best_order = best_order_live_peak(&order_nodes, &sizes, new(graph.output));
     let report_plan = (
         live_peak(&peak_lifetimes, n),
         lifetimes.iter().map(|t| t.len).sum::<usize>(),
@@ -409,6 +423,8 @@ pub fn export_graph_with(
             out_of_place_arena_bytes: out_of_place.arena,
             staging_bytes: plan.staging,
             live_peak_bytes: report_plan.0,
+            out_of_place_live_peak_bytes: live_peak(&lifetimes, n),
+            best_order_live_peak_bytes: best_order,
             no_reuse_bytes: report_plan.1,
             ping_pong_bytes: report_plan.2,
         },

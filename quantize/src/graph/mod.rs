@@ -6,6 +6,7 @@
 pub mod export;
 pub mod forward;
 pub mod in_place_plan;
+pub mod order_search;
 
 use std::collections::BTreeMap;
 
