@@ -436,9 +436,11 @@ impl ChannelTaps {
         })
     }
 
-    /// Whether [`Self::kx3_sums`] takes this kernel at `stride`.
+    /// Whether [`Self::kx3_sums`] takes this kernel at `stride`: 3 wide (3 or 5 rows), or 5
+    /// wide of at least two rows ([`five_wide_sums`]).
     fn takes_kx3(&self, stride: usize) -> bool {
-        matches!(self.taps, Taps::Kx3(_)) && (stride == 1 || stride == 2)
+        let five_wide = self.kw == 5 && self.kh >= 2;
+        (matches!(self.taps, Taps::Kx3(_)) || five_wide) && (stride == 1 || stride == 2)
     }
 
     /// `acc[y·width + i]` = output `i`'s sum (bias included) of output row `y < rows`, whose
@@ -452,8 +454,23 @@ impl ChannelTaps {
         (width, rows, step): (usize, usize, usize),
         acc: &mut [i32],
     ) -> bool {
-        let Taps::Kx3(taps) = &self.taps else {
-            return false;
+        let taps = match &self.taps {
+            Taps::Kx3(taps) => taps,
+            Taps::Pairs { pairs, singles } if self.takes_kx3(stride) => {
+                let kernel = (pairs, singles, self.kh, self.bias);
+                return match width % 2 {
+                    0 => five_wide_sums(kernel, stride, inputs, (width, rows, step), acc),
+                    _ => (0..rows).all(|y| {
+                        let rows_y: [&[u32]; MAX_SIDE] = core::array::from_fn(|k| {
+                            let row = inputs.get(k).copied().unwrap_or_default();
+                            row.get(y * step..).unwrap_or_default()
+                        });
+                        let sums = acc.get_mut(y * width..).unwrap_or_default();
+                        five_wide_sums(kernel, stride, &rows_y, (width, 1, step), sums)
+                    }),
+                };
+            }
+            Taps::Pairs { .. } => return false,
         };
         let input = |k: usize| inputs.get(k).copied().unwrap_or_default();
         let first = [input(0), input(1), input(2)];
@@ -568,6 +585,68 @@ fn five_rows_one_at_a_time<'r>(
         kx3_sums(first.map(at), taps, stride, (width, 1, step), sums)
             && kx3_add_rows(last.map(at), taps, stride, (width, 1, step), sums)
     })
+}
+
+/// A 5-wide kernel's sums ([`ChannelTaps::kx3_sums`]) through the 3-wide passes: each kernel
+/// row `(w0..w4)` is two 3-wide rows, `(w0, w1, w2)` at the row's first value and `(0, w3, w4)`
+/// one word (two values) on, so that both read whole words. The `2·kh` rows run three from
+/// the bias, then two at a time added (a last odd one beside a row of zero taps): about 1.6
+/// instructions a MAC on the Cortex-M4 against the tap pairs' 18 to 20. `kernel` = the pairs
+/// and singles of [`pair_taps`], `kh` and the bias; an odd `width` comes one row at a time
+/// (an added pass would add to the spare sum, the next row's first). Apart (never inlined),
+/// so that its arrays are off the stack of the 3-wide kernels' path.
+#[inline(never)]
+fn five_wide_sums(
+    (pairs, singles, kh, bias): (&[u32; MAX_PAIRS], &[i32; MAX_SIDE], usize, i32),
+    stride: usize,
+    inputs: &[&[u32]],
+    shape: (usize, usize, usize),
+    acc: &mut [i32],
+) -> bool {
+    // Three-wide row `r`'s input and its `(a, d)` taps (rows past `2·kh`: zero taps).
+    let half_row = |r: usize| -> (&[u32], [u32; 2]) {
+        let ky = (r / 2).min(kh.saturating_sub(1));
+        let input = inputs.get(ky).copied().unwrap_or_default();
+        let (p01, p23) = (pair_of(pairs, 2 * ky), pair_of(pairs, 2 * ky + 1));
+        let w4 = singles.get(ky).map_or(0, |&w| w as i16 as u16 as u32);
+        match (r < 2 * kh, r % 2) {
+            (false, _) => (input, [0, 0]),
+            (true, 0) => (input, [p01, p01 >> 16 | p23 << 16]),
+            (true, _) => (
+                input.get(1..).unwrap_or_default(),
+                [p23 & 0xFFFF_0000, p23 >> 16 | w4 << 16],
+            ),
+        }
+    };
+    let mut taps = [0_u32; KX3_TAPS];
+    if let Some(b) = taps.get_mut(KX3_TAPS - 2..) {
+        b.fill(bias as u32);
+    }
+    let mut first: [&[u32]; 3] = [&[]; 3];
+    for (k, (input, slot)) in first.iter_mut().zip(taps.chunks_exact_mut(2)).enumerate() {
+        let (row, words) = half_row(k);
+        *input = row;
+        slot.copy_from_slice(&words);
+    }
+    if !kx3_sums(first, &taps, stride, shape, acc) {
+        return false;
+    }
+    (3..2 * kh).step_by(2).all(|r| {
+        let (row0, taps0) = half_row(r);
+        let (row1, taps1) = match r + 1 < 2 * kh {
+            true => half_row(r + 1),
+            false => (row0, [0, 0]),
+        };
+        if let Some(slots) = taps.get_mut(6..10) {
+            slots.copy_from_slice(&[taps0[0], taps0[1], taps1[0], taps1[1]]);
+        }
+        kx3_add_rows([row0, row1], &taps, stride, shape, acc)
+    })
+}
+
+/// Pair `i` of a 5-wide kernel's [`pair_taps`] (0 past them).
+fn pair_of(pairs: &[u32; MAX_PAIRS], i: usize) -> u32 {
+    pairs.get(i).copied().unwrap_or(0)
 }
 
 /// A 3-wide kernel's taps (`kh` rows of 3, at most 5) and bias as [`kx3_sums`] reads them:

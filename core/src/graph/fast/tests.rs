@@ -190,6 +190,12 @@ fn depthwise_matches_the_portable_conv() {
         if cases % 10 == 5 {
             window.kernel = [5, 3];
         }
+        // Every tenth a 5×5 kernel (the variants' depthwise nodes) at stride 1 and 2 in
+        // turn, through the 3-wide passes; odd output widths run one row at a time.
+        if cases % 10 == 7 {
+            let s = 1 + (cases / 10) % 2;
+            (window.kernel, window.stride) = ([5, 5], [s as u8; 2]);
+        }
         // Every fifth case a one-channel stem (`group` 1), every third of the others up to
         // three outputs per input channel.
         let c = if cases % 5 == 4 { 1 } else { 1 + rng.below(9) };
