@@ -517,6 +517,12 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                     pads: [2, 1, 2, 1],
                 },
             ),
+            // 5×5 depthwise (the variants' mobilenet_dw5 and ds_cnn_narrow) at stride 1 and 2,
+            // even and odd output widths (odd: its rows one at a time).
+            17 => (16, 14, 14, 16, square(5, 1, 2)),
+            19 => (8, 9, 13, 8, square(5, 1, 2)),
+            21 => (8, 11, 13, 8, square(5, 2, 2)),
+            23 => (32, 14, 14, 32, square(5, 2, 2)),
             // Random: every fifth a one-channel stem, every third up to 3 outputs per channel.
             _ if depthwise => {
                 let c = if case % 10 == 9 {
