@@ -13,8 +13,9 @@
 //! of the three models), the common case: `ops::arm_dsp::kx3_pass` sums a block of output rows,
 //! every kernel row in the same pass, two outputs per LDRD of weights and of inputs (its
 //! comment has the arithmetic), and the block is requantized four outputs a word
-//! (`requantize_run`). Other windows take their taps in pairs from the int16 rows, one output
-//! at a time. A depthwise node in place (`conv_in_place`) widens each input plane before
+//! (`requantize_run`). Five taps wide (the variants' 5×5 depthwise nodes), each kernel row is
+//! two such 3-wide rows, one a word further on (`five_wide_sums`). Other windows take their
+//! taps in pairs from the int16 rows, one output at a time. A depthwise node in place (`conv_in_place`) widens each input plane before
 //! writing its output plane over it.
 
 use crate::shape::MapShape;
@@ -458,17 +459,7 @@ impl ChannelTaps {
             Taps::Kx3(taps) => taps,
             Taps::Pairs { pairs, singles } if self.takes_kx3(stride) => {
                 let kernel = (pairs, singles, self.kh, self.bias);
-                return match width % 2 {
-                    0 => five_wide_sums(kernel, stride, inputs, (width, rows, step), acc),
-                    _ => (0..rows).all(|y| {
-                        let rows_y: [&[u32]; MAX_SIDE] = core::array::from_fn(|k| {
-                            let row = inputs.get(k).copied().unwrap_or_default();
-                            row.get(y * step..).unwrap_or_default()
-                        });
-                        let sums = acc.get_mut(y * width..).unwrap_or_default();
-                        five_wide_sums(kernel, stride, &rows_y, (width, 1, step), sums)
-                    }),
-                };
+                return five_wide_sums(kernel, stride, inputs, (width, rows, step), acc);
             }
             Taps::Pairs { .. } => return false,
         };
@@ -597,7 +588,32 @@ fn five_rows_one_at_a_time<'r>(
 /// so that its arrays are off the stack of the 3-wide kernels' path.
 #[inline(never)]
 fn five_wide_sums(
-    (pairs, singles, kh, bias): (&[u32; MAX_PAIRS], &[i32; MAX_SIDE], usize, i32),
+    kernel: FiveWide<'_>,
+    stride: usize,
+    inputs: &[&[u32]],
+    (width, rows, step): (usize, usize, usize),
+    acc: &mut [i32],
+) -> bool {
+    if width % 2 == 0 {
+        return five_wide_pass(kernel, stride, inputs, (width, rows, step), acc);
+    }
+    (0..rows).all(|y| {
+        let rows_y: [&[u32]; MAX_SIDE] = core::array::from_fn(|k| {
+            let row = inputs.get(k).copied().unwrap_or_default();
+            row.get(y * step..).unwrap_or_default()
+        });
+        let sums = acc.get_mut(y * width..).unwrap_or_default();
+        five_wide_pass(kernel, stride, &rows_y, (width, 1, step), sums)
+    })
+}
+
+/// A 5-wide kernel as [`five_wide_sums`] reads it: its [`pair_taps`] pairs and singles, `kh`
+/// and the bias.
+type FiveWide<'t> = (&'t [u32; MAX_PAIRS], &'t [i32; MAX_SIDE], usize, i32);
+
+/// [`five_wide_sums`] over `rows` output rows of an even `width` (or one row of any).
+fn five_wide_pass(
+    (pairs, singles, kh, bias): FiveWide<'_>,
     stride: usize,
     inputs: &[&[u32]],
     shape: (usize, usize, usize),
