@@ -583,8 +583,8 @@ fn five_rows_one_at_a_time<'r>(
 /// one word (two values) on, so that both read whole words. The `2·kh` rows run three from
 /// the bias, then two at a time added (a last odd one beside a row of zero taps): about 1.6
 /// instructions a MAC on the Cortex-M4 against the tap pairs' 18 to 20. `kernel` = the pairs
-/// and singles of [`pair_taps`], `kh` and the bias; an odd `width` comes one row at a time
-/// (an added pass would add to the spare sum, the next row's first). Apart (never inlined),
+/// and singles of [`pair_taps`], `kh` and the bias; an odd `width`'s rows are summed `width + 1`
+/// apart (an added pass would add to the spare sum, the next row's first), then closed up. Apart (never inlined),
 /// so that its arrays are off the stack of the 3-wide kernels' path.
 #[inline(never)]
 fn five_wide_sums(
@@ -597,14 +597,33 @@ fn five_wide_sums(
     if width % 2 == 0 {
         return five_wide_pass(kernel, stride, inputs, (width, rows, step), acc);
     }
-    (0..rows).all(|y| {
+    // An odd width: rows of `width + 1` sums, as many as fit from row `y` on, each row then
+    // moved back over the one spare sum before it.
+    let mut y = 0;
+    while y < rows {
+        let room = acc.len().saturating_sub(y * width) / (width + 1);
+        let n = room.min(rows - y);
         let rows_y: [&[u32]; MAX_SIDE] = core::array::from_fn(|k| {
             let row = inputs.get(k).copied().unwrap_or_default();
             row.get(y * step..).unwrap_or_default()
         });
         let sums = acc.get_mut(y * width..).unwrap_or_default();
-        five_wide_pass(kernel, stride, &rows_y, (width, 1, step), sums)
-    })
+        if n == 0 || !five_wide_pass(kernel, stride, &rows_y, (width + 1, n, step), sums) {
+            return false;
+        }
+        // Value by value, forwards (each moves `r` places left): no bounds to panic on.
+        for r in 1..n {
+            for i in r * width..(r + 1) * width {
+                if let Some(&v) = sums.get(i + r)
+                    && let Some(d) = sums.get_mut(i)
+                {
+                    *d = v;
+                }
+            }
+        }
+        y += n;
+    }
+    true
 }
 
 /// A 5-wide kernel as [`five_wide_sums`] reads it: its [`pair_taps`] pairs and singles, `kh`
