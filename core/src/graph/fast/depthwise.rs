@@ -601,7 +601,9 @@ fn five_wide_sums(
     // moved back over the one spare sum before it.
     let mut y = 0;
     while y < rows {
-        let room = acc.len().saturating_sub(y * width) / (width + 1);
+        let room = (acc.len().saturating_sub(y * width))
+            .checked_div(width + 1)
+            .unwrap_or(0);
         let n = room.min(rows - y);
         let rows_y: [&[u32]; MAX_SIDE] = core::array::from_fn(|k| {
             let row = inputs.get(k).copied().unwrap_or_default();
@@ -661,7 +663,9 @@ fn five_wide_pass(
     for (k, (input, slot)) in first.iter_mut().zip(taps.chunks_exact_mut(2)).enumerate() {
         let (row, words) = half_row(k);
         *input = row;
-        slot.copy_from_slice(&words);
+        for (tap, word) in slot.iter_mut().zip(words) {
+            *tap = word;
+        }
     }
     if !kx3_sums(first, &taps, stride, shape, acc) {
         return false;
@@ -672,8 +676,10 @@ fn five_wide_pass(
             true => half_row(r + 1),
             false => (row0, [0, 0]),
         };
-        if let Some(slots) = taps.get_mut(6..10) {
-            slots.copy_from_slice(&[taps0[0], taps0[1], taps1[0], taps1[1]]);
+        // Rows 3 and 4's slots, which the two-row pass reads.
+        let words = [taps0[0], taps0[1], taps1[0], taps1[1]];
+        for (tap, word) in taps.iter_mut().skip(6).zip(words) {
+            *tap = word;
         }
         kx3_add_rows([row0, row1], &taps, stride, shape, acc)
     })
