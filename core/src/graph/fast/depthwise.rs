@@ -854,7 +854,9 @@ fn stem_bands(
     // Output rows a band holds: their kernel rows, `(n - 1)·sh + kh` input rows, in `bands`.
     let Some(band) = (bands.len() / row_words.max(1))
         .checked_sub(kh)
-        .map(|spare| (spare / sh + 1).min(out_h))
+        // Checked, though `sh ≥ 1`: LLVM lost that with the 5-wide sums beside (panic-never).
+        .and_then(|spare| spare.checked_div(sh))
+        .map(|more| (more + 1).min(out_h))
     else {
         return false;
     };
