@@ -344,17 +344,25 @@ impl Conv2dOp<'_> {
             .zip(self.channels.iter())
             .zip(rows_mut(output, self.output.plane()));
         for ((weights, (bias, requant)), out_plane) in outputs {
+            // As in the im2col path: where requantization is monotone, the max of the
+            // accumulators is requantized once per pooled output, not once per position.
+            let monotone = requant.is_monotone();
             for (py, out_row) in rows_mut(out_plane, self.output.w).enumerate() {
                 for (px, out) in out_row.iter_mut().enumerate() {
-                    *out = pool
-                        .positions(py, px)
-                        .map(|(y, x)| {
-                            requant.apply_outlined(
-                                bias.wrapping_add(self.accumulate(weights, input, y, x)),
-                            )
-                        })
-                        .max()
-                        .unwrap_or(i8::MIN);
+                    let (mut best_acc, mut best) = (i32::MIN, i8::MIN);
+                    for (y, x) in pool.positions(py, px) {
+                        let acc = bias.wrapping_add(self.accumulate(weights, input, y, x));
+                        if monotone {
+                            best_acc = best_acc.max(acc);
+                        } else {
+                            best = best.max(requant.apply_outlined(acc));
+                        }
+                    }
+                    *out = if monotone {
+                        requant.apply_outlined(best_acc)
+                    } else {
+                        best
+                    };
                 }
             }
         }
@@ -362,7 +370,8 @@ impl Conv2dOp<'_> {
 
     /// `Σ w·x` for the conv output at `(y, x)` of one output channel, whose weights are
     /// `weights` (C×K×K).
-    #[inline]
+    // Not inlined: one copy in flash for every call site.
+    #[inline(never)]
     fn accumulate(&self, weights: &[i8], input: &[i8], y: usize, x: usize) -> i32 {
         let k = self.kernel;
         let MapShape { h, w, .. } = self.input;
