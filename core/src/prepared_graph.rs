@@ -15,12 +15,12 @@
 
 use std::vec::Vec;
 
+use crate::graph::conv_params::ConvParams;
 use crate::graph::kernels::ChannelData;
 use crate::graph::{Graph, NodeKernels, Prepared, prepare};
 use crate::ops::gemm::{GemmKernel, MAX_COLUMNS, MAX_ROWS, gemm_kernel};
 use crate::ops::tier::KernelTier;
 use crate::quant::Requantizer;
-use crate::shape::MapShape;
 
 /// The kernel one node runs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,27 +94,20 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let vector = NodeKernel::Portable;
     match prepared {
-        Prepared::Conv {
-            in_shape,
-            window,
-            groups: 1,
-            ..
-        } => {
-            let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-            (NodeKernel::ConvGemm, CONV_COLUMNS * k)
+        Prepared::Conv(conv) if conv.groups == 1 => {
+            (NodeKernel::ConvGemm, CONV_COLUMNS * conv.per_output())
         }
-        Prepared::Conv {
-            in_shape,
-            out_shape,
-            window,
-            groups,
-            ..
-        } if *groups == in_shape.c && out_shape.c == in_shape.c => {
+        Prepared::Conv(conv)
+            if conv.one_input_per_group() && conv.out_shape.c == conv.in_shape.c =>
+        {
             // The padded plane of one channel.
-            let [pt, pl, pb, pr] = window.pads.map(usize::from);
-            (vector, (in_shape.h + pt + pb) * (in_shape.w + pl + pr))
+            let [pt, pl, pb, pr] = conv.pads();
+            (
+                vector,
+                (conv.in_shape.h + pt + pb) * (conv.in_shape.w + pl + pr),
+            )
         }
-        Prepared::Conv { .. }
+        Prepared::Conv(_)
         | Prepared::Add { .. }
         | Prepared::Pool {
             average: Some(_), ..
@@ -123,7 +116,7 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
         Prepared::Gemm { .. } => (NodeKernel::Gemm, 0),
         Prepared::Pool { average: None, .. } => (NodeKernel::Portable, 0),
         // A Conv with its residual Add fused: the portable kernel on the host.
-        Prepared::ConvAdd { .. } => (NodeKernel::Portable, 0),
+        Prepared::ConvAdd(..) => (NodeKernel::Portable, 0),
     }
 }
 
@@ -137,27 +130,8 @@ impl NodeKernels for GraphKernels {
         scratch: &mut [i8],
     ) -> bool {
         match (self.nodes.get(index), prepared) {
-            (
-                Some(NodeKernel::ConvGemm),
-                Prepared::Conv {
-                    in_shape,
-                    out_shape,
-                    window,
-                    input_zero_point,
-                    weights,
-                    channels,
-                    ..
-                },
-            ) => {
-                let conv = Im2col {
-                    in_shape: *in_shape,
-                    out_shape: *out_shape,
-                    kernel: window.kernel.map(usize::from),
-                    stride: window.stride.map(usize::from),
-                    pads: [window.pads[0], window.pads[1]].map(usize::from),
-                    zero_point: *input_zero_point,
-                };
-                conv.run(self.gemm, a, out, weights, channels, scratch)
+            (Some(NodeKernel::ConvGemm), Prepared::Conv(conv)) => {
+                im2col_conv(conv, self.gemm, a, out, scratch)
             }
             (Some(NodeKernel::Gemm), Prepared::Gemm { weights, channels }) => {
                 gemm_rows(self.gemm, a, 1, out, weights, channels);
@@ -218,101 +192,87 @@ fn requantize(acc: &[i32], channels: &ChannelData<'_>, o: usize, out: &mut [i8])
     }
 }
 
-/// A group-1 Conv's geometry, for im2col.
-struct Im2col {
-    in_shape: MapShape,
-    out_shape: MapShape,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    /// Top and left padding (the bottom and right follow from the shapes).
-    pads: [usize; 2],
-    zero_point: i8,
+/// A group-1 Conv into `out` (C×H×W) through im2col, [`CONV_COLUMNS`] output positions at a
+/// time; `false` (nothing written) if `scratch` cannot hold their columns.
+fn im2col_conv(
+    conv: &ConvParams<'_>,
+    gemm: GemmKernel,
+    input: &[i8],
+    out: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    let (weights, channels) = (conv.weights, &conv.channels);
+    let k = conv.per_output();
+    let plane = conv.out_shape.plane();
+    let Some(columns) = scratch.get_mut(..CONV_COLUMNS * k) else {
+        return false;
+    };
+    if k == 0 || plane == 0 {
+        return false;
+    }
+    let pointwise = conv.kernel() == [1, 1]
+        && conv.stride() == [1, 1]
+        && conv.pads()[..2] == [0, 0]
+        && conv.in_shape.plane() == plane;
+    let mut acc = [0_i32; MAX_ROWS * CONV_COLUMNS];
+    for p0 in (0..plane).step_by(CONV_COLUMNS) {
+        let n = (plane - p0).min(CONV_COLUMNS);
+        if pointwise {
+            // A 1×1 conv's column is one pixel's channels: a transpose of C×n bytes.
+            for (c, map) in input.chunks_exact(plane).take(k).enumerate() {
+                for (j, &x) in map[p0..p0 + n].iter().enumerate() {
+                    columns[j * k + c] = x;
+                }
+            }
+        } else {
+            for (j, column) in columns.chunks_exact_mut(k).take(n).enumerate() {
+                patch_column(conv, input, p0 + j, column);
+            }
+        }
+        let columns = &columns[..n * k];
+        for (block, rows) in weights.chunks(MAX_ROWS * k).enumerate() {
+            let r0 = block * MAX_ROWS;
+            let count = rows.len() / k;
+            let acc = &mut acc[..count * n];
+            gemm(rows, columns, k, acc);
+            for (r, sums) in acc.chunks_exact(n).enumerate() {
+                let at = (r0 + r) * plane + p0;
+                if let Some(dst) = out.get_mut(at..at + n) {
+                    requantize(sums, channels, r0 + r, dst);
+                }
+            }
+        }
+    }
+    true
 }
 
-impl Im2col {
-    /// The conv into `out` (C×H×W), [`CONV_COLUMNS`] output positions at a time; `false`
-    /// (nothing written) if `scratch` cannot hold their columns.
-    fn run(
-        &self,
-        gemm: GemmKernel,
-        input: &[i8],
-        out: &mut [i8],
-        weights: &[i8],
-        channels: &ChannelData<'_>,
-        scratch: &mut [i8],
-    ) -> bool {
-        let [kh, kw] = self.kernel;
-        let k = self.in_shape.c * kh * kw;
-        let plane = self.out_shape.plane();
-        let Some(columns) = scratch.get_mut(..CONV_COLUMNS * k) else {
-            return false;
-        };
-        if k == 0 || plane == 0 {
-            return false;
-        }
-        let pointwise = self.kernel == [1, 1]
-            && self.stride == [1, 1]
-            && self.pads == [0, 0]
-            && self.in_shape.plane() == plane;
-        let mut acc = [0_i32; MAX_ROWS * CONV_COLUMNS];
-        for p0 in (0..plane).step_by(CONV_COLUMNS) {
-            let n = (plane - p0).min(CONV_COLUMNS);
-            if pointwise {
-                // A 1×1 conv's column is one pixel's channels: a transpose of C×n bytes.
-                for (c, map) in input.chunks_exact(plane).take(k).enumerate() {
-                    for (j, &x) in map[p0..p0 + n].iter().enumerate() {
-                        columns[j * k + c] = x;
+/// The patch of output position `p` in OIHW order (channel, kernel row, column), padding as
+/// the input zero point.
+fn patch_column(conv: &ConvParams<'_>, input: &[i8], p: usize, column: &mut [i8]) {
+    let [kh, kw] = conv.kernel();
+    let [sh, sw] = conv.stride();
+    let [pt, pl, _, _] = conv.pads();
+    let (h, w) = (conv.in_shape.h, conv.in_shape.w);
+    let out_w = conv.out_shape.w.max(1);
+    let (oy, ox) = (p / out_w, p % out_w);
+    let z = conv.input_zero_point;
+    // The first input column read, and whether the whole kernel row is inside.
+    let x0 = (ox * sw).wrapping_sub(pl);
+    let inside = ox * sw >= pl && x0 + kw <= w;
+    for (c, rows) in column.chunks_exact_mut(kh * kw).enumerate() {
+        let map = input.get(c * h * w..(c + 1) * h * w).unwrap_or_default();
+        for (ky, dst) in rows.chunks_exact_mut(kw).enumerate() {
+            let y = (oy * sh + ky).wrapping_sub(pt);
+            let row = (y < h).then(|| map.get(y * w..(y + 1) * w)).flatten();
+            match row {
+                Some(row) if inside => dst.copy_from_slice(&row[x0..x0 + kw]),
+                Some(row) => {
+                    for (kx, d) in dst.iter_mut().enumerate() {
+                        let x = x0.wrapping_add(kx);
+                        *d = row.get(x).copied().unwrap_or(z);
                     }
                 }
-            } else {
-                for (j, column) in columns.chunks_exact_mut(k).take(n).enumerate() {
-                    self.column(input, p0 + j, column);
-                }
-            }
-            let columns = &columns[..n * k];
-            for (block, rows) in weights.chunks(MAX_ROWS * k).enumerate() {
-                let r0 = block * MAX_ROWS;
-                let count = rows.len() / k;
-                let acc = &mut acc[..count * n];
-                gemm(rows, columns, k, acc);
-                for (r, sums) in acc.chunks_exact(n).enumerate() {
-                    let at = (r0 + r) * plane + p0;
-                    if let Some(dst) = out.get_mut(at..at + n) {
-                        requantize(sums, channels, r0 + r, dst);
-                    }
-                }
-            }
-        }
-        true
-    }
-
-    /// The patch of output position `p` in OIHW order (channel, kernel row, column), padding
-    /// as the input zero point.
-    fn column(&self, input: &[i8], p: usize, column: &mut [i8]) {
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let [pt, pl] = self.pads;
-        let (h, w) = (self.in_shape.h, self.in_shape.w);
-        let (oy, ox) = (p / self.out_shape.w.max(1), p % self.out_shape.w.max(1));
-        let z = self.zero_point;
-        // The first input column read, and whether the whole kernel row is inside.
-        let x0 = (ox * sw).wrapping_sub(pl);
-        let inside = ox * sw >= pl && x0 + kw <= w;
-        for (c, rows) in column.chunks_exact_mut(kh * kw).enumerate() {
-            let map = input.get(c * h * w..(c + 1) * h * w).unwrap_or_default();
-            for (ky, dst) in rows.chunks_exact_mut(kw).enumerate() {
-                let y = (oy * sh + ky).wrapping_sub(pt);
-                let row = (y < h).then(|| map.get(y * w..(y + 1) * w)).flatten();
-                match row {
-                    Some(row) if inside => dst.copy_from_slice(&row[x0..x0 + kw]),
-                    Some(row) => {
-                        for (kx, d) in dst.iter_mut().enumerate() {
-                            let x = x0.wrapping_add(kx);
-                            *d = row.get(x).copied().unwrap_or(z);
-                        }
-                    }
-                    None => dst.fill(z),
-                }
+                None => dst.fill(z),
             }
         }
     }
@@ -350,24 +310,13 @@ fn gemm_rows(
 /// `bias + z·Σw + Σ w·(x − z)`, but over each channel's plane padded with the zero point in
 /// `scratch` (whose taps add `w·0`), so that the loop over a row's outputs has no bounds logic
 /// and vectorizes. `false` (nothing written) if `scratch` is short.
-#[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
-fn depthwise(
-    input: &[i8],
-    in_shape: MapShape,
-    out: &mut [i8],
-    out_shape: MapShape,
-    window: crate::graph::format::Window,
-    zero_point: i8,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-    scratch: &mut [i8],
-) -> bool {
+fn depthwise(conv: &ConvParams<'_>, input: &[i8], out: &mut [i8], scratch: &mut [i8]) -> bool {
     const BLOCK: usize = 64;
-    let [kh, kw] = window.kernel.map(usize::from);
-    let [sh, sw] = window.stride.map(usize::from);
-    let [pt, pl, pb, pr] = window.pads.map(usize::from);
+    let (in_shape, out_shape) = (conv.in_shape, conv.out_shape);
+    let (zero_point, weights, channels) = (conv.input_zero_point, conv.weights, &conv.channels);
+    let ([kh, kw], [sh, sw], [pt, pl, pb, pr]) = (conv.kernel(), conv.stride(), conv.pads());
     let (h, w) = (in_shape.h, in_shape.w);
     let (ph, pw) = (h + pt + pb, w + pl + pr);
     let Some(padded) = scratch.get_mut(..ph * pw) else {
@@ -501,47 +450,12 @@ mod avx2 {
         scratch: &mut [i8],
     ) -> bool {
         match prepared {
-            Prepared::Conv {
-                in_shape,
-                out_shape,
-                window,
-                groups,
-                input_zero_point,
-                weights,
-                channels,
-            } if *groups == in_shape.c && out_shape.c == in_shape.c => {
-                return depthwise(
-                    a,
-                    *in_shape,
-                    out,
-                    *out_shape,
-                    *window,
-                    *input_zero_point,
-                    weights,
-                    channels,
-                    scratch,
-                );
+            Prepared::Conv(conv)
+                if conv.one_input_per_group() && conv.out_shape.c == conv.in_shape.c =>
+            {
+                return depthwise(conv, a, out, scratch);
             }
-            Prepared::Conv {
-                in_shape,
-                out_shape,
-                window,
-                groups,
-                input_zero_point,
-                weights,
-                channels,
-            } => kernels::conv_body(
-                a,
-                *in_shape,
-                out,
-                *out_shape,
-                *window,
-                *groups,
-                *input_zero_point,
-                weights,
-                channels,
-                None,
-            ),
+            Prepared::Conv(conv) => kernels::conv_body(conv, a, out, None),
             Prepared::Add {
                 params,
                 zero_points,

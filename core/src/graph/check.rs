@@ -9,12 +9,14 @@ use crate::ops::kernels::Kernels;
 use crate::quant::{SHIFT_RANGE, valid_scale};
 use crate::shape::MapShape;
 
+use super::channel_data::ChannelData;
+use super::conv_params::ConvParams;
 use super::error::{GraphError, SectionProblem};
 use super::format::{
     self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window, map,
 };
 use super::in_place::{Staging, staged_scratch};
-use super::kernels::{ChannelData, Residual, window_len};
+use super::kernels::{Residual, window_len};
 pub(crate) use super::prepared_node::Prepared;
 use super::view::Graph;
 
@@ -354,33 +356,21 @@ pub(crate) fn prepare<'a>(
         })
     };
     let prepared = match &node.op {
-        NodeOp::Conv(conv) => {
-            let (groups, weights, channels) = conv_parts(
-                data,
-                conv,
-                windowed(&conv.window)?,
-                (in_shape, out_shape, *out_t),
-                out_desc.quant.zero_point,
-                index,
-                scan,
-            )?;
-            Prepared::Conv {
-                in_shape,
-                out_shape,
-                window: conv.window,
-                groups,
-                input_zero_point: in_desc.quant.zero_point,
-                weights,
-                channels,
-            }
-        }
+        NodeOp::Conv(conv) => Prepared::Conv(conv_params(
+            data,
+            conv,
+            windowed(&conv.window)?,
+            (in_desc, out_shape, *out_t),
+            out_desc.quant.zero_point,
+            index,
+            scan,
+        )?),
         NodeOp::ConvAdd(fused) => {
-            let conv = &fused.conv;
-            let (groups, weights, channels) = conv_parts(
+            let conv = conv_params(
                 data,
-                conv,
-                windowed(&conv.window)?,
-                (in_shape, out_shape, *out_t),
+                &fused.conv,
+                windowed(&fused.conv.window)?,
+                (in_desc, out_shape, *out_t),
                 fused.conv_zero_point,
                 index,
                 scan,
@@ -390,23 +380,15 @@ pub(crate) fn prepare<'a>(
                 return Err(mismatch);
             }
             add_ok(&fused.add, index)?;
-            Prepared::ConvAdd {
-                in_shape,
-                out_shape,
-                window: conv.window,
-                groups,
-                input_zero_point: in_desc.quant.zero_point,
-                weights,
-                channels,
-                residual: Residual {
-                    params: fused.add,
-                    zero_points: [
-                        fused.conv_zero_point,
-                        residual.map_or(0, |d| d.quant.zero_point),
-                        out_desc.quant.zero_point,
-                    ],
-                },
-            }
+            let residual = Residual {
+                params: fused.add,
+                zero_points: [
+                    fused.conv_zero_point,
+                    residual.map_or(0, |d| d.quant.zero_point),
+                    out_desc.quant.zero_point,
+                ],
+            };
+            Prepared::ConvAdd(conv, residual)
         }
         NodeOp::MaxPool(window) | NodeOp::AveragePool { window, .. } => {
             if windowed(window)? != out_shape {
@@ -455,19 +437,11 @@ pub(crate) fn prepare<'a>(
             if out_shape.h != 1 || out_shape.w != 1 {
                 return Err(mismatch);
             }
-            if in_features > MAX_DOT_LEN {
-                return Err(DotTooLong { node: index });
-            }
-            if !clamp_ok(gemm.clamp) {
-                return Err(BadClamp { node: index });
-            }
-            let weights = weights(data, gemm.weights, out_shape.c * in_features, index, scan)?;
-            let channels = channels(
+            let (weights, channels) = dot_products(
                 data,
-                &gemm.channels,
-                out_shape.c,
+                (gemm.weights, &gemm.channels, gemm.clamp),
+                (out_shape.c, in_features),
                 out_desc.quant.zero_point,
-                gemm.clamp,
                 index,
                 scan,
             )?;
@@ -490,18 +464,19 @@ fn add_ok(add: &format::Add, index: usize) -> Result<(), GraphError> {
 }
 
 /// A Conv's checks (its window's output `expected` with the output's channels, groups,
-/// clamp, dot length, sections): its groups, weights and channels, requantizing to
+/// clamp, dot length, sections): its parameters, reading `in_desc` and requantizing to
 /// `zero_point`.
-fn conv_parts<'a>(
+fn conv_params<'a>(
     data: &'a [u8],
     conv: &format::Conv,
     mut expected: MapShape,
-    (in_shape, out_shape, out_t): (MapShape, MapShape, u16),
+    (in_desc, out_shape, out_t): (&TensorDesc, MapShape, u16),
     zero_point: i8,
     index: usize,
     scan: bool,
-) -> Result<(usize, &'a [i8], ChannelData<'a>), GraphError> {
+) -> Result<ConvParams<'a>, GraphError> {
     use GraphError::*;
+    let in_shape = map(in_desc);
     expected.c = out_shape.c;
     if expected != out_shape {
         return Err(ShapeMismatch {
@@ -513,25 +488,54 @@ fn conv_parts<'a>(
     if groups == 0 || !in_shape.c.is_multiple_of(groups) || !out_shape.c.is_multiple_of(groups) {
         return Err(BadGroups { node: index });
     }
-    if !clamp_ok(conv.clamp) {
-        return Err(BadClamp { node: index });
-    }
     let [kh, kw] = conv.window.kernel.map(usize::from);
-    let per_output = in_shape.c / groups * kh * kw;
-    if per_output > MAX_DOT_LEN {
-        return Err(DotTooLong { node: index });
-    }
-    let weights = weights(data, conv.weights, out_shape.c * per_output, index, scan)?;
-    let channels = channels(
+    let (weights, channels) = dot_products(
         data,
-        &conv.channels,
-        out_shape.c,
+        (conv.weights, &conv.channels, conv.clamp),
+        (out_shape.c, in_shape.c / groups * kh * kw),
         zero_point,
-        conv.clamp,
         index,
         scan,
     )?;
-    Ok((groups, weights, channels))
+    Ok(ConvParams {
+        in_shape,
+        out_shape,
+        window: conv.window,
+        groups: conv.groups,
+        input_zero_point: in_desc.quant.zero_point,
+        weights,
+        channels,
+    })
+}
+
+/// The checks a Conv and a Gemm share (each output a dot product of `per_output` weights
+/// with its clamp, the weights and per-channel sections of `out_c` channels): the weights
+/// and channel data, requantizing to `zero_point`.
+fn dot_products<'a>(
+    data: &'a [u8],
+    (weights_section, channel_sections, clamp): (Section, &ChannelSections, [i8; 2]),
+    (out_c, per_output): (usize, usize),
+    zero_point: i8,
+    index: usize,
+    scan: bool,
+) -> Result<(&'a [i8], ChannelData<'a>), GraphError> {
+    if !clamp_ok(clamp) {
+        return Err(GraphError::BadClamp { node: index });
+    }
+    if per_output > MAX_DOT_LEN {
+        return Err(GraphError::DotTooLong { node: index });
+    }
+    let weights = weights(data, weights_section, out_c * per_output, index, scan)?;
+    let channels = channels(
+        data,
+        channel_sections,
+        out_c,
+        zero_point,
+        clamp,
+        index,
+        scan,
+    )?;
+    Ok((weights, channels))
 }
 
 fn section(

@@ -15,9 +15,9 @@
 
 use crate::shape::MapShape;
 
+use super::conv_params::ConvParams;
 use super::format::map;
 use super::format::{NodeOp, TensorDesc};
-use super::kernels::ChannelData;
 use super::prepared_node::Prepared;
 
 /// Pixels a pointwise Conv in place gathers at a time, at least: the fast kernel's block of
@@ -147,32 +147,7 @@ fn copy(dst: &mut [i8], src: &[i8]) {
 fn one_channel<'a>(prepared: &Prepared<'a>, c: usize) -> Option<Prepared<'a>> {
     let one = |s: &MapShape| MapShape { c: 1, ..*s };
     Some(match prepared {
-        Prepared::Conv {
-            in_shape,
-            out_shape,
-            window,
-            input_zero_point,
-            weights,
-            channels,
-            ..
-        } => {
-            let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-            let cut = c..c + 1;
-            Prepared::Conv {
-                in_shape: one(in_shape),
-                out_shape: one(out_shape),
-                window: *window,
-                groups: 1,
-                input_zero_point: *input_zero_point,
-                weights: weights.get(c * taps..(c + 1) * taps)?,
-                channels: ChannelData {
-                    bias: channels.bias.get(cut.clone())?,
-                    multiplier: channels.multiplier.get(cut.clone())?,
-                    shift: channels.shift.get(cut)?,
-                    ..*channels
-                },
-            }
-        }
+        Prepared::Conv(conv) => Prepared::Conv(conv.one_channel(c)?),
         Prepared::Pool {
             in_shape,
             out_shape,
@@ -205,11 +180,11 @@ pub(crate) fn run(
     node: &mut StagedPiece<'_>,
 ) -> Option<()> {
     let (in_shape, out_shape) = match prepared {
-        Prepared::Conv {
+        Prepared::Conv(ConvParams {
             in_shape,
             out_shape,
             ..
-        }
+        })
         | Prepared::Pool {
             in_shape,
             out_shape,
@@ -269,36 +244,18 @@ fn run_pixels(
     scratch: &mut [i8],
     node: &mut StagedPiece<'_>,
 ) -> Option<()> {
-    let Prepared::Conv {
-        window,
-        groups,
-        input_zero_point,
-        weights,
-        channels,
-        ..
-    } = prepared
-    else {
+    let Prepared::Conv(conv) = prepared else {
         return None;
     };
     let (gathered, rest) = scratch.split_at_mut_checked(words(pixels * in_c))?;
     let (computed, rest) = rest.split_at_mut_checked(words(pixels * out_c))?;
     // One piece, its width set for each: built once, so that one copy is on the stack.
-    let piece = |w: usize| MapShape { c: 0, h: 1, w };
-    let mut chunk = Prepared::Conv {
-        in_shape: MapShape {
-            c: in_c,
-            ..piece(0)
-        },
-        out_shape: MapShape {
-            c: out_c,
-            ..piece(0)
-        },
-        window: *window,
-        groups: *groups,
-        input_zero_point: *input_zero_point,
-        weights,
-        channels: *channels,
-    };
+    let piece = |c: usize| MapShape { c, h: 1, w: 0 };
+    let mut chunk = Prepared::Conv(ConvParams {
+        in_shape: piece(in_c),
+        out_shape: piece(out_c),
+        ..*conv
+    });
     for p0 in (0..plane).step_by(pixels.max(1)) {
         let n = pixels.min(plane - p0);
         if n == 0 {
@@ -311,11 +268,11 @@ fn run_pixels(
         for (c, dst) in gathered.chunks_exact_mut(n).enumerate() {
             copy(dst, tensor.get(c * plane + p0..c * plane + p0 + n)?);
         }
-        if let Prepared::Conv {
+        if let Prepared::Conv(ConvParams {
             in_shape,
             out_shape,
             ..
-        } = &mut chunk
+        }) = &mut chunk
         {
             (in_shape.w, out_shape.w) = (n, n);
         }

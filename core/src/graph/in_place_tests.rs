@@ -1,7 +1,8 @@
 //! Nodes run in place (`super::in_place`): on random cases of every kind, the same graph with
 //! the node's output at its input's offset gives the same output map and logits as with the
 //! output apart, on the portable kernels, the Cortex-M4's (their host stand-ins) and every
-//! host tier this CPU has; and the loader refuses every alias that breaks a condition.
+//! host tier (one test per tier, `kernel_tests!`: a tier this CPU lacks is reported as ignored);
+//! and the loader refuses every alias that breaks a condition.
 
 use super::Graph;
 use super::format::*;
@@ -225,15 +226,24 @@ fn on_tier(
     (logits, arena[t2.1..t2.1 + t2.0].to_vec())
 }
 
-#[test]
-fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
+/// One in-place case as the checks below take it: the graph with the node's output apart
+/// and over its input, an image, where t2 lies in each, and the portable run's logits and
+/// t2 (the reference both checks compare with).
+struct Run<'m> {
+    kind: Kind,
+    apart: Model<'m>,
+    over: Model<'m>,
+    image: Vec<u8>,
+    /// Bytes of t2, where it lies in `apart` and in `over`.
+    t2: (usize, usize, usize),
+    expected: (Vec<i8>, Vec<u8>),
+}
+
+/// Runs `check` on 40 cases of each kind that the loader takes in place (the same cases for
+/// every caller: one seed), after checking that it refuses only the overlaps it must and
+/// that the portable kernels give the same output with the node in place as apart.
+fn each_in_place_case(mut check: impl FnMut(&Run<'_>)) {
     let mut rng = SplitMix(21);
-    let tiers: Vec<KernelTier> = KernelTier::supported().collect();
-    for tier in KernelTier::ALL {
-        if !tiers.contains(&tier) {
-            eprintln!("tier {tier:?}: skipped (this CPU does not support it)");
-        }
-    }
     for kind in [
         Kind::Depthwise,
         Kind::MaxPool,
@@ -246,7 +256,6 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
                 continue;
             };
             let apart_blob = blob(&case.apart, &case.data);
-            let apart = Model::from_bytes(&apart_blob).unwrap();
             let over_blob = blob(&case.over, &case.data);
             let t1 = &case.over.tensors[1];
             let t2 = &case.over.tensors[2];
@@ -269,29 +278,9 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
                     continue;
                 }
             };
+            let apart = Model::from_bytes(&apart_blob).unwrap();
             // The staging is in the scratch the loader sized.
             assert!(over.arena_len() > case.over.arena_len as usize, "{kind:?}");
-            // What a report shows: the node's staging on the M4, its pieces at least the
-            // least, and with the node's kernel within the scratch the M4's loader sizes.
-            let graph = over.graph().unwrap();
-            let n = graph.nodes().find(|n| n.in_place()).unwrap();
-            let m4 = Kernels::CortexM4Dsp;
-            let staging = graph.node_staging(&n, m4).unwrap();
-            if let Staging::Pixels {
-                plane, in_c, out_c, ..
-            } = staging
-            {
-                let least = CHUNK_PIXELS.min(plane);
-                assert!((least..=plane).contains(&staging.pixels()), "{staging:?}");
-                let least_scratch = Staging::Pixels {
-                    pixels: least,
-                    plane,
-                    in_c,
-                    out_c,
-                };
-                let kernel = graph.node_scratch_len(&n, m4) - least_scratch.scratch_len();
-                assert!(kernel + staging.scratch_len() <= graph.scratch_len_for(m4));
-            }
             let (len, at_apart, at_over) = case.t2;
             let image = rng.u8s(apart.input_len());
             let expected = portable(&apart, &image, (len, at_apart));
@@ -300,32 +289,15 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
                 expected,
                 "{kind:?}"
             );
-            assert_eq!(
-                cortex_m4(&apart, &image, (len, at_apart), 0),
+            varied.insert(expected.1.clone());
+            check(&Run {
+                kind,
+                apart,
+                over,
+                image,
+                t2: case.t2,
                 expected,
-                "{kind:?} M4"
-            );
-            // The least staging, and pieces as long as more scratch holds (to whole planes).
-            for extra in [0, rng.below(600), 5000] {
-                assert_eq!(
-                    cortex_m4(&over, &image, (len, at_over), extra),
-                    expected,
-                    "{kind:?} M4, {extra} bytes more scratch"
-                );
-            }
-            for &tier in &tiers {
-                assert_eq!(
-                    on_tier(&apart, tier, &image, (len, at_apart)),
-                    expected,
-                    "{tier:?}"
-                );
-                assert_eq!(
-                    on_tier(&over, tier, &image, (len, at_over)),
-                    expected,
-                    "{kind:?} {tier:?}"
-                );
-            }
-            varied.insert(expected.1);
+            });
             ran += 1;
         }
         // The maps compared vary, so the comparison covered more than constants.
@@ -336,6 +308,71 @@ fn every_kind_in_place_gives_the_out_of_place_output_on_every_kernel() {
         );
         eprintln!("{kind:?}: {ran} cases in place, {refused} refused");
     }
+}
+
+#[test]
+fn every_kind_in_place_gives_the_out_of_place_output_on_the_cortex_m4() {
+    // The scratch added beyond the loader's: its own stream, so the cases stay the tiers'.
+    let mut rng = SplitMix(22);
+    each_in_place_case(|run| {
+        let Run { kind, over, .. } = run;
+        // What a report shows: the node's staging on the M4, its pieces at least the
+        // least, and with the node's kernel within the scratch the M4's loader sizes.
+        let graph = over.graph().unwrap();
+        let n = graph.nodes().find(|n| n.in_place()).unwrap();
+        let m4 = Kernels::CortexM4Dsp;
+        let staging = graph.node_staging(&n, m4).unwrap();
+        if let Staging::Pixels {
+            plane, in_c, out_c, ..
+        } = staging
+        {
+            let least = CHUNK_PIXELS.min(plane);
+            assert!((least..=plane).contains(&staging.pixels()), "{staging:?}");
+            let least_scratch = Staging::Pixels {
+                pixels: least,
+                plane,
+                in_c,
+                out_c,
+            };
+            let kernel = graph.node_scratch_len(&n, m4) - least_scratch.scratch_len();
+            assert!(kernel + staging.scratch_len() <= graph.scratch_len_for(m4));
+        }
+        let (len, at_apart, at_over) = run.t2;
+        assert_eq!(
+            cortex_m4(&run.apart, &run.image, (len, at_apart), 0),
+            run.expected,
+            "{kind:?} M4"
+        );
+        // The least staging, and pieces as long as more scratch holds (to whole planes).
+        for extra in [0, rng.below(600), 5000] {
+            assert_eq!(
+                cortex_m4(over, &run.image, (len, at_over), extra),
+                run.expected,
+                "{kind:?} M4, {extra} bytes more scratch"
+            );
+        }
+    });
+}
+
+// One test per host tier (`kernel_tests!`): a tier this CPU lacks is reported as ignored,
+// never skipped inside a test that passes.
+crate::kernel_tests!(every_kind_in_place_gives_the_out_of_place_output_on_the_tier);
+
+fn every_kind_in_place_gives_the_out_of_place_output_on_the_tier(tier: KernelTier) {
+    each_in_place_case(|run| {
+        let (len, at_apart, at_over) = run.t2;
+        let kind = run.kind;
+        assert_eq!(
+            on_tier(&run.apart, tier, &run.image, (len, at_apart)),
+            run.expected,
+            "{tier:?}"
+        );
+        assert_eq!(
+            on_tier(&run.over, tier, &run.image, (len, at_over)),
+            run.expected,
+            "{kind:?} {tier:?}"
+        );
+    });
 }
 
 #[test]

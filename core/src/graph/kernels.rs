@@ -3,40 +3,13 @@
 //! parameters give wrong numbers, never a panic.
 
 use crate::ops::dot::{dot, dot_constant};
-use crate::quant::{Requantizer, multiply_by_quantized_multiplier};
+use crate::quant::multiply_by_quantized_multiplier;
 use crate::shape::MapShape;
 
+pub use super::channel_data::ChannelData;
+use super::channel_data::clamp;
+use super::conv_params::ConvParams;
 use super::format::Window;
-
-/// Per-output-channel bias and requantization, straight from the blob.
-#[derive(Clone, Copy, Debug)]
-pub struct ChannelData<'a> {
-    pub bias: &'a [[u8; 4]],
-    pub multiplier: &'a [[u8; 4]],
-    pub shift: &'a [i8],
-    pub zero_point: i8,
-    pub clamp: [i8; 2],
-}
-
-impl ChannelData<'_> {
-    pub(crate) fn channel(&self, o: usize) -> (i32, Requantizer) {
-        let word = |s: &[[u8; 4]]| s.get(o).map_or(0, |w| i32::from_le_bytes(*w));
-        let shift = self.shift.get(o).copied().unwrap_or(0);
-        (
-            word(self.bias),
-            Requantizer::new(word(self.multiplier), shift, self.zero_point, false),
-        )
-    }
-
-    #[inline(always)]
-    pub(crate) fn finish(&self, requant: &Requantizer, acc: i32) -> i8 {
-        clamp(requant.apply(acc), self.clamp)
-    }
-}
-
-fn clamp(q: i8, [lo, hi]: [i8; 2]) -> i8 {
-    q.max(lo).min(hi)
-}
 
 /// The output length of a window along one axis: `(n + pads − kernel) / stride + 1`.
 pub fn window_len(
@@ -72,59 +45,14 @@ pub(crate) fn taps(start: usize, pad: usize, kernel: usize, n: usize) -> (usize,
 /// `bias + Σ_valid w·x + Σ_padding w·z_in` rearranged (exact: no dot product can overflow an
 /// i32 in a validated model), a row of outputs at a time so that the inner loop runs along
 /// contiguous input.
-#[allow(clippy::too_many_arguments)]
-pub fn conv(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    groups: usize,
-    input_zero_point: i8,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-) {
-    conv_body(
-        input,
-        in_shape,
-        output,
-        out_shape,
-        window,
-        groups,
-        input_zero_point,
-        weights,
-        channels,
-        None,
-    );
+pub fn conv(conv: &ConvParams<'_>, input: &[i8], output: &mut [i8]) {
+    conv_body(conv, input, output, None);
 }
 
 /// [`conv`] followed by the residual Add of a fused node: `output` holds the residual and
 /// receives `residual.add(conv value, residual value)` element by element.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_add(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    groups: usize,
-    input_zero_point: i8,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
-    residual: &Residual,
-) {
-    conv_body(
-        input,
-        in_shape,
-        output,
-        out_shape,
-        window,
-        groups,
-        input_zero_point,
-        weights,
-        channels,
-        Some(residual),
-    );
+pub fn conv_add(conv: &ConvParams<'_>, input: &[i8], output: &mut [i8], residual: &Residual) {
+    conv_body(conv, input, output, Some(residual));
 }
 
 /// The residual Add fused into a conv: the Add's parameters (its first input the conv's
@@ -146,28 +74,29 @@ impl Residual {
 /// [`conv`]'s body (with a fused residual Add: [`conv_add`]), inlined into every caller: the
 /// host's prepared model compiles it a second time inside an AVX2 function
 /// (`crate::prepared_graph`), so that it vectorizes for AVX2.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn conv_body(
+    conv: &ConvParams<'_>,
     input: &[i8],
-    in_shape: MapShape,
     output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    groups: usize,
-    input_zero_point: i8,
-    weights: &[i8],
-    channels: &ChannelData<'_>,
     residual: Option<&Residual>,
 ) {
     const BLOCK: usize = 64;
-    let [kh, kw] = window.kernel.map(usize::from);
-    let [sh, sw] = window.stride.map(usize::from);
-    let [pt, pl, _, _] = window.pads.map(usize::from);
-    let groups = groups.max(1);
+    let ConvParams {
+        in_shape,
+        out_shape,
+        input_zero_point,
+        weights,
+        ref channels,
+        ..
+    } = *conv;
+    let [kh, kw] = conv.kernel();
+    let [sh, sw] = conv.stride();
+    let [pt, pl, _, _] = conv.pads();
+    let groups = usize::from(conv.groups.max(1));
     let in_per_group = in_shape.c / groups;
     let out_per_group = (out_shape.c / groups).max(1);
-    let per_output = in_per_group * kh * kw;
+    let per_output = conv.per_output();
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
     let z = i32::from(input_zero_point);
     let mut acc = [0_i32; BLOCK];

@@ -8,7 +8,9 @@
 //! computes, every tensor lies inside the arena, no two tensors alive at the same node share
 //! a byte, and every parameter is in range. After that, running cannot panic.
 
+mod channel_data;
 mod check;
+pub mod conv_params;
 pub mod error;
 pub mod fast;
 pub mod format;

@@ -1,21 +1,15 @@
 //! A graph node checked against its tensors, in the form its kernel takes: what
 //! `super::check::prepare` returns and `super::fast::choose` picks a kernel for.
 
+use super::channel_data::ChannelData;
+use super::conv_params::ConvParams;
 use super::format::{self, Window};
-use super::kernels::{ChannelData, Residual};
+use super::kernels::Residual;
 use crate::shape::MapShape;
 
 /// A node ready for its kernel.
 pub(crate) enum Prepared<'a> {
-    Conv {
-        in_shape: MapShape,
-        out_shape: MapShape,
-        window: Window,
-        groups: usize,
-        input_zero_point: i8,
-        weights: &'a [i8],
-        channels: ChannelData<'a>,
-    },
+    Conv(ConvParams<'a>),
     Pool {
         in_shape: MapShape,
         out_shape: MapShape,
@@ -34,15 +28,6 @@ pub(crate) enum Prepared<'a> {
         weights: &'a [i8],
         channels: ChannelData<'a>,
     },
-    /// A Conv with its residual Add ([`format::ConvAdd`]): the conv's fields, then the Add's.
-    ConvAdd {
-        in_shape: MapShape,
-        out_shape: MapShape,
-        window: Window,
-        groups: usize,
-        input_zero_point: i8,
-        weights: &'a [i8],
-        channels: ChannelData<'a>,
-        residual: Residual,
-    },
+    /// A Conv with its residual Add ([`format::ConvAdd`]).
+    ConvAdd(ConvParams<'a>, Residual),
 }

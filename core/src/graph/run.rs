@@ -2,7 +2,6 @@
 //! scans), its tensors cut from the arena at their planned offsets, its kernel run.
 
 use super::check::prepare;
-use super::fast::conv_node::ConvNode;
 use super::fast::{self, GraphKernel};
 use super::format::map;
 use super::format::{Node, TensorDesc};
@@ -166,7 +165,7 @@ impl<'a> Graph<'a> {
         // A staged node over its input (`in_place`), with longer pieces in the scratch the
         // model has anyway (`Staging::within`).
         let staging = match prepared {
-            Prepared::ConvAdd { .. } | Prepared::Add { .. } => None,
+            Prepared::ConvAdd(..) | Prepared::Add { .. } => None,
             _ if range(&in_desc).0 == out_range.0 => {
                 let room = self
                     .scratch_len
@@ -209,7 +208,7 @@ impl Step<'_> {
         let add_over = ranges.iter().position(|r| *r == out_range);
         // The loader allows three overlaps: a fused ConvAdd over its residual, an Add over
         // one of its inputs, and a staged node over its input (`in_place`).
-        if let Prepared::ConvAdd { .. } = prepared {
+        if let Prepared::ConvAdd(..) = prepared {
             run_conv_add(kernel, prepared, arena, out_range, ranges, scratch)?;
         } else if let (
             Prepared::Add {
@@ -263,9 +262,12 @@ fn run_over_itself(
     scratch: &mut [i8],
 ) -> bool {
     match (kernel, prepared) {
-        (GraphKernel::Pointwise, Prepared::Conv { .. }) => ConvNode::of(prepared)
-            .is_some_and(|node| fast::pointwise::conv_in_place(&node, tensor, scratch)),
-        (GraphKernel::Depthwise, _) => fast::depthwise::in_place(prepared, tensor, scratch),
+        (GraphKernel::Pointwise, Prepared::Conv(conv)) => {
+            fast::pointwise::conv_in_place(conv, tensor, scratch)
+        }
+        (GraphKernel::Depthwise, Prepared::Conv(conv)) => {
+            conv.one_input_per_group() && fast::depthwise::conv_in_place(conv, tensor, scratch)
+        }
         _ => false,
     }
 }
@@ -281,17 +283,7 @@ fn run_conv_add(
     ranges: &[(usize, usize)],
     scratch: &mut [i8],
 ) -> Option<()> {
-    let Prepared::ConvAdd {
-        in_shape,
-        out_shape,
-        window,
-        groups,
-        input_zero_point,
-        weights,
-        channels,
-        residual,
-    } = prepared
-    else {
+    let Prepared::ConvAdd(conv, residual) = prepared else {
         return None;
     };
     let (input, residual_range) = (*ranges.first()?, *ranges.get(1)?);
@@ -304,34 +296,12 @@ fn run_conv_add(
         }
     }
     let fast = match kernel {
-        GraphKernel::Pointwise => pointwise_conv_add(prepared, a, out, residual, scratch),
-        GraphKernel::PatchConv => fast::patch_conv::conv_add(
-            a,
-            *in_shape,
-            out,
-            *out_shape,
-            *window,
-            *input_zero_point,
-            weights,
-            channels,
-            residual,
-            scratch,
-        ),
+        GraphKernel::Pointwise => fast::pointwise::conv_add(conv, a, out, residual, scratch),
+        GraphKernel::PatchConv => fast::patch_conv::conv_add(conv, a, out, residual, scratch),
         _ => false,
     };
     if !fast {
-        kernels::conv_add(
-            a,
-            *in_shape,
-            out,
-            *out_shape,
-            *window,
-            *groups,
-            *input_zero_point,
-            weights,
-            channels,
-            residual,
-        );
+        kernels::conv_add(conv, a, out, residual);
     }
     Some(())
 }
@@ -364,25 +334,7 @@ fn run_node<H: NodeKernels>(
 #[inline(never)]
 fn run_portable(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
     match prepared {
-        Prepared::Conv {
-            in_shape,
-            out_shape,
-            window,
-            groups,
-            input_zero_point,
-            weights,
-            channels,
-        } => kernels::conv(
-            a,
-            *in_shape,
-            out,
-            *out_shape,
-            *window,
-            *groups,
-            *input_zero_point,
-            weights,
-            channels,
-        ),
+        Prepared::Conv(conv) => kernels::conv(conv, a, out),
         Prepared::Pool {
             in_shape,
             out_shape,
@@ -396,7 +348,7 @@ fn run_portable(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
         } => kernels::add(a, b, out, *zero_points, params),
         Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, channels),
         // Run by `run_conv_add`, which has the residual's bytes.
-        Prepared::ConvAdd { .. } => {}
+        Prepared::ConvAdd(..) => {}
     }
 }
 
@@ -412,43 +364,14 @@ fn run_fast(
     scratch: &mut [i8],
 ) -> bool {
     match (kernel, prepared) {
-        (GraphKernel::Pointwise, Prepared::Conv { .. }) => {
-            pointwise_conv(prepared, a, out, scratch)
+        (GraphKernel::Pointwise, Prepared::Conv(conv)) => {
+            fast::pointwise::conv(conv, a, out, scratch)
         }
-        (
-            GraphKernel::PatchConv | GraphKernel::Depthwise,
-            &Prepared::Conv {
-                in_shape,
-                out_shape,
-                window,
-                input_zero_point,
-                weights,
-                ref channels,
-                ..
-            },
-        ) => {
-            if kernel == GraphKernel::PatchConv {
-                return fast::patch_conv::conv(
-                    a,
-                    in_shape,
-                    out,
-                    out_shape,
-                    window,
-                    input_zero_point,
-                    weights,
-                    channels,
-                    scratch,
-                );
-            }
-            let node = fast::depthwise::DepthwiseConv {
-                in_shape,
-                out_shape,
-                window,
-                input_zero_point,
-                weights,
-                channels,
-            };
-            fast::depthwise::conv(&node, a, out, scratch)
+        (GraphKernel::PatchConv, Prepared::Conv(conv)) => {
+            fast::patch_conv::conv(conv, a, out, scratch)
+        }
+        (GraphKernel::Depthwise, Prepared::Conv(conv)) => {
+            fast::depthwise::conv(conv, a, out, scratch)
         }
         (
             GraphKernel::AddTable,
@@ -484,24 +407,4 @@ fn run_fast(
         }
         _ => false,
     }
-}
-
-/// The pointwise kernel on a prepared Conv. Never inlined, like its `conv_add` below: the
-/// node's `ConvNode` stays in this short frame, not in the dispatch frames every kernel runs
-/// under.
-#[inline(never)]
-fn pointwise_conv(prepared: &Prepared<'_>, a: &[i8], out: &mut [i8], scratch: &mut [i8]) -> bool {
-    ConvNode::of(prepared).is_some_and(|node| fast::pointwise::conv(&node, a, out, scratch))
-}
-
-#[inline(never)]
-fn pointwise_conv_add(
-    prepared: &Prepared<'_>,
-    a: &[i8],
-    out: &mut [i8],
-    residual: &kernels::Residual,
-    scratch: &mut [i8],
-) -> bool {
-    ConvNode::of(prepared)
-        .is_some_and(|node| fast::pointwise::conv_add(&node, a, out, residual, scratch))
 }

@@ -3,9 +3,70 @@
 //! windows, clamps and output shapes are the testing kit's (`test_util::cases`), which the
 //! firmware's `dsp_check` draws from too.
 
+use crate::graph::conv_params::ConvParams;
 use crate::graph::format::Window;
-use crate::graph::kernels::ChannelData;
+use crate::graph::kernels::{self, ChannelData};
+use crate::shape::MapShape;
 use crate::test_util::SplitMix;
+
+/// A random Conv: its input map, weights and per-channel data, drawn for the given shapes,
+/// window and groups; [`Self::params`] is the node its kernels take.
+pub(crate) struct ConvCase {
+    pub(crate) shapes: (MapShape, MapShape),
+    pub(crate) window: Window,
+    pub(crate) groups: usize,
+    pub(crate) x: Vec<i8>,
+    pub(crate) weights: Vec<i8>,
+    pub(crate) channels: Channels,
+    pub(crate) zero_point: i8,
+    /// The output's zero point and the fused clamp.
+    pub(crate) output: (i8, [i8; 2]),
+}
+
+impl ConvCase {
+    pub(crate) fn random(
+        rng: &mut SplitMix,
+        (in_shape, out_shape): (MapShape, MapShape),
+        window: Window,
+        groups: usize,
+    ) -> Self {
+        let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+        let x = rng.i8s(in_shape.c * in_shape.plane());
+        let weights = rng.weights(out_shape.c * (in_shape.c / groups.max(1)) * taps);
+        let channels = Channels::random(rng, out_shape.c);
+        let zero_point = rng.next() as i8;
+        let output = (rng.next() as i8, clamp(rng));
+        Self {
+            shapes: (in_shape, out_shape),
+            window,
+            groups,
+            x,
+            weights,
+            channels,
+            zero_point,
+            output,
+        }
+    }
+
+    pub(crate) fn params(&self) -> ConvParams<'_> {
+        ConvParams {
+            in_shape: self.shapes.0,
+            out_shape: self.shapes.1,
+            window: self.window,
+            groups: u16::try_from(self.groups).unwrap(),
+            input_zero_point: self.zero_point,
+            weights: &self.weights,
+            channels: self.channels.data(self.output.0, self.output.1),
+        }
+    }
+
+    /// The portable kernel's output: what every fast kernel must match.
+    pub(crate) fn portable(&self) -> Vec<i8> {
+        let mut out = vec![0; self.shapes.1.c * self.shapes.1.plane()];
+        kernels::conv(&self.params(), &self.x, &mut out);
+        out
+    }
+}
 
 pub(crate) struct Channels {
     pub(crate) bias: Vec<[u8; 4]>,

@@ -7,9 +7,10 @@
 use super::*;
 use crate::graph::format::Add;
 use crate::graph::kernels;
-use crate::graph::test_cases::{Channels, clamp, out_shape, random_window};
+use crate::graph::test_cases::{Channels, ConvCase, clamp, out_shape, random_window};
 use crate::model::Model;
 use crate::prepared::PreparedModel;
+use crate::shape::MapShape;
 use crate::test_util::{SplitMix, check_batch};
 
 // The portable tier's graph kernels are the reference, so only the SIMD tiers are checked.
@@ -52,33 +53,10 @@ fn convs_match_the_portable_conv(tier: KernelTier) {
             continue;
         };
         cases += 1;
-        let per_output = in_c / groups * usize::from(window.kernel[0] * window.kernel[1]);
-        let x = rng.i8s(input.c * input.plane());
-        let weights = rng.weights(out_c * per_output);
-        let channels = Channels::random(&mut rng, out_c);
-        let zero_point = rng.next() as i8;
-        let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let mut expected = vec![0; out.c * out.plane()];
-        kernels::conv(
-            &x,
-            input,
-            &mut expected,
-            out,
-            window,
-            groups,
-            zero_point,
-            &weights,
-            &data,
-        );
-        let prepared = Prepared::Conv {
-            in_shape: input,
-            out_shape: out,
-            window,
-            groups,
-            input_zero_point: zero_point,
-            weights: &weights,
-            channels: data,
-        };
+        let case = ConvCase::random(&mut rng, (input, out), window, groups);
+        let (conv, x) = (case.params(), &case.x);
+        let expected = case.portable();
+        let prepared = Prepared::Conv(conv);
         let (kernel, scratch_len) = choose(&prepared, tier);
         let expected_kernel = match groups {
             1 => NodeKernel::ConvGemm,
@@ -95,7 +73,7 @@ fn convs_match_the_portable_conv(tier: KernelTier) {
         let took = kernels_for(tier, kernel).run(
             0,
             &prepared,
-            [&x, &x],
+            [x, x],
             &mut got[..n],
             &mut scratch[offset..],
         );

@@ -23,6 +23,7 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
 use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
+use qcnn_core::graph::conv_params::ConvParams;
 use qcnn_core::graph::fast;
 use qcnn_core::graph::format::Window;
 use qcnn_core::graph::kernels::{self as graph_kernels, ChannelData};
@@ -595,35 +596,17 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             return Err(refused("graph channels", case));
         };
         let x = &b.input[..in_len];
-        let groups = if depthwise { c } else { 1 };
-        graph_kernels::conv(
-            x,
-            input,
-            &mut b.portable[..out_len],
-            output,
-            window,
-            groups,
-            zero_point,
-            weights,
-            &channels,
-        );
-        let node = fast::conv_node::ConvNode {
+        let node = ConvParams {
             in_shape: input,
             out_shape: output,
             window,
+            groups: if depthwise { c as u16 } else { 1 },
             input_zero_point: zero_point,
             weights,
-            channels: &channels,
+            channels,
         };
+        graph_kernels::conv(&node, x, &mut b.portable[..out_len]);
         let ran = if depthwise {
-            let node = fast::depthwise::DepthwiseConv {
-                in_shape: input,
-                out_shape: output,
-                window,
-                input_zero_point: zero_point,
-                weights,
-                channels: &channels,
-            };
             fast::depthwise::conv(
                 &node,
                 x,
@@ -639,14 +622,9 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             )
         } else {
             fast::patch_conv::conv(
+                &node,
                 x,
-                input,
                 &mut b.fast[..out_len],
-                output,
-                window,
-                zero_point,
-                weights,
-                &channels,
                 scratch(b.scratch, case, scratch_len),
             )
         };
@@ -657,11 +635,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         } else {
             "patch conv"
         };
-        if !ran {
-            return Err(refused(name, case));
-        }
-        compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
-        outputs += out_len;
+        outputs += ran_and_matches(name, case, ran, &b.fast[..out_len], &b.portable[..out_len])?;
         // A pointwise conv at stride 1 written over its own input (a node in place), every
         // other case with the spare bytes a last block of fewer than four pixels goes to.
         let tensor_len = in_len.max(out_len);
@@ -674,16 +648,8 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
                 &mut b.fast[..tensor_len],
                 scratch(b.scratch, case, scratch_len + spare),
             );
-            if !ran {
-                return Err(refused("pointwise conv in place", case));
-            }
-            compare(
-                "pointwise conv in place",
-                case,
-                &b.fast[..out_len],
-                &b.portable[..out_len],
-            )?;
-            outputs += out_len;
+            let (fast, portable) = (&b.fast[..out_len], &b.portable[..out_len]);
+            outputs += ran_and_matches("pointwise conv in place", case, ran, fast, portable)?;
         }
         let add_scratch_len = if pointwise {
             fast::pointwise::conv_add_scratch_bytes(c, o)
@@ -701,37 +667,20 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         };
         rng.fill(&mut b.portable[..out_len], extreme);
         b.fast[..out_len].copy_from_slice(&b.portable[..out_len]);
-        graph_kernels::conv_add(
-            x,
-            input,
-            &mut b.portable[..out_len],
-            output,
-            window,
-            1,
-            zero_point,
-            weights,
-            &channels,
-            &residual,
-        );
+        graph_kernels::conv_add(&node, x, &mut b.portable[..out_len], &residual);
         let s = scratch(b.scratch, case + 1, add_scratch_len);
         let out = &mut b.fast[..out_len];
         let ran = if pointwise {
             fast::pointwise::conv_add(&node, x, out, &residual, s)
         } else {
-            fast::patch_conv::conv_add(
-                x, input, out, output, window, zero_point, weights, &channels, &residual, s,
-            )
+            fast::patch_conv::conv_add(&node, x, out, &residual, s)
         };
         let name = if pointwise {
             "pointwise conv + add"
         } else {
             "patch conv + add"
         };
-        if !ran {
-            return Err(refused(name, case));
-        }
-        compare(name, case, &b.fast[..out_len], &b.portable[..out_len])?;
-        outputs += out_len;
+        outputs += ran_and_matches(name, case, ran, &b.fast[..out_len], &b.portable[..out_len])?;
     }
     for case in 0..GRAPH_CASES {
         // Add: two random tensors, odd lengths, ResNet-8's last first.
@@ -809,18 +758,21 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         )?;
         graph_kernels::pool(x, input, &mut b.portable[..out_len], output, window, None);
         let scratch_len = fast::max_pool::scratch_bytes(input.w, window);
-        if !fast::max_pool::max_pool(
+        let ran = fast::max_pool::max_pool(
             x,
             input,
             &mut b.fast[..out_len],
             output,
             window,
             scratch(b.scratch, case, scratch_len),
-        ) {
-            return Err(refused("max pool", case));
-        }
-        compare("max pool", case, &b.fast[..out_len], &b.portable[..out_len])?;
-        outputs += out_len;
+        );
+        outputs += ran_and_matches(
+            "max pool",
+            case,
+            ran,
+            &b.fast[..out_len],
+            &b.portable[..out_len],
+        )?;
         graph_kernels::global_average(x, input, &mut b.portable[..input.c]);
         fast::average::global_average(x, input, &mut b.fast[..input.c]);
         compare(
@@ -832,6 +784,22 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         outputs += out_len + input.c;
     }
     Ok(outputs)
+}
+
+/// The outputs compared, once the fast kernel `ran` (a fast kernel that declines a case it
+/// must take fails the check) and gave `portable`'s.
+fn ran_and_matches(
+    layer: &'static str,
+    case: usize,
+    ran: bool,
+    fast: &[i8],
+    portable: &[i8],
+) -> Result<usize, Mismatch> {
+    if !ran {
+        return Err(refused(layer, case));
+    }
+    compare(layer, case, fast, portable)?;
+    Ok(fast.len())
 }
 
 fn compare(layer: &'static str, case: usize, fast: &[i8], portable: &[i8]) -> Result<(), Mismatch> {

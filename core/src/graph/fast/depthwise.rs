@@ -19,6 +19,7 @@
 
 use crate::shape::MapShape;
 
+use super::super::conv_params::ConvParams;
 use super::super::format::Window;
 use super::dsp::{KX3_TAPS, kx3_add_rows, kx3_sums, requantize_run, smlad, sxtb16_pairs};
 use super::requant::{ChannelRequant, FoldedRequant};
@@ -30,10 +31,6 @@ const MAX_SIDE: usize = 5;
 const NOTHING: usize = usize::MAX / 2;
 /// Weight pairs of one channel: `kh · ⌊kw / 2⌋` (an odd width's last tap is a single).
 const MAX_PAIRS: usize = MAX_SIDE * (MAX_SIDE / 2);
-
-/// A Conv with one input channel per group: output channel `o` reads input channel
-/// `o / (out_shape.c / in_shape.c)` through its own `kh × kw` weights (OIHW with I = 1).
-pub type DepthwiseConv<'a> = super::conv_node::ConvNode<'a>;
 
 fn row_values(w: usize, window: Window) -> usize {
     // The padded row, and spare values so that the last output's words stay inside; even,
@@ -88,7 +85,7 @@ pub fn scratch_bytes(in_shape: MapShape, _out_c: usize, window: Window) -> usize
 
 /// The conv of [`crate::graph::kernels::conv`] (with `group` = input channels) for `node`;
 /// `false` (nothing written) outside this path's limits or when `scratch` is short.
-pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
+pub fn conv(node: &ConvParams<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
     let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
     let [kh, kw] = node.window.kernel.map(usize::from);
     if kh > MAX_SIDE || kw > MAX_SIDE || kh == 0 || kw == 0 || in_c == 0 || out_c % in_c != 0 {
@@ -122,12 +119,7 @@ pub fn conv(node: &DepthwiseConv<'_>, input: &[i8], output: &mut [i8], scratch: 
 /// [`conv`] through the ring of rows (a plane past [`MAX_PLANE_BYTES`] of several channels). Each way of
 /// running is a function of its own, so that the stack holds one way's frame at a time.
 #[inline(never)]
-fn by_rows(
-    node: &DepthwiseConv<'_>,
-    input: &[i8],
-    output: &mut [i8],
-    ring: &mut RowRing<'_>,
-) -> bool {
+fn by_rows(node: &ConvParams<'_>, input: &[i8], output: &mut [i8], ring: &mut RowRing<'_>) -> bool {
     let (in_c, out_c) = (node.in_shape.c, node.out_shape.c);
     let per_input = out_c / in_c.max(1);
     let (in_plane, out_plane) = (node.in_shape.plane(), node.out_shape.plane());
@@ -152,7 +144,7 @@ fn by_rows(
 /// [`conv`] with each input channel's padded plane widened once into `buffer`.
 #[inline(never)]
 fn by_planes(
-    node: &DepthwiseConv<'_>,
+    node: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
     buffer: &mut [u32],
@@ -177,7 +169,7 @@ fn by_planes(
 /// input planes: each input plane is widened into the scratch before its output plane (which
 /// ends at or before the input plane's end) is written, so no staged copy is needed. `false`
 /// (nothing written) outside those limits or the whole-plane buffer's.
-pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
+pub fn conv_in_place(node: &ConvParams<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
     let (in_shape, out_shape) = (node.in_shape, node.out_shape);
     let [kh, kw] = node.window.kernel.map(usize::from);
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
@@ -223,46 +215,16 @@ pub fn conv_in_place(node: &DepthwiseConv<'_>, tensor: &mut [i8], scratch: &mut 
     true
 }
 
-/// [`conv_in_place`] for a prepared depthwise Conv node whose output is over its input;
-/// `false` (nothing written) for any other node or outside that path's limits.
-pub(crate) fn in_place(
-    prepared: &super::super::prepared_node::Prepared<'_>,
-    tensor: &mut [i8],
-    scratch: &mut [i8],
-) -> bool {
-    let &super::super::prepared_node::Prepared::Conv {
-        in_shape,
-        out_shape,
-        window,
-        groups,
-        input_zero_point,
-        weights,
-        ref channels,
-    } = prepared
-    else {
-        return false;
-    };
-    let node = DepthwiseConv {
-        in_shape,
-        out_shape,
-        window,
-        input_zero_point,
-        weights,
-        channels,
-    };
-    groups == in_shape.c && conv_in_place(&node, tensor, scratch)
-}
-
 /// `buffer` filled with the input zero point: the padding of every plane [`widen_plane`]
 /// then writes, which only writes the map's own values.
-fn pad_planes(node: &DepthwiseConv<'_>, buffer: &mut [u32]) {
+fn pad_planes(node: &ConvParams<'_>, buffer: &mut [u32]) {
     let z = u32::from(node.input_zero_point as i16 as u16) * 0x0001_0001;
     buffer.fill(z);
 }
 
 /// The values of input `plane` widened to int16 into the padded plane in `buffer` (padded
 /// by [`pad_planes`]), row after row.
-fn widen_plane(node: &DepthwiseConv<'_>, plane: &[i8], buffer: &mut [u32]) {
+fn widen_plane(node: &ConvParams<'_>, plane: &[i8], buffer: &mut [u32]) {
     let window = node.window;
     let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
     let w = node.in_shape.w.max(1);
@@ -282,7 +244,7 @@ fn widen_plane(node: &DepthwiseConv<'_>, plane: &[i8], buffer: &mut [u32]) {
 /// plane in `buffer`; `false` when a channel's weights are missing or a row is short (never
 /// for a validated node and its scratch).
 fn plane_outputs(
-    node: &DepthwiseConv<'_>,
+    node: &ConvParams<'_>,
     first: usize,
     buffer: &[u32],
     acc: &mut [i32],
@@ -303,7 +265,7 @@ fn plane_outputs(
 /// Output rows `out_rows` (whole rows) of one channel, `taps`, from the widened padded input
 /// rows in `buffer`, which start at the first output row's first kernel row.
 fn channel_rows(
-    node: &DepthwiseConv<'_>,
+    node: &ConvParams<'_>,
     taps: &ChannelTaps,
     buffer: &[u32],
     acc: &mut [i32],
@@ -367,7 +329,7 @@ enum Requant {
 
 impl ChannelTaps {
     /// Output channel `o`'s; `None` when its weights are missing (never in a validated node).
-    pub(super) fn new(node: &DepthwiseConv<'_>, o: usize) -> Option<Self> {
+    pub(super) fn new(node: &ConvParams<'_>, o: usize) -> Option<Self> {
         let [kh, kw] = node.window.kernel.map(usize::from);
         let w_c = node.weights.get(o * kh * kw..(o + 1) * kh * kw)?;
         let (bias, exact) = node.channels.channel(o);
@@ -603,7 +565,7 @@ impl<'s> RowRing<'s> {
     pub(super) fn rows(
         &mut self,
         plane: &[i8],
-        node: &DepthwiseConv<'_>,
+        node: &ConvParams<'_>,
         oy: usize,
     ) -> ([&[u32]; MAX_SIDE], &mut [i32]) {
         let window = node.window;
@@ -696,7 +658,7 @@ fn requantize_row(acc: &[i32], out: &mut [i8], requantize: impl Fn(i32) -> i8) {
 /// channel's taps made again).
 #[inline(never)]
 fn stem_bands(
-    node: &DepthwiseConv<'_>,
+    node: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
     bands: &mut [u32],
@@ -738,7 +700,7 @@ fn stem_bands(
 /// rows as it holds), the padding rows above and below the map zero points. Apart from
 /// [`stem_bands`], so that its locals are off the stack while the channels' sums run.
 #[inline(never)]
-fn widen_band(node: &DepthwiseConv<'_>, input: &[i8], top: usize, buffer: &mut [u32]) {
+fn widen_band(node: &ConvParams<'_>, input: &[i8], top: usize, buffer: &mut [u32]) {
     let window = node.window;
     let (pt, pl) = (usize::from(window.pads[0]), usize::from(window.pads[1]));
     let (w, h) = (node.in_shape.w, node.in_shape.h);

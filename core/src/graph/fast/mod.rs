@@ -31,7 +31,6 @@
 
 pub mod add;
 pub mod average;
-pub mod conv_node;
 pub mod depthwise;
 pub(crate) mod dsp;
 pub mod max_pool;
@@ -55,56 +54,35 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         return (GraphKernel::Portable, 0);
     }
     let (kernel, scratch) = match prepared {
-        Prepared::Conv {
-            in_shape,
-            out_shape,
-            window,
-            groups,
-            ..
-        } => {
-            if pointwise::takes(*window, *groups) {
+        Prepared::Conv(conv) => {
+            let (in_shape, window) = (conv.in_shape, conv.window);
+            if pointwise::takes(window, usize::from(conv.groups)) {
                 (GraphKernel::Pointwise, pointwise::scratch_bytes(in_shape.c))
-            } else if *groups == in_shape.c
-                && depthwise::scratch_bytes(*in_shape, out_shape.c, *window) <= MAX_SCRATCH
+            } else if conv.one_input_per_group()
+                && depthwise::scratch_bytes(in_shape, conv.out_shape.c, window) <= MAX_SCRATCH
             {
                 // One input channel per group: a depthwise conv, or a one-channel stem.
                 (
                     GraphKernel::Depthwise,
-                    depthwise::scratch_bytes(*in_shape, out_shape.c, *window),
+                    depthwise::scratch_bytes(in_shape, conv.out_shape.c, window),
                 )
-            } else if *groups == 1 {
-                let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
+            } else if conv.groups == 1 {
                 (
                     GraphKernel::PatchConv,
-                    patch_conv::scratch_bytes(k, *window, out_shape.c),
+                    patch_conv::scratch_bytes(conv.per_output(), window, conv.out_shape.c),
                 )
             } else {
                 (GraphKernel::Portable, 0)
             }
         }
-        Prepared::ConvAdd {
-            in_shape,
-            out_shape,
-            window,
-            groups: 1,
-            ..
-        } if pointwise::takes(*window, 1) => (
+        Prepared::ConvAdd(conv, _) if conv.groups == 1 && pointwise::takes(conv.window, 1) => (
             GraphKernel::Pointwise,
-            pointwise::conv_add_scratch_bytes(in_shape.c, out_shape.c),
+            pointwise::conv_add_scratch_bytes(conv.in_shape.c, conv.out_shape.c),
         ),
-        Prepared::ConvAdd {
-            in_shape,
-            out_shape,
-            window,
-            groups: 1,
-            ..
-        } => {
-            let k = in_shape.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-            (
-                GraphKernel::PatchConv,
-                patch_conv::conv_add_scratch_bytes(k, *window, out_shape.c),
-            )
-        }
+        Prepared::ConvAdd(conv, _) if conv.groups == 1 => (
+            GraphKernel::PatchConv,
+            patch_conv::conv_add_scratch_bytes(conv.per_output(), conv.window, conv.out_shape.c),
+        ),
         Prepared::Add { .. } => (GraphKernel::AddTable, add::SCRATCH_BYTES),
         Prepared::Pool {
             average: Some(_), ..

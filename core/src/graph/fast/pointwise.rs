@@ -17,10 +17,11 @@
 //! not take (a left shift, a right shift of 1 or above 23), runs one channel at a time with
 //! `ChannelRequant`.
 
+use super::super::channel_data::ChannelData;
+use super::super::conv_params::ConvParams;
 use super::super::format::Window;
-use super::super::kernels::{ChannelData, Residual};
+use super::super::kernels::Residual;
 use super::add::{TABLE_WORDS, Tables};
-use super::conv_node::ConvNode;
 use super::dsp::{Columns, mac_patch4_unrolled, pointwise_blocks};
 use super::requant::{ChannelRequant, pointwise_folds};
 
@@ -55,7 +56,7 @@ pub fn takes(window: Window, groups: usize) -> bool {
 /// (nothing written) for another window, or when `scratch` is shorter than
 /// [`scratch_bytes`].
 #[inline(never)]
-pub fn conv(node: &ConvNode<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
+pub fn conv(node: &ConvParams<'_>, input: &[i8], output: &mut [i8], scratch: &mut [i8]) -> bool {
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     conv_into(node, Maps::Apart(input, output), None, words)
 }
@@ -66,7 +67,7 @@ pub fn conv(node: &ConvNode<'_>, input: &[i8], output: &mut [i8], scratch: &mut 
 /// the input's); `false` (nothing written) otherwise, or when `scratch` is shorter than
 /// [`scratch_bytes`].
 #[inline(never)]
-pub fn conv_in_place(node: &ConvNode<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
+pub fn conv_in_place(node: &ConvParams<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
     let (in_shape, out_shape) = (node.in_shape, node.out_shape);
     if node.window.stride != [1, 1] || in_shape.plane() != out_shape.plane() {
         return false;
@@ -112,7 +113,7 @@ impl Maps<'_> {
 /// [`conv_add_scratch_bytes`].
 #[inline(never)]
 pub fn conv_add(
-    node: &ConvNode<'_>,
+    node: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
     residual: &Residual,
@@ -133,14 +134,14 @@ pub fn conv_add(
 }
 
 fn conv_into(
-    &ConvNode {
+    &ConvParams {
         in_shape,
         out_shape,
         window,
         weights,
-        channels,
+        ref channels,
         ..
-    }: &ConvNode<'_>,
+    }: &ConvParams<'_>,
     mut maps: Maps<'_>,
     // The Add's tables, and room for a block's conv values (four bytes a channel).
     mut residual: Option<(&Tables<'_>, &mut [i8])>,
@@ -157,13 +158,7 @@ fn conv_into(
     let Some((main, tail)) = words.split_at_mut_checked(2 * c4) else {
         return false;
     };
-    // A negative multiplier: never in a validated blob (the portable code then writes every
-    // output).
-    if channels
-        .multiplier
-        .iter()
-        .any(|m| i32::from_le_bytes(*m) < 0)
-    {
+    if channels.any_negative_multiplier() {
         return false;
     }
     // The assembly's requantization, when every channel's shift suits it (and there is a

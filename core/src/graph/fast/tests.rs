@@ -4,11 +4,11 @@
 //! stand-ins of `dsp.rs`; the firmware's `dsp_check` runs the same comparisons on a
 //! Cortex-M4 with the real ones.
 
-use super::conv_node::ConvNode;
 use super::*;
+use crate::graph::conv_params::ConvParams;
 use crate::graph::format::{Add, Window};
 use crate::graph::kernels::{self, ChannelData};
-use crate::graph::test_cases::{Channels, clamp, out_shape, random_window};
+use crate::graph::test_cases::{ConvCase, clamp, out_shape, random_window};
 use crate::shape::MapShape;
 use crate::test_util::SplitMix;
 
@@ -29,68 +29,28 @@ fn patch_conv_matches_the_portable_conv() {
         };
         cases += 1;
         let k = input.c * usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-        let x = rng.i8s(input.c * input.h * input.w);
-        let weights = rng.weights(out_c * k);
-        let channels = Channels::random(&mut rng, out_c);
-        let zero_point = rng.next() as i8;
-        let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let mut expected = vec![0; out.c * out.h * out.w];
-        kernels::conv(
-            &x,
-            input,
-            &mut expected,
-            out,
-            window,
-            1,
-            zero_point,
-            &weights,
-            &data,
-        );
+        let case = ConvCase::random(&mut rng, (input, out), window, 1);
+        let (conv, x, data) = (case.params(), &case.x, case.params().channels);
+        let expected = case.portable();
         let mut got = vec![0; expected.len()];
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
         let mut scratch = vec![0x55_i8; offset + patch_conv::scratch_bytes(k, window, out_c)];
-        assert!(patch_conv::conv(
-            &x,
-            input,
-            &mut got,
-            out,
-            window,
-            zero_point,
-            &weights,
-            &data,
-            &mut scratch[offset..],
-        ));
+        assert!(patch_conv::conv(&conv, x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
 
         // With a residual Add fused: the conv's values then TFLite's Add, element by element.
         let (residual, residual_values, sums) = random_residual(&mut rng, &expected, &data);
         let mut portable = residual_values.clone();
-        kernels::conv_add(
-            &x,
-            input,
-            &mut portable,
-            out,
-            window,
-            1,
-            zero_point,
-            &weights,
-            &data,
-            &residual,
-        );
+        kernels::conv_add(&conv, x, &mut portable, &residual);
         assert_eq!(portable, sums, "portable conv_add {input:?} {window:?}");
         let mut fast = residual_values;
         let mut scratch =
             vec![0x55_i8; offset + patch_conv::conv_add_scratch_bytes(k, window, out_c)];
         assert!(patch_conv::conv_add(
-            &x,
-            input,
+            &conv,
+            x,
             &mut fast,
-            out,
-            window,
-            zero_point,
-            &weights,
-            &data,
             &residual,
             &mut scratch[offset..],
         ));
@@ -154,48 +114,26 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
         };
         let out_c = 1 + rng.below(13);
         let out = out_shape(input, out_c, &window).unwrap();
-        let x = rng.i8s(c * input.h * input.w);
-        let weights = rng.weights(out_c * c);
-        let mut channels = Channels::random(&mut rng, out_c);
+        let mut conv = ConvCase::random(&mut rng, (input, out), window, 1);
         // Every fifth case one channel's shift outside the assembly's requantization (a right
         // shift of 1 or a left shift): the whole call then takes `ChannelRequant`.
         if case % 5 == 4 {
-            channels.shift[rng.below(out_c)] = rng.below(3) as i8 - 1;
+            conv.channels.shift[rng.below(out_c)] = rng.below(3) as i8 - 1;
         }
-        let zero_point = rng.next() as i8;
-        let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let mut expected = vec![0; out.c * out.h * out.w];
-        kernels::conv(
-            &x,
-            input,
-            &mut expected,
-            out,
-            window,
-            1,
-            zero_point,
-            &weights,
-            &data,
-        );
+        let (node, x, data) = (conv.params(), &conv.x, conv.params().channels);
+        let expected = conv.portable();
         let mut got = vec![0; expected.len()];
         // Exactly the scratch asked for, at a varying misalignment.
         let offset = rng.below(4);
         let mut scratch = vec![0x55_i8; offset + pointwise::scratch_bytes(c)];
-        let node = ConvNode {
-            in_shape: input,
-            out_shape: out,
-            window,
-            input_zero_point: 0,
-            weights: &weights,
-            channels: &data,
-        };
-        assert!(pointwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
+        assert!(pointwise::conv(&node, x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
         // One byte short: declined, nothing written.
         let mut untouched = vec![7_i8; expected.len()];
         let short = pointwise::scratch_bytes(c) - 4;
         assert!(!pointwise::conv(
             &node,
-            &x,
+            x,
             &mut untouched,
             &mut vec![0; short][..],
         ));
@@ -222,7 +160,7 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
         let mut scratch = vec![0x55_i8; offset + pointwise::conv_add_scratch_bytes(c, out_c)];
         assert!(pointwise::conv_add(
             &node,
-            &x,
+            x,
             &mut fast,
             &residual,
             &mut scratch[offset..],
@@ -279,49 +217,21 @@ fn depthwise_matches_the_portable_conv() {
             continue;
         };
         cases += 1;
-        let taps = usize::from(window.kernel[0]) * usize::from(window.kernel[1]);
-        let x = rng.i8s(c * input.h * input.w);
-        let weights = rng.weights(out_c * taps);
-        let channels = Channels::random(&mut rng, out_c);
-        let zero_point = rng.next() as i8;
-        let data = channels.data(rng.next() as i8, clamp(&mut rng));
-        let mut expected = vec![0; out_c * out.h * out.w];
-        kernels::conv(
-            &x,
-            input,
-            &mut expected,
-            out,
-            window,
-            c,
-            zero_point,
-            &weights,
-            &data,
-        );
+        let case = ConvCase::random(&mut rng, (input, out), window, c);
+        let (node, x) = (case.params(), &case.x);
+        let expected = case.portable();
         let mut got = vec![0; expected.len()];
         let offset = rng.below(4);
         let bytes = depthwise::scratch_bytes(input, out_c, window);
         let mut scratch = vec![0x55_i8; offset + bytes];
-        let node = depthwise::DepthwiseConv {
-            in_shape: input,
-            out_shape: out,
-            window,
-            input_zero_point: zero_point,
-            weights: &weights,
-            channels: &data,
-        };
-        assert!(depthwise::conv(&node, &x, &mut got, &mut scratch[offset..]));
+        assert!(depthwise::conv(&node, x, &mut got, &mut scratch[offset..]));
         assert_eq!(got, expected, "{input:?} -> {out:?} {window:?}");
         if c == 1 {
             // A stem reads its image in bands of as many rows as the scratch holds (the
             // loader's least: one output row's): more scratch, fewer bands, the same numbers.
             let mut wider = vec![0x55_i8; offset + bytes + rng.below(4096)];
             let mut banded = vec![0; expected.len()];
-            assert!(depthwise::conv(
-                &node,
-                &x,
-                &mut banded,
-                &mut wider[offset..]
-            ));
+            assert!(depthwise::conv(&node, x, &mut banded, &mut wider[offset..]));
             assert_eq!(banded, expected, "stem in bands {input:?} {window:?}");
         }
         // With the output over the input (a node in place, no staged copy); a one-channel
@@ -464,26 +374,28 @@ fn the_choice_follows_the_node_and_the_target() {
         zero_point: 0,
         clamp: [-128, 127],
     };
-    let conv_k = |groups, c_in, c_out, k: u8| Prepared::Conv {
-        in_shape: MapShape {
-            c: c_in,
-            h: 8,
-            w: 8,
-        },
-        out_shape: MapShape {
-            c: c_out,
-            h: 8,
-            w: 8,
-        },
-        window: Window {
-            kernel: [k, k],
-            stride: [1, 1],
-            pads: [k / 2; 4],
-        },
-        groups,
-        input_zero_point: 0,
-        weights: &[],
-        channels: no_channels,
+    let conv_k = |groups, c_in, c_out, k: u8| {
+        Prepared::Conv(ConvParams {
+            in_shape: MapShape {
+                c: c_in,
+                h: 8,
+                w: 8,
+            },
+            out_shape: MapShape {
+                c: c_out,
+                h: 8,
+                w: 8,
+            },
+            window: Window {
+                kernel: [k, k],
+                stride: [1, 1],
+                pads: [k / 2; 4],
+            },
+            groups,
+            input_zero_point: 0,
+            weights: &[],
+            channels: no_channels,
+        })
     };
     let conv = |groups, c_in, c_out| conv_k(groups, c_in, c_out, 3);
     let m4 = crate::Kernels::CortexM4Dsp;
@@ -522,19 +434,21 @@ fn the_choice_follows_the_node_and_the_target() {
     assert_eq!(choose(&conv(1, 1000, 4), m4), (GraphKernel::Portable, 0));
     // A conv with its residual Add fused: a 1×1 one (any stride) takes the pointwise kernel.
     let map = |c| MapShape { c, h: 8, w: 8 };
-    let conv_add = |k: u8, stride: u8| Prepared::ConvAdd {
-        in_shape: map(16),
-        out_shape: map(32),
-        window: Window {
-            kernel: [k, k],
-            stride: [stride; 2],
-            pads: [0; 4],
-        },
-        groups: 1,
-        input_zero_point: 0,
-        weights: &[],
-        channels: no_channels,
-        residual: crate::graph::kernels::Residual {
+    let conv_add = |k: u8, stride: u8| {
+        let conv = ConvParams {
+            in_shape: map(16),
+            out_shape: map(32),
+            window: Window {
+                kernel: [k, k],
+                stride: [stride; 2],
+                pads: [0; 4],
+            },
+            groups: 1,
+            input_zero_point: 0,
+            weights: &[],
+            channels: no_channels,
+        };
+        let residual = crate::graph::kernels::Residual {
             params: Add {
                 left_shift: 20,
                 multipliers: [1 << 30; 3],
@@ -542,7 +456,8 @@ fn the_choice_follows_the_node_and_the_target() {
                 clamp: [-128, 127],
             },
             zero_points: [0; 3],
-        },
+        };
+        Prepared::ConvAdd(conv, residual)
     };
     assert_eq!(
         choose(&conv_add(1, 2), m4),
