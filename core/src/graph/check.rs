@@ -15,7 +15,7 @@ use super::error::{GraphError, SectionProblem};
 use super::format::{
     self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window, map,
 };
-use super::in_place::{Staging, staged_scratch};
+use super::in_place::Staging;
 use super::kernels::{Residual, window_len};
 pub(crate) use super::prepared_node::Prepared;
 use super::view::Graph;
@@ -26,7 +26,10 @@ fn len(desc: &TensorDesc) -> usize {
 
 /// The postcard list of at most `max` `T`s that `bytes` starts with: its length, its bytes
 /// and what follows. Each element is decoded here only to find the list's end, then again
-/// where needed: no table of decoded elements on the stack (the load's stack peak).
+/// where needed: no table of decoded elements on the stack (the load's stack peak). Never
+/// inlined: the element it decodes (a node is about 100 B) is off [`load`]'s frame, which is
+/// under every check.
+#[inline(never)]
 fn list<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     max: usize,
@@ -70,14 +73,7 @@ pub(crate) fn load<'a>(header: &'a [u8], data: &'a [u8]) -> Result<Graph<'a>, Mo
         bytes: tensor_bytes,
         count: tensor_count,
     };
-    let graph = check(tensors, node_bytes, node_count, data, output, arena_len)
-        .map_err(ModelError::Graph)?;
-    Ok(Graph {
-        tensors: tensor_bytes,
-        tensor_count,
-        nodes: node_bytes,
-        ..graph
-    })
+    check(tensors, node_bytes, node_count, data, output, arena_len).map_err(ModelError::Graph)
 }
 
 /// The encoded tensor list, decoded as it is walked.
@@ -106,7 +102,7 @@ impl Tensors<'_> {
 const UNBORN: u8 = u8::MAX;
 
 fn check<'a>(
-    tensors: Tensors<'_>,
+    tensors: Tensors<'a>,
     node_bytes: &'a [u8],
     node_count: usize,
     data: &'a [u8],
@@ -137,93 +133,20 @@ fn check<'a>(
         }
     }
     // Lifetimes: the node that writes each tensor and the last node that reads it.
-    let mut scratch_len = 0;
-    let mut kernels = super::kernel_table::KernelTable::default();
-    // Bit n: node n may write over an input (`takeable`, bit t: tensor t, at its last
-    // reader): an Add (or ConvAdd) of two different tensors, or a node `Staging` allows.
-    let mut in_place_nodes = 0_u64;
-    let mut takeable = 0_u64;
-    let mut born = [UNBORN; MAX_TENSORS];
-    let mut dies = [0_u8; MAX_TENSORS];
-    born[0] = 0;
+    let mut lives = Lives {
+        born: [UNBORN; MAX_TENSORS],
+        dies: [0; MAX_TENSORS],
+        takeable: 0,
+        in_place_nodes: 0,
+        kernels: super::kernel_table::KernelTable::default(),
+        scratch_len: 0,
+    };
+    lives.born[0] = 0;
     let mut bytes = node_bytes;
     for index in 0..node_count {
-        let Ok((node, rest)) = postcard::take_from_bytes::<Node>(bytes) else {
-            return Err(NoNodes);
-        };
-        bytes = rest;
-        let describe = |t: u16| {
-            tensors
-                .get(usize::from(t))
-                .map(|d| (t, d))
-                .ok_or(UnknownTensor {
-                    node: index,
-                    tensor: t,
-                })
-        };
-        let mut inputs: heapless::Vec<(u16, TensorDesc), 2> = heapless::Vec::new();
-        for &t in &node.inputs {
-            let described = describe(t)?;
-            let slot = usize::from(t);
-            if born.get(slot).is_none_or(|&b| b == UNBORN) {
-                return Err(NotTopological {
-                    node: index,
-                    tensor: t,
-                });
-            }
-            if let Some(d) = dies.get_mut(slot) {
-                *d = index as u8;
-            }
-            let _ = inputs.push(described);
-        }
-        let out = describe(node.output)?;
-        let slot = usize::from(node.output);
-        // `get_mut`, not indexing: `describe` bounds the id by the tensor count, which the
-        // compiler cannot relate to MAX_TENSORS (the panic-never check).
-        let (Some(born_at), Some(dies_at)) = (born.get_mut(slot), dies.get_mut(slot)) else {
-            return Err(UnknownTensor {
-                node: index,
-                tensor: node.output,
-            });
-        };
-        if *born_at != UNBORN {
-            return Err(WrittenTwice {
-                node: index,
-                tensor: node.output,
-            });
-        }
-        *born_at = index as u8;
-        *dies_at = index as u8;
-        let prepared = prepare(data, &node, index, &inputs, &out, true)?;
-        let bit = |t: Option<&u16>| t.map_or(0, |&t| 1_u64.checked_shl(u32::from(t)).unwrap_or(0));
-        // Which inputs this node, if it is their last reader, may write over: both of an
-        // Add's, only the residual of a fused ConvAdd (the conv reads its input throughout).
-        for t in &node.inputs {
-            takeable &= !bit(Some(t));
-        }
-        // ... and the only input of a node that stages it through the scratch (`in_place`).
-        let (first, second) = (node.inputs.first(), node.inputs.get(1));
-        let first_desc = inputs.first().map(|(_, d)| d);
-        let staged =
-            first_desc.is_some_and(|d| Staging::of(&node.op, map(d), map(&out.1)).is_some());
-        let taken = match node.op {
-            NodeOp::Add(_) if first != second => bit(first) | bit(second),
-            NodeOp::ConvAdd(_) if first != second => bit(second),
-            _ if staged => bit(first),
-            _ => 0,
-        };
-        takeable |= taken;
-        if taken != 0 {
-            in_place_nodes |= 1_u64.checked_shl(index as u32).unwrap_or(0);
-        }
-        // The kernel this target runs the node with, once for good, and the scratch it takes
-        // (with the staging, for a node planned in place).
-        let (kernel, scratch) = super::fast::choose(&prepared, Kernels::NATIVE);
-        kernels.set(index, &node.op, kernel);
-        let staging = first_desc.map_or(0, |d| staged_scratch(&node.op, d, &out.1));
-        scratch_len = scratch_len.max(scratch.saturating_add(staging));
+        bytes = check_node(tensors, data, bytes, index, &mut lives)?;
     }
-    for (t, &b) in born.iter().enumerate().take(tensors.count) {
+    for (t, &b) in lives.born.iter().enumerate().take(tensors.count) {
         if b == UNBORN {
             return Err(NeverWritten { tensor: t as u16 });
         }
@@ -233,9 +156,154 @@ fn check<'a>(
         return Err(BadOutput);
     }
     // The logits outlive the inference.
-    if let Some(d) = dies.get_mut(usize::from(output)) {
+    if let Some(d) = lives.dies.get_mut(usize::from(output)) {
         *d = node_count as u8;
     }
+    check_overlaps(tensors, &lives)?;
+    Ok(Graph::from_parts(
+        (tensors.bytes, tensors.count),
+        (node_bytes, node_count),
+        data,
+        output,
+        lives.kernels,
+        (
+            arena_len,
+            lives.scratch_len,
+            map(image),
+            len(out_desc),
+            out_desc.quant,
+        ),
+    ))
+}
+
+/// What the node checks leave for the graph's: each tensor's writer and last reader, the
+/// nodes that may write over an input and the inputs they may take, each node's kernel and
+/// the scratch.
+struct Lives {
+    born: [u8; MAX_TENSORS],
+    dies: [u8; MAX_TENSORS],
+    /// Bit t: tensor t may be written over at its last reader (`in_place_nodes`, bit n: node
+    /// n may write over an input): an Add (or ConvAdd) of two different tensors, or a node
+    /// `Staging` allows.
+    takeable: u64,
+    in_place_nodes: u64,
+    kernels: super::kernel_table::KernelTable,
+    scratch_len: usize,
+}
+
+/// Node `index`, decoded from the front of `bytes`, checked against its tensors into
+/// `lives`; returns the bytes after it. Never inlined: the decoded node, its tensors and
+/// its prepared form sit in this frame alone, not in [`check`]'s under the overlap scan (the
+/// load's stack peak).
+#[inline(never)]
+fn check_node<'b>(
+    tensors: Tensors<'_>,
+    data: &[u8],
+    bytes: &'b [u8],
+    index: usize,
+    lives: &mut Lives,
+) -> Result<&'b [u8], GraphError> {
+    use GraphError::*;
+    let Lives {
+        born,
+        dies,
+        takeable,
+        in_place_nodes,
+        kernels,
+        scratch_len,
+    } = lives;
+    // Both by reference: moving the node out of the `Result`, or the prepared node below,
+    // would copy it in this frame (the load's stack peak).
+    let decoded = postcard::take_from_bytes::<Node>(bytes);
+    let Ok((node, rest)) = &decoded else {
+        return Err(NoNodes);
+    };
+    let describe = |t: u16| {
+        tensors
+            .get(usize::from(t))
+            .map(|d| (t, d))
+            .ok_or(UnknownTensor {
+                node: index,
+                tensor: t,
+            })
+    };
+    let mut inputs: heapless::Vec<(u16, TensorDesc), 2> = heapless::Vec::new();
+    for &t in &node.inputs {
+        let described = describe(t)?;
+        let slot = usize::from(t);
+        if born.get(slot).is_none_or(|&b| b == UNBORN) {
+            return Err(NotTopological {
+                node: index,
+                tensor: t,
+            });
+        }
+        if let Some(d) = dies.get_mut(slot) {
+            *d = index as u8;
+        }
+        let _ = inputs.push(described);
+    }
+    let out = describe(node.output)?;
+    let slot = usize::from(node.output);
+    // `get_mut`, not indexing: `describe` bounds the id by the tensor count, which the
+    // compiler cannot relate to MAX_TENSORS (the panic-never check).
+    let (Some(born_at), Some(dies_at)) = (born.get_mut(slot), dies.get_mut(slot)) else {
+        return Err(UnknownTensor {
+            node: index,
+            tensor: node.output,
+        });
+    };
+    if *born_at != UNBORN {
+        return Err(WrittenTwice {
+            node: index,
+            tensor: node.output,
+        });
+    }
+    *born_at = index as u8;
+    *dies_at = index as u8;
+    let prepared = prepare(data, node, index, &inputs, &out, true);
+    let prepared = prepared.as_ref().map_err(|e| *e)?;
+    let bit = |t: Option<&u16>| t.map_or(0, |&t| 1_u64.checked_shl(u32::from(t)).unwrap_or(0));
+    // Which inputs this node, if it is their last reader, may write over: both of an
+    // Add's, only the residual of a fused ConvAdd (the conv reads its input throughout).
+    for t in &node.inputs {
+        *takeable &= !bit(Some(t));
+    }
+    // ... and the only input of a node that stages it through the scratch (`in_place`).
+    let (first, second) = (node.inputs.first(), node.inputs.get(1));
+    let first_desc = inputs.first().map(|(_, d)| d);
+    let staged = first_desc.is_some_and(|d| Staging::of(&node.op, map(d), map(&out.1)).is_some());
+    let taken = match node.op {
+        NodeOp::Add(_) if first != second => bit(first) | bit(second),
+        NodeOp::ConvAdd(_) if first != second => bit(second),
+        _ if staged => bit(first),
+        _ => 0,
+    };
+    *takeable |= taken;
+    if taken != 0 {
+        *in_place_nodes |= 1_u64.checked_shl(index as u32).unwrap_or(0);
+    }
+    // The kernel this target runs the node with, once for good, and the scratch it takes
+    // (with the staging, for a node planned in place).
+    let (kernel, scratch) = match first_desc {
+        Some(d) => super::fast::node_scratch(prepared, Kernels::NATIVE, &node.op, (d, &out.1)),
+        None => super::fast::choose(prepared, Kernels::NATIVE),
+    };
+    kernels.set(index, &node.op, kernel);
+    *scratch_len = (*scratch_len).max(scratch);
+    Ok(rest)
+}
+
+/// No two tensors alive at once share bytes, but for a node in place over its input.
+#[inline(never)]
+fn check_overlaps(tensors: Tensors<'_>, lives: &Lives) -> Result<(), GraphError> {
+    use GraphError::Overlap;
+    let Lives {
+        born,
+        dies,
+        takeable,
+        in_place_nodes,
+        ..
+    } = lives;
     // The one overlap allowed: tensor `y` written by an in-place node at the offset of its
     // input `x` (a ConvAdd: its residual), which that node is the last to read. An Add's
     // tensors have one shape (`prepare`); a staged node's output may be shorter or, for a
@@ -267,20 +335,7 @@ fn check<'a>(
             }
         }
     }
-    Ok(Graph::from_parts(
-        (&[], tensors.count),
-        (node_bytes, node_count),
-        data,
-        output,
-        kernels,
-        (
-            arena_len,
-            scratch_len,
-            map(image),
-            len(out_desc),
-            out_desc.quant,
-        ),
-    ))
+    Ok(())
 }
 
 /// Multiply-accumulates of one node.

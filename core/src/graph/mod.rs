@@ -50,18 +50,22 @@ impl<'a> Graph<'a> {
     }
 
     /// The scratch node `n` takes on a target with `kernels`: its kernel's, and its staging
-    /// when it runs in place ([`NodeInfo::in_place`]).
+    /// when it runs in place ([`NodeInfo::in_place`]) and that kernel does not run over its
+    /// own input (`fast::node_scratch`, as the loader sizes it).
     pub fn node_scratch_len(&self, n: &NodeInfo, kernels: crate::ops::Kernels) -> usize {
         let prepared = check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false);
-        let staging = n.inputs.first().map_or(0, |(_, d)| {
-            in_place::staged_scratch(&n.node.op, d, &n.output.1)
-        });
-        prepared.map_or(0, |p| fast::choose(&p, kernels).1.saturating_add(staging))
+        match (prepared, n.inputs.first()) {
+            (Ok(p), Some((_, d))) => {
+                fast::node_scratch(&p, kernels, &n.node.op, (d, &n.output.1)).1
+            }
+            _ => 0,
+        }
     }
 
     /// How node `n` stages its input on a target with `kernels` when it runs in place (`None`
-    /// otherwise), as that target's runner takes it: a pointwise Conv's pieces as long as the
-    /// model's scratch holds beside the node's kernel's ([`in_place::Staging::within`]).
+    /// otherwise, and for a kernel that runs over its own input), as that target's runner
+    /// takes it: a pointwise Conv's pieces as long as the model's scratch holds beside the
+    /// node's kernel's ([`in_place::Staging::within`]).
     pub fn node_staging(
         &self,
         n: &NodeInfo,
@@ -73,9 +77,11 @@ impl<'a> Graph<'a> {
         }
         let prepared =
             check::prepare(self.data, &n.node, n.index, &n.inputs, &n.output, false).ok()?;
-        let room = self
-            .scratch_len_for(kernels)
-            .saturating_sub(fast::choose(&prepared, kernels).1);
+        let (kernel, kernel_scratch) = fast::choose(&prepared, kernels);
+        if fast::runs_over_itself(kernel, &prepared) {
+            return None;
+        }
+        let room = self.scratch_len_for(kernels).saturating_sub(kernel_scratch);
         let staging =
             in_place::Staging::of(&n.node.op, format::map(input), format::map(&n.output.1));
         Some(staging?.within(room))

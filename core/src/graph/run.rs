@@ -147,41 +147,58 @@ impl<'a> Graph<'a> {
     /// the checks' locals are off the stack while the node's kernel runs.
     #[inline(never)]
     fn step(&self, bytes: &mut &'a [u8], index: usize) -> Option<Step<'a>> {
-        let (node, rest): (Node, _) = postcard::take_from_bytes(bytes).ok()?;
+        // By reference: moving the node out of the `Result` would copy it in this frame,
+        // which is under `prepare` (the inference's stack peak with the stems' bands).
+        let decoded = postcard::take_from_bytes::<Node>(bytes);
+        let (node, rest) = decoded.as_ref().ok()?;
         *bytes = rest;
         let mut inputs: heapless::Vec<(u16, TensorDesc), 2> = heapless::Vec::new();
         for &t in &node.inputs {
             let _ = inputs.push((t, self.tensor(t)?));
         }
         let output = (node.output, self.tensor(node.output)?);
-        let prepared = prepare(self.data, &node, index, &inputs, &output, false).ok()?;
         // Pushed, not collected: heapless's `collect` panics on overflow.
         let mut ranges: heapless::Vec<(usize, usize), 2> = heapless::Vec::new();
         for (_, d) in &inputs {
             let _ = ranges.push(range(d));
         }
-        let out_range = range(&output.1);
-        let in_desc = inputs.first()?.1;
-        // A staged node over its input (`in_place`), with longer pieces in the scratch the
-        // model has anyway (`Staging::within`).
-        let staging = match prepared {
-            Prepared::ConvAdd(..) | Prepared::Add { .. } => None,
-            _ if range(&in_desc).0 == out_range.0 => {
-                let room = self
-                    .scratch_len
-                    .saturating_sub(fast::choose(&prepared, Kernels::NATIVE).1);
-                Some(Staging::of(&node.op, map(&in_desc), map(&output.1))?.within(room))
-            }
-            _ => None,
-        };
-        Some(Step {
+        // The prepared node written once, into the step: a local of its own would be copied.
+        let mut step = Step {
             index,
             kernel: self.kernels.get(index, &node.op),
-            prepared,
+            prepared: prepare(self.data, node, index, &inputs, &output, false).ok()?,
             inputs: ranges,
-            output: out_range,
-            staging,
-        })
+            output: range(&output.1),
+            staging: None,
+        };
+        step.staging = self.staging(node, &step.prepared, &inputs.first()?.1, &output.1);
+        Some(step)
+    }
+}
+
+impl Graph<'_> {
+    /// How node `node` (`prepared`) stages its input when the planner put its output over it
+    /// (`in_place`), with longer pieces in the scratch the model has anyway
+    /// (`Staging::within`); `None` for a node apart from its input. Never inlined: its locals
+    /// stay off [`Graph::step`]'s frame, which is under `prepare`.
+    #[inline(never)]
+    fn staging(
+        &self,
+        node: &Node,
+        prepared: &Prepared<'_>,
+        input: &TensorDesc,
+        output: &TensorDesc,
+    ) -> Option<Staging> {
+        match prepared {
+            Prepared::ConvAdd { .. } | Prepared::Add { .. } => None,
+            _ if range(input).0 == range(output).0 => {
+                let room = self
+                    .scratch_len
+                    .saturating_sub(fast::choose(prepared, Kernels::NATIVE).1);
+                Some(Staging::of(&node.op, map(input), map(output))?.within(room))
+            }
+            _ => None,
+        }
     }
 }
 

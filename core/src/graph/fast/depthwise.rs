@@ -38,13 +38,32 @@ fn row_values(w: usize, window: Window) -> usize {
     (w + usize::from(window.pads[1]) + usize::from(window.pads[3]) + 3) & !1
 }
 
-/// Sums a whole-plane channel keeps at least: several output rows' sums requantized in one
-/// run, four outputs a word (a row of a small map alone would leave a tail of one to three).
+/// Sums a channel keeps at least: several output rows' sums requantized in one run, four
+/// outputs a word (a row of a small map alone would leave a tail of one to three). The loader
+/// reserves this many; at run time a whole plane's sums take all the model's scratch after
+/// the plane (`sums_in`), so only a node that sets the model's scratch runs with this few.
 const SUMS_BLOCK: usize = 64;
 
-/// The sums' length for rows of `values` int16 values.
-fn sums_len(values: usize) -> usize {
-    values.max(SUMS_BLOCK)
+/// The same for a node of at most [`FEW_CHANNELS`] input channels (more than one): each run
+/// costs a setup per channel, so few channels pay little for shorter runs. MobileNet's
+/// largest planes (8 and 16 channels at 14×14) set its scratch: 128 B less for 8,880 more
+/// instructions; DS-CNN's 64-channel planes at 32 sums cost 335,880 more.
+const FEW_CHANNELS_SUMS: usize = 32;
+const FEW_CHANNELS: usize = 16;
+
+/// The sums' length for rows of `values` int16 values of an `in_c`-channel input.
+fn sums_len(in_c: usize, values: usize) -> usize {
+    let least = match in_c {
+        2..=FEW_CHANNELS => FEW_CHANNELS_SUMS,
+        _ => SUMS_BLOCK,
+    };
+    values.max(least)
+}
+
+/// The sums in `words` (the scratch after a whole plane of `in_c` channels): all of it, at
+/// least [`sums_len`]; `None` when the scratch is shorter.
+fn sums_in(words: &mut [u32], in_c: usize, values: usize) -> Option<&mut [i32]> {
+    (words.len() >= sums_len(in_c, values)).then(|| bytemuck::cast_slice_mut(words))
 }
 
 /// Most scratch a depthwise conv's whole padded plane may take; a larger map is read through
@@ -79,7 +98,7 @@ pub fn scratch_bytes(in_shape: MapShape, _out_c: usize, window: Window) -> usize
     // The int16 rows, then the i32 sums.
     rows_bytes(in_shape, window)
         .0
-        .saturating_add(sums_len(row_values(in_shape.w, window)).saturating_mul(4))
+        .saturating_add(sums_len(in_shape.c, row_values(in_shape.w, window)).saturating_mul(4))
         .saturating_add(3)
 }
 
@@ -96,7 +115,7 @@ pub fn conv(node: &ConvParams<'_>, input: &[i8], output: &mut [i8], scratch: &mu
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     if in_c == 1 {
         // The sums, then as many rows as the rest of the model's scratch holds.
-        let Some((acc, bands)) = words.split_at_mut_checked(sums_len(values)) else {
+        let Some((acc, bands)) = words.split_at_mut_checked(sums_len(1, values)) else {
             return false;
         };
         return stem_bands(node, input, output, bands, bytemuck::cast_slice_mut(acc));
@@ -104,10 +123,9 @@ pub fn conv(node: &ConvParams<'_>, input: &[i8], output: &mut [i8], scratch: &mu
     let Some((rows, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let Some(acc) = sums.get_mut(..sums_len(values)) else {
+    let Some(acc) = sums_in(sums, in_c, values) else {
         return false;
     };
-    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
     if whole_plane {
         return by_planes(node, input, output, rows, acc);
     }
@@ -129,7 +147,10 @@ fn by_rows(node: &ConvParams<'_>, input: &[i8], output: &mut [i8], ring: &mut Ro
         ring.reset();
         let outs = out_group.chunks_exact_mut(out_plane.max(1));
         for (j, out_c) in outs.enumerate() {
-            let Some(taps) = ChannelTaps::new(node, c * per_input + j) else {
+            // By reference: moving the taps out of the `Option` would copy them (the
+            // stack peak).
+            let taps = ChannelTaps::new(node, c * per_input + j);
+            let Some(taps) = &taps else {
                 return false;
             };
             for (oy, out_row) in out_c.chunks_exact_mut(node.out_shape.w.max(1)).enumerate() {
@@ -175,27 +196,25 @@ pub fn conv_in_place(node: &ConvParams<'_>, tensor: &mut [i8], scratch: &mut [i8
     let (in_plane, out_plane) = (in_shape.plane(), out_shape.plane());
     // Checked before anything is written: past them every channel runs (the rows' lengths
     // follow from the scratch's).
-    let fits = kh <= MAX_SIDE && kw <= MAX_SIDE && kh > 0 && kw > 0 && in_shape.c == out_shape.c;
     let data = node.weights.len() >= out_shape.c * kh * kw
         && node.channels.bias.len() >= out_shape.c
         && node.channels.multiplier.len() >= out_shape.c
         && node.channels.shift.len() >= out_shape.c;
-    if !fits || !data || out_plane > in_plane || tensor.len() < in_shape.c * in_plane {
+    if !runs_over_itself(in_shape, out_shape, node.window)
+        || !data
+        || tensor.len() < in_shape.c * in_plane
+    {
         return false;
     }
-    let (rows_len, whole_plane) = rows_bytes(in_shape, node.window);
+    let rows_len = rows_bytes(in_shape, node.window).0;
     let values = row_values(in_shape.w, node.window);
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
     let Some((buffer, sums)) = words.split_at_mut_checked(rows_len / 4) else {
         return false;
     };
-    let Some(acc) = sums.get_mut(..sums_len(values)) else {
+    let Some(acc) = sums_in(sums, in_shape.c, values) else {
         return false;
     };
-    if !whole_plane {
-        return false;
-    }
-    let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
     pad_planes(node, buffer);
     for c in 0..in_shape.c {
         widen_plane(
@@ -213,6 +232,19 @@ pub fn conv_in_place(node: &ConvParams<'_>, tensor: &mut [i8], scratch: &mut [i8
         }
     }
     true
+}
+
+/// Whether [`conv_in_place`] runs a conv of these shapes over its own input (so the loader
+/// sizes no staging for it): one output per channel, output planes no larger than the input
+/// planes, a kernel this path takes, and the input plane widened whole (each is widened
+/// before its output plane is written; a ring of rows would be overwritten).
+pub fn runs_over_itself(in_shape: MapShape, out_shape: MapShape, window: Window) -> bool {
+    let [kh, kw] = window.kernel.map(usize::from);
+    (1..=MAX_SIDE).contains(&kh)
+        && (1..=MAX_SIDE).contains(&kw)
+        && in_shape.c == out_shape.c
+        && out_shape.plane() <= in_shape.plane()
+        && rows_bytes(in_shape, window).1
 }
 
 /// `buffer` filled with the input zero point: the padding of every plane [`widen_plane`]
@@ -252,10 +284,13 @@ fn plane_outputs(
 ) -> bool {
     let outs = out_group.chunks_exact_mut(node.out_shape.plane().max(1));
     for (j, out_c) in outs.enumerate() {
-        let Some(taps) = ChannelTaps::new(node, first + j) else {
+        // By reference: moving the taps out of the `Option` would copy them (the
+        // stack peak).
+        let taps = ChannelTaps::new(node, first + j);
+        let Some(taps) = &taps else {
             return false;
         };
-        if !channel_rows(node, &taps, buffer, acc, out_c) {
+        if !channel_rows(node, taps, buffer, acc, out_c) {
             return false;
         }
     }
@@ -307,16 +342,63 @@ fn channel_rows(
 
 /// One output channel's weights and requantization, prepared for its rows.
 pub(super) struct ChannelTaps {
-    /// `(w[2i], w[2i+1])` of each kernel row as a word; an odd width's last tap apart.
-    pairs: [u32; MAX_PAIRS],
-    singles: [i32; MAX_SIDE],
-    /// A 3-wide kernel of 3 or 5 rows as the sums' loops read it (`dsp::kx3_sums`).
-    kx3: Option<[u32; KX3_TAPS]>,
+    taps: Taps,
     kh: usize,
     kw: usize,
     bias: i32,
     requant: Requant,
     clamp: [i8; 2],
+}
+
+/// A channel's weights in one form or the other, never both: the taps sit on the stack under
+/// every row's sums (with a stem's bands, the inference's deepest path).
+enum Taps {
+    /// A 3-wide kernel of 3 or 5 rows as the sums' loops read it (`dsp::kx3_sums`): per row
+    /// `(w0, w1)` and `(w1, w2)`, then the bias twice ([`kx3_taps`]).
+    Kx3([u32; KX3_TAPS]),
+    /// Any other: `(w[2i], w[2i+1])` of each kernel row as a word, an odd width's last tap
+    /// apart ([`pair_taps`]).
+    Pairs {
+        pairs: [u32; MAX_PAIRS],
+        singles: [i32; MAX_SIDE],
+    },
+}
+
+impl Taps {
+    /// Kernel row `ky`'s pair `i` as a word, `(w[2i], w[2i+1])`.
+    fn pair(&self, ky: usize, i: usize, pairs_per_row: usize) -> Option<u32> {
+        match self {
+            Taps::Kx3(taps) => taps.get(2 * ky).filter(|_| i == 0).copied(),
+            Taps::Pairs { pairs, .. } => pairs.get(ky * pairs_per_row + i).copied(),
+        }
+    }
+
+    /// Kernel row `ky`'s last tap of an odd width.
+    fn single(&self, ky: usize) -> Option<i32> {
+        match self {
+            // `(w1, w2)`: w2 in the high half.
+            Taps::Kx3(taps) => taps.get(2 * ky + 1).map(|&w| i32::from((w >> 16) as i16)),
+            Taps::Pairs { singles, .. } => singles.get(ky).copied(),
+        }
+    }
+}
+
+/// A `kw`-wide kernel's rows `w_c` as [`Taps::Pairs`].
+fn pair_taps(w_c: &[i8], kw: usize) -> Taps {
+    let mut pairs = [0_u32; MAX_PAIRS];
+    let mut singles = [0_i32; MAX_SIDE];
+    let pairs_per_row = kw / 2;
+    for (ky, w_row) in w_c.chunks_exact(kw.max(1)).enumerate() {
+        for (i, pair) in w_row.chunks_exact(2).enumerate() {
+            if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
+                *p = half(*a) | half(*b) << 16;
+            }
+        }
+        if let (Some(s), Some(&last), true) = (singles.get_mut(ky), w_row.last(), kw % 2 == 1) {
+            *s = i32::from(last);
+        }
+    }
+    Taps::Pairs { pairs, singles }
 }
 
 /// How a channel's sums become int8, fastest first.
@@ -333,32 +415,10 @@ impl ChannelTaps {
         let [kh, kw] = node.window.kernel.map(usize::from);
         let w_c = node.weights.get(o * kh * kw..(o + 1) * kh * kw)?;
         let (bias, exact) = node.channels.channel(o);
-        let mut pairs = [0_u32; MAX_PAIRS];
-        let mut singles = [0_i32; MAX_SIDE];
-        if kw == 3 {
-            // The common case, without the general loop's bookkeeping.
-            for ((p, s), w_row) in pairs.iter_mut().zip(&mut singles).zip(w_c.chunks_exact(3)) {
-                if let &[a, b, c] = w_row {
-                    *p = half(a) | half(b) << 16;
-                    *s = i32::from(c);
-                }
-            }
-        } else {
-            let pairs_per_row = kw / 2;
-            for (ky, w_row) in w_c.chunks_exact(kw.max(1)).enumerate() {
-                for (i, pair) in w_row.chunks_exact(2).enumerate() {
-                    if let (Some(p), [a, b]) = (pairs.get_mut(ky * pairs_per_row + i), pair) {
-                        *p = half(*a) | half(*b) << 16;
-                    }
-                }
-                if let (Some(s), Some(&last), true) =
-                    (singles.get_mut(ky), w_row.last(), kw % 2 == 1)
-                {
-                    *s = i32::from(last);
-                }
-            }
-        }
-        let kx3 = (kw == 3 && (kh == 3 || kh == 5)).then(|| kx3_taps(w_c, bias));
+        let taps = match kw == 3 && (kh == 3 || kh == 5) {
+            true => Taps::Kx3(kx3_taps(w_c, bias)),
+            false => pair_taps(w_c, kw),
+        };
         let clamp = node.channels.clamp;
         let requant = match FoldedRequant::new(&exact, clamp) {
             Some(folded) => Requant::Folded(folded),
@@ -367,9 +427,7 @@ impl ChannelTaps {
             }
         };
         Some(Self {
-            pairs,
-            singles,
-            kx3,
+            taps,
             kh,
             kw,
             bias,
@@ -380,7 +438,7 @@ impl ChannelTaps {
 
     /// Whether [`Self::kx3_sums`] takes this kernel at `stride`.
     fn takes_kx3(&self, stride: usize) -> bool {
-        self.kx3.is_some() && (stride == 1 || stride == 2)
+        matches!(self.taps, Taps::Kx3(_)) && (stride == 1 || stride == 2)
     }
 
     /// `acc[y·width + i]` = output `i`'s sum (bias included) of output row `y < rows`, whose
@@ -394,7 +452,7 @@ impl ChannelTaps {
         (width, rows, step): (usize, usize, usize),
         acc: &mut [i32],
     ) -> bool {
-        let Some(taps) = &self.kx3 else {
+        let Taps::Kx3(taps) = &self.taps else {
             return false;
         };
         let input = |k: usize| inputs.get(k).copied().unwrap_or_default();
@@ -468,14 +526,18 @@ impl ChannelTaps {
             for (ky, &row) in rows.iter().enumerate().take(self.kh) {
                 let row: &[i16] = bytemuck::cast_slice(row);
                 let row = row.get(x..).unwrap_or_default();
-                let row_pairs = self.pairs.get(ky * pairs_per_row..).unwrap_or_default();
-                for (i, &p) in row_pairs.iter().enumerate().take(pairs_per_row) {
-                    if let Some(&[a, b]) = row.get(2 * i..2 * i + 2) {
+                for i in 0..pairs_per_row {
+                    if let (Some(p), Some(&[a, b])) = (
+                        self.taps.pair(ky, i, pairs_per_row),
+                        row.get(2 * i..2 * i + 2),
+                    ) {
                         let word = u32::from(a as u16) | u32::from(b as u16) << 16;
                         acc = smlad(p, word, acc);
                     }
                 }
-                if let (Some(&s), Some(&v)) = (self.singles.get(ky), row.get(self.kw - 1)) {
+                let odd = self.kw % 2 == 1;
+                if let (Some(s), Some(&v), true) = (self.taps.single(ky), row.get(self.kw - 1), odd)
+                {
                     acc = acc.wrapping_add(s * i32::from(v));
                 }
             }
@@ -682,13 +744,16 @@ fn stem_bands(
         let buffer = bands.get_mut(..in_rows * row_words).unwrap_or_default();
         widen_band(node, input, first * sh, buffer);
         for (o, out_c) in output.chunks_exact_mut(out_plane.max(1)).enumerate() {
-            let Some(taps) = ChannelTaps::new(node, o) else {
+            // By reference: moving the taps out of the `Option` would copy them (the
+            // stack peak).
+            let taps = ChannelTaps::new(node, o);
+            let Some(taps) = &taps else {
                 return false;
             };
             let Some(out_rows) = out_c.get_mut(first * out_w..(first + rows) * out_w) else {
                 return false;
             };
-            if !channel_rows(node, &taps, buffer, acc, out_rows) {
+            if !channel_rows(node, taps, buffer, acc, out_rows) {
                 return false;
             }
         }

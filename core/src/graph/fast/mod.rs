@@ -40,6 +40,8 @@ mod requant;
 
 use crate::ops::kernels::Kernels;
 
+use super::format::{NodeOp, TensorDesc};
+use super::in_place::staged_scratch;
 use super::prepared_node::Prepared;
 
 pub use super::kernel_table::{GraphKernel, KernelTable};
@@ -103,6 +105,39 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
         return (GraphKernel::Portable, 0);
     }
     (kernel, scratch)
+}
+
+/// Whether `kernel` runs `prepared`, planned over its own input, with no staging
+/// (`run::run_over_itself`: the pointwise Conv, and the depthwise Conv whose input plane
+/// it widens whole).
+pub(crate) fn runs_over_itself(kernel: GraphKernel, prepared: &Prepared<'_>) -> bool {
+    let Prepared::Conv(conv) = prepared else {
+        return false;
+    };
+    let (in_shape, out_shape, window) = (conv.in_shape, conv.out_shape, conv.window);
+    match kernel {
+        GraphKernel::Pointwise => pointwise::runs_over_itself(in_shape, out_shape, window),
+        GraphKernel::Depthwise => depthwise::runs_over_itself(in_shape, out_shape, window),
+        _ => false,
+    }
+}
+
+/// The kernel node `op` (checked into `prepared`) runs with on `kernels`, and the scratch it
+/// takes: its kernel's, plus its staging when the planner put `output` over `input` and
+/// that kernel does not run over its own input. The one rule the loader and the reports
+/// (and so the planner, which weighs the loaded figure) share.
+pub(crate) fn node_scratch(
+    prepared: &Prepared<'_>,
+    kernels: Kernels,
+    op: &NodeOp,
+    (input, output): (&TensorDesc, &TensorDesc),
+) -> (GraphKernel, usize) {
+    let (kernel, scratch) = choose(prepared, kernels);
+    let staging = match runs_over_itself(kernel, prepared) {
+        true => 0,
+        false => staged_scratch(op, input, output),
+    };
+    (kernel, scratch.saturating_add(staging))
 }
 
 #[cfg(test)]

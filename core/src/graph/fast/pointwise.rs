@@ -17,6 +17,8 @@
 //! not take (a left shift, a right shift of 1 or above 23), runs one channel at a time with
 //! `ChannelRequant`.
 
+use crate::shape::MapShape;
+
 use super::super::channel_data::ChannelData;
 use super::super::conv_params::ConvParams;
 use super::super::format::Window;
@@ -47,6 +49,12 @@ pub fn conv_add_scratch_bytes(c: usize, out_c: usize) -> usize {
         .saturating_add(4 * out_c)
 }
 
+/// Whether [`conv_in_place`] runs a Conv this kernel takes over its own input (so the loader
+/// sizes no staging for it): stride 1, the output pixels the input's.
+pub fn runs_over_itself(in_shape: MapShape, out_shape: MapShape, window: Window) -> bool {
+    window.stride == [1, 1] && in_shape.plane() == out_shape.plane()
+}
+
 /// Whether this kernel takes a Conv of this window and group count.
 pub fn takes(window: Window, groups: usize) -> bool {
     groups == 1 && window.kernel == [1, 1] && window.pads == [0; 4]
@@ -69,7 +77,7 @@ pub fn conv(node: &ConvParams<'_>, input: &[i8], output: &mut [i8], scratch: &mu
 #[inline(never)]
 pub fn conv_in_place(node: &ConvParams<'_>, tensor: &mut [i8], scratch: &mut [i8]) -> bool {
     let (in_shape, out_shape) = (node.in_shape, node.out_shape);
-    if node.window.stride != [1, 1] || in_shape.plane() != out_shape.plane() {
+    if !runs_over_itself(in_shape, out_shape, node.window) {
         return false;
     }
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;
