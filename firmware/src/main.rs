@@ -373,7 +373,8 @@ fn print_profile(
             .map_or(0, |(&start, &end)| counter.between(start, end))
     };
     if let Some(graph) = model.graph() {
-        // A graph's tensors sit at planned offsets and its kernels take no scratch.
+        // A graph's tensors sit at planned offsets; each node's scratch is what the loader
+        // sized for its kernel (and its staging, when it runs over its input).
         for node in graph.nodes() {
             let name = match node.node.op {
                 qcnn_core::graph::NodeOp::Conv(_) => "conv",
@@ -385,12 +386,13 @@ fn print_profile(
                 qcnn_core::graph::NodeOp::ConvAdd(_) => "conv+add",
             };
             hprintln!(
-                "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes 0",
+                "# node {} {} instructions {} macs {} arena_bytes {} scratch_bytes {}",
                 node.index,
                 name,
                 between(node.index),
                 node.macs,
                 model.arena_len(),
+                graph.node_scratch_len(&node, Kernels::NATIVE),
             );
         }
         return Ok(());

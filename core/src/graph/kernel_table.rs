@@ -14,6 +14,8 @@ pub enum GraphKernel {
     AddTable,
     Average,
     MaxRows,
+    /// Gemm on the chain's Linear kernel, two weight rows a pass with SMLAD (`fast::gemm`).
+    GemmRows,
 }
 
 /// Each node's kernel, chosen at load (`choose`): two bits per node, the kernel's place in
@@ -26,33 +28,34 @@ pub struct KernelTable {
 
 impl KernelTable {
     /// The kernels of a Conv (and of a Conv with its residual Add fused, which runs the patch
-    /// conv or the portable code), of an Add, of the average pools, of MaxPool; a Gemm has only
-    /// the portable one. Code 0 is the portable kernel for every operator.
-    const OPTIONS: [[GraphKernel; 4]; 4] = {
+    /// conv or the portable code), of an Add, of the average pools, of MaxPool, of a Gemm.
+    /// Code 0 is the portable kernel for every operator.
+    const OPTIONS: [[GraphKernel; 4]; 5] = {
         use GraphKernel::*;
         [
             [Portable, PatchConv, Pointwise, Depthwise],
             [Portable, AddTable, Portable, Portable],
             [Portable, Average, Portable, Portable],
             [Portable, MaxRows, Portable, Portable],
+            [Portable, GemmRows, Portable, Portable],
         ]
     };
 
-    fn family(op: &NodeOp) -> Option<usize> {
+    fn family(op: &NodeOp) -> usize {
         match op {
-            NodeOp::Conv(_) | NodeOp::ConvAdd(_) => Some(0),
-            NodeOp::Add(_) => Some(1),
-            NodeOp::AveragePool { .. } | NodeOp::GlobalAveragePool => Some(2),
-            NodeOp::MaxPool(_) => Some(3),
-            NodeOp::Gemm(_) => None,
+            NodeOp::Conv(_) | NodeOp::ConvAdd(_) => 0,
+            NodeOp::Add(_) => 1,
+            NodeOp::AveragePool { .. } | NodeOp::GlobalAveragePool => 2,
+            NodeOp::MaxPool(_) => 3,
+            NodeOp::Gemm(_) => 4,
         }
     }
 
     /// Records `kernel` for node `index` (an operator of `op`'s kind); a kernel outside the
     /// operator's list, or an index past [`MAX_NODES`], stays portable.
     pub(crate) fn set(&mut self, index: usize, op: &NodeOp, kernel: GraphKernel) {
-        let code = Self::family(op)
-            .and_then(|f| Self::OPTIONS.get(f))
+        let code = Self::OPTIONS
+            .get(Self::family(op))
             .and_then(|list| list.iter().position(|&k| k == kernel))
             .unwrap_or(0) as u32;
         if let Some(word) = self.bits.get_mut(index / 16) {
@@ -67,8 +70,8 @@ impl KernelTable {
             .bits
             .get(index / 16)
             .map_or(0, |word| (word >> (2 * (index % 16))) & 3);
-        Self::family(op)
-            .and_then(|f| Self::OPTIONS.get(f))
+        Self::OPTIONS
+            .get(Self::family(op))
             .and_then(|list| list.get(code as usize))
             .copied()
             .unwrap_or(GraphKernel::Portable)

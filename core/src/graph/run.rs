@@ -422,6 +422,9 @@ fn run_fast(
             fast::average::global_average(a, *in_shape, out);
             true
         }
+        (GraphKernel::GemmRows, Prepared::Gemm { weights, channels }) => {
+            fast::gemm::gemm(a, out, weights, channels, scratch)
+        }
         _ => false,
     }
 }

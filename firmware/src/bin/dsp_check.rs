@@ -40,7 +40,7 @@ use qcnn_firmware as _;
 
 const CONV_CASES: usize = 400;
 /// Random cases of each of the graph's fast kernels (issue 12): patch conv (also with a
-/// fused residual Add), depthwise, Add (and in place), average pools.
+/// fused residual Add), depthwise, Add (and in place), average pools, Gemm.
 const GRAPH_CASES: usize = 150;
 const LINEAR_CASES: usize = 300;
 /// Random Conv2d → Conv2d pairs streamed on the M4 (`qcnn_core::dsp_stream_pair`).
@@ -161,7 +161,7 @@ fn main() -> ! {
                 pair_outputs
             );
             hprintln!(
-                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise, its fused Add too), depthwise conv (also one-channel stems), Add (and in place), average and max pools ({} outputs): identical to the portable code",
+                "dsp_check: graph kernels, {} random cases each of patch conv (also with a fused residual Add; every third pointwise, its fused Add too), depthwise conv (also one-channel stems), Add (and in place), average and max pools, Gemm ({} outputs): identical to the portable code",
                 GRAPH_CASES,
                 graph_outputs
             );
@@ -782,6 +782,47 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             &b.portable[..input.c],
         )?;
         outputs += out_len + input.c;
+    }
+    Ok(outputs + check_gemm(b)?)
+}
+
+/// The graph's Gemm with the Linear rows (`fast::gemm`) against the portable Gemm: ResNet-8's
+/// and DS-CNN's 64 → 10 and MobileNet's 128 → 10 first, then random lengths (every third
+/// whole words of at least 32, which the rows take; the others declined), every fifth case's
+/// weights a byte off their word (declined). A case the rows should take and decline fails.
+fn check_gemm(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
+    let mut rng = Rng(0x6E33);
+    let mut outputs = 0;
+    for case in 0..GRAPH_CASES {
+        let (k, n) = match case {
+            0 => (64, 10),
+            1 => (128, 10),
+            _ if case % 3 == 0 => (4 * (rng.below(250) + 8), rng.below(CHANNEL_SLOTS) + 1),
+            _ => (rng.below(1000) + 1, rng.below(CHANNEL_SLOTS) + 1),
+        };
+        let skew = usize::from(case % 5 == 4);
+        if skew + k * n > b.weights.len() || fast::gemm::scratch_bytes(k) + 3 > b.scratch.len() {
+            continue;
+        }
+        let extreme = [Some(-128), Some(127)].get(case % 10).copied().flatten();
+        for v in &mut b.weights[skew..skew + k * n] {
+            *v = extreme.unwrap_or(rng.weight());
+        }
+        rng.fill(&mut b.input[..k], extreme);
+        let Some(channels) = graph_channels(b.channels, &mut rng, n, k) else {
+            return Err(refused("gemm channels", case));
+        };
+        let (x, weights) = (&b.input[..k], &b.weights[skew..skew + k * n]);
+        graph_kernels::gemm(x, &mut b.portable[..n], weights, &channels);
+        let s = scratch(b.scratch, case, fast::gemm::scratch_bytes(k));
+        let ran = fast::gemm::gemm(x, &mut b.fast[..n], weights, &channels, s);
+        if ran != (fast::gemm::takes(k) && skew == 0) {
+            return Err(refused("gemm (rows took or declined the wrong case)", case));
+        }
+        if ran {
+            compare("gemm", case, &b.fast[..n], &b.portable[..n])?;
+            outputs += n;
+        }
     }
     Ok(outputs)
 }

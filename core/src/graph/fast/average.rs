@@ -1,7 +1,8 @@
 //! AveragePool and GlobalAveragePool ([`crate::graph::kernels::pool`] and
 //! [`crate::graph::kernels::global_average`]) with each run of values summed a word of four
 //! bytes at a time (`dsp::sum_bytes`: two SXTAB16 a word on the Cortex-M4); a window as wide
-//! as the map (DS-CNN's 14×14 average) is one run.
+//! as the map is one run, and one over the whole map unpadded (DS-CNN's 14×14 average) is the
+//! global average.
 
 use crate::shape::MapShape;
 
@@ -9,7 +10,9 @@ use super::super::format::Window;
 use super::super::kernels::{global_average_body, pool_body};
 use super::dsp::sum_bytes;
 
-/// The mean of each channel over H×W, same quantization.
+/// The mean of each channel over H×W, same quantization. Never inlined: the GlobalAveragePool
+/// node and a whole-map [`average_pool`] share one copy.
+#[inline(never)]
 pub fn global_average(input: &[i8], in_shape: MapShape, output: &mut [i8]) {
     global_average_body(input, in_shape, output, sum_bytes);
 }
@@ -23,6 +26,15 @@ pub fn average_pool(
     window: Window,
     average: (bool, i8),
 ) {
+    // A window over the whole map, unpadded (DS-CNN's 14×14): the mean of each plane, with
+    // none of the window bookkeeping per output (the same taps and count either way).
+    let whole = usize::from(window.kernel[0]) == in_shape.h
+        && usize::from(window.kernel[1]) == in_shape.w
+        && window.pads == [0; 4];
+    if whole && out_shape.plane() == 1 {
+        global_average(input, in_shape, output);
+        return;
+    }
     pool_body(
         input,
         in_shape,

@@ -11,9 +11,9 @@ use crate::ops::pointwise_columns::blocks_fit;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, mac_patch4, mac_patch4_unrolled,
-    max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad, sum_bytes,
-    sxtb16_pairs,
+    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, linear, mac_patch4,
+    mac_patch4_unrolled, max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad,
+    sum_bytes, sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -66,6 +66,26 @@ pub(crate) fn mac_patch4(patch: &[u32], weights: &[i8], groups: usize, acc: &mut
                 .wrapping_add(w3 * x3);
         }
     }
+}
+
+/// The Cortex-M4's Linear kernel (`ops::arm_dsp::linear`) as one dot product per row, within
+/// its limits: at least one 32-byte step, whole words, word-aligned rows, and the input's
+/// int16 pairs held by `scratch`; `false` (nothing written) outside them.
+#[cfg(not(qcnn_arm_dsp))]
+pub(crate) fn linear(
+    op: &crate::ops::linear_op::LinearOp<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [i8],
+) -> bool {
+    let k = op.in_features;
+    let aligned = (op.weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
+    let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1.len();
+    if k < crate::ops::scratch::LINEAR_STEP || !aligned || words < k / 2 || input.len() < k {
+        return false;
+    }
+    op.run_rows(input, output);
+    true
 }
 
 #[cfg(not(qcnn_arm_dsp))]

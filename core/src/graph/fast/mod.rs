@@ -17,6 +17,8 @@
 //!   image widened in bands of rows as large as the model's scratch holds.
 //! - [`add`]: TFLite's int8 Add with each input's rescaling looked up in a 256-entry table
 //!   built once per call (two of TFLite's three multiplies per element gone).
+//! - [`gemm`]: Gemm on the chain engine's Linear kernel itself (`ops::arm_dsp::linear`): the
+//!   input unpacked once to int16, two weight rows at a time with SMLAD, then the clamp.
 //! - [`average`]: AveragePool and GlobalAveragePool summing four bytes per word load.
 //! - [`max_pool`]: MaxPool separably, the window's rows folded column by column first,
 //!   four bytes a word (SSUB8, SEL).
@@ -33,6 +35,7 @@ pub mod add;
 pub mod average;
 pub mod depthwise;
 pub(crate) mod dsp;
+pub mod gemm;
 pub mod max_pool;
 pub mod patch_conv;
 pub mod pointwise;
@@ -99,6 +102,15 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
             GraphKernel::MaxRows,
             max_pool::scratch_bytes(in_shape.w, *window),
         ),
+        Prepared::Gemm { weights, channels } => {
+            // The input's length: the weights hold one row of it per output.
+            let in_features = weights.len() / channels.bias.len().max(1);
+            if gemm::takes(in_features) {
+                (GraphKernel::GemmRows, gemm::scratch_bytes(in_features))
+            } else {
+                (GraphKernel::Portable, 0)
+            }
+        }
         _ => (GraphKernel::Portable, 0),
     };
     if scratch > MAX_SCRATCH {

@@ -8,7 +8,7 @@ use super::*;
 use crate::graph::conv_params::ConvParams;
 use crate::graph::format::{Add, Window};
 use crate::graph::kernels::{self, ChannelData};
-use crate::graph::test_cases::{ConvCase, clamp, out_shape, random_window};
+use crate::graph::test_cases::{Channels, ConvCase, clamp, out_shape, random_window};
 use crate::shape::MapShape;
 use crate::test_util::SplitMix;
 
@@ -316,12 +316,17 @@ fn average_and_max_pools_match_the_portable_pools() {
     let mut rng = SplitMix(44);
     let mut cases = 0;
     while cases < 300 {
-        let window = random_window(&mut rng, 15);
+        let mut window = random_window(&mut rng, 15);
         let input = MapShape {
             c: 1 + rng.below(5),
             h: 1 + rng.below(20),
             w: 1 + rng.below(20),
         };
+        // Every tenth a window over the whole map, unpadded (DS-CNN's 14×14 average).
+        if cases % 10 == 0 {
+            window.kernel = [input.h as u8, input.w as u8];
+            window.pads = [0; 4];
+        }
         let Some(out) = out_shape(input, input.c, &window) else {
             continue;
         };
@@ -471,6 +476,85 @@ fn the_choice_follows_the_node_and_the_target() {
         choose(&conv_add(1, 2), crate::Kernels::Portable).0,
         GraphKernel::Portable
     );
+    // A Gemm of whole words, at least the loop's 32, takes the Linear rows.
+    let gemm_node = |in_features: usize, weights: &'static [i8]| Prepared::Gemm {
+        weights: &weights[..in_features * 2],
+        channels: ChannelData {
+            bias: &[[0; 4]; 2],
+            multiplier: &[[0; 4]; 2],
+            shift: &[0; 2],
+            zero_point: 0,
+            clamp: [-128, 127],
+        },
+    };
+    static WEIGHTS: [i8; 256] = [0; 256];
+    assert_eq!(
+        choose(&gemm_node(64, &WEIGHTS), m4),
+        (GraphKernel::GemmRows, gemm::scratch_bytes(64))
+    );
+    assert_eq!(
+        choose(&gemm_node(28, &WEIGHTS), m4),
+        (GraphKernel::Portable, 0)
+    );
+    assert_eq!(
+        choose(&gemm_node(66, &WEIGHTS), m4),
+        (GraphKernel::Portable, 0)
+    );
+    assert_eq!(
+        choose(&gemm_node(64, &WEIGHTS), crate::Kernels::Portable),
+        (GraphKernel::Portable, 0)
+    );
+}
+
+/// Gemm with the Linear rows against the portable Gemm: odd and whole-word input lengths
+/// (only whole words of at least 32 taken), any clamp, the scratch exactly as asked at any
+/// misalignment; weights off a word boundary declined with nothing written.
+#[test]
+fn gemm_rows_match_the_portable_gemm() {
+    let mut rng = SplitMix(49);
+    let mut taken = 0;
+    for case in 0..300 {
+        let k = match case % 3 {
+            0 => 4 * (8 + rng.below(64)),
+            _ => 1 + rng.below(300),
+        };
+        let out_c = 1 + rng.below(17);
+        // Word-aligned weights, as a blob's sections leave them.
+        let mut words = vec![0_u32; (k * out_c).div_ceil(4) + 1];
+        let bytes: &mut [i8] = bytemuck::cast_slice_mut(&mut words);
+        for w in bytes.iter_mut() {
+            *w = rng.next() as i8;
+        }
+        let x = rng.i8s(k);
+        let channels = Channels::random(&mut rng, out_c);
+        let data = channels.data(rng.next() as i8, clamp(&mut rng));
+        let weights = &bytes[..k * out_c];
+        let mut expected = vec![0; out_c];
+        kernels::gemm(&x, &mut expected, weights, &data);
+        let offset = rng.below(4);
+        let mut scratch = vec![0x55_i8; offset + gemm::scratch_bytes(k)];
+        let mut got = vec![0x11; out_c];
+        let ran = gemm::gemm(&x, &mut got, weights, &data, &mut scratch[offset..]);
+        assert_eq!(ran, gemm::takes(k), "k {k}");
+        if ran {
+            taken += 1;
+            assert_eq!(got, expected, "k {k} out {out_c}");
+        } else {
+            assert!(got.iter().all(|&q| q == 0x11), "k {k}: declined, yet wrote");
+        }
+        // One byte off a word boundary: declined.
+        let skewed = &bytes[1..=k * out_c];
+        let mut untouched = vec![0x11; out_c];
+        assert!(!gemm::gemm(
+            &x,
+            &mut untouched,
+            skewed,
+            &data,
+            &mut scratch[offset..]
+        ));
+        assert!(untouched.iter().all(|&q| q == 0x11));
+    }
+    assert!(taken >= 100, "only {taken} cases took the rows");
 }
 
 #[test]
@@ -519,16 +603,18 @@ fn the_kernel_table_keeps_each_nodes_kernel() {
     // Rewritten in place, neighbours untouched.
     table.set(5, &add, GraphKernel::AddTable);
     table.set(6, &gemm, GraphKernel::Depthwise);
+    table.set(7, &gemm, GraphKernel::GemmRows);
     for index in 0..MAX_NODES {
         let expected = match index {
             5 => GraphKernel::AddTable,
             // Not a Gemm's kernel: recorded as the portable one.
             6 => GraphKernel::Portable,
+            7 => GraphKernel::GemmRows,
             _ => conv_kernels[index % 4],
         };
         let op = match index {
             5 => &add,
-            6 => &gemm,
+            6 | 7 => &gemm,
             _ => &conv,
         };
         assert_eq!(table.get(index, op), expected, "node {index}");
