@@ -111,7 +111,9 @@ pub fn choose(
         .rev()
         .max_by(|&a, &b| {
             let key = |i: usize| (scored[i].accuracy, scored[i].agreement);
-            key(a).partial_cmp(&key(b)).unwrap_or(std::cmp::Ordering::Equal)
+            key(a)
+                .partial_cmp(&key(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
         })
         .unwrap_or(0);
     Ok(AutoChoice {
@@ -132,7 +134,11 @@ pub fn table(choice: &AutoChoice) -> String {
     );
     for (i, c) in choice.candidates.iter().enumerate() {
         let percentile = c.percentile.map_or("-".into(), |p| p.to_string());
-        let kept = if i == choice.chosen { "  <- chosen" } else { "" };
+        let kept = if i == choice.chosen {
+            "  <- chosen"
+        } else {
+            ""
+        };
         out += &format!(
             "  {:<11} {percentile:<11} {:>17.2}% {:>9.2}%{kept}\n",
             format!("{:?}", c.method),

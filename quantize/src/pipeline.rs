@@ -260,7 +260,9 @@ fn choose_calibration(
                     let calibration = calibrate(&float_model, calibration_images, candidate);
                     export(architecture, checkpoint, &calibration)?.blob
                 }
-                FloatSource::Graph(graph) => export_graph(graph, calibration_images, candidate)?.blob,
+                FloatSource::Graph(graph) => {
+                    export_graph(graph, calibration_images, candidate)?.blob
+                }
             })
         },
     )?;

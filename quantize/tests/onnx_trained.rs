@@ -226,7 +226,10 @@ fn auto_calibration_picks_the_recorded_choice_for_ds_cnn() {
     let quantized =
         quantize_checkpoint(&config, &models_dir().join("ds_cnn.onnx"), &data()).unwrap();
     let calibration = &quantized.report.calibration;
-    let auto = calibration.auto.as_ref().expect("auto's choice is reported");
+    let auto = calibration
+        .auto
+        .as_ref()
+        .expect("auto's choice is reported");
     let recorded: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(models_dir().join("calibration.json")).unwrap(),
     )
