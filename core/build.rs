@@ -3,6 +3,11 @@
 //! stable Rust, so the target name decides: every `thumbv7em` core (Cortex-M4, M7) has it,
 //! and any other target can opt in with `-C target-feature=+dsp`.
 //!
+//! Sets `cfg(qcnn_direct_kernels)` on the other bare-metal targets (`target_os = "none"`:
+//! Cortex-M0/M0+/M3, ...): there Conv2d and Linear run their direct loops (one dot product
+//! per kernel row or weight row) instead of im2col and the blocked gemm, the same numbers in
+//! far less flash. Flash is what such a part lacks; hosts keep the faster portable tier.
+//!
 //! Also sets `cfg(qcnn_cpu_lacks_<tier>)` for each host kernel tier this machine's CPU lacks
 //! when it builds for its own architecture, so that the testing kit's `kernel_tests!` reports
 //! those tiers' tests as ignored rather than passed.
@@ -28,6 +33,7 @@ const TIERS: [(&str, &str, &[&str]); 4] = [
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(qcnn_arm_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(qcnn_direct_kernels)");
     for (tier, _, _) in TIERS {
         println!("cargo::rustc-check-cfg=cfg(qcnn_cpu_lacks_{tier})");
     }
@@ -41,8 +47,11 @@ fn main() {
     let target = env::var("TARGET").unwrap_or_default();
     let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
     let arm = env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|arch| arch == "arm");
-    if arm && (target.starts_with("thumbv7em") || features.split(',').any(|f| f == "dsp")) {
+    let dsp = arm && (target.starts_with("thumbv7em") || features.split(',').any(|f| f == "dsp"));
+    if dsp {
         println!("cargo::rustc-cfg=qcnn_arm_dsp");
+    } else if env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "none") {
+        println!("cargo::rustc-cfg=qcnn_direct_kernels");
     }
 }
 

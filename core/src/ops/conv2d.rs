@@ -19,7 +19,9 @@
 //!
 //! [`Conv2dOp::run`] first offers the layer to the target's whole-layer fast path, if any
 //! (AVX-512 on x86-64 hosts, SMLAD on the Cortex-M4: `super::x86`, `super::arm_dsp`);
-//! [`Conv2dOp::run_portable`] is the two paths above.
+//! [`Conv2dOp::run_portable`] is the two paths above. Other microcontrollers (the Cortex-M0)
+//! take the direct path alone: im2col's copies, gemm and pooled folds are about 3 KB of flash
+//! there, which such a part lacks more than speed.
 
 use super::chunks::{chunk_len, rows, rows_mut};
 pub use super::conv2d_op::Conv2dOp;
@@ -110,7 +112,14 @@ impl Conv2dOp<'_> {
         if !super::arm_dsp::conv2d(self, input, output, scratch) {
             self.run_direct(input, output);
         }
-        #[cfg(not(qcnn_arm_dsp))]
+        // Other microcontrollers (Cortex-M0): the direct loops alone, for flash (core's
+        // build.rs). The scratch the portable tier accounts for stays unused.
+        #[cfg(qcnn_direct_kernels)]
+        {
+            let _ = scratch;
+            self.run_direct(input, output);
+        }
+        #[cfg(not(any(qcnn_arm_dsp, qcnn_direct_kernels)))]
         self.run_portable(input, output, scratch);
     }
 
@@ -335,17 +344,25 @@ impl Conv2dOp<'_> {
             .zip(self.channels.iter())
             .zip(rows_mut(output, self.output.plane()));
         for ((weights, (bias, requant)), out_plane) in outputs {
+            // As in the im2col path: where requantization is monotone, the max of the
+            // accumulators is requantized once per pooled output, not once per position.
+            let monotone = requant.is_monotone();
             for (py, out_row) in rows_mut(out_plane, self.output.w).enumerate() {
                 for (px, out) in out_row.iter_mut().enumerate() {
-                    *out = pool
-                        .positions(py, px)
-                        .map(|(y, x)| {
-                            requant.apply_outlined(
-                                bias.wrapping_add(self.accumulate(weights, input, y, x)),
-                            )
-                        })
-                        .max()
-                        .unwrap_or(i8::MIN);
+                    let (mut best_acc, mut best) = (i32::MIN, i8::MIN);
+                    for (y, x) in pool.positions(py, px) {
+                        let acc = bias.wrapping_add(self.accumulate(weights, input, y, x));
+                        if monotone {
+                            best_acc = best_acc.max(acc);
+                        } else {
+                            best = best.max(requant.apply_outlined(acc));
+                        }
+                    }
+                    *out = if monotone {
+                        requant.apply_outlined(best_acc)
+                    } else {
+                        best
+                    };
                 }
             }
         }
@@ -353,7 +370,8 @@ impl Conv2dOp<'_> {
 
     /// `Σ w·x` for the conv output at `(y, x)` of one output channel, whose weights are
     /// `weights` (C×K×K).
-    #[inline]
+    // Not inlined: one copy in flash for every call site.
+    #[inline(never)]
     fn accumulate(&self, weights: &[i8], input: &[i8], y: usize, x: usize) -> i32 {
         let k = self.kernel;
         let MapShape { h, w, .. } = self.input;
@@ -361,18 +379,26 @@ impl Conv2dOp<'_> {
         let top = (y * self.stride) as isize - self.padding as isize;
         let left = (x * self.stride) as isize - self.padding as isize;
         let mut acc = 0_i32;
-        for (w_channel, x_channel) in rows(weights, k * k).zip(rows(input, self.input.plane())) {
-            for (ky, w_row) in rows(w_channel, k).enumerate() {
+        // Rows found by offset, not by `chunks_exact`, whose remainder is a division: a
+        // library call on a Cortex-M0, where this runs once per output and kernel row.
+        let (mut w_rows, mut channel) = (weights, 0);
+        for _ in 0..self.input.c {
+            for ky in 0..k {
+                let Some((w_row, rest)) = w_rows.split_at_checked(k) else {
+                    return acc;
+                };
+                w_rows = rest;
                 let x_row = usize::try_from(top + ky as isize)
                     .ok()
                     .filter(|&iy| iy < h)
-                    .and_then(|iy| rows(x_channel, w).nth(iy));
+                    .and_then(|iy| input.get(channel + iy * w..channel + iy * w + w));
                 let row_sum = match x_row {
                     Some(x_row) => self.row_dot(w_row, x_row, left),
                     None => dot_constant(w_row, self.input_zero_point),
                 };
                 acc = acc.wrapping_add(row_sum);
             }
+            channel += h * w;
         }
         acc
     }

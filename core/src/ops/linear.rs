@@ -1,6 +1,7 @@
 //! Linear (fully connected) layer with optional fused ReLU: the weight matrix times the input
 //! vectors through [`gemm`], [`MAX_ROWS`] output features by up to [`MAX_COLUMNS`] images per
-//! call.
+//! call. Microcontrollers without the DSP extension (the Cortex-M0) run one dot product per
+//! row instead ([`LinearOp::run_rows`]): the same numbers in less flash.
 
 use super::chunks::chunk_len;
 use super::dot::dot;
@@ -29,7 +30,13 @@ impl LinearOp<'_> {
         if !super::arm_dsp::linear(self, input, output, scratch) {
             self.run_rows(input, output);
         }
-        #[cfg(not(qcnn_arm_dsp))]
+        // Other microcontrollers (Cortex-M0): one dot product per row, for flash.
+        #[cfg(qcnn_direct_kernels)]
+        {
+            let _ = scratch;
+            self.run_rows(input, output);
+        }
+        #[cfg(not(any(qcnn_arm_dsp, qcnn_direct_kernels)))]
         {
             let _ = scratch;
             self.run_portable(input, output);
@@ -64,8 +71,9 @@ impl LinearOp<'_> {
     /// reused by every image before the next block is loaded, so the weights stream from
     /// memory once per batch instead of once per image.
     pub fn run_batch(&self, inputs: &[i8], outputs: &mut [i8], scratch: &mut [i8]) {
-        // The Cortex-M4 has no cache to reuse weights from; its SMLAD kernel goes per image.
-        #[cfg(qcnn_arm_dsp)]
+        // Microcontrollers have no cache to reuse weights from: the Cortex-M4's SMLAD
+        // kernel and the Cortex-M0's rows go per image.
+        #[cfg(any(qcnn_arm_dsp, qcnn_direct_kernels))]
         {
             let out_len = self.channels.bias.len().max(1);
             let images = inputs.chunks_exact(self.in_features.max(1));
@@ -73,7 +81,7 @@ impl LinearOp<'_> {
                 self.run(input, output, scratch);
             }
         }
-        #[cfg(not(qcnn_arm_dsp))]
+        #[cfg(not(any(qcnn_arm_dsp, qcnn_direct_kernels)))]
         {
             let _ = scratch;
             self.run_gemm(gemm, inputs, outputs);

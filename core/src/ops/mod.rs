@@ -86,7 +86,7 @@ impl Op<'_> {
 
     /// Several images' inputs (`in_len` bytes each, back to back) into their outputs
     /// (`out_len` bytes each), with one image's scratch. Linear reuses its weights across the
-    /// images where a cache makes that pay (not on the Cortex-M4, where it too goes image by
+    /// images where a cache makes that pay (not on microcontrollers, where it too goes image by
     /// image, through this loop: one loop less in flash); the other layers go one image at a
     /// time.
     pub fn run_batch(
@@ -96,7 +96,7 @@ impl Op<'_> {
         (in_len, out_len): (usize, usize),
         scratch: &mut [i8],
     ) {
-        #[cfg(not(qcnn_arm_dsp))]
+        #[cfg(not(any(qcnn_arm_dsp, qcnn_direct_kernels)))]
         if let Self::Linear(op) = self {
             op.run_batch(inputs, outputs, scratch);
             return;
