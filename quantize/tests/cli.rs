@@ -319,3 +319,48 @@ fn max_arena_plans_the_streamed_schedule_or_refuses() {
     assert!(!dir.path().join("short.qcnn").exists());
     assert!(!dir.path().join("short.json").exists());
 }
+
+/// `quantize.method: auto` on a layer-sequence checkpoint: stderr gives each candidate's
+/// validation accuracy and marks the one kept, which the report names as the method.
+#[test]
+fn auto_calibration_reports_every_candidate_and_the_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo_config())
+        .unwrap()
+        .replace("method: percentile", "method: auto");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, text).unwrap();
+    let report_path = dir.path().join("report.json");
+    let output = quantize_cli(&[
+        fixture("random_init.pth").as_os_str(),
+        OsStr::new("-o"),
+        dir.path().join("m.qcnn").as_os_str(),
+        OsStr::new("--report"),
+        report_path.as_os_str(),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--data-dir"),
+        Path::new("/usr/share/datasets/fashion-mnist").as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let calibration = &report["calibration"];
+    let candidates = calibration["auto"]["candidates"].as_array().unwrap();
+    let methods: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["percentile", "minmax", "percentile", "mse"]);
+    assert_eq!(calibration["auto"]["validation_images"], 3000);
+    let chosen = &candidates[calibration["auto"]["chosen"].as_u64().unwrap() as usize];
+    assert_eq!(calibration["method"], chosen["method"]);
+    assert_eq!(calibration["percentile"], chosen["percentile"]);
+    for candidate in candidates {
+        let accuracy = candidate["accuracy"].as_f64().unwrap();
+        let row = format!("{:.2}%", 100.0 * accuracy);
+        assert!(stderr.contains(&row), "{row} missing from {stderr}");
+    }
+    assert_eq!(stderr.matches("<- chosen").count(), 1, "{stderr}");
+}
