@@ -34,6 +34,29 @@ fn run_with(
     )
 }
 
+/// Runs the CLI with `config`, writing `m.qcnn` and `report.json` into `dir`, with `first`
+/// before those arguments and `last` after; returns its output and the report's path.
+fn quantize_into(
+    dir: &Path,
+    config: &Path,
+    first: &[&OsStr],
+    last: &[&OsStr],
+) -> (std::process::Output, std::path::PathBuf) {
+    let report_path = dir.join("report.json");
+    let blob_path = dir.join("m.qcnn");
+    let mut args = first.to_vec();
+    args.extend([
+        OsStr::new("-o"),
+        blob_path.as_os_str(),
+        OsStr::new("--report"),
+        report_path.as_os_str(),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    args.extend(last);
+    (quantize_cli(&args), report_path)
+}
+
 fn assert_fails_naming(tensors: &std::collections::BTreeMap<String, Tensor>, expected: &[&str]) {
     let (code, stderr, left) = run_with(tensors);
     assert_eq!(code, Some(1), "{stderr}");
@@ -227,15 +250,7 @@ fn the_checkpoint_defaults_to_the_configs() {
         );
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, &text).unwrap();
-    let report_path = dir.path().join("report.json");
-    let output = quantize_cli(&[
-        OsStr::new("-o"),
-        dir.path().join("m.qcnn").as_os_str(),
-        OsStr::new("--report"),
-        report_path.as_os_str(),
-        OsStr::new("--config"),
-        config.as_os_str(),
-    ]);
+    let (output, report_path) = quantize_into(dir.path(), &config, &[], &[]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -330,18 +345,16 @@ fn auto_calibration_reports_every_candidate_and_the_choice() {
         .replace("method: percentile", "method: auto");
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, text).unwrap();
-    let report_path = dir.path().join("report.json");
-    let output = quantize_cli(&[
-        fixture("random_init.pth").as_os_str(),
-        OsStr::new("-o"),
-        dir.path().join("m.qcnn").as_os_str(),
-        OsStr::new("--report"),
-        report_path.as_os_str(),
-        OsStr::new("--config"),
-        config.as_os_str(),
-        OsStr::new("--data-dir"),
-        Path::new("/usr/share/datasets/fashion-mnist").as_os_str(),
-    ]);
+    let checkpoint = fixture("random_init.pth");
+    let (output, report_path) = quantize_into(
+        dir.path(),
+        &config,
+        &[checkpoint.as_os_str()],
+        &[
+            OsStr::new("--data-dir"),
+            Path::new("/usr/share/datasets/fashion-mnist").as_os_str(),
+        ],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let report: serde_json::Value =
