@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn random_models_match_the_reference() {
-        let mut rng = SplitMix(21);
+        let mut rng = SplitMix::new(21);
         let mut classes_seen = [false; 2];
         for _ in 0..300 {
             let spec = Spec::random(&mut rng);
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn batches_match_one_image_at_a_time() {
-        let mut rng = SplitMix(23);
+        let mut rng = SplitMix::new(23);
         for _ in 0..100 {
             let spec = Spec::random(&mut rng);
             let blob = spec.to_blob();
@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn bad_batches_are_refused() {
-        let spec = Spec::seed(&mut SplitMix(1));
+        let spec = Spec::seed(&mut SplitMix::new(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
         const ARENA: usize = 9408 + 288;
@@ -484,7 +484,7 @@ mod tests {
     /// MaxPool 2; Flatten; Linear 3136→256 + ReLU; Linear 256→10.
     #[test]
     fn seed_model_round_trip_and_arena() {
-        let spec = Spec::seed(&mut SplitMix(1));
+        let spec = Spec::seed(&mut SplitMix::new(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
         // Conv2 reads 8×28×28 and writes 16×14×14 (6272 + 3136), working between them in
@@ -507,7 +507,7 @@ mod tests {
             model.arena_len()
         );
         let mut arena = [0_u8; 9408 + 288];
-        let mut rng = SplitMix(2);
+        let mut rng = SplitMix::new(2);
         for _ in 0..3 {
             let image = rng.u8s(784);
             let logits = model.infer(&image, &mut arena).unwrap();
@@ -517,10 +517,10 @@ mod tests {
 
     #[test]
     fn observed_inference_reports_every_layer_in_order() {
-        let spec = Spec::seed(&mut SplitMix(1));
+        let spec = Spec::seed(&mut SplitMix::new(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
-        let image = SplitMix(3).u8s(784);
+        let image = SplitMix::new(3).u8s(784);
         let mut arena = vec![0; model.arena_len()];
         let mut seen = Vec::new();
         let logits = model
@@ -532,7 +532,7 @@ mod tests {
 
     #[test]
     fn bad_image_or_arena_is_refused() {
-        let spec = Spec::seed(&mut SplitMix(1));
+        let spec = Spec::seed(&mut SplitMix::new(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
         const ARENA: usize = 9408 + 288;
@@ -555,7 +555,7 @@ mod tests {
         // and the error names the least.
         let least = model.min_arena_len_for(Kernels::NATIVE);
         assert!(least < ARENA);
-        let image = SplitMix(6).u8s(784);
+        let image = SplitMix::new(6).u8s(784);
         let streamed = model.infer_streaming(&image, &mut arena[..least]).unwrap();
         assert_eq!(streamed.as_slice(), &spec.reference(&image)[..]);
         assert_eq!(
@@ -568,7 +568,7 @@ mod tests {
             }
         );
         // A larger arena works and gives the same answer.
-        let image = SplitMix(5).u8s(784);
+        let image = SplitMix::new(5).u8s(784);
         let exact = model.infer(&image, &mut arena).unwrap().as_slice().to_vec();
         let mut big = vec![0; 20_000];
         assert_eq!(

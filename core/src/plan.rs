@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn seed_model_plan_ping_pongs_with_scratch_between() {
-        let blob = Spec::seed(&mut SplitMix(1)).to_blob();
+        let blob = Spec::seed(&mut SplitMix::new(1)).to_blob();
         let model = Model::from_bytes(&blob).unwrap();
         let kernels = Kernels::CortexM4Dsp;
         let arena = model.arena_len_for(kernels);
@@ -608,7 +608,7 @@ mod streaming_tests {
 
     #[test]
     fn least_arena_plan_streams_conv1_into_conv2() {
-        let blob = Spec::seed(&mut SplitMix(1)).to_blob();
+        let blob = Spec::seed(&mut SplitMix::new(1)).to_blob();
         let model = Model::from_bytes(&blob).unwrap();
         let kernels = Kernels::CortexM4Dsp;
         let schedule = model.schedule_within(kernels, 0);

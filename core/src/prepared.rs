@@ -328,7 +328,7 @@ mod tests {
     /// Random models (every layer kind, shapes the direct kernels take and refuse), random
     /// batches: the tier gives [`Model::infer`]'s logits.
     fn prepared_matches_model_infer(tier: KernelTier) {
-        let mut rng = SplitMix(41);
+        let mut rng = SplitMix::new(41);
         for _ in 0..150 {
             let spec = Spec::random(&mut rng);
             let blob = spec.to_blob();
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn refuses_what_model_refuses_and_unsupported_tiers() {
-        let spec = Spec::seed(&mut SplitMix(1));
+        let spec = Spec::seed(&mut SplitMix::new(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
         let prepared = PreparedModel::with_tier(model.clone(), KernelTier::Portable).unwrap();

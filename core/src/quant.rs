@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn randomized_against_reference() {
-        let mut rng = SplitMix(0x5EED);
+        let mut rng = SplitMix::new(0x5EED);
         for _ in 0..200_000 {
             let (a, b) = (rng.i32(), rng.i32());
             assert_eq!(
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn monotone_requantizers_preserve_order() {
-        let mut rng = SplitMix(12);
+        let mut rng = SplitMix::new(12);
         for _ in 0..20_000 {
             let shift = -(rng.below(32) as i8);
             let requant =

@@ -655,7 +655,7 @@ mod tests {
     /// whole-map schedule and the reference: the same logits, bit for bit.
     #[test]
     fn streamed_logits_equal_whole_map_logits() {
-        let mut rng = SplitMix(31);
+        let mut rng = SplitMix::new(31);
         let (mut streamed_models, mut pool_consumers) = (0, 0);
         while streamed_models < 300 {
             let spec = Spec::random(&mut rng);
@@ -708,7 +708,7 @@ mod tests {
     /// map, on both kernel sets.
     #[test]
     fn seed_model_streams_its_first_two_convs() {
-        let spec = Spec::seed(&mut SplitMix(1));
+        let spec = Spec::seed(&mut SplitMix::new(1));
         let blob = spec.to_blob();
         let model = Model::from_bytes(&blob).unwrap();
         // Portable: image 784 + band 90 + ring 4×224 + band 8×4×30 + row 224 + 4 patches of
@@ -737,7 +737,7 @@ mod tests {
         assert_eq!(at(9185).unwrap().arena_len, 9185);
         assert_eq!(at(8001).unwrap().arena_len, 8001);
         assert_eq!(at(8000), None);
-        let image = SplitMix(9).u8s(784);
+        let image = SplitMix::new(9).u8s(784);
         let min = model.min_arena_len_for(Kernels::NATIVE);
         let mut arena = vec![0; min];
         let logits = model.infer_streaming(&image, &mut arena).unwrap();

@@ -5,6 +5,7 @@
 pub mod cases;
 
 use crate::ops::tier::KernelTier;
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 /// Runs `check` on `tier`, which this build found on the CPU (`kernel_tests!` marks the
 /// tests of the tiers it did not find as ignored). Fails rather than passes when the CPU
@@ -113,19 +114,20 @@ pub fn check_batch<E: core::fmt::Debug + PartialEq>(
     );
 }
 
-/// SplitMix64: tiny, fast, and good enough to drive randomized comparisons.
-pub struct SplitMix(pub u64);
+/// SplitMix64 (`rand_xoshiro`'s, the stream `qcnn_dataset::rng` pins to the reference
+/// values): tiny, fast, and good enough to drive randomized comparisons.
+pub struct SplitMix(rand_xoshiro::SplitMix64);
 
 impl SplitMix {
+    pub fn new(seed: u64) -> SplitMix {
+        SplitMix(rand_xoshiro::SplitMix64::seed_from_u64(seed))
+    }
+
     // The generator's own name for its step; it is no iterator (it never ends), and core's
     // tests and the firmware's `dsp_check` all call it so.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (n > 0), up to negligible bias.

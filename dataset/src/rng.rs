@@ -1,22 +1,21 @@
 //! The project's one seeded random number generator: the train/validation split's shuffle,
-//! and the host-side tests' generated data. Written here, so its stream never changes with a
-//! dependency's version.
+//! and the host-side tests' generated data. The stream is `rand_xoshiro`'s SplitMix64 (the
+//! same one core's testing kit draws from); the test below pins it to the reference values,
+//! so a dependency update that changed it would fail here before it moved the split.
+
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 /// Vigna's SplitMix64.
 #[derive(Clone, Debug)]
-pub struct SplitMix64(u64);
+pub struct SplitMix64(rand_xoshiro::SplitMix64);
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
+        SplitMix64(rand_xoshiro::SplitMix64::seed_from_u64(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (Lemire's multiply-and-reject, so no modulo bias).

@@ -1,7 +1,7 @@
 //! The deterministic train/validation split of the training images.
 //!
-//! A seeded Fisher–Yates shuffle with [`SplitMix64`], both written in this crate, so that the
-//! split never changes with a dependency's version.
+//! A seeded Fisher–Yates shuffle with [`SplitMix64`] (its stream pinned to the reference
+//! values by `rng`'s test), so that the split never changes with a dependency's version.
 
 use crate::DatasetError;
 use crate::rng::SplitMix64;

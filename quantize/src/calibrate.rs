@@ -90,6 +90,7 @@ pub fn calibrate_points(
         .collect();
     let histograms = match settings.method {
         CalibrationMethod::MinMax => None,
+        CalibrationMethod::Auto => panic!("auto is resolved to a candidate before calibrating"),
         CalibrationMethod::Percentile | CalibrationMethod::Mse => Some(observe(&|i| {
             Observer::Histogram(Histogram::new(observed[i], points[i].1))
         })),

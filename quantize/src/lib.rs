@@ -1,5 +1,6 @@
 //! qcnn-quantize: a float PyTorch checkpoint to a calibrated int8 `.qcnn` blob.
 
+pub mod auto_calibration;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod emit_c;

@@ -44,6 +44,9 @@ fn run() -> anyhow::Result<ExitCode> {
         quantized.report.plan = qcnn_quantize::plan::Plans::within(&model, budget)
             .map_err(|e| anyhow::anyhow!("--max-arena {budget}: {e}"))?;
     }
+    if let Some(auto) = &quantized.report.calibration.auto {
+        eprint!("{}", qcnn_quantize::auto_calibration::table(auto));
+    }
     let report = &mut quantized.report;
     report.seconds.load_data = Some(load_data);
     report.seconds.total = Some(start.elapsed().as_secs_f64());

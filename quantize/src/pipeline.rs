@@ -8,6 +8,7 @@ use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
 
+use crate::auto_calibration::{self, AutoChoice};
 use crate::calibrate::{CalibratedOutput, calibrate};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::export::{ExportError, QuantizedLayer, export};
@@ -22,7 +23,7 @@ use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationRe
 use crate::sequential::{self, FoldError, Sequential};
 use crate::validate;
 use qcnn_config::architecture::Architecture;
-use qcnn_config::config::{CalibrationMethod, Config, ConfigError};
+use qcnn_config::config::{CalibrationMethod, Config, ConfigError, QuantizeConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuantizeError {
@@ -119,11 +120,27 @@ pub fn quantize_checkpoint(
 
     let s = config.data.split;
     let split = data.split(s.train, s.validation, s.seed)?;
-    let settings = config.quantize;
-    let calibration_images: Vec<&[u8]> = split.train[..settings.calibration_images]
+    let mut settings = config.quantize;
+    let calibration_indices = &split.train[..settings.calibration_images];
+    let calibration_images: Vec<&[u8]> = calibration_indices
         .iter()
         .map(|&i| data.train.image(i))
         .collect();
+    let auto = if settings.method == CalibrationMethod::Auto {
+        let clock = Instant::now();
+        let (chosen, choice) = choose_calibration(
+            &model.float,
+            &settings,
+            data,
+            calibration_indices,
+            &calibration_images,
+        )?;
+        seconds.choose_calibration = Some(clock.elapsed().as_secs_f64());
+        settings = chosen;
+        Some(choice)
+    } else {
+        None
+    };
     let exported = match model.float {
         FloatSource::Chain(architecture, checkpoint) => {
             let clock = Instant::now();
@@ -185,6 +202,7 @@ pub fn quantize_checkpoint(
                 .then_some(settings.percentile),
             images: calibration_images.len(),
             outputs: exported.calibration,
+            auto,
         },
         validation: ValidationReport {
             samples: validation.len(),
@@ -208,6 +226,47 @@ pub fn quantize_checkpoint(
         report,
         float_model: exported.float_model,
     })
+}
+
+/// `auto`: every candidate of `settings` calibrated on `calibration_images` (the training
+/// images at `calibration`) and scored on held-out validation images; the one kept.
+fn choose_calibration(
+    float: &FloatSource,
+    settings: &QuantizeConfig,
+    data: &FashionMnist,
+    calibration: &[usize],
+    calibration_images: &[&[u8]],
+) -> Result<(QuantizeConfig, AutoChoice), QuantizeError> {
+    let candidates = auto_calibration::candidates(settings);
+    let validation = data
+        .train
+        .select(&auto_calibration::validation_indices(calibration));
+    let images = validate::images(&validation);
+    let float_logits = match float {
+        FloatSource::Chain(architecture, checkpoint) => {
+            FloatModel::new(architecture, checkpoint).forward_all(&images)
+        }
+        FloatSource::Graph(graph) => graph.forward_all(&images),
+    };
+    let choice = auto_calibration::choose(
+        &candidates,
+        &images,
+        validation.labels(),
+        &float_logits,
+        |candidate| {
+            Ok(match float {
+                FloatSource::Chain(architecture, checkpoint) => {
+                    let float_model = FloatModel::new(architecture, checkpoint);
+                    let calibration = calibrate(&float_model, calibration_images, candidate);
+                    export(architecture, checkpoint, &calibration)?.blob
+                }
+                FloatSource::Graph(graph) => {
+                    export_graph(graph, calibration_images, candidate)?.blob
+                }
+            })
+        },
+    )?;
+    Ok((candidates[choice.chosen], choice))
 }
 
 /// A blob with what the report says of it, and the float model it came from.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::auto_calibration::AutoChoice;
 use crate::calibrate::CalibratedOutput;
 use crate::export::QuantizedLayer;
 use crate::onnx::ImportReport;
@@ -39,6 +40,9 @@ pub struct CalibrationReport {
     /// Drawn from the training split only.
     pub images: usize,
     pub outputs: Vec<CalibratedOutput>,
+    /// With `method: auto`: each candidate's validation scores and the one kept (`method`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto: Option<AutoChoice>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -67,6 +71,9 @@ pub struct Timings {
     pub read_checkpoint: f64,
     pub calibrate: f64,
     pub export: f64,
+    /// `method: auto`: calibrating and scoring every candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub choose_calibration: Option<f64>,
     /// The float reference on the validation split (loading the split included).
     pub validate_float: f64,
     /// The int8 engine on the validation split.
@@ -108,6 +115,14 @@ impl Report {
             "calibration {:?}{percentile} on {} training images",
             c.method, c.images
         );
+        if let Some(auto) = &c.auto {
+            let _ = writeln!(
+                s,
+                "            chosen by auto: best of {} on {} held-out validation images",
+                auto.candidates.len(),
+                auto.validation_images
+            );
+        }
         let _ = writeln!(
             s,
             "validation  {} images        accuracy   macro-F1",

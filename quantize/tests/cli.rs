@@ -34,6 +34,29 @@ fn run_with(
     )
 }
 
+/// Runs the CLI with `config`, writing `m.qcnn` and `report.json` into `dir`, with `first`
+/// before those arguments and `last` after; returns its output and the report's path.
+fn quantize_into(
+    dir: &Path,
+    config: &Path,
+    first: &[&OsStr],
+    last: &[&OsStr],
+) -> (std::process::Output, std::path::PathBuf) {
+    let report_path = dir.join("report.json");
+    let blob_path = dir.join("m.qcnn");
+    let mut args = first.to_vec();
+    args.extend([
+        OsStr::new("-o"),
+        blob_path.as_os_str(),
+        OsStr::new("--report"),
+        report_path.as_os_str(),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ]);
+    args.extend(last);
+    (quantize_cli(&args), report_path)
+}
+
 fn assert_fails_naming(tensors: &std::collections::BTreeMap<String, Tensor>, expected: &[&str]) {
     let (code, stderr, left) = run_with(tensors);
     assert_eq!(code, Some(1), "{stderr}");
@@ -227,15 +250,7 @@ fn the_checkpoint_defaults_to_the_configs() {
         );
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, &text).unwrap();
-    let report_path = dir.path().join("report.json");
-    let output = quantize_cli(&[
-        OsStr::new("-o"),
-        dir.path().join("m.qcnn").as_os_str(),
-        OsStr::new("--report"),
-        report_path.as_os_str(),
-        OsStr::new("--config"),
-        config.as_os_str(),
-    ]);
+    let (output, report_path) = quantize_into(dir.path(), &config, &[], &[]);
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -318,4 +333,47 @@ fn max_arena_plans_the_streamed_schedule_or_refuses() {
     );
     assert!(!dir.path().join("short.qcnn").exists());
     assert!(!dir.path().join("short.json").exists());
+}
+
+/// `quantize.method: auto` on a layer-sequence checkpoint: stderr gives each candidate's
+/// validation accuracy and marks the one kept, which the report names as the method.
+#[test]
+fn auto_calibration_reports_every_candidate_and_the_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo_config())
+        .unwrap()
+        .replace("method: percentile", "method: auto");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, text).unwrap();
+    let checkpoint = fixture("random_init.pth");
+    let (output, report_path) = quantize_into(
+        dir.path(),
+        &config,
+        &[checkpoint.as_os_str()],
+        &[
+            OsStr::new("--data-dir"),
+            Path::new("/usr/share/datasets/fashion-mnist").as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let calibration = &report["calibration"];
+    let candidates = calibration["auto"]["candidates"].as_array().unwrap();
+    let methods: Vec<&str> = candidates
+        .iter()
+        .map(|c| c["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, ["percentile", "minmax", "percentile", "mse"]);
+    assert_eq!(calibration["auto"]["validation_images"], 3000);
+    let chosen = &candidates[calibration["auto"]["chosen"].as_u64().unwrap() as usize];
+    assert_eq!(calibration["method"], chosen["method"]);
+    assert_eq!(calibration["percentile"], chosen["percentile"]);
+    for candidate in candidates {
+        let accuracy = candidate["accuracy"].as_f64().unwrap();
+        let row = format!("{:.2}%", 100.0 * accuracy);
+        assert!(stderr.contains(&row), "{row} missing from {stderr}");
+    }
+    assert_eq!(stderr.matches("<- chosen").count(), 1, "{stderr}");
 }

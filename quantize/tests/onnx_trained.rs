@@ -20,13 +20,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use qcnn_config::config::Config;
+use qcnn_config::config::{CalibrationMethod, Config};
 use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
 use qcnn_quantize::graph::FloatGraph;
 use qcnn_quantize::graph::export::{ExportedGraph, QuantSource, export_graph};
 use qcnn_quantize::onnx;
-use qcnn_quantize::pipeline::input_norm;
+use qcnn_quantize::pipeline::{input_norm, quantize_checkpoint};
 use qcnn_quantize::validate;
 
 use common::{repo, repo_config};
@@ -212,6 +212,49 @@ fn trained_mobilenet_matches_onnxruntime() {
 #[test]
 fn mobilenet_on_normalized_input_matches_onnxruntime() {
     check_trained("mobilenet_norm");
+}
+
+/// `quantize.method: auto` through the whole quantization, on the trained DS-CNN: it picks the
+/// method models/calibration.json records for it (chosen on the same validation images by the
+/// `onnx_calibration_sweep` example), with the same validation accuracy per candidate.
+#[test]
+fn auto_calibration_picks_the_recorded_choice_for_ds_cnn() {
+    let text = std::fs::read_to_string(repo_config())
+        .unwrap()
+        .replace("method: percentile", "method: auto");
+    let config = Config::parse(&text, &repo_config(), &repo()).unwrap();
+    let quantized =
+        quantize_checkpoint(&config, &models_dir().join("ds_cnn.onnx"), &data()).unwrap();
+    let calibration = &quantized.report.calibration;
+    let auto = calibration
+        .auto
+        .as_ref()
+        .expect("auto's choice is reported");
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(models_dir().join("calibration.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded = &recorded["models"]["ds_cnn"];
+    let method: CalibrationMethod = serde_json::from_value(recorded["method"].clone()).unwrap();
+    assert_eq!(method, CalibrationMethod::MinMax);
+    assert_eq!(calibration.method, method);
+    assert_eq!(auto.chosen().method, method);
+    assert_eq!(auto.validation_images, 3000);
+    assert_eq!(auto.candidates.len(), 4);
+    for candidate in &auto.candidates {
+        let name = match candidate.percentile {
+            Some(p) => format!("percentile {p}"),
+            None => format!("{:?}", candidate.method).to_lowercase(),
+        };
+        let want = recorded["validation"][&name].as_f64().unwrap();
+        assert!(
+            (candidate.accuracy - want).abs() < 1e-4,
+            "{name}: validation accuracy {} vs {want} recorded",
+            candidate.accuracy
+        );
+    }
+    let summary = quantized.report.summary();
+    assert!(summary.contains("chosen by auto"), "{summary}");
 }
 
 /// Trained models of the kinds above with other shapes (models/variants/, written by

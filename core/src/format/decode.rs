@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn decodes_what_postcard_writes() {
-        let mut rng = SplitMix(13);
+        let mut rng = SplitMix::new(13);
         for _ in 0..2000 {
             let layer = random_layer(&mut rng);
             let mut bytes = encoded(&layer);
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn agrees_with_postcard_on_damaged_bytes() {
-        let mut rng = SplitMix(31);
+        let mut rng = SplitMix::new(31);
         let (mut refused, mut read) = (0, 0);
         for _ in 0..20_000 {
             let layer = random_layer(&mut rng);

@@ -243,7 +243,7 @@ struct Run<'m> {
 /// every caller: one seed), after checking that it refuses only the overlaps it must and
 /// that the portable kernels give the same output with the node in place as apart.
 fn each_in_place_case(mut check: impl FnMut(&Run<'_>)) {
-    let mut rng = SplitMix(21);
+    let mut rng = SplitMix::new(21);
     for kind in [
         Kind::Depthwise,
         Kind::MaxPool,
@@ -313,7 +313,7 @@ fn each_in_place_case(mut check: impl FnMut(&Run<'_>)) {
 #[test]
 fn every_kind_in_place_gives_the_out_of_place_output_on_the_cortex_m4() {
     // The scratch added beyond the loader's: its own stream, so the cases stay the tiers'.
-    let mut rng = SplitMix(22);
+    let mut rng = SplitMix::new(22);
     each_in_place_case(|run| {
         let Run { kind, over, .. } = run;
         // What a report shows: the node's staging on the M4, its pieces at least the
@@ -434,7 +434,7 @@ fn the_fixtures_pools_in_place_give_its_logits() {
     // AvgPool t3 → t4 and MaxPool t4 → t5 (a smaller plane), each over its input.
     pooled_over.tensors[4].offset = 145;
     pooled_over.tensors[5].offset = 145;
-    let mut rng = SplitMix(5);
+    let mut rng = SplitMix::new(5);
     let images: Vec<Vec<u8>> = (0..30).map(|_| rng.u8s(25)).collect();
     let expected = logits(&header, &data, &images);
     assert!(

@@ -51,7 +51,7 @@ pub(super) fn channels(
 /// → depthwise 3×3 pad 1 groups 4 = t2 → Add(t1, t2)+relu = t3 → AvgPool 2×2 s1 pad (0,0,1,1)
 /// = t4 → MaxPool 3×3 s2 pad 1 = t5 (4×3×2) → GlobalAveragePool = t6 → Gemm 4→3 = t7.
 pub(crate) fn fixture() -> (GraphHeader, Vec<u8>) {
-    let mut rng = SplitMix(7);
+    let mut rng = SplitMix::new(7);
     let mut buf = vec![0_u8; 4096];
     let mut w = DataWriter::new(&mut buf);
     let conv1_w = w.i8s(&rng.weights(4 * 6)).unwrap();
@@ -192,7 +192,7 @@ fn fixture_loads_and_runs_like_the_reference() {
     assert_eq!(model.arena_len(), 205);
     assert_eq!(model.num_classes(), 3);
     assert_eq!(model.macs(), 4 * 15 * 6 + 4 * 15 * 9 + 12);
-    let mut rng = SplitMix(3);
+    let mut rng = SplitMix::new(3);
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..50 {
         let image = rng.u8s(25);
@@ -216,7 +216,7 @@ fn fixture_loads_and_runs_like_the_reference() {
 #[test]
 fn an_in_place_add_runs_like_the_reference_and_no_other_overlap_loads() {
     let (header, data) = fixture();
-    let mut rng = SplitMix(5);
+    let mut rng = SplitMix::new(5);
     for h in in_place_fixtures(&header) {
         let bytes = blob(&h, &data);
         let model = Model::from_bytes(&bytes).unwrap();
@@ -540,7 +540,7 @@ fn damaged_graph_blobs_are_refused_or_run_without_panicking() {
     let (header, data) = fixture();
     let good = blob(&header, &data);
     let header_end = 12 + u32::from_le_bytes(good[8..12].try_into().unwrap()) as usize;
-    let mut rng = SplitMix(11);
+    let mut rng = SplitMix::new(11);
     let (mut loaded, mut refused) = (0, 0);
     for _ in 0..3000 {
         let mut bytes = good.clone();
@@ -603,7 +603,7 @@ pub(super) fn logits(header: &GraphHeader, data: &[u8], images: &[Vec<u8>]) -> V
 #[test]
 fn a_fused_conv_add_gives_the_unfused_logits_also_over_its_residual() {
     let (header, data) = fixture();
-    let mut rng = SplitMix(11);
+    let mut rng = SplitMix::new(11);
     let images: Vec<Vec<u8>> = (0..30).map(|_| rng.u8s(25)).collect();
     let unfused = logits(&header, &data, &images);
     assert!(

@@ -11,7 +11,7 @@ use crate::test_util::SplitMix;
 
 /// input 1×6×6 → Conv2d 1→2 3×3 pad 1 + ReLU + MaxPool 2 → 2×3×3 → Flatten → Linear 18→4.
 fn fixture() -> (Header, Vec<u8>) {
-    let mut rng = SplitMix(99);
+    let mut rng = SplitMix::new(99);
     let mut spec = Spec::new(MapShape { c: 1, h: 6, w: 6 });
     spec.conv(&mut rng, 2, (3, 1, 1), (2, 2), true);
     spec.flatten();
@@ -449,7 +449,7 @@ fn version_1_blobs_with_a_crc_32_still_load_and_run_the_same() {
         Model::from_bytes(&current).unwrap(),
         Model::from_bytes(&old).unwrap(),
     );
-    let mut rng = SplitMix(5);
+    let mut rng = SplitMix::new(5);
     let (mut a, mut b) = (
         vec![0; new_model.arena_len()],
         vec![0; old_model.arena_len()],
@@ -513,7 +513,7 @@ fn version_2_graph_blobs_with_a_crc_32_still_load() {
     );
     assert!(old_model.graph().is_some());
     assert_eq!(old_model.arena_len(), new_model.arena_len());
-    let mut rng = SplitMix(6);
+    let mut rng = SplitMix::new(6);
     let mut arena = vec![0; new_model.arena_len()];
     for _ in 0..10 {
         let image = rng.u8s(new_model.input_len());
@@ -598,7 +598,7 @@ fn layer_count_limit() {
 
 #[test]
 fn random_mutations_never_panic() {
-    let mut rng = SplitMix(1234);
+    let mut rng = SplitMix::new(1234);
     let (mut loaded, mut rejected) = (0, 0);
     let blobs: Vec<Vec<u8>> = (0..50).map(|_| Spec::random(&mut rng).to_blob()).collect();
     for round in 0..20_000 {

@@ -653,7 +653,7 @@ mod tests {
 
     #[test]
     fn randomized_against_reference() {
-        let mut rng = SplitMix(3);
+        let mut rng = SplitMix::new(3);
         let mut nonsaturated = 0;
         for _ in 0..400 {
             let (case, x) = random_case(&mut rng, 4, 5);
@@ -672,7 +672,7 @@ mod tests {
     /// must requantize every position, and more than `MAX_ROWS` output channels.
     fn im2col_matches_direct_and_reference(tier: KernelTier) {
         let gemm = crate::ops::gemm::gemm_kernel(tier);
-        let mut rng = SplitMix(4);
+        let mut rng = SplitMix::new(4);
         let mut non_monotone = 0;
         for i in 0..300 {
             let (mut case, x) = random_case(&mut rng, 8, 20);
@@ -709,7 +709,7 @@ mod tests {
 
     #[test]
     fn patches_beyond_the_stack_buffer_take_the_direct_path() {
-        let mut rng = SplitMix(5);
+        let mut rng = SplitMix::new(5);
         for i in 0..20 {
             // 24 channels × 5×5 = 600 bytes per patch > PATCH_BYTES.
             let input = MapShape {
@@ -739,7 +739,7 @@ mod tests {
     #[test]
     fn seed_model_second_conv_shape() {
         // 8×28×28 → 16 channels, 3×3 padding 1, ReLU, 2×2 pool: four 72-byte patches a call.
-        let mut rng = SplitMix(6);
+        let mut rng = SplitMix::new(6);
         let mut data = ChannelData::random(&mut rng, 16);
         data.relu = true;
         let case = Case {

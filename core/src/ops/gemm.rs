@@ -92,7 +92,7 @@ pub(crate) mod tests {
 
     #[test]
     fn portable_against_reference() {
-        let mut rng = SplitMix(21);
+        let mut rng = SplitMix::new(21);
         for _ in 0..300 {
             let (weights, columns, k) = random_case(&mut rng);
             let expected = reference(&weights, &columns, k);
@@ -113,7 +113,7 @@ pub(crate) mod tests {
     /// (so that the portable tier's run checks something too).
     fn gemm_matches_reference(tier: KernelTier) {
         let kernel = gemm_kernel(tier);
-        let mut rng = SplitMix(86);
+        let mut rng = SplitMix::new(86);
         for case in 0..2000 {
             let (mut weights, mut columns, k) = random_case(&mut rng);
             if case % 10 == 0 {
@@ -147,7 +147,7 @@ pub(crate) mod tests {
 
     #[test]
     fn dispatched_kernel_matches_portable() {
-        let mut rng = SplitMix(22);
+        let mut rng = SplitMix::new(22);
         for _ in 0..300 {
             let (weights, columns, k) = random_case(&mut rng);
             let n = columns.len() / k;

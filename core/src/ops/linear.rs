@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn new_refuses_what_the_kernels_cannot_run() {
         use crate::ops::op_error::OpError;
-        let data = ChannelData::random(&mut SplitMix(1), 2);
+        let data = ChannelData::random(&mut SplitMix::new(1), 2);
         let weights = [1; 6];
         assert!(LinearOp::new(3, &weights, data.channels()).is_ok());
         let refused = |in_features, weights: &[i8]| {
@@ -180,7 +180,7 @@ mod tests {
             refused(crate::ops::dot::MAX_DOT_LEN + 1, &weights),
             OpError::DotTooLong
         );
-        let none = ChannelData::random(&mut SplitMix(2), 0);
+        let none = ChannelData::random(&mut SplitMix::new(2), 0);
         assert_eq!(
             LinearOp::new(3, &[], none.channels()).unwrap_err(),
             OpError::EmptyOutput
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn randomized_against_reference() {
-        let mut rng = SplitMix(11);
+        let mut rng = SplitMix::new(11);
         for _ in 0..300 {
             let (in_features, out_features) = (rng.below(300) + 1, rng.below(20) + 1);
             let weights = rng.weights(in_features * out_features);
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn batches_match_one_image_at_a_time() {
-        let mut rng = SplitMix(12);
+        let mut rng = SplitMix::new(12);
         for _ in 0..200 {
             let (in_features, out_features) = (rng.below(400) + 1, rng.below(40) + 1);
             let images = rng.below(11) + 1;

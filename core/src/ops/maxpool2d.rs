@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn randomized_against_reference() {
-        let mut rng = SplitMix(7);
+        let mut rng = SplitMix::new(7);
         for _ in 0..300 {
             let (kernel, stride) = (rng.below(3) + 1, rng.below(3) + 1);
             let (c, h, w) = (

@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn matches_the_requantizer() {
-        let mut rng = SplitMix(31);
+        let mut rng = SplitMix::new(31);
         for _ in 0..200_000 {
             let shift = (rng.below(64) as i32 - 32) as i8; // includes out-of-range shifts
             let r = Requantizer::new(

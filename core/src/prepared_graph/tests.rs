@@ -32,7 +32,7 @@ fn kernels_for(tier: KernelTier, kernel: NodeKernel) -> GraphKernels {
 /// Group-1 convs (im2col + gemm) and grouped or depthwise ones (the AVX2 build of the
 /// portable code) against the portable conv.
 fn convs_match_the_portable_conv(tier: KernelTier) {
-    let mut rng = SplitMix(71);
+    let mut rng = SplitMix::new(71);
     let mut cases = 0;
     while cases < 400 {
         let window = random_window(&mut rng, 5);
@@ -90,7 +90,7 @@ fn convs_match_the_portable_conv(tier: KernelTier) {
 }
 
 fn gemm_nodes_match_the_portable_gemm(tier: KernelTier) {
-    let mut rng = SplitMix(72);
+    let mut rng = SplitMix::new(72);
     for _ in 0..300 {
         let (k, rows) = (1 + rng.below(300), 1 + rng.below(70));
         let x = rng.i8s(k);
@@ -112,7 +112,7 @@ fn gemm_nodes_match_the_portable_gemm(tier: KernelTier) {
 
 /// Add (also in place) and the average pools: on x86-64 the AVX2 build of the portable code.
 fn adds_and_average_pools_match_the_portable_ones(tier: KernelTier) {
-    let mut rng = SplitMix(73);
+    let mut rng = SplitMix::new(73);
     for case in 0..300 {
         let n = 1 + rng.below(700);
         let (a, b) = (rng.i8s(n), rng.i8s(n));
@@ -193,7 +193,7 @@ fn graphs_run_like_model_infer_on_every_tier(tier: KernelTier) {
     use crate::graph::tests::{blob, fixture, in_place_fixtures};
     let (header, data) = fixture();
     let [over_second, over_first] = in_place_fixtures(&header);
-    let mut rng = SplitMix(74);
+    let mut rng = SplitMix::new(74);
     for h in [header, over_second, over_first] {
         let bytes = blob(&h, &data);
         let model = Model::from_bytes(&bytes).unwrap();

@@ -195,7 +195,7 @@ fn scratch(buffer: &mut [i8], case: usize, len: usize) -> &mut [i8] {
 
 /// Runs every case; the outputs compared, or the first mismatching case.
 fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
-    let mut rng = Rng(0x5EED);
+    let mut rng = Rng::new(0x5EED);
     let mut outputs = 0;
     for case in 0..CONV_CASES {
         let extreme = [Some(-128), Some(127)].get(case % 10).copied().flatten();
@@ -319,7 +319,7 @@ fn check(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
 /// and any consumer the DSP kernel takes: odd channel counts and widths, kernels 1/3/5,
 /// strides 1–2, pads 0–2, fused pools) streamed against the portable kernels on whole maps.
 fn check_pairs(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
-    let mut rng = Rng(0xB0A7);
+    let mut rng = Rng::new(0xB0A7);
     let mut outputs = 0;
     let mut case = 0;
     let mut tries = 0;
@@ -468,7 +468,7 @@ fn random_window(rng: &mut Rng, max_side: usize) -> Window {
 /// The graph's fast kernels (`qcnn_core::graph::fast`) against its portable ones: the
 /// ResNet-8, DS-CNN and MobileNet layer shapes first, then random ones with odd sizes.
 fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
-    let mut rng = Rng(0x6EA9);
+    let mut rng = Rng::new(0x6EA9);
     let mut outputs = 0;
     for case in 0..2 * GRAPH_CASES {
         let depthwise = case % 2 == 1;
@@ -797,7 +797,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
 /// whole words of at least 32, which the rows take; the others declined), every fifth case's
 /// weights a byte off their word (declined). A case the rows should take and decline fails.
 fn check_gemm(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
-    let mut rng = Rng(0x6E33);
+    let mut rng = Rng::new(0x6E33);
     let mut outputs = 0;
     for case in 0..GRAPH_CASES {
         let (k, n) = match case {

@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn matches_the_requantizer_and_the_clamp() {
-        let mut rng = SplitMix(46);
+        let mut rng = SplitMix::new(46);
         for _ in 0..200_000 {
             let (r, clamp) = random_requantizer(&mut rng, 64, 32);
             let c = ChannelRequant::new(&r, clamp).unwrap();
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn the_folded_rounding_matches_the_requantizer_and_the_clamp() {
-        let mut rng = SplitMix(47);
+        let mut rng = SplitMix::new(47);
         let (mut folded, mut ties, mut tops) = (0, 0, 0);
         for case in 0..300_000 {
             let (r, clamp) = random_requantizer(&mut rng, 40, 28);
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn folded_matches_the_requantizer_and_the_clamp() {
-        let mut rng = SplitMix(47);
+        let mut rng = SplitMix::new(47);
         let mut folded = 0;
         for case in 0..400_000 {
             let (r, clamp) = random_requantizer(&mut rng, 64, 32);
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn the_pointwise_check_is_the_fold_without_a_left_shift() {
-        let mut rng = SplitMix(47);
+        let mut rng = SplitMix::new(47);
         let multipliers = [0, 1, 1 << 30, (1 << 30) + 1, i32::MAX, 1_518_500_250];
         for case in 0..400_000 {
             let shift = -2 - rng.below(22) as i8;

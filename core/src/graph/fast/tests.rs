@@ -14,7 +14,7 @@ use crate::test_util::SplitMix;
 
 #[test]
 fn patch_conv_matches_the_portable_conv() {
-    let mut rng = SplitMix(41);
+    let mut rng = SplitMix::new(41);
     let mut cases = 0;
     while cases < 300 {
         let window = random_window(&mut rng, 5);
@@ -92,7 +92,7 @@ fn random_residual(
 
 #[test]
 fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
-    let mut rng = SplitMix(45);
+    let mut rng = SplitMix::new(45);
     for case in 0..300 {
         let stride = [1 + rng.below(3) as u8, 1 + rng.below(3) as u8];
         // Mostly stride 1 (the contiguous path), some DS-CNN-sized channel counts.
@@ -174,7 +174,7 @@ fn pointwise_matches_the_portable_conv_also_with_a_residual_add() {
 
 #[test]
 fn depthwise_matches_the_portable_conv() {
-    let mut rng = SplitMix(42);
+    let mut rng = SplitMix::new(42);
     let mut cases = 0;
     // The last cases' planes are past the whole-plane buffer: read through the ring of rows.
     while cases < 404 {
@@ -266,7 +266,7 @@ fn random_add(rng: &mut SplitMix) -> Add {
 
 #[test]
 fn add_tables_match_the_portable_add_also_in_place() {
-    let mut rng = SplitMix(43);
+    let mut rng = SplitMix::new(43);
     for _ in 0..200 {
         let n = 1 + rng.below(300);
         let (a, b) = (rng.i8s(n), rng.i8s(n));
@@ -319,7 +319,7 @@ fn add_tables_match_the_portable_add_also_in_place() {
 
 #[test]
 fn average_and_max_pools_match_the_portable_pools() {
-    let mut rng = SplitMix(44);
+    let mut rng = SplitMix::new(44);
     let mut cases = 0;
     while cases < 300 {
         let mut window = random_window(&mut rng, 15);
@@ -517,7 +517,7 @@ fn the_choice_follows_the_node_and_the_target() {
 /// misalignment; weights off a word boundary declined with nothing written.
 #[test]
 fn gemm_rows_match_the_portable_gemm() {
-    let mut rng = SplitMix(49);
+    let mut rng = SplitMix::new(49);
     let mut taken = 0;
     for case in 0..300 {
         let k = match case % 3 {
@@ -634,7 +634,7 @@ fn the_kernel_table_keeps_each_nodes_kernel() {
 /// written out tap by tap.
 #[test]
 fn a_full_width_average_is_the_mean_of_its_taps() {
-    let mut rng = SplitMix(48);
+    let mut rng = SplitMix::new(48);
     for _ in 0..200 {
         let (h, w) = (1 + rng.below(16), 1 + rng.below(16));
         let kh = 1 + rng.below(h);

@@ -27,16 +27,10 @@ pub(crate) fn linear(
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
-    let k = op.in_features;
-    let body = k - k % STEP;
-    // LDRD needs word-aligned rows.
-    let aligned = (op.weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
-    let Some(x) = input.get(..k) else {
+    let Some((x, body)) = fitting_input(op, input) else {
         return false;
     };
-    if body == 0 || !aligned {
-        return false;
-    }
+    let k = op.in_features;
     let Some(unpacked) = scratch::words(scratch).get_mut(..k / 2) else {
         return false;
     };
@@ -61,6 +55,17 @@ pub(crate) fn linear(
     true
 }
 
+/// The layer's `k` input bytes and its body (`k` rounded down to whole [`STEP`]s) if `op`
+/// fits both entry points: a body of at least one step and word-aligned weight rows (LDRD
+/// needs them). One check for [`linear`] and [`linear_blocked`].
+fn fitting_input<'a>(op: &LinearOp<'_>, input: &'a [i8]) -> Option<(&'a [i8], usize)> {
+    let k = op.in_features;
+    let body = k - k % STEP;
+    let aligned = (op.weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
+    let x = input.get(..k)?;
+    (body != 0 && aligned).then_some((x, body))
+}
+
 /// `x` (whole words) as int16 pairs into `out`.
 fn unpack(x: &[i8], out: &mut [u32]) {
     for (bytes, pair) in x.as_chunks::<4>().0.iter().zip(out.as_chunks_mut::<2>().0) {
@@ -79,17 +84,12 @@ pub(crate) fn linear_blocked(
     output: &mut [i8],
     scratch: &mut [i8],
 ) -> bool {
-    let k = op.in_features;
-    let body = k - k % STEP;
-    let aligned = (op.weights.as_ptr() as usize).is_multiple_of(4) && k.is_multiple_of(4);
-    let Some(x) = input.get(..k) else {
+    let outputs = op.channels.bias.len().min(output.len());
+    let Some((x, body)) = fitting_input(op, input) else {
         return false;
     };
-    if body == 0 || !aligned {
-        return false;
-    }
+    let k = op.in_features;
     let words = scratch::words(scratch);
-    let outputs = op.channels.bias.len().min(output.len());
     let Some((acc, unpacked)) = words.split_at_mut_checked(outputs) else {
         return false;
     };

@@ -688,7 +688,7 @@ mod tests {
     /// reference; plus layers it must refuse. The portable tier has no direct kernel: it
     /// must decline every layer and write nothing.
     fn direct_conv_matches_reference(tier: KernelTier) {
-        let mut rng = SplitMix(88);
+        let mut rng = SplitMix::new(88);
         let (mut taken, mut nonsaturated) = (0, 0);
         for case in 0..600 {
             let layer = rng.conv_layer(&ConvRanges {
@@ -797,7 +797,7 @@ mod tests {
     crate::kernel_tests!(simd: refuses_other_pools_and_oversized_inputs);
 
     fn refuses_other_pools_and_oversized_inputs(tier: KernelTier) {
-        let data = ChannelData::random(&mut SplitMix(1), 2);
+        let data = ChannelData::random(&mut SplitMix::new(1), 2);
         let weights = [1; 2 * 8 * 9];
         let op = |c: usize, h: usize, pool: PoolWindow| {
             let window = ConvWindow {

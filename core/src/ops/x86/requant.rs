@@ -96,7 +96,7 @@ mod tests {
 
     /// Random requantizers and accumulators, 16 at a time, against the scalar code.
     fn matches_the_scalar_requantizer(apply: impl Fn(&VectorRequant, &[i32; 16]) -> [i8; 16]) {
-        let mut rng = SplitMix(87);
+        let mut rng = SplitMix::new(87);
         for case in 0..20_000 {
             let shift = match case % 4 {
                 0 => rng.below(62) as i32 - 31,
