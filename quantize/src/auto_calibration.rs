@@ -11,7 +11,7 @@ use serde::Serialize;
 use qcnn_config::config::{CalibrationMethod, QuantizeConfig};
 use qcnn_core::{Model, PreparedModel};
 
-use crate::pipeline::QuantizeError;
+use crate::error::QuantizeError;
 use crate::validate;
 
 /// The training images held out from training by the models of `models/`

@@ -4,6 +4,7 @@ pub mod auto_calibration;
 pub mod calibrate;
 pub mod checkpoint;
 pub mod emit_c;
+pub mod error;
 pub mod export;
 pub mod float_model;
 pub mod graph;

@@ -11,43 +11,19 @@ use qcnn_dataset::checksum::sha256_hex;
 use crate::auto_calibration::{self, AutoChoice};
 use crate::calibrate::{CalibratedOutput, calibrate};
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::export::{ExportError, QuantizedLayer, export};
+pub use crate::error::QuantizeError;
+use crate::export::{QuantizedLayer, export};
 use crate::float_model::FloatModel;
 use crate::graph::export::GraphReport;
 use crate::graph::export::export_graph;
 use crate::graph::{FloatGraph, InputNorm};
-use crate::int8_runner::RunError;
-use crate::onnx::{self, AnyImport, ImportReport, OnnxError};
+use crate::onnx::{self, AnyImport, ImportReport};
 use crate::plan::Plans;
 use crate::report::{BlobReport, CalibrationReport, Report, Timings, ValidationReport};
-use crate::sequential::{self, FoldError, Sequential};
+use crate::sequential::{self, Sequential};
 use crate::validate;
 use qcnn_config::architecture::Architecture;
 use qcnn_config::config::{CalibrationMethod, Config, ConfigError, QuantizeConfig};
-
-#[derive(Debug, thiserror::Error)]
-pub enum QuantizeError {
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error(transparent)]
-    Onnx(#[from] OnnxError),
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Fold(#[from] FoldError),
-    #[error("the train/validation split")]
-    Split(#[from] qcnn_dataset::DatasetError),
-    #[error("the config's model does not fit the dataset")]
-    DoesNotFit(#[source] qcnn_dataset::DatasetError),
-    #[error(transparent)]
-    Export(#[from] ExportError),
-    #[error("the engine rejects the blob just written: {0}")]
-    Model(qcnn_core::ModelError),
-    #[error("validating the int8 model: {0}")]
-    Run(RunError),
-    #[error("choosing the engine's kernels: {0}")]
-    Tier(qcnn_core::TierError),
-}
 
 /// A quantized checkpoint: the blob, its report, and the float model it came from.
 pub struct Quantized {
