@@ -105,6 +105,61 @@ pub struct QuantizeConfig {
     /// values kept, in (50, 100].
     #[serde(default = "default_percentile")]
     pub percentile: f64,
+    /// For `auto`: the training images `[start, end)` the model held out from its training,
+    /// when that is not the config's validation split (absent: `auto` scores on that split).
+    #[serde(default, deserialize_with = "auto_validation")]
+    pub auto_validation: Option<[usize; 2]>,
+}
+
+/// `quantize.auto_validation: [start, end]`, read by hand so that every error names the key
+/// (serde's own name only the value, e.g. "invalid length 1").
+fn auto_validation<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<[usize; 2]>, D::Error> {
+    use serde::de::{Error, SeqAccess, Visitor};
+
+    struct Pair;
+    impl<'de> Visitor<'de> for Pair {
+        type Value = [usize; 2];
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("quantize.auto_validation as [start, end], two training-image indices")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[usize; 2], A::Error> {
+            let named =
+                |message: String| A::Error::custom(format!("quantize.auto_validation: {message}"));
+            let mut values = Vec::new();
+            while let Some(value) = seq
+                .next_element::<i64>()
+                .map_err(|err| named(err.to_string()))?
+            {
+                values.push(value);
+            }
+            let indices: Vec<usize> = values
+                .iter()
+                .map(|&v| usize::try_from(v).map_err(|_| named(format!("{v} is negative"))))
+                .collect::<Result<_, _>>()?;
+            <[usize; 2]>::try_from(indices).map_err(|_| {
+                named(format!(
+                    "{values:?} has {} values; give two, [start, end]",
+                    values.len()
+                ))
+            })
+        }
+    }
+    // `any`, not `seq`: a scalar then reaches the visitor, whose error names the key.
+    deserializer.deserialize_any(Pair).map(Some)
+}
+
+/// The training set's size: `quantize.auto_validation` indexes into it.
+const TRAINING_IMAGES: usize = 60_000;
+
+impl QuantizeConfig {
+    /// `auto_validation` as a range of training-image indices.
+    pub fn auto_validation_range(&self) -> Option<std::ops::Range<usize>> {
+        self.auto_validation.map(|[start, end]| start..end)
+    }
 }
 
 fn default_percentile() -> f64 {
@@ -256,7 +311,11 @@ impl Config {
         let model = self.model.as_ref().ok_or_else(|| ConfigError::NoModel {
             path: self.path.clone(),
         })?;
-        Ok(Architecture::new(model).expect("validated when the config was loaded"))
+        // Validated when the config was loaded; checked again for a `Config` built by hand.
+        Architecture::new(model).map_err(|source| ConfigError::Architecture {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -293,6 +352,26 @@ impl Config {
                 "quantize.percentile",
                 format!("{} is not within (50, 100]", q.percentile),
             ));
+        }
+        if let Some([start, end]) = q.auto_validation {
+            if q.method != CalibrationMethod::Auto {
+                return Err(invalid(
+                    "quantize.auto_validation",
+                    format!(
+                        "[{start}, {end}] is set but quantize.method is not auto; only auto \
+                         scores on these images (remove the key, or set method: auto)"
+                    ),
+                ));
+            }
+            if !(start < end && end <= TRAINING_IMAGES) {
+                return Err(invalid(
+                    "quantize.auto_validation",
+                    format!(
+                        "[{start}, {end}] is not a non-empty range [start, end) of training \
+                         images within 0..{TRAINING_IMAGES}"
+                    ),
+                ));
+            }
         }
         let p = &self.preprocess;
         if p.mean.is_empty() || p.mean.len() != p.std.len() {
@@ -424,6 +503,59 @@ mod tests {
         let config = parse(&repo_text().replace("method: percentile", "method: auto")).unwrap();
         assert_eq!(config.quantize.method, CalibrationMethod::Auto);
         assert_eq!(config.quantize.percentile, 99.9);
+        // By default `auto` scores on the config's validation split.
+        assert_eq!(config.quantize.auto_validation, None);
+        assert_eq!(config.quantize.auto_validation_range(), None);
+    }
+
+    /// The repository config with `method: auto` and `auto_validation: value`.
+    fn auto_with_validation(value: &str) -> String {
+        repo_text().replace(
+            "method: percentile",
+            &format!("method: auto\n  auto_validation: {value}"),
+        )
+    }
+
+    #[test]
+    fn auto_validation_names_the_held_out_training_images() {
+        let config = parse(&auto_with_validation("[50000, 60000]")).unwrap();
+        assert_eq!(config.quantize.auto_validation, Some([50_000, 60_000]));
+        assert_eq!(
+            config.quantize.auto_validation_range(),
+            Some(50_000..60_000)
+        );
+        let config = parse(&auto_with_validation("[0, 1]")).unwrap();
+        assert_eq!(config.quantize.auto_validation_range(), Some(0..1));
+    }
+
+    #[test]
+    fn bad_auto_validation_is_named() {
+        for (value, why) in [
+            ("[60000, 50000]", "[60000, 50000] is not a non-empty range"),
+            ("[5, 5]", "[5, 5] is not a non-empty range"),
+            ("[50000, 60001]", "within 0..60000"),
+            ("[50000]", "[50000] has 1 values; give two"),
+            ("[1, 2, 3]", "has 3 values"),
+            ("[-1, 10]", "-1 is negative"),
+            ("[a, 10]", ""),
+            ("50000", "expected quantize.auto_validation as [start, end]"),
+        ] {
+            let err = parse(&auto_with_validation(value)).unwrap_err().to_string();
+            assert!(err.contains("auto_validation"), "{value}: {err}");
+            assert!(err.contains(why), "{value}: {err}");
+        }
+        // Set with another method it would be ignored: an error instead.
+        let text = repo_text().replace(
+            "method: percentile",
+            "method: percentile\n  auto_validation: [50000, 60000]",
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "quantize.auto_validation: [50000, 60000] is set but quantize.method is not auto"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
     for setting @ (method, _, images) in settings {
         let (q, calibration_images) =
             sweep::candidate(config.quantize, setting, &data.train, &split.train);
-        let ranges = calibrate(&float, &calibration_images, &q);
+        let ranges = calibrate(&float, &calibration_images, &q)?;
         let blob = export(&architecture, &checkpoint, &ranges)?.blob;
         let model = Model::from_bytes(&blob)?;
         let int8_logits = validate::int8_logits(&PreparedModel::new(model)?, &validation_images)?;

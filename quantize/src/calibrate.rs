@@ -14,6 +14,20 @@ use qcnn_config::config::{CalibrationMethod, QuantizeConfig};
 
 const BINS: usize = 2048;
 
+/// Why calibration could not run: settings a library caller passed that the config's checks
+/// would have refused.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CalibrationError {
+    #[error(
+        "quantize.method auto is not a calibration method itself: choose a candidate first \
+         (qcnn_quantize::auto_calibration::candidates), or quantize through the pipeline, which \
+         does"
+    )]
+    Auto,
+    #[error("quantize.percentile: {0} is not within (50, 100]")]
+    Percentile(f64),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Range {
     pub min: f32,
@@ -38,7 +52,7 @@ pub fn calibrate(
     model: &FloatModel,
     images: &[&[u8]],
     settings: &QuantizeConfig,
-) -> Vec<CalibratedOutput> {
+) -> Result<Vec<CalibratedOutput>, CalibrationError> {
     let fused = model.architecture().fused();
     let points: Vec<(usize, bool)> = fused
         .iter()
@@ -64,14 +78,24 @@ pub type Forward<'a> = dyn Fn(&[&[u8]], &mut dyn FnMut(usize, &[f32])) + Sync + 
 
 /// Calibrated ranges of the outputs `points` names (step, after a ReLU), in that order, for
 /// any float model given as `forward` (run on batches of `batch` images); the last point is
-/// the logits, kept whole.
+/// the logits, kept whole. `settings.method` must be a method, not `auto` (which chooses
+/// one), and a percentile within (50, 100]; else the error says which.
 pub fn calibrate_points(
     forward: &Forward<'_>,
     batch: usize,
     points: &[(usize, bool)],
     images: &[&[u8]],
     settings: &QuantizeConfig,
-) -> Vec<CalibratedOutput> {
+) -> Result<Vec<CalibratedOutput>, CalibrationError> {
+    match settings.method {
+        CalibrationMethod::Auto => return Err(CalibrationError::Auto),
+        CalibrationMethod::Percentile
+            if !(settings.percentile > 50.0 && settings.percentile <= 100.0) =>
+        {
+            return Err(CalibrationError::Percentile(settings.percentile));
+        }
+        _ => {}
+    }
     let steps: Vec<usize> = points.iter().map(|&(step, _)| step).collect();
     let observe =
         |new: &(dyn Fn(usize) -> Observer + Sync)| observe(forward, batch, images, &steps, new);
@@ -89,13 +113,12 @@ pub fn calibrate_points(
         })
         .collect();
     let histograms = match settings.method {
-        CalibrationMethod::MinMax => None,
-        CalibrationMethod::Auto => panic!("auto is resolved to a candidate before calibrating"),
+        CalibrationMethod::MinMax | CalibrationMethod::Auto => None,
         CalibrationMethod::Percentile | CalibrationMethod::Mse => Some(observe(&|i| {
             Observer::Histogram(Histogram::new(observed[i], points[i].1))
         })),
     };
-    points
+    Ok(points
         .iter()
         .enumerate()
         .map(|(i, &(step, relu))| {
@@ -120,7 +143,7 @@ pub fn calibrate_points(
                 chosen,
             }
         })
-        .collect()
+        .collect())
 }
 
 #[derive(Clone, Debug)]
@@ -328,6 +351,61 @@ mod tests {
         let mut h = Histogram::new(range, relu);
         h.add(values);
         h
+    }
+
+    /// A float "model" of one step whose activations are the image's pixels.
+    fn pixels_forward(batch: &[&[u8]], observe: &mut dyn FnMut(usize, &[f32])) {
+        for image in batch {
+            let values: Vec<f32> = image.iter().map(|&p| f32::from(p)).collect();
+            observe(0, &values);
+        }
+    }
+
+    fn settings(method: CalibrationMethod, percentile: f64) -> QuantizeConfig {
+        QuantizeConfig {
+            calibration_images: 2,
+            method,
+            percentile,
+            auto_validation: None,
+        }
+    }
+
+    #[test]
+    fn auto_and_a_bad_percentile_are_errors_not_panics() {
+        let images: [&[u8]; 2] = [&[0, 10, 20], &[5, 250, 7]];
+        let points = [(0, false)];
+        let run = |method, percentile| {
+            calibrate_points(
+                &pixels_forward,
+                4,
+                &points,
+                &images,
+                &settings(method, percentile),
+            )
+        };
+        let err = run(CalibrationMethod::Auto, 99.9).unwrap_err();
+        assert_eq!(err, CalibrationError::Auto);
+        assert!(
+            err.to_string().contains("auto_calibration::candidates"),
+            "{err}"
+        );
+        for bad in [101.0, 50.0, 10.0, f64::NAN] {
+            let err = run(CalibrationMethod::Percentile, bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("quantize.percentile: "),
+                "{err}"
+            );
+        }
+        // The same calls with a method: the pixels' range.
+        let ranges = run(CalibrationMethod::MinMax, 10.0).unwrap();
+        assert_eq!(
+            ranges[0].chosen,
+            Range {
+                min: 0.0,
+                max: 250.0
+            }
+        );
+        assert!(run(CalibrationMethod::Percentile, 100.0).is_ok());
     }
 
     #[test]

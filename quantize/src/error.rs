@@ -1,6 +1,7 @@
 //! Why a quantization failed: the pipeline's one error type, apart so that the pieces the
 //! pipeline calls (the calibration choice) can return it without importing the pipeline.
 
+use crate::calibrate::CalibrationError;
 use crate::checkpoint::CheckpointError;
 use crate::export::ExportError;
 use crate::int8_runner::RunError;
@@ -28,6 +29,11 @@ pub enum QuantizeError {
     Model(qcnn_core::ModelError),
     #[error("validating the int8 model: {0}")]
     Run(RunError),
+    /// `auto` has nothing to choose from or no validation image to score its candidates on.
+    #[error("quantize.method auto: {0}")]
+    Auto(String),
+    #[error(transparent)]
+    Calibration(#[from] CalibrationError),
     #[error("choosing the engine's kernels: {0}")]
     Tier(qcnn_core::TierError),
 }

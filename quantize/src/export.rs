@@ -7,8 +7,8 @@ use qcnn_core::format::{
 };
 use serde::Serialize;
 
-use crate::calibrate::CalibratedOutput;
-use crate::checkpoint::Checkpoint;
+use crate::calibrate::{CalibratedOutput, CalibrationError};
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::scales::{self, MultiplierError};
 use qcnn_config::architecture::{Architecture, Fused, FusedLayer, Shape};
 use qcnn_config::model::PoolSpec;
@@ -31,6 +31,24 @@ pub enum ExportError {
     },
     #[error("writing the blob: {0}")]
     Encode(EncodeError),
+    #[error(transparent)]
+    Calibration(#[from] CalibrationError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "calibration holds {given} ranges, fewer than the model's Conv2d and Linear layers \
+         (calibrate returns one for each)"
+    )]
+    MissingRange { given: usize },
+    #[error(
+        "{key}: {weights} weights for {channels} output channels (bias values); the weights \
+         must be a positive multiple of the channels"
+    )]
+    WeightShape {
+        key: String,
+        weights: usize,
+        channels: usize,
+    },
 }
 
 /// What one int8 layer computes and how it is quantized, for the report.
@@ -51,12 +69,15 @@ pub struct Exported {
     pub layers: Vec<QuantizedLayer>,
 }
 
-/// `calibration` holds one range per Conv2d/Linear, in order (as `calibrate` returns them).
+/// `calibration` holds one range per Conv2d/Linear, in order (as `calibrate` returns them);
+/// `checkpoint` must hold `architecture`'s tensors (checked again here, as a library caller
+/// may pass one that was not read with `Checkpoint::read_checked`).
 pub fn export(
     architecture: &Architecture,
     checkpoint: &Checkpoint,
     calibration: &[CalibratedOutput],
 ) -> Result<Exported, ExportError> {
+    checkpoint.check(architecture)?;
     let fused = architecture.fused();
     let mut buffer = vec![0u8; data_upper_bound(architecture)];
     let mut writer = DataWriter::new(&mut buffer);
@@ -70,9 +91,9 @@ pub fn export(
     for Fused { layer, steps } in &fused {
         // Conv2d and Linear take the next calibrated range, in order.
         let mut quantize = |index, out_channels| {
-            let range = ranges
-                .next()
-                .expect("calibrate covers every Conv2d and Linear");
+            let range = ranges.next().ok_or(ExportError::MissingRange {
+                given: calibration.len(),
+            })?;
             quantize_layer(
                 architecture,
                 checkpoint,
@@ -243,6 +264,13 @@ pub fn quantize_channels(
     output: QuantParams,
 ) -> Result<Channels, ExportError> {
     let out_channels = bias.len();
+    if out_channels == 0 || weight.is_empty() || weight.len() % out_channels != 0 {
+        return Err(ExportError::WeightShape {
+            key: weight_key.to_owned(),
+            weights: weight.len(),
+            channels: out_channels,
+        });
+    }
     let (weight_scales, weights) = scales::quantize_weights(weight, out_channels);
     let per_channel = (weights.len() / out_channels.max(1)).max(1);
     let mut bias_q = Vec::with_capacity(out_channels);

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use qcnn_core::{Model, PreparedModel};
-use qcnn_dataset::FashionMnist;
 use qcnn_dataset::checksum::sha256_hex;
+use qcnn_dataset::{FashionMnist, LabeledImages};
 
-use crate::auto_calibration::{self, AutoChoice};
+use crate::auto_calibration::{self, AutoChoice, ValidationSource};
 use crate::calibrate::{CalibratedOutput, calibrate};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 pub use crate::error::QuantizeError;
@@ -97,18 +97,33 @@ pub fn quantize_checkpoint(
     let s = config.data.split;
     let split = data.split(s.train, s.validation, s.seed)?;
     let mut settings = config.quantize;
-    let calibration_indices = &split.train[..settings.calibration_images];
+    // `Config::load` checked this; a `Config` built by hand may not have been.
+    let calibration_indices = split
+        .train
+        .get(..settings.calibration_images)
+        .filter(|indices| !indices.is_empty())
+        .ok_or_else(|| ConfigError::Invalid {
+            path: config.path.clone(),
+            key: "quantize.calibration_images",
+            message: format!(
+                "{} is not within 1..={}, the training split's size",
+                settings.calibration_images,
+                split.train.len()
+            ),
+        })?;
     let calibration_images: Vec<&[u8]> = calibration_indices
         .iter()
         .map(|&i| data.train.image(i))
         .collect();
     let auto = if settings.method == CalibrationMethod::Auto {
         let clock = Instant::now();
+        let source = ValidationSource::of(&settings, &s);
+        let validation =
+            auto_calibration::validation_indices(&source, &split, calibration_indices)?;
         let (chosen, choice) = choose_calibration(
             &model.float,
             &settings,
-            data,
-            calibration_indices,
+            (source, &data.train.select(&validation)),
             &calibration_images,
         )?;
         seconds.choose_calibration = Some(clock.elapsed().as_secs_f64());
@@ -121,7 +136,7 @@ pub fn quantize_checkpoint(
         FloatSource::Chain(architecture, checkpoint) => {
             let clock = Instant::now();
             let float_model = FloatModel::new(&architecture, &checkpoint);
-            let calibration = calibrate(&float_model, &calibration_images, &settings);
+            let calibration = calibrate(&float_model, &calibration_images, &settings)?;
             seconds.calibrate = clock.elapsed().as_secs_f64();
             let clock = Instant::now();
             let exported = export(&architecture, &checkpoint, &calibration)?;
@@ -204,20 +219,16 @@ pub fn quantize_checkpoint(
     })
 }
 
-/// `auto`: every candidate of `settings` calibrated on `calibration_images` (the training
-/// images at `calibration`) and scored on held-out validation images; the one kept.
+/// `auto`: every candidate of `settings` calibrated on `calibration_images` and scored on
+/// `validation` (images no candidate calibrated on, from `source`); the one kept.
 fn choose_calibration(
     float: &FloatSource,
     settings: &QuantizeConfig,
-    data: &FashionMnist,
-    calibration: &[usize],
+    (source, validation): (ValidationSource, &LabeledImages),
     calibration_images: &[&[u8]],
 ) -> Result<(QuantizeConfig, AutoChoice), QuantizeError> {
     let candidates = auto_calibration::candidates(settings);
-    let validation = data
-        .train
-        .select(&auto_calibration::validation_indices(calibration));
-    let images = validate::images(&validation);
+    let images = validate::images(validation);
     let float_logits = match float {
         FloatSource::Chain(architecture, checkpoint) => {
             FloatModel::new(architecture, checkpoint).forward_all(&images)
@@ -226,6 +237,7 @@ fn choose_calibration(
     };
     let choice = auto_calibration::choose(
         &candidates,
+        source,
         &images,
         validation.labels(),
         &float_logits,
@@ -233,7 +245,7 @@ fn choose_calibration(
             Ok(match float {
                 FloatSource::Chain(architecture, checkpoint) => {
                     let float_model = FloatModel::new(architecture, checkpoint);
-                    let calibration = calibrate(&float_model, calibration_images, candidate);
+                    let calibration = calibrate(&float_model, calibration_images, candidate)?;
                     export(architecture, checkpoint, &calibration)?.blob
                 }
                 FloatSource::Graph(graph) => {

@@ -118,9 +118,10 @@ impl Report {
         if let Some(auto) = &c.auto {
             let _ = writeln!(
                 s,
-                "            chosen by auto: best of {} on {} held-out validation images",
+                "            chosen by auto: best of {} on {} validation images of {}",
                 auto.candidates.len(),
-                auto.validation_images
+                auto.validation_images,
+                auto.validation_source.describe()
             );
         }
         let _ = writeln!(

@@ -13,8 +13,11 @@ const MIN_RANGE: f32 = 1e-6;
 
 /// Per-output-channel symmetric scales `max|w| / 127` and the int8 weights, for weights laid
 /// out `[out][rest]`. An all-zero channel gets scale 1 (its weights quantize to 0 anyway).
+/// Weights that are not a positive multiple of `out_channels` give one scale per chunk of
+/// `len / out_channels` (at least 1) weights, not `out_channels` scales: never a panic
+/// (`export::quantize_channels` refuses such weights with an error naming them).
 pub fn quantize_weights(weights: &[f32], out_channels: usize) -> (Vec<f32>, Vec<i8>) {
-    let per_channel = weights.len() / out_channels;
+    let per_channel = (weights.len() / out_channels.max(1)).max(1);
     let mut scales = Vec::with_capacity(out_channels);
     let mut quantized = Vec::with_capacity(weights.len());
     for channel in weights.chunks(per_channel) {

@@ -367,6 +367,17 @@ fn auto_calibration_reports_every_candidate_and_the_choice() {
         .collect();
     assert_eq!(methods, ["percentile", "minmax", "percentile", "mse"]);
     assert_eq!(calibration["auto"]["validation_images"], 3000);
+    // No `quantize.auto_validation`: the config's validation split, which stderr names.
+    assert_eq!(
+        calibration["auto"]["validation_source"],
+        serde_json::json!({"split": {"seed": 42}})
+    );
+    assert!(
+        stderr.contains(
+            "3000 validation images (the first of the config's validation split (data.split, seed 42) that no candidate calibrated on)"
+        ),
+        "{stderr}"
+    );
     let chosen = &candidates[calibration["auto"]["chosen"].as_u64().unwrap() as usize];
     assert_eq!(calibration["method"], chosen["method"]);
     assert_eq!(calibration["percentile"], chosen["percentile"]);

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use qcnn_config::config::{CalibrationMethod, Config};
 use qcnn_core::{Model, PreparedModel};
 use qcnn_dataset::FashionMnist;
+use qcnn_quantize::auto_calibration::ValidationSource;
 use qcnn_quantize::graph::FloatGraph;
 use qcnn_quantize::graph::export::{ExportedGraph, QuantSource, export_graph};
 use qcnn_quantize::onnx;
@@ -216,12 +217,15 @@ fn mobilenet_on_normalized_input_matches_onnxruntime() {
 
 /// `quantize.method: auto` through the whole quantization, on the trained DS-CNN: it picks the
 /// method models/calibration.json records for it (chosen on the same validation images by the
-/// `onnx_calibration_sweep` example), with the same validation accuracy per candidate.
+/// `onnx_calibration_sweep` example), with the same validation accuracy per candidate. The
+/// model was trained on training images 0..49,999 (`scripts/train_onnx_models.py`), not on
+/// config.yaml's training split, so the config names the images it held out.
 #[test]
 fn auto_calibration_picks_the_recorded_choice_for_ds_cnn() {
-    let text = std::fs::read_to_string(repo_config())
-        .unwrap()
-        .replace("method: percentile", "method: auto");
+    let text = std::fs::read_to_string(repo_config()).unwrap().replace(
+        "method: percentile",
+        "method: auto\n  auto_validation: [50000, 60000]",
+    );
     let config = Config::parse(&text, &repo_config(), &repo()).unwrap();
     let quantized =
         quantize_checkpoint(&config, &models_dir().join("ds_cnn.onnx"), &data()).unwrap();
@@ -240,6 +244,13 @@ fn auto_calibration_picks_the_recorded_choice_for_ds_cnn() {
     assert_eq!(calibration.method, method);
     assert_eq!(auto.chosen().method, method);
     assert_eq!(auto.validation_images, 3000);
+    assert_eq!(
+        auto.validation_source,
+        ValidationSource::HeldOut {
+            start: 50_000,
+            end: 60_000
+        }
+    );
     assert_eq!(auto.candidates.len(), 4);
     for candidate in &auto.candidates {
         let name = match candidate.percentile {
@@ -254,7 +265,10 @@ fn auto_calibration_picks_the_recorded_choice_for_ds_cnn() {
         );
     }
     let summary = quantized.report.summary();
-    assert!(summary.contains("chosen by auto"), "{summary}");
+    assert!(
+        summary.contains("chosen by auto: best of 4 on 3000 validation images of training images 50000..60000 (quantize.auto_validation)"),
+        "{summary}"
+    );
 }
 
 /// Trained models of the kinds above with other shapes (models/variants/, written by

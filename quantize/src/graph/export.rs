@@ -120,7 +120,7 @@ pub fn export_graph_with(
             graph.forward_observed(image, observe);
         }
     };
-    let calibration = calibrate_points(&forward, 16, &points, images, settings);
+    let calibration = calibrate_points(&forward, 16, &points, images, settings)?;
 
     let mut quant = vec![graph.input_norm.quant(); graph.tensors.len()];
     let mut sources = vec![QuantSource::Input; graph.tensors.len()];
