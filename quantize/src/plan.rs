@@ -2,7 +2,10 @@
 //! `qcnn profile --json`: per node its op, shapes, MACs, where its input, scratch and output
 //! sit in the arena and when its output dies, and which nodes set the arena's size.
 
+use qcnn_core::graph::NodeInfo;
+use qcnn_core::graph::in_place::Staging;
 use qcnn_core::plan::{Placement, Schedule, Streaming};
+use qcnn_core::shape::MapShape;
 use qcnn_core::{Kernels, LayerKind, Model, TensorShape};
 use serde::Serialize;
 
@@ -48,6 +51,10 @@ pub struct Plan {
     pub least_arena_bytes: usize,
     /// Layer pairs this schedule streams.
     pub streamed_pairs: u32,
+    /// The most scratch one graph node in place stages its input through with these kernels,
+    /// as the loader sizes it: nothing for a node whose kernel runs over its own input (the
+    /// Cortex-M4's pointwise Conv, and its depthwise Conv over a whole plane). 0 for a chain.
+    pub staging_bytes: usize,
     /// The nodes whose need is the arena: shrink these to shrink the arena.
     pub peak_nodes: Vec<usize>,
     pub nodes: Vec<PlanNode>,
@@ -150,6 +157,7 @@ impl Plan {
             whole_map_arena_bytes: model.arena_len_for(kernels),
             least_arena_bytes: model.min_arena_len_for(kernels),
             streamed_pairs: schedule.streamed_pairs(),
+            staging_bytes: 0,
             peak_nodes: peak_nodes(&nodes, arena_bytes),
             nodes,
         }
@@ -175,9 +183,32 @@ impl Plan {
             whole_map_arena_bytes: arena_bytes,
             least_arena_bytes: arena_bytes,
             streamed_pairs: 0,
+            staging_bytes: graph
+                .nodes()
+                .map(|n| staging_need(graph, &n, kernels))
+                .max()
+                .unwrap_or(0),
             peak_nodes: peak_nodes(&nodes, arena_bytes),
             nodes,
         }
+    }
+}
+
+/// The scratch node `n` stages its input through on a target with `kernels`: the least its
+/// staging takes ([`Staging::of`]; a pointwise Conv's longer pieces only take scratch that
+/// another node needs anyway), or 0 when it runs out of place or its kernel runs over its
+/// own input (`node_staging` is `None`).
+fn staging_need(graph: &qcnn_core::graph::Graph<'_>, n: &NodeInfo, kernels: Kernels) -> usize {
+    let map = |d: &qcnn_core::graph::format::TensorDesc| MapShape {
+        c: usize::from(d.shape.c),
+        h: usize::from(d.shape.h),
+        w: usize::from(d.shape.w),
+    };
+    match (graph.node_staging(n, kernels), n.inputs.first()) {
+        (Some(_), Some((_, input))) => {
+            Staging::of(&n.node.op, map(input), map(&n.output.1)).map_or(0, |s| s.scratch_len())
+        }
+        _ => 0,
     }
 }
 

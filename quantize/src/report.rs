@@ -197,10 +197,11 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "arena plan  {} bytes by tensor lifetimes ({} with every node out of place; in-place nodes stage through {} bytes of scratch); live peak (no layout of this order needs less) {}, ping-pong {}, no reuse {}",
+                "arena plan  {} bytes by tensor lifetimes ({} with every node out of place; in-place nodes stage through {} bytes of scratch on the Cortex-M4, {} with the portable kernels); live peak (no layout of this order needs less) {}, ping-pong {}, no reuse {}",
                 g.arena_bytes,
                 g.out_of_place_arena_bytes,
-                g.staging_bytes,
+                self.plan.cortex_m4.staging_bytes,
+                self.plan.portable.staging_bytes,
                 g.live_peak_bytes,
                 g.ping_pong_bytes,
                 g.no_reuse_bytes

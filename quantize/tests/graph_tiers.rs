@@ -64,8 +64,8 @@ fn graph_models_give_the_portable_logits_on_every_tier() {
             );
         }
         eprintln!(
-            "{path}: arena {} B in place ({} B of staging), {} B apart",
-            exported.report.arena_bytes, exported.report.staging_bytes, apart.report.arena_bytes
+            "{path}: arena {} B in place, {} B apart",
+            exported.report.arena_bytes, apart.report.arena_bytes
         );
         for tier in KernelTier::ALL {
             if !tier.is_supported() {

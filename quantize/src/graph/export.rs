@@ -25,12 +25,10 @@ use qcnn_config::config::QuantizeConfig;
 pub struct GraphReport {
     pub nodes: Vec<GraphNodeReport>,
     /// The arena the lifetime planner laid out (bytes; the kernels' scratch and the in-place
-    /// nodes' staging come after it).
+    /// nodes' staging come after it: the report's `plan` gives both for each kind of target).
     pub arena_bytes: usize,
     /// The arena with every node out of place but the Adds (before issue 12's in-place nodes).
     pub out_of_place_arena_bytes: usize,
-    /// The most scratch one in-place node stages its input through.
-    pub staging_bytes: usize,
     /// The most bytes alive at once at any node: no layout of this node order needs less.
     pub live_peak_bytes: usize,
     /// The same with every node out of place (each tensor in bytes of its own), for this
@@ -421,7 +419,6 @@ pub fn export_graph_with(
             nodes: node_reports,
             arena_bytes: arena,
             out_of_place_arena_bytes: out_of_place.arena,
-            staging_bytes: plan.staging,
             live_peak_bytes: report_plan.0,
             out_of_place_live_peak_bytes: live_peak(&lifetimes, n),
             best_order_live_peak_bytes: best_order,
