@@ -264,7 +264,7 @@ pub fn quantize_channels(
     output: QuantParams,
 ) -> Result<Channels, ExportError> {
     let out_channels = bias.len();
-    if out_channels == 0 || weight.is_empty() || weight.len() % out_channels != 0 {
+    if out_channels == 0 || weight.is_empty() || !weight.len().is_multiple_of(out_channels) {
         return Err(ExportError::WeightShape {
             key: weight_key.to_owned(),
             weights: weight.len(),
