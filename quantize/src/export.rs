@@ -328,3 +328,37 @@ fn data_upper_bound(architecture: &Architecture) -> usize {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_that_do_not_fit_the_channels_are_an_error_naming_them() {
+        let params = QuantParams {
+            scale: 0.1,
+            zero_point: 0,
+        };
+        let run = |weights: &[f32], bias: &[f32]| {
+            quantize_channels("w", "b", weights, bias, params, params).map(|c| c.weights)
+        };
+        // No bias (no channel), no weights, and 5 weights for 2 channels: each once panicked
+        // (a division by zero, `chunks(0)`) or quantized nonsense.
+        for (weights, bias) in [
+            (&[1.0, 2.0][..], &[][..]),
+            (&[][..], &[0.0, 0.0][..]),
+            (&[1.0, 2.0, 3.0, 4.0, 5.0][..], &[0.0, 0.0][..]),
+        ] {
+            let err = run(weights, bias).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "w: {} weights for {} output channels",
+                    weights.len(),
+                    bias.len()
+                )),
+                "{err}"
+            );
+        }
+        assert_eq!(run(&[1.0, -2.0], &[0.0, 0.0]).unwrap(), [127, -127]);
+    }
+}

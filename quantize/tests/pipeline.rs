@@ -83,3 +83,41 @@ fn release_checkpoint_int8_is_within_0_2_points_of_float_on_the_test_set() {
         int8.f1_macro()
     );
 }
+
+/// A `Config` built or changed by hand skips `Config::load`'s checks: the values that load
+/// refuses are errors naming their key here too, never a panic (they once sliced past the
+/// training split, or scored `auto` on images past the training set).
+#[test]
+fn a_hand_built_config_with_bad_values_is_an_error_naming_the_key() {
+    use qcnn_config::config::CalibrationMethod;
+    let (config, data) = setup();
+    let quantize = |config: &Config| {
+        quantize_checkpoint(config, &config.checkpoint.path, &data)
+            .err()
+            .map(|err| format!("{:#}", anyhow::Error::from(err)))
+    };
+    for images in [0, 50_001] {
+        let mut bad = config.clone();
+        bad.quantize.calibration_images = images;
+        let err = quantize(&bad).expect("refused");
+        assert!(
+            err.contains(&format!(
+                "quantize.calibration_images: {images} is not within 1..=50000"
+            )),
+            "{err}"
+        );
+    }
+    let mut bad = config.clone();
+    bad.quantize.method = CalibrationMethod::Auto;
+    bad.quantize.auto_validation = Some([59_000, 61_000]);
+    let err = quantize(&bad).expect("refused");
+    assert!(
+        err.contains("training images 59000..61000 (quantize.auto_validation) reaches past"),
+        "{err}"
+    );
+    let mut bad = config.clone();
+    let model = bad.model.as_mut().unwrap();
+    model.layers.truncate(3);
+    let err = quantize(&bad).expect("refused");
+    assert!(err.contains("model.layers"), "{err}");
+}
