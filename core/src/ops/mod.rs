@@ -18,6 +18,7 @@ pub mod dot;
 pub mod gemm;
 pub(crate) mod gemm_portable;
 pub mod kernels;
+pub(crate) mod kx3_rows;
 pub mod linear;
 pub mod linear_op;
 pub mod maxpool2d;

@@ -5,15 +5,17 @@
 
 #[cfg(not(qcnn_arm_dsp))]
 use crate::ops::chunks::runs_fit;
+use crate::ops::kx3_rows::Kx3Pass;
+pub(crate) use crate::ops::kx3_rows::{KX3_TAPS, RowsShape};
 pub(crate) use crate::ops::pointwise_columns::Columns;
 #[cfg(not(qcnn_arm_dsp))]
 use crate::ops::pointwise_columns::blocks_fit;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, linear, mac_patch4,
-    mac_patch4_unrolled, max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad,
-    sum_bytes, sxtb16_pairs,
+    add_columns, expand_columns, gather_runs, kx3_loops, linear, mac_patch4, mac_patch4_unrolled,
+    max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad, sum_bytes,
+    sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -125,43 +127,40 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
     }
 }
 
-/// Words of a channel's taps for [`kx3_sums`]: five kernel rows' `(w0 | w1 << 16)` and
-/// `(w1 | w2 << 16)`, then the bias twice (the Cortex-M4's layout, `ops::arm_dsp`).
-#[cfg(not(qcnn_arm_dsp))]
-pub(crate) const KX3_TAPS: usize = 12;
-
-/// The Cortex-M4's row loops (`ops::arm_dsp::kx3_pass`), value by value: for output rows
-/// `y < rows` and outputs `i < width` (at `x = i·stride`), `acc[y·width + i]` = the bias (three
-/// inputs: kernel rows 0 to 2) or itself (two: rows 3 and 4), plus those kernel rows of `taps`
-/// against `inputs[k][y·step + x..]`; `false` (nothing written) where those decline.
-#[cfg(not(qcnn_arm_dsp))]
+/// `acc[y·width + i]` for output rows `y < rows` and outputs `i < width` (at `x = i·stride`,
+/// 1 or 2) = the bias (three inputs: kernel rows 0 to 2 of `taps`, 3 wide) or itself (two:
+/// rows 3 and 4, a 5×3 kernel's last two), plus those kernel rows against
+/// `inputs[k][y·step + x..]`; an odd width's spare sum lands on the next row's first, which
+/// overwrites it. `false` (nothing written) when the inputs or the sums are short
+/// ([`Kx3Pass::new`]). Never inlined: its loop words stay off the stack of its callers.
+#[inline(never)]
 pub(crate) fn kx3_pass(
     inputs: &[&[u32]],
     taps: &[u32; KX3_TAPS],
     stride: usize,
-    (width, rows, step): (usize, usize, usize),
+    shape: RowsShape,
     acc: &mut [i32],
 ) -> bool {
+    match Kx3Pass::new(inputs, taps, stride, shape, acc) {
+        Some(pass) => {
+            kx3_loops(pass);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The Cortex-M4's row loops (`ops::arm_dsp::kx3_loops`), value by value.
+#[cfg(not(qcnn_arm_dsp))]
+fn kx3_loops(pass: Kx3Pass<'_, '_>) {
+    let (inputs, acc, words, stride, RowsShape { width, rows, step }) = pass.into_parts();
     let pairs = width.div_ceil(2);
     let (first, from_bias) = (if inputs.len() == 3 { 0 } else { 3 }, inputs.len() == 3);
-    let Some(last) = rows.checked_sub(1) else {
-        return false;
-    };
-    let need = last * step + stride * pairs + 1;
-    let fits = pairs > 0
-        && (inputs.len() == 2 || inputs.len() == 3)
-        && (stride == 1 || stride == 2)
-        && step >= stride * pairs
-        && inputs.iter().all(|r| r.len() >= need)
-        && acc.len() >= last * width + 2 * pairs;
-    if !fits {
-        return false;
-    }
     let value = |row: &[u32], x: usize| {
         let word = row.get(x / 2).copied().unwrap_or(0);
         i32::from((word >> (16 * (x % 2))) as u16 as i16)
     };
-    let bias = taps.get(KX3_TAPS - 2).map_or(0, |&b| b as i32);
+    let bias = words.get(KX3_TAPS - 2).map_or(0, |&b| b as i32);
     for y in 0..rows {
         // Pairs, as the loops: an odd width's spare is the next row's first.
         for i in 0..2 * pairs {
@@ -170,7 +169,7 @@ pub(crate) fn kx3_pass(
             };
             let mut total = if from_bias { bias } else { *sum };
             for (k, &row) in inputs.iter().enumerate() {
-                let tap = |j: usize| halves(taps.get(2 * (first + k) + j).copied().unwrap_or(0));
+                let tap = |j: usize| halves(words.get(2 * (first + k) + j).copied().unwrap_or(0));
                 let ((w0, w1), (_, w2)) = (tap(0), tap(1));
                 let x = y * 2 * step + i * stride;
                 let dot = w0 * value(row, x) + w1 * value(row, x + 1) + w2 * value(row, x + 2);
@@ -179,33 +178,6 @@ pub(crate) fn kx3_pass(
             *sum = total;
         }
     }
-    true
-}
-
-/// `acc[y·width + i] = bias + ` kernel rows 0 to 2 of `taps` (3 wide) against the inputs for
-/// output `i` of row `y` (at `x = i·stride`, 1 or 2; `shape` = (width, rows, step), each output
-/// row's inputs `step` words after the one before); an odd width's spare sum lands on the next
-/// row's first, which overwrites it. `false` (nothing written) when the inputs or the sums are
-/// short.
-pub(crate) fn kx3_sums(
-    inputs: [&[u32]; 3],
-    taps: &[u32; KX3_TAPS],
-    stride: usize,
-    shape: (usize, usize, usize),
-    acc: &mut [i32],
-) -> bool {
-    kx3_pass(&inputs, taps, stride, shape, acc)
-}
-
-/// [`kx3_sums`] adding kernel rows 3 and 4 (a 5×3 kernel's last two) to `acc`.
-pub(crate) fn kx3_add_rows(
-    inputs: [&[u32]; 2],
-    taps: &[u32; KX3_TAPS],
-    stride: usize,
-    shape: (usize, usize, usize),
-    acc: &mut [i32],
-) -> bool {
-    kx3_pass(&inputs, taps, stride, shape, acc)
 }
 
 /// `out[i] = FoldedRequant::apply(acc[i])` for the first `4·⌊len / 4⌋` sums (the Cortex-M4's

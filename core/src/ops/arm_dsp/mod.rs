@@ -26,7 +26,7 @@ mod row3;
 
 pub(crate) use byte_max::max_bytes4;
 pub(crate) use conv2d::{RowSource, conv2d, conv2d_rows};
-pub(crate) use depthwise_rows::{KX3_TAPS, kx3_pass};
+pub(crate) use depthwise_rows::kx3_loops;
 pub(crate) use linear::{linear, linear_blocked};
 // The pointwise kernel's name for `mac_patch4` (the same loop).
 pub(crate) use patch_mac::mac_patch4 as mac_patch4_unrolled;
