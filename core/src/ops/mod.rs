@@ -25,6 +25,7 @@ pub mod maxpool2d;
 pub mod op_error;
 pub(crate) mod pointwise_columns;
 pub mod requant;
+pub(crate) mod runs;
 pub(crate) mod scratch;
 pub mod tier;
 #[cfg(target_arch = "x86_64")]

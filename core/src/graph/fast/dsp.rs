@@ -3,17 +3,17 @@
 //! tests run the fast kernels' own bookkeeping (patch layout, tails, padding) against the
 //! portable kernels too.
 
-#[cfg(not(qcnn_arm_dsp))]
-use crate::ops::chunks::runs_fit;
 use crate::ops::kx3_rows::Kx3Pass;
 pub(crate) use crate::ops::kx3_rows::{KX3_TAPS, RowsShape};
 pub(crate) use crate::ops::pointwise_columns::Columns;
 #[cfg(not(qcnn_arm_dsp))]
 use crate::ops::pointwise_columns::blocks_fit;
+use crate::ops::runs::FittingRuns;
+pub(crate) use crate::ops::runs::Runs;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    add_columns, expand_columns, gather_runs, kx3_loops, linear, mac_patch4, mac_patch4_unrolled,
+    add_columns, copy_runs, expand_columns, kx3_loops, linear, mac_patch4, mac_patch4_unrolled,
     max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad, sum_bytes,
     sxtb16_pairs,
 };
@@ -95,23 +95,32 @@ pub(crate) fn sum_bytes(bytes: &[i8]) -> i32 {
     bytes.iter().map(|&b| i32::from(b)).sum()
 }
 
+/// Copies [`Runs`] from `src` to `dst` in order, so that each run keeps its first `step`
+/// bytes and the next overwrites the rest (the graph patch conv's staging of a column whose
+/// window lies inside the input: one run per kernel row). `false` (nothing copied) when a
+/// count is 0 or a run would fall outside `src` or `dst` ([`FittingRuns::new`]).
+#[inline(always)]
+pub(crate) fn gather_runs(src: &[i8], runs: Runs, dst: &mut [i8]) -> bool {
+    FittingRuns::new(src, runs, dst).map(copy_runs).is_some()
+}
+
+/// The Cortex-M4's copy (`ops::arm_dsp::copy_runs`), run by run.
 #[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn gather_runs(
-    src: &[i8],
-    (plane, row, rows, channels): (usize, usize, usize, usize),
-    dst: &mut [i8],
-    step: usize,
-) -> bool {
-    if !runs_fit(src.len(), (plane, row, rows, channels), dst.len(), step) {
-        return false;
-    }
-    let runs = (0..channels).flat_map(|c| (0..rows).map(move |r| c * plane + r * row));
-    for (i, at) in runs.enumerate() {
+fn copy_runs(runs: FittingRuns<'_, '_>) {
+    let (src, runs, dst) = runs.into_parts();
+    let Runs {
+        plane,
+        row,
+        rows,
+        channels,
+        step,
+    } = runs;
+    let starts = (0..channels).flat_map(|c| (0..rows).map(move |r| c * plane + r * row));
+    for (i, at) in starts.enumerate() {
         if let (Some(d), Some(s)) = (dst.get_mut(i * step..i * step + 4), src.get(at..at + 4)) {
             d.copy_from_slice(s);
         }
     }
-    true
 }
 
 /// `out[i] = FoldedRequant::apply(acc[i])` for the four sums of a channel whose folded
