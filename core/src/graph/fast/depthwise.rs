@@ -474,7 +474,7 @@ impl ChannelTaps {
         }
         // Five rows: the last two added after.
         let last = [input(3), input(4)];
-        if shape.width % 2 == 0 {
+        if shape.width.is_multiple_of(2) {
             return kx3_pass(&first, taps, stride, shape, acc)
                 && kx3_pass(&last, taps, stride, shape, acc);
         }

@@ -7,14 +7,15 @@ use crate::ops::kx3_rows::Kx3Pass;
 pub(crate) use crate::ops::kx3_rows::{KX3_TAPS, RowsShape};
 pub(crate) use crate::ops::pointwise_columns::Columns;
 #[cfg(not(qcnn_arm_dsp))]
-use crate::ops::pointwise_columns::blocks_fit;
+use crate::ops::pointwise_columns::FittingBlocks;
+use crate::ops::pointwise_columns::PointwiseBlocks;
 use crate::ops::runs::FittingRuns;
 pub(crate) use crate::ops::runs::Runs;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    add_columns, copy_runs, expand_columns, kx3_loops, linear, mac_patch4, mac_patch4_unrolled,
-    max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad, sum_bytes,
+    add_columns, blocks_loops, copy_runs, expand_columns, kx3_loops, linear, mac_patch4,
+    mac_patch4_unrolled, max_bytes4, requantize_columns, requantize_run, smlad, sum_bytes,
     sxtb16_pairs,
 };
 
@@ -253,23 +254,51 @@ pub(crate) fn expand_columns(patch: &mut [u32], stage: &[i8], stride: usize, gro
 pub(crate) use mac_patch4 as mac_patch4_unrolled;
 
 /// Every output channel's four outputs for `blocks` blocks of four columns (each unpacked
-/// first into `patch` from `columns`, as the Cortex-M4's assembly does): [`mac_patch4`]'s
-/// sums from the channel's bias, each requantized and clamped by its
-/// `super::requant::FoldedRequant`, block `b`'s channel `o` at `out[o·plane + 4b..]`; `false` (nothing written) when
-/// `c` is not a positive multiple of 4, a channel's shift is one that arithmetic does not
-/// take, or a slice is short.
-#[cfg(not(qcnn_arm_dsp))]
+/// first into `patch` from `columns`): [`mac_patch4`]'s sums from the channel's bias, each
+/// requantized and clamped by its `super::requant::FoldedRequant`, block `b`'s channel `o` at
+/// `out[o·plane + 4b..]`; `false` (nothing written) when `c` is not a positive multiple of 4,
+/// a slice is short ([`PointwiseBlocks::fit`]) or, on the host, a channel's shift is one that
+/// arithmetic does not take (the Cortex-M4's caller checks that with `pointwise_folds`).
+/// Never inlined: the Cortex-M4's block state stays off its callers' stack.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub(crate) fn pointwise_blocks(
     columns: Columns<'_>,
     patch: &mut [u32],
     weights: &[i8],
-    (bias, multiplier, shift): (&[[u8; 4]], &[[u8; 4]], &[i8]),
-    (zero_point, clamp): (i8, [i8; 2]),
+    channels: (&[[u8; 4]], &[[u8; 4]], &[i8]),
+    requant: (i8, [i8; 2]),
     out: &mut [i8],
     plane: usize,
     blocks: usize,
 ) -> bool {
+    let call = PointwiseBlocks {
+        columns,
+        patch,
+        weights,
+        channels,
+        requant,
+        out,
+        plane,
+        blocks,
+    };
+    call.fit().is_some_and(blocks_loops)
+}
+
+/// The Cortex-M4's loops (`ops::arm_dsp::blocks_loops`), value by value, after the host's own
+/// check that every channel's requantizer folds.
+#[cfg(not(qcnn_arm_dsp))]
+fn blocks_loops(call: FittingBlocks<'_>) -> bool {
+    let PointwiseBlocks {
+        columns,
+        patch,
+        weights,
+        channels: (bias, multiplier, shift),
+        requant: (zero_point, clamp),
+        out,
+        plane,
+        blocks,
+    } = call.into_inner();
     let c = patch.len() / 2;
     let data = crate::graph::kernels::ChannelData {
         bias,
@@ -278,17 +307,7 @@ pub(crate) fn pointwise_blocks(
         zero_point,
         clamp,
     };
-    let lens = [bias.len(), multiplier.len(), shift.len()];
-    let fits = blocks_fit(
-        columns,
-        patch.len(),
-        weights.len(),
-        lens,
-        out.len(),
-        plane,
-        blocks,
-    );
-    if !fits || !super::requant::pointwise_folds(&data) {
+    if !super::requant::pointwise_folds(&data) {
         return false;
     }
     for b in 0..blocks {

@@ -34,5 +34,5 @@ pub(crate) use patch_mac::{
     add_columns, copy_runs, expand_columns, mac_patch4, requantize_columns, requantize_run, smlad,
     sum_bytes, sxtb16_pairs,
 };
-pub(crate) use pointwise_mac::pointwise_blocks;
+pub(crate) use pointwise_mac::blocks_loops;
 pub(crate) use row3::conv3x3_row;
