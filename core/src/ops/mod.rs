@@ -15,6 +15,7 @@ pub(crate) mod chunks;
 pub mod conv2d;
 pub mod conv2d_op;
 pub mod dot;
+pub(crate) mod fused_add;
 pub mod gemm;
 pub(crate) mod gemm_portable;
 pub mod kernels;

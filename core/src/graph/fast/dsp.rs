@@ -3,6 +3,8 @@
 //! tests run the fast kernels' own bookkeeping (patch layout, tails, padding) against the
 //! portable kernels too.
 
+#[cfg(not(qcnn_arm_dsp))]
+use crate::ops::fused_add::FusedAdd;
 use crate::ops::kx3_rows::Kx3Pass;
 pub(crate) use crate::ops::kx3_rows::{KX3_TAPS, RowsShape};
 pub(crate) use crate::ops::pointwise_columns::Columns;
@@ -14,7 +16,7 @@ pub(crate) use crate::ops::runs::Runs;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    add_columns, blocks_loops, copy_runs, expand_columns, kx3_loops, linear, mac_patch4,
+    add_four, blocks_loops, copy_runs, expand_columns, kx3_loops, linear, mac_patch4,
     mac_patch4_unrolled, max_bytes4, requantize_columns, requantize_run, smlad, sum_bytes,
     sxtb16_pairs,
 };
@@ -109,14 +111,8 @@ pub(crate) fn gather_runs(src: &[i8], runs: Runs, dst: &mut [i8]) -> bool {
 #[cfg(not(qcnn_arm_dsp))]
 fn copy_runs(runs: FittingRuns<'_, '_>) {
     let (src, runs, dst) = runs.into_parts();
-    let Runs {
-        plane,
-        row,
-        rows,
-        channels,
-        step,
-    } = runs;
-    let starts = (0..channels).flat_map(|c| (0..rows).map(move |r| c * plane + r * row));
+    let (plane, row, step) = (runs.plane, runs.row, runs.step);
+    let starts = (0..runs.channels).flat_map(|c| (0..runs.rows).map(move |r| c * plane + r * row));
     for (i, at) in starts.enumerate() {
         if let (Some(d), Some(s)) = (dst.get_mut(i * step..i * step + 4), src.get(at..at + 4)) {
             d.copy_from_slice(s);
@@ -201,26 +197,35 @@ pub(crate) fn requantize_run(acc: &[i32], words: &[u32; 5], out: &mut [i8]) {
     }
 }
 
-/// The fused residual Add of four outputs (the Cortex-M4's in assembly): each sum through
-/// the channel's folded requantizer `words`, then with the residual in `out` through the
-/// Add's tables and its folded output requantizer `add`.
-#[cfg(not(qcnn_arm_dsp))]
+/// The fused residual Add of four outputs of a channel: each sum through the channel's folded
+/// requantizer `words`, then with the residual in `out` through the Add's tables and its
+/// folded output requantizer `add`, the four outputs over the residual. Nothing when `out` has
+/// fewer than four bytes or a requantizer fewer than five words.
+#[inline(always)]
 pub(crate) fn add_columns(
     acc: &[i32; 4],
     words: &[u32],
-    (a, b): (&[i32; 256], &[i32; 256]),
+    tables: (&[i32; 256], &[i32; 256]),
     add: &[u32],
     out: &mut [i8],
 ) {
+    if let (Some(words), Some(add), Some(out)) = (
+        words.first_chunk(),
+        add.first_chunk(),
+        out.first_chunk_mut(),
+    ) {
+        add_four((acc, words, tables, add, out));
+    }
+}
+
+/// The Cortex-M4's assembly (`ops::arm_dsp::add_four`), value by value.
+#[cfg(not(qcnn_arm_dsp))]
+fn add_four((acc, words, (a, b), add, out): FusedAdd<'_>) {
     use super::requant::FoldedRequant;
-    let folded = |w: &[u32]| {
-        <[u32; 5]>::try_from(w.get(..5)?)
-            .ok()
-            .map(FoldedRequant::from_words)
-    };
-    let (Some(conv), Some(add)) = (folded(words), folded(add)) else {
-        return;
-    };
+    let (conv, add) = (
+        FoldedRequant::from_words(*words),
+        FoldedRequant::from_words(*add),
+    );
     for (q, &acc) in out.iter_mut().zip(acc) {
         let v = conv.apply(acc);
         let sum = a[usize::from(v as u8)].saturating_add(b[usize::from(*q as u8)]);

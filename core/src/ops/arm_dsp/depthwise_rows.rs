@@ -14,16 +14,28 @@ use core::arch::asm;
 
 use crate::ops::kx3_rows::Kx3Pass;
 
-/// One kernel row at stride 1 (r4, r5 its weights at `$w` bytes of r11; input pointer `$p`).
-macro_rules! row_stride1 {
-    ($w:literal, $p:literal) => {
+/// A kernel row's loads: its weights (r4, r5) at `$w` bytes of r11, and two input words (r2,
+/// r3) at input pointer `$p`, which then advances by `$advance` bytes.
+macro_rules! row_loads {
+    ($w:literal, $p:literal, $advance:literal) => {
         concat!(
             "ldrd r4, r5, [r11, #",
             $w,
             "]\n",
             "ldrd r2, r3, [",
             $p,
-            "], #4\n",
+            "], #",
+            $advance,
+            "\n",
+        )
+    };
+}
+
+/// One kernel row at stride 1 ([`row_loads`]: weights at `$w` bytes of r11, input `$p`).
+macro_rules! row_stride1 {
+    ($w:literal, $p:literal) => {
+        concat!(
+            row_loads!($w, $p, "4"),
             "smlabt r1, r4, r2, r1\n",
             "smlad r0, r4, r2, r0\n",
             "smlatb r0, r5, r3, r0\n",
@@ -36,12 +48,7 @@ macro_rules! row_stride1 {
 macro_rules! row_stride2 {
     ($w:literal, $p:literal) => {
         concat!(
-            "ldrd r4, r5, [r11, #",
-            $w,
-            "]\n",
-            "ldrd r2, r3, [",
-            $p,
-            "], #8\n",
+            row_loads!($w, $p, "8"),
             "smlad r0, r4, r2, r0\n",
             "smlad r1, r4, r3, r1\n",
             "ldr r2, [",
@@ -56,7 +63,7 @@ macro_rules! row_stride2 {
 /// The loop over output pairs, then over output rows: `$start` sets the sums (r0, r1), the
 /// rows add to them, one STRD stores them (r12 the sums' pointer, lr the row's end); at a
 /// row's end the input pointers `$p` step to the next output row's kernel rows and the sums'
-/// pointer back over a spare sum, from the loop words after the taps (`loop_words`).
+/// pointer back over a spare sum, from the loop words after the taps (`Kx3Pass::new`).
 macro_rules! rows_loop {
     ($start:literal, [$($p:literal),+], $($row:expr),+) => {
         concat!(

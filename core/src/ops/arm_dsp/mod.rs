@@ -31,7 +31,7 @@ pub(crate) use linear::{linear, linear_blocked};
 // The pointwise kernel's name for `mac_patch4` (the same loop).
 pub(crate) use patch_mac::mac_patch4 as mac_patch4_unrolled;
 pub(crate) use patch_mac::{
-    add_columns, copy_runs, expand_columns, mac_patch4, requantize_columns, requantize_run, smlad,
+    add_four, copy_runs, expand_columns, mac_patch4, requantize_columns, requantize_run, smlad,
     sum_bytes, sxtb16_pairs,
 };
 pub(crate) use pointwise_mac::blocks_loops;

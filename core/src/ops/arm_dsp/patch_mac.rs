@@ -4,6 +4,7 @@
 
 use core::arch::asm;
 
+use crate::ops::fused_add::FusedAdd;
 use crate::ops::runs::{FittingRuns, Runs};
 
 /// `acc[i] += Σ_t weights[t] · patch value (i, t)` over `groups` groups of four taps, the
@@ -259,17 +260,9 @@ pub(crate) fn requantize_run(acc: &[i32], words: &[u32; 5], out: &mut [i8]) {
 /// does (`graph::fast::add`: both inputs' rescaling looked up in `a` and `b`, their
 /// saturating sum requantized by the Add's folded output requantizer `add`, its clamp), the
 /// four sums stored over the residual with one word: 87 instructions for four outputs.
+/// (`graph::fast::dsp::add_columns` checks the lengths and calls it.)
 #[inline(always)]
-pub(crate) fn add_columns(
-    acc: &[i32; 4],
-    words: &[u32],
-    (a, b): (&[i32; 256], &[i32; 256]),
-    add: &[u32],
-    out: &mut [i8],
-) {
-    if out.len() < 4 || words.len() < 5 || add.len() < 5 {
-        return;
-    }
+pub(crate) fn add_four((acc, words, (a, b), add, out): FusedAdd<'_>) {
     let values: u32;
     // SAFETY: as `requantize_columns` for the first part (reads five words of `words`, no
     // store); no memory then but the value in r0.
@@ -293,7 +286,7 @@ pub(crate) fn add_columns(
     // SAFETY: reads entries `values' byte` of `a` and `residual byte` of `b` (indices
     // below 256: unsigned bytes), the first five words of `add` (LDM and LDRD, word-aligned),
     // and the four bytes at `out`, which it then overwrites with one STR (unaligned STR is
-    // allowed on the Cortex-M4); all in bounds as checked above. Registers and flags
+    // allowed on the Cortex-M4); all in bounds by their types. Registers and flags
     // otherwise; no stack.
     unsafe {
         asm!(
