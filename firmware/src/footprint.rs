@@ -68,17 +68,23 @@ pub fn stack_peak() -> usize {
     top - lowest_used
 }
 
-/// Paints the free stack again, from the bottom of the region up to the stack pointer, so
-/// that the next [`stack_peak`] is what ran since (its caller's frames included), not the
-/// deepest point before. Not inlined, and a leaf: below its frame nothing is in use.
+/// Bytes just below the stack pointer that [`repaint_stack`] leaves alone: the compiler may
+/// read the stack pointer before the function's own prologue pushes its registers there.
+/// What runs next (an inference) goes far deeper, so these words never set its peak.
+const REPAINT_MARGIN: usize = 64;
+
+/// Paints the free stack again, from the bottom of the region up to [`REPAINT_MARGIN`] below
+/// the stack pointer, so that the next [`stack_peak`] is what ran since (its caller's frames
+/// included), not the deepest point before.
 #[inline(never)]
 pub fn repaint_stack() {
     let (bottom, _) = stack_region();
-    let in_use = cortex_m::register::msp::read() as usize & !3;
+    let in_use = (cortex_m::register::msp::read() as usize & !3).saturating_sub(REPAINT_MARGIN);
     let mut word = bottom;
     while word < in_use {
         // SAFETY: `word` is 4-byte aligned, inside the stack region and below the stack
-        // pointer: no frame lives there, and nothing else runs (no interrupt is enabled).
+        // pointer and this call's frame: nothing lives there, and nothing else runs (no
+        // interrupt is enabled).
         unsafe { ptr::write_volatile(word as *mut u32, STACK_PAINT_VALUE) };
         word += 4;
     }
