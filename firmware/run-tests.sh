@@ -47,8 +47,10 @@ firmware="$root/firmware"
 # before the header decoder of core/src/format/decode.rs, whose load takes 56 B less stack);
 # 15,820 B since the chain runtime moves no layer with memcpy (a 1,448 B stack peak, 1,712 before);
 # 15,636 B since the firmware's load puts the model in `run`'s slot (a 1,264 B stack peak).
+# Since session 11 the two stack peaks are measured apart (the firmware paints the stack again
+# after the loads): load 1,256 B, inference 1,136 B, so 15,628 B in all (static + the larger).
 stack_limit=2048
-ram_in_all_limit=15640
+ram_in_all_limit=15632
 arena_limit=14359
 mac_limit_milli=1500
 # Within issue 13's target, 12,288 B: 11,896 B on session 10's branch fold15 (the Cortex-M4
@@ -104,22 +106,26 @@ runtime_code_limit_graph=64832
 # header decoded without serde).
 stream_arena_limit=8001
 # Since the firmware's load puts the model in `run`'s slot: 1,868 B of stack, 9,884 B in all.
-stream_ram_in_all_limit=9888
-stream_stack_limit=1872
+# Measured apart since session 11: the load 1,256 B, the streamed inference 1,860 B (the
+# larger), 9,876 B in all.
+stream_ram_in_all_limit=9880
+stream_load_stack_limit=1260
+stream_stack_limit=1864
 stream_mac_limit_milli=1479
 # The graph models (issue 12): CMSIS-NN's figures from the issue (instructions per inference
 # under the same qemu; activation buffers + scratch + stack, bytes), and qcnn's limits: the
 # figures reached, so that they cannot grow back unnoticed (firmware/README.md).
-# Each entry: name, ONNX file, CMSIS-NN instructions, CMSIS-NN RAM, qcnn's instructions limit,
-# qcnn's arena + stack limit. Issue 12's targets (0.6x CMSIS-NN's instructions, less RAM) are
-# met on all three models (branch mnram: 0.57x, 0.52x and 0.57x; RAM: ResNet-8 33,935 B,
+# Each entry: name, ONNX file, CMSIS-NN instructions, CMSIS-NN RAM, qcnn's instructions limit
+# (the figure reached + 40, one SysTick tick), qcnn's arena + stack limit (the stack: the
+# larger of the load's and the inference's peaks, both measured apart). Issue 12's targets
+# (0.6x CMSIS-NN's instructions, less RAM) are met on all three models (branch mnram: 0.57x, 0.52x and 0.57x; RAM: ResNet-8 33,935 B,
 # DS-CNN 15,971 B, MobileNet 5,651 B against ~5,866 B; 6,095 B before: no staging scratch for
 # a node whose kernel runs over its own input, fewer sums for MobileNet's few-channel planes,
 # the load's and the runner's frames without copies): firmware/README.md.
 graph_models=(
-    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 12916040 33939"
-    "ds_cnn $root/models/ds_cnn.onnx 11688143 25994 6054880 15975"
-    "mobilenet $root/models/mobilenet.onnx 1514727 5866 856840 5655"
+    "resnet8 $root/../shared/fixtures/onnx/resnet8_fmnist.onnx 22506751 40616 12914560 33939"
+    "ds_cnn $root/models/ds_cnn.onnx 11688143 25994 6046520 15975"
+    "mobilenet $root/models/mobilenet.onnx 1514727 5866 855840 5655"
 )
 # Models run on the M4 only to check that their output is exactly `qcnn predict`'s (issue 12:
 # "the firmware runs any blob"; their figures are printed, not held to limits). Part
@@ -202,7 +208,7 @@ part_m4_stream() {
     run_firmware mps2-an386 "$elf" "$release_blob" m4-stream
     grep -q '^# ram_arena_bytes .* 1 layer pairs streamed' "$out" || fail "m4-stream: no layer pair streamed"
     check_at_most ram_arena_bytes "$(measurement "$out" ram_arena_bytes)" "$stream_arena_limit"
-    check_limits "$out" "$stream_stack_limit" "$stream_ram_in_all_limit"
+    check_limits "$out" "$stream_load_stack_limit" "$stream_ram_in_all_limit" "$stream_stack_limit"
     check_at_most instructions_per_mac_milli \
         "$(measurement "$out" instructions_per_mac | tr -d .)" "$stream_mac_limit_milli"
 }
