@@ -208,6 +208,10 @@ impl<'a> Model<'a> {
             let need = match Kernels::NATIVE {
                 Kernels::Portable => portable,
                 Kernels::CortexM4Dsp => dsp,
+                // Never more than the portable figure (no im2col scratch), so it fits too.
+                Kernels::Direct => checked.as_ref().map_or(portable, |l| {
+                    l.arena_need(Kernels::Direct).unwrap_or(portable)
+                }),
             };
             arena_len = arena_len.max(need);
         }

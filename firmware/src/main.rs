@@ -106,6 +106,10 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
             available: arena.len(),
         })?;
 
+    // The inference's own peak, apart from the load's: the paint is laid again under `run`'s
+    // frame, so the first inference's figure counts what is on the stack while it runs
+    // (`run` and above) and its own depth, not the loads' deeper frames.
+    footprint::repaint_stack();
     let mut stack_at_first_inference = 0;
     let mut total = 0u64;
     let (mut fewest, mut most) = (u64::MAX, 0u64);
@@ -118,7 +122,7 @@ fn run(arena: &mut [u8]) -> Result<(), FirmwareError> {
             source,
         })?;
         if index == 0 {
-            // Before anything is printed: only loading, calibration and inference used the stack.
+            // Before anything is printed: only the inference used the stack since the repaint.
             stack_at_first_inference = footprint::stack_peak();
         }
         print_image_line(index, &logits);
@@ -285,20 +289,23 @@ fn print_figures(
         core::mem::size_of::<Model>()
     );
     hprintln!(
-        "# stack_peak_load_bytes {} (reset to the end of the loads)",
+        "# stack_peak_load_bytes {} (reset to the end of the loads: calibration and the three loads)",
         run.stack_at_load
     );
     hprintln!(
-        "# stack_peak_inference_bytes {} (reset to first inference)",
+        "# stack_peak_inference_bytes {} (the first inference alone: the stack painted again after the loads)",
         run.stack_at_first_inference
     );
+    // Both happen on the device, one after the other: the RAM it needs is the larger.
+    let stack_peak = run.stack_at_load.max(run.stack_at_first_inference);
     hprintln!(
-        "# ram_in_all_bytes {} (static, arena included, + stack peak to first inference)",
-        ram_static + run.stack_at_first_inference
+        "# ram_in_all_bytes {} (static, arena included, + the larger stack peak, load's or inference's: {})",
+        ram_static + stack_peak,
+        stack_peak
     );
     hprintln!(
-        "# stack_peak_total_bytes {} (whole run, semihosting output included; stack region {})",
-        footprint::stack_peak(),
+        "# stack_peak_total_bytes {} (whole run: the loads, and since them every inference and the semihosting output; stack region {})",
+        run.stack_at_load.max(footprint::stack_peak()),
         footprint::stack_size()
     );
     Ok(())

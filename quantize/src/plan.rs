@@ -332,6 +332,7 @@ fn kernels_name(kernels: Kernels) -> &'static str {
     match kernels {
         Kernels::CortexM4Dsp => "cortex-m4",
         Kernels::Portable => "portable",
+        Kernels::Direct => "direct",
     }
 }
 

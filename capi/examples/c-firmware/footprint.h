@@ -12,7 +12,10 @@ size_t footprint_ram_static(void);
 size_t footprint_heap_reserved(void);
 /* Fills the free stack with a known word; called once at reset, before main. */
 void footprint_paint_stack(void);
-/* Most stack bytes used since reset: the lowest word that lost its paint. */
+/* Paints the free stack again, up to the caller's frame, so that the next footprint_stack_peak
+ * measures only what runs after the call (the caller's frames included). */
+void footprint_repaint_stack(void);
+/* Most stack bytes used since reset or the last repaint: the lowest word that lost its paint. */
 size_t footprint_stack_peak(void);
 
 #endif

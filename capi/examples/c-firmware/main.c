@@ -47,6 +47,10 @@ int main(void) {
     }
     size_t images = (size_t)(test_images_end - test_images) / input_len;
 
+    /* The load's peak (calibration and qcnn_model_init), then the stack painted again so that
+     * the first inference's figure is its own, not the larger of the two. */
+    size_t stack_at_load = footprint_stack_peak();
+    footprint_repaint_stack();
     uint64_t total = 0, fewest = UINT64_MAX, most = 0;
     size_t stack_at_first_inference = 0;
     for (size_t i = 0; i < images; i++) {
@@ -63,7 +67,7 @@ int main(void) {
             return 1;
         }
         if (i == 0) {
-            /* Before anything is printed: only loading and inference used the stack. */
+            /* Before anything is printed: only the inference used the stack since the repaint. */
             stack_at_first_inference = footprint_stack_peak();
         }
         size_t predicted = 0;
@@ -94,7 +98,9 @@ int main(void) {
     printf("# ram_arena_bytes %lu (qcnn_arena_len %lu)\n", (unsigned long)sizeof arena,
            (unsigned long)arena_len);
     printf("# ram_model_bytes %lu (sizeof(qcnn_model))\n", (unsigned long)sizeof model);
-    printf("# stack_peak_inference_bytes %lu (reset to first inference)\n",
+    printf("# stack_peak_load_bytes %lu (reset to the end of the load: calibration, qcnn_model_init)\n",
+           (unsigned long)stack_at_load);
+    printf("# stack_peak_inference_bytes %lu (the first inference alone: the stack painted again after the load)\n",
            (unsigned long)stack_at_first_inference);
     return 0;
 }

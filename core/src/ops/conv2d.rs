@@ -71,6 +71,7 @@ impl Conv2dOp<'_> {
                 DspConvLayout::new(&self.geometry()).map_or(0, |l| l.scratch_bytes())
             }
             Kernels::Portable => self.im2col().map_or(0, |l| l.scratch_bytes()),
+            Kernels::Direct => 0,
         }
     }
 
@@ -113,9 +114,10 @@ impl Conv2dOp<'_> {
             self.run_direct(input, output);
         }
         // Other microcontrollers (Cortex-M0): the direct loops alone, for flash (core's
-        // build.rs). The scratch the portable tier accounts for stays unused.
+        // build.rs). They take no scratch: `Kernels::Direct` sizes the arena without it.
         #[cfg(qcnn_direct_kernels)]
         {
+            const { assert!(matches!(Kernels::NATIVE, Kernels::Direct)) };
             let _ = scratch;
             self.run_direct(input, output);
         }
@@ -763,5 +765,11 @@ mod tests {
         let mut scratch = vec![0x5A; op.scratch_len(Kernels::Portable)];
         op.run_portable(&x, &mut out, &mut scratch);
         assert_eq!(out, case.reference(&x));
+        // The direct loops, all a `Kernels::Direct` target runs, take no scratch (their
+        // signature has none), and the arena holds none for them.
+        assert_eq!(op.scratch_len(Kernels::Direct), 0);
+        let mut direct = vec![0; out.len()];
+        op.run_direct(&x, &mut direct);
+        assert_eq!(direct, out);
     }
 }

@@ -16,7 +16,7 @@ impl LinearOp<'_> {
     pub fn scratch_len(&self, kernels: Kernels) -> usize {
         match kernels {
             Kernels::CortexM4Dsp => super::scratch::dsp_linear_bytes(self.in_features),
-            Kernels::Portable => 0,
+            Kernels::Portable | Kernels::Direct => 0,
         }
     }
 
@@ -33,6 +33,7 @@ impl LinearOp<'_> {
         // Other microcontrollers (Cortex-M0): one dot product per row, for flash.
         #[cfg(qcnn_direct_kernels)]
         {
+            const { assert!(matches!(Kernels::NATIVE, Kernels::Direct)) };
             let _ = scratch;
             self.run_rows(input, output);
         }
@@ -203,7 +204,9 @@ mod tests {
                 &mut vec![0x5A; op.scratch_len(Kernels::NATIVE)],
             );
             assert_eq!(out, reference::linear(&input, &weights, &data));
-            // The Cortex-M4's fallback for the rows its SMLAD kernel declines.
+            // The Cortex-M4's fallback for the rows its SMLAD kernel declines, and all a
+            // `Kernels::Direct` target (Cortex-M0) runs: no scratch, and none in its arena.
+            assert_eq!(op.scratch_len(Kernels::Direct), 0);
             let mut rows = vec![0; out_features];
             op.run_rows(&input, &mut rows);
             assert_eq!(rows, out);
