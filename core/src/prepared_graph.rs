@@ -107,14 +107,10 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
                 (conv.in_shape.h + pt + pb) * (conv.in_shape.w + pl + pr),
             )
         }
-        Prepared::Conv(_)
-        | Prepared::Add { .. }
-        | Prepared::Pool {
-            average: Some(_), ..
-        }
-        | Prepared::GlobalAverage { .. } => (vector, 0),
+        Prepared::Conv(_) | Prepared::Add { .. } | Prepared::GlobalAverage { .. } => (vector, 0),
+        Prepared::Pool(pool) if pool.average.is_some() => (vector, 0),
         Prepared::Gemm { .. } => (NodeKernel::Gemm, 0),
-        Prepared::Pool { average: None, .. } => (NodeKernel::Portable, 0),
+        Prepared::Pool(_) => (NodeKernel::Portable, 0),
         // A Conv with its residual Add fused: the portable kernel on the host.
         Prepared::ConvAdd(..) => (NodeKernel::Portable, 0),
     }
@@ -123,15 +119,9 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
 impl NodeKernels for GraphKernels {
     fn run(&self, index: usize, prepared: &Prepared<'_>, operands: Operands<'_>) -> bool {
         match (self.nodes.get(index), prepared, operands) {
-            (
-                Some(NodeKernel::ConvGemm),
-                Prepared::Conv(conv),
-                Operands::Apart {
-                    inputs: [a, _],
-                    out,
-                    scratch,
-                },
-            ) => self.im2col_conv(conv, a, out, scratch),
+            (Some(NodeKernel::ConvGemm), Prepared::Conv(conv), operands) => {
+                im2col_conv(conv, self.gemm, operands)
+            }
             (
                 Some(NodeKernel::Gemm),
                 Prepared::Gemm { weights, channels },
@@ -173,62 +163,61 @@ fn requantize(acc: &[i32], channels: &ChannelData<'_>, o: usize, out: &mut [i8])
     }
 }
 
-impl GraphKernels {
-    /// A group-1 Conv into `out` (C×H×W) through im2col and [`Self::gemm`], [`CONV_COLUMNS`]
-    /// output positions at a time; `false` (nothing written) if `scratch` cannot hold their
-    /// columns.
-    fn im2col_conv(
-        &self,
-        conv: &ConvParams<'_>,
-        input: &[i8],
-        out: &mut [i8],
-        scratch: &mut [i8],
-    ) -> bool {
-        let gemm = self.gemm;
-        let (weights, channels) = (conv.weights, &conv.channels);
-        let k = conv.per_output();
-        let plane = conv.out_shape.plane();
-        let Some(columns) = scratch.get_mut(..CONV_COLUMNS * k) else {
-            return false;
-        };
-        if k == 0 || plane == 0 {
-            return false;
-        }
-        let pointwise = conv.kernel() == [1, 1]
-            && conv.stride() == [1, 1]
-            && conv.pads()[..2] == [0, 0]
-            && conv.in_shape.plane() == plane;
-        let mut acc = [0_i32; MAX_ROWS * CONV_COLUMNS];
-        for p0 in (0..plane).step_by(CONV_COLUMNS) {
-            let n = (plane - p0).min(CONV_COLUMNS);
-            if pointwise {
-                // A 1×1 conv's column is one pixel's channels: a transpose of C×n bytes.
-                for (c, map) in input.chunks_exact(plane).take(k).enumerate() {
-                    for (j, &x) in map[p0..p0 + n].iter().enumerate() {
-                        columns[j * k + c] = x;
-                    }
-                }
-            } else {
-                for (j, column) in columns.chunks_exact_mut(k).take(n).enumerate() {
-                    patch_column(conv, input, p0 + j, column);
-                }
-            }
-            let columns = &columns[..n * k];
-            for (block, rows) in weights.chunks(MAX_ROWS * k).enumerate() {
-                let r0 = block * MAX_ROWS;
-                let count = rows.len() / k;
-                let acc = &mut acc[..count * n];
-                gemm(rows, columns, k, acc);
-                for (r, sums) in acc.chunks_exact(n).enumerate() {
-                    let at = (r0 + r) * plane + p0;
-                    if let Some(dst) = out.get_mut(at..at + n) {
-                        requantize(sums, channels, r0 + r, dst);
-                    }
-                }
-            }
-        }
-        true
+/// A group-1 Conv from the first input into the output (C×H×W) through im2col and `gemm`,
+/// [`CONV_COLUMNS`] output positions at a time; `false` (nothing written) if the scratch
+/// cannot hold their columns, or for an in-place Add's operands.
+fn im2col_conv(conv: &ConvParams<'_>, gemm: GemmKernel, operands: Operands<'_>) -> bool {
+    let Operands::Apart {
+        inputs: [input, _],
+        out,
+        scratch,
+    } = operands
+    else {
+        return false;
+    };
+    let (weights, channels) = (conv.weights, &conv.channels);
+    let k = conv.per_output();
+    let plane = conv.out_shape.plane();
+    let Some(columns) = scratch.get_mut(..CONV_COLUMNS * k) else {
+        return false;
+    };
+    if k == 0 || plane == 0 {
+        return false;
     }
+    let pointwise = conv.kernel() == [1, 1]
+        && conv.stride() == [1, 1]
+        && conv.pads()[..2] == [0, 0]
+        && conv.in_shape.plane() == plane;
+    let mut acc = [0_i32; MAX_ROWS * CONV_COLUMNS];
+    for p0 in (0..plane).step_by(CONV_COLUMNS) {
+        let n = (plane - p0).min(CONV_COLUMNS);
+        if pointwise {
+            // A 1×1 conv's column is one pixel's channels: a transpose of C×n bytes.
+            for (c, map) in input.chunks_exact(plane).take(k).enumerate() {
+                for (j, &x) in map[p0..p0 + n].iter().enumerate() {
+                    columns[j * k + c] = x;
+                }
+            }
+        } else {
+            for (j, column) in columns.chunks_exact_mut(k).take(n).enumerate() {
+                patch_column(conv, input, p0 + j, column);
+            }
+        }
+        let columns = &columns[..n * k];
+        for (block, rows) in weights.chunks(MAX_ROWS * k).enumerate() {
+            let r0 = block * MAX_ROWS;
+            let count = rows.len() / k;
+            let acc = &mut acc[..count * n];
+            gemm(rows, columns, k, acc);
+            for (r, sums) in acc.chunks_exact(n).enumerate() {
+                let at = (r0 + r) * plane + p0;
+                if let Some(dst) = out.get_mut(at..at + n) {
+                    requantize(sums, channels, r0 + r, dst);
+                }
+            }
+        }
+    }
+    true
 }
 
 /// The patch of output position `p` in OIHW order (channel, kernel row, column), padding as
@@ -435,20 +424,9 @@ mod avx2 {
             }
             Prepared::Conv(conv) => kernels::conv_body(conv, a, out, None),
             Prepared::Add(op) => kernels::add_body(a, b, out, op),
-            Prepared::Pool {
-                in_shape,
-                out_shape,
-                window,
-                average: average @ Some(_),
-            } => kernels::pool(
-                a,
-                *in_shape,
-                out,
-                *out_shape,
-                *window,
-                *average,
-                kernels::sum_values,
-            ),
+            Prepared::Pool(pool) if pool.average.is_some() => {
+                kernels::pool(a, out, pool, kernels::sum_values)
+            }
             Prepared::GlobalAverage { in_shape } => kernels::global_average(a, *in_shape, out),
             _ => return false,
         }

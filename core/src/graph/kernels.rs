@@ -167,6 +167,16 @@ pub(crate) fn conv_body(
     }
 }
 
+/// A pooling node: its input's and output's shapes, its window, and for an average
+/// `Some((count_include_pad, zero point))` (`None`: the max).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolOp {
+    pub in_shape: MapShape,
+    pub out_shape: MapShape,
+    pub window: Window,
+    pub average: Option<(bool, i8)>,
+}
+
 /// Max or average pooling over a padded window; the output has the input's quantization.
 /// Padding never wins a max; for the average it counts as the zero point (a real 0) when
 /// `count_include_pad`, else the mean is over the valid taps only. The averages' runs of
@@ -174,15 +184,13 @@ pub(crate) fn conv_body(
 /// word). A window as wide as the map sums its rows as one run. Inlined into every caller
 /// (see [`conv_body`]).
 #[inline(always)]
-pub fn pool(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    average: Option<(bool, i8)>,
-    sum: impl Fn(&[i8]) -> i32,
-) {
+pub fn pool(input: &[i8], output: &mut [i8], op: &PoolOp, sum: impl Fn(&[i8]) -> i32) {
+    let PoolOp {
+        in_shape,
+        out_shape,
+        window,
+        average,
+    } = *op;
     let [kh, kw] = window.kernel.map(usize::from);
     let [sh, sw] = window.stride.map(usize::from);
     let [pt, pl, _, _] = window.pads.map(usize::from);

@@ -3,20 +3,13 @@
 
 use super::channel_data::ChannelData;
 use super::conv_params::ConvParams;
-use super::format::Window;
-use super::kernels::AddOp;
+use super::kernels::{AddOp, PoolOp};
 use crate::shape::MapShape;
 
 /// A node ready for its kernel.
 pub(crate) enum Prepared<'a> {
     Conv(ConvParams<'a>),
-    Pool {
-        in_shape: MapShape,
-        out_shape: MapShape,
-        window: Window,
-        /// `Some((count_include_pad, zero point))` for an average.
-        average: Option<(bool, i8)>,
-    },
+    Pool(PoolOp),
     GlobalAverage {
         in_shape: MapShape,
     },

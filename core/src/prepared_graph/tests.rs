@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::graph::format::Add;
-use crate::graph::kernels;
+use crate::graph::kernels::{self, PoolOp};
 use crate::graph::test_cases::{Channels, ConvCase, clamp, out_shape, random_window};
 use crate::model::Model;
 use crate::prepared::PreparedModel;
@@ -176,21 +176,14 @@ fn adds_and_average_pools_match_the_portable_ones(tier: KernelTier) {
         let average = Some((case % 2 == 0, rng.next() as i8));
         if let Some(out) = out_shape(input, c, &window) {
             let mut expected = vec![0; c * out.plane()];
-            kernels::pool(
-                &x,
-                input,
-                &mut expected,
-                out,
-                window,
-                average,
-                kernels::sum_values,
-            );
-            let prepared = Prepared::Pool {
+            let pool = PoolOp {
                 in_shape: input,
                 out_shape: out,
                 window,
                 average,
             };
+            kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
+            let prepared = Prepared::Pool(pool);
             let host = kernels_for(tier, choose(&prepared, tier).0);
             let mut got = vec![0x66; expected.len()];
             if host.run(0, &prepared, apart([&x, &x], &mut got, &mut [])) {

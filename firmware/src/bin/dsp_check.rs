@@ -749,15 +749,14 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         );
         let x = &b.input[..in_len];
         let average = (rng.below(2) == 0, rng.next() as i8);
-        graph_kernels::pool(
-            x,
-            input,
-            &mut b.portable[..out_len],
-            output,
+        let mut pool = graph_kernels::PoolOp {
+            in_shape: input,
+            out_shape: output,
             window,
-            Some(average),
-            graph_kernels::sum_values,
-        );
+            average: Some(average),
+        };
+        let portable = &mut b.portable[..out_len];
+        graph_kernels::pool(x, portable, &pool, graph_kernels::sum_values);
         fast::average::average_pool(x, input, &mut b.fast[..out_len], output, window, average);
         compare(
             "average pool",
@@ -765,8 +764,9 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             &b.fast[..out_len],
             &b.portable[..out_len],
         )?;
+        pool.average = None;
         let portable = &mut b.portable[..out_len];
-        graph_kernels::pool(x, input, portable, output, window, None, graph_kernels::sum_values);
+        graph_kernels::pool(x, portable, &pool, graph_kernels::sum_values);
         let scratch_len = fast::max_pool::scratch_bytes(input.w, window);
         let ran = fast::max_pool::max_pool(
             x,

@@ -253,6 +253,21 @@ fn depthwise_matches_the_portable_conv() {
     }
 }
 
+/// The pooling node of `window` from `in_shape` to `out_shape`.
+fn pool_op(
+    in_shape: MapShape,
+    out_shape: MapShape,
+    window: Window,
+    average: Option<(bool, i8)>,
+) -> kernels::PoolOp {
+    kernels::PoolOp {
+        in_shape,
+        out_shape,
+        window,
+        average,
+    }
+}
+
 /// The testing kit's Add parameters (`SplitMix::add_params`), as `dsp_check` draws them.
 fn random_add(rng: &mut SplitMix) -> Add {
     rng.add_params()
@@ -275,24 +290,17 @@ fn add_tables_match_the_portable_add_also_in_place() {
         let mut got = vec![0; n];
         assert!(add::add(&a, &b, &mut got, &op, &mut scratch[offset..]));
         assert_eq!(got, expected);
-        let mut inout = a.clone();
-        assert!(add::add_in_place(
-            &mut inout,
-            &b,
-            true,
-            &op,
-            &mut scratch[offset..]
-        ));
-        assert_eq!(inout, expected);
-        let mut inout = b.clone();
-        assert!(add::add_in_place(
-            &mut inout,
-            &a,
-            false,
-            &op,
-            &mut scratch[offset..]
-        ));
-        assert_eq!(inout, expected);
+        // Over the first input, then over the second.
+        for first in [true, false] {
+            let (mut inout, other) = if first {
+                (a.clone(), &b)
+            } else {
+                (b.clone(), &a)
+            };
+            let scratch = &mut scratch[offset..];
+            assert!(add::add_in_place(&mut inout, other, first, &op, scratch));
+            assert_eq!(inout, expected, "in place, over the first input: {first}");
+        }
     }
     // Too little scratch: declined, nothing written.
     let mut out = [7_i8; 4];
@@ -328,29 +336,15 @@ fn average_and_max_pools_match_the_portable_pools() {
         let x = rng.i8s(input.c * input.h * input.w);
         let average = (rng.below(2) == 0, rng.next() as i8);
         let mut expected = vec![0; out.c * out.h * out.w];
-        kernels::pool(
-            &x,
-            input,
-            &mut expected,
-            out,
-            window,
-            Some(average),
-            kernels::sum_values,
-        );
+        let pool = pool_op(input, out, window, Some(average));
+        kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
         let mut got = vec![0; expected.len()];
         average::average_pool(&x, input, &mut got, out, window, average);
         assert_eq!(got, expected, "{input:?} {window:?}");
 
         let mut expected = vec![0; out.c * out.h * out.w];
-        kernels::pool(
-            &x,
-            input,
-            &mut expected,
-            out,
-            window,
-            None,
-            kernels::sum_values,
-        );
+        let pool = pool_op(input, out, window, None);
+        kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
         let mut got = vec![0; expected.len()];
         let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w, window)];
         assert!(max_pool::max_pool(
@@ -666,15 +660,8 @@ fn a_full_width_average_is_the_mean_of_its_taps() {
             })
             .collect();
         let mut portable = vec![0; expected.len()];
-        kernels::pool(
-            &x,
-            input,
-            &mut portable,
-            out,
-            window,
-            Some((false, 0)),
-            kernels::sum_values,
-        );
+        let pool = pool_op(input, out, window, Some((false, 0)));
+        kernels::pool(&x, &mut portable, &pool, kernels::sum_values);
         assert_eq!(portable, expected, "{input:?} {window:?}");
         let mut fast = vec![0; expected.len()];
         average::average_pool(&x, input, &mut fast, out, window, (false, 0));
