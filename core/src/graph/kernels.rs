@@ -181,8 +181,8 @@ pub struct PoolOp {
 /// Padding never wins a max; for the average it counts as the zero point (a real 0) when
 /// `count_include_pad`, else the mean is over the valid taps only. The averages' runs of
 /// values are summed by `sum` ([`sum_values`], one at a time; the Cortex-M4's four bytes a
-/// word). A window as wide as the map sums its rows as one run. Inlined into every caller
-/// (see [`conv_body`]).
+/// word). A window as wide as the map sums its rows as one run. Inlined into every caller,
+/// so that the host's prepared model compiles it again with AVX2, like `conv_body`.
 #[inline(always)]
 pub fn pool(input: &[i8], output: &mut [i8], op: &PoolOp, sum: impl Fn(&[i8]) -> i32) {
     let PoolOp {
