@@ -108,9 +108,11 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
             )
         }
         Prepared::Conv(_) | Prepared::Add { .. } | Prepared::GlobalAverage { .. } => (vector, 0),
-        Prepared::Pool(pool) if pool.average.is_some() => (vector, 0),
+        Prepared::Pool {
+            average: Some(_), ..
+        } => (vector, 0),
         Prepared::Gemm { .. } => (NodeKernel::Gemm, 0),
-        Prepared::Pool(_) => (NodeKernel::Portable, 0),
+        Prepared::Pool { average: None, .. } => (NodeKernel::Portable, 0),
         // A Conv with its residual Add fused: the portable kernel on the host.
         Prepared::ConvAdd(..) => (NodeKernel::Portable, 0),
     }
@@ -378,7 +380,7 @@ mod avx2 {
     #![allow(unsafe_code)]
 
     use super::depthwise;
-    use crate::graph::kernels;
+    use crate::graph::kernels::{self, PoolOp};
     use crate::graph::{Operands, Prepared};
 
     /// The depthwise Conv, Add (apart or in place) or average pool `prepared` is; `false`
@@ -424,8 +426,14 @@ mod avx2 {
             }
             Prepared::Conv(conv) => kernels::conv_body(conv, a, out, None),
             Prepared::Add(op) => kernels::add_body(a, b, out, op),
-            Prepared::Pool(pool) if pool.average.is_some() => {
-                kernels::pool(a, out, pool, kernels::sum_values)
+            &Prepared::Pool {
+                in_shape,
+                out_shape,
+                window,
+                average: average @ Some(_),
+            } => {
+                let pool = PoolOp::new(in_shape, out_shape, window, average);
+                kernels::pool(a, out, &pool, kernels::sum_values);
             }
             Prepared::GlobalAverage { in_shape } => kernels::global_average(a, *in_shape, out),
             _ => return false,

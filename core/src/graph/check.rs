@@ -16,7 +16,7 @@ use super::format::{
     self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window, map,
 };
 use super::in_place::Staging;
-use super::kernels::{AddOp, PoolOp, window_len};
+use super::kernels::{AddOp, window_len};
 pub(crate) use super::prepared_node::Prepared;
 use super::view::Graph;
 
@@ -456,12 +456,12 @@ pub(crate) fn prepare<'a>(
                 } => Some((count_include_pad, in_desc.quant.zero_point)),
                 _ => None,
             };
-            Prepared::Pool(PoolOp {
+            Prepared::Pool {
                 in_shape,
                 out_shape,
                 window: *window,
                 average,
-            })
+            }
         }
         NodeOp::GlobalAveragePool => {
             let expected = MapShape {

@@ -18,7 +18,6 @@ use crate::shape::MapShape;
 use super::conv_params::ConvParams;
 use super::format::map;
 use super::format::{NodeOp, TensorDesc};
-use super::kernels::PoolOp;
 use super::prepared_node::Prepared;
 
 /// Pixels a pointwise Conv in place gathers at a time, at least: the fast kernel's block of
@@ -149,11 +148,17 @@ fn one_channel<'a>(prepared: &Prepared<'a>, c: usize) -> Option<Prepared<'a>> {
     let one = |s: &MapShape| MapShape { c: 1, ..*s };
     Some(match prepared {
         Prepared::Conv(conv) => Prepared::Conv(conv.one_channel(c)?),
-        Prepared::Pool(pool) => Prepared::Pool(PoolOp {
-            in_shape: one(&pool.in_shape),
-            out_shape: one(&pool.out_shape),
-            ..*pool
-        }),
+        Prepared::Pool {
+            in_shape,
+            out_shape,
+            window,
+            average,
+        } => Prepared::Pool {
+            in_shape: one(in_shape),
+            out_shape: one(out_shape),
+            window: *window,
+            average: *average,
+        },
         _ => return None,
     })
 }
@@ -180,11 +185,11 @@ pub(crate) fn run(
             out_shape,
             ..
         })
-        | Prepared::Pool(PoolOp {
+        | Prepared::Pool {
             in_shape,
             out_shape,
             ..
-        }) => (*in_shape, *out_shape),
+        } => (*in_shape, *out_shape),
         _ => return None,
     };
     match staging {

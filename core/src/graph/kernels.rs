@@ -177,6 +177,25 @@ pub struct PoolOp {
     pub average: Option<(bool, i8)>,
 }
 
+impl PoolOp {
+    /// The pooling node `Prepared::Pool` holds field by field (a nested struct there costs
+    /// the M4's loader 108 B of flash).
+    #[inline(always)]
+    pub fn new(
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        average: Option<(bool, i8)>,
+    ) -> PoolOp {
+        PoolOp {
+            in_shape,
+            out_shape,
+            window,
+            average,
+        }
+    }
+}
+
 /// Max or average pooling over a padded window; the output has the input's quantization.
 /// Padding never wins a max; for the average it counts as the zero point (a real 0) when
 /// `count_include_pad`, else the mean is over the valid taps only. The averages' runs of

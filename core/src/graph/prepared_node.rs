@@ -3,13 +3,20 @@
 
 use super::channel_data::ChannelData;
 use super::conv_params::ConvParams;
-use super::kernels::{AddOp, PoolOp};
+use super::format::Window;
+use super::kernels::AddOp;
 use crate::shape::MapShape;
 
 /// A node ready for its kernel.
 pub(crate) enum Prepared<'a> {
     Conv(ConvParams<'a>),
-    Pool(PoolOp),
+    Pool {
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        /// `Some((count_include_pad, zero point))` for an average.
+        average: Option<(bool, i8)>,
+    },
     GlobalAverage {
         in_shape: MapShape,
     },

@@ -351,7 +351,15 @@ fn run_node<H: NodeKernels>(
 fn run_portable(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
     match prepared {
         Prepared::Conv(conv) => kernels::conv(conv, a, out),
-        Prepared::Pool(pool) => kernels::pool(a, out, pool, kernels::sum_values),
+        &Prepared::Pool {
+            in_shape,
+            out_shape,
+            window,
+            average,
+        } => {
+            let pool = PoolOp::new(in_shape, out_shape, window, average);
+            kernels::pool(a, out, &pool, kernels::sum_values);
+        }
         Prepared::GlobalAverage { in_shape } => kernels::global_average(a, *in_shape, out),
         Prepared::Add(op) => kernels::add(a, b, out, op),
         Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, channels),
@@ -384,24 +392,24 @@ fn run_fast(
         (GraphKernel::AddTable, Prepared::Add(op)) => fast::add::add(a, b, out, op, scratch),
         (
             GraphKernel::Average,
-            Prepared::Pool(PoolOp {
+            Prepared::Pool {
                 in_shape,
                 out_shape,
                 window,
                 average: Some(average),
-            }),
+            },
         ) => {
             fast::average::average_pool(a, *in_shape, out, *out_shape, *window, *average);
             true
         }
         (
             GraphKernel::MaxRows,
-            Prepared::Pool(PoolOp {
+            Prepared::Pool {
                 in_shape,
                 out_shape,
                 window,
                 average: None,
-            }),
+            },
         ) => fast::max_pool::max_pool(a, *in_shape, out, *out_shape, *window, scratch),
         (GraphKernel::Average, Prepared::GlobalAverage { in_shape }) => {
             fast::average::global_average(a, *in_shape, out);

@@ -183,7 +183,12 @@ fn adds_and_average_pools_match_the_portable_ones(tier: KernelTier) {
                 average,
             };
             kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
-            let prepared = Prepared::Pool(pool);
+            let prepared = Prepared::Pool {
+                in_shape: input,
+                out_shape: out,
+                window,
+                average,
+            };
             let host = kernels_for(tier, choose(&prepared, tier).0);
             let mut got = vec![0x66; expected.len()];
             if host.run(0, &prepared, apart([&x, &x], &mut got, &mut [])) {

@@ -89,11 +89,18 @@ pub(crate) fn choose(prepared: &Prepared<'_>, kernels: Kernels) -> (GraphKernel,
             patch_conv::conv_add_scratch_bytes(conv.per_output(), conv.window, conv.out_shape.c),
         ),
         Prepared::Add { .. } => (GraphKernel::AddTable, add::SCRATCH_BYTES),
-        Prepared::Pool(pool) if pool.average.is_some() => (GraphKernel::Average, 0),
-        Prepared::GlobalAverage { .. } => (GraphKernel::Average, 0),
-        Prepared::Pool(pool) => (
+        Prepared::Pool {
+            average: Some(_), ..
+        }
+        | Prepared::GlobalAverage { .. } => (GraphKernel::Average, 0),
+        Prepared::Pool {
+            in_shape,
+            window,
+            average: None,
+            ..
+        } => (
             GraphKernel::MaxRows,
-            max_pool::scratch_bytes(pool.in_shape.w, pool.window),
+            max_pool::scratch_bytes(in_shape.w, *window),
         ),
         Prepared::Gemm { weights, channels } => {
             // The input's length: the weights hold one row of it per output.

@@ -253,21 +253,6 @@ fn depthwise_matches_the_portable_conv() {
     }
 }
 
-/// The pooling node of `window` from `in_shape` to `out_shape`.
-fn pool_op(
-    in_shape: MapShape,
-    out_shape: MapShape,
-    window: Window,
-    average: Option<(bool, i8)>,
-) -> kernels::PoolOp {
-    kernels::PoolOp {
-        in_shape,
-        out_shape,
-        window,
-        average,
-    }
-}
-
 /// The testing kit's Add parameters (`SplitMix::add_params`), as `dsp_check` draws them.
 fn random_add(rng: &mut SplitMix) -> Add {
     rng.add_params()
@@ -336,14 +321,14 @@ fn average_and_max_pools_match_the_portable_pools() {
         let x = rng.i8s(input.c * input.h * input.w);
         let average = (rng.below(2) == 0, rng.next() as i8);
         let mut expected = vec![0; out.c * out.h * out.w];
-        let pool = pool_op(input, out, window, Some(average));
+        let pool = kernels::PoolOp::new(input, out, window, Some(average));
         kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
         let mut got = vec![0; expected.len()];
         average::average_pool(&x, input, &mut got, out, window, average);
         assert_eq!(got, expected, "{input:?} {window:?}");
 
         let mut expected = vec![0; out.c * out.h * out.w];
-        let pool = pool_op(input, out, window, None);
+        let pool = kernels::PoolOp::new(input, out, window, None);
         kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
         let mut got = vec![0; expected.len()];
         let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w, window)];
@@ -660,7 +645,7 @@ fn a_full_width_average_is_the_mean_of_its_taps() {
             })
             .collect();
         let mut portable = vec![0; expected.len()];
-        let pool = pool_op(input, out, window, Some((false, 0)));
+        let pool = kernels::PoolOp::new(input, out, window, Some((false, 0)));
         kernels::pool(&x, &mut portable, &pool, kernels::sum_values);
         assert_eq!(portable, expected, "{input:?} {window:?}");
         let mut fast = vec![0; expected.len()];
