@@ -63,8 +63,10 @@ examples="$capi/examples"
 # M4 kernels' checks shared with the host's stand-ins): full 64,672 B, 128 B more (the patch
 # conv's `conv_into`, laid out differently by the compiler); chain 12,948 B. Branch fwhonest's
 # `Kernels::Direct` (the arena sizing of bare-metal targets without DSP) merged: full 64,736 B,
-# chain 13,012 B (64 B more each).
-declare -A library_flash_limit=([chain]=16384 [full]=64736)
+# chain 13,012 B (64 B more each). Branch graphsig
+# (an Add's parameters one AddOp, the pool kernel's one PoolOp, one host-kernel entry): 64 B
+# less on its own (64,480 B); both merged: 64,480 B.
+declare -A library_flash_limit=([chain]=16384 [full]=64480)
 flavours=(chain full)
 m4_target=thumbv7em-none-eabihf
 m4_flags=(-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16)

@@ -17,7 +17,7 @@ use std::vec::Vec;
 
 use crate::graph::conv_params::ConvParams;
 use crate::graph::kernels::ChannelData;
-use crate::graph::{Graph, NodeKernels, Prepared, prepare};
+use crate::graph::{Graph, NodeKernels, Operands, Prepared, prepare};
 use crate::ops::gemm::{GemmKernel, MAX_COLUMNS, MAX_ROWS, gemm_kernel};
 use crate::ops::tier::KernelTier;
 use crate::quant::Requantizer;
@@ -107,12 +107,10 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
                 (conv.in_shape.h + pt + pb) * (conv.in_shape.w + pl + pr),
             )
         }
-        Prepared::Conv(_)
-        | Prepared::Add { .. }
-        | Prepared::Pool {
+        Prepared::Conv(_) | Prepared::Add { .. } | Prepared::GlobalAverage { .. } => (vector, 0),
+        Prepared::Pool {
             average: Some(_), ..
-        }
-        | Prepared::GlobalAverage { .. } => (vector, 0),
+        } => (vector, 0),
         Prepared::Gemm { .. } => (NodeKernel::Gemm, 0),
         Prepared::Pool { average: None, .. } => (NodeKernel::Portable, 0),
         // A Conv with its residual Add fused: the portable kernel on the host.
@@ -121,52 +119,27 @@ fn choose(prepared: &Prepared<'_>, tier: KernelTier) -> (NodeKernel, usize) {
 }
 
 impl NodeKernels for GraphKernels {
-    fn run(
-        &self,
-        index: usize,
-        prepared: &Prepared<'_>,
-        [a, b]: [&[i8]; 2],
-        out: &mut [i8],
-        scratch: &mut [i8],
-    ) -> bool {
-        match (self.nodes.get(index), prepared) {
-            (Some(NodeKernel::ConvGemm), Prepared::Conv(conv)) => {
-                im2col_conv(conv, self.gemm, a, out, scratch)
+    fn run(&self, index: usize, prepared: &Prepared<'_>, operands: Operands<'_>) -> bool {
+        match (self.nodes.get(index), prepared, operands) {
+            (Some(NodeKernel::ConvGemm), Prepared::Conv(conv), operands) => {
+                im2col_conv(conv, self.gemm, operands)
             }
-            (Some(NodeKernel::Gemm), Prepared::Gemm { weights, channels }) => {
+            (
+                Some(NodeKernel::Gemm),
+                Prepared::Gemm { weights, channels },
+                Operands::Apart {
+                    inputs: [a, _],
+                    out,
+                    ..
+                },
+            ) => {
                 gemm_rows(self.gemm, a, 1, out, weights, channels);
                 true
             }
             #[cfg(target_arch = "x86_64")]
-            (Some(NodeKernel::Avx2), prepared) => avx2::run(prepared, a, b, out, scratch),
-            _ => {
-                let _ = b;
-                false
-            }
+            (Some(NodeKernel::Avx2), prepared, operands) => avx2::run(prepared, operands),
+            _ => false,
         }
-    }
-
-    fn add_in_place(
-        &self,
-        index: usize,
-        prepared: &Prepared<'_>,
-        inout: &mut [i8],
-        other: &[i8],
-        first: bool,
-    ) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if let (
-            Some(NodeKernel::Avx2),
-            Prepared::Add {
-                params,
-                zero_points,
-            },
-        ) = (self.nodes.get(index), prepared)
-        {
-            return avx2::add_in_place(inout, other, first, *zero_points, params);
-        }
-        let _ = (index, prepared, inout, other, first);
-        false
     }
 }
 
@@ -192,15 +165,18 @@ fn requantize(acc: &[i32], channels: &ChannelData<'_>, o: usize, out: &mut [i8])
     }
 }
 
-/// A group-1 Conv into `out` (C×H×W) through im2col, [`CONV_COLUMNS`] output positions at a
-/// time; `false` (nothing written) if `scratch` cannot hold their columns.
-fn im2col_conv(
-    conv: &ConvParams<'_>,
-    gemm: GemmKernel,
-    input: &[i8],
-    out: &mut [i8],
-    scratch: &mut [i8],
-) -> bool {
+/// A group-1 Conv from the first input into the output (C×H×W) through im2col and `gemm`,
+/// [`CONV_COLUMNS`] output positions at a time; `false` (nothing written) if the scratch
+/// cannot hold their columns, or for an in-place Add's operands.
+fn im2col_conv(conv: &ConvParams<'_>, gemm: GemmKernel, operands: Operands<'_>) -> bool {
+    let Operands::Apart {
+        inputs: [input, _],
+        out,
+        scratch,
+    } = operands
+    else {
+        return false;
+    };
     let (weights, channels) = (conv.weights, &conv.channels);
     let k = conv.per_output();
     let plane = conv.out_shape.plane();
@@ -404,37 +380,14 @@ mod avx2 {
     #![allow(unsafe_code)]
 
     use super::depthwise;
-    use crate::graph::Prepared;
-    use crate::graph::format::Add;
-    use crate::graph::kernels;
+    use crate::graph::kernels::{self, PoolOp};
+    use crate::graph::{Operands, Prepared};
 
-    /// The depthwise Conv, Add or average pool `prepared` is; `false` for other nodes or
-    /// without AVX2.
-    pub fn run(
-        prepared: &Prepared<'_>,
-        a: &[i8],
-        b: &[i8],
-        out: &mut [i8],
-        scratch: &mut [i8],
-    ) -> bool {
+    /// The depthwise Conv, Add (apart or in place) or average pool `prepared` is; `false`
+    /// (nothing written) for other nodes or without AVX2.
+    pub fn run(prepared: &Prepared<'_>, operands: Operands<'_>) -> bool {
         // SAFETY: the CPU has AVX2.
-        crate::ops::x86::detect::has_avx2() && unsafe { run_avx2(prepared, a, b, out, scratch) }
-    }
-
-    /// [`kernels::add_in_place`]; `false` (nothing written) without AVX2.
-    pub fn add_in_place(
-        inout: &mut [i8],
-        other: &[i8],
-        first: bool,
-        zero_points: [i8; 3],
-        params: &Add,
-    ) -> bool {
-        if !crate::ops::x86::detect::has_avx2() {
-            return false;
-        }
-        // SAFETY: the CPU has AVX2.
-        unsafe { add_in_place_avx2(inout, other, first, zero_points, params) };
-        true
+        crate::ops::x86::detect::has_avx2() && unsafe { run_avx2(prepared, operands) }
     }
 
     /// [`run`] with AVX2.
@@ -442,13 +395,29 @@ mod avx2 {
     /// # Safety
     /// The CPU has AVX2.
     #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(
-        prepared: &Prepared<'_>,
-        a: &[i8],
-        b: &[i8],
-        out: &mut [i8],
-        scratch: &mut [i8],
-    ) -> bool {
+    unsafe fn run_avx2(prepared: &Prepared<'_>, operands: Operands<'_>) -> bool {
+        let (a, b, out, scratch) = match (prepared, operands) {
+            (
+                Prepared::Add(op),
+                Operands::AddOver {
+                    inout,
+                    other,
+                    first,
+                },
+            ) => {
+                kernels::add_in_place_body(inout, other, first, op);
+                return true;
+            }
+            (_, Operands::AddOver { .. }) => return false,
+            (
+                _,
+                Operands::Apart {
+                    inputs: [a, b],
+                    out,
+                    scratch,
+                },
+            ) => (a, b, out, scratch),
+        };
         match prepared {
             Prepared::Conv(conv)
                 if conv.one_input_per_group() && conv.out_shape.c == conv.in_shape.c =>
@@ -456,35 +425,20 @@ mod avx2 {
                 return depthwise(conv, a, out, scratch);
             }
             Prepared::Conv(conv) => kernels::conv_body(conv, a, out, None),
-            Prepared::Add {
-                params,
-                zero_points,
-            } => kernels::add_body(a, b, out, *zero_points, params),
-            Prepared::Pool {
+            Prepared::Add(op) => kernels::add_body(a, b, out, op),
+            &Prepared::Pool {
                 in_shape,
                 out_shape,
                 window,
                 average: average @ Some(_),
-            } => kernels::pool(a, *in_shape, out, *out_shape, *window, *average),
+            } => {
+                let pool = PoolOp::new(in_shape, out_shape, window, average);
+                kernels::pool(a, out, &pool, kernels::sum_values);
+            }
             Prepared::GlobalAverage { in_shape } => kernels::global_average(a, *in_shape, out),
             _ => return false,
         }
         true
-    }
-
-    /// [`add_in_place`] with AVX2.
-    ///
-    /// # Safety
-    /// The CPU has AVX2.
-    #[target_feature(enable = "avx2")]
-    unsafe fn add_in_place_avx2(
-        inout: &mut [i8],
-        other: &[i8],
-        first: bool,
-        zero_points: [i8; 3],
-        params: &Add,
-    ) {
-        kernels::add_in_place_body(inout, other, first, zero_points, params);
     }
 }
 

@@ -16,7 +16,7 @@ use super::format::{
     self, ChannelSections, MAX_NODES, MAX_TENSORS, Node, NodeOp, TensorDesc, Window, map,
 };
 use super::in_place::Staging;
-use super::kernels::{Residual, window_len};
+use super::kernels::{AddOp, window_len};
 pub(crate) use super::prepared_node::Prepared;
 use super::view::Graph;
 
@@ -435,7 +435,7 @@ pub(crate) fn prepare<'a>(
                 return Err(mismatch);
             }
             add_ok(&fused.add, index)?;
-            let residual = Residual {
+            let residual = AddOp {
                 params: fused.add,
                 zero_points: [
                     fused.conv_zero_point,
@@ -482,10 +482,10 @@ pub(crate) fn prepare<'a>(
             }
             add_ok(add, index)?;
             let zb = rest.first().map_or(0, |(_, d)| d.quant.zero_point);
-            Prepared::Add {
+            Prepared::Add(AddOp {
                 params: *add,
                 zero_points: [in_desc.quant.zero_point, zb, out_desc.quant.zero_point],
-            }
+            })
         }
         NodeOp::Gemm(gemm) => {
             let in_features = len(in_desc);

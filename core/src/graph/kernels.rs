@@ -51,20 +51,21 @@ pub fn conv(conv: &ConvParams<'_>, input: &[i8], output: &mut [i8]) {
 
 /// [`conv`] followed by the residual Add of a fused node: `output` holds the residual and
 /// receives `residual.add(conv value, residual value)` element by element.
-pub fn conv_add(conv: &ConvParams<'_>, input: &[i8], output: &mut [i8], residual: &Residual) {
+pub fn conv_add(conv: &ConvParams<'_>, input: &[i8], output: &mut [i8], residual: &AddOp) {
     conv_body(conv, input, output, Some(residual));
 }
 
-/// The residual Add fused into a conv: the Add's parameters (its first input the conv's
-/// int8 output) and the zero points of the conv's output, the residual and the sum.
+/// An Add ready to run: its parameters and the zero points of its first input, its second
+/// input and its output. The Add node's, and the residual Add fused into a conv (whose first
+/// input is the conv's int8 output).
 #[derive(Clone, Copy, Debug)]
-pub struct Residual {
+pub struct AddOp {
     pub params: super::format::Add,
     pub zero_points: [i8; 3],
 }
 
-impl Residual {
-    /// The sum of the conv's int8 value `q` and the residual's `r`, exactly as [`add`].
+impl AddOp {
+    /// The sum of the first input's int8 value `q` and the second's `r`, exactly as [`add`].
     #[inline]
     pub fn add(&self, q: i8, r: i8) -> i8 {
         add_element(q, r, self.zero_points, &self.params)
@@ -79,7 +80,7 @@ pub(crate) fn conv_body(
     conv: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
-    residual: Option<&Residual>,
+    residual: Option<&AddOp>,
 ) {
     const BLOCK: usize = 64;
     let ConvParams {
@@ -166,36 +167,49 @@ pub(crate) fn conv_body(
     }
 }
 
-/// Max or average pooling over a padded window; the output has the input's quantization.
-/// Padding never wins a max; for the average it counts as the zero point (a real 0) when
-/// `count_include_pad`, else the mean is over the valid taps only.
-#[inline(always)]
-pub fn pool(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    average: Option<(bool, i8)>,
-) {
-    pool_body(
-        input, in_shape, output, out_shape, window, average, sum_values,
-    );
+/// A pooling node: its input's and output's shapes, its window, and for an average
+/// `Some((count_include_pad, zero point))` (`None`: the max).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolOp {
+    pub in_shape: MapShape,
+    pub out_shape: MapShape,
+    pub window: Window,
+    pub average: Option<(bool, i8)>,
 }
 
-/// [`pool`]'s body, inlined into every caller (see [`conv_body`]), with the averages' sums
-/// of runs of values taken by `sum` (the Cortex-M4's sums four bytes a word). A window as
-/// wide as the map sums its rows as one run.
+impl PoolOp {
+    /// The pooling node `Prepared::Pool` holds field by field (a nested struct there costs
+    /// the M4's loader 108 B of flash).
+    #[inline(always)]
+    pub fn new(
+        in_shape: MapShape,
+        out_shape: MapShape,
+        window: Window,
+        average: Option<(bool, i8)>,
+    ) -> PoolOp {
+        PoolOp {
+            in_shape,
+            out_shape,
+            window,
+            average,
+        }
+    }
+}
+
+/// Max or average pooling over a padded window; the output has the input's quantization.
+/// Padding never wins a max; for the average it counts as the zero point (a real 0) when
+/// `count_include_pad`, else the mean is over the valid taps only. The averages' runs of
+/// values are summed by `sum` ([`sum_values`], one at a time; the Cortex-M4's four bytes a
+/// word). A window as wide as the map sums its rows as one run. Inlined into every caller,
+/// so that the host's prepared model compiles it again with AVX2, like `conv_body`.
 #[inline(always)]
-pub(crate) fn pool_body(
-    input: &[i8],
-    in_shape: MapShape,
-    output: &mut [i8],
-    out_shape: MapShape,
-    window: Window,
-    average: Option<(bool, i8)>,
-    sum: impl Fn(&[i8]) -> i32,
-) {
+pub fn pool(input: &[i8], output: &mut [i8], op: &PoolOp, sum: impl Fn(&[i8]) -> i32) {
+    let PoolOp {
+        in_shape,
+        out_shape,
+        window,
+        average,
+    } = *op;
     let [kh, kw] = window.kernel.map(usize::from);
     let [sh, sw] = window.stride.map(usize::from);
     let [pt, pl, _, _] = window.pads.map(usize::from);
@@ -237,7 +251,7 @@ pub(crate) fn pool_body(
 
 /// The sum of `values`, one at a time.
 #[inline(always)]
-pub(crate) fn sum_values(values: &[i8]) -> i32 {
+pub fn sum_values(values: &[i8]) -> i32 {
     values.iter().map(|&q| i32::from(q)).sum()
 }
 
@@ -275,54 +289,30 @@ pub(crate) fn rounded_mean(sum: i32, count: usize) -> i8 {
 }
 
 /// TFLite's int8 Add (see [`super::format::Add`]).
-pub fn add(
-    a: &[i8],
-    b: &[i8],
-    output: &mut [i8],
-    zero_points: [i8; 3],
-    params: &super::format::Add,
-) {
-    add_body(a, b, output, zero_points, params);
+pub fn add(a: &[i8], b: &[i8], output: &mut [i8], op: &AddOp) {
+    add_body(a, b, output, op);
 }
 
 /// [`add`]'s body, inlined into every caller (see [`conv_body`]).
 #[inline(always)]
-pub(crate) fn add_body(
-    a: &[i8],
-    b: &[i8],
-    output: &mut [i8],
-    zero_points: [i8; 3],
-    params: &super::format::Add,
-) {
+pub(crate) fn add_body(a: &[i8], b: &[i8], output: &mut [i8], op: &AddOp) {
     for ((out, &x), &y) in output.iter_mut().zip(a).zip(b) {
-        *out = add_element(x, y, zero_points, params);
+        *out = add_element(x, y, op.zero_points, &op.params);
     }
 }
 
 /// [`add`] written over one of its inputs (an in-place Add, which the planner may make):
 /// `inout` holds the first input (`inout_is_first`) or the second, and receives the sum.
-pub fn add_in_place(
-    inout: &mut [i8],
-    other: &[i8],
-    inout_is_first: bool,
-    zero_points: [i8; 3],
-    params: &super::format::Add,
-) {
-    add_in_place_body(inout, other, inout_is_first, zero_points, params);
+pub fn add_in_place(inout: &mut [i8], other: &[i8], inout_is_first: bool, op: &AddOp) {
+    add_in_place_body(inout, other, inout_is_first, op);
 }
 
 /// [`add_in_place`]'s body, inlined into every caller (see [`conv_body`]).
 #[inline(always)]
-pub(crate) fn add_in_place_body(
-    inout: &mut [i8],
-    other: &[i8],
-    inout_is_first: bool,
-    zero_points: [i8; 3],
-    params: &super::format::Add,
-) {
+pub(crate) fn add_in_place_body(inout: &mut [i8], other: &[i8], inout_is_first: bool, op: &AddOp) {
     for (q, &o) in inout.iter_mut().zip(other) {
         let (x, y) = if inout_is_first { (*q, o) } else { (o, *q) };
-        *q = add_element(x, y, zero_points, params);
+        *q = add_element(x, y, op.zero_points, &op.params);
     }
 }
 

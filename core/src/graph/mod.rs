@@ -33,7 +33,7 @@ pub(crate) use self::check::{Prepared, prepare};
 pub use self::error::{GraphError, SectionProblem};
 pub use self::format::{GRAPH_VERSION, GraphHeader, MAX_NODES, MAX_TENSORS, Node, NodeOp};
 #[cfg(any(test, feature = "std"))]
-pub(crate) use self::run::NodeKernels;
+pub(crate) use self::run::{NodeKernels, Operands};
 
 pub use self::view::{Graph, NodeInfo};
 

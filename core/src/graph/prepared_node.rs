@@ -3,8 +3,8 @@
 
 use super::channel_data::ChannelData;
 use super::conv_params::ConvParams;
-use super::format::{self, Window};
-use super::kernels::Residual;
+use super::format::Window;
+use super::kernels::AddOp;
 use crate::shape::MapShape;
 
 /// A node ready for its kernel.
@@ -20,14 +20,11 @@ pub(crate) enum Prepared<'a> {
     GlobalAverage {
         in_shape: MapShape,
     },
-    Add {
-        params: format::Add,
-        zero_points: [i8; 3],
-    },
+    Add(AddOp),
     Gemm {
         weights: &'a [i8],
         channels: ChannelData<'a>,
     },
-    /// A Conv with its residual Add ([`format::ConvAdd`]).
-    ConvAdd(ConvParams<'a>, Residual),
+    /// A Conv with its residual Add ([`super::format::ConvAdd`]).
+    ConvAdd(ConvParams<'a>, AddOp),
 }

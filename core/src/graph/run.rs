@@ -6,7 +6,7 @@ use super::fast::{self, GraphKernel};
 use super::format::map;
 use super::format::{Node, TensorDesc};
 use super::in_place::{self, Staging};
-use super::kernels;
+use super::kernels::{self, PoolOp};
 use super::prepared_node::Prepared;
 use super::view::Graph;
 use crate::ops::kernels::Kernels;
@@ -44,31 +44,34 @@ fn views<'b>(
     Some((out, [first, second]))
 }
 
-/// A host's own kernels for some nodes, chosen once at load (the `std` prepared model, see
-/// `crate::prepared_graph`). Each returns `false`, having written nothing, for a node it did
-/// not take: the kernels here then run it.
-pub(crate) trait NodeKernels {
-    /// Node `index` from `a` (and `b`, an Add's second input) into `out`, with the scratch
-    /// the arena holds after the planned tensors.
-    fn run(
-        &self,
-        index: usize,
-        prepared: &Prepared<'_>,
-        inputs: [&[i8]; 2],
-        out: &mut [i8],
-        scratch: &mut [i8],
-    ) -> bool;
-
-    /// Node `index`, an Add written over one of its inputs (`inout`, the first input when
-    /// `first`), the other input `other`.
-    fn add_in_place(
-        &self,
-        index: usize,
-        prepared: &Prepared<'_>,
-        inout: &mut [i8],
-        other: &[i8],
+/// What a node reads and writes, as a host's kernel takes it (read by the `std` prepared
+/// model's kernels only).
+#[cfg_attr(not(any(test, feature = "std")), allow(dead_code))]
+pub(crate) enum Operands<'x> {
+    /// The inputs (`b` is an Add's second; `a` again for the others) into `out`, apart from
+    /// them, with the scratch the arena holds after the planned tensors.
+    Apart {
+        inputs: [&'x [i8]; 2],
+        out: &'x mut [i8],
+        scratch: &'x mut [i8],
+    },
+    /// An Add the planner wrote over one of its inputs: `inout` (the first input when
+    /// `first`) receives the sum, `other` is the other input. (Only x86-64's AVX2 kernels
+    /// take one.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    AddOver {
+        inout: &'x mut [i8],
+        other: &'x [i8],
         first: bool,
-    ) -> bool;
+    },
+}
+
+/// A host's own kernels for some nodes, chosen once at load (the `std` prepared model, see
+/// `crate::prepared_graph`).
+pub(crate) trait NodeKernels {
+    /// Node `index` (`prepared`) over `operands`; `false`, having written nothing, for a node
+    /// the host did not take: the kernels here then run it.
+    fn run(&self, index: usize, prepared: &Prepared<'_>, operands: Operands<'_>) -> bool;
 }
 
 /// No host kernels: what the targets run, each check a constant `false` that folds away (so a
@@ -77,12 +80,7 @@ pub(crate) struct NoHost;
 
 impl NodeKernels for NoHost {
     #[inline(always)]
-    fn run(&self, _: usize, _: &Prepared<'_>, _: [&[i8]; 2], _: &mut [i8], _: &mut [i8]) -> bool {
-        false
-    }
-
-    #[inline(always)]
-    fn add_in_place(&self, _: usize, _: &Prepared<'_>, _: &mut [i8], _: &[i8], _: bool) -> bool {
+    fn run(&self, _: usize, _: &Prepared<'_>, _: Operands<'_>) -> bool {
         false
     }
 }
@@ -227,22 +225,20 @@ impl Step<'_> {
         // one of its inputs, and a staged node over its input (`in_place`).
         if let Prepared::ConvAdd(..) = prepared {
             run_conv_add(kernel, prepared, arena, out_range, ranges, scratch)?;
-        } else if let (
-            Prepared::Add {
-                params,
-                zero_points,
-            },
-            Some(which),
-        ) = (prepared, add_over)
-        {
+        } else if let (Prepared::Add(op), Some(which)) = (prepared, add_over) {
             let other = *ranges.get(1 - which.min(1))?;
             let (out, [b, _]) = views(arena, out_range, &[other])?;
             let first = which == 0;
-            let fast = host.add_in_place(index, prepared, out, b, first)
+            let over = Operands::AddOver {
+                inout: &mut *out,
+                other: b,
+                first,
+            };
+            let fast = host.run(index, prepared, over)
                 || kernel == GraphKernel::AddTable
-                    && fast::add::add_in_place(out, b, first, *zero_points, params, scratch);
+                    && fast::add::add_in_place(out, b, first, op, scratch);
             if !fast {
-                kernels::add_in_place(out, b, first, *zero_points, params);
+                kernels::add_in_place(out, b, first, op);
             }
         } else if let Some(staging) = self.staging {
             let in_range = *ranges.first()?;
@@ -338,9 +334,12 @@ fn run_node<H: NodeKernels>(
     out: &mut [i8],
     scratch: &mut [i8],
 ) {
-    if !host.run(index, prepared, [a, b], out, scratch)
-        && !run_fast(kernel, prepared, a, b, out, scratch)
-    {
+    let apart = Operands::Apart {
+        inputs: [a, b],
+        out: &mut *out,
+        scratch: &mut *scratch,
+    };
+    if !host.run(index, prepared, apart) && !run_fast(kernel, prepared, a, b, out, scratch) {
         run_portable(prepared, a, b, out);
     }
 }
@@ -352,17 +351,17 @@ fn run_node<H: NodeKernels>(
 fn run_portable(prepared: &Prepared<'_>, a: &[i8], b: &[i8], out: &mut [i8]) {
     match prepared {
         Prepared::Conv(conv) => kernels::conv(conv, a, out),
-        Prepared::Pool {
+        &Prepared::Pool {
             in_shape,
             out_shape,
             window,
             average,
-        } => kernels::pool(a, *in_shape, out, *out_shape, *window, *average),
+        } => {
+            let pool = PoolOp::new(in_shape, out_shape, window, average);
+            kernels::pool(a, out, &pool, kernels::sum_values);
+        }
         Prepared::GlobalAverage { in_shape } => kernels::global_average(a, *in_shape, out),
-        Prepared::Add {
-            params,
-            zero_points,
-        } => kernels::add(a, b, out, *zero_points, params),
+        Prepared::Add(op) => kernels::add(a, b, out, op),
         Prepared::Gemm { weights, channels } => kernels::gemm(a, out, weights, channels),
         // Run by `run_conv_add`, which has the residual's bytes.
         Prepared::ConvAdd(..) => {}
@@ -390,13 +389,7 @@ fn run_fast(
         (GraphKernel::Depthwise, Prepared::Conv(conv)) => {
             fast::depthwise::conv(conv, a, out, scratch)
         }
-        (
-            GraphKernel::AddTable,
-            Prepared::Add {
-                params,
-                zero_points,
-            },
-        ) => fast::add::add(a, b, out, *zero_points, params, scratch),
+        (GraphKernel::AddTable, Prepared::Add(op)) => fast::add::add(a, b, out, op, scratch),
         (
             GraphKernel::Average,
             Prepared::Pool {

@@ -6,12 +6,21 @@
 
 use super::*;
 use crate::graph::format::Add;
-use crate::graph::kernels;
+use crate::graph::kernels::{self, PoolOp};
 use crate::graph::test_cases::{Channels, ConvCase, clamp, out_shape, random_window};
 use crate::model::Model;
 use crate::prepared::PreparedModel;
 use crate::shape::MapShape;
 use crate::test_util::{SplitMix, check_batch};
+
+/// A node's inputs into `out` apart from them, with `scratch`.
+fn apart<'x>(inputs: [&'x [i8]; 2], out: &'x mut [i8], scratch: &'x mut [i8]) -> Operands<'x> {
+    Operands::Apart {
+        inputs,
+        out,
+        scratch,
+    }
+}
 
 // The portable tier's graph kernels are the reference, so only the SIMD tiers are checked.
 crate::kernel_tests!(simd:
@@ -70,13 +79,8 @@ fn convs_match_the_portable_conv(tier: KernelTier) {
         let mut scratch = vec![0x55_i8; offset + scratch_len];
         let mut got = vec![0x66; expected.len() + 1];
         let n = expected.len();
-        let took = kernels_for(tier, kernel).run(
-            0,
-            &prepared,
-            [x, x],
-            &mut got[..n],
-            &mut scratch[offset..],
-        );
+        let operands = apart([x, x], &mut got[..n], &mut scratch[offset..]);
+        let took = kernels_for(tier, kernel).run(0, &prepared, operands);
         assert_eq!(took, kernel != NodeKernel::Portable);
         if took {
             assert_eq!(
@@ -105,7 +109,11 @@ fn gemm_nodes_match_the_portable_gemm(tier: KernelTier) {
         };
         assert_eq!(choose(&prepared, tier).0, NodeKernel::Gemm);
         let mut got = vec![0x66; rows];
-        assert!(kernels_for(tier, NodeKernel::Gemm).run(0, &prepared, [&x, &x], &mut got, &mut []));
+        assert!(kernels_for(tier, NodeKernel::Gemm).run(
+            0,
+            &prepared,
+            apart([&x, &x], &mut got, &mut [])
+        ));
         assert_eq!(got, expected, "{tier}: {rows} × {k}");
     }
 }
@@ -131,23 +139,28 @@ fn adds_and_average_pools_match_the_portable_ones(tier: KernelTier) {
             ],
             clamp: clamp(&mut rng),
         };
-        let zero_points = [rng.next() as i8, rng.next() as i8, rng.next() as i8];
-        let mut expected = vec![0; n];
-        kernels::add(&a, &b, &mut expected, zero_points, &params);
-        let prepared = Prepared::Add {
+        let op = kernels::AddOp {
             params,
-            zero_points,
+            zero_points: [rng.next() as i8, rng.next() as i8, rng.next() as i8],
         };
+        let mut expected = vec![0; n];
+        kernels::add(&a, &b, &mut expected, &op);
+        let prepared = Prepared::Add(op);
         let (kernel, _) = choose(&prepared, tier);
         let host = kernels_for(tier, kernel);
         let mut got = vec![0x66; n];
-        if host.run(0, &prepared, [&a, &b], &mut got, &mut []) {
+        if host.run(0, &prepared, apart([&a, &b], &mut got, &mut [])) {
             assert_eq!(got, expected, "{tier}: add of {n}");
         }
         for first in [true, false] {
             let mut inout = if first { a.clone() } else { b.clone() };
             let other = if first { &b } else { &a };
-            if host.add_in_place(0, &prepared, &mut inout, other, first) {
+            let over = Operands::AddOver {
+                inout: &mut inout,
+                other,
+                first,
+            };
+            if host.run(0, &prepared, over) {
                 assert_eq!(inout, expected, "{tier}: in-place add of {n}");
             }
         }
@@ -163,7 +176,13 @@ fn adds_and_average_pools_match_the_portable_ones(tier: KernelTier) {
         let average = Some((case % 2 == 0, rng.next() as i8));
         if let Some(out) = out_shape(input, c, &window) {
             let mut expected = vec![0; c * out.plane()];
-            kernels::pool(&x, input, &mut expected, out, window, average);
+            let pool = PoolOp {
+                in_shape: input,
+                out_shape: out,
+                window,
+                average,
+            };
+            kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
             let prepared = Prepared::Pool {
                 in_shape: input,
                 out_shape: out,
@@ -172,7 +191,7 @@ fn adds_and_average_pools_match_the_portable_ones(tier: KernelTier) {
             };
             let host = kernels_for(tier, choose(&prepared, tier).0);
             let mut got = vec![0x66; expected.len()];
-            if host.run(0, &prepared, [&x, &x], &mut got, &mut []) {
+            if host.run(0, &prepared, apart([&x, &x], &mut got, &mut [])) {
                 assert_eq!(got, expected, "{tier}: avgpool {input:?} {window:?}");
             }
         }
@@ -181,7 +200,7 @@ fn adds_and_average_pools_match_the_portable_ones(tier: KernelTier) {
         let prepared = Prepared::GlobalAverage { in_shape: input };
         let host = kernels_for(tier, choose(&prepared, tier).0);
         let mut got = vec![0x66; c];
-        if host.run(0, &prepared, [&x, &x], &mut got, &mut []) {
+        if host.run(0, &prepared, apart([&x, &x], &mut got, &mut [])) {
             assert_eq!(got, expected, "{tier}: global average {input:?}");
         }
     }

@@ -667,7 +667,7 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         }
         // The same conv with a residual Add fused (ResNet-8's blocks): both paths start from
         // the same random residual and add into it.
-        let residual = graph_kernels::Residual {
+        let residual = graph_kernels::AddOp {
             params: rng.add_params(),
             zero_points: [channels.zero_point, rng.next() as i8, rng.next() as i8],
         };
@@ -694,20 +694,22 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             0 => 64 * 7 * 7,
             _ => rng.below(MAX_INPUT / 2) + 1,
         };
-        let params = rng.add_params();
-        let zero_points = [rng.next() as i8, rng.next() as i8, rng.next() as i8];
+        let op = graph_kernels::AddOp {
+            params: rng.add_params(),
+            zero_points: [rng.next() as i8, rng.next() as i8, rng.next() as i8],
+        };
         rng.fill(&mut b.input[..2 * n], None);
         let (x, y) = b.input[..2 * n].split_at(n);
-        graph_kernels::add(x, y, &mut b.portable[..n], zero_points, &params);
+        graph_kernels::add(x, y, &mut b.portable[..n], &op);
         let s = scratch(b.scratch, case, fast::add::SCRATCH_BYTES);
-        fast::add::add(x, y, &mut b.fast[..n], zero_points, &params, s);
+        fast::add::add(x, y, &mut b.fast[..n], &op, s);
         compare("add", case, &b.fast[..n], &b.portable[..n])?;
         // In place over the first input, then over the second.
         let first = case % 2 == 0;
         b.fast[..n].copy_from_slice(if first { x } else { y });
         let other = if first { y } else { x };
         let s = scratch(b.scratch, case + 1, fast::add::SCRATCH_BYTES);
-        fast::add::add_in_place(&mut b.fast[..n], other, first, zero_points, &params, s);
+        fast::add::add_in_place(&mut b.fast[..n], other, first, &op, s);
         compare("add in place", case, &b.fast[..n], &b.portable[..n])?;
         outputs += 2 * n;
 
@@ -747,14 +749,14 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
         );
         let x = &b.input[..in_len];
         let average = (rng.below(2) == 0, rng.next() as i8);
-        graph_kernels::pool(
-            x,
-            input,
-            &mut b.portable[..out_len],
-            output,
+        let mut pool = graph_kernels::PoolOp {
+            in_shape: input,
+            out_shape: output,
             window,
-            Some(average),
-        );
+            average: Some(average),
+        };
+        let portable = &mut b.portable[..out_len];
+        graph_kernels::pool(x, portable, &pool, graph_kernels::sum_values);
         fast::average::average_pool(x, input, &mut b.fast[..out_len], output, window, average);
         compare(
             "average pool",
@@ -762,7 +764,9 @@ fn check_graph(b: &mut Buffers<'_>) -> Result<usize, Mismatch> {
             &b.fast[..out_len],
             &b.portable[..out_len],
         )?;
-        graph_kernels::pool(x, input, &mut b.portable[..out_len], output, window, None);
+        pool.average = None;
+        let portable = &mut b.portable[..out_len];
+        graph_kernels::pool(x, portable, &pool, graph_kernels::sum_values);
         let scratch_len = fast::max_pool::scratch_bytes(input.w, window);
         let ran = fast::max_pool::max_pool(
             x,

@@ -6,8 +6,7 @@
 
 use crate::quant::{Requantizer, multiply_by_quantized_multiplier};
 
-use super::super::format::Add;
-use super::super::kernels::Residual;
+use super::super::kernels::AddOp;
 use super::requant::ChannelRequant;
 
 /// Words of the two tables of 256 i32.
@@ -33,12 +32,9 @@ impl Tables<'_> {
     }
 }
 
-/// Builds the tables in `scratch`; `None` when it is too short.
-pub(crate) fn tables<'s>(
-    scratch: &'s mut [i8],
-    zero_points: [i8; 3],
-    params: &Add,
-) -> Option<Tables<'s>> {
+/// Builds `op`'s tables in `scratch`; `None` when it is too short.
+pub(crate) fn tables<'s>(scratch: &'s mut [i8], op: &AddOp) -> Option<Tables<'s>> {
+    let (params, zero_points) = (&op.params, op.zero_points);
     let words = bytemuck::pod_align_to_mut::<i8, i32>(scratch).1;
     let (a, rest) = words.split_first_chunk_mut::<256>()?;
     let (b, _) = rest.split_first_chunk_mut::<256>()?;
@@ -51,7 +47,7 @@ pub(crate) fn tables<'s>(
         *ta = multiply_by_quantized_multiplier((x - za) * left, ma, sa);
         *tb = multiply_by_quantized_multiplier((x - zb) * left, mb, sb);
     }
-    let output = output_requantizer(params, zero_points);
+    let output = output_requantizer(op);
     Some(Tables {
         a,
         b,
@@ -60,11 +56,11 @@ pub(crate) fn tables<'s>(
 }
 
 /// The Add's rescaling of the sum to its output (before the clamp).
-pub(crate) fn output_requantizer(params: &Add, zero_points: [i8; 3]) -> Requantizer {
+pub(crate) fn output_requantizer(op: &AddOp) -> Requantizer {
     Requantizer {
-        multiplier: params.multipliers[2],
-        shift: i32::from(params.shifts[2]),
-        zero_point: i32::from(zero_points[2]),
+        multiplier: op.params.multipliers[2],
+        shift: i32::from(op.params.shifts[2]),
+        zero_point: i32::from(op.zero_points[2]),
         min: i32::from(i8::MIN),
     }
 }
@@ -73,28 +69,17 @@ pub(crate) fn output_requantizer(params: &Add, zero_points: [i8; 3]) -> Requanti
 /// `words`, and the words after them; `None` when `words` is too short.
 pub(crate) fn residual_tables<'s>(
     words: &'s mut [u32],
-    residual: &Residual,
+    residual: &AddOp,
 ) -> Option<(Tables<'s>, &'s mut [u32])> {
     let (head, rest) = words.split_at_mut_checked(TABLE_WORDS)?;
-    let t = tables(
-        bytemuck::cast_slice_mut(head),
-        residual.zero_points,
-        &residual.params,
-    )?;
+    let t = tables(bytemuck::cast_slice_mut(head), residual)?;
     Some((t, rest))
 }
 
 /// `output = a + b`; `false` (nothing written) when `scratch` is shorter than
 /// [`SCRATCH_BYTES`].
-pub fn add(
-    a: &[i8],
-    b: &[i8],
-    output: &mut [i8],
-    zero_points: [i8; 3],
-    params: &Add,
-    scratch: &mut [i8],
-) -> bool {
-    let Some(t) = tables(scratch, zero_points, params) else {
+pub fn add(a: &[i8], b: &[i8], output: &mut [i8], op: &AddOp, scratch: &mut [i8]) -> bool {
+    let Some(t) = tables(scratch, op) else {
         return false;
     };
     for ((out, &x), &y) in output.iter_mut().zip(a).zip(b) {
@@ -109,11 +94,10 @@ pub fn add_in_place(
     inout: &mut [i8],
     other: &[i8],
     inout_is_first: bool,
-    zero_points: [i8; 3],
-    params: &Add,
+    op: &AddOp,
     scratch: &mut [i8],
 ) -> bool {
-    let Some(t) = tables(scratch, zero_points, params) else {
+    let Some(t) = tables(scratch, op) else {
         return false;
     };
     // Two loops, so that the choice of operand order is made once.

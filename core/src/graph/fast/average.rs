@@ -7,7 +7,7 @@
 use crate::shape::MapShape;
 
 use super::super::format::Window;
-use super::super::kernels::{global_average_body, pool_body};
+use super::super::kernels::{PoolOp, global_average_body, pool};
 use super::dsp::sum_bytes;
 
 /// The mean of each channel over H×W, same quantization. Never inlined: the GlobalAveragePool
@@ -35,13 +35,11 @@ pub fn average_pool(
         global_average(input, in_shape, output);
         return;
     }
-    pool_body(
-        input,
+    let op = PoolOp {
         in_shape,
-        output,
         out_shape,
         window,
-        Some(average),
-        sum_bytes,
-    );
+        average: Some(average),
+    };
+    pool(input, output, &op, sum_bytes);
 }

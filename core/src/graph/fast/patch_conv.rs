@@ -26,7 +26,7 @@ use crate::shape::MapShape;
 use super::super::channel_data::ChannelData;
 use super::super::conv_params::ConvParams;
 use super::super::format::Window;
-use super::super::kernels::Residual;
+use super::super::kernels::AddOp;
 use super::add::TABLE_WORDS;
 use super::dsp::{Runs, add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns};
 use super::requant::{FOLDED_WORDS, FoldedRequant};
@@ -93,7 +93,7 @@ pub fn conv_add(
     conv: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
-    residual: &Residual,
+    residual: &AddOp,
     scratch: &mut [i8],
 ) -> bool {
     let (weights, channels) = (conv.weights, &conv.channels);
@@ -134,7 +134,7 @@ fn conv_into(
     (in_shape, out_shape, window, input_zero_point): (MapShape, MapShape, Window, i8),
     weights: &[i8],
     channels: &ChannelData<'_>,
-    residual: Option<&Residual>,
+    residual: Option<&AddOp>,
     scratch: &mut [i8],
 ) -> bool {
     let (_, words, _) = bytemuck::pod_align_to_mut::<i8, u32>(scratch);
@@ -145,8 +145,7 @@ fn conv_into(
                 return false;
             };
             let tables = bytemuck::cast_slice_mut(tables);
-            let Some(tables) = super::add::tables(tables, residual.zero_points, &residual.params)
-            else {
+            let Some(tables) = super::add::tables(tables, residual) else {
                 return false;
             };
             (Some(tables), words)
@@ -182,7 +181,7 @@ fn conv_into(
     let requants = &*requants;
     // The fused Add's output requantizer folded too, when it folds (validated ones do).
     let add_words = residual.and_then(|r| {
-        let output = super::add::output_requantizer(&r.params, r.zero_points);
+        let output = super::add::output_requantizer(r);
         FoldedRequant::new(&output, r.params.clamp).and_then(FoldedRequant::to_words)
     });
     let geometry = Geometry {

@@ -22,7 +22,7 @@ use crate::shape::MapShape;
 use super::super::channel_data::ChannelData;
 use super::super::conv_params::ConvParams;
 use super::super::format::Window;
-use super::super::kernels::Residual;
+use super::super::kernels::AddOp;
 use super::add::{TABLE_WORDS, Tables};
 use super::dsp::{Columns, mac_patch4_unrolled, pointwise_blocks};
 use super::requant::{ChannelRequant, pointwise_folds};
@@ -124,7 +124,7 @@ pub fn conv_add(
     node: &ConvParams<'_>,
     input: &[i8],
     output: &mut [i8],
-    residual: &Residual,
+    residual: &AddOp,
     scratch: &mut [i8],
 ) -> bool {
     let words = bytemuck::pod_align_to_mut::<i8, u32>(scratch).1;

@@ -64,9 +64,9 @@ fn random_residual(
     rng: &mut SplitMix,
     conv_values: &[i8],
     data: &ChannelData<'_>,
-) -> (kernels::Residual, Vec<i8>, Vec<i8>) {
+) -> (kernels::AddOp, Vec<i8>, Vec<i8>) {
     let residual_values = rng.i8s(conv_values.len());
-    let residual = kernels::Residual {
+    let residual = kernels::AddOp {
         params: Add {
             left_shift: 20,
             multipliers: [0; 3].map(|_| (1 << 30) + rng.below(1 << 30) as i32),
@@ -80,13 +80,7 @@ fn random_residual(
         zero_points: [data.zero_point, rng.next() as i8, rng.next() as i8],
     };
     let mut sums = vec![0; conv_values.len()];
-    kernels::add(
-        conv_values,
-        &residual_values,
-        &mut sums,
-        residual.zero_points,
-        &residual.params,
-    );
+    kernels::add(conv_values, &residual_values, &mut sums, &residual);
     (residual, residual_values, sums)
 }
 
@@ -270,50 +264,37 @@ fn add_tables_match_the_portable_add_also_in_place() {
     for _ in 0..200 {
         let n = 1 + rng.below(300);
         let (a, b) = (rng.i8s(n), rng.i8s(n));
-        let params = random_add(&mut rng);
-        let zero_points = [rng.next() as i8, rng.next() as i8, rng.next() as i8];
+        let op = kernels::AddOp {
+            params: random_add(&mut rng),
+            zero_points: [rng.next() as i8, rng.next() as i8, rng.next() as i8],
+        };
         let mut expected = vec![0; n];
-        kernels::add(&a, &b, &mut expected, zero_points, &params);
+        kernels::add(&a, &b, &mut expected, &op);
         let offset = rng.below(4);
         let mut scratch = vec![0_i8; offset + add::SCRATCH_BYTES];
         let mut got = vec![0; n];
-        assert!(add::add(
-            &a,
-            &b,
-            &mut got,
-            zero_points,
-            &params,
-            &mut scratch[offset..]
-        ));
+        assert!(add::add(&a, &b, &mut got, &op, &mut scratch[offset..]));
         assert_eq!(got, expected);
-        let mut inout = a.clone();
-        assert!(add::add_in_place(
-            &mut inout,
-            &b,
-            true,
-            zero_points,
-            &params,
-            &mut scratch[offset..]
-        ));
-        assert_eq!(inout, expected);
-        let mut inout = b.clone();
-        assert!(add::add_in_place(
-            &mut inout,
-            &a,
-            false,
-            zero_points,
-            &params,
-            &mut scratch[offset..]
-        ));
-        assert_eq!(inout, expected);
+        // Over the first input, then over the second.
+        for first in [true, false] {
+            let (mut inout, other) = if first {
+                (a.clone(), &b)
+            } else {
+                (b.clone(), &a)
+            };
+            let scratch = &mut scratch[offset..];
+            assert!(add::add_in_place(&mut inout, other, first, &op, scratch));
+            assert_eq!(inout, expected, "in place, over the first input: {first}");
+        }
     }
     // Too little scratch: declined, nothing written.
     let mut out = [7_i8; 4];
-    let params = random_add(&mut rng);
+    let op = kernels::AddOp {
+        params: random_add(&mut rng),
+        zero_points: [0; 3],
+    };
     let mut short = [0_i8; add::SCRATCH_BYTES - 4];
-    assert!(!add::add(
-        &[1; 4], &[2; 4], &mut out, [0; 3], &params, &mut short
-    ));
+    assert!(!add::add(&[1; 4], &[2; 4], &mut out, &op, &mut short));
     assert_eq!(out, [7; 4]);
 }
 
@@ -340,13 +321,15 @@ fn average_and_max_pools_match_the_portable_pools() {
         let x = rng.i8s(input.c * input.h * input.w);
         let average = (rng.below(2) == 0, rng.next() as i8);
         let mut expected = vec![0; out.c * out.h * out.w];
-        kernels::pool(&x, input, &mut expected, out, window, Some(average));
+        let pool = kernels::PoolOp::new(input, out, window, Some(average));
+        kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
         let mut got = vec![0; expected.len()];
         average::average_pool(&x, input, &mut got, out, window, average);
         assert_eq!(got, expected, "{input:?} {window:?}");
 
         let mut expected = vec![0; out.c * out.h * out.w];
-        kernels::pool(&x, input, &mut expected, out, window, None);
+        let pool = kernels::PoolOp::new(input, out, window, None);
+        kernels::pool(&x, &mut expected, &pool, kernels::sum_values);
         let mut got = vec![0; expected.len()];
         let mut scratch = vec![0x55; max_pool::scratch_bytes(input.w, window)];
         assert!(max_pool::max_pool(
@@ -459,7 +442,7 @@ fn the_choice_follows_the_node_and_the_target() {
             weights: &[],
             channels: no_channels,
         };
-        let residual = crate::graph::kernels::Residual {
+        let residual = crate::graph::kernels::AddOp {
             params: Add {
                 left_shift: 20,
                 multipliers: [1 << 30; 3],
@@ -662,7 +645,8 @@ fn a_full_width_average_is_the_mean_of_its_taps() {
             })
             .collect();
         let mut portable = vec![0; expected.len()];
-        kernels::pool(&x, input, &mut portable, out, window, Some((false, 0)));
+        let pool = kernels::PoolOp::new(input, out, window, Some((false, 0)));
+        kernels::pool(&x, &mut portable, &pool, kernels::sum_values);
         assert_eq!(portable, expected, "{input:?} {window:?}");
         let mut fast = vec![0; expected.len()];
         average::average_pool(&x, input, &mut fast, out, window, (false, 0));
