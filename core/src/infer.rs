@@ -284,7 +284,7 @@ fn arena_of(arena: &mut [u8], needed: usize) -> Result<&mut [i8], InferError> {
 }
 
 /// A batch checked against its model: whole images, and the logits and arena cut to size.
-/// What [`Model::infer_batch`] and [`crate::PreparedModel::infer_batch`] share.
+/// What [`Model::infer_batch`] and `PreparedModel::infer_batch` share.
 pub(crate) struct Batch<'a> {
     pub(crate) images: &'a [u8],
     /// Bytes of one image.
