@@ -10,7 +10,7 @@
 //! Every output is then `bias + Σ w·x` over its whole window.
 //!
 //! Three taps wide, 3 or 5 rows, at horizontal stride 1 or 2 (every stem and depthwise layer
-//! of the three models), the common case: `ops::arm_dsp::kx3_pass` sums a block of output rows,
+//! of the three models), the common case: `dsp::kx3_pass` sums a block of output rows,
 //! every kernel row in the same pass, two outputs per LDRD of weights and of inputs (its
 //! comment has the arithmetic), and the block is requantized four outputs a word
 //! (`requantize_run`). Five taps wide (the variants' 5×5 depthwise nodes), each kernel row is
@@ -22,7 +22,7 @@ use crate::shape::MapShape;
 
 use super::super::conv_params::ConvParams;
 use super::super::format::Window;
-use super::dsp::{KX3_TAPS, kx3_add_rows, kx3_sums, requantize_run, smlad, sxtb16_pairs};
+use super::dsp::{KX3_TAPS, RowsShape, kx3_pass, requantize_run, smlad, sxtb16_pairs};
 use super::requant::{ChannelRequant, FoldedRequant};
 
 /// Largest kernel side this path takes.
@@ -332,7 +332,11 @@ fn channel_rows(
     let even = out_w.next_multiple_of(2);
     let block_rows = acc.len().saturating_sub(even) / out_w + 1;
     for (b, out_block) in out_rows.chunks_mut((block_rows * out_w).max(1)).enumerate() {
-        let shape = (out_w, out_block.len() / out_w, sh * row_words);
+        let shape = RowsShape {
+            width: out_w,
+            rows: out_block.len() / out_w,
+            step: sh * row_words,
+        };
         if !taps.kx3_sums(sw, &rows_of(b * block_rows), shape, acc) {
             return false;
         }
@@ -354,7 +358,7 @@ pub(super) struct ChannelTaps {
 /// A channel's weights in one form or the other, never both: the taps sit on the stack under
 /// every row's sums (with a stem's bands, the inference's deepest path).
 enum Taps {
-    /// A 3-wide kernel of 3 or 5 rows as the sums' loops read it (`dsp::kx3_sums`): per row
+    /// A 3-wide kernel of 3 or 5 rows as the sums' loops read it (`dsp::kx3_pass`): per row
     /// `(w0, w1)` and `(w1, w2)`, then the bias twice ([`kx3_taps`]).
     Kx3([u32; KX3_TAPS]),
     /// Any other: `(w[2i], w[2i+1])` of each kernel row as a word, an odd width's last tap
@@ -446,36 +450,35 @@ impl ChannelTaps {
 
     /// `acc[y·width + i]` = output `i`'s sum (bias included) of output row `y < rows`, whose
     /// kernel rows start `y·step` words into `inputs` (the first output row's), every kernel
-    /// row in one pass (`dsp::kx3_sums`); `false` outside [`Self::takes_kx3`] or when an input
+    /// row in one pass (`dsp::kx3_pass`); `false` outside [`Self::takes_kx3`] or when an input
     /// or the sums are short.
     fn kx3_sums(
         &self,
         stride: usize,
         inputs: &[&[u32]],
-        (width, rows, step): (usize, usize, usize),
+        shape: RowsShape,
         acc: &mut [i32],
     ) -> bool {
         let taps = match &self.taps {
             Taps::Kx3(taps) => taps,
             Taps::Pairs { pairs, singles } if self.takes_kx3(stride) => {
                 let kernel = (pairs, singles, self.kh, self.bias);
-                return five_wide_sums(kernel, stride, inputs, (width, rows, step), acc);
+                return five_wide_sums(kernel, stride, inputs, shape, acc);
             }
             Taps::Pairs { .. } => return false,
         };
         let input = |k: usize| inputs.get(k).copied().unwrap_or_default();
         let first = [input(0), input(1), input(2)];
         if self.kh == 3 {
-            return kx3_sums(first, taps, stride, (width, rows, step), acc);
+            return kx3_pass(&first, taps, stride, shape, acc);
         }
         // Five rows: the last two added after.
         let last = [input(3), input(4)];
-        if width % 2 == 0 {
-            let shape = (width, rows, step);
-            return kx3_sums(first, taps, stride, shape, acc)
-                && kx3_add_rows(last, taps, stride, shape, acc);
+        if shape.width.is_multiple_of(2) {
+            return kx3_pass(&first, taps, stride, shape, acc)
+                && kx3_pass(&last, taps, stride, shape, acc);
         }
-        five_rows_one_at_a_time(first, last, taps, stride, (width, rows, step), acc)
+        five_rows_one_at_a_time(first, last, taps, stride, shape, acc)
     }
 
     /// `out[i] = requantize(acc[i])` with the fused clamp: four outputs a word where the
@@ -513,7 +516,12 @@ impl ChannelTaps {
             // take only a step past the row's inputs (a step of 0 sent every ring row, the
             // stems' included, to the tap-pair loop: 35 instructions a MAC).
             let step = stride * out.len().div_ceil(2);
-            if self.kx3_sums(stride, rows, (out.len(), 1, step), sums) {
+            let shape = RowsShape {
+                width: out.len(),
+                rows: 1,
+                step,
+            };
+            if self.kx3_sums(stride, rows, shape, sums) {
                 self.requantize(sums, out);
                 return;
             }
@@ -567,14 +575,19 @@ fn five_rows_one_at_a_time<'r>(
     last: [&'r [u32]; 2],
     taps: &[u32; KX3_TAPS],
     stride: usize,
-    (width, rows, step): (usize, usize, usize),
+    RowsShape { width, rows, step }: RowsShape,
     acc: &mut [i32],
 ) -> bool {
+    let row = RowsShape {
+        width,
+        rows: 1,
+        step,
+    };
     (0..rows).all(|y| {
         let at = |r: &'r [u32]| -> &'r [u32] { r.get(y * step..).unwrap_or_default() };
         let sums = acc.get_mut(y * width..).unwrap_or_default();
-        kx3_sums(first.map(at), taps, stride, (width, 1, step), sums)
-            && kx3_add_rows(last.map(at), taps, stride, (width, 1, step), sums)
+        kx3_pass(&first.map(at), taps, stride, row, sums)
+            && kx3_pass(&last.map(at), taps, stride, row, sums)
     })
 }
 
@@ -591,11 +604,12 @@ fn five_wide_sums(
     kernel: FiveWide<'_>,
     stride: usize,
     inputs: &[&[u32]],
-    (width, rows, step): (usize, usize, usize),
+    shape: RowsShape,
     acc: &mut [i32],
 ) -> bool {
+    let RowsShape { width, rows, step } = shape;
     if width % 2 == 0 {
-        return five_wide_pass(kernel, stride, inputs, (width, rows, step), acc);
+        return five_wide_pass(kernel, stride, inputs, shape, acc);
     }
     // An odd width: rows of `width + 1` sums, as many as fit from row `y` on, each row then
     // moved back over the one spare sum before it.
@@ -610,7 +624,12 @@ fn five_wide_sums(
             row.get(y * step..).unwrap_or_default()
         });
         let sums = acc.get_mut(y * width..).unwrap_or_default();
-        if n == 0 || !five_wide_pass(kernel, stride, &rows_y, (width + 1, n, step), sums) {
+        let block = RowsShape {
+            width: width + 1,
+            rows: n,
+            step,
+        };
+        if n == 0 || !five_wide_pass(kernel, stride, &rows_y, block, sums) {
             return false;
         }
         // Value by value, forwards (each moves `r` places left): no bounds to panic on.
@@ -637,7 +656,7 @@ fn five_wide_pass(
     (pairs, singles, kh, bias): FiveWide<'_>,
     stride: usize,
     inputs: &[&[u32]],
-    shape: (usize, usize, usize),
+    shape: RowsShape,
     acc: &mut [i32],
 ) -> bool {
     // Three-wide row `r`'s input and its `(a, d)` taps (rows past `2·kh`: zero taps).
@@ -667,7 +686,7 @@ fn five_wide_pass(
             *tap = word;
         }
     }
-    if !kx3_sums(first, &taps, stride, shape, acc) {
+    if !kx3_pass(&first, &taps, stride, shape, acc) {
         return false;
     }
     (3..2 * kh).step_by(2).all(|r| {
@@ -681,7 +700,7 @@ fn five_wide_pass(
         for (tap, word) in taps.iter_mut().skip(6).zip(words) {
             *tap = word;
         }
-        kx3_add_rows([row0, row1], &taps, stride, shape, acc)
+        kx3_pass(&[row0, row1], &taps, stride, shape, acc)
     })
 }
 
@@ -690,7 +709,7 @@ fn pair_of(pairs: &[u32; MAX_PAIRS], i: usize) -> u32 {
     pairs.get(i).copied().unwrap_or(0)
 }
 
-/// A 3-wide kernel's taps (`kh` rows of 3, at most 5) and bias as [`kx3_sums`] reads them:
+/// A 3-wide kernel's taps (`kh` rows of 3, at most 5) and bias as [`kx3_pass`] reads them:
 /// per row `(w0, w1)` and `(w1, w2)`, then the bias twice.
 fn kx3_taps(w_c: &[i8], bias: i32) -> [u32; KX3_TAPS] {
     let mut taps = [0_u32; KX3_TAPS];

@@ -4,16 +4,21 @@
 //! portable kernels too.
 
 #[cfg(not(qcnn_arm_dsp))]
-use crate::ops::chunks::runs_fit;
+use crate::ops::fused_add::FusedAdd;
+use crate::ops::kx3_rows::Kx3Pass;
+pub(crate) use crate::ops::kx3_rows::{KX3_TAPS, RowsShape};
 pub(crate) use crate::ops::pointwise_columns::Columns;
 #[cfg(not(qcnn_arm_dsp))]
-use crate::ops::pointwise_columns::blocks_fit;
+use crate::ops::pointwise_columns::FittingBlocks;
+use crate::ops::pointwise_columns::PointwiseBlocks;
+use crate::ops::runs::FittingRuns;
+pub(crate) use crate::ops::runs::Runs;
 
 #[cfg(qcnn_arm_dsp)]
 pub(crate) use crate::ops::arm_dsp::{
-    KX3_TAPS, add_columns, expand_columns, gather_runs, kx3_pass, linear, mac_patch4,
-    mac_patch4_unrolled, max_bytes4, pointwise_blocks, requantize_columns, requantize_run, smlad,
-    sum_bytes, sxtb16_pairs,
+    add_four, blocks_loops, copy_runs, expand_columns, kx3_loops, linear, mac_patch4,
+    mac_patch4_unrolled, max_bytes4, requantize_columns, requantize_run, smlad, sum_bytes,
+    sxtb16_pairs,
 };
 
 #[cfg(not(qcnn_arm_dsp))]
@@ -93,23 +98,26 @@ pub(crate) fn sum_bytes(bytes: &[i8]) -> i32 {
     bytes.iter().map(|&b| i32::from(b)).sum()
 }
 
+/// Copies [`Runs`] from `src` to `dst` in order, so that each run keeps its first `step`
+/// bytes and the next overwrites the rest (the graph patch conv's staging of a column whose
+/// window lies inside the input: one run per kernel row). `false` (nothing copied) when a
+/// count is 0 or a run would fall outside `src` or `dst` ([`FittingRuns::new`]).
+#[inline(always)]
+pub(crate) fn gather_runs(src: &[i8], runs: Runs, dst: &mut [i8]) -> bool {
+    FittingRuns::new(src, runs, dst).map(copy_runs).is_some()
+}
+
+/// The Cortex-M4's copy (`ops::arm_dsp::copy_runs`), run by run.
 #[cfg(not(qcnn_arm_dsp))]
-pub(crate) fn gather_runs(
-    src: &[i8],
-    (plane, row, rows, channels): (usize, usize, usize, usize),
-    dst: &mut [i8],
-    step: usize,
-) -> bool {
-    if !runs_fit(src.len(), (plane, row, rows, channels), dst.len(), step) {
-        return false;
-    }
-    let runs = (0..channels).flat_map(|c| (0..rows).map(move |r| c * plane + r * row));
-    for (i, at) in runs.enumerate() {
+fn copy_runs(runs: FittingRuns<'_, '_>) {
+    let (src, runs, dst) = runs.into_parts();
+    let (plane, row, step) = (runs.plane, runs.row, runs.step);
+    let starts = (0..runs.channels).flat_map(|c| (0..runs.rows).map(move |r| c * plane + r * row));
+    for (i, at) in starts.enumerate() {
         if let (Some(d), Some(s)) = (dst.get_mut(i * step..i * step + 4), src.get(at..at + 4)) {
             d.copy_from_slice(s);
         }
     }
-    true
 }
 
 /// `out[i] = FoldedRequant::apply(acc[i])` for the four sums of a channel whose folded
@@ -125,43 +133,40 @@ pub(crate) fn requantize_columns(acc: &[i32; 4], words: &[u32], out: &mut [i8]) 
     }
 }
 
-/// Words of a channel's taps for [`kx3_sums`]: five kernel rows' `(w0 | w1 << 16)` and
-/// `(w1 | w2 << 16)`, then the bias twice (the Cortex-M4's layout, `ops::arm_dsp`).
-#[cfg(not(qcnn_arm_dsp))]
-pub(crate) const KX3_TAPS: usize = 12;
-
-/// The Cortex-M4's row loops (`ops::arm_dsp::kx3_pass`), value by value: for output rows
-/// `y < rows` and outputs `i < width` (at `x = i·stride`), `acc[y·width + i]` = the bias (three
-/// inputs: kernel rows 0 to 2) or itself (two: rows 3 and 4), plus those kernel rows of `taps`
-/// against `inputs[k][y·step + x..]`; `false` (nothing written) where those decline.
-#[cfg(not(qcnn_arm_dsp))]
+/// `acc[y·width + i]` for output rows `y < rows` and outputs `i < width` (at `x = i·stride`,
+/// 1 or 2) = the bias (three inputs: kernel rows 0 to 2 of `taps`, 3 wide) or itself (two:
+/// rows 3 and 4, a 5×3 kernel's last two), plus those kernel rows against
+/// `inputs[k][y·step + x..]`; an odd width's spare sum lands on the next row's first, which
+/// overwrites it. `false` (nothing written) when the inputs or the sums are short
+/// ([`Kx3Pass::new`]). Never inlined: its loop words stay off the stack of its callers.
+#[inline(never)]
 pub(crate) fn kx3_pass(
     inputs: &[&[u32]],
     taps: &[u32; KX3_TAPS],
     stride: usize,
-    (width, rows, step): (usize, usize, usize),
+    shape: RowsShape,
     acc: &mut [i32],
 ) -> bool {
+    match Kx3Pass::new(inputs, taps, stride, shape, acc) {
+        Some(pass) => {
+            kx3_loops(pass);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The Cortex-M4's row loops (`ops::arm_dsp::kx3_loops`), value by value.
+#[cfg(not(qcnn_arm_dsp))]
+fn kx3_loops(pass: Kx3Pass<'_, '_>) {
+    let (inputs, acc, words, stride, RowsShape { width, rows, step }) = pass.into_parts();
     let pairs = width.div_ceil(2);
     let (first, from_bias) = (if inputs.len() == 3 { 0 } else { 3 }, inputs.len() == 3);
-    let Some(last) = rows.checked_sub(1) else {
-        return false;
-    };
-    let need = last * step + stride * pairs + 1;
-    let fits = pairs > 0
-        && (inputs.len() == 2 || inputs.len() == 3)
-        && (stride == 1 || stride == 2)
-        && step >= stride * pairs
-        && inputs.iter().all(|r| r.len() >= need)
-        && acc.len() >= last * width + 2 * pairs;
-    if !fits {
-        return false;
-    }
     let value = |row: &[u32], x: usize| {
         let word = row.get(x / 2).copied().unwrap_or(0);
         i32::from((word >> (16 * (x % 2))) as u16 as i16)
     };
-    let bias = taps.get(KX3_TAPS - 2).map_or(0, |&b| b as i32);
+    let bias = words.get(KX3_TAPS - 2).map_or(0, |&b| b as i32);
     for y in 0..rows {
         // Pairs, as the loops: an odd width's spare is the next row's first.
         for i in 0..2 * pairs {
@@ -170,7 +175,7 @@ pub(crate) fn kx3_pass(
             };
             let mut total = if from_bias { bias } else { *sum };
             for (k, &row) in inputs.iter().enumerate() {
-                let tap = |j: usize| halves(taps.get(2 * (first + k) + j).copied().unwrap_or(0));
+                let tap = |j: usize| halves(words.get(2 * (first + k) + j).copied().unwrap_or(0));
                 let ((w0, w1), (_, w2)) = (tap(0), tap(1));
                 let x = y * 2 * step + i * stride;
                 let dot = w0 * value(row, x) + w1 * value(row, x + 1) + w2 * value(row, x + 2);
@@ -179,33 +184,6 @@ pub(crate) fn kx3_pass(
             *sum = total;
         }
     }
-    true
-}
-
-/// `acc[y·width + i] = bias + ` kernel rows 0 to 2 of `taps` (3 wide) against the inputs for
-/// output `i` of row `y` (at `x = i·stride`, 1 or 2; `shape` = (width, rows, step), each output
-/// row's inputs `step` words after the one before); an odd width's spare sum lands on the next
-/// row's first, which overwrites it. `false` (nothing written) when the inputs or the sums are
-/// short.
-pub(crate) fn kx3_sums(
-    inputs: [&[u32]; 3],
-    taps: &[u32; KX3_TAPS],
-    stride: usize,
-    shape: (usize, usize, usize),
-    acc: &mut [i32],
-) -> bool {
-    kx3_pass(&inputs, taps, stride, shape, acc)
-}
-
-/// [`kx3_sums`] adding kernel rows 3 and 4 (a 5×3 kernel's last two) to `acc`.
-pub(crate) fn kx3_add_rows(
-    inputs: [&[u32]; 2],
-    taps: &[u32; KX3_TAPS],
-    stride: usize,
-    shape: (usize, usize, usize),
-    acc: &mut [i32],
-) -> bool {
-    kx3_pass(&inputs, taps, stride, shape, acc)
 }
 
 /// `out[i] = FoldedRequant::apply(acc[i])` for the first `4·⌊len / 4⌋` sums (the Cortex-M4's
@@ -219,26 +197,35 @@ pub(crate) fn requantize_run(acc: &[i32], words: &[u32; 5], out: &mut [i8]) {
     }
 }
 
-/// The fused residual Add of four outputs (the Cortex-M4's in assembly): each sum through
-/// the channel's folded requantizer `words`, then with the residual in `out` through the
-/// Add's tables and its folded output requantizer `add`.
-#[cfg(not(qcnn_arm_dsp))]
+/// The fused residual Add of four outputs of a channel: each sum through the channel's folded
+/// requantizer `words`, then with the residual in `out` through the Add's tables and its
+/// folded output requantizer `add`, the four outputs over the residual. Nothing when `out` has
+/// fewer than four bytes or a requantizer fewer than five words.
+#[inline(always)]
 pub(crate) fn add_columns(
     acc: &[i32; 4],
     words: &[u32],
-    (a, b): (&[i32; 256], &[i32; 256]),
+    tables: (&[i32; 256], &[i32; 256]),
     add: &[u32],
     out: &mut [i8],
 ) {
+    if let (Some(words), Some(add), Some(out)) = (
+        words.first_chunk(),
+        add.first_chunk(),
+        out.first_chunk_mut(),
+    ) {
+        add_four((acc, words, tables, add, out));
+    }
+}
+
+/// The Cortex-M4's assembly (`ops::arm_dsp::add_four`), value by value.
+#[cfg(not(qcnn_arm_dsp))]
+fn add_four((acc, words, (a, b), add, out): FusedAdd<'_>) {
     use super::requant::FoldedRequant;
-    let folded = |w: &[u32]| {
-        <[u32; 5]>::try_from(w.get(..5)?)
-            .ok()
-            .map(FoldedRequant::from_words)
-    };
-    let (Some(conv), Some(add)) = (folded(words), folded(add)) else {
-        return;
-    };
+    let (conv, add) = (
+        FoldedRequant::from_words(*words),
+        FoldedRequant::from_words(*add),
+    );
     for (q, &acc) in out.iter_mut().zip(acc) {
         let v = conv.apply(acc);
         let sum = a[usize::from(v as u8)].saturating_add(b[usize::from(*q as u8)]);
@@ -272,23 +259,51 @@ pub(crate) fn expand_columns(patch: &mut [u32], stage: &[i8], stride: usize, gro
 pub(crate) use mac_patch4 as mac_patch4_unrolled;
 
 /// Every output channel's four outputs for `blocks` blocks of four columns (each unpacked
-/// first into `patch` from `columns`, as the Cortex-M4's assembly does): [`mac_patch4`]'s
-/// sums from the channel's bias, each requantized and clamped by its
-/// `super::requant::FoldedRequant`, block `b`'s channel `o` at `out[o·plane + 4b..]`; `false` (nothing written) when
-/// `c` is not a positive multiple of 4, a channel's shift is one that arithmetic does not
-/// take, or a slice is short.
-#[cfg(not(qcnn_arm_dsp))]
+/// first into `patch` from `columns`): [`mac_patch4`]'s sums from the channel's bias, each
+/// requantized and clamped by its `super::requant::FoldedRequant`, block `b`'s channel `o` at
+/// `out[o·plane + 4b..]`; `false` (nothing written) when `c` is not a positive multiple of 4,
+/// a slice is short ([`PointwiseBlocks::fit`]) or, on the host, a channel's shift is one that
+/// arithmetic does not take (the Cortex-M4's caller checks that with `pointwise_folds`).
+/// Never inlined: the Cortex-M4's block state stays off its callers' stack.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub(crate) fn pointwise_blocks(
     columns: Columns<'_>,
     patch: &mut [u32],
     weights: &[i8],
-    (bias, multiplier, shift): (&[[u8; 4]], &[[u8; 4]], &[i8]),
-    (zero_point, clamp): (i8, [i8; 2]),
+    channels: (&[[u8; 4]], &[[u8; 4]], &[i8]),
+    requant: (i8, [i8; 2]),
     out: &mut [i8],
     plane: usize,
     blocks: usize,
 ) -> bool {
+    let call = PointwiseBlocks {
+        columns,
+        patch,
+        weights,
+        channels,
+        requant,
+        out,
+        plane,
+        blocks,
+    };
+    call.fit().is_some_and(blocks_loops)
+}
+
+/// The Cortex-M4's loops (`ops::arm_dsp::blocks_loops`), value by value, after the host's own
+/// check that every channel's requantizer folds.
+#[cfg(not(qcnn_arm_dsp))]
+fn blocks_loops(call: FittingBlocks<'_>) -> bool {
+    let PointwiseBlocks {
+        columns,
+        patch,
+        weights,
+        channels: (bias, multiplier, shift),
+        requant: (zero_point, clamp),
+        out,
+        plane,
+        blocks,
+    } = call.into_inner();
     let c = patch.len() / 2;
     let data = crate::graph::kernels::ChannelData {
         bias,
@@ -297,17 +312,7 @@ pub(crate) fn pointwise_blocks(
         zero_point,
         clamp,
     };
-    let lens = [bias.len(), multiplier.len(), shift.len()];
-    let fits = blocks_fit(
-        columns,
-        patch.len(),
-        weights.len(),
-        lens,
-        out.len(),
-        plane,
-        blocks,
-    );
-    if !fits || !super::requant::pointwise_folds(&data) {
+    if !super::requant::pointwise_folds(&data) {
         return false;
     }
     for b in 0..blocks {

@@ -28,7 +28,7 @@ use super::super::conv_params::ConvParams;
 use super::super::format::Window;
 use super::super::kernels::Residual;
 use super::add::TABLE_WORDS;
-use super::dsp::{add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns};
+use super::dsp::{Runs, add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns};
 use super::requant::{FOLDED_WORDS, FoldedRequant};
 
 /// Output positions computed together.
@@ -321,7 +321,14 @@ impl Geometry {
             if inside && rows_inside && kw <= 4 {
                 let start = c0 * plane_len + iy0 * w + x0;
                 let src = input.get(start..).unwrap_or_default();
-                if gather_runs(src, (plane_len, w, kh, count), dst, kw) {
+                let runs = Runs {
+                    plane: plane_len,
+                    row: w,
+                    rows: kh,
+                    channels: count,
+                    step: kw,
+                };
+                if gather_runs(src, runs, dst) {
                     continue;
                 }
             }

@@ -1,7 +1,7 @@
 //! The depthwise kernel's sums (`graph::fast::depthwise`): a 3-wide kernel's rows over a run
 //! of outputs, every kernel row in the same pass, from int16 rows widened with their padding.
 //!
-//! A channel's taps are laid out as [`KX3_TAPS`] words: per kernel row `a = (w0, w1)` and
+//! A channel's taps are laid out as `ops::kx3_rows::KX3_TAPS` words: per kernel row `a = (w0, w1)` and
 //! `d = (w1, w2)` as int16 pairs (up to five rows), then the bias twice. With a row's words
 //! `x01 = (x0, x1)`, `x23 = (x2, x3)`, at stride 1 output 0 is `SMLAD(a, x01) + SMLATB(d, x23)`
 //! and output 1 is `SMLABT(a, x01) + SMLAD(d, x23)`: one LDRD of weights, one of inputs and four
@@ -12,19 +12,30 @@
 
 use core::arch::asm;
 
-/// Words of a channel's taps: five kernel rows' `(a, d)`, then the bias twice.
-pub(crate) const KX3_TAPS: usize = 12;
+use crate::ops::kx3_rows::Kx3Pass;
 
-/// One kernel row at stride 1 (r4, r5 its weights at `$w` bytes of r11; input pointer `$p`).
-macro_rules! row_stride1 {
-    ($w:literal, $p:literal) => {
+/// A kernel row's loads: its weights (r4, r5) at `$w` bytes of r11, and two input words (r2,
+/// r3) at input pointer `$p`, which then advances by `$advance` bytes.
+macro_rules! row_loads {
+    ($w:literal, $p:literal, $advance:literal) => {
         concat!(
             "ldrd r4, r5, [r11, #",
             $w,
             "]\n",
             "ldrd r2, r3, [",
             $p,
-            "], #4\n",
+            "], #",
+            $advance,
+            "\n",
+        )
+    };
+}
+
+/// One kernel row at stride 1 ([`row_loads`]: weights at `$w` bytes of r11, input `$p`).
+macro_rules! row_stride1 {
+    ($w:literal, $p:literal) => {
+        concat!(
+            row_loads!($w, $p, "4"),
             "smlabt r1, r4, r2, r1\n",
             "smlad r0, r4, r2, r0\n",
             "smlatb r0, r5, r3, r0\n",
@@ -37,12 +48,7 @@ macro_rules! row_stride1 {
 macro_rules! row_stride2 {
     ($w:literal, $p:literal) => {
         concat!(
-            "ldrd r4, r5, [r11, #",
-            $w,
-            "]\n",
-            "ldrd r2, r3, [",
-            $p,
-            "], #8\n",
+            row_loads!($w, $p, "8"),
             "smlad r0, r4, r2, r0\n",
             "smlad r1, r4, r3, r1\n",
             "ldr r2, [",
@@ -57,7 +63,7 @@ macro_rules! row_stride2 {
 /// The loop over output pairs, then over output rows: `$start` sets the sums (r0, r1), the
 /// rows add to them, one STRD stores them (r12 the sums' pointer, lr the row's end); at a
 /// row's end the input pointers `$p` step to the next output row's kernel rows and the sums'
-/// pointer back over a spare sum, from the loop words after the taps (`loop_words`).
+/// pointer back over a spare sum, from the loop words after the taps (`Kx3Pass::new`).
 macro_rules! rows_loop {
     ($start:literal, [$($p:literal),+], $($row:expr),+) => {
         concat!(
@@ -90,63 +96,47 @@ macro_rules! rows_asm {
     };
 }
 
-/// The taps and the row loop's words (input bytes to skip, sums to step back, sums' bytes a
-/// row, rows left), checked against `inputs` and `acc`: `None` when a row or the sums are
-/// short, a count is 0, or the stride is not 1 or 2.
-fn loop_words(
-    taps: &[u32; KX3_TAPS],
-    inputs: &[&[u32]],
-    stride: usize,
-    (width, rows, step): (usize, usize, usize),
-    acc: &[i32],
-) -> Option<[u32; KX3_TAPS + 4]> {
-    let pairs = width.div_ceil(2);
-    let last = rows.checked_sub(1)?;
-    let need = last.checked_mul(step)?.checked_add(stride * pairs + 1)?;
-    let sums = last.checked_mul(width)?.checked_add(2 * pairs)?;
-    let fits = pairs > 0
-        && (stride == 1 || stride == 2)
-        && step >= stride * pairs
-        && inputs.iter().all(|r| r.len() >= need)
-        && acc.len() >= sums;
-    if !fits {
-        return None;
-    }
-    let mut words = [0_u32; KX3_TAPS + 4];
-    words.get_mut(..KX3_TAPS)?.copy_from_slice(taps);
-    let tail = [
-        4 * (step - stride * pairs),
-        4 * (2 * pairs - width),
-        8 * pairs,
-        rows,
-    ];
-    for (w, t) in words.get_mut(KX3_TAPS..)?.iter_mut().zip(tail) {
-        *w = u32::try_from(t).ok()?;
-    }
-    Some(words)
+/// One pass's `asm!`, its kernel rows read by `$row` ([`row_stride1`] or [`row_stride2`]):
+/// three (rows 0 to 2 of the taps, from the bias in the taps' last words) or two (rows 3 and
+/// 4, added to the sums already at r12).
+macro_rules! rows_pass {
+    (3, $row:ident, $pointers:expr, $args:tt) => {
+        rows_asm!(
+            rows_loop!(
+                "ldrd r0, r1, [r11, #40]\n",
+                ["r8", "r9", "r10"],
+                $row!("0", "r8"),
+                $row!("8", "r9"),
+                $row!("16", "r10")
+            ),
+            $pointers,
+            $args
+        )
+    };
+    (2, $row:ident, $pointers:expr, $args:tt) => {
+        rows_asm!(
+            rows_loop!(
+                "ldrd r0, r1, [r12]\n",
+                ["r8", "r9"],
+                $row!("24", "r8"),
+                $row!("32", "r9")
+            ),
+            $pointers,
+            $args
+        )
+    };
 }
 
-/// The sums of `graph::fast::dsp::kx3_sums` (three inputs: kernel rows 0 to 2 from the
-/// bias) and `kx3_add_rows` (two: rows 3 and 4 added to `acc`), which call it.
-#[inline(never)]
-pub(crate) fn kx3_pass(
-    inputs: &[&[u32]],
-    taps: &[u32; KX3_TAPS],
-    stride: usize,
-    (width, rows, step): (usize, usize, usize),
-    acc: &mut [i32],
-) -> bool {
-    let Some(mut words) = loop_words(taps, inputs, stride, (width, rows, step), acc) else {
-        return false;
-    };
-    if !(inputs.len() == 2 || inputs.len() == 3) {
-        return false;
-    }
+/// The loops of a checked pass (`graph::fast::dsp::kx3_pass`, which calls them): three inputs
+/// sum kernel rows 0 to 2 from the bias, two add rows 3 and 4 to the sums.
+#[inline(always)]
+pub(crate) fn kx3_loops(pass: Kx3Pass<'_, '_>) {
+    let (inputs, acc, mut words, stride, shape) = pass.into_parts();
     let input = |k: usize| inputs.get(k).map_or(core::ptr::null(), |r| r.as_ptr());
     let (p0, p1, p2) = (input(0), input(1), input(2));
     let acc = acc.as_mut_ptr();
     let words = words.as_mut_ptr();
-    // SAFETY: `loop_words` checked every read and write: rows `y < rows` read
+    // SAFETY: `Kx3Pass::new` checked every read and write: rows `y < rows` read
     // `stride·pairs + 1` words of each input from `y·step`, and write `2·pairs` sums from
     // `y·width` (the two-row pass reads them first); the pair loop runs `pairs ≥ 1` times a row
     // (until r12 reaches lr), the row loop `rows ≥ 1` times, counting down its word of `words`
@@ -154,52 +144,13 @@ pub(crate) fn kx3_pass(
     // A two-row template never reads r10 (null then). Registers, that array and the Q flag
     // only otherwise; no stack.
     unsafe {
-        let end = acc.add(2 * width.div_ceil(2));
+        let end = acc.add(2 * shape.width.div_ceil(2));
         let pointers = [p0, p1, p2];
         match (inputs.len(), stride) {
-            (3, 1) => rows_asm!(
-                rows_loop!(
-                    "ldrd r0, r1, [r11, #40]\n",
-                    ["r8", "r9", "r10"],
-                    row_stride1!("0", "r8"),
-                    row_stride1!("8", "r9"),
-                    row_stride1!("16", "r10")
-                ),
-                pointers,
-                (words, acc, end)
-            ),
-            (3, _) => rows_asm!(
-                rows_loop!(
-                    "ldrd r0, r1, [r11, #40]\n",
-                    ["r8", "r9", "r10"],
-                    row_stride2!("0", "r8"),
-                    row_stride2!("8", "r9"),
-                    row_stride2!("16", "r10")
-                ),
-                pointers,
-                (words, acc, end)
-            ),
-            (_, 1) => rows_asm!(
-                rows_loop!(
-                    "ldrd r0, r1, [r12]\n",
-                    ["r8", "r9"],
-                    row_stride1!("24", "r8"),
-                    row_stride1!("32", "r9")
-                ),
-                pointers,
-                (words, acc, end)
-            ),
-            _ => rows_asm!(
-                rows_loop!(
-                    "ldrd r0, r1, [r12]\n",
-                    ["r8", "r9"],
-                    row_stride2!("24", "r8"),
-                    row_stride2!("32", "r9")
-                ),
-                pointers,
-                (words, acc, end)
-            ),
+            (3, 1) => rows_pass!(3, row_stride1, pointers, (words, acc, end)),
+            (3, _) => rows_pass!(3, row_stride2, pointers, (words, acc, end)),
+            (_, 1) => rows_pass!(2, row_stride1, pointers, (words, acc, end)),
+            _ => rows_pass!(2, row_stride2, pointers, (words, acc, end)),
         }
     }
-    true
 }

@@ -26,13 +26,13 @@ mod row3;
 
 pub(crate) use byte_max::max_bytes4;
 pub(crate) use conv2d::{RowSource, conv2d, conv2d_rows};
-pub(crate) use depthwise_rows::{KX3_TAPS, kx3_pass};
+pub(crate) use depthwise_rows::kx3_loops;
 pub(crate) use linear::{linear, linear_blocked};
 // The pointwise kernel's name for `mac_patch4` (the same loop).
 pub(crate) use patch_mac::mac_patch4 as mac_patch4_unrolled;
 pub(crate) use patch_mac::{
-    add_columns, expand_columns, gather_runs, mac_patch4, requantize_columns, requantize_run,
-    smlad, sum_bytes, sxtb16_pairs,
+    add_four, copy_runs, expand_columns, mac_patch4, requantize_columns, requantize_run, smlad,
+    sum_bytes, sxtb16_pairs,
 };
-pub(crate) use pointwise_mac::pointwise_blocks;
+pub(crate) use pointwise_mac::blocks_loops;
 pub(crate) use row3::conv3x3_row;

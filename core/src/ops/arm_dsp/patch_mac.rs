@@ -4,6 +4,9 @@
 
 use core::arch::asm;
 
+use crate::ops::fused_add::FusedAdd;
+use crate::ops::runs::{FittingRuns, Runs};
+
 /// `acc[i] += Σ_t weights[t] · patch value (i, t)` over `groups` groups of four taps, the
 /// patches laid out as `graph::fast::patch_conv` writes them: per group, for each of the
 /// four columns, the words (x0 | x2 << 16) and (x1 | x3 << 16). One weight word (four int8
@@ -257,17 +260,9 @@ pub(crate) fn requantize_run(acc: &[i32], words: &[u32; 5], out: &mut [i8]) {
 /// does (`graph::fast::add`: both inputs' rescaling looked up in `a` and `b`, their
 /// saturating sum requantized by the Add's folded output requantizer `add`, its clamp), the
 /// four sums stored over the residual with one word: 87 instructions for four outputs.
+/// (`graph::fast::dsp::add_columns` checks the lengths and calls it.)
 #[inline(always)]
-pub(crate) fn add_columns(
-    acc: &[i32; 4],
-    words: &[u32],
-    (a, b): (&[i32; 256], &[i32; 256]),
-    add: &[u32],
-    out: &mut [i8],
-) {
-    if out.len() < 4 || words.len() < 5 || add.len() < 5 {
-        return;
-    }
+pub(crate) fn add_four((acc, words, (a, b), add, out): FusedAdd<'_>) {
     let values: u32;
     // SAFETY: as `requantize_columns` for the first part (reads five words of `words`, no
     // store); no memory then but the value in r0.
@@ -291,7 +286,7 @@ pub(crate) fn add_columns(
     // SAFETY: reads entries `values' byte` of `a` and `residual byte` of `b` (indices
     // below 256: unsigned bytes), the first five words of `add` (LDM and LDRD, word-aligned),
     // and the four bytes at `out`, which it then overwrites with one STR (unaligned STR is
-    // allowed on the Cortex-M4); all in bounds as checked above. Registers and flags
+    // allowed on the Cortex-M4); all in bounds by their types. Registers and flags
     // otherwise; no stack.
     unsafe {
         asm!(
@@ -402,26 +397,26 @@ macro_rules! requantize_four {
 }
 use requantize_four;
 
-/// Copies `channels · rows` runs of four bytes: run `(c, r)` from `src[c·plane + r·row..]`
-/// to `dst[(c·rows + r)·step..]`, in that order, so that each run keeps its first `step`
-/// bytes and the next overwrites the rest (the graph patch conv's staging of a column whose
-/// window lies inside the input: one run per kernel row). `false` (nothing copied) when a
-/// count is 0 or a run would fall outside `src` or `dst`.
+/// Copies checked runs in order, so that each run keeps its first `step` bytes and the next
+/// overwrites the rest (`graph::fast::dsp::gather_runs`, which calls it).
 #[inline(always)]
-pub(crate) fn gather_runs(
-    src: &[i8],
-    (plane, row, rows, channels): (usize, usize, usize, usize),
-    dst: &mut [i8],
-    step: usize,
-) -> bool {
-    let dims = (plane, row, rows, channels);
-    if !crate::ops::chunks::runs_fit(src.len(), dims, dst.len(), step) {
-        return false;
-    }
+pub(crate) fn copy_runs(runs: FittingRuns<'_, '_>) {
+    let (
+        src,
+        Runs {
+            plane,
+            row,
+            rows,
+            channels,
+            step,
+        },
+        dst,
+    ) = runs.into_parts();
     if rows == 3 {
         // A 3-row kernel (most): the three runs of a channel in one pass, without the row loop.
         // SAFETY: as below, with `rows` = 3: reads the words at `c·plane + r·row` and writes
-        // those at `(3c + r)·step` (c < channels, r < 3), all checked above; `channels ≥ 1`.
+        // those at `(3c + r)·step` (c < channels, r < 3), all checked by `FittingRuns::new`;
+        // `channels ≥ 1`.
         unsafe {
             asm!(
                 "2:",
@@ -450,11 +445,11 @@ pub(crate) fn gather_runs(
                 options(nostack),
             );
         }
-        return true;
+        return;
     }
     // SAFETY: reads the words at `c·plane + r·row` (c < channels, r < rows) of `src` and
     // writes the words at `(c·rows + r)·step` of `dst`, the last of each ending within its
-    // slice as checked above (unaligned LDR/STR are allowed on ARMv7-M with the default
+    // slice as `FittingRuns::new` checked (unaligned LDR/STR are allowed on ARMv7-M with the default
     // CCR.UNALIGN_TRP clear); both counts are at least 1, so each loop runs exactly its
     // count. Registers only besides those bytes; no stack.
     unsafe {
@@ -485,7 +480,6 @@ pub(crate) fn gather_runs(
             options(nostack),
         );
     }
-    true
 }
 
 /// Defines `$name(a, b, acc)`, the dual 16-bit multiply-accumulate instruction `$op`

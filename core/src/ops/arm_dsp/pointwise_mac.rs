@@ -5,7 +5,7 @@
 use core::arch::asm;
 
 use super::patch_mac::mac_group;
-use crate::ops::pointwise_columns::{Columns, blocks_fit};
+use crate::ops::pointwise_columns::{Columns, FittingBlocks, PointwiseBlocks};
 
 /// One sum (the register named) requantized into `lr`, before its SSAT: the 64-bit
 /// `high_start·2^32 + 2^30 − 2^31·(sum < 0)` (AND, RSBS, SBC; the high start in r2), plus the
@@ -65,7 +65,7 @@ macro_rules! unpack_group {
     };
 }
 
-/// What [`pointwise_blocks`]' assembly reads and advances, at fixed offsets (LDM and LDRD
+/// What [`blocks_loops`]' assembly reads and advances, at fixed offsets (LDM and LDRD
 /// read neighbouring fields together).
 #[repr(C)]
 struct BlockState {
@@ -102,8 +102,9 @@ struct BlockState {
     span: usize,
 }
 
-/// Every output channel's four outputs for `blocks` blocks of four columns: for block `b`
-/// (its columns unpacked first into `patch`, unless [`Columns::Unpacked`]) and channel `o`,
+/// The loops of a checked call (`graph::fast::dsp::pointwise_blocks`, which calls them): for
+/// block `b` (its columns unpacked first into `patch`, unless [`Columns::Unpacked`]) and
+/// channel `o`,
 /// `acc[i] = bias + Σ_t row[t] · patch value (i, t)` over weight row `o` (`c` int8 values, `c`
 /// a multiple of 4; the layout and the loop of `mac_patch4`), each sum requantized with
 /// channel `o`'s multiplier and shift as `graph::fast::requant::FoldedRequant` does (the
@@ -112,35 +113,22 @@ struct BlockState {
 /// SSUB8/SEL) and stored as one word at `out[o·plane + 4b..]`. The block and channel loops
 /// are in the assembly too: a channel's requantization words are made before its MAC loop
 /// and wait on the stack, and the pointers it advances are read and written a few at a
-/// time. `false` (nothing written) when `c` is not a positive multiple of 4, a shift is
-/// outside `-23..=-2` (not checked here: the caller's `pointwise_folds` did), or a slice is
-/// short.
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-pub(crate) fn pointwise_blocks(
-    columns: Columns<'_>,
-    patch: &mut [u32],
-    weights: &[i8],
-    (bias, multiplier, shift): (&[[u8; 4]], &[[u8; 4]], &[i8]),
-    (zero_point, [lo, hi]): (i8, [i8; 2]),
-    out: &mut [i8],
-    plane: usize,
-    blocks: usize,
-) -> bool {
-    let n = bias.len();
-    let c = patch.len() / 2;
-    let lens = [bias.len(), multiplier.len(), shift.len()];
-    if !blocks_fit(
+/// time. The shifts must be within `-23..=-2` (not checked here: the caller's
+/// `pointwise_folds` did).
+#[inline(always)]
+pub(crate) fn blocks_loops(call: FittingBlocks<'_>) -> bool {
+    let PointwiseBlocks {
         columns,
-        patch.len(),
-        weights.len(),
-        lens,
-        out.len(),
+        patch,
+        weights,
+        channels: (bias, multiplier, shift),
+        requant: (zero_point, [lo, hi]),
+        out,
         plane,
         blocks,
-    ) {
-        return false;
-    }
+    } = call.into_inner();
+    let n = bias.len();
+    let c = patch.len() / 2;
     let (input, in_plane) = match columns {
         Columns::Unpacked => (core::ptr::null(), 0),
         Columns::Map(input, in_plane) => (input.as_ptr(), in_plane),
@@ -171,7 +159,8 @@ pub(crate) fn pointwise_blocks(
     };
     // SAFETY: `state` describes `n ≥ 1` channels and `blocks ≥ 1` blocks: weight rows
     // `o·c..(o + 1)·c` of `weights`, entries `o` of `bias`, `multiplier` and `shift`, and the
-    // words at `out[o·plane + 4b..]`, all in bounds as checked above (unaligned word loads
+    // words at `out[o·plane + 4b..]`, all in bounds as `PointwiseBlocks::fit` checked
+    // (unaligned word loads
     // and stores are allowed on ARMv7-M); the input words at `input[ci·in_plane + 4b..]`,
     // `ci < c`, in bounds as checked (from `out` itself for `Columns::Output`, read before
     // block `b`'s outputs are stored; the block's outputs never reach a later block's
