@@ -65,13 +65,7 @@ impl Model<'_> {
         arena: &'b mut [u8],
         after: &mut dyn FnMut(usize),
     ) -> Result<Logits<'b>, InferError> {
-        self.check_image(image)?;
-        let arena = arena_of(arena, self.arena_len())?;
-        if self.graph().is_some() {
-            return self.run_graph(image, arena, after);
-        }
-        let values = self.run_layers::<false>(image, 1, arena, Schedule::whole(0), after)?;
-        Ok(self.logits(values))
+        self.infer_one::<false>(image, arena, after)
     }
 
     /// [`Self::infer`] in an arena that may be shorter than `arena_len()`, down to
@@ -97,22 +91,38 @@ impl Model<'_> {
         arena: &'b mut [u8],
         after: &mut dyn FnMut(usize),
     ) -> Result<Logits<'b>, InferError> {
+        self.infer_one::<true>(image, arena, after)
+    }
+
+    /// One image, every layer writing its whole map or, with `STREAMING`, on the fastest
+    /// schedule the arena holds. (A const parameter, so that a build calling only the
+    /// whole-map entry points compiles none of the streaming code in.)
+    fn infer_one<'b, const STREAMING: bool>(
+        &self,
+        image: &[u8],
+        arena: &'b mut [u8],
+        after: &mut dyn FnMut(usize),
+    ) -> Result<Logits<'b>, InferError> {
         self.check_image(image)?;
         if self.graph().is_some() {
             // A graph's arena is planned whole at quantize time: nothing streams.
             let arena = arena_of(arena, self.arena_len())?;
             return self.run_graph(image, arena, after);
         }
-        let found = arena.len();
-        let too_small = || InferError::ArenaTooSmall {
-            needed: self.min_arena_len_for(Kernels::NATIVE),
-            found,
+        let schedule = match STREAMING {
+            true => {
+                let found = arena.len();
+                let too_small = || InferError::ArenaTooSmall {
+                    needed: self.min_arena_len_for(Kernels::NATIVE),
+                    found,
+                };
+                self.schedule_for_arena(Kernels::NATIVE, found)
+                    .ok_or_else(too_small)?
+            }
+            false => Schedule::whole(self.arena_len()),
         };
-        let schedule = self
-            .schedule_for_arena(Kernels::NATIVE, found)
-            .ok_or_else(too_small)?;
         let arena = arena_of(arena, schedule.arena_len)?;
-        let values = self.run_layers::<true>(image, 1, arena, schedule, after)?;
+        let values = self.run_layers::<STREAMING>(image, 1, arena, schedule, after)?;
         Ok(self.logits(values))
     }
 
@@ -171,41 +181,21 @@ impl Model<'_> {
         arena: &mut [u8],
         logits: &mut [i8],
     ) -> Result<usize, InferError> {
-        let image_len = self.input_len();
-        let count = images.len() / image_len.max(1);
-        if count == 0 || count.saturating_mul(image_len) != images.len() {
-            return Err(InferError::WrongBatchLength {
-                image_len,
-                found: images.len(),
-            });
-        }
-        let needed = count.saturating_mul(self.num_classes());
-        let too_short = InferError::OutputTooShort {
-            needed,
-            found: logits.len(),
-        };
-        let logits = logits.get_mut(..needed).ok_or(too_short)?;
-        let needed_arena = self.batch_arena_len(count).unwrap_or(usize::MAX);
-        let arena = arena_of(arena, needed_arena)?;
+        let batch = Batch::check(self, images, arena, logits, |n| self.batch_arena_len(n))?;
         if let Some(graph) = self.graph() {
             // A graph runs image by image in the first `arena_len` bytes.
-            let classes = self.num_classes().max(1);
-            for (image, out) in images
-                .chunks_exact(image_len.max(1))
-                .zip(logits.chunks_exact_mut(classes))
-            {
-                let values = graph.run(image, arena, &mut |_| {});
-                let values = values.ok_or(InferError::ArenaTooSmall {
-                    needed: self.arena_len(),
-                    found: 0,
-                })?;
-                for (dst, &v) in out.iter_mut().zip(values) {
-                    *dst = v;
-                }
-            }
-            return Ok(count);
+            return batch.each_image(self.arena_len(), |image, arena| {
+                graph.run(image, arena, &mut |_| {})
+            });
         }
         let whole = Schedule::whole(self.arena_len());
+        let Batch {
+            images,
+            count,
+            logits,
+            arena,
+            ..
+        } = batch;
         logits.copy_from_slice(self.run_layers::<false>(
             images,
             count,
@@ -291,6 +281,82 @@ fn arena_of(arena: &mut [u8], needed: usize) -> Result<&mut [i8], InferError> {
         .get_mut(..needed)
         .ok_or(InferError::ArenaTooSmall { needed, found })?;
     Ok(bytemuck::must_cast_slice_mut(arena))
+}
+
+/// A batch checked against its model: whole images, and the logits and arena cut to size.
+/// What [`Model::infer_batch`] and `PreparedModel::infer_batch` share.
+pub(crate) struct Batch<'a> {
+    pub(crate) images: &'a [u8],
+    /// Bytes of one image.
+    pub(crate) image_len: usize,
+    /// Logits per image.
+    pub(crate) classes: usize,
+    /// Images in the batch, at least one.
+    pub(crate) count: usize,
+    /// Exactly `count · classes` slots.
+    pub(crate) logits: &'a mut [i8],
+    /// Exactly the `arena_len(count)` bytes the entry point asked for.
+    pub(crate) arena: &'a mut [i8],
+}
+
+impl<'a> Batch<'a> {
+    /// `images` must be a whole, non-zero number of `model`'s images, `logits` hold every
+    /// image's classes, and `arena` hold `arena_len(count)` bytes (`None`: an overflow, which
+    /// no arena holds); checked in that order, so that every entry point refuses a bad batch
+    /// with the same error.
+    pub(crate) fn check(
+        model: &Model<'_>,
+        images: &'a [u8],
+        arena: &'a mut [u8],
+        logits: &'a mut [i8],
+        arena_len: impl FnOnce(usize) -> Option<usize>,
+    ) -> Result<Self, InferError> {
+        let image_len = model.input_len();
+        let count = images.len() / image_len.max(1);
+        if count == 0 || count.saturating_mul(image_len) != images.len() {
+            return Err(InferError::WrongBatchLength {
+                image_len,
+                found: images.len(),
+            });
+        }
+        let classes = model.num_classes();
+        let needed = count.saturating_mul(classes);
+        let too_short = InferError::OutputTooShort {
+            needed,
+            found: logits.len(),
+        };
+        let logits = logits.get_mut(..needed).ok_or(too_short)?;
+        let arena = arena_of(arena, arena_len(count).unwrap_or(usize::MAX))?;
+        Ok(Self {
+            images,
+            image_len,
+            classes,
+            count,
+            logits,
+            arena,
+        })
+    }
+
+    /// Runs `run` on each image in turn, in the whole arena, and copies the logits it returns
+    /// to the image's slots: how a graph runs a batch. `run` fails only on an arena shorter
+    /// than `needed`, which the check already excluded.
+    pub(crate) fn each_image<F>(self, needed: usize, mut run: F) -> Result<usize, InferError>
+    where
+        F: for<'r> FnMut(&[u8], &'r mut [i8]) -> Option<&'r [i8]>,
+    {
+        let too_small = InferError::ArenaTooSmall {
+            needed,
+            found: self.arena.len(),
+        };
+        let images = self.images.chunks_exact(self.image_len.max(1));
+        for (image, out) in images.zip(self.logits.chunks_exact_mut(self.classes.max(1))) {
+            let values = run(image, &mut *self.arena).ok_or(too_small)?;
+            for (dst, &v) in out.iter_mut().zip(values) {
+                *dst = v;
+            }
+        }
+        Ok(self.count)
+    }
 }
 
 /// The int8 class scores of one inference, borrowed from the arena.

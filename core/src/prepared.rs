@@ -15,7 +15,7 @@ use core::fmt;
 use std::string::String;
 use std::vec::Vec;
 
-use crate::infer::InferError;
+use crate::infer::{Batch, InferError};
 use crate::model::Model;
 use crate::ops::conv2d::Conv2dOp;
 use crate::ops::gemm::{GemmKernel, gemm_kernel};
@@ -217,41 +217,23 @@ impl<'a> PreparedModel<'a> {
         arena: &mut [u8],
         logits: &mut [i8],
     ) -> Result<usize, InferError> {
-        let image_len = self.model.input_len();
-        let count = images.len() / image_len.max(1);
-        if count == 0 || count.saturating_mul(image_len) != images.len() {
-            return Err(InferError::WrongBatchLength {
-                image_len,
-                found: images.len(),
-            });
-        }
-        let needed = count.saturating_mul(self.model.num_classes());
-        let too_short = InferError::OutputTooShort {
-            needed,
-            found: logits.len(),
-        };
-        let logits = logits.get_mut(..needed).ok_or(too_short)?;
-        let needed = self.batch_arena_len(count).unwrap_or(usize::MAX);
-        let found = arena.len();
-        let arena = arena
-            .get_mut(..needed)
-            .ok_or(InferError::ArenaTooSmall { needed, found })?;
-        let arena: &mut [i8] = bytemuck::must_cast_slice_mut(arena);
+        let arena_len = |count| self.batch_arena_len(count);
+        let batch = Batch::check(&self.model, images, arena, logits, arena_len)?;
         if let (Some(kernels), Some(graph)) = (&self.graph, self.model.graph()) {
             // Image by image, as `Model::infer_batch` runs a graph, with the nodes' kernels.
-            let classes = self.model.num_classes().max(1);
-            let images = images.chunks_exact(image_len.max(1));
-            for (image, out) in images.zip(logits.chunks_exact_mut(classes)) {
-                let values = graph
-                    .run_with(image, arena, &mut |_| {}, kernels)
-                    .ok_or(InferError::ArenaTooSmall { needed, found })?;
-                for (dst, &v) in out.iter_mut().zip(values) {
-                    *dst = v;
-                }
-            }
-            return Ok(count);
+            return batch.each_image(self.model.arena_len(), |image, arena| {
+                graph.run_with(image, arena, &mut |_| {}, kernels)
+            });
         }
-        let (tensors, scratch) = arena.split_at_mut(needed - self.scratch_len);
+        let Batch {
+            images,
+            image_len,
+            count,
+            logits,
+            arena,
+            ..
+        } = batch;
+        let (tensors, scratch) = arena.split_at_mut(arena.len() - self.scratch_len);
         let (mut from, mut to) = tensors.split_at_mut(tensors.len() / 2);
         // x_q = pixel − 128 (scale 1/255, zero point −128) is a flip of the sign bit.
         for (dst, &pixel) in from.iter_mut().zip(images) {

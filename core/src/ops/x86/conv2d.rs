@@ -198,7 +198,7 @@ impl Layer {
         })
     }
 
-    /// The pool's two conv rows are computed together ([`Layer::paired_sums`]).
+    /// The pool's two conv rows are computed together ([`Layer::accumulate_packed`]).
     fn paired(&self) -> bool {
         self.pooled && self.packed.is_some()
     }
@@ -317,9 +317,19 @@ impl Layer {
             for x0 in (0..conv_w).step_by(lanes) {
                 // (No closures: their intrinsics would not inline.)
                 let (top, bottom) = match (self.pooled, self.packed) {
-                    (true, Some(groups)) => unsafe {
-                        self.paired_sums::<I, CB>(padded, groups, weights, sub, 2 * oy, x0)
-                    },
+                    (true, Some(groups)) => {
+                        let [top, bottom] = unsafe {
+                            self.accumulate_packed::<I, CB, 2>(
+                                padded,
+                                groups,
+                                weights,
+                                sub,
+                                2 * oy,
+                                x0,
+                            )
+                        };
+                        (top, bottom)
+                    }
                     _ => {
                         let (y, pooled) = (self.conv_row(oy, 0), self.pooled);
                         let top =
@@ -365,8 +375,59 @@ impl Layer {
         if self.pooled { 2 * oy + dy } else { oy }
     }
 
+    /// [`Layer::sums`] in the channel-packed layout, for conv rows `y..y + ROWS` (one, or a
+    /// pool's two at once: each weight broadcast then serves both rows): per tap and row one
+    /// plain load of `LANES` adjacent lanes (stride 1), and one [`Isa::dot_packed`] per output
+    /// channel and row.
+    ///
+    /// # Safety
+    /// As [`Layer::sums`], for every row, with `groups` from [`Layer::new`].
+    #[inline(always)]
+    unsafe fn accumulate_packed<I: Isa, const CB: usize, const ROWS: usize>(
+        &self,
+        padded: &[u32; PADDED_WORDS],
+        groups: usize,
+        weights: &Weights<I>,
+        sub: usize,
+        y: usize,
+        x0: usize,
+    ) -> [[I::V; CB]; ROWS] {
+        // SAFETY (the vector calls): as the caller guarantees.
+        let biases = unsafe { biases::<I, CB>(weights, sub) };
+        let mut acc = [biases; ROWS];
+        let mut pixels = [unsafe { I::splat(0) }; ROWS];
+        let (k, w, h) = (self.kernel, self.padded_w, self.padded_h);
+        let base = padded.as_ptr();
+        let mut tap = weights.taps.as_ptr();
+        for group in 0..groups {
+            for ky in 0..k {
+                // `Layer::new` guarantees that the last lane read, `LANES − 1` past the
+                // start of the last row's last tap, lies within the buffer.
+                // SAFETY: within `padded`, as above; `tap` stays within `taps` (taps ≤ MAX_TAPS).
+                unsafe {
+                    let row = base.add((group * h + y + ky) * w + x0);
+                    for kx in 0..k {
+                        for (r, pixels) in pixels.iter_mut().enumerate() {
+                            *pixels = I::load_lanes(row.add(r * w + kx));
+                        }
+                        let words = (*tap).as_ptr().add(sub);
+                        for c in 0..CB {
+                            let word = *words.add(c);
+                            for (acc, &pixels) in acc.iter_mut().zip(&pixels) {
+                                acc[c] = I::dot_packed(acc[c], pixels, word);
+                            }
+                        }
+                        tap = tap.add(1);
+                    }
+                }
+            }
+        }
+        acc
+    }
+
     /// The sums of conv row `y`, pixels `x0..x0 + LANES`, for channels `sub..sub + CB` of the
-    /// block, in the layer's layout.
+    /// block, in the layer's layout: the row gathers here, the channel-packed layout in
+    /// [`Layer::accumulate_packed`].
     ///
     /// # Safety
     /// As [`Layer::block`]; `y` is a conv output row, `x0 < conv_w`.
@@ -380,134 +441,15 @@ impl Layer {
         y: usize,
         x0: usize,
     ) -> [I::V; CB] {
-        // SAFETY: as the caller guarantees.
-        unsafe {
-            match self.packed {
-                Some(groups) => {
-                    self.accumulate_packed::<I, CB>(padded, groups, weights, sub, y, x0)
-                }
-                None => self.accumulate::<I, CB>(
-                    bytemuck::must_cast_slice(&padded[..]),
-                    weights,
-                    sub,
-                    gather,
-                    y,
-                    x0,
-                ),
-            }
+        if let Some(groups) = self.packed {
+            // SAFETY: as the caller guarantees.
+            let [acc] =
+                unsafe { self.accumulate_packed::<I, CB, 1>(padded, groups, weights, sub, y, x0) };
+            return acc;
         }
-    }
-
-    /// [`Layer::sums`] in the channel-packed layout: per tap one plain load of `LANES`
-    /// adjacent lanes (stride 1), and one [`Isa::dot_packed`] per output channel.
-    ///
-    /// # Safety
-    /// As [`Layer::sums`], with `groups` from [`Layer::new`].
-    #[inline(always)]
-    unsafe fn accumulate_packed<I: Isa, const CB: usize>(
-        &self,
-        padded: &[u32; PADDED_WORDS],
-        groups: usize,
-        weights: &Weights<I>,
-        sub: usize,
-        y: usize,
-        x0: usize,
-    ) -> [I::V; CB] {
+        let padded: &[u8] = bytemuck::must_cast_slice(&padded[..]);
         // SAFETY (the vector calls): as the caller guarantees.
-        let mut acc = [unsafe { I::splat(0) }; CB];
-        for (acc, &bias) in acc.iter_mut().zip(&weights.bias[sub..]) {
-            *acc = unsafe { I::splat(bias) };
-        }
-        let (k, w, h) = (self.kernel, self.padded_w, self.padded_h);
-        let base = padded.as_ptr();
-        let mut tap = weights.taps.as_ptr();
-        for group in 0..groups {
-            for ky in 0..k {
-                // `Layer::new` guarantees that the last lane read, `LANES − 1` past the
-                // start of the row's last tap, lies within the buffer.
-                // SAFETY: within `padded`, as above; `tap` stays within `taps` (taps ≤ MAX_TAPS).
-                unsafe {
-                    let row = base.add((group * h + y + ky) * w + x0);
-                    for kx in 0..k {
-                        let pixels = I::load_lanes(row.add(kx));
-                        let words = (*tap).as_ptr().add(sub);
-                        for (c, acc) in acc.iter_mut().enumerate() {
-                            *acc = I::dot_packed(*acc, pixels, *words.add(c));
-                        }
-                        tap = tap.add(1);
-                    }
-                }
-            }
-        }
-        acc
-    }
-
-    /// [`Layer::accumulate_packed`] for conv rows `y` and `y + 1` at once: each weight
-    /// broadcast serves both rows.
-    ///
-    /// # Safety
-    /// As [`Layer::accumulate_packed`], for both rows.
-    #[inline(always)]
-    unsafe fn paired_sums<I: Isa, const CB: usize>(
-        &self,
-        padded: &[u32; PADDED_WORDS],
-        groups: usize,
-        weights: &Weights<I>,
-        sub: usize,
-        y: usize,
-        x0: usize,
-    ) -> ([I::V; CB], [I::V; CB]) {
-        // SAFETY (the vector calls): as the caller guarantees.
-        let mut top = [unsafe { I::splat(0) }; CB];
-        for (acc, &bias) in top.iter_mut().zip(&weights.bias[sub..]) {
-            *acc = unsafe { I::splat(bias) };
-        }
-        let mut bottom = top;
-        let (k, w, h) = (self.kernel, self.padded_w, self.padded_h);
-        let base = padded.as_ptr();
-        let mut tap = weights.taps.as_ptr();
-        for group in 0..groups {
-            for ky in 0..k {
-                // SAFETY: as in `accumulate_packed`, for rows `y` and `y + 1`.
-                unsafe {
-                    let row = base.add((group * h + y + ky) * w + x0);
-                    for kx in 0..k {
-                        let upper = I::load_lanes(row.add(kx));
-                        let lower = I::load_lanes(row.add(w + kx));
-                        let words = (*tap).as_ptr().add(sub);
-                        for c in 0..CB {
-                            let word = *words.add(c);
-                            top[c] = I::dot_packed(top[c], upper, word);
-                            bottom[c] = I::dot_packed(bottom[c], lower, word);
-                        }
-                        tap = tap.add(1);
-                    }
-                }
-            }
-        }
-        (top, bottom)
-    }
-
-    /// [`Layer::sums`] with the row gathers.
-    ///
-    /// # Safety
-    /// As [`Layer::sums`].
-    #[inline(always)]
-    unsafe fn accumulate<I: Isa, const CB: usize>(
-        &self,
-        padded: &[u8],
-        weights: &Weights<I>,
-        sub: usize,
-        gather: I::Index,
-        y: usize,
-        x0: usize,
-    ) -> [I::V; CB] {
-        // SAFETY (the vector calls): as the caller guarantees.
-        // (A loop, not `array::from_fn`: a closure's intrinsics would not inline.)
-        let mut acc = [unsafe { I::splat(0) }; CB];
-        for (acc, &bias) in acc.iter_mut().zip(&weights.bias[sub..]) {
-            *acc = unsafe { I::splat(bias) };
-        }
+        let mut acc = unsafe { biases::<I, CB>(weights, sub) };
         let row_len = self.padded_w;
         let channel_len = self.padded_h * row_len;
         let (k, s) = (self.kernel, self.stride);
@@ -538,6 +480,21 @@ impl Layer {
         }
         acc
     }
+}
+
+/// Channels `sub..sub + CB`' biases, each in every lane: where their sums start.
+///
+/// # Safety
+/// The CPU supports `I`.
+#[inline(always)]
+unsafe fn biases<I: Isa, const CB: usize>(weights: &Weights<I>, sub: usize) -> [I::V; CB] {
+    // (A loop, not `array::from_fn`: a closure's intrinsics would not inline.)
+    // SAFETY: as the caller guarantees.
+    let mut acc = [unsafe { I::splat(0) }; CB];
+    for (acc, &bias) in acc.iter_mut().zip(&weights.bias[sub..]) {
+        *acc = unsafe { I::splat(bias) };
+    }
+    acc
 }
 
 /// The first `out.len()` (≤ 16) bytes of `bytes` into `out`: one store for 16 bytes, else one

@@ -127,6 +127,25 @@ const fn dot_byte(pixel: usize, b: usize, stride: usize) -> u8 {
     ((pixel * stride + b) & 63) as u8
 }
 
+/// The methods that are one intrinsic each, as a table `method => intrinsic`: lane-wise
+/// operations on two vectors, then the shifts by a count (held in an `__m128i`).
+macro_rules! lane_ops {
+    ($v:ty: $($op:ident => $op_intrinsic:ident),+; shifts: $($shift:ident => $shift_intrinsic:ident),+) => {
+        $(
+            #[inline(always)]
+            unsafe fn $op(a: $v, b: $v) -> $v {
+                $op_intrinsic(a, b)
+            }
+        )+
+        $(
+            #[inline(always)]
+            unsafe fn $shift(a: $v, n: i32) -> $v {
+                $shift_intrinsic(a, _mm_cvtsi32_si128(n))
+            }
+        )+
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// AVX-512 F, BW, VL, VNNI and VBMI.
@@ -155,34 +174,14 @@ impl Isa for Avx512 {
     unsafe fn splat(x: i32) -> __m512i {
         _mm512_set1_epi32(x)
     }
-    #[inline(always)]
-    unsafe fn add(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_add_epi32(a, b)
-    }
-    #[inline(always)]
-    unsafe fn sub(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_sub_epi32(a, b)
-    }
-    #[inline(always)]
-    unsafe fn and(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_and_si512(a, b)
-    }
-    #[inline(always)]
-    unsafe fn min(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_min_epi32(a, b)
-    }
-    #[inline(always)]
-    unsafe fn max(a: __m512i, b: __m512i) -> __m512i {
-        _mm512_max_epi32(a, b)
-    }
-    #[inline(always)]
-    unsafe fn sll(a: __m512i, n: i32) -> __m512i {
-        _mm512_sll_epi32(a, _mm_cvtsi32_si128(n))
-    }
-    #[inline(always)]
-    unsafe fn sra(a: __m512i, n: i32) -> __m512i {
-        _mm512_sra_epi32(a, _mm_cvtsi32_si128(n))
-    }
+    lane_ops!(__m512i:
+        add => _mm512_add_epi32,
+        sub => _mm512_sub_epi32,
+        and => _mm512_and_si512,
+        min => _mm512_min_epi32,
+        max => _mm512_max_epi32;
+        shifts: sll => _mm512_sll_epi32, sra => _mm512_sra_epi32
+    );
     #[inline(always)]
     unsafe fn mul_high_rounding(a: __m512i, m: i32, may_overflow: bool) -> __m512i {
         let mv = _mm512_set1_epi32(m);
@@ -310,34 +309,14 @@ macro_rules! avx2_common {
         unsafe fn splat(x: i32) -> __m256i {
             _mm256_set1_epi32(x)
         }
-        #[inline(always)]
-        unsafe fn add(a: __m256i, b: __m256i) -> __m256i {
-            _mm256_add_epi32(a, b)
-        }
-        #[inline(always)]
-        unsafe fn sub(a: __m256i, b: __m256i) -> __m256i {
-            _mm256_sub_epi32(a, b)
-        }
-        #[inline(always)]
-        unsafe fn and(a: __m256i, b: __m256i) -> __m256i {
-            _mm256_and_si256(a, b)
-        }
-        #[inline(always)]
-        unsafe fn min(a: __m256i, b: __m256i) -> __m256i {
-            _mm256_min_epi32(a, b)
-        }
-        #[inline(always)]
-        unsafe fn max(a: __m256i, b: __m256i) -> __m256i {
-            _mm256_max_epi32(a, b)
-        }
-        #[inline(always)]
-        unsafe fn sll(a: __m256i, n: i32) -> __m256i {
-            _mm256_sll_epi32(a, _mm_cvtsi32_si128(n))
-        }
-        #[inline(always)]
-        unsafe fn sra(a: __m256i, n: i32) -> __m256i {
-            _mm256_sra_epi32(a, _mm_cvtsi32_si128(n))
-        }
+        lane_ops!(__m256i:
+            add => _mm256_add_epi32,
+            sub => _mm256_sub_epi32,
+            and => _mm256_and_si256,
+            min => _mm256_min_epi32,
+            max => _mm256_max_epi32;
+            shifts: sll => _mm256_sll_epi32, sra => _mm256_sra_epi32
+        );
         #[inline(always)]
         unsafe fn mul_high_rounding(a: __m256i, m: i32, may_overflow: bool) -> __m256i {
             let mv = _mm256_set1_epi32(m);
@@ -372,6 +351,22 @@ macro_rules! avx2_common {
         #[inline(always)]
         unsafe fn odd_to_even(a: __m256i) -> __m256i {
             _mm256_srli_epi64::<32>(a)
+        }
+        #[inline(always)]
+        unsafe fn load_lanes(p: *const u32) -> __m256i {
+            // SAFETY: the caller guarantees 32 readable bytes.
+            unsafe { _mm256_loadu_si256(p.cast()) }
+        }
+        #[inline(always)]
+        unsafe fn load_column(p: *const i8, len: usize) -> __m256i {
+            // SAFETY: the caller guarantees `len` readable bytes.
+            unsafe {
+                if len >= 32 {
+                    _mm256_loadu_si256(p.cast())
+                } else {
+                    load_partial_256(p, len)
+                }
+            }
         }
         #[inline(always)]
         unsafe fn reduce4(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m128i {
@@ -428,11 +423,6 @@ impl Isa for AvxVnni {
         i32::from_le_bytes(weights.map(|b| b as u8))
     }
     #[inline(always)]
-    unsafe fn load_lanes(p: *const u32) -> __m256i {
-        // SAFETY: the caller guarantees 32 readable bytes.
-        unsafe { _mm256_loadu_si256(p.cast()) }
-    }
-    #[inline(always)]
     unsafe fn dot_packed(acc: __m256i, pixels: __m256i, word: i32) -> __m256i {
         _mm256_dpbusd_avx_epi32(acc, pixels, _mm256_set1_epi32(word))
     }
@@ -444,17 +434,6 @@ impl Isa for AvxVnni {
             unsafe { Self::load_column(p, len) },
             _mm256_set1_epi8(i8::MIN),
         )
-    }
-    #[inline(always)]
-    unsafe fn load_column(p: *const i8, len: usize) -> __m256i {
-        // SAFETY: the caller guarantees `len` readable bytes.
-        unsafe {
-            if len >= 32 {
-                _mm256_loadu_si256(p.cast())
-            } else {
-                load_partial_256(p, len)
-            }
-        }
     }
     #[inline(always)]
     unsafe fn madd(acc: __m256i, row: __m256i, column: __m256i) -> __m256i {
@@ -522,11 +501,6 @@ impl Isa for Avx2 {
         (i32::from(weights[1]) << 16) | i32::from(weights[0] as i16 as u16)
     }
     #[inline(always)]
-    unsafe fn load_lanes(p: *const u32) -> __m256i {
-        // SAFETY: the caller guarantees 32 readable bytes.
-        unsafe { _mm256_loadu_si256(p.cast()) }
-    }
-    #[inline(always)]
     unsafe fn dot_packed(acc: __m256i, pixels: __m256i, word: i32) -> __m256i {
         // Two u8 × i8 products per lane, each exact in i16 and summed exactly in i32.
         _mm256_add_epi32(acc, _mm256_madd_epi16(pixels, _mm256_set1_epi32(word)))
@@ -535,17 +509,6 @@ impl Isa for Avx2 {
     #[inline(always)]
     unsafe fn load_row(p: *const i8, len: usize) -> __m256i {
         unsafe { Self::load_column(p, len) }
-    }
-    #[inline(always)]
-    unsafe fn load_column(p: *const i8, len: usize) -> __m256i {
-        // SAFETY: the caller guarantees `len` readable bytes.
-        unsafe {
-            if len >= 32 {
-                _mm256_loadu_si256(p.cast())
-            } else {
-                load_partial_256(p, len)
-            }
-        }
     }
     #[inline(always)]
     unsafe fn madd(acc: __m256i, row: __m256i, column: __m256i) -> __m256i {
