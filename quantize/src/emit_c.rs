@@ -31,9 +31,12 @@ pub fn model_data_files(blob: &[u8]) -> Result<ModelDataFiles, ModelError> {
          #define QCNN_MODEL_DATA_LEN {len}\n\
          /* Arena bytes qcnn_infer needs for this model (what qcnn_arena_len reports). Its\n\
          \x20  kernels' scratch sits in the arena and depends on the core: a Cortex-M4/M7 (the\n\
-         \x20  DSP extension, __ARM_FEATURE_DSP) runs kernels that need more. */\n\
+         \x20  DSP extension, __ARM_FEATURE_DSP) runs kernels that need more; another Cortex-M\n\
+         \x20  (M0/M0+/M3/M23) the direct loops, which need none; a host the portable kernels. */\n\
          #if defined(__ARM_FEATURE_DSP)\n\
          #define QCNN_MODEL_ARENA_LEN {arena_dsp}\n\
+         #elif defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'\n\
+         #define QCNN_MODEL_ARENA_LEN {arena_direct}\n\
          #else\n\
          #define QCNN_MODEL_ARENA_LEN {arena_portable}\n\
          #endif\n\
@@ -57,6 +60,7 @@ pub fn model_data_files(blob: &[u8]) -> Result<ModelDataFiles, ModelError> {
         len = blob.len(),
         arena_dsp = model.arena_len_for(Kernels::CortexM4Dsp),
         arena_portable = model.arena_len_for(Kernels::Portable),
+        arena_direct = model.arena_len_for(Kernels::Direct),
         input = model.input_len(),
         classes = model.num_classes(),
     );

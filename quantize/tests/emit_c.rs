@@ -60,16 +60,23 @@ fn model_data_holds_the_blob_and_its_figures() {
     let model = qcnn_core::Model::from_bytes(&blob).unwrap();
     let header = std::fs::read_to_string(emit_dir.join("model_data.h")).unwrap();
     assert_eq!(define(&header, "QCNN_MODEL_DATA_LEN"), blob.len());
-    // The Cortex-M4's DSP kernels take more scratch than the portable ones; the C
-    // preprocessor picks the figure of the core it compiles for.
-    assert_eq!(
-        defines(&header, "QCNN_MODEL_ARENA_LEN"),
-        [
-            model.arena_len_for(qcnn_core::Kernels::CortexM4Dsp),
-            model.arena_len_for(qcnn_core::Kernels::Portable)
-        ]
+    // The Cortex-M4's DSP kernels take more scratch than the portable ones, the other
+    // Cortex-M cores' direct loops none; the C preprocessor picks the figure of the core it
+    // compiles for, in that order.
+    let arenas = [
+        model.arena_len_for(qcnn_core::Kernels::CortexM4Dsp),
+        model.arena_len_for(qcnn_core::Kernels::Direct),
+        model.arena_len_for(qcnn_core::Kernels::Portable),
+    ];
+    assert_eq!(defines(&header, "QCNN_MODEL_ARENA_LEN"), arenas);
+    assert!(
+        arenas[1] < arenas[2],
+        "the direct loops take no im2col scratch: {arenas:?}"
     );
     assert!(header.contains("#if defined(__ARM_FEATURE_DSP)\n#define QCNN_MODEL_ARENA_LEN"));
+    assert!(header.contains(
+        "#elif defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'\n#define QCNN_MODEL_ARENA_LEN"
+    ));
     assert_eq!(define(&header, "QCNN_MODEL_INPUT_LEN"), model.input_len());
     assert_eq!(
         define(&header, "QCNN_MODEL_NUM_CLASSES"),
