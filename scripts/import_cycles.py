@@ -5,7 +5,8 @@ A file imports another when it names a path into it (`crate::a::b`, `super::x`, 
 `child::z` or `child::{y, z}` through a `mod child;` it declares);
 `#[cfg(test)]` modules are left out, since tests may reach anywhere, and so are comments: a doc
 link names a path for the reader, and the file builds without it. Each strongly connected
-group of two or more files is printed, one line each, then the count.
+group of two or more files is printed, one line each, then the count; the exit status is 1
+when there is any (the test command's `imports` step).
 
     python3 scripts/import_cycles.py [CRATE_DIR...]     (default: every crate of the workspace)
 """
@@ -15,7 +16,10 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CRATES = ["core", "config", "dataset", "quantize", "host", "build-helper", "capi"]
+CRATES = [
+    "core", "config", "dataset", "quantize", "host", "build-helper", "capi", "bench",
+    "firmware", "firmware/train-small",
+]
 PATH = re.compile(r"\b(crate|super|self)((?:::\w+)+)")
 GROUPED = re.compile(r"\b(crate|super|self)((?:::\w+)*)::\{([^}]*)\}", re.S)
 
@@ -158,7 +162,8 @@ def main():
             names = sorted(str(f.relative_to(ROOT)) for f in group)
             print(f"{len(names)} files: {' '.join(names)}")
     print(f"{total} import cycle(s)")
+    return 1 if total else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

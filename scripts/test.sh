@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$QCNN_ROOT"
 
-ALL_STEPS=(dvc-status fmt shellcheck clippy doc test train-small tiers aarch64 cross-core firmware capi workflows containers)
+ALL_STEPS=(dvc-status fmt shellcheck imports clippy doc test train-small tiers aarch64 cross-core firmware capi workflows containers)
 SKIPPED=200 # a step's exit status meaning "nothing to run here"
 
 step_dvc_status() {
@@ -55,6 +55,12 @@ step_clippy() {
     # core without its default `graph` feature, as the firmware and the chain-only C library
     # build it.
     cargo clippy -p qcnn-core --all-targets --no-default-features -- -D warnings
+}
+
+step_imports() {
+    # No import cycle between the Rust files of any crate (ARCHITECTURE.md's rules): one crept
+    # in unnoticed once, from a merge.
+    python3 scripts/import_cycles.py
 }
 
 step_doc() {
